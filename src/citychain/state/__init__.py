@@ -1,0 +1,1 @@
+"""Authenticated state: a versioned sparse Merkle tree over RocksDB, with ICS-23 proofs."""

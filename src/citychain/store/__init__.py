@@ -1,0 +1,1 @@
+"""Durable storage: the RocksDB key-value store, the block store and its indexes."""

@@ -1,0 +1,209 @@
+"""The one embedded database of a node: RocksDB (through rocksdict) with column families.
+
+Everything a block changes (block, commit, tx index, receipts, state nodes and values, the
+committed height) is written in ONE :class:`Batch` with ``sync=True``: RocksDB applies a batch
+atomically across column families and fsyncs its WAL before :meth:`KVStore.write` returns. A
+kill -9 at any instant therefore leaves either all of a block or none of it.
+
+Keys and values are raw bytes. Column families are fixed when the store is opened; each layer
+names the ones it owns (see :data:`COLUMN_FAMILIES`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from rocksdict import (
+    AccessType,
+    BlockBasedOptions,
+    Cache,
+    Options,
+    Rdict,
+    WriteBatch,
+    WriteOptions,
+)
+
+from citychain.errors import InternalError
+
+#: Every column family a node uses, and which layer owns it.
+COLUMN_FAMILIES: tuple[str, ...] = (
+    "meta",  # node: committed height, genesis, chain params (store/)
+    "blocks",  # height -> block bytes; commit; hash -> height (store/)
+    "txindex",  # tx hash -> (height, index) (store/)
+    "receipts",  # (height, index) -> receipt bytes (store/)
+    "state_latest",  # state key -> latest value (state/)
+    "state_history",  # state key + inverted version -> value or tombstone (state/)
+    "state_nodes",  # Merkle tree nodes by (version, path) (state/)
+    "state_stale",  # stale-since version + node key, for pruning (state/)
+)
+
+
+def _options(cache: Cache) -> Options:
+    opts = Options(raw_mode=True)
+    opts.create_if_missing(True)
+    opts.create_missing_column_families(True)
+    opts.increase_parallelism(max(2, os.cpu_count() or 2))
+    table = BlockBasedOptions()
+    table.set_bloom_filter(10, False)  # measured: point reads 152k/s -> 230k/s
+    table.set_block_cache(cache)
+    opts.set_block_based_table_factory(table)
+    return opts
+
+
+class Batch:
+    """A set of writes applied atomically by :meth:`KVStore.write`."""
+
+    __slots__ = ("_batch", "_store")
+
+    def __init__(self, store: KVStore) -> None:
+        self._store = store
+        self._batch = WriteBatch(raw_mode=True)
+
+    def put(self, cf: str, key: bytes, value: bytes) -> None:
+        self._batch.put(key, value, self._store._handle(cf))
+
+    def delete(self, cf: str, key: bytes) -> None:
+        self._batch.delete(key, self._store._handle(cf))
+
+    def __len__(self) -> int:
+        return int(self._batch.len())
+
+
+class KVStore:
+    """A RocksDB database opened with the node's column families."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        column_families: Sequence[str] = COLUMN_FAMILIES,
+        cache_bytes: int = 256 * 1024 * 1024,
+        read_only: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        cache = Cache(cache_bytes)
+        opts = _options(cache)
+        cfs = {name: _options(cache) for name in column_families}
+        try:
+            self._db = Rdict(
+                str(self.path),
+                opts,
+                column_families=cfs,
+                access_type=AccessType.read_only() if read_only else AccessType.read_write(),
+            )
+        except Exception as exc:  # rocksdict raises plain Exception for lock/corruption
+            raise InternalError(f"cannot open database at {self.path}: {exc}") from exc
+        self._cfs = {name: self._db.get_column_family(name) for name in column_families}
+        self._handles = {name: self._db.get_column_family_handle(name) for name in column_families}
+        self._sync = WriteOptions()
+        self._sync.sync = True
+        self._closed = False
+
+    def _handle(self, cf: str) -> object:
+        try:
+            return self._handles[cf]
+        except KeyError:
+            raise InternalError(f"unknown column family {cf!r}") from None
+
+    # -- reads --------------------------------------------------------------------------------
+    def get(self, cf: str, key: bytes) -> bytes | None:
+        value = self._cfs[cf].get(key)
+        return None if value is None else bytes(value)
+
+    def multi_get(self, cf: str, keys: Sequence[bytes]) -> list[bytes | None]:
+        if not keys:
+            return []
+        return list(self._cfs[cf].get(list(keys)))
+
+    def iterate(
+        self,
+        cf: str,
+        start: bytes = b"",
+        end: bytes | None = None,
+        *,
+        reverse: bool = False,
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Pairs with ``start <= key < end`` in key order (descending if ``reverse``).
+
+        With ``reverse``, iteration starts at the last key below ``end`` (or the last key).
+        """
+        col = self._cfs[cf]
+        it = col.iter()
+        if not reverse:
+            it.seek(start)
+            while it.valid():
+                k = it.key()
+                if end is not None and k >= end:
+                    break
+                yield k, it.value()
+                it.next()
+        else:
+            if end is None:
+                it.seek_to_last()
+            else:
+                it.seek_for_prev(end)
+                if it.valid() and it.key() >= end:
+                    it.prev()
+            while it.valid():
+                k = it.key()
+                if k < start:
+                    break
+                yield k, it.value()
+                it.prev()
+
+    def iter_prefix(self, cf: str, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        return self.iterate(cf, prefix, prefix_end(prefix))
+
+    # -- writes -------------------------------------------------------------------------------
+    def batch(self) -> Batch:
+        return Batch(self)
+
+    def write(self, batch: Batch, *, sync: bool = True) -> None:
+        """Apply ``batch`` atomically; with ``sync`` the WAL is fsynced before returning."""
+        if sync:
+            self._db.write(batch._batch, self._sync)
+        else:
+            self._db.write(batch._batch)
+
+    # -- maintenance --------------------------------------------------------------------------
+    def approximate_size(self) -> int:
+        """Bytes of live SST files plus memtables, summed over column families."""
+        total = 0
+        for col in self._cfs.values():
+            for prop in ("rocksdb.total-sst-files-size", "rocksdb.cur-size-all-mem-tables"):
+                v = col.property_int_value(prop)
+                total += int(v or 0)
+        return total
+
+    def compact(self) -> None:
+        for col in self._cfs.values():
+            col.compact_range(None, None)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            # Column-family objects hold the database open: drop them before closing it.
+            self._cfs.clear()
+            self._handles.clear()
+            self._db.close()
+            del self._db
+
+    def __enter__(self) -> KVStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def prefix_end(prefix: bytes) -> bytes | None:
+    """The least key greater than every key that starts with ``prefix`` (None: no bound)."""
+    p = bytearray(prefix)
+    while p:
+        if p[-1] != 0xFF:
+            p[-1] += 1
+            return bytes(p)
+        p.pop()
+    return None

@@ -1,0 +1,29 @@
+"""Pure data: immutable typed values with one canonical encoding each."""
+
+from citychain.types.block import Block as Block
+from citychain.types.block import Commit as Commit
+from citychain.types.block import CommitSig as CommitSig
+from citychain.types.block import Header as Header
+from citychain.types.block import VoteType as VoteType
+from citychain.types.block import tx_root as tx_root
+from citychain.types.block import vote_signing_bytes as vote_signing_bytes
+from citychain.types.receipt import Event as Event
+from citychain.types.receipt import Receipt as Receipt
+from citychain.types.tx import Transaction as Transaction
+from citychain.types.validator import Validator as Validator
+from citychain.types.validator import ValidatorSet as ValidatorSet
+
+__all__ = [
+    "Block",
+    "Commit",
+    "CommitSig",
+    "Event",
+    "Header",
+    "Receipt",
+    "Transaction",
+    "Validator",
+    "ValidatorSet",
+    "VoteType",
+    "tx_root",
+    "vote_signing_bytes",
+]

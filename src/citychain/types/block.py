@@ -1,0 +1,260 @@
+"""Block headers, blocks, votes and commits.
+
+A header commits to everything a light client needs: the transactions (``tx_root``), what they
+did (``results_root``), the state after the block (``state_root``, a sparse-Merkle root with
+ICS-23 proofs), and who may sign the next blocks (``validators_hash``). The block hash is
+sha256 of the header's canonical bytes.
+
+A :class:`Commit` is the set of precommit signatures over a block hash by more than two thirds
+of the voting power; with the validator set it proves a header final. A single validator's
+block is "signed" by a commit with its one precommit, so both consensus modes store the same
+shapes.
+
+``time`` is milliseconds since the Unix epoch chosen by the proposer; it is *data* in the
+header, so execution that reads it stays deterministic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from citychain import codec
+from citychain.crypto import CryptoSuite, Signer, VerifyItem
+from citychain.errors import DecodeError, ErrorCode, ProofError
+from citychain.proof import merkle
+from citychain.types.tx import Transaction
+from citychain.types.validator import ValidatorSet
+
+HEADER_VERSION = 1
+VOTE_SIGN_TAG = "citychain/vote/v1"
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    chain_id: str
+    height: int
+    time: int
+    prev_hash: bytes
+    tx_root: bytes
+    results_root: bytes
+    state_root: bytes
+    validators_hash: bytes
+    proposer: bytes
+    version: int = HEADER_VERSION
+
+    def to_list(self) -> list[Any]:
+        return [
+            self.version,
+            self.chain_id,
+            self.height,
+            self.time,
+            self.prev_hash,
+            self.tx_root,
+            self.results_root,
+            self.state_root,
+            self.validators_hash,
+            self.proposer,
+        ]
+
+    def encode(self) -> bytes:
+        return codec.encode(self.to_list())
+
+    @property
+    def hash(self) -> bytes:
+        return hashlib.sha256(self.encode()).digest()
+
+    @classmethod
+    def from_list(cls, raw: Any) -> Header:
+        if not isinstance(raw, list) or len(raw) != 10:
+            raise DecodeError("a header is a CBOR array of 10 items")
+        (
+            version,
+            chain_id,
+            height,
+            time,
+            prev_hash,
+            tx_root,
+            results_root,
+            state_root,
+            validators_hash,
+            proposer,
+        ) = raw
+        if version != HEADER_VERSION:
+            raise DecodeError(f"unsupported header version {version!r}")
+        return cls(
+            chain_id,
+            height,
+            time,
+            prev_hash,
+            tx_root,
+            results_root,
+            state_root,
+            validators_hash,
+            proposer,
+            version,
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> Header:
+        return cls.from_list(codec.decode(data))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "chain_id": self.chain_id,
+            "height": self.height,
+            "time": self.time,
+            "prev_hash": self.prev_hash.hex(),
+            "tx_root": self.tx_root.hex(),
+            "results_root": self.results_root.hex(),
+            "state_root": self.state_root.hex(),
+            "validators_hash": self.validators_hash.hex(),
+            "proposer": self.proposer.hex(),
+            "hash": self.hash.hex(),
+        }
+
+
+class VoteType(IntEnum):
+    PREVOTE = 1
+    PRECOMMIT = 2
+
+
+def vote_signing_bytes(
+    chain_id: str, vote_type: VoteType, height: int, round_: int, block_hash: bytes
+) -> bytes:
+    """What a validator signs for a vote. ``block_hash`` empty means a vote for nil."""
+    return codec.encode_trusted(
+        [VOTE_SIGN_TAG, chain_id, int(vote_type), height, round_, block_hash]
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CommitSig:
+    validator: bytes
+    signature: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """Precommits for ``block_hash`` at ``height``/``round`` by more than 2/3 of the power."""
+
+    height: int
+    round: int
+    block_hash: bytes
+    signatures: tuple[CommitSig, ...]
+
+    def to_list(self) -> list[Any]:
+        return [
+            self.height,
+            self.round,
+            self.block_hash,
+            [[s.validator, s.signature] for s in self.signatures],
+        ]
+
+    def encode(self) -> bytes:
+        return codec.encode(self.to_list())
+
+    @classmethod
+    def from_list(cls, raw: Any) -> Commit:
+        if not isinstance(raw, list) or len(raw) != 4 or not isinstance(raw[3], list):
+            raise DecodeError("a commit is a CBOR array of 4 items")
+        sigs = tuple(CommitSig(bytes(v), bytes(s)) for v, s in raw[3])
+        return cls(raw[0], raw[1], raw[2], sigs)
+
+    @classmethod
+    def decode(cls, data: bytes) -> Commit:
+        return cls.from_list(codec.decode(data))
+
+    @classmethod
+    def sign_single(cls, signer: Signer, chain_id: str, header: Header, round_: int = 0) -> Commit:
+        """The commit of a single validator (solo mode): its own precommit."""
+        h = header.hash
+        sig = signer.sign(
+            vote_signing_bytes(chain_id, VoteType.PRECOMMIT, header.height, round_, h)
+        )
+        return cls(header.height, round_, h, (CommitSig(signer.public_key, sig),))
+
+    def verify(
+        self, suite: CryptoSuite, chain_id: str, header: Header, validators: ValidatorSet
+    ) -> None:
+        """Raise :class:`ProofError` unless this commit finalises ``header``.
+
+        Checks: same height and block hash, each signer a distinct member of ``validators``,
+        every signature valid, and the signers' power more than two thirds of the total.
+        """
+        if self.height != header.height or self.block_hash != header.hash:
+            raise ProofError("commit is for a different block", ErrorCode.BAD_PROOF)
+        if header.validators_hash != validators.hash:
+            raise ProofError("header names a different validator set", ErrorCode.BAD_PROOF)
+        seen: set[bytes] = set()
+        power = 0
+        items = []
+        msg = vote_signing_bytes(
+            chain_id, VoteType.PRECOMMIT, self.height, self.round, self.block_hash
+        )
+        for s in self.signatures:
+            if s.validator in seen:
+                raise ProofError("a validator signed the commit twice", ErrorCode.BAD_PROOF)
+            seen.add(s.validator)
+            p = validators.power_of(s.validator)
+            if p == 0:
+                raise ProofError("commit signed by a non-validator", ErrorCode.BAD_PROOF)
+            power += p
+            items.append(VerifyItem(s.validator, msg, s.signature))
+        if not all(suite.batch_verify(items)):
+            raise ProofError("a commit signature does not verify", ErrorCode.BAD_PROOF)
+        if not validators.has_quorum(power):
+            raise ProofError(
+                f"commit has {power} of {validators.total_power} power; needs more than 2/3",
+                ErrorCode.BAD_PROOF,
+            )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "height": self.height,
+            "round": self.round,
+            "block_hash": self.block_hash.hex(),
+            "signatures": [
+                {"validator": s.validator.hex(), "signature": s.signature.hex()}
+                for s in self.signatures
+            ],
+        }
+
+
+def tx_root(txs: Sequence[Transaction]) -> bytes:
+    return merkle.root([tx.encode() for tx in txs])
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    header: Header
+    txs: tuple[Transaction, ...]
+
+    @property
+    def hash(self) -> bytes:
+        return self.header.hash
+
+    @property
+    def height(self) -> int:
+        return self.header.height
+
+    def encode(self) -> bytes:
+        # Transactions are embedded as their wire bytes so each keeps its own hash.
+        return codec.encode_trusted([self.header.to_list(), [tx.encode() for tx in self.txs]])
+
+    @classmethod
+    def decode(cls, data: bytes, *, max_size: int | None = None) -> Block:
+        raw = codec.decode(data, max_size=max_size)
+        if not isinstance(raw, list) or len(raw) != 2 or not isinstance(raw[1], list):
+            raise DecodeError("a block is a CBOR array [header, [tx bytes...]]")
+        header = Header.from_list(raw[0])
+        txs = tuple(Transaction.decode(t, max_size=len(t)) for t in raw[1])
+        return cls(header, txs)
+
+    def check_tx_root(self) -> None:
+        if tx_root(self.txs) != self.header.tx_root:
+            raise ProofError("transactions do not match the header's tx_root", ErrorCode.BAD_PROOF)

@@ -1,0 +1,77 @@
+"""Receipts and events: the result of executing one transaction.
+
+Every transaction in a block gets exactly one receipt, in block order. A failed transaction's
+receipt carries the error code and message, the gas it used, and no events (its writes and
+events are rolled back). The results root in the header is the simple-Merkle root of the
+receipts' canonical bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from citychain import codec
+from citychain.errors import DecodeError, ErrorCode
+from citychain.types.tx import codec_to_json
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    contract: str
+    type: str
+    attributes: dict[str, Any]
+
+    def to_list(self) -> list[Any]:
+        return [self.contract, self.type, self.attributes]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "contract": self.contract,
+            "type": self.type,
+            "attributes": codec_to_json(self.attributes),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    tx_hash: bytes
+    code: str  # ErrorCode value; "ok" on success
+    message: str
+    gas_used: int
+    result: Any
+    events: tuple[Event, ...]
+
+    @property
+    def ok(self) -> bool:
+        return self.code == ErrorCode.OK
+
+    def encode(self) -> bytes:
+        return codec.encode(
+            [
+                self.tx_hash,
+                self.code,
+                self.message,
+                self.gas_used,
+                self.result,
+                [e.to_list() for e in self.events],
+            ]
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> Receipt:
+        raw = codec.decode(data)
+        if not isinstance(raw, list) or len(raw) != 6:
+            raise DecodeError("a receipt is a CBOR array of 6 items")
+        tx_hash, code, message, gas_used, result, events = raw
+        return cls(tx_hash, code, message, gas_used, result, tuple(Event(*e) for e in events))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tx_hash": self.tx_hash.hex(),
+            "code": self.code,
+            "message": self.message,
+            "gas_used": self.gas_used,
+            "result": codec_to_json(self.result),
+            "events": [e.to_json() for e in self.events],
+        }
