@@ -1,0 +1,1 @@
+"""The `citychain` command line: keys, transactions, queries, node lifecycle, benchmarks."""
