@@ -19,6 +19,7 @@ from rocksdict import (
     AccessType,
     BlockBasedOptions,
     Cache,
+    ColumnFamily,
     Options,
     Rdict,
     WriteBatch,
@@ -102,7 +103,7 @@ class KVStore:
         self._sync.sync = True
         self._closed = False
 
-    def _handle(self, cf: str) -> object:
+    def _handle(self, cf: str) -> ColumnFamily:
         try:
             return self._handles[cf]
         except KeyError:
@@ -116,7 +117,8 @@ class KVStore:
     def multi_get(self, cf: str, keys: Sequence[bytes]) -> list[bytes | None]:
         if not keys:
             return []
-        return list(self._cfs[cf].get(list(keys)))
+        values = self._cfs[cf].get(list(keys))
+        return list(values or [])
 
     def iterate(
         self,

@@ -1,0 +1,212 @@
+"""Theory of operation: building, checking and committing blocks.
+
+A block moves through three steps, and only the last one touches the disk:
+
+1. **execute** (:meth:`Chain.build_block` for a proposer, :meth:`Chain.check_block` for
+   everyone else and for replay): run the transactions on the committed state through the
+   :class:`~citychain.execution.Executor`, giving one receipt per transaction and the block's
+   net writes; hand the writes to :meth:`StateDB.prepare`, which computes the new state root
+   without writing. The header commits to ``tx_root``, ``results_root`` (Merkle root of the
+   receipts) and that ``state_root``. ``check_block`` recomputes all three and refuses a block
+   whose header disagrees, so a node never stores a block it could not have produced itself.
+2. **agree**: consensus (a single validator, or BFT) produces a :class:`Commit` over the header.
+3. **commit** (:meth:`Chain.commit`): the block, its commit, the tx index, the receipts, the
+   state nodes and values, and the new height all go into ONE RocksDB batch written with
+   fsync. A kill -9 before the write leaves the previous height intact; after it, the whole
+   block is there. In-memory views advance only after the write returns.
+
+The state version equals the block height; version 0 is the genesis state.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+
+from citychain import codec
+from citychain.crypto import CryptoSuite, get_suite
+from citychain.errors import ConfigError, ErrorCode, InternalError, ProofError
+from citychain.execution import BlockContext, BlockResult, ContractRegistry, Executor
+from citychain.types.genesis import Genesis
+from citychain.proof import merkle
+from citychain.state import PreparedState, StateDB
+from citychain.store.blocks import BlockStore
+from citychain.store.kv import KVStore
+from citychain.types import Block, Commit, Header, Receipt, Transaction, ValidatorSet, tx_root
+
+log = logging.getLogger(__name__)
+
+
+def results_root(receipts: tuple[Receipt, ...] | list[Receipt]) -> bytes:
+    return merkle.root([r.encode() for r in receipts])
+
+
+@dataclass(frozen=True, slots=True)
+class PendingBlock:
+    """An executed block whose effects are computed but not yet written."""
+
+    block: Block
+    result: BlockResult
+    prepared: PreparedState
+
+    @property
+    def header(self) -> Header:
+        return self.block.header
+
+    @property
+    def receipts(self) -> tuple[Receipt, ...]:
+        return self.result.receipts
+
+
+class Chain:
+    """One chain's blocks and state on one node's disk."""
+
+    def __init__(
+        self,
+        kv: KVStore,
+        genesis: Genesis,
+        registry: ContractRegistry,
+        *,
+        retain_versions: int | None = None,
+    ) -> None:
+        self.kv = kv
+        self.genesis = genesis
+        self.chain_id = genesis.chain_id
+        self.suite: CryptoSuite = get_suite(genesis.crypto_suite)
+        self.params = genesis.params
+        self.executor = Executor(registry, self.suite)
+        self.blocks = BlockStore(kv)
+        self.state = StateDB(kv, retain_versions=retain_versions)
+        self._commit_lock = threading.Lock()
+        self._init_or_check_genesis()
+
+    # -- genesis ---------------------------------------------------------------------------
+    def _init_or_check_genesis(self) -> None:
+        stored = self.kv.get("meta", b"genesis_hash")
+        if stored is not None:
+            if stored != self.genesis.hash:
+                raise ConfigError(
+                    f"the data directory {self.kv.path} belongs to another chain: its genesis "
+                    f"hash is {stored.hex()}, the genesis file's is {self.genesis.hash.hex()}"
+                )
+            return
+        if self.blocks.height != 0 or self.state.version != 0 or self.state.root != bytes(32):
+            raise InternalError("database has blocks or state but no genesis record")
+        ctx = BlockContext(self.chain_id, 0, self.genesis.genesis_time, b"")
+        writes = self.executor.init_genesis(self.state, ctx, self.genesis.contract_params())
+        batch = self.kv.batch()
+        root = self.state.init_genesis(writes, batch)
+        self.blocks.save_validators(batch, 1, self.genesis.validator_set)
+        batch.put("meta", b"genesis_hash", self.genesis.hash)
+        batch.put("meta", b"genesis", codec.encode(self.genesis.to_json()))
+        self.kv.write(batch)
+        log.info("initialised genesis state of %s, root %s", self.chain_id, root.hex())
+
+    # -- views -----------------------------------------------------------------------------
+    @property
+    def height(self) -> int:
+        return self.blocks.height
+
+    def last_header(self) -> Header | None:
+        return self.blocks.header(self.height) if self.height else None
+
+    def validators(self, height: int | None = None) -> ValidatorSet:
+        return self.blocks.validators_at(self.height + 1 if height is None else height)
+
+    def genesis_state_root(self) -> bytes:
+        return self.state.root_at(0)
+
+    # -- step 1: execute ---------------------------------------------------------------------
+    def _execute(
+        self, height: int, time_ms: int, proposer: bytes, txs: tuple[Transaction, ...]
+    ) -> tuple[BlockResult, PreparedState]:
+        ctx = BlockContext(self.chain_id, height, time_ms, proposer)
+        result = self.executor.execute_block(self.state, ctx, txs)
+        prepared = self.state.prepare(result.writes, height)
+        return result, prepared
+
+    def build_block(
+        self, txs: list[Transaction] | tuple[Transaction, ...], time_ms: int, proposer: bytes
+    ) -> PendingBlock:
+        """Execute ``txs`` as the next block and build its header (nothing is written)."""
+        height = self.height + 1
+        prev = self.last_header()
+        prev_time = prev.time if prev else self.genesis.genesis_time
+        time_ms = max(time_ms, prev_time + 1)  # block time strictly increases
+        txs = tuple(txs)
+        result, prepared = self._execute(height, time_ms, proposer, txs)
+        header = Header(
+            chain_id=self.chain_id,
+            height=height,
+            time=time_ms,
+            prev_hash=prev.hash if prev else bytes(32),
+            tx_root=tx_root(txs),
+            results_root=results_root(result.receipts),
+            state_root=prepared.root,
+            validators_hash=self.validators(height).hash,
+            proposer=proposer,
+        )
+        return PendingBlock(Block(header, txs), result, prepared)
+
+    def check_block(self, block: Block) -> PendingBlock:
+        """Re-execute someone else's block; refuse it unless its header matches exactly."""
+        h = block.header
+        height = self.height + 1
+        prev = self.last_header()
+
+        def refuse(why: str) -> ProofError:
+            return ProofError(f"block {h.height} refused: {why}", ErrorCode.BAD_PROOF)
+
+        if h.chain_id != self.chain_id:
+            raise refuse(f"chain id {h.chain_id!r} is not {self.chain_id!r}")
+        if h.height != height:
+            raise refuse(f"expected height {height}")
+        if h.prev_hash != (prev.hash if prev else bytes(32)):
+            raise refuse("previous block hash does not match")
+        if prev is not None and h.time <= prev.time:
+            raise refuse("block time does not increase")
+        if h.validators_hash != self.validators(height).hash:
+            raise refuse("validator set hash does not match")
+        block.check_tx_root()
+        result, prepared = self._execute(height, h.time, h.proposer, block.txs)
+        if results_root(result.receipts) != h.results_root:
+            raise refuse("execution results differ from the header's results_root")
+        if prepared.root != h.state_root:
+            raise refuse(
+                f"state root after execution {prepared.root.hex()} differs from the header's "
+                f"{h.state_root.hex()}"
+            )
+        return PendingBlock(block, result, prepared)
+
+    # -- step 3: commit ---------------------------------------------------------------------
+    def commit(self, pending: PendingBlock, commit: Commit) -> None:
+        """Write the block, its commit, receipts, indexes and state in one synced batch."""
+        with self._commit_lock:
+            block = pending.block
+            if commit.block_hash != block.hash or commit.height != block.height:
+                raise InternalError("commit does not belong to this block")
+            batch = self.kv.batch()
+            self.blocks.save(batch, block, commit, pending.receipts)
+            self.state.commit(pending.prepared, batch)
+            self.kv.write(batch, sync=True)
+            self.state.committed(pending.prepared)
+            self.blocks.committed(block.height)
+
+    def close(self) -> None:
+        self.kv.close()
+
+    @classmethod
+    def open(
+        cls,
+        data_dir: Path,
+        genesis: Genesis,
+        registry: ContractRegistry,
+        *,
+        retain_versions: int | None = None,
+    ) -> Chain:
+        return cls(KVStore(data_dir), genesis, registry, retain_versions=retain_versions)
+
+

@@ -1,0 +1,142 @@
+"""Node configuration: ``<home>/config/node.toml``.
+
+A node's home directory::
+
+    <home>/config/node.toml       this file (operator settings, not consensus)
+    <home>/config/genesis.json    the chain's genesis document
+    <home>/config/node_key.json   the validator key, encrypted (see citychain.crypto.keystore)
+    <home>/config/passphrase      optional: the key's passphrase (mode 0600), else the
+                                  CITYCHAIN_PASSPHRASE environment variable
+    <home>/data/                  RocksDB
+
+Unknown sections or keys are refused with the file and key named, so a typo never passes
+silently.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from citychain.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    host: str = "127.0.0.1"
+    port: int = 26657
+    max_body_bytes: int = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class MempoolSettings:
+    max_txs: int = 200_000
+    max_bytes: int = 256 * 1024 * 1024
+    nonce_window: int = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class StateSettings:
+    #: Versions of state kept for proofs at past heights; 0 keeps every version.
+    retain_versions: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSettings:
+    name: str = "node0"
+    key_file: str = "config/node_key.json"
+    passphrase_file: str = "config/passphrase"
+    #: Dev only: accept a plaintext validator key (a warning is logged at every start).
+    allow_plaintext_key: bool = False
+    log_level: str = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    home: Path
+    node: NodeSettings = field(default_factory=NodeSettings)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    mempool: MempoolSettings = field(default_factory=MempoolSettings)
+    state: StateSettings = field(default_factory=StateSettings)
+
+    @property
+    def config_dir(self) -> Path:
+        return self.home / "config"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def genesis_file(self) -> Path:
+        return self.config_dir / "genesis.json"
+
+    @property
+    def config_file(self) -> Path:
+        return self.config_dir / "node.toml"
+
+    def path(self, relative: str) -> Path:
+        p = Path(relative)
+        return p if p.is_absolute() else self.home / p
+
+    @classmethod
+    def load(cls, home: Path) -> NodeConfig:
+        path = home / "config" / "node.toml"
+        try:
+            raw = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(
+                f"{path}: no node config; run `citychain init --home {home}` first"
+            ) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        sections: dict[str, type[Any]] = {
+            "node": NodeSettings,
+            "api": ApiConfig,
+            "mempool": MempoolSettings,
+            "state": StateSettings,
+        }
+        built: dict[str, Any] = {}
+        for name, value in raw.items():
+            if name not in sections:
+                raise ConfigError(f"{path}: unknown section [{name}] (known: {sorted(sections)})")
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path}: [{name}] must be a table")
+            built[name] = _section(path, name, sections[name], value)
+        return cls(home=home, **built)
+
+    def save(self) -> None:
+        lines: list[str] = ["# citychain node configuration (see README: Configuration)"]
+        for name in ("node", "api", "mempool", "state"):
+            section = getattr(self, name)
+            lines.append(f"\n[{name}]")
+            for f in fields(section):
+                lines.append(f"{f.name} = {_toml_value(getattr(section, f.name))}")
+        self.config_dir.mkdir(parents=True, exist_ok=True)
+        self.config_file.write_text("\n".join(lines) + "\n")
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _section(path: Path, name: str, cls: type[Any], value: dict[str, Any]) -> Any:
+    types = {f.name: f.type for f in fields(cls)}
+    for key, v in value.items():
+        if key not in types:
+            raise ConfigError(f"{path}: unknown key {key!r} in [{name}] (known: {sorted(types)})")
+        want = types[key]
+        ok = (
+            (want == "bool" and isinstance(v, bool))
+            or (want == "int" and isinstance(v, int) and not isinstance(v, bool) and v >= 0)
+            or (want == "str" and isinstance(v, str))
+        )
+        if not ok:
+            raise ConfigError(f"{path}: [{name}] {key} must be a {want}, got {v!r}")
+    return cls(**value)

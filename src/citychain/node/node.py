@@ -1,0 +1,263 @@
+"""A node: the chain, the mempool and a consensus engine wired together, plus what the API
+reads (status, subscriptions, metrics).
+
+Threads: everything runs on one asyncio event loop except (a) signature checks of submitted
+batches and (b) block execution and the commit write, which run in worker threads so the
+loop keeps answering the API. Mempool mutations happen only on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from citychain import __version__, codec
+from citychain.chain import Chain, PendingBlock
+from citychain.consensus import SoloEngine
+from citychain.contracts import default_registry
+from citychain.crypto import Signer
+from citychain.crypto.keystore import load_key
+from citychain.errors import ConfigError, ErrorCode, KeystoreError
+from citychain.execution import BlockContext
+from citychain.execution.keys import account_nonce_key
+from citychain.mempool import AddResult, Mempool, MempoolConfig
+from citychain.node.config import NodeConfig
+from citychain.types import Commit, Event
+from citychain.types.genesis import Genesis
+
+log = logging.getLogger(__name__)
+
+#: Events buffered per subscriber before it is dropped as too slow.
+SUBSCRIBER_QUEUE = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedEvent:
+    height: int
+    tx_hash: bytes
+    tx_index: int
+    event: Event
+
+
+class Subscription:
+    """A bounded stream of committed events matching a filter."""
+
+    def __init__(self, node: Node, contract: str | None, event_type: str | None) -> None:
+        self._node = node
+        self.contract = contract
+        self.event_type = event_type
+        self.queue: asyncio.Queue[CommittedEvent | None] = asyncio.Queue(SUBSCRIBER_QUEUE)
+        self.closed_reason: str | None = None
+
+    def matches(self, event: Event) -> bool:
+        return (self.contract is None or event.contract == self.contract) and (
+            self.event_type is None or event.type == self.event_type
+        )
+
+    def offer(self, item: CommittedEvent) -> None:
+        if self.closed_reason is not None:
+            return
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.close(f"subscriber fell more than {SUBSCRIBER_QUEUE} events behind")
+
+    def close(self, reason: str) -> None:
+        if self.closed_reason is None:
+            self.closed_reason = reason
+            self._node._subscriptions.discard(self)
+            # Make room for the end marker so the reader wakes up.
+            while self.queue.full():
+                self.queue.get_nowait()
+            self.queue.put_nowait(None)
+
+    async def __aiter__(self) -> AsyncIterator[CommittedEvent]:
+        try:
+            while True:
+                item = await self.queue.get()
+                if item is None:
+                    return
+                yield item
+        finally:
+            self.close("subscriber left")
+
+
+def read_passphrase(config: NodeConfig) -> str | None:
+    env = os.environ.get("CITYCHAIN_PASSPHRASE")
+    if env:
+        return env
+    path = config.path(config.node.passphrase_file)
+    if path.exists():
+        return path.read_text().strip()
+    return None
+
+
+def load_validator_key(config: NodeConfig) -> Signer:
+    key_path = config.path(config.node.key_file)
+    if not key_path.exists():
+        raise ConfigError(f"{key_path}: validator key file not found")
+    passphrase = read_passphrase(config) or ""
+    if not passphrase and not config.node.allow_plaintext_key:
+        raise KeystoreError(
+            f"no passphrase for {key_path}: set CITYCHAIN_PASSPHRASE or write it to "
+            f"{config.path(config.node.passphrase_file)} (mode 0600)",
+            ErrorCode.WRONG_PASSPHRASE,
+        )
+    return load_key(key_path, passphrase, allow_plaintext=config.node.allow_plaintext_key)
+
+
+class Node:
+    def __init__(self, config: NodeConfig, *, signer: Signer | None = None) -> None:
+        self.config = config
+        self.genesis = Genesis.load(config.genesis_file)
+        self.signer = signer if signer is not None else load_validator_key(config)
+        retain = config.state.retain_versions or None
+        self.chain = Chain.open(
+            config.data_dir, self.genesis, default_registry(), retain_versions=retain
+        )
+        self.chain_id = self.chain.chain_id
+        self.suite = self.chain.suite
+        params = self.genesis.params
+        self.mempool = Mempool(
+            MempoolConfig(
+                max_txs=config.mempool.max_txs,
+                max_bytes=config.mempool.max_bytes,
+                max_tx_bytes=params.max_tx_bytes,
+                max_gas_per_tx=params.max_gas_per_tx,
+                nonce_window=config.mempool.nonce_window,
+            ),
+            self.suite,
+            self.chain_id,
+            account_nonce=self.account_nonce,
+            height=lambda: self.chain.height,
+        )
+        self.engine = SoloEngine(self.chain, self.mempool, self.signer, self._on_commit)
+        self._subscriptions: set[Subscription] = set()
+        self._commit_waiters: dict[bytes, list[asyncio.Future[None]]] = {}
+        self._setup_metrics()
+        self._running = False
+
+    # -- metrics -------------------------------------------------------------------------------
+    def _setup_metrics(self) -> None:
+        r = self.metrics_registry = CollectorRegistry()
+        self.m_height = Gauge("citychain_height", "Last committed block height", registry=r)
+        self.m_txs = Counter(
+            "citychain_txs_committed", "Transactions committed", ["result"], registry=r
+        )
+        self.m_admitted = Counter(
+            "citychain_txs_submitted", "Transactions submitted, by admission code", ["code"],
+            registry=r,
+        )
+        self.m_mempool = Gauge("citychain_mempool_txs", "Transactions in the mempool", registry=r)
+        self.m_mempool_bytes = Gauge(
+            "citychain_mempool_bytes", "Bytes of transactions in the mempool", registry=r
+        )
+        self.m_block_txs = Histogram(
+            "citychain_block_txs", "Transactions per block",
+            buckets=(0, 1, 10, 100, 500, 1000, 2500, 5000, 10000), registry=r,
+        )
+        self.m_interval = Histogram(
+            "citychain_block_interval_seconds", "Time between consecutive blocks",
+            buckets=(0.1, 0.2, 0.5, 1, 2, 5, 10, 30), registry=r,
+        )
+        self.m_subs = Gauge(
+            "citychain_event_subscribers", "Open event subscriptions", registry=r
+        )
+        self.m_height.set(self.chain.height)
+
+    # -- reads used by the mempool and API --------------------------------------------------
+    def account_nonce(self, address: bytes) -> int:
+        raw = self.chain.state.get(account_nonce_key(address))
+        return int(codec.decode(raw)) if raw is not None else 0
+
+    @property
+    def height(self) -> int:
+        return self.chain.height
+
+    def query(self, contract: str, method: str, args: dict[str, Any]) -> Any:
+        header = self.chain.last_header()
+        ctx = BlockContext(
+            self.chain_id,
+            self.chain.height,
+            header.time if header else self.genesis.genesis_time,
+            header.proposer if header else b"",
+        )
+        return self.chain.executor.query(self.chain.state, ctx, contract, method, args)
+
+    # -- submission ----------------------------------------------------------------------------
+    async def submit(self, raw_txs: Sequence[bytes]) -> list[AddResult]:
+        loop = asyncio.get_running_loop()
+        checked = await loop.run_in_executor(None, self.mempool.check, list(raw_txs))
+        results = self.mempool.insert(checked)
+        for r in results:
+            self.m_admitted.labels(r.code).inc()
+        self.m_mempool.set(self.mempool.size)
+        self.m_mempool_bytes.set(self.mempool.bytes)
+        self.engine.notify_txs()
+        return results
+
+    # -- commits -------------------------------------------------------------------------------
+    def _on_commit(self, pending: PendingBlock, commit: Commit) -> None:
+        block = pending.block
+        self.mempool.update(block.txs, block.height)
+        prev_ms = getattr(self, "_last_block_ms", None)
+        self._last_block_ms = block.header.time
+        if prev_ms is not None:
+            self.m_interval.observe((block.header.time - prev_ms) / 1000)
+        self.m_height.set(block.height)
+        self.m_block_txs.observe(len(block.txs))
+        ok = sum(1 for r in pending.receipts if r.ok)
+        self.m_txs.labels("ok").inc(ok)
+        self.m_txs.labels("failed").inc(len(block.txs) - ok)
+        self.m_mempool.set(self.mempool.size)
+        self.m_mempool_bytes.set(self.mempool.bytes)
+        if self._subscriptions:
+            for i, (tx, receipt) in enumerate(zip(block.txs, pending.receipts, strict=True)):
+                for ev in receipt.events:
+                    item = CommittedEvent(block.height, tx.hash, i, ev)
+                    for sub in list(self._subscriptions):
+                        if sub.matches(ev):
+                            sub.offer(item)
+        self.m_subs.set(len(self._subscriptions))
+
+    def subscribe(self, contract: str | None = None, event_type: str | None = None) -> Subscription:
+        sub = Subscription(self, contract, event_type)
+        self._subscriptions.add(sub)
+        self.m_subs.set(len(self._subscriptions))
+        return sub
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def run(self) -> None:
+        self._running = True
+        try:
+            await self.engine.run()
+        finally:
+            self._running = False
+
+    def stop(self) -> None:
+        self.engine.stop()
+        for sub in list(self._subscriptions):
+            sub.close("node stopping")
+
+    def close(self) -> None:
+        self.chain.close()
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        details: dict[str, Any] = {
+            "height": self.chain.height,
+            "consensus": self.engine.status().step,
+            "mempool_txs": self.mempool.size,
+            "version": __version__,
+        }
+        return True, details
+
+    @classmethod
+    def from_home(cls, home: Path) -> Node:
+        return cls(NodeConfig.load(home))

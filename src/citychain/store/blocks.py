@@ -1,0 +1,126 @@
+"""The block store: blocks, their commits, the transaction index and receipts.
+
+Layout (all integers big-endian, so keys sort by height):
+
+==============  ==============================  =======================================
+column family   key                             value
+==============  ==============================  =======================================
+blocks          ``b"b" + height(8)``             block bytes (header + tx wire bytes)
+blocks          ``b"c" + height(8)``             commit bytes
+blocks          ``b"h" + block hash``            height(8)
+txindex         tx hash                          height(8) + index(4)
+receipts        height(8) + index(4)             receipt bytes
+meta            ``b"height"``                    last committed height(8)
+meta            ``b"validators" + height(8)``    validator set in force from that height
+==============  ==============================  =======================================
+
+:meth:`BlockStore.save` only *adds to a batch*; the caller writes that batch together with the
+state changes, so a block and everything it changed land atomically or not at all.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator, Sequence
+
+from citychain import codec
+from citychain.errors import InternalError
+from citychain.store.kv import Batch, KVStore
+from citychain.types import Block, Commit, Header, Receipt, Validator, ValidatorSet
+
+_H = struct.Struct(">Q")
+_HI = struct.Struct(">QI")
+
+
+def _h(height: int) -> bytes:
+    return _H.pack(height)
+
+
+class BlockStore:
+    def __init__(self, kv: KVStore) -> None:
+        self._kv = kv
+        raw = kv.get("meta", b"height")
+        self._height = _H.unpack(raw)[0] if raw else 0
+
+    @property
+    def height(self) -> int:
+        """The last committed height (0 before the first block)."""
+        return self._height
+
+    # -- writes (into the caller's batch) -------------------------------------------------
+    def save(
+        self, batch: Batch, block: Block, commit: Commit, receipts: Sequence[Receipt]
+    ) -> None:
+        h = block.height
+        if h != self._height + 1:
+            raise InternalError(f"block {h} does not follow committed height {self._height}")
+        if len(receipts) != len(block.txs):
+            raise InternalError("every transaction needs exactly one receipt")
+        hb = _h(h)
+        batch.put("blocks", b"b" + hb, block.encode())
+        batch.put("blocks", b"c" + hb, commit.encode())
+        batch.put("blocks", b"h" + block.hash, hb)
+        for i, (tx, receipt) in enumerate(zip(block.txs, receipts, strict=True)):
+            loc = _HI.pack(h, i)
+            batch.put("txindex", tx.hash, loc)
+            batch.put("receipts", loc, receipt.encode())
+        batch.put("meta", b"height", hb)
+
+    def committed(self, height: int) -> None:
+        """Call after the batch holding block ``height`` was written."""
+        self._height = height
+
+    def save_validators(self, batch: Batch, from_height: int, validators: ValidatorSet) -> None:
+        batch.put(
+            "meta",
+            b"validators" + _h(from_height),
+            codec.encode([[v.public_key, v.power, v.name] for v in validators]),
+        )
+
+    # -- reads ------------------------------------------------------------------------------
+    def block(self, height: int) -> Block | None:
+        raw = self._kv.get("blocks", b"b" + _h(height))
+        return Block.decode(raw) if raw is not None else None
+
+    def header(self, height: int) -> Header | None:
+        block = self.block(height)
+        return block.header if block else None
+
+    def commit(self, height: int) -> Commit | None:
+        raw = self._kv.get("blocks", b"c" + _h(height))
+        return Commit.decode(raw) if raw is not None else None
+
+    def height_of(self, block_hash: bytes) -> int | None:
+        raw = self._kv.get("blocks", b"h" + block_hash)
+        return _H.unpack(raw)[0] if raw else None
+
+    def tx_location(self, tx_hash: bytes) -> tuple[int, int] | None:
+        raw = self._kv.get("txindex", tx_hash)
+        if raw is None:
+            return None
+        height, index = _HI.unpack(raw)
+        return height, index
+
+    def receipt(self, height: int, index: int) -> Receipt | None:
+        raw = self._kv.get("receipts", _HI.pack(height, index))
+        return Receipt.decode(raw) if raw is not None else None
+
+    def receipts(self, height: int) -> list[Receipt]:
+        start = _h(height)
+        return [Receipt.decode(v) for _, v in self._kv.iter_prefix("receipts", start)]
+
+    def validators_at(self, height: int) -> ValidatorSet:
+        """The validator set in force at ``height``."""
+        for _, raw in self._kv.iterate(
+            "meta", b"validators", b"validators" + _h(height + 1), reverse=True
+        ):
+            return ValidatorSet(Validator(bytes(k), p, n) for k, p, n in codec.decode(raw))
+        raise InternalError(f"no validator set recorded for height {height}")
+
+    def iter_blocks(self, start: int = 1) -> Iterator[tuple[Block, Commit]]:
+        """Committed blocks from ``start`` upwards, with their commits."""
+        for h in range(start, self._height + 1):
+            block, commit = self.block(h), self.commit(h)
+            if block is None or commit is None:
+                raise InternalError(f"block {h} is missing from the block store")
+            yield block, commit
