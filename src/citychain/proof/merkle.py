@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from citychain.errors import ErrorCode, ProofError
+from citychain.proof._protobuf import encode_varint
+from citychain.proof.ics23 import TENDERMINT_SPEC, ExistenceProof, HashOp, InnerOp
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
@@ -107,3 +109,63 @@ def _collect(hashes: Sequence[bytes], index: int, aunts: list[bytes]) -> None:
     else:
         _collect(hashes[k:], index - k, aunts)
         aunts.append(_root_of_hashes(hashes[:k]))
+
+
+# --- As ICS-23 (additions; the hashing above is unchanged) ---------------------------------
+#
+# Tendermint's ``ProofsFromMap`` commits a map as a list of items, each the key/value pair
+# ``uvarint(len(key)) || key || uvarint(32) || sha256(value)``, sorted by key. Then
+# leaf_hash(item) is exactly the ICS-23 TendermintSpec leaf op applied to (key, value), and each
+# aunt is an inner op with prefix 0x01 and the sibling as prefix tail or suffix. So a proof for
+# such a list is an ICS-23 existence proof any verifier accepts under ``TENDERMINT_SPEC``.
+
+
+def kv_item(key: bytes, value: bytes) -> bytes:
+    """The list item that commits ``key = value`` the way ICS-23's TendermintSpec expects."""
+    return (
+        encode_varint(len(key))
+        + key
+        + encode_varint(hashlib.sha256().digest_size)
+        + hashlib.sha256(value).digest()
+    )
+
+
+def _sides(index: int, total: int) -> list[bool]:
+    """For each level from the leaf upwards: is the node on the path the left child?"""
+    sides: list[bool] = []
+    while total > 1:
+        k = _split(total)
+        if index < k:
+            sides.append(True)
+            total = k
+        else:
+            sides.append(False)
+            index -= k
+            total -= k
+    sides.reverse()
+    return sides
+
+
+def to_ics23(proof: InclusionProof, key: bytes, value: bytes) -> ExistenceProof:
+    """``proof`` (for the item ``kv_item(key, value)``) as an ICS-23 existence proof.
+
+    It verifies under :data:`~citychain.proof.ics23.TENDERMINT_SPEC` against the same root.
+    """
+    if not 0 <= proof.index < proof.total:
+        raise ProofError("index out of range", ErrorCode.BAD_PROOF)
+    sides = _sides(proof.index, proof.total)
+    if len(sides) != len(proof.aunts):
+        raise ProofError(
+            f"inclusion proof has {len(proof.aunts)} aunts, a tree of {proof.total} needs "
+            f"{len(sides)}",
+            ErrorCode.BAD_PROOF,
+        )
+    path = tuple(
+        InnerOp(hash=HashOp.SHA256, prefix=b"\x01", suffix=aunt)
+        if is_left
+        else InnerOp(hash=HashOp.SHA256, prefix=b"\x01" + aunt)
+        for is_left, aunt in zip(sides, proof.aunts, strict=True)
+    )
+    leaf = TENDERMINT_SPEC.leaf_spec
+    assert leaf is not None
+    return ExistenceProof(key=key, value=value, leaf=leaf, path=path)
