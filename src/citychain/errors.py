@@ -66,6 +66,7 @@ class ErrorCode(StrEnum):
     BAD_PROOF = "bad_proof"
     # Other
     UNAVAILABLE = "unavailable"
+    UNSUPPORTED = "unsupported"  # API: method, media type or protocol the endpoint does not take
     INTERNAL = "internal"
 
 
