@@ -1,0 +1,174 @@
+"""Errors as HTTP answers: every error body is ``{"code": ..., "message": ...}``.
+
+The HTTP status follows the error code first (a few codes have a status of their own), then
+the exception's class. A fault that is not the caller's (``InternalError``, a proof the node
+itself cannot build, any unexpected exception) is logged with its traceback and answered with
+a generic 500 that reveals nothing about the node.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from citychain.api._json import JSONResponse
+from citychain.errors import (
+    CitychainError,
+    ErrorCode,
+    ExecutionFailure,
+    InvalidInput,
+    NotFound,
+    Unavailable,
+)
+
+log = logging.getLogger("citychain.api")
+
+INTERNAL_MESSAGE = "internal error; see node log"
+
+_STATUS_BY_CODE: dict[ErrorCode, int] = {
+    ErrorCode.TOO_LARGE: 413,
+    ErrorCode.MEMPOOL_FULL: 429,
+    ErrorCode.HEIGHT_PRUNED: 410,
+    ErrorCode.HEIGHT_NOT_COMMITTED: 404,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.UNKNOWN_CONTRACT: 404,
+    ErrorCode.UNKNOWN_METHOD: 404,
+    ErrorCode.UNAVAILABLE: 503,
+    ErrorCode.INTERNAL: 500,
+}
+
+
+class ApiError(CitychainError):
+    """An error raised by the API layer itself, with an explicit HTTP status."""
+
+    def __init__(self, status: int, code: ErrorCode, message: str) -> None:
+        super().__init__(message, code)
+        self.status = status
+
+
+def bad_arguments(message: str) -> ApiError:
+    return ApiError(400, ErrorCode.BAD_ARGUMENTS, message)
+
+
+def http_status(exc: CitychainError) -> int:
+    """The HTTP status that answers ``exc``."""
+    if isinstance(exc, ApiError):
+        return exc.status
+    status = _STATUS_BY_CODE.get(exc.code)
+    if status is not None:
+        return status
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, InvalidInput | ExecutionFailure):
+        return 400
+    if isinstance(exc, Unavailable):
+        return 503
+    return 500  # ProofError, KeystoreError, InternalError: the node's fault, not the caller's
+
+
+def error_response(
+    status: int, code: ErrorCode, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"code": code.value, "message": message}, status, headers=headers)
+
+
+def internal_error_response() -> JSONResponse:
+    return error_response(500, ErrorCode.INTERNAL, INTERNAL_MESSAGE)
+
+
+async def on_citychain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, CitychainError)
+    status = http_status(exc)
+    if status >= 500 and status != 503:
+        log.error("%s %s failed: %s", request.method, request.url.path, exc, exc_info=exc)
+        return internal_error_response()
+    headers = {"Retry-After": "1"} if status in (429, 503) else None
+    return error_response(status, exc.code, exc.message, headers)
+
+
+def _where(loc: Sequence[Any]) -> str:
+    if not loc:
+        return "request"
+    kind, *rest = loc
+    name = ".".join(str(p) for p in rest)
+    if kind in ("path", "query", "header", "cookie"):
+        return f"{kind} parameter {name!r}"
+    if kind == "body":
+        return f"body field {name!r}" if name else "body"
+    return ".".join(str(p) for p in loc)
+
+
+def describe_validation_errors(errors: Sequence[Any]) -> str:
+    """One readable line from pydantic's error list: where, and what is wrong."""
+    parts = []
+    for err in errors[:5]:
+        loc = err.get("loc", ()) if isinstance(err, dict) else ()
+        msg = err.get("msg", "invalid value") if isinstance(err, dict) else str(err)
+        parts.append(f"{_where(loc)}: {msg}")
+    if len(errors) > 5:
+        parts.append(f"and {len(errors) - 5} more")
+    return "; ".join(parts) or "invalid request"
+
+
+async def on_validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(400, ErrorCode.BAD_ARGUMENTS, describe_validation_errors(exc.errors()))
+
+
+async def on_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    method, path = request.method, request.url.path
+    if exc.status_code == 404:
+        return error_response(
+            404, ErrorCode.NOT_FOUND, f"no such endpoint: {method} {path} (see /docs)"
+        )
+    if exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        return error_response(
+            405,
+            ErrorCode.UNSUPPORTED,
+            f"method {method} is not allowed on {path}"
+            + (f" (allowed: {allowed})" if allowed else ""),
+            headers={"Allow": allowed} if allowed else None,
+        )
+    if exc.status_code >= 500:
+        return internal_error_response()
+    return error_response(exc.status_code, ErrorCode.BAD_ARGUMENTS, str(exc.detail))
+
+
+class CatchAll:
+    """Outermost ASGI guard: an exception nothing else handled becomes a logged, generic 500.
+
+    Starlette's own fallback answers too, but then re-raises so the server logs the same
+    traceback a second time; this logs it once and ends the request cleanly.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, guarded_send)
+        except Exception:
+            log.exception("unhandled error answering %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise  # half a response is out: let the server drop the connection
+            await internal_error_response()(scope, receive, send)

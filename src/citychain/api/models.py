@@ -1,0 +1,329 @@
+"""The JSON shapes of the API, as pydantic models, and the functions that build them.
+
+The models are the contract published in ``/openapi.json`` (clients are generated from it).
+Handlers build plain dicts with the ``*_json`` functions below and serialise them with orjson
+directly, which is several times faster than validating every response through pydantic; the
+test suite validates every route's answers against these models (``extra="forbid"``), so the
+document and the bytes cannot drift apart.
+
+Conventions: byte strings are lowercase hex; hashes are 32 bytes (64 hex digits); times are
+milliseconds since the Unix epoch; contract arguments, results and event attributes are
+canonical values in JSON with byte strings as ``{"hex": "..."}``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from citychain.api.service import (
+    AccountInfo,
+    BlockInfo,
+    CommittedEvent,
+    NodeStatus,
+    StateProof,
+    SubmitResult,
+    TxInfo,
+)
+from citychain.errors import ErrorCode
+from citychain.types import Transaction, ValidatorSet
+from citychain.types.tx import codec_to_json
+
+Hex = Annotated[str, Field(pattern=r"^([0-9a-f]{2})*$", description="bytes as lowercase hex")]
+Hash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="a 32-byte hash in hex")]
+Canonical = Annotated[
+    Any,
+    Field(description='a canonical value in JSON; byte strings appear as {"hex": "..."}'),
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorBody(_Model):
+    """Every error answer: a stable machine-readable code and a message for people."""
+
+    code: ErrorCode
+    message: str
+
+
+class SubmitBatchRequest(_Model):
+    txs: list[str] = Field(description="transactions' canonical CBOR wire bytes, hex encoded")
+
+
+class SubmitOneRequest(_Model):
+    tx: str = Field(description="the transaction's canonical CBOR wire bytes, hex encoded")
+
+
+class QueryRequest(_Model):
+    args: dict[str, Canonical] = Field(default_factory=dict)
+
+
+class SubmitItem(_Model):
+    index: int = Field(description="position of the transaction in the request")
+    hash: Hash | None = Field(description="null when the bytes did not decode as a transaction")
+    code: ErrorCode = Field(description='"ok" when admitted to the mempool')
+    message: str
+
+
+class SubmitBatchResponse(_Model):
+    accepted: int
+    rejected: int
+    results: list[SubmitItem]
+
+
+class SubmitOneResponse(_Model):
+    hash: Hash
+    status: Literal["pending"]
+
+
+class TransactionModel(_Model):
+    hash: Hash
+    chain_id: str
+    sender: Hex = Field(description="the sender's public key")
+    nonce: int
+    expiry: int = Field(description="last height at which the transaction may be included")
+    contract: str
+    method: str
+    args: dict[str, Canonical]
+    gas_limit: int
+    signature: Hex
+
+
+class EventModel(_Model):
+    contract: str
+    type: str
+    attributes: dict[str, Canonical]
+
+
+class ReceiptModel(_Model):
+    tx_hash: Hash
+    code: ErrorCode = Field(description='"ok" on success, else why the transaction failed')
+    message: str
+    gas_used: int
+    result: Canonical
+    events: list[EventModel]
+
+
+class TxResponse(_Model):
+    hash: Hash
+    status: Literal["pending", "committed"]
+    tx: TransactionModel
+    height: int | None = Field(description="the block's height once committed")
+    index: int | None = Field(description="position in the block once committed")
+    receipt: ReceiptModel | None
+
+
+class HeaderModel(_Model):
+    version: int
+    chain_id: str
+    height: int
+    time: int
+    prev_hash: Hash
+    tx_root: Hash
+    results_root: Hash
+    state_root: Hash
+    validators_hash: Hash
+    proposer: Hex
+    hash: Hash = Field(description="sha256 of the header's canonical CBOR: the block hash")
+
+
+class CommitSigModel(_Model):
+    validator: Hex
+    signature: Hex
+
+
+class CommitModel(_Model):
+    height: int
+    round: int
+    block_hash: Hash
+    signatures: list[CommitSigModel]
+
+
+class BlockResponse(_Model):
+    hash: Hash
+    height: int
+    header: HeaderModel
+    txs: list[TransactionModel]
+    commit: CommitModel
+
+
+class ValidatorModel(_Model):
+    public_key: Hex
+    power: int
+    name: str
+
+
+class ValidatorsResponse(_Model):
+    height: int = Field(description="the block height this set signs")
+    hash: Hash = Field(description="what headers carry as validators_hash")
+    total_power: int
+    quorum_power: int = Field(description="least power that is more than 2/3 of the total")
+    validators: list[ValidatorModel]
+
+
+class MempoolModel(_Model):
+    txs: int
+    bytes: int
+
+
+class StatusResponse(_Model):
+    chain_id: str
+    crypto_suite: str
+    node_id: str
+    public_key: Hex
+    height: int
+    latest_block_hash: Hash
+    latest_block_time: int
+    state_root: Hash
+    mempool: MempoolModel
+    validators: ValidatorsResponse
+    syncing: bool
+    version: str
+
+
+class StateResponse(_Model):
+    key: Hex
+    value: Hex | None = Field(description="null when the key is absent (then proof shows that)")
+    exists: bool
+    height: int
+    proof: Hex = Field(
+        description="protobuf cosmos.ics23.v1.CommitmentProof under the ICS-23 SMT spec, "
+        "checked against header.state_root"
+    )
+    proof_spec: Literal["ics23:smt"]
+    header: HeaderModel
+    commit: CommitModel
+
+
+class QueryResponse(_Model):
+    contract: str
+    method: str
+    result: Canonical
+
+
+class AccountResponse(_Model):
+    address: Hex
+    nonce: int = Field(description="committed account nonce")
+    pending_nonce: int = Field(description="next nonce to use, counting the mempool")
+
+
+class HealthResponse(_Model):
+    ok: bool
+    details: dict[str, Any]
+
+
+class EventMessage(_Model):
+    """A WebSocket text message of ``/v1/events``."""
+
+    type: Literal["event"]
+    height: int
+    tx_hash: Hash
+    tx_index: int
+    event: EventModel
+
+
+class ClosedMessage(_Model):
+    """The last WebSocket message before the server closes the stream, saying why."""
+
+    type: Literal["closed"]
+    code: ErrorCode
+    reason: str
+
+
+# -- builders -----------------------------------------------------------------------------
+
+
+def submit_item_json(index: int, r: SubmitResult) -> dict[str, Any]:
+    return {
+        "index": index,
+        "hash": r.tx_hash.hex() if r.tx_hash is not None else None,
+        "code": r.code.value,
+        "message": r.message,
+    }
+
+
+def tx_info_json(tx_hash: bytes, info: TxInfo, tx: Transaction) -> dict[str, Any]:
+    return {
+        "hash": tx_hash.hex(),
+        "status": info.status.value,
+        "tx": tx.to_json(),
+        "height": info.height,
+        "index": info.index,
+        "receipt": info.receipt.to_json() if info.receipt is not None else None,
+    }
+
+
+def block_json(info: BlockInfo) -> dict[str, Any]:
+    header = info.block.header.to_json()
+    return {
+        "hash": header["hash"],
+        "height": info.block.height,
+        "header": header,
+        "txs": [tx.to_json() for tx in info.block.txs],
+        "commit": info.commit.to_json(),
+    }
+
+
+def validators_json(height: int, vs: ValidatorSet) -> dict[str, Any]:
+    return {
+        "height": height,
+        "hash": vs.hash.hex(),
+        "total_power": vs.total_power,
+        "quorum_power": vs.quorum(),
+        "validators": vs.to_json(),
+    }
+
+
+def status_json(s: NodeStatus) -> dict[str, Any]:
+    return {
+        "chain_id": s.chain_id,
+        "crypto_suite": s.crypto_suite,
+        "node_id": s.node_id,
+        "public_key": s.public_key.hex(),
+        "height": s.height,
+        "latest_block_hash": s.latest_hash.hex(),
+        "latest_block_time": s.latest_time,
+        "state_root": s.state_root.hex(),
+        "mempool": {"txs": s.mempool_txs, "bytes": s.mempool_bytes},
+        "validators": validators_json(s.height + 1, s.validators),
+        "syncing": s.syncing,
+        "version": s.version,
+    }
+
+
+def state_json(p: StateProof) -> dict[str, Any]:
+    return {
+        "key": p.key.hex(),
+        "value": p.value.hex() if p.value is not None else None,
+        "exists": p.value is not None,
+        "height": p.height,
+        "proof": p.proof.hex(),
+        "proof_spec": "ics23:smt",
+        "header": p.header.to_json(),
+        "commit": p.commit.to_json(),
+    }
+
+
+def query_json(contract: str, method: str, result: Any) -> dict[str, Any]:
+    return {"contract": contract, "method": method, "result": codec_to_json(result)}
+
+
+def account_json(a: AccountInfo) -> dict[str, Any]:
+    return {"address": a.address.hex(), "nonce": a.nonce, "pending_nonce": a.pending_nonce}
+
+
+def event_json(e: CommittedEvent) -> dict[str, Any]:
+    return {
+        "type": "event",
+        "height": e.height,
+        "tx_hash": e.tx_hash.hex(),
+        "tx_index": e.tx_index,
+        "event": e.event.to_json(),
+    }
+
+
+def closed_json(code: ErrorCode, reason: str) -> dict[str, Any]:
+    return {"type": "closed", "code": code.value, "reason": reason}

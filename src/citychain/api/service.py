@@ -1,0 +1,247 @@
+"""What the API asks of a node: the :class:`NodeService` protocol and its result types.
+
+The API layer never reaches into the node's stores; it sees only this interface, which the
+node implements (and which tests implement with an in-memory fake). Everything here is plain
+data from :mod:`citychain.types`; nothing imports FastAPI, so a node can implement the
+protocol without loading the web stack.
+
+Contract for implementers
+-------------------------
+* **Threads.** Every method is called on the event loop that serves the API. The synchronous
+  methods must be quick (a few key-value reads, no long computation). The two reads that may
+  take longer are ``async`` (:meth:`NodeService.state_proof` walks a tree at an old version;
+  :meth:`NodeService.query` runs contract code), so the node decides whether to move them to
+  a worker thread.
+* **Errors.** Refusals are :mod:`citychain.errors` exceptions with a precise code; the API
+  turns them into HTTP answers by code (see ``citychain.api.app``): ``NotFound`` (404),
+  ``HEIGHT_PRUNED`` (410), ``InvalidInput``/``ExecutionFailure`` (400), ``MEMPOOL_FULL``
+  (429), ``Unavailable`` (503). Any other exception is logged as a bug and answered with a
+  generic 500 that reveals nothing.
+* **Heights.** Block heights start at 1; the state after block ``h`` is version ``h`` and its
+  root is ``header(h).state_root``. "Latest" means the last committed height.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+from citychain.crypto import CryptoSuite
+from citychain.errors import ErrorCode
+from citychain.types import Block, Commit, Event, Header, Receipt, Transaction, ValidatorSet
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+__all__ = [
+    "AccountInfo",
+    "BlockInfo",
+    "CommittedEvent",
+    "EventStream",
+    "NodeService",
+    "NodeStatus",
+    "StateProof",
+    "SubmitResult",
+    "TxInfo",
+    "TxStatus",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    """What happened to one submitted transaction.
+
+    ``code`` is ``ErrorCode.OK`` when the transaction entered the mempool. ``tx_hash`` is None
+    only when the bytes did not decode as a transaction.
+    """
+
+    tx_hash: bytes | None
+    code: ErrorCode
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.code == ErrorCode.OK
+
+
+class TxStatus(StrEnum):
+    PENDING = "pending"  # in this node's mempool
+    COMMITTED = "committed"  # in a committed block, with a receipt
+    UNKNOWN = "unknown"  # neither (never seen, dropped, or expired)
+
+
+@dataclass(frozen=True, slots=True)
+class TxInfo:
+    """A transaction's status. ``tx`` is set unless the status is ``UNKNOWN``; ``height``,
+    ``index`` (its position in the block) and ``receipt`` are set only when ``COMMITTED``."""
+
+    status: TxStatus
+    tx: Transaction | None = None
+    height: int | None = None
+    index: int | None = None
+    receipt: Receipt | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BlockInfo:
+    """A committed block with the commit (2/3+ precommits) that finalised it."""
+
+    block: Block
+    commit: Commit
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    chain_id: str
+    crypto_suite: str
+    #: A short stable name for this node (e.g. from its config), for people and logs.
+    node_id: str
+    #: The node's signing key (its validator key if it is a validator).
+    public_key: bytes
+    #: Last committed height; 0 before the first block.
+    height: int
+    #: Hash of the last committed block (32 zero bytes at height 0).
+    latest_hash: bytes
+    #: State root after the last committed block (the genesis state root at height 0).
+    state_root: bytes
+    #: Time of the last committed block, ms since the epoch (genesis time at height 0).
+    latest_time: int
+    mempool_txs: int
+    mempool_bytes: int
+    #: The validator set that signs the next block.
+    validators: ValidatorSet
+    #: True while the node is catching up with the network (its answers may be stale).
+    syncing: bool
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class StateProof:
+    """A state value (or its absence) at ``height`` with everything needed to check it.
+
+    ``proof`` is a protobuf ``cosmos.ics23.v1.CommitmentProof``: an existence proof when
+    ``value`` is set, a non-existence proof when it is None, under ``SMT_SPEC`` against
+    ``header.state_root``. ``header`` is the header of block ``height`` and ``commit`` the
+    commit that finalised it.
+    """
+
+    key: bytes
+    value: bytes | None
+    height: int
+    proof: bytes
+    header: Header
+    commit: Commit
+
+
+@dataclass(frozen=True, slots=True)
+class AccountInfo:
+    """An account's nonces: ``nonce`` as committed, ``pending_nonce`` the next nonce to use
+    counting the sender's transactions waiting in this node's mempool."""
+
+    address: bytes
+    nonce: int
+    pending_nonce: int
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedEvent:
+    """An event emitted by the transaction at ``tx_index`` of block ``height``."""
+
+    height: int
+    tx_hash: bytes
+    tx_index: int
+    event: Event
+
+
+class EventStream(Protocol):
+    """A subscription: committed events matching a filter, in commit order.
+
+    The node buffers a bounded number of events per subscriber. A subscriber that falls
+    further behind is closed (``closed_reason`` says why) rather than growing memory;
+    iteration then ends. Iteration also ends after :meth:`close` or when the node stops.
+    """
+
+    @property
+    def closed_reason(self) -> str | None:
+        """Why the stream ended, once it has (None while it is open)."""
+        ...
+
+    def __aiter__(self) -> AsyncIterator[CommittedEvent]: ...
+
+    def close(self, reason: str) -> None:
+        """Stop the subscription and free its buffer; idempotent."""
+        ...
+
+
+class NodeService(Protocol):
+    """Everything the REST and WebSocket API needs from a node."""
+
+    @property
+    def chain_id(self) -> str: ...
+
+    @property
+    def suite(self) -> CryptoSuite: ...
+
+    @property
+    def metrics_registry(self) -> CollectorRegistry:
+        """The registry ``GET /metrics`` exposes (Prometheus text format)."""
+        ...
+
+    async def submit(self, raw_txs: Sequence[bytes]) -> Sequence[SubmitResult]:
+        """Admit transactions (wire bytes) to the mempool: one result per input, in order.
+
+        A transaction's own problem is reported in its result, never raised. Raise
+        ``Unavailable`` only when the node can take nothing right now (e.g. it is syncing).
+        """
+        ...
+
+    def tx(self, tx_hash: bytes) -> TxInfo:
+        """Where a transaction is. Never raises ``NotFound``: unknown is a status."""
+        ...
+
+    def latest_height(self) -> int:
+        """The last committed height (0 before the first block)."""
+        ...
+
+    def block(self, height: int) -> BlockInfo | None:
+        """The committed block at ``height`` (>= 1), or None if there is none."""
+        ...
+
+    def block_by_hash(self, block_hash: bytes) -> BlockInfo | None: ...
+
+    def status(self) -> NodeStatus: ...
+
+    async def state_proof(self, key: bytes, height: int | None) -> StateProof:
+        """The value of ``key`` after block ``height`` (latest if None), with its proof.
+
+        Raises ``NotFound`` with code ``HEIGHT_NOT_COMMITTED`` for a height above the latest
+        (or when no block is committed yet), ``HEIGHT_PRUNED`` for a version no longer
+        retained, and ``InvalidInput`` (``BAD_ARGUMENTS``) for a key the state cannot hold.
+        An absent key is not an error: ``value`` is None with a non-existence proof.
+        """
+        ...
+
+    async def query(self, contract: str, method: str, args: Mapping[str, Any]) -> Any:
+        """A read-only contract query on the latest committed state; the result is a
+        canonical value (bytes, ints, strings, lists, maps). ``args`` are canonical values.
+        Raises ``ExecutionFailure``/``InvalidInput`` with the contract's code (e.g.
+        ``UNKNOWN_CONTRACT``, ``UNKNOWN_METHOD``, ``BAD_ARGUMENTS``)."""
+        ...
+
+    def account(self, address: bytes) -> AccountInfo: ...
+
+    def validators(self, height: int | None) -> ValidatorSet:
+        """The validator set that signs block ``height`` (the next block if None).
+        Raises ``NotFound`` (``HEIGHT_NOT_COMMITTED``) for a height beyond the next block."""
+        ...
+
+    def subscribe(self, contract: str | None, event_type: str | None) -> EventStream:
+        """A new subscription to committed events; None matches anything. May raise
+        ``Unavailable`` when the node has too many subscribers."""
+        ...
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """``(ok, details)``; ``details`` must be JSON-serialisable (str keys, plain values)."""
+        ...
