@@ -1,0 +1,469 @@
+"""The contract context: the only way a contract sees the chain.
+
+Theory of operation
+-------------------
+State is read through three layers, newest first::
+
+    tx writes      this transaction's writes so far          (_TxFrame.writes)
+    block writes   writes of the block's earlier transactions (_Pending.writes)
+    base           the committed state the block runs on      (a StateReader)
+
+A contract only ever touches the first layer. When its transaction succeeds, the executor
+folds the tx writes into the block writes; when it fails, they (and its events) are dropped,
+so a failed transaction leaves no trace in contract state. Nested calls share their
+transaction's layer: a failing nested call fails the whole transaction even if the caller
+catches the exception (the first failure is recorded on the frame and wins), so there is no
+partial rollback to reason about.
+
+Keys are namespaced: a contract's ``key`` is stored at ``c/<name>/<key>``, and a contract can
+neither name nor iterate another contract's keys or the account keys (``a/...``).
+
+``iter_prefix`` merges the pending layers with the base in ascending key order, the pending
+value winning on equal keys and deletions hiding the base entry. The pending entries are taken
+when ``iter_prefix`` is called; writes made while iterating are not seen by that iterator
+(take a list first when a loop writes under the prefix it iterates).
+
+Gas is charged on every operation, before a write takes effect; going over the limit raises
+``OUT_OF_GAS`` at that operation (see :mod:`citychain.execution.gas` for the costs).
+"""
+
+from __future__ import annotations
+
+import logging
+from bisect import bisect_left
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from citychain import codec
+from citychain.crypto import CryptoSuite
+from citychain.errors import CitychainError, DecodeError, ErrorCode, ExecutionFailure
+from citychain.execution.contract import Contract, ContractRegistry, MethodSpec
+from citychain.execution.gas import GasSchedule
+from citychain.execution.keys import MAX_CONTRACT_KEY, contract_address, contract_prefix
+from citychain.state.interface import StateReader
+from citychain.types import Event
+
+log = logging.getLogger(__name__)
+
+#: A transaction's call plus nested calls may be at most this deep (CALL_DEPTH beyond it).
+MAX_CALL_DEPTH = 8
+_MISSING: Any = object()
+_SCALARS = frozenset({type(None), bool, int, bytes, str})
+
+
+@dataclass(frozen=True, slots=True)
+class BlockContext:
+    """What a block tells its transactions about itself (all from the header: deterministic)."""
+
+    chain_id: str
+    height: int
+    #: Milliseconds since the Unix epoch, from the header.
+    time: int
+    proposer: bytes
+
+
+def _plain(value: Any, encoded: bytes) -> Any:
+    """``value`` as it decodes from ``encoded``: lists for tuples, canonical map order, and no
+    reference shared with the code that produced it."""
+    return value if type(value) in _SCALARS else codec.decode(encoded)
+
+
+def _first(item: tuple[bytes, bytes | None]) -> bytes:
+    return item[0]
+
+
+class _Pending:
+    """The writes of a block's committed-so-far transactions, over the base state."""
+
+    __slots__ = ("_new", "_sorted", "base", "writes")
+
+    def __init__(self, base: StateReader) -> None:
+        self.base = base
+        self.writes: dict[bytes, bytes | None] = {}
+        self._sorted: list[bytes] = []  # keys of ``writes`` in order, except those in _new
+        self._new: list[bytes] = []
+
+    def get(self, key: bytes) -> bytes | None:
+        value = self.writes.get(key, _MISSING)
+        return self.base.get(key) if value is _MISSING else value
+
+    def put(self, key: bytes, value: bytes | None) -> None:
+        if key not in self.writes:
+            self._new.append(key)
+        self.writes[key] = value
+
+    def merge(self, tx_writes: dict[bytes, bytes | None]) -> None:
+        writes, new = self.writes, self._new
+        for key, value in tx_writes.items():
+            if key not in writes:
+                new.append(key)
+            writes[key] = value
+
+    def with_prefix(self, prefix: bytes) -> list[tuple[bytes, bytes | None]]:
+        """Pending (key, value-or-None) under ``prefix``, ascending."""
+        keys = self._sorted
+        if self._new:
+            keys.extend(self._new)
+            keys.sort()  # two sorted runs: Timsort merges them in linear time
+            self._new.clear()
+        writes = self.writes
+        out: list[tuple[bytes, bytes | None]] = []
+        i, n = bisect_left(keys, prefix), len(keys)
+        while i < n and keys[i].startswith(prefix):
+            out.append((keys[i], writes[keys[i]]))
+            i += 1
+        return out
+
+    def sorted_writes(self) -> dict[bytes, bytes | None]:
+        writes = self.writes
+        return {k: writes[k] for k in sorted(writes)}
+
+
+def _merge(
+    base: Iterator[tuple[bytes, bytes]], pending: list[tuple[bytes, bytes | None]]
+) -> Iterator[tuple[bytes, bytes]]:
+    """Merge two ascending streams; ``pending`` wins on equal keys, None hides the key."""
+    i, n = 0, len(pending)
+    for key, value in base:
+        while i < n and pending[i][0] < key:
+            pkey, pvalue = pending[i]
+            i += 1
+            if pvalue is not None:
+                yield pkey, pvalue
+        if i < n and pending[i][0] == key:
+            pvalue = pending[i][1]
+            i += 1
+            if pvalue is not None:
+                yield key, pvalue
+            continue
+        yield key, value
+    for pkey, pvalue in pending[i:]:
+        if pvalue is not None:
+            yield pkey, pvalue
+
+
+class _TxFrame:
+    """What one transaction's calls share: its writes, events, gas and first failure."""
+
+    __slots__ = (
+        "block",
+        "events",
+        "failure",
+        "gas_limit",
+        "gas_used",
+        "origin",
+        "pending",
+        "sender_public_key",
+        "tx_hash",
+        "writes",
+    )
+
+    def __init__(
+        self,
+        pending: _Pending,
+        block: BlockContext,
+        gas_limit: int,
+        gas_used: int,
+        origin: bytes,
+        sender_public_key: bytes,
+        tx_hash: bytes,
+    ) -> None:
+        self.pending = pending
+        self.block = block
+        self.gas_limit = gas_limit
+        self.gas_used = gas_used
+        self.origin = origin
+        self.sender_public_key = sender_public_key
+        self.tx_hash = tx_hash
+        self.writes: dict[bytes, bytes | None] = {}
+        self.events: list[Event] = []
+        self.failure: CitychainError | None = None
+
+    def fail(self, error: CitychainError) -> None:
+        if self.failure is None:
+            self.failure = error
+
+
+def _contract_error(message: str) -> ExecutionFailure:
+    return ExecutionFailure(message, ErrorCode.CONTRACT_ERROR)
+
+
+class Context:
+    """One call's view of the chain. Contracts receive it; they never construct it."""
+
+    __slots__ = ("_f", "_prefix", "_rt", "address", "caller", "contract", "depth", "read_only")
+
+    def __init__(
+        self,
+        frame: _TxFrame,
+        runtime: _Runtime,
+        contract: str,
+        caller: bytes,
+        read_only: bool,
+        depth: int,
+    ) -> None:
+        self._f = frame
+        self._rt = runtime
+        self._prefix = runtime.prefix_of(contract)
+        #: This contract's name, and the address it acts as in nested calls.
+        self.contract = contract
+        self.address = runtime.address_of(contract)
+        #: The immediate caller: the sender's address, or the calling contract's address.
+        self.caller = caller
+        #: True inside a query (or a call made from one): writes and events are refused.
+        self.read_only = read_only
+        #: 1 for the transaction's own call, 2 for a call it makes, and so on.
+        self.depth = depth
+
+    # -- who and when ------------------------------------------------------------------------
+    @property
+    def origin(self) -> bytes:
+        """The address of the account that signed the transaction (the caller of depth 1)."""
+        return self._f.origin
+
+    @property
+    def sender_public_key(self) -> bytes:
+        """The public key that signed the transaction (empty in a query)."""
+        return self._f.sender_public_key
+
+    @property
+    def tx_hash(self) -> bytes:
+        """The hash of the transaction being executed (empty in queries and at genesis)."""
+        return self._f.tx_hash
+
+    @property
+    def height(self) -> int:
+        return self._f.block.height
+
+    @property
+    def time(self) -> int:
+        """The block time in milliseconds since the epoch, from the header (never the clock)."""
+        return self._f.block.time
+
+    @property
+    def chain_id(self) -> str:
+        return self._f.block.chain_id
+
+    @property
+    def gas_used(self) -> int:
+        return self._f.gas_used
+
+    @property
+    def gas_left(self) -> int:
+        return self._f.gas_limit - self._f.gas_used
+
+    # -- gas -------------------------------------------------------------------------------
+    def _charge(self, amount: int) -> None:
+        f = self._f
+        used = f.gas_used + amount
+        if used > f.gas_limit:
+            f.gas_used = f.gas_limit
+            err = ExecutionFailure(
+                f"out of gas: the gas limit of {f.gas_limit} was reached", ErrorCode.OUT_OF_GAS
+            )
+            f.fail(err)
+            raise err
+        f.gas_used = used
+
+    def _check_key(self, key: bytes, what: str = "key") -> None:
+        if type(key) is not bytes:
+            raise _contract_error(
+                f"contract {self.contract!r}: state {what}s must be bytes, got {type(key).__name__}"
+            )
+        if len(key) > MAX_CONTRACT_KEY:
+            raise _contract_error(
+                f"contract {self.contract!r}: state {what} of {len(key)} bytes exceeds "
+                f"{MAX_CONTRACT_KEY}"
+            )
+
+    def _refuse_read_only(self, what: str) -> ExecutionFailure:
+        return _contract_error(f"contract {self.contract!r} tried to {what} in a read-only call")
+
+    # -- state -----------------------------------------------------------------------------
+    def get(self, key: bytes) -> bytes | None:
+        """The value of ``key`` in this contract's namespace, or None."""
+        if type(key) is not bytes or len(key) > MAX_CONTRACT_KEY:
+            self._check_key(key)
+        f = self._f
+        full = self._prefix + key
+        value = f.writes.get(full, _MISSING)
+        if value is _MISSING:
+            value = f.pending.get(full)
+        gas = self._rt.gas
+        size = len(key) + (len(value) if value is not None else 0)
+        self._charge(gas.read_base + gas.read_byte * size)
+        return value  # type: ignore[no-any-return]
+
+    def set(self, key: bytes, value: bytes) -> None:
+        """Write ``value`` (non-empty bytes) at ``key`` in this contract's namespace."""
+        if self.read_only:
+            raise self._refuse_read_only("write state")
+        if type(key) is not bytes or len(key) > MAX_CONTRACT_KEY:
+            self._check_key(key)
+        if type(value) is not bytes or not value:
+            raise _contract_error(
+                f"contract {self.contract!r}: state values must be non-empty bytes "
+                "(use delete to remove a key)"
+            )
+        gas = self._rt.gas
+        self._charge(gas.write_base + gas.write_byte * (len(key) + len(value)))
+        self._f.writes[self._prefix + key] = value
+
+    def delete(self, key: bytes) -> None:
+        """Remove ``key`` from this contract's namespace (nothing happens if it is absent)."""
+        if self.read_only:
+            raise self._refuse_read_only("delete state")
+        self._check_key(key)
+        self._charge(self._rt.gas.delete)
+        self._f.writes[self._prefix + key] = None
+
+    def iter_prefix(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        """(key, value) pairs of this namespace whose key starts with ``prefix``, ascending.
+
+        Keys come back without the namespace. Sees the transaction's and block's own pending
+        writes as of this call; each item yielded is charged gas.
+        """
+        self._check_key(prefix, "prefix")
+        f = self._f
+        full = self._prefix + prefix
+        pending = f.pending.with_prefix(full)
+        mine = [(k, v) for k, v in f.writes.items() if k.startswith(full)]
+        if mine:
+            merged = dict(pending)
+            merged.update(mine)
+            pending = sorted(merged.items(), key=_first)
+        return self._charged(_merge(f.pending.base.iter_prefix(full), pending))
+
+    def _charged(self, items: Iterator[tuple[bytes, bytes]]) -> Iterator[tuple[bytes, bytes]]:
+        strip = len(self._prefix)
+        gas = self._rt.gas
+        step, per_byte = gas.iter_step, gas.iter_byte
+        for key, value in items:
+            local = key[strip:]
+            self._charge(step + per_byte * (len(local) + len(value)))
+            yield local, value
+
+    # -- events and calls ------------------------------------------------------------------
+    def emit(self, event_type: str, /, **attributes: Any) -> None:
+        """Record an event of this contract; kept only if the transaction succeeds."""
+        if self.read_only:
+            raise self._refuse_read_only("emit an event")
+        if type(event_type) is not str or not 0 < len(event_type) <= 64:
+            raise _contract_error(
+                f"contract {self.contract!r}: an event type is a text string of 1-64 characters"
+            )
+        for v in attributes.values():
+            if type(v) not in _SCALARS:
+                try:
+                    encoded = codec.encode(attributes)
+                except DecodeError as exc:
+                    raise _contract_error(
+                        f"contract {self.contract!r}: event {event_type!r} has an attribute "
+                        f"that is not canonical data: {exc.message}"
+                    ) from None
+                attributes = codec.decode(encoded)  # a copy: no reference to the caller's data
+                break
+        else:
+            encoded = codec.encode_trusted(attributes)  # scalars only: nothing to check
+        gas = self._rt.gas
+        self._charge(gas.event_base + gas.event_byte * (len(event_type) + len(encoded)))
+        self._f.events.append(Event(self.contract, event_type, attributes))
+
+    def call(self, contract: str, method: str, args: Mapping[str, Any] | None = None) -> Any:
+        """Call ``contract.method(args)`` as this contract (the callee's ``caller`` is
+        ``self.address``). Arguments and result are copied as canonical data. A failure
+        there fails the whole transaction."""
+        return self._rt.nested(self, contract, method, {} if args is None else args)
+
+
+class _Runtime:
+    """What contexts need from the executor: contracts, gas costs and addresses."""
+
+    __slots__ = ("_addresses", "_prefixes", "gas", "max_depth", "registry", "suite")
+
+    def __init__(
+        self, registry: ContractRegistry, suite: CryptoSuite, gas: GasSchedule, max_depth: int
+    ) -> None:
+        self.registry = registry
+        self.suite = suite
+        self.gas = gas
+        self.max_depth = max_depth
+        self._addresses: dict[str, bytes] = {}
+        self._prefixes: dict[str, bytes] = {}
+
+    def address_of(self, name: str) -> bytes:
+        addr = self._addresses.get(name)
+        if addr is None:
+            addr = self._addresses[name] = contract_address(self.suite, name)
+        return addr
+
+    def prefix_of(self, name: str) -> bytes:
+        prefix = self._prefixes.get(name)
+        if prefix is None:
+            prefix = self._prefixes[name] = contract_prefix(name)
+        return prefix
+
+    def run(
+        self,
+        frame: _TxFrame,
+        contract: Contract,
+        spec: MethodSpec,
+        caller: bytes,
+        read_only: bool,
+        depth: int,
+        args: dict[str, Any],
+    ) -> tuple[Any, bytes]:
+        """Run one entry point; returns its result and the result's canonical bytes."""
+        ctx = Context(frame, self, contract.name, caller, read_only or spec.read_only, depth)
+        result = spec.fn(contract, ctx, args)
+        try:
+            encoded = codec.encode(result)
+        except DecodeError as exc:
+            raise _contract_error(
+                f"{contract.name}.{spec.name} returned a value that is not canonical data: "
+                f"{exc.message}"
+            ) from None
+        ctx._charge(self.gas.return_byte * len(encoded))
+        return result, encoded
+
+    def nested(self, ctx: Context, contract: str, method: str, args: Mapping[str, Any]) -> Any:
+        frame = ctx._f
+        try:
+            ctx._charge(self.gas.call)
+            if ctx.depth >= self.max_depth:
+                raise ExecutionFailure(
+                    f"call to {contract}.{method} would exceed the call depth limit of "
+                    f"{self.max_depth}",
+                    ErrorCode.CALL_DEPTH,
+                )
+            target = self.registry.get(contract)
+            spec = target.lookup(method)
+            if not isinstance(args, Mapping):
+                raise _contract_error(f"arguments of a call to {contract}.{method} must be a map")
+            try:
+                encoded_args = codec.encode(dict(args))
+            except DecodeError as exc:
+                raise _contract_error(
+                    f"arguments of a call to {contract}.{method} are not canonical data: "
+                    f"{exc.message}"
+                ) from None
+            ctx._charge(self.gas.tx_byte * len(encoded_args))
+            result, encoded = self.run(
+                frame,
+                target,
+                spec,
+                ctx.address,
+                ctx.read_only,
+                ctx.depth + 1,
+                codec.decode(encoded_args),
+            )
+        except CitychainError as exc:
+            frame.fail(exc)
+            raise
+        except Exception:
+            log.exception("contract %s.%s raised an unexpected error", contract, method)
+            err = _contract_error(f"contract {contract}.{method} failed with an internal error")
+            frame.fail(err)
+            raise err from None
+        return _plain(result, encoded)

@@ -1,0 +1,330 @@
+"""The executor: a block's transactions in, one receipt each and the block's writes out.
+
+Theory of operation
+-------------------
+``execute_block`` first verifies every signature of the block in one
+:meth:`CryptoSuite.batch_verify` call (a thread pool; signatures are checked again here even
+though the mempool checked them on admission). Then, for each transaction in block order:
+
+1. **Checks**, in this order; the first that fails gives a failed receipt with ``gas_used`` 0
+   and *no state change at all* (not even the nonce):
+
+   ==========================  ======================================================
+   ``bad_signature``           the signature does not verify for ``sender``
+   ``wrong_chain``             ``chain_id`` is not this chain's
+   ``expired``                 ``expiry`` < the block height
+   ``nonce_too_low``/``_gap``  ``nonce`` is not the sender's account nonce
+   ``gas_limit_too_high``      ``gas_limit`` > ``GasSchedule.max_gas_per_tx``
+   ``gas_limit_too_low``       ``gas_limit`` < the intrinsic cost (base + per byte)
+   ``unknown_contract``        no such contract
+   ``unknown_method``          no such method, or it is a query (queries are not sent in txs)
+   ==========================  ======================================================
+
+2. **Nonce.** A transaction that passed the checks advances its sender's nonce, whatever the
+   call then does. So a signed transaction executes at most once, ever.
+
+3. **Call.** The method runs with the intrinsic gas already charged and a private layer of
+   writes (see :mod:`citychain.execution.context`). If it raises (a ``CitychainError`` gives
+   its code and message; running out of gas gives ``out_of_gas``; any other exception gives
+   ``contract_error`` with a generic message, and the traceback goes to the node's log, never
+   to the receipt), its writes and events are discarded. **A failed transaction changes no
+   contract state; only its sender's nonce advances.** The receipt carries the code, the
+   message and the gas used (the whole limit after ``out_of_gas``).
+
+   On success the writes join the block's pending writes, where later transactions of the
+   same block see them, and the receipt has code ``ok``, the method's result and its events in
+   emission order.
+
+Determinism: everything a receipt or a write depends on comes from the transactions, the
+block context and the state, never from the clock, randomness or memory addresses; the
+block's writes come out sorted by key, so the same block on the same state gives byte-identical
+receipts and writes on every node.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from citychain import codec
+from citychain.crypto import CryptoSuite, VerifyItem
+from citychain.errors import (
+    CitychainError,
+    ConfigError,
+    DecodeError,
+    ErrorCode,
+    ExecutionFailure,
+    InvalidInput,
+)
+from citychain.execution.context import (
+    MAX_CALL_DEPTH,
+    BlockContext,
+    Context,
+    _Pending,
+    _plain,
+    _Runtime,
+    _TxFrame,
+)
+from citychain.execution.contract import ContractRegistry
+from citychain.execution.gas import GasSchedule
+from citychain.execution.keys import ADDRESS_SIZE, account_nonce_key, decode_nonce, encode_nonce
+from citychain.state.interface import StateReader
+from citychain.types import Receipt, Transaction
+
+log = logging.getLogger(__name__)
+
+_OK = ErrorCode.OK.value
+#: The caller and origin of queries without a caller, and of genesis hooks.
+NO_ADDRESS = bytes(ADDRESS_SIZE)
+_UNLIMITED = 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class BlockResult:
+    """One receipt per transaction (block order), the block's net writes sorted by key
+    (None deletes), and the sum of the receipts' gas."""
+
+    receipts: tuple[Receipt, ...]
+    writes: dict[bytes, bytes | None]
+    gas_used: int
+
+
+def _refused(tx_hash: bytes, code: ErrorCode, message: str) -> Receipt:
+    return Receipt(tx_hash, code.value, message, 0, None, ())
+
+
+class Executor:
+    """Runs transactions against system contracts. Holds no state between calls."""
+
+    __slots__ = ("_rt",)
+
+    def __init__(
+        self,
+        registry: ContractRegistry,
+        suite: CryptoSuite,
+        gas: GasSchedule | None = None,
+        *,
+        max_call_depth: int = MAX_CALL_DEPTH,
+    ) -> None:
+        if max_call_depth < 1:
+            raise ConfigError("max_call_depth must be at least 1")
+        self._rt = _Runtime(registry, suite, gas or GasSchedule(), max_call_depth)
+
+    @property
+    def registry(self) -> ContractRegistry:
+        return self._rt.registry
+
+    @property
+    def gas(self) -> GasSchedule:
+        return self._rt.gas
+
+    # -- blocks ----------------------------------------------------------------------------
+    def execute_block(
+        self, state: StateReader, ctx: BlockContext, txs: Sequence[Transaction]
+    ) -> BlockResult:
+        """Execute ``txs`` in order on ``state`` (which is only read)."""
+        txs = tuple(txs)
+        valid = self._rt.suite.batch_verify(
+            [VerifyItem(tx.sender, tx.signing_bytes(), tx.signature) for tx in txs]
+        )
+        pending = _Pending(state)
+        receipts = tuple(
+            self._execute_tx(pending, ctx, tx, ok) for tx, ok in zip(txs, valid, strict=True)
+        )
+        return BlockResult(receipts, pending.sorted_writes(), sum(r.gas_used for r in receipts))
+
+    def _execute_tx(
+        self, pending: _Pending, ctx: BlockContext, tx: Transaction, signature_ok: bool
+    ) -> Receipt:
+        rt = self._rt
+        tx_hash = tx.hash
+        if not signature_ok:
+            return _refused(
+                tx_hash, ErrorCode.BAD_SIGNATURE, "the signature does not verify for the sender"
+            )
+        if tx.chain_id != ctx.chain_id:
+            return _refused(
+                tx_hash,
+                ErrorCode.WRONG_CHAIN,
+                f"the transaction is for chain {tx.chain_id!r}; this chain is {ctx.chain_id!r}",
+            )
+        if tx.expiry < ctx.height:
+            return _refused(
+                tx_hash,
+                ErrorCode.EXPIRED,
+                f"the transaction expired after height {tx.expiry}; this block is {ctx.height}",
+            )
+        sender = rt.suite.address(tx.sender)
+        nonce_key = account_nonce_key(sender)
+        nonce = decode_nonce(pending.get(nonce_key))
+        if tx.nonce != nonce:
+            if tx.nonce < nonce:
+                return _refused(
+                    tx_hash,
+                    ErrorCode.NONCE_TOO_LOW,
+                    f"nonce {tx.nonce} is already used; the account's next nonce is {nonce}",
+                )
+            return _refused(
+                tx_hash,
+                ErrorCode.NONCE_GAP,
+                f"nonce {tx.nonce} is ahead of the account's next nonce {nonce}; "
+                "earlier transactions are missing",
+            )
+        gas = rt.gas
+        if tx.gas_limit > gas.max_gas_per_tx:
+            return _refused(
+                tx_hash,
+                ErrorCode.GAS_LIMIT_TOO_HIGH,
+                f"gas limit {tx.gas_limit} is above the maximum of {gas.max_gas_per_tx}",
+            )
+        intrinsic = gas.intrinsic(len(tx.encode()))
+        if tx.gas_limit < intrinsic:
+            return _refused(
+                tx_hash,
+                ErrorCode.GAS_LIMIT_TOO_LOW,
+                f"gas limit {tx.gas_limit} is below this transaction's intrinsic cost "
+                f"of {intrinsic}",
+            )
+        try:
+            contract = rt.registry.get(tx.contract)
+            spec = contract.lookup(tx.method)
+        except ExecutionFailure as exc:
+            return _refused(tx_hash, exc.code, exc.message)
+        if spec.read_only:
+            return _refused(
+                tx_hash,
+                ErrorCode.UNKNOWN_METHOD,
+                f"{tx.contract}.{tx.method} is a query; call it through the query API",
+            )
+
+        pending.put(nonce_key, encode_nonce(nonce + 1))
+        frame = _TxFrame(pending, ctx, tx.gas_limit, intrinsic, sender, tx.sender, tx_hash)
+        try:
+            result, encoded = rt.run(frame, contract, spec, sender, False, 1, dict(tx.args))
+            if frame.failure is not None:
+                raise frame.failure  # a nested failure the contract caught: still fatal
+        except CitychainError as exc:
+            err = frame.failure or exc
+            code = err.code if err.code != ErrorCode.OK else ErrorCode.CONTRACT_ERROR
+            return Receipt(tx_hash, code.value, err.message, frame.gas_used, None, ())
+        except Exception:
+            log.exception(
+                "transaction %s: %s.%s raised an unexpected error",
+                tx_hash.hex(),
+                tx.contract,
+                tx.method,
+            )
+            if frame.failure is not None:
+                failure = frame.failure
+                return Receipt(
+                    tx_hash, failure.code.value, failure.message, frame.gas_used, None, ()
+                )
+            return Receipt(
+                tx_hash,
+                ErrorCode.CONTRACT_ERROR.value,
+                f"contract {tx.contract}.{tx.method} failed with an internal error",
+                frame.gas_used,
+                None,
+                (),
+            )
+        pending.merge(frame.writes)
+        return Receipt(
+            tx_hash, _OK, "", frame.gas_used, _plain(result, encoded), tuple(frame.events)
+        )
+
+    # -- genesis ---------------------------------------------------------------------------
+    def init_genesis(
+        self,
+        state: StateReader,
+        ctx: BlockContext,
+        contracts_params: Mapping[str, Mapping[str, Any]],
+    ) -> dict[bytes, bytes | None]:
+        """Run every registered contract's ``genesis`` hook, in name order, with its params
+        (``{}`` when absent); returns the writes sorted by key. Raises ConfigError."""
+        rt = self._rt
+        names = rt.registry.names()
+        unknown = sorted(set(contracts_params) - set(names))
+        if unknown:
+            raise ConfigError(
+                f"genesis has parameters for unknown contract(s) {', '.join(unknown)} "
+                f"(contracts: {', '.join(names) or 'none'})"
+            )
+        pending = _Pending(state)
+        for name in names:
+            params = contracts_params.get(name, {})
+            if not isinstance(params, Mapping):
+                raise ConfigError(f"genesis parameters of contract {name!r} must be a map")
+            contract = rt.registry.get(name)
+            frame = _TxFrame(pending, ctx, _UNLIMITED, 0, NO_ADDRESS, b"", b"")
+            gctx = Context(frame, rt, name, NO_ADDRESS, False, 1)
+            try:
+                contract.genesis(gctx, dict(params))
+                if frame.failure is not None:
+                    raise frame.failure
+            except ConfigError:
+                raise
+            except CitychainError as exc:
+                raise ConfigError(f"genesis of contract {name!r}: {exc.message}") from exc
+            except Exception as exc:
+                raise ConfigError(f"genesis of contract {name!r} failed: {exc!r}") from exc
+            pending.merge(frame.writes)
+        return pending.sorted_writes()
+
+    # -- queries ---------------------------------------------------------------------------
+    def query(
+        self,
+        state: StateReader,
+        ctx: BlockContext,
+        contract: str,
+        method: str,
+        args: Mapping[str, Any],
+        caller: bytes | None = None,
+    ) -> Any:
+        """Run the read-only entry point ``contract.method`` on ``state``; returns its result.
+
+        Only ``@query`` methods are callable; writes and events are refused. ``caller`` (and
+        ``origin``) is 20 zero bytes when not given. Gas is limited to ``max_gas_per_tx``.
+        Raises ExecutionFailure / InvalidInput with the contract's code.
+        """
+        rt = self._rt
+        target = rt.registry.get(contract)
+        spec = target.lookup(method)
+        if not spec.read_only:
+            raise ExecutionFailure(
+                f"{contract}.{method} changes state; send it in a transaction",
+                ErrorCode.UNKNOWN_METHOD,
+            )
+        if caller is None:
+            caller = NO_ADDRESS
+        elif type(caller) is not bytes or len(caller) != ADDRESS_SIZE:
+            raise InvalidInput(
+                f"caller must be a {ADDRESS_SIZE}-byte address", ErrorCode.BAD_ARGUMENTS
+            )
+        if not isinstance(args, Mapping):
+            raise InvalidInput("query arguments must be a map", ErrorCode.BAD_ARGUMENTS)
+        try:
+            call_args = codec.decode(codec.encode(dict(args)))
+        except DecodeError as exc:
+            raise InvalidInput(
+                f"query arguments are not canonical data: {exc.message}", ErrorCode.BAD_ARGUMENTS
+            ) from None
+        frame = _TxFrame(_Pending(state), ctx, rt.gas.max_gas_per_tx, 0, caller, b"", b"")
+        try:
+            result, encoded = rt.run(frame, target, spec, caller, True, 1, call_args)
+            if frame.failure is not None:
+                raise frame.failure
+        except CitychainError as exc:
+            if frame.failure is not None and frame.failure is not exc:
+                raise frame.failure from None
+            raise
+        except Exception:
+            if frame.failure is not None:
+                raise frame.failure from None
+            log.exception("query %s.%s raised an unexpected error", contract, method)
+            raise ExecutionFailure(
+                f"contract {contract}.{method} failed with an internal error",
+                ErrorCode.CONTRACT_ERROR,
+            ) from None
+        return _plain(result, encoded)
