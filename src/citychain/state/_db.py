@@ -370,10 +370,17 @@ class StateDB:
                 put(_HISTORY, enc + inv, value)
             if prev >= 0:
                 stale_hist.append(enc + _inv(prev))
-        if prepared.stale_pages or stale_hist:
+        if prepared.oldest >= v:
+            # Only this version is kept: what it made stale goes at once (later in this same
+            # batch than the puts above, so a tombstone written here is dropped too).
+            for key in prepared.stale_pages:
+                delete(_NODES, key)
+            for key in stale_hist:
+                delete(_HISTORY, key)
+        elif prepared.stale_pages or stale_hist:
             put(_STALE, _U64.pack(v), _encode_stale(prepared.stale_pages, stale_hist))
         put(_NODES, _root_key(v), _encode_entry(prepared.root_entry))
-        if self._fresh and v > 0:
+        if self._fresh and v > 0 and prepared.oldest == 0:
             put(_NODES, _root_key(0), _encode_entry(EMPTY_ENTRY))
         put(_NODES, _META_KEY, _META.pack(v, prepared.oldest))
         if prepared.oldest > self._oldest:
