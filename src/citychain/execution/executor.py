@@ -66,6 +66,7 @@ from citychain.execution.context import (
     _plain,
     _Runtime,
     _TxFrame,
+    private_args,
 )
 from citychain.execution.contract import ContractRegistry
 from citychain.execution.gas import GasSchedule
@@ -202,7 +203,7 @@ class Executor:
         pending.put(nonce_key, encode_nonce(nonce + 1))
         frame = _TxFrame(pending, ctx, tx.gas_limit, intrinsic, sender, tx.sender, tx_hash)
         try:
-            result, encoded = rt.run(frame, contract, spec, sender, False, 1, dict(tx.args))
+            result, encoded = rt.run(frame, contract, spec, sender, False, 1, private_args(tx.args))
             if frame.failure is not None:
                 raise frame.failure  # a nested failure the contract caught: still fatal
         except CitychainError as exc:
