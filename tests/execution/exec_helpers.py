@@ -96,6 +96,15 @@ class Probe(Contract):
             ctx.get(b"anything")
 
     @method
+    def read_swallowing_everything(self, ctx: Context, args: dict[str, Any]) -> str:
+        try:
+            ctx.get(arg_bytes(args, "key"))
+            list(ctx.iter_prefix(b""))
+        except Exception:  # a careless contract must not hide a broken disk
+            return "hidden"
+        return "read"
+
+    @method
     def swallow_oog(self, ctx: Context, args: dict[str, Any]) -> str:
         ctx.set(b"doomed", b"1")
         try:

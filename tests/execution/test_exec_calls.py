@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from exec_helpers import CHAIN, SUITE, Chain, block_ctx, registry, signer
+from exec_helpers import CHAIN, SUITE, Chain, DictState, block_ctx, registry, signer
 
-from citychain.errors import ErrorCode, ExecutionFailure
+from citychain.contracts import balance_key
+from citychain.errors import ErrorCode, ExecutionFailure, InternalError
 from citychain.execution import MAX_CALL_DEPTH, Executor, GasSchedule
 from citychain.execution.keys import account_nonce, contract_address, contract_key
 from citychain.types import Event
@@ -291,3 +293,43 @@ def test_query_gas_is_bounded_by_max_gas_per_tx() -> None:
     assert info.value.code == ErrorCode.OUT_OF_GAS
     roomy = Executor(registry(), SUITE)
     assert roomy.query(chain.state, block_ctx(1), "probe", "count", {"prefix": b"i/"}) == 100
+
+
+# -- node faults ---------------------------------------------------------------------------
+class BrokenState(DictState):
+    """A state whose reads of one key (or of any iteration) fail like a broken disk."""
+
+    def __init__(self, data: dict[bytes, bytes], bad_key: bytes | None) -> None:
+        super().__init__(data)
+        self.bad_key = bad_key
+
+    def get(self, key: bytes) -> bytes | None:
+        if key == self.bad_key:
+            raise OSError("I/O error")
+        return super().get(key)
+
+    def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        if self.bad_key is None:
+            raise OSError("I/O error while iterating")
+        yield from super().iter_prefix(prefix)
+
+
+@pytest.mark.parametrize("bad_key", [pk(b"k"), None])
+def test_a_failing_state_read_aborts_the_block_instead_of_writing_a_receipt(
+    bad_key: bytes | None,
+) -> None:
+    chain = fresh()
+    broken = BrokenState(chain.state.data, bad_key)
+    tx = chain.tx(ALICE, "probe", "read_swallowing_everything", {"key": b"k"})
+    with pytest.raises(InternalError, match="state read failed"):
+        chain.executor.execute_block(broken, block_ctx(1), [tx])
+    ok = chain.executor.execute_block(chain.state, block_ctx(1), [tx]).receipts[0]
+    assert ok.ok and ok.result == "read"
+
+
+def test_corrupt_token_state_is_a_node_fault() -> None:
+    chain = fresh()
+    chain.state.data[balance_key(ALICE.address)] = b"\xff"
+    tx = chain.tx(ALICE, "token", "transfer", {"to": BOB.address, "amount": 1})
+    with pytest.raises(InternalError, match="malformed amount"):
+        chain.run(tx)

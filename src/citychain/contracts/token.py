@@ -34,7 +34,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from citychain import codec
-from citychain.errors import ConfigError, ErrorCode, ExecutionFailure, InvalidInput
+from citychain.errors import (
+    ConfigError,
+    DecodeError,
+    ErrorCode,
+    ExecutionFailure,
+    InternalError,
+    InvalidInput,
+)
 from citychain.execution import (
     Context,
     Contract,
@@ -64,9 +71,12 @@ def balance_key(address: bytes) -> bytes:
 def _amount(raw: bytes | None) -> int:
     if raw is None:
         return 0
-    value = codec.decode(raw)
+    try:
+        value = codec.decode(raw)
+    except DecodeError:
+        value = None
     if type(value) is not int or value < 0:
-        raise ExecutionFailure("token state holds a malformed amount", ErrorCode.INTERNAL)
+        raise InternalError(f"token state holds a malformed amount: {raw.hex()}")
     return value
 
 

@@ -23,6 +23,10 @@ value winning on equal keys and deletions hiding the base entry. The pending ent
 when ``iter_prefix`` is called; writes made while iterating are not seen by that iterator
 (take a list first when a loop writes under the prefix it iterates).
 
+A failure of the base state itself (a broken disk, a pruned version) is the node's fault, not
+the transaction's: it is recorded on ``_Pending.fault`` and the executor aborts the whole block
+with it instead of writing a receipt that other nodes would not write.
+
 Gas is charged on every operation, before a write takes effect; going over the limit raises
 ``OUT_OF_GAS`` at that operation (see :mod:`citychain.execution.gas` for the costs).
 """
@@ -37,7 +41,13 @@ from typing import Any
 
 from citychain import codec
 from citychain.crypto import CryptoSuite
-from citychain.errors import CitychainError, DecodeError, ErrorCode, ExecutionFailure
+from citychain.errors import (
+    CitychainError,
+    DecodeError,
+    ErrorCode,
+    ExecutionFailure,
+    InternalError,
+)
 from citychain.execution.contract import Contract, ContractRegistry, MethodSpec
 from citychain.execution.gas import GasSchedule
 from citychain.execution.keys import MAX_CONTRACT_KEY, contract_address, contract_prefix
@@ -85,17 +95,38 @@ def _first(item: tuple[bytes, bytes | None]) -> bytes:
 class _Pending:
     """The writes of a block's committed-so-far transactions, over the base state."""
 
-    __slots__ = ("_new", "_sorted", "base", "writes")
+    __slots__ = ("_new", "_sorted", "base", "fault", "writes")
 
     def __init__(self, base: StateReader) -> None:
         self.base = base
         self.writes: dict[bytes, bytes | None] = {}
         self._sorted: list[bytes] = []  # keys of ``writes`` in order, except those in _new
         self._new: list[bytes] = []
+        #: The first failure of the base state (a node fault, never a transaction's).
+        self.fault: InternalError | None = None
+
+    def _fault(self, exc: Exception) -> InternalError:
+        err = (
+            exc if isinstance(exc, InternalError) else InternalError(f"state read failed: {exc!r}")
+        )
+        if self.fault is None:
+            self.fault = err
+        return err
 
     def get(self, key: bytes) -> bytes | None:
         value = self.writes.get(key, _MISSING)
-        return self.base.get(key) if value is _MISSING else value
+        if value is not _MISSING:
+            return value  # type: ignore[no-any-return]
+        try:
+            return self.base.get(key)
+        except Exception as exc:
+            raise self._fault(exc) from exc
+
+    def base_items(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        try:
+            yield from self.base.iter_prefix(prefix)
+        except Exception as exc:
+            raise self._fault(exc) from exc
 
     def put(self, key: bytes, value: bytes | None) -> None:
         if key not in self.writes:
@@ -342,7 +373,7 @@ class Context:
             merged = dict(pending)
             merged.update(mine)
             pending = sorted(merged.items(), key=_first)
-        return self._charged(_merge(f.pending.base.iter_prefix(full), pending))
+        return self._charged(_merge(f.pending.base_items(full), pending))
 
     def _charged(self, items: Iterator[tuple[bytes, bytes]]) -> Iterator[tuple[bytes, bytes]]:
         strip = len(self._prefix)
@@ -469,6 +500,8 @@ class _Runtime:
             )
         except CitychainError as exc:
             frame.fail(exc)
+            raise
+        except MemoryError:
             raise
         except Exception:
             log.exception("contract %s.%s raised an unexpected error", contract, method)

@@ -35,6 +35,10 @@ though the mempool checked them on admission). Then, for each transaction in blo
    same block see them, and the receipt has code ``ok``, the method's result and its events in
    emission order.
 
+Node faults are not receipts: if reading the base state fails, or a contract raises
+``InternalError``/``Unavailable`` (or Python runs out of memory), ``execute_block`` raises and
+produces no result, so a node with a broken disk stops instead of disagreeing with the others.
+
 Determinism: everything a receipt or a write depends on comes from the transactions, the
 block context and the state, never from the clock, randomness or memory addresses; the
 block's writes come out sorted by key, so the same block on the same state gives byte-identical
@@ -56,7 +60,9 @@ from citychain.errors import (
     DecodeError,
     ErrorCode,
     ExecutionFailure,
+    InternalError,
     InvalidInput,
+    Unavailable,
 )
 from citychain.execution.context import (
     MAX_CALL_DEPTH,
@@ -90,6 +96,14 @@ class BlockResult:
     receipts: tuple[Receipt, ...]
     writes: dict[bytes, bytes | None]
     gas_used: int
+
+
+def _raise_fault(pending: _Pending, exc: BaseException | None) -> None:
+    """Re-raise node faults: they abort the block instead of becoming a receipt."""
+    if pending.fault is not None:
+        raise pending.fault
+    if isinstance(exc, InternalError | Unavailable | MemoryError):
+        raise exc
 
 
 def _refused(tx_hash: bytes, code: ErrorCode, message: str) -> Receipt:
@@ -208,9 +222,11 @@ class Executor:
                 raise frame.failure  # a nested failure the contract caught: still fatal
         except CitychainError as exc:
             err = frame.failure or exc
+            _raise_fault(pending, err)
             code = err.code if err.code != ErrorCode.OK else ErrorCode.CONTRACT_ERROR
             return Receipt(tx_hash, code.value, err.message, frame.gas_used, None, ())
-        except Exception:
+        except Exception as exc:
+            _raise_fault(pending, frame.failure or exc)
             log.exception(
                 "transaction %s: %s.%s raised an unexpected error",
                 tx_hash.hex(),
@@ -230,6 +246,7 @@ class Executor:
                 None,
                 (),
             )
+        _raise_fault(pending, None)  # the contract may have caught it
         pending.merge(frame.writes)
         return Receipt(
             tx_hash, _OK, "", frame.gas_used, _plain(result, encoded), tuple(frame.events)
@@ -264,7 +281,7 @@ class Executor:
                 contract.genesis(gctx, dict(params))
                 if frame.failure is not None:
                     raise frame.failure
-            except ConfigError:
+            except (ConfigError, InternalError):
                 raise
             except CitychainError as exc:
                 raise ConfigError(f"genesis of contract {name!r}: {exc.message}") from exc
@@ -311,16 +328,20 @@ class Executor:
             raise InvalidInput(
                 f"query arguments are not canonical data: {exc.message}", ErrorCode.BAD_ARGUMENTS
             ) from None
-        frame = _TxFrame(_Pending(state), ctx, rt.gas.max_gas_per_tx, 0, caller, b"", b"")
+        pending = _Pending(state)
+        frame = _TxFrame(pending, ctx, rt.gas.max_gas_per_tx, 0, caller, b"", b"")
         try:
             result, encoded = rt.run(frame, target, spec, caller, True, 1, call_args)
+            _raise_fault(pending, frame.failure)
             if frame.failure is not None:
                 raise frame.failure
         except CitychainError as exc:
+            _raise_fault(pending, exc)
             if frame.failure is not None and frame.failure is not exc:
                 raise frame.failure from None
             raise
-        except Exception:
+        except Exception as exc:
+            _raise_fault(pending, exc)
             if frame.failure is not None:
                 raise frame.failure from None
             log.exception("query %s.%s raised an unexpected error", contract, method)
