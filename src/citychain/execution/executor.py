@@ -221,12 +221,14 @@ class Executor:
             if frame.failure is not None:
                 raise frame.failure  # a nested failure the contract caught: still fatal
         except CitychainError as exc:
+            _raise_fault(pending, exc)
             err = frame.failure or exc
             _raise_fault(pending, err)
             code = err.code if err.code != ErrorCode.OK else ErrorCode.CONTRACT_ERROR
             return Receipt(tx_hash, code.value, err.message, frame.gas_used, None, ())
         except Exception as exc:
-            _raise_fault(pending, frame.failure or exc)
+            _raise_fault(pending, exc)
+            _raise_fault(pending, frame.failure)
             log.exception(
                 "transaction %s: %s.%s raised an unexpected error",
                 tx_hash.hex(),
