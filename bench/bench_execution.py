@@ -78,15 +78,17 @@ def main() -> None:
         ("with signature checks", ED25519),
     ):
         ex = Executor(registry, suite)
-        runs = []
+        runs, cpu = [], []
         for _ in range(repeats):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             result = ex.execute_block(state, ctx, txs)
             runs.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
             assert all(r.ok for r in result.receipts), result.receipts[0]
         med = statistics.median(runs)
         print(
-            f"  {label:26s} {n / med:9,.0f} tx/s   ({med * 1000:.1f} ms per block; "
+            f"  {label:26s} {n / med:9,.0f} tx/s   ({med * 1000:.1f} ms per block, "
+            f"{statistics.median(cpu) * 1e6 / n:.0f} us CPU per tx; "
             f"runs {', '.join(f'{r * 1000:.0f}' for r in runs)} ms)"
         )
     print(f"  gas per transfer: {result.receipts[0].gas_used}")
