@@ -25,17 +25,16 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from citychain import codec
 from citychain.crypto import CryptoSuite, get_suite
 from citychain.errors import ConfigError, ErrorCode, InternalError, ProofError
-from citychain.execution import BlockContext, BlockResult, ContractRegistry, Executor
-from citychain.types.genesis import Genesis
+from citychain.execution import BlockContext, BlockResult, ContractRegistry, Executor, GasSchedule
 from citychain.proof import merkle
 from citychain.state import PreparedState, StateDB
 from citychain.store.blocks import BlockStore
 from citychain.store.kv import KVStore
 from citychain.types import Block, Commit, Header, Receipt, Transaction, ValidatorSet, tx_root
+from citychain.types.genesis import Genesis
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +76,9 @@ class Chain:
         self.chain_id = genesis.chain_id
         self.suite: CryptoSuite = get_suite(genesis.crypto_suite)
         self.params = genesis.params
-        self.executor = Executor(registry, self.suite)
+        self.executor = Executor(
+            registry, self.suite, GasSchedule(max_gas_per_tx=self.params.max_gas_per_tx)
+        )
         self.blocks = BlockStore(kv)
         self.state = StateDB(kv, retain_versions=retain_versions)
         self._commit_lock = threading.Lock()
@@ -170,6 +171,15 @@ class Chain:
             raise refuse("block time does not increase")
         if h.validators_hash != self.validators(height).hash:
             raise refuse("validator set hash does not match")
+        p = self.params
+        if len(block.txs) > p.block_max_txs:
+            raise refuse(f"{len(block.txs)} transactions exceed the limit of {p.block_max_txs}")
+        size = sum(len(tx.encode()) for tx in block.txs)
+        if size > p.block_max_bytes:
+            raise refuse(f"{size} bytes of transactions exceed the limit of {p.block_max_bytes}")
+        gas = sum(tx.gas_limit for tx in block.txs)
+        if gas > p.block_max_gas:
+            raise refuse(f"gas limits add up to {gas}, over the block limit of {p.block_max_gas}")
         block.check_tx_root()
         result, prepared = self._execute(height, h.time, h.proposer, block.txs)
         if results_root(result.receipts) != h.results_root:
@@ -208,5 +218,3 @@ class Chain:
         retain_versions: int | None = None,
     ) -> Chain:
         return cls(KVStore(data_dir), genesis, registry, retain_versions=retain_versions)
-
-

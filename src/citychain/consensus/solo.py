@@ -12,6 +12,7 @@ block store, the API and light clients see the same shapes as under BFT.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -58,6 +59,11 @@ class SoloEngine:
         self._step = "waiting for transactions"
         self.last_block_ms = 0
 
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` was called (a method, so checks after an await re-read it)."""
+        return self._stopping
+
     def notify_txs(self) -> None:
         self._wake.set()
 
@@ -83,11 +89,9 @@ class SoloEngine:
                 self._step = "waiting for transactions"
                 self._wake.clear()
                 timeout = self._empty_ms / 1000 if self._empty_ms else None
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout)
-                except TimeoutError:
-                    pass
-                if self._stopping:
+                if self.stopping:
                     break
             # Keep the block interval since the previous block.
             due = self.last_block_ms + params.block_interval_ms - self._clock()

@@ -47,7 +47,7 @@ class StateSettings:
 class NodeSettings:
     name: str = "node0"
     key_file: str = "config/node_key.json"
-    passphrase_file: str = "config/passphrase"
+    passphrase_file: str = "config/passphrase"  # noqa: S105 (a path, not a secret)
     #: Dev only: accept a plaintext validator key (a warning is logged at every start).
     allow_plaintext_key: bool = False
     log_level: str = "info"

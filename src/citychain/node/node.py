@@ -18,7 +18,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from citychain import __version__, codec
+from citychain import __version__
 from citychain.chain import Chain, PendingBlock
 from citychain.consensus import SoloEngine
 from citychain.contracts import default_registry
@@ -26,7 +26,7 @@ from citychain.crypto import Signer
 from citychain.crypto.keystore import load_key
 from citychain.errors import ConfigError, ErrorCode, KeystoreError
 from citychain.execution import BlockContext
-from citychain.execution.keys import account_nonce_key
+from citychain.execution.keys import account_nonce
 from citychain.mempool import AddResult, Mempool, MempoolConfig
 from citychain.node.config import NodeConfig
 from citychain.types import Commit, Event
@@ -152,7 +152,9 @@ class Node:
             "citychain_txs_committed", "Transactions committed", ["result"], registry=r
         )
         self.m_admitted = Counter(
-            "citychain_txs_submitted", "Transactions submitted, by admission code", ["code"],
+            "citychain_txs_submitted",
+            "Transactions submitted, by admission code",
+            ["code"],
             registry=r,
         )
         self.m_mempool = Gauge("citychain_mempool_txs", "Transactions in the mempool", registry=r)
@@ -160,22 +162,23 @@ class Node:
             "citychain_mempool_bytes", "Bytes of transactions in the mempool", registry=r
         )
         self.m_block_txs = Histogram(
-            "citychain_block_txs", "Transactions per block",
-            buckets=(0, 1, 10, 100, 500, 1000, 2500, 5000, 10000), registry=r,
+            "citychain_block_txs",
+            "Transactions per block",
+            buckets=(0, 1, 10, 100, 500, 1000, 2500, 5000, 10000),
+            registry=r,
         )
         self.m_interval = Histogram(
-            "citychain_block_interval_seconds", "Time between consecutive blocks",
-            buckets=(0.1, 0.2, 0.5, 1, 2, 5, 10, 30), registry=r,
+            "citychain_block_interval_seconds",
+            "Time between consecutive blocks",
+            buckets=(0.1, 0.2, 0.5, 1, 2, 5, 10, 30),
+            registry=r,
         )
-        self.m_subs = Gauge(
-            "citychain_event_subscribers", "Open event subscriptions", registry=r
-        )
+        self.m_subs = Gauge("citychain_event_subscribers", "Open event subscriptions", registry=r)
         self.m_height.set(self.chain.height)
 
     # -- reads used by the mempool and API --------------------------------------------------
     def account_nonce(self, address: bytes) -> int:
-        raw = self.chain.state.get(account_nonce_key(address))
-        return int(codec.decode(raw)) if raw is not None else 0
+        return account_nonce(self.chain.state, address)
 
     @property
     def height(self) -> int:

@@ -1,0 +1,161 @@
+"""The real :class:`~citychain.api.service.NodeService`: a thin adapter over a running
+:class:`citychain.node.Node`.
+
+The API layer sits above the node, so the adapter lives here and the node never imports the
+web stack. Reads that may take a while (proofs at old versions, contract queries) run in a
+worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from citychain import __version__
+from citychain.api.service import (
+    AccountInfo,
+    BlockInfo,
+    CommittedEvent,
+    NodeStatus,
+    StateProof,
+    SubmitResult,
+    TxInfo,
+    TxStatus,
+)
+from citychain.crypto import CryptoSuite
+from citychain.errors import ErrorCode, NotFound
+from citychain.node import Node, Subscription
+from citychain.proof.ics23 import encode_commitment_proof
+from citychain.types import ValidatorSet
+
+
+class _Stream:
+    """An EventStream over a node subscription."""
+
+    def __init__(self, sub: Subscription) -> None:
+        self._sub = sub
+
+    @property
+    def closed_reason(self) -> str | None:
+        return self._sub.closed_reason
+
+    async def __aiter__(self) -> AsyncIterator[CommittedEvent]:
+        async for item in self._sub:
+            yield CommittedEvent(item.height, item.tx_hash, item.tx_index, item.event)
+
+    def close(self, reason: str) -> None:
+        self._sub.close(reason)
+
+
+class NodeServiceAdapter:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    @property
+    def chain_id(self) -> str:
+        return self.node.chain_id
+
+    @property
+    def suite(self) -> CryptoSuite:
+        return self.node.suite
+
+    @property
+    def metrics_registry(self) -> CollectorRegistry:
+        return self.node.metrics_registry
+
+    async def submit(self, raw_txs: Sequence[bytes]) -> Sequence[SubmitResult]:
+        results = await self.node.submit(raw_txs)
+        return [SubmitResult(r.tx_hash, r.code, r.message) for r in results]
+
+    def tx(self, tx_hash: bytes) -> TxInfo:
+        pooled = self.node.mempool.get(tx_hash)
+        if pooled is not None:
+            return TxInfo(TxStatus.PENDING, pooled)
+        blocks = self.node.chain.blocks
+        loc = blocks.tx_location(tx_hash)
+        if loc is None or loc[0] > self.node.height:
+            return TxInfo(TxStatus.UNKNOWN)
+        height, index = loc
+        block = blocks.block(height)
+        receipt = blocks.receipt(height, index)
+        if block is None or receipt is None:
+            return TxInfo(TxStatus.UNKNOWN)
+        return TxInfo(TxStatus.COMMITTED, block.txs[index], height, index, receipt)
+
+    def latest_height(self) -> int:
+        return self.node.height
+
+    def block(self, height: int) -> BlockInfo | None:
+        if not 1 <= height <= self.node.height:
+            return None
+        blocks = self.node.chain.blocks
+        block, commit = blocks.block(height), blocks.commit(height)
+        if block is None or commit is None:
+            return None
+        return BlockInfo(block, commit)
+
+    def block_by_hash(self, block_hash: bytes) -> BlockInfo | None:
+        height = self.node.chain.blocks.height_of(block_hash)
+        return self.block(height) if height is not None else None
+
+    def status(self) -> NodeStatus:
+        node = self.node
+        header = node.chain.last_header()
+        return NodeStatus(
+            chain_id=node.chain_id,
+            crypto_suite=node.suite.name,
+            node_id=node.config.node.name,
+            public_key=node.signer.public_key,
+            height=node.height,
+            latest_hash=header.hash if header else bytes(32),
+            state_root=header.state_root if header else node.chain.genesis_state_root(),
+            latest_time=header.time if header else node.genesis.genesis_time,
+            mempool_txs=node.mempool.size,
+            mempool_bytes=node.mempool.bytes,
+            validators=node.chain.validators(),
+            syncing=False,
+            version=__version__,
+        )
+
+    async def state_proof(self, key: bytes, height: int | None) -> StateProof:
+        latest = self.node.height
+        h = latest if height is None else height
+        if latest == 0 or h > latest or h < 1:
+            raise NotFound(
+                f"height {h} is not committed (latest is {latest})"
+                if latest
+                else "no block is committed yet",
+                ErrorCode.HEIGHT_NOT_COMMITTED,
+            )
+        blocks = self.node.chain.blocks
+        header, commit = blocks.header(h), blocks.commit(h)
+        if header is None or commit is None:
+            raise NotFound(f"block {h} is missing", ErrorCode.HEIGHT_NOT_COMMITTED)
+        value, proof = await asyncio.to_thread(self.node.chain.state.prove, key, h)
+        return StateProof(key, value, h, encode_commitment_proof(proof), header, commit)
+
+    async def query(self, contract: str, method: str, args: Mapping[str, Any]) -> Any:
+        return await asyncio.to_thread(self.node.query, contract, method, dict(args))
+
+    def account(self, address: bytes) -> AccountInfo:
+        nonce = self.node.account_nonce(address)
+        pending = max(nonce, self.node.mempool.pending_nonce(address))
+        return AccountInfo(address, nonce, pending)
+
+    def validators(self, height: int | None) -> ValidatorSet:
+        latest = self.node.height
+        if height is not None and height > latest + 1:
+            raise NotFound(
+                f"height {height} is beyond the next block ({latest + 1})",
+                ErrorCode.HEIGHT_NOT_COMMITTED,
+            )
+        return self.node.chain.validators(height)
+
+    def subscribe(self, contract: str | None, event_type: str | None) -> _Stream:
+        return _Stream(self.node.subscribe(contract, event_type))
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        return self.node.health()

@@ -1,0 +1,154 @@
+"""Blocks applied to state and stored atomically: build, check, commit, reopen."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from citychain.chain import Chain
+from citychain.contracts import balance_key, default_registry
+from citychain.crypto import ED25519, Signer
+from citychain.errors import ConfigError, ErrorCode, ProofError
+from citychain.proof.ics23 import SMT_SPEC, verify_membership
+from citychain.store.kv import KVStore
+from citychain.types import Block, Commit, Transaction, Validator
+from citychain.types.genesis import ChainParams, Genesis
+
+CHAIN = "test-chain"
+
+
+@pytest.fixture
+def keys() -> dict[str, Signer]:
+    return {n: Signer(ED25519, bytes([i + 1]) * 32) for i, n in enumerate(["val", "alice", "bob"])}
+
+
+def make_genesis(keys: dict[str, Signer], chain_id: str = CHAIN) -> Genesis:
+    return Genesis(
+        chain_id=chain_id,
+        genesis_time=1_700_000_000_000,
+        crypto_suite="ed25519",
+        validators=(Validator(keys["val"].public_key, 10, "val"),),
+        params=ChainParams(block_max_txs=100),
+        contracts={
+            "token": {
+                "issuers": [{"hex": keys["alice"].address.hex()}],
+                "balances": {keys["alice"].address.hex(): 1000},
+            }
+        },
+    )
+
+
+def open_chain(path: Path, genesis: Genesis) -> Chain:
+    return Chain(KVStore(path), genesis, default_registry(), retain_versions=None)
+
+
+def transfer(s: Signer, nonce: int, to: bytes, amount: int) -> Transaction:
+    return Transaction.create(
+        s,
+        chain_id=CHAIN,
+        nonce=nonce,
+        contract="token",
+        method="transfer",
+        args={"to": to, "amount": amount},
+    )
+
+
+def produce(chain: Chain, val: Signer, txs: list[Transaction], t: int) -> Block:
+    pending = chain.build_block(txs, t, val.public_key)
+    commit = Commit.sign_single(val, CHAIN, pending.header)
+    chain.commit(pending, commit)
+    return pending.block
+
+
+def test_blocks_commit_and_survive_reopen(tmp_path: Path, keys: dict[str, Signer]) -> None:
+    g = make_genesis(keys)
+    chain = open_chain(tmp_path / "a", g)
+    alice, bob, val = keys["alice"], keys["bob"], keys["val"]
+    b1 = produce(
+        chain, val, [transfer(alice, 0, bob.address, 10), transfer(alice, 1, bob.address, 5000)], 1
+    )
+    receipts = chain.blocks.receipts(1)
+    assert [r.code for r in receipts] == ["ok", ErrorCode.INSUFFICIENT_FUNDS]
+    assert chain.blocks.tx_location(b1.txs[1].hash) == (1, 1)
+    root = chain.state.root
+    assert b1.header.state_root == root
+    chain.close()
+
+    again = open_chain(tmp_path / "a", g)
+    assert again.height == 1
+    assert again.state.root == root
+    assert again.blocks.block(1) == b1
+    commit = again.blocks.commit(1)
+    assert commit is not None
+    commit.verify(ED25519, CHAIN, b1.header, again.validators(1))
+    # the committed balance is provable against the header
+    value, proof = again.state.prove(balance_key(bob.address), 1)
+    assert value is not None
+    verify_membership(SMT_SPEC, b1.header.state_root, proof, balance_key(bob.address), value)
+    again.close()
+
+
+def test_follower_accepts_only_the_exact_block(tmp_path: Path, keys: dict[str, Signer]) -> None:
+    g = make_genesis(keys)
+    leader = open_chain(tmp_path / "l", g)
+    follower = open_chain(tmp_path / "f", g)
+    alice, bob, val = keys["alice"], keys["bob"], keys["val"]
+    pending = leader.build_block([transfer(alice, 0, bob.address, 7)], 5, val.public_key)
+    good = pending.block
+    for field, value in [
+        ("state_root", b"\x01" * 32),
+        ("results_root", b"\x02" * 32),
+        ("prev_hash", b"\x03" * 32),
+        ("height", 2),
+        ("chain_id", "other"),
+    ]:
+        bad = Block(dataclasses.replace(good.header, **{field: value}), good.txs)
+        with pytest.raises(ProofError):
+            follower.check_block(bad)
+    with pytest.raises(ProofError):  # transactions not matching tx_root
+        follower.check_block(Block(good.header, ()))
+    checked = follower.check_block(good)
+    follower.commit(checked, Commit.sign_single(val, CHAIN, good.header))
+    assert follower.state.root == good.header.state_root
+    leader.close()
+    follower.close()
+
+
+def test_block_time_strictly_increases(tmp_path: Path, keys: dict[str, Signer]) -> None:
+    chain = open_chain(tmp_path / "a", make_genesis(keys))
+    b1 = produce(chain, keys["val"], [], 10**13)
+    b2 = produce(chain, keys["val"], [], 5)  # a clock that went backwards
+    assert b2.header.time > b1.header.time
+    assert b2.header.prev_hash == b1.hash
+    chain.close()
+
+
+def test_data_dir_of_another_chain_is_refused(tmp_path: Path, keys: dict[str, Signer]) -> None:
+    open_chain(tmp_path / "a", make_genesis(keys)).close()
+    with pytest.raises(ConfigError, match="belongs to another chain"):
+        open_chain(tmp_path / "a", make_genesis(keys, chain_id="other-chain"))
+
+
+def test_oversized_block_is_refused(tmp_path: Path, keys: dict[str, Signer]) -> None:
+    g = make_genesis(keys)
+    follower = open_chain(tmp_path / "f", g)  # block_max_txs=100
+    alice = keys["alice"]
+    txs = tuple(transfer(alice, n, keys["bob"].address, 1) for n in range(101))
+    from citychain.types import Header, tx_root
+
+    header = Header(
+        CHAIN,
+        1,
+        1,
+        bytes(32),
+        tx_root(txs),
+        bytes(32),
+        bytes(32),
+        follower.validators(1).hash,
+        keys["val"].public_key,
+    )
+    with pytest.raises(ProofError, match="exceed the limit"):
+        follower.check_block(Block(header, txs))
+    follower.close()
