@@ -70,11 +70,11 @@ EMPTY = bytes(32)
 
 
 def balance_key(address: bytes) -> bytes:
-    return b"c/token/balance/" + address
+    return b"c/token/bal/" + address  # as citychain.contracts.token lays it out
 
 
 def nonce_key(address: bytes) -> bytes:
-    return b"a/nonce/" + address
+    return b"a/n/" + address
 
 
 def seeded_signer(n: int) -> Signer:
@@ -368,9 +368,9 @@ class FakeNode:
         if contract != "token":
             raise InvalidInput(f"no contract {contract!r}", ErrorCode.UNKNOWN_CONTRACT)
         if method == "balance":
-            address = args.get("address")
+            address = args.get("owner")
             if not isinstance(address, bytes) or len(address) != 20:
-                raise InvalidInput("address must be 20 bytes", ErrorCode.BAD_ARGUMENTS)
+                raise InvalidInput("owner must be a 20-byte address", ErrorCode.BAD_ARGUMENTS)
             raw = self.state.get(balance_key(address))
             return codec.decode(raw) if raw else 0
         if method == "total_supply":
@@ -432,7 +432,7 @@ class FakeNode:
             supply = codec.decode(state[b"c/token/supply"])
             state[b"c/token/supply"] = codec.encode(supply + amount)
             state[balance_key(to)] = codec.encode(bal(to) + amount)
-            ev = Event("token", "mint", {"to": to, "amount": amount})
+            ev = Event("token", "mint", {"issuer": sender, "to": to, "amount": amount})
         else:
             if bal(sender) < amount:
                 return fail(ErrorCode.INSUFFICIENT_FUNDS, f"balance {bal(sender)} < {amount}")

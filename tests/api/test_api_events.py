@@ -29,7 +29,11 @@ def test_events_are_filtered_and_shaped(client: TestClient, node: FakeNode, alic
     assert msg.tx_hash == h
     assert msg.height == 2 and msg.tx_index == 0
     assert msg.event.type == "mint"
-    assert msg.event.attributes == {"to": {"hex": alice.address.hex()}, "amount": 2}
+    assert msg.event.attributes == {
+        "issuer": {"hex": alice.address.hex()},
+        "to": {"hex": alice.address.hex()},
+        "amount": 2,
+    }
 
 
 def test_unfiltered_stream_sees_every_event_in_order(

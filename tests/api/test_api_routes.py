@@ -203,7 +203,7 @@ def test_state_height_errors(client: TestClient, node: FakeNode, alice: Signer) 
 
 
 def test_query_get_and_post_with_bytes_and_big_ints(client: TestClient, alice: Signer) -> None:
-    args = {"address": {"hex": alice.address.hex()}}
+    args = {"owner": {"hex": alice.address.hex()}}
     r = client.get("/v1/query/token/balance", params={"args": __import__("json").dumps(args)})
     assert r.status_code == 200
     assert m.QueryResponse.model_validate(r.json()).result == 1_000
@@ -223,7 +223,7 @@ def test_query_errors_carry_the_contract_code(client: TestClient) -> None:
     assert (r.status_code, r.json()["code"]) == (404, "unknown_method")
     r = client.get("/v1/query/token/fail")
     assert (r.status_code, r.json()["code"]) == (400, "contract_error")
-    r = client.post("/v1/query/token/balance", json={"args": {"address": 5}})
+    r = client.post("/v1/query/token/balance", json={"args": {"owner": 5}})
     assert (r.status_code, r.json()["code"]) == (400, "bad_arguments")
 
 

@@ -83,14 +83,19 @@ def internal_error_response() -> JSONResponse:
     return error_response(500, ErrorCode.INTERNAL, INTERNAL_MESSAGE)
 
 
-async def on_citychain_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, CitychainError)
+def citychain_error_response(exc: CitychainError, where: str) -> JSONResponse:
+    """The answer to ``exc``; faults that are not the caller's are logged and hidden."""
     status = http_status(exc)
     if status >= 500 and status != 503:
-        log.error("%s %s failed: %s", request.method, request.url.path, exc, exc_info=exc)
+        log.error("%s failed: %s", where, exc, exc_info=exc)
         return internal_error_response()
     headers = {"Retry-After": "1"} if status in (429, 503) else None
     return error_response(status, exc.code, exc.message, headers)
+
+
+async def on_citychain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, CitychainError)
+    return citychain_error_response(exc, f"{request.method} {request.url.path}")
 
 
 def _where(loc: Sequence[Any]) -> str:

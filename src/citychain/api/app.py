@@ -60,6 +60,7 @@ from citychain.api._errors import (
     ApiError,
     CatchAll,
     bad_arguments,
+    citychain_error_response,
     error_response,
     http_status,
     log,
@@ -69,7 +70,7 @@ from citychain.api._errors import (
 )
 from citychain.api._json import JSONResponse, dumps
 from citychain.api.service import NodeService, SubmitResult, TxStatus
-from citychain.errors import CitychainError, ErrorCode, InternalError, NotFound
+from citychain.errors import CitychainError, ErrorCode, InternalError, NotFound, TxRejected
 
 __all__ = ["DEFAULT_MAX_BATCH_TXS", "DEFAULT_MAX_BODY_BYTES", "create_app"]
 
@@ -245,11 +246,8 @@ def create_app(
                 raise bad_arguments("the body is empty; send the transaction's wire bytes")
         (result,) = await submit([raw])
         if not result.ok:
-            exc = CitychainError(result.message or result.code.value, result.code)
-            status = http_status(exc)
-            if status >= 500 and status != 503:
-                raise InternalError(f"submit answered {result.code}: {result.message}")
-            return error_response(status, result.code, exc.message)
+            refused = TxRejected(result.message or result.code.value, result.code)
+            return citychain_error_response(refused, "POST /v1/tx")
         assert result.tx_hash is not None
         return json({"hash": result.tx_hash.hex(), "status": "pending"}, 202)
 
@@ -363,7 +361,7 @@ def create_app(
             str | None,
             Query(
                 description='the arguments as a JSON object, byte strings as {"hex": "..."}',
-                examples=['{"address": {"hex": "00112233445566778899aabbccddeeff00112233"}}'],
+                examples=['{"owner": {"hex": "00112233445566778899aabbccddeeff00112233"}}'],
             ),
         ] = None,
     ) -> Response:

@@ -1,0 +1,677 @@
+"""``Client`` (blocking) and ``AsyncClient`` (asyncio): a citychain node over HTTP.
+
+Both share everything but the I/O: requests are described by :class:`_Call`, answers are
+parsed by :mod:`._parse` and state answers checked by :mod:`._verify`.
+
+Trust model
+-----------
+A node is a server, not an authority. The SDK trusts exactly three things, and says so:
+
+* the **chain id** given as ``Client(chain_id=...)``, or else the one the node reports first;
+* the **validator set** given as ``Client(validators=...)``, or else the set the node reports
+  the first time a proof is checked ("trust on first use");
+* the **crypto suite** named by the chain (only suites registered in this process are used).
+
+With those, :meth:`Client.get_state` accepts a value only if the node proves it: an ICS-23
+proof against the state root of a header, and a commit in which members of the trusted set
+holding more than 2/3 of its power signed that header. A node can therefore not invent or
+alter state. What it *can* do: answer with an older (but genuine) height, so check
+``VerifiedValue.height``/``header.time`` when freshness matters; and, if the trusted set was
+taken on first use, a node that lied at that first contact can keep lying. For real
+assurance, pass the genesis validator set (or one you checked out of band). The SDK does no
+light-client "bisection": when the validator set changes, verification fails with a message
+saying so, and the new set must be checked and passed in explicitly.
+
+Transaction and block answers are checked for internal consistency (hashes, tx root) but
+their commits are not verified; use :meth:`Client.get_state` for answers that must be proven.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from hashlib import sha256
+from typing import TYPE_CHECKING, Any, Literal, overload
+from urllib.parse import quote
+
+from citychain import codec
+from citychain.crypto import CryptoSuite, Signer, get_suite
+from citychain.errors import CitychainError, ErrorCode, InvalidInput, NotFound, Unavailable
+from citychain.sdk import _parse
+from citychain.sdk._errors import error_from_response, transport_error
+from citychain.sdk._events import AsyncEventSubscription, EventSubscription, events_url
+from citychain.sdk._types import (
+    AccountInfo,
+    BlockInfo,
+    NodeStatus,
+    SubmitResult,
+    TxInfo,
+    VerifiedValue,
+)
+from citychain.sdk._verify import verify_state
+from citychain.types import Receipt, Transaction, ValidatorSet
+from citychain.types.tx import codec_to_json, json_to_codec
+
+if TYPE_CHECKING:
+    import httpx
+
+DEFAULT_URL = "http://127.0.0.1:26657"
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_GAS_LIMIT = 100_000
+#: How long :meth:`Client.send` and :meth:`Client.wait_for_commit` wait by default.
+DEFAULT_COMMIT_TIMEOUT = 30.0
+_CBOR = {"content-type": "application/cbor"}
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    method: str
+    path: str
+    params: dict[str, str] | None = None
+    content: bytes | None = None
+    json: Any = None
+    headers: dict[str, str] | None = None
+    expect: tuple[int, ...] = (200,)
+
+
+def _hex_arg(value: bytes | str, what: str, size: int | None = None) -> str:
+    """Hex for a URL from bytes or a hex string (checked here, so errors are local)."""
+    if isinstance(value, bytes | bytearray):
+        data = bytes(value)
+    else:
+        text = value[2:] if value.startswith(("0x", "0X")) else value
+        try:
+            data = bytes.fromhex(text)
+        except ValueError:
+            raise _bad(f"{what} must be bytes or a hex string, got {value!r:.80}") from None
+    if size is not None and len(data) != size:
+        raise _bad(f"{what} must be {size} bytes, got {len(data)}")
+    return data.hex()
+
+
+def _bad(message: str) -> CitychainError:
+    return InvalidInput(message, ErrorCode.BAD_ARGUMENTS)
+
+
+def _http_error() -> type[httpx.HTTPError]:
+    # httpx is imported when a client is made, not with the SDK: importing httpx also imports
+    # its optional command line (click, rich, pygments) wherever those happen to be installed.
+    import httpx
+
+    return httpx.HTTPError
+
+
+def _raw(tx: Transaction | bytes) -> bytes:
+    return tx.encode() if isinstance(tx, Transaction) else bytes(tx)
+
+
+def _tx_hash(tx: Transaction | bytes) -> bytes:
+    return tx.hash if isinstance(tx, Transaction) else sha256(bytes(tx)).digest()
+
+
+@dataclass
+class _Trust:
+    """The client's trust anchors: fixed at construction or learnt once, never replaced."""
+
+    chain_id: str | None = None
+    suite: CryptoSuite | None = None
+    validators: ValidatorSet | None = None
+    status_seen: bool = field(default=False)
+
+
+class _Base:
+    def __init__(
+        self,
+        url: str,
+        chain_id: str | None,
+        validators: ValidatorSet | None,
+        suite: CryptoSuite | str | None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._trust = _Trust(
+            chain_id=chain_id,
+            suite=get_suite(suite) if isinstance(suite, str) else suite,
+            validators=validators,
+        )
+
+    @property
+    def chain_id(self) -> str | None:
+        """The chain id this client works with (None until given or first learnt)."""
+        return self._trust.chain_id
+
+    @property
+    def trusted_validators(self) -> ValidatorSet | None:
+        """The validator set proofs are checked against (None until given or first learnt)."""
+        return self._trust.validators
+
+    def _learn(self, status: NodeStatus) -> None:
+        t = self._trust
+        if t.chain_id is None:
+            t.chain_id = status.chain_id
+        elif status.chain_id != t.chain_id:
+            raise CitychainError(
+                f"node {self.url} serves chain {status.chain_id!r}, not {t.chain_id!r}",
+                ErrorCode.WRONG_CHAIN,
+            )
+        if t.suite is None:
+            t.suite = get_suite(status.crypto_suite)
+        t.status_seen = True
+
+    def _build(
+        self,
+        signer: Signer,
+        contract: str,
+        method: str,
+        args: Mapping[str, Any] | None,
+        nonce: int,
+        expiry: int | None,
+        gas_limit: int,
+    ) -> Transaction:
+        assert self._trust.chain_id is not None
+        extra = {} if expiry is None else {"expiry": expiry}
+        return Transaction.create(
+            signer,
+            chain_id=self._trust.chain_id,
+            nonce=nonce,
+            contract=contract,
+            method=method,
+            args=dict(args or {}),
+            gas_limit=gas_limit,
+            **extra,
+        )
+
+    def _verify(self, raw: Any, key: bytes, height: int | None, verify: bool) -> VerifiedValue:
+        d = _parse.parsed("state answer", lambda: _parse.obj(raw))
+
+        def fields() -> tuple[bytes, bytes | None, int, bytes, Any, Any]:
+            value = None if d["value"] is None else _parse.hexb(d["value"])
+            return (
+                _parse.hexb(d["key"]),
+                value,
+                _parse.integer(d["height"]),
+                _parse.hexb(d["proof"]),
+                _parse.header(d["header"]),
+                _parse.commit(d["commit"]),
+            )
+
+        got_key, value, got_height, proof, header, commit = _parse.parsed("state answer", fields)
+        if got_key != key:
+            raise _parse.bad_answer(f"asked for key {key.hex()}, got an answer for {got_key.hex()}")
+        if height is not None and got_height != height:
+            raise _parse.bad_answer(f"asked for height {height}, got {got_height}")
+        if not verify:
+            return VerifiedValue(key, value, got_height, header, verified=False)
+        t = self._trust
+        assert t.suite is not None and t.chain_id is not None and t.validators is not None
+        return verify_state(
+            suite=t.suite,
+            chain_id=t.chain_id,
+            validators=t.validators,
+            key=key,
+            value=value,
+            height=got_height,
+            proof=proof,
+            header=header,
+            commit=commit,
+        )
+
+    # -- request descriptions ------------------------------------------------------------------
+    @staticmethod
+    def _state_call(key: bytes, height: int | None) -> _Call:
+        params = None if height is None else {"height": str(height)}
+        return _Call("GET", f"/v1/state/{key.hex()}", params)
+
+    @staticmethod
+    def _query_call(contract: str, method: str, args: Mapping[str, Any]) -> _Call:
+        codec.check_value(dict(args))
+        path = f"/v1/query/{quote(contract, safe='')}/{quote(method, safe='')}"
+        return _Call("POST", path, json={"args": codec_to_json(dict(args))})
+
+    @staticmethod
+    def _block_call(height: int | None) -> _Call:
+        return _Call("GET", "/v1/blocks/latest" if height is None else f"/v1/blocks/{height}")
+
+    @staticmethod
+    def _submit_one(tx: Transaction | bytes) -> _Call:
+        return _Call("POST", "/v1/tx", content=_raw(tx), headers=_CBOR, expect=(202,))
+
+    @staticmethod
+    def _submit_many(txs: Sequence[Transaction | bytes]) -> _Call:
+        body = codec.encode_trusted([_raw(t) for t in txs])
+        return _Call("POST", "/v1/txs", content=body, headers=_CBOR)
+
+    @staticmethod
+    def _check_submitted(raw: Any, tx: Transaction | bytes) -> bytes:
+        d = _parse.parsed("submit answer", lambda: _parse.obj(raw))
+        got = _parse.parsed("submit answer", lambda: _parse.hexb(d["hash"], 32))
+        if got != _tx_hash(tx):
+            raise _parse.bad_answer("the node reported another hash for the transaction")
+        return got
+
+    @staticmethod
+    def _batch_results(raw: Any, count: int) -> list[SubmitResult]:
+        d = _parse.parsed("submit answer", lambda: _parse.obj(raw))
+        results = _parse.parsed(
+            "submit answer", lambda: [_parse.submit_result(r) for r in d["results"]]
+        )
+        if len(results) != count:
+            raise _parse.bad_answer(f"{len(results)} results for {count} transactions")
+        return results
+
+    @staticmethod
+    def _timeout_error(tx_hash: bytes, timeout: float, last: str) -> Unavailable:
+        return Unavailable(
+            f"transaction {tx_hash.hex()} was not committed within {timeout:g}s "
+            f"(last status: {last}); it may still be committed later"
+        )
+
+
+class Client(_Base):
+    """A blocking client of one node. Use it as a context manager, or call :meth:`close`.
+
+    ``url`` is the node's API (``http://host:26657``). See the module's trust model for
+    ``chain_id``, ``validators`` and ``suite``. ``transport`` replaces httpx's network
+    transport (tests pass ``httpx.MockTransport``).
+    """
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        chain_id: str | None = None,
+        validators: ValidatorSet | None = None,
+        suite: CryptoSuite | str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(url, chain_id, validators, suite)
+        self.timeout = timeout
+        import httpx  # see _http_error
+
+        self._http = httpx.Client(
+            base_url=self.url, timeout=timeout, transport=transport, headers=headers
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, call: _Call) -> Any:
+        try:
+            r = self._http.request(
+                call.method,
+                call.path,
+                params=call.params,
+                content=call.content,
+                json=call.json,
+                headers=call.headers,
+            )
+        except _http_error() as exc:
+            raise transport_error(self.url, exc) from None
+        if r.status_code not in call.expect:
+            raise error_from_response(r)
+        try:
+            return r.json()
+        except ValueError:
+            raise _parse.bad_answer(f"{call.method} {call.path} did not answer JSON") from None
+
+    def _ensure_trust(self, need_validators: bool) -> None:
+        t = self._trust
+        if t.chain_id is None or t.suite is None or not t.status_seen:
+            self._learn(self.status())
+        if need_validators and t.validators is None:
+            t.validators = self.validators()
+
+    # -- chain -------------------------------------------------------------------------------
+    def status(self) -> NodeStatus:
+        """The node's view: chain, height, mempool, validators, version."""
+        raw = self._call(_Call("GET", "/v1/status"))
+        s = _parse.parsed("status", lambda: _parse.status(raw))
+        self._learn(s)
+        return s
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """``(ok, details)`` from ``/health`` (an unhealthy node answers 503 with details)."""
+        raw = self._call(_Call("GET", "/health", expect=(200, 503)))
+        d = _parse.parsed("health", lambda: _parse.obj(raw))
+        return bool(d.get("ok")), dict(d.get("details") or {})
+
+    def validators(self, height: int | None = None) -> ValidatorSet:
+        """The validator set that signs block ``height`` (the next block if None), as the node
+        reports it. This does not change the set the client trusts."""
+        params = None if height is None else {"height": str(height)}
+        raw = self._call(_Call("GET", "/v1/validators", params))
+        return _parse.parsed("validators", lambda: _parse.validator_set(raw))
+
+    def block(self, height: int | None = None) -> BlockInfo:
+        """The block at ``height`` (the latest if None) with its commit."""
+        raw = self._call(self._block_call(height))
+        return _parse.parsed("block", lambda: _parse.block_info(raw))
+
+    def block_by_hash(self, block_hash: bytes | str) -> BlockInfo:
+        raw = self._call(_Call("GET", f"/v1/blocks/hash/{_hex_arg(block_hash, 'hash', 32)}"))
+        return _parse.parsed("block", lambda: _parse.block_info(raw))
+
+    # -- transactions --------------------------------------------------------------------------
+    def submit(self, tx: Transaction | bytes) -> bytes:
+        """Submit one signed transaction; its hash once admitted. A refusal raises with the
+        node's code (e.g. :class:`TxRejected` ``nonce_too_low``, :class:`Unavailable`
+        ``mempool_full``)."""
+        return self._check_submitted(self._call(self._submit_one(tx)), tx)
+
+    def submit_batch(self, txs: Sequence[Transaction | bytes]) -> list[SubmitResult]:
+        """Submit many transactions in one request; one result per transaction, in order.
+        Refused transactions do not raise: check each result's ``ok`` and ``code``."""
+        return self._batch_results(self._call(self._submit_many(txs)), len(txs))
+
+    def tx(self, tx_hash: bytes | str) -> TxInfo:
+        """A pending or committed transaction; :class:`NotFound` if the node does not know it."""
+        raw = self._call(_Call("GET", f"/v1/txs/{_hex_arg(tx_hash, 'tx hash', 32)}"))
+        return _parse.parsed("transaction", lambda: _parse.tx_info(raw))
+
+    def account(self, address: bytes | str) -> AccountInfo:
+        raw = self._call(_Call("GET", f"/v1/accounts/{_hex_arg(address, 'address', 20)}"))
+        return _parse.parsed("account", lambda: _parse.account(raw))
+
+    def build_tx(
+        self,
+        signer: Signer,
+        contract: str,
+        method: str,
+        args: Mapping[str, Any] | None = None,
+        *,
+        nonce: int | None = None,
+        expiry: int | None = None,
+        gas_limit: int = DEFAULT_GAS_LIMIT,
+    ) -> Transaction:
+        """A signed transaction for this chain. ``nonce`` defaults to the signer's pending
+        nonce on the node (so consecutive calls after submits count up); ``expiry`` (the last
+        height it may be included at) defaults to never."""
+        self._ensure_trust(need_validators=False)
+        if nonce is None:
+            nonce = self.account(signer.address).pending_nonce
+        return self._build(signer, contract, method, args, nonce, expiry, gas_limit)
+
+    def wait_for_commit(
+        self, tx_hash: bytes | str, timeout: float = DEFAULT_COMMIT_TIMEOUT
+    ) -> Receipt:
+        """Wait until the transaction is committed and return its receipt (which may record a
+        failure: check ``receipt.ok``). Raises :class:`Unavailable` after ``timeout`` s."""
+        h = bytes.fromhex(_hex_arg(tx_hash, "tx hash", 32))
+        deadline = time.monotonic() + timeout
+        delay, last = 0.05, "unknown"
+        while True:
+            try:
+                info = self.tx(h)
+            except NotFound:
+                info, last = None, "unknown to the node"
+            if info is not None:
+                if info.receipt is not None:
+                    return info.receipt
+                last = info.status
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise self._timeout_error(h, timeout, last)
+            time.sleep(min(delay, left))
+            delay = min(delay * 1.5, 0.5)
+
+    @overload
+    def send(
+        self,
+        signer: Signer,
+        contract: str,
+        method: str,
+        args: Mapping[str, Any] | None = ...,
+        *,
+        wait: Literal[True] = ...,
+        timeout: float = ...,
+        nonce: int | None = ...,
+        expiry: int | None = ...,
+        gas_limit: int = ...,
+    ) -> Receipt: ...
+
+    @overload
+    def send(
+        self,
+        signer: Signer,
+        contract: str,
+        method: str,
+        args: Mapping[str, Any] | None = ...,
+        *,
+        wait: Literal[False],
+        timeout: float = ...,
+        nonce: int | None = ...,
+        expiry: int | None = ...,
+        gas_limit: int = ...,
+    ) -> bytes: ...
+
+    def send(
+        self,
+        signer: Signer,
+        contract: str,
+        method: str,
+        args: Mapping[str, Any] | None = None,
+        *,
+        wait: bool = True,
+        timeout: float = DEFAULT_COMMIT_TIMEOUT,
+        nonce: int | None = None,
+        expiry: int | None = None,
+        gas_limit: int = DEFAULT_GAS_LIMIT,
+    ) -> Receipt | bytes:
+        """Build, sign and submit a call; with ``wait`` (the default) return its receipt once
+        committed, else its hash. A committed call can still have failed: check
+        ``receipt.ok`` / ``receipt.code``."""
+        tx = self.build_tx(
+            signer, contract, method, args, nonce=nonce, expiry=expiry, gas_limit=gas_limit
+        )
+        tx_hash = self.submit(tx)
+        return self.wait_for_commit(tx_hash, timeout) if wait else tx_hash
+
+    # -- state -------------------------------------------------------------------------------
+    def query(self, contract: str, method: str, /, **args: Any) -> Any:
+        """A read-only contract call on the latest state, e.g.
+        ``query("token", "balance", owner=address)``. Not proven: see :meth:`get_state`."""
+        raw = self._call(self._query_call(contract, method, args))
+        return _parse.parsed("query", lambda: json_to_codec(_parse.obj(raw)["result"]))
+
+    def balance(self, address: bytes | str) -> int:
+        """The token balance of ``address`` (through the token contract's query)."""
+        owner = bytes.fromhex(_hex_arg(address, "address", 20))
+        value = self.query("token", "balance", owner=owner)
+        return _parse.parsed("balance", lambda: _parse.integer(value))
+
+    def get_state(
+        self, key: bytes, height: int | None = None, *, verify: bool = True
+    ) -> VerifiedValue:
+        """The value of a state key after block ``height`` (latest if None).
+
+        With ``verify`` (the default) the answer is checked as the module's trust model
+        describes and :class:`ProofError` (``bad_proof``) is raised if any link fails; the
+        result's ``value`` is None when the key is proven absent.
+        """
+        if verify:
+            self._ensure_trust(need_validators=True)
+        return self._verify(self._call(self._state_call(key, height)), key, height, verify)
+
+    # -- events --------------------------------------------------------------------------------
+    def subscribe(self, contract: str | None = None, type: str | None = None) -> EventSubscription:
+        """Committed events as they happen (a WebSocket): iterate the result, close it when
+        done (or use ``with``). If the node ends the stream (e.g. this client fell too far
+        behind), iteration raises the node's error (:class:`Unavailable` with the reason)."""
+        return EventSubscription(events_url(self.url, contract, type), self.timeout)
+
+
+class AsyncClient(_Base):
+    """The asyncio twin of :class:`Client`: the same methods, awaited."""
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        chain_id: str | None = None,
+        validators: ValidatorSet | None = None,
+        suite: CryptoSuite | str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.AsyncBaseTransport | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(url, chain_id, validators, suite)
+        self.timeout = timeout
+        import httpx  # see _http_error
+
+        self._http = httpx.AsyncClient(
+            base_url=self.url, timeout=timeout, transport=transport, headers=headers
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _call(self, call: _Call) -> Any:
+        try:
+            r = await self._http.request(
+                call.method,
+                call.path,
+                params=call.params,
+                content=call.content,
+                json=call.json,
+                headers=call.headers,
+            )
+        except _http_error() as exc:
+            raise transport_error(self.url, exc) from None
+        if r.status_code not in call.expect:
+            raise error_from_response(r)
+        try:
+            return r.json()
+        except ValueError:
+            raise _parse.bad_answer(f"{call.method} {call.path} did not answer JSON") from None
+
+    async def _ensure_trust(self, need_validators: bool) -> None:
+        t = self._trust
+        if t.chain_id is None or t.suite is None or not t.status_seen:
+            self._learn(await self.status())
+        if need_validators and t.validators is None:
+            t.validators = await self.validators()
+
+    async def status(self) -> NodeStatus:
+        raw = await self._call(_Call("GET", "/v1/status"))
+        s = _parse.parsed("status", lambda: _parse.status(raw))
+        self._learn(s)
+        return s
+
+    async def validators(self, height: int | None = None) -> ValidatorSet:
+        params = None if height is None else {"height": str(height)}
+        raw = await self._call(_Call("GET", "/v1/validators", params))
+        return _parse.parsed("validators", lambda: _parse.validator_set(raw))
+
+    async def block(self, height: int | None = None) -> BlockInfo:
+        raw = await self._call(self._block_call(height))
+        return _parse.parsed("block", lambda: _parse.block_info(raw))
+
+    async def submit(self, tx: Transaction | bytes) -> bytes:
+        return self._check_submitted(await self._call(self._submit_one(tx)), tx)
+
+    async def submit_batch(self, txs: Sequence[Transaction | bytes]) -> list[SubmitResult]:
+        return self._batch_results(await self._call(self._submit_many(txs)), len(txs))
+
+    async def tx(self, tx_hash: bytes | str) -> TxInfo:
+        raw = await self._call(_Call("GET", f"/v1/txs/{_hex_arg(tx_hash, 'tx hash', 32)}"))
+        return _parse.parsed("transaction", lambda: _parse.tx_info(raw))
+
+    async def account(self, address: bytes | str) -> AccountInfo:
+        raw = await self._call(_Call("GET", f"/v1/accounts/{_hex_arg(address, 'address', 20)}"))
+        return _parse.parsed("account", lambda: _parse.account(raw))
+
+    async def build_tx(
+        self,
+        signer: Signer,
+        contract: str,
+        method: str,
+        args: Mapping[str, Any] | None = None,
+        *,
+        nonce: int | None = None,
+        expiry: int | None = None,
+        gas_limit: int = DEFAULT_GAS_LIMIT,
+    ) -> Transaction:
+        await self._ensure_trust(need_validators=False)
+        if nonce is None:
+            nonce = (await self.account(signer.address)).pending_nonce
+        return self._build(signer, contract, method, args, nonce, expiry, gas_limit)
+
+    async def wait_for_commit(
+        self, tx_hash: bytes | str, timeout: float = DEFAULT_COMMIT_TIMEOUT
+    ) -> Receipt:
+        h = bytes.fromhex(_hex_arg(tx_hash, "tx hash", 32))
+        deadline = time.monotonic() + timeout
+        delay, last = 0.05, "unknown"
+        while True:
+            try:
+                info = await self.tx(h)
+            except NotFound:
+                info, last = None, "unknown to the node"
+            if info is not None:
+                if info.receipt is not None:
+                    return info.receipt
+                last = info.status
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise self._timeout_error(h, timeout, last)
+            await asyncio.sleep(min(delay, left))
+            delay = min(delay * 1.5, 0.5)
+
+    async def send(
+        self,
+        signer: Signer,
+        contract: str,
+        method: str,
+        args: Mapping[str, Any] | None = None,
+        *,
+        timeout: float = DEFAULT_COMMIT_TIMEOUT,
+        nonce: int | None = None,
+        expiry: int | None = None,
+        gas_limit: int = DEFAULT_GAS_LIMIT,
+    ) -> Receipt:
+        """Build, sign, submit and wait for the receipt (use :meth:`submit` not to wait)."""
+        tx = await self.build_tx(
+            signer, contract, method, args, nonce=nonce, expiry=expiry, gas_limit=gas_limit
+        )
+        return await self.wait_for_commit(await self.submit(tx), timeout)
+
+    async def query(self, contract: str, method: str, /, **args: Any) -> Any:
+        raw = await self._call(self._query_call(contract, method, args))
+        return _parse.parsed("query", lambda: json_to_codec(_parse.obj(raw)["result"]))
+
+    async def balance(self, address: bytes | str) -> int:
+        owner = bytes.fromhex(_hex_arg(address, "address", 20))
+        value = await self.query("token", "balance", owner=owner)
+        return _parse.parsed("balance", lambda: _parse.integer(value))
+
+    async def get_state(
+        self, key: bytes, height: int | None = None, *, verify: bool = True
+    ) -> VerifiedValue:
+        if verify:
+            await self._ensure_trust(need_validators=True)
+        raw = await self._call(self._state_call(key, height))
+        return self._verify(raw, key, height, verify)
+
+    def subscribe(
+        self,
+        contract: str | None = None,
+        type: str | None = None,
+    ) -> AsyncEventSubscription:
+        """Committed events: ``async with client.subscribe() as events: async for e in
+        events: ...``."""
+        return AsyncEventSubscription(events_url(self.url, contract, type), self.timeout)

@@ -1,0 +1,219 @@
+"""The node's JSON answers back into :mod:`citychain.types` values, checked as they go.
+
+A node is not trusted to answer well: anything missing, mistyped or inconsistent (a header
+that does not hash to the hash it came with) raises :class:`DecodeError` naming what was
+wrong, never a ``KeyError`` or ``TypeError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from citychain.errors import CitychainError, DecodeError, ErrorCode
+from citychain.sdk._types import (
+    AccountInfo,
+    BlockInfo,
+    CommittedEvent,
+    NodeStatus,
+    SubmitResult,
+    TxInfo,
+)
+from citychain.types import (
+    Block,
+    Commit,
+    CommitSig,
+    Event,
+    Header,
+    Receipt,
+    Transaction,
+    Validator,
+    ValidatorSet,
+)
+from citychain.types.tx import json_to_codec
+
+T = TypeVar("T")
+
+
+def bad_answer(what: str) -> DecodeError:
+    return DecodeError(f"unexpected answer from the node: {what}", ErrorCode.MALFORMED)
+
+
+def parsed(what: str, fn: Callable[[], T]) -> T:
+    """Run ``fn``; any shape error inside becomes a :class:`DecodeError` about ``what``."""
+    try:
+        return fn()
+    except CitychainError as exc:
+        if exc.code == ErrorCode.MALFORMED and exc.message.startswith("unexpected answer"):
+            raise
+        raise bad_answer(f"{what}: {exc.message}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise bad_answer(f"{what} is malformed ({type(exc).__name__}: {exc})") from None
+
+
+def obj(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"expected an object, got {type(value).__name__}")
+    return value
+
+
+def hexb(value: Any, size: int | None = None) -> bytes:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a hex string, got {type(value).__name__}")
+    data = bytes.fromhex(value)
+    if size is not None and len(data) != size:
+        raise ValueError(f"expected {size} bytes, got {len(data)}")
+    return data
+
+
+def integer(value: Any) -> int:
+    if type(value) is not int:
+        raise TypeError(f"expected an integer, got {type(value).__name__}")
+    return value
+
+
+def text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def opt_int(value: Any) -> int | None:
+    return None if value is None else integer(value)
+
+
+# -- types ----------------------------------------------------------------------------------
+
+
+def header(raw: Any) -> Header:
+    d = obj(raw)
+    h = Header(
+        chain_id=text(d["chain_id"]),
+        height=integer(d["height"]),
+        time=integer(d["time"]),
+        prev_hash=hexb(d["prev_hash"], 32),
+        tx_root=hexb(d["tx_root"], 32),
+        results_root=hexb(d["results_root"], 32),
+        state_root=hexb(d["state_root"], 32),
+        validators_hash=hexb(d["validators_hash"], 32),
+        proposer=hexb(d["proposer"]),
+        version=integer(d["version"]),
+    )
+    if "hash" in d and hexb(d["hash"], 32) != h.hash:
+        raise ValueError("the header does not hash to its reported hash")
+    return h
+
+
+def commit(raw: Any) -> Commit:
+    d = obj(raw)
+    sigs = tuple(
+        CommitSig(hexb(obj(s)["validator"]), hexb(obj(s)["signature"])) for s in d["signatures"]
+    )
+    return Commit(integer(d["height"]), integer(d["round"]), hexb(d["block_hash"], 32), sigs)
+
+
+def transaction(raw: Any) -> Transaction:
+    d = obj(raw)
+    args = json_to_codec(obj(d["args"]))
+    tx = Transaction(
+        chain_id=text(d["chain_id"]),
+        sender=hexb(d["sender"]),
+        nonce=integer(d["nonce"]),
+        expiry=integer(d["expiry"]),
+        contract=text(d["contract"]),
+        method=text(d["method"]),
+        args=args,
+        gas_limit=integer(d["gas_limit"]),
+        signature=hexb(d["signature"]),
+    )
+    if "hash" in d and hexb(d["hash"], 32) != tx.hash:
+        raise ValueError("a transaction does not hash to its reported hash")
+    return tx
+
+
+def event(raw: Any) -> Event:
+    d = obj(raw)
+    return Event(text(d["contract"]), text(d["type"]), json_to_codec(obj(d["attributes"])))
+
+
+def receipt(raw: Any) -> Receipt:
+    d = obj(raw)
+    return Receipt(
+        tx_hash=hexb(d["tx_hash"], 32),
+        code=text(d["code"]),
+        message=text(d["message"]),
+        gas_used=integer(d["gas_used"]),
+        result=json_to_codec(d["result"]),
+        events=tuple(event(e) for e in d["events"]),
+    )
+
+
+def validator_set(raw: Any) -> ValidatorSet:
+    d = obj(raw)
+    vs = ValidatorSet(
+        Validator(hexb(obj(v)["public_key"]), integer(v["power"]), text(v.get("name", "")))
+        for v in d["validators"]
+    )
+    if "hash" in d and hexb(d["hash"], 32) != vs.hash:
+        raise ValueError("the validator set does not hash to its reported hash")
+    return vs
+
+
+def block_info(raw: Any) -> BlockInfo:
+    d = obj(raw)
+    b = Block(header(d["header"]), tuple(transaction(t) for t in d["txs"]))
+    b.check_tx_root()
+    c = commit(d["commit"])
+    if c.block_hash != b.hash or c.height != b.height:
+        raise ValueError("the commit is for another block")
+    return BlockInfo(b, c)
+
+
+def tx_info(raw: Any) -> TxInfo:
+    d = obj(raw)
+    tx = transaction(d["tx"])
+    status = text(d["status"])
+    if status not in ("pending", "committed"):
+        raise ValueError(f"unknown transaction status {status!r}")
+    r = receipt(d["receipt"]) if d.get("receipt") is not None else None
+    if r is not None and r.tx_hash != tx.hash:
+        raise ValueError("the receipt is for another transaction")
+    return TxInfo(tx.hash, status, tx, opt_int(d.get("height")), opt_int(d.get("index")), r)
+
+
+def submit_result(raw: Any) -> SubmitResult:
+    d = obj(raw)
+    h = d.get("hash")
+    return SubmitResult(None if h is None else hexb(h, 32), text(d["code"]), text(d["message"]))
+
+
+def account(raw: Any) -> AccountInfo:
+    d = obj(raw)
+    return AccountInfo(hexb(d["address"]), integer(d["nonce"]), integer(d["pending_nonce"]))
+
+
+def status(raw: Any) -> NodeStatus:
+    d = obj(raw)
+    mempool = obj(d["mempool"])
+    return NodeStatus(
+        chain_id=text(d["chain_id"]),
+        crypto_suite=text(d["crypto_suite"]),
+        node_id=text(d["node_id"]),
+        public_key=hexb(d["public_key"]),
+        height=integer(d["height"]),
+        latest_block_hash=hexb(d["latest_block_hash"], 32),
+        latest_block_time=integer(d["latest_block_time"]),
+        state_root=hexb(d["state_root"], 32),
+        mempool_txs=integer(mempool["txs"]),
+        mempool_bytes=integer(mempool["bytes"]),
+        validators=validator_set(d["validators"]),
+        syncing=bool(d["syncing"]),
+        version=text(d["version"]),
+    )
+
+
+def committed_event(raw: Any) -> CommittedEvent:
+    d = obj(raw)
+    return CommittedEvent(
+        integer(d["height"]), hexb(d["tx_hash"], 32), integer(d["tx_index"]), event(d["event"])
+    )

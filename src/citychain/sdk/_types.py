@@ -1,0 +1,132 @@
+"""What the SDK returns: plain frozen data built from the node's JSON answers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from citychain import codec
+from citychain.errors import ErrorCode
+from citychain.types import Block, Commit, Event, Header, Receipt, Transaction, ValidatorSet
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    """One transaction's admission: ``code`` is ``"ok"`` when it entered the mempool."""
+
+    tx_hash: bytes | None
+    code: str
+    message: str
+
+    @property
+    def ok(self) -> bool:
+        return self.code == ErrorCode.OK
+
+
+@dataclass(frozen=True, slots=True)
+class TxInfo:
+    """A known transaction: ``"pending"`` in the mempool, or ``"committed"`` with its place
+    in a block and its receipt."""
+
+    tx_hash: bytes
+    status: str
+    tx: Transaction
+    height: int | None
+    index: int | None
+    receipt: Receipt | None
+
+    @property
+    def committed(self) -> bool:
+        return self.status == "committed"
+
+
+@dataclass(frozen=True, slots=True)
+class BlockInfo:
+    """A committed block and the commit that finalised it.
+
+    The SDK checks that the header hashes to the block hash the node reported, that every
+    transaction hashes to its reported hash, and that the transactions match the header's
+    ``tx_root``. It does not check the commit's signatures here (``get_state`` does).
+    """
+
+    block: Block
+    commit: Commit
+
+    @property
+    def header(self) -> Header:
+        return self.block.header
+
+    @property
+    def height(self) -> int:
+        return self.block.height
+
+    @property
+    def hash(self) -> bytes:
+        return self.block.hash
+
+
+@dataclass(frozen=True, slots=True)
+class AccountInfo:
+    address: bytes
+    #: Committed nonce: how many of the account's transactions have executed.
+    nonce: int
+    #: The next nonce to use, counting the account's transactions in the node's mempool.
+    pending_nonce: int
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    chain_id: str
+    crypto_suite: str
+    node_id: str
+    public_key: bytes
+    height: int
+    latest_block_hash: bytes
+    latest_block_time: int
+    state_root: bytes
+    mempool_txs: int
+    mempool_bytes: int
+    #: The set that signs the next block (as the node reports it; not a trust anchor).
+    validators: ValidatorSet
+    syncing: bool
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedValue:
+    """A state value (or its absence) at ``height``.
+
+    When ``verified`` is true the SDK checked, in this order: the commit finalises ``header``
+    (signatures by distinct members of the trusted validator set holding more than 2/3 of
+    its power, and the header names that set), and the ICS-23 proof shows ``key = value``
+    (or that ``key`` is absent) under ``header.state_root``. ``signed_power`` of
+    ``total_power`` is how much of the set signed.
+    """
+
+    key: bytes
+    value: bytes | None
+    height: int
+    header: Header
+    verified: bool
+    signed_power: int = 0
+    total_power: int = 0
+    signers: int = 0
+    validators: int = 0
+
+    @property
+    def exists(self) -> bool:
+        return self.value is not None
+
+    def decode(self) -> Any:
+        """The value as a canonical CBOR value (None when absent)."""
+        return codec.decode(self.value) if self.value is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedEvent:
+    """An event from the transaction at ``tx_index`` of block ``height``."""
+
+    height: int
+    tx_hash: bytes
+    tx_index: int
+    event: Event
