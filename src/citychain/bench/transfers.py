@@ -1,0 +1,145 @@
+"""`citychain bench transfers`: committed token transfers per second through the API.
+
+1. Measure the ceiling: this machine's Ed25519 verifications/s on all cores.
+2. Fund ``senders`` fresh accounts with one batch of mints from an issuer key.
+3. Pre-sign ``per_sender`` transfers for each sender (signing is not what is measured).
+4. Submit them in CBOR batches over a few concurrent HTTP connections, then follow the chain
+   until every admitted transfer is committed (or the deadline passes). Every transfer sends
+   1 token to one fresh sink account, so the sink's balance counts the successful ones. The
+   figure is committed successful transfers divided by the time from the first submission
+   until the last one is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cbor2
+import httpx
+
+from citychain.bench.ceiling import ed25519_verifications_per_second
+from citychain.crypto import ED25519, Signer
+from citychain.errors import Unavailable
+from citychain.types import Transaction
+
+
+@dataclass(frozen=True, slots=True)
+class TransfersResult:
+    committed: int
+    seconds: float
+    submitted: int
+    rejected: int
+    ceiling: float
+    blocks: int
+    first_height: int
+    last_height: int
+
+    @property
+    def rate(self) -> float:
+        return self.committed / self.seconds if self.seconds else 0.0
+
+
+async def _post_batch(client: httpx.AsyncClient, raws: list[bytes]) -> int:
+    resp = await client.post(
+        "/v1/txs", content=cbor2.dumps(raws), headers={"content-type": "application/cbor"}
+    )
+    resp.raise_for_status()
+    return sum(1 for r in resp.json()["results"] if r["code"] != "ok")
+
+
+async def run_transfers(
+    url: str,
+    issuer: Signer,
+    *,
+    chain_id: str,
+    senders: int = 2000,
+    per_sender: int = 50,
+    batch: int = 1000,
+    concurrency: int = 4,
+    timeout: float = 300.0,
+    log: Callable[[str], None] = print,
+) -> TransfersResult:
+    ceiling = ed25519_verifications_per_second()
+    log(f"ceiling: {ceiling:,.0f} Ed25519 verifications/s on all cores")
+    async with httpx.AsyncClient(base_url=url, timeout=60.0) as client:
+        acct = (await client.get(f"/v1/accounts/{issuer.address.hex()}")).json()
+        nonce = int(acct["pending_nonce"])
+        accounts = [Signer.generate(ED25519) for _ in range(senders)]
+        mints = [
+            Transaction.create(
+                issuer,
+                chain_id=chain_id,
+                nonce=nonce + i,
+                contract="token",
+                method="mint",
+                args={"to": a.address, "amount": 10**9},
+            ).encode()
+            for i, a in enumerate(accounts)
+        ]
+        deadline = time.monotonic() + timeout
+        # Mint in chunks that fit the mempool's per-sender nonce window, waiting for each.
+        chunk = min(batch, 500)
+        for i in range(0, len(mints), chunk):
+            refused = await _post_batch(client, mints[i : i + chunk])
+            if refused:
+                raise Unavailable(f"{refused} funding mints were refused; is the key an issuer?")
+            while time.monotonic() < deadline:
+                acct = (await client.get(f"/v1/accounts/{issuer.address.hex()}")).json()
+                if int(acct["nonce"]) >= nonce + min(i + chunk, senders):
+                    break
+                await asyncio.sleep(0.05)
+        log(f"funded {senders} senders")
+        sink = Signer.generate(ED25519).address
+        txs: list[Transaction] = []
+        for n in range(per_sender):
+            for a in accounts:
+                txs.append(
+                    Transaction.create(
+                        a,
+                        chain_id=chain_id,
+                        nonce=n,
+                        contract="token",
+                        method="transfer",
+                        args={"to": sink, "amount": 1},
+                    )
+                )
+        raws = [t.encode() for t in txs]
+        log(f"signed {len(raws)} transfers; submitting")
+        start_height = int((await client.get("/v1/status")).json()["height"])
+        t0 = time.monotonic()
+        sem = asyncio.Semaphore(concurrency)
+        rejected = 0
+
+        async def send(part: list[bytes]) -> None:
+            nonlocal rejected
+            async with sem:
+                rejected += await _post_batch(client, part)
+
+        await asyncio.gather(*(send(raws[i : i + batch]) for i in range(0, len(raws), batch)))
+        log(f"submitted in {time.monotonic() - t0:.1f}s; waiting for commits")
+        args = json.dumps({"owner": {"hex": sink.hex()}})
+        expected = len(raws) - rejected
+        committed = 0
+        last = start_height
+        while time.monotonic() < deadline:
+            resp = await client.get("/v1/query/token/balance", params={"args": args})
+            committed = int(resp.json()["result"])
+            last = int((await client.get("/v1/status")).json()["height"])
+            if committed >= expected:
+                break
+            await asyncio.sleep(0.05)
+        seconds = time.monotonic() - t0
+        return TransfersResult(
+            committed=committed,
+            seconds=seconds,
+            submitted=len(raws),
+            rejected=rejected,
+            ceiling=ceiling,
+            blocks=last - start_height,
+            first_height=start_height + 1,
+            last_height=last,
+        )
