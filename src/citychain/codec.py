@@ -60,12 +60,18 @@ def check_value(value: Any) -> None:
 def encode(value: Any) -> bytes:
     """The canonical CBOR bytes of ``value``. Raises :class:`DecodeError` on disallowed types."""
     _check(value, 0)
-    return cbor2.dumps(value, canonical=True)
+    return encode_trusted(value)
 
 
 def encode_trusted(value: Any) -> bytes:
     """Like :func:`encode` for values built by our own code from checked parts (hot paths)."""
-    return cbor2.dumps(value, canonical=True)
+    try:
+        return cbor2.dumps(value, canonical=True)
+    except UnicodeEncodeError:
+        # A str with a lone surrogate (e.g. "\ud800" from JSON) has no UTF-8 form.
+        raise DecodeError(
+            "text strings must be valid Unicode (no lone surrogates)", ErrorCode.MALFORMED
+        ) from None
 
 
 def decode(data: bytes, *, max_size: int | None = None) -> Any:
