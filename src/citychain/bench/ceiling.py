@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import random
+import tempfile
 import time
+from pathlib import Path
 
 from citychain.crypto import ED25519, Signer, VerifyItem
 
@@ -22,3 +25,26 @@ def ed25519_verifications_per_second(seconds: float = 2.0) -> float:
         ED25519.batch_verify(items)
         done += len(items)
     return done / (time.perf_counter() - start)
+
+
+def rocksdb_point_reads_per_second(work_dir: Path | None = None, keys: int = 200_000) -> float:
+    """Random point reads/s of 32-byte keys from a fresh RocksDB store (one thread)."""
+    from citychain.store.kv import KVStore
+
+    rng = random.Random(7)  # noqa: S311 (a seeded workload, not secrets)
+    with tempfile.TemporaryDirectory(dir=work_dir, prefix="citychain-ceiling-") as tmp:
+        kv = KVStore(Path(tmp), column_families=("state_latest",))
+        try:
+            names = [rng.randbytes(32) for _ in range(keys)]
+            for i in range(0, keys, 10_000):
+                batch = kv.batch()
+                for k in names[i : i + 10_000]:
+                    batch.put("state_latest", k, k * 3)
+                kv.write(batch)
+            sample = rng.sample(names, min(keys, 50_000))
+            start = time.perf_counter()
+            for k in sample:
+                kv.get("state_latest", k)
+            return len(sample) / (time.perf_counter() - start)
+        finally:
+            kv.close()

@@ -7,12 +7,13 @@ ratio <r>)``; the ceiling is measured on the same machine in the same run.
 from __future__ import annotations
 
 import asyncio
-
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeRemainingColumn
 
 from citychain.errors import CitychainError
 
@@ -74,37 +75,78 @@ def transfers(
     print(result_line("transfers", res.rate, "transfers/s", res.ceiling, "verifications/s"))
 
 
+def _progress(bar: Progress) -> Callable[[str, int, int], None]:
+    tasks: dict[str, TaskID] = {}
+
+    def update(what: str, done: int, total: int) -> None:
+        if what not in tasks:
+            tasks[what] = bar.add_task(what, total=total)
+        bar.update(tasks[what], completed=done, total=total)
+
+    return update
+
+
+def _bar() -> Progress:
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
 @bench_app.command("proofs")
 def proofs(
     keys: Annotated[int, typer.Option(help="Keys in state.")] = 1_000_000,
-    queries: Annotated[int, typer.Option(help="Proof queries to time.")] = 20_000,
-    work_dir: Annotated[
-        Path | None, typer.Option(help="Where to build the temporary state.")
-    ] = None,
+    queries: Annotated[int, typer.Option(help="Proof queries to time.")] = 4_000,
+    work_dir: Annotated[Path | None, typer.Option(help="Where to build the state.")] = None,
 ) -> None:
-    """State queries with ICS-23 proof: queries/s and p50/p99 latency (local RocksDB state)."""
+    """State queries with ICS-23 proof: queries/s and p50/p99 (ceiling: RocksDB point reads/s)."""
     from citychain.bench import result_line
+    from citychain.bench.ceiling import rocksdb_point_reads_per_second
     from citychain.state.bench import run_proofs_bench
 
-    res = run_proofs_bench(keys=keys, queries=queries, work_dir=work_dir, log=console.print)
-    console.print(f"p50 {res.p50_ms:.3f} ms, p99 {res.p99_ms:.3f} ms over {res.queries} queries")
-    print(result_line("proofs", res.per_second, "proofs/s", res.ceiling, res.ceiling_unit))
+    ceiling = rocksdb_point_reads_per_second(work_dir)
+    with _bar() as bar:
+        res = run_proofs_bench(
+            n_keys=keys, queries=queries, directory=work_dir, progress=_progress(bar)
+        )
+    console.print(
+        f"{res.keys_in_state:,} keys: p50 {res.p50_ms:.3f} ms, p99 {res.p99_ms:.3f} ms over "
+        f"{res.queries:,} queries; proof size {res.exist_bytes:.0f} B (present), "
+        f"{res.nonexist_bytes:.0f} B (absent)"
+    )
+    print(result_line("proofs", res.queries_per_s, "proofs/s", ceiling, "point-reads/s"))
+    print(f"bench proofs-p99: {res.p99_ms:.3f} ms (p50 {res.p50_ms:.3f} ms)")
 
 
 @bench_app.command("disk")
 def disk(
     keys: Annotated[int, typer.Option(help="Keys in state.")] = 1_000_000,
     blocks: Annotated[int, typer.Option(help="Blocks of updates after loading.")] = 100,
-    work_dir: Annotated[
-        Path | None, typer.Option(help="Where to build the temporary state.")
-    ] = None,
+    retain: Annotated[int, typer.Option(help="State versions kept (pruning).")] = 10,
+    work_dir: Annotated[Path | None, typer.Option(help="Where to build the state.")] = None,
 ) -> None:
-    """Bytes on disk per live key after loading and updating, pruning on."""
+    """Bytes on disk per live key after loading and updating, pruning on
+    (ceiling: the logical bytes of each key's latest value, the least any store needs)."""
     from citychain.bench import result_line
     from citychain.state.bench import run_disk_bench
 
-    res = run_disk_bench(keys=keys, blocks=blocks, work_dir=work_dir, log=console.print)
-    print(result_line("disk", res.bytes_per_key, "bytes/key", res.ceiling, res.ceiling_unit))
+    with _bar() as bar:
+        res = run_disk_bench(
+            n_keys=keys,
+            blocks=blocks,
+            retain_versions=retain,
+            directory=work_dir,
+            progress=_progress(bar),
+        )
+    payload = res.logical_bytes_per_key.get("state_latest", 0.0)
+    console.print(
+        "logical bytes per key by column family: "
+        + ", ".join(f"{k} {v:.1f}" for k, v in sorted(res.logical_bytes_per_key.items()))
+    )
+    print(result_line("disk", res.bytes_per_key, "bytes/key", payload, "payload-bytes/key"))
 
 
 def register(app: typer.Typer) -> None:
