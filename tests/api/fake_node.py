@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
+import time
 import warnings
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,7 +65,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "The anyio.abc.BlockingPortal alias", DeprecationWarning)
     from starlette.testclient import TestClient
 
-__all__ = ["CHAIN_ID", "FakeNode", "TestClient", "balance_key", "seeded_signer"]
+__all__ = ["CHAIN_ID", "FakeNode", "TestClient", "balance_key", "seeded_signer", "serving"]
 
 CHAIN_ID = "fake-chain"
 GENESIS_TIME = 1_767_225_600_000
@@ -486,3 +489,31 @@ class FakeNode:
         return Transaction.create(
             signer, chain_id=CHAIN_ID, nonce=nonce, contract="token", method=method, args=args
         )
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """Serve an ASGI app on a free local port (uvicorn in a thread); yields its URL."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan="off",
+        ws="websockets-sansio",  # uvicorn's legacy websockets protocol warns on websockets 14+
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "test server did not start"
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -3,12 +3,10 @@ through httpx transport injection, or over a real socket for WebSockets."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
-from sdk_helpers import URL, FakeNode, bridge, seeded_signer
+from sdk_helpers import URL, FakeNode, bridge, seeded_signer, serving
 
 from citychain.api import create_app
 from citychain.crypto import Signer
@@ -38,25 +36,6 @@ def client(node: FakeNode) -> Iterator[Client]:
 
 @pytest.fixture
 def served(node: FakeNode) -> Iterator[str]:
-    """The API over ``node`` on a real local port (uvicorn in a thread); yields its URL."""
-    import uvicorn
-
-    config = uvicorn.Config(
-        create_app(node),
-        host="127.0.0.1",
-        port=0,
-        log_level="warning",
-        lifespan="off",
-        ws="websockets-sansio",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "test server did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    """The API over ``node`` on a real local port; yields its URL."""
+    with serving(create_app(node)) as url:
+        yield url

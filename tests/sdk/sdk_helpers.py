@@ -11,9 +11,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
 
-from fake_node import CHAIN_ID, FakeNode, TestClient, balance_key, seeded_signer
+from fake_node import CHAIN_ID, FakeNode, TestClient, balance_key, seeded_signer, serving
 
-__all__ = ["CHAIN_ID", "URL", "FakeNode", "balance_key", "bridge", "seeded_signer"]
+__all__ = ["CHAIN_ID", "URL", "FakeNode", "balance_key", "bridge", "seeded_signer", "serving"]
 
 URL = "http://node.test"
 Rewrite = Callable[[httpx.Request, httpx.Response], httpx.Response]

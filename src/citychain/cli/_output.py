@@ -1,0 +1,146 @@
+"""What every user-facing command shares: options, output, errors, the node client.
+
+Errors: a command never shows a traceback. A :class:`CitychainError` prints
+``error [code]: message`` on stderr and exits 1; anything unexpected prints
+``error [internal]: ...`` the same way (set ``CITYCHAIN_DEBUG=1`` to see the traceback).
+``--json`` prints one JSON document on stdout (errors stay on stderr, with exit code 1).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from citychain.errors import CitychainError, ErrorCode, InvalidInput
+from citychain.types.tx import codec_to_json
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+DEFAULT_NODE = "http://127.0.0.1:26657"
+DEFAULT_HOME = Path("~/.citychain")
+
+NodeOpt = Annotated[
+    str,
+    typer.Option("--node", envvar="CITYCHAIN_NODE", help="Node API URL.", show_default=True),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+HomeOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--home",
+        envvar="CITYCHAIN_HOME",
+        help="Home directory: keys in <home>/keys, trusted genesis in <home>/config. "
+        "\\[default: ~/.citychain]",
+        show_default=False,
+    ),
+]
+PassFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--passphrase-file",
+        help="File holding the key passphrase (else $CITYCHAIN_PASSPHRASE, else a prompt).",
+    ),
+]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def home_dir(home: Path | None) -> Path:
+    return (home if home is not None else DEFAULT_HOME).expanduser()
+
+
+def fail(exc: CitychainError) -> typer.Exit:
+    err_console.print(f"[bold red]error[/] \\[{exc.code.value}]: {escape(exc.message)}")
+    return typer.Exit(1)
+
+
+def handles_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Run a command so that no error escapes as a traceback."""
+
+    @functools.wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except CitychainError as exc:
+            raise fail(exc) from None
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if os.environ.get("CITYCHAIN_DEBUG"):
+                raise
+            raise fail(
+                CitychainError(
+                    f"unexpected {type(exc).__name__}: {exc} (set CITYCHAIN_DEBUG=1 for details)",
+                    ErrorCode.INTERNAL,
+                )
+            ) from None
+
+    return run
+
+
+def print_json(value: Any) -> None:
+    """One JSON document on stdout; bytes as ``{"hex": ...}``, big integers exact."""
+    typer.echo(json.dumps(codec_to_json(value), indent=2, ensure_ascii=False))
+
+
+def bad(message: str) -> InvalidInput:
+    return InvalidInput(message, ErrorCode.BAD_ARGUMENTS)
+
+
+_HEX = re.compile(r"(?:0x)?((?:[0-9a-fA-F]{2})*)")
+
+
+def parse_hex(text: str, what: str, size: int | None = None) -> bytes:
+    m = _HEX.fullmatch(text.strip())
+    if m is None or not m.group(1):
+        raise bad(f"{what} must be hex digits (an even number of 0-9, a-f), got {text!r:.80}")
+    data = bytes.fromhex(m.group(1))
+    if size is not None and len(data) != size:
+        raise bad(f"{what} must be {size} bytes ({2 * size} hex digits), got {len(data)} bytes")
+    return data
+
+
+def parse_address(text: str) -> bytes:
+    return parse_hex(text, "address", 20)
+
+
+def parse_args_json(text: str | None) -> dict[str, Any]:
+    """Contract arguments from JSON; byte strings as ``{"hex": "..."}``."""
+    from citychain import codec
+    from citychain.errors import DecodeError
+    from citychain.types.tx import json_to_codec
+
+    if not text:
+        return {}
+    try:
+        raw = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise bad(f"--args is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise bad('--args must be a JSON object, e.g. \'{"to": {"hex": "..."}, "amount": 5}\'')
+    try:
+        args = json_to_codec(raw)
+        codec.check_value(args)
+    except (DecodeError, RecursionError) as exc:
+        message = exc.message if isinstance(exc, DecodeError) else "nested too deeply"
+        raise bad(f"--args: {message}") from None
+    assert isinstance(args, dict)
+    return args
+
+
+def show_value(value: Any) -> str:
+    """A canonical value for people: bytes as 0x-hex, the rest as JSON."""
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    return json.dumps(codec_to_json(value), ensure_ascii=False)

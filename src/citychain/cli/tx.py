@@ -1,0 +1,196 @@
+"""`citychain tx ...`: sign a transaction with a stored key, submit it, wait for its receipt."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from citychain.cli._client import make_client
+from citychain.cli._keys_access import load_signer
+from citychain.cli._output import (
+    DEFAULT_NODE,
+    HomeOpt,
+    JsonOpt,
+    NodeOpt,
+    PassFileOpt,
+    console,
+    handles_errors,
+    parse_address,
+    parse_args_json,
+    print_json,
+    show_value,
+)
+from citychain.sdk import DEFAULT_COMMIT_TIMEOUT, DEFAULT_GAS_LIMIT, error_from
+from citychain.types import Receipt
+
+tx_app = typer.Typer(help="Sign and submit transactions.", no_args_is_help=True)
+
+KeyOpt = Annotated[
+    str, typer.Option("--key", help="Name of a key in <home>/keys, or a key file's path.")
+]
+NoWaitOpt = Annotated[
+    bool, typer.Option("--no-wait", help="Return once the node accepts it; do not wait.")
+]
+TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds to wait for the commit.")]
+GasOpt = Annotated[int, typer.Option("--gas-limit", help="Most gas the call may use.")]
+ToOpt = Annotated[str, typer.Option("--to", help="Recipient address (40 hex digits).")]
+AmountOpt = Annotated[int, typer.Option("--amount", min=1, help="Amount in token units.")]
+
+
+def _run(
+    *,
+    contract: str,
+    method: str,
+    args: dict[str, Any],
+    key: str,
+    node: str,
+    home: Path | None,
+    passphrase_file: Path | None,
+    no_wait: bool,
+    timeout: float,
+    gas_limit: int,
+    as_json: bool,
+) -> None:
+    signer = load_signer(key, home, passphrase_file=passphrase_file)
+    with make_client(node) as client:
+        tx = client.build_tx(signer, contract, method, args, gas_limit=gas_limit)
+        tx_hash = client.submit(tx)
+        if no_wait:
+            if as_json:
+                print_json({"hash": tx_hash, "status": "pending"})
+            else:
+                console.print(f"submitted [bold]{tx_hash.hex()}[/] (pending; not waiting)")
+            return
+        with console.status("waiting for the transaction to be committed...", spinner="dots"):
+            receipt = client.wait_for_commit(tx_hash, timeout)
+        info = client.tx(tx_hash)
+    if as_json:
+        print_json(
+            {
+                "hash": tx_hash,
+                "status": "committed",
+                "height": info.height,
+                "index": info.index,
+                "receipt": receipt.to_json(),
+            }
+        )
+    else:
+        _print_receipt(receipt, info.height)
+    if not receipt.ok:
+        raise error_from(
+            receipt.code,
+            f"{receipt.message} (transaction {tx_hash.hex()} was committed in block "
+            f"{info.height} but failed, so its changes were rolled back)",
+        )
+
+
+def _print_receipt(receipt: Receipt, height: int | None) -> None:
+    mark = "[green]ok[/]" if receipt.ok else f"[red]failed[/] \\[{receipt.code}]"
+    console.print(f"transaction [bold]{receipt.tx_hash.hex()}[/]")
+    console.print(f"  {mark} in block {height}, gas used {receipt.gas_used}")
+    if receipt.result is not None:
+        console.print(f"  result {escape(show_value(receipt.result))}")
+    if receipt.events:
+        table = Table("event", "attributes", box=None, pad_edge=False)
+        for e in receipt.events:
+            attrs = ", ".join(f"{k}={show_value(v)}" for k, v in e.attributes.items())
+            table.add_row(f"{e.contract}.{e.type}", escape(attrs))
+        console.print(table)
+
+
+@tx_app.command("transfer")
+@handles_errors
+def transfer(
+    to: ToOpt,
+    amount: AmountOpt,
+    key: KeyOpt,
+    node: NodeOpt = DEFAULT_NODE,
+    home: HomeOpt = None,
+    passphrase_file: PassFileOpt = None,
+    no_wait: NoWaitOpt = False,
+    timeout: TimeoutOpt = DEFAULT_COMMIT_TIMEOUT,
+    gas_limit: GasOpt = DEFAULT_GAS_LIMIT,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send tokens from KEY's account to another address."""
+    _run(
+        contract="token",
+        method="transfer",
+        args={"to": parse_address(to), "amount": amount},
+        key=key,
+        node=node,
+        home=home,
+        passphrase_file=passphrase_file,
+        no_wait=no_wait,
+        timeout=timeout,
+        gas_limit=gas_limit,
+        as_json=as_json,
+    )
+
+
+@tx_app.command("mint")
+@handles_errors
+def mint(
+    to: ToOpt,
+    amount: AmountOpt,
+    key: KeyOpt,
+    node: NodeOpt = DEFAULT_NODE,
+    home: HomeOpt = None,
+    passphrase_file: PassFileOpt = None,
+    no_wait: NoWaitOpt = False,
+    timeout: TimeoutOpt = DEFAULT_COMMIT_TIMEOUT,
+    gas_limit: GasOpt = DEFAULT_GAS_LIMIT,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create new tokens for an address (KEY must be a token issuer)."""
+    _run(
+        contract="token",
+        method="mint",
+        args={"to": parse_address(to), "amount": amount},
+        key=key,
+        node=node,
+        home=home,
+        passphrase_file=passphrase_file,
+        no_wait=no_wait,
+        timeout=timeout,
+        gas_limit=gas_limit,
+        as_json=as_json,
+    )
+
+
+@tx_app.command("send")
+@handles_errors
+def send(
+    contract: Annotated[str, typer.Argument(help="Contract name, e.g. token.")],
+    method: Annotated[str, typer.Argument(help="Method name, e.g. transfer.")],
+    key: KeyOpt,
+    args: Annotated[
+        str | None,
+        typer.Option("--args", help='Arguments as a JSON object; bytes as {"hex": "..."}.'),
+    ] = None,
+    node: NodeOpt = DEFAULT_NODE,
+    home: HomeOpt = None,
+    passphrase_file: PassFileOpt = None,
+    no_wait: NoWaitOpt = False,
+    timeout: TimeoutOpt = DEFAULT_COMMIT_TIMEOUT,
+    gas_limit: GasOpt = DEFAULT_GAS_LIMIT,
+    as_json: JsonOpt = False,
+) -> None:
+    """Call any contract method: citychain tx send token transfer --args '{...}' --key alice"""
+    _run(
+        contract=contract,
+        method=method,
+        args=parse_args_json(args),
+        key=key,
+        node=node,
+        home=home,
+        passphrase_file=passphrase_file,
+        no_wait=no_wait,
+        timeout=timeout,
+        gas_limit=gas_limit,
+        as_json=as_json,
+    )
