@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import uvicorn
@@ -15,6 +18,24 @@ from citychain.node import Node
 from citychain.node.config import NodeConfig
 
 log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, minus re-raising SIGTERM/SIGINT after a graceful shutdown: a node
+    stopped by a signal has closed its database cleanly and exits with status 0."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
 
 
 async def serve(
@@ -36,7 +57,7 @@ async def serve(
         lifespan="off",
         ws_max_size=1024 * 1024,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     node_task = asyncio.create_task(node.run(), name="consensus")
     serve_task = asyncio.create_task(server.serve(), name="api")
     while not server.started and not serve_task.done():
