@@ -17,13 +17,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from nodeproc import NodeProcess, cli  # type: ignore[import-not-found]
 
 from citychain.contracts import balance_key
 from citychain.crypto import ED25519, Signer
 from citychain.sdk import Client
 from citychain.types import Transaction
-
-from nodeproc import NodeProcess, cli  # type: ignore[import-not-found]
 
 pytestmark = pytest.mark.slow
 

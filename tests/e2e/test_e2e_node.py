@@ -8,6 +8,7 @@ from pathlib import Path
 import cbor2
 import httpx
 import pytest
+from nodeproc import NodeProcess, cli  # type: ignore[import-not-found]
 
 from citychain.contracts import balance_key
 from citychain.crypto import ED25519, Signer
@@ -15,8 +16,6 @@ from citychain.errors import ErrorCode
 from citychain.sdk import Client
 from citychain.types import Transaction
 from citychain.types.genesis import Genesis
-
-from nodeproc import NodeProcess, cli  # type: ignore[import-not-found]
 
 pytestmark = pytest.mark.slow
 
