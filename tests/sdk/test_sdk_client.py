@@ -222,7 +222,10 @@ def test_async_client(node: FakeNode, alice: Signer, bob: Signer) -> None:
             receipt = await c.send(alice, "token", "transfer", {"to": bob.address, "amount": 7})
             assert receipt.ok
             assert await c.balance(bob.address) == 7
-            assert (await c.block()).height == 1
+            latest = await c.block()
+            assert latest.height == 1
+            assert await c.block_by_hash(latest.hash) == latest
+            assert (await c.health())[0] is True
             assert (await c.tx(receipt.tx_hash)).committed
             proven = await c.get_state(b"c/token/bal/" + bob.address)
             assert proven.verified and proven.decode() == 7

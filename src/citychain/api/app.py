@@ -248,7 +248,8 @@ def create_app(
         if not result.ok:
             refused = TxRejected(result.message or result.code.value, result.code)
             return citychain_error_response(refused, "POST /v1/tx")
-        assert result.tx_hash is not None
+        if result.tx_hash is None:
+            raise InternalError("node admitted a transaction without reporting its hash")
         return json({"hash": result.tx_hash.hex(), "status": "pending"}, 202)
 
     @app.get(

@@ -572,6 +572,11 @@ class AsyncClient(_Base):
         self._learn(s)
         return s
 
+    async def health(self) -> tuple[bool, dict[str, Any]]:
+        raw = await self._call(_Call("GET", "/health", expect=(200, 503)))
+        d = _parse.parsed("health", lambda: _parse.obj(raw))
+        return bool(d.get("ok")), dict(d.get("details") or {})
+
     async def validators(self, height: int | None = None) -> ValidatorSet:
         params = None if height is None else {"height": str(height)}
         raw = await self._call(_Call("GET", "/v1/validators", params))
@@ -579,6 +584,10 @@ class AsyncClient(_Base):
 
     async def block(self, height: int | None = None) -> BlockInfo:
         raw = await self._call(self._block_call(height))
+        return _parse.parsed("block", lambda: _parse.block_info(raw))
+
+    async def block_by_hash(self, block_hash: bytes | str) -> BlockInfo:
+        raw = await self._call(_Call("GET", f"/v1/blocks/hash/{_hex_arg(block_hash, 'hash', 32)}"))
         return _parse.parsed("block", lambda: _parse.block_info(raw))
 
     async def submit(self, tx: Transaction | bytes) -> bytes:
