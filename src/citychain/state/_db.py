@@ -123,18 +123,24 @@ def _bad(message: str) -> InvalidInput:
     return InvalidInput(message, ErrorCode.BAD_ARGUMENTS)
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class PreparedState:
-    """The result of :meth:`StateDB.prepare`: the new root and everything commit must write."""
+    """The result of :meth:`StateDB.prepare`: the new ``root`` of ``version``, and everything
+    :meth:`StateDB.commit` must write. Holding one costs memory only; dropping it is free."""
 
     version: int
     root: bytes
+    #: the root this was computed from (commit refuses it on any other)
     base_root: bytes
+    #: the oldest version retained once this one is committed
     oldest: int
-    root_entry: Entry
+    root_entry: Entry = field(repr=False)
+    #: new pages by node key
     pages: dict[bytes, bytes] = field(repr=False)
+    #: node keys of the pages this version replaces
     stale_pages: list[bytes] = field(repr=False)
-    #: key -> (new value or None if deleted, version of the value it replaces or -1)
+    #: key -> (new value or None if deleted, version of the value it replaces or -1 if none);
+    #: only keys whose value really changes
     changes: dict[bytes, tuple[bytes | None, int]] = field(repr=False)
 
 
