@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -74,7 +75,9 @@ def handles_errors(fn: Callable[P, R]) -> Callable[P, R]:
             return fn(*args, **kwargs)
         except CitychainError as exc:
             raise fail(exc) from None
-        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        except (click.exceptions.ClickException, click.exceptions.Exit, typer.Abort):
+            raise  # usage errors and exits: click prints and exits as usual
+        except KeyboardInterrupt:
             raise
         except Exception as exc:
             if os.environ.get("CITYCHAIN_DEBUG"):
