@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections import OrderedDict
 
 from citychain.errors import InternalError
 
@@ -303,34 +304,30 @@ def update_page(page: bytes, changed: list[tuple[int, Entry, Entry]]) -> bytearr
 
 
 class NodeCache:
-    """A bounded cache of pages by node key (two generations, no per-hit bookkeeping).
+    """A bounded least-recently-used cache of pages by node key.
 
     Pages are immutable bytes and node keys are never reused, so entries never go stale.
     """
 
-    __slots__ = ("_half", "_old", "_young")
+    __slots__ = ("_capacity", "_pages")
 
     def __init__(self, capacity: int) -> None:
-        self._half = max(0, capacity) // 2
-        self._young: dict[bytes, bytes] = {}
-        self._old: dict[bytes, bytes] = {}
+        self._capacity = max(0, capacity)
+        self._pages: OrderedDict[bytes, bytes] = OrderedDict()
 
     def get(self, key: bytes) -> bytes | None:
-        page = self._young.get(key)
-        if page is None:
-            page = self._old.get(key)
-            if page is not None:
-                self.put(key, page)
+        page = self._pages.get(key)
+        if page is not None:
+            self._pages.move_to_end(key)
         return page
 
     def put(self, key: bytes, page: bytes) -> None:
-        if not self._half:
+        if not self._capacity:
             return
-        young = self._young
-        young[key] = page
-        if len(young) >= self._half:
-            self._old = young
-            self._young = {}
+        pages = self._pages
+        pages[key] = page
+        if len(pages) > self._capacity:
+            pages.popitem(last=False)
 
     def __len__(self) -> int:
-        return len(self._young) + len(self._old)
+        return len(self._pages)
