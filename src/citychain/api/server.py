@@ -55,6 +55,7 @@ async def serve(
         log_level="warning",
         access_log=False,
         lifespan="off",
+        ws="websockets-sansio",
         ws_max_size=1024 * 1024,
     )
     server = _Server(config)

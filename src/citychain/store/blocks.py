@@ -48,9 +48,7 @@ class BlockStore:
         return self._height
 
     # -- writes (into the caller's batch) -------------------------------------------------
-    def save(
-        self, batch: Batch, block: Block, commit: Commit, receipts: Sequence[Receipt]
-    ) -> None:
+    def save(self, batch: Batch, block: Block, commit: Commit, receipts: Sequence[Receipt]) -> None:
         h = block.height
         if h != self._height + 1:
             raise InternalError(f"block {h} does not follow committed height {self._height}")
