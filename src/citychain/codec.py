@@ -26,26 +26,43 @@ Value: TypeAlias = bool | int | bytes | str | Sequence["Value"] | Mapping[str, "
 MAX_DEPTH = 32
 
 
+_SCALARS = frozenset({bool, int, bytes, str, type(None)})
+
+
 def _check(value: Any, depth: int) -> None:
-    if depth > MAX_DEPTH:
+    # Hot path (every decoded transaction): exact-type set lookups first, isinstance only
+    # for subclasses such as IntEnum/StrEnum.
+    t = type(value)
+    if t in _SCALARS:
+        return
+    if depth >= MAX_DEPTH and (t is dict or t is list or t is tuple) and value:
+        # Its items would sit deeper than MAX_DEPTH.
         raise DecodeError(f"value nested deeper than {MAX_DEPTH} levels", ErrorCode.MALFORMED)
-    if value is None or isinstance(value, (bool, int, bytes, str)):
+    if t is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                raise DecodeError(
+                    f"map keys must be text strings, got {type(key).__name__}", ErrorCode.MALFORMED
+                )
+            if type(item) not in _SCALARS:
+                _check(item, depth + 1)
+        return
+    if t is list or t is tuple:
+        for item in value:
+            if type(item) not in _SCALARS:
+                _check(item, depth + 1)
+        return
+    if isinstance(value, (bool, int, bytes, str)):
         return
     if isinstance(value, float):
         raise DecodeError(
             "floats are not allowed in canonical data; use integers", ErrorCode.MALFORMED
         )
-    if isinstance(value, (list, tuple)):
-        for item in value:
-            _check(item, depth + 1)
+    if isinstance(value, dict):  # subclasses: check as the plain type
+        _check(dict(value), depth)
         return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise DecodeError(
-                    f"map keys must be text strings, got {type(key).__name__}", ErrorCode.MALFORMED
-                )
-            _check(item, depth + 1)
+    if isinstance(value, (list, tuple)):
+        _check(list(value), depth)
         return
     raise DecodeError(
         f"type {type(value).__name__} cannot be encoded canonically", ErrorCode.MALFORMED
