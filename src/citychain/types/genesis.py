@@ -49,7 +49,9 @@ class ChainParams:
         known = {f.name for f in fields(cls)}
         for k, v in raw.items():
             if k not in known:
-                raise ConfigError(f"{where}: unknown chain parameter {k!r} (known: {sorted(known)})")
+                raise ConfigError(
+                    f"{where}: unknown chain parameter {k!r} (known: {sorted(known)})"
+                )
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
                 raise ConfigError(f"{where}: chain parameter {k!r} must be a positive integer")
         return cls(**raw)
