@@ -30,7 +30,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from citychain.crypto import CryptoSuite
 from citychain.errors import ErrorCode
-from citychain.types import Block, Commit, Event, Header, Receipt, Transaction, ValidatorSet
+from citychain.types import (
+    Block,
+    Commit,
+    CommittedEvent,
+    Header,
+    Receipt,
+    Transaction,
+    ValidatorSet,
+)
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -143,16 +151,6 @@ class AccountInfo:
     address: bytes
     nonce: int
     pending_nonce: int
-
-
-@dataclass(frozen=True, slots=True)
-class CommittedEvent:
-    """An event emitted by the transaction at ``tx_index`` of block ``height``."""
-
-    height: int
-    tx_hash: bytes
-    tx_index: int
-    event: Event
 
 
 class EventStream(Protocol):

@@ -12,7 +12,6 @@ import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,21 +28,13 @@ from citychain.execution import BlockContext
 from citychain.execution.keys import account_nonce
 from citychain.mempool import AddResult, Mempool, MempoolConfig
 from citychain.node.config import NodeConfig
-from citychain.types import Commit, Event
+from citychain.types import Commit, CommittedEvent, Event
 from citychain.types.genesis import Genesis
 
 log = logging.getLogger(__name__)
 
 #: Events buffered per subscriber before it is dropped as too slow.
 SUBSCRIBER_QUEUE = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class CommittedEvent:
-    height: int
-    tx_hash: bytes
-    tx_index: int
-    event: Event
 
 
 class Subscription:

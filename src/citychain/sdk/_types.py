@@ -7,7 +7,15 @@ from typing import Any
 
 from citychain import codec
 from citychain.errors import ErrorCode
-from citychain.types import Block, Commit, Event, Header, Receipt, Transaction, ValidatorSet
+from citychain.types import (
+    Block,
+    Commit,
+    Header,
+    Receipt,
+    Transaction,
+    ValidatorSet,
+)
+from citychain.types import CommittedEvent as CommittedEvent  # one type, shared with the node
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,13 +128,3 @@ class VerifiedValue:
     def decode(self) -> Any:
         """The value as a canonical CBOR value (None when absent)."""
         return codec.decode(self.value) if self.value is not None else None
-
-
-@dataclass(frozen=True, slots=True)
-class CommittedEvent:
-    """An event from the transaction at ``tx_index`` of block ``height``."""
-
-    height: int
-    tx_hash: bytes
-    tx_index: int
-    event: Event

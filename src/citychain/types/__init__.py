@@ -7,6 +7,7 @@ from citychain.types.block import Header as Header
 from citychain.types.block import VoteType as VoteType
 from citychain.types.block import tx_root as tx_root
 from citychain.types.block import vote_signing_bytes as vote_signing_bytes
+from citychain.types.receipt import CommittedEvent as CommittedEvent
 from citychain.types.receipt import Event as Event
 from citychain.types.receipt import Receipt as Receipt
 from citychain.types.tx import Transaction as Transaction
@@ -17,6 +18,7 @@ __all__ = [
     "Block",
     "Commit",
     "CommitSig",
+    "CommittedEvent",
     "Event",
     "Header",
     "Receipt",

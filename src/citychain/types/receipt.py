@@ -75,3 +75,14 @@ class Receipt:
             "result": codec_to_json(self.result),
             "events": [e.to_json() for e in self.events],
         }
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedEvent:
+    """An event emitted by the transaction at ``tx_index`` of committed block ``height``:
+    what the node streams to subscribers and the SDK yields."""
+
+    height: int
+    tx_hash: bytes
+    tx_index: int
+    event: Event
