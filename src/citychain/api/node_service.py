@@ -42,9 +42,8 @@ class _Stream:
     def closed_reason(self) -> str | None:
         return self._sub.closed_reason
 
-    async def __aiter__(self) -> AsyncIterator[CommittedEvent]:
-        async for item in self._sub:
-            yield CommittedEvent(item.height, item.tx_hash, item.tx_index, item.event)
+    def __aiter__(self) -> AsyncIterator[CommittedEvent]:
+        return self._sub.__aiter__()
 
     def close(self, reason: str) -> None:
         self._sub.close(reason)
