@@ -24,7 +24,7 @@ from state_testlib import (
 
 from citychain.state import StateDB
 from citychain.state._db import _decode_entry, _esc, _root_key
-from citychain.state._nodes import INNER, node_key, slot_entry
+from citychain.state._nodes import INNER, node_key, page_from_disk, slot_entry
 from citychain.store.kv import KVStore
 
 KEYS = [b"p%d" % i for i in range(60)] + DEEP_GROUP
@@ -40,8 +40,10 @@ def _reachable(kv: KVStore, version: int) -> set[bytes]:
         if entry[0] != INNER:
             return
         nkey = node_key(entry[3], depth, prefix << (256 - 4 * depth))
-        page = kv.get("state_nodes", nkey)
-        assert page is not None, f"page {nkey.hex()} of version {version} was pruned"
+        raw = kv.get("state_nodes", nkey)
+        assert raw is not None, f"page {nkey.hex()} of version {version} was pruned"
+        page = page_from_disk(raw)
+        assert page[32:64] == entry[1], "stored page does not hash to its parent's slot"
         found.add(nkey)
         for s in range(16):
             walk(slot_entry(page, s), depth + 1, (prefix << 4) | s)

@@ -60,6 +60,8 @@ from citychain.state._nodes import (
     Entry,
     Item,
     NodeCache,
+    page_from_disk,
+    page_to_disk,
 )
 from citychain.state._smt import Updater, Walker, existence_proof, neighbours
 from citychain.state.interface import StateReader, WriteSet
@@ -297,9 +299,10 @@ class StateDB:
     def _load(self, nkey: bytes) -> bytes:
         page = self._cache.get(nkey)
         if page is None:
-            page = self._kv.get(_NODES, nkey)
-            if page is None:
+            raw = self._kv.get(_NODES, nkey)
+            if raw is None:
                 raise InternalError(f"state page {nkey.hex()} is missing (pruned too early?)")
+            page = page_from_disk(raw)
             self._cache.put(nkey, page)
         return page
 
@@ -373,7 +376,7 @@ class StateDB:
         put = batch.put
         delete = batch.delete
         for nkey, page in prepared.pages.items():
-            put(_NODES, nkey, page)
+            put(_NODES, nkey, page_to_disk(page))
         inv = _inv(v)
         stale_hist: list[bytes] = []
         for key, (value, prev) in prepared.changes.items():
