@@ -329,7 +329,8 @@ def page_from_disk(raw: bytes) -> bytes:
 class NodeCache:
     """A bounded least-recently-used cache of pages by node key.
 
-    Pages are immutable bytes and node keys are never reused, so entries never go stale.
+    Pages are immutable bytes and node keys are never reused, so entries never go stale. Each
+    operation is one or two C-level OrderedDict calls, safe for readers on other threads.
     """
 
     __slots__ = ("_capacity", "_pages")
@@ -341,7 +342,10 @@ class NodeCache:
     def get(self, key: bytes) -> bytes | None:
         page = self._pages.get(key)
         if page is not None:
-            self._pages.move_to_end(key)
+            try:
+                self._pages.move_to_end(key)
+            except KeyError:  # evicted meanwhile by the writer thread: still a valid page
+                pass
         return page
 
     def put(self, key: bytes, page: bytes) -> None:
