@@ -51,6 +51,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections import OrderedDict
+from contextlib import suppress
 
 from citychain.errors import InternalError
 
@@ -342,10 +343,9 @@ class NodeCache:
     def get(self, key: bytes) -> bytes | None:
         page = self._pages.get(key)
         if page is not None:
-            try:
+            # KeyError: evicted meanwhile by the writer thread; the page is still valid.
+            with suppress(KeyError):
                 self._pages.move_to_end(key)
-            except KeyError:  # evicted meanwhile by the writer thread: still a valid page
-                pass
         return page
 
     def put(self, key: bytes, page: bytes) -> None:
