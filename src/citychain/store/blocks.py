@@ -7,6 +7,7 @@ column family   key                             value
 ==============  ==============================  =======================================
 blocks          ``b"b" + height(8)``             block bytes (header + tx wire bytes)
 blocks          ``b"c" + height(8)``             commit bytes
+blocks          ``b"H" + height(8)``             header bytes (read without the txs)
 blocks          ``b"h" + block hash``            height(8)
 txindex         tx hash                          height(8) + index(4)
 receipts        height(8) + index(4)             receipt bytes
@@ -41,6 +42,11 @@ class BlockStore:
         self._kv = kv
         raw = kv.get("meta", b"height")
         self._height = _H.unpack(raw)[0] if raw else 0
+        # The latest header is read on every block and status call: keep it decoded.
+        self._last: Header | None = None
+        self._pending_last: Header | None = None
+        if self._height:
+            self._last = self.header(self._height)
 
     @property
     def height(self) -> int:
@@ -57,15 +63,22 @@ class BlockStore:
         hb = _h(h)
         batch.put("blocks", b"b" + hb, block.encode())
         batch.put("blocks", b"c" + hb, commit.encode())
+        batch.put("blocks", b"H" + hb, block.header.encode())
         batch.put("blocks", b"h" + block.hash, hb)
         for i, (tx, receipt) in enumerate(zip(block.txs, receipts, strict=True)):
             loc = _HI.pack(h, i)
             batch.put("txindex", tx.hash, loc)
             batch.put("receipts", loc, receipt.encode())
         batch.put("meta", b"height", hb)
+        self._pending_last = block.header
 
     def committed(self, height: int) -> None:
         """Call after the batch holding block ``height`` was written."""
+        if self._pending_last is not None and self._pending_last.height == height:
+            self._last = self._pending_last
+        else:
+            self._last = self.header(height)
+        self._pending_last = None
         self._height = height
 
     def save_validators(self, batch: Batch, from_height: int, validators: ValidatorSet) -> None:
@@ -81,8 +94,10 @@ class BlockStore:
         return Block.decode(raw) if raw is not None else None
 
     def header(self, height: int) -> Header | None:
-        block = self.block(height)
-        return block.header if block else None
+        if self._last is not None and self._last.height == height:
+            return self._last
+        raw = self._kv.get("blocks", b"H" + _h(height))
+        return Header.decode(raw) if raw is not None else None
 
     def commit(self, height: int) -> Commit | None:
         raw = self._kv.get("blocks", b"c" + _h(height))

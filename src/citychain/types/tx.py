@@ -39,10 +39,14 @@ class Transaction:
     gas_limit: int
     signature: bytes = b""
     _encoded: bytes = field(default=b"", compare=False, repr=False)
+    _signing: bytes = field(default=b"", compare=False, repr=False)
 
     # -- bytes -----------------------------------------------------------------------------
     def signing_bytes(self) -> bytes:
-        return codec.encode_trusted(
+        # Cached: admission and execution both verify the signature.
+        if self._signing:
+            return self._signing
+        data = codec.encode_trusted(
             [
                 TX_SIGN_TAG,
                 self.chain_id,
@@ -55,6 +59,8 @@ class Transaction:
                 self.gas_limit,
             ]
         )
+        object.__setattr__(self, "_signing", data)
+        return data
 
     def encode(self) -> bytes:
         if self._encoded:
