@@ -26,7 +26,7 @@ from citychain import codec
 from citychain.crypto import CryptoSuite, Signer, VerifyItem
 from citychain.errors import DecodeError, ErrorCode, ProofError
 from citychain.proof import merkle
-from citychain.types.tx import Transaction
+from citychain.types.tx import Transaction, check_fields
 from citychain.types.validator import ValidatorSet
 
 HEADER_VERSION = 1
@@ -85,6 +85,20 @@ class Header:
         ) = raw
         if version != HEADER_VERSION:
             raise DecodeError(f"unsupported header version {version!r}")
+        check_fields(
+            "header",
+            (
+                ("chain_id", chain_id, str),
+                ("height", height, int),
+                ("time", time, int),
+                ("prev_hash", prev_hash, bytes),
+                ("tx_root", tx_root, bytes),
+                ("results_root", results_root, bytes),
+                ("state_root", state_root, bytes),
+                ("validators_hash", validators_hash, bytes),
+                ("proposer", proposer, bytes),
+            ),
+        )
         return cls(
             chain_id,
             height,
@@ -162,7 +176,18 @@ class Commit:
     def from_list(cls, raw: Any) -> Commit:
         if not isinstance(raw, list) or len(raw) != 4 or not isinstance(raw[3], list):
             raise DecodeError("a commit is a CBOR array of 4 items")
-        sigs = tuple(CommitSig(bytes(v), bytes(s)) for v, s in raw[3])
+        check_fields(
+            "commit",
+            (("height", raw[0], int), ("round", raw[1], int), ("block_hash", raw[2], bytes)),
+        )
+        for pair in raw[3]:
+            if not (
+                isinstance(pair, list)
+                and len(pair) == 2
+                and all(isinstance(x, bytes) for x in pair)
+            ):
+                raise DecodeError("each commit signature is a CBOR array [validator, signature]")
+        sigs = tuple(CommitSig(v, s) for v, s in raw[3])
         return cls(raw[0], raw[1], raw[2], sigs)
 
     @classmethod
@@ -252,6 +277,8 @@ class Block:
         if not isinstance(raw, list) or len(raw) != 2 or not isinstance(raw[1], list):
             raise DecodeError("a block is a CBOR array [header, [tx bytes...]]")
         header = Header.from_list(raw[0])
+        if not all(isinstance(t, bytes) for t in raw[1]):
+            raise DecodeError("a block's transactions are embedded as byte strings")
         txs = tuple(Transaction.decode(t, max_size=len(t)) for t in raw[1])
         return cls(header, txs)
 

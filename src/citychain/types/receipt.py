@@ -13,7 +13,7 @@ from typing import Any
 
 from citychain import codec
 from citychain.errors import DecodeError, ErrorCode
-from citychain.types.tx import codec_to_json
+from citychain.types.tx import check_fields, codec_to_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +64,25 @@ class Receipt:
         if not isinstance(raw, list) or len(raw) != 6:
             raise DecodeError("a receipt is a CBOR array of 6 items")
         tx_hash, code, message, gas_used, result, events = raw
+        check_fields(
+            "receipt",
+            (
+                ("tx_hash", tx_hash, bytes),
+                ("code", code, str),
+                ("message", message, str),
+                ("gas_used", gas_used, int),
+                ("events", events, list),
+            ),
+        )
+        for e in events:
+            if not (
+                isinstance(e, list)
+                and len(e) == 3
+                and isinstance(e[0], str)
+                and isinstance(e[1], str)
+                and isinstance(e[2], dict)
+            ):
+                raise DecodeError("each event is a CBOR array [contract, type, attributes map]")
         return cls(tx_hash, code, message, gas_used, result, tuple(Event(*e) for e in events))
 
     def to_json(self) -> dict[str, Any]:

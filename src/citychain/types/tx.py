@@ -168,6 +168,21 @@ def _is_uint(v: Any, bits: int = 64) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**bits
 
 
+_KIND_NAMES = {int: "an unsigned 64-bit integer", bytes: "a byte string", str: "a text string"}
+
+
+def check_fields(what: str, fields: tuple[tuple[str, Any, type], ...]) -> None:
+    """Raise :class:`DecodeError` naming the first field that is not of its kind
+    (``int`` means an unsigned 64-bit integer). Used by the decoders of the other types."""
+    for name, value, kind in fields:
+        ok = _is_uint(value) if kind is int else isinstance(value, kind)
+        if not ok:
+            raise DecodeError(
+                f"{what} field {name} must be {_KIND_NAMES.get(kind, kind.__name__)}",
+                ErrorCode.MALFORMED,
+            )
+
+
 def check_shape(tx: Transaction) -> None:
     """Field types and ranges; raises :class:`DecodeError` naming the field."""
 
