@@ -38,8 +38,8 @@ class Transaction:
     args: dict[str, Any]
     gas_limit: int
     signature: bytes = b""
-    _encoded: bytes = field(default=b"", compare=False, repr=False)
-    _signing: bytes = field(default=b"", compare=False, repr=False)
+    _encoded: bytes = field(default=b"", init=False, compare=False, repr=False)
+    _signing: bytes = field(default=b"", init=False, compare=False, repr=False)
 
     # -- bytes -----------------------------------------------------------------------------
     def signing_bytes(self) -> bytes:
