@@ -184,3 +184,22 @@ def test_a_prepared_but_unwritten_block_leaves_no_trace(tmp_path: Path) -> None:
         assert (db.get(b"a"), db.get(b"c")) == (b"1", None)
         check_proof(db, {b"a": b"1", b"b": b"2"}, b"a")
         assert commit_block(kv, db, {b"a": None, b"c": b"3"}) == prepared.root
+
+
+def test_warm_cache_loads_the_live_tree_top_down(tmp_path: Path) -> None:
+    rng = random.Random(9)
+    writes = {b"w%d" % i: rng.randbytes(6) for i in range(3000)}
+    with open_store(tmp_path) as kv:
+        db = StateDB(kv, retain_versions=1)
+        commit_block(kv, db, writes)
+        commit_block(kv, db, {k: b"changed" for k in list(writes)[:500]})
+        live = {k for k, _ in kv.iterate("state_nodes") if not k.startswith(b"\xff")}
+        assert live == _reachable(kv, db.version)
+    with open_store(tmp_path) as kv:
+        assert StateDB(kv, cache_nodes=5).warm_cache() == 5
+        assert StateDB(kv, cache_nodes=0).warm_cache() == 0
+        db = StateDB(kv)
+        assert db.warm_cache() == len(live)
+        model = writes | {k: b"changed" for k in list(writes)[:500]}
+        for key in [b"w1", b"w2999", b"absent"]:
+            check_proof(db, model, key)

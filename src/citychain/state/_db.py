@@ -60,8 +60,10 @@ from citychain.state._nodes import (
     Entry,
     Item,
     NodeCache,
+    node_key,
     page_from_disk,
     page_to_disk,
+    slot_entry,
 )
 from citychain.state._smt import Updater, Walker, existence_proof, neighbours
 from citychain.state.interface import StateReader, WriteSet
@@ -296,6 +298,31 @@ class StateDB:
         return _VersionReader(self, version)
 
     # -- pages ----------------------------------------------------------------------------
+    def warm_cache(self) -> int:
+        """Load the latest tree's pages into the page cache, top levels first, until it is
+        full; the number of pages loaded. A node may call it at startup so the first blocks
+        do not pay a disk read per key."""
+        kind, _, _, ver = self._root_entry
+        if kind != INNER:
+            return 0
+        level: list[tuple[int, int]] = [(ver, 0)]  # (page version, nibble prefix)
+        loaded = 0
+        depth = 0
+        while level and loaded < self._cache.capacity:
+            below: list[tuple[int, int]] = []
+            for ver, prefix in level:
+                page = self._load(node_key(ver, depth, prefix << (256 - 4 * depth)))
+                loaded += 1
+                if loaded >= self._cache.capacity:
+                    break
+                for s in range(16):
+                    child = slot_entry(page, s)
+                    if child[0] == INNER:
+                        below.append((child[3], (prefix << 4) | s))
+            level = below
+            depth += 1
+        return loaded
+
     def _load(self, nkey: bytes) -> bytes:
         page = self._cache.get(nkey)
         if page is None:
@@ -426,9 +453,13 @@ class StateDB:
         self._root_entry = prepared.root_entry
         self._oldest = prepared.oldest
         self._fresh = False
-        put = self._cache.put
+        # Pages this version replaced are dead for the latest version: drop them, so the cache
+        # holds live pages (at 1M keys every live page fits in the default size).
+        cache = self._cache
+        for nkey in prepared.stale_pages:
+            cache.discard(nkey)
         for nkey, page in prepared.pages.items():
-            put(nkey, page)
+            cache.put(nkey, page)
 
     def init_genesis(self, writes: WriteSet, batch: Batch) -> bytes:
         """Write the genesis state (version 0) of an empty store into ``batch``; its root.

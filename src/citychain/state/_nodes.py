@@ -356,5 +356,12 @@ class NodeCache:
         if len(pages) > self._capacity:
             pages.popitem(last=False)
 
+    @property
+    def capacity(self) -> int:
+        return self._capacity
+
+    def discard(self, key: bytes) -> None:
+        self._pages.pop(key, None)
+
     def __len__(self) -> int:
         return len(self._pages)

@@ -80,9 +80,10 @@ def _build(
         _commit(kv, db, writes)
         if progress is not None:
             progress("build", min(n_keys, 2 * (i + _BUILD_BLOCK // 2)), n_keys)
-    # Settle the bulk load, so the figures are those of a node in steady state rather than of
-    # RocksDB digesting a burst of writes in the background.
+    # Settle the bulk load and warm the page cache, so the figures are those of a node in
+    # steady state rather than of RocksDB digesting a burst of writes in the background.
     kv.compact()
+    db.warm_cache()
     return addrs
 
 
