@@ -334,7 +334,7 @@ def test_block_round_trip(h: Header, txs: list[Transaction]) -> None:
     assert back == block and back.hash == header.hash
     assert [t.hash for t in back.txs] == [t.hash for t in txs]
     back.check_tx_root()
-    if len(txs) >= 2:
+    if len(txs) >= 2 and txs[0].encode() != txs[-1].encode():
         with pytest.raises(ProofError, match="tx_root"):
             Block(header, tuple(reversed(txs))).check_tx_root()
 
