@@ -129,6 +129,12 @@ class NodeServiceAdapter:
                 else "no block is committed yet",
                 ErrorCode.HEIGHT_NOT_COMMITTED,
             )
+        oldest = self.node.chain.state.oldest_version
+        if h < oldest:
+            raise NotFound(
+                f"state at height {h} was pruned; the oldest retained height is {oldest}",
+                ErrorCode.HEIGHT_PRUNED,
+            )
         blocks = self.node.chain.blocks
         header, commit = blocks.header(h), blocks.commit(h)
         if header is None or commit is None:
