@@ -40,6 +40,7 @@ class Transaction:
     signature: bytes = b""
     _encoded: bytes = field(default=b"", init=False, compare=False, repr=False)
     _signing: bytes = field(default=b"", init=False, compare=False, repr=False)
+    _hash: bytes = field(default=b"", init=False, compare=False, repr=False)
 
     # -- bytes -----------------------------------------------------------------------------
     def signing_bytes(self) -> bytes:
@@ -84,7 +85,10 @@ class Transaction:
 
     @property
     def hash(self) -> bytes:
-        return hashlib.sha256(self.encode()).digest()
+        # Cached: the mempool, executor, block store and API each ask for it.
+        if not self._hash:
+            object.__setattr__(self, "_hash", hashlib.sha256(self.encode()).digest())
+        return self._hash
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
