@@ -13,7 +13,17 @@ from citychain.crypto import ED25519, Signer
 from citychain.errors import ConfigError, ErrorCode, ProofError
 from citychain.proof.ics23 import SMT_SPEC, verify_membership
 from citychain.store.kv import KVStore
-from citychain.types import Block, Commit, Transaction, Validator
+from citychain.types import (
+    NIL,
+    Block,
+    Commit,
+    DuplicateVoteEvidence,
+    Transaction,
+    Validator,
+    Vote,
+    VoteType,
+    evidence_root,
+)
 from citychain.types.genesis import ChainParams, Genesis
 
 CHAIN = "test-chain"
@@ -152,3 +162,61 @@ def test_oversized_block_is_refused(tmp_path: Path, keys: dict[str, Signer]) -> 
     with pytest.raises(ProofError, match="exceed the limit"):
         follower.check_block(Block(header, txs))
     follower.close()
+
+
+# -- evidence in blocks ---------------------------------------------------------------------
+def _double_prevote(s: Signer, height: int) -> tuple[Vote, Vote]:
+    out = []
+    for block in (b"a" * 32, NIL):
+        v = Vote(VoteType.PREVOTE, height, 0, block, s.public_key, b"")
+        out.append(Vote(v.type, height, 0, block, s.public_key, s.sign(v.sign_bytes(CHAIN))))
+    return out[0], out[1]
+
+
+def test_evidence_is_committed_once_and_indexed(tmp_path: Path, keys: dict[str, Signer]) -> None:
+    chain = open_chain(tmp_path / "db", make_genesis(keys))
+    produce(chain, keys["val"], [], 1_700_000_000_100)
+    ev = DuplicateVoteEvidence.of(CHAIN, *_double_prevote(keys["val"], 1))
+    pending = chain.build_block([], 1_700_000_000_200, keys["val"].public_key, [ev])
+    assert pending.block.evidence == (ev,)
+    assert pending.header.evidence_root == evidence_root([ev])
+    chain.commit(pending, Commit.sign_single(keys["val"], CHAIN, pending.header))
+    assert chain.blocks.evidence_height(ev.hash) == 2
+    assert chain.blocks.committed_evidence() == [(2, ev)]
+    # A block that lists it again is refused by builders and checkers alike.
+    with pytest.raises(ProofError, match="already committed"):
+        chain.build_block([], 1_700_000_000_300, keys["val"].public_key, [ev])
+    prev = chain.last_header()
+    assert prev is not None
+    header = dataclasses.replace(
+        prev, height=3, time=prev.time + 1, prev_hash=prev.hash, evidence_root=evidence_root([ev])
+    )
+    with pytest.raises(ProofError, match="already committed"):
+        chain.check_block(Block(header, (), (ev,)))
+
+
+def test_evidence_of_a_non_validator_or_the_future_is_refused(
+    tmp_path: Path, keys: dict[str, Signer]
+) -> None:
+    chain = open_chain(tmp_path / "db", make_genesis(keys))
+    produce(chain, keys["val"], [], 1_700_000_000_100)
+    stranger = DuplicateVoteEvidence.of(CHAIN, *_double_prevote(keys["alice"], 1))
+    with pytest.raises(ProofError, match="not a validator"):
+        chain.build_block([], 1_700_000_000_200, keys["val"].public_key, [stranger])
+    future = DuplicateVoteEvidence.of(CHAIN, *_double_prevote(keys["val"], 2))
+    with pytest.raises(ProofError, match="future"):
+        chain.build_block([], 1_700_000_000_200, keys["val"].public_key, [future])
+    ok = DuplicateVoteEvidence.of(CHAIN, *_double_prevote(keys["val"], 1))
+    with pytest.raises(ProofError, match="twice"):
+        chain.build_block([], 1_700_000_000_200, keys["val"].public_key, [ok, ok])
+
+
+def test_a_block_whose_evidence_does_not_match_its_header_is_refused(
+    tmp_path: Path, keys: dict[str, Signer]
+) -> None:
+    chain = open_chain(tmp_path / "db", make_genesis(keys))
+    produce(chain, keys["val"], [], 1_700_000_000_100)
+    pending = chain.build_block([], 1_700_000_000_200, keys["val"].public_key)
+    ev = DuplicateVoteEvidence.of(CHAIN, *_double_prevote(keys["val"], 1))
+    with pytest.raises(ProofError, match="evidence_root"):
+        chain.check_block(Block(pending.header, (), (ev,)))

@@ -255,7 +255,7 @@ def test_header_decode_names_the_bad_field(index: int, value: Any, match: str) -
     raw[index] = value
     with pytest.raises(DecodeError, match=match):
         Header.decode(codec.encode(raw))
-    with pytest.raises(DecodeError, match="array of 10"):
+    with pytest.raises(DecodeError, match="array of 11"):
         Header.decode(codec.encode(raw[:9]))
 
 
@@ -346,9 +346,11 @@ def test_block_decode_refusals() -> None:
         Block.decode(data, max_size=len(data) - 1)
     assert info.value.code == ErrorCode.TOO_LARGE
     with pytest.raises(DecodeError, match="embedded as byte strings"):
-        Block.decode(codec.encode([header.to_list(), [5]]))
+        Block.decode(codec.encode([header.to_list(), [5], []]))
     with pytest.raises(DecodeError, match=r"\[header, \[tx bytes"):
         Block.decode(codec.encode([header.to_list()]))
+    with pytest.raises(DecodeError, match=r"\[evidence"):
+        Block.decode(codec.encode([header.to_list(), []]))
 
 
 # -- commit verification ----------------------------------------------------------------------

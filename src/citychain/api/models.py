@@ -27,7 +27,7 @@ from citychain.api.service import (
     TxInfo,
 )
 from citychain.errors import ErrorCode
-from citychain.types import Transaction, ValidatorSet
+from citychain.types import DuplicateVoteEvidence, Transaction, ValidatorSet
 from citychain.types.tx import codec_to_json
 
 Hex = Annotated[str, Field(pattern=r"^([0-9a-f]{2})*$", description="bytes as lowercase hex")]
@@ -127,6 +127,7 @@ class HeaderModel(_Model):
     state_root: Hash
     validators_hash: Hash
     proposer: Hex
+    evidence_root: Hash = Field(description="Merkle root of the block's evidence")
     hash: Hash = Field(description="sha256 of the header's canonical CBOR: the block hash")
 
 
@@ -142,12 +143,60 @@ class CommitModel(_Model):
     signatures: list[CommitSigModel]
 
 
+class VoteModel(_Model):
+    type: str = Field(description="prevote or precommit")
+    height: int
+    round: int
+    block_hash: Hash | None = Field(description="null for a vote for nil")
+    validator: Hex
+    signature: Hex
+
+
+class EvidenceModel(_Model):
+    kind: str = Field(description="duplicate_vote: two different votes for one step")
+    hash: Hash
+    validator: Hex
+    height: int
+    round: int
+    vote_a: VoteModel
+    vote_b: VoteModel
+
+
 class BlockResponse(_Model):
     hash: Hash
     height: int
     header: HeaderModel
     txs: list[TransactionModel]
+    evidence: list[EvidenceModel]
     commit: CommitModel
+
+
+class ConsensusResponse(_Model):
+    engine: str = Field(description="tendermint, or solo for a single-validator chain")
+    height: int = Field(description="the height being decided (last committed + 1)")
+    round: int
+    step: str = Field(description="propose, prevote, precommit or decided")
+    waiting_for: str = Field(description="what the node waits for, in plain words")
+    details: dict[str, Any] = Field(
+        description="proposer, proposal, locked/valid round, prevotes and precommits of this "
+        "round by validator, their power and the quorum, peers, block sync, pending evidence"
+    )
+
+
+class PeersResponse(_Model):
+    peers: list[dict[str, Any]] = Field(
+        description="name, org_id, address, direction, connected, traffic counters, last_error"
+    )
+
+
+class CommittedEvidenceModel(_Model):
+    committed_height: int = Field(description="the block that committed the evidence")
+    evidence: EvidenceModel
+
+
+class EvidenceResponse(_Model):
+    committed: list[CommittedEvidenceModel]
+    pending: list[EvidenceModel] = Field(description="seen by this node, not yet committed")
 
 
 class ValidatorModel(_Model):
@@ -263,6 +312,7 @@ def block_json(info: BlockInfo) -> dict[str, Any]:
         "height": info.block.height,
         "header": header,
         "txs": [tx.to_json() for tx in info.block.txs],
+        "evidence": [e.to_json() for e in info.block.evidence],
         "commit": info.commit.to_json(),
     }
 
@@ -327,3 +377,12 @@ def event_json(e: CommittedEvent) -> dict[str, Any]:
 
 def closed_json(code: ErrorCode, reason: str) -> dict[str, Any]:
     return {"type": "closed", "code": code.value, "reason": reason}
+
+
+def evidence_json(
+    committed: list[tuple[int, DuplicateVoteEvidence]], pending: list[DuplicateVoteEvidence]
+) -> dict[str, Any]:
+    return {
+        "committed": [{"committed_height": h, "evidence": e.to_json()} for h, e in committed],
+        "pending": [e.to_json() for e in pending],
+    }

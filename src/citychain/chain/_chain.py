@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,17 @@ from citychain.proof import merkle
 from citychain.state import PreparedState, StateDB
 from citychain.store.blocks import BlockStore
 from citychain.store.kv import KVStore
-from citychain.types import Block, Commit, Header, Receipt, Transaction, ValidatorSet, tx_root
+from citychain.types import (
+    Block,
+    Commit,
+    DuplicateVoteEvidence,
+    Header,
+    Receipt,
+    Transaction,
+    ValidatorSet,
+    evidence_root,
+    tx_root,
+)
 from citychain.types.genesis import Genesis
 
 log = logging.getLogger(__name__)
@@ -129,11 +140,43 @@ class Chain:
         prepared = self.state.prepare(result.writes, height)
         return result, prepared
 
+    def check_evidence(self, evidence: Sequence[DuplicateVoteEvidence], height: int) -> None:
+        """Refuse evidence for a block at ``height`` unless each piece is valid, recent enough,
+        not yet committed, and listed once (deterministic: depends only on stored data)."""
+        p = self.params
+        if len(evidence) > p.block_max_evidence:
+            raise ProofError(
+                f"{len(evidence)} pieces of evidence exceed the limit of {p.block_max_evidence}",
+                ErrorCode.BAD_PROOF,
+            )
+        seen: set[bytes] = set()
+        for ev in evidence:
+            if ev.hash in seen:
+                raise ProofError("the same evidence is listed twice", ErrorCode.BAD_PROOF)
+            seen.add(ev.hash)
+            if ev.height >= height:
+                raise ProofError("evidence from the future", ErrorCode.BAD_PROOF)
+            if height - ev.height > p.evidence_max_age_blocks:
+                raise ProofError(
+                    f"evidence from height {ev.height} is older than "
+                    f"{p.evidence_max_age_blocks} blocks",
+                    ErrorCode.BAD_PROOF,
+                )
+            if self.blocks.evidence_height(ev.hash) is not None:
+                raise ProofError("evidence was already committed", ErrorCode.BAD_PROOF)
+            ev.verify(self.suite, self.chain_id, self.validators(ev.height))
+
     def build_block(
-        self, txs: list[Transaction] | tuple[Transaction, ...], time_ms: int, proposer: bytes
+        self,
+        txs: list[Transaction] | tuple[Transaction, ...],
+        time_ms: int,
+        proposer: bytes,
+        evidence: Sequence[DuplicateVoteEvidence] = (),
     ) -> PendingBlock:
         """Execute ``txs`` as the next block and build its header (nothing is written)."""
         height = self.height + 1
+        evidence = tuple(evidence)
+        self.check_evidence(evidence, height)
         prev = self.last_header()
         prev_time = prev.time if prev else self.genesis.genesis_time
         time_ms = max(time_ms, prev_time + 1)  # block time strictly increases
@@ -149,8 +192,9 @@ class Chain:
             state_root=prepared.root,
             validators_hash=self.validators(height).hash,
             proposer=proposer,
+            evidence_root=evidence_root(evidence),
         )
-        return PendingBlock(Block(header, txs), result, prepared)
+        return PendingBlock(Block(header, txs, evidence), result, prepared)
 
     def check_block(self, block: Block) -> PendingBlock:
         """Re-execute someone else's block; refuse it unless its header matches exactly."""
@@ -181,6 +225,10 @@ class Chain:
         if gas > p.block_max_gas:
             raise refuse(f"gas limits add up to {gas}, over the block limit of {p.block_max_gas}")
         block.check_tx_root()
+        try:
+            self.check_evidence(block.evidence, height)
+        except ProofError as exc:
+            raise refuse(exc.message) from None
         result, prepared = self._execute(height, h.time, h.proposer, block.txs)
         if results_root(result.receipts) != h.results_root:
             raise refuse("execution results differ from the header's results_root")

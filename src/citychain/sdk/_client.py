@@ -45,6 +45,7 @@ from citychain.sdk._events import AsyncEventSubscription, EventSubscription, eve
 from citychain.sdk._types import (
     AccountInfo,
     BlockInfo,
+    EvidenceInfo,
     NodeStatus,
     SubmitResult,
     TxInfo,
@@ -344,6 +345,21 @@ class Client(_Base):
         d = _parse.parsed("health", lambda: _parse.obj(raw))
         return bool(d.get("ok")), dict(d.get("details") or {})
 
+    def consensus(self) -> dict[str, Any]:
+        """The node's consensus state: height, round, step, who voted, what it waits for."""
+        raw = self._call(_Call("GET", "/v1/consensus"))
+        return _parse.parsed("consensus", lambda: _parse.obj(raw))
+
+    def peers(self) -> list[dict[str, Any]]:
+        """The node's p2p peers (empty on a single-validator chain)."""
+        raw = self._call(_Call("GET", "/v1/net/peers"))
+        return _parse.parsed("peers", lambda: list(_parse.obj(raw)["peers"]))
+
+    def evidence(self, limit: int = 100) -> EvidenceInfo:
+        """Evidence of double signing: committed (with the block height) and pending."""
+        raw = self._call(_Call("GET", "/v1/evidence", {"limit": str(limit)}))
+        return _parse.parsed("evidence", lambda: _parse.evidence_info(raw))
+
     def validators(self, height: int | None = None) -> ValidatorSet:
         """The validator set that signs block ``height`` (the next block if None), as the node
         reports it. This does not change the set the client trusts."""
@@ -576,6 +592,18 @@ class AsyncClient(_Base):
         raw = await self._call(_Call("GET", "/health", expect=(200, 503)))
         d = _parse.parsed("health", lambda: _parse.obj(raw))
         return bool(d.get("ok")), dict(d.get("details") or {})
+
+    async def consensus(self) -> dict[str, Any]:
+        raw = await self._call(_Call("GET", "/v1/consensus"))
+        return _parse.parsed("consensus", lambda: _parse.obj(raw))
+
+    async def peers(self) -> list[dict[str, Any]]:
+        raw = await self._call(_Call("GET", "/v1/net/peers"))
+        return _parse.parsed("peers", lambda: list(_parse.obj(raw)["peers"]))
+
+    async def evidence(self, limit: int = 100) -> EvidenceInfo:
+        raw = await self._call(_Call("GET", "/v1/evidence", {"limit": str(limit)}))
+        return _parse.parsed("evidence", lambda: _parse.evidence_info(raw))
 
     async def validators(self, height: int | None = None) -> ValidatorSet:
         params = None if height is None else {"height": str(height)}

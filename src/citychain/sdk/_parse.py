@@ -15,6 +15,7 @@ from citychain.sdk._types import (
     AccountInfo,
     BlockInfo,
     CommittedEvent,
+    EvidenceInfo,
     NodeStatus,
     SubmitResult,
     TxInfo,
@@ -23,12 +24,15 @@ from citychain.types import (
     Block,
     Commit,
     CommitSig,
+    DuplicateVoteEvidence,
     Event,
     Header,
     Receipt,
     Transaction,
     Validator,
     ValidatorSet,
+    Vote,
+    VoteType,
 )
 from citychain.types.tx import json_to_codec
 
@@ -98,6 +102,7 @@ def header(raw: Any) -> Header:
         validators_hash=hexb(d["validators_hash"], 32),
         proposer=hexb(d["proposer"]),
         version=integer(d["version"]),
+        evidence_root=hexb(d["evidence_root"], 32),
     )
     if "hash" in d and hexb(d["hash"], 32) != h.hash:
         raise ValueError("the header does not hash to its reported hash")
@@ -159,9 +164,40 @@ def validator_set(raw: Any) -> ValidatorSet:
     return vs
 
 
+def vote(raw: Any) -> Vote:
+    d = obj(raw)
+    kinds = {"prevote": VoteType.PREVOTE, "precommit": VoteType.PRECOMMIT}
+    kind = text(d["type"])
+    if kind not in kinds:
+        raise ValueError(f"unknown vote type {kind!r}")
+    block_hash = d["block_hash"]
+    return Vote(
+        kinds[kind],
+        integer(d["height"]),
+        integer(d["round"]),
+        b"" if block_hash is None else hexb(block_hash, 32),
+        hexb(d["validator"]),
+        hexb(d["signature"]),
+    )
+
+
+def evidence(raw: Any) -> DuplicateVoteEvidence:
+    d = obj(raw)
+    if text(d["kind"]) != "duplicate_vote":
+        raise ValueError(f"unknown evidence kind {d['kind']!r}")
+    ev = DuplicateVoteEvidence(vote(d["vote_a"]), vote(d["vote_b"]))
+    if "hash" in d and hexb(d["hash"], 32) != ev.hash:
+        raise ValueError("evidence does not hash to its reported hash")
+    return ev
+
+
 def block_info(raw: Any) -> BlockInfo:
     d = obj(raw)
-    b = Block(header(d["header"]), tuple(transaction(t) for t in d["txs"]))
+    b = Block(
+        header(d["header"]),
+        tuple(transaction(t) for t in d["txs"]),
+        tuple(evidence(e) for e in d.get("evidence", [])),
+    )
     b.check_tx_root()
     c = commit(d["commit"])
     if c.block_hash != b.hash or c.height != b.height:
@@ -217,3 +253,11 @@ def committed_event(raw: Any) -> CommittedEvent:
     return CommittedEvent(
         integer(d["height"]), hexb(d["tx_hash"], 32), integer(d["tx_index"]), event(d["event"])
     )
+
+
+def evidence_info(raw: Any) -> EvidenceInfo:
+    d = obj(raw)
+    committed = tuple(
+        (integer(obj(c)["committed_height"]), evidence(obj(c)["evidence"])) for c in d["committed"]
+    )
+    return EvidenceInfo(committed, tuple(evidence(e) for e in d["pending"]))

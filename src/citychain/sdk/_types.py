@@ -10,6 +10,7 @@ from citychain.errors import ErrorCode
 from citychain.types import (
     Block,
     Commit,
+    DuplicateVoteEvidence,
     Header,
     Receipt,
     Transaction,
@@ -128,3 +129,13 @@ class VerifiedValue:
     def decode(self) -> Any:
         """The value as a canonical CBOR value (None when absent)."""
         return codec.decode(self.value) if self.value is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceInfo:
+    """Evidence of double signing a node knows: committed ``(block height, evidence)`` pairs,
+    newest first, and evidence seen but not yet committed. Each piece's hash is checked; call
+    ``evidence.verify(suite, chain_id, validators)`` to check its signatures too."""
+
+    committed: tuple[tuple[int, DuplicateVoteEvidence], ...]
+    pending: tuple[DuplicateVoteEvidence, ...]

@@ -13,6 +13,7 @@ txindex         tx hash                          height(8) + index(4)
 receipts        height(8) + index(4)             receipt bytes
 meta            ``b"height"``                    last committed height(8)
 meta            ``b"validators" + height(8)``    validator set in force from that height
+meta            ``b"E" + evidence hash``         height(8) of the block that committed it
 ==============  ==============================  =======================================
 
 :meth:`BlockStore.save` only *adds to a batch*; the caller writes that batch together with the
@@ -27,7 +28,15 @@ from collections.abc import Iterator, Sequence
 from citychain import codec
 from citychain.errors import InternalError
 from citychain.store.kv import Batch, KVStore
-from citychain.types import Block, Commit, Header, Receipt, Validator, ValidatorSet
+from citychain.types import (
+    Block,
+    Commit,
+    DuplicateVoteEvidence,
+    Header,
+    Receipt,
+    Validator,
+    ValidatorSet,
+)
 
 _H = struct.Struct(">Q")
 _HI = struct.Struct(">QI")
@@ -69,6 +78,8 @@ class BlockStore:
             loc = _HI.pack(h, i)
             batch.put("txindex", tx.hash, loc)
             batch.put("receipts", loc, receipt.encode())
+        for ev in block.evidence:
+            batch.put("meta", b"E" + ev.hash, hb)
         batch.put("meta", b"height", hb)
         self._pending_last = block.header
 
@@ -106,6 +117,25 @@ class BlockStore:
     def height_of(self, block_hash: bytes) -> int | None:
         raw = self._kv.get("blocks", b"h" + block_hash)
         return _H.unpack(raw)[0] if raw else None
+
+    def evidence_height(self, evidence_hash: bytes) -> int | None:
+        """The height of the block that committed this evidence, if any."""
+        raw = self._kv.get("meta", b"E" + evidence_hash)
+        return _H.unpack(raw)[0] if raw else None
+
+    def committed_evidence(self, limit: int = 100) -> list[tuple[int, DuplicateVoteEvidence]]:
+        """Committed evidence, newest block first, as (height, evidence)."""
+        found: list[tuple[int, DuplicateVoteEvidence]] = []
+        heights = sorted(
+            {_H.unpack(v)[0] for _, v in self._kv.iter_prefix("meta", b"E")}, reverse=True
+        )
+        for h in heights:
+            block = self.block(h)
+            if block is not None:
+                found.extend((h, ev) for ev in block.evidence)
+            if len(found) >= limit:
+                break
+        return found[:limit]
 
     def tx_location(self, tx_hash: bytes) -> tuple[int, int] | None:
         raw = self._kv.get("txindex", tx_hash)

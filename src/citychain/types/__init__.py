@@ -4,28 +4,36 @@ from citychain.types.block import Block as Block
 from citychain.types.block import Commit as Commit
 from citychain.types.block import CommitSig as CommitSig
 from citychain.types.block import Header as Header
-from citychain.types.block import VoteType as VoteType
+from citychain.types.block import evidence_root as evidence_root
 from citychain.types.block import tx_root as tx_root
-from citychain.types.block import vote_signing_bytes as vote_signing_bytes
+from citychain.types.evidence import DuplicateVoteEvidence as DuplicateVoteEvidence
 from citychain.types.receipt import CommittedEvent as CommittedEvent
 from citychain.types.receipt import Event as Event
 from citychain.types.receipt import Receipt as Receipt
 from citychain.types.tx import Transaction as Transaction
 from citychain.types.validator import Validator as Validator
 from citychain.types.validator import ValidatorSet as ValidatorSet
+from citychain.types.vote import NIL as NIL
+from citychain.types.vote import Vote as Vote
+from citychain.types.vote import VoteType as VoteType
+from citychain.types.vote import vote_signing_bytes as vote_signing_bytes
 
 __all__ = [
+    "NIL",
     "Block",
     "Commit",
     "CommitSig",
     "CommittedEvent",
+    "DuplicateVoteEvidence",
     "Event",
     "Header",
     "Receipt",
     "Transaction",
     "Validator",
     "ValidatorSet",
+    "Vote",
     "VoteType",
+    "evidence_root",
     "tx_root",
     "vote_signing_bytes",
 ]

@@ -19,18 +19,20 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import IntEnum
 from typing import Any
 
 from citychain import codec
 from citychain.crypto import CryptoSuite, Signer, VerifyItem
 from citychain.errors import DecodeError, ErrorCode, ProofError
 from citychain.proof import merkle
+from citychain.types.evidence import DuplicateVoteEvidence
 from citychain.types.tx import Transaction, check_fields
 from citychain.types.validator import ValidatorSet
+from citychain.types.vote import VoteType, vote_signing_bytes
 
 HEADER_VERSION = 1
-VOTE_SIGN_TAG = "citychain/vote/v1"
+#: The evidence root of a block without evidence.
+EMPTY_ROOT = merkle.root([])
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,8 @@ class Header:
     validators_hash: bytes
     proposer: bytes
     version: int = HEADER_VERSION
+    #: Merkle root of the block's evidence of misbehaviour (see types/evidence.py).
+    evidence_root: bytes = EMPTY_ROOT
 
     def to_list(self) -> list[Any]:
         return [
@@ -58,6 +62,7 @@ class Header:
             self.state_root,
             self.validators_hash,
             self.proposer,
+            self.evidence_root,
         ]
 
     def encode(self) -> bytes:
@@ -69,8 +74,8 @@ class Header:
 
     @classmethod
     def from_list(cls, raw: Any) -> Header:
-        if not isinstance(raw, list) or len(raw) != 10:
-            raise DecodeError("a header is a CBOR array of 10 items")
+        if not isinstance(raw, list) or len(raw) != 11:
+            raise DecodeError("a header is a CBOR array of 11 items")
         (
             version,
             chain_id,
@@ -82,6 +87,7 @@ class Header:
             state_root,
             validators_hash,
             proposer,
+            evidence_root,
         ) = raw
         if version != HEADER_VERSION:
             raise DecodeError(f"unsupported header version {version!r}")
@@ -97,6 +103,7 @@ class Header:
                 ("state_root", state_root, bytes),
                 ("validators_hash", validators_hash, bytes),
                 ("proposer", proposer, bytes),
+                ("evidence_root", evidence_root, bytes),
             ),
         )
         return cls(
@@ -110,6 +117,7 @@ class Header:
             validators_hash,
             proposer,
             version,
+            evidence_root,
         )
 
     @classmethod
@@ -128,22 +136,9 @@ class Header:
             "state_root": self.state_root.hex(),
             "validators_hash": self.validators_hash.hex(),
             "proposer": self.proposer.hex(),
+            "evidence_root": self.evidence_root.hex(),
             "hash": self.hash.hex(),
         }
-
-
-class VoteType(IntEnum):
-    PREVOTE = 1
-    PRECOMMIT = 2
-
-
-def vote_signing_bytes(
-    chain_id: str, vote_type: VoteType, height: int, round_: int, block_hash: bytes
-) -> bytes:
-    """What a validator signs for a vote. ``block_hash`` empty means a vote for nil."""
-    return codec.encode_trusted(
-        [VOTE_SIGN_TAG, chain_id, int(vote_type), height, round_, block_hash]
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,10 +249,15 @@ def tx_root(txs: Sequence[Transaction]) -> bytes:
     return merkle.root([tx.encode() for tx in txs])
 
 
+def evidence_root(evidence: Sequence[DuplicateVoteEvidence]) -> bytes:
+    return merkle.root([e.encode() for e in evidence])
+
+
 @dataclass(frozen=True, slots=True)
 class Block:
     header: Header
     txs: tuple[Transaction, ...]
+    evidence: tuple[DuplicateVoteEvidence, ...] = ()
 
     @property
     def hash(self) -> bytes:
@@ -269,19 +269,35 @@ class Block:
 
     def encode(self) -> bytes:
         # Transactions are embedded as their wire bytes so each keeps its own hash.
-        return codec.encode_trusted([self.header.to_list(), [tx.encode() for tx in self.txs]])
+        return codec.encode_trusted(
+            [
+                self.header.to_list(),
+                [tx.encode() for tx in self.txs],
+                [e.to_list() for e in self.evidence],
+            ]
+        )
 
     @classmethod
     def decode(cls, data: bytes, *, max_size: int | None = None) -> Block:
         raw = codec.decode(data, max_size=max_size)
-        if not isinstance(raw, list) or len(raw) != 2 or not isinstance(raw[1], list):
-            raise DecodeError("a block is a CBOR array [header, [tx bytes...]]")
+        if (
+            not isinstance(raw, list)
+            or len(raw) != 3
+            or not isinstance(raw[1], list)
+            or not isinstance(raw[2], list)
+        ):
+            raise DecodeError("a block is a CBOR array [header, [tx bytes...], [evidence...]]")
         header = Header.from_list(raw[0])
         if not all(isinstance(t, bytes) for t in raw[1]):
             raise DecodeError("a block's transactions are embedded as byte strings")
         txs = tuple(Transaction.decode(t, max_size=len(t)) for t in raw[1])
-        return cls(header, txs)
+        evidence = tuple(DuplicateVoteEvidence.from_list(e) for e in raw[2])
+        return cls(header, txs, evidence)
 
     def check_tx_root(self) -> None:
         if tx_root(self.txs) != self.header.tx_root:
             raise ProofError("transactions do not match the header's tx_root", ErrorCode.BAD_PROOF)
+        if evidence_root(self.evidence) != self.header.evidence_root:
+            raise ProofError(
+                "evidence does not match the header's evidence_root", ErrorCode.BAD_PROOF
+            )

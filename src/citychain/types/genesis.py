@@ -8,8 +8,10 @@ A JSON file (``genesis.json``)::
       "crypto_suite": "ed25519",
       "validators": [{"name": "node0", "public_key": "<hex>", "power": 10}],
       "params": {"block_max_txs": 5000, ...},  # see ChainParams
-      "contracts": {"token": {...}}            # each system contract's genesis parameters;
-    }                                          # byte strings as {"hex": "..."}
+      "contracts": {"token": {...}},           # each system contract's genesis parameters;
+                                               # byte strings as {"hex": "..."}
+      "organisations": [{"id": "org1", "name": "...", "ca_cert": "<PEM>"}]
+    }                                          # node TLS certificates chain to these CAs
 
 Its hash (sha256 of its canonical CBOR form) identifies the chain's starting point; a node
 refuses to start on a data directory made from another genesis.
@@ -39,8 +41,18 @@ class ChainParams:
     block_max_gas: int = 10_000_000_000
     max_tx_bytes: int = 64 * 1024
     max_gas_per_tx: int = 50_000_000
-    #: Target time between blocks when there are transactions to include.
+    #: Target time between blocks when there are transactions to include (under BFT: the
+    #: pause after a commit before the next height starts, Tendermint's "timeout commit").
     block_interval_ms: int = 200
+    #: Tendermint timeouts of round r are ``timeout_X_ms + r * timeout_delta_ms``.
+    timeout_propose_ms: int = 3000
+    timeout_prevote_ms: int = 1000
+    timeout_precommit_ms: int = 1000
+    timeout_delta_ms: int = 500
+    #: Evidence older than this many blocks is no longer accepted into a block.
+    evidence_max_age_blocks: int = 100_000
+    #: At most this much evidence in one block.
+    block_max_evidence: int = 50
 
     @classmethod
     def from_json(cls, raw: Any, where: str) -> ChainParams:
@@ -58,6 +70,34 @@ class ChainParams:
 
 
 @dataclass(frozen=True, slots=True)
+class Organisation:
+    """A member organisation: its nodes' TLS certificates must chain to ``ca_cert`` (PEM)."""
+
+    id: str
+    name: str
+    ca_cert: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"id": self.id, "name": self.name, "ca_cert": self.ca_cert}
+
+    @classmethod
+    def from_json(cls, raw: Any, where: str) -> Organisation:
+        if not isinstance(raw, dict) or set(raw) != {"id", "name", "ca_cert"}:
+            raise ConfigError(f"{where}: an organisation is an object with id, name and ca_cert")
+        oid, name, ca = raw["id"], raw["name"], raw["ca_cert"]
+        if not isinstance(oid, str) or not 0 < len(oid) <= 64 or not oid.isprintable():
+            raise ConfigError(f"{where}: organisation id must be a text of 1 to 64 characters")
+        if not isinstance(name, str) or not isinstance(ca, str):
+            raise ConfigError(f"{where}: organisation {oid!r}: name and ca_cert must be texts")
+        if "-----BEGIN CERTIFICATE-----" not in ca:
+            raise ConfigError(
+                f"{where}: organisation {oid!r}: ca_cert must be a PEM certificate "
+                "(-----BEGIN CERTIFICATE-----)"
+            )
+        return cls(oid, name, ca)
+
+
+@dataclass(frozen=True, slots=True)
 class Genesis:
     chain_id: str
     genesis_time: int
@@ -65,6 +105,8 @@ class Genesis:
     validators: tuple[Validator, ...]
     params: ChainParams = field(default_factory=ChainParams)
     contracts: dict[str, Any] = field(default_factory=dict)
+    #: Member organisations and their CAs (the trust roots of node-to-node TLS).
+    organisations: tuple[Organisation, ...] = ()
 
     @property
     def validator_set(self) -> ValidatorSet:
@@ -78,6 +120,7 @@ class Genesis:
             "validators": [v.to_json() for v in self.validators],
             "params": asdict(self.params),
             "contracts": self.contracts,
+            "organisations": [o.to_json() for o in self.organisations],
         }
 
     @property
@@ -107,7 +150,15 @@ class Genesis:
     def from_json(cls, raw: Any, where: str = "genesis") -> Genesis:
         if not isinstance(raw, dict):
             raise ConfigError(f"{where}: the genesis document must be a JSON object")
-        allowed = {"chain_id", "genesis_time", "crypto_suite", "validators", "params", "contracts"}
+        allowed = {
+            "chain_id",
+            "genesis_time",
+            "crypto_suite",
+            "validators",
+            "params",
+            "contracts",
+            "organisations",
+        }
         for k in raw:
             if k not in allowed:
                 raise ConfigError(f"{where}: unknown field {k!r}")
@@ -147,7 +198,16 @@ class Genesis:
         contracts = raw.get("contracts", {})
         if not isinstance(contracts, dict):
             raise ConfigError(f"{where}: 'contracts' must be an object")
-        genesis = cls(chain_id, gtime, suite_name, tuple(validators), params, contracts)
+        orgs_raw = raw.get("organisations", [])
+        if not isinstance(orgs_raw, list):
+            raise ConfigError(f"{where}: 'organisations' must be a list")
+        orgs = tuple(
+            Organisation.from_json(o, f"{where}: organisations[{i}]")
+            for i, o in enumerate(orgs_raw)
+        )
+        if len({o.id for o in orgs}) != len(orgs):
+            raise ConfigError(f"{where}: two organisations share an id")
+        genesis = cls(chain_id, gtime, suite_name, tuple(validators), params, contracts, orgs)
         try:
             genesis.validator_set  # noqa: B018 (validates duplicates)
             codec.check_value(genesis.contract_params())
