@@ -44,6 +44,39 @@ class StateSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class P2PSettings:
+    """Node-to-node transport. Empty ``persistent_peers`` and no organisations in genesis
+    means a single-validator chain with no p2p at all."""
+
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 26656
+    #: Comma-separated ``name@host:port`` of the peers to keep connected to.
+    persistent_peers: str = ""
+    #: This node's organisation (its certificate's O) and its certificate and TLS key
+    #: (the key encrypted with the node passphrase).
+    org_id: str = ""
+    cert_file: str = "config/node_cert.pem"
+    tls_key_file: str = "config/node_tls_key.pem"
+    #: Largest frame a peer may send: a block-sync answer carries a whole block
+    #: (ChainParams.block_max_bytes, 16 MiB by default) and its commit.
+    max_message_bytes: int = 24 * 1024 * 1024
+    send_queue: int = 4096
+    recv_bytes_per_s: int = 64 * 1024 * 1024
+    recv_msgs_per_s: int = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class ConsensusSettings:
+    #: The signer's last signed height/round/step (double-sign protection across restarts).
+    privval_state_file: str = "data/privval_state.json"
+    wal_dir: str = "data/wal"
+    #: Blocks requested ahead of the local height while catching up.
+    sync_window: int = 32
+    #: TEST ONLY: "double_sign" makes this validator propose two blocks and vote for both.
+    byzantine: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class NodeSettings:
     name: str = "node0"
     key_file: str = "config/node_key.json"
@@ -60,6 +93,8 @@ class NodeConfig:
     api: ApiConfig = field(default_factory=ApiConfig)
     mempool: MempoolSettings = field(default_factory=MempoolSettings)
     state: StateSettings = field(default_factory=StateSettings)
+    p2p: P2PSettings = field(default_factory=P2PSettings)
+    consensus: ConsensusSettings = field(default_factory=ConsensusSettings)
 
     @property
     def config_dir(self) -> Path:
@@ -97,6 +132,8 @@ class NodeConfig:
             "api": ApiConfig,
             "mempool": MempoolSettings,
             "state": StateSettings,
+            "p2p": P2PSettings,
+            "consensus": ConsensusSettings,
         }
         built: dict[str, Any] = {}
         for name, value in raw.items():
@@ -109,7 +146,7 @@ class NodeConfig:
 
     def save(self) -> None:
         lines: list[str] = ["# citychain node configuration (see README: Configuration)"]
-        for name in ("node", "api", "mempool", "state"):
+        for name in ("node", "api", "mempool", "state", "p2p", "consensus"):
             section = getattr(self, name)
             lines.append(f"\n[{name}]")
             for f in fields(section):
