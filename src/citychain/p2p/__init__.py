@@ -1,0 +1,32 @@
+"""Node-to-node transport: asyncio TCP, mutual TLS 1.3 with X.509 certificates from each
+organisation's CA, length-prefixed frames on numbered channels, and a peer manager.
+
+* :mod:`~citychain.p2p.certs` — organisation CAs and node certificates;
+* :mod:`~citychain.p2p.tls` — TLS contexts and the identity check after the handshake;
+* :mod:`~citychain.p2p.refusals` — :class:`PeerRefused` and refusals in plain words;
+* :mod:`~citychain.p2p.frames` — frames and the Hello/Refuse control messages;
+* :mod:`~citychain.p2p.handshake` — opening a connection, from either end;
+* :mod:`~citychain.p2p.connection` — one connection's reader, writer and send queue;
+* :mod:`~citychain.p2p.switch` — :class:`Switch`, the peer manager consumers use.
+
+Layering: this package imports only ``citychain.errors``, ``citychain.codec``,
+``citychain.crypto`` and ``citychain.types`` (plus the standard library and ``cryptography``).
+"""
+
+from citychain.p2p.certs import NodeCertInfo as NodeCertInfo
+from citychain.p2p.config import Limits as Limits
+from citychain.p2p.config import PeerAddress as PeerAddress
+from citychain.p2p.config import parse_peer_list as parse_peer_list
+from citychain.p2p.refusals import PeerRefused as PeerRefused
+from citychain.p2p.switch import PeerInfo as PeerInfo
+from citychain.p2p.switch import Switch as Switch
+
+__all__ = [
+    "Limits",
+    "NodeCertInfo",
+    "PeerAddress",
+    "PeerInfo",
+    "PeerRefused",
+    "Switch",
+    "parse_peer_list",
+]

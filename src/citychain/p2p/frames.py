@@ -1,0 +1,168 @@
+"""Frames on the wire, and the two control messages (Hello, Refuse).
+
+Theory of operation
+-------------------
+Inside TLS, a connection carries frames::
+
+    +-----------------------+------------+------------------+
+    | length (4 bytes, BE)  | channel (1)| payload (length) |
+    +-----------------------+------------+------------------+
+
+``length`` counts the payload only (the 5-byte header is fixed). The reader checks ``length``
+against its limit *before* reading the payload, so a peer cannot make a node buffer more than
+``max_message_bytes`` for one frame; an oversize frame ends the connection with ``message of
+N bytes exceeds limit M``.
+
+Channel 0 is the control channel of the transport itself; channels 1..255 belong to the
+consumers (consensus, mempool, sync, ...). A control payload is canonical CBOR (see
+:mod:`citychain.codec`), a list whose first item names the message:
+
+* ``["hello", protocol_version, chain_id, genesis_hash, node_name, org_id]`` — the first frame
+  each side sends after the TLS handshake. The acceptor sends its Hello first and the dialler
+  answers, so the dialler never has data in flight when the acceptor refuses its certificate
+  (unread data at a closing socket turns into a TCP reset that can destroy the refusal
+  before the other side reads it).
+* ``["refuse", reason_code, message]`` — sent instead of (or after) a Hello, just before
+  closing; the receiver logs the reason. See :mod:`citychain.p2p.refusals`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from dataclasses import dataclass
+from typing import Final
+
+from citychain import codec
+from citychain.errors import DecodeError
+from citychain.p2p.refusals import REASONS, PeerRefused
+
+HEADER: Final = struct.Struct(">IB")
+CONTROL_CHANNEL: Final = 0
+PROTOCOL_VERSION: Final = 1
+#: Control messages are small; anything larger is a protocol error.
+MAX_CONTROL_BYTES: Final = 4096
+#: A Refuse message's text is cut to this many characters.
+MAX_REFUSE_TEXT: Final = 1000
+
+
+def header(channel: int, length: int) -> bytes:
+    """The 5-byte frame header for a payload of ``length`` bytes on ``channel``."""
+    return HEADER.pack(length, channel)
+
+
+async def read_frame(reader: asyncio.StreamReader, max_payload: int) -> tuple[int, bytes]:
+    """Read one frame: (channel, payload).
+
+    Raises :class:`PeerRefused` (``protocol``) for an oversize frame, before reading its body;
+    :class:`asyncio.IncompleteReadError` at end of stream.
+    """
+    length, channel = HEADER.unpack(await reader.readexactly(HEADER.size))
+    limit = MAX_CONTROL_BYTES if channel == CONTROL_CHANNEL else max_payload
+    if length > limit:
+        raise PeerRefused("protocol", f"message of {length} bytes exceeds limit {limit}")
+    payload = await reader.readexactly(length) if length else b""
+    return channel, payload
+
+
+class FrameDecoder:
+    """Splits a byte stream into frames, many per read (the connection's hot path).
+
+    :meth:`feed` returns the complete frames so far. An oversize length stops decoding at that
+    frame, before its body arrives: :attr:`refusal` is then set, and the caller delivers the
+    frames before it and closes the connection.
+    """
+
+    def __init__(self, max_payload: int) -> None:
+        self._max = max_payload
+        self._buf = bytearray()
+        self.refusal: PeerRefused | None = None
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        if self.refusal is not None:
+            return []
+        buf = self._buf
+        buf += data
+        frames: list[tuple[int, bytes]] = []
+        pos, size, unpack = 0, len(buf), HEADER.unpack_from
+        while size - pos >= HEADER.size:
+            length, channel = unpack(buf, pos)
+            limit = MAX_CONTROL_BYTES if channel == CONTROL_CHANNEL else self._max
+            if length > limit:
+                self.refusal = PeerRefused(
+                    "protocol", f"message of {length} bytes exceeds limit {limit}"
+                )
+                break
+            end = pos + HEADER.size + length
+            if end > size:
+                break
+            frames.append((channel, bytes(buf[pos + HEADER.size : end])))
+            pos = end
+        if pos:
+            del buf[:pos]
+        return frames
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """What each side says about itself right after the handshake."""
+
+    protocol_version: int
+    chain_id: str
+    genesis_hash: bytes
+    node_name: str
+    org_id: str
+
+    def encode(self) -> bytes:
+        return codec.encode(
+            [
+                "hello",
+                self.protocol_version,
+                self.chain_id,
+                self.genesis_hash,
+                self.node_name,
+                self.org_id,
+            ]
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Refuse:
+    """Why the sender is closing the connection."""
+
+    reason_code: str
+    message: str
+
+    def encode(self) -> bytes:
+        return codec.encode(["refuse", self.reason_code, self.message[:MAX_REFUSE_TEXT]])
+
+    def as_error(self) -> PeerRefused:
+        """The refusal as the receiver sees it (``by_peer=True``)."""
+        return PeerRefused(self.reason_code, self.message, by_peer=True)
+
+
+def control_frame(message: Hello | Refuse) -> bytes:
+    """A whole control frame (header and payload) carrying ``message``."""
+    payload = message.encode()
+    return header(CONTROL_CHANNEL, len(payload)) + payload
+
+
+def decode_control(payload: bytes) -> Hello | Refuse:
+    """Parse a control payload; anything malformed is :class:`PeerRefused` (``protocol``)."""
+    try:
+        value = codec.decode(payload, max_size=MAX_CONTROL_BYTES)
+    except DecodeError as exc:
+        raise PeerRefused("protocol", f"malformed control message: {exc.message}") from None
+    match value:
+        case ["hello", int(v), str(chain), bytes(genesis), str(name), str(org)]:
+            return Hello(v, chain, genesis, name, org)
+        case ["refuse", str(reason), str(text)] if reason in REASONS:
+            return Refuse(reason, _printable(text))
+        case ["refuse", str(reason), str(text)]:
+            return Refuse("protocol", _printable(f"{reason}: {text}"))
+    raise PeerRefused("protocol", "malformed control message: not a hello or refuse")
+
+
+def _printable(text: str) -> str:
+    """The peer's words, cut short and without control characters (they go into our logs)."""
+    return "".join(c if c.isprintable() else "?" for c in text[:MAX_REFUSE_TEXT])

@@ -1,0 +1,679 @@
+"""The peer manager: listens, dials the configured peers, keeps one connection per peer.
+
+Theory of operation
+-------------------
+A :class:`Switch` owns a TLS listener and, for every configured peer, a *dial loop*: while
+the peer is not connected it dials ``name@host:port`` with exponential backoff (plus jitter:
+this is not consensus, nothing needs to be deterministic). Every connection, in or out, runs
+the handshake of :mod:`citychain.p2p.handshake`; refusals are logged in plain words on both
+sides and kept in ``PeerInfo.last_error``.
+
+**One connection per peer.** Both nodes dial each other, so two connections can appear at
+once. Both nodes apply the same rule and so keep the same one: the connection *dialled by the
+node with the smaller name* wins; between two connections dialled by the same node, the newer
+wins (the older is most likely dead: the peer restarted). The loser is closed with a Refuse
+``duplicate`` frame, which is logged at debug level only. The peer stays connected throughout
+(no disconnect/connect callbacks) and keeps its send queue. To make the race rare, the node
+with the larger name waits one backoff interval before dialling, giving the other a head
+start.
+
+**Peers.** Each peer (configured, or an *unknown* node that connected to us with a valid
+certificate from a genesis CA — allowed, and logged, since that is how a new node joins) has a
+bounded send queue, counters, and its last error; see :mod:`citychain.p2p.connection` for the
+reader/writer tasks and flow control. The organisation of a node name is remembered on its
+first connection; a later certificate for the same name from another organisation is refused
+(one organisation's CA cannot take over another organisation's node name). Only configured
+peers are redialled.
+
+**Threading.** Everything runs on one asyncio event loop. ``send``, ``broadcast`` and the
+other methods must be called on that loop's thread; channel handlers and the
+``on_peer_connected`` / ``on_peer_disconnected`` callbacks are called on it and must be quick.
+An exception raised by a handler or callback is logged and does not affect the connection.
+During :meth:`Switch.stop` the disconnect callback is not called.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final
+
+from cryptography import x509
+
+from citychain.errors import ConfigError, ErrorCode, InvalidInput
+from citychain.p2p.certs import NodeCertInfo, check_node_name, issuing_ca, read_node_cert
+from citychain.p2p.config import Limits, PeerAddress, parse_peer_list
+from citychain.p2p.connection import Connection, PeerStats, ReadLimits, SendQueue
+from citychain.p2p.handshake import (
+    READ_LIMIT,
+    Direction,
+    Established,
+    Local,
+    accept,
+    close_writer,
+    dial,
+    format_address,
+    refuse_and_close,
+)
+from citychain.p2p.refusals import PeerRefused
+from citychain.p2p.tls import TrustStore, client_context, server_context, when
+
+__all__ = ["Limits", "PeerAddress", "PeerInfo", "Switch", "parse_peer_list"]
+
+log = logging.getLogger("citychain.p2p")
+
+#: Inbound connections still in their handshake; more are closed at once.
+MAX_PENDING_HANDSHAKES: Final = 64
+#: A log line that repeats within this window is logged at debug level.
+REPEAT_WINDOW_S: Final = 60.0
+#: A configured peer unreachable for this long is logged as a warning (before: info).
+UNREACHABLE_WARN_S: Final = 30.0
+#: A node whose own certificate expires sooner than this warns at start.
+EXPIRY_WARNING: Final = timedelta(days=30)
+#: The lowest and highest channel a consumer may use (0 is the transport's control channel).
+MIN_CHANNEL: Final = 1
+MAX_CHANNEL: Final = 255
+
+
+@dataclass(frozen=True, slots=True)
+class PeerInfo:
+    """A snapshot of one peer, for status pages and tests."""
+
+    name: str
+    org_id: str | None  # None until it has connected once
+    address: str | None  # configured "host:port", else the remote address last seen
+    direction: Direction | None  # of the current (or last) connection
+    connected: bool
+    since_ms: int | None  # wall clock (ms since the epoch) of the last connect or disconnect
+    msgs_sent: int
+    bytes_sent: int  # whole frames, 5-byte header included
+    msgs_received: int
+    bytes_received: int
+    dropped: int  # frames not sent: queue full, or still queued at a disconnect
+    queued: int
+    last_error: str | None  # plain words: "refused: wrong CA", "no such peer: connection refused"
+
+
+@dataclass(slots=True, eq=False)
+class _Peer:
+    name: str
+    configured: PeerAddress | None
+    queue: SendQueue
+    stats: PeerStats = field(default_factory=PeerStats)
+    idle: asyncio.Event = field(default_factory=asyncio.Event)  # set while not connected
+    conn: Connection | None = None
+    org_id: str | None = None
+    address: str | None = None
+    direction: Direction | None = None
+    since_ms: int | None = None
+    connected_at: float = 0.0
+    last_lifetime_s: float = 0.0
+    failing_since: float | None = None  # monotonic time of the first failed dial in a row
+    last_error: str | None = None
+
+    def __post_init__(self) -> None:
+        self.idle.set()
+        if self.configured is not None:
+            self.address = str(self.configured).partition("@")[2]
+
+
+class _Repeats:
+    """Decides whether a log line is new (WARNING) or a repeat within the window (DEBUG)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, ...], float] = {}
+
+    def level(self, *key: str, new: int = logging.WARNING) -> int:
+        now = time.monotonic()
+        if len(self._seen) > 1024:
+            self._seen = {k: t for k, t in self._seen.items() if now - t < REPEAT_WINDOW_S}
+        last = self._seen.get(key)
+        if last is not None and now - last < REPEAT_WINDOW_S:
+            return logging.DEBUG
+        self._seen[key] = now
+        return new
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _unreachable_words(exc: BaseException, address: str, timeout_ms: int) -> tuple[str, str]:
+    """(last_error, log detail) for a dial that never reached a peer's Hello."""
+    if isinstance(exc, ConnectionRefusedError):
+        return (
+            "no such peer: connection refused",
+            f"no such peer — nothing listens at {address} (connection refused)",
+        )
+    if isinstance(exc, TimeoutError):
+        return "no answer", f"no handshake from {address} within {timeout_ms} ms"
+    if isinstance(exc, EOFError):
+        return "closed during the handshake", str(exc)
+    if isinstance(exc, OSError):
+        words = exc.strerror or str(exc) or type(exc).__name__
+        return f"no such peer: {words}", f"no such peer — cannot reach {address} ({words})"
+    return "dial failed", str(exc)
+
+
+def _set_keepalive(writer: asyncio.StreamWriter) -> None:
+    """TCP keepalive, so a peer machine that vanished is noticed within about a minute."""
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3)):
+            if hasattr(socket, name):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+    except OSError:
+        pass
+
+
+class Switch:
+    """Connections to the other nodes of one chain; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        chain_id: str,
+        genesis_hash: bytes,
+        node_name: str,
+        org_id: str,
+        cert_file: Path,
+        key_file: Path,
+        key_passphrase: str | None,
+        ca_pems: Sequence[bytes],
+        listen_host: str,
+        listen_port: int,
+        peers: Sequence[PeerAddress],
+        limits: Limits = Limits(),  # noqa: B008 (frozen, so sharing the default is safe)
+    ) -> None:
+        try:
+            check_node_name(node_name)
+        except InvalidInput as exc:
+            raise ConfigError(exc.message) from None
+        if not genesis_hash:
+            raise ConfigError("the genesis hash must not be empty")
+        if not 0 <= listen_port < 65536:
+            raise ConfigError(f"listen port {listen_port} is not in 0..65535")
+        trust = TrustStore.from_pems(ca_pems)
+        self._own = _check_own_certificate(cert_file, trust, chain_id, node_name, org_id)
+        self._server_ctx = server_context(cert_file, key_file, key_passphrase, trust)
+        self._client_ctx = client_context(cert_file, key_file, key_passphrase, trust)
+        self._local = Local(chain_id, bytes(genesis_hash), node_name, org_id, trust)
+        self._limits = limits
+        self._read_limits = ReadLimits(
+            limits.max_message_bytes, limits.recv_bytes_per_s, limits.recv_msgs_per_s
+        )
+        self._listen_host = listen_host
+        self._listen_port = listen_port
+        #: Records carry ``p2p_node`` (our node name): several nodes may share a process.
+        self._log = logging.LoggerAdapter(log, {"p2p_node": node_name})
+        self._peers: dict[str, _Peer] = {}
+        for address in peers:
+            if address.name == node_name:
+                self._log.info("peer list names this node (%s) itself; not dialling it", node_name)
+                continue
+            if address.name in self._peers:
+                raise ConfigError(f"peer {address.name!r} is listed twice in the peer list")
+            self._peers[address.name] = _Peer(address.name, address, SendQueue(limits.send_queue))
+        self._handlers: dict[int, Callable[[str, bytes], None]] = {}
+        self.on_peer_connected: Callable[[str], None] | None = None
+        self.on_peer_disconnected: Callable[[str, str], None] | None = None
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._running = False
+        self._stopped = False
+        self._pending_inbound = 0
+        self._repeats = _Repeats()
+
+    # -- consumer API -------------------------------------------------------------------
+
+    def add_channel(self, channel: int, handler: Callable[[str, bytes], None]) -> None:
+        """Call ``handler(peer_name, payload)`` for every frame received on ``channel``."""
+        _check_channel(channel)
+        if channel in self._handlers:
+            raise InvalidInput(f"channel {channel} already has a handler")
+        self._handlers[channel] = handler
+
+    @property
+    def listen_port(self) -> int:
+        """The port actually listened on (the configured one until :meth:`start`)."""
+        if self._server is not None and self._server.sockets:
+            port: int = self._server.sockets[0].getsockname()[1]
+            return port
+        return self._listen_port
+
+    def send(self, peer: str, channel: int, payload: bytes) -> bool:
+        """Queue ``payload`` for ``peer``. ``False`` if not connected or its queue is full."""
+        _check_channel(channel)
+        self._check_size(payload)
+        state = self._peers.get(peer)
+        if state is None or state.conn is None:
+            return False
+        return self._queue(state, channel, payload)
+
+    def broadcast(self, channel: int, payload: bytes, *, exclude: str | None = None) -> int:
+        """Queue ``payload`` for every connected peer but ``exclude``; return how many took it."""
+        _check_channel(channel)
+        self._check_size(payload)
+        return sum(
+            self._queue(state, channel, payload)
+            for state in self._peers.values()
+            if state.conn is not None and state.name != exclude
+        )
+
+    def connected(self) -> list[str]:
+        """Names of the connected peers, sorted."""
+        return sorted(name for name, state in self._peers.items() if state.conn is not None)
+
+    def peers(self) -> list[PeerInfo]:
+        """Every configured peer, and every unknown node that has connected, sorted by name."""
+        return [
+            PeerInfo(
+                name=s.name,
+                org_id=s.org_id,
+                address=s.address,
+                direction=s.direction,
+                connected=s.conn is not None,
+                since_ms=s.since_ms,
+                msgs_sent=s.stats.msgs_sent,
+                bytes_sent=s.stats.bytes_sent,
+                msgs_received=s.stats.msgs_received,
+                bytes_received=s.stats.bytes_received,
+                dropped=s.stats.dropped,
+                queued=len(s.queue),
+                last_error=s.last_error,
+            )
+            for s in sorted(self._peers.values(), key=lambda s: s.name)
+        ]
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Listen, then keep dialling every configured peer."""
+        if self._running or self._stopped:
+            raise InvalidInput("a Switch is started once")
+        self._check_own_dates()
+        try:
+            self._server = await asyncio.start_server(
+                self._on_inbound, self._listen_host, self._listen_port, limit=READ_LIMIT
+            )
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {self._listen_host}:{self._listen_port}: {exc.strerror or exc}"
+            ) from None
+        self._running = True
+        for state in self._peers.values():
+            self._spawn(self._dial_loop(state), f"p2p-dial-{state.name}")
+        self._log.info(
+            "node %s of organisation %s listening on %s:%d for chain %r; %d peers configured",
+            self._local.node_name,
+            self._local.org_id,
+            self._listen_host,
+            self.listen_port,
+            self._local.chain_id,
+            len(self._peers),
+        )
+
+    async def stop(self) -> None:
+        """Close the listener and every connection; cancel every task."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._running = False
+        if self._server is not None:
+            self._server.close()
+        while True:
+            tasks = list(self._tasks)
+            conns = [s.conn for s in self._peers.values() if s.conn is not None]
+            if not tasks and not conns:
+                break
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._tasks.difference_update(tasks)
+            await asyncio.gather(*(c.close("node stopping") for c in conns))
+        if self._server is not None:
+            await self._server.wait_closed()
+        self._log.info("node %s stopped its transport", self._local.node_name)
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._log.error("p2p task %s failed", task.get_name(), exc_info=task.exception())
+
+    def _check_size(self, payload: bytes) -> None:
+        if len(payload) > self._limits.max_message_bytes:
+            raise InvalidInput(
+                f"message of {len(payload)} bytes exceeds limit {self._limits.max_message_bytes}",
+                ErrorCode.TOO_LARGE,
+            )
+
+    def _queue(self, state: _Peer, channel: int, payload: bytes) -> bool:
+        if state.queue.put(channel, payload):
+            return True
+        state.stats.dropped += 1
+        level = self._repeats.level("queue-full", state.name)
+        self._log.log(
+            level,
+            "send queue to peer %s is full (%d frames): dropping messages; the peer is slow",
+            state.name,
+            state.queue.capacity,
+        )
+        return False
+
+    def _deliver(self, peer: str, channel: int, payload: bytes) -> None:
+        handler = self._handlers.get(channel)
+        if handler is None:
+            self._log.debug("dropped a frame on channel %d from %s: no handler", channel, peer)
+            return
+        try:
+            handler(peer, payload)
+        except Exception:
+            self._log.exception(
+                "the handler of channel %d failed on a frame from %s", channel, peer
+            )
+
+    def _callback(self, fn: Callable[..., None] | None, *args: str) -> None:
+        if fn is None:
+            return
+        try:
+            fn(*args)
+        except Exception:
+            self._log.exception("a peer callback failed")
+
+    def _check_own_dates(self) -> None:
+        now = datetime.now(UTC)
+        own = self._own
+        if now > own.not_after:
+            self._log.error(
+                "our certificate (node %s) expired on %s: every peer will refuse it; "
+                "issue a new one",
+                own.node_name,
+                when(own.not_after),
+            )
+        elif now < own.not_before:
+            self._log.error(
+                "our certificate (node %s) is not valid before %s, and it is now %s: "
+                "check this machine's clock",
+                own.node_name,
+                when(own.not_before),
+                when(now),
+            )
+        elif own.not_after - now < EXPIRY_WARNING:
+            self._log.warning(
+                "our certificate (node %s) expires on %s, in %d days: issue a new one",
+                own.node_name,
+                when(own.not_after),
+                (own.not_after - now).days,
+            )
+
+    def _log_refusal(self, refusal: PeerRefused, peer: str, *key: str) -> None:
+        level = self._repeats.level("refusal", refusal.reason_code, *key)
+        if refusal.reason_code == "duplicate":
+            level = logging.DEBUG
+        self._log.log(level, "%s", refusal.log_line(peer))
+
+    def _on_inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # A plain callback that hands over to a task of ours: asyncio 3.11 logs an error when
+        # the task it created for a coroutine callback is cancelled (as stop() must do).
+        peername = writer.get_extra_info("peername")
+        address = format_address(peername)
+        host = str(peername[0]) if isinstance(peername, tuple) else address
+        if not self._running or self._pending_inbound >= MAX_PENDING_HANDSHAKES:
+            self._log.log(
+                self._repeats.level("busy", host),
+                "closed a connection from %s at once: too many handshakes in progress",
+                address,
+            )
+            writer.transport.abort()
+            return
+        self._pending_inbound += 1
+        self._spawn(self._accept(reader, writer, address, host), f"p2p-accept-{address}")
+
+    async def _accept(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, address: str, host: str
+    ) -> None:
+        try:
+            est = await accept(
+                reader,
+                writer,
+                context=self._server_ctx,
+                local=self._local,
+                timeout_s=self._limits.handshake_timeout_ms / 1000,
+            )
+        except PeerRefused as exc:
+            who = f"{exc.peer_name} at {address}" if exc.peer_name else f"at {address}"
+            known = self._peers.get(exc.peer_name or "")
+            if known is not None and known.conn is None:
+                known.last_error = exc.short()
+            self._log_refusal(exc, who, host, exc.peer_name or "")
+            return
+        except (OSError, EOFError, TimeoutError) as exc:
+            if isinstance(exc, TimeoutError):
+                detail = f"no handshake within {self._limits.handshake_timeout_ms} ms"
+            elif isinstance(exc, OSError):
+                detail = exc.strerror or type(exc).__name__
+            else:
+                detail = str(exc)
+            self._log.log(
+                self._repeats.level("inbound-failed", host, new=logging.INFO),
+                "a connection from %s failed during the handshake: %s",
+                address,
+                detail,
+            )
+            return
+        finally:
+            self._pending_inbound -= 1
+        self._register(est)
+
+    async def _dial_loop(self, state: _Peer) -> None:
+        assert state.configured is not None
+        target = state.configured
+        min_s = self._limits.dial_backoff_min_ms / 1000
+        max_s = self._limits.dial_backoff_max_ms / 1000
+        backoff = min_s
+        head_start = self._local.node_name < state.name  # we are the preferred dialler
+        while True:
+            await state.idle.wait()
+            if state.last_lifetime_s > max_s:
+                backoff = min_s
+            if not head_start:
+                # Jitter spreads redials of many nodes; not security-relevant.
+                await asyncio.sleep(backoff * random.uniform(0.5, 1.0))  # noqa: S311
+                if not state.idle.is_set():
+                    continue
+            head_start = False
+            try:
+                est = await dial(
+                    target.name,
+                    target.host,
+                    target.port,
+                    context=self._client_ctx,
+                    local=self._local,
+                    timeout_s=self._limits.handshake_timeout_ms / 1000,
+                )
+            except PeerRefused as exc:
+                state.last_error = exc.short()
+                self._log_refusal(exc, f"{target.name} at {state.address}", target.name)
+                backoff = min(backoff * 2, max_s)
+                continue
+            except (OSError, EOFError, TimeoutError) as exc:
+                short, detail = _unreachable_words(
+                    exc, state.address or "?", self._limits.handshake_timeout_ms
+                )
+                state.last_error = short
+                now = time.monotonic()
+                state.failing_since = state.failing_since or now
+                # A peer that is down at start-up is normal (nodes start one by one): say so
+                # at info level, and warn once it has been unreachable for a while.
+                late = now - state.failing_since >= UNREACHABLE_WARN_S
+                level = self._repeats.level(
+                    "dial",
+                    target.name,
+                    short,
+                    str(late),
+                    new=logging.WARNING if late else logging.INFO,
+                )
+                self._log.log(level, "cannot connect to peer %s: %s", target.name, detail)
+                backoff = min(backoff * 2, max_s)
+                continue
+            state.failing_since = None
+            if not self._register(est):
+                backoff = min(backoff * 2, max_s)
+
+    def _register(self, est: Established) -> bool:
+        """Adopt a handshaken connection, or close it. ``True`` if it is now in use."""
+        name, org = est.cert.node_name, est.cert.org_id
+        if not self._running:
+            self._spawn(_close_est(est, None), f"p2p-close-{name}")
+            return False
+        state = self._peers.get(name)
+        if state is None:
+            state = _Peer(name, None, SendQueue(self._limits.send_queue))
+            self._peers[name] = state
+            self._log.info(
+                "accepted node %s of organisation %s from %s, which is not in our peer list "
+                "(a new node joining?)",
+                name,
+                org,
+                est.address,
+            )
+        if state.org_id is not None and state.org_id != org:
+            refusal = PeerRefused(
+                "unknown_peer",
+                f"node {name} belongs to organisation {state.org_id!r}, but this certificate "
+                f"is from organisation {org!r}",
+            )
+            self._log_refusal(refusal, f"{name} at {est.address}", name, org)
+            state.last_error = refusal.short()
+            self._spawn(_close_est(est, refusal), f"p2p-close-{name}")
+            return False
+        conn = Connection(
+            est,
+            queue=state.queue,
+            stats=state.stats,
+            limits=self._read_limits,
+            deliver=self._deliver,
+            on_closed=self._on_closed,
+        )
+        _set_keepalive(est.writer)
+        old = state.conn
+        if old is not None:
+            keep_new = self._prefer(conn, old)
+            loser, winner = (old, conn) if keep_new else (conn, old)
+            refusal = PeerRefused(
+                "duplicate",
+                f"{self._local.node_name} and {name} are already connected; keeping the "
+                f"connection dialled by {self._dialler(winner)}",
+            )
+            self._log.debug("closing %s: %s", loser.describe(), refusal.message)
+            if not keep_new:
+                self._spawn(_close_est(est, refusal), f"p2p-close-{name}")
+                return False
+            state.conn = conn  # before closing the old one, so its on_closed is ignored
+            state.direction, state.address = conn.direction, self._address_of(state, conn)
+            conn.start()
+            self._spawn(old.close("duplicate connection", refusal), f"p2p-close-{name}")
+            return True
+        state.conn = conn
+        state.org_id = org
+        state.direction, state.address = conn.direction, self._address_of(state, conn)
+        state.since_ms = _now_ms()
+        state.connected_at = time.monotonic()
+        state.idle.clear()
+        conn.start()
+        self._log.info("connected to peer %s, organisation %s", conn.describe(), org)
+        self._callback(self.on_peer_connected, name)
+        return True
+
+    def _address_of(self, state: _Peer, conn: Connection) -> str:
+        if state.configured is not None:
+            return str(state.configured).partition("@")[2]
+        return conn.address
+
+    def _dialler(self, conn: Connection) -> str:
+        return self._local.node_name if conn.direction == "out" else conn.name
+
+    def _prefer(self, new: Connection, old: Connection) -> bool:
+        """Whether ``new`` should replace ``old`` (see "One connection per peer")."""
+        preferred = min(self._local.node_name, new.name)
+        new_ok = self._dialler(new) == preferred
+        old_ok = self._dialler(old) == preferred
+        return new_ok or not old_ok
+
+    def _on_closed(self, conn: Connection, reason: str, refusal: PeerRefused | None) -> None:
+        if refusal is not None and self._running:
+            self._log_refusal(refusal, conn.describe(), conn.name)
+        state = self._peers.get(conn.name)
+        if state is None or state.conn is not conn:
+            return  # a duplicate that lost, or a connection never adopted
+        state.conn = None
+        state.stats.dropped += state.queue.clear()
+        state.last_error = refusal.short() if refusal is not None else reason
+        state.since_ms = _now_ms()
+        state.last_lifetime_s = time.monotonic() - state.connected_at
+        state.idle.set()
+        if not self._running:
+            return
+        self._log.info("disconnected from peer %s: %s", conn.describe(), reason)
+        self._callback(self.on_peer_disconnected, conn.name, reason)
+
+
+def _check_channel(channel: int) -> None:
+    if not MIN_CHANNEL <= channel <= MAX_CHANNEL:
+        raise InvalidInput(
+            f"channel {channel} is not in {MIN_CHANNEL}..{MAX_CHANNEL} (0 is the transport's own)"
+        )
+
+
+async def _close_est(est: Established, refusal: PeerRefused | None) -> None:
+    if refusal is None:
+        await close_writer(est.writer)
+    else:
+        await refuse_and_close(est.reader, est.writer, refusal)
+
+
+def _check_own_certificate(
+    cert_file: Path, trust: TrustStore, chain_id: str, node_name: str, org_id: str
+) -> NodeCertInfo:
+    """Refuse to start with a certificate that peers would refuse for a config reason."""
+    try:
+        pem = cert_file.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read node certificate {cert_file}: {exc.strerror}") from None
+    try:
+        info = read_node_cert(pem)
+        cert = x509.load_pem_x509_certificate(pem)
+    except (InvalidInput, ValueError) as exc:
+        raise ConfigError(f"node certificate {cert_file}: {exc}") from None
+    for what, have, want in (
+        ("node", info.node_name, node_name),
+        ("organisation", info.org_id, org_id),
+        ("chain", info.chain_id, chain_id),
+    ):
+        if have != want:
+            raise ConfigError(
+                f"node certificate {cert_file} is for {what} {have!r}, but this node's {what} "
+                f"is {want!r}"
+            )
+    if issuing_ca(cert, list(trust.cas)) is None:
+        raise ConfigError(
+            f"node certificate {cert_file} was not issued by any organisation CA in genesis"
+        )
+    return info

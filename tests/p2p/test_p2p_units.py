@@ -1,0 +1,426 @@
+"""Pieces of the transport without sockets: words, parsing, frames, buckets, checks, config."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from p2p_net import CHAIN, PASSPHRASE, Pki, make_switch
+
+from citychain import codec
+from citychain.errors import ConfigError, ErrorCode, KeystoreError
+from citychain.p2p.certs import generate_org_ca, issue_node_cert, node_uri
+from citychain.p2p.config import Limits, PeerAddress, parse_peer_list
+from citychain.p2p.connection import SendQueue
+from citychain.p2p.frames import (
+    HEADER,
+    MAX_CONTROL_BYTES,
+    FrameDecoder,
+    Hello,
+    Refuse,
+    control_frame,
+    decode_control,
+    header,
+    read_frame,
+)
+from citychain.p2p.ratelimit import TokenBucket
+from citychain.p2p.refusals import ALERTS, PeerRefused, explain_tls_error, translate_alert
+from citychain.p2p.tls import TrustStore, check_peer_certificate
+
+# -- refusals in plain words --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("alert", "reason", "words"),
+    [
+        ("tlsv1 alert unknown ca", "wrong_ca", "it does not trust our CA"),
+        ("TLSV1_ALERT_UNKNOWN_CA", "wrong_ca", "it does not trust our CA"),
+        ("sslv3 alert certificate expired", "expired", "it says our certificate has expired"),
+        ("SSLV3_ALERT_BAD_CERTIFICATE", "wrong_ca", "it says our certificate is bad"),
+        ("tlsv13 alert certificate required", "wrong_ca", "needs a client certificate"),
+        ("TLSV1_ALERT_PROTOCOL_VERSION", "protocol", "it does not speak TLS 1.3"),
+        ("sslv3 alert handshake failure (_ssl.c:1006)", "protocol", "we share no TLS parameters"),
+        ("tlsv1 alert no application protocol", "protocol", "'no application protocol'"),
+    ],
+)
+def test_translate_alert(alert: str, reason: str, words: str) -> None:
+    got_reason, got_words = translate_alert(alert)
+    assert got_reason == reason
+    assert words in got_words
+
+
+def test_every_alert_maps_to_a_known_reason() -> None:
+    for reason, words in ALERTS.values():
+        PeerRefused(reason, words)  # raises on an unknown reason
+
+
+def test_explain_tls_error() -> None:
+    verify = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    verify.verify_code = 20
+    verify.verify_message = "unable to get local issuer certificate"
+    ours = explain_tls_error(verify)
+    assert (ours.reason_code, ours.by_peer) == ("wrong_ca", False)
+    assert "does not chain to any organisation CA in genesis" in ours.message
+    assert "unable to get local issuer certificate" in ours.message
+
+    alert = ssl.SSLError(1, "[SSL: TLSV1_ALERT_UNKNOWN_CA] tlsv1 alert unknown ca")
+    alert.reason = "TLSV1_ALERT_UNKNOWN_CA"
+    theirs = explain_tls_error(alert)
+    assert (theirs.reason_code, theirs.by_peer) == ("wrong_ca", True)
+    assert theirs.log_line("hub at 127.0.0.1:1") == (
+        "peer hub at 127.0.0.1:1 refused our certificate: wrong CA — it does not trust our CA"
+    )
+    assert theirs.short() == "refused by peer: wrong CA"
+
+
+def test_peer_refused() -> None:
+    exc = PeerRefused("expired", "the certificate of n3 expired on 2020-01-31 00:00:00 UTC")
+    assert exc.code is ErrorCode.EXPIRED and exc.words == "expired"
+    assert exc.log_line("n3 at 10.0.0.3:26656").startswith("refused peer n3 at 10.0.0.3:26656: ")
+    assert exc.short() == "refused: expired"
+    assert PeerRefused("not_yet_valid", "x").words == "clock skew / not yet valid"
+    assert PeerRefused("wrong_chain", "x").code is ErrorCode.WRONG_CHAIN
+    with pytest.raises(ValueError, match="unknown refusal reason"):
+        PeerRefused("because", "x")
+
+
+# -- peer addresses and limits --------------------------------------------------------------
+
+
+def test_peer_address_parse() -> None:
+    assert PeerAddress.parse(" n1@10.0.0.1:26656 ") == PeerAddress("n1", "10.0.0.1", 26656)
+    assert PeerAddress.parse("n-2.x@node2.city.example:1") == PeerAddress(
+        "n-2.x", "node2.city.example", 1
+    )
+    v6 = PeerAddress.parse("n3@[::1]:7")
+    assert v6 == PeerAddress("n3", "::1", 7) and str(v6) == "n3@[::1]:7"
+
+
+@pytest.mark.parametrize(
+    ("entry", "why"),
+    [
+        ("10.0.0.1:26656", "no '@'"),
+        ("@10.0.0.1:26656", "node name"),
+        ("bad name@h:1", "node name"),
+        ("n1@10.0.0.1", "no host:port"),
+        ("n1@:26656", "no host:port"),
+        ("n1@h:0", "port '0'"),
+        ("n1@h:65536", "port '65536'"),
+        ("n1@h:http", "port 'http'"),
+        ("n1@::1:5", "in brackets"),
+        ("n1@[::1:5", "must be written [address]"),
+    ],
+)
+def test_peer_address_parse_errors_name_the_entry(entry: str, why: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        PeerAddress.parse(entry)
+    assert repr(entry.strip()) in err.value.message
+    assert why in err.value.message
+
+
+def test_parse_peer_list() -> None:
+    assert parse_peer_list("") == []
+    assert parse_peer_list(" , ") == []
+    assert parse_peer_list("a@h:1, b@h:2") == [PeerAddress("a", "h", 1), PeerAddress("b", "h", 2)]
+    with pytest.raises(ConfigError, match="peer 'b@h2': no host:port"):
+        parse_peer_list("a@h:1,b@h2")
+    with pytest.raises(ConfigError, match="listed twice"):
+        parse_peer_list("a@h:1,a@h:2")
+
+
+def test_limits_are_checked() -> None:
+    with pytest.raises(ConfigError, match="send_queue must be a positive integer"):
+        Limits(send_queue=0)
+    with pytest.raises(ConfigError, match="below 4 GiB"):
+        Limits(max_message_bytes=2**32)
+    with pytest.raises(ConfigError, match="dial_backoff_max_ms"):
+        Limits(dial_backoff_min_ms=10, dial_backoff_max_ms=5)
+
+
+# -- frames ---------------------------------------------------------------------------------
+
+
+def _reader(data: bytes, eof: bool = True) -> asyncio.StreamReader:
+    reader = asyncio.StreamReader()
+    reader.feed_data(data)
+    if eof:
+        reader.feed_eof()
+    return reader
+
+
+def test_frames_round_trip() -> None:
+    async def main() -> None:
+        reader = _reader(
+            header(9, 3) + b"abc" + header(1, 0) + control_frame(Refuse("duplicate", "d"))
+        )
+        assert await read_frame(reader, 10) == (9, b"abc")
+        assert await read_frame(reader, 10) == (1, b"")
+        channel, payload = await read_frame(reader, 10)
+        assert channel == 0 and decode_control(payload) == Refuse("duplicate", "d")
+        with pytest.raises(asyncio.IncompleteReadError):
+            await read_frame(reader, 10)
+
+    asyncio.run(main())
+
+
+def test_oversize_frame_is_refused_before_its_body() -> None:
+    async def main() -> None:
+        # Only the header is there: a reader that waited for the body would hang.
+        reader = _reader(HEADER.pack(5_000_000, 3), eof=False)
+        async with asyncio.timeout(1):
+            with pytest.raises(PeerRefused, match="message of 5000000 bytes exceeds limit 4096"):
+                await read_frame(reader, 4096)
+        control = _reader(HEADER.pack(MAX_CONTROL_BYTES + 1, 0), eof=False)
+        with pytest.raises(PeerRefused, match="exceeds limit 4096"):
+            await read_frame(control, 10**6)
+
+    asyncio.run(main())
+
+
+def test_frame_decoder_splits_a_stream() -> None:
+    stream = header(1, 3) + b"abc" + header(2, 0) + header(255, 4) + b"wxyz"
+    for cut in range(len(stream) + 1):
+        decoder = FrameDecoder(10)
+        frames = decoder.feed(stream[:cut]) + decoder.feed(stream[cut:])
+        assert frames == [(1, b"abc"), (2, b""), (255, b"wxyz")], cut
+        assert decoder.refusal is None
+    one_by_one = FrameDecoder(10)
+    got = [f for i in range(len(stream)) for f in one_by_one.feed(stream[i : i + 1])]
+    assert got == [(1, b"abc"), (2, b""), (255, b"wxyz")]
+
+
+def test_frame_decoder_refuses_oversize_from_the_header_alone() -> None:
+    decoder = FrameDecoder(10)
+    frames = decoder.feed(header(1, 2) + b"ok" + HEADER.pack(11, 1))
+    assert frames == [(1, b"ok")]  # what came before is still delivered
+    assert decoder.refusal is not None
+    assert decoder.refusal.message == "message of 11 bytes exceeds limit 10"
+    assert decoder.feed(b"x" * 11) == []
+    control = FrameDecoder(10**6)
+    control.feed(HEADER.pack(MAX_CONTROL_BYTES + 1, 0))
+    assert control.refusal is not None
+
+
+def test_control_messages() -> None:
+    hello = Hello(1, CHAIN, bytes(32), "n1", "water")
+    assert decode_control(hello.encode()) == hello
+    refuse = Refuse("wrong_genesis", "bad\nline\x1b[31m" + "x" * 2000)
+    got = decode_control(refuse.encode())
+    assert isinstance(got, Refuse) and got.reason_code == "wrong_genesis"
+    assert "\n" not in got.message and "\x1b" not in got.message and len(got.message) == 1000
+    with pytest.raises(PeerRefused, match="malformed control message"):
+        decode_control(b"\xff")
+    with pytest.raises(PeerRefused, match="not a hello or refuse"):
+        decode_control(codec.encode(["ping", 1]))
+
+
+def test_send_queue_is_bounded_and_batches() -> None:
+    async def main() -> None:
+        queue = SendQueue(3)
+        assert queue.put(1, b"a" * 10) and queue.put(1, b"b" * 10) and queue.put(1, b"c" * 100)
+        assert not queue.put(1, b"d")  # full
+        assert len(queue) == 3
+        assert await queue.take_batch(25) == [(1, b"a" * 10), (1, b"b" * 10)]
+        assert await queue.take_batch(25) == [(1, b"c" * 100)]  # one frame even if larger
+        assert queue.put(1, b"e") and queue.clear() == 1 and len(queue) == 0
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.01):
+                await queue.take_batch(25)  # waits while empty
+
+    asyncio.run(main())
+
+
+# -- token bucket ---------------------------------------------------------------------------
+
+
+def test_token_bucket() -> None:
+    now = [0.0]
+    bucket = TokenBucket(100, clock=lambda: now[0])
+    assert bucket.take(100) == 0.0  # the burst
+    assert bucket.take(50) == pytest.approx(0.5)  # in debt: wait half a second
+    now[0] = 0.5
+    assert bucket.take(0) == 0.0
+    assert bucket.take(1000) == pytest.approx(10.0)  # a frame larger than the burst still passes
+    now[0] = 100.0
+    assert bucket.take(100) == 0.0  # refilled, capped at the burst
+    assert bucket.take(1) > 0
+
+
+# -- the certificate check after the handshake ---------------------------------------------
+
+
+def _der(pem: bytes) -> bytes:
+    return x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
+
+
+def _check(
+    cert_pem: bytes, cas: list[bytes], *, purpose: str = "server", now: datetime | None = None
+) -> None:
+    check_peer_certificate(
+        _der(cert_pem),
+        purpose=purpose,  # type: ignore[arg-type]
+        chain_id=CHAIN,
+        local_name="me",
+        trust=TrustStore.from_pems(cas),
+        now=now or datetime.now(UTC),
+    )
+
+
+def _forge(
+    ca: tuple[bytes, bytes],
+    *,
+    org: str,
+    eku: list[x509.ObjectIdentifier] | None,
+    ca_flag: bool = False,
+) -> bytes:
+    """A node certificate signed by ``ca`` with whatever we like in it."""
+    ca_cert = x509.load_pem_x509_certificate(ca[0])
+    ca_key = serialization.load_pem_private_key(ca[1], password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(
+            x509.Name(
+                [
+                    x509.NameAttribute(NameOID.COMMON_NAME, "n9"),
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
+                ]
+            )
+        )
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.UniformResourceIdentifier(node_uri(CHAIN, "n9"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=ca_flag, path_length=None), critical=True)
+    )
+    if eku is not None:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
+    return builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+
+def test_peer_certificate_checks() -> None:
+    water, roads = generate_org_ca("water", "Water"), generate_org_ca("roads", "Roads")
+    cas = [water[0], roads[0]]
+    good = issue_node_cert(water[0], water[1], "n1", CHAIN, "water")[0]
+    _check(good, cas)
+    _check(good, cas, purpose="client")
+
+    with pytest.raises(PeerRefused, match="does not chain to any organisation CA") as err:
+        _check(good, [roads[0]])
+    assert err.value.reason_code == "wrong_ca" and err.value.peer_name == "n1"
+
+    # Same subject as the water CA, another key: the name matches, the signature does not.
+    impostor = generate_org_ca("water", "Water")
+    with pytest.raises(PeerRefused, match="does not chain"):
+        _check(good, [impostor[0], roads[0]])
+
+    # The water CA signs a certificate claiming to be a node of roads.
+    with pytest.raises(PeerRefused, match="claims organisation 'roads' but was issued by the CA"):
+        _check(_forge(water, org="roads", eku=None), cas)
+    # No EKU at all is allowed (as OpenSSL allows it); the wrong one is not.
+    _check(_forge(water, org="water", eku=None), cas)
+    client_only = _forge(water, org="water", eku=[ExtendedKeyUsageOID.CLIENT_AUTH])
+    _check(client_only, cas, purpose="client")
+    with pytest.raises(PeerRefused, match="not allowed for TLS server use"):
+        _check(client_only, cas, purpose="server")
+    with pytest.raises(PeerRefused, match="is a CA certificate"):
+        _check(_forge(water, org="water", eku=None, ca_flag=True), cas)
+
+    later = datetime.now(UTC) + timedelta(days=900)
+    with pytest.raises(PeerRefused, match="the certificate of n1 expired on") as err:
+        _check(good, cas, now=later)
+    assert err.value.reason_code == "expired"
+    with pytest.raises(PeerRefused, match=r"not valid before .* check the clocks") as err:
+        _check(good, cas, now=datetime(2001, 1, 1, tzinfo=UTC))
+    assert err.value.reason_code == "not_yet_valid"
+
+    short_ca = generate_org_ca("water", "Water", valid_days=1)
+    node = issue_node_cert(short_ca[0], short_ca[1], "n1", CHAIN, "water", valid_days=30)[0]
+    with pytest.raises(PeerRefused, match="the CA certificate of organisation 'water' expired"):
+        _check(node, [short_ca[0]], now=datetime.now(UTC) + timedelta(days=2))
+
+    other_chain = issue_node_cert(water[0], water[1], "n1", "elsewhere", "water")[0]
+    with pytest.raises(PeerRefused, match="n1 is on chain 'elsewhere', me is on chain") as err:
+        _check(other_chain, cas)
+    assert err.value.reason_code == "wrong_chain"
+
+    with pytest.raises(PeerRefused, match="presented no certificate"):
+        check_peer_certificate(
+            None,
+            purpose="client",
+            chain_id=CHAIN,
+            local_name="me",
+            trust=TrustStore.from_pems(cas),
+            now=datetime.now(UTC),
+        )
+
+
+# -- switch configuration -------------------------------------------------------------------
+
+
+def test_switch_refuses_bad_configuration(tmp_path: Path) -> None:
+    pki = Pki(tmp_path)
+    files = pki.node("n1", "water")
+    with pytest.raises(ConfigError, match="is for node 'n1', but this node's node is 'n2'"):
+        make_switch(pki, "n2", "water", files=files)
+    with pytest.raises(ConfigError, match="is for chain 'city-test'"):
+        make_switch(pki, "n1", "water", files=files, chain="other")
+    with pytest.raises(ConfigError, match="not issued by any organisation CA in genesis"):
+        make_switch(pki, "n1", "water", files=files, cas=pki.genesis_cas("roads"))
+    with pytest.raises(ConfigError, match="trust store is empty"):
+        make_switch(pki, "n1", "water", files=files, cas=[])
+    with pytest.raises(ConfigError, match="listed twice"):
+        make_switch(
+            pki,
+            "n1",
+            "water",
+            files=files,
+            peers=[PeerAddress("n2", "h", 1), PeerAddress("n2", "h", 2)],
+        )
+    with pytest.raises(ConfigError, match="not a CA"):
+        make_switch(pki, "n1", "water", files=files, cas=[files[0].read_bytes()])
+
+
+def test_switch_key_passphrase(tmp_path: Path) -> None:
+    from citychain.p2p.switch import Switch
+
+    pki = Pki(tmp_path)
+    cert_file, key_file = pki.node("n1", "water")
+
+    def switch(passphrase: str | None, key: Path = key_file) -> Switch:
+        return Switch(
+            chain_id=CHAIN,
+            genesis_hash=bytes(32),
+            node_name="n1",
+            org_id="water",
+            cert_file=cert_file,
+            key_file=key,
+            key_passphrase=passphrase,
+            ca_pems=pki.genesis_cas("water"),
+            listen_host="127.0.0.1",
+            listen_port=0,
+            peers=[],
+        )
+
+    switch(PASSPHRASE)
+    with pytest.raises(KeystoreError) as err:
+        switch("wrong")
+    assert err.value.code is ErrorCode.WRONG_PASSPHRASE
+    with pytest.raises(KeystoreError, match="its passphrase is needed"):
+        switch(None)  # never an OpenSSL prompt on the terminal
+    with pytest.raises(ConfigError, match="cannot read"):
+        switch(PASSPHRASE, tmp_path / "missing.key")
