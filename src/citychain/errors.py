@@ -64,6 +64,9 @@ class ErrorCode(StrEnum):
     PLAINTEXT_KEY = "plaintext_key"
     # Proofs
     BAD_PROOF = "bad_proof"
+    # Consensus
+    DOUBLE_SIGN = "double_sign"
+    WAL_CORRUPT = "wal_corrupt"
     # Other
     UNAVAILABLE = "unavailable"
     UNSUPPORTED = "unsupported"  # API: method, media type or protocol the endpoint does not take
