@@ -49,6 +49,7 @@ from citychain.types import (
     Block,
     Commit,
     CommitSig,
+    DuplicateVoteEvidence,
     Event,
     Header,
     Receipt,
@@ -409,6 +410,26 @@ class FakeNode:
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         return self.healthy, {"height": len(self.blocks), "consensus": "fake"}
+
+    def consensus(self) -> dict[str, Any]:
+        return {
+            "engine": "fake",
+            "height": len(self.blocks) + 1,
+            "round": 0,
+            "step": "propose",
+            "waiting_for": "transactions",
+            "details": {},
+        }
+
+    def peers(self) -> list[dict[str, Any]]:
+        return [{"name": "fake1", "org_id": "org1", "connected": True}]
+
+    def evidence(self, limit: int) -> list[tuple[int, DuplicateVoteEvidence]]:
+        found = [(b.block.height, e) for b in reversed(self.blocks) for e in b.block.evidence]
+        return found[:limit]
+
+    def pending_evidence(self) -> list[DuplicateVoteEvidence]:
+        return []
 
     # -- making blocks ----------------------------------------------------------------------------
     def _execute(self, tx: Transaction, state: dict[bytes, bytes]) -> Receipt:

@@ -285,6 +285,9 @@ EXPECTED_PATHS = {
     "/v1/accounts/{address_hex}": {"get"},
     "/v1/validators": {"get"},
     "/v1/events": {"get"},
+    "/v1/consensus": {"get"},
+    "/v1/net/peers": {"get"},
+    "/v1/evidence": {"get"},
     "/health": {"get"},
     "/metrics": {"get"},
 }
@@ -304,3 +307,14 @@ def test_openapi_lists_every_route_and_no_422(client: TestClient) -> None:
     assert ok["content"]["application/json"]["schema"]["$ref"].endswith("/StateResponse")
     assert "ErrorBody" in str(doc["paths"]["/v1/tx"]["post"]["responses"]["429"])
     assert client.get("/docs").status_code == 200
+
+
+def test_consensus_peers_and_evidence_routes_answer_their_models(client: TestClient) -> None:
+    c = m.ConsensusResponse.model_validate(client.get("/v1/consensus").json())
+    assert c.engine == "fake" and c.waiting_for
+    p = m.PeersResponse.model_validate(client.get("/v1/net/peers").json())
+    assert p.peers[0]["name"] == "fake1"
+    e = m.EvidenceResponse.model_validate(client.get("/v1/evidence").json())
+    assert e.committed == [] and e.pending == []
+    bad = client.get("/v1/evidence?limit=0")
+    assert bad.status_code == 400 and bad.json()["code"] == "bad_arguments"

@@ -16,6 +16,9 @@ POST    /v1/query/{contract}/{method}    the same with ``{"args": {...}}`` in th
 GET     /v1/accounts/{address}           committed and pending nonce
 GET     /v1/validators?height=           the validator set that signs a height
 WS      /v1/events?contract=&type=       committed events as they happen
+GET     /v1/consensus                    round, step, who voted, what the node waits for
+GET     /v1/net/peers                    p2p peers with traffic and last error
+GET     /v1/evidence?limit=              committed and pending evidence of misbehaviour
 GET     /health                          200 when healthy, 503 when not
 GET     /metrics                         Prometheus text format
 ======  ===============================  =================================================
@@ -425,6 +428,34 @@ def create_app(
         return json(
             m.validators_json(height if height is not None else service.latest_height() + 1, vs)
         )
+
+    # -- consensus and network -------------------------------------------------------------
+    @app.get(
+        "/v1/consensus",
+        response_model=m.ConsensusResponse,
+        tags=["consensus"],
+        summary="Consensus state: why the chain is (not) moving",
+    )
+    async def consensus() -> Response:
+        return json(service.consensus())
+
+    @app.get(
+        "/v1/net/peers", response_model=m.PeersResponse, tags=["consensus"], summary="P2P peers"
+    )
+    async def net_peers() -> Response:
+        return json({"peers": service.peers()})
+
+    @app.get(
+        "/v1/evidence",
+        response_model=m.EvidenceResponse,
+        responses=_errors(),
+        tags=["consensus"],
+        summary="Evidence of misbehaviour (double signing)",
+    )
+    async def evidence(
+        limit: Annotated[int, Query(ge=1, le=1000, description="at most this many")] = 100,
+    ) -> Response:
+        return json(m.evidence_json(service.evidence(limit), service.pending_evidence()))
 
     # -- events ----------------------------------------------------------------------------
     @app.get(

@@ -29,7 +29,7 @@ from citychain.crypto import CryptoSuite
 from citychain.errors import ErrorCode, NotFound
 from citychain.node import Node, Subscription
 from citychain.proof.ics23 import encode_commitment_proof
-from citychain.types import ValidatorSet
+from citychain.types import DuplicateVoteEvidence, ValidatorSet
 
 
 class _Stream:
@@ -164,3 +164,23 @@ class NodeServiceAdapter:
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         return self.node.health()
+
+    def consensus(self) -> dict[str, Any]:
+        st = self.node.engine.status()
+        return {
+            "engine": st.engine,
+            "height": st.height,
+            "round": st.round,
+            "step": st.step,
+            "waiting_for": st.waiting_for,
+            "details": st.details,
+        }
+
+    def peers(self) -> list[dict[str, Any]]:
+        return self.node.peers()
+
+    def evidence(self, limit: int) -> list[tuple[int, DuplicateVoteEvidence]]:
+        return self.node.chain.blocks.committed_evidence(limit)
+
+    def pending_evidence(self) -> list[DuplicateVoteEvidence]:
+        return self.node.pending_evidence()

@@ -34,6 +34,7 @@ from citychain.types import (
     Block,
     Commit,
     CommittedEvent,
+    DuplicateVoteEvidence,
     Header,
     Receipt,
     Transaction,
@@ -242,4 +243,21 @@ class NodeService(Protocol):
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """``(ok, details)``; ``details`` must be JSON-serialisable (str keys, plain values)."""
+        ...
+
+    def consensus(self) -> dict[str, Any]:
+        """The consensus engine's state: ``engine, height, round, step, waiting_for`` and
+        ``details`` (who voted, locks, peers, sync); JSON-serialisable."""
+        ...
+
+    def peers(self) -> list[dict[str, Any]]:
+        """The node's p2p peers (empty for a single-validator chain); JSON-serialisable."""
+        ...
+
+    def evidence(self, limit: int) -> list[tuple[int, DuplicateVoteEvidence]]:
+        """Committed evidence of misbehaviour, newest first, as (block height, evidence)."""
+        ...
+
+    def pending_evidence(self) -> list[DuplicateVoteEvidence]:
+        """Evidence seen by this node and not yet committed."""
         ...

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+from citychain.cli._output import fail
 from citychain.errors import CitychainError
 
 console = Console(stderr=False)
@@ -26,9 +27,7 @@ HomeOpt = Annotated[
 ]
 
 
-def _fail(exc: CitychainError) -> typer.Exit:
-    err_console.print(f"[bold red]error[/] [{exc.code.value}]: {exc.message}")
-    return typer.Exit(1)
+_fail = fail  # errors print as everywhere else: code and message, markup escaped
 
 
 def init(

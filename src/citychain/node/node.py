@@ -9,6 +9,7 @@ loop keeps answering the API. Mempool mutations happen only on the loop.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 from collections.abc import AsyncIterator, Sequence
@@ -19,16 +20,23 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from citychain import __version__
 from citychain.chain import Chain, PendingBlock
-from citychain.consensus import SoloEngine
+from citychain.consensus import ConsensusEngine, SoloEngine
+from citychain.consensus.messages import CH_MEMPOOL, MAX_TX_BATCH, TxBatch
+from citychain.consensus.messages import decode as decode_message
+from citychain.consensus.messages import encode as encode_message
+from citychain.consensus.privval import PrivValidator
+from citychain.consensus.tendermint import TendermintEngine
+from citychain.consensus.wal import WAL
 from citychain.contracts import default_registry
 from citychain.crypto import Signer
 from citychain.crypto.keystore import load_key
-from citychain.errors import ConfigError, ErrorCode, KeystoreError
+from citychain.errors import CitychainError, ConfigError, ErrorCode, KeystoreError
 from citychain.execution import BlockContext
 from citychain.execution.keys import account_nonce
 from citychain.mempool import AddResult, Mempool, MempoolConfig
 from citychain.node.config import NodeConfig
-from citychain.types import Commit, CommittedEvent, Event
+from citychain.p2p import Limits, Switch, parse_peer_list
+from citychain.types import Commit, CommittedEvent, DuplicateVoteEvidence, Event
 from citychain.types.genesis import Genesis
 
 log = logging.getLogger(__name__)
@@ -129,11 +137,115 @@ class Node:
             account_nonce=self.account_nonce,
             height=lambda: self.chain.height,
         )
-        self.engine = SoloEngine(self.chain, self.mempool, self.signer, self._on_commit)
+        self.switch: Switch | None = None
+        self.engine: ConsensusEngine
+        self._tx_outbox: list[bytes] = []
+        self._tx_flush: asyncio.TimerHandle | None = None
+        self._wal: WAL | None = None
+        if self.genesis.organisations:
+            self.engine = self._bft_engine()
+        else:
+            self.engine = SoloEngine(self.chain, self.mempool, self.signer, self._on_commit)
         self._subscriptions: set[Subscription] = set()
         self._commit_waiters: dict[bytes, list[asyncio.Future[None]]] = {}
         self._setup_metrics()
         self._running = False
+
+    def _bft_engine(self) -> TendermintEngine:
+        """Tendermint over mutual-TLS p2p: the mode of any genesis that names organisations."""
+        cfg = self.config
+        p2p = cfg.p2p
+        orgs = {o.id: o for o in self.genesis.organisations}
+        if p2p.org_id not in orgs:
+            raise ConfigError(
+                f"{cfg.config_file}: [p2p] org_id {p2p.org_id!r} is not an organisation of the "
+                f"genesis (known: {sorted(orgs)})"
+            )
+        for name, path in (("cert_file", p2p.cert_file), ("tls_key_file", p2p.tls_key_file)):
+            if not cfg.path(path).exists():
+                raise ConfigError(f"{cfg.config_file}: [p2p] {name} {cfg.path(path)} not found")
+        self.switch = Switch(
+            chain_id=self.chain_id,
+            genesis_hash=self.genesis.hash,
+            node_name=cfg.node.name,
+            org_id=p2p.org_id,
+            cert_file=cfg.path(p2p.cert_file),
+            key_file=cfg.path(p2p.tls_key_file),
+            key_passphrase=read_passphrase(cfg),
+            ca_pems=[o.ca_cert.encode() for o in self.genesis.organisations],
+            listen_host=p2p.listen_host,
+            listen_port=p2p.listen_port,
+            peers=parse_peer_list(p2p.persistent_peers),
+            limits=Limits(
+                max_message_bytes=p2p.max_message_bytes,
+                send_queue=p2p.send_queue,
+                recv_bytes_per_s=p2p.recv_bytes_per_s,
+                recv_msgs_per_s=p2p.recv_msgs_per_s,
+            ),
+        )
+        validators = self.chain.validators()
+        is_validator = self.signer.public_key in validators
+        privval = (
+            PrivValidator(self.signer, cfg.path(cfg.consensus.privval_state_file))
+            if is_validator
+            else None
+        )
+        self._wal = WAL.open(cfg.path(cfg.consensus.wal_dir))
+        byz = cfg.consensus.byzantine
+        if byz not in ("", "double_sign"):
+            raise ConfigError(f"{cfg.config_file}: [consensus] byzantine must be empty")
+        if byz:
+            log.warning("BYZANTINE TEST MODE (%s): this node misbehaves on purpose", byz)
+        engine = TendermintEngine(
+            self.chain,
+            self.mempool,
+            privval,
+            self.switch,
+            self._wal,
+            self._on_commit,
+            signer=self.signer if byz else None,
+            byzantine=byz,
+            sync_window=cfg.consensus.sync_window,
+        )
+        self.switch.add_channel(CH_MEMPOOL, self._on_peer_txs)
+        self.switch.on_peer_connected = engine.peer_connected
+        self.switch.on_peer_disconnected = lambda peer, why: engine.peer_disconnected(peer)
+        return engine
+
+    # -- transaction gossip ------------------------------------------------------------------
+    def _gossip_txs(self, raw: Sequence[bytes]) -> None:
+        if self.switch is None or not raw:
+            return
+        self._tx_outbox.extend(raw)
+        if self._tx_flush is None:
+            loop = asyncio.get_running_loop()
+            self._tx_flush = loop.call_later(0.02, self._flush_txs)
+
+    def _flush_txs(self) -> None:
+        self._tx_flush = None
+        out, self._tx_outbox = self._tx_outbox, []
+        assert self.switch is not None
+        for i in range(0, len(out), MAX_TX_BATCH):
+            batch = TxBatch(tuple(out[i : i + MAX_TX_BATCH]))
+            self.switch.broadcast(CH_MEMPOOL, encode_message(batch))
+
+    def _on_peer_txs(self, peer: str, data: bytes) -> None:
+        try:
+            msg = decode_message(data, max_size=self.config.p2p.max_message_bytes)
+        except CitychainError as exc:
+            log.info("dropped a malformed transaction batch from %s: %s", peer, exc.message)
+            return
+        if isinstance(msg, TxBatch):
+            fresh = [t for t in msg.txs if hashlib.sha256(t).digest() not in self.mempool]
+            if fresh:
+                asyncio.get_running_loop().create_task(self._admit_peer_txs(fresh))
+
+    async def _admit_peer_txs(self, raw: list[bytes]) -> None:
+        loop = asyncio.get_running_loop()
+        checked = await loop.run_in_executor(None, self.mempool.check, raw)
+        self.mempool.insert(checked)
+        self.m_mempool.set(self.mempool.size)
+        self.m_mempool_bytes.set(self.mempool.bytes)
 
     # -- metrics -------------------------------------------------------------------------------
     def _setup_metrics(self) -> None:
@@ -165,6 +277,24 @@ class Node:
             registry=r,
         )
         self.m_subs = Gauge("citychain_event_subscribers", "Open event subscriptions", registry=r)
+        self.m_rounds = Histogram(
+            "citychain_consensus_rounds_per_height",
+            "Rounds a height needed before its decision (0 = decided in the first round)",
+            buckets=(0, 1, 2, 3, 5, 10),
+            registry=r,
+        )
+        self.m_missing = Gauge(
+            "citychain_consensus_missing_votes",
+            "Validators whose precommit is missing from the last commit",
+            registry=r,
+        )
+        self.m_peers = Gauge("citychain_p2p_peers", "Connected peers", registry=r)
+        self.m_evidence = Counter(
+            "citychain_evidence_committed", "Evidence of misbehaviour committed", registry=r
+        )
+        self.m_evidence_pending = Gauge(
+            "citychain_evidence_pending", "Evidence seen, not yet committed", registry=r
+        )
         self.m_height.set(self.chain.height)
 
     # -- reads used by the mempool and API --------------------------------------------------
@@ -190,8 +320,12 @@ class Node:
         loop = asyncio.get_running_loop()
         checked = await loop.run_in_executor(None, self.mempool.check, list(raw_txs))
         results = self.mempool.insert(checked)
-        for r in results:
+        accepted = []
+        for raw, r in zip(raw_txs, results, strict=True):
             self.m_admitted.labels(r.code).inc()
+            if r.ok:
+                accepted.append(raw)
+        self._gossip_txs(accepted)
         self.m_mempool.set(self.mempool.size)
         self.m_mempool_bytes.set(self.mempool.bytes)
         self.engine.notify_txs()
@@ -207,6 +341,13 @@ class Node:
             self.m_interval.observe((block.header.time - prev_ms) / 1000)
         self.m_height.set(block.height)
         self.m_block_txs.observe(len(block.txs))
+        self.m_rounds.observe(commit.round)
+        self.m_evidence.inc(len(block.evidence))
+        if isinstance(self.engine, TendermintEngine):
+            self.m_missing.set(len(self.chain.validators(block.height)) - len(commit.signatures))
+            self.m_evidence_pending.set(len(self.engine.evidence))
+        if self.switch is not None:
+            self.m_peers.set(len(self.switch.connected()))
         ok = sum(1 for r in pending.receipts if r.ok)
         self.m_txs.labels("ok").inc(ok)
         self.m_txs.labels("failed").inc(len(block.txs) - ok)
@@ -231,8 +372,12 @@ class Node:
     async def run(self) -> None:
         self._running = True
         try:
+            if self.switch is not None:
+                await self.switch.start()
             await self.engine.run()
         finally:
+            if self.switch is not None:
+                await self.switch.stop()
             self._running = False
 
     def stop(self) -> None:
@@ -241,7 +386,36 @@ class Node:
             sub.close("node stopping")
 
     def close(self) -> None:
+        if self._wal is not None:
+            self._wal.close()
         self.chain.close()
+
+    def peers(self) -> list[dict[str, Any]]:
+        if self.switch is None:
+            return []
+        return [
+            {
+                "name": p.name,
+                "org_id": p.org_id,
+                "address": p.address,
+                "direction": p.direction,
+                "connected": p.connected,
+                "since_ms": p.since_ms,
+                "msgs_sent": p.msgs_sent,
+                "bytes_sent": p.bytes_sent,
+                "msgs_received": p.msgs_received,
+                "bytes_received": p.bytes_received,
+                "dropped": p.dropped,
+                "queued": p.queued,
+                "last_error": p.last_error,
+            }
+            for p in self.switch.peers()
+        ]
+
+    def pending_evidence(self) -> list[DuplicateVoteEvidence]:
+        if isinstance(self.engine, TendermintEngine):
+            return self.engine.evidence.all_pending()
+        return []
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         details: dict[str, Any] = {

@@ -1,0 +1,930 @@
+"""The Tendermint engine: drives the pure state machine with the network, the WAL, the signer
+and the chain.
+
+Theory of operation
+-------------------
+All consensus decisions are made by :class:`~citychain.consensus.machine.Machine` (Algorithm 1
+of "The latest gossip on BFT consensus", one machine per height). This module is its *host*:
+it turns bytes from peers into checked inputs, and the machine's actions into effects.
+
+One asyncio task (:meth:`TendermintEngine._loop`) takes events from one bounded inbox, so
+the machine sees one input at a time in a definite order. P2P handlers only decode and
+enqueue. Long work (building, re-executing and committing a block) is awaited in the loop on
+a single execution thread, so inputs queue behind it rather than interleave.
+
+Inputs and what is checked before the machine sees them:
+
+* proposal: for our height, from ``proposer(h, r)``, signature valid. Its block arrives in
+  parts whose hashes are in the signed proposal; when all are in, the block is decoded and
+  re-executed (``Chain.check_block``: valid(v) of the paper, a pure function of the block
+  and the committed state), and ``ProposalInput(valid=...)`` is fed.
+* vote: for our height, by a member of the validator set, signature valid (chain id inside).
+  Votes for the next two heights are buffered (bounded) and fed when we get there.
+* timeout: the (height, round, step) it was scheduled for; the machine drops stale ones.
+
+Write-ahead log: every input is written to the WAL before it is fed; our own proposals and
+votes with ``write_sync`` (fsync) *before* they leave the node. The signer
+(:class:`~citychain.consensus.privval.PrivValidator`) persists what it signed before it
+returns a signature. On restart the current height's records are replayed through the same
+path, so the machine regains its locks and the votes it sent (pitfall 5). Actions the
+machine emits during replay are not repeated if the WAL shows they were carried out (our
+vote or proposal is in a later record); the others (a vote signed but not logged before a
+crash; a timeout) are carried out once replay is done. Re-signing an identical vote returns
+the stored signature (pitfall 6).
+
+Decision: the block decided was re-executed when it was validated, so committing is one
+synced RocksDB batch (block, commit = the 2/3+ precommits, state, indexes), then
+``EndHeight`` in the WAL, then the node is told. After ``block_interval_ms`` (Tendermint's
+timeout commit) the next height starts.
+
+Gossip: proposals, parts and our votes are broadcast; a vote from someone else that is new to
+us is relayed once to the other peers (so equivocations reach every honest node). On every
+step change and every ``GOSSIP_MS`` each node sends its :class:`RoundState` (height, round,
+step, which proposals and votes it holds). A peer at our height gets the votes and
+proposals it lacks (the quorum-gossip property Tendermint's liveness rests on, pitfall 4);
+a peer that is ahead makes us start block sync; a peer behind us syncs from us.
+
+Byzantine mode (tests only, ``consensus.byzantine = "double_sign"``): the node signs with
+its raw key, bypassing the signer's guard, proposes two different blocks to the two halves of
+its peers and sends each half a different vote. Honest nodes must still agree, and commit the
+evidence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from citychain import codec
+from citychain.chain import Chain, PendingBlock
+from citychain.consensus import messages as m
+from citychain.consensus.evidence import EvidencePool
+from citychain.consensus.interface import ConsensusStatus, OnCommit
+from citychain.consensus.machine import (
+    Action,
+    DecideAction,
+    EquivocationAction,
+    Input,
+    Machine,
+    ProposalInput,
+    ProposeAction,
+    ScheduleTimeout,
+    Step,
+    TimeoutInput,
+    Timeouts,
+    VoteAction,
+    VoteInput,
+)
+from citychain.consensus.privval import DoubleSignRefused, PrivValidator, SignStep
+from citychain.consensus.proposer import ProposerSchedule
+from citychain.consensus.wal import WAL
+from citychain.crypto import Signer
+from citychain.errors import CitychainError
+from citychain.mempool import Mempool
+from citychain.p2p import Switch
+from citychain.sync import BlockSync
+from citychain.sync import messages as sm
+from citychain.types import (
+    NIL,
+    Block,
+    Commit,
+    CommitSig,
+    DuplicateVoteEvidence,
+    ValidatorSet,
+    Vote,
+    VoteType,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Round-state gossip period, and how often block sync re-checks.
+GOSSIP_MS = 1000
+#: Inputs queued for the consensus loop; beyond this, peer messages are dropped (votes and
+#: proposals are caught up through round-state gossip).
+INBOX = 20_000
+#: Rounds ahead of ours we keep proposals and votes for.
+MAX_ROUND_AHEAD = 50
+#: Votes buffered for future heights.
+MAX_FUTURE_VOTES = 2_000
+#: Largest message a peer may send us per channel.
+MAX_CONSENSUS_MSG = m.PART_SIZE + 64 * 1024
+MAX_VOTE_MSG = 1024
+MAX_SYNC_MSG = 64 * 1024 * 1024
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class _Proposal:
+    """A proposal of the current height and its block, as far as received."""
+
+    proposal: m.Proposal
+    parts: list[bytes | None]
+    block: Block | None = None
+    pending: PendingBlock | None = None
+    valid: bool | None = None
+    fed: bool = False
+
+    @property
+    def complete(self) -> bool:
+        return all(p is not None for p in self.parts)
+
+
+@dataclass
+class _Height:
+    """Everything kept for the height being decided."""
+
+    height: int
+    validators: ValidatorSet
+    machine: Machine
+    proposals: dict[int, _Proposal] = field(default_factory=dict)
+    votes_seen: set[bytes] = field(default_factory=set)
+    votes: list[Vote] = field(default_factory=list)
+    decided: bool = False
+    started_ms: int = 0
+
+
+@dataclass(frozen=True)
+class _Event:
+    kind: str  # "msg", "timeout", "sync_ready", "gossip", "next_height", "stop"
+    peer: str = ""
+    payload: Any = None
+
+
+class TendermintEngine:
+    def __init__(
+        self,
+        chain: Chain,
+        mempool: Mempool,
+        privval: PrivValidator | None,
+        switch: Switch,
+        wal: WAL,
+        on_commit: OnCommit,
+        *,
+        signer: Signer | None = None,
+        byzantine: str = "",
+        sync_window: int = 32,
+        clock: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        self._chain = chain
+        self._mempool = mempool
+        self._privval = privval
+        self._signer = signer
+        self._switch = switch
+        self._wal = wal
+        self._on_commit = on_commit
+        self._byzantine = byzantine
+        self._clock = clock
+        self.me: bytes | None = privval.public_key if privval is not None else None
+        p = chain.params
+        self._timeouts = Timeouts(
+            propose_ms=p.timeout_propose_ms,
+            prevote_ms=p.timeout_prevote_ms,
+            precommit_ms=p.timeout_precommit_ms,
+            delta_ms=p.timeout_delta_ms,
+        )
+        self.evidence = EvidencePool(chain)
+        self.sync = BlockSync(chain, self._send_sync, window=sync_window)
+        self.sync.on_ready = lambda: self._post(_Event("sync_ready"))
+        self._inbox: asyncio.Queue[_Event] = asyncio.Queue(INBOX)
+        self._exec = ThreadPoolExecutor(1, thread_name_prefix="consensus-exec")
+        self._schedule: tuple[bytes, ProposerSchedule] | None = None
+        self._h: _Height | None = None
+        self._future_votes: list[Vote] = []
+        self._future_proposals: list[tuple[str, m.Message]] = []
+        self._peer_state: dict[str, m.RoundState] = {}
+        self._stopping = False
+        self._replaying = False
+        self._deferred: list[Action] = []
+        self._replay_own: tuple[set[bytes], set[int]] = (set(), set())
+        self._timers: set[asyncio.TimerHandle] = set()
+        self.dropped_msgs = 0
+        self.bad_msgs = 0
+        #: Rounds the last decided height needed (0 = decided in its first round).
+        self.last_commit_round = 0
+        self.last_commit_missing: list[str] = []
+        self._byz_blocks: dict[bytes, PendingBlock] = {}
+        switch.add_channel(m.CH_CONSENSUS, self._on_consensus_bytes)
+        switch.add_channel(m.CH_VOTES, self._on_vote_bytes)
+        switch.add_channel(m.CH_EVIDENCE, self._on_evidence_bytes)
+        switch.add_channel(sm.CH_SYNC, self._on_sync_bytes)
+
+    # == ConsensusEngine ======================================================================
+    def notify_txs(self) -> None:
+        """Transactions wait for the next proposal; Tendermint proposes on its own clock."""
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._post(_Event("stop"), force=True)
+
+    async def run(self) -> None:
+        # A crash between the block's commit and its EndHeight marker: the block is stored,
+        # so the height is over (pitfall 7: replay exactly what is missing).
+        if self._wal.last_end_height() < self._chain.height:
+            self._wal.end_height(self._chain.height)
+        ticker = asyncio.create_task(self._gossip_ticker())
+        try:
+            await self._start_height(replay=True)
+            await self._loop()
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+            for t in self._timers:
+                t.cancel()
+            self._exec.shutdown(wait=True)
+
+    # == p2p handlers (on the event loop; decode and enqueue only) ===========================
+    def _post(self, ev: _Event, *, force: bool = False) -> None:
+        try:
+            self._inbox.put_nowait(ev)
+        except asyncio.QueueFull:
+            if force:
+                self._inbox.get_nowait()
+                self._inbox.put_nowait(ev)
+            else:
+                self.dropped_msgs += 1
+
+    def _decode(self, peer: str, data: bytes, limit: int) -> m.Message | None:
+        try:
+            return m.decode(data, limit)
+        except CitychainError as exc:
+            self.bad_msgs += 1
+            log.info("dropped a malformed consensus message from %s: %s", peer, exc.message)
+            return None
+
+    def _on_consensus_bytes(self, peer: str, data: bytes) -> None:
+        msg = self._decode(peer, data, MAX_CONSENSUS_MSG)
+        if msg is not None:
+            self._post(_Event("msg", peer, msg))
+
+    def _on_vote_bytes(self, peer: str, data: bytes) -> None:
+        msg = self._decode(peer, data, MAX_VOTE_MSG)
+        if msg is not None:
+            self._post(_Event("msg", peer, msg))
+
+    def _on_evidence_bytes(self, peer: str, data: bytes) -> None:
+        msg = self._decode(peer, data, 16 * 1024)
+        if isinstance(msg, m.EvidenceMsg) and self.evidence.add(msg.evidence):
+            self._switch.broadcast(m.CH_EVIDENCE, data, exclude=peer)
+
+    def _on_sync_bytes(self, peer: str, data: bytes) -> None:
+        try:
+            msg = sm.decode(data, MAX_SYNC_MSG)
+        except CitychainError as exc:
+            self.bad_msgs += 1
+            log.info("dropped a malformed sync message from %s: %s", peer, exc.message)
+            return
+        self.sync.on_message(peer, msg, self._clock())
+
+    def _send_sync(self, peer: str, data: bytes) -> bool:
+        return self._switch.send(peer, sm.CH_SYNC, data)
+
+    def peer_connected(self, peer: str) -> None:
+        self._send_sync(peer, sm.encode(sm.StatusRequest()))
+        h = self._h
+        if h is not None:
+            self._switch.send(peer, m.CH_CONSENSUS, m.encode(self._round_state(h)))
+
+    def peer_disconnected(self, peer: str) -> None:
+        self._peer_state.pop(peer, None)
+        self.sync.peer_gone(peer)
+
+    # == the loop =============================================================================
+    async def _loop(self) -> None:
+        while not self._stopping:
+            ev = await self._inbox.get()
+            if ev.kind == "stop":
+                break
+            try:
+                if ev.kind == "msg":
+                    await self._on_message(ev.peer, ev.payload)
+                elif ev.kind == "timeout":
+                    await self._feed(ev.payload)
+                elif ev.kind == "sync_ready":
+                    await self._apply_synced()
+                elif ev.kind == "gossip":
+                    self._gossip()
+                elif ev.kind == "next_height":
+                    h = self._h
+                    if h is None or h.decided:
+                        await self._start_height(replay=True)
+            except DoubleSignRefused as exc:
+                log.error("refused to sign: %s", exc.message)
+
+    async def _gossip_ticker(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(GOSSIP_MS / 1000)
+            self._post(_Event("gossip"))
+
+    def _gossip(self) -> None:
+        h = self._h
+        if h is not None:
+            self._switch.broadcast(m.CH_CONSENSUS, m.encode(self._round_state(h)))
+        self.sync.tick(self._clock())
+        if self.sync.behind:
+            self._post(_Event("sync_ready"))
+        # Re-gossip pending evidence until a block commits it.
+        for ev in self.evidence.all_pending()[:20]:
+            self._switch.broadcast(m.CH_EVIDENCE, m.encode(m.EvidenceMsg(ev)))
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._exec, fn, *args)
+
+    # == heights ==============================================================================
+    def _proposer_schedule(self, validators: ValidatorSet) -> ProposerSchedule:
+        if self._schedule is None or self._schedule[0] != validators.hash:
+            self._schedule = (validators.hash, ProposerSchedule(validators, 1))
+        return self._schedule[1]
+
+    async def _start_height(self, *, replay: bool = False) -> None:
+        chain = self._chain
+        height = chain.height + 1
+        validators = chain.validators(height)
+        schedule = self._proposer_schedule(validators)
+        me = self.me if self.me is not None and self.me in validators else None
+        machine = Machine(
+            height, validators, me, self._timeouts, lambda r: schedule.proposer(height, r)
+        )
+        self._h = _Height(height, validators, machine, started_ms=self._clock())
+        records = self._wal.records_for(height) if replay else []
+        if records:
+            await self._replay(records)
+        else:
+            await self._act(machine.start())
+        # Messages that arrived early for this height.
+        votes, self._future_votes = self._future_votes, []
+        props, self._future_proposals = self._future_proposals, []
+        for v in votes:
+            if v.height == height:
+                await self._on_vote(v, "")
+            elif v.height > height:
+                self._future_votes.append(v)
+        for peer, msg in props:
+            await self._on_message(peer, msg)
+        self._gossip()
+
+    async def _replay(self, records: list[bytes]) -> None:
+        h = self._h
+        assert h is not None
+        log.info("replaying %d WAL records of height %d", len(records), h.height)
+        decoded = [codec.decode(r) for r in records]
+        own_votes = {
+            Vote.from_list(r[1]).sign_bytes(self._chain.chain_id)
+            for r in decoded
+            if r[0] == "vote" and r[2]
+        }
+        own_rounds = {r[1][2] for r in decoded if r[0] == "proposal" and r[4]}
+        self._replaying = True
+        self._deferred = []
+        try:
+            self._replay_own = (own_votes, own_rounds)
+            await self._act(h.machine.start())
+            for r in decoded:
+                if r[0] == "vote":
+                    vote = Vote.from_list(r[1])
+                    self._note_vote(h, vote)
+                    await self._feed(VoteInput(vote), log_it=False)
+                elif r[0] == "proposal":
+                    prop = m.Proposal.from_list(r[1])
+                    block = Block.decode(r[2])
+                    parts: list[bytes | None] = list(m.split_parts(block.encode()))
+                    ps = _Proposal(prop, parts, block, None, bool(r[3]), fed=True)
+                    h.proposals[prop.round] = ps
+                    await self._feed(
+                        ProposalInput(prop.round, prop.block_hash, prop.pol_round, bool(r[3])),
+                        log_it=False,
+                    )
+                elif r[0] == "timeout":
+                    await self._feed(TimeoutInput(r[1], r[2], Step(r[3])), log_it=False)
+        finally:
+            self._replaying = False
+        deferred, self._deferred = self._deferred, []
+        if h.decided:
+            self._post(_Event("next_height"), force=True)
+            return
+        await self._act(deferred)
+        # Peers may have missed what we sent before the crash: send it again.
+        for ps in h.proposals.values():
+            if ps.proposal.proposer == self.me:
+                self._broadcast_proposal(ps)
+        for v in h.votes:
+            if v.validator == self.me:
+                self._switch.broadcast(m.CH_VOTES, m.encode(m.VoteMsg(v)))
+        # Be sure the round moves on even if every timer was lost with the crash.
+        st = h.machine.status()
+        await self._act(
+            [
+                ScheduleTimeout(
+                    h.height,
+                    st.round,
+                    Step(st.step),
+                    self._timeouts.for_step(Step(st.step), st.round),
+                )
+            ]
+            if st.step != Step.DECIDED
+            else []
+        )
+
+    # == feeding the machine ==================================================================
+    def _wal_write(self, record: list[Any], *, sync: bool = False) -> None:
+        h = self._h
+        assert h is not None
+        data = codec.encode_trusted(record)
+        if sync:
+            self._wal.write_sync(h.height, data)
+        else:
+            self._wal.write(h.height, data)
+
+    async def _feed(self, inp: Input, *, log_it: bool = True) -> None:
+        h = self._h
+        if h is None or h.decided:
+            return
+        if log_it and isinstance(inp, TimeoutInput):
+            self._wal_write(["timeout", inp.height, inp.round, int(inp.step)])
+        before = (h.machine.round, h.machine.step)
+        actions = h.machine.handle(inp)
+        await self._act(actions)
+        if self._h is h and (h.machine.round, h.machine.step) != before and not self._replaying:
+            self._switch.broadcast(m.CH_CONSENSUS, m.encode(self._round_state(h)))
+
+    async def _act(self, actions: list[Action]) -> None:
+        queue = deque(actions)
+        while queue:
+            a = queue.popleft()
+            if self._replaying and not self._replay_keeps(a):
+                continue
+            if isinstance(a, ScheduleTimeout):
+                self._schedule_timeout(a)
+            elif isinstance(a, VoteAction):
+                await self._cast_vote(a)
+            elif isinstance(a, ProposeAction):
+                await self._propose(a)
+            elif isinstance(a, DecideAction):
+                await self._decide(a)
+                return  # the machine of this height is done
+            elif isinstance(a, EquivocationAction):
+                ev = DuplicateVoteEvidence.of(self._chain.chain_id, a.vote_a, a.vote_b)
+                if self.evidence.add(ev):
+                    self._switch.broadcast(m.CH_EVIDENCE, m.encode(m.EvidenceMsg(ev)))
+
+    def _replay_keeps(self, a: Action) -> bool:
+        """During replay: defer what the WAL does not show as done; drop what it does."""
+        own_votes, own_rounds = self._replay_own
+        if isinstance(a, VoteAction):
+            sb = Vote(a.type, a.height, a.round, a.block_hash, b"", b"").sign_bytes(
+                self._chain.chain_id
+            )
+            if sb not in own_votes:
+                self._deferred.append(a)
+            return False
+        if isinstance(a, ProposeAction):
+            if a.round not in own_rounds:
+                self._deferred.append(a)
+            return False
+        if isinstance(a, ScheduleTimeout):
+            self._deferred.append(a)
+            return False
+        return True  # decisions and evidence are carried out as they come
+
+    def _schedule_timeout(self, a: ScheduleTimeout) -> None:
+        loop = asyncio.get_running_loop()
+        inp = TimeoutInput(a.height, a.round, a.step)
+
+        def fire() -> None:
+            self._timers.discard(handle)
+            self._post(_Event("timeout", "", inp), force=True)
+
+        handle = loop.call_later(a.duration_ms / 1000, fire)
+        self._timers.add(handle)
+
+    # == our own messages =====================================================================
+    def _sign(self, height: int, round_: int, step: SignStep, sign_bytes: bytes) -> bytes:
+        if self._byzantine and self._signer is not None:
+            return self._signer.sign(sign_bytes)
+        assert self._privval is not None
+        return self._privval.sign(height, round_, step, sign_bytes)
+
+    async def _cast_vote(self, a: VoteAction) -> None:
+        h = self._h
+        if h is None or self.me is None:
+            return
+        chain_id = self._chain.chain_id
+        unsigned = Vote(a.type, a.height, a.round, a.block_hash, self.me, b"")
+        step = SignStep.PREVOTE if a.type == VoteType.PREVOTE else SignStep.PRECOMMIT
+        try:
+            sig = self._sign(a.height, a.round, step, unsigned.sign_bytes(chain_id))
+        except DoubleSignRefused as exc:
+            log.error("not voting: %s", exc.message)
+            return
+        vote = Vote(a.type, a.height, a.round, a.block_hash, self.me, sig)
+        self._wal_write(["vote", vote.to_list(), True], sync=True)
+        if self._byzantine == "double_sign" and self._signer is not None:
+            self._double_vote(vote)
+        else:
+            self._switch.broadcast(m.CH_VOTES, m.encode(m.VoteMsg(vote)))
+        self._note_vote(h, vote)
+        await self._feed(VoteInput(vote), log_it=False)
+
+    def _double_vote(self, vote: Vote) -> None:
+        """Byzantine test mode: half the peers get ``vote``, the other half a conflicting one."""
+        assert self._signer is not None
+        other_hash = NIL if not vote.is_nil else next(iter(self._byz_blocks), bytes(32))
+        if other_hash == vote.block_hash:
+            other_hash = bytes(32)
+        other = Vote(vote.type, vote.height, vote.round, other_hash, vote.validator, b"")
+        other = Vote(
+            other.type,
+            other.height,
+            other.round,
+            other.block_hash,
+            other.validator,
+            self._signer.sign(other.sign_bytes(self._chain.chain_id)),
+        )
+        peers = sorted(self._switch.connected())
+        for i, p in enumerate(peers):
+            self._switch.send(p, m.CH_VOTES, m.encode(m.VoteMsg(vote if i % 2 == 0 else other)))
+
+    async def _propose(self, a: ProposeAction) -> None:
+        h = self._h
+        if h is None or self.me is None or a.height != h.height:
+            return
+        pending: PendingBlock | None = None
+        if a.value is not None:
+            pending = self._pending_for(a.value)
+            if pending is None:
+                ps = self._proposal_for(a.value)
+                if ps is not None and ps.block is not None:
+                    pending = await self._run(self._chain.check_block, ps.block)
+        if pending is None:
+            pending = await self._build_block(h)
+        if self._h is not h or h.decided:
+            return
+        try:
+            await self._send_proposal(h, a.round, a.valid_round, pending)
+        except DoubleSignRefused as exc:
+            log.error("not proposing: %s", exc.message)
+            return
+        if self._byzantine == "double_sign" and a.value is None:
+            await self._byzantine_second_proposal(h, a.round)
+
+    async def _build_block(self, h: _Height) -> PendingBlock:
+        p = self._chain.params
+        txs = self._mempool.reap(p.block_max_txs, p.block_max_bytes, p.block_max_gas)
+        evidence = self.evidence.pending(h.height, p.block_max_evidence)
+        try:
+            return await self._run(
+                self._chain.build_block, txs, self._clock(), self.me or b"", evidence
+            )
+        except CitychainError as exc:
+            log.warning("evidence left out of the block: %s", exc.message)
+            return await self._run(self._chain.build_block, txs, self._clock(), self.me or b"")
+
+    async def _send_proposal(
+        self, h: _Height, round_: int, pol_round: int, pending: PendingBlock, *, feed: bool = True
+    ) -> _Proposal:
+        data = pending.block.encode()
+        parts = m.split_parts(data)
+        unsigned = m.Proposal(
+            h.height,
+            round_,
+            pol_round,
+            pending.block.hash,
+            tuple(m.part_hash(p) for p in parts),
+            self.me or b"",
+        )
+        sig = self._sign(
+            h.height, round_, SignStep.PROPOSAL, unsigned.sign_bytes(self._chain.chain_id)
+        )
+        prop = m.Proposal(
+            unsigned.height,
+            unsigned.round,
+            unsigned.pol_round,
+            unsigned.block_hash,
+            unsigned.part_hashes,
+            unsigned.proposer,
+            sig,
+        )
+        ps = _Proposal(prop, list(parts), pending.block, pending, True)
+        if not feed:
+            return ps
+        self._wal_write(["proposal", prop.to_list(), data, True, True], sync=True)
+        h.proposals[round_] = ps
+        ps.fed = True
+        if self._byzantine != "double_sign":
+            self._broadcast_proposal(ps)
+        else:
+            peers = sorted(self._switch.connected())
+            for p in peers[0::2]:
+                self._send_proposal_to(p, ps)
+        await self._feed(ProposalInput(round_, prop.block_hash, pol_round, True), log_it=False)
+        return ps
+
+    async def _byzantine_second_proposal(self, h: _Height, round_: int) -> None:
+        """Test only: a second, different block for the same round to the other half."""
+        txs = self._mempool.reap(1, self._chain.params.block_max_bytes, 10**12)
+        other = await self._run(self._chain.build_block, txs[:0], self._clock() + 1, self.me or b"")
+        self._byz_blocks[other.block.hash] = other
+        ps = await self._send_proposal(h, round_, -1, other, feed=False)
+        peers = sorted(self._switch.connected())
+        for p in peers[1::2]:
+            self._send_proposal_to(p, ps)
+
+    def _broadcast_proposal(self, ps: _Proposal) -> None:
+        for p in self._switch.connected():
+            self._send_proposal_to(p, ps)
+
+    def _send_proposal_to(self, peer: str, ps: _Proposal) -> None:
+        prop = ps.proposal
+        self._switch.send(peer, m.CH_CONSENSUS, m.encode(prop))
+        for i, part in enumerate(ps.parts):
+            if part is None:
+                return
+            self._switch.send(
+                peer, m.CH_CONSENSUS, m.encode(m.BlockPart(prop.height, prop.round, i, part))
+            )
+
+    def _pending_for(self, block_hash: bytes) -> PendingBlock | None:
+        ps = self._proposal_for(block_hash)
+        return ps.pending if ps is not None else None
+
+    def _proposal_for(self, block_hash: bytes) -> _Proposal | None:
+        h = self._h
+        if h is None:
+            return None
+        for ps in h.proposals.values():
+            if ps.proposal.block_hash == block_hash and ps.block is not None:
+                return ps
+        return None
+
+    # == messages from peers ==================================================================
+    async def _on_message(self, peer: str, msg: m.Message) -> None:
+        h = self._h
+        if h is None:
+            return
+        if isinstance(msg, m.VoteMsg):
+            vote = msg.vote
+            if vote.height == h.height:
+                if h.decided:
+                    return  # late for a decided height (the commit is already stored)
+                await self._on_vote(vote, peer)
+            elif (
+                h.height < vote.height <= h.height + 2
+                and len(self._future_votes) < MAX_FUTURE_VOTES
+            ):
+                self._future_votes.append(vote)
+        elif isinstance(msg, m.Proposal):
+            await self._on_proposal(peer, msg)
+        elif isinstance(msg, m.BlockPart):
+            await self._on_part(peer, msg)
+        elif isinstance(msg, m.RoundState):
+            self._on_round_state(peer, msg)
+
+    async def _on_vote(self, vote: Vote, peer: str) -> None:
+        h = self._h
+        assert h is not None
+        if vote.validator not in h.validators:
+            return
+        if vote.round > h.machine.round + MAX_ROUND_AHEAD:
+            return
+        key = vote.sign_bytes(self._chain.chain_id) + vote.validator
+        if key in h.votes_seen:
+            return
+        try:
+            vote.verify(self._chain.suite, self._chain.chain_id)
+        except CitychainError:
+            self.bad_msgs += 1
+            log.info("dropped %s from %s: bad signature", vote.describe(), peer or "buffer")
+            return
+        self._note_vote(h, vote)
+        self._wal_write(["vote", vote.to_list(), False])
+        # Relay a vote new to us once, so every honest node sees every vote (and equivocations).
+        self._switch.broadcast(m.CH_VOTES, m.encode(m.VoteMsg(vote)), exclude=peer or None)
+        await self._feed(VoteInput(vote), log_it=False)
+
+    def _note_vote(self, h: _Height, vote: Vote) -> None:
+        key = vote.sign_bytes(self._chain.chain_id) + vote.validator
+        if key not in h.votes_seen:
+            h.votes_seen.add(key)
+            h.votes.append(vote)
+
+    async def _on_proposal(self, peer: str, prop: m.Proposal) -> None:
+        h = self._h
+        assert h is not None
+        if prop.height != h.height or h.decided:
+            if h.height < prop.height <= h.height + 1 and len(self._future_proposals) < 64:
+                self._future_proposals.append((peer, prop))
+            return
+        if prop.round in h.proposals or prop.round > h.machine.round + MAX_ROUND_AHEAD:
+            return
+        expected = self._proposer_schedule(h.validators).proposer(h.height, prop.round)
+        if prop.proposer != expected:
+            self.bad_msgs += 1
+            log.info("dropped a proposal from %s: not the proposer of round %d", peer, prop.round)
+            return
+        try:
+            prop.verify(self._chain.suite, self._chain.chain_id)
+        except CitychainError:
+            self.bad_msgs += 1
+            return
+        h.proposals[prop.round] = _Proposal(prop, [None] * len(prop.part_hashes))
+
+    async def _on_part(self, peer: str, part: m.BlockPart) -> None:
+        h = self._h
+        assert h is not None
+        if part.height != h.height or h.decided:
+            if h.height < part.height <= h.height + 1 and len(self._future_proposals) < 4096:
+                self._future_proposals.append((peer, part))
+            return
+        ps = h.proposals.get(part.round)
+        if ps is None or ps.fed or part.index >= len(ps.parts) or ps.parts[part.index] is not None:
+            return
+        if m.part_hash(part.data) != ps.proposal.part_hashes[part.index]:
+            self.bad_msgs += 1
+            log.info("dropped block part %d from %s: hash mismatch", part.index, peer)
+            return
+        ps.parts[part.index] = part.data
+        if ps.complete:
+            await self._validate(h, ps)
+
+    async def _validate(self, h: _Height, ps: _Proposal) -> None:
+        prop = ps.proposal
+        data = b"".join(p for p in ps.parts if p is not None)
+        valid = False
+        try:
+            block = Block.decode(data, max_size=len(data))
+            if block.hash != prop.block_hash:
+                raise ValueError("the block does not hash to the proposal's block hash")
+            ps.block = block
+            ps.pending = await self._run(self._chain.check_block, block)
+            valid = True
+        except (CitychainError, ValueError) as exc:
+            log.warning(
+                "proposal %d/%d from %s is invalid: %s",
+                prop.height,
+                prop.round,
+                prop.proposer.hex()[:12],
+                exc.message if isinstance(exc, CitychainError) else exc,
+            )
+            if ps.block is None:
+                return  # undecodable: not even a value to vote nil about
+        if self._h is not h or h.decided or ps.fed:
+            return
+        ps.valid = valid
+        ps.fed = True
+        self._wal_write(["proposal", prop.to_list(), data, valid, False])
+        await self._feed(ProposalInput(prop.round, prop.block_hash, prop.pol_round, valid))
+
+    # == catch-up gossip ======================================================================
+    def _round_state(self, h: _Height) -> m.RoundState:
+        index = {v.public_key: i for i, v in enumerate(h.validators)}
+        masks: dict[tuple[int, int], int] = {}
+        for v in h.votes:
+            k = (v.round, int(v.type))
+            masks[k] = masks.get(k, 0) | (1 << index[v.validator])
+        rounds = sorted(r for r, ps in h.proposals.items() if ps.fed)[-8:]
+        votes = sorted((r, t, mask) for (r, t), mask in masks.items())[-64:]
+        return m.RoundState(
+            h.height, h.machine.round, int(h.machine.step), tuple(rounds), tuple(votes)
+        )
+
+    def _on_round_state(self, peer: str, rs: m.RoundState) -> None:
+        self._peer_state[peer] = rs
+        self.sync.set_peer_height(peer, rs.height - 1)
+        h = self._h
+        if h is None:
+            return
+        if rs.height > h.height:
+            self.sync.tick(self._clock())
+            return
+        if rs.height < h.height:
+            return
+        # Same height: send what the peer lacks.
+        index = {v.public_key: i for i, v in enumerate(h.validators)}
+        have = {(r, t): mask for r, t, mask in rs.votes}
+        top = max(rs.round, h.machine.round)
+        for v in h.votes:
+            if v.round > top:
+                continue
+            if not have.get((v.round, int(v.type)), 0) & (1 << index[v.validator]):
+                self._switch.send(peer, m.CH_VOTES, m.encode(m.VoteMsg(v)))
+        for r, ps in h.proposals.items():
+            if ps.fed and ps.block is not None and r not in rs.proposals and r <= top:
+                self._send_proposal_to(peer, ps)
+
+    # == deciding =============================================================================
+    async def _decide(self, a: DecideAction) -> None:
+        h = self._h
+        if h is None or h.decided or a.height != h.height:
+            return
+        ps = self._proposal_for(a.block_hash)
+        if ps is None or ps.block is None:
+            log.error("decided block %s at %d is not at hand", a.block_hash.hex(), a.height)
+            return
+        h.decided = True
+        pending = ps.pending
+        if pending is None:
+            pending = await self._run(self._chain.check_block, ps.block)
+        commit = Commit(
+            a.height,
+            a.round,
+            a.block_hash,
+            tuple(CommitSig(v.validator, v.signature) for v in a.precommits),
+        )
+        await self._commit(pending, commit)
+        self.last_commit_round = a.round
+        signed = {s.validator for s in commit.signatures}
+        self.last_commit_missing = [
+            v.name or v.public_key.hex()[:16] for v in h.validators if v.public_key not in signed
+        ]
+        if self._replaying:
+            return  # replay posts the next height when it is done
+        delay = self._chain.params.block_interval_ms / 1000
+        asyncio.get_running_loop().call_later(
+            delay, lambda: self._post(_Event("next_height"), force=True)
+        )
+
+    async def _commit(self, pending: PendingBlock, commit: Commit) -> None:
+        await self._run(self._chain.commit, pending, commit)
+        self._wal.end_height(pending.block.height)
+        self.evidence.committed(pending.block)
+        self._on_commit(pending, commit)
+
+    async def _apply_synced(self) -> None:
+        """Apply blocks fetched by block sync, as many as are in order."""
+        applied = False
+        while True:
+            h = self._h
+            nxt = self._chain.height + 1
+            got = self.sync.take(nxt)
+            if got is None:
+                break
+            block, commit, peer = got
+            try:
+                self.sync.verify(block, commit)
+                pending = await self._run(self._chain.check_block, block)
+            except CitychainError as exc:
+                self.sync.refused(nxt, peer, exc.message)
+                continue
+            if self._chain.height + 1 != nxt:
+                continue
+            if h is not None:
+                h.decided = True
+            await self._commit(pending, commit)
+            self.sync.applied(nxt)
+            applied = True
+        if applied:
+            log.info("block sync: now at height %d", self._chain.height)
+            await self._start_height()
+        self.sync.tick(self._clock())
+
+    # == diagnostics ==========================================================================
+    def status(self) -> ConsensusStatus:
+        h = self._h
+        if h is None:
+            return ConsensusStatus("tendermint", self._chain.height + 1, 0, "starting", "start")
+        st = h.machine.status()
+        names = {v.public_key: (v.name or v.public_key.hex()[:16]) for v in h.validators}
+
+        def votes(d: dict[bytes, bytes]) -> dict[str, str | None]:
+            return {names.get(k, k.hex()[:16]): (v.hex() or None) for k, v in sorted(d.items())}
+
+        waiting = st.waiting_for
+        if self.sync.behind:
+            waiting = f"block sync: peers are at height {self.sync.best_peer_height}"
+        details: dict[str, Any] = {
+            "proposer": names.get(st.proposer, st.proposer.hex()[:16]),
+            "proposal": st.proposal.hex() if st.proposal else None,
+            "locked_round": st.locked_round,
+            "valid_round": st.valid_round,
+            "prevotes": votes(st.prevotes),
+            "precommits": votes(st.precommits),
+            "prevote_power": st.prevote_power,
+            "precommit_power": st.precommit_power,
+            "total_power": st.total_power,
+            "quorum_power": st.quorum,
+            "validator": self.me.hex() if self.me is not None else None,
+            "peers": sorted(self._switch.connected()),
+            "sync": self.sync.status(),
+            "evidence_pending": len(self.evidence),
+            "last_commit_round": self.last_commit_round,
+            "last_commit_missing": self.last_commit_missing,
+            "dropped_messages": self.dropped_msgs,
+            "bad_messages": self.bad_msgs,
+            "mempool_txs": self._mempool.size,
+        }
+        return ConsensusStatus(
+            "tendermint", h.height, st.round, Step(st.step).name.lower(), waiting, details
+        )

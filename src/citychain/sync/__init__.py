@@ -1,0 +1,5 @@
+"""Catching up: fetching committed blocks from peers (block sync)."""
+
+from citychain.sync.blocksync import BlockSync as BlockSync
+
+__all__ = ["BlockSync"]

@@ -1,0 +1,156 @@
+"""Block sync between two real chains (RocksDB), messages passed in memory: a node behind
+fetches, verifies and applies committed blocks; bad answers are refused and re-asked."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from citychain.chain import Chain
+from citychain.contracts import default_registry
+from citychain.crypto import ED25519, Signer
+from citychain.errors import ProofError
+from citychain.store.kv import KVStore
+from citychain.sync import BlockSync
+from citychain.sync import messages as sm
+from citychain.types import Commit, CommitSig, Validator
+from citychain.types.genesis import Genesis
+
+CHAIN = "sync-chain"
+VALS = [Signer(ED25519, bytes([i + 1]) * 32) for i in range(4)]
+
+
+def genesis() -> Genesis:
+    return Genesis(
+        chain_id=CHAIN,
+        genesis_time=1_700_000_000_000,
+        crypto_suite="ed25519",
+        validators=tuple(Validator(v.public_key, 10, f"v{i}") for i, v in enumerate(VALS)),
+    )
+
+
+def commit_of(chain: Chain, signers: list[Signer], height: int) -> Commit:
+    header = chain.blocks.header(height)
+    assert header is not None
+    sigs = [Commit.sign_single(s, CHAIN, header).signatures[0] for s in signers]
+    return Commit(height, 0, header.hash, tuple(sorted(sigs, key=lambda c: c.validator)))
+
+
+def grow(chain: Chain, n: int) -> None:
+    for i in range(n):
+        pending = chain.build_block([], 1_700_000_001_000 + i, VALS[0].public_key)
+        header = pending.header
+        sigs = tuple(Commit.sign_single(s, CHAIN, header).signatures[0] for s in VALS[:3])
+        chain.commit(pending, Commit(header.height, 0, header.hash, sigs))
+
+
+class Wire:
+    """Delivers messages between two BlockSyncs, optionally tampering with blocks."""
+
+    def __init__(self) -> None:
+        self.syncs: dict[str, BlockSync] = {}
+        self.tamper: bool = False
+        self.sent: list[tuple[str, bytes]] = []
+        self.queue: list[tuple[str, str, bytes]] = []
+
+    def sender(self, me: str) -> object:
+        def send(peer: str, data: bytes) -> bool:
+            self.sent.append((peer, data))
+            self.queue.append((me, peer, data))
+            return True
+
+        return send
+
+    def pump(self) -> None:
+        while self.queue:
+            me, peer, data = self.queue.pop(0)
+            msg = sm.decode(data, 1 << 26)
+            if self.tamper and isinstance(msg, sm.BlockResponse):
+                c = msg.commit
+                forged = CommitSig(c.signatures[0].validator, b"\1" * 64)
+                msg = sm.BlockResponse(
+                    msg.block, dataclasses.replace(c, signatures=(forged, *c.signatures[1:]))
+                )
+            self.syncs[peer].on_message(me, msg, 0)
+
+
+def apply_ready(chain: Chain, sync: BlockSync) -> int:
+    applied = 0
+    while (got := sync.take(chain.height + 1)) is not None:
+        block, commit, peer = got
+        try:
+            sync.verify(block, commit)
+        except ProofError as exc:
+            sync.refused(block.height, peer, exc.message)
+            continue
+        chain.commit(chain.check_block(block), commit)
+        sync.applied(block.height)
+        applied += 1
+    return applied
+
+
+def test_a_node_behind_catches_up_block_by_block(tmp_path: Path) -> None:
+    ahead = Chain(KVStore(tmp_path / "a"), genesis(), default_registry())
+    behind = Chain(KVStore(tmp_path / "b"), genesis(), default_registry())
+    grow(ahead, 40)
+    wire = Wire()
+    wire.syncs["a"] = BlockSync(ahead, wire.sender("a"), window=8)  # type: ignore[arg-type]
+    sb = wire.syncs["b"] = BlockSync(behind, wire.sender("b"), window=8)  # type: ignore[arg-type]
+    sb.on_message("a", sm.StatusRequest(), 0)  # b answers a: harmless
+    wire.syncs["a"].on_message("b", sm.StatusRequest(), 0)  # a tells b its height
+    wire.queue = [q for q in wire.queue if q[1] == "b"]  # deliver only a's answer now
+    wire.pump()
+    assert sb.behind and sb.best_peer_height == 40
+    while behind.height < 40:
+        sb.tick(0)
+        wire.pump()
+        assert apply_ready(behind, sb) > 0
+    assert not sb.behind
+    assert behind.last_header() == ahead.last_header()
+    assert behind.blocks.commit(40) == ahead.blocks.commit(40)
+    # The window bounds what is asked at once.
+    asks = [d for p, d in wire.sent if isinstance(sm.decode(d, 1 << 26), sm.BlockRequest)]
+    assert len(asks) == 40
+
+
+def test_a_forged_commit_is_refused_and_the_peer_is_struck(tmp_path: Path) -> None:
+    ahead = Chain(KVStore(tmp_path / "a"), genesis(), default_registry())
+    behind = Chain(KVStore(tmp_path / "b"), genesis(), default_registry())
+    grow(ahead, 3)
+    wire = Wire()
+    wire.tamper = True
+    wire.syncs["a"] = BlockSync(ahead, wire.sender("a"))  # type: ignore[arg-type]
+    sb = wire.syncs["b"] = BlockSync(behind, wire.sender("b"))  # type: ignore[arg-type]
+    sb.set_peer_height("a", 3)
+    for _ in range(3):
+        sb.tick(0)
+        wire.pump()
+        assert apply_ready(behind, sb) == 0
+        sb.tick(10_000)  # time out the requests, ask again
+    assert behind.height == 0
+    assert sb._strikes["a"] >= 3  # no longer asked
+
+
+def test_too_few_signatures_are_not_enough(tmp_path: Path) -> None:
+    ahead = Chain(KVStore(tmp_path / "a"), genesis(), default_registry())
+    grow(ahead, 1)
+    block = ahead.blocks.block(1)
+    assert block is not None
+    weak = commit_of(ahead, VALS[:2], 1)  # 20 of 40: not more than 2/3
+    sync = BlockSync(ahead, lambda p, d: True)
+    with pytest.raises(ProofError, match="needs more than 2/3"):
+        sync.verify(block, weak)
+
+
+def test_unknown_heights_get_no_block(tmp_path: Path) -> None:
+    chain = Chain(KVStore(tmp_path / "a"), genesis(), default_registry())
+    grow(chain, 2)
+    got: list[bytes] = []
+    sync = BlockSync(chain, lambda p, d: got.append(d) or True)
+    sync.on_message("x", sm.BlockRequest(7), 0)
+    sync.on_message("x", sm.BlockRequest(2), 0)
+    assert isinstance(sm.decode(got[0], 1 << 20), sm.NoBlock)
+    answer = sm.decode(got[1], 1 << 26)
+    assert isinstance(answer, sm.BlockResponse) and answer.block.height == 2
