@@ -18,7 +18,9 @@ from rich.markup import escape
 from citychain import __version__
 from citychain.cli import bench, node
 from citychain.cli._output import err_console
+from citychain.cli.consensus import consensus, evidence
 from citychain.cli.keys import keys_app
+from citychain.cli.net import net_app
 from citychain.cli.query import query_app
 from citychain.cli.status import status
 from citychain.cli.tx import tx_app
@@ -52,7 +54,10 @@ def _root(
 app.add_typer(keys_app, name="keys")
 app.add_typer(tx_app, name="tx")
 app.add_typer(query_app, name="query")
+app.add_typer(net_app, name="net")
 app.command("status")(status)
+app.command("consensus")(consensus)
+app.command("evidence")(evidence)
 node.register(app)
 bench.register(app)
 

@@ -1,0 +1,457 @@
+"""`citychain net up | status | down`: a local network of several validators on this machine.
+
+Theory of operation
+-------------------
+``net up`` generates a network in ``--dir`` (default ``.citychain-net``; see
+:mod:`citychain.node.testnet` for what is in it) unless the directory already holds one, then
+starts one ``citychain start --home <dir>/node<i>`` process per validator that is not already
+running, records their pids in ``<dir>/pids.json`` at once (so ``net down`` can stop them even
+if ``up`` fails half-way) and waits until every node's API answers ``GET /health``. It exits
+0 only if all did; otherwise it names each node that did not come up, why (exited with code
+N, or no answer within ``--timeout``) and the end of its log, and leaves the others running
+for inspection. Nodes run in their own session: closing the terminal does not stop them.
+
+``net status`` asks every node's API, in parallel and with a short timeout, for its height and
+latest block (``/v1/status``), consensus round, step and what it waits for
+(``/v1/consensus``), peers connected of known (``/v1/net/peers``) and the signatures in the
+commit of its latest block (``/v1/blocks/latest``); an endpoint the node does not have (404)
+shows as ``n/a``. A node whose API does not answer is shown as ``down`` with the reason. It
+exits 0 whenever the network directory can be read, whatever the nodes' state (``--json``
+gives each node's ``"up"`` for scripts), and 1 when there is no network in the directory.
+
+``net down`` sends SIGTERM to every recorded node process, waits up to ``--timeout`` seconds,
+then SIGKILLs what is left and deletes ``pids.json``; ``--clean`` also deletes the directory
+(only if it holds a network). With nothing running it says so and exits 0.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import httpx
+import typer
+from rich import box
+from rich.markup import escape
+from rich.table import Table
+
+from citychain.cli._output import console, err_console, handles_errors
+from citychain.errors import ConfigError, Unavailable
+
+if TYPE_CHECKING:
+    from citychain.node.testnet import NetworkLayout, ProcessRef
+
+net_app = typer.Typer(
+    help="A local network of several validators on this machine (development and tests).",
+    no_args_is_help=True,
+)
+
+DEFAULT_DIR = Path(".citychain-net")
+#: Defaults for a new network (options left out keep an existing network as it is).
+DEFAULT_VALIDATORS = 4
+DEFAULT_ORGS = 2
+DEFAULT_BASE_PORT = 27000
+DEFAULT_CHAIN_ID = "citychain-local"
+#: Terminal width from which `net status` shows "waiting for" as a table column.
+WIDE_TABLE = 120
+#: Per-request timeout of `net status`.
+PROBE_TIMEOUT = 2.0
+
+DirOpt = Annotated[
+    Path,
+    typer.Option(
+        "--dir",
+        envvar="CITYCHAIN_NET_DIR",
+        help="Directory of the local network.",
+        show_default=True,
+    ),
+]
+
+
+def _root(net_dir: Path) -> Path:
+    return net_dir.expanduser().resolve()
+
+
+# -- up -----------------------------------------------------------------------------------------
+@net_app.command("up")
+@handles_errors
+def up(
+    validators: Annotated[
+        int | None,
+        typer.Option(help=f"Validators of a new network. \\[default: {DEFAULT_VALIDATORS}]"),
+    ] = None,
+    orgs: Annotated[
+        int | None,
+        typer.Option(
+            help=f"Organisations of a new network (validators are shared out round-robin). "
+            f"\\[default: {DEFAULT_ORGS}]"
+        ),
+    ] = None,
+    net_dir: DirOpt = DEFAULT_DIR,
+    base_port: Annotated[
+        int | None,
+        typer.Option(
+            help="First port of a new network: node i listens for peers on base + 10*i and "
+            f"serves its API on base + 10*i + 1. \\[default: {DEFAULT_BASE_PORT}]"
+        ),
+    ] = None,
+    chain_id: Annotated[
+        str | None, typer.Option(help=f"Chain id of a new network. \\[default: {DEFAULT_CHAIN_ID}]")
+    ] = None,
+    fresh: Annotated[
+        bool,
+        typer.Option(help="Stop and delete the network in --dir first, and generate a new one."),
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for every node's API to answer.")
+    ] = 60.0,
+) -> None:
+    """Generate a local network (unless --dir holds one) and start every node in the background."""
+    from citychain.node.testnet import (
+        NetworkLayout,
+        busy_ports,
+        generate_network,
+        spawn_node,
+        stop_processes,
+        wait_until_up,
+        write_pids,
+    )
+
+    root = _root(net_dir)
+    if fresh and NetworkLayout.exists(root):
+        old = NetworkLayout.load(root)
+        _report_stopped(stop_processes(_known_processes(old)), old)
+        shutil.rmtree(root)
+        console.print(f"deleted the old network in {root}")
+
+    new_options = {
+        "--validators": validators,
+        "--orgs": orgs,
+        "--base-port": base_port,
+        "--chain-id": chain_id,
+    }
+    if NetworkLayout.exists(root):
+        layout = NetworkLayout.load(root)
+        given = [name for name, value in new_options.items() if value is not None]
+        console.print(
+            f"using the network in {root}: chain [bold]{escape(layout.chain_id)}[/], "
+            f"{_size(layout)}"
+        )
+        if given:
+            console.print(
+                f"[yellow]note:[/] {', '.join(given)} only shape a new network and were not "
+                "applied; add --fresh to generate a new one"
+            )
+    else:
+        with console.status(f"generating a network in {root}"):
+            layout = generate_network(
+                root,
+                validators=validators if validators is not None else DEFAULT_VALIDATORS,
+                orgs=orgs if orgs is not None else DEFAULT_ORGS,
+                base_port=base_port if base_port is not None else DEFAULT_BASE_PORT,
+                chain_id=chain_id if chain_id is not None else DEFAULT_CHAIN_ID,
+            )
+        console.print(
+            f"[green]generated[/] chain [bold]{escape(layout.chain_id)}[/] in {root}: "
+            f"{_size(layout)}"
+        )
+
+    running = {p.name: p for p in _known_processes(layout) if p.alive()}
+    to_start = [n for n in layout.nodes if n.name not in running]
+    if running:
+        console.print(f"already running: {', '.join(sorted(running))}")
+    busy = busy_ports(to_start)
+    if busy:
+        raise ConfigError(
+            f"ports already in use by another program: {', '.join(busy)}; stop it, or make a "
+            "new network on other ports (--fresh --base-port N)"
+        )
+    started = {n.name: spawn_node(n) for n in to_start}
+    write_pids(layout, [*running.values(), *started.values()])
+    up_names: list[str] = []
+    with console.status(f"starting {len(started)} node(s)") as status:
+
+        def on_up(name: str) -> None:
+            up_names.append(name)
+            status.update(f"up: {', '.join(up_names)}; waiting for the others")
+
+        failures = wait_until_up(layout, started, timeout=timeout, on_up=on_up)
+
+    failed = {f.name for f in failures}
+    procs = {**running, **started}
+    table = Table(title=f"local network {layout.chain_id}", title_justify="left")
+    for col in ("node", "org", "API URL", "p2p port", "pid", "state"):
+        table.add_column(col)
+    for n in layout.nodes:
+        state = "[red]did not come up[/]" if n.name in failed else "[green]up[/]"
+        if n.name in running:
+            state = "[green]already running[/]"
+        table.add_row(n.name, n.org, n.api_url, str(n.p2p_port), str(procs[n.name].pid), state)
+    console.print(table)
+    for f in failures:
+        err_console.print(f"[bold red]{f.name} did not come up[/]: {escape(f.reason)}")
+        if f.log_tail:
+            err_console.print(f"  last lines of {layout.node(f.name).log_file}:")
+            for line in f.log_tail.splitlines():
+                err_console.print(f"    {escape(line)}", soft_wrap=True)
+    dir_arg = "" if root == _root(DEFAULT_DIR) else f" --dir {root}"
+    if failures:
+        others = (
+            f"the others keep running: see `citychain net status{dir_arg}`, stop them with "
+            f"`citychain net down{dir_arg}`"
+            if len(failures) < len(layout.nodes)
+            else f"see the logs above; start again with `citychain net up{dir_arg}`"
+        )
+        raise Unavailable(
+            f"{len(failures)} of {len(layout.nodes)} node(s) did not come up "
+            f"({', '.join(f.name for f in failures)}); {others}"
+        )
+    console.print("next:")
+    console.print(f"  citychain net status{dir_arg}")
+    console.print(
+        f"  CITYCHAIN_NODE={layout.nodes[0].api_url} CITYCHAIN_HOME={root} "
+        f"CITYCHAIN_PASSPHRASE=$(cat {layout.passphrase_file}) citychain status"
+    )
+    console.print(f"  citychain net down{dir_arg}")
+
+
+def _size(layout: NetworkLayout) -> str:
+    v, o = len(layout.nodes), len(layout.orgs)
+    return f"{v} validator{'s' * (v != 1)}, {o} organisation{'s' * (o != 1)}"
+
+
+def _known_processes(layout: NetworkLayout) -> list[ProcessRef]:
+    """Recorded node processes, plus any node of this network found running unrecorded."""
+    from citychain.node.testnet import find_node_processes, read_pids
+
+    procs = {p.name: p for p in read_pids(layout)}
+    for p in find_node_processes(layout):
+        if p.name not in procs or not procs[p.name].alive():
+            procs[p.name] = p
+    return list(procs.values())
+
+
+def _report_stopped(result: dict[str, str], layout: NetworkLayout) -> None:
+    for n in layout.nodes:
+        if n.name in result:
+            console.print(f"  {n.name:<8} {result[n.name]}")
+
+
+# -- status -------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class NodeReport:
+    name: str
+    org: str
+    api_url: str
+    pid: int | None
+    #: "running", "not running" or "not started" (no pid recorded).
+    process: str
+    up: bool = False
+    #: Why the API is down or unusable, for people.
+    reason: str | None = None
+    healthy: bool | None = None
+    height: int | None = None
+    latest_block_hash: str | None = None
+    #: ``/v1/consensus`` as the node answered it; ``None`` when it has no such endpoint.
+    consensus: dict[str, Any] | None = None
+    #: Peers connected, of ``peers_known`` (``/v1/net/peers``); ``None`` when not available.
+    peers: int | None = None
+    peers_known: int | None = None
+    commit_signatures: int | None = None
+
+
+_CONSENSUS_FIELDS = ("engine", "height", "round", "step", "waiting_for")
+
+
+class _NotAvailable(Exception):
+    """The node has no such endpoint (404) or the answer is not what we expect."""
+
+
+def _get(client: httpx.Client, url: str) -> Any:
+    r = client.get(url)
+    if r.status_code == 404:
+        raise _NotAvailable
+    r.raise_for_status()
+    return r.json()
+
+
+def _probe(node_name: str, org: str, api_url: str, proc: ProcessRef | None) -> NodeReport:
+    alive = proc.alive() if proc is not None else False
+    report = NodeReport(
+        name=node_name,
+        org=org,
+        api_url=api_url,
+        pid=proc.pid if proc is not None else None,
+        process=("running" if alive else "not running") if proc is not None else "not started",
+    )
+    with httpx.Client(timeout=PROBE_TIMEOUT) as client:
+        try:
+            status = _get(client, f"{api_url}/v1/status")
+            report.height = int(status["height"])
+            report.latest_block_hash = str(status["latest_block_hash"])
+        except httpx.ConnectError:
+            if proc is not None and not alive:
+                report.reason = "its process is not running (connection refused)"
+            else:
+                report.reason = "connection refused" if not alive else "API not listening yet"
+            return report
+        except httpx.TimeoutException:
+            report.reason = f"no answer within {PROBE_TIMEOUT:g} s"
+            return report
+        except httpx.HTTPStatusError as exc:
+            report.reason = f"/v1/status answered HTTP {exc.response.status_code}"
+            return report
+        except (httpx.HTTPError, _NotAvailable, ValueError, KeyError, TypeError) as exc:
+            report.reason = f"/v1/status: unexpected answer ({type(exc).__name__})"
+            return report
+        report.up = True
+        try:
+            report.healthy = client.get(f"{api_url}/health").status_code == 200
+        except httpx.HTTPError:
+            report.healthy = None
+        try:
+            raw = _get(client, f"{api_url}/v1/consensus")
+            if isinstance(raw, dict):  # the summary; `citychain consensus` shows the details
+                report.consensus = {k: raw.get(k) for k in _CONSENSUS_FIELDS}
+        except (_NotAvailable, httpx.HTTPError, ValueError):
+            report.consensus = None
+        try:
+            peers = _get(client, f"{api_url}/v1/net/peers")
+            if isinstance(peers, dict):
+                peers = peers.get("peers")
+            if isinstance(peers, list):
+                report.peers_known = len(peers)
+                report.peers = sum(
+                    1 for p in peers if not isinstance(p, dict) or p.get("connected", True)
+                )
+        except (_NotAvailable, httpx.HTTPError, ValueError):
+            report.peers = None
+        if report.height:
+            try:
+                block = _get(client, f"{api_url}/v1/blocks/latest")
+                report.commit_signatures = len(block["commit"]["signatures"])
+            except (_NotAvailable, httpx.HTTPError, ValueError, KeyError, TypeError):
+                report.commit_signatures = None
+    return report
+
+
+def _consensus_cells(c: dict[str, Any] | None) -> tuple[str, str]:
+    if c is None:
+        return "n/a", "n/a"
+    where = f"{c.get('height', '?')}/{c.get('round', '?')} {c.get('step', '?')}"
+    waiting = c.get("waiting_for")
+    if isinstance(waiting, list):
+        waiting = ", ".join(map(str, waiting))
+    return where, str(waiting) if waiting not in (None, "") else "-"
+
+
+@net_app.command("status")
+@handles_errors
+def status(
+    net_dir: DirOpt = DEFAULT_DIR,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """Height, latest block, consensus step, peers and commit of every node of the network."""
+    from citychain.node.testnet import NetworkLayout
+
+    layout = NetworkLayout.load(_root(net_dir))
+    procs = {p.name: p for p in _known_processes(layout)}
+    with ThreadPoolExecutor(max_workers=min(16, len(layout.nodes))) as pool:
+        reports = list(
+            pool.map(lambda n: _probe(n.name, n.org, n.api_url, procs.get(n.name)), layout.nodes)
+        )
+    total = len(layout.nodes)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "dir": str(layout.root),
+                    "chain_id": layout.chain_id,
+                    "validators": total,
+                    "nodes": [asdict(r) for r in reports],
+                },
+                indent=2,
+            )
+        )
+        return
+    # "waiting for" is the widest cell: a column on wide terminals, else a line per node.
+    wide = console.width >= WIDE_TABLE
+    table = Table(
+        title=f"local network {escape(layout.chain_id)} ({layout.root})",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    for col in ("node", "org", "pid", "API", "height", "block", "h/r step"):
+        table.add_column(col, no_wrap=True)
+    if wide:
+        table.add_column("waiting for")
+    table.add_column("peers", justify="right", no_wrap=True)
+    table.add_column("commit", justify="right", no_wrap=True)
+    notes: list[str] = []
+    for r in reports:
+        pid = "-" if r.pid is None else str(r.pid)
+        if r.process == "not running":
+            pid += " [red]dead[/]"
+        if not r.up:
+            table.add_row(r.name, r.org, pid, "[red]down[/]", *["-"] * (6 if wide else 5))
+            notes.append(f"[red]{r.name} down[/]: {escape(r.reason or 'no answer')}")
+            continue
+        where, waiting = _consensus_cells(r.consensus)
+        cells = [
+            r.name,
+            r.org,
+            pid,
+            "[green]up[/]" if r.healthy is not False else "[yellow]unhealthy[/]",
+            str(r.height),
+            (r.latest_block_hash or "")[:8] if r.height else "-",
+            escape(where),
+        ]
+        if wide:
+            cells.append(escape(waiting))
+        elif r.consensus is not None:
+            notes.append(f"{r.name} waiting for: {escape(waiting)}")
+        cells.append("n/a" if r.peers is None else f"{r.peers}/{r.peers_known}")
+        cells.append("-" if r.commit_signatures is None else f"{r.commit_signatures}/{total}")
+        table.add_row(*cells)
+    console.print(table)
+    for line in notes:
+        console.print(line)
+    down = sum(1 for r in reports if not r.up)
+    if down:
+        console.print(f"{down} of {total} node(s) down")
+
+
+# -- down ---------------------------------------------------------------------------------------
+@net_app.command("down")
+@handles_errors
+def down(
+    net_dir: DirOpt = DEFAULT_DIR,
+    clean: Annotated[bool, typer.Option(help="Also delete the network directory.")] = False,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait after SIGTERM before SIGKILL.")
+    ] = 10.0,
+) -> None:
+    """Stop every node of the local network (SIGTERM, then SIGKILL after --timeout)."""
+    from citychain.node.testnet import NetworkLayout, clear_pids, stop_processes
+
+    root = _root(net_dir)
+    if not NetworkLayout.exists(root):
+        console.print(f"no network in {root}; nothing to stop")
+        return
+    layout = NetworkLayout.load(root)
+    procs = _known_processes(layout)
+    result = stop_processes(procs, grace=timeout)
+    if any(v != "not running" for v in result.values()):
+        console.print(f"stopping the network in {root}")
+        _report_stopped(result, layout)
+    else:
+        console.print(f"no node of the network in {root} is running")
+    clear_pids(layout)
+    if clean:
+        shutil.rmtree(root)
+        console.print(f"deleted {root}")

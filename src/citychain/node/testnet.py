@@ -1,0 +1,834 @@
+"""A local network of several validators on one machine (``citychain net``, e2e tests).
+
+Theory of operation
+-------------------
+:func:`generate_network` writes everything a local BFT network needs under one directory::
+
+    out/network.json               the layout (:class:`NetworkLayout`); paths relative to out/
+    out/passphrase                 the one passphrase of this local network (mode 0600)
+    out/config/genesis.json        the genesis every node has, and
+    out/keys/<account>.json        the demo account keys (encrypted): with these two,
+                                   ``CITYCHAIN_HOME=out`` gives the client commands the
+                                   trusted validator set and the keys
+    out/orgs/<org>/ca_cert.pem     each organisation's CA certificate (also in genesis)
+    out/orgs/<org>/ca_key.pem      its key, encrypted with the passphrase (mode 0600)
+    out/node<i>/config/node.toml   one node home per validator, as NodeConfig expects:
+                  genesis.json     identical bytes in every node
+                  node_key.json    Ed25519 validator key, encrypted (keystore)
+                  passphrase       the passphrase again (0600), so the node starts unattended
+                  node_cert.pem    CN=node<i>, O=<org id>, bound to the chain id, from the org CA
+                  node_tls_key.pem its TLS key, encrypted PKCS#8 (0600)
+    out/node<i>/node.log           the node's stdout and stderr, appended at every start
+    out/pids.json                  the processes started by whoever started them
+
+Validators are assigned to organisations round-robin (node0 to org1, node1 to org2, ...).
+Node *i* listens for peers on ``base_port + 10*i`` and serves its API on ``base_port + 10*i
++ 1``, both on 127.0.0.1; its ``persistent_peers`` name every other node. Where node *i*
+dials node *j* can be redirected (``peer_address``), which is how tests put a fault-injecting
+proxy on every link.
+
+Why not ``init_home`` per node: it makes a single-validator chain with its own genesis; a
+network needs one genesis naming every validator and organisation before any home exists.
+
+The tree is built in a hidden sibling directory and renamed into place at the end, so ``out``
+holds either a complete network or nothing new: a failure half-way leaves no half network
+that a later command would mistake for a real one. Only paths relative to ``out`` are
+written, so the directory can be moved.
+
+Processes: :func:`spawn_node` runs ``<this python> -m citychain.cli.main start --home <home>``
+in its own session (a Ctrl-C in the terminal that ran ``citychain net up`` does not reach the
+nodes), without ``CITYCHAIN_PASSPHRASE`` in its environment (the node reads its own
+passphrase file). A :class:`ProcessRef` is a pid plus the home it serves; before signalling
+a pid read back from ``pids.json`` it checks (through ``/proc`` where there is one) that the
+process is still a citychain node of that home, so a pid reused by another program after a
+reboot is never killed. Without ``/proc`` (macOS) the pid file is trusted as it is.
+A node counts as up when ``GET /health`` answers at all (200, or 503 while it is not yet
+healthy): the API serving is what ``up`` waits for; consensus is what ``status`` shows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from citychain.crypto import ED25519, Signer
+from citychain.crypto.keystore import KDF_LEVELS, save_key
+from citychain.errors import ConfigError
+from citychain.node.config import ApiConfig, NodeConfig, NodeSettings, P2PSettings
+from citychain.node.home import DEMO_BALANCE
+from citychain.p2p.certs import encrypt_key_pem, generate_org_ca, issue_node_cert
+from citychain.types import Validator
+from citychain.types.genesis import ChainParams, Genesis, Organisation
+
+__all__ = [
+    "LAYOUT_FILE",
+    "PIDS_FILE",
+    "NetNode",
+    "NetOrg",
+    "NetworkLayout",
+    "NotUp",
+    "ProcessRef",
+    "busy_ports",
+    "clear_pids",
+    "find_node_processes",
+    "generate_network",
+    "log_tail",
+    "node_command",
+    "read_pids",
+    "spawn_node",
+    "stop_processes",
+    "wait_until_up",
+    "write_pids",
+]
+
+LAYOUT_FILE = "network.json"
+PIDS_FILE = "pids.json"
+LAYOUT_VERSION = 1
+#: Ports of node i are base_port + PORT_STRIDE * i (p2p) and that + 1 (API).
+PORT_STRIDE = 10
+#: Validator power of every generated validator.
+POWER = 10
+#: More validators than this on one machine is not what a local network is for.
+MAX_VALIDATORS = 100
+_ACCOUNT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+#: Environment a node process must not inherit: the passphrase would override the node's own
+#: passphrase file, and the home variable is replaced by --home anyway.
+_CHILD_ENV_DROP = ("CITYCHAIN_PASSPHRASE", "CITYCHAIN_NODE_HOME")
+
+PeerAddress = Callable[[int, int], tuple[str, int]]
+
+
+# -- the layout ---------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class NetNode:
+    """One validator node of a local network."""
+
+    index: int
+    name: str
+    home: Path
+    org: str
+    api_url: str
+    api_port: int
+    p2p_port: int
+    #: The validator's Ed25519 public key, hex.
+    validator_public_key: str
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / "node.log"
+
+
+@dataclass(frozen=True, slots=True)
+class NetOrg:
+    """One organisation: its CA and the nodes it runs."""
+
+    id: str
+    name: str
+    ca_cert_file: Path
+    #: The CA key, encrypted with the network passphrase.
+    ca_key_file: Path
+    nodes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkLayout:
+    """What :func:`generate_network` made; saved as ``<root>/network.json``."""
+
+    root: Path
+    chain_id: str
+    nodes: tuple[NetNode, ...]
+    orgs: tuple[NetOrg, ...]
+    passphrase_file: Path
+    keys_dir: Path
+    accounts: tuple[str, ...]
+
+    @property
+    def genesis_file(self) -> Path:
+        return self.root / "config" / "genesis.json"
+
+    @property
+    def pids_file(self) -> Path:
+        return self.root / PIDS_FILE
+
+    @property
+    def passphrase(self) -> str:
+        return self.passphrase_file.read_text().strip()
+
+    def node(self, which: int | str) -> NetNode:
+        """A node by index or by name."""
+        for n in self.nodes:
+            if which in (n.index, n.name):
+                return n
+        raise ConfigError(f"the network in {self.root} has no node {which!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        def rel(p: Path) -> str:
+            return str(p.relative_to(self.root))
+
+        return {
+            "version": LAYOUT_VERSION,
+            "chain_id": self.chain_id,
+            "passphrase_file": rel(self.passphrase_file),
+            "keys_dir": rel(self.keys_dir),
+            "accounts": list(self.accounts),
+            "orgs": [
+                {
+                    "id": o.id,
+                    "name": o.name,
+                    "ca_cert_file": rel(o.ca_cert_file),
+                    "ca_key_file": rel(o.ca_key_file),
+                    "nodes": list(o.nodes),
+                }
+                for o in self.orgs
+            ],
+            "nodes": [
+                {
+                    "index": n.index,
+                    "name": n.name,
+                    "home": rel(n.home),
+                    "org": n.org,
+                    "api_url": n.api_url,
+                    "api_port": n.api_port,
+                    "p2p_port": n.p2p_port,
+                    "validator_public_key": n.validator_public_key,
+                }
+                for n in self.nodes
+            ],
+        }
+
+    def save(self) -> None:
+        _write_atomic(self.root / LAYOUT_FILE, json.dumps(self.to_json(), indent=2) + "\n")
+
+    @staticmethod
+    def exists(root: Path) -> bool:
+        return (root / LAYOUT_FILE).is_file()
+
+    @classmethod
+    def load(cls, root: Path) -> NetworkLayout:
+        """Read ``<root>/network.json``; :class:`ConfigError` if there is none or it is bad."""
+        root = root.expanduser().resolve()
+        path = root / LAYOUT_FILE
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(
+                f"no network in {root} (no {LAYOUT_FILE}); create one with `citychain net up`"
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{path}: cannot be read as JSON ({exc})") from None
+        r = _Fields(path)
+        r.obj(raw, "the document")
+        if raw.get("version") != LAYOUT_VERSION:
+            raise ConfigError(
+                f"{path}: unknown layout version {raw.get('version')!r} (this release reads "
+                f"{LAYOUT_VERSION})"
+            )
+        orgs = []
+        for o in r.items(raw, "orgs"):
+            r.obj(o, "an organisation")
+            orgs.append(
+                NetOrg(
+                    id=r.text(o, "id"),
+                    name=r.text(o, "name"),
+                    ca_cert_file=root / r.text(o, "ca_cert_file"),
+                    ca_key_file=root / r.text(o, "ca_key_file"),
+                    nodes=tuple(str(x) for x in r.items(o, "nodes")),
+                )
+            )
+        nodes = []
+        for n in r.items(raw, "nodes"):
+            r.obj(n, "a node")
+            nodes.append(
+                NetNode(
+                    index=r.integer(n, "index"),
+                    name=r.text(n, "name"),
+                    home=root / r.text(n, "home"),
+                    org=r.text(n, "org"),
+                    api_url=r.text(n, "api_url"),
+                    api_port=r.integer(n, "api_port"),
+                    p2p_port=r.integer(n, "p2p_port"),
+                    validator_public_key=r.text(n, "validator_public_key"),
+                )
+            )
+        if not nodes:
+            raise ConfigError(f"{path}: the network lists no nodes")
+        return cls(
+            root=root,
+            chain_id=r.text(raw, "chain_id"),
+            nodes=tuple(nodes),
+            orgs=tuple(orgs),
+            passphrase_file=root / r.text(raw, "passphrase_file"),
+            keys_dir=root / r.text(raw, "keys_dir"),
+            accounts=tuple(str(a) for a in r.items(raw, "accounts")),
+        )
+
+
+class _Fields:
+    """Typed reads from network.json with errors that name the file and the field."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def obj(self, value: Any, what: str) -> None:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{self.path}: {what} must be a JSON object")
+
+    def _get(self, obj: dict[str, Any], key: str, kind: type, kind_name: str) -> Any:
+        value = obj.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ConfigError(f"{self.path}: field {key!r} must be {kind_name}, got {value!r:.60}")
+        return value
+
+    def text(self, obj: dict[str, Any], key: str) -> str:
+        value: str = self._get(obj, key, str, "a text")
+        return value
+
+    def integer(self, obj: dict[str, Any], key: str) -> int:
+        value: int = self._get(obj, key, int, "an integer")
+        return value
+
+    def items(self, obj: dict[str, Any], key: str) -> list[Any]:
+        value: list[Any] = self._get(obj, key, list, "a list")
+        return value
+
+
+# -- generating ---------------------------------------------------------------------------------
+def generate_network(
+    out: Path,
+    *,
+    validators: int = 4,
+    orgs: int = 2,
+    chain_id: str = "citychain-local",
+    base_port: int = 27000,
+    accounts: tuple[str, ...] = ("alice", "bob"),
+    params: ChainParams | None = None,
+    passphrase: str | None = None,
+    kdf_level: str = "interactive",
+    peer_address: PeerAddress | None = None,
+) -> NetworkLayout:
+    """Write a local network of ``validators`` nodes run by ``orgs`` organisations to ``out``.
+
+    ``out`` must not exist or be an empty directory. One passphrase encrypts every key of the
+    network (random unless given) and is written, mode 0600, to ``out/passphrase`` and to
+    every node's ``config/passphrase`` so the nodes start unattended: this is a development
+    network. ``peer_address(i, j)`` says where node ``i`` dials node ``j`` (default: ``j``'s
+    own p2p port on 127.0.0.1). Raises :class:`ConfigError` for bad arguments or an occupied
+    ``out``.
+    """
+    _check_arguments(validators, orgs, chain_id, base_port, accounts, passphrase, kdf_level)
+    out = out.expanduser().resolve()
+    _check_target(out)
+    if passphrase is None:
+        passphrase = secrets.token_urlsafe(24)
+
+    staging = out.parent / f".{out.name}.partial-{secrets.token_hex(4)}"
+    try:
+        staging.mkdir(parents=True)
+        _write_network(
+            staging,
+            validators=validators,
+            orgs=orgs,
+            chain_id=chain_id,
+            base_port=base_port,
+            accounts=accounts,
+            params=params or ChainParams(),
+            passphrase=passphrase,
+            kdf_level=kdf_level,
+            peer_address=peer_address,
+        )
+        if out.exists():
+            out.rmdir()  # empty (checked above); rename needs it gone on every platform
+        staging.rename(out)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the network to {out}: {exc}") from None
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return NetworkLayout.load(out)
+
+
+def _check_arguments(
+    validators: int,
+    orgs: int,
+    chain_id: str,
+    base_port: int,
+    accounts: tuple[str, ...],
+    passphrase: str | None,
+    kdf_level: str,
+) -> None:
+    if validators < 1:
+        raise ConfigError(f"a network needs at least one validator (asked for {validators})")
+    if validators > MAX_VALIDATORS:
+        raise ConfigError(
+            f"at most {MAX_VALIDATORS} validators fit a local network on one machine "
+            f"(asked for {validators})"
+        )
+    if orgs < 1:
+        raise ConfigError(f"a network needs at least one organisation (asked for {orgs})")
+    if orgs > validators:
+        raise ConfigError(
+            f"every organisation needs at least one validator: {orgs} organisations but only "
+            f"{validators} validator{'s' if validators != 1 else ''}"
+        )
+    if not 0 < len(chain_id) <= 64 or not chain_id.isprintable():
+        raise ConfigError(f"the chain id must be 1 to 64 printable characters, got {chain_id!r}")
+    top = base_port + PORT_STRIDE * (validators - 1) + 1
+    if base_port < 1024 or top > 65535:
+        raise ConfigError(
+            f"ports {base_port}..{top} are out of range: {validators} validators need ports "
+            f"from the base port up to base + {PORT_STRIDE * (validators - 1) + 1}, all within "
+            "1024..65535 (below 1024 needs root)"
+        )
+    for name in accounts:
+        if not _ACCOUNT.fullmatch(name):
+            raise ConfigError(
+                f"account name {name!r} must be 1 to 64 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit"
+            )
+    if len(set(accounts)) != len(accounts):
+        raise ConfigError(f"account names must be different from each other: {list(accounts)}")
+    if passphrase is not None and not passphrase:
+        raise ConfigError("the passphrase must not be empty (leave it out for a random one)")
+    if kdf_level not in KDF_LEVELS:
+        raise ConfigError(f"unknown kdf_level {kdf_level!r}; use one of {', '.join(KDF_LEVELS)}")
+
+
+def _check_target(out: Path) -> None:
+    if (out / LAYOUT_FILE).exists():
+        raise ConfigError(
+            f"{out} already holds a network ({LAYOUT_FILE}); start it as it is, or delete "
+            "the directory to generate a new one"
+        )
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        raise ConfigError(
+            f"{out} is not empty and holds no network; choose a new or empty directory"
+        )
+
+
+def _write_network(
+    root: Path,
+    *,
+    validators: int,
+    orgs: int,
+    chain_id: str,
+    base_port: int,
+    accounts: tuple[str, ...],
+    params: ChainParams,
+    passphrase: str,
+    kdf_level: str,
+    peer_address: PeerAddress | None,
+) -> None:
+    _write_private(root / "passphrase", (passphrase + "\n").encode())
+
+    # Organisations and their CAs.
+    org_ids = [f"org{k + 1}" for k in range(orgs)]
+    org_names = {oid: f"Organisation {k + 1}" for k, oid in enumerate(org_ids)}
+    cas: dict[str, tuple[bytes, bytes]] = {}
+    for oid in org_ids:
+        ca_cert, ca_key = generate_org_ca(oid, org_names[oid])
+        cas[oid] = (ca_cert, ca_key)
+        org_dir = root / "orgs" / oid
+        org_dir.mkdir(parents=True)
+        (org_dir / "ca_cert.pem").write_bytes(ca_cert)
+        _write_private(org_dir / "ca_key.pem", encrypt_key_pem(ca_key, passphrase))
+
+    # Validator keys and ports.
+    signers = [Signer.generate(ED25519) for _ in range(validators)]
+    org_of = [org_ids[i % orgs] for i in range(validators)]
+
+    def p2p_port(i: int) -> int:
+        return base_port + PORT_STRIDE * i
+
+    def dial(i: int, j: int) -> tuple[str, int]:
+        if peer_address is None:
+            return "127.0.0.1", p2p_port(j)
+        host, port = peer_address(i, j)
+        if not host or any(c in host for c in "@,: ") or not 0 < port <= 65535:
+            raise ConfigError(f"peer_address({i}, {j}) gave an unusable address {host}:{port}")
+        return host, port
+
+    # Demo accounts and genesis.
+    keys_dir = root / "keys"
+    keys_dir.mkdir()
+    account_signers: dict[str, Signer] = {}
+    for name in accounts:
+        s = Signer.generate(ED25519)
+        account_signers[name] = s
+        save_key(keys_dir / f"{name}.json", s, passphrase, kdf_level=kdf_level)
+    token: dict[str, Any] = {
+        "issuers": [{"hex": s.address.hex()} for s in account_signers.values()][:1],
+        "balances": {s.address.hex(): DEMO_BALANCE for s in account_signers.values()},
+    }
+    genesis = Genesis(
+        chain_id=chain_id,
+        genesis_time=time.time_ns() // 1_000_000,
+        crypto_suite=ED25519.name,
+        validators=tuple(Validator(s.public_key, POWER, f"node{i}") for i, s in enumerate(signers)),
+        params=params,
+        contracts={"token": token},
+        organisations=tuple(
+            Organisation(oid, org_names[oid], cas[oid][0].decode()) for oid in org_ids
+        ),
+    )
+    (root / "config").mkdir()
+    genesis.save(root / "config" / "genesis.json")
+    # Check what we wrote the way a node will read it: a bad --chain-id or parameter fails
+    # here, with the genesis validator's words, not at the first node start.
+    Genesis.load(root / "config" / "genesis.json")
+    genesis_bytes = (root / "config" / "genesis.json").read_bytes()
+
+    # Node homes.
+    nodes: list[NetNode] = []
+    for i, signer in enumerate(signers):
+        name, oid = f"node{i}", org_of[i]
+        home = root / name
+        config_dir = home / "config"
+        config_dir.mkdir(parents=True)
+        (config_dir / "genesis.json").write_bytes(genesis_bytes)
+        _write_private(config_dir / "passphrase", (passphrase + "\n").encode())
+        save_key(config_dir / "node_key.json", signer, passphrase, kdf_level=kdf_level)
+        cert, tls_key = issue_node_cert(cas[oid][0], cas[oid][1], name, chain_id, oid)
+        p2p = P2PSettings(
+            listen_host="127.0.0.1",
+            listen_port=p2p_port(i),
+            persistent_peers=",".join(
+                "node{}@{}:{}".format(j, *dial(i, j)) for j in range(validators) if j != i
+            ),
+            org_id=oid,
+        )
+        (home / p2p.cert_file).write_bytes(cert)
+        _write_private(home / p2p.tls_key_file, encrypt_key_pem(tls_key, passphrase))
+        api_port = p2p_port(i) + 1
+        config = NodeConfig(
+            home=home,
+            node=NodeSettings(name=name),
+            api=ApiConfig(host="127.0.0.1", port=api_port),
+            p2p=p2p,
+        )
+        config.save()
+        NodeConfig.load(home)  # what we wrote is what a node accepts
+        nodes.append(
+            NetNode(
+                index=i,
+                name=name,
+                home=home,
+                org=oid,
+                api_url=f"http://127.0.0.1:{api_port}",
+                api_port=api_port,
+                p2p_port=p2p_port(i),
+                validator_public_key=signer.public_key.hex(),
+            )
+        )
+
+    layout = NetworkLayout(
+        root=root,
+        chain_id=chain_id,
+        nodes=tuple(nodes),
+        orgs=tuple(
+            NetOrg(
+                id=oid,
+                name=org_names[oid],
+                ca_cert_file=root / "orgs" / oid / "ca_cert.pem",
+                ca_key_file=root / "orgs" / oid / "ca_key.pem",
+                nodes=tuple(n.name for n in nodes if n.org == oid),
+            )
+            for oid in org_ids
+        ),
+        passphrase_file=root / "passphrase",
+        keys_dir=keys_dir,
+        accounts=accounts,
+    )
+    layout.save()  # last: a directory with network.json holds a complete network
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+# -- processes ----------------------------------------------------------------------------------
+def node_command(home: Path) -> list[str]:
+    """The command that runs the node of ``home``: this interpreter, ``citychain start``."""
+    return [sys.executable, "-m", "citychain.cli.main", "start", "--home", str(home.resolve())]
+
+
+def _node_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _CHILD_ENV_DROP}
+    env["PYTHONUNBUFFERED"] = "1"  # log lines reach node.log as they happen
+    return env
+
+
+@dataclass(slots=True)
+class ProcessRef:
+    """A node process: its pid and the home it serves.
+
+    ``returncode`` is known only for a process this one started (its child) once it has
+    ended; a process started by an earlier command is only ever "running" or "not running".
+    """
+
+    name: str
+    pid: int
+    home: Path
+    returncode: int | None = field(default=None)
+
+    def alive(self) -> bool:
+        if self.returncode is not None:
+            return False
+        try:
+            done, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            return _runs_node(self.pid, self.home)  # not our child: started earlier
+        if done:
+            self.returncode = os.waitstatus_to_exitcode(status)
+            return False
+        return True
+
+    def signal(self, sig: int) -> bool:
+        """Send ``sig`` if the process still runs this node; whether it was sent."""
+        if not self.alive():
+            return False
+        try:
+            os.kill(self.pid, sig)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the process to end; whether it has."""
+        deadline = time.monotonic() + timeout
+        while self.alive():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+
+def _runs_node(pid: int, home: Path) -> bool:
+    """Whether ``pid`` is a live (not zombie) citychain node process of ``home``."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False  # another user's process: not one of ours
+    if not Path("/proc/self").exists():
+        return True  # no /proc (macOS): the pid file is all we have
+    proc = Path("/proc") / str(pid)
+    try:
+        stat = (proc / "stat").read_text()
+        args = (proc / "cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    state = stat.rsplit(")", 1)[-1].split()[:1]
+    if state == ["Z"]:
+        return False
+    return b"citychain.cli.main" in args and str(home.resolve()).encode() in args
+
+
+def spawn_node(node: NetNode) -> ProcessRef:
+    """Start ``node`` in the background; stdout and stderr are appended to its node.log."""
+    log = node.log_file
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a") as f:
+        f.write(f"=== citychain net: starting {node.name} at {datetime.now(UTC).isoformat()} ===\n")
+    cmd = node_command(node.home)
+    pid = os.posix_spawn(
+        sys.executable,
+        cmd,
+        _node_env(),
+        file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, str(log), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
+            (os.POSIX_SPAWN_DUP2, 1, 2),
+        ],
+        setsid=True,  # its own session: the terminal's Ctrl-C and hang-up do not reach it
+        # Nothing the starting process ignored or blocked (nohup, a thread's mask) carries
+        # over: SIGTERM must stop the node.
+        setsigdef=(signal.SIGINT, signal.SIGTERM),
+        setsigmask=(),
+    )
+    return ProcessRef(node.name, pid, node.home.resolve())
+
+
+def stop_processes(procs: Iterable[ProcessRef], *, grace: float = 10.0) -> dict[str, str]:
+    """SIGTERM every running process, wait up to ``grace`` seconds for all, then SIGKILL the
+    rest. Returns, per name, ``"stopped"``, ``"killed"`` or ``"not running"``."""
+    result: dict[str, str] = {}
+    running: list[ProcessRef] = []
+    for p in procs:
+        if p.signal(signal.SIGTERM):
+            running.append(p)
+        else:
+            result[p.name] = "not running"
+    deadline = time.monotonic() + grace
+    for p in running:
+        if p.wait(max(0.0, deadline - time.monotonic())):
+            result[p.name] = "stopped"
+    for p in running:
+        if p.name not in result:
+            p.signal(signal.SIGKILL)
+            p.wait(5.0)
+            result[p.name] = "killed"
+    return result
+
+
+def read_pids(layout: NetworkLayout) -> list[ProcessRef]:
+    """The processes recorded in ``pids.json`` (running or not); none if there is no file."""
+    path = layout.pids_file
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: cannot be read as JSON ({exc}); delete it") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected an object of node name to pid; delete it")
+    out: list[ProcessRef] = []
+    for name, entry in raw.items():
+        pid = entry.get("pid") if isinstance(entry, dict) else None
+        if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 1:
+            raise ConfigError(f"{path}: {name!r} has no valid pid; delete the file")
+        out.append(ProcessRef(name, pid, layout.node(name).home.resolve()))
+    return out
+
+
+def find_node_processes(layout: NetworkLayout) -> list[ProcessRef]:
+    """Running node processes of this network found by their command line (``/proc``; none
+    where there is no ``/proc``): finds nodes even when ``pids.json`` is lost."""
+    proc_root = Path("/proc")
+    if not (proc_root / "self").exists():
+        return []
+    homes = {str(n.home.resolve()).encode(): n for n in layout.nodes}
+    found: list[ProcessRef] = []
+    for entry in proc_root.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"citychain.cli.main" not in args or b"--home" not in args:
+            continue
+        at = args.index(b"--home") + 1
+        node = homes.get(args[at]) if at < len(args) else None
+        if node is not None and _runs_node(int(entry.name), node.home):
+            found.append(ProcessRef(node.name, int(entry.name), node.home.resolve()))
+    return found
+
+
+def write_pids(layout: NetworkLayout, procs: Iterable[ProcessRef]) -> None:
+    doc = {
+        p.name: {"pid": p.pid, "home": str(p.home.relative_to(layout.root))}
+        for p in sorted(procs, key=lambda p: layout.node(p.name).index)
+    }
+    _write_atomic(layout.pids_file, json.dumps(doc, indent=2) + "\n")
+
+
+def clear_pids(layout: NetworkLayout) -> None:
+    layout.pids_file.unlink(missing_ok=True)
+
+
+def busy_ports(nodes: Sequence[NetNode]) -> list[str]:
+    """The ports of ``nodes`` that something else already listens on, for people."""
+    busy: list[str] = []
+    for n in nodes:
+        for port, what in ((n.p2p_port, "p2p"), (n.api_port, "API")):
+            with socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    busy.append(f"{port} ({n.name} {what})")
+    return busy
+
+
+@dataclass(frozen=True, slots=True)
+class NotUp:
+    """A node whose API did not answer: why, and the end of its log."""
+
+    name: str
+    reason: str
+    log_tail: str
+
+
+def wait_until_up(
+    layout: NetworkLayout,
+    procs: Mapping[str, ProcessRef],
+    *,
+    timeout: float = 60.0,
+    on_up: Callable[[str], object] | None = None,
+) -> list[NotUp]:
+    """Wait until the API of every node in ``procs`` answers ``GET /health`` (200, or 503 for
+    a node that runs but is not yet healthy). Returns the nodes that did not, each with the
+    reason (exited with code N, or no answer within ``timeout``) and the tail of its log."""
+    pending = dict(procs)
+    failed: list[NotUp] = []
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=1.0) as client:
+        while pending:
+            for name, proc in list(pending.items()):
+                node = layout.node(name)
+                if not proc.alive():
+                    code = proc.returncode
+                    reason = "exited" + (f" with code {code}" if code is not None else "")
+                    failed.append(NotUp(name, reason, log_tail(node.log_file)))
+                    del pending[name]
+                    continue
+                try:
+                    answered = client.get(f"{node.api_url}/health").status_code in (200, 503)
+                except httpx.HTTPError:
+                    answered = False
+                if answered:
+                    del pending[name]
+                    if on_up is not None:
+                        on_up(name)
+            if not pending:
+                break
+            if time.monotonic() >= deadline:
+                for name in pending:
+                    node = layout.node(name)
+                    failed.append(
+                        NotUp(
+                            name,
+                            f"its API at {node.api_url} did not answer within {timeout:g} s",
+                            log_tail(node.log_file),
+                        )
+                    )
+                break
+            time.sleep(0.2)
+    return sorted(failed, key=lambda f: layout.node(f.name).index)
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    """The last ``lines`` lines of a log file ("" if there is none)."""
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 64 * 1024))
+            data = f.read()
+    except OSError:
+        return ""
+    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])

@@ -1,0 +1,262 @@
+"""A local multi-validator network of real node processes for end-to-end tests.
+
+:class:`LocalNet` generates a network with :func:`citychain.node.testnet.generate_network` in a
+temporary directory and runs each node exactly as ``citychain net up`` does
+(:func:`~citychain.node.testnet.spawn_node`: ``citychain start --home <node home>``, output in
+``<home>/node.log``). With ``proxy=True`` every link between two nodes runs through a
+:class:`~faultproxy.FaultProxy`, so a test can partition the network (``net.proxy``).
+
+Ports: each network takes a block of ports below the kernel's ephemeral range (where the
+proxy's own ports come from), picked at random and checked free, so parallel test workers
+rarely collide. It writes ``pids.json`` like ``net up``, so ``citychain net status --dir
+<net.layout.root>`` shows a running test network while debugging.
+
+Use it as a context manager (every process is stopped, SIGTERM then SIGKILL, and the proxy
+closed on exit), or in a fixture::
+
+    @pytest.fixture
+    def net(tmp_path: Path) -> Iterator[LocalNet]:
+        yield from local_net(tmp_path, validators=4, proxy=True)
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import socket
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+from faultproxy import FaultProxy  # type: ignore[import-not-found]
+
+from citychain.crypto import Signer
+from citychain.crypto.keystore import load_key
+from citychain.node.testnet import (
+    PORT_STRIDE,
+    NetworkLayout,
+    ProcessRef,
+    generate_network,
+    log_tail,
+    spawn_node,
+    stop_processes,
+    wait_until_up,
+    write_pids,
+)
+from citychain.types.genesis import ChainParams
+
+#: Shorter Tendermint timeouts than the defaults: faster rounds when a proposer is down.
+FAST_PARAMS = ChainParams(
+    block_interval_ms=100,
+    timeout_propose_ms=1000,
+    timeout_prevote_ms=500,
+    timeout_precommit_ms=500,
+    timeout_delta_ms=250,
+)
+#: Port blocks are picked between these (below Linux's ephemeral range, 32768 and up).
+_PORT_LOW, _PORT_HIGH = 20000, 32000
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_base_port(validators: int, tries: int = 200) -> int:
+    """A base port whose p2p and API ports for ``validators`` nodes are all free now."""
+    span = PORT_STRIDE * validators
+    for _ in range(tries):
+        base = random.randrange(_PORT_LOW, _PORT_HIGH - span, PORT_STRIDE)
+        if all(_free(base + PORT_STRIDE * i + k) for i in range(validators) for k in (0, 1)):
+            return base
+    raise RuntimeError(f"no free block of {span} ports between {_PORT_LOW} and {_PORT_HIGH}")
+
+
+class LocalNet:
+    """``validators`` real node processes run by ``orgs`` organisations, in ``tmp / "net"``."""
+
+    def __init__(
+        self,
+        tmp: Path,
+        *,
+        validators: int = 4,
+        orgs: int = 2,
+        proxy: bool = False,
+        params: ChainParams | None = None,
+        chain_id: str = "citychain-e2e",
+        accounts: tuple[str, ...] = ("alice", "bob"),
+    ) -> None:
+        base = free_base_port(validators)
+        self.proxy: FaultProxy | None = None
+        if proxy:
+            self.proxy = FaultProxy({i: base + PORT_STRIDE * i for i in range(validators)}).start()
+        try:
+            self.layout: NetworkLayout = generate_network(
+                tmp / "net",
+                validators=validators,
+                orgs=orgs,
+                chain_id=chain_id,
+                base_port=base,
+                accounts=accounts,
+                params=params,
+                peer_address=self._via_proxy if self.proxy is not None else None,
+            )
+        except BaseException:
+            if self.proxy is not None:
+                self.proxy.stop()
+            raise
+        self.procs: dict[int, ProcessRef] = {}
+
+    def _via_proxy(self, i: int, j: int) -> tuple[str, int]:
+        assert self.proxy is not None
+        return "127.0.0.1", self.proxy.port_for(i, j)
+
+    @property
+    def size(self) -> int:
+        return len(self.layout.nodes)
+
+    @property
+    def passphrase(self) -> str:
+        return self.layout.passphrase
+
+    def signer(self, account: str) -> Signer:
+        return load_key(self.layout.keys_dir / f"{account}.json", self.passphrase)
+
+    # -- processes ----------------------------------------------------------------------------
+    def start(self, i: int, *, wait: bool = True, timeout: float = 60) -> None:
+        """Start node ``i``; with ``wait``, return once its API answers."""
+        self.start_many([i], wait=wait, timeout=timeout)
+
+    def start_all(self, *, wait: bool = True, timeout: float = 60) -> None:
+        self.start_many(range(self.size), wait=wait, timeout=timeout)
+
+    def start_many(self, nodes: Iterable[int], *, wait: bool = True, timeout: float = 60) -> None:
+        started: dict[str, ProcessRef] = {}
+        for i in nodes:
+            if self.running(i):
+                raise RuntimeError(f"node{i} is already running (pid {self.procs[i].pid})")
+            self.procs[i] = started[self.layout.nodes[i].name] = spawn_node(self.layout.nodes[i])
+        write_pids(self.layout, self.procs.values())
+        if not wait:
+            return
+        failures = wait_until_up(self.layout, started, timeout=timeout)
+        if failures:
+            raise RuntimeError(
+                "\n\n".join(f"{f.name} did not come up: {f.reason}\n{f.log_tail}" for f in failures)
+            )
+
+    def running(self, i: int) -> bool:
+        p = self.procs.get(i)
+        return p is not None and p.alive()
+
+    def kill(self, i: int) -> int | None:
+        """SIGKILL node ``i`` and wait for it; its exit status (negative: the signal)."""
+        p = self.procs[i]
+        p.signal(signal.SIGKILL)
+        if not p.wait(10):
+            raise RuntimeError(f"node{i} (pid {p.pid}) survived SIGKILL for 10 s")
+        return p.returncode
+
+    def stop(self, i: int, timeout: float = 20) -> int | None:
+        """SIGTERM node ``i`` and wait up to ``timeout`` s for a clean exit (then SIGKILL and
+        fail: a node must stop cleanly). Its exit status."""
+        p = self.procs[i]
+        p.signal(signal.SIGTERM)
+        if not p.wait(timeout):
+            self.kill(i)
+            raise AssertionError(
+                f"node{i} did not stop within {timeout} s of SIGTERM:\n{log_tail(self.log_file(i))}"
+            )
+        return p.returncode
+
+    def restart(self, i: int, *, timeout: float = 60) -> None:
+        if self.running(i):
+            self.stop(i)
+        self.start(i, timeout=timeout)
+
+    def close(self) -> None:
+        """Stop every process (SIGTERM, SIGKILL after 5 s) and the proxy."""
+        try:
+            stop_processes(self.procs.values(), grace=5.0)
+        finally:
+            if self.proxy is not None:
+                self.proxy.stop()
+
+    def __enter__(self) -> LocalNet:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- observing ----------------------------------------------------------------------------
+    def api(self, i: int) -> str:
+        """Node ``i``'s API base URL."""
+        return self.layout.nodes[i].api_url
+
+    def log_file(self, i: int) -> Path:
+        return self.layout.nodes[i].log_file
+
+    def log(self, i: int) -> str:
+        try:
+            return self.log_file(i).read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def get(self, i: int, path: str, timeout: float = 5) -> Any:
+        """``GET <api(i)><path>`` as JSON (raises for an HTTP error)."""
+        r = httpx.get(f"{self.api(i)}{path}", timeout=timeout)
+        r.raise_for_status()
+        return r.json()
+
+    def height(self, i: int) -> int | None:
+        """Node ``i``'s committed height, or ``None`` if its API does not answer."""
+        try:
+            return int(self.get(i, "/v1/status", timeout=2)["height"])
+        except (httpx.HTTPError, ValueError, KeyError):
+            return None
+
+    def heights(self, nodes: Iterable[int] | None = None) -> dict[int, int | None]:
+        return {i: self.height(i) for i in (range(self.size) if nodes is None else nodes)}
+
+    def wait_height(
+        self, height: int, nodes: Iterable[int] | None = None, timeout: float = 60
+    ) -> dict[int, int | None]:
+        """Wait until every node of ``nodes`` (default: all) has committed ``height``;
+        fails with every node's height and the logs of the ones behind."""
+        which = list(range(self.size) if nodes is None else nodes)
+        deadline = time.monotonic() + timeout
+        while True:
+            hs = self.heights(which)
+            behind = [i for i, h in hs.items() if h is None or h < height]
+            if not behind:
+                return hs
+            if time.monotonic() >= deadline:
+                logs = "\n\n".join(
+                    f"--- node{i} ({'running' if self.running(i) else 'not running'}) ---\n"
+                    f"{log_tail(self.log_file(i), 30)}"
+                    for i in behind
+                )
+                raise AssertionError(
+                    f"height {height} not reached within {timeout} s; heights {hs}\n{logs}"
+                )
+            time.sleep(0.2)
+
+
+def local_net(tmp: Path, **kwargs: Any) -> Iterator[LocalNet]:
+    """For a pytest fixture: a started :class:`LocalNet`, closed afterwards."""
+    with LocalNet(tmp, **kwargs) as net:
+        net.start_all()
+        yield net
