@@ -51,8 +51,46 @@ async def _post_batch(client: httpx.AsyncClient, raws: list[bytes]) -> int:
     return sum(1 for r in resp.json()["results"] if r["code"] != "ok")
 
 
+async def fund_senders(
+    client: httpx.AsyncClient,
+    issuer: Signer,
+    *,
+    chain_id: str,
+    senders: int,
+    batch: int,
+    deadline: float,
+) -> list[Signer]:
+    """Fresh accounts, each minted 10^9 tokens by ``issuer``; returns once all are funded."""
+    acct = (await client.get(f"/v1/accounts/{issuer.address.hex()}")).json()
+    nonce = int(acct["pending_nonce"])
+    accounts = [Signer.generate(ED25519) for _ in range(senders)]
+    mints = [
+        Transaction.create(
+            issuer,
+            chain_id=chain_id,
+            nonce=nonce + i,
+            contract="token",
+            method="mint",
+            args={"to": a.address, "amount": 10**9},
+        ).encode()
+        for i, a in enumerate(accounts)
+    ]
+    # Mint in chunks that fit the mempool's per-sender nonce window, waiting for each.
+    chunk = min(batch, 500)
+    for i in range(0, len(mints), chunk):
+        refused = await _post_batch(client, mints[i : i + chunk])
+        if refused:
+            raise Unavailable(f"{refused} funding mints were refused; is the key an issuer?")
+        while time.monotonic() < deadline:
+            acct = (await client.get(f"/v1/accounts/{issuer.address.hex()}")).json()
+            if int(acct["nonce"]) >= nonce + min(i + chunk, senders):
+                break
+            await asyncio.sleep(0.05)
+    return accounts
+
+
 async def run_transfers(
-    url: str,
+    url: str | list[str],
     issuer: Signer,
     *,
     chain_id: str,
@@ -63,36 +101,17 @@ async def run_transfers(
     timeout: float = 300.0,
     log: Callable[[str], None] = print,
 ) -> TransfersResult:
+    urls = [url] if isinstance(url, str) else list(url)
     ceiling = ed25519_verifications_per_second()
     log(f"ceiling: {ceiling:,.0f} Ed25519 verifications/s on all cores")
-    async with httpx.AsyncClient(base_url=url, timeout=60.0) as client:
-        acct = (await client.get(f"/v1/accounts/{issuer.address.hex()}")).json()
-        nonce = int(acct["pending_nonce"])
-        accounts = [Signer.generate(ED25519) for _ in range(senders)]
-        mints = [
-            Transaction.create(
-                issuer,
-                chain_id=chain_id,
-                nonce=nonce + i,
-                contract="token",
-                method="mint",
-                args={"to": a.address, "amount": 10**9},
-            ).encode()
-            for i, a in enumerate(accounts)
-        ]
+    others = [httpx.AsyncClient(base_url=u, timeout=60.0) for u in urls[1:]]
+    async with httpx.AsyncClient(base_url=urls[0], timeout=60.0) as client:
         deadline = time.monotonic() + timeout
-        # Mint in chunks that fit the mempool's per-sender nonce window, waiting for each.
-        chunk = min(batch, 500)
-        for i in range(0, len(mints), chunk):
-            refused = await _post_batch(client, mints[i : i + chunk])
-            if refused:
-                raise Unavailable(f"{refused} funding mints were refused; is the key an issuer?")
-            while time.monotonic() < deadline:
-                acct = (await client.get(f"/v1/accounts/{issuer.address.hex()}")).json()
-                if int(acct["nonce"]) >= nonce + min(i + chunk, senders):
-                    break
-                await asyncio.sleep(0.05)
+        accounts = await fund_senders(
+            client, issuer, chain_id=chain_id, senders=senders, batch=batch, deadline=deadline
+        )
         log(f"funded {senders} senders")
+        clients = [client, *others]
         sink = Signer.generate(ED25519).address
         txs: list[Transaction] = []
         for n in range(per_sender):
@@ -114,12 +133,18 @@ async def run_transfers(
         sem = asyncio.Semaphore(concurrency)
         rejected = 0
 
-        async def send(part: list[bytes]) -> None:
+        async def send(n: int, part: list[bytes]) -> None:
             nonlocal rejected
             async with sem:
-                rejected += await _post_batch(client, part)
+                rejected += await _post_batch(clients[n % len(clients)], part)
 
-        await asyncio.gather(*(send(raws[i : i + batch]) for i in range(0, len(raws), batch)))
+        # Batches go round-robin over the nodes; a node that gets a sender's nonce n+1 before
+        # gossip brings nonce n holds it as gapped (within the mempool's nonce window).
+        await asyncio.gather(
+            *(send(k, raws[i : i + batch]) for k, i in enumerate(range(0, len(raws), batch)))
+        )
+        for c in others:
+            await c.aclose()
         log(f"submitted in {time.monotonic() - t0:.1f}s; waiting for commits")
         args = json.dumps({"owner": {"hex": sink.hex()}})
         expected = len(raws) - rejected

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeRemainingColumn
 
+from citychain.cli._output import fail
 from citychain.errors import CitychainError
 
 console = Console()
@@ -23,6 +24,12 @@ bench_app = typer.Typer(
 )
 
 NodeOpt = Annotated[str, typer.Option("--node", envvar="CITYCHAIN_NODE", help="Node API URL.")]
+NodesOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--also", help="Further node API URLs; load is spread round-robin over all nodes."
+    ),
+]
 
 
 @bench_app.command("transfers")
@@ -39,6 +46,7 @@ def transfers(
     home: Annotated[
         Path | None, typer.Option(envvar="CITYCHAIN_HOME", help="Home holding keys/.")
     ] = None,
+    also: NodesOpt = None,
 ) -> None:
     """Committed token transfers per second through the API (ceiling: Ed25519 verifies/s)."""
     import httpx
@@ -53,7 +61,7 @@ def transfers(
         per_sender = max(1, duration * 5000 // senders)
         res = asyncio.run(
             run_transfers(
-                node,
+                [node, *(also or [])],
                 issuer,
                 chain_id=chain_id,
                 senders=senders,
@@ -63,8 +71,7 @@ def transfers(
             )
         )
     except CitychainError as exc:
-        console.print(f"[bold red]error[/] [{exc.code.value}]: {exc.message}")
-        raise typer.Exit(1) from None
+        raise fail(exc) from None
     except httpx.HTTPError as exc:
         console.print(f"[bold red]error[/]: cannot reach {node}: {exc}")
         raise typer.Exit(1) from None
@@ -73,6 +80,59 @@ def transfers(
         f"admission) in {res.seconds:.1f}s over blocks {res.first_height}..{res.last_height}"
     )
     print(result_line("transfers", res.rate, "transfers/s", res.ceiling, "verifications/s"))
+
+
+@bench_app.command("latency")
+def latency(
+    key: Annotated[
+        str, typer.Option(help="Name or path of a key allowed to mint tokens (an issuer).")
+    ],
+    rate: Annotated[int, typer.Option(help="Offered transfers per second.")],
+    node: NodeOpt = "http://127.0.0.1:26657",
+    duration: Annotated[int, typer.Option(help="Seconds of offered load.")] = 30,
+    senders: Annotated[int, typer.Option(help="Distinct sending accounts.")] = 500,
+    home: Annotated[
+        Path | None, typer.Option(envvar="CITYCHAIN_HOME", help="Home holding keys/.")
+    ] = None,
+    also: NodesOpt = None,
+) -> None:
+    """Submit-to-commit latency p50/p99 at a fixed offered rate (ceiling: Ed25519 verifies/s)."""
+    import httpx
+
+    from citychain.bench import result_line
+    from citychain.bench.latency import run_latency
+    from citychain.cli._keys_access import load_signer
+
+    try:
+        issuer = load_signer(key, home)
+        chain_id = str(httpx.get(f"{node}/v1/status", timeout=10).json()["chain_id"])
+        res = asyncio.run(
+            run_latency(
+                [node, *(also or [])],
+                issuer,
+                chain_id=chain_id,
+                rate=rate,
+                duration=duration,
+                senders=senders,
+                log=lambda m: console.print(f"[dim]{m}[/]"),
+            )
+        )
+    except CitychainError as exc:
+        raise fail(exc) from None
+    except httpx.HTTPError as exc:
+        console.print(f"[bold red]error[/]: cannot reach {node}: {exc}")
+        raise typer.Exit(1) from None
+    console.print(
+        f"committed {res.committed} of {res.submitted} transfers offered at {res.offered_rate}/s "
+        f"({res.committed_rate:,.0f}/s committed); latency p50 {res.p50_s:.2f} s, "
+        f"p99 {res.p99_s:.2f} s, max {res.max_s:.2f} s"
+    )
+    print(
+        result_line(
+            "latency-rate", res.committed_rate, "transfers/s", res.ceiling, "verifications/s"
+        )
+    )
+    print(f"bench latency-p99: {res.p99_s:.2f} s (p50 {res.p50_s:.2f} s)")
 
 
 def _progress(bar: Progress) -> Callable[[str, int, int], None]:
