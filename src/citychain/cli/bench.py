@@ -7,15 +7,17 @@ ratio <r>)``; the ceiling is measured on the same machine in the same run.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeRemainingColumn
 
 from citychain.cli._output import fail
+from citychain.crypto import Signer
 from citychain.errors import CitychainError
 
 console = Console()
@@ -32,49 +34,66 @@ NodesOpt = Annotated[
 ]
 
 
+KeyOpt = Annotated[
+    str, typer.Option(help="Name or path of a key allowed to mint tokens (an issuer).")
+]
+HomeOpt = Annotated[Path | None, typer.Option(envvar="CITYCHAIN_HOME", help="Home holding keys/.")]
+T = TypeVar("T")
+
+
+def _load_run(
+    node: str, key: str, home: Path | None, run: Callable[[Signer, str], Coroutine[Any, Any, T]]
+) -> T:
+    """Load the issuer key, ask the node its chain id, run the benchmark; errors in words."""
+    import httpx
+
+    from citychain.cli._keys_access import load_signer
+
+    try:
+        issuer = load_signer(key, home)
+        chain_id = str(httpx.get(f"{node}/v1/status", timeout=10).json()["chain_id"])
+        return asyncio.run(run(issuer, chain_id))
+    except CitychainError as exc:
+        raise fail(exc) from None
+    except httpx.HTTPError as exc:
+        console.print(f"[bold red]error[/]: cannot reach {escape(node)}: {escape(str(exc))}")
+        raise typer.Exit(1) from None
+
+
+def _log(message: str) -> None:
+    console.print(f"[dim]{escape(message)}[/]")
+
+
 @bench_app.command("transfers")
 def transfers(
-    key: Annotated[
-        str, typer.Option(help="Name or path of a key allowed to mint tokens (an issuer).")
-    ],
+    key: KeyOpt,
     node: NodeOpt = "http://127.0.0.1:26657",
     senders: Annotated[int, typer.Option(help="Distinct sending accounts.")] = 2000,
     duration: Annotated[
         int, typer.Option(help="Seconds of load to prepare (at ~5,000 tx/s).")
     ] = 20,
     batch: Annotated[int, typer.Option(help="Transactions per API request.")] = 1000,
-    home: Annotated[
-        Path | None, typer.Option(envvar="CITYCHAIN_HOME", help="Home holding keys/.")
-    ] = None,
+    home: HomeOpt = None,
     also: NodesOpt = None,
 ) -> None:
     """Committed token transfers per second through the API (ceiling: Ed25519 verifies/s)."""
-    import httpx
-
     from citychain.bench import result_line
     from citychain.bench.transfers import run_transfers
-    from citychain.cli._keys_access import load_signer
 
-    try:
-        issuer = load_signer(key, home)
-        chain_id = str(httpx.get(f"{node}/v1/status", timeout=10).json()["chain_id"])
-        per_sender = max(1, duration * 5000 // senders)
-        res = asyncio.run(
-            run_transfers(
-                [node, *(also or [])],
-                issuer,
-                chain_id=chain_id,
-                senders=senders,
-                per_sender=per_sender,
-                batch=batch,
-                log=lambda m: console.print(f"[dim]{m}[/]"),
-            )
-        )
-    except CitychainError as exc:
-        raise fail(exc) from None
-    except httpx.HTTPError as exc:
-        console.print(f"[bold red]error[/]: cannot reach {node}: {exc}")
-        raise typer.Exit(1) from None
+    res = _load_run(
+        node,
+        key,
+        home,
+        lambda issuer, chain_id: run_transfers(
+            [node, *(also or [])],
+            issuer,
+            chain_id=chain_id,
+            senders=senders,
+            per_sender=max(1, duration * 5000 // senders),
+            batch=batch,
+            log=_log,
+        ),
+    )
     console.print(
         f"committed {res.committed} of {res.submitted} transfers ({res.rejected} refused at "
         f"admission) in {res.seconds:.1f}s over blocks {res.first_height}..{res.last_height}"
@@ -84,44 +103,32 @@ def transfers(
 
 @bench_app.command("latency")
 def latency(
-    key: Annotated[
-        str, typer.Option(help="Name or path of a key allowed to mint tokens (an issuer).")
-    ],
+    key: KeyOpt,
     rate: Annotated[int, typer.Option(help="Offered transfers per second.")],
     node: NodeOpt = "http://127.0.0.1:26657",
     duration: Annotated[int, typer.Option(help="Seconds of offered load.")] = 30,
     senders: Annotated[int, typer.Option(help="Distinct sending accounts.")] = 500,
-    home: Annotated[
-        Path | None, typer.Option(envvar="CITYCHAIN_HOME", help="Home holding keys/.")
-    ] = None,
+    home: HomeOpt = None,
     also: NodesOpt = None,
 ) -> None:
     """Submit-to-commit latency p50/p99 at a fixed offered rate (ceiling: Ed25519 verifies/s)."""
-    import httpx
-
     from citychain.bench import result_line
     from citychain.bench.latency import run_latency
-    from citychain.cli._keys_access import load_signer
 
-    try:
-        issuer = load_signer(key, home)
-        chain_id = str(httpx.get(f"{node}/v1/status", timeout=10).json()["chain_id"])
-        res = asyncio.run(
-            run_latency(
-                [node, *(also or [])],
-                issuer,
-                chain_id=chain_id,
-                rate=rate,
-                duration=duration,
-                senders=senders,
-                log=lambda m: console.print(f"[dim]{m}[/]"),
-            )
-        )
-    except CitychainError as exc:
-        raise fail(exc) from None
-    except httpx.HTTPError as exc:
-        console.print(f"[bold red]error[/]: cannot reach {node}: {exc}")
-        raise typer.Exit(1) from None
+    res = _load_run(
+        node,
+        key,
+        home,
+        lambda issuer, chain_id: run_latency(
+            [node, *(also or [])],
+            issuer,
+            chain_id=chain_id,
+            rate=rate,
+            duration=duration,
+            senders=senders,
+            log=_log,
+        ),
+    )
     console.print(
         f"committed {res.committed} of {res.submitted} transfers offered at {res.offered_rate}/s "
         f"({res.committed_rate:,.0f}/s committed); latency p50 {res.p50_s:.2f} s, "
