@@ -251,6 +251,7 @@ class FakeNode:
         self.state[b"c/token/supply"] = codec.encode(sum(self.genesis_balances.values()))
         self.blocks: list[_Stored] = []
         self.mempool: dict[bytes, Transaction] = {}
+        self.pending_evidence_list: list[DuplicateVoteEvidence] = []
         self.streams: set[FakeStream] = set()
         self.pruned_below = 1
         self.submitted: list[list[bytes]] = []
@@ -412,13 +413,29 @@ class FakeNode:
         return self.healthy, {"height": len(self.blocks), "consensus": "fake"}
 
     def consensus(self) -> dict[str, Any]:
+        names = [f"v{i}" for i in range(len(self.validator_keys))]
         return {
             "engine": "fake",
             "height": len(self.blocks) + 1,
-            "round": 0,
-            "step": "propose",
-            "waiting_for": "transactions",
-            "details": {},
+            "round": 1,
+            "step": "prevote",
+            "waiting_for": "prevotes: 10 of 40 power, need 27",
+            "details": {
+                "proposer": names[0],
+                "proposal": "ab" * 32,
+                "locked_round": -1,
+                "valid_round": -1,
+                "prevotes": {names[0]: "ab" * 32},
+                "precommits": {},
+                "prevote_power": 10,
+                "precommit_power": 0,
+                "total_power": 40,
+                "quorum_power": 27,
+                "last_commit_round": 0,
+                "last_commit_missing": names[-1:],
+                "sync": {"behind": False},
+                "evidence_pending": len(self.pending_evidence_list),
+            },
         }
 
     def peers(self) -> list[dict[str, Any]]:
@@ -429,7 +446,7 @@ class FakeNode:
         return found[:limit]
 
     def pending_evidence(self) -> list[DuplicateVoteEvidence]:
-        return []
+        return list(self.pending_evidence_list)
 
     # -- making blocks ----------------------------------------------------------------------------
     def _execute(self, tx: Transaction, state: dict[bytes, bytes]) -> Receipt:

@@ -12,6 +12,7 @@ from cli_helpers import PASSPHRASE, run
 from fake_node import CHAIN_ID, FakeNode, balance_key, seeded_signer
 
 from citychain.crypto import Signer
+from citychain.types import DuplicateVoteEvidence, Vote, VoteType
 
 ENV = {"CITYCHAIN_PASSPHRASE": PASSPHRASE}
 
@@ -219,3 +220,34 @@ def test_version_and_help() -> None:
     r = run("--help")
     for group in ("keys", "tx", "query", "status", "init", "start", "bench"):
         assert group in r.stdout
+
+
+def test_consensus_shows_what_the_node_waits_for_and_who_voted(served: str) -> None:
+    r = run("consensus")
+    assert r.exit_code == 0, r.output
+    assert "prevotes: 10 of 40 power, need 27" in r.stdout
+    assert "v0" in r.stdout and "missing: v2" in r.stdout
+    doc = json.loads(run("consensus", "--json").stdout)
+    assert doc["step"] == "prevote" and doc["details"]["quorum_power"] == 27
+    assert doc["peers"][0]["name"] == "fake1"
+
+
+def test_evidence_lists_double_signing(served: str, node: FakeNode) -> None:
+    r = run("evidence")
+    assert r.exit_code == 0 and "no evidence" in r.stdout
+    v = node.validator_keys[1]
+    votes = []
+    for block in (b"\x01" * 32, b""):
+        unsigned = Vote(VoteType.PRECOMMIT, 3, 0, block, v.public_key, b"")
+        votes.append(
+            Vote(
+                VoteType.PRECOMMIT, 3, 0, block, v.public_key, v.sign(unsigned.sign_bytes(CHAIN_ID))
+            )
+        )
+    ev = DuplicateVoteEvidence.of(CHAIN_ID, votes[0], votes[1])
+    node.pending_evidence_list.append(ev)
+    r = run("evidence")
+    assert r.exit_code == 0, r.output
+    assert "pending" in r.stdout and v.public_key.hex()[:16] in r.stdout and "precommit" in r.stdout
+    doc = json.loads(run("evidence", "--json").stdout)
+    assert doc["pending"][0]["hash"] == ev.hash.hex()
