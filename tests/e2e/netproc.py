@@ -21,6 +21,7 @@ closed on exit), or in a fixture::
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import signal
 import socket
@@ -35,6 +36,7 @@ from faultproxy import FaultProxy  # type: ignore[import-not-found]
 
 from citychain.crypto import Signer
 from citychain.crypto.keystore import load_key
+from citychain.node.config import NodeConfig
 from citychain.node.testnet import (
     PORT_STRIDE,
     NetworkLayout,
@@ -181,6 +183,15 @@ class LocalNet:
         if self.running(i):
             self.stop(i)
         self.start(i, timeout=timeout)
+
+    def configure(self, i: int, section: str, **values: Any) -> None:
+        """Change settings of ``[section]`` in node ``i``'s node.toml (takes effect at its next
+        start), e.g. ``net.configure(3, "consensus", byzantine="double_sign")``."""
+        home = self.layout.nodes[i].home
+        config = NodeConfig.load(home)
+        changed = dataclasses.replace(getattr(config, section), **values)
+        dataclasses.replace(config, **{section: changed}).save()
+        NodeConfig.load(home)  # what we wrote is what the node accepts
 
     def close(self) -> None:
         """Stop every process (SIGTERM, SIGKILL after 5 s) and the proxy."""

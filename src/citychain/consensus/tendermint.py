@@ -46,8 +46,9 @@ a peer that is ahead makes us start block sync; a peer behind us syncs from us.
 
 Byzantine mode (tests only, ``consensus.byzantine = "double_sign"``): the node signs with
 its raw key, bypassing the signer's guard, proposes two different blocks to the two halves of
-its peers and sends each half a different vote. Honest nodes must still agree, and commit the
-evidence.
+its peers and sends each half a different vote (in a round it proposed in, each half a vote
+for the block that half was proposed; else its own vote to one half and a conflicting one,
+nil or a made-up hash, to the other). Honest nodes must still agree, and commit the evidence.
 """
 
 from __future__ import annotations
@@ -214,7 +215,8 @@ class TendermintEngine:
         #: Rounds the last decided height needed (0 = decided in its first round).
         self.last_commit_round = 0
         self.last_commit_missing: list[str] = []
-        self._byz_blocks: dict[bytes, PendingBlock] = {}
+        #: Byzantine test mode: (height, round) -> the second block proposed to the odd half.
+        self._byz_blocks: dict[tuple[int, int], bytes] = {}
         switch.add_channel(m.CH_CONSENSUS, self._on_consensus_bytes)
         switch.add_channel(m.CH_VOTES, self._on_vote_bytes)
         switch.add_channel(m.CH_EVIDENCE, self._on_evidence_bytes)
@@ -539,11 +541,15 @@ class TendermintEngine:
         await self._feed(VoteInput(vote), log_it=False)
 
     def _double_vote(self, vote: Vote) -> None:
-        """Byzantine test mode: half the peers get ``vote``, the other half a conflicting one."""
+        """Byzantine test mode: half the peers get ``vote``, the other half a conflicting one:
+        for the second block we proposed to that half in this round, if any, else nil (or, for
+        a nil ``vote``, a made-up block hash)."""
         assert self._signer is not None
-        other_hash = NIL if not vote.is_nil else next(iter(self._byz_blocks), bytes(32))
-        if other_hash == vote.block_hash:
-            other_hash = bytes(32)
+        second = self._byz_blocks.get((vote.height, vote.round))
+        if second is not None and second != vote.block_hash:
+            other_hash = second
+        else:
+            other_hash = NIL if not vote.is_nil else bytes(32)
         other = Vote(vote.type, vote.height, vote.round, other_hash, vote.validator, b"")
         other = Vote(
             other.type,
@@ -570,6 +576,9 @@ class TendermintEngine:
                     pending = await self._run(self._chain.check_block, ps.block)
         if pending is None:
             pending = await self._build_block(h)
+        if self._byzantine == "double_sign" and a.value is None:
+            # Before the first proposal is fed: our votes of this round name both blocks.
+            await self._byzantine_second_proposal(h, a.round)
         if self._h is not h or h.decided:
             return
         try:
@@ -577,8 +586,6 @@ class TendermintEngine:
         except DoubleSignRefused as exc:
             log.error("not proposing: %s", exc.message)
             return
-        if self._byzantine == "double_sign" and a.value is None:
-            await self._byzantine_second_proposal(h, a.round)
 
     async def _build_block(self, h: _Height) -> PendingBlock:
         p = self._chain.params
@@ -636,7 +643,10 @@ class TendermintEngine:
         """Test only: a second, different block for the same round to the other half."""
         txs = self._mempool.reap(1, self._chain.params.block_max_bytes, 10**12)
         other = await self._run(self._chain.build_block, txs[:0], self._clock() + 1, self.me or b"")
-        self._byz_blocks[other.block.hash] = other
+        if self._h is not h or h.decided:
+            return
+        self._byz_blocks = {k: v for k, v in self._byz_blocks.items() if k[0] == h.height}
+        self._byz_blocks[(h.height, round_)] = other.block.hash
         ps = await self._send_proposal(h, round_, -1, other, feed=False)
         peers = sorted(self._switch.connected())
         for p in peers[1::2]:
