@@ -228,14 +228,7 @@ class EvidenceMsg:
         return ["evidence", self.evidence.to_list()]
 
 
-Message = (
-    Proposal
-    | BlockPart
-    | RoundState
-    | VoteMsg
-    | TxBatch
-    | EvidenceMsg
-)
+Message = Proposal | BlockPart | RoundState | VoteMsg | TxBatch | EvidenceMsg
 
 
 def encode(msg: Message) -> bytes:
