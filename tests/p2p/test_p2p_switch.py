@@ -243,3 +243,24 @@ def test_full_send_queue_returns_false(pki: Pki) -> None:
             await stop_all(fast, slow)
 
     run(main())
+
+
+def test_stop_lets_queued_frames_leave_first(pki: Pki) -> None:
+    """A node stopping right after accepting work still delivers what it queued."""
+
+    async def main() -> None:
+        pa, pb = free_ports(2)
+        a = make_switch(pki, "alpha", "water", port=pa, peers=[addr("bravo", pb)])
+        b = make_switch(pki, "bravo", "water", port=pb, peers=[addr("alpha", pa)])
+        inbox = Inbox().attach(b, 1)
+        try:
+            await asyncio.gather(a.start(), b.start())
+            await eventually(lambda: a.connected() == ["bravo"], what="connected")
+            payload = b"x" * 60_000
+            sent = sum(a.send("bravo", 1, payload) for _ in range(200))
+            await a.stop()
+            await eventually(lambda: len(inbox.got) == sent, what="all queued frames arrive")
+        finally:
+            await stop_all(a, b)
+
+    run(main())

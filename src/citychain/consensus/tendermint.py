@@ -912,6 +912,8 @@ class TendermintEngine:
             return {names.get(k, k.hex()[:16]): (v.hex() or None) for k, v in sorted(d.items())}
 
         waiting = st.waiting_for
+        for key, name in names.items():  # the machine names keys by hex prefix; people by name
+            waiting = waiting.replace(key.hex()[:8] + "…", name)
         if self.sync.behind:
             waiting = f"block sync: peers are at height {self.sync.best_peer_height}"
         details: dict[str, Any] = {

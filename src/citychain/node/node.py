@@ -381,6 +381,10 @@ class Node:
             self._running = False
 
     def stop(self) -> None:
+        # Transactions accepted in the last few milliseconds still go to the peers.
+        if self._tx_flush is not None:
+            self._tx_flush.cancel()
+            self._flush_txs()
         self.engine.stop()
         for sub in list(self._subscriptions):
             sub.close("node stopping")

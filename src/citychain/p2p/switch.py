@@ -323,14 +323,24 @@ class Switch:
             len(self._peers),
         )
 
-    async def stop(self) -> None:
-        """Close the listener and every connection; cancel every task."""
+    async def stop(self, *, drain_s: float = 1.0) -> None:
+        """Close the listener and every connection; cancel every task.
+
+        Frames already queued to connected peers get up to ``drain_s`` seconds to leave
+        first (transactions a client was told were accepted, the last votes).
+        """
         if self._stopped:
             return
         self._stopped = True
         self._running = False
         if self._server is not None:
             self._server.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + drain_s
+        while loop.time() < deadline and any(
+            p.conn is not None and len(p.queue) for p in self._peers.values()
+        ):
+            await asyncio.sleep(0.01)
         while True:
             tasks = list(self._tasks)
             conns = [s.conn for s in self._peers.values() if s.conn is not None]
