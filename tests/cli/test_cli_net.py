@@ -20,14 +20,8 @@ from citychain.crypto.keystore import load_key
 from citychain.errors import ConfigError
 from citychain.node.config import NodeConfig
 from citychain.node.home import DEMO_BALANCE
-from citychain.node.testnet import (
-    NetworkLayout,
-    ProcessRef,
-    find_node_processes,
-    generate_network,
-    read_pids,
-    stop_processes,
-)
+from citychain.node.processes import ProcessRef, find_node_processes, read_pids, stop_processes
+from citychain.node.testnet import NetworkLayout, generate_network
 from citychain.p2p.certs import read_node_cert
 from citychain.types.genesis import ChainParams, Genesis
 

@@ -2,7 +2,7 @@
 
 :class:`LocalNet` generates a network with :func:`citychain.node.testnet.generate_network` in a
 temporary directory and runs each node exactly as ``citychain net up`` does
-(:func:`~citychain.node.testnet.spawn_node`: ``citychain start --home <node home>``, output in
+(:func:`~citychain.node.processes.spawn_node`: ``citychain start --home <node home>``, output in
 ``<home>/node.log``). With ``proxy=True`` every link between two nodes runs through a
 :class:`~faultproxy.FaultProxy`, so a test can partition the network (``net.proxy``).
 
@@ -37,17 +37,15 @@ from faultproxy import FaultProxy  # type: ignore[import-not-found]
 from citychain.crypto import Signer
 from citychain.crypto.keystore import load_key
 from citychain.node.config import NodeConfig
-from citychain.node.testnet import (
-    PORT_STRIDE,
-    NetworkLayout,
+from citychain.node.processes import (
     ProcessRef,
-    generate_network,
     log_tail,
     spawn_node,
     stop_processes,
     wait_until_up,
     write_pids,
 )
+from citychain.node.testnet import PORT_STRIDE, NetworkLayout, generate_network
 from citychain.types.genesis import ChainParams
 
 #: Shorter Tendermint timeouts than the defaults: faster rounds when a proposer is down.

@@ -43,7 +43,8 @@ from citychain.cli._output import console, err_console, handles_errors
 from citychain.errors import ConfigError, Unavailable
 
 if TYPE_CHECKING:
-    from citychain.node.testnet import NetworkLayout, ProcessRef
+    from citychain.node.processes import ProcessRef
+    from citychain.node.testnet import NetworkLayout
 
 net_app = typer.Typer(
     help="A local network of several validators on this machine (development and tests).",
@@ -111,15 +112,14 @@ def up(
     ] = 60.0,
 ) -> None:
     """Generate a local network (unless --dir holds one) and start every node in the background."""
-    from citychain.node.testnet import (
-        NetworkLayout,
+    from citychain.node.processes import (
         busy_ports,
-        generate_network,
         spawn_node,
         stop_processes,
         wait_until_up,
         write_pids,
     )
+    from citychain.node.testnet import NetworkLayout, generate_network
 
     root = _root(net_dir)
     if fresh and NetworkLayout.exists(root):
@@ -226,7 +226,7 @@ def _size(layout: NetworkLayout) -> str:
 
 def _known_processes(layout: NetworkLayout) -> list[ProcessRef]:
     """Recorded node processes, plus any node of this network found running unrecorded."""
-    from citychain.node.testnet import find_node_processes, read_pids
+    from citychain.node.processes import find_node_processes, read_pids
 
     procs = {p.name: p for p in read_pids(layout)}
     for p in find_node_processes(layout):
@@ -437,7 +437,8 @@ def down(
     ] = 10.0,
 ) -> None:
     """Stop every node of the local network (SIGTERM, then SIGKILL after --timeout)."""
-    from citychain.node.testnet import NetworkLayout, clear_pids, stop_processes
+    from citychain.node.processes import clear_pids, stop_processes
+    from citychain.node.testnet import NetworkLayout
 
     root = _root(net_dir)
     if not NetworkLayout.exists(root):

@@ -51,6 +51,7 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any, Final
 
+from citychain.consensus._durable import fsync_dir as _fsync_dir
 from citychain.crypto import Signer
 from citychain.errors import CitychainError, ConfigError, ErrorCode, InternalError, InvalidInput
 
@@ -95,14 +96,6 @@ class _LastSign:
 
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _check_position(height: int, round_: int, step: int) -> SignStep:

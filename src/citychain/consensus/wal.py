@@ -68,6 +68,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final
 
+from citychain.consensus._durable import fsync_dir as _fsync_dir
 from citychain.errors import ErrorCode, InternalError, InvalidInput, Unavailable
 
 log = logging.getLogger(__name__)
@@ -95,14 +96,6 @@ def segment_name(height: int) -> str:
 def _datasync(fd: int) -> None:
     sync = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
     sync(fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True, slots=True)
