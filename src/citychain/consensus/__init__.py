@@ -1,6 +1,11 @@
-"""Agreeing on blocks. Today: a single validator (:class:`SoloEngine`); the BFT engine
-(Tendermint) replaces it behind the same :class:`ConsensusEngine` interface without touching
-execution or storage."""
+"""Agreeing on blocks, behind one :class:`ConsensusEngine` interface.
+
+* ``TendermintEngine`` (``tendermint.py``, imported from there: it needs p2p) drives the pure Tendermint state machine
+  (``machine.py``, with ``votes.py`` and ``proposer.py``) over p2p, with a write-ahead log
+  (``wal.py``), a signer that never double-signs (``privval.py``), evidence (``evidence.py``)
+  and the wire messages (``messages.py``): the engine of any genesis that names organisations.
+* :class:`SoloEngine` (``solo.py``): a single validator, for a genesis without organisations.
+"""
 
 from citychain.consensus.interface import ConsensusEngine as ConsensusEngine
 from citychain.consensus.interface import ConsensusStatus as ConsensusStatus
