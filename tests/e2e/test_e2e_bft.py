@@ -38,7 +38,7 @@ from netproc import FAST_PARAMS, LocalNet  # type: ignore[import-not-found]
 from citychain.contracts import balance_key
 from citychain.crypto import ED25519, Signer
 from citychain.errors import CitychainError
-from citychain.node.testnet import log_tail
+from citychain.node.processes import log_tail
 from citychain.sdk import Client
 from citychain.types import Receipt, Transaction
 from citychain.types.genesis import ChainParams

@@ -41,7 +41,8 @@ from nodeproc import cli  # type: ignore[import-not-found]
 from citychain.crypto import ED25519, Signer
 from citychain.crypto.keystore import save_key
 from citychain.node.config import ApiConfig, NodeConfig, NodeSettings, P2PSettings
-from citychain.node.testnet import PORT_STRIDE, NetNode, log_tail, spawn_node, stop_processes
+from citychain.node.processes import log_tail, spawn_node, stop_processes
+from citychain.node.testnet import PORT_STRIDE, NetNode
 from citychain.p2p.certs import (
     decrypt_key_pem,
     encrypt_key_pem,
