@@ -1,9 +1,10 @@
 """Agreeing on blocks, behind one :class:`ConsensusEngine` interface.
 
-* ``TendermintEngine`` (``tendermint.py``, imported from there: it needs p2p) drives the pure Tendermint state machine
-  (``machine.py``, with ``votes.py`` and ``proposer.py``) over p2p, with a write-ahead log
-  (``wal.py``), a signer that never double-signs (``privval.py``), evidence (``evidence.py``)
-  and the wire messages (``messages.py``): the engine of any genesis that names organisations.
+* ``TendermintEngine`` (``tendermint.py``; import it from there, it needs p2p) drives the
+  pure Tendermint state machine (``machine.py``, with ``votes.py`` and ``proposer.py``) over
+  p2p, with a write-ahead log (``wal.py``), a signer that never double-signs
+  (``privval.py``), evidence (``evidence.py``) and the wire messages (``messages.py``): the
+  engine of any genesis that names organisations.
 * :class:`SoloEngine` (``solo.py``): a single validator, for a genesis without organisations.
 """
 
