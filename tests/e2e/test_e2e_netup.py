@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from netproc import free_base_port  # type: ignore[import-not-found]
 
@@ -61,6 +62,19 @@ def test_net_up_starts_four_validators_of_two_organisations(tmp_path: Path) -> N
         assert doc["validators"] == 4
         consensus = [n["consensus"] for n in doc["nodes"]]
         assert all(c is not None and c["waiting_for"] for c in consensus)
+        # The metrics the README lists are exported.
+        metrics = httpx.get(f"http://127.0.0.1:{base + 1}/metrics", timeout=10).text
+        for name in (
+            "citychain_height",
+            "citychain_consensus_rounds_per_height",
+            "citychain_block_interval_seconds",
+            "citychain_p2p_peers",
+            "citychain_mempool_txs",
+            "citychain_consensus_missing_votes",
+            "citychain_evidence_committed",
+            "citychain_evidence_pending",
+        ):
+            assert f"\n{name}" in metrics, name
         # The human table names every node and its organisation.
         table = cli("net", "status", "--dir", str(d))
         assert table.returncode == 0

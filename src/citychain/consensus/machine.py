@@ -270,7 +270,8 @@ class MachineStatus:
     waiting_for: str
 
 
-def _short(key: bytes) -> str:
+def short_key(key: bytes) -> str:
+    """How the machine names a validator in its words: a hex prefix."""
     return key.hex()[:8] + "…"
 
 
@@ -576,7 +577,7 @@ class Machine:
                     return f"prevotes of round {vr} for the re-proposed block (round {r})"
             if self._is_validator and proposer == self._me:
                 return f"our own proposal (round {r})"
-            return f"proposal from {_short(proposer)} (round {r})"
+            return f"proposal from {short_key(proposer)} (round {r})"
         if self._step == Step.PREVOTE:
             if self._votes.has_quorum_any(r, VoteType.PREVOTE):
                 return "prevote timeout"

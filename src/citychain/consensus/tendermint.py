@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import deque
@@ -82,6 +83,7 @@ from citychain.consensus.machine import (
     Timeouts,
     VoteAction,
     VoteInput,
+    short_key,
 )
 from citychain.consensus.privval import DoubleSignRefused, PrivValidator, SignStep
 from citychain.consensus.proposer import ProposerSchedule
@@ -109,6 +111,8 @@ T = TypeVar("T")
 
 #: Round-state gossip period, and how often block sync re-checks.
 GOSSIP_MS = 1000
+#: Pending evidence is gossiped again every this many gossip periods (CometBFT: 10 s).
+EVIDENCE_REGOSSIP_TICKS = 10
 #: Inputs queued for the consensus loop; beyond this, peer messages are dropped (votes and
 #: proposals are caught up through round-state gossip).
 INBOX = 20_000
@@ -204,12 +208,12 @@ class TendermintEngine:
         self._h: _Height | None = None
         self._future_votes: list[Vote] = []
         self._future_proposals: list[tuple[str, m.Message]] = []
-        self._peer_state: dict[str, m.RoundState] = {}
         self._stopping = False
         self._replaying = False
         self._deferred: list[Action] = []
         self._replay_own: tuple[set[bytes], set[int]] = (set(), set())
         self._timers: set[asyncio.TimerHandle] = set()
+        self._ticks = 0
         self.dropped_msgs = 0
         self.bad_msgs = 0
         #: Rounds the last decided height needed (0 = decided in its first round).
@@ -300,7 +304,6 @@ class TendermintEngine:
             self._switch.send(peer, m.CH_CONSENSUS, m.encode(self._round_state(h)))
 
     def peer_disconnected(self, peer: str) -> None:
-        self._peer_state.pop(peer, None)
         self.sync.peer_gone(peer)
 
     # == the loop =============================================================================
@@ -317,7 +320,8 @@ class TendermintEngine:
                 elif ev.kind == "sync_ready":
                     await self._apply_synced()
                 elif ev.kind == "gossip":
-                    self._gossip()
+                    self._ticks += 1
+                    self._gossip(evidence=self._ticks % EVIDENCE_REGOSSIP_TICKS == 0)
                 elif ev.kind == "next_height":
                     h = self._h
                     if h is None or h.decided:
@@ -330,13 +334,15 @@ class TendermintEngine:
             await asyncio.sleep(GOSSIP_MS / 1000)
             self._post(_Event("gossip"))
 
-    def _gossip(self) -> None:
+    def _gossip(self, *, evidence: bool = False) -> None:
         h = self._h
         if h is not None:
             self._switch.broadcast(m.CH_CONSENSUS, m.encode(self._round_state(h)))
         self.sync.tick(self._clock())
         if self.sync.behind:
             self._post(_Event("sync_ready"))
+        if not evidence:
+            return
         # Re-gossip pending evidence until a block commits it.
         for ev in self.evidence.all_pending()[:20]:
             self._switch.broadcast(m.CH_EVIDENCE, m.encode(m.EvidenceMsg(ev)))
@@ -718,14 +724,17 @@ class TendermintEngine:
             self.bad_msgs += 1
             log.info("dropped %s from %s: bad signature", vote.describe(), peer or "buffer")
             return
-        self._note_vote(h, vote)
+        self._note_vote(h, vote, key)
         self._wal_write(["vote", vote.to_list(), False])
         # Relay a vote new to us once, so every honest node sees every vote (and equivocations).
         self._switch.broadcast(m.CH_VOTES, m.encode(m.VoteMsg(vote)), exclude=peer or None)
         await self._feed(VoteInput(vote), log_it=False)
 
-    def _note_vote(self, h: _Height, vote: Vote) -> None:
-        key = vote.sign_bytes(self._chain.chain_id) + vote.validator
+    def _note_vote(self, h: _Height, vote: Vote, key: bytes | None = None) -> None:
+        """Keep a vote of this height once (by what was signed and by whom, never by the
+        signature bytes: pitfall 11)."""
+        if key is None:
+            key = vote.sign_bytes(self._chain.chain_id) + vote.validator
         if key not in h.votes_seen:
             h.votes_seen.add(key)
             h.votes.append(vote)
@@ -774,7 +783,8 @@ class TendermintEngine:
         data = b"".join(p for p in ps.parts if p is not None)
         valid = False
         try:
-            block = Block.decode(data, max_size=len(data))
+            # Decoding thousands of transactions is work: off the event loop, like execution.
+            block = await self._run(functools.partial(Block.decode, data, max_size=len(data)))
             if block.hash != prop.block_hash:
                 raise ValueError("the block does not hash to the proposal's block hash")
             ps.block = block
@@ -811,7 +821,6 @@ class TendermintEngine:
         )
 
     def _on_round_state(self, peer: str, rs: m.RoundState) -> None:
-        self._peer_state[peer] = rs
         self.sync.set_peer_height(peer, rs.height - 1)
         h = self._h
         if h is None:
@@ -913,7 +922,7 @@ class TendermintEngine:
 
         waiting = st.waiting_for
         for key, name in names.items():  # the machine names keys by hex prefix; people by name
-            waiting = waiting.replace(key.hex()[:8] + "…", name)
+            waiting = waiting.replace(short_key(key), name)
         if self.sync.behind:
             waiting = f"block sync: peers are at height {self.sync.best_peer_height}"
         details: dict[str, Any] = {
