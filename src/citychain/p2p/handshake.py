@@ -131,7 +131,8 @@ async def refuse_and_close(
         await close_writer(writer)
 
 
-def _peer_cert(writer: asyncio.StreamWriter) -> bytes | None:
+def peer_cert_der(writer: asyncio.StreamWriter) -> bytes | None:
+    """The DER certificate the peer presented on a TLS connection, if any."""
     ssl_object = writer.get_extra_info("ssl_object")
     if not isinstance(ssl_object, ssl.SSLObject | ssl.SSLSocket):
         return None
@@ -211,7 +212,7 @@ async def _checked(
     """The peer certificate, checked; refuses (Refuse frame, close) and raises on failure."""
     try:
         cert = check_peer_certificate(
-            _peer_cert(writer),
+            peer_cert_der(writer),
             purpose="client" if expected is None else "server",
             chain_id=local.chain_id,
             local_name=local.node_name,

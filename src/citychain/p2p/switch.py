@@ -25,6 +25,16 @@ first connection; a later certificate for the same name from another organisatio
 (one organisation's CA cannot take over another organisation's node name). Only configured
 peers are redialled.
 
+**Trusted CAs follow the chain's organisation registry.** They start as the CAs of genesis;
+when governance admits an organisation, replaces its CA or removes it, the node calls
+:meth:`Switch.set_trusted_cas`. That builds a new trust store, new TLS contexts and a new
+:class:`~citychain.p2p.handshake.Local`, which every handshake that starts afterwards uses,
+and closes each established connection whose peer certificate no longer chains to a trusted
+CA of its organisation, with a Refuse that says why. The listener needs no restart: it accepts
+plain TCP and every accepted connection starts TLS (``start_tls``) with the server context
+current at that moment, so replacing the context is enough. A handshake that was already under
+way when the CAs changed is checked again against the new ones before its connection is used.
+
 **Threading.** Everything runs on one asyncio event loop. ``send``, ``broadcast`` and the
 other methods must be called on that loop's thread; channel handlers and the
 ``on_peer_connected`` / ``on_peer_disconnected`` callbacks are called on it and must be quick.
@@ -38,17 +48,24 @@ import asyncio
 import logging
 import random
 import socket
+import ssl
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
 from cryptography import x509
 
-from citychain.errors import ConfigError, ErrorCode, InvalidInput
-from citychain.p2p.certs import NodeCertInfo, check_node_name, issuing_ca, read_node_cert
+from citychain.errors import ConfigError, ErrorCode, InvalidInput, KeystoreError
+from citychain.p2p.certs import (
+    ca_org_id,
+    check_node_name,
+    issuing_ca,
+    node_cert_info,
+    read_node_cert,
+)
 from citychain.p2p.config import Limits, PeerAddress, parse_peer_list
 from citychain.p2p.connection import Connection, PeerStats, ReadLimits, SendQueue
 from citychain.p2p.handshake import (
@@ -60,10 +77,17 @@ from citychain.p2p.handshake import (
     close_writer,
     dial,
     format_address,
+    peer_cert_der,
     refuse_and_close,
 )
 from citychain.p2p.refusals import PeerRefused
-from citychain.p2p.tls import TrustStore, client_context, server_context, when
+from citychain.p2p.tls import (
+    TrustStore,
+    check_still_trusted,
+    client_context,
+    server_context,
+    when,
+)
 
 __all__ = ["Limits", "PeerAddress", "PeerInfo", "Switch", "parse_peer_list"]
 
@@ -117,11 +141,40 @@ class _Peer:
     last_lifetime_s: float = 0.0
     failing_since: float | None = None  # monotonic time of the first failed dial in a row
     last_error: str | None = None
+    cert: x509.Certificate | None = None  # the peer certificate of ``conn``
+    #: ``conn`` is being closed because the trusted CAs no longer cover it: drop its frames.
+    untrusted: bool = False
 
     def __post_init__(self) -> None:
         self.idle.set()
         if self.configured is not None:
             self.address = str(self.configured).partition("@")[2]
+
+
+@dataclass(frozen=True, slots=True)
+class _Identity:
+    """What the TLS contexts are built from, kept to rebuild them when the trusted CAs change.
+
+    The passphrase stays out of ``repr`` (and so out of any log line that shows this object).
+    """
+
+    chain_id: str
+    node_name: str
+    org_id: str
+    cert_file: Path
+    key_file: Path
+    passphrase: str | None = field(repr=False)
+
+    def read_cert(self) -> x509.Certificate:
+        """Our certificate as its file holds it now, checked against who we are."""
+        return _read_own_certificate(self.cert_file, self.chain_id, self.node_name, self.org_id)
+
+    def contexts(self, trust: TrustStore) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+        """(server context, client context) trusting ``trust``."""
+        return (
+            server_context(self.cert_file, self.key_file, self.passphrase, trust),
+            client_context(self.cert_file, self.key_file, self.passphrase, trust),
+        )
 
 
 class _Repeats:
@@ -204,9 +257,16 @@ class Switch:
         if not 0 <= listen_port < 65536:
             raise ConfigError(f"listen port {listen_port} is not in 0..65535")
         trust = TrustStore.from_pems(ca_pems)
-        self._own = _check_own_certificate(cert_file, trust, chain_id, node_name, org_id)
-        self._server_ctx = server_context(cert_file, key_file, key_passphrase, trust)
-        self._client_ctx = client_context(cert_file, key_file, key_passphrase, trust)
+        self._identity = _Identity(chain_id, node_name, org_id, cert_file, key_file, key_passphrase)
+        self._own_cert = self._identity.read_cert()
+        self._own = node_cert_info(self._own_cert)
+        if issuing_ca(self._own_cert, list(trust.cas)) is None:
+            raise ConfigError(
+                f"node certificate {cert_file} was not issued by any organisation CA in genesis"
+            )
+        self._server_ctx, self._client_ctx = self._identity.contexts(trust)
+        #: The CAs the two contexts trust (they lag ``_local.trust`` if a rebuild failed).
+        self._ctx_cas = frozenset(trust.cas)
         self._local = Local(chain_id, bytes(genesis_hash), node_name, org_id, trust)
         self._limits = limits
         self._read_limits = ReadLimits(
@@ -295,6 +355,52 @@ class Switch:
             for s in sorted(self._peers.values(), key=lambda s: s.name)
         ]
 
+    def set_trusted_cas(self, ca_pems: Sequence[bytes]) -> None:
+        """Trust exactly the organisation CAs ``ca_pems`` from now on (on the loop's thread).
+
+        For on-chain governance: the node calls this with the CA of every organisation in the
+        registry after a vote admits an organisation, replaces its CA or removes it. Nothing
+        happens if the set (order and repeats aside) is the one already trusted. Otherwise
+        every handshake that starts afterwards uses a new trust store and new TLS contexts
+        (built from the same certificate and key files as at construction), and every
+        established connection whose peer certificate is no longer issued by a trusted CA of
+        its organisation is closed with a ``wrong_ca`` refusal saying so (logged, and sent to
+        the peer, like any refusal). If our own certificate no longer chains to the new CAs,
+        an error is logged and the node keeps running: the operator must renew it.
+
+        Raises :class:`ConfigError` (and nothing changes) if a CA cannot be parsed or the set
+        is empty. If the contexts cannot be rebuilt (the certificate or key files became
+        unreadable), an error is logged and the old contexts stay in use; the new CAs still
+        apply, because every connection is also checked against them after its handshake
+        (:mod:`citychain.p2p.tls`), and the next call tries the rebuild again.
+        """
+        trust = TrustStore.from_pems(ca_pems)
+        wanted = frozenset(trust.cas)
+        old = self._local.trust
+        if wanted == frozenset(old.cas) and wanted == self._ctx_cas:
+            return
+        if wanted != self._ctx_cas:
+            self._rebuild_contexts(trust)
+        if wanted != frozenset(old.cas):
+            self._local = replace(self._local, trust=trust)
+            self._log.info(
+                "trusted organisation CAs changed: %s; now trusting %s",
+                _trust_change(old, trust),
+                _org_names(trust.cas),
+            )
+            self._close_untrusted(trust)
+        try:
+            check_still_trusted(self._own_cert, trust)
+        except PeerRefused as exc:
+            self._log.error(
+                "our certificate (node %s of organisation %s) does not chain to the "
+                "organisation CAs this chain now trusts: %s. Every peer will refuse it; install "
+                "a certificate from the organisation's current CA and restart this node",
+                self._local.node_name,
+                self._local.org_id,
+                exc.message,
+            )
+
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -357,6 +463,44 @@ class Switch:
 
     # -- internals ----------------------------------------------------------------------
 
+    def _rebuild_contexts(self, trust: TrustStore) -> None:
+        """New TLS contexts for ``trust``; on failure, log and keep the old ones.
+
+        A context in use is never changed: OpenSSL can add trust anchors to a context but not
+        remove them, so a new one is built and installed; the listener picks it up for the
+        next connection it accepts (module docstring).
+        """
+        try:
+            own = self._identity.read_cert()
+            server_ctx, client_ctx = self._identity.contexts(trust)
+        except (ConfigError, KeystoreError) as exc:
+            self._log.error(
+                "cannot rebuild the TLS contexts for the new organisation CAs: %s; the old "
+                "contexts stay in use (peers are still checked against the new CAs after the "
+                "handshake, but nodes of newly admitted organisations cannot connect to us)",
+                exc.message,
+            )
+            return
+        self._server_ctx, self._client_ctx = server_ctx, client_ctx
+        self._ctx_cas = frozenset(trust.cas)
+        self._own_cert, self._own = own, node_cert_info(own)
+
+    def _close_untrusted(self, trust: TrustStore) -> None:
+        """Close every connection whose peer certificate ``trust`` no longer covers."""
+        for state in self._peers.values():
+            conn = state.conn
+            if conn is None:
+                continue
+            refusal = _untrusted(state.cert, trust)
+            if refusal is None:
+                continue
+            refusal.peer_name = state.name
+            state.untrusted = True  # its frames are dropped from now on
+            self._spawn(
+                conn.close(f"{refusal.words}: {refusal.message}", refusal),
+                f"p2p-close-{state.name}",
+            )
+
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
@@ -388,6 +532,9 @@ class Switch:
         return False
 
     def _deliver(self, peer: str, channel: int, payload: bytes) -> None:
+        state = self._peers.get(peer)
+        if state is not None and state.untrusted:
+            return  # its connection is closing: its organisation's CA is no longer trusted
         handler = self._handlers.get(channel)
         if handler is None:
             self._log.debug("dropped a frame on channel %d from %s: no handler", channel, peer)
@@ -459,12 +606,13 @@ class Switch:
     async def _accept(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, address: str, host: str
     ) -> None:
+        local = self._local
         try:
             est = await accept(
                 reader,
                 writer,
                 context=self._server_ctx,
-                local=self._local,
+                local=local,
                 timeout_s=self._limits.handshake_timeout_ms / 1000,
             )
         except PeerRefused as exc:
@@ -490,7 +638,7 @@ class Switch:
             return
         finally:
             self._pending_inbound -= 1
-        self._register(est)
+        self._register(est, local)
 
     async def _dial_loop(self, state: _Peer) -> None:
         assert state.configured is not None
@@ -509,13 +657,14 @@ class Switch:
                 if not state.idle.is_set():
                     continue
             head_start = False
+            local = self._local
             try:
                 est = await dial(
                     target.name,
                     target.host,
                     target.port,
                     context=self._client_ctx,
-                    local=self._local,
+                    local=local,
                     timeout_s=self._limits.handshake_timeout_ms / 1000,
                 )
             except PeerRefused as exc:
@@ -544,15 +693,30 @@ class Switch:
                 backoff = min(backoff * 2, max_s)
                 continue
             state.failing_since = None
-            if not self._register(est):
+            if not self._register(est, local):
                 backoff = min(backoff * 2, max_s)
 
-    def _register(self, est: Established) -> bool:
-        """Adopt a handshaken connection, or close it. ``True`` if it is now in use."""
+    def _register(self, est: Established, local: Local) -> bool:
+        """Adopt a handshaken connection, or close it. ``True`` if it is now in use.
+
+        ``local`` is what the handshake checked the peer against; if the trusted CAs changed
+        since, the peer certificate is checked again against the current ones.
+        """
         name, org = est.cert.node_name, est.cert.org_id
         if not self._running:
             self._spawn(_close_est(est, None), f"p2p-close-{name}")
             return False
+        cert = _peer_x509(est)
+        if local is not self._local:
+            refusal = _untrusted(cert, self._local.trust)
+            if refusal is not None:
+                refusal.peer_name = name
+                self._log_refusal(refusal, f"{name} at {est.address}", name)
+                known = self._peers.get(name)
+                if known is not None and known.conn is None:
+                    known.last_error = refusal.short()
+                self._spawn(_close_est(est, refusal), f"p2p-close-{name}")
+                return False
         state = self._peers.get(name)
         if state is None:
             state = _Peer(name, None, SendQueue(self._limits.send_queue))
@@ -585,7 +749,8 @@ class Switch:
         _set_keepalive(est.writer)
         old = state.conn
         if old is not None:
-            keep_new = self._prefer(conn, old)
+            # An old connection being closed for its CA never wins over one that passed.
+            keep_new = state.untrusted or self._prefer(conn, old)
             loser, winner = (old, conn) if keep_new else (conn, old)
             refusal = PeerRefused(
                 "duplicate",
@@ -597,11 +762,13 @@ class Switch:
                 self._spawn(_close_est(est, refusal), f"p2p-close-{name}")
                 return False
             state.conn = conn  # before closing the old one, so its on_closed is ignored
+            state.cert, state.untrusted = cert, False
             state.direction, state.address = conn.direction, self._address_of(state, conn)
             conn.start()
             self._spawn(old.close("duplicate connection", refusal), f"p2p-close-{name}")
             return True
         state.conn = conn
+        state.cert, state.untrusted = cert, False
         state.org_id = org
         state.direction, state.address = conn.direction, self._address_of(state, conn)
         state.since_ms = _now_ms()
@@ -634,6 +801,7 @@ class Switch:
         if state is None or state.conn is not conn:
             return  # a duplicate that lost, or a connection never adopted
         state.conn = None
+        state.cert, state.untrusted = None, False
         state.stats.dropped += state.queue.clear()
         state.last_error = refusal.short() if refusal is not None else reason
         state.since_ms = _now_ms()
@@ -659,10 +827,32 @@ async def _close_est(est: Established, refusal: PeerRefused | None) -> None:
         await refuse_and_close(est.reader, est.writer, refusal)
 
 
-def _check_own_certificate(
-    cert_file: Path, trust: TrustStore, chain_id: str, node_name: str, org_id: str
-) -> NodeCertInfo:
-    """Refuse to start with a certificate that peers would refuse for a config reason."""
+def _peer_x509(est: Established) -> x509.Certificate | None:
+    """The certificate the peer of ``est`` presented (checked in the handshake)."""
+    der = peer_cert_der(est.writer)
+    if der is None:
+        return None
+    try:
+        return x509.load_der_x509_certificate(der)
+    except ValueError:
+        return None
+
+
+def _untrusted(cert: x509.Certificate | None, trust: TrustStore) -> PeerRefused | None:
+    """Why ``trust`` no longer covers a peer certificate, or ``None`` if it does."""
+    if cert is None:
+        return PeerRefused("wrong_ca", "its certificate cannot be checked against the new CAs")
+    try:
+        check_still_trusted(cert, trust)
+    except PeerRefused as exc:
+        return exc
+    return None
+
+
+def _read_own_certificate(
+    cert_file: Path, chain_id: str, node_name: str, org_id: str
+) -> x509.Certificate:
+    """Our certificate, refused (:class:`ConfigError`) if it is not for this node and chain."""
     try:
         pem = cert_file.read_bytes()
     except OSError as exc:
@@ -682,8 +872,29 @@ def _check_own_certificate(
                 f"node certificate {cert_file} is for {what} {have!r}, but this node's {what} "
                 f"is {want!r}"
             )
-    if issuing_ca(cert, list(trust.cas)) is None:
-        raise ConfigError(
-            f"node certificate {cert_file} was not issued by any organisation CA in genesis"
+    return cert
+
+
+def _org_names(cas: Sequence[x509.Certificate]) -> str:
+    """``'roads', 'water'``: the organisations the CAs speak for, for log lines."""
+    names = sorted({ca_org_id(ca) or ca.subject.rfc4514_string() for ca in cas})
+    return ", ".join(repr(n) for n in names) or "none"
+
+
+def _trust_change(old: TrustStore, new: TrustStore) -> str:
+    """What changed between two trust stores, in words: admitted, replaced, removed."""
+    old_set, new_set = set(old.cas), set(new.cas)
+    gone = [ca for ca in old.cas if ca not in new_set]
+    came = [ca for ca in new.cas if ca not in old_set]
+    gone_orgs = {ca_org_id(ca) for ca in gone}
+    came_orgs = {ca_org_id(ca) for ca in came}
+    parts = [
+        f"{verb} {_org_names(cas)}"
+        for verb, cas in (
+            ("admitted", [ca for ca in came if ca_org_id(ca) not in gone_orgs]),
+            ("replaced the CA of", [ca for ca in came if ca_org_id(ca) in gone_orgs]),
+            ("removed", [ca for ca in gone if ca_org_id(ca) not in came_orgs]),
         )
-    return info
+        if cas
+    ]
+    return "; ".join(parts)

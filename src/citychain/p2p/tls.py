@@ -3,9 +3,11 @@
 Theory of operation
 -------------------
 Each node holds one certificate from its organisation's CA (see :mod:`citychain.p2p.certs`)
-and trusts the CA certificates of every organisation in genesis. Both contexts are TLS 1.3
-only; hostname checks are off (identity is not a DNS name here: it is the node name in the
-certificate and the chain id in its ``citychain://`` URI). Every connection is checked twice:
+and trusts the CA certificates of every organisation in the chain's organisation registry
+(below, "genesis CA" means a CA of that registry; see the end of this docstring). Both
+contexts are TLS 1.3 only; hostname checks are off (identity is not a DNS name here: it is
+the node name in the certificate and the chain id in its ``citychain://`` URI). Every
+connection is checked twice:
 
 1. **In the handshake, by OpenSSL, on the accepting side**: the server context is
    ``CERT_REQUIRED``, so a dialler must present a certificate that chains to a genesis CA
@@ -39,6 +41,15 @@ Two deliberate departures from "let OpenSSL refuse everything in the handshake",
   valid before ...; check the clocks of both machines``.
 
 Node certificates must be issued *directly* by a CA listed in genesis.
+
+**The trust store follows the organisation registry and can change at runtime.** It starts as
+the CAs of genesis; on-chain governance may then admit an organisation, replace its CA or
+remove it while the network runs. A :class:`TrustStore` and the contexts built from it never
+change (OpenSSL can add to a context's trust anchors but never remove one): a change builds a
+new store and new contexts for the handshakes that start afterwards
+(:meth:`citychain.p2p.switch.Switch.set_trusted_cas`), and every established connection is
+checked again with :func:`check_still_trusted`, which says in plain words whether the peer's
+organisation was removed or its CA replaced.
 """
 
 from __future__ import annotations
@@ -221,6 +232,38 @@ def check_peer_certificate(
         exc.peer_name = info.node_name
         raise
     return info
+
+
+def check_still_trusted(cert: x509.Certificate, trust: TrustStore) -> None:
+    """Refuse (:class:`PeerRefused`, ``wrong_ca``) a node certificate ``trust`` no longer covers.
+
+    For certificates that passed :func:`check_peer_certificate` under an earlier trust store
+    (established connections, handshakes in progress, our own certificate) after the trusted
+    CAs changed: the certificate must still be issued directly by a trusted CA of its own
+    organisation. The words say whether the organisation's CA was removed or replaced.
+    """
+    try:
+        info = node_cert_info(cert)
+    except InvalidInput as exc:
+        raise PeerRefused(
+            "protocol", f"its certificate is not a citychain node certificate: {exc.message}"
+        ) from None
+    ca = issuing_ca(cert, list(trust.cas))
+    if ca is not None and ca_org_id(ca) == info.org_id:
+        return
+    org = info.org_id
+    if any(ca_org_id(c) == org for c in trust.cas):
+        detail = (
+            f"the CA of organisation {org!r} that issued the certificate of {info.node_name} is "
+            f"no longer trusted by this chain (replaced by governance); {info.node_name} needs "
+            f"a certificate from the organisation's new CA"
+        )
+    else:
+        detail = (
+            f"the CA of organisation {org!r} is no longer trusted by this chain (the "
+            "organisation was removed by governance)"
+        )
+    raise PeerRefused("wrong_ca", detail, peer_name=info.node_name)
 
 
 def _check_issuer(
