@@ -53,6 +53,14 @@ class ErrorCode(StrEnum):
     INSUFFICIENT_FUNDS = "insufficient_funds"
     CONTRACT_ERROR = "contract_error"
     CALL_DEPTH = "call_depth"
+    # identity, access policies and governance
+    NOT_MEMBER = "not_member"
+    REVOKED = "revoked"
+    FROZEN = "frozen"
+    POLICY_NOT_MET = "policy_not_met"
+    PROPOSAL_EXPIRED = "proposal_expired"
+    PROPOSAL_EXECUTED = "proposal_executed"
+    PROPOSAL_NOT_PASSED = "proposal_not_passed"
     # Reads
     NOT_FOUND = "not_found"
     HEIGHT_PRUNED = "height_pruned"

@@ -150,7 +150,7 @@ def _wire(**overrides: Any) -> list[Any]:
     [
         ({"a": 1}, "a CBOR array of 10 items"),
         (_wire()[:9], "a CBOR array of 10 items"),
-        ([*_wire(), 0], "a CBOR array of 10 items"),
+        ([*_wire(), 0], "endorsements must be a non-empty list"),
         (_wire(version=2), "unsupported transaction version 2"),
         (_wire(chain_id=7), "chain_id must be a non-empty text string"),
         (_wire(chain_id=""), "chain_id must be a non-empty text string"),

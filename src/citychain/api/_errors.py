@@ -40,6 +40,10 @@ _STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.UNKNOWN_CONTRACT: 404,
     ErrorCode.UNKNOWN_METHOD: 404,
+    ErrorCode.NOT_MEMBER: 403,
+    ErrorCode.REVOKED: 403,
+    ErrorCode.FROZEN: 403,
+    ErrorCode.POLICY_NOT_MET: 403,
     ErrorCode.UNAVAILABLE: 503,
     ErrorCode.INTERNAL: 500,
 }

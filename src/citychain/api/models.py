@@ -79,6 +79,11 @@ class SubmitOneResponse(_Model):
     status: Literal["pending"]
 
 
+class EndorsementModel(_Model):
+    public_key: Hex
+    signature: Hex
+
+
 class TransactionModel(_Model):
     hash: Hash
     chain_id: str
@@ -90,6 +95,9 @@ class TransactionModel(_Model):
     args: dict[str, Canonical]
     gas_limit: int
     signature: Hex
+    endorsements: list[EndorsementModel] = Field(
+        default_factory=list, description="co-signatures for multi-organisation policies"
+    )
 
 
 class EventModel(_Model):

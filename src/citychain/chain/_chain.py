@@ -23,13 +23,21 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from citychain import codec
 from citychain.crypto import CryptoSuite, get_suite
 from citychain.errors import ConfigError, ErrorCode, InternalError, ProofError
-from citychain.execution import BlockContext, BlockResult, ContractRegistry, Executor, GasSchedule
+from citychain.execution import (
+    BlockContext,
+    BlockResult,
+    ContractRegistry,
+    Executor,
+    GasSchedule,
+    access,
+)
 from citychain.proof import merkle
 from citychain.state import PreparedState, StateDB
 from citychain.store.blocks import BlockStore
@@ -41,11 +49,12 @@ from citychain.types import (
     Header,
     Receipt,
     Transaction,
+    Validator,
     ValidatorSet,
     evidence_root,
     tx_root,
 )
-from citychain.types.genesis import Genesis
+from citychain.types.genesis import ChainParams, Genesis
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +103,17 @@ class Chain:
         self.state = StateDB(kv, retain_versions=retain_versions)
         self._commit_lock = threading.Lock()
         self._init_or_check_genesis()
+        self._load_params()
+
+    def _load_params(self) -> None:
+        """Chain parameters and gas costs as governance last set them (genesis until then)."""
+        raw = self.state.get(access.PARAMS_KEY)
+        if raw is None:
+            return
+        value = codec.decode(raw)
+        chain = {**asdict(self.genesis.params), **value["chain"]}
+        self.params = ChainParams(**chain)
+        self.executor.set_gas(GasSchedule.from_dict(value["gas"]))
 
     # -- genesis ---------------------------------------------------------------------------
     def _init_or_check_genesis(self) -> None:
@@ -248,10 +268,45 @@ class Chain:
                 raise InternalError("commit does not belong to this block")
             batch = self.kv.batch()
             self.blocks.save(batch, block, commit, pending.receipts)
+            writes = pending.result.writes
+            scheduled = writes.get(access.VALSET_KEY)
+            if scheduled is not None:
+                # Governance changed the validator set at this height: it is in force from
+                # the height the contract wrote (this height + 2), in the same atomic batch.
+                value = codec.decode(scheduled)
+                self.blocks.save_validators(
+                    batch,
+                    value["from"],
+                    ValidatorSet(Validator(bytes(v[0]), v[1], v[2]) for v in value["validators"]),
+                )
             self.state.commit(pending.prepared, batch)
             self.kv.write(batch, sync=True)
             self.state.committed(pending.prepared)
             self.blocks.committed(block.height)
+            if access.PARAMS_KEY in writes:
+                self._load_params()
+
+    # -- governance views ------------------------------------------------------------------
+    def governance_changed(self, pending: PendingBlock) -> bool:
+        """Whether the block changed the organisations (and so the network's trust store)."""
+        prefix = access.ORG_PREFIX
+        return any(k.startswith(prefix) for k in pending.result.writes)
+
+    def organisations(self) -> list[dict[str, Any]]:
+        """The organisations on chain now (id, name, ca_cert, ...), ascending by id."""
+        return [codec.decode(v) for _, v in self.state.iter_prefix(access.ORG_PREFIX)]
+
+    def check_admission(self, tx: Transaction) -> None:
+        """Refuse ``tx`` early if the committed state's access rules would refuse it
+        (ExecutionFailure with the receipt's code); the mempool calls this on admission."""
+        prev = self.last_header()
+        ctx = BlockContext(
+            self.chain_id,
+            self.height + 1,
+            prev.time if prev else self.genesis.genesis_time,
+            b"",
+        )
+        self.executor.check_admission(self.state, ctx, tx)
 
     def close(self) -> None:
         self.kv.close()

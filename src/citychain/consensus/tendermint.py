@@ -167,6 +167,16 @@ class _Event:
     payload: Any = None
 
 
+def _timeouts(chain: Chain) -> Timeouts:
+    p = chain.params
+    return Timeouts(
+        propose_ms=p.timeout_propose_ms,
+        prevote_ms=p.timeout_prevote_ms,
+        precommit_ms=p.timeout_precommit_ms,
+        delta_ms=p.timeout_delta_ms,
+    )
+
+
 class TendermintEngine:
     def __init__(
         self,
@@ -192,13 +202,7 @@ class TendermintEngine:
         self._byzantine = byzantine
         self._clock = clock
         self.me: bytes | None = privval.public_key if privval is not None else None
-        p = chain.params
-        self._timeouts = Timeouts(
-            propose_ms=p.timeout_propose_ms,
-            prevote_ms=p.timeout_prevote_ms,
-            precommit_ms=p.timeout_precommit_ms,
-            delta_ms=p.timeout_delta_ms,
-        )
+        self._timeouts = _timeouts(chain)
         self.evidence = EvidencePool(chain)
         self.sync = BlockSync(chain, self._send_sync, window=sync_window)
         self.sync.on_ready = lambda: self._post(_Event("sync_ready"))
@@ -362,6 +366,7 @@ class TendermintEngine:
         height = chain.height + 1
         validators = chain.validators(height)
         schedule = self._proposer_schedule(validators)
+        self._timeouts = _timeouts(chain)  # governance may have changed them
         me = self.me if self.me is not None and self.me in validators else None
         machine = Machine(
             height, validators, me, self._timeouts, lambda r: schedule.proposer(height, r)

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import logging
 from bisect import bisect_left
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +48,7 @@ from citychain.errors import (
     ExecutionFailure,
     InternalError,
 )
+from citychain.execution import access
 from citychain.execution.contract import Contract, ContractRegistry, MethodSpec
 from citychain.execution.gas import GasSchedule
 from citychain.execution.keys import MAX_CONTRACT_KEY, contract_address, contract_prefix
@@ -272,6 +273,22 @@ class Context:
         """The hash of the transaction being executed (empty in queries and at genesis)."""
         return self._f.tx_hash
 
+    def account_address(self, public_key: bytes) -> bytes:
+        """The account address of ``public_key`` under the chain's crypto suite."""
+        return self._rt.suite.address(public_key)
+
+    def check_public_key(self, public_key: bytes) -> None:
+        """Raise InvalidInput unless ``public_key`` is a valid key of the chain's suite."""
+        self._rt.suite.check_public_key(public_key)
+
+    def contract_address(self, name: str) -> bytes:
+        """The address contract ``name`` acts as (and is frozen by)."""
+        return self._rt.address_of(name)
+
+    def contract_versions(self, name: str) -> list[int]:
+        """The versions of system contract ``name`` this release ships (empty: none)."""
+        return self._rt.registry.versions(name)
+
     @property
     def height(self) -> int:
         return self._f.block.height
@@ -444,6 +461,14 @@ class _Runtime:
             prefix = self._prefixes[name] = contract_prefix(name)
         return prefix
 
+    def resolve(self, name: str, get: Callable[[bytes], bytes | None]) -> Contract:
+        """The enabled version of contract ``name``; ``get`` reads a full state key. Only a
+        contract that ships in several versions costs a state read."""
+        if len(self.registry.versions(name)) <= 1:
+            return self.registry.get(name)
+        raw = get(self.prefix_of(access.GOV) + access.sysver_key(name))
+        return self.registry.get(name, None if raw is None else int(codec.decode(raw)))
+
     def run(
         self,
         frame: _TxFrame,
@@ -477,7 +502,7 @@ class _Runtime:
                     f"{self.max_depth}",
                     ErrorCode.CALL_DEPTH,
                 )
-            target = self.registry.get(contract)
+            target = self.resolve(contract, lambda k: frame.writes.get(k, frame.pending.get(k)))
             spec = target.lookup(method)
             if not isinstance(args, Mapping):
                 raise _contract_error(f"arguments of a call to {contract}.{method} must be a map")

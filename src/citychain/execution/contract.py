@@ -58,6 +58,8 @@ class Contract:
     """Base class of system contracts. Subclasses set ``name`` and decorate entry points."""
 
     name: ClassVar[str]
+    #: Several versions of one contract may ship; governance chooses the enabled one.
+    version: ClassVar[int] = 1
     entries: ClassVar[Mapping[str, MethodSpec]] = MappingProxyType({})
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -95,12 +97,16 @@ class Contract:
 
 
 class ContractRegistry:
-    """The system contracts of a chain, by name. Fixed before the first block executes."""
+    """The system contracts of a chain, by name and version. Fixed before the first block.
+
+    A name may have several versions (``Contract.version``); the lowest is enabled at genesis
+    and governance enables another (``gov`` proposal ``enable_contract``), recorded in state
+    so every node switches at the same height."""
 
     __slots__ = ("_contracts",)
 
     def __init__(self) -> None:
-        self._contracts: dict[str, Contract] = {}
+        self._contracts: dict[str, dict[int, Contract]] = {}
 
     def register(self, contract: Contract) -> None:
         name = getattr(type(contract), "name", None)
@@ -109,22 +115,41 @@ class ContractRegistry:
                 f"contract name {name!r} is invalid: use 1-64 lower-case letters, digits and "
                 "'_', starting with a letter"
             )
-        if name in self._contracts:
+        version = type(contract).version
+        if type(version) is not int or version < 1:
+            raise ConfigError(f"contract {name!r}: version must be a positive integer")
+        versions = self._contracts.setdefault(name, {})
+        if version in versions:
             raise ConfigError(f"a contract named {name!r} is already registered")
-        self._contracts[name] = contract
+        versions[version] = contract
 
-    def get(self, name: str) -> Contract:
-        """The contract ``name``; ExecutionFailure (UNKNOWN_CONTRACT) if none."""
-        contract = self._contracts.get(name)
-        if contract is None:
+    def get(self, name: str, version: int | None = None) -> Contract:
+        """The contract ``name`` (its lowest version unless ``version`` is given);
+        ExecutionFailure (UNKNOWN_CONTRACT) if none."""
+        versions = self._contracts.get(name)
+        if versions is None:
             known = ", ".join(self.names()) or "none"
             raise ExecutionFailure(
                 f"no contract named {name!r} (contracts: {known})", ErrorCode.UNKNOWN_CONTRACT
             )
+        if version is None:
+            return versions[min(versions)]
+        contract = versions.get(version)
+        if contract is None:
+            raise ExecutionFailure(
+                f"version {version} of contract {name!r} is enabled on chain but this node "
+                f"only has versions {', '.join(map(str, sorted(versions)))}: upgrade the node",
+                ErrorCode.UNKNOWN_CONTRACT,
+            )
         return contract
 
     def find(self, name: str) -> Contract | None:
-        return self._contracts.get(name)
+        versions = self._contracts.get(name)
+        return versions[min(versions)] if versions else None
+
+    def versions(self, name: str) -> list[int]:
+        """The versions of ``name`` registered here, ascending (empty: none)."""
+        return sorted(self._contracts.get(name, {}))
 
     def names(self) -> tuple[str, ...]:
         """Registered names in ascending order."""

@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from citychain import codec
-from citychain.crypto import CryptoSuite, VerifyItem
+from citychain.crypto import CryptoSuite
 from citychain.errors import (
     CitychainError,
     ConfigError,
@@ -64,10 +64,12 @@ from citychain.errors import (
     InvalidInput,
     Unavailable,
 )
+from citychain.execution import access
 from citychain.execution.context import (
     MAX_CALL_DEPTH,
     BlockContext,
     Context,
+    _merge,
     _Pending,
     _plain,
     _Runtime,
@@ -79,6 +81,7 @@ from citychain.execution.gas import GasSchedule
 from citychain.execution.keys import ADDRESS_SIZE, account_nonce_key, decode_nonce, encode_nonce
 from citychain.state.interface import StateReader
 from citychain.types import Receipt, Transaction
+from citychain.types.tx import batch_verify_txs
 
 log = logging.getLogger(__name__)
 
@@ -135,15 +138,17 @@ class Executor:
     def gas(self) -> GasSchedule:
         return self._rt.gas
 
+    def set_gas(self, gas: GasSchedule) -> None:
+        """Use new gas costs from the next block on (a governance parameter change)."""
+        self._rt.gas = gas
+
     # -- blocks ----------------------------------------------------------------------------
     def execute_block(
         self, state: StateReader, ctx: BlockContext, txs: Sequence[Transaction]
     ) -> BlockResult:
         """Execute ``txs`` in order on ``state`` (which is only read)."""
         txs = tuple(txs)
-        valid = self._rt.suite.batch_verify(
-            [VerifyItem(tx.sender, tx.signing_bytes(), tx.signature) for tx in txs]
-        )
+        valid = batch_verify_txs(self._rt.suite, txs)
         pending = _Pending(state)
         receipts = tuple(
             self._execute_tx(pending, ctx, tx, ok) for tx, ok in zip(txs, valid, strict=True)
@@ -203,7 +208,7 @@ class Executor:
                 f"of {intrinsic}",
             )
         try:
-            contract = rt.registry.get(tx.contract)
+            contract = rt.resolve(tx.contract, pending.get)
             spec = contract.lookup(tx.method)
         except ExecutionFailure as exc:
             return _refused(tx_hash, exc.code, exc.message)
@@ -215,6 +220,11 @@ class Executor:
             )
 
         pending.put(nonce_key, encode_nonce(nonce + 1))
+        try:
+            self._check_access(pending, ctx, tx, sender)
+        except ExecutionFailure as exc:
+            _raise_fault(pending, None)
+            return Receipt(tx_hash, exc.code.value, exc.message, intrinsic, None, ())
         frame = _TxFrame(pending, ctx, tx.gas_limit, intrinsic, sender, tx.sender, tx_hash)
         try:
             result, encoded = rt.run(frame, contract, spec, sender, False, 1, private_args(tx.args))
@@ -253,6 +263,38 @@ class Executor:
         return Receipt(
             tx_hash, _OK, "", frame.gas_used, _plain(result, encoded), tuple(frame.events)
         )
+
+    def _check_access(
+        self, pending: _Pending, ctx: BlockContext, tx: Transaction, sender: bytes
+    ) -> None:
+        rt = self._rt
+        gov_prefix = rt.prefix_of(access.GOV)
+
+        def get(key: bytes) -> bytes | None:
+            return pending.get(gov_prefix + key)
+
+        def list_orgs() -> list[str]:
+            prefix = gov_prefix + access.ORG
+            items = _merge(pending.base_items(prefix), pending.with_prefix(prefix))
+            return [k[len(prefix) :].decode() for k, _ in items]
+
+        signers = [sender] + [rt.suite.address(pk) for pk, _ in tx.endorsements]
+        access.check_access(
+            get,
+            list_orgs,
+            contract=tx.contract,
+            method=tx.method,
+            contract_address=rt.address_of(tx.contract),
+            signers=signers,
+            block_time=ctx.time,
+        )
+
+    def check_admission(self, state: StateReader, ctx: BlockContext, tx: Transaction) -> None:
+        """The access checks of :meth:`execute_block` for ``tx`` on ``state`` alone (the
+        mempool's early refusal); raises ExecutionFailure with the code a receipt would carry."""
+        pending = _Pending(state)
+        self._check_access(pending, ctx, tx, self._rt.suite.address(tx.sender))
+        _raise_fault(pending, None)
 
     # -- genesis ---------------------------------------------------------------------------
     def init_genesis(
@@ -309,7 +351,8 @@ class Executor:
         Raises ExecutionFailure / InvalidInput with the contract's code.
         """
         rt = self._rt
-        target = rt.registry.get(contract)
+        pending = _Pending(state)
+        target = rt.resolve(contract, pending.get)
         spec = target.lookup(method)
         if not spec.read_only:
             raise ExecutionFailure(
@@ -330,7 +373,6 @@ class Executor:
             raise InvalidInput(
                 f"query arguments are not canonical data: {exc.message}", ErrorCode.BAD_ARGUMENTS
             ) from None
-        pending = _Pending(state)
         frame = _TxFrame(pending, ctx, rt.gas.max_gas_per_tx, 0, caller, b"", b"")
         try:
             result, encoded = rt.run(frame, target, spec, caller, True, 1, call_args)

@@ -54,9 +54,9 @@ import heapq
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from citychain.crypto import CryptoSuite, VerifyItem
+from citychain.crypto import CryptoSuite
 from citychain.errors import CitychainError, ConfigError, ErrorCode, InvalidInput, TxRejected
-from citychain.types.tx import Transaction
+from citychain.types.tx import Transaction, batch_verify_txs
 
 #: Reap stops after this many senders whose next transaction did not fit the remaining
 #: byte or gas budget, so a nearly full block never walks the whole pool looking for a fit.
@@ -206,23 +206,25 @@ class Mempool:
     ) -> tuple[list[Transaction | CitychainError], list[_Bytes | None]]:
         out: list[Transaction | CitychainError] = []
         hashes: list[_Bytes | None] = []
-        items: list[VerifyItem] = []
+        items: list[Transaction] = []
         where: list[int] = []
         for data in raw:
             result = self._check_one(data)
             if isinstance(result, Transaction):
                 hashes.append(result.hash)
                 where.append(len(out))
-                items.append(VerifyItem(result.sender, result.signing_bytes(), result.signature))
+                items.append(result)
                 out.append(result)
             else:
                 tx, err = result
                 hashes.append(tx.hash if tx is not None else None)
                 out.append(err)
-        for i, valid in zip(where, self._suite.batch_verify(items), strict=True):
+        for i, tx, valid in zip(where, items, batch_verify_txs(self._suite, items), strict=True):
             if not valid:
                 out[i] = TxRejected(
-                    "the signature does not verify against the sender's public key",
+                    "the signature does not verify against the sender's public key"
+                    if not tx.endorsements
+                    else "the sender's signature or an endorsement does not verify",
                     ErrorCode.BAD_SIGNATURE,
                 )
         return out, hashes
@@ -249,7 +251,8 @@ class Mempool:
                 ErrorCode.GAS_LIMIT_TOO_HIGH,
             )
         try:
-            self._suite.check_public_key(tx.sender)
+            for public_key in tx.signers():
+                self._suite.check_public_key(public_key)
         except InvalidInput as exc:
             return tx, exc
         return tx

@@ -171,7 +171,7 @@ class _Base:
         gas_limit: int,
     ) -> Transaction:
         assert self._trust.chain_id is not None
-        extra = {} if expiry is None else {"expiry": expiry}
+        extra: dict[str, Any] = {} if expiry is None else {"expiry": expiry}
         return Transaction.create(
             signer,
             chain_id=self._trust.chain_id,

@@ -130,6 +130,10 @@ def transaction(raw: Any) -> Transaction:
         args=args,
         gas_limit=integer(d["gas_limit"]),
         signature=hexb(d["signature"]),
+        endorsements=tuple(
+            (hexb(obj(e)["public_key"]), hexb(obj(e)["signature"]))
+            for e in d.get("endorsements", [])
+        ),
     )
     if "hash" in d and hexb(d["hash"], 32) != tx.hash:
         raise ValueError("a transaction does not hash to its reported hash")

@@ -29,6 +29,7 @@ from citychain import codec
 from citychain.crypto import get_suite
 from citychain.errors import ConfigError, InvalidInput
 from citychain.types import Validator, ValidatorSet
+from citychain.types.policy import Policy, check_name
 from citychain.types.tx import json_to_codec
 
 
@@ -70,23 +71,55 @@ class ChainParams:
 
 
 @dataclass(frozen=True, slots=True)
+class Member:
+    """An account registered in genesis: its public key and roles in its organisation."""
+
+    public_key: bytes
+    roles: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"public_key": self.public_key.hex(), "roles": list(self.roles)}
+
+
+@dataclass(frozen=True, slots=True)
 class Organisation:
-    """A member organisation: its nodes' TLS certificates must chain to ``ca_cert`` (PEM)."""
+    """A member organisation: its nodes' TLS certificates and its members' certificates chain
+    to ``ca_cert`` (PEM); ``admins`` are the public keys of its administrators, ``members``
+    further accounts registered from the start, ``roles`` the roles it defines beyond the
+    built-in admin, member, validator and auditor."""
 
     id: str
     name: str
     ca_cert: str
+    admins: tuple[bytes, ...] = ()
+    members: tuple[Member, ...] = ()
+    roles: tuple[str, ...] = ()
 
-    def to_json(self) -> dict[str, str]:
-        return {"id": self.id, "name": self.name, "ca_cert": self.ca_cert}
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "name": self.name, "ca_cert": self.ca_cert}
+        if self.admins:
+            out["admins"] = [a.hex() for a in self.admins]
+        if self.members:
+            out["members"] = [m.to_json() for m in self.members]
+        if self.roles:
+            out["roles"] = list(self.roles)
+        return out
 
     @classmethod
     def from_json(cls, raw: Any, where: str) -> Organisation:
-        if not isinstance(raw, dict) or set(raw) != {"id", "name", "ca_cert"}:
+        if not isinstance(raw, dict) or not {"id", "name", "ca_cert"} <= set(raw):
             raise ConfigError(f"{where}: an organisation is an object with id, name and ca_cert")
+        unknown = sorted(set(raw) - {"id", "name", "ca_cert", "admins", "members", "roles"})
+        if unknown:
+            raise ConfigError(
+                f"{where}: unknown field(s) {', '.join(unknown)} "
+                "(known: id, name, ca_cert, admins, members, roles)"
+            )
         oid, name, ca = raw["id"], raw["name"], raw["ca_cert"]
-        if not isinstance(oid, str) or not 0 < len(oid) <= 64 or not oid.isprintable():
-            raise ConfigError(f"{where}: organisation id must be a text of 1 to 64 characters")
+        try:
+            check_name(oid, "organisation id")
+        except InvalidInput as exc:
+            raise ConfigError(f"{where}: {exc.message}") from None
         if not isinstance(name, str) or not isinstance(ca, str):
             raise ConfigError(f"{where}: organisation {oid!r}: name and ca_cert must be texts")
         if "-----BEGIN CERTIFICATE-----" not in ca:
@@ -94,7 +127,102 @@ class Organisation:
                 f"{where}: organisation {oid!r}: ca_cert must be a PEM certificate "
                 "(-----BEGIN CERTIFICATE-----)"
             )
-        return cls(oid, name, ca)
+        admins = tuple(
+            _hex_key(a, f"{where}: organisation {oid!r}: admins[{i}]")
+            for i, a in enumerate(_list(raw.get("admins", []), f"{where}: admins"))
+        )
+        members = []
+        for i, m in enumerate(_list(raw.get("members", []), f"{where}: members")):
+            at = f"{where}: organisation {oid!r}: members[{i}]"
+            if not isinstance(m, dict) or set(m) - {"public_key", "roles"}:
+                raise ConfigError(f"{at}: a member is an object with public_key and roles")
+            roles = _list(m.get("roles", ["member"]), f"{at}: roles")
+            try:
+                for r in roles:
+                    check_name(r, "role")
+            except InvalidInput as exc:
+                raise ConfigError(f"{at}: {exc.message}") from None
+            members.append(Member(_hex_key(m.get("public_key"), at), tuple(sorted(set(roles)))))
+        roles = _list(raw.get("roles", []), f"{where}: roles")
+        try:
+            for r in roles:
+                check_name(r, "role")
+        except InvalidInput as exc:
+            raise ConfigError(f"{where}: organisation {oid!r}: {exc.message}") from None
+        return cls(oid, name, ca, admins, tuple(members), tuple(sorted(set(roles))))
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{where} must be a list")
+    return value
+
+
+def _hex_key(value: Any, where: str) -> bytes:
+    try:
+        key = bytes.fromhex(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: a public key is a hex string") from None
+    if not key:
+        raise ConfigError(f"{where}: a public key must not be empty")
+    return key
+
+
+@dataclass(frozen=True, slots=True)
+class Governance:
+    """How the chain governs itself (see :mod:`citychain.contracts.gov`)::
+
+        "governance": {
+          "identity_mode": "key",             # "open" | "key" | "certificate"
+          "voting_period": 1000,              # blocks a proposal stays open by default
+          "policies": {"token.mint": {"rule": "ANY", "roles": ["admin"]},
+                       "gov:add_org": {"rule": "MAJORITY", "roles": ["admin"]}}
+        }
+
+    Without the section a chain is ``open`` (any signature may call anything): a development
+    chain. ``citychain net up`` and ``citychain init`` write ``key`` mode.
+    """
+
+    identity_mode: str = "open"
+    voting_period: int = 1000
+    policies: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "identity_mode": self.identity_mode,
+            "voting_period": self.voting_period,
+            "policies": self.policies,
+        }
+
+    @classmethod
+    def from_json(cls, raw: Any, where: str) -> Governance:
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where}: 'governance' must be an object")
+        unknown = sorted(set(raw) - {"identity_mode", "voting_period", "policies"})
+        if unknown:
+            raise ConfigError(
+                f"{where}: governance: unknown field(s) {', '.join(unknown)} "
+                "(known: identity_mode, voting_period, policies)"
+            )
+        mode = raw.get("identity_mode", "key")
+        if mode not in ("open", "key", "certificate"):
+            raise ConfigError(
+                f"{where}: governance.identity_mode must be open, key or certificate, got {mode!r}"
+            )
+        period = raw.get("voting_period", 1000)
+        if not isinstance(period, int) or isinstance(period, bool) or not 0 < period <= 10**7:
+            raise ConfigError(
+                f"{where}: governance.voting_period must be a number of blocks in 1..10000000"
+            )
+        policies = raw.get("policies", {})
+        if not isinstance(policies, dict):
+            raise ConfigError(f"{where}: governance.policies must be an object")
+        for target, pol in policies.items():
+            try:
+                Policy.from_value(pol, f"policy {target!r}")
+            except InvalidInput as exc:
+                raise ConfigError(f"{where}: governance: {exc.message}") from None
+        return cls(mode, period, policies)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +235,9 @@ class Genesis:
     contracts: dict[str, Any] = field(default_factory=dict)
     #: Member organisations and their CAs (the trust roots of node-to-node TLS).
     organisations: tuple[Organisation, ...] = ()
+    governance: Governance | None = None
+    #: The organisation of each validator, by public key (``"org"`` in ``validators``).
+    validator_orgs: tuple[tuple[bytes, str], ...] = ()
 
     @property
     def validator_set(self) -> ValidatorSet:
@@ -117,19 +248,55 @@ class Genesis:
             "chain_id": self.chain_id,
             "genesis_time": self.genesis_time,
             "crypto_suite": self.crypto_suite,
-            "validators": [v.to_json() for v in self.validators],
+            "validators": [self._validator_json(v) for v in self.validators],
             "params": asdict(self.params),
             "contracts": self.contracts,
             "organisations": [o.to_json() for o in self.organisations],
+            **({"governance": self.governance.to_json()} if self.governance else {}),
         }
+
+    def _validator_json(self, v: Validator) -> dict[str, Any]:
+        out = v.to_json()
+        org = dict(self.validator_orgs).get(v.public_key)
+        if org is not None:
+            out["org"] = org
+        return out
+
+    @property
+    def identity_mode(self) -> str:
+        return self.governance.identity_mode if self.governance else "open"
 
     @property
     def hash(self) -> bytes:
         return hashlib.sha256(codec.encode(self.to_json())).digest()
 
     def contract_params(self) -> dict[str, dict[str, Any]]:
-        """Contract genesis parameters with ``{"hex": ...}`` turned into bytes."""
+        """Contract genesis parameters with ``{"hex": ...}`` turned into bytes; the governance
+        contract's come from the organisations, validators, parameters and policies."""
         out: dict[str, dict[str, Any]] = json_to_codec(self.contracts)
+        gov = self.governance or Governance()
+        orgs_of = dict(self.validator_orgs)
+        out["gov"] = {
+            "mode": gov.identity_mode,
+            "voting_period": gov.voting_period,
+            "policies": gov.policies,
+            "orgs": [
+                {
+                    "id": o.id,
+                    "name": o.name,
+                    "ca_cert": o.ca_cert,
+                    "admins": list(o.admins),
+                    "members": [[m.public_key, list(m.roles)] for m in o.members],
+                    "roles": list(o.roles),
+                }
+                for o in self.organisations
+            ],
+            "validators": [
+                [v.public_key, v.power, v.name, orgs_of.get(v.public_key, "")]
+                for v in self.validators
+            ],
+            "params": asdict(self.params),
+        }
         return out
 
     def save(self, path: Path) -> None:
@@ -158,6 +325,7 @@ class Genesis:
             "params",
             "contracts",
             "organisations",
+            "governance",
         }
         for k in raw:
             if k not in allowed:
@@ -177,6 +345,7 @@ class Genesis:
         if not isinstance(vals_raw, list) or not vals_raw:
             raise ConfigError(f"{where}: 'validators' must be a non-empty list")
         validators = []
+        validator_orgs: list[tuple[bytes, str]] = []
         for i, v in enumerate(vals_raw):
             if not isinstance(v, dict):
                 raise ConfigError(f"{where}: validators[{i}] must be an object")
@@ -193,11 +362,21 @@ class Genesis:
                 raise ConfigError(f"{where}: validators[{i}]: {exc.message}") from None
             if not isinstance(power, int) or isinstance(power, bool) or power <= 0:
                 raise ConfigError(f"{where}: validators[{i}].power must be a positive integer")
+            org = v.get("org")
+            if org is not None:
+                if not isinstance(org, str):
+                    raise ConfigError(f"{where}: validators[{i}].org must be an organisation id")
+                validator_orgs.append((pk, org))
             validators.append(Validator(pk, power, str(v.get("name", ""))))
         params = ChainParams.from_json(raw.get("params", {}), where)
         contracts = raw.get("contracts", {})
         if not isinstance(contracts, dict):
             raise ConfigError(f"{where}: 'contracts' must be an object")
+        if "gov" in contracts:
+            raise ConfigError(
+                f"{where}: the gov contract is configured by 'organisations', 'validators', "
+                "'params' and 'governance', not under 'contracts'"
+            )
         orgs_raw = raw.get("organisations", [])
         if not isinstance(orgs_raw, list):
             raise ConfigError(f"{where}: 'organisations' must be a list")
@@ -207,7 +386,42 @@ class Genesis:
         )
         if len({o.id for o in orgs}) != len(orgs):
             raise ConfigError(f"{where}: two organisations share an id")
-        genesis = cls(chain_id, gtime, suite_name, tuple(validators), params, contracts, orgs)
+        governance = Governance.from_json(raw["governance"], where) if "governance" in raw else None
+        org_ids = {o.id for o in orgs}
+        for pk, org in validator_orgs:
+            if org not in org_ids:
+                raise ConfigError(
+                    f"{where}: validator {pk.hex()[:16]}… names organisation {org!r}, which "
+                    "is not in 'organisations'"
+                )
+        if governance is not None and governance.identity_mode != "open":
+            if not orgs:
+                raise ConfigError(
+                    f"{where}: identity mode {governance.identity_mode!r} needs organisations"
+                )
+            for o in orgs:
+                if not o.admins:
+                    raise ConfigError(
+                        f"{where}: organisation {o.id!r} has no admin keys; every organisation "
+                        "needs at least one admin to govern"
+                    )
+        for o in orgs:
+            for k in (*o.admins, *(m.public_key for m in o.members)):
+                try:
+                    suite.check_public_key(k)
+                except InvalidInput as exc:
+                    raise ConfigError(f"{where}: organisation {o.id!r}: {exc.message}") from None
+        genesis = cls(
+            chain_id,
+            gtime,
+            suite_name,
+            tuple(validators),
+            params,
+            contracts,
+            orgs,
+            governance,
+            tuple(validator_orgs),
+        )
         try:
             genesis.validator_set  # noqa: B018 (validates duplicates)
             codec.check_value(genesis.contract_params())

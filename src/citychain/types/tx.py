@@ -1,10 +1,17 @@
 """Transactions: what a user signs to change state.
 
 Wire form: the canonical CBOR array
-``[1, chain_id, sender, nonce, expiry, contract, method, args, gas_limit, signature]``.
+``[1, chain_id, sender, nonce, expiry, contract, method, args, gas_limit, signature]``, with an
+eleventh item ``[[public_key, signature], ...]`` when the transaction carries endorsements.
 Signing bytes: the canonical CBOR array ``["citychain/tx/v1", chain_id, sender, nonce, expiry,
-contract, method, args, gas_limit]``; the type tag and the chain id make a signature valid for
-exactly one kind of message on exactly one chain. The hash is sha256 of the wire form.
+contract, method, args, gas_limit]``, plus ``[public_key, ...]`` of the endorsers when there
+are any; the type tag and the chain id make a signature valid for exactly one kind of message
+on exactly one chain. The hash is sha256 of the wire form.
+
+Endorsements are co-signatures for access policies that need more than one organisation
+(``ALL``, ``MAJORITY``, k-of-n; see :mod:`citychain.types.policy`): every endorser signs the
+same signing bytes as the sender. Because those bytes list the endorsers' keys, nobody can
+strip an endorsement from a transaction without breaking the sender's signature.
 
 Replay protection: ``nonce`` must equal the sender's account nonce at execution (each account
 counts up from 0), and ``expiry`` is the last height at which the transaction may be included.
@@ -13,11 +20,12 @@ counts up from 0), and ``expiry`` is the last height at which the transaction ma
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from citychain import codec
-from citychain.crypto import CryptoSuite, Signer
+from citychain.crypto import CryptoSuite, Signer, VerifyItem
 from citychain.errors import DecodeError, ErrorCode, TxRejected
 
 TX_VERSION = 1
@@ -25,6 +33,8 @@ TX_SIGN_TAG = "citychain/tx/v1"
 #: Default cap on a transaction's encoded size; chains may lower it in genesis.
 MAX_TX_BYTES = 64 * 1024
 MAX_NAME_LEN = 64
+#: Most co-signatures one transaction may carry.
+MAX_ENDORSEMENTS = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +48,8 @@ class Transaction:
     args: dict[str, Any]
     gas_limit: int
     signature: bytes = b""
+    #: ``(public_key, signature)`` of each co-signer, in the order the sender listed them.
+    endorsements: tuple[tuple[bytes, bytes], ...] = ()
     _encoded: bytes = field(default=b"", init=False, compare=False, repr=False)
     _signing: bytes = field(default=b"", init=False, compare=False, repr=False)
     _hash: bytes = field(default=b"", init=False, compare=False, repr=False)
@@ -47,39 +59,41 @@ class Transaction:
         # Cached: admission and execution both verify the signature.
         if self._signing:
             return self._signing
-        data = codec.encode_trusted(
-            [
-                TX_SIGN_TAG,
-                self.chain_id,
-                self.sender,
-                self.nonce,
-                self.expiry,
-                self.contract,
-                self.method,
-                self.args,
-                self.gas_limit,
-            ]
-        )
+        items = [
+            TX_SIGN_TAG,
+            self.chain_id,
+            self.sender,
+            self.nonce,
+            self.expiry,
+            self.contract,
+            self.method,
+            self.args,
+            self.gas_limit,
+        ]
+        if self.endorsements:
+            items.append([pk for pk, _ in self.endorsements])
+        data = codec.encode_trusted(items)
         object.__setattr__(self, "_signing", data)
         return data
 
     def encode(self) -> bytes:
         if self._encoded:
             return self._encoded
-        data = codec.encode(
-            [
-                TX_VERSION,
-                self.chain_id,
-                self.sender,
-                self.nonce,
-                self.expiry,
-                self.contract,
-                self.method,
-                self.args,
-                self.gas_limit,
-                self.signature,
-            ]
-        )
+        items = [
+            TX_VERSION,
+            self.chain_id,
+            self.sender,
+            self.nonce,
+            self.expiry,
+            self.contract,
+            self.method,
+            self.args,
+            self.gas_limit,
+            self.signature,
+        ]
+        if self.endorsements:
+            items.append([[pk, sig] for pk, sig in self.endorsements])
+        data = codec.encode(items)
         object.__setattr__(self, "_encoded", data)
         return data
 
@@ -103,8 +117,10 @@ class Transaction:
         args: dict[str, Any] | None = None,
         expiry: int = 2**63 - 1,
         gas_limit: int = 100_000,
+        endorsers: Sequence[Signer | bytes] = (),
     ) -> Transaction:
-        """Build and sign a transaction."""
+        """Build and sign a transaction. ``endorsers`` are co-signers: a :class:`Signer` signs
+        here; a public key leaves a slot for :meth:`endorse` (a signature collected later)."""
         unsigned = cls(
             chain_id=chain_id,
             sender=signer.public_key,
@@ -114,9 +130,16 @@ class Transaction:
             method=method,
             args=dict(args or {}),
             gas_limit=gas_limit,
+            endorsements=tuple(
+                (e if isinstance(e, bytes) else e.public_key, b"") for e in endorsers
+            ),
         )
         check_shape(unsigned)
-        return unsigned.with_signature(signer.sign(unsigned.signing_bytes()))
+        tx = unsigned.with_signature(signer.sign(unsigned.signing_bytes()))
+        for e in endorsers:
+            if not isinstance(e, bytes):
+                tx = tx.endorse(e)
+        return tx
 
     def with_signature(self, signature: bytes) -> Transaction:
         return Transaction(
@@ -129,6 +152,31 @@ class Transaction:
             self.args,
             self.gas_limit,
             signature,
+            self.endorsements,
+        )
+
+    def endorse(self, signer: Signer) -> Transaction:
+        """This transaction with ``signer``'s co-signature in the slot the sender listed for
+        its key. Raises TxRejected (UNAUTHORIZED) if the sender did not list it."""
+        slots = [pk for pk, _ in self.endorsements]
+        if signer.public_key not in slots:
+            raise TxRejected(
+                f"key {signer.public_key.hex()[:16]}… is not one of the endorsers the sender "
+                "listed",
+                ErrorCode.UNAUTHORIZED,
+            )
+        sig = signer.sign(self.signing_bytes())
+        return Transaction(
+            self.chain_id,
+            self.sender,
+            self.nonce,
+            self.expiry,
+            self.contract,
+            self.method,
+            self.args,
+            self.gas_limit,
+            self.signature,
+            tuple((pk, sig if pk == signer.public_key else s) for pk, s in self.endorsements),
         )
 
     @classmethod
@@ -139,19 +187,52 @@ class Transaction:
                 f"transaction is {len(data)} bytes; the limit is {max_size}", ErrorCode.TOO_LARGE
             )
         raw = codec.decode(data)
-        if not isinstance(raw, list) or len(raw) != 10:
-            raise DecodeError("a transaction is a CBOR array of 10 items", ErrorCode.MALFORMED)
+        if not isinstance(raw, list) or len(raw) not in (10, 11):
+            raise DecodeError(
+                "a transaction is a CBOR array of 10 items (11 with endorsements)",
+                ErrorCode.MALFORMED,
+            )
         if raw[0] != TX_VERSION:
             raise DecodeError(f"unsupported transaction version {raw[0]!r}", ErrorCode.MALFORMED)
-        _, chain_id, sender, nonce, expiry, contract, method, args, gas_limit, sig = raw
-        tx = cls(chain_id, sender, nonce, expiry, contract, method, args, gas_limit, sig)
+        endorsements: tuple[tuple[bytes, bytes], ...] = ()
+        if len(raw) == 11:
+            raw_end = raw[10]
+            if (
+                not isinstance(raw_end, list)
+                or not raw_end
+                or not all(isinstance(e, list) and len(e) == 2 for e in raw_end)
+            ):
+                raise DecodeError(
+                    "endorsements must be a non-empty list of [public_key, signature] pairs",
+                    ErrorCode.MALFORMED,
+                )
+            endorsements = tuple((e[0], e[1]) for e in raw_end)
+        _, chain_id, sender, nonce, expiry, contract, method, args, gas_limit, sig = raw[:10]
+        tx = cls(
+            chain_id, sender, nonce, expiry, contract, method, args, gas_limit, sig, endorsements
+        )
         check_shape(tx)
         object.__setattr__(tx, "_encoded", bytes(data))
         return tx
 
     # -- checks -----------------------------------------------------------------------------
     def verify_signature(self, suite: CryptoSuite) -> bool:
-        return suite.verify(self.sender, self.signing_bytes(), self.signature)
+        """The sender's signature and every endorsement verify."""
+        msg = self.signing_bytes()
+        return suite.verify(self.sender, msg, self.signature) and all(
+            suite.verify(pk, msg, sig) for pk, sig in self.endorsements
+        )
+
+    def verify_items(self) -> list[VerifyItem]:
+        """The signatures to check: the sender's first, then each endorsement."""
+        msg = self.signing_bytes()
+        items = [VerifyItem(self.sender, msg, self.signature)]
+        items.extend(VerifyItem(pk, msg, sig) for pk, sig in self.endorsements)
+        return items
+
+    def signers(self) -> tuple[bytes, ...]:
+        """The sender's public key, then each endorser's."""
+        return (self.sender, *(pk for pk, _ in self.endorsements))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -165,7 +246,33 @@ class Transaction:
             "args": codec_to_json(self.args),
             "gas_limit": self.gas_limit,
             "signature": self.signature.hex(),
+            "endorsements": [
+                {"public_key": pk.hex(), "signature": sig.hex()} for pk, sig in self.endorsements
+            ],
         }
+
+
+def batch_verify_txs(suite: CryptoSuite, txs: Sequence[Transaction]) -> list[bool]:
+    """For each transaction, whether its signature and all its endorsements verify; one
+    :meth:`CryptoSuite.batch_verify` call for all of them."""
+    items: list[VerifyItem] = []
+    counts: list[int] = []
+    for tx in txs:
+        if tx.endorsements:
+            more = tx.verify_items()
+            items.extend(more)
+            counts.append(len(more))
+        else:
+            items.append(VerifyItem(tx.sender, tx.signing_bytes(), tx.signature))
+            counts.append(1)
+    valid = suite.batch_verify(items)
+    if len(valid) == len(txs):  # the common case: no endorsements
+        return list(valid)
+    out, i = [], 0
+    for n in counts:
+        out.append(all(valid[i : i + n]))
+        i += n
+    return out
 
 
 def _is_uint(v: Any, bits: int = 64) -> bool:
@@ -211,6 +318,17 @@ def check_shape(tx: Transaction) -> None:
         raise bad("gas_limit must be an unsigned 64-bit integer")
     if not isinstance(tx.signature, bytes) or len(tx.signature) > 256:
         raise bad("signature must be a byte string")
+    if len(tx.endorsements) > MAX_ENDORSEMENTS:
+        raise bad(f"a transaction carries at most {MAX_ENDORSEMENTS} endorsements")
+    seen = {tx.sender}
+    for pk, sig in tx.endorsements:
+        if not isinstance(pk, bytes) or not 0 < len(pk) <= 128:
+            raise bad("an endorser's public key must be a byte string")
+        if not isinstance(sig, bytes) or len(sig) > 256:
+            raise bad("an endorsement signature must be a byte string")
+        if pk in seen:
+            raise bad("each endorser must be listed once and differ from the sender")
+        seen.add(pk)
 
 
 def codec_to_json(value: Any) -> Any:

@@ -1,0 +1,220 @@
+"""The governance contract's records: organisations, members, the validator set, chain
+parameters and the history log, read and written through a contract :class:`Context`.
+
+The key layout is :mod:`citychain.execution.access` (shared with the executor's checks).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+
+from citychain import codec
+from citychain.errors import ConfigError, ErrorCode, ExecutionFailure, InvalidInput
+from citychain.execution import Context
+from citychain.execution import access as acc
+from citychain.execution.gas import GasSchedule
+from citychain.types.genesis import ChainParams
+from citychain.types.policy import check_name
+
+HIST = b"hist/"
+HIST_NEXT = b"hist_next"
+PROP = b"prop/"
+PROP_NEXT = b"prop_next"
+#: Most validators a set may hold.
+MAX_VALIDATORS = 150
+_TRUE = codec.encode(True)
+
+
+def bad(message: str) -> InvalidInput:
+    return InvalidInput(message, ErrorCode.BAD_ARGUMENTS)
+
+
+def refuse(code: ErrorCode, message: str) -> ExecutionFailure:
+    return ExecutionFailure(message, code)
+
+
+def put(ctx: Context, key: bytes, value: Any) -> None:
+    ctx.set(key, codec.encode(value))
+
+
+def get(ctx: Context, key: bytes, what: str) -> Any:
+    return acc.load(ctx.get(key), what)
+
+
+def reader(ctx: Context) -> acc.Reader:
+    return ctx.get
+
+
+def u64(n: int) -> bytes:
+    return n.to_bytes(8, "big")
+
+
+# -- organisations ------------------------------------------------------------------------------
+def ca_fingerprint(pem: str, org_id: str) -> bytes:
+    """Check that ``pem`` is a CA certificate of organisation ``org_id``; its sha256."""
+    try:
+        cert = x509.load_pem_x509_certificate(pem.encode())
+    except ValueError:
+        raise bad(
+            f"the CA certificate of organisation {org_id!r} is not a PEM certificate"
+        ) from None
+    try:
+        bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+        is_ca = bc.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    if not is_ca:
+        raise bad(f"the certificate given for organisation {org_id!r} is not a CA (CA=false)")
+    orgs = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    if not orgs or orgs[0].value != org_id:
+        found = orgs[0].value if orgs else "none"
+        raise bad(f"the CA certificate names organisation {found!r} (subject O), not {org_id!r}")
+    return hashlib.sha256(cert.public_bytes(Encoding.DER)).digest()
+
+
+def org_ids(ctx: Context) -> list[str]:
+    return [k[len(acc.ORG) :].decode() for k, _ in ctx.iter_prefix(acc.ORG)]
+
+
+def require_org(ctx: Context, org_id: str) -> dict[str, Any]:
+    org = acc.organisation(reader(ctx), org_id)
+    if org is None:
+        raise refuse(ErrorCode.NOT_FOUND, f"no organisation {org_id!r} on this chain")
+    return org
+
+
+def write_org(
+    ctx: Context, org_id: str, name: str, ca_cert: str, admins: list[bytes]
+) -> dict[str, Any]:
+    record = {
+        "id": org_id,
+        "name": name,
+        "ca_cert": ca_cert,
+        "ca_fp": ca_fingerprint(ca_cert, org_id),
+        "admins": sorted(admins),
+    }
+    put(ctx, acc.org_key(org_id), record)
+    return record
+
+
+def define_role(ctx: Context, org_id: str, role: str) -> None:
+    check_name(role, "role")
+    if role in acc.BUILTIN_ROLES:
+        raise bad(f"{role!r} is a built-in role; every organisation has it")
+    ctx.set(acc.role_key(org_id, role), _TRUE)
+
+
+def check_roles(ctx: Context, org_id: str, roles: list[Any]) -> list[str]:
+    if not isinstance(roles, list) or not roles:
+        raise bad("'roles' must be a non-empty list of role names")
+    out = []
+    for r in roles:
+        check_name(r, "role")
+        if r not in acc.BUILTIN_ROLES and ctx.get(acc.role_key(org_id, r)) is None:
+            raise bad(
+                f"organisation {org_id!r} has no role {r!r} (built-in: "
+                f"{', '.join(acc.BUILTIN_ROLES)}; define custom roles with gov.define_role)"
+            )
+        out.append(r)
+    return sorted(set(out))
+
+
+def register(ctx: Context, public_key: bytes, org_id: str, roles: list[str], **cert: Any) -> bytes:
+    """Write the member record of ``public_key``; its address."""
+    if type(public_key) is not bytes:
+        raise bad("a public key is a byte string")
+    try:
+        ctx.check_public_key(public_key)
+    except InvalidInput as exc:
+        raise bad(exc.message) from None
+    address = ctx.account_address(public_key)
+    existing = acc.member(reader(ctx), address)
+    if existing is not None and existing.org != org_id:
+        raise bad(f"account {address.hex()} is already a member of organisation {existing.org!r}")
+    member = acc.Member(
+        org_id,
+        tuple(roles),
+        public_key,
+        cert.get("serial", 0),
+        cert.get("ca_fp", b""),
+        cert.get("not_after", 0),
+        False,
+    )
+    put(ctx, acc.member_key(address), member.to_value())
+    return address
+
+
+# -- validators ---------------------------------------------------------------------------------
+def validator_set(ctx: Context) -> dict[str, Any]:
+    """``{"from": height, "validators": [[public_key, power, name, org], ...]}`` (latest)."""
+    raw = get(ctx, acc.VALSET, "validator set")
+    if raw is None:
+        raise refuse(ErrorCode.INTERNAL, "the governance state has no validator set")
+    return raw  # type: ignore[no-any-return]
+
+
+def schedule_validators(ctx: Context, validators: list[list[Any]]) -> int:
+    """Make ``validators`` the set from two heights after this block; that height."""
+    if not validators:
+        raise bad("the validator set cannot become empty")
+    if len(validators) > MAX_VALIDATORS:
+        raise bad(f"a validator set holds at most {MAX_VALIDATORS} validators")
+    validators = sorted(validators, key=lambda v: bytes(v[0]))
+    start = ctx.height + 2
+    put(ctx, acc.VALSET, {"from": start, "validators": validators})
+    return start
+
+
+# -- parameters ---------------------------------------------------------------------------------
+def params(ctx: Context) -> dict[str, Any]:
+    raw = get(ctx, acc.PARAMS, "chain parameters")
+    if raw is None:
+        return {"chain": asdict(ChainParams()), "gas": GasSchedule().to_dict()}
+    return raw  # type: ignore[no-any-return]
+
+
+def merge_params(current: dict[str, Any], change: Any) -> dict[str, Any]:
+    """``current`` with ``change`` ({"chain": {...}, "gas": {...}}) applied; checked."""
+    if not isinstance(change, dict) or not change or set(change) - {"chain", "gas"}:
+        raise bad("'params' must be a map with 'chain' and/or 'gas' maps of changes")
+    chain = dict(current["chain"])
+    gas = dict(current["gas"])
+    for section, target in (("chain", chain), ("gas", gas)):
+        updates = change.get(section, {})
+        if not isinstance(updates, dict):
+            raise bad(f"params.{section} must be a map")
+        target.update(updates)
+    try:
+        ChainParams.from_json(chain, "params.chain")
+        GasSchedule.from_dict(gas)
+    except ConfigError as exc:
+        raise bad(exc.message) from None
+    if gas["max_gas_per_tx"] != chain["max_gas_per_tx"]:
+        gas["max_gas_per_tx"] = chain["max_gas_per_tx"]
+    return {"chain": chain, "gas": gas}
+
+
+# -- history ------------------------------------------------------------------------------------
+def record(ctx: Context, action: str, proposal: int = 0, **detail: Any) -> int:
+    """Append one entry to the governance history; its sequence number."""
+    raw = ctx.get(HIST_NEXT)
+    seq = 1 if raw is None else int(codec.decode(raw))
+    entry = {
+        "seq": seq,
+        "height": ctx.height,
+        "time": ctx.time,
+        "tx": ctx.tx_hash,
+        "actor": ctx.origin,
+        "action": action,
+        "proposal": proposal,
+        "detail": detail,
+    }
+    put(ctx, HIST + u64(seq), entry)
+    ctx.set(HIST_NEXT, codec.encode(seq + 1))
+    return seq
