@@ -130,6 +130,34 @@ class LocalNet:
     def signer(self, account: str) -> Signer:
         return load_key(self.layout.keys_dir / f"{account}.json", self.passphrase)
 
+    def register(self, accounts: Iterable[Signer], org: str = "org1", node: int = 0) -> None:
+        """Register ``accounts`` as members of ``org`` (signed by its admin) and wait until
+        they are committed: the generated chain runs in registered-key identity mode."""
+        from citychain.sdk import Client
+        from citychain.types import Transaction
+
+        admin = self.signer(f"{org}-admin")
+        with Client(self.api(node)) as c:
+            chain_id = c.status().chain_id
+            nonce = c.account(admin.address).pending_nonce
+            txs = [
+                Transaction.create(
+                    admin,
+                    chain_id=chain_id,
+                    nonce=nonce + k,
+                    contract="gov",
+                    method="register_member",
+                    args={"public_key": a.public_key, "org": org, "roles": ["member"]},
+                )
+                for k, a in enumerate(accounts)
+            ]
+            for i in range(0, len(txs), 200):
+                results = c.submit_batch(txs[i : i + 200])
+                assert all(r.ok for r in results), results
+                for t in txs[i : i + 200]:
+                    receipt = c.wait_for_commit(t.hash, timeout=60)
+                    assert receipt.ok, receipt
+
     # -- processes ----------------------------------------------------------------------------
     def start(self, i: int, *, wait: bool = True, timeout: float = 60) -> None:
         """Start node ``i``; with ``wait``, return once its API answers."""

@@ -207,6 +207,7 @@ def fund_senders(net: LocalNet, count: int) -> tuple[str, list[Signer], bytes]:
     alice = net.signer("alice")
     senders = [Signer.generate(ED25519) for _ in range(count)]
     sink = Signer.generate(ED25519).address
+    net.register(senders)
     with Client(net.api(0)) as c:
         chain_id = c.status().chain_id
         mints = [

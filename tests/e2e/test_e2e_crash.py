@@ -100,6 +100,10 @@ def test_kill9_under_load_loses_nothing_and_never_forks(tmp_path: Path) -> None:
     sink = Signer.generate(ED25519).address
     with Client(node.url) as c:
         chain_id = c.status().chain_id
+        admin = node.signer("org1-admin")  # the chain admits registered keys only
+        for k, s in enumerate(senders):
+            args = {"public_key": s.public_key, "org": "org1", "roles": ["member"]}
+            c.send(admin, "gov", "register_member", args, wait=k == len(senders) - 1)
         for s in senders:
             c.send(alice, "token", "mint", {"to": s.address, "amount": 10**9}, wait=False)
         c.send(alice, "token", "transfer", {"to": sink, "amount": 1})  # waits: mints are before it

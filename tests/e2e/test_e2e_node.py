@@ -12,7 +12,7 @@ from nodeproc import NodeProcess, cli  # type: ignore[import-not-found]
 
 from citychain.contracts import balance_key
 from citychain.crypto import ED25519, Signer
-from citychain.errors import ErrorCode
+from citychain.errors import ErrorCode, ExecutionFailure
 from citychain.sdk import Client
 from citychain.types import Transaction
 from citychain.types.genesis import Genesis
@@ -46,6 +46,18 @@ def test_sdk_transfer_query_proof_and_events(node: NodeProcess) -> None:
         assert c.balance(bob.address) == before + 25
         # a failing transaction is committed with its error code and changes no balance
         poor = Signer.generate(ED25519)
+        # an account nobody registered is refused on admission, naming why
+        with pytest.raises(ExecutionFailure, match="not a registered member") as refused:
+            c.send(poor, "token", "transfer", {"to": bob.address, "amount": 1})
+        assert refused.value.code == ErrorCode.NOT_MEMBER
+        admin = node.signer("org1-admin")
+        registered = c.send(
+            admin,
+            "gov",
+            "register_member",
+            {"public_key": poor.public_key, "org": "org1", "roles": ["member"]},
+        )
+        assert registered.ok, registered
         failed = c.send(poor, "token", "transfer", {"to": bob.address, "amount": 1})
         assert failed.code == ErrorCode.INSUFFICIENT_FUNDS
         assert c.balance(bob.address) == before + 25

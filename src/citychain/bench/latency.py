@@ -61,6 +61,7 @@ async def run_latency(
     senders: int = 500,
     timeout: float = 120.0,
     log: Callable[[str], None] = print,
+    admin: tuple[Signer, str] | None = None,
 ) -> LatencyResult:
     ceiling = ed25519_verifications_per_second()
     log(f"ceiling: {ceiling:,.0f} Ed25519 verifications/s on all cores")
@@ -69,7 +70,13 @@ async def run_latency(
         first = clients[0]
         deadline = time.monotonic() + timeout + duration
         accounts = await fund_senders(
-            first, issuer, chain_id=chain_id, senders=senders, batch=500, deadline=deadline
+            first,
+            issuer,
+            chain_id=chain_id,
+            senders=senders,
+            batch=500,
+            deadline=deadline,
+            admin=admin,
         )
         total = rate * duration
         sink = Signer.generate(ED25519).address

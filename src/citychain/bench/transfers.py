@@ -3,6 +3,8 @@
 1. Measure the ceiling: this machine's Ed25519 verifications/s on all cores.
 2. Fund ``senders`` fresh accounts with one batch of mints from an issuer key.
 3. Pre-sign ``per_sender`` transfers for each sender (signing is not what is measured).
+   On a chain in registered-key identity mode an organisation admin's key first registers
+   the senders as members (``--admin``).
 4. Submit them in CBOR batches over a few concurrent HTTP connections, then follow the chain
    until every admitted transfer is committed (or the deadline passes). Every transfer sends
    1 token to one fresh sink account, so the sink's balance counts the successful ones. The
@@ -17,6 +19,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import cbor2
 import httpx
@@ -51,6 +54,42 @@ async def _post_batch(client: httpx.AsyncClient, raws: list[bytes]) -> int:
     return sum(1 for r in resp.json()["results"] if r["code"] != "ok")
 
 
+async def _send_in_chunks(
+    client: httpx.AsyncClient,
+    signer: Signer,
+    calls: list[tuple[str, str, dict[str, Any]]],
+    *,
+    chain_id: str,
+    batch: int,
+    deadline: float,
+    what: str,
+) -> None:
+    """Send ``calls`` (contract, method, args) from ``signer`` with consecutive nonces, in
+    chunks that fit the mempool's per-sender nonce window, waiting for each chunk."""
+    acct = (await client.get(f"/v1/accounts/{signer.address.hex()}")).json()
+    nonce = int(acct["pending_nonce"])
+    txs = [
+        Transaction.create(
+            signer, chain_id=chain_id, nonce=nonce + i, contract=c, method=m, args=a
+        ).encode()
+        for i, (c, m, a) in enumerate(calls)
+    ]
+    chunk = min(batch, 500)
+    for i in range(0, len(txs), chunk):
+        refused = await _post_batch(client, txs[i : i + chunk])
+        if refused:
+            raise Unavailable(f"{refused} {what} were refused")
+        while time.monotonic() < deadline:
+            acct = (await client.get(f"/v1/accounts/{signer.address.hex()}")).json()
+            if int(acct["nonce"]) >= nonce + min(i + chunk, len(txs)):
+                break
+            await asyncio.sleep(0.05)
+
+
+def _member_args(account: Signer, org: str) -> dict[str, Any]:
+    return {"public_key": account.public_key, "org": org, "roles": ["member"]}
+
+
 async def fund_senders(
     client: httpx.AsyncClient,
     issuer: Signer,
@@ -59,33 +98,39 @@ async def fund_senders(
     senders: int,
     batch: int,
     deadline: float,
+    admin: tuple[Signer, str] | None = None,
 ) -> list[Signer]:
-    """Fresh accounts, each minted 10^9 tokens by ``issuer``; returns once all are funded."""
-    acct = (await client.get(f"/v1/accounts/{issuer.address.hex()}")).json()
-    nonce = int(acct["pending_nonce"])
+    """Fresh accounts, each minted 10^9 tokens by ``issuer``; returns once all are funded.
+    With ``admin`` (an organisation admin's key and its organisation), the accounts are first
+    registered as members of that organisation (a chain in registered-key identity mode)."""
     accounts = [Signer.generate(ED25519) for _ in range(senders)]
-    mints = [
-        Transaction.create(
-            issuer,
+    if admin is not None:
+        signer, org = admin
+        await _send_in_chunks(
+            client,
+            signer,
+            [
+                (
+                    "gov",
+                    "register_member",
+                    {"public_key": a.public_key, "org": org, "roles": ["member"]},
+                )
+                for a in accounts
+            ],
             chain_id=chain_id,
-            nonce=nonce + i,
-            contract="token",
-            method="mint",
-            args={"to": a.address, "amount": 10**9},
-        ).encode()
-        for i, a in enumerate(accounts)
-    ]
-    # Mint in chunks that fit the mempool's per-sender nonce window, waiting for each.
-    chunk = min(batch, 500)
-    for i in range(0, len(mints), chunk):
-        refused = await _post_batch(client, mints[i : i + chunk])
-        if refused:
-            raise Unavailable(f"{refused} funding mints were refused; is the key an issuer?")
-        while time.monotonic() < deadline:
-            acct = (await client.get(f"/v1/accounts/{issuer.address.hex()}")).json()
-            if int(acct["nonce"]) >= nonce + min(i + chunk, senders):
-                break
-            await asyncio.sleep(0.05)
+            batch=batch,
+            deadline=deadline,
+            what="member registrations (is the key an admin of the organisation?)",
+        )
+    await _send_in_chunks(
+        client,
+        issuer,
+        [("token", "mint", {"to": a.address, "amount": 10**9}) for a in accounts],
+        chain_id=chain_id,
+        batch=batch,
+        deadline=deadline,
+        what="funding mints (is the key an issuer?)",
+    )
     return accounts
 
 
@@ -100,6 +145,7 @@ async def run_transfers(
     concurrency: int = 4,
     timeout: float = 300.0,
     log: Callable[[str], None] = print,
+    admin: tuple[Signer, str] | None = None,
 ) -> TransfersResult:
     urls = [url] if isinstance(url, str) else list(url)
     ceiling = ed25519_verifications_per_second()
@@ -108,7 +154,13 @@ async def run_transfers(
     async with httpx.AsyncClient(base_url=urls[0], timeout=60.0) as client:
         deadline = time.monotonic() + timeout
         accounts = await fund_senders(
-            client, issuer, chain_id=chain_id, senders=senders, batch=batch, deadline=deadline
+            client,
+            issuer,
+            chain_id=chain_id,
+            senders=senders,
+            batch=batch,
+            deadline=deadline,
+            admin=admin,
         )
         log(f"funded {senders} senders")
         clients = [client, *others]

@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeR
 
 from citychain.cli._output import fail
 from citychain.crypto import Signer
-from citychain.errors import CitychainError
+from citychain.errors import CitychainError, ErrorCode
 
 console = Console()
 bench_app = typer.Typer(
@@ -38,13 +38,25 @@ KeyOpt = Annotated[
     str, typer.Option(help="Name or path of a key allowed to mint tokens (an issuer).")
 ]
 HomeOpt = Annotated[Path | None, typer.Option(envvar="CITYCHAIN_HOME", help="Home holding keys/.")]
+AdminOpt = Annotated[
+    str,
+    typer.Option(
+        help="Name or path of an organisation admin key that registers the benchmark's "
+        "accounts as members ('' on an open chain). Its organisation is asked of the node."
+    ),
+]
 T = TypeVar("T")
 
 
 def _load_run(
-    node: str, key: str, home: Path | None, run: Callable[[Signer, str], Coroutine[Any, Any, T]]
+    node: str,
+    key: str,
+    home: Path | None,
+    admin_key: str,
+    run: Callable[[Signer, str, tuple[Signer, str] | None], Coroutine[Any, Any, T]],
 ) -> T:
-    """Load the issuer key, ask the node its chain id, run the benchmark; errors in words."""
+    """Load the issuer (and admin) key, ask the node its chain id (and the admin's
+    organisation), run the benchmark; errors in words."""
     import httpx
 
     from citychain.cli._keys_access import load_signer
@@ -52,7 +64,18 @@ def _load_run(
     try:
         issuer = load_signer(key, home)
         chain_id = str(httpx.get(f"{node}/v1/status", timeout=10).json()["chain_id"])
-        return asyncio.run(run(issuer, chain_id))
+        admin: tuple[Signer, str] | None = None
+        if admin_key:
+            signer = load_signer(admin_key, home)
+            member = httpx.get(f"{node}/v1/gov/members/{signer.address.hex()}", timeout=10)
+            if member.status_code != 200:
+                raise CitychainError(
+                    f"the admin key {admin_key} is not a member of any organisation on this "
+                    "chain (pass --admin-key '' for an open chain)",
+                    ErrorCode.NOT_MEMBER,
+                )
+            admin = (signer, str(member.json()["org"]))
+        return asyncio.run(run(issuer, chain_id, admin))
     except CitychainError as exc:
         raise fail(exc) from None
     except httpx.HTTPError as exc:
@@ -75,6 +98,7 @@ def transfers(
     batch: Annotated[int, typer.Option(help="Transactions per API request.")] = 1000,
     home: HomeOpt = None,
     also: NodesOpt = None,
+    admin_key: AdminOpt = "org1-admin",
 ) -> None:
     """Committed token transfers per second through the API (ceiling: Ed25519 verifies/s)."""
     from citychain.bench import result_line
@@ -84,9 +108,11 @@ def transfers(
         node,
         key,
         home,
-        lambda issuer, chain_id: run_transfers(
+        admin_key,
+        lambda issuer, chain_id, admin: run_transfers(
             [node, *(also or [])],
             issuer,
+            admin=admin,
             chain_id=chain_id,
             senders=senders,
             per_sender=max(1, duration * 5000 // senders),
@@ -110,6 +136,7 @@ def latency(
     senders: Annotated[int, typer.Option(help="Distinct sending accounts.")] = 500,
     home: HomeOpt = None,
     also: NodesOpt = None,
+    admin_key: AdminOpt = "org1-admin",
 ) -> None:
     """Submit-to-commit latency p50/p99 at a fixed offered rate (ceiling: Ed25519 verifies/s)."""
     from citychain.bench import result_line
@@ -119,9 +146,11 @@ def latency(
         node,
         key,
         home,
-        lambda issuer, chain_id: run_latency(
+        admin_key,
+        lambda issuer, chain_id, admin: run_latency(
             [node, *(also or [])],
             issuer,
+            admin=admin,
             chain_id=chain_id,
             rate=rate,
             duration=duration,

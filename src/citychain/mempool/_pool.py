@@ -149,8 +149,12 @@ class Mempool:
         chain_id: str,
         account_nonce: Callable[[_Bytes], int],
         height: Callable[[], int],
+        admit: Callable[[Transaction], CitychainError | None] | None = None,
     ) -> None:
         self.config = config
+        #: The chain's access checks on committed state (membership, freezes, policies), so a
+        #: transaction the block would refuse is refused here, with the same code and words.
+        self._admit = admit
         self._suite = suite
         self._chain_id = chain_id
         self._account_nonce = account_nonce
@@ -284,6 +288,11 @@ class Mempool:
                     f"is already at height {height}",
                 )
                 continue
+            if self._admit is not None:
+                denied = self._admit(tx)
+                if denied is not None:
+                    refuse(denied.code, denied.message)
+                    continue
             addr = self._suite.address(tx.sender)
             acct = self._accounts.get(addr)
             if acct is not None:

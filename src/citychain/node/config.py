@@ -55,6 +55,9 @@ class P2PSettings:
     #: This node's organisation (its certificate's O) and its certificate and TLS key
     #: (the key encrypted with the node passphrase).
     org_id: str = ""
+    #: Only for a node whose organisation is waiting to be admitted by governance: its
+    #: organisation's CA certificate, trusted until the chain lists the organisation.
+    ca_cert_file: str = ""
     cert_file: str = "config/node_cert.pem"
     tls_key_file: str = "config/node_tls_key.pem"
     #: Largest frame a peer may send: a block-sync answer carries a whole block

@@ -14,13 +14,17 @@ from citychain.crypto import ED25519, Signer
 from citychain.crypto.keystore import save_key, save_plaintext_key
 from citychain.errors import ConfigError
 from citychain.node.config import NodeConfig, NodeSettings
+from citychain.p2p.certs import generate_org_ca
 from citychain.types import Validator
-from citychain.types.genesis import ChainParams, Genesis
+from citychain.types.genesis import ChainParams, Genesis, Governance, Member, Organisation
 
 log = logging.getLogger(__name__)
 
 #: Tokens minted at genesis to each demo account.
 DEMO_BALANCE = 10**12
+#: The one organisation of a chain made by ``citychain init``.
+ORG_ID = "org1"
+ORG_NAME = "Organisation 1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,14 +83,23 @@ def init_home(
     keys_dir = home / "keys"
     keys_dir.mkdir(exist_ok=True)
     signers: dict[str, Signer] = {}
-    for name in accounts:
-        s = Signer.generate(ED25519)
-        signers[name] = s
+
+    def save(name: str, s: Signer) -> None:
         if plaintext_key:
             save_plaintext_key(keys_dir / f"{name}.json", s)
         else:
             assert passphrase is not None
             save_key(keys_dir / f"{name}.json", s, passphrase, kdf_level=kdf_level)
+
+    for name in accounts:
+        s = Signer.generate(ED25519)
+        signers[name] = s
+        save(name, s)
+    # One organisation governs a single-node chain: its admin key registers members and
+    # passes proposals; the demo accounts are its members (key identity mode).
+    admin = Signer.generate(ED25519)
+    save(f"{ORG_ID}-admin", admin)
+    ca_cert, _ca_key = generate_org_ca(ORG_ID, ORG_NAME)
 
     token: dict[str, Any] = {
         "issuers": [{"hex": s.address.hex()} for s in signers.values()][:1],
@@ -99,6 +112,17 @@ def init_home(
         validators=(Validator(validator.public_key, 10, "node0"),),
         params=params or ChainParams(),
         contracts={"token": token},
+        organisations=(
+            Organisation(
+                ORG_ID,
+                ORG_NAME,
+                ca_cert.decode(),
+                admins=(admin.public_key,),
+                members=tuple(Member(s.public_key, ("member",)) for s in signers.values()),
+            ),
+        ),
+        governance=Governance("key"),
+        validator_orgs=((validator.public_key, ORG_ID),),
     )
     genesis.save(config_dir / "genesis.json")
     config = NodeConfig(

@@ -30,13 +30,19 @@ from citychain.consensus.wal import WAL
 from citychain.contracts import default_registry
 from citychain.crypto import Signer
 from citychain.crypto.keystore import load_key
-from citychain.errors import CitychainError, ConfigError, ErrorCode, KeystoreError
+from citychain.errors import (
+    CitychainError,
+    ConfigError,
+    ErrorCode,
+    ExecutionFailure,
+    KeystoreError,
+)
 from citychain.execution import BlockContext
 from citychain.execution.keys import account_nonce
 from citychain.mempool import AddResult, Mempool, MempoolConfig
 from citychain.node.config import NodeConfig
 from citychain.p2p import Limits, Switch, parse_peer_list
-from citychain.types import Commit, CommittedEvent, DuplicateVoteEvidence, Event
+from citychain.types import Commit, CommittedEvent, DuplicateVoteEvidence, Event, Transaction
 from citychain.types.genesis import Genesis
 
 log = logging.getLogger(__name__)
@@ -136,14 +142,21 @@ class Node:
             self.chain_id,
             account_nonce=self.account_nonce,
             height=lambda: self.chain.height,
+            admit=self._admit,
         )
         self.switch: Switch | None = None
         self.engine: ConsensusEngine
         self._tx_outbox: list[bytes] = []
         self._tx_flush: asyncio.TimerHandle | None = None
         self._wal: WAL | None = None
-        if self.genesis.organisations:
+        if config.p2p.org_id:
             self.engine = self._bft_engine()
+        elif len(self.chain.validators()) > 1:
+            raise ConfigError(
+                f"{config.config_file}: this chain has {len(self.chain.validators())} "
+                "validators, so its nodes talk over the network: set [p2p] org_id (and the "
+                "TLS certificate files) in node.toml"
+            )
         else:
             self.engine = SoloEngine(self.chain, self.mempool, self.signer, self._on_commit)
         self._subscriptions: set[Subscription] = set()
@@ -152,15 +165,9 @@ class Node:
         self._running = False
 
     def _bft_engine(self) -> TendermintEngine:
-        """Tendermint over mutual-TLS p2p: the mode of any genesis that names organisations."""
+        """Tendermint over mutual-TLS p2p: the mode of any node with [p2p] org_id set."""
         cfg = self.config
         p2p = cfg.p2p
-        orgs = {o.id: o for o in self.genesis.organisations}
-        if p2p.org_id not in orgs:
-            raise ConfigError(
-                f"{cfg.config_file}: [p2p] org_id {p2p.org_id!r} is not an organisation of the "
-                f"genesis (known: {sorted(orgs)})"
-            )
         for name, path in (("cert_file", p2p.cert_file), ("tls_key_file", p2p.tls_key_file)):
             if not cfg.path(path).exists():
                 raise ConfigError(f"{cfg.config_file}: [p2p] {name} {cfg.path(path)} not found")
@@ -172,7 +179,7 @@ class Node:
             cert_file=cfg.path(p2p.cert_file),
             key_file=cfg.path(p2p.tls_key_file),
             key_passphrase=read_passphrase(cfg),
-            ca_pems=[o.ca_cert.encode() for o in self.genesis.organisations],
+            ca_pems=self._trusted_cas(),
             listen_host=p2p.listen_host,
             listen_port=p2p.listen_port,
             peers=parse_peer_list(p2p.persistent_peers),
@@ -183,13 +190,9 @@ class Node:
                 recv_msgs_per_s=p2p.recv_msgs_per_s,
             ),
         )
-        validators = self.chain.validators()
-        is_validator = self.signer.public_key in validators
-        privval = (
-            PrivValidator(self.signer, cfg.path(cfg.consensus.privval_state_file))
-            if is_validator
-            else None
-        )
+        # Every node keeps a signer: one that is not a validator yet signs from the height
+        # governance adds it (the engine checks membership at every height).
+        privval = PrivValidator(self.signer, cfg.path(cfg.consensus.privval_state_file))
         self._wal = WAL.open(cfg.path(cfg.consensus.wal_dir))
         byz = cfg.consensus.byzantine
         if byz not in ("", "double_sign"):
@@ -211,6 +214,42 @@ class Node:
         self.switch.on_peer_connected = engine.peer_connected
         self.switch.on_peer_disconnected = lambda peer, why: engine.peer_disconnected(peer)
         return engine
+
+    def _trusted_cas(self) -> list[bytes]:
+        """The CA certificates of the organisations on chain now, plus this node's own
+        organisation's CA (``[p2p] ca_cert_file``) while that organisation waits to be
+        admitted: it must reach the network to sync up to the block that admits it."""
+        cfg, p2p = self.config, self.config.p2p
+        orgs = {o["id"]: o["ca_cert"].encode() for o in self.chain.organisations()}
+        if not orgs:  # an open-mode chain has no registry; genesis lists the CAs
+            orgs = {o.id: o.ca_cert.encode() for o in self.genesis.organisations}
+        if p2p.org_id not in orgs:
+            if not p2p.ca_cert_file:
+                raise ConfigError(
+                    f"{cfg.config_file}: [p2p] org_id {p2p.org_id!r} is not an organisation of "
+                    f"this chain (known: {sorted(orgs)}). A node of an organisation that is "
+                    "waiting to be admitted sets [p2p] ca_cert_file to its organisation's CA"
+                )
+            path = cfg.path(p2p.ca_cert_file)
+            try:
+                own = path.read_bytes()
+            except OSError as exc:
+                raise ConfigError(f"{cfg.config_file}: [p2p] ca_cert_file {path}: {exc}") from None
+            log.warning(
+                "organisation %s is not on this chain yet: trusting its CA from %s until "
+                "governance admits it (other nodes refuse this node until then)",
+                p2p.org_id,
+                path,
+            )
+            orgs[p2p.org_id] = own
+        return [orgs[k] for k in sorted(orgs)]
+
+    def _admit(self, tx: Transaction) -> CitychainError | None:
+        try:
+            self.chain.check_admission(tx)
+        except ExecutionFailure as exc:
+            return exc
+        return None
 
     # -- transaction gossip ------------------------------------------------------------------
     def _gossip_txs(self, raw: Sequence[bytes]) -> None:
@@ -335,6 +374,15 @@ class Node:
     def _on_commit(self, pending: PendingBlock, commit: Commit) -> None:
         block = pending.block
         self.mempool.update(block.txs, block.height)
+        if self.switch is not None and self.chain.governance_changed(pending):
+            try:
+                self.switch.set_trusted_cas(self._trusted_cas())
+            except ConfigError as exc:
+                log.error(
+                    "could not follow the organisation change of block %d: %s",
+                    block.height,
+                    exc.message,
+                )
         prev_ms = getattr(self, "_last_block_ms", None)
         self._last_block_ms = block.header.time
         if prev_ms is not None:

@@ -10,6 +10,8 @@ Theory of operation
     out/keys/<account>.json        the demo account keys (encrypted): with these two,
                                    ``CITYCHAIN_HOME=out`` gives the client commands the
                                    trusted validator set and the keys
+    out/keys/<org>-admin.json      each organisation's admin key (encrypted): it votes on
+                                   governance proposals and registers the org's members
     out/orgs/<org>/ca_cert.pem     each organisation's CA certificate (also in genesis)
     out/orgs/<org>/ca_key.pem      its key, encrypted with the passphrase (mode 0600)
     out/node<i>/config/node.toml   one node home per validator, as NodeConfig expects:
@@ -21,7 +23,14 @@ Theory of operation
     out/node<i>/node.log           the node's stdout and stderr, appended at every start
     out/pids.json                  the processes started by whoever started them
 
-Validators are assigned to organisations round-robin (node0 to org1, node1 to org2, ...).
+Validators are assigned to organisations round-robin (node0 to org1, node1 to org2, ...), and
+so are the demo accounts, registered as members of their organisation. The chain runs in
+``key`` identity mode (registered keys; see :mod:`citychain.execution.access`) unless asked
+otherwise; the first demo account may mint tokens.
+
+:func:`prepare_joining_org` adds a node of an organisation that is not on the chain yet (its
+CA, admin key and node home, trusting its own CA until governance admits it): the path an
+operator follows to bring a neighbouring department onto a running network.
 Node *i* listens for peers on ``base_port + 10*i`` and serves its API on ``base_port + 10*i
 + 1``, both on 127.0.0.1; its ``persistent_peers`` name every other node. Where node *i*
 dials node *j* can be redirected (``peer_address``), which is how tests put a fault-injecting
@@ -54,12 +63,13 @@ from typing import Any
 
 from citychain.crypto import ED25519, Signer
 from citychain.crypto.keystore import KDF_LEVELS, save_key
-from citychain.errors import ConfigError
+from citychain.errors import ConfigError, InvalidInput
 from citychain.node.config import ApiConfig, NodeConfig, NodeSettings, P2PSettings
 from citychain.node.home import DEMO_BALANCE
 from citychain.p2p.certs import encrypt_key_pem, generate_org_ca, issue_node_cert
 from citychain.types import Validator
-from citychain.types.genesis import ChainParams, Genesis, Organisation
+from citychain.types.genesis import ChainParams, Genesis, Governance, Member, Organisation
+from citychain.types.policy import check_name
 
 __all__ = [
     "LAYOUT_FILE",
@@ -68,6 +78,7 @@ __all__ = [
     "NetOrg",
     "NetworkLayout",
     "generate_network",
+    "prepare_joining_org",
     "write_atomic",
 ]
 
@@ -117,6 +128,8 @@ class NetOrg:
     #: The CA key, encrypted with the network passphrase.
     ca_key_file: Path
     nodes: tuple[str, ...]
+    #: The organisation's admin key (encrypted with the network passphrase).
+    admin_key_file: Path
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +180,7 @@ class NetworkLayout:
                     "ca_cert_file": rel(o.ca_cert_file),
                     "ca_key_file": rel(o.ca_key_file),
                     "nodes": list(o.nodes),
+                    "admin_key_file": rel(o.admin_key_file),
                 }
                 for o in self.orgs
             ],
@@ -222,6 +236,7 @@ class NetworkLayout:
                     ca_cert_file=root / r.text(o, "ca_cert_file"),
                     ca_key_file=root / r.text(o, "ca_key_file"),
                     nodes=tuple(str(x) for x in r.items(o, "nodes")),
+                    admin_key_file=root / r.text(o, "admin_key_file"),
                 )
             )
         nodes = []
@@ -294,6 +309,9 @@ def generate_network(
     passphrase: str | None = None,
     kdf_level: str = "interactive",
     peer_address: PeerAddress | None = None,
+    identity_mode: str = "key",
+    policies: dict[str, Any] | None = None,
+    voting_period: int = 1000,
 ) -> NetworkLayout:
     """Write a local network of ``validators`` nodes run by ``orgs`` organisations to ``out``.
 
@@ -324,6 +342,7 @@ def generate_network(
             passphrase=passphrase,
             kdf_level=kdf_level,
             peer_address=peer_address,
+            governance=Governance(identity_mode, voting_period, dict(policies or {})),
         )
         if out.exists():
             out.rmdir()  # empty (checked above); rename needs it gone on every platform
@@ -408,6 +427,7 @@ def _write_network(
     passphrase: str,
     kdf_level: str,
     peer_address: PeerAddress | None,
+    governance: Governance,
 ) -> None:
     _write_private(root / "passphrase", (passphrase + "\n").encode())
 
@@ -438,7 +458,7 @@ def _write_network(
             raise ConfigError(f"peer_address({i}, {j}) gave an unusable address {host}:{port}")
         return host, port
 
-    # Demo accounts and genesis.
+    # Demo accounts, organisation admins and genesis.
     keys_dir = root / "keys"
     keys_dir.mkdir()
     account_signers: dict[str, Signer] = {}
@@ -446,6 +466,13 @@ def _write_network(
         s = Signer.generate(ED25519)
         account_signers[name] = s
         save_key(keys_dir / f"{name}.json", s, passphrase, kdf_level=kdf_level)
+    admins: dict[str, Signer] = {}
+    for oid in org_ids:
+        admins[oid] = Signer.generate(ED25519)
+        save_key(keys_dir / f"{oid}-admin.json", admins[oid], passphrase, kdf_level=kdf_level)
+    members_of: dict[str, list[Member]] = {oid: [] for oid in org_ids}
+    for k, s in enumerate(account_signers.values()):
+        members_of[org_ids[k % orgs]].append(Member(s.public_key, ("member",)))
     token: dict[str, Any] = {
         "issuers": [{"hex": s.address.hex()} for s in account_signers.values()][:1],
         "balances": {s.address.hex(): DEMO_BALANCE for s in account_signers.values()},
@@ -458,8 +485,17 @@ def _write_network(
         params=params,
         contracts={"token": token},
         organisations=tuple(
-            Organisation(oid, org_names[oid], cas[oid][0].decode()) for oid in org_ids
+            Organisation(
+                oid,
+                org_names[oid],
+                cas[oid][0].decode(),
+                admins=(admins[oid].public_key,),
+                members=tuple(members_of[oid]),
+            )
+            for oid in org_ids
         ),
+        governance=governance,
+        validator_orgs=tuple((s.public_key, org_of[i]) for i, s in enumerate(signers)),
     )
     (root / "config").mkdir()
     genesis.save(root / "config" / "genesis.json")
@@ -522,6 +558,7 @@ def _write_network(
                 ca_cert_file=root / "orgs" / oid / "ca_cert.pem",
                 ca_key_file=root / "orgs" / oid / "ca_key.pem",
                 nodes=tuple(n.name for n in nodes if n.org == oid),
+                admin_key_file=keys_dir / f"{oid}-admin.json",
             )
             for oid in org_ids
         ),
@@ -542,3 +579,99 @@ def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+# -- a new organisation joining -----------------------------------------------------------------
+def prepare_joining_org(
+    layout: NetworkLayout,
+    org_id: str,
+    org_name: str | None = None,
+    *,
+    kdf_level: str = "interactive",
+) -> tuple[NetworkLayout, NetOrg, NetNode]:
+    """Add organisation ``org_id`` (not on the chain yet) with one node to ``layout``.
+
+    Writes its CA (``orgs/<org>/``), its admin key (``keys/<org>-admin.json``) and a node home
+    whose ``[p2p] ca_cert_file`` trusts the organisation's own CA until governance admits it;
+    the node dials every existing node. Returns the saved layout, the organisation and the
+    node. The chain learns nothing here: admit the organisation with an ``add_org`` proposal
+    and its node with ``add_validator`` (``citychain gov propose``).
+    """
+    try:
+        check_name(org_id, "organisation id")
+    except InvalidInput as exc:
+        raise ConfigError(exc.message) from None
+    if any(o.id == org_id for o in layout.orgs):
+        raise ConfigError(f"the network in {layout.root} already has organisation {org_id!r}")
+    root = layout.root
+    passphrase = layout.passphrase
+    name = org_name or f"Organisation {org_id}"
+    ca_cert, ca_key = generate_org_ca(org_id, name)
+    org_dir = root / "orgs" / org_id
+    org_dir.mkdir(parents=True)
+    (org_dir / "ca_cert.pem").write_bytes(ca_cert)
+    _write_private(org_dir / "ca_key.pem", encrypt_key_pem(ca_key, passphrase))
+    admin = Signer.generate(ED25519)
+    save_key(layout.keys_dir / f"{org_id}-admin.json", admin, passphrase, kdf_level=kdf_level)
+
+    index = max(n.index for n in layout.nodes) + 1
+    node_name = f"node{index}"
+    base = layout.nodes[0].p2p_port - PORT_STRIDE * layout.nodes[0].index
+    port = base + PORT_STRIDE * index
+    if port + 1 > 65535:
+        raise ConfigError(f"no free port range for a node {index} above base port {base}")
+    home = root / node_name
+    config_dir = home / "config"
+    config_dir.mkdir(parents=True)
+    shutil.copyfile(layout.genesis_file, config_dir / "genesis.json")
+    _write_private(config_dir / "passphrase", (passphrase + "\n").encode())
+    signer = Signer.generate(ED25519)
+    save_key(config_dir / "node_key.json", signer, passphrase, kdf_level=kdf_level)
+    (config_dir / "org_ca_cert.pem").write_bytes(ca_cert)
+    cert, tls_key = issue_node_cert(ca_cert, ca_key, node_name, layout.chain_id, org_id)
+    p2p = P2PSettings(
+        listen_host="127.0.0.1",
+        listen_port=port,
+        persistent_peers=",".join(f"{n.name}@127.0.0.1:{n.p2p_port}" for n in layout.nodes),
+        org_id=org_id,
+        ca_cert_file="config/org_ca_cert.pem",
+    )
+    (home / p2p.cert_file).write_bytes(cert)
+    _write_private(home / p2p.tls_key_file, encrypt_key_pem(tls_key, passphrase))
+    config = NodeConfig(
+        home=home,
+        node=NodeSettings(name=node_name),
+        api=ApiConfig(host="127.0.0.1", port=port + 1),
+        p2p=p2p,
+    )
+    config.save()
+    NodeConfig.load(home)
+    node = NetNode(
+        index=index,
+        name=node_name,
+        home=home,
+        org=org_id,
+        api_url=f"http://127.0.0.1:{port + 1}",
+        api_port=port + 1,
+        p2p_port=port,
+        validator_public_key=signer.public_key.hex(),
+    )
+    org = NetOrg(
+        id=org_id,
+        name=name,
+        ca_cert_file=org_dir / "ca_cert.pem",
+        ca_key_file=org_dir / "ca_key.pem",
+        nodes=(node_name,),
+        admin_key_file=layout.keys_dir / f"{org_id}-admin.json",
+    )
+    new = NetworkLayout(
+        root=root,
+        chain_id=layout.chain_id,
+        nodes=(*layout.nodes, node),
+        orgs=(*layout.orgs, org),
+        passphrase_file=layout.passphrase_file,
+        keys_dir=layout.keys_dir,
+        accounts=layout.accounts,
+    )
+    new.save()
+    return new, org, node
