@@ -45,7 +45,14 @@ from citychain.node.processes import (
     wait_until_up,
     write_pids,
 )
-from citychain.node.testnet import PORT_STRIDE, NetworkLayout, generate_network
+from citychain.node.testnet import (
+    PORT_STRIDE,
+    NetNode,
+    NetOrg,
+    NetworkLayout,
+    generate_network,
+    prepare_joining_org,
+)
 from citychain.types.genesis import ChainParams
 
 #: Shorter Tendermint timeouts than the defaults: faster rounds when a proposer is down.
@@ -93,8 +100,11 @@ class LocalNet:
         params: ChainParams | None = None,
         chain_id: str = "citychain-e2e",
         accounts: tuple[str, ...] = ("alice", "bob"),
+        identity_mode: str = "key",
+        spare_nodes: int = 0,
     ) -> None:
-        base = free_base_port(validators)
+        # Spare port blocks for nodes that join later (prepare_joining_org).
+        base = free_base_port(validators + spare_nodes)
         self.proxy: FaultProxy | None = None
         if proxy:
             self.proxy = FaultProxy({i: base + PORT_STRIDE * i for i in range(validators)}).start()
@@ -108,6 +118,7 @@ class LocalNet:
                 accounts=accounts,
                 params=params,
                 peer_address=self._via_proxy if self.proxy is not None else None,
+                identity_mode=identity_mode,
             )
         except BaseException:
             if self.proxy is not None:
@@ -157,6 +168,12 @@ class LocalNet:
                 for t in txs[i : i + 200]:
                     receipt = c.wait_for_commit(t.hash, timeout=60)
                     assert receipt.ok, receipt
+
+    def add_joining_org(self, org_id: str) -> tuple[NetOrg, NetNode]:
+        """A new organisation (CA, admin key) with one node, not on the chain yet; the node
+        is ``self.size - 1`` afterwards (start it with :meth:`start`)."""
+        self.layout, org, node = prepare_joining_org(self.layout, org_id)
+        return org, node
 
     # -- processes ----------------------------------------------------------------------------
     def start(self, i: int, *, wait: bool = True, timeout: float = 60) -> None:

@@ -1,0 +1,220 @@
+"""On-chain governance on a running network of real node processes (mutual TLS, Tendermint).
+
+What an operator relies on when the organisations of a city chain change it by vote:
+
+* a majority admits a new organisation, and the validator it then adds signs blocks (its
+  node was refused by every peer until the chain listed its CA);
+* a vote removes a validator and the chain keeps committing without it;
+* a revoked member certificate can no longer transact; a frozen account cannot send;
+* a proposal that misses its deadline changes nothing; a proposal executes at most once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from netproc import FAST_PARAMS, LocalNet  # type: ignore[import-not-found]
+
+from citychain.crypto import ED25519, Signer
+from citychain.crypto.member_certs import issue_member_cert
+from citychain.errors import ErrorCode, ExecutionFailure
+from citychain.p2p.certs import decrypt_key_pem
+from citychain.sdk import Client
+from citychain.types import Receipt
+
+pytestmark = pytest.mark.slow
+
+
+def _send(c: Client, signer: Signer, method: str, args: dict[str, Any]) -> Receipt:
+    receipt = c.send(signer, "gov", method, args)
+    return receipt
+
+
+def _passed(c: Client, proposer: Signer, voters: list[Signer], kind: str, params: Any) -> int:
+    """Propose, have ``voters`` approve, execute; the proposal id."""
+    r = _send(c, proposer, "propose", {"kind": kind, "params": params})
+    assert r.ok, r
+    pid = int(r.result)
+    for v in voters:
+        vote = _send(c, v, "vote", {"id": pid})
+        assert vote.ok, vote
+    done = _send(c, proposer, "execute", {"id": pid})
+    assert done.ok, done
+    return pid
+
+
+def _signers_of(net: LocalNet, height: int) -> set[str]:
+    block = net.get(0, f"/v1/blocks/{height}")
+    return {s["validator"] for s in block["commit"]["signatures"]}
+
+
+def _wait(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"{what} within {timeout} s")
+
+
+@pytest.fixture
+def net(tmp_path: Path) -> Iterator[LocalNet]:
+    with LocalNet(tmp_path, params=FAST_PARAMS, spare_nodes=1) as n:
+        n.start_all()
+        yield n
+
+
+def test_a_vote_admits_an_organisation_whose_validator_signs_then_a_vote_removes_one(
+    net: LocalNet,
+) -> None:
+    org1, org2 = net.signer("org1-admin"), net.signer("org2-admin")
+    org3, node4 = net.add_joining_org("org3")
+    new = net.size - 1
+    net.start(new)  # trusts its own CA; every peer refuses it for now
+    net.wait_height(3, nodes=range(4))
+    _wait(
+        lambda: "refused our certificate: wrong CA" in net.log(new),
+        20,
+        "the peers did not refuse the node of an organisation the chain does not list",
+    )
+    with Client(net.api(0)) as c:
+        ca = org3.ca_cert_file.read_text()
+        org3_admin = net.signer("org3-admin")
+        # One organisation alone is not a majority of two.
+        r = _send(
+            c,
+            org1,
+            "propose",
+            {
+                "kind": "add_org",
+                "params": {
+                    "id": "org3",
+                    "name": org3.name,
+                    "ca_cert": ca,
+                    "admins": [org3_admin.public_key],
+                },
+            },
+        )
+        assert r.ok, r
+        pid = int(r.result)
+        early = _send(c, org1, "execute", {"id": pid})
+        assert early.code == ErrorCode.PROPOSAL_NOT_PASSED, early
+        assert "gov:add_org" in early.message and "MAJORITY" in early.message
+        assert _send(c, org2, "vote", {"id": pid}).ok
+        assert _send(c, org1, "execute", {"id": pid}).ok
+        again = _send(c, org2, "execute", {"id": pid})
+        assert again.code == ErrorCode.PROPOSAL_EXECUTED, again
+
+        # The new organisation's admin can now act: it helps pass its validator in.
+        pk = bytes.fromhex(node4.validator_public_key)
+        _passed(
+            c,
+            org3_admin,
+            [org1],
+            "add_validator",
+            {"public_key": pk, "power": 10, "name": node4.name, "org": "org3"},
+        )
+        validators = c.query("gov", "validators")
+        start = int(validators["from"])
+        net.wait_height(start + 3, nodes=[0, new], timeout=90)
+        assert node4.validator_public_key in _signers_of(net, start + 2), (
+            "the new validator does not sign blocks after it joined the set"
+        )
+        status = net.get(new, "/v1/status")
+        assert int(status["height"]) >= start + 3
+
+        # A vote removes node3 (org2) and the chain keeps committing without it.
+        gone = net.layout.nodes[3]
+        _passed(
+            c,
+            org1,
+            [org2],
+            "remove_validator",
+            {"public_key": bytes.fromhex(gone.validator_public_key)},
+        )
+        removed_from = int(c.query("gov", "validators")["from"])
+        net.wait_height(removed_from, nodes=[0])
+        net.stop(3)
+        top = net.height(0) or 0
+        net.wait_height(top + 5, nodes=[0, 1, 2, new], timeout=60)
+        assert gone.validator_public_key not in _signers_of(net, top + 4)
+
+        history = c.query("gov", "history", limit=200)
+        actions = [(e["action"], e["proposal"]) for e in history]
+        assert ("propose", pid) in actions and ("vote", pid) in actions
+        assert ("execute", pid) in actions
+
+
+@pytest.fixture
+def cert_net(tmp_path: Path) -> Iterator[LocalNet]:
+    with LocalNet(tmp_path, params=FAST_PARAMS, identity_mode="certificate") as n:
+        n.start_all()
+        yield n
+
+
+def test_revoked_certificate_frozen_account_expired_proposal(cert_net: LocalNet) -> None:
+    net = cert_net
+    org1, org2 = net.signer("org1-admin"), net.signer("org2-admin")
+    alice, bob = net.signer("alice"), net.signer("bob")
+    ca_dir = net.layout.orgs[0]
+    ca_cert = ca_dir.ca_cert_file.read_bytes()
+    ca_key = decrypt_key_pem(ca_dir.ca_key_file.read_bytes(), net.passphrase)
+    carol = Signer.generate(ED25519)
+    cert = issue_member_cert(
+        ca_cert, ca_key, carol.public_key, name="carol", org_id="org1", roles=["member"]
+    )
+    with Client(net.api(1)) as c:
+        # Not enrolled yet: refused at admission, naming why.
+        with pytest.raises(ExecutionFailure) as refused:
+            c.send(carol, "token", "transfer", {"to": bob.address, "amount": 1})
+        assert refused.value.code == ErrorCode.NOT_MEMBER
+        assert c.send(carol, "gov", "enroll", {"cert": cert}).ok
+        assert c.send(alice, "token", "transfer", {"to": carol.address, "amount": 50}).ok
+        assert c.send(carol, "token", "transfer", {"to": bob.address, "amount": 5}).ok
+
+        # Revoke carol's certificate by serial: she can no longer transact.
+        member = c.query("gov", "member", address=carol.address)
+        _passed(c, org1, [org2], "revoke", {"org": "org1", "serial": int(member["serial"])})
+        with pytest.raises(ExecutionFailure) as revoked:
+            c.send(carol, "token", "transfer", {"to": bob.address, "amount": 5})
+        assert revoked.value.code == ErrorCode.REVOKED
+        assert "revoked" in revoked.value.message
+
+        # Freeze bob: he cannot send; others can still pay him; unfreezing restores him.
+        _passed(c, org2, [org1], "freeze", {"address": bob.address})
+        with pytest.raises(ExecutionFailure) as frozen:
+            c.send(bob, "token", "transfer", {"to": alice.address, "amount": 1})
+        assert frozen.value.code == ErrorCode.FROZEN
+        assert c.send(alice, "token", "transfer", {"to": bob.address, "amount": 1}).ok
+        _passed(c, org2, [org1], "unfreeze", {"address": bob.address})
+        assert c.send(bob, "token", "transfer", {"to": alice.address, "amount": 1}).ok
+
+        # A proposal that misses its deadline expires and changes nothing.
+        before = c.query("gov", "params")
+        height = c.status().height
+        r = c.send(
+            org1,
+            "gov",
+            "propose",
+            {
+                "kind": "set_params",
+                "params": {"params": {"chain": {"block_max_txs": 77}}},
+                "deadline": height + 2,
+            },
+        )
+        assert r.ok, r
+        pid = int(r.result)
+        net.wait_height(height + 4, nodes=[1])
+        late_vote = c.send(org2, "gov", "vote", {"id": pid})
+        assert late_vote.code == ErrorCode.PROPOSAL_EXPIRED, late_vote
+        late = c.send(org1, "gov", "execute", {"id": pid})
+        assert late.code == ErrorCode.PROPOSAL_EXPIRED, late
+        assert c.query("gov", "proposal", id=pid)["status"] == "expired"
+        assert c.send(org2, "gov", "expire", {"id": pid}).ok
+        assert c.query("gov", "params") == before
+        history = c.query("gov", "history", proposal=pid)
+        assert [e["action"] for e in history] == ["propose", "expire"]
