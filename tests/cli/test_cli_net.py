@@ -136,6 +136,38 @@ def test_genesis_is_identical_and_lists_validators_orgs_and_accounts(
         alice.address.hex(): DEMO_BALANCE,
         bob.address.hex(): DEMO_BALANCE,
     }
+    # Governance: registered-key mode, one admin key per organisation, the demo accounts
+    # members of the organisations round-robin, each validator tied to its organisation.
+    assert g.identity_mode == "key"
+    for org in g.organisations:
+        admin = load_key(net4.keys_dir / f"{org.id}-admin.json", PASSPHRASE)
+        assert org.admins == (admin.public_key,)
+    members = {m.public_key: o.id for o in g.organisations for m in o.members}
+    assert members == {alice.public_key: "org1", bob.public_key: "org2"}
+    assert [org for _, org in g.validator_orgs] == ["org1", "org2", "org1", "org2"]
+
+
+def test_add_org_prepares_a_node_that_trusts_its_own_ca_until_admitted(
+    stopped: NetworkLayout,
+) -> None:
+    r = run("net", "add-org", "org3", "--name", "Parks Department", "--dir", str(stopped.root))
+    assert r.exit_code == 0, r.output
+    assert "gov propose add_org" in r.output and "add_validator" in r.output
+    layout = NetworkLayout.load(stopped.root)
+    org3 = next(o for o in layout.orgs if o.id == "org3")
+    node = layout.node(org3.nodes[0])
+    assert node.index == len(stopped.nodes) and node.org == "org3"
+    config = NodeConfig.load(node.home)
+    assert config.p2p.org_id == "org3"
+    assert config.path(config.p2p.ca_cert_file).read_bytes() == org3.ca_cert_file.read_bytes()
+    assert read_node_cert((node.home / config.p2p.cert_file).read_bytes()).org_id == "org3"
+    load_key(org3.admin_key_file, stopped.passphrase)
+    # the chain itself is unchanged: genesis does not know org3
+    assert "org3" not in {
+        o.id for o in Genesis.load(node.home / "config" / "genesis.json").organisations
+    }
+    again = run("net", "add-org", "org3", "--dir", str(stopped.root))
+    assert again.exit_code == 1 and "already has organisation 'org3'" in again.output
 
 
 def test_certificates_chain_to_their_organisations_ca(net4: NetworkLayout) -> None:

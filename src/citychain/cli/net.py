@@ -77,6 +77,39 @@ def _root(net_dir: Path) -> Path:
     return net_dir.expanduser().resolve()
 
 
+# -- add-org ------------------------------------------------------------------------------------
+@net_app.command("add-org")
+@handles_errors
+def add_org(
+    org_id: Annotated[str, typer.Argument(help="Id of the organisation that joins.")],
+    name: Annotated[str | None, typer.Option(help="Its display name.")] = None,
+    net_dir: DirOpt = DEFAULT_DIR,
+) -> None:
+    """Prepare a new organisation with one node (CA, admin key, node home); governance then
+    admits it. Prints the commands that do so."""
+    from citychain.node.testnet import NetworkLayout, prepare_joining_org
+
+    layout = NetworkLayout.load(_root(net_dir))
+    layout, org, node = prepare_joining_org(layout, org_id, name)
+    first = layout.orgs[0].id
+    console.print(
+        f"[green]prepared[/] organisation [bold]{escape(org.id)}[/] with node "
+        f"[bold]{node.name}[/] (API {node.api_url}). Its CA is {org.ca_cert_file}, its admin "
+        f"key {org.admin_key_file}. Peers refuse the node until the chain admits {org.id}."
+    )
+    console.print("next steps (each proposal needs the votes its policy asks for):")
+    steps = [
+        f"citychain net up --dir {layout.root}          # starts {node.name} too",
+        f"citychain gov propose add_org --org-id {org.id} --name '{org.name}' "
+        f"--ca-cert {org.ca_cert_file} --admin-key-file {org.admin_key_file} --key {first}-admin",
+        "citychain gov vote <id> --key <another org>-admin ; citychain gov execute <id> ...",
+        f"citychain gov propose add_validator --public-key {node.validator_public_key} "
+        f"--power 10 --name {node.name} --org {org.id} --key {first}-admin",
+    ]
+    for step in steps:
+        console.print(f"  {escape(step)}", soft_wrap=True)
+
+
 # -- up -----------------------------------------------------------------------------------------
 @net_app.command("up")
 @handles_errors
@@ -110,6 +143,15 @@ def up(
     timeout: Annotated[
         float, typer.Option(help="Seconds to wait for every node's API to answer.")
     ] = 60.0,
+    identity_mode: Annotated[
+        str | None,
+        typer.Option(
+            help="Identity mode of a new network: 'key' (members' keys registered by their "
+            "organisation's admin), 'certificate' (members enrol with a certificate from "
+            "their organisation's CA) or 'open' (no registry; development only). "
+            "\\[default: key]"
+        ),
+    ] = None,
 ) -> None:
     """Generate a local network (unless --dir holds one) and start every node in the background."""
     from citychain.node.processes import (
@@ -133,6 +175,7 @@ def up(
         "--orgs": orgs,
         "--base-port": base_port,
         "--chain-id": chain_id,
+        "--identity-mode": identity_mode,
     }
     if NetworkLayout.exists(root):
         layout = NetworkLayout.load(root)
@@ -154,6 +197,7 @@ def up(
                 orgs=orgs if orgs is not None else DEFAULT_ORGS,
                 base_port=base_port if base_port is not None else DEFAULT_BASE_PORT,
                 chain_id=chain_id if chain_id is not None else DEFAULT_CHAIN_ID,
+                identity_mode=identity_mode if identity_mode is not None else "key",
             )
         console.print(
             f"[green]generated[/] chain [bold]{escape(layout.chain_id)}[/] in {root}: "

@@ -20,8 +20,17 @@ though the mempool checked them on admission). Then, for each transaction in blo
    ``unknown_method``          no such method, or it is a query (queries are not sent in txs)
    ==========================  ======================================================
 
+   (``bad_signature`` also covers an endorsement that does not verify.)
+
 2. **Nonce.** A transaction that passed the checks advances its sender's nonce, whatever the
    call then does. So a signed transaction executes at most once, ever.
+
+2b. **Access** (:mod:`citychain.execution.access`): unless the chain is in ``open`` identity
+   mode, every signer must be a member in good standing (``not_member``, ``revoked``,
+   ``frozen``), the contract must not be frozen (``frozen``), and the method's policy must be
+   met by the signers' organisations (``policy_not_met``, naming the policy). A refusal here
+   comes after the nonce advanced, so the transaction cannot be replayed; it charges the
+   intrinsic gas and changes nothing else. The mempool runs the same checks on admission.
 
 3. **Call.** The method runs with the intrinsic gas already charged and a private layer of
    writes (see :mod:`citychain.execution.context`). If it raises (a ``CitychainError`` gives
