@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,46 @@ def test_plaintext_keys_are_marked_and_warned_about(isolated_env: Path) -> None:
     stored = isolated_env / "keys" / "hardened.json"
     assert json.loads(stored.read_text())["type"] == "encrypted"
     assert load_key(stored, PASSPHRASE).address == signer.address
+
+
+def test_issue_cert_makes_a_member_certificate_the_chain_accepts(
+    isolated_env: Path, tmp_path: Path
+) -> None:
+    from citychain.crypto.member_certs import verify_member_cert
+    from citychain.p2p.certs import encrypt_key_pem, generate_org_ca
+
+    made = new_key("carol")
+    ca_cert, ca_key = generate_org_ca("org1", "Organisation 1")
+    (tmp_path / "ca.pem").write_bytes(ca_cert)
+    (tmp_path / "ca_key.pem").write_bytes(encrypt_key_pem(ca_key, PASSPHRASE))
+    r = run(
+        "keys",
+        "issue-cert",
+        "carol",
+        "--org",
+        "org1",
+        "--ca-cert",
+        str(tmp_path / "ca.pem"),
+        "--ca-key",
+        str(tmp_path / "ca_key.pem"),
+        "--roles",
+        "member,auditor",
+        env={"CITYCHAIN_PASSPHRASE": PASSPHRASE},
+    )
+    assert r.exit_code == 0, r.output
+    cert = (isolated_env / "keys" / "carol.cert.pem").read_bytes()
+    info = verify_member_cert(cert, ca_cert, org_id="org1", at_ms=int(time.time() * 1000))
+    assert info.public_key.hex() == made["public_key"]
+    assert info.roles == ("auditor", "member") and info.org_id == "org1"
+    wrong = run(
+        "keys",
+        "issue-cert",
+        "carol",
+        "--org",
+        "org2",
+        "--ca-cert",
+        str(tmp_path / "ca.pem"),
+        "--ca-key",
+        str(tmp_path / "nowhere.pem"),
+    )
+    assert wrong.exit_code == 1 and "cannot read" in wrong.output

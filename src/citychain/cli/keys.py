@@ -248,3 +248,51 @@ def import_(
     signer = import_key(text, passphrase if info.encrypted else "", allow_plaintext=True)
     _save(path, signer, passphrase, kdf)
     _describe(name, path, as_json)
+
+
+@keys_app.command("issue-cert")
+@handles_errors
+def issue_cert(
+    name: NameArg,
+    org: Annotated[str, typer.Option(help="The organisation whose CA issues it.")],
+    ca_cert: Annotated[Path, typer.Option(help="The organisation's CA certificate (PEM).")],
+    ca_key: Annotated[
+        Path, typer.Option(help="The CA's private key (PEM; encrypted with the passphrase).")
+    ],
+    roles: Annotated[
+        str, typer.Option(help="Comma-separated roles (the certificate's OU values).")
+    ] = "member",
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Where to write the certificate [default: keys/NAME.cert.pem]."),
+    ] = None,
+    valid_days: Annotated[int, typer.Option(help="Days the certificate is valid.")] = 365,
+    directory: DirOpt = None,
+    home: HomeOpt = None,
+    passphrase_file: PassFileOpt = None,
+) -> None:
+    """Issue a member certificate for key NAME (certificate identity mode); its holder then
+    enrols with `citychain gov enroll --cert FILE --key NAME`."""
+    from citychain.crypto.member_certs import issue_member_cert
+    from citychain.p2p.certs import decrypt_key_pem
+
+    path = key_path(name, home, directory)
+    public_key = key_info(path).public_key
+    try:
+        ca_pem = ca_cert.expanduser().read_bytes()
+        key_pem = ca_key.expanduser().read_bytes()
+    except OSError as exc:
+        raise bad(f"cannot read {exc.filename}: {exc.strerror}") from None
+    if b"ENCRYPTED" in key_pem:
+        passphrase = read_passphrase(passphrase_file, "Passphrase of the CA key")
+        key_pem = decrypt_key_pem(key_pem, passphrase)
+    role_list = [r.strip() for r in roles.split(",") if r.strip()]
+    cert = issue_member_cert(
+        ca_pem, key_pem, public_key, name=name, org_id=org, roles=role_list, valid_days=valid_days
+    )
+    target = out or path.with_name(f"{name}.cert.pem")
+    target.write_bytes(cert)
+    console.print(
+        f"[green]issued[/] a certificate for {escape(name)} ({', '.join(role_list)} of "
+        f"{escape(org)}): {target}"
+    )

@@ -14,7 +14,7 @@ from citychain.crypto import ED25519, Signer
 from citychain.crypto.keystore import save_key, save_plaintext_key
 from citychain.errors import ConfigError
 from citychain.node.config import NodeConfig, NodeSettings
-from citychain.p2p.certs import generate_org_ca
+from citychain.p2p.certs import encrypt_key_pem, generate_org_ca
 from citychain.types import Validator
 from citychain.types.genesis import ChainParams, Genesis, Governance, Member, Organisation
 
@@ -99,7 +99,16 @@ def init_home(
     # passes proposals; the demo accounts are its members (key identity mode).
     admin = Signer.generate(ED25519)
     save(f"{ORG_ID}-admin", admin)
-    ca_cert, _ca_key = generate_org_ca(ORG_ID, ORG_NAME)
+    ca_cert, ca_key = generate_org_ca(ORG_ID, ORG_NAME)
+    org_dir = home / "orgs" / ORG_ID
+    org_dir.mkdir(parents=True, exist_ok=True)
+    (org_dir / "ca_cert.pem").write_bytes(ca_cert)
+    # The CA key issues member certificates (certificate identity mode) and node
+    # certificates; encrypted like every other key unless the home is a plaintext dev home.
+    _write_secret(
+        org_dir / "ca_key.pem",
+        (ca_key if plaintext_key else encrypt_key_pem(ca_key, passphrase or "")).decode().strip(),
+    )
 
     token: dict[str, Any] = {
         "issuers": [{"hex": s.address.hex()} for s in signers.values()][:1],
