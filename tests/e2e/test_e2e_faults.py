@@ -466,7 +466,12 @@ def test_wrong_ca_and_expired_certificates_are_refused_in_plain_words(tmp_path: 
         # node4: a certificate from a CA that genesis does not list. Its own genesis lists
         # that CA too (else it would refuse to start with a certificate no peer accepts).
         rogue_ca = generate_org_ca("rogue", "Rogue Organisation")
-        rogue_org = Organisation("rogue", "Rogue Organisation", rogue_ca[0].decode())
+        rogue_org = Organisation(
+            "rogue",
+            "Rogue Organisation",
+            rogue_ca[0].decode(),
+            admins=(Signer.generate(ED25519).public_key,),
+        )
         wrong_ca = make_outsider(
             net,
             outsiders_dir,

@@ -164,6 +164,8 @@ class Policy:
         inside = set(universe)
         got = sorted({o for o in approving_orgs if o in inside})
         need = self.required(len(universe))
+        if not universe:
+            return "no organisation is in its scope, so it can never be met"
         if need > len(universe):
             return (
                 f"it needs {self.rule} organisations but only {len(universe)} are in its scope, "

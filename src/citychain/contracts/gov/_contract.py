@@ -138,6 +138,13 @@ class Gov(Contract):
             policy = Policy.from_value(raw, f"policy {target!r}")
             if target.startswith("gov:") and target[4:] not in KINDS:
                 raise rec.bad(f"policy {target!r}: no proposal kind {target[4:]!r}")
+            if not target.startswith("gov:"):
+                contract, _, method_name = target.partition(".")
+                if not method_name or not ctx.contract_versions(contract):
+                    raise rec.bad(
+                        f"policy {target!r}: the target must be 'contract.method', 'contract.*' "
+                        "or 'gov:<kind>' of a contract this chain runs"
+                    )
             rec.put(ctx, policy_storage_key(target), policy.to_value())
 
     # -- members ---------------------------------------------------------------------------
@@ -163,11 +170,11 @@ class Gov(Contract):
         """An org admin registers a key (key mode): ``public_key``, ``org``, ``roles``."""
         only_args(args, "public_key", "org", "roles")
         self._mode(ctx, "key")
-        org = args["org"]
-        rec.require_org(ctx, check_name(org, "organisation id"))
+        org = check_name(args.get("org"), "organisation id")
+        rec.require_org(ctx, org)
         self._admin_of(ctx, org)
-        roles = rec.check_roles(ctx, org, args["roles"])
-        address = rec.register(ctx, args["public_key"], org, roles)
+        roles = rec.check_roles(ctx, org, args.get("roles", []))
+        address = rec.register(ctx, args.get("public_key", b""), org, roles)
         ctx.emit("member_registered", address=address, org=org, roles=",".join(roles))
         rec.record(ctx, "register_member", address=address.hex(), org=org, roles=roles)
         return address
@@ -181,6 +188,11 @@ class Gov(Contract):
         if m is None:
             raise rec.refuse(ErrorCode.NOT_FOUND, f"{address.hex()} is not a member")
         self._admin_of(ctx, m.org)
+        if m.revoked:  # the record of a revoked key stays, so that it cannot come back
+            raise rec.refuse(
+                ErrorCode.REVOKED,
+                f"the key of {address.hex()} was revoked by governance; its record stays",
+            )
         ctx.delete(acc.member_key(address))
         ctx.emit("member_removed", address=address, org=m.org)
         rec.record(ctx, "remove_member", address=address.hex(), org=m.org)
@@ -189,12 +201,13 @@ class Gov(Contract):
     def define_role(self, ctx: Context, args: dict[str, Any]) -> None:
         """An org admin defines a custom role of its organisation: ``org``, ``role``."""
         only_args(args, "org", "role")
-        org = check_name(args["org"], "organisation id")
+        org = check_name(args.get("org"), "organisation id")
         rec.require_org(ctx, org)
         self._admin_of(ctx, org)
-        rec.define_role(ctx, org, args["role"])
-        ctx.emit("role_defined", org=org, role=args["role"])
-        rec.record(ctx, "define_role", org=org, role=args["role"])
+        role = check_name(args.get("role"), "role")
+        rec.define_role(ctx, org, role)
+        ctx.emit("role_defined", org=org, role=role)
+        rec.record(ctx, "define_role", org=org, role=role)
 
     @method
     def enroll(self, ctx: Context, args: dict[str, Any]) -> bytes:
@@ -202,7 +215,7 @@ class Gov(Contract):
         by your organisation's CA for the key that signs this transaction."""
         only_args(args, "cert")
         self._mode(ctx, "certificate")
-        cert = args["cert"]
+        cert = args.get("cert")
         if type(cert) is not bytes or not 0 < len(cert) <= 16_384:
             raise rec.bad("argument 'cert' must be a certificate (PEM or DER bytes)")
         parsed = parse_member_cert(cert)
@@ -354,7 +367,12 @@ class Gov(Contract):
         only_args(args, "id")
         p = _proposal(ctx, args.get("id"))
         if p["status"] != "open":
-            raise rec.refuse(ErrorCode.PROPOSAL_EXECUTED, f"proposal {p['id']} is {p['status']}")
+            code = (
+                ErrorCode.PROPOSAL_EXPIRED
+                if p["status"] == "expired"
+                else ErrorCode.PROPOSAL_EXECUTED
+            )
+            raise rec.refuse(code, f"proposal {p['id']} is {p['status']}")
         if ctx.height <= p["deadline"]:
             raise rec.bad(
                 f"proposal {p['id']} is open until height {p['deadline']}; this is {ctx.height}"
@@ -379,7 +397,7 @@ class Gov(Contract):
     @query
     def org(self, ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
         only_args(args, "id")
-        org = rec.require_org(ctx, check_name(args["id"], "organisation id"))
+        org = rec.require_org(ctx, check_name(args.get("id"), "organisation id"))
         roles = [
             k.split(b"/")[-1].decode()
             for k, _ in ctx.iter_prefix(acc.ROLE + org["id"].encode() + b"/")
@@ -403,7 +421,7 @@ class Gov(Contract):
     @query
     def members(self, ctx: Context, args: dict[str, Any]) -> list[dict[str, Any]]:
         only_args(args, "org")
-        org = check_name(args["org"], "organisation id")
+        org = check_name(args.get("org"), "organisation id")
         out = []
         for k, v in ctx.iter_prefix(acc.MEM):
             m = acc.Member.from_value(codec.decode(v))

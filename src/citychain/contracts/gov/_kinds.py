@@ -9,7 +9,8 @@ kind                   params
 =====================  ========================================================================
 add_org                id, name, ca_cert (PEM), admins ([public key]), roles ([name], optional)
 update_org             id, and any of name, ca_cert, admins
-remove_org             id (refused while the organisation still runs validators)
+remove_org             id (refused while the organisation still runs validators; its members
+                       and roles go with it, except revoked keys, which stay on record)
 add_validator          public_key, power, name, org      (in force two heights after execution)
 remove_validator       public_key                        (in force two heights after execution)
 set_validator_power    public_key, power                 (in force two heights after execution)
@@ -146,7 +147,10 @@ def _apply_update_org(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
     if "admins" in p:
         for old in org["admins"]:
             if old not in admins:
-                ctx.delete(acc.member_key(ctx.account_address(old)))
+                address = ctx.account_address(old)
+                m = acc.member(reader(ctx), address)
+                if m is not None and not m.revoked:  # a revoked key's record stays
+                    ctx.delete(acc.member_key(address))
         for a in admins:
             register(ctx, a, p["id"], ["admin"])
     ctx.emit("org_updated", org=p["id"], changed=",".join(changed))
@@ -167,6 +171,14 @@ def _check_remove_org(ctx: Context, p: Any) -> None:
 
 def _apply_remove_org(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
     ctx.delete(acc.org_key(p["id"]))
+    # Its members and roles go with it: were the id admitted again, the old keys (its old
+    # admins included) must not come back with it. Revoked keys stay on record.
+    for k, v in list(ctx.iter_prefix(acc.MEM)):
+        m = acc.Member.from_value(codec.decode(v))
+        if m.org == p["id"] and not m.revoked:
+            ctx.delete(k)
+    for k, _ in list(ctx.iter_prefix(acc.ROLE + p["id"].encode() + b"/")):
+        ctx.delete(k)
     ctx.emit("org_removed", org=p["id"])
     return {"org": p["id"]}
 

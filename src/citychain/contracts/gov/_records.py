@@ -83,7 +83,7 @@ def org_ids(ctx: Context) -> list[str]:
 
 
 def require_org(ctx: Context, org_id: str) -> dict[str, Any]:
-    org = acc.organisation(reader(ctx), org_id)
+    org = acc.organisation(reader(ctx), check_name(org_id, "organisation id"))
     if org is None:
         raise refuse(ErrorCode.NOT_FOUND, f"no organisation {org_id!r} on this chain")
     return org
@@ -135,6 +135,14 @@ def register(ctx: Context, public_key: bytes, org_id: str, roles: list[str], **c
         raise bad(exc.message) from None
     address = ctx.account_address(public_key)
     existing = acc.member(reader(ctx), address)
+    if existing is not None and existing.revoked:
+        # Revocation is governance's decision: registering or enrolling the key again must
+        # not quietly undo it.
+        raise refuse(
+            ErrorCode.REVOKED,
+            f"the key of account {address.hex()} was revoked by governance; it cannot be "
+            "registered again",
+        )
     if existing is not None and existing.org != org_id:
         raise bad(f"account {address.hex()} is already a member of organisation {existing.org!r}")
     member = acc.Member(
@@ -190,6 +198,12 @@ def merge_params(current: dict[str, Any], change: Any) -> dict[str, Any]:
         if not isinstance(updates, dict):
             raise bad(f"params.{section} must be a map")
         target.update(updates)
+    if (
+        "max_gas_per_tx" in change.get("gas", {})
+        and gas["max_gas_per_tx"] != chain["max_gas_per_tx"]
+    ):
+        # It would be overwritten below: refuse instead of executing a change that is ignored.
+        raise bad("params.gas.max_gas_per_tx follows params.chain.max_gas_per_tx; change that one")
     try:
         ChainParams.from_json(chain, "params.chain")
         GasSchedule.from_dict(gas)
