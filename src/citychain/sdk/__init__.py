@@ -9,8 +9,12 @@ types, the codec, the crypto suites and proof verification, plus httpx and webso
         receipt = node.send(signer, "token", "transfer", {"to": bob, "amount": 5})
         proven = node.get_state(key)      # checked: proof -> header -> 2/3+ signatures
 
+        pid = node.gov.propose(admin, "add_validator", {...})   # governance: client.gov
+        node.gov.vote(other_admin, pid); node.gov.execute(admin, pid)
+
 Errors are :mod:`citychain.errors` exceptions carrying the node's stable ``code``. Read the
-trust model in :mod:`citychain.sdk._client` (what a verified answer does and does not prove).
+trust model in :mod:`citychain.sdk._client` (what a verified answer does and does not prove)
+and how the client follows validator-set changes in :mod:`citychain.sdk._light`.
 """
 
 from citychain.sdk._client import (
@@ -23,35 +27,73 @@ from citychain.sdk._client import (
 )
 from citychain.sdk._errors import error_from
 from citychain.sdk._events import AsyncEventSubscription, EventSubscription
+from citychain.sdk._gov import AsyncGov, Gov
+from citychain.sdk._light import (
+    MAX_FETCHES,
+    TRUST_LEVEL,
+    Fetch,
+    InsufficientTrust,
+    LightBlock,
+    LightClient,
+    TrustedSet,
+    verify_skipping,
+)
 from citychain.sdk._types import (
     AccountInfo,
     BlockInfo,
     CommittedEvent,
     EvidenceInfo,
+    GovValidator,
+    GovValidators,
+    HistoryEntry,
+    MemberInfo,
     NodeStatus,
+    OrgInfo,
+    PolicyInfo,
+    ProposalInfo,
+    ProposalVote,
     SubmitResult,
     TxInfo,
     VerifiedValue,
 )
-from citychain.sdk._verify import verify_state
+from citychain.sdk._verify import prove_value, verify_state
 
 __all__ = [
     "DEFAULT_COMMIT_TIMEOUT",
     "DEFAULT_GAS_LIMIT",
     "DEFAULT_TIMEOUT",
     "DEFAULT_URL",
+    "MAX_FETCHES",
+    "TRUST_LEVEL",
     "AccountInfo",
     "AsyncClient",
     "AsyncEventSubscription",
+    "AsyncGov",
     "BlockInfo",
     "Client",
     "CommittedEvent",
     "EventSubscription",
     "EvidenceInfo",
+    "Fetch",
+    "Gov",
+    "GovValidator",
+    "GovValidators",
+    "HistoryEntry",
+    "InsufficientTrust",
+    "LightBlock",
+    "LightClient",
+    "MemberInfo",
     "NodeStatus",
+    "OrgInfo",
+    "PolicyInfo",
+    "ProposalInfo",
+    "ProposalVote",
     "SubmitResult",
+    "TrustedSet",
     "TxInfo",
     "VerifiedValue",
     "error_from",
+    "prove_value",
+    "verify_skipping",
     "verify_state",
 ]

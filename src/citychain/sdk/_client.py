@@ -8,19 +8,24 @@ Trust model
 A node is a server, not an authority. The SDK trusts exactly three things, and says so:
 
 * the **chain id** given as ``Client(chain_id=...)``, or else the one the node reports first;
-* the **validator set** given as ``Client(validators=...)``, or else the set the node reports
-  the first time a proof is checked ("trust on first use");
+* the **validator set** given as ``Client(validators=...)`` (the set that signs block
+  ``trust_height``, default 1: the genesis set), or else the set the node reports the first
+  time a proof is checked ("trust on first use");
 * the **crypto suite** named by the chain (only suites registered in this process are used).
 
 With those, :meth:`Client.get_state` accepts a value only if the node proves it: an ICS-23
-proof against the state root of a header, and a commit in which members of the trusted set
+proof against the state root of a header, and a commit in which members of a trusted set
 holding more than 2/3 of its power signed that header. A node can therefore not invent or
 alter state. What it *can* do: answer with an older (but genuine) height, so check
 ``VerifiedValue.height``/``header.time`` when freshness matters; and, if the trusted set was
 taken on first use, a node that lied at that first contact can keep lying. For real
-assurance, pass the genesis validator set (or one you checked out of band). The SDK does no
-light-client "bisection": when the validator set changes, verification fails with a message
-saying so, and the new set must be checked and passed in explicitly.
+assurance, pass the genesis validator set (or one you checked out of band).
+
+When governance changes the validator set, the client follows it as a light client does
+(:mod:`citychain.sdk._light`): a header naming a new set is accepted once more than 2/3 of
+the new set and more than 1/3 of a trusted set signed it, verifying intermediate headers
+first (bisection) when the change is larger; the new set is then trusted too
+(:attr:`Client.trusted_sets`). Old heights keep verifying against the sets they name.
 
 Transaction and block answers are checked for internal consistency (hashes, tx root) but
 their commits are not verified; use :meth:`Client.get_state` for answers that must be proven.
@@ -30,7 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -42,6 +47,8 @@ from citychain.errors import CitychainError, ErrorCode, InvalidInput, NotFound, 
 from citychain.sdk import _parse
 from citychain.sdk._errors import error_from_response, transport_error
 from citychain.sdk._events import AsyncEventSubscription, EventSubscription, events_url
+from citychain.sdk._gov import AsyncGov, Gov
+from citychain.sdk._light import Answer, Fetch, LightBlock, LightClient, TrustedSet, drive
 from citychain.sdk._types import (
     AccountInfo,
     BlockInfo,
@@ -51,8 +58,8 @@ from citychain.sdk._types import (
     TxInfo,
     VerifiedValue,
 )
-from citychain.sdk._verify import verify_state
-from citychain.types import Receipt, Transaction, ValidatorSet
+from citychain.sdk._verify import check_header, prove_value
+from citychain.types import Commit, Header, Receipt, Transaction, ValidatorSet
 from citychain.types.tx import codec_to_json, json_to_codec
 
 if TYPE_CHECKING:
@@ -114,12 +121,25 @@ def _tx_hash(tx: Transaction | bytes) -> bytes:
 
 @dataclass
 class _Trust:
-    """The client's trust anchors: fixed at construction or learnt once, never replaced."""
+    """The client's trust anchors: fixed at construction or learnt once, never replaced; the
+    light client starts from them and only adds validator sets it verified."""
 
     chain_id: str | None = None
     suite: CryptoSuite | None = None
     validators: ValidatorSet | None = None
+    trust_height: int = 1
     status_seen: bool = field(default=False)
+    light: LightClient | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _StateAnswer:
+    key: bytes
+    value: bytes | None
+    height: int
+    proof: bytes
+    header: Header
+    commit: Commit
 
 
 class _Base:
@@ -129,12 +149,18 @@ class _Base:
         chain_id: str | None,
         validators: ValidatorSet | None,
         suite: CryptoSuite | str | None,
+        trust_height: int | None,
     ) -> None:
         self.url = url.rstrip("/")
+        if trust_height is not None and validators is None:
+            raise _bad("trust_height is the height of the trusted validators; pass both")
+        if trust_height is not None and trust_height < 1:
+            raise _bad(f"trust_height starts at 1, got {trust_height}")
         self._trust = _Trust(
             chain_id=chain_id,
             suite=get_suite(suite) if isinstance(suite, str) else suite,
             validators=validators,
+            trust_height=1 if trust_height is None else trust_height,
         )
 
     @property
@@ -144,8 +170,27 @@ class _Base:
 
     @property
     def trusted_validators(self) -> ValidatorSet | None:
-        """The validator set proofs are checked against (None until given or first learnt)."""
-        return self._trust.validators
+        """The trusted validator set seen at the greatest height (None until given or first
+        learnt): the anchor, or the newest set followed since."""
+        t = self._trust
+        return t.light.latest.validators if t.light is not None else t.validators
+
+    @property
+    def trusted_sets(self) -> tuple[TrustedSet, ...]:
+        """Every validator set this client trusts, with the heights it was seen signing
+        (pass the newest as ``Client(validators=..., trust_height=...)`` to resume)."""
+        t = self._trust
+        if t.light is not None:
+            return t.light.trusted
+        if t.validators is not None:
+            return (TrustedSet(t.validators, t.trust_height, t.trust_height),)
+        return ()
+
+    def _start_light(self, validators: ValidatorSet, height: int) -> None:
+        t = self._trust
+        assert t.suite is not None and t.chain_id is not None
+        t.validators, t.trust_height = validators, height
+        t.light = LightClient(t.suite, t.chain_id, validators, height)
 
     def _learn(self, status: NodeStatus) -> None:
         t = self._trust
@@ -169,6 +214,7 @@ class _Base:
         nonce: int,
         expiry: int | None,
         gas_limit: int,
+        endorsers: Sequence[Signer],
     ) -> Transaction:
         assert self._trust.chain_id is not None
         extra: dict[str, Any] = {} if expiry is None else {"expiry": expiry}
@@ -180,10 +226,11 @@ class _Base:
             method=method,
             args=dict(args or {}),
             gas_limit=gas_limit,
+            endorsers=list(endorsers),
             **extra,
         )
 
-    def _verify(self, raw: Any, key: bytes, height: int | None, verify: bool) -> VerifiedValue:
+    def _state_answer(self, raw: Any, key: bytes, height: int | None) -> _StateAnswer:
         d = _parse.parsed("state answer", lambda: _parse.obj(raw))
 
         def fields() -> tuple[bytes, bytes | None, int, bytes, Any, Any]:
@@ -202,21 +249,57 @@ class _Base:
             raise _parse.bad_answer(f"asked for key {key.hex()}, got an answer for {got_key.hex()}")
         if height is not None and got_height != height:
             raise _parse.bad_answer(f"asked for height {height}, got {got_height}")
-        if not verify:
-            return VerifiedValue(key, value, got_height, header, verified=False)
+        return _StateAnswer(key, value, got_height, proof, header, commit)
+
+    def _light_check(self, a: _StateAnswer) -> Generator[Fetch, Answer, ValidatorSet]:
+        """Check the answer's header (chain, height, final under a trusted or followed set);
+        a generator of the light client's requests, driven by each client's I/O."""
         t = self._trust
-        assert t.suite is not None and t.chain_id is not None and t.validators is not None
-        return verify_state(
-            suite=t.suite,
-            chain_id=t.chain_id,
-            validators=t.validators,
-            key=key,
-            value=value,
-            height=got_height,
-            proof=proof,
-            header=header,
-            commit=commit,
+        assert t.chain_id is not None and t.light is not None
+        check_header(t.chain_id, a.height, a.header)
+        return t.light.verify(a.header, a.commit)
+
+    def _light_check_block(
+        self, b: BlockInfo, height: int | None
+    ) -> Generator[Fetch, Answer, ValidatorSet]:
+        t = self._trust
+        assert t.light is not None
+        if height is not None and b.height != height:
+            raise _parse.bad_answer(f"asked for block {height}, got block {b.height}")
+        return t.light.verify(b.header, b.commit)
+
+    @staticmethod
+    def _proven(a: _StateAnswer, validators: ValidatorSet) -> VerifiedValue:
+        return prove_value(
+            validators=validators,
+            key=a.key,
+            value=a.value,
+            proof=a.proof,
+            header=a.header,
+            commit=a.commit,
         )
+
+    @staticmethod
+    def _unverified(a: _StateAnswer) -> VerifiedValue:
+        return VerifiedValue(a.key, a.value, a.height, a.header, verified=False)
+
+    @staticmethod
+    def _validators_answer(raw: Any, height: int | None) -> tuple[int, ValidatorSet]:
+        def parse() -> tuple[int, ValidatorSet]:
+            d = _parse.obj(raw)
+            return _parse.integer(d["height"]), _parse.validator_set(d)
+
+        got_height, vs = _parse.parsed("validators", parse)
+        if height is not None and got_height != height:
+            raise _parse.bad_answer(
+                f"asked for the validators of height {height}, got {got_height}"
+            )
+        return got_height, vs
+
+    @staticmethod
+    def _validators_call(height: int | None) -> _Call:
+        params = None if height is None else {"height": str(height)}
+        return _Call("GET", "/v1/validators", params)
 
     # -- request descriptions ------------------------------------------------------------------
     @staticmethod
@@ -283,13 +366,16 @@ class Client(_Base):
         *,
         chain_id: str | None = None,
         validators: ValidatorSet | None = None,
+        trust_height: int | None = None,
         suite: CryptoSuite | str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(url, chain_id, validators, suite)
+        super().__init__(url, chain_id, validators, suite, trust_height)
         self.timeout = timeout
+        #: Governance: organisations, members, proposals (see :class:`~citychain.sdk.Gov`).
+        self.gov = Gov(self)
         import httpx  # see _http_error
 
         self._http = httpx.Client(
@@ -328,8 +414,23 @@ class Client(_Base):
         t = self._trust
         if t.chain_id is None or t.suite is None or not t.status_seen:
             self._learn(self.status())
-        if need_validators and t.validators is None:
-            t.validators = self.validators()
+        if need_validators and t.light is None:
+            if t.validators is None:  # trust on first use: the set of the next block
+                height, vs = self._validators_at(None)
+                self._start_light(vs, height)
+            else:
+                self._start_light(t.validators, t.trust_height)
+
+    def _validators_at(self, height: int | None) -> tuple[int, ValidatorSet]:
+        raw = self._call(self._validators_call(height))
+        return self._validators_answer(raw, height)
+
+    def _fetch(self, need: Fetch) -> Answer:
+        _, vs = self._validators_at(need.height)
+        if not need.block:
+            return vs
+        b = self.block(need.height)
+        return LightBlock(b.header, b.commit, vs)
 
     # -- chain -------------------------------------------------------------------------------
     def status(self) -> NodeStatus:
@@ -363,9 +464,7 @@ class Client(_Base):
     def validators(self, height: int | None = None) -> ValidatorSet:
         """The validator set that signs block ``height`` (the next block if None), as the node
         reports it. This does not change the set the client trusts."""
-        params = None if height is None else {"height": str(height)}
-        raw = self._call(_Call("GET", "/v1/validators", params))
-        return _parse.parsed("validators", lambda: _parse.validator_set(raw))
+        return self._validators_at(height)[1]
 
     def block(self, height: int | None = None) -> BlockInfo:
         """The block at ``height`` (the latest if None) with its commit."""
@@ -407,14 +506,18 @@ class Client(_Base):
         nonce: int | None = None,
         expiry: int | None = None,
         gas_limit: int = DEFAULT_GAS_LIMIT,
+        endorsers: Sequence[Signer] = (),
     ) -> Transaction:
         """A signed transaction for this chain. ``nonce`` defaults to the signer's pending
         nonce on the node (so consecutive calls after submits count up); ``expiry`` (the last
-        height it may be included at) defaults to never."""
+        height it may be included at) defaults to never. ``endorsers`` co-sign it (for
+        access policies that need several organisations); to collect a co-signature
+        elsewhere, build with ``Transaction.create(..., endorsers=[public_key])`` and
+        ``tx.endorse(signer)`` instead."""
         self._ensure_trust(need_validators=False)
         if nonce is None:
             nonce = self.account(signer.address).pending_nonce
-        return self._build(signer, contract, method, args, nonce, expiry, gas_limit)
+        return self._build(signer, contract, method, args, nonce, expiry, gas_limit, endorsers)
 
     def wait_for_commit(
         self, tx_hash: bytes | str, timeout: float = DEFAULT_COMMIT_TIMEOUT
@@ -452,6 +555,7 @@ class Client(_Base):
         nonce: int | None = ...,
         expiry: int | None = ...,
         gas_limit: int = ...,
+        endorsers: Sequence[Signer] = ...,
     ) -> Receipt: ...
 
     @overload
@@ -467,6 +571,7 @@ class Client(_Base):
         nonce: int | None = ...,
         expiry: int | None = ...,
         gas_limit: int = ...,
+        endorsers: Sequence[Signer] = ...,
     ) -> bytes: ...
 
     def send(
@@ -481,12 +586,20 @@ class Client(_Base):
         nonce: int | None = None,
         expiry: int | None = None,
         gas_limit: int = DEFAULT_GAS_LIMIT,
+        endorsers: Sequence[Signer] = (),
     ) -> Receipt | bytes:
-        """Build, sign and submit a call; with ``wait`` (the default) return its receipt once
-        committed, else its hash. A committed call can still have failed: check
-        ``receipt.ok`` / ``receipt.code``."""
+        """Build, sign (with ``endorsers`` co-signing) and submit a call; with ``wait`` (the
+        default) return its receipt once committed, else its hash. A committed call can still
+        have failed: check ``receipt.ok`` / ``receipt.code``."""
         tx = self.build_tx(
-            signer, contract, method, args, nonce=nonce, expiry=expiry, gas_limit=gas_limit
+            signer,
+            contract,
+            method,
+            args,
+            nonce=nonce,
+            expiry=expiry,
+            gas_limit=gas_limit,
+            endorsers=endorsers,
         )
         tx_hash = self.submit(tx)
         return self.wait_for_commit(tx_hash, timeout) if wait else tx_hash
@@ -511,11 +624,27 @@ class Client(_Base):
 
         With ``verify`` (the default) the answer is checked as the module's trust model
         describes and :class:`ProofError` (``bad_proof``) is raised if any link fails; the
-        result's ``value`` is None when the key is proven absent.
+        result's ``value`` is None when the key is proven absent. If the header is signed by
+        a validator set the client does not trust yet, the client follows the change from the
+        sets it trusts (fetching validator sets and intermediate headers; see the module's
+        trust model) or raises :class:`ProofError` saying why it cannot.
         """
         if verify:
             self._ensure_trust(need_validators=True)
-        return self._verify(self._call(self._state_call(key, height)), key, height, verify)
+        answer = self._state_answer(self._call(self._state_call(key, height)), key, height)
+        if not verify:
+            return self._unverified(answer)
+        return self._proven(answer, drive(self._light_check(answer), self._fetch))
+
+    def verify_header(self, height: int | None = None) -> LightBlock:
+        """The header of block ``height`` (the latest if None) verified as :meth:`get_state`
+        verifies headers (following validator-set changes), with its commit and the trusted
+        set that signed it. Verifying a height between the trusted one and a target bridges a
+        large change of the validator set in steps."""
+        self._ensure_trust(need_validators=True)
+        b = self.block(height)
+        vs = drive(self._light_check_block(b, height), self._fetch)
+        return LightBlock(b.header, b.commit, vs)
 
     # -- events --------------------------------------------------------------------------------
     def subscribe(self, contract: str | None = None, type: str | None = None) -> EventSubscription:
@@ -534,13 +663,16 @@ class AsyncClient(_Base):
         *,
         chain_id: str | None = None,
         validators: ValidatorSet | None = None,
+        trust_height: int | None = None,
         suite: CryptoSuite | str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         transport: httpx.AsyncBaseTransport | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(url, chain_id, validators, suite)
+        super().__init__(url, chain_id, validators, suite, trust_height)
         self.timeout = timeout
+        #: Governance, awaited (see :class:`~citychain.sdk.AsyncGov`).
+        self.gov = AsyncGov(self)
         import httpx  # see _http_error
 
         self._http = httpx.AsyncClient(
@@ -579,8 +711,32 @@ class AsyncClient(_Base):
         t = self._trust
         if t.chain_id is None or t.suite is None or not t.status_seen:
             self._learn(await self.status())
-        if need_validators and t.validators is None:
-            t.validators = await self.validators()
+        if need_validators and t.light is None:
+            if t.validators is None:  # trust on first use: the set of the next block
+                height, vs = await self._validators_at(None)
+                self._start_light(vs, height)
+            else:
+                self._start_light(t.validators, t.trust_height)
+
+    async def _validators_at(self, height: int | None) -> tuple[int, ValidatorSet]:
+        raw = await self._call(self._validators_call(height))
+        return self._validators_answer(raw, height)
+
+    async def _fetch(self, need: Fetch) -> Answer:
+        _, vs = await self._validators_at(need.height)
+        if not need.block:
+            return vs
+        b = await self.block(need.height)
+        return LightBlock(b.header, b.commit, vs)
+
+    async def _drive(self, gen: Generator[Fetch, Answer, ValidatorSet]) -> ValidatorSet:
+        try:
+            need = next(gen)
+            while True:
+                need = gen.send(await self._fetch(need))
+        except StopIteration as stop:
+            result: ValidatorSet = stop.value
+            return result
 
     async def status(self) -> NodeStatus:
         raw = await self._call(_Call("GET", "/v1/status"))
@@ -606,9 +762,7 @@ class AsyncClient(_Base):
         return _parse.parsed("evidence", lambda: _parse.evidence_info(raw))
 
     async def validators(self, height: int | None = None) -> ValidatorSet:
-        params = None if height is None else {"height": str(height)}
-        raw = await self._call(_Call("GET", "/v1/validators", params))
-        return _parse.parsed("validators", lambda: _parse.validator_set(raw))
+        return (await self._validators_at(height))[1]
 
     async def block(self, height: int | None = None) -> BlockInfo:
         raw = await self._call(self._block_call(height))
@@ -642,11 +796,12 @@ class AsyncClient(_Base):
         nonce: int | None = None,
         expiry: int | None = None,
         gas_limit: int = DEFAULT_GAS_LIMIT,
+        endorsers: Sequence[Signer] = (),
     ) -> Transaction:
         await self._ensure_trust(need_validators=False)
         if nonce is None:
             nonce = (await self.account(signer.address)).pending_nonce
-        return self._build(signer, contract, method, args, nonce, expiry, gas_limit)
+        return self._build(signer, contract, method, args, nonce, expiry, gas_limit, endorsers)
 
     async def wait_for_commit(
         self, tx_hash: bytes | str, timeout: float = DEFAULT_COMMIT_TIMEOUT
@@ -680,10 +835,19 @@ class AsyncClient(_Base):
         nonce: int | None = None,
         expiry: int | None = None,
         gas_limit: int = DEFAULT_GAS_LIMIT,
+        endorsers: Sequence[Signer] = (),
     ) -> Receipt:
-        """Build, sign, submit and wait for the receipt (use :meth:`submit` not to wait)."""
+        """Build, sign (with ``endorsers``), submit and wait for the receipt (use
+        :meth:`submit` not to wait)."""
         tx = await self.build_tx(
-            signer, contract, method, args, nonce=nonce, expiry=expiry, gas_limit=gas_limit
+            signer,
+            contract,
+            method,
+            args,
+            nonce=nonce,
+            expiry=expiry,
+            gas_limit=gas_limit,
+            endorsers=endorsers,
         )
         return await self.wait_for_commit(await self.submit(tx), timeout)
 
@@ -702,7 +866,16 @@ class AsyncClient(_Base):
         if verify:
             await self._ensure_trust(need_validators=True)
         raw = await self._call(self._state_call(key, height))
-        return self._verify(raw, key, height, verify)
+        answer = self._state_answer(raw, key, height)
+        if not verify:
+            return self._unverified(answer)
+        return self._proven(answer, await self._drive(self._light_check(answer)))
+
+    async def verify_header(self, height: int | None = None) -> LightBlock:
+        await self._ensure_trust(need_validators=True)
+        b = await self.block(height)
+        vs = await self._drive(self._light_check_block(b, height))
+        return LightBlock(b.header, b.commit, vs)
 
     def subscribe(
         self,

@@ -36,6 +36,27 @@ def verify_state(
     3. the ICS-23 proof (``SMT_SPEC``) shows ``key = value``, or that ``key`` is absent when
        ``value`` is None, under ``header.state_root``.
     """
+    check_header(chain_id, height, header)
+    if header.validators_hash != validators.hash:
+        raise ProofError(
+            f"header {height} was signed by a validator set this client does not trust "
+            f"(validators_hash {header.validators_hash.hex()}, trusted set "
+            f"{validators.hash.hex()}); if the set changed, check the new one out of band and "
+            "pass it as Client(validators=...), or let the client follow the change "
+            "(citychain.sdk.LightClient)",
+            ErrorCode.BAD_PROOF,
+        )
+    try:
+        commit.verify(suite, chain_id, header, validators)
+    except ProofError as exc:
+        raise ProofError(f"header {height} is not final: {exc.message}", exc.code) from None
+    return prove_value(
+        validators=validators, key=key, value=value, proof=proof, header=header, commit=commit
+    )
+
+
+def check_header(chain_id: str, height: int, header: Header) -> None:
+    """Raise :class:`ProofError` unless ``header`` is for ``chain_id`` and ``height``."""
     if header.chain_id != chain_id:
         raise ProofError(
             f"the header is for chain {header.chain_id!r}, not {chain_id!r}", ErrorCode.BAD_PROOF
@@ -45,18 +66,21 @@ def verify_state(
             f"the header is for height {header.height}, the answer claims {height}",
             ErrorCode.BAD_PROOF,
         )
-    if header.validators_hash != validators.hash:
-        raise ProofError(
-            f"header {height} was signed by a validator set this client does not trust "
-            f"(validators_hash {header.validators_hash.hex()}, trusted set "
-            f"{validators.hash.hex()}); if the set changed, check the new one out of band and "
-            "pass it as Client(validators=...)",
-            ErrorCode.BAD_PROOF,
-        )
-    try:
-        commit.verify(suite, chain_id, header, validators)
-    except ProofError as exc:
-        raise ProofError(f"header {height} is not final: {exc.message}", exc.code) from None
+
+
+def prove_value(
+    *,
+    validators: ValidatorSet,
+    key: bytes,
+    value: bytes | None,
+    proof: bytes,
+    header: Header,
+    commit: Commit,
+) -> VerifiedValue:
+    """Step 3 of :func:`verify_state` alone, for a ``header`` already known final under
+    ``validators`` (e.g. by :class:`~citychain.sdk.LightClient`): the ICS-23 proof shows
+    ``key = value`` (or its absence) under ``header.state_root``."""
+    height = header.height
     try:
         parsed = ics23.decode_commitment_proof(proof)
         if value is None:
