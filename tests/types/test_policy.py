@@ -346,7 +346,11 @@ approvals = st.lists(org_names, max_size=12)
 
 def reference(p: Policy, approving: list[str], all_orgs: list[str]) -> bool:
     """The rules of the module docstring, with exact rational arithmetic."""
-    universe = set(p.orgs) if p.orgs else set(all_orgs)
+    # listed organisations that left the chain no longer count (when the chain's list is known)
+    if p.orgs:
+        universe = set(p.orgs) & set(all_orgs) if all_orgs else set(p.orgs)
+    else:
+        universe = set(all_orgs)
     n = len(universe)
     k = len(set(approving) & universe)
     if n == 0:
@@ -421,3 +425,12 @@ def test_construction_is_canonical(rule: str, listed: list[str], roles: list[str
     words = p.describe()
     assert all(o in words for o in p.orgs)
     assert re.match(r"^(ANY|ALL|MAJORITY|\d+-of-n|\d+/\d+) of ", words)
+
+
+def test_a_listed_organisation_that_left_the_chain_no_longer_counts() -> None:
+    p = Policy.of("ALL", ["org1", "org2", "org3"], ["admin"])
+    on_chain = ["org1", "org2"]  # org3 was removed by governance
+    assert p.universe(on_chain) == ("org1", "org2")
+    assert p.met(["org1", "org2"], on_chain)
+    assert not p.met(["org1"], on_chain)
+    assert "needs 2 of 2 organisations" in p.shortfall(["org1"], on_chain)

@@ -260,7 +260,7 @@ def check_access(
         for i, a in enumerate(signer_list)
     ]
     name, policy = method_policy(get, contract, method)
-    orgs = [] if policy.orgs else list_orgs()
+    orgs = list_orgs()
     approving = [m.org for m in members if policy.admits(m.org, m.roles, orgs)]
     if not policy.met(approving, orgs):
         raise _refuse(

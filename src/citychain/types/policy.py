@@ -122,8 +122,13 @@ class Policy:
 
     # -- evaluation --------------------------------------------------------------------------
     def universe(self, all_orgs: Iterable[str]) -> tuple[str, ...]:
-        """The organisations this policy counts over, given every organisation on the chain."""
-        return self.orgs if self.orgs else tuple(sorted(set(all_orgs)))
+        """The organisations this policy counts over, given every organisation on the chain
+        (when given, a listed organisation that left the chain no longer counts, so "ALL of
+        org1, org2, org3" does not become impossible when org3 is removed)."""
+        present = set(all_orgs)
+        if self.orgs:
+            return tuple(o for o in self.orgs if o in present) if present else self.orgs
+        return tuple(sorted(present))
 
     def admits(self, org: str, roles: Iterable[str], all_orgs: Iterable[str] = ()) -> bool:
         """Whether a member of ``org`` holding ``roles`` can approve under this policy."""

@@ -228,6 +228,8 @@ class Gov(Contract):
                 f"the certificate names organisation {org_id!r}, which is not on this chain",
             )
         info = verify_member_cert(cert, org["ca_cert"].encode(), org_id=org_id, at_ms=ctx.time)
+        if info.serial >= 2**160:  # RFC 5280 allows 20 octets; revocations key on 20 bytes
+            raise rec.bad("the certificate's serial number is longer than 20 bytes (RFC 5280)")
         if info.public_key != ctx.sender_public_key:
             raise rec.refuse(
                 ErrorCode.UNAUTHORIZED,

@@ -316,6 +316,8 @@ def _target(ctx: Context, p: Any) -> tuple[bytes, str]:
         name = _text(p, "contract", 64)
         if name == acc.GOV:
             raise bad("the governance contract cannot be frozen")
+        if not ctx.contract_versions(name):
+            raise refuse(ErrorCode.UNKNOWN_CONTRACT, f"no system contract named {name!r}")
         return ctx.contract_address(name), f"contract {name}"
     p = _only(p, ("address",))
     return _address(p), f"account {p['address'].hex()}"
