@@ -605,6 +605,28 @@ class Client(_Base):
         return self.wait_for_commit(tx_hash, timeout) if wait else tx_hash
 
     # -- state -------------------------------------------------------------------------------
+    def _send_committed(
+        self,
+        signer: Signer,
+        contract: str,
+        method: str,
+        args: Mapping[str, Any],
+        *,
+        endorsers: Sequence[Signer],
+        timeout: float | None,
+        gas_limit: int,
+    ) -> Receipt:
+        """:meth:`send` and wait (for :class:`~citychain.sdk._gov.Gov`)."""
+        return self.send(
+            signer,
+            contract,
+            method,
+            args,
+            endorsers=endorsers,
+            timeout=DEFAULT_COMMIT_TIMEOUT if timeout is None else timeout,
+            gas_limit=gas_limit,
+        )
+
     def query(self, contract: str, method: str, /, **args: Any) -> Any:
         """A read-only contract call on the latest state, e.g.
         ``query("token", "balance", owner=address)``. Not proven: see :meth:`get_state`."""
@@ -850,6 +872,28 @@ class AsyncClient(_Base):
             endorsers=endorsers,
         )
         return await self.wait_for_commit(await self.submit(tx), timeout)
+
+    async def _send_committed(
+        self,
+        signer: Signer,
+        contract: str,
+        method: str,
+        args: Mapping[str, Any],
+        *,
+        endorsers: Sequence[Signer],
+        timeout: float | None,
+        gas_limit: int,
+    ) -> Receipt:
+        """:meth:`send` and wait (for :class:`~citychain.sdk._gov.AsyncGov`)."""
+        return await self.send(
+            signer,
+            contract,
+            method,
+            args,
+            endorsers=endorsers,
+            timeout=DEFAULT_COMMIT_TIMEOUT if timeout is None else timeout,
+            gas_limit=gas_limit,
+        )
 
     async def query(self, contract: str, method: str, /, **args: Any) -> Any:
         raw = await self._call(self._query_call(contract, method, args))

@@ -17,7 +17,7 @@ it. A validator change is in force from ``execute(...)["from_height"]``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from citychain.crypto import Signer
 from citychain.errors import ErrorCode, ExecutionFailure
@@ -35,8 +35,43 @@ from citychain.sdk._types import (
 )
 from citychain.types import Receipt
 
-if TYPE_CHECKING:
-    from citychain.sdk._client import AsyncClient, Client
+
+class _SyncNode(Protocol):
+    """What :class:`Gov` needs of a :class:`~citychain.sdk.Client` (a protocol, so this module
+    does not import the client that imports it)."""
+
+    def query(self, contract: str, method: str, /, **args: Any) -> Any: ...
+
+    def _send_committed(
+        self,
+        signer: Signer,
+        contract: str,
+        method: str,
+        args: Mapping[str, Any],
+        *,
+        endorsers: Sequence[Signer],
+        timeout: float | None,
+        gas_limit: int,
+    ) -> Receipt: ...
+
+
+class _AsyncNode(Protocol):
+    """What :class:`AsyncGov` needs of an :class:`~citychain.sdk.AsyncClient`."""
+
+    async def query(self, contract: str, method: str, /, **args: Any) -> Any: ...
+
+    async def _send_committed(
+        self,
+        signer: Signer,
+        contract: str,
+        method: str,
+        args: Mapping[str, Any],
+        *,
+        endorsers: Sequence[Signer],
+        timeout: float | None,
+        gas_limit: int,
+    ) -> Receipt: ...
+
 
 GOV = "gov"
 T = TypeVar("T")
@@ -231,7 +266,7 @@ class Gov:
     organisations), ``timeout`` (how long to wait for the commit) and ``gas_limit``.
     """
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: _SyncNode) -> None:
         self._client = client
 
     def _q(self, method: str, **args: Any) -> Any:
@@ -246,16 +281,8 @@ class Gov:
         timeout: float | None,
         gas_limit: int,
     ) -> Receipt:
-        from citychain.sdk._client import DEFAULT_COMMIT_TIMEOUT
-
-        receipt = self._client.send(
-            signer,
-            GOV,
-            method,
-            args,
-            endorsers=endorsers,
-            timeout=DEFAULT_COMMIT_TIMEOUT if timeout is None else timeout,
-            gas_limit=gas_limit,
+        receipt = self._client._send_committed(
+            signer, GOV, method, args, endorsers=endorsers, timeout=timeout, gas_limit=gas_limit
         )
         return committed(method, receipt)
 
@@ -431,7 +458,7 @@ class Gov:
 class AsyncGov:
     """``async_client.gov``: the asyncio twin of :class:`Gov` (the same methods, awaited)."""
 
-    def __init__(self, client: AsyncClient) -> None:
+    def __init__(self, client: _AsyncNode) -> None:
         self._client = client
 
     async def _q(self, method: str, **args: Any) -> Any:
@@ -446,16 +473,8 @@ class AsyncGov:
         timeout: float | None,
         gas_limit: int,
     ) -> Receipt:
-        from citychain.sdk._client import DEFAULT_COMMIT_TIMEOUT
-
-        receipt = await self._client.send(
-            signer,
-            GOV,
-            method,
-            args,
-            endorsers=endorsers,
-            timeout=DEFAULT_COMMIT_TIMEOUT if timeout is None else timeout,
-            gas_limit=gas_limit,
+        receipt = await self._client._send_committed(
+            signer, GOV, method, args, endorsers=endorsers, timeout=timeout, gas_limit=gas_limit
         )
         return committed(method, receipt)
 
