@@ -520,9 +520,9 @@ def test_wrong_ca_and_expired_certificates_are_refused_in_plain_words(tmp_path: 
                 # dialled the outsider (dialler side: our certificate check).
                 honest_lines = [
                     r"refused peer at 127\.0\.0\.1:\d+: wrong CA — its certificate does not chain "
-                    "to any organisation CA in genesis",
+                    "to any organisation CA of this chain",
                     rf"refused peer node4 at 127\.0\.0\.1:{n4}: wrong CA — the certificate of "
-                    "node4 does not chain to any organisation CA in genesis",
+                    "node4 does not chain to any organisation CA of this chain",
                     rf"refused peer node5 at 127\.0\.0\.1:(?!{n5}\b)\d+: expired — the "
                     "certificate of node5 expired on ",
                     rf"refused peer node5 at 127\.0\.0\.1:{n5}: expired — the certificate of "

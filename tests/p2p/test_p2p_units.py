@@ -67,7 +67,7 @@ def test_explain_tls_error() -> None:
     verify.verify_message = "unable to get local issuer certificate"
     ours = explain_tls_error(verify)
     assert (ours.reason_code, ours.by_peer) == ("wrong_ca", False)
-    assert "does not chain to any organisation CA in genesis" in ours.message
+    assert "does not chain to any organisation CA of this chain" in ours.message
     assert "unable to get local issuer certificate" in ours.message
 
     alert = ssl.SSLError(1, "[SSL: TLSV1_ALERT_UNKNOWN_CA] tlsv1 alert unknown ca")
@@ -379,7 +379,7 @@ def test_switch_refuses_bad_configuration(tmp_path: Path) -> None:
         make_switch(pki, "n2", "water", files=files)
     with pytest.raises(ConfigError, match="is for chain 'city-test'"):
         make_switch(pki, "n1", "water", files=files, chain="other")
-    with pytest.raises(ConfigError, match="not issued by any organisation CA in genesis"):
+    with pytest.raises(ConfigError, match="not issued by any organisation CA of this chain"):
         make_switch(pki, "n1", "water", files=files, cas=pki.genesis_cas("roads"))
     with pytest.raises(ConfigError, match="trust store is empty"):
         make_switch(pki, "n1", "water", files=files, cas=[])

@@ -174,8 +174,8 @@ def check_hello(hello: Hello, cert: NodeCertInfo, local: Local) -> None:
 #: What a dialler concludes when the acceptor closes between the handshake and its Hello.
 SILENT_CLOSE = (
     "it closed the connection right after the TLS handshake without saying why: most likely it "
-    "does not trust our CA (our certificate does not chain to any organisation CA in its "
-    "genesis; asyncio sends no TLS alert)"
+    "does not trust our CA (our certificate does not chain to any organisation CA its chain "
+    "lists: not admitted yet, or removed by governance; asyncio sends no TLS alert)"
 )
 
 

@@ -135,11 +135,14 @@ ALERTS: Final[dict[str, tuple[RefusalReason, str]]] = {
 
 #: OpenSSL X509 verify code -> (reason, detail). These reach the side that refused.
 VERIFY_CODES: Final[dict[int, tuple[RefusalReason, str]]] = {
-    2: ("wrong_ca", "its certificate does not chain to any organisation CA in genesis"),
-    18: ("wrong_ca", "its certificate is self-signed, not issued by an organisation CA in genesis"),
-    19: ("wrong_ca", "its certificate chains to a CA that is not in genesis"),
-    20: ("wrong_ca", "its certificate does not chain to any organisation CA in genesis"),
-    21: ("wrong_ca", "its certificate does not chain to any organisation CA in genesis"),
+    2: ("wrong_ca", "its certificate does not chain to any organisation CA of this chain"),
+    18: (
+        "wrong_ca",
+        "its certificate is self-signed, not issued by an organisation CA of this chain",
+    ),
+    19: ("wrong_ca", "its certificate chains to a CA that is not an organisation CA of this chain"),
+    20: ("wrong_ca", "its certificate does not chain to any organisation CA of this chain"),
+    21: ("wrong_ca", "its certificate does not chain to any organisation CA of this chain"),
     7: ("wrong_ca", "its certificate signature does not verify"),
     9: ("not_yet_valid", "its certificate is not valid yet; check the clocks"),
     10: ("expired", "its certificate has expired"),

@@ -262,7 +262,7 @@ class Switch:
         self._own = node_cert_info(self._own_cert)
         if issuing_ca(self._own_cert, list(trust.cas)) is None:
             raise ConfigError(
-                f"node certificate {cert_file} was not issued by any organisation CA in genesis"
+                f"node certificate {cert_file} was not issued by any organisation CA of this chain"
             )
         self._server_ctx, self._client_ctx = self._identity.contexts(trust)
         #: The CAs the two contexts trust (they lag ``_local.trust`` if a rebuild failed).

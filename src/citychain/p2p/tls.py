@@ -40,7 +40,7 @@ Two deliberate departures from "let OpenSSL refuse everything in the handshake",
   both sides read ``the certificate of n3 expired on 2025-01-31 00:00:00 UTC`` or ``... is not
   valid before ...; check the clocks of both machines``.
 
-Node certificates must be issued *directly* by a CA listed in genesis.
+Node certificates must be issued *directly* by an organisation CA the chain lists.
 
 **The trust store follows the organisation registry and can change at runtime.** It starts as
 the CAs of genesis; on-chain governance may then admit an organisation, replace its CA or
@@ -271,7 +271,7 @@ def _check_issuer(
 ) -> None:
     who = f"the certificate of {info.node_name}"
     if issuing_ca(cert, list(trust.cas)) is None:
-        raise PeerRefused("wrong_ca", f"{who} does not chain to any organisation CA in genesis")
+        raise PeerRefused("wrong_ca", f"{who} does not chain to any organisation CA of this chain")
     ext = cert.extensions
     try:
         if ext.get_extension_for_class(x509.BasicConstraints).value.ca:
@@ -304,7 +304,7 @@ def _check_identity(
     who = f"the certificate of {info.node_name}"
     ca = issuing_ca(cert, list(trust.cas))
     if ca is None:
-        raise PeerRefused("wrong_ca", f"{who} does not chain to any organisation CA in genesis")
+        raise PeerRefused("wrong_ca", f"{who} does not chain to any organisation CA of this chain")
     ca_org = ca_org_id(ca)
     if ca_org != info.org_id:
         raise PeerRefused(
