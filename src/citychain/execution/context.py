@@ -35,9 +35,9 @@ from __future__ import annotations
 
 import logging
 from bisect import bisect_left
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from citychain import codec
 from citychain.crypto import CryptoSuite
@@ -48,10 +48,8 @@ from citychain.errors import (
     ExecutionFailure,
     InternalError,
 )
-from citychain.execution import access
-from citychain.execution.contract import Contract, ContractRegistry, MethodSpec
 from citychain.execution.gas import GasSchedule
-from citychain.execution.keys import MAX_CONTRACT_KEY, contract_address, contract_prefix
+from citychain.execution.keys import MAX_CONTRACT_KEY
 from citychain.state.interface import StateReader
 from citychain.types import Event
 
@@ -184,6 +182,24 @@ def _merge(
             yield pkey, pvalue
 
 
+class RuntimeView(Protocol):
+    """What a :class:`Context` needs of the executor's runtime
+    (:class:`citychain.execution.runtime.Runtime`): gas costs, the crypto suite, contract
+    addresses and namespaces, the versions shipped, and nested calls. A protocol, so this
+    module does not import the contract registry (which imports :class:`Context`)."""
+
+    gas: GasSchedule
+    suite: CryptoSuite
+
+    def address_of(self, name: str) -> bytes: ...
+
+    def prefix_of(self, name: str) -> bytes: ...
+
+    def versions(self, name: str) -> list[int]: ...
+
+    def nested(self, ctx: Context, contract: str, method: str, args: Mapping[str, Any]) -> Any: ...
+
+
 class _TxFrame:
     """What one transaction's calls share: its writes, events, gas and first failure."""
 
@@ -238,7 +254,7 @@ class Context:
     def __init__(
         self,
         frame: _TxFrame,
-        runtime: _Runtime,
+        runtime: RuntimeView,
         contract: str,
         caller: bytes,
         read_only: bool,
@@ -287,7 +303,7 @@ class Context:
 
     def contract_versions(self, name: str) -> list[int]:
         """The versions of system contract ``name`` this release ships (empty: none)."""
-        return self._rt.registry.versions(name)
+        return self._rt.versions(name)
 
     @property
     def height(self) -> int:
@@ -432,105 +448,3 @@ class Context:
         ``self.address``). Arguments and result are copied as canonical data. A failure
         there fails the whole transaction."""
         return self._rt.nested(self, contract, method, {} if args is None else args)
-
-
-class _Runtime:
-    """What contexts need from the executor: contracts, gas costs and addresses."""
-
-    __slots__ = ("_addresses", "_prefixes", "gas", "max_depth", "registry", "suite")
-
-    def __init__(
-        self, registry: ContractRegistry, suite: CryptoSuite, gas: GasSchedule, max_depth: int
-    ) -> None:
-        self.registry = registry
-        self.suite = suite
-        self.gas = gas
-        self.max_depth = max_depth
-        self._addresses: dict[str, bytes] = {}
-        self._prefixes: dict[str, bytes] = {}
-
-    def address_of(self, name: str) -> bytes:
-        addr = self._addresses.get(name)
-        if addr is None:
-            addr = self._addresses[name] = contract_address(self.suite, name)
-        return addr
-
-    def prefix_of(self, name: str) -> bytes:
-        prefix = self._prefixes.get(name)
-        if prefix is None:
-            prefix = self._prefixes[name] = contract_prefix(name)
-        return prefix
-
-    def resolve(self, name: str, get: Callable[[bytes], bytes | None]) -> Contract:
-        """The enabled version of contract ``name``; ``get`` reads a full state key. Only a
-        contract that ships in several versions costs a state read."""
-        if len(self.registry.versions(name)) <= 1:
-            return self.registry.get(name)
-        raw = get(self.prefix_of(access.GOV) + access.sysver_key(name))
-        return self.registry.get(name, None if raw is None else int(codec.decode(raw)))
-
-    def run(
-        self,
-        frame: _TxFrame,
-        contract: Contract,
-        spec: MethodSpec,
-        caller: bytes,
-        read_only: bool,
-        depth: int,
-        args: dict[str, Any],
-    ) -> tuple[Any, bytes]:
-        """Run one entry point; returns its result and the result's canonical bytes."""
-        ctx = Context(frame, self, contract.name, caller, read_only or spec.read_only, depth)
-        result = spec.fn(contract, ctx, args)
-        try:
-            encoded = codec.encode(result)
-        except DecodeError as exc:
-            raise _contract_error(
-                f"{contract.name}.{spec.name} returned a value that is not canonical data: "
-                f"{exc.message}"
-            ) from None
-        ctx._charge(self.gas.return_byte * len(encoded))
-        return result, encoded
-
-    def nested(self, ctx: Context, contract: str, method: str, args: Mapping[str, Any]) -> Any:
-        frame = ctx._f
-        try:
-            ctx._charge(self.gas.call)
-            if ctx.depth >= self.max_depth:
-                raise ExecutionFailure(
-                    f"call to {contract}.{method} would exceed the call depth limit of "
-                    f"{self.max_depth}",
-                    ErrorCode.CALL_DEPTH,
-                )
-            target = self.resolve(contract, lambda k: frame.writes.get(k, frame.pending.get(k)))
-            spec = target.lookup(method)
-            if not isinstance(args, Mapping):
-                raise _contract_error(f"arguments of a call to {contract}.{method} must be a map")
-            try:
-                encoded_args = codec.encode(dict(args))
-            except DecodeError as exc:
-                raise _contract_error(
-                    f"arguments of a call to {contract}.{method} are not canonical data: "
-                    f"{exc.message}"
-                ) from None
-            ctx._charge(self.gas.tx_byte * len(encoded_args))
-            result, encoded = self.run(
-                frame,
-                target,
-                spec,
-                ctx.address,
-                ctx.read_only,
-                ctx.depth + 1,
-                codec.decode(encoded_args),
-            )
-        except CitychainError as exc:
-            frame.fail(exc)
-            raise
-        except MemoryError:
-            raise
-        except Exception:
-            log.exception("contract %s.%s raised an unexpected error", contract, method)
-            err = _contract_error(f"contract {contract}.{method} failed with an internal error")
-            frame.fail(err)
-            raise err from None
-        return _plain(result, encoded)

@@ -81,13 +81,13 @@ from citychain.execution.context import (
     _merge,
     _Pending,
     _plain,
-    _Runtime,
     _TxFrame,
     private_args,
 )
 from citychain.execution.contract import ContractRegistry
 from citychain.execution.gas import GasSchedule
 from citychain.execution.keys import ADDRESS_SIZE, account_nonce_key, decode_nonce, encode_nonce
+from citychain.execution.runtime import Runtime
 from citychain.state.interface import StateReader
 from citychain.types import Receipt, Transaction
 from citychain.types.tx import batch_verify_txs
@@ -137,7 +137,7 @@ class Executor:
     ) -> None:
         if max_call_depth < 1:
             raise ConfigError("max_call_depth must be at least 1")
-        self._rt = _Runtime(registry, suite, gas or GasSchedule(), max_call_depth)
+        self._rt = Runtime(registry, suite, gas or GasSchedule(), max_call_depth)
 
     @property
     def registry(self) -> ContractRegistry:
