@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from citychain import codec
@@ -142,18 +142,8 @@ class Transaction:
         return tx
 
     def with_signature(self, signature: bytes) -> Transaction:
-        return Transaction(
-            self.chain_id,
-            self.sender,
-            self.nonce,
-            self.expiry,
-            self.contract,
-            self.method,
-            self.args,
-            self.gas_limit,
-            signature,
-            self.endorsements,
-        )
+        # replace() leaves the cached encodings (init=False fields) empty: they are recomputed.
+        return replace(self, signature=signature)
 
     def endorse(self, signer: Signer) -> Transaction:
         """This transaction with ``signer``'s co-signature in the slot the sender listed for
@@ -166,17 +156,11 @@ class Transaction:
                 ErrorCode.UNAUTHORIZED,
             )
         sig = signer.sign(self.signing_bytes())
-        return Transaction(
-            self.chain_id,
-            self.sender,
-            self.nonce,
-            self.expiry,
-            self.contract,
-            self.method,
-            self.args,
-            self.gas_limit,
-            self.signature,
-            tuple((pk, sig if pk == signer.public_key else s) for pk, s in self.endorsements),
+        return replace(
+            self,
+            endorsements=tuple(
+                (pk, sig if pk == signer.public_key else s) for pk, s in self.endorsements
+            ),
         )
 
     @classmethod
