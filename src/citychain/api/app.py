@@ -19,9 +19,25 @@ WS      /v1/events?contract=&type=       committed events as they happen
 GET     /v1/consensus                    round, step, who voted, what the node waits for
 GET     /v1/net/peers                    p2p peers with traffic and last error
 GET     /v1/evidence?limit=              committed and pending evidence of misbehaviour
+GET     /v1/gov/config                   identity mode and default voting period
+GET     /v1/gov/orgs                     the member organisations
+GET     /v1/gov/orgs/{id}                one organisation with its roles
+GET     /v1/gov/orgs/{id}/members        an organisation's registered members
+GET     /v1/gov/members/{address}        one member and whether it may act now
+GET     /v1/gov/validators               the validator set governance last decided
+GET     /v1/gov/params                   chain parameters and gas schedule
+GET     /v1/gov/policies                 the configured access policies
+GET     /v1/gov/policies/{target}        the policy in force for a method or proposal kind
+GET     /v1/gov/proposals?status=&limit= proposals, newest first
+GET     /v1/gov/proposals/{id}           one proposal: votes, approvals, what it still needs
+GET     /v1/gov/history?after=&limit=&proposal=   the governance history, oldest first
 GET     /health                          200 when healthy, 503 when not
 GET     /metrics                         Prometheus text format
 ======  ===============================  =================================================
+
+Governance (``/v1/gov/...``) reads the ``gov`` contract's records through its queries, on the
+latest committed state; changes are transactions (``gov.propose``, ``gov.vote``, ...) signed by
+the client and submitted like any other, never signed here.
 
 Speed: handlers read raw requests and answer with orjson-rendered dicts; pydantic models
 describe the shapes for ``/openapi.json`` (see :mod:`citychain.api.models`) but are not run
@@ -73,7 +89,9 @@ from citychain.api._errors import (
 )
 from citychain.api._json import JSONResponse, dumps
 from citychain.api.service import NodeService, SubmitResult, TxStatus
+from citychain.contracts.gov import KINDS
 from citychain.errors import CitychainError, ErrorCode, InternalError, NotFound, TxRejected
+from citychain.types.policy import check_name as check_gov_name
 
 __all__ = ["DEFAULT_MAX_BATCH_TXS", "DEFAULT_MAX_BODY_BYTES", "create_app"]
 
@@ -141,6 +159,32 @@ HeightPath = Annotated[int, Path(ge=1, le=MAX_HEIGHT, description="block height 
 HeightQuery = Annotated[
     int | None, Query(ge=1, le=MAX_HEIGHT, description="block height; latest if omitted")
 ]
+OrgParam = Annotated[str, Path(description="an organisation id, e.g. org1")]
+
+#: The governance contract, and the most entries one page of its listings holds.
+GOV = "gov"
+GOV_MAX_PAGE = 200
+
+
+def check_policy_target(target: str) -> None:
+    """``gov:<kind>`` of a known kind, or ``contract.method`` / ``contract.*``."""
+    if target.startswith("gov:"):
+        if target[4:] not in KINDS:
+            raise NotFound(f"no proposal kind {target[4:]!r} (kinds: {', '.join(KINDS)})")
+        return
+    contract, _, method = target.partition(".")
+    if not (_is_name(contract) and (method == "*" or _is_name(method))):
+        raise bad_arguments(
+            f"policy target {target[:80]!r} must be 'contract.method', 'contract.*' or 'gov:<kind>'"
+        )
+
+
+def _is_name(value: str) -> bool:
+    try:
+        check_gov_name(value, "name")
+    except CitychainError:
+        return False
+    return True
 
 
 def create_app(
@@ -428,6 +472,197 @@ def create_app(
         return json(
             m.validators_json(height if height is not None else service.latest_height() + 1, vs)
         )
+
+    # -- governance ------------------------------------------------------------------------
+    async def gov(method: str, **args: Any) -> Any:
+        return await service.query(GOV, method, args)
+
+    @app.get(
+        "/v1/gov/config",
+        response_model=m.GovConfigResponse,
+        responses=_errors(),
+        tags=["governance"],
+        summary="Identity mode and default voting period",
+    )
+    async def gov_config() -> Response:
+        return json(m.gov_config_json(await gov("config")))
+
+    @app.get(
+        "/v1/gov/orgs",
+        response_model=m.GovOrgsResponse,
+        responses=_errors(),
+        tags=["governance"],
+        summary="The member organisations",
+    )
+    async def gov_orgs() -> Response:
+        return json({"orgs": [m.gov_org_json(o) for o in await gov("orgs")]})
+
+    async def org_or_404(org_id: str) -> dict[str, Any]:
+        check_gov_name(org_id, "organisation id")
+        org: dict[str, Any] = await gov("org", id=org_id)
+        return org
+
+    @app.get(
+        "/v1/gov/orgs/{org_id}",
+        response_model=m.GovOrgResponse,
+        responses=_errors(),
+        tags=["governance"],
+        summary="One organisation with its roles",
+    )
+    async def gov_org(org_id: OrgParam) -> Response:
+        org = await org_or_404(org_id)
+        return json({**m.gov_org_json(org), "roles": list(org["roles"])})
+
+    @app.get(
+        "/v1/gov/orgs/{org_id}/members",
+        response_model=m.GovMembersResponse,
+        responses=_errors(),
+        tags=["governance"],
+        summary="An organisation's registered members",
+    )
+    async def gov_org_members(org_id: OrgParam) -> Response:
+        await org_or_404(org_id)
+        members = await gov("members", org=org_id)
+        return json({"org": org_id, "members": [m.gov_member_json(x) for x in members]})
+
+    @app.get(
+        "/v1/gov/members/{address_hex}",
+        response_model=m.GovMemberResponse,
+        responses=_errors(),
+        tags=["governance"],
+        summary="One member and whether it may act now",
+    )
+    async def gov_member(
+        address_hex: Annotated[str, Path(description="a 20-byte account address in hex")],
+    ) -> Response:
+        address = parse_hex(address_hex, "address", size=20)
+        member = await gov("member", address=address)
+        if member is None:
+            raise NotFound(f"account {address.hex()} is not a member of any organisation")
+        standing = member["standing"]
+        return json(
+            {
+                **m.gov_member_json(member),
+                "in_good_standing": standing == "ok",
+                "standing": standing,
+            }
+        )
+
+    @app.get(
+        "/v1/gov/validators",
+        response_model=m.GovValidatorsResponse,
+        responses=_errors(),
+        tags=["governance"],
+        summary="The validator set governance last decided",
+    )
+    async def gov_validators() -> Response:
+        """The latest validator set with each validator's organisation, and the height it
+        signs from (a change is in force two heights after the proposal is executed; for the
+        set that signs a given height, see ``/v1/validators?height=``)."""
+        return json(m.gov_validators_json(await gov("validators")))
+
+    @app.get(
+        "/v1/gov/params",
+        response_model=m.GovParamsResponse,
+        responses=_errors(),
+        tags=["governance"],
+        summary="Chain parameters and gas schedule",
+    )
+    async def gov_params() -> Response:
+        p = await gov("params")
+        return json({"chain": dict(p["chain"]), "gas": dict(p["gas"])})
+
+    @app.get(
+        "/v1/gov/policies",
+        response_model=m.GovPoliciesResponse,
+        responses=_errors(),
+        tags=["governance"],
+        summary="The configured access policies",
+    )
+    async def gov_policies() -> Response:
+        """Policies set in genesis or by ``set_policy`` proposals. A method without one is
+        open to any member; a proposal kind without one needs a MAJORITY of the
+        organisations' admins."""
+        return json({"policies": [m.gov_policy_json(p) for p in await gov("policies")]})
+
+    @app.get(
+        "/v1/gov/policies/{target}",
+        response_model=m.GovPolicyResponse,
+        responses=_errors(),
+        tags=["governance"],
+        summary="The policy in force for a method or a proposal kind",
+    )
+    async def gov_policy(
+        target: Annotated[
+            str,
+            Path(
+                description="'contract.method' (e.g. token.mint) or 'gov:<kind>' (e.g. gov:add_org)"
+            ),
+        ],
+    ) -> Response:
+        check_policy_target(target)
+        p = await gov("policy", target=target)
+        if target.startswith("gov:"):
+            configured = {x["target"] for x in await gov("policies")}
+            source = target if target in configured else None
+        else:
+            name = p["target"]
+            source = None if name.endswith(" (default)") else name
+        return json({**m.gov_policy_json({**p, "target": target}), "source": source})
+
+    @app.get(
+        "/v1/gov/proposals",
+        response_model=m.GovProposalsResponse,
+        responses=_errors(),
+        tags=["governance"],
+        summary="Proposals, newest first",
+    )
+    async def gov_proposals(
+        status: Annotated[
+            m.ProposalStatus | None, Query(description="only proposals in this state")
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=GOV_MAX_PAGE, description="at most this many")] = 50,
+    ) -> Response:
+        args: dict[str, Any] = {"limit": limit}
+        if status is not None:
+            args["status"] = status
+        found = await gov("proposals", **args)
+        return json({"proposals": [m.gov_proposal_json(p) for p in found]})
+
+    @app.get(
+        "/v1/gov/proposals/{proposal_id}",
+        response_model=m.GovProposalModel,
+        responses=_errors(),
+        tags=["governance"],
+        summary="One proposal: its votes, approvals and what it still needs",
+    )
+    async def gov_proposal(
+        proposal_id: Annotated[int, Path(ge=1, le=MAX_HEIGHT, description="proposal number")],
+    ) -> Response:
+        return json(m.gov_proposal_json(await gov("proposal", id=proposal_id)))
+
+    @app.get(
+        "/v1/gov/history",
+        response_model=m.GovHistoryResponse,
+        responses=_errors(),
+        tags=["governance"],
+        summary="The governance history, oldest first",
+    )
+    async def gov_history(
+        after: Annotated[
+            int, Query(ge=0, le=MAX_HEIGHT, description="entries after this sequence number")
+        ] = 0,
+        limit: Annotated[int, Query(ge=1, le=GOV_MAX_PAGE, description="at most this many")] = 100,
+        proposal: Annotated[
+            int | None, Query(ge=1, le=MAX_HEIGHT, description="only this proposal's entries")
+        ] = None,
+    ) -> Response:
+        """Every governance action (proposals, votes, executions, member changes) with the
+        block, time, transaction and account behind it. Page with ``next_after``."""
+        args: dict[str, Any] = {"after": after, "limit": limit}
+        if proposal is not None:
+            args["proposal"] = proposal
+        return json(m.gov_history_json(await gov("history", **args), after))
 
     # -- consensus and network -------------------------------------------------------------
     @app.get(

@@ -1,4 +1,5 @@
-"""The `citychain` command: keys, transactions, queries, status, node lifecycle, benchmarks.
+"""The `citychain` command: keys, transactions, queries, governance, status, node lifecycle,
+benchmarks.
 
 Every command prints errors as ``error [code]: message`` and exits 1, never a traceback
 (``CITYCHAIN_DEBUG=1`` shows one). ``--json`` gives machine-readable output. The node URL
@@ -19,6 +20,7 @@ from citychain import __version__
 from citychain.cli import bench, node
 from citychain.cli._output import err_console
 from citychain.cli.consensus import consensus, evidence
+from citychain.cli.gov import gov_app
 from citychain.cli.keys import keys_app
 from citychain.cli.net import net_app
 from citychain.cli.query import query_app
@@ -55,6 +57,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(tx_app, name="tx")
 app.add_typer(query_app, name="query")
 app.add_typer(net_app, name="net")
+app.add_typer(gov_app, name="gov")
 app.command("status")(status)
 app.command("consensus")(consensus)
 app.command("evidence")(evidence)

@@ -1,7 +1,9 @@
-"""`citychain tx ...`: sign a transaction with a stored key, submit it, wait for its receipt."""
+"""`citychain tx ...`: sign a transaction with a stored key (and co-signers' keys), submit it,
+wait for its receipt."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +19,7 @@ from citychain.cli._output import (
     JsonOpt,
     NodeOpt,
     PassFileOpt,
+    bad,
     console,
     handles_errors,
     parse_address,
@@ -24,8 +27,9 @@ from citychain.cli._output import (
     print_json,
     show_value,
 )
+from citychain.crypto import Signer
 from citychain.sdk import DEFAULT_COMMIT_TIMEOUT, DEFAULT_GAS_LIMIT, error_from
-from citychain.types import Receipt
+from citychain.types import Receipt, Transaction
 
 tx_app = typer.Typer(help="Sign and submit transactions.", no_args_is_help=True)
 
@@ -39,9 +43,43 @@ TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds to wait fo
 GasOpt = Annotated[int, typer.Option("--gas-limit", help="Most gas the call may use.")]
 ToOpt = Annotated[str, typer.Option("--to", help="Recipient address (40 hex digits).")]
 AmountOpt = Annotated[int, typer.Option("--amount", min=1, help="Amount in token units.")]
+EndorseOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--endorse",
+        metavar="KEYFILE",
+        help="A co-signer's key (name in <home>/keys or a key file); repeat for several. "
+        "Policies that need several organisations count the endorsers' organisations too.",
+    ),
+]
 
 
-def _run(
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """A submitted transaction; ``receipt`` is None when the command did not wait."""
+
+    tx_hash: bytes
+    receipt: Receipt | None = None
+    height: int | None = None
+    index: int | None = None
+
+
+def load_endorsers(
+    names: list[str] | None, sender: Signer, home: Path | None, passphrase_file: Path | None
+) -> list[Signer]:
+    """Unlock each ``--endorse`` key (a name in <home>/keys or a key file)."""
+    out: list[Signer] = []
+    for name in names or []:
+        s = load_signer(name, home, passphrase_file=passphrase_file)
+        if s.public_key == sender.public_key:
+            raise bad(f"--endorse {name}: the sender's own key cannot endorse its transaction")
+        if any(s.public_key == o.public_key for o in out):
+            raise bad(f"--endorse {name}: this key is already an endorser")
+        out.append(s)
+    return out
+
+
+def send_tx(
     *,
     contract: str,
     method: str,
@@ -53,42 +91,72 @@ def _run(
     no_wait: bool,
     timeout: float,
     gas_limit: int,
-    as_json: bool,
-) -> None:
+    endorse: list[str] | None = None,
+) -> Sent:
+    """Sign a call with KEY (and each ``--endorse`` key), submit it, wait for its receipt."""
     signer = load_signer(key, home, passphrase_file=passphrase_file)
+    endorsers = load_endorsers(endorse, signer, home, passphrase_file)
     with make_client(node) as client:
-        tx = client.build_tx(signer, contract, method, args, gas_limit=gas_limit)
+        chain_id = client.status().chain_id
+        tx = Transaction.create(
+            signer,
+            chain_id=chain_id,
+            nonce=client.account(signer.address).pending_nonce,
+            contract=contract,
+            method=method,
+            args=args,
+            gas_limit=gas_limit,
+            endorsers=endorsers,
+        )
         tx_hash = client.submit(tx)
         if no_wait:
-            if as_json:
-                print_json({"hash": tx_hash, "status": "pending"})
-            else:
-                console.print(f"submitted [bold]{tx_hash.hex()}[/] (pending; not waiting)")
-            return
+            return Sent(tx_hash)
         with console.status("waiting for the transaction to be committed...", spinner="dots"):
             receipt = client.wait_for_commit(tx_hash, timeout)
         info = client.tx(tx_hash)
+    return Sent(tx_hash, receipt, info.height, info.index)
+
+
+def report(
+    sent: Sent, as_json: bool, *, extra: dict[str, Any] | None = None, headline: str = ""
+) -> None:
+    """Print a sent transaction (``extra`` joins the JSON, ``headline`` follows the receipt
+    when it succeeded); a committed failure raises its error (exit 1)."""
+    receipt = sent.receipt
+    if receipt is None:
+        if as_json:
+            print_json({"hash": sent.tx_hash, "status": "pending"})
+        else:
+            console.print(f"submitted [bold]{sent.tx_hash.hex()}[/] (pending; not waiting)")
+        return
     if as_json:
         print_json(
             {
-                "hash": tx_hash,
+                "hash": sent.tx_hash,
                 "status": "committed",
-                "height": info.height,
-                "index": info.index,
+                "height": sent.height,
+                "index": sent.index,
                 "receipt": receipt.to_json(),
+                **(extra or {}),
             }
         )
     else:
-        _print_receipt(receipt, info.height)
+        print_receipt(receipt, sent.height)
+        if receipt.ok and headline:
+            console.print(headline)
     if not receipt.ok:
         raise error_from(
             receipt.code,
-            f"{receipt.message} (transaction {tx_hash.hex()} was committed in block "
-            f"{info.height} but failed, so its changes were rolled back)",
+            f"{receipt.message} (transaction {sent.tx_hash.hex()} was committed in block "
+            f"{sent.height} but failed, so its changes were rolled back)",
         )
 
 
-def _print_receipt(receipt: Receipt, height: int | None) -> None:
+def _run(*, as_json: bool, **kwargs: Any) -> None:
+    report(send_tx(**kwargs), as_json)
+
+
+def print_receipt(receipt: Receipt, height: int | None) -> None:
     mark = "[green]ok[/]" if receipt.ok else f"[red]failed[/] \\[{receipt.code}]"
     console.print(f"transaction [bold]{receipt.tx_hash.hex()}[/]")
     console.print(f"  {mark} in block {height}, gas used {receipt.gas_used}")
@@ -178,9 +246,13 @@ def send(
     no_wait: NoWaitOpt = False,
     timeout: TimeoutOpt = DEFAULT_COMMIT_TIMEOUT,
     gas_limit: GasOpt = DEFAULT_GAS_LIMIT,
+    endorse: EndorseOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Call any contract method: citychain tx send token transfer --args '{...}' --key alice"""
+    """Call any contract method: citychain tx send token transfer --args '{...}' --key alice
+
+    With --endorse KEYFILE (repeatable) the transaction also carries those keys'
+    co-signatures, for access policies that need approval from several organisations."""
     _run(
         contract=contract,
         method=method,
@@ -192,5 +264,6 @@ def send(
         no_wait=no_wait,
         timeout=timeout,
         gas_limit=gas_limit,
+        endorse=endorse,
         as_json=as_json,
     )
