@@ -110,3 +110,13 @@ def decode(data: bytes, *, max_size: int | None = None) -> Any:
             ErrorCode.NON_CANONICAL,
         )
     return value
+
+
+def decode_trusted(data: bytes) -> Any:
+    """Decode CBOR that this node wrote itself (its own state records) without re-checking
+    canonical form (hot paths: the access checks of every transaction). Raises
+    :class:`DecodeError` if the bytes are not CBOR at all."""
+    try:
+        return cbor2.loads(data)
+    except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError, RecursionError) as exc:
+        raise DecodeError(f"not valid CBOR: {exc}", ErrorCode.MALFORMED) from None

@@ -38,6 +38,7 @@ from citychain.execution import (
     GasSchedule,
     access,
 )
+from citychain.execution.keys import contract_prefix
 from citychain.proof import merkle
 from citychain.state import PreparedState, StateDB
 from citychain.store.blocks import BlockStore
@@ -57,6 +58,7 @@ from citychain.types import (
 from citychain.types.genesis import ChainParams, Genesis
 
 log = logging.getLogger(__name__)
+_GOV_PREFIX = contract_prefix(access.GOV)
 
 
 def results_root(receipts: tuple[Receipt, ...] | list[Receipt]) -> bytes:
@@ -102,6 +104,8 @@ class Chain:
         self.blocks = BlockStore(kv)
         self.state = StateDB(kv, retain_versions=retain_versions)
         self._commit_lock = threading.Lock()
+        #: Governance records of the committed state, for every transaction's access checks.
+        self.gov_cache = access.GovCache()
         self._init_or_check_genesis()
         self._load_params()
 
@@ -156,7 +160,7 @@ class Chain:
         self, height: int, time_ms: int, proposer: bytes, txs: tuple[Transaction, ...]
     ) -> tuple[BlockResult, PreparedState]:
         ctx = BlockContext(self.chain_id, height, time_ms, proposer)
-        result = self.executor.execute_block(self.state, ctx, txs)
+        result = self.executor.execute_block(self.state, ctx, txs, self.gov_cache)
         prepared = self.state.prepare(result.writes, height)
         return result, prepared
 
@@ -283,6 +287,8 @@ class Chain:
             self.kv.write(batch, sync=True)
             self.state.committed(pending.prepared)
             self.blocks.committed(block.height)
+            if any(k.startswith(_GOV_PREFIX) for k in writes):
+                self.gov_cache.invalidate()  # after the write is visible: see GovCache
             if access.PARAMS_KEY in writes:
                 self._load_params()
 
@@ -306,7 +312,7 @@ class Chain:
             prev.time if prev else self.genesis.genesis_time,
             b"",
         )
-        self.executor.check_admission(self.state, ctx, tx)
+        self.executor.check_admission(self.state, ctx, tx, self.gov_cache)
 
     def close(self) -> None:
         self.kv.close()

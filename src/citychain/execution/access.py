@@ -40,6 +40,7 @@ the policy and what it lacked.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -113,7 +114,7 @@ def load(raw: bytes | None, what: str) -> Any:
     if raw is None:
         return None
     try:
-        return codec.decode(raw)
+        return codec.decode_trusted(raw)  # our own records: written canonical by this code
     except DecodeError:
         raise InternalError(f"governance state holds a malformed {what}: {raw.hex()}") from None
 
@@ -159,6 +160,65 @@ class Member:
 
 #: ``get(key_inside_gov_namespace) -> value or None``: how the checks read state.
 Reader = Callable[[bytes], bytes | None]
+_MISSING: Any = object()
+#: "Holds at any block time."
+FOREVER = 2**63 - 1
+
+
+class GovCache:
+    """Governance records of the *committed* state, memoised between the blocks that change
+    them (every transaction's access checks read the same few records).
+
+    The chain invalidates it after committing a block that wrote under ``c/gov/``, and only
+    after the write is visible. A value read before an invalidation is not kept: each read
+    notes the generation it started in and stores its value only if no invalidation happened
+    meanwhile, so a stale record can never be cached (the mempool reads on the event loop
+    while blocks commit on the execution thread). Bounded: it starts over when full.
+    """
+
+    __slots__ = ("_gen", "_lock", "_values", "max_entries")
+
+    def __init__(self, max_entries: int = 200_000) -> None:
+        self._lock = threading.Lock()
+        self._gen = 0
+        self._values: dict[bytes, Any] = {}
+        self.max_entries = max_entries
+
+    def read(self, key: bytes, load_value: Callable[[], Any]) -> Any:
+        value = self._values.get(key, _MISSING)
+        if value is not _MISSING:
+            return value
+        gen = self._gen
+        value = load_value()
+        with self._lock:
+            if self._gen == gen:
+                if len(self._values) >= self.max_entries:
+                    self._values = {}
+                self._values[key] = value
+        return value
+
+    @property
+    def generation(self) -> int:
+        """Changes at every invalidation; take it before reading the records a value is
+        computed from, and give it to :meth:`remember`."""
+        return self._gen
+
+    def recall(self, key: Any) -> Any:
+        """A value stored with :meth:`remember`, or None."""
+        return self._values.get(key)
+
+    def remember(self, key: Any, value: Any, generation: int) -> None:
+        """Store ``value`` unless an invalidation happened since ``generation``."""
+        with self._lock:
+            if self._gen == generation:
+                if len(self._values) >= self.max_entries:
+                    self._values = {}
+                self._values[key] = value
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._gen += 1
+            self._values = {}
 
 
 def mode(get: Reader) -> str:
@@ -243,18 +303,22 @@ def check_access(
     contract_address: bytes,
     signers: Iterable[bytes],
     block_time: int,
-) -> None:
+) -> int:
     """Raise the refusal for a transaction calling ``contract.method`` signed by the
-    accounts ``signers`` (sender first), or return if it may run. See the module docstring."""
+    accounts ``signers`` (sender first), or return if it may run. See the module docstring.
+
+    Returns the last block time at which the same answer holds on the same records (the
+    earliest expiry of the signers' certificates; ``FOREVER`` without certificates), so the
+    answer can be remembered until governance changes a record (:class:`GovCache`)."""
     if mode(get) == "open":
-        return
+        return FOREVER
     if get(frozen_key(contract_address)) is not None:
         raise _refuse(ErrorCode.FROZEN, f"contract {contract!r} is frozen by governance")
     signer_list = list(signers)
     if (contract, method) in PUBLIC_METHODS:
         if get(frozen_key(signer_list[0])) is not None:
             raise _refuse(ErrorCode.FROZEN, f"account {signer_list[0].hex()} is frozen")
-        return
+        return FOREVER
     members = [
         standing(get, a, block_time, "sender" if i == 0 else "endorser")
         for i, a in enumerate(signer_list)
@@ -267,3 +331,4 @@ def check_access(
             ErrorCode.POLICY_NOT_MET,
             f"policy {name} ({policy.describe()}) is not met: {policy.shortfall(approving, orgs)}",
         )
+    return min((m.not_after for m in members if m.serial), default=FOREVER)

@@ -94,11 +94,17 @@ def _first(item: tuple[bytes, bytes | None]) -> bytes:
 class _Pending:
     """The writes of a block's committed-so-far transactions, over the base state."""
 
-    __slots__ = ("_new", "_sorted", "base", "fault", "writes")
+    __slots__ = ("_new", "_sorted", "base", "derived", "fault", "gov_dirty", "writes")
 
     def __init__(self, base: StateReader) -> None:
         self.base = base
         self.writes: dict[bytes, bytes | None] = {}
+        #: Set by the executor once a transaction of the block wrote governance records
+        #: (from then on the records of the committed state may be out of date).
+        self.gov_dirty = False
+        #: Values the executor derives from governance records (the organisation list),
+        #: cleared by it whenever a transaction writes governance records.
+        self.derived: dict[str, Any] = {}
         self._sorted: list[bytes] = []  # keys of ``writes`` in order, except those in _new
         self._new: list[bytes] = []
         #: The first failure of the base state (a node fault, never a transaction's).

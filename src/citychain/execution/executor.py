@@ -95,6 +95,7 @@ from citychain.types.tx import batch_verify_txs
 log = logging.getLogger(__name__)
 
 _OK = ErrorCode.OK.value
+_MISSING: Any = object()
 #: The caller and origin of queries without a caller, and of genesis hooks.
 NO_ADDRESS = bytes(ADDRESS_SIZE)
 _UNLIMITED = 2**63 - 1
@@ -153,19 +154,31 @@ class Executor:
 
     # -- blocks ----------------------------------------------------------------------------
     def execute_block(
-        self, state: StateReader, ctx: BlockContext, txs: Sequence[Transaction]
+        self,
+        state: StateReader,
+        ctx: BlockContext,
+        txs: Sequence[Transaction],
+        gov_cache: access.GovCache | None = None,
     ) -> BlockResult:
-        """Execute ``txs`` in order on ``state`` (which is only read)."""
+        """Execute ``txs`` in order on ``state`` (which is only read). ``gov_cache`` memoises
+        governance records of ``state``; pass one only when ``state`` is the committed state
+        it belongs to."""
         txs = tuple(txs)
         valid = batch_verify_txs(self._rt.suite, txs)
         pending = _Pending(state)
         receipts = tuple(
-            self._execute_tx(pending, ctx, tx, ok) for tx, ok in zip(txs, valid, strict=True)
+            self._execute_tx(pending, ctx, tx, ok, gov_cache)
+            for tx, ok in zip(txs, valid, strict=True)
         )
         return BlockResult(receipts, pending.sorted_writes(), sum(r.gas_used for r in receipts))
 
     def _execute_tx(
-        self, pending: _Pending, ctx: BlockContext, tx: Transaction, signature_ok: bool
+        self,
+        pending: _Pending,
+        ctx: BlockContext,
+        tx: Transaction,
+        signature_ok: bool,
+        gov_cache: access.GovCache | None = None,
     ) -> Receipt:
         rt = self._rt
         tx_hash = tx.hash
@@ -230,7 +243,7 @@ class Executor:
 
         pending.put(nonce_key, encode_nonce(nonce + 1))
         try:
-            self._check_access(pending, ctx, tx, sender)
+            self._check_access(pending, ctx, tx, sender, gov_cache)
         except ExecutionFailure as exc:
             _raise_fault(pending, None)
             return Receipt(tx_hash, exc.code.value, exc.message, intrinsic, None, ())
@@ -269,26 +282,63 @@ class Executor:
             )
         _raise_fault(pending, None)  # the contract may have caught it
         pending.merge(frame.writes)
+        gov_prefix = rt.prefix_of(access.GOV)
+        if any(k.startswith(gov_prefix) for k in frame.writes):
+            pending.gov_dirty = True
+            pending.derived.clear()
         return Receipt(
             tx_hash, _OK, "", frame.gas_used, _plain(result, encoded), tuple(frame.events)
         )
 
     def _check_access(
-        self, pending: _Pending, ctx: BlockContext, tx: Transaction, sender: bytes
+        self,
+        pending: _Pending,
+        ctx: BlockContext,
+        tx: Transaction,
+        sender: bytes,
+        cache: access.GovCache | None,
     ) -> None:
         rt = self._rt
         gov_prefix = rt.prefix_of(access.GOV)
+        writes = pending.writes
+        signers = [sender] + [rt.suite.address(pk) for pk, _ in tx.endorsements]
+        # Until a transaction of this block changes governance records, the committed
+        # records decide, and so does a remembered answer for the same signers and method.
+        use_cache = cache is not None and not pending.gov_dirty
+        decision_key = (b"access", *signers, tx.contract, tx.method)
+        if use_cache:
+            assert cache is not None
+            valid_until = cache.recall(decision_key)
+            if valid_until is not None and ctx.time <= valid_until:
+                return
+            generation = cache.generation
 
         def get(key: bytes) -> bytes | None:
-            return pending.get(gov_prefix + key)
+            full = gov_prefix + key
+            value = writes.get(full, _MISSING)
+            if value is not _MISSING:  # written by an earlier transaction of this block
+                return value  # type: ignore[no-any-return]
+            if not use_cache:
+                return pending.get(full)
+            assert cache is not None
+            return cache.read(full, lambda: pending.get(full))  # type: ignore[no-any-return]
 
         def list_orgs() -> list[str]:
             prefix = gov_prefix + access.ORG
-            items = _merge(pending.base_items(prefix), pending.with_prefix(prefix))
-            return [k[len(prefix) :].decode() for k, _ in items]
 
-        signers = [sender] + [rt.suite.address(pk) for pk, _ in tx.endorsements]
-        access.check_access(
+            def merged() -> list[str]:
+                items = _merge(pending.base_items(prefix), pending.with_prefix(prefix))
+                return [k[len(prefix) :].decode() for k, _ in items]
+
+            if use_cache:
+                assert cache is not None
+                return cache.read(prefix, merged)  # type: ignore[no-any-return]
+            orgs: list[str] | None = pending.derived.get("orgs")
+            if orgs is None:  # this block changed governance records: the merged view
+                orgs = pending.derived["orgs"] = merged()
+            return orgs
+
+        valid_until = access.check_access(
             get,
             list_orgs,
             contract=tx.contract,
@@ -297,12 +347,22 @@ class Executor:
             signers=signers,
             block_time=ctx.time,
         )
+        if use_cache:
+            assert cache is not None
+            cache.remember(decision_key, valid_until, generation)
 
-    def check_admission(self, state: StateReader, ctx: BlockContext, tx: Transaction) -> None:
+    def check_admission(
+        self,
+        state: StateReader,
+        ctx: BlockContext,
+        tx: Transaction,
+        cache: access.GovCache | None = None,
+    ) -> None:
         """The access checks of :meth:`execute_block` for ``tx`` on ``state`` alone (the
-        mempool's early refusal); raises ExecutionFailure with the code a receipt would carry."""
+        mempool's early refusal); raises ExecutionFailure with the code a receipt would carry.
+        ``cache`` memoises governance records of ``state`` (the committed state only)."""
         pending = _Pending(state)
-        self._check_access(pending, ctx, tx, self._rt.suite.address(tx.sender))
+        self._check_access(pending, ctx, tx, self._rt.suite.address(tx.sender), cache)
         _raise_fault(pending, None)
 
     # -- genesis ---------------------------------------------------------------------------
