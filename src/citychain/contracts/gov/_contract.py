@@ -93,6 +93,17 @@ def _approving(ctx: Context, p: dict[str, Any], policy: Policy, orgs: list[str])
 
 def _view(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
     policy = kind_policy(ctx, p["kind"])
+    if p["status"] == "executed":
+        # As it was decided: later changes (an organisation admitted, a voter revoked) do
+        # not rewrite a past decision.
+        approving = list(p.get("approved_by", []))
+        return {
+            **p,
+            "policy": policy.describe(),
+            "approving_orgs": approving,
+            "passed": True,
+            "needs": f"passed and executed at height {p['executed_height']}",
+        }
     orgs = rec.org_ids(ctx)
     approving = sorted(set(_approving(ctx, p, policy, orgs)))
     return {
@@ -357,6 +368,7 @@ class Gov(Contract):
         detail = kind.apply(ctx, p["params"])
         p["status"] = "executed"
         p["executed_height"] = ctx.height
+        p["approved_by"] = sorted(set(approving))
         p["result"] = detail
         rec.put(ctx, rec.PROP + rec.u64(p["id"]), p)
         ctx.emit("proposal_executed", id=p["id"], kind=p["kind"])
@@ -502,10 +514,19 @@ class Gov(Contract):
         limit = arg_int(args, "limit", min_value=1, max_value=MAX_PAGE) if "limit" in args else 100
         proposal = arg_int(args, "proposal", max_value=2**63) if "proposal" in args else 0
         out: list[dict[str, Any]] = []
-        for _, v in ctx.iter_prefix(rec.HIST):
-            entry = codec.decode(v)
-            if entry["seq"] <= after or (proposal and entry["proposal"] != proposal):
+        if proposal:  # through the per-proposal index: as many reads as the proposal has
+            prefix = rec.HIST_BY_PROPOSAL + rec.u64(proposal) + b"/"
+            seqs = [int.from_bytes(k[len(prefix) :], "big") for k, _ in ctx.iter_prefix(prefix)]
+        else:  # sequence numbers are dense: read the page directly, not the log before it
+            raw = ctx.get(rec.HIST_NEXT)
+            end = 1 if raw is None else int(codec.decode(raw))
+            seqs = list(range(after + 1, min(end, after + 1 + limit)))
+        for seq in seqs:
+            if seq <= after:
                 continue
+            entry = rec.get(ctx, rec.HIST + rec.u64(seq), "history entry")
+            if entry is None:
+                raise rec.refuse(ErrorCode.INTERNAL, f"history entry {seq} is missing")
             out.append(entry)
             if len(out) >= limit:
                 break

@@ -24,6 +24,8 @@ from citychain.types.policy import check_name
 
 HIST = b"hist/"
 HIST_NEXT = b"hist_next"
+#: ``histp/<proposal 8 bytes>/<seq 8 bytes>``: the history entries of one proposal.
+HIST_BY_PROPOSAL = b"histp/"
 PROP = b"prop/"
 PROP_NEXT = b"prop_next"
 #: Most validators a set may hold.
@@ -231,4 +233,6 @@ def record(ctx: Context, action: str, proposal: int = 0, **detail: Any) -> int:
     }
     put(ctx, HIST + u64(seq), entry)
     ctx.set(HIST_NEXT, codec.encode(seq + 1))
+    if proposal:
+        ctx.set(HIST_BY_PROPOSAL + u64(proposal) + b"/" + u64(seq), _TRUE)
     return seq
