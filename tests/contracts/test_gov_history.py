@@ -1,5 +1,5 @@
-"""The governance trail: paging through the history, following one proposal, and a decided
-proposal reading the same after the chain moves on."""
+"""The governance trail (paging through the history, following one proposal, a decided
+proposal reading the same after the chain moves on) and a policy that would lock itself."""
 
 from __future__ import annotations
 
@@ -65,3 +65,16 @@ def test_an_executed_proposal_reads_as_it_was_decided(net: Net) -> None:
     assert later["status"] == "executed" and later["passed"] is True
     assert later["approving_orgs"] == decided["approving_orgs"] == ["org1", "org2"]
     assert later["needs"].startswith("passed and executed at height")
+
+
+def test_a_policy_nobody_can_meet_is_refused(net: Net) -> None:
+    from citychain.errors import ErrorCode
+
+    r = net.gov(
+        ADMIN["org1"],
+        "propose",
+        kind="set_policy",
+        params={"target": "gov:set_policy", "policy": {"rule": "5", "roles": ["admin"]}},
+    )
+    assert r.code == ErrorCode.BAD_ARGUMENTS
+    assert "can never be met by the organisations on this chain (org1, org2, org3)" in r.message

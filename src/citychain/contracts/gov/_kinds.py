@@ -381,7 +381,14 @@ def _check_policy(ctx: Context, p: Any) -> None:
         if not ctx.contract_versions(contract):
             raise refuse(ErrorCode.UNKNOWN_CONTRACT, f"no system contract named {contract!r}")
     if p["policy"] is not None:
-        Policy.from_value(p["policy"])
+        policy = Policy.from_value(p["policy"])
+        universe = policy.universe(org_ids(ctx))
+        if not universe or policy.required(len(universe)) > len(universe):
+            # A proposal kind (or method) nobody can ever pass would lock itself for good.
+            raise bad(
+                f"policy {policy.describe()} can never be met by the organisations on this "
+                f"chain ({', '.join(org_ids(ctx))})"
+            )
 
 
 def policy_storage_key(target: str) -> bytes:
