@@ -724,7 +724,8 @@ def test_add_org_then_its_admin_acts(net: Net) -> None:
     refused(
         net.gov(ADMIN["org1"], "propose", kind="add_org", params=wrong_ca),
         ErrorCode.BAD_ARGUMENTS,
-        "the CA certificate names organisation 'org2' (subject O), not 'org4'",
+        "organisation 'org4': CA certificate: the CA speaks for 'org2' (subject O), not for "
+        "organisation 'org4'",
     )
     refused(
         net.gov(ADMIN["org1"], "propose", kind="add_org", params={**params, "id": "org2"}),
@@ -1321,7 +1322,8 @@ def test_replacing_the_org_ca_makes_its_members_enrol_again(cnet: Net, tmp_path:
             params={"id": "org1", "ca_cert": CAS["org2"][0].decode()},
         ),
         ErrorCode.BAD_ARGUMENTS,
-        "the CA certificate names organisation 'org2' (subject O), not 'org1'",
+        "organisation 'org1': CA certificate: the CA speaks for 'org2' (subject O), not for "
+        "organisation 'org1'",
     )
     r = cnet.enact("update_org", {"id": "org1", "ca_cert": CA1_TWIN[0].decode()})
     assert r.result == {"org": "org1", "changed": ["ca_cert"]}

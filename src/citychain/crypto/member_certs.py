@@ -562,6 +562,16 @@ def _check_ca(ca: x509.Certificate, org_id: str) -> None:
         raise refuse(f"the CA speaks for {shown} (subject O), not for organisation {org_id!r}")
 
 
+def check_org_ca(ca_cert: bytes, org_id: str) -> bytes:
+    """Check that ``ca_cert`` (PEM or DER) is a CA certificate that speaks for organisation
+    ``org_id`` (the checks :func:`verify_member_cert` makes of the CA); its SHA-256
+    fingerprint. InvalidInput (BAD_ARGUMENTS: not a certificate; UNAUTHORIZED: not such a CA)
+    otherwise."""
+    ca = _parse_as(ca_cert, "CA certificate")
+    _check_ca(ca, org_id)
+    return hashlib.sha256(_der(ca)).digest()
+
+
 def _check_extensions(cert: x509.Certificate) -> None:
     try:
         extensions = list(cert.extensions)

@@ -6,15 +6,11 @@ The key layout is :mod:`citychain.execution.access` (shared with the executor's 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
-
 from citychain import codec
+from citychain.crypto.member_certs import check_org_ca
 from citychain.errors import ConfigError, ErrorCode, ExecutionFailure, InvalidInput
 from citychain.execution import Context
 from citychain.execution import access as acc
@@ -61,23 +57,9 @@ def u64(n: int) -> bytes:
 def ca_fingerprint(pem: str, org_id: str) -> bytes:
     """Check that ``pem`` is a CA certificate of organisation ``org_id``; its sha256."""
     try:
-        cert = x509.load_pem_x509_certificate(pem.encode())
-    except ValueError:
-        raise bad(
-            f"the CA certificate of organisation {org_id!r} is not a PEM certificate"
-        ) from None
-    try:
-        bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-        is_ca = bc.ca
-    except x509.ExtensionNotFound:
-        is_ca = False
-    if not is_ca:
-        raise bad(f"the certificate given for organisation {org_id!r} is not a CA (CA=false)")
-    orgs = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
-    if not orgs or orgs[0].value != org_id:
-        found = orgs[0].value if orgs else "none"
-        raise bad(f"the CA certificate names organisation {found!r} (subject O), not {org_id!r}")
-    return hashlib.sha256(cert.public_bytes(Encoding.DER)).digest()
+        return check_org_ca(pem.encode(), org_id)
+    except InvalidInput as exc:
+        raise bad(f"organisation {org_id!r}: {exc.message}") from None
 
 
 def org_ids(ctx: Context) -> list[str]:
