@@ -4,8 +4,9 @@
   pure Tendermint state machine (``machine.py``, with ``votes.py`` and ``proposer.py``) over
   p2p, with a write-ahead log (``wal.py``), a signer that never double-signs
   (``privval.py``), evidence (``evidence.py``) and the wire messages (``messages.py``): the
-  engine of any genesis that names organisations.
-* :class:`SoloEngine` (``solo.py``): a single validator, for a genesis without organisations.
+  engine of every node with ``[p2p] org_id`` set.
+* :class:`SoloEngine` (``solo.py``): a single validator without a network (``citychain
+  init`` and ``start --demo``).
 """
 
 from citychain.consensus.interface import ConsensusEngine as ConsensusEngine
