@@ -203,6 +203,8 @@ class RuntimeView(Protocol):
 
     def versions(self, name: str) -> list[int]: ...
 
+    def methods(self, name: str) -> list[str]: ...
+
     def nested(self, ctx: Context, contract: str, method: str, args: Mapping[str, Any]) -> Any: ...
 
 
@@ -310,6 +312,10 @@ class Context:
     def contract_versions(self, name: str) -> list[int]:
         """The versions of system contract ``name`` this release ships (empty: none)."""
         return self._rt.versions(name)
+
+    def contract_methods(self, name: str) -> list[str]:
+        """The transaction methods of system contract ``name`` in any version it ships."""
+        return self._rt.methods(name)
 
     @property
     def height(self) -> int:

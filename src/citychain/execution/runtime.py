@@ -53,6 +53,13 @@ class Runtime:
     def versions(self, name: str) -> list[int]:
         return self.registry.versions(name)
 
+    def methods(self, name: str) -> list[str]:
+        found: set[str] = set()
+        for version in self.registry.versions(name):
+            entries = self.registry.get(name, version).entries
+            found.update(m for m, spec in entries.items() if not spec.read_only)
+        return sorted(found)
+
     def resolve(self, name: str, get: Callable[[bytes], bytes | None]) -> Contract:
         """The enabled version of contract ``name``; ``get`` reads a full state key. Only a
         contract that ships in several versions costs a state read."""

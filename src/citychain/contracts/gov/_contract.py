@@ -151,10 +151,15 @@ class Gov(Contract):
                 raise rec.bad(f"policy {target!r}: no proposal kind {target[4:]!r}")
             if not target.startswith("gov:"):
                 contract, _, method_name = target.partition(".")
-                if not method_name or not ctx.contract_versions(contract):
+                if (
+                    not method_name
+                    or not ctx.contract_versions(contract)
+                    or (method_name != "*" and method_name not in ctx.contract_methods(contract))
+                ):
                     raise rec.bad(
                         f"policy {target!r}: the target must be 'contract.method', 'contract.*' "
-                        "or 'gov:<kind>' of a contract this chain runs"
+                        "or 'gov:<kind>', naming a contract this chain runs and one of its "
+                        "methods"
                     )
             rec.put(ctx, policy_storage_key(target), policy.to_value())
 

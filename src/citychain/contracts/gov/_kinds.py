@@ -149,10 +149,17 @@ def _apply_update_org(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
             if old not in admins:
                 address = ctx.account_address(old)
                 m = acc.member(reader(ctx), address)
-                if m is not None and not m.revoked:  # a revoked key's record stays
+                if m is None or m.revoked:  # a revoked key's record stays
+                    continue
+                rest = [r for r in m.roles if r != "admin"]
+                if rest:  # it stays a member with its other roles
+                    put(ctx, acc.member_key(address), {**m.to_value(), "roles": rest})
+                else:
                     ctx.delete(acc.member_key(address))
         for a in admins:
-            register(ctx, a, p["id"], ["admin"])
+            m = acc.member(reader(ctx), ctx.account_address(a))
+            kept = list(m.roles) if m is not None and m.org == p["id"] else []
+            register(ctx, a, p["id"], sorted({*kept, "admin"}))
     ctx.emit("org_updated", org=p["id"], changed=",".join(changed))
     return {"org": p["id"], "changed": changed}
 
@@ -380,6 +387,13 @@ def _check_policy(ctx: Context, p: Any) -> None:
             raise bad("target must be 'contract.method', 'contract.*' or 'gov:<kind>'")
         if not ctx.contract_versions(contract):
             raise refuse(ErrorCode.UNKNOWN_CONTRACT, f"no system contract named {contract!r}")
+        known = ctx.contract_methods(contract)
+        if method != "*" and method not in known:
+            raise refuse(
+                ErrorCode.UNKNOWN_METHOD,
+                f"contract {contract!r} has no method {method!r} that transactions call "
+                f"(methods: {', '.join(known) or 'none'})",
+            )
     if p["policy"] is not None:
         policy = Policy.from_value(p["policy"])
         universe = policy.universe(org_ids(ctx))
