@@ -109,14 +109,7 @@ async def fund_senders(
         await _send_in_chunks(
             client,
             signer,
-            [
-                (
-                    "gov",
-                    "register_member",
-                    {"public_key": a.public_key, "org": org, "roles": ["member"]},
-                )
-                for a in accounts
-            ],
+            [("gov", "register_member", _member_args(a, org)) for a in accounts],
             chain_id=chain_id,
             batch=batch,
             deadline=deadline,

@@ -38,7 +38,6 @@ from citychain.execution import (
     GasSchedule,
     access,
 )
-from citychain.execution.keys import contract_prefix
 from citychain.proof import merkle
 from citychain.state import PreparedState, StateDB
 from citychain.store.blocks import BlockStore
@@ -58,7 +57,6 @@ from citychain.types import (
 from citychain.types.genesis import ChainParams, Genesis
 
 log = logging.getLogger(__name__)
-_GOV_PREFIX = contract_prefix(access.GOV)
 
 
 def results_root(receipts: tuple[Receipt, ...] | list[Receipt]) -> bytes:
@@ -287,7 +285,7 @@ class Chain:
             self.kv.write(batch, sync=True)
             self.state.committed(pending.prepared)
             self.blocks.committed(block.height)
-            if any(k.startswith(_GOV_PREFIX) for k in writes):
+            if pending.result.governance_changed:
                 self.gov_cache.invalidate()  # after the write is visible: see GovCache
             if access.PARAMS_KEY in writes:
                 self._load_params()
@@ -295,6 +293,8 @@ class Chain:
     # -- governance views ------------------------------------------------------------------
     def governance_changed(self, pending: PendingBlock) -> bool:
         """Whether the block changed the organisations (and so the network's trust store)."""
+        if not pending.result.governance_changed:  # the common case: no scan of the writes
+            return False
         prefix = access.ORG_PREFIX
         return any(k.startswith(prefix) for k in pending.result.writes)
 

@@ -290,10 +290,6 @@ def standing(get: Reader, address: bytes, block_time: int, who: str) -> Member:
     return m
 
 
-def all_org_ids(get_prefix: Callable[[bytes], Iterable[tuple[bytes, bytes]]]) -> list[str]:
-    return [k[len(ORG) :].decode() for k, _ in get_prefix(ORG)]
-
-
 def check_access(
     get: Reader,
     list_orgs: Callable[[], list[str]],

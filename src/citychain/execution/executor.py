@@ -104,11 +104,13 @@ _UNLIMITED = 2**63 - 1
 @dataclass(frozen=True, slots=True)
 class BlockResult:
     """One receipt per transaction (block order), the block's net writes sorted by key
-    (None deletes), and the sum of the receipts' gas."""
+    (None deletes), the sum of the receipts' gas, and whether any transaction wrote
+    governance records (what the chain and the network must then re-read)."""
 
     receipts: tuple[Receipt, ...]
     writes: dict[bytes, bytes | None]
     gas_used: int
+    governance_changed: bool = False
 
 
 def _raise_fault(pending: _Pending, exc: BaseException | None) -> None:
@@ -170,7 +172,12 @@ class Executor:
             self._execute_tx(pending, ctx, tx, ok, gov_cache)
             for tx, ok in zip(txs, valid, strict=True)
         )
-        return BlockResult(receipts, pending.sorted_writes(), sum(r.gas_used for r in receipts))
+        return BlockResult(
+            receipts,
+            pending.sorted_writes(),
+            sum(r.gas_used for r in receipts),
+            pending.gov_dirty,
+        )
 
     def _execute_tx(
         self,
