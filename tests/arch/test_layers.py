@@ -1,4 +1,4 @@
-"""The layers of ../shared/DESIGN.md, enforced: every import points down (or stays in its layer).
+"""The layers of the design brief, enforced: every import points down (or stays in its layer).
 
 A shortcut that breaks this (the API reaching into RocksDB, a contract importing the node)
 fails here with the offending module and import named.

@@ -23,3 +23,13 @@ def test_mypy_strict_is_clean() -> None:
 def test_ruff_is_clean() -> None:
     proc = _run("ruff", "check", "src", "tests", "bench")
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_tests_read_nothing_outside_the_repository() -> None:
+    """A user has only the clone: no test may read ``../shared`` (copy data into tests/)."""
+    offenders = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        if '"shared"' in text or "../shared" in text or "'shared'" in text:
+            offenders.append(str(path.relative_to(ROOT)))
+    assert not offenders, f"tests that read outside the repository: {offenders}"

@@ -29,7 +29,7 @@ from citychain.proof.ics23 import (
     ProofSpec,
 )
 
-VECTORS = Path(__file__).resolve().parents[2] / ".." / "shared" / "vectors" / "ics23"
+VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "ics23"
 SPECS = {"iavl": IAVL_SPEC, "tendermint": TENDERMINT_SPEC, "smt": SMT_SPEC}
 SAMPLE_FILES = ["iavl/exist_middle.json", "smt/nonexist_middle.json", "tendermint/exist_left.json"]
 

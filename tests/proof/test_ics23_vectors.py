@@ -1,4 +1,4 @@
-"""The cosmos/ics23 conformance vectors (shared/vectors/ics23), one test id per vector.
+"""The cosmos/ics23 conformance vectors (tests/vectors/ics23, with licence and source), one per test id.
 
 The ``Test*Data.json`` files pin the building blocks (hash, leaf and inner ops, spec checks,
 empty-branch detection); the ``iavl/``, ``tendermint/`` and ``smt/`` files hold real protobuf
@@ -34,7 +34,7 @@ from citychain.proof.ics23 import (
     ProofSpec,
 )
 
-VECTORS = Path(__file__).resolve().parents[2] / ".." / "shared" / "vectors" / "ics23"
+VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "ics23"
 SPECS = {"iavl": IAVL_SPEC, "tendermint": TENDERMINT_SPEC, "smt": SMT_SPEC}
 HAS_RIPEMD160 = "ripemd160" in hashlib.algorithms_available
 
