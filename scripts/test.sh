@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The test command of the README: system packages the tests drive for real (Debian's chromium for
+# every web page), a virtual environment with the [dev] extra, then the whole suite.
+# Arguments are passed to pytest (e.g. `bash scripts/test.sh tests/e2e -x`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the suite needs, installed only when missing (apt-get needs root: sudo otherwise).
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing Debian packages the tests use: ${need[*]}"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${need[@]}"
+fi
+
+[ -x .venv/bin/python ] || python3.11 -m venv .venv
+.venv/bin/pip install -q -e '.[dev]'
+exec .venv/bin/pytest "$@"
