@@ -114,7 +114,7 @@ def test_unknown_things_are_not_found(client: Client) -> None:
 def test_bad_arguments_are_caught_before_the_network(client: Client) -> None:
     with pytest.raises(InvalidInput, match="must be 32 bytes"):
         client.tx(b"short")
-    with pytest.raises(InvalidInput, match="hex string"):
+    with pytest.raises(InvalidInput, match="must be hex digits"):
         client.account("not hex")
 
 

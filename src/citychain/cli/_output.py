@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from citychain.errors import CitychainError, ErrorCode, InvalidInput
+from citychain.types.address import to_address
 from citychain.types.tx import codec_to_json
 
 console = Console(highlight=False, soft_wrap=True)
@@ -114,8 +115,9 @@ def parse_hex(text: str, what: str, size: int | None = None) -> bytes:
     return data
 
 
-def parse_address(text: str) -> bytes:
-    return parse_hex(text, "address", 20)
+def parse_address(text: str, what: str = "address") -> bytes:
+    """An address typed by a person (40 hex digits, 0x optional): the SDK's own coercion."""
+    return to_address(text, what)
 
 
 def parse_args_json(text: str | None) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from citychain.cli._output import (
 from citychain.crypto import Signer
 from citychain.sdk import DEFAULT_COMMIT_TIMEOUT, DEFAULT_GAS_LIMIT, error_from
 from citychain.types import Receipt, Transaction
+from citychain.types.address import call_args
 
 tx_app = typer.Typer(help="Sign and submit transactions.", no_args_is_help=True)
 
@@ -94,6 +95,7 @@ def send_tx(
     endorse: list[str] | None = None,
 ) -> Sent:
     """Sign a call with KEY (and each ``--endorse`` key), submit it, wait for its receipt."""
+    args = call_args(contract, method, args)  # addresses as hex become bytes, before signing
     signer = load_signer(key, home, passphrase_file=passphrase_file)
     endorsers = load_endorsers(endorse, signer, home, passphrase_file)
     with make_client(node) as client:
@@ -238,7 +240,11 @@ def send(
     key: KeyOpt,
     args: Annotated[
         str | None,
-        typer.Option("--args", help='Arguments as a JSON object; bytes as {"hex": "..."}.'),
+        typer.Option(
+            "--args",
+            help='Arguments as a JSON object; bytes as {"hex": "..."} (an address of a '
+            "system contract's method may also be plain hex).",
+        ),
     ] = None,
     node: NodeOpt = DEFAULT_NODE,
     home: HomeOpt = None,

@@ -52,7 +52,8 @@ from citychain.execution import (
     query,
 )
 from citychain.execution.args import MAX_UINT128
-from citychain.execution.keys import ADDRESS_SIZE, contract_key
+from citychain.execution.keys import contract_key
+from citychain.types.address import to_address
 
 NAME = "token"
 MAX_SUPPLY = MAX_UINT128
@@ -63,9 +64,11 @@ _TRUE = codec.encode(True)
 _BALANCE_PREFIX = contract_key(NAME, _BAL)
 
 
-def balance_key(address: bytes) -> bytes:
-    """The full state key of ``address``'s balance (for a proof request)."""
-    return _BALANCE_PREFIX + address
+def balance_key(address: bytes | str) -> bytes:
+    """The full state key of ``address``'s balance (for a proof request). ``address`` is 20
+    bytes or 40 hex digits (``0x`` optional); anything else raises
+    :class:`~citychain.errors.InvalidInput` (``bad_arguments``)."""
+    return _BALANCE_PREFIX + to_address(address, "address")
 
 
 def _amount(raw: bytes | None) -> int:
@@ -213,12 +216,7 @@ class Token(Contract):
 
 
 def _genesis_address(raw: Any, where: str) -> bytes:
-    if type(raw) is str:
-        text = raw[2:] if raw.startswith(("0x", "0X")) else raw
-        try:
-            raw = bytes.fromhex(text)
-        except ValueError:
-            raise ConfigError(f"token genesis: {where} is not a hex address") from None
-    if type(raw) is not bytes or len(raw) != ADDRESS_SIZE:
-        raise ConfigError(f"token genesis: {where} must be a {ADDRESS_SIZE}-byte address")
-    return raw
+    try:
+        return to_address(raw, where)
+    except InvalidInput as exc:
+        raise ConfigError(f"token genesis: {exc.message}") from None

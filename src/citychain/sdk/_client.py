@@ -60,6 +60,7 @@ from citychain.sdk._types import (
 )
 from citychain.sdk._verify import check_header, prove_value
 from citychain.types import Commit, Header, Receipt, Transaction, ValidatorSet
+from citychain.types.address import call_args, to_address
 from citychain.types.tx import codec_to_json, json_to_codec
 
 if TYPE_CHECKING:
@@ -88,6 +89,8 @@ def _hex_arg(value: bytes | str, what: str, size: int | None = None) -> str:
     """Hex for a URL from bytes or a hex string (checked here, so errors are local)."""
     if isinstance(value, bytes | bytearray):
         data = bytes(value)
+    elif not isinstance(value, str):
+        raise _bad(f"{what} must be bytes or a hex string, got {type(value).__name__}")
     else:
         text = value[2:] if value.startswith(("0x", "0X")) else value
         try:
@@ -309,9 +312,10 @@ class _Base:
 
     @staticmethod
     def _query_call(contract: str, method: str, args: Mapping[str, Any]) -> _Call:
-        codec.check_value(dict(args))
+        args = call_args(contract, method, args)  # an address as hex becomes bytes here
+        codec.check_value(args)
         path = f"/v1/query/{quote(contract, safe='')}/{quote(method, safe='')}"
-        return _Call("POST", path, json={"args": codec_to_json(dict(args))})
+        return _Call("POST", path, json={"args": codec_to_json(args)})
 
     @staticmethod
     def _block_call(height: int | None) -> _Call:
@@ -493,7 +497,7 @@ class Client(_Base):
         return _parse.parsed("transaction", lambda: _parse.tx_info(raw))
 
     def account(self, address: bytes | str) -> AccountInfo:
-        raw = self._call(_Call("GET", f"/v1/accounts/{_hex_arg(address, 'address', 20)}"))
+        raw = self._call(_Call("GET", f"/v1/accounts/{to_address(address).hex()}"))
         return _parse.parsed("account", lambda: _parse.account(raw))
 
     def build_tx(
@@ -513,7 +517,12 @@ class Client(_Base):
         height it may be included at) defaults to never. ``endorsers`` co-sign it (for
         access policies that need several organisations); to collect a co-signature
         elsewhere, build with ``Transaction.create(..., endorsers=[public_key])`` and
-        ``tx.endorse(signer)`` instead."""
+        ``tx.endorse(signer)`` instead.
+
+        The address arguments of the system contracts' methods (token ``to``, gov
+        ``address``, ...) may be given as bytes or hex; anything else is refused with
+        :class:`InvalidInput` (``bad_arguments``) before any request is sent."""
+        args = call_args(contract, method, args)
         self._ensure_trust(need_validators=False)
         if nonce is None:
             nonce = self.account(signer.address).pending_nonce
@@ -629,13 +638,14 @@ class Client(_Base):
 
     def query(self, contract: str, method: str, /, **args: Any) -> Any:
         """A read-only contract call on the latest state, e.g.
-        ``query("token", "balance", owner=address)``. Not proven: see :meth:`get_state`."""
+        ``query("token", "balance", owner=address)`` (an address as bytes or hex). Not proven:
+        see :meth:`get_state`."""
         raw = self._call(self._query_call(contract, method, args))
         return _parse.parsed("query", lambda: json_to_codec(_parse.obj(raw)["result"]))
 
     def balance(self, address: bytes | str) -> int:
         """The token balance of ``address`` (through the token contract's query)."""
-        owner = bytes.fromhex(_hex_arg(address, "address", 20))
+        owner = to_address(address, "address")
         value = self.query("token", "balance", owner=owner)
         return _parse.parsed("balance", lambda: _parse.integer(value))
 
@@ -805,7 +815,7 @@ class AsyncClient(_Base):
         return _parse.parsed("transaction", lambda: _parse.tx_info(raw))
 
     async def account(self, address: bytes | str) -> AccountInfo:
-        raw = await self._call(_Call("GET", f"/v1/accounts/{_hex_arg(address, 'address', 20)}"))
+        raw = await self._call(_Call("GET", f"/v1/accounts/{to_address(address).hex()}"))
         return _parse.parsed("account", lambda: _parse.account(raw))
 
     async def build_tx(
@@ -820,6 +830,7 @@ class AsyncClient(_Base):
         gas_limit: int = DEFAULT_GAS_LIMIT,
         endorsers: Sequence[Signer] = (),
     ) -> Transaction:
+        args = call_args(contract, method, args)  # refused before any request, as Client's
         await self._ensure_trust(need_validators=False)
         if nonce is None:
             nonce = (await self.account(signer.address)).pending_nonce
@@ -900,7 +911,7 @@ class AsyncClient(_Base):
         return _parse.parsed("query", lambda: json_to_codec(_parse.obj(raw)["result"]))
 
     async def balance(self, address: bytes | str) -> int:
-        owner = bytes.fromhex(_hex_arg(address, "address", 20))
+        owner = to_address(address, "address")
         value = await self.query("token", "balance", owner=owner)
         return _parse.parsed("balance", lambda: _parse.integer(value))
 

@@ -12,6 +12,10 @@ A proposal's life (see :mod:`citychain.contracts.gov`): ``propose`` (the propose
 counts as yes) -> ``vote`` by members of other organisations until the kind's policy is met
 (``proposal(id).passed``) -> ``execute`` (anyone) before the deadline; or ``expire`` after
 it. A validator change is in force from ``execute(...)["from_height"]``.
+
+Addresses (``member``, ``remove_member``, the ``address`` of a ``revoke``/``freeze``/``unfreeze``
+proposal) are bytes or 40 hex digits; anything else is refused with ``bad_arguments`` before
+anything is signed (:mod:`citychain.types.address`).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from citychain.sdk._types import (
     ProposalVote,
 )
 from citychain.types import Receipt
+from citychain.types.address import to_address
 
 
 class _SyncNode(Protocol):
@@ -300,9 +305,10 @@ class Gov:
         raw = self._q("org", id=id)
         return _parse.parsed("gov.org", lambda: parse_org(raw))
 
-    def member(self, address: bytes) -> MemberInfo | None:
-        """The member record of an account (None if it is not a member), with its standing."""
-        raw = self._q("member", address=bytes(address))
+    def member(self, address: bytes | str) -> MemberInfo | None:
+        """The member record of an account (None if it is not a member), with its standing.
+        ``address`` is bytes or 40 hex digits."""
+        raw = self._q("member", address=to_address(address))
         return None if raw is None else _parse.parsed("gov.member", lambda: parse_member(raw))
 
     def members(self, org: str) -> list[MemberInfo]:
@@ -419,13 +425,13 @@ class Gov:
     def remove_member(
         self,
         signer: Signer,
-        address: bytes,
+        address: bytes | str,
         *,
         endorsers: Sequence[Signer] = (),
         timeout: float | None = None,
         gas_limit: int = GOV_GAS_LIMIT,
     ) -> Receipt:
-        args = {"address": bytes(address)}
+        args = {"address": to_address(address)}
         return self._send(signer, "remove_member", args, endorsers, timeout, gas_limit)
 
     def define_role(
@@ -489,8 +495,8 @@ class AsyncGov:
         raw = await self._q("org", id=id)
         return _parse.parsed("gov.org", lambda: parse_org(raw))
 
-    async def member(self, address: bytes) -> MemberInfo | None:
-        raw = await self._q("member", address=bytes(address))
+    async def member(self, address: bytes | str) -> MemberInfo | None:
+        raw = await self._q("member", address=to_address(address))
         return None if raw is None else _parse.parsed("gov.member", lambda: parse_member(raw))
 
     async def members(self, org: str) -> list[MemberInfo]:
@@ -596,13 +602,13 @@ class AsyncGov:
     async def remove_member(
         self,
         signer: Signer,
-        address: bytes,
+        address: bytes | str,
         *,
         endorsers: Sequence[Signer] = (),
         timeout: float | None = None,
         gas_limit: int = GOV_GAS_LIMIT,
     ) -> Receipt:
-        args = {"address": bytes(address)}
+        args = {"address": to_address(address)}
         return await self._send(signer, "remove_member", args, endorsers, timeout, gas_limit)
 
     async def define_role(
