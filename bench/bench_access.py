@@ -81,6 +81,8 @@ def main() -> None:
         )
         for m in members
     ]
+    # as a node holds them: decoded from the wire, so their encoding (and hash) is known
+    txs = [Transaction.decode(tx.encode()) for tx in txs]
     ceiling = ed25519_one_core()
     print(f"python {platform.python_version()}, {os.cpu_count()} cores, {n} members")
     with tempfile.TemporaryDirectory() as tmp:

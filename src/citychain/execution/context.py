@@ -70,6 +70,9 @@ class BlockContext:
     #: Milliseconds since the Unix epoch, from the header.
     time: int
     proposer: bytes
+    #: False while the block is not made yet (admission checks): ``time`` is then the last
+    #: committed block's time, a lower bound of this block's.
+    time_exact: bool = True
 
 
 def _plain(value: Any, encoded: bytes) -> Any:
@@ -325,6 +328,12 @@ class Context:
     def time(self) -> int:
         """The block time in milliseconds since the epoch, from the header (never the clock)."""
         return self._f.block.time
+
+    @property
+    def time_exact(self) -> bool:
+        """False in an admission check, where :attr:`time` is only a lower bound of the time
+        of the block the transaction will be in (see :mod:`citychain.execution.contract`)."""
+        return self._f.block.time_exact
 
     @property
     def chain_id(self) -> str:

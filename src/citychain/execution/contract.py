@@ -15,6 +15,26 @@ Every entry point receives a :class:`~citychain.execution.Context` (its only vie
 chain) and the argument map, and returns a canonical value (see :mod:`citychain.codec`).
 Instances must hold no mutable state of their own: everything lives in state through ``ctx``,
 so one instance serves every block and every node computes the same thing.
+
+Admission checks
+----------------
+A method may declare the refusals it can decide before any block, from the committed state
+and the transaction alone::
+
+    def _check_vote(self, ctx: Context, args: dict[str, Any]) -> Ballot: ...   # raises
+
+    @method(check=_check_vote)
+    def vote(self, ctx: Context, args: dict[str, Any], ballot: Ballot) -> None: ...
+
+The check runs in a read-only context (no writes, no events) and returns what the method
+needs. One definition serves two places, so they cannot disagree: at execution the runtime
+runs the check, in the transaction's own frame (its reads cost gas as always), and hands its
+value to the method; at admission the mempool runs the same check on the committed state
+(:meth:`~citychain.execution.Executor.check_admission`) and refuses the transaction with the
+code and message its receipt would have carried. A check must be deterministic and may depend
+only on state, the transaction and the height; at admission ``ctx.time`` is only a lower bound
+of the block's time (``ctx.time_exact`` is False), so a check may refuse for a time that has
+passed (an expired certificate) but must not refuse for one that has not come yet.
 """
 
 from __future__ import annotations
@@ -23,7 +43,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast, overload
 
 from citychain.errors import ConfigError, ErrorCode, ExecutionFailure
 
@@ -31,14 +51,34 @@ if TYPE_CHECKING:
     from citychain.execution.context import Context
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: An admission check: ``check(self, ctx, args)`` returns what the method needs, or raises.
+Check = Callable[[Any, "Context", dict[str, Any]], Any]
 _KIND_ATTR = "__citychain_entry__"
+_CHECK_ATTR = "__citychain_check__"
 _NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
-def method(fn: F) -> F:
-    """Mark ``fn(self, ctx, args)`` as a state-changing entry point (callable by transactions)."""
-    cast(Any, fn).__citychain_entry__ = False
-    return fn
+@overload
+def method(fn: F, /) -> F: ...
+
+
+@overload
+def method(*, check: Check) -> Callable[[F], F]: ...
+
+
+def method(fn: F | None = None, /, *, check: Check | None = None) -> F | Callable[[F], F]:
+    """Mark ``fn(self, ctx, args)`` as a state-changing entry point (callable by transactions).
+
+    ``@method(check=c)`` declares an admission check (see the module docstring); the method is
+    then ``fn(self, ctx, args, checked)``, where ``checked`` is what ``c(self, ctx, args)``
+    returned."""
+
+    def mark(f: F) -> F:
+        cast(Any, f).__citychain_entry__ = False
+        cast(Any, f).__citychain_check__ = check
+        return f
+
+    return mark if fn is None else mark(fn)
 
 
 def query(fn: F) -> F:
@@ -51,7 +91,10 @@ def query(fn: F) -> F:
 class MethodSpec:
     name: str
     read_only: bool
-    fn: Callable[[Any, Context, dict[str, Any]], Any]
+    #: ``fn(contract, ctx, args)``, or ``fn(contract, ctx, args, checked)`` with a ``check``.
+    fn: Callable[..., Any]
+    #: The admission check, run before ``fn`` at execution and alone at admission.
+    check: Check | None = None
 
 
 class Contract:
@@ -76,7 +119,7 @@ class Contract:
                         f"{cls.__name__}.{attr}: entry point names are lower-case letters, "
                         "digits and '_', starting with a letter"
                     )
-                table[attr] = MethodSpec(attr, bool(kind), value)
+                table[attr] = MethodSpec(attr, bool(kind), value, getattr(value, _CHECK_ATTR, None))
         cls.entries = MappingProxyType(dict(sorted(table.items())))
 
     def genesis(self, ctx: Context, params: dict[str, Any]) -> None:

@@ -30,7 +30,16 @@ though the mempool checked them on admission). Then, for each transaction in blo
    ``frozen``), the contract must not be frozen (``frozen``), and the method's policy must be
    met by the signers' organisations (``policy_not_met``, naming the policy). A refusal here
    comes after the nonce advanced, so the transaction cannot be replayed; it charges the
-   intrinsic gas and changes nothing else. The mempool runs the same checks on admission.
+   intrinsic gas and changes nothing else.
+
+2c. **Admission check** of the method, if it declares one (``@method(check=...)``, see
+   :mod:`citychain.execution.contract`): run by the runtime in a read-only context just before
+   the method, its reads charged as the method's. A refusal there is a failed call (step 3).
+
+The mempool runs the checks of step 1 from the gas limit on, the access checks and the
+method's admission check on the committed state before it admits a transaction
+(:meth:`Executor.check_admission`), with the same code, so it refuses with the code and
+message the receipt would carry.
 
 3. **Call.** The method runs with the intrinsic gas already charged and a private layer of
    writes (see :mod:`citychain.execution.context`). If it raises (a ``CitychainError`` gives
@@ -58,7 +67,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from citychain import codec
@@ -84,7 +93,7 @@ from citychain.execution.context import (
     _TxFrame,
     private_args,
 )
-from citychain.execution.contract import ContractRegistry
+from citychain.execution.contract import Contract, ContractRegistry, MethodSpec
 from citychain.execution.gas import GasSchedule
 from citychain.execution.keys import ADDRESS_SIZE, account_nonce_key, decode_nonce, encode_nonce
 from citychain.execution.runtime import Runtime
@@ -123,6 +132,32 @@ def _raise_fault(pending: _Pending, exc: BaseException | None) -> None:
 
 def _refused(tx_hash: bytes, code: ErrorCode, message: str) -> Receipt:
     return Receipt(tx_hash, code.value, message, 0, None, ())
+
+
+def _call_failure(
+    pending: _Pending, frame: _TxFrame, exc: Exception, tx: Transaction
+) -> CitychainError:
+    """The refusal a call of ``tx`` that raised ``exc`` ends with (the frame's first failure
+    wins; a bug becomes ``contract_error`` and goes to the log). Node faults are re-raised.
+    Call it from the ``except`` block (it logs the traceback being handled)."""
+    _raise_fault(pending, exc)
+    _raise_fault(pending, frame.failure)
+    if not isinstance(exc, CitychainError):
+        log.exception(
+            "transaction %s: %s.%s raised an unexpected error",
+            tx.hash.hex(),
+            tx.contract,
+            tx.method,
+        )
+    err = frame.failure or (exc if isinstance(exc, CitychainError) else None)
+    if err is None:
+        return ExecutionFailure(
+            f"contract {tx.contract}.{tx.method} failed with an internal error",
+            ErrorCode.CONTRACT_ERROR,
+        )
+    if err.code == ErrorCode.OK:
+        return ExecutionFailure(err.message, ErrorCode.CONTRACT_ERROR)
+    return err
 
 
 class Executor:
@@ -221,32 +256,10 @@ class Executor:
                 f"nonce {tx.nonce} is ahead of the account's next nonce {nonce}; "
                 "earlier transactions are missing",
             )
-        gas = rt.gas
-        if tx.gas_limit > gas.max_gas_per_tx:
-            return _refused(
-                tx_hash,
-                ErrorCode.GAS_LIMIT_TOO_HIGH,
-                f"gas limit {tx.gas_limit} is above the maximum of {gas.max_gas_per_tx}",
-            )
-        intrinsic = gas.intrinsic(len(tx.encode()))
-        if tx.gas_limit < intrinsic:
-            return _refused(
-                tx_hash,
-                ErrorCode.GAS_LIMIT_TOO_LOW,
-                f"gas limit {tx.gas_limit} is below this transaction's intrinsic cost "
-                f"of {intrinsic}",
-            )
         try:
-            contract = rt.resolve(tx.contract, pending.get)
-            spec = contract.lookup(tx.method)
+            contract, spec, intrinsic = self._call_target(pending, tx)
         except ExecutionFailure as exc:
             return _refused(tx_hash, exc.code, exc.message)
-        if spec.read_only:
-            return _refused(
-                tx_hash,
-                ErrorCode.UNKNOWN_METHOD,
-                f"{tx.contract}.{tx.method} is a query; call it through the query API",
-            )
 
         pending.put(nonce_key, encode_nonce(nonce + 1))
         try:
@@ -259,34 +272,9 @@ class Executor:
             result, encoded = rt.run(frame, contract, spec, sender, False, 1, private_args(tx.args))
             if frame.failure is not None:
                 raise frame.failure  # a nested failure the contract caught: still fatal
-        except CitychainError as exc:
-            _raise_fault(pending, exc)
-            err = frame.failure or exc
-            _raise_fault(pending, err)
-            code = err.code if err.code != ErrorCode.OK else ErrorCode.CONTRACT_ERROR
-            return Receipt(tx_hash, code.value, err.message, frame.gas_used, None, ())
         except Exception as exc:
-            _raise_fault(pending, exc)
-            _raise_fault(pending, frame.failure)
-            log.exception(
-                "transaction %s: %s.%s raised an unexpected error",
-                tx_hash.hex(),
-                tx.contract,
-                tx.method,
-            )
-            if frame.failure is not None:
-                failure = frame.failure
-                return Receipt(
-                    tx_hash, failure.code.value, failure.message, frame.gas_used, None, ()
-                )
-            return Receipt(
-                tx_hash,
-                ErrorCode.CONTRACT_ERROR.value,
-                f"contract {tx.contract}.{tx.method} failed with an internal error",
-                frame.gas_used,
-                None,
-                (),
-            )
+            err = _call_failure(pending, frame, exc, tx)
+            return Receipt(tx_hash, err.code.value, err.message, frame.gas_used, None, ())
         _raise_fault(pending, None)  # the contract may have caught it
         pending.merge(frame.writes)
         gov_prefix = rt.prefix_of(access.GOV)
@@ -297,28 +285,68 @@ class Executor:
             tx_hash, _OK, "", frame.gas_used, _plain(result, encoded), tuple(frame.events)
         )
 
+    def _call_target(self, pending: _Pending, tx: Transaction) -> tuple[Contract, MethodSpec, int]:
+        """The checks of ``tx`` before its nonce advances that depend on the gas schedule and
+        the contracts: its contract, method and intrinsic gas; or ExecutionFailure."""
+        rt = self._rt
+        gas = rt.gas
+        if tx.gas_limit > gas.max_gas_per_tx:
+            raise ExecutionFailure(
+                f"gas limit {tx.gas_limit} is above the maximum of {gas.max_gas_per_tx}",
+                ErrorCode.GAS_LIMIT_TOO_HIGH,
+            )
+        intrinsic = gas.intrinsic(len(tx.encode()))
+        if tx.gas_limit < intrinsic:
+            raise ExecutionFailure(
+                f"gas limit {tx.gas_limit} is below this transaction's intrinsic cost "
+                f"of {intrinsic}",
+                ErrorCode.GAS_LIMIT_TOO_LOW,
+            )
+        contract = rt.resolve(tx.contract, pending.get)
+        spec = contract.lookup(tx.method)
+        if spec.read_only:
+            raise ExecutionFailure(
+                f"{tx.contract}.{tx.method} is a query; call it through the query API",
+                ErrorCode.UNKNOWN_METHOD,
+            )
+        return contract, spec, intrinsic
+
     def _check_access(
         self,
         pending: _Pending,
         ctx: BlockContext,
         tx: Transaction,
-        sender: bytes,
+        sender: bytes | None,
         cache: access.GovCache | None,
     ) -> None:
+        """The access checks of ``tx`` (``sender``: its sender's address, computed here when
+        None, which a remembered answer spares)."""
         rt = self._rt
-        gov_prefix = rt.prefix_of(access.GOV)
-        writes = pending.writes
-        signers = [sender] + [rt.suite.address(pk) for pk, _ in tx.endorsements]
         # Until a transaction of this block changes governance records, the committed
-        # records decide, and so does a remembered answer for the same signers and method.
+        # records decide, and so does a remembered answer for the same signers and method
+        # (keyed by public keys: one key, one address).
         use_cache = cache is not None and not pending.gov_dirty
-        decision_key = (b"access", *signers, tx.contract, tx.method)
         if use_cache:
             assert cache is not None
+            if tx.endorsements:
+                decision_key: tuple[Any, ...] = (
+                    b"access",
+                    tx.sender,
+                    *(pk for pk, _ in tx.endorsements),
+                    tx.contract,
+                    tx.method,
+                )
+            else:
+                decision_key = (b"access", tx.sender, tx.contract, tx.method)
             valid_until = cache.recall(decision_key)
             if valid_until is not None and ctx.time <= valid_until:
                 return
             generation = cache.generation
+        if sender is None:
+            sender = rt.suite.address(tx.sender)
+        signers = [sender] + [rt.suite.address(pk) for pk, _ in tx.endorsements]
+        gov_prefix = rt.prefix_of(access.GOV)
+        writes = pending.writes
 
         def get(key: bytes) -> bytes | None:
             full = gov_prefix + key
@@ -365,11 +393,29 @@ class Executor:
         tx: Transaction,
         cache: access.GovCache | None = None,
     ) -> None:
-        """The access checks of :meth:`execute_block` for ``tx`` on ``state`` alone (the
-        mempool's early refusal); raises ExecutionFailure with the code a receipt would carry.
-        ``cache`` memoises governance records of ``state`` (the committed state only)."""
+        """What :meth:`execute_block` would refuse of ``tx`` in the block ``ctx`` on ``state``
+        alone (the mempool's early refusal): the gas limit against the gas schedule, the
+        contract and method, the access checks, and the method's admission check, if it
+        declares one (:mod:`citychain.execution.contract`). Raises ExecutionFailure with the
+        code and message the receipt would carry. ``ctx.time`` is taken as a lower bound of
+        the block's time. ``cache`` memoises governance records of ``state`` (the committed
+        state only). Signature, chain id, expiry and nonce are the mempool's own checks."""
         pending = _Pending(state)
-        self._check_access(pending, ctx, tx, self._rt.suite.address(tx.sender), cache)
+        contract, spec, intrinsic = self._call_target(pending, tx)
+        self._check_access(pending, ctx, tx, None, cache)
+        _raise_fault(pending, None)
+        if spec.check is None:  # token transfers: nothing more to read
+            return
+        sender = self._rt.suite.address(tx.sender)
+        block = replace(ctx, time_exact=False) if ctx.time_exact else ctx
+        frame = _TxFrame(pending, block, tx.gas_limit, intrinsic, sender, tx.sender, tx.hash)
+        try:
+            self._rt.check(frame, contract, spec, sender, 1, private_args(tx.args))
+            if frame.failure is not None:
+                raise frame.failure  # a nested failure the check caught: still fatal
+        except Exception as exc:
+            err = _call_failure(pending, frame, exc, tx)
+            raise ExecutionFailure(err.message, err.code) from None
         _raise_fault(pending, None)
 
     # -- genesis ---------------------------------------------------------------------------

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 class Runtime:
     """What contexts need from the executor: contracts, gas costs and addresses."""
 
-    __slots__ = ("_addresses", "_prefixes", "gas", "max_depth", "registry", "suite")
+    __slots__ = ("_addresses", "_prefixes", "_single", "gas", "max_depth", "registry", "suite")
 
     def __init__(
         self, registry: ContractRegistry, suite: CryptoSuite, gas: GasSchedule, max_depth: int
@@ -37,6 +37,8 @@ class Runtime:
         self.max_depth = max_depth
         self._addresses: dict[str, bytes] = {}
         self._prefixes: dict[str, bytes] = {}
+        #: Contracts that ship in one version (the registry is fixed before the first block).
+        self._single: dict[str, Contract] = {}
 
     def address_of(self, name: str) -> bytes:
         addr = self._addresses.get(name)
@@ -63,8 +65,12 @@ class Runtime:
     def resolve(self, name: str, get: Callable[[bytes], bytes | None]) -> Contract:
         """The enabled version of contract ``name``; ``get`` reads a full state key. Only a
         contract that ships in several versions costs a state read."""
+        single = self._single.get(name)
+        if single is not None:
+            return single
         if len(self.registry.versions(name)) <= 1:
-            return self.registry.get(name)
+            single = self._single[name] = self.registry.get(name)  # raises for an unknown name
+            return single
         raw = get(self.prefix_of(access.GOV) + access.sysver_key(name))
         return self.registry.get(name, None if raw is None else int(codec.decode(raw)))
 
@@ -78,9 +84,14 @@ class Runtime:
         depth: int,
         args: dict[str, Any],
     ) -> tuple[Any, bytes]:
-        """Run one entry point; returns its result and the result's canonical bytes."""
+        """Run one entry point (after its admission check, if it has one); returns its result
+        and the result's canonical bytes."""
         ctx = Context(frame, self, contract.name, caller, read_only or spec.read_only, depth)
-        result = spec.fn(contract, ctx, args)
+        if spec.check is None:
+            result = spec.fn(contract, ctx, args)
+        else:
+            checked = self.check(frame, contract, spec, caller, depth, args)
+            result = spec.fn(contract, ctx, args, checked)
         try:
             encoded = codec.encode(result)
         except DecodeError as exc:
@@ -90,6 +101,21 @@ class Runtime:
             ) from None
         ctx._charge(self.gas.return_byte * len(encoded))
         return result, encoded
+
+    def check(
+        self,
+        frame: _TxFrame,
+        contract: Contract,
+        spec: MethodSpec,
+        caller: bytes,
+        depth: int,
+        args: dict[str, Any],
+    ) -> Any:
+        """Run the admission check of ``spec`` in a read-only context on ``frame``; returns
+        what it returns (for the method), or raises its refusal. The one place it runs, at
+        execution and at admission alike."""
+        assert spec.check is not None
+        return spec.check(contract, Context(frame, self, contract.name, caller, True, depth), args)
 
     def nested(self, ctx: Context, contract: str, method: str, args: Mapping[str, Any]) -> Any:
         frame = ctx._f

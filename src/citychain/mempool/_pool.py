@@ -9,8 +9,12 @@ Admission is split in two so the node's event loop never waits for signature che
   chain id and gas limit, and verifies every signature of the batch in one
   :meth:`CryptoSuite.batch_verify` call (a thread pool; libsodium releases the GIL).
 * :meth:`Mempool.insert` is *stateful* and must be called from one thread (the loop). It
-  checks what depends on the chain: expiry against the last committed height, the nonce
-  against the sender's committed account nonce, duplicates, and capacity.
+  checks what depends on the chain: expiry against the last committed height, then the
+  node's ``admit`` callback (what the next block would refuse on the committed state: the
+  gas limit against the gas schedule, contract and method, the governance access checks and
+  the method's own admission check, each with the code and message its receipt would carry;
+  see :meth:`citychain.execution.Executor.check_admission`), the nonce against the sender's
+  committed account nonce, duplicates, and capacity.
 
 State, per sender address (``suite.address(tx.sender)``), in an ``_Account``:
 
@@ -41,8 +45,10 @@ round before. Cost: O(selected * log n).
 
 After a block, :meth:`Mempool.update` removes the committed transactions, re-reads the account
 nonce of the senders that appear in the block (dropping their now-stale nonces), and drops
-expired transactions using a heap ordered by expiry. Nothing else can have become invalid:
-admission depends only on account nonces and the height. Cost: O(block + expired) * log n.
+expired transactions using a heap ordered by expiry. Cost: O(block + expired) * log n. The
+``admit`` verdicts are not re-checked: a block that changes what a pooled transaction relies
+on (a second ``execute`` of a proposal the block executed) leaves it in the pool, and its own
+block gives it a failed receipt, as it would a transaction from a peer's proposal.
 
 Both heaps delete lazily (an entry is checked against the live state when it surfaces) and
 are rebuilt when garbage outnumbers live entries, which keeps the amortised cost constant.

@@ -34,6 +34,16 @@ A proposal past its deadline is reported as ``expired`` by the queries even befo
 calls ``expire``; ``expire`` only writes it down. Deadlines are heights, not times: block
 heights are the one clock every node reads identically.
 
+**Admission.** Every method's refusals are its admission check (``_check_<method>``, declared
+with ``@method(check=...)``, see :mod:`citychain.execution.contract`): who may act, the
+proposal's status and deadline, whether its votes meet the policy, the kind's check of the
+params. The mempool runs that check on the committed state, so a transaction the next block
+would refuse never enters it, and a client hears the receipt's code and message at once; the
+runtime runs the same check at execution, before the method's writes. What admission cannot
+see is what changes in between: a vote or a registration still in the mempool, two
+``execute`` of one proposal in one block, a certificate's start time (admission knows only a
+lower bound of the block's time). Those are refused by the block, with a failed receipt.
+
 Votes count per organisation (see :mod:`citychain.types.policy`). A vote can be yes or no; a
 no vote is recorded for the trail and an organisation with only no votes does not approve.
 
@@ -43,6 +53,8 @@ proposal, detail}`` to ``hist/``, which ``history`` pages through (``citychain g
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography.x509.oid import NameOID
@@ -50,7 +62,7 @@ from cryptography.x509.oid import NameOID
 from citychain import codec
 from citychain.contracts.gov import _records as rec
 from citychain.contracts.gov._kinds import KINDS, kind_policy, policy_storage_key
-from citychain.crypto.member_certs import parse_member_cert, verify_member_cert
+from citychain.crypto.member_certs import MemberCertInfo, parse_member_cert, verify_member_cert
 from citychain.errors import ConfigError, ErrorCode, ExecutionFailure, InvalidInput
 from citychain.execution import Context, Contract, arg_address, arg_int, method, only_args, query
 from citychain.execution import access as acc
@@ -59,6 +71,19 @@ from citychain.types.policy import Policy, check_name
 NAME = acc.GOV
 #: Most entries one page of a listing returns.
 MAX_PAGE = 200
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class _Enrolment:
+    """What ``enroll``'s check found: the member record to write."""
+
+    address: bytes
+    info: MemberCertInfo
+    org_id: str
+    ca_fp: bytes
+    roles: list[str]
 
 
 def _proposal(ctx: Context, pid: Any) -> dict[str, Any]:
@@ -181,23 +206,31 @@ class Gov(Contract):
                 f"this chain runs in {mode!r} identity mode; this method is for {want!r} mode",
             )
 
-    @method
-    def register_member(self, ctx: Context, args: dict[str, Any]) -> bytes:
-        """An org admin registers a key (key mode): ``public_key``, ``org``, ``roles``."""
+    def _check_register_member(
+        self, ctx: Context, args: dict[str, Any]
+    ) -> tuple[bytes, bytes, str, list[str]]:
         only_args(args, "public_key", "org", "roles")
         self._mode(ctx, "key")
         org = check_name(args.get("org"), "organisation id")
         rec.require_org(ctx, org)
         self._admin_of(ctx, org)
         roles = rec.check_roles(ctx, org, args.get("roles", []))
-        address = rec.register(ctx, args.get("public_key", b""), org, roles)
+        public_key = args.get("public_key", b"")
+        address = rec.check_register(ctx, public_key, org)
+        return address, public_key, org, roles
+
+    @method(check=_check_register_member)
+    def register_member(
+        self, ctx: Context, args: dict[str, Any], checked: tuple[bytes, bytes, str, list[str]]
+    ) -> bytes:
+        """An org admin registers a key (key mode): ``public_key``, ``org``, ``roles``."""
+        address, public_key, org, roles = checked
+        rec.write_member(ctx, address, public_key, org, roles)
         ctx.emit("member_registered", address=address, org=org, roles=",".join(roles))
         rec.record(ctx, "register_member", address=address.hex(), org=org, roles=roles)
         return address
 
-    @method
-    def remove_member(self, ctx: Context, args: dict[str, Any]) -> None:
-        """An org admin removes one of its members: ``address``."""
+    def _check_remove_member(self, ctx: Context, args: dict[str, Any]) -> tuple[bytes, acc.Member]:
         only_args(args, "address")
         address = arg_address(args, "address")
         m = acc.member(rec.reader(ctx), address)
@@ -209,26 +242,34 @@ class Gov(Contract):
                 ErrorCode.REVOKED,
                 f"the key of {address.hex()} was revoked by governance; its record stays",
             )
+        return address, m
+
+    @method(check=_check_remove_member)
+    def remove_member(
+        self, ctx: Context, args: dict[str, Any], checked: tuple[bytes, acc.Member]
+    ) -> None:
+        """An org admin removes one of its members: ``address``."""
+        address, m = checked
         ctx.delete(acc.member_key(address))
         ctx.emit("member_removed", address=address, org=m.org)
         rec.record(ctx, "remove_member", address=address.hex(), org=m.org)
 
-    @method
-    def define_role(self, ctx: Context, args: dict[str, Any]) -> None:
-        """An org admin defines a custom role of its organisation: ``org``, ``role``."""
+    def _check_define_role(self, ctx: Context, args: dict[str, Any]) -> tuple[str, str]:
         only_args(args, "org", "role")
         org = check_name(args.get("org"), "organisation id")
         rec.require_org(ctx, org)
         self._admin_of(ctx, org)
-        role = check_name(args.get("role"), "role")
+        return org, rec.check_new_role(args.get("role"))
+
+    @method(check=_check_define_role)
+    def define_role(self, ctx: Context, args: dict[str, Any], checked: tuple[str, str]) -> None:
+        """An org admin defines a custom role of its organisation: ``org``, ``role``."""
+        org, role = checked
         rec.define_role(ctx, org, role)
         ctx.emit("role_defined", org=org, role=role)
         rec.record(ctx, "define_role", org=org, role=role)
 
-    @method
-    def enroll(self, ctx: Context, args: dict[str, Any]) -> bytes:
-        """Certificate mode: become a member by presenting ``cert`` (PEM or DER bytes), issued
-        by your organisation's CA for the key that signs this transaction."""
+    def _check_enroll(self, ctx: Context, args: dict[str, Any]) -> _Enrolment:
         only_args(args, "cert")
         self._mode(ctx, "certificate")
         cert = args.get("cert")
@@ -243,7 +284,13 @@ class Gov(Contract):
                 ErrorCode.UNAUTHORIZED,
                 f"the certificate names organisation {org_id!r}, which is not on this chain",
             )
-        info = verify_member_cert(cert, org["ca_cert"].encode(), org_id=org_id, at_ms=ctx.time)
+        at = ctx.time
+        if not ctx.time_exact:
+            # Admission: the block's time is not known yet, only that it is at least
+            # ``ctx.time``. Check at the earliest time the certificate is valid, so a
+            # certificate that will be valid by then is not refused, and an expired one is.
+            at = max(at, (parsed.not_valid_before_utc - _EPOCH) // _ONE_MS)
+        info = verify_member_cert(cert, org["ca_cert"].encode(), org_id=org_id, at_ms=at)
         if info.serial >= 2**160:  # RFC 5280 allows 20 octets; revocations key on 20 bytes
             raise rec.bad("the certificate's serial number is longer than 20 bytes (RFC 5280)")
         if info.public_key != ctx.sender_public_key:
@@ -256,20 +303,32 @@ class Gov(Contract):
                 ErrorCode.REVOKED, f"certificate serial {info.serial:x} of {org_id} is revoked"
             )
         roles = rec.check_roles(ctx, org_id, list(info.roles) or ["member"])
-        address = rec.register(
+        address = rec.check_register(ctx, info.public_key, org_id)
+        return _Enrolment(address, info, org_id, org["ca_fp"], roles)
+
+    @method(check=_check_enroll)
+    def enroll(self, ctx: Context, args: dict[str, Any], e: _Enrolment) -> bytes:
+        """Certificate mode: become a member by presenting ``cert`` (PEM or DER bytes), issued
+        by your organisation's CA for the key that signs this transaction."""
+        rec.write_member(
             ctx,
-            info.public_key,
-            org_id,
-            roles,
-            serial=info.serial,
-            ca_fp=org["ca_fp"],
-            not_after=info.not_after_ms,
+            e.address,
+            e.info.public_key,
+            e.org_id,
+            e.roles,
+            serial=e.info.serial,
+            ca_fp=e.ca_fp,
+            not_after=e.info.not_after_ms,
         )
-        ctx.emit("member_enrolled", address=address, org=org_id, serial=info.serial)
+        ctx.emit("member_enrolled", address=e.address, org=e.org_id, serial=e.info.serial)
         rec.record(
-            ctx, "enroll", address=address.hex(), org=org_id, serial=format(info.serial, "x")
+            ctx,
+            "enroll",
+            address=e.address.hex(),
+            org=e.org_id,
+            serial=format(e.info.serial, "x"),
         )
-        return address
+        return e.address
 
     # -- proposals -------------------------------------------------------------------------
     def _eligible(self, ctx: Context, kind: str, what: str) -> tuple[acc.Member, Policy]:
@@ -283,9 +342,9 @@ class Gov(Contract):
             )
         return m, policy
 
-    @method
-    def propose(self, ctx: Context, args: dict[str, Any]) -> int:
-        """``kind``, ``params``, optional ``deadline`` (a height); returns the proposal id."""
+    def _check_propose(
+        self, ctx: Context, args: dict[str, Any]
+    ) -> tuple[str, acc.Member, Any, int]:
         only_args(args, "kind", "params", "deadline")
         kind = args.get("kind")
         if kind not in KINDS:
@@ -300,6 +359,14 @@ class Gov(Contract):
             if "deadline" in args
             else ctx.height + period
         )
+        return kind, m, params, deadline
+
+    @method(check=_check_propose)
+    def propose(
+        self, ctx: Context, args: dict[str, Any], checked: tuple[str, acc.Member, Any, int]
+    ) -> int:
+        """``kind``, ``params``, optional ``deadline`` (a height); returns the proposal id."""
+        kind, m, params, deadline = checked
         raw = ctx.get(rec.PROP_NEXT)
         pid = 1 if raw is None else int(codec.decode(raw))
         ctx.set(rec.PROP_NEXT, codec.encode(pid + 1))
@@ -322,9 +389,9 @@ class Gov(Contract):
         rec.record(ctx, "propose", pid, kind=kind, deadline=deadline)
         return pid
 
-    @method
-    def vote(self, ctx: Context, args: dict[str, Any]) -> None:
-        """``id``, optional ``approve`` (default true)."""
+    def _check_vote(
+        self, ctx: Context, args: dict[str, Any]
+    ) -> tuple[dict[str, Any], bool, acc.Member]:
         only_args(args, "id", "approve")
         p = _proposal(ctx, args.get("id"))
         approve = args.get("approve", True)
@@ -336,6 +403,17 @@ class Gov(Contract):
             raise rec.refuse(
                 ErrorCode.DUPLICATE, f"{ctx.caller.hex()} already voted on proposal {p['id']}"
             )
+        return p, approve, m
+
+    @method(check=_check_vote)
+    def vote(
+        self,
+        ctx: Context,
+        args: dict[str, Any],
+        checked: tuple[dict[str, Any], bool, acc.Member],
+    ) -> None:
+        """``id``, optional ``approve`` (default true)."""
+        p, approve, m = checked
         p["votes"].append([ctx.caller, m.org, approve, ctx.height])
         rec.put(ctx, rec.PROP + rec.u64(p["id"]), p)
         ctx.emit("vote", id=p["id"], voter=ctx.caller, org=m.org, approve=approve)
@@ -353,9 +431,9 @@ class Gov(Contract):
                 f"proposal {p['id']} expired after height {p['deadline']}; cannot {what} it",
             )
 
-    @method
-    def execute(self, ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
-        """``id``: apply a proposal whose votes meet its kind's policy. Once."""
+    def _check_execute(
+        self, ctx: Context, args: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[str]]:
         only_args(args, "id")
         p = _proposal(ctx, args.get("id"))
         self._open(ctx, p, "execute")
@@ -368,9 +446,16 @@ class Gov(Contract):
                 f"proposal {p['id']} has not passed: policy gov:{p['kind']} "
                 f"({policy.describe()}) {policy.shortfall(approving, orgs)}",
             )
-        kind = KINDS[p["kind"]]
-        kind.check(ctx, p["params"])
-        detail = kind.apply(ctx, p["params"])
+        KINDS[p["kind"]].check(ctx, p["params"])
+        return p, approving
+
+    @method(check=_check_execute)
+    def execute(
+        self, ctx: Context, args: dict[str, Any], checked: tuple[dict[str, Any], list[str]]
+    ) -> dict[str, Any]:
+        """``id``: apply a proposal whose votes meet its kind's policy. Once."""
+        p, approving = checked
+        detail = KINDS[p["kind"]].apply(ctx, p["params"])
         p["status"] = "executed"
         p["executed_height"] = ctx.height
         p["approved_by"] = sorted(set(approving))
@@ -380,9 +465,7 @@ class Gov(Contract):
         rec.record(ctx, "execute", p["id"], kind=p["kind"], **detail)
         return detail
 
-    @method
-    def expire(self, ctx: Context, args: dict[str, Any]) -> None:
-        """``id``: write down that an open proposal passed its deadline (changes nothing else)."""
+    def _check_expire(self, ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
         only_args(args, "id")
         p = _proposal(ctx, args.get("id"))
         if p["status"] != "open":
@@ -396,6 +479,11 @@ class Gov(Contract):
             raise rec.bad(
                 f"proposal {p['id']} is open until height {p['deadline']}; this is {ctx.height}"
             )
+        return p
+
+    @method(check=_check_expire)
+    def expire(self, ctx: Context, args: dict[str, Any], p: dict[str, Any]) -> None:
+        """``id``: write down that an open proposal passed its deadline (changes nothing else)."""
         p["status"] = "expired"
         rec.put(ctx, rec.PROP + rec.u64(p["id"]), p)
         ctx.emit("proposal_expired", id=p["id"], kind=p["kind"])

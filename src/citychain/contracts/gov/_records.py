@@ -87,11 +87,16 @@ def write_org(
     return record
 
 
-def define_role(ctx: Context, org_id: str, role: str) -> None:
+def check_new_role(role: Any) -> str:
+    """``role`` if an organisation may define it (a valid name, not a built-in role)."""
     check_name(role, "role")
     if role in acc.BUILTIN_ROLES:
         raise bad(f"{role!r} is a built-in role; every organisation has it")
-    ctx.set(acc.role_key(org_id, role), _TRUE)
+    return str(role)
+
+
+def define_role(ctx: Context, org_id: str, role: str) -> None:
+    ctx.set(acc.role_key(org_id, check_new_role(role)), _TRUE)
 
 
 def check_roles(ctx: Context, org_id: str, roles: list[Any]) -> list[str]:
@@ -110,7 +115,16 @@ def check_roles(ctx: Context, org_id: str, roles: list[Any]) -> list[str]:
 
 
 def register(ctx: Context, public_key: bytes, org_id: str, roles: list[str], **cert: Any) -> bytes:
-    """Write the member record of ``public_key``; its address."""
+    """Write the member record of ``public_key`` (:func:`check_register`, then
+    :func:`write_member`); its address."""
+    address = check_register(ctx, public_key, org_id)
+    write_member(ctx, address, public_key, org_id, roles, **cert)
+    return address
+
+
+def check_register(ctx: Context, public_key: Any, org_id: str) -> bytes:
+    """The address of ``public_key`` if it may become a member of ``org_id``: a valid key,
+    not revoked, not a member of another organisation. Writes nothing."""
     if type(public_key) is not bytes:
         raise bad("a public key is a byte string")
     try:
@@ -129,6 +143,13 @@ def register(ctx: Context, public_key: bytes, org_id: str, roles: list[str], **c
         )
     if existing is not None and existing.org != org_id:
         raise bad(f"account {address.hex()} is already a member of organisation {existing.org!r}")
+    return address
+
+
+def write_member(
+    ctx: Context, address: bytes, public_key: bytes, org_id: str, roles: list[str], **cert: Any
+) -> None:
+    """Write the member record at ``address`` (checked by :func:`check_register`)."""
     member = acc.Member(
         org_id,
         tuple(roles),
@@ -139,7 +160,6 @@ def register(ctx: Context, public_key: bytes, org_id: str, roles: list[str], **c
         False,
     )
     put(ctx, acc.member_key(address), member.to_value())
-    return address
 
 
 # -- validators ---------------------------------------------------------------------------------
