@@ -144,11 +144,11 @@ def test_bad_input_to_a_real_node_is_refused_with_a_code(node: NodeProcess) -> N
     expired = post_tx(tx(nonce=1, expiry=0).encode())
     assert expired.json()["code"] == "expired"
     unknown = post_tx(tx(nonce=1, contract="nope").encode())
-    # admitted (the mempool does not know contracts); execution refuses it with a receipt
-    assert unknown.status_code == 202
+    # refused at admission, as the block would refuse it: nothing is committed
+    assert unknown.status_code == 404 and unknown.json()["code"] == "unknown_contract"
+    assert "no contract named 'nope'" in unknown.json()["message"]
     with Client(url) as c:
-        receipt = c.wait_for_commit(bytes.fromhex(unknown.json()["hash"]), 20)
-    assert receipt.code == "unknown_contract"
+        assert c.account(alice.address).pending_nonce == 1
 
 
 def test_replay_reproduces_every_state_root(tmp_path: Path) -> None:
