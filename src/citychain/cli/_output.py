@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import click
+import httpx
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -31,9 +32,29 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 DEFAULT_NODE = "http://127.0.0.1:26657"
 DEFAULT_HOME = Path("~/.citychain")
 
+
+def node_url(value: str) -> str:
+    """``--node``: an http(s) URL of a node's API, refused as a usage error otherwise."""
+    try:
+        url = httpx.URL(value)
+    except httpx.InvalidURL as exc:
+        raise typer.BadParameter(f"{value!r} is not a URL ({exc})") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise typer.BadParameter(
+            f"{value!r} is not the http:// or https:// URL of a node's API, e.g. {DEFAULT_NODE}"
+        )
+    return value
+
+
 NodeOpt = Annotated[
     str,
-    typer.Option("--node", envvar="CITYCHAIN_NODE", help="Node API URL.", show_default=True),
+    typer.Option(
+        "--node",
+        envvar="CITYCHAIN_NODE",
+        help="Node API URL.",
+        show_default=True,
+        callback=node_url,
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 HomeOpt = Annotated[
@@ -76,7 +97,7 @@ def handles_errors(fn: Callable[P, R]) -> Callable[P, R]:
             return fn(*args, **kwargs)
         except CitychainError as exc:
             raise fail(exc) from None
-        except (click.exceptions.ClickException, click.exceptions.Exit, typer.Abort):
+        except (click.exceptions.ClickException, click.exceptions.Exit, typer.Exit, typer.Abort):
             raise  # usage errors and exits: click prints and exits as usual
         except KeyboardInterrupt:
             raise

@@ -16,20 +16,25 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeRemainingColumn
 
-from citychain.cli._output import fail
+from citychain.cli._output import fail, node_url
 from citychain.crypto import Signer
-from citychain.errors import CitychainError, ErrorCode
+from citychain.errors import CitychainError, ErrorCode, Unavailable
 
 console = Console()
 bench_app = typer.Typer(
     help="Benchmarks (each prints its figure beside a machine ceiling).", no_args_is_help=True
 )
 
-NodeOpt = Annotated[str, typer.Option("--node", envvar="CITYCHAIN_NODE", help="Node API URL.")]
+NodeOpt = Annotated[
+    str,
+    typer.Option("--node", envvar="CITYCHAIN_NODE", help="Node API URL.", callback=node_url),
+]
 NodesOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--also", help="Further node API URLs; load is spread round-robin over all nodes."
+        "--also",
+        help="Further node API URLs; load is spread round-robin over all nodes.",
+        callback=lambda urls: [node_url(u) for u in urls or []],
     ),
 ]
 
@@ -79,8 +84,7 @@ def _load_run(
     except CitychainError as exc:
         raise fail(exc) from None
     except httpx.HTTPError as exc:
-        console.print(f"[bold red]error[/]: cannot reach {escape(node)}: {escape(str(exc))}")
-        raise typer.Exit(1) from None
+        raise fail(Unavailable(f"cannot reach node at {node}: {exc}")) from None
 
 
 def _log(message: str) -> None:

@@ -5,16 +5,27 @@ Every command prints errors as ``error [code]: message`` and exits 1, never a tr
 (``CITYCHAIN_DEBUG=1`` shows one). ``--json`` gives machine-readable output. The node URL
 comes from ``--node`` or ``$CITYCHAIN_NODE``; keys and the trusted genesis from ``--home`` or
 ``$CITYCHAIN_HOME`` (default ``~/.citychain``).
+
+Errors have three sources, each printed as one line: a command's own refusal
+(:class:`~citychain.errors.CitychainError`, printed by ``handles_errors`` in ``_output``), a
+command line the parser refuses (an unknown option, a value of the wrong type: click's
+``UsageError``, printed by :func:`main` as ``error [bad_arguments]: ...`` naming the command's
+``--help``), and a prompt left without an answer (standard input closed, or Ctrl-C at the
+prompt: ``Abort``). :func:`main` runs the click application in non-standalone mode so
+that it, not click, prints those, and exits with the status a command asked for.
 """
 
 from __future__ import annotations
 
+import getpass
 import os
 import sys
-from typing import Annotated
+import warnings
+from typing import Annotated, Any, cast
 
 import typer
 from rich.markup import escape
+from typer import rich_utils
 
 from citychain import __version__
 from citychain.cli import bench, node
@@ -26,6 +37,7 @@ from citychain.cli.net import net_app
 from citychain.cli.query import query_app
 from citychain.cli.status import status
 from citychain.cli.tx import tx_app
+from citychain.errors import ErrorCode
 
 app = typer.Typer(
     name="citychain",
@@ -65,21 +77,72 @@ node.register(app)
 bench.register(app)
 
 
+def _click_class(name: str) -> type[Exception]:
+    """click's exception class ``name``. typer re-exports ``BadParameter`` from the click it
+    runs on (its own copy, ``typer._click``, in recent releases; the click package before),
+    and ``UsageError`` and ``ClickException`` are its bases: found there, they are the
+    classes the parser really raises, whichever typer is installed."""
+    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == name)
+
+
+_UsageError = _click_class("UsageError")
+_ClickException = _click_class("ClickException")
+
+
+def _error(code: ErrorCode, message: str) -> None:
+    err_console.print(f"[bold red]error[/] \\[{code.value}]: {escape(message)}")
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(cast(Any, exc).format_message().split())
+
+
+def _usage(exc: Exception) -> str:
+    """One line for a command line the parser refused, naming where the help is."""
+    ctx = getattr(exc, "ctx", None)
+    where = ctx.command_path if ctx is not None else "citychain"
+    return f"{_one_line(exc).rstrip('.')} (see `{where} --help`)"
+
+
 def main() -> None:
-    """Entry point of the ``citychain`` script."""
+    """Entry point of the ``citychain`` script: see the module docstring for the errors."""
+    # Prompting without a terminal, getpass warns with its own source line, which reads like
+    # a traceback; its one-line "Password input may be echoed" says the same.
+    warnings.filterwarnings("ignore", category=getpass.GetPassWarning)
     try:
-        app()
+        # Non-standalone: click returns the exit status a command raised (typer.Exit) or
+        # the command's return value (None from every command), and leaves usage errors
+        # and aborted prompts to this function.
+        # (``prog_name``: usage lines say `citychain ...` also under `python -m`.)
+        status = app(standalone_mode=False, prog_name="citychain")
+    except _UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `citychain tx`: the group's help
+            rich_utils.rich_format_error(cast(Any, exc))
+            sys.exit(2)
+        _error(ErrorCode.BAD_ARGUMENTS, _usage(exc))
+        sys.exit(1)
+    except _ClickException as exc:  # e.g. a file argument that cannot be opened
+        _error(ErrorCode.BAD_ARGUMENTS, _one_line(exc))
+        sys.exit(1)
+    except typer.Abort:
+        _error(
+            ErrorCode.UNAVAILABLE,
+            "aborted: a prompt got no answer (standard input is closed, or Ctrl-C); give the "
+            "passphrase with --passphrase-file or $CITYCHAIN_PASSPHRASE to run without one",
+        )
+        sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
     except Exception as exc:  # a command without its own handler; never show a traceback
         if os.environ.get("CITYCHAIN_DEBUG"):
             raise
-        err_console.print(
-            f"[bold red]error[/] \\[internal]: unexpected {type(exc).__name__}: "
-            f"{escape(str(exc))} (set CITYCHAIN_DEBUG=1 for details)"
+        _error(
+            ErrorCode.INTERNAL,
+            f"unexpected {type(exc).__name__}: {exc} (set CITYCHAIN_DEBUG=1 for details)",
         )
         sys.exit(1)
+    sys.exit(status if type(status) is int else 0)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+from citychain.cli._keys_access import read_passphrase
 from citychain.cli._output import fail
 from citychain.errors import CitychainError
 
@@ -49,8 +50,8 @@ def init(
     """Create a node home: validator key, demo accounts (alice, bob), genesis and config."""
     from citychain.node.home import init_home
 
-    passphrase = passphrase_file.read_text().strip() if passphrase_file else None
     try:
+        passphrase = read_passphrase(passphrase_file, "") if passphrase_file else None
         result = init_home(
             home,
             chain_id=chain_id,
