@@ -52,7 +52,7 @@ def test_genesis_list_form_hex_strings_and_initial_alias() -> None:
     [
         ({"issuers": [b"short"]}, "issuers[0]"),
         ({"issuers": "nope"}, "'issuers' must be a list"),
-        ({"balances": {"zz": 1}}, "not a hex address"),
+        ({"balances": {"zz": 1}}, "balances address 'zz' must be hex digits"),
         ({"balances": {ALICE.address.hex(): -1}}, ALICE.address.hex()),
         ({"balances": {ALICE.address.hex(): True}}, "must be an integer"),
         ({"balances": [[ALICE.address, 1], [ALICE.address, 2]]}, "two balances"),
