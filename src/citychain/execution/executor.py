@@ -399,7 +399,11 @@ class Executor:
         declares one (:mod:`citychain.execution.contract`). Raises ExecutionFailure with the
         code and message the receipt would carry. ``ctx.time`` is taken as a lower bound of
         the block's time. ``cache`` memoises governance records of ``state`` (the committed
-        state only). Signature, chain id, expiry and nonce are the mempool's own checks."""
+        state only). Signature, chain id, expiry and nonce are the mempool's own checks.
+
+        A node commits blocks on another thread, so the records a check reads may come from
+        two neighbouring heights; the verdict is then early or late by one block, never
+        binding: the block runs the same checks again on its own state."""
         pending = _Pending(state)
         contract, spec, intrinsic = self._call_target(pending, tx)
         self._check_access(pending, ctx, tx, None, cache)
