@@ -404,3 +404,10 @@ def test_cli_tx_send_takes_a_plain_hex_address(
     assert "error [bad_arguments]: address must be hex digits" in bad.output
     assert "Traceback" not in bad.output
     assert len(node.blocks) == 1  # the refused one never reached the node
+
+
+def test_the_readme_quotes_the_refusal_as_it_is() -> None:
+    with pytest.raises(InvalidInput) as info:
+        call_args("token", "transfer", {"to": "bob", "amount": 1})
+    readme = " ".join((CONTRACTS.parents[2] / "README.md").read_text(encoding="utf-8").split())
+    assert f"`{info.value.message}`" in readme
