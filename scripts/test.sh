@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command of the README: system packages the tests drive for real (Debian's chromium for
-# every web page), a virtual environment with the [dev] extra, then the whole suite.
+# every web page; curl and jq, which the README's REST examples use), a virtual environment with the [dev] extra, then the whole suite.
 # Arguments are passed to pytest (e.g. `bash scripts/test.sh tests/e2e -x`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 # Debian packages the suite needs, installed only when missing (apt-get needs root: sudo otherwise).
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v curl >/dev/null 2>&1 || need+=(curl)   # the README's REST examples
+command -v jq >/dev/null 2>&1 || need+=(jq)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -1,4 +1,4 @@
-"""The cosmos/ics23 conformance vectors (tests/vectors/ics23, with licence and source), one per test id.
+"""The cosmos/ics23 conformance vectors (tests/vectors/ics23, with licence and source).
 
 The ``Test*Data.json`` files pin the building blocks (hash, leaf and inner ops, spec checks,
 empty-branch detection); the ``iavl/``, ``tendermint/`` and ``smt/`` files hold real protobuf
