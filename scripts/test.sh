@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test command of the README: system packages the tests drive for real (Debian's chromium for
-# every web page; curl and jq, which the README's REST examples use), a virtual environment with the [dev] extra, then the whole suite.
+# The test command of the README: the system packages the tests drive for real (Debian's chromium
+# for every web page; curl and jq for the README's REST examples), a virtual environment with the
+# [dev] extra, then the whole suite.
 # Arguments are passed to pytest (e.g. `bash scripts/test.sh tests/e2e -x`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
