@@ -338,7 +338,7 @@ def test_lines_49_54_decide_in_a_round_we_did_not_take_part_in() -> None:
     ]
     assert votes(out) == []  # decided before the proposal rule could prevote
     assert n.m.step == Step.DECIDED and n.m.decided == V3
-    assert n.m.status().waiting_for == "decided"
+    assert n.m.status().waiting_for == "the next height: block 1 is decided"
     assert n.feed(timeout(3, PROPOSE), prop(4, V1), pv(B, 4, V1), pv(C, 4, V1)) == []
 
 
@@ -508,7 +508,7 @@ def test_a_non_validator_never_proposes_or_votes_but_decides(me: bytes | None) -
 def test_inputs_before_start_are_recorded_and_acted_on_at_start() -> None:
     n = Node(start=False)
     assert n.feed(prop(0, V1), pc(B, 0, V1), pc(C, 0, V1), pc(D, 0, V1)) == []
-    assert n.m.status().waiting_for == "start"
+    assert n.m.status().waiting_for == "height 1 to start"
     assert [type(a) for a in n.start()] == [ScheduleTimeout, DecideAction]
 
 
@@ -524,16 +524,22 @@ def test_weighted_power_and_status_words() -> None:
     assert s.proposal == V1 and s.prevotes == {A: V1, B: V1}
     assert s.waiting_for == "prevotes: 3 of 10 power, need 7"
     n.feed(pv(C, 0, V2), pv(D, 0, NIL))  # 10 of 10, no value has 7: timer
-    assert n.m.status().waiting_for == "prevote timeout"
+    assert n.m.status().waiting_for == (
+        "the prevote timeout of round 0: prevotes are split, neither a block nor nil has 7 of 10 "
+        "power"
+    )
     n.feed(timeout(0, PREVOTE))
     assert n.m.status().waiting_for == "precommits: 1 of 10 power, need 7"
     n.feed(pc(D, 0, NIL), pc(C, 0, NIL))
     assert n.m.status().precommit_power == 8
-    assert n.m.status().waiting_for == "precommit timeout"
-    assert Node(proposers={0: A}, start=False).m.status().waiting_for == "start"
+    assert n.m.status().waiting_for == (
+        "the precommit timeout of round 0: precommits are split, no block has 7 of 10 power; "
+        "then round 1"
+    )
+    assert Node(proposers={0: A}, start=False).m.status().waiting_for == "height 1 to start"
     own = Machine(1, VALS, A, T, lambda r: A)
     own.start()
-    assert own.status().waiting_for == "our own proposal (round 0)"
+    assert own.status().waiting_for == "this node's own proposal (round 0)"
     # D alone holds more than 1/3: its single vote at round 5 is f+1
     n.feed(pv(D, 5, NIL))
     assert n.m.round == 5

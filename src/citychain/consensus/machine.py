@@ -567,21 +567,28 @@ class Machine:
     def _waiting_for(self, proposer: bytes, prevote_power: int, precommit_power: int) -> str:
         r = self._round
         total, quorum = self._validators.total_power, self._validators.quorum()
+        # Words for a person watching the chain: what would make this height move on.
         if self._step == Step.DECIDED:
-            return "decided"
+            return f"the next height: block {self._height} is decided"
         if not self._started:
-            return "start"
+            return f"height {self._height} to start"
         if self._step == Step.PROPOSE:
             for _, vr in self._proposals.get(r, ()):
                 if 0 <= vr < r:
                     return f"prevotes of round {vr} for the re-proposed block (round {r})"
             if self._is_validator and proposer == self._me:
-                return f"our own proposal (round {r})"
+                return f"this node's own proposal (round {r})"
             return f"proposal from {short_key(proposer)} (round {r})"
         if self._step == Step.PREVOTE:
             if self._votes.has_quorum_any(r, VoteType.PREVOTE):
-                return "prevote timeout"
+                return (
+                    f"the prevote timeout of round {r}: prevotes are split, neither a block nor "
+                    f"nil has {quorum} of {total} power"
+                )
             return f"prevotes: {prevote_power} of {total} power, need {quorum}"
         if self._votes.has_quorum_any(r, VoteType.PRECOMMIT):
-            return "precommit timeout"
+            return (
+                f"the precommit timeout of round {r}: precommits are split, no block has "
+                f"{quorum} of {total} power; then round {r + 1}"
+            )
         return f"precommits: {precommit_power} of {total} power, need {quorum}"

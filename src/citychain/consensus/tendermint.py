@@ -85,6 +85,7 @@ from citychain.consensus.machine import (
     VoteInput,
     short_key,
 )
+from citychain.consensus.participation import Participation, validator_name
 from citychain.consensus.privval import DoubleSignRefused, PrivValidator, SignStep
 from citychain.consensus.proposer import ProposerSchedule
 from citychain.consensus.wal import WAL
@@ -223,6 +224,10 @@ class TendermintEngine:
         #: Rounds the last decided height needed (0 = decided in its first round).
         self.last_commit_round = 0
         self.last_commit_missing: list[str] = []
+        #: Who takes part (offline, lagging, late for the last commit): diagnostics only.
+        self.participation = Participation(chain.height, clock())
+        #: When the next height starts after a decision (clock ms), for the status.
+        self._next_height_ms = 0
         #: Byzantine test mode: (height, round) -> the second block proposed to the odd half.
         self._byz_blocks: dict[tuple[int, int], bytes] = {}
         switch.add_channel(m.CH_CONSENSUS, self._on_consensus_bytes)
@@ -309,6 +314,7 @@ class TendermintEngine:
 
     def peer_disconnected(self, peer: str) -> None:
         self.sync.peer_gone(peer)
+        self.participation.peer_gone(peer)
 
     # == the loop =============================================================================
     async def _loop(self) -> None:
@@ -697,10 +703,11 @@ class TendermintEngine:
             return
         if isinstance(msg, m.VoteMsg):
             vote = msg.vote
-            if vote.height == h.height:
-                if h.decided:
-                    return  # late for a decided height (the commit is already stored)
+            if vote.height == h.height and not h.decided:
                 await self._on_vote(vote, peer)
+            elif vote.height <= h.height:
+                # Late for a decided height (the commit is already stored): only counted.
+                self._on_late_vote(vote)
             elif (
                 h.height < vote.height <= h.height + 2
                 and len(self._future_votes) < MAX_FUTURE_VOTES
@@ -729,11 +736,25 @@ class TendermintEngine:
             self.bad_msgs += 1
             log.info("dropped %s from %s: bad signature", vote.describe(), peer or "buffer")
             return
+        self.participation.heard(vote, self._clock())
         self._note_vote(h, vote, key)
         self._wal_write(["vote", vote.to_list(), False])
         # Relay a vote new to us once, so every honest node sees every vote (and equivocations).
         self._switch.broadcast(m.CH_VOTES, m.encode(m.VoteMsg(vote)), exclude=peer or None)
         await self._feed(VoteInput(vote), log_it=False)
+
+    def _on_late_vote(self, vote: Vote) -> None:
+        """A precommit for the block just decided, arriving after the decision: counted for
+        the diagnostics (who was merely late), never fed to the machine."""
+        now = self._clock()
+        if not self.participation.wants_late(vote, now):
+            return
+        try:
+            vote.verify(self._chain.suite, self._chain.chain_id)
+        except CitychainError:
+            self.bad_msgs += 1
+            return
+        self.participation.late_precommit(vote, now)
 
     def _note_vote(self, h: _Height, vote: Vote, key: bytes | None = None) -> None:
         """Keep a vote of this height once (by what was signed and by whom, never by the
@@ -827,6 +848,7 @@ class TendermintEngine:
 
     def _on_round_state(self, peer: str, rs: m.RoundState) -> None:
         self.sync.set_peer_height(peer, rs.height - 1)
+        self.participation.peer_height(peer, rs.height)
         h = self._h
         if h is None:
             return
@@ -871,11 +893,13 @@ class TendermintEngine:
         self.last_commit_round = a.round
         signed = {s.validator for s in commit.signatures}
         self.last_commit_missing = [
-            v.name or v.public_key.hex()[:16] for v in h.validators if v.public_key not in signed
+            validator_name(v.name, v.public_key) for v in h.validators if v.public_key not in signed
         ]
+        self.participation.committed(commit, h.validators, h.votes, self._clock())
         if self._replaying:
             return  # replay posts the next height when it is done
         delay = self._chain.params.block_interval_ms / 1000
+        self._next_height_ms = self._clock() + self._chain.params.block_interval_ms
         asyncio.get_running_loop().call_later(
             delay, lambda: self._post(_Event("next_height"), force=True)
         )
@@ -907,6 +931,7 @@ class TendermintEngine:
             if h is not None:
                 h.decided = True
             await self._commit(pending, commit)
+            self.participation.committed(commit, self._chain.validators(nxt), (), self._clock())
             self.sync.applied(nxt)
             applied = True
         if applied:
@@ -918,9 +943,16 @@ class TendermintEngine:
     def status(self) -> ConsensusStatus:
         h = self._h
         if h is None:
-            return ConsensusStatus("tendermint", self._chain.height + 1, 0, "starting", "start")
+            return ConsensusStatus(
+                "tendermint",
+                self._chain.height + 1,
+                0,
+                "starting",
+                "the node to start consensus (replaying its write-ahead log)",
+            )
         st = h.machine.status()
-        names = {v.public_key: (v.name or v.public_key.hex()[:16]) for v in h.validators}
+        names = {v.public_key: validator_name(v.name, v.public_key) for v in h.validators}
+        now = self._clock()
 
         def votes(d: dict[bytes, bytes]) -> dict[str, str | None]:
             return {names.get(k, k.hex()[:16]): (v.hex() or None) for k, v in sorted(d.items())}
@@ -928,8 +960,16 @@ class TendermintEngine:
         waiting = st.waiting_for
         for key, name in names.items():  # the machine names keys by hex prefix; people by name
             waiting = waiting.replace(short_key(key), name)
+        if h.decided and st.step == Step.DECIDED:
+            left_ms = self._next_height_ms - now
+            waiting = f"block {h.height} committed; starting height {h.height + 1}" + (
+                f" in {left_ms / 1000:.1f} s" if left_ms >= 50 else " now"
+            )
         if self.sync.behind:
-            waiting = f"block sync: peers are at height {self.sync.best_peer_height}"
+            waiting = (
+                f"block sync: at height {self._chain.height}, peers are at height "
+                f"{self.sync.best_peer_height}"
+            )
         details: dict[str, Any] = {
             "proposer": names.get(st.proposer, st.proposer.hex()[:16]),
             "proposal": st.proposal.hex() if st.proposal else None,
@@ -946,7 +986,17 @@ class TendermintEngine:
             "sync": self.sync.status(),
             "evidence_pending": len(self.evidence),
             "last_commit_round": self.last_commit_round,
+            # Not in the stored commit: see last_commit and validators for why (often merely
+            # late: a commit holds the first precommits past 2/3).
             "last_commit_missing": self.last_commit_missing,
+            "last_commit": self.participation.last_commit(),
+            "validators": self.participation.report(
+                h.validators,
+                self.me,
+                set(self._switch.connected()),
+                {p.name for p in self._switch.peers()},
+                now,
+            ),
             "dropped_messages": self.dropped_msgs,
             "bad_messages": self.bad_msgs,
             "mempool_txs": self._mempool.size,
