@@ -4,6 +4,14 @@ Errors: a command never shows a traceback. A :class:`CitychainError` prints
 ``error [code]: message`` on stderr and exits 1; anything unexpected prints
 ``error [internal]: ...`` the same way (set ``CITYCHAIN_DEBUG=1`` to see the traceback).
 ``--json`` prints one JSON document on stdout (errors stay on stderr, with exit code 1).
+
+Hints that name a command say it as the user can run it from here (:func:`command_name`):
+after the README's install ``citychain`` is not on PATH, ``.venv/bin/citychain`` is. Messages
+from the layers below the CLI name commands in backquotes (`` `citychain net up` ``);
+:func:`fail` rewrites that prefix the same way.
+
+Tables (:func:`fitted_table`) never cut a cell: when a terminal is too narrow for every column,
+the least important columns are left out (the caller says which), and what is left folds.
 """
 
 from __future__ import annotations
@@ -12,15 +20,21 @@ import functools
 import json
 import os
 import re
-from collections.abc import Callable
+import shlex
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import click
 import httpx
 import typer
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.markup import escape
+from rich.measure import Measurement
+from rich.table import Table
 
 from citychain.errors import CitychainError, ErrorCode, InvalidInput
 from citychain.types.address import to_address
@@ -83,8 +97,44 @@ def home_dir(home: Path | None) -> Path:
     return (home if home is not None else DEFAULT_HOME).expanduser()
 
 
+def _runnable(path: str) -> str:
+    """``path`` as a person types it here: relative to the working directory when it lies
+    under it (``./x`` for one right here, so no PATH lookup happens), else absolute."""
+    full = Path(os.path.abspath(path))  # not resolve(): keep the symlinks the user went through
+    here = Path.cwd()
+    if here == Path(here.anchor) or not full.is_relative_to(here):
+        return shlex.quote(str(full))
+    rel = full.relative_to(here)
+    text = str(rel)
+    return shlex.quote(text if os.sep in text else f".{os.sep}{text}")
+
+
+def command_name() -> str:
+    """This program as a command the user can run from the working directory: ``citychain``
+    only if that is on PATH and is this very script; else the script's path as invoked
+    (``.venv/bin/citychain``); under ``python -m citychain.cli.main``, that."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    script: str | None = None
+    if argv0 and Path(argv0).name == "citychain" and Path(argv0).is_file():
+        script = argv0
+    elif not argv0.endswith(os.path.join("citychain", "cli", "main.py")):
+        # Embedded (a test runner, another program): the script installed beside this Python.
+        beside = Path(sys.executable).parent / "citychain"
+        script = str(beside) if beside.is_file() else None
+    if script is None:
+        return f"{_runnable(sys.executable)} -m citychain.cli.main"
+    on_path = shutil.which("citychain")
+    try:
+        if on_path is not None and os.path.samefile(on_path, script):
+            return "citychain"
+    except OSError:
+        pass
+    return _runnable(script)
+
+
 def fail(exc: CitychainError) -> typer.Exit:
-    err_console.print(f"[bold red]error[/] \\[{exc.code.value}]: {escape(exc.message)}")
+    message = exc.message.replace("`citychain ", f"`{command_name()} ")
+    err_console.print(f"[bold red]error[/] \\[{exc.code.value}]: {escape(message)}")
     return typer.Exit(1)
 
 
@@ -170,3 +220,46 @@ def show_value(value: Any) -> str:
     if isinstance(value, bytes):
         return "0x" + value.hex()
     return json.dumps(codec_to_json(value), ensure_ascii=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Col:
+    """A column of :func:`fitted_table`: columns with the lowest ``keep`` are left out first
+    when the terminal is narrow; ``keep=None`` never (a name, a height)."""
+
+    header: str
+    keep: int | None = None
+    justify: JustifyMethod = "left"
+
+
+def fitted_table(
+    cols: Sequence[Col],
+    rows: Sequence[Sequence[str]],
+    *,
+    width: int,
+    **table_options: Any,
+) -> tuple[Table, list[str]]:
+    """A table of ``rows`` (rich markup) as wide as its cells need, within ``width``: while
+    it is wider, the column with the lowest ``keep`` is left out. Returns the table and the
+    headers left out, for the caller to say so. Cells fold rather than being cut."""
+    shown = list(range(len(cols)))
+
+    def build(which: list[int]) -> Table:
+        t = Table(**table_options)
+        for i in which:
+            c = cols[i]
+            t.add_column(c.header, justify=c.justify, overflow="fold")
+        for row in rows:
+            t.add_row(*(row[i] for i in which))
+        return t
+
+    measure = Console(width=10_000, color_system=None)
+    while True:
+        table = build(shown)
+        natural = Measurement.get(measure, measure.options, table).maximum
+        droppable = [i for i in shown if cols[i].keep is not None]
+        if natural <= width or not droppable:
+            break
+        shown.remove(min(droppable, key=lambda i: (cols[i].keep or 0, -i)))
+    left_out = [c.header for i, c in enumerate(cols) if i not in shown]
+    return table, left_out
