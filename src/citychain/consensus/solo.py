@@ -1,8 +1,12 @@
 """A single validator that proposes, signs and commits every block itself.
 
-Loop: wait until the mempool has transactions (or the empty-block heartbeat is due), keep the
-configured interval since the previous block, reap at most the chain's block limits, execute
-in a worker thread (the event loop keeps serving the API), sign the header with the
+Loop: while the height is idle (no transaction a block could take), wait until the mempool
+reports transactions available (:meth:`SoloEngine.notify_txs`) or the empty block is due, as
+the Tendermint engine does (:class:`~citychain.consensus.interface.EmptyBlocks`: one empty
+block per ``empty_blocks_interval_ms``, none with ``create_empty_blocks = false``, one every
+block interval with ``true`` and 0; the first block of a chain is made at once). Then keep
+``block_interval_ms`` since the previous block, reap at most the chain's block limits,
+execute in a worker thread (the event loop keeps serving the API), sign the header with the
 validator's precommit, commit in one synced batch, then tell the node.
 
 The "commit" of a solo block is a :class:`Commit` holding one precommit signature, so the
@@ -18,7 +22,7 @@ import time
 from collections.abc import Callable
 
 from citychain.chain import Chain
-from citychain.consensus.interface import ConsensusStatus, OnCommit
+from citychain.consensus.interface import ConsensusStatus, EmptyBlocks, OnCommit
 from citychain.crypto import Signer
 from citychain.errors import ConfigError
 from citychain.mempool import Mempool
@@ -39,7 +43,7 @@ class SoloEngine:
         signer: Signer,
         on_commit: OnCommit,
         *,
-        empty_block_interval_ms: int = 0,
+        empty_blocks: EmptyBlocks | None = None,
         clock: Callable[[], int] = wall_clock_ms,
     ) -> None:
         validators = chain.validators()
@@ -52,11 +56,14 @@ class SoloEngine:
         self._mempool = mempool
         self._signer = signer
         self._on_commit = on_commit
-        self._empty_ms = empty_block_interval_ms
+        self._empty = empty_blocks if empty_blocks is not None else EmptyBlocks()
         self._clock = clock
         self._wake = asyncio.Event()
         self._stopping = False
-        self._step = "waiting for transactions"
+        self._step = "starting"
+        #: While idle: when the empty block is due (None: never).
+        self._empty_due_ms: int | None = None
+        self._idle = False
         self.last_block_ms = 0
 
     @property
@@ -72,39 +79,52 @@ class SoloEngine:
         self._wake.set()
 
     def status(self) -> ConsensusStatus:
+        if self._idle:
+            waiting = EmptyBlocks.describe_idle(self._clock(), self._empty_due_ms)
+        elif self._step == "waiting for the block interval":
+            waiting = "the block interval since the previous block"
+        else:
+            waiting = "execution"
         return ConsensusStatus(
             engine="solo",
             height=self._chain.height + 1,
             round=0,
             step=self._step,
-            waiting_for="transactions" if self._step.startswith("waiting") else "execution",
+            waiting_for=waiting,
             details={"mempool_txs": self._mempool.size},
         )
+
+    def _holds(self) -> bool:
+        """True while the height is idle and waits for transactions."""
+        return self._empty.waits and self._chain.height > 0 and not self._mempool.has_executable()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         params = self._chain.params
         while not self._stopping:
-            if self._mempool.size == 0:
-                self._step = "waiting for transactions"
+            if self._holds():
+                if not self._idle:  # the height just became idle: its empty block is due
+                    self._idle = True
+                    self._empty_due_ms = self._empty.due_ms(self._clock())
+                self._step = "idle"
                 self._wake.clear()
-                timeout = self._empty_ms / 1000 if self._empty_ms else None
+                due_ms = self._empty_due_ms
+                timeout = max(0, due_ms - self._clock()) / 1000 if due_ms is not None else None
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout)
                 if self.stopping:
                     break
+                if due_ms is None or self._clock() < due_ms:
+                    continue  # woken: check again (a transaction behind a nonce gap waits)
+            self._idle = False
             # Keep the block interval since the previous block.
+            self._step = "waiting for the block interval"
             due = self.last_block_ms + params.block_interval_ms - self._clock()
             if due > 0:
                 await asyncio.sleep(due / 1000)
             txs = self._mempool.reap(
                 params.block_max_txs, params.block_max_bytes, params.block_max_gas
             )
-            if not txs and not self._empty_ms:
-                # Transactions pooled but none executable yet (nonce gaps): wait for more.
-                self._wake.clear()
-                await self._wake.wait()
-                continue
             self._step = f"executing {len(txs)} transactions"
             pending = await loop.run_in_executor(
                 None, self._chain.build_block, txs, self._clock(), self._signer.public_key

@@ -37,6 +37,33 @@ synced RocksDB batch (block, commit = the 2/3+ precommits, state, indexes), then
 ``EndHeight`` in the WAL, then the node is told. After ``block_interval_ms`` (Tendermint's
 timeout commit) the next height starts.
 
+Idle heights (node.toml ``[consensus] create_empty_blocks``, ``empty_blocks_interval_ms``;
+:class:`~citychain.consensus.interface.EmptyBlocks`; CometBFT's ``enterNewRound`` waiting for
+``TxsAvailable``): a height starts by building its machine, but when nothing waits to be
+committed (the mempool has no executable transaction and there is no pending evidence) it does
+not call ``Machine.start`` (the paper's StartRound(0)) yet: the height is *idle*. An idle
+height starts round 0 at the first of
+
+* the mempool reporting transactions available (``notify_txs``: a client's transaction, or
+  one gossiped from a peer, which is how every validator wakes when one of them gets one),
+  or pending evidence arriving;
+* ``empty_blocks_interval_ms`` after the height started (the empty block that shows the chain
+  is alive; never, with ``create_empty_blocks = false``);
+* a proposal or a vote of this height from a peer (checked as usual, and started *before*
+  it is logged and fed, so the WAL holds inputs in the order the machine saw them).
+
+Only the moment round 0 begins moves; everything after it is Algorithm 1 unchanged. Safety
+does not depend on it: the machine records inputs before it starts and acts on them only
+from the start on, which happens in every case above. Non-proposers wait too (their
+timeoutPropose is scheduled only when round 0 begins), so they do not prevote nil while the
+proposer legitimately waits; a node whose clock or mempool moves first merely starts its
+timeoutPropose a little earlier, which a timeout already allows for. Liveness: an idle
+proposer that is down is replaced in round 1 once the others' interval (or a transaction)
+starts round 0 and its propose timeout passes. Rounds above 0 never wait, nor does the first
+block of a chain. The wait leaves nothing in the WAL: a node restarted while idle is idle again
+(its interval counted from the restart); one restarted after round 0 began finds the inputs in
+the WAL, and replay starts the machine before feeding them, as the live path did.
+
 Gossip: proposals, parts and our votes are broadcast; a vote from someone else that is new to
 us is relayed once to the other peers (so equivocations reach every honest node). On every
 step change and every ``GOSSIP_MS`` each node sends its :class:`RoundState` (height, round,
@@ -68,7 +95,7 @@ from citychain import codec
 from citychain.chain import Chain, PendingBlock
 from citychain.consensus import messages as m
 from citychain.consensus.evidence import EvidencePool
-from citychain.consensus.interface import ConsensusStatus, OnCommit
+from citychain.consensus.interface import ConsensusStatus, EmptyBlocks, OnCommit
 from citychain.consensus.machine import (
     Action,
     DecideAction,
@@ -159,11 +186,16 @@ class _Height:
     votes: list[Vote] = field(default_factory=list)
     decided: bool = False
     started_ms: int = 0
+    #: Round 0 held back while nothing waits to be committed ("Idle heights").
+    idle: bool = False
+    #: When an idle height makes its empty block (our clock, ms); None: never.
+    empty_due_ms: int | None = None
+    wake_posted: bool = False
 
 
 @dataclass(frozen=True)
 class _Event:
-    kind: str  # "msg", "timeout", "sync_ready", "gossip", "next_height", "stop"
+    kind: str  # "msg", "timeout", "sync_ready", "gossip", "next_height", "wake", "stop"
     peer: str = ""
     payload: Any = None
 
@@ -192,6 +224,7 @@ class TendermintEngine:
         byzantine: str = "",
         sync_window: int = 32,
         clock: Callable[[], int] = wall_clock_ms,
+        empty_blocks: EmptyBlocks | None = None,
     ) -> None:
         self._chain = chain
         self._mempool = mempool
@@ -202,6 +235,7 @@ class TendermintEngine:
         self._on_commit = on_commit
         self._byzantine = byzantine
         self._clock = clock
+        self._empty = empty_blocks if empty_blocks is not None else EmptyBlocks()
         self.me: bytes | None = privval.public_key if privval is not None else None
         self._timeouts = _timeouts(chain)
         self.evidence = EvidencePool(chain)
@@ -237,7 +271,11 @@ class TendermintEngine:
 
     # == ConsensusEngine ======================================================================
     def notify_txs(self) -> None:
-        """Transactions wait for the next proposal; Tendermint proposes on its own clock."""
+        """Transactions available: an idle height starts round 0 now ("Idle heights")."""
+        h = self._h
+        if h is not None and h.idle and not h.wake_posted:
+            h.wake_posted = True
+            self._post(_Event("wake", payload=h.height), force=True)
 
     def stop(self) -> None:
         self._stopping = True
@@ -293,6 +331,7 @@ class TendermintEngine:
         msg = self._decode(peer, data, 16 * 1024)
         if isinstance(msg, m.EvidenceMsg) and self.evidence.add(msg.evidence):
             self._switch.broadcast(m.CH_EVIDENCE, data, exclude=peer)
+            self.notify_txs()  # evidence to commit: an idle height starts too
 
     def _on_sync_bytes(self, peer: str, data: bytes) -> None:
         try:
@@ -336,6 +375,10 @@ class TendermintEngine:
                     h = self._h
                     if h is None or h.decided:
                         await self._start_height(replay=True)
+                elif ev.kind == "wake":
+                    h = self._h
+                    if h is not None and h.height == ev.payload:
+                        await self._begin(h)
             except DoubleSignRefused as exc:
                 log.error("refused to sign: %s", exc.message)
 
@@ -377,13 +420,13 @@ class TendermintEngine:
         machine = Machine(
             height, validators, me, self._timeouts, lambda r: schedule.proposer(height, r)
         )
-        self._h = _Height(height, validators, machine, started_ms=self._clock())
+        self._h = h = _Height(height, validators, machine, started_ms=self._clock())
         records = self._wal.records_for(height) if replay else []
         if records:
             await self._replay(records)
-        else:
+        elif not self._hold_if_idle(h):
             await self._act(machine.start())
-        # Messages that arrived early for this height.
+        # Messages that arrived early for this height (a proposal or vote starts an idle one).
         votes, self._future_votes = self._future_votes, []
         props, self._future_proposals = self._future_proposals, []
         for v in votes:
@@ -394,6 +437,38 @@ class TendermintEngine:
         for peer, msg in props:
             await self._on_message(peer, msg)
         self._gossip()
+
+    def _hold_if_idle(self, h: _Height) -> bool:
+        """Hold back round 0 of a height with nothing to commit ("Idle heights"); True if
+        held. Its empty block is due ``empty_blocks_interval_ms`` from now (or never)."""
+        if (
+            not self._empty.waits
+            or self._chain.height == 0  # the first block shows the chain is live
+            or self._mempool.has_executable()
+            or self.evidence.pending(h.height, 1)
+        ):
+            return False
+        h.idle = True
+        h.empty_due_ms = self._empty.due_ms(h.started_ms)
+        if h.empty_due_ms is not None:
+            loop = asyncio.get_running_loop()
+            wake = _Event("wake", payload=h.height)
+
+            def fire() -> None:
+                self._timers.discard(handle)
+                self._post(wake, force=True)
+
+            handle = loop.call_later(max(0, h.empty_due_ms - self._clock()) / 1000, fire)
+            self._timers.add(handle)
+        return True
+
+    async def _begin(self, h: _Height) -> None:
+        """Start round 0 of an idle height (transactions, its empty block, or a peer's
+        proposal or vote for it); nothing if it already started."""
+        if not h.idle or self._h is not h or h.decided:
+            return
+        h.idle = False
+        await self._act(h.machine.start())
 
     async def _replay(self, records: list[bytes]) -> None:
         h = self._h
@@ -472,6 +547,8 @@ class TendermintEngine:
         if h is None or h.decided:
             return
         if log_it and isinstance(inp, TimeoutInput):
+            if inp.height != h.height:
+                return  # of an earlier height (the machine drops it): not in this height's WAL
             self._wal_write(["timeout", inp.height, inp.round, int(inp.step)])
         before = (h.machine.round, h.machine.step)
         actions = h.machine.handle(inp)
@@ -737,6 +814,7 @@ class TendermintEngine:
             log.info("dropped %s from %s: bad signature", vote.describe(), peer or "buffer")
             return
         self.participation.heard(vote, self._clock())
+        await self._begin(h)  # a vote of an idle height starts it, before it is logged
         self._note_vote(h, vote, key)
         self._wal_write(["vote", vote.to_list(), False])
         # Relay a vote new to us once, so every honest node sees every vote (and equivocations).
@@ -785,6 +863,7 @@ class TendermintEngine:
             self.bad_msgs += 1
             return
         h.proposals[prop.round] = _Proposal(prop, [None] * len(prop.part_hashes))
+        await self._begin(h)  # the proposer did not wait: neither do we
 
     async def _on_part(self, peer: str, part: m.BlockPart) -> None:
         h = self._h
@@ -965,6 +1044,8 @@ class TendermintEngine:
             waiting = f"block {h.height} committed; starting height {h.height + 1}" + (
                 f" in {left_ms / 1000:.1f} s" if left_ms >= 50 else " now"
             )
+        if h.idle:  # round 0 held back: nothing to commit ("Idle heights")
+            waiting = EmptyBlocks.describe_idle(self._clock(), h.empty_due_ms)
         if self.sync.behind:
             waiting = (
                 f"block sync: at height {self._chain.height}, peers are at height "

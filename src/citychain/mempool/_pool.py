@@ -52,6 +52,14 @@ block gives it a failed receipt, as it would a transaction from a peer's proposa
 
 Both heaps delete lazily (an entry is checked against the live state when it surfaces) and
 are rebuilt when garbage outnumbers live entries, which keeps the amortised cost constant.
+
+"Transactions available" (CometBFT's ``TxsAvailable``): :meth:`Mempool.has_executable` says
+whether some sender has a transaction at its account nonce, i.e. whether :meth:`reap` would
+return anything; a consensus engine that holds back empty blocks asks it when a height starts.
+:attr:`Mempool.on_txs_available` is called at the end of an :meth:`insert` that made a
+transaction executable, whoever submitted it (a client, or a peer's gossip), so a waiting
+engine wakes at once. A transaction queued behind a nonce gap wakes nobody: no block could
+take it yet.
 """
 
 from __future__ import annotations
@@ -171,6 +179,9 @@ class Mempool:
         self._expiry: list[tuple[int, int, _Bytes]] = []  # (expiry, arrival, tx hash)
         self._seq = 0
         self._bytes = 0
+        #: Called at the end of an :meth:`insert` that made a transaction executable (see
+        #: "transactions available" in the module docstring).
+        self.on_txs_available: Callable[[], None] | None = None
 
     # -- reads ----------------------------------------------------------------------------
     @property
@@ -192,6 +203,19 @@ class Mempool:
     def get(self, tx_hash: _Bytes) -> Transaction | None:
         entry = self._entries.get(tx_hash)
         return entry.tx if entry is not None else None
+
+    def has_executable(self) -> bool:
+        """True if some sender has a pooled transaction at its account nonce (one a block
+        could take now). Drops the stale ready-heap entries it passes, as :meth:`reap` does."""
+        ready = self._ready
+        while ready:
+            seq, addr = ready[0]
+            acct = self._accounts.get(addr)
+            head = acct.head() if acct is not None else None
+            if head is not None and head.seq == seq:
+                return True
+            heapq.heappop(ready)
+        return False
 
     def pending_nonce(self, address: _Bytes) -> int:
         """The nonce a client should use next: the account nonce plus the sender's
@@ -274,6 +298,7 @@ class Mempool:
         height = self._height()
         bases: dict[_Bytes, int] = {}  # account nonces read during this call
         results: list[AddResult] = []
+        available = False  # a transaction became executable ("transactions available")
         for item in checked:
             if isinstance(item, CitychainError):
                 results.append(AddResult(None, item.code, item.message))
@@ -346,7 +371,10 @@ class Mempool:
             if acct is None:
                 acct = self._accounts[addr] = _Account(base=base, ready_end=base)
             self._add(acct, tx, tx_hash, addr)
+            available = available or tx.nonce == acct.base
             results.append(AddResult(tx_hash, ErrorCode.OK))
+        if available and self.on_txs_available is not None:
+            self.on_txs_available()
         return results
 
     def add(self, raw: Sequence[_Bytes]) -> list[AddResult]:

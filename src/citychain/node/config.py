@@ -75,6 +75,12 @@ class ConsensusSettings:
     wal_dir: str = "data/wal"
     #: Blocks requested ahead of the local height while catching up.
     sync_window: int = 32
+    #: Empty blocks while the chain is idle (no transaction or evidence waiting): with
+    #: ``true``, one per ``empty_blocks_interval_ms`` (0: one every block interval, never
+    #: waiting for transactions); with ``false``, none. A transaction always starts a block
+    #: at once. See :mod:`citychain.consensus.tendermint` ("Idle heights").
+    create_empty_blocks: bool = True
+    empty_blocks_interval_ms: int = 10_000
     #: TEST ONLY: "double_sign" makes this validator propose two blocks and vote for both.
     byzantine: str = ""
 
@@ -178,5 +184,8 @@ def _section(path: Path, name: str, cls: type[Any], value: dict[str, Any]) -> An
             or (want == "str" and isinstance(v, str))
         )
         if not ok:
-            raise ConfigError(f"{path}: [{name}] {key} must be a {want}, got {v!r}")
+            kind = {"bool": "true or false", "int": "a whole number, 0 or more"}.get(
+                str(want), "a text in quotes"
+            )
+            raise ConfigError(f"{path}: [{name}] {key} must be {kind}, got {v!r}")
     return cls(**value)

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from citychain import __version__
 from citychain.chain import Chain, PendingBlock
 from citychain.consensus import ConsensusEngine, SoloEngine
+from citychain.consensus.interface import EmptyBlocks
 from citychain.consensus.messages import CH_MEMPOOL, MAX_TX_BATCH, TxBatch
 from citychain.consensus.messages import decode as decode_message
 from citychain.consensus.messages import encode as encode_message
@@ -158,7 +159,15 @@ class Node:
                 "TLS certificate files) in node.toml"
             )
         else:
-            self.engine = SoloEngine(self.chain, self.mempool, self.signer, self._on_commit)
+            self.engine = SoloEngine(
+                self.chain,
+                self.mempool,
+                self.signer,
+                self._on_commit,
+                empty_blocks=self._empty_blocks(),
+            )
+        # "Transactions available" (a client's or a peer's): an idle height starts its block.
+        self.mempool.on_txs_available = self.engine.notify_txs
         self._subscriptions: set[Subscription] = set()
         self._commit_waiters: dict[bytes, list[asyncio.Future[None]]] = {}
         self._setup_metrics()
@@ -209,11 +218,16 @@ class Node:
             signer=self.signer if byz else None,
             byzantine=byz,
             sync_window=cfg.consensus.sync_window,
+            empty_blocks=self._empty_blocks(),
         )
         self.switch.add_channel(CH_MEMPOOL, self._on_peer_txs)
         self.switch.on_peer_connected = engine.peer_connected
         self.switch.on_peer_disconnected = lambda peer, why: engine.peer_disconnected(peer)
         return engine
+
+    def _empty_blocks(self) -> EmptyBlocks:
+        c = self.config.consensus
+        return EmptyBlocks(c.create_empty_blocks, c.empty_blocks_interval_ms)
 
     def _trusted_cas(self) -> list[bytes]:
         """The CA certificates of the organisations on chain now, plus this node's own
@@ -367,7 +381,6 @@ class Node:
         self._gossip_txs(accepted)
         self.m_mempool.set(self.mempool.size)
         self.m_mempool_bytes.set(self.mempool.bytes)
-        self.engine.notify_txs()
         return results
 
     # -- commits -------------------------------------------------------------------------------

@@ -50,6 +50,7 @@ Processes of a generated network are started, watched and stopped by
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -64,7 +65,13 @@ from typing import Any
 from citychain.crypto import ED25519, Signer
 from citychain.crypto.keystore import KDF_LEVELS, save_key
 from citychain.errors import ConfigError, InvalidInput
-from citychain.node.config import ApiConfig, NodeConfig, NodeSettings, P2PSettings
+from citychain.node.config import (
+    ApiConfig,
+    ConsensusSettings,
+    NodeConfig,
+    NodeSettings,
+    P2PSettings,
+)
 from citychain.node.home import DEMO_BALANCE
 from citychain.p2p.certs import encrypt_key_pem, generate_org_ca, issue_node_cert
 from citychain.types import Validator
@@ -312,6 +319,7 @@ def generate_network(
     identity_mode: str = "key",
     policies: dict[str, Any] | None = None,
     voting_period: int = 1000,
+    consensus: ConsensusSettings | None = None,
 ) -> NetworkLayout:
     """Write a local network of ``validators`` nodes run by ``orgs`` organisations to ``out``.
 
@@ -319,8 +327,9 @@ def generate_network(
     network (random unless given) and is written, mode 0600, to ``out/passphrase`` and to
     every node's ``config/passphrase`` so the nodes start unattended: this is a development
     network. ``peer_address(i, j)`` says where node ``i`` dials node ``j`` (default: ``j``'s
-    own p2p port on 127.0.0.1). Raises :class:`ConfigError` for bad arguments or an occupied
-    ``out``.
+    own p2p port on 127.0.0.1). ``consensus`` is every node's ``[consensus]`` section of
+    node.toml (default: the defaults, e.g. one empty block per 10 s while idle). Raises
+    :class:`ConfigError` for bad arguments or an occupied ``out``.
     """
     _check_arguments(validators, orgs, chain_id, base_port, accounts, passphrase, kdf_level)
     out = out.expanduser().resolve()
@@ -343,6 +352,7 @@ def generate_network(
             kdf_level=kdf_level,
             peer_address=peer_address,
             governance=Governance(identity_mode, voting_period, dict(policies or {})),
+            consensus=consensus or ConsensusSettings(),
         )
         if out.exists():
             out.rmdir()  # empty (checked above); rename needs it gone on every platform
@@ -428,6 +438,7 @@ def _write_network(
     kdf_level: str,
     peer_address: PeerAddress | None,
     governance: Governance,
+    consensus: ConsensusSettings,
 ) -> None:
     _write_private(root / "passphrase", (passphrase + "\n").encode())
 
@@ -531,6 +542,7 @@ def _write_network(
             node=NodeSettings(name=name),
             api=ApiConfig(host="127.0.0.1", port=api_port),
             p2p=p2p,
+            consensus=consensus,
         )
         config.save()
         NodeConfig.load(home)  # what we wrote is what a node accepts
@@ -638,11 +650,14 @@ def prepare_joining_org(
     )
     (home / p2p.cert_file).write_bytes(cert)
     _write_private(home / p2p.tls_key_file, encrypt_key_pem(tls_key, passphrase))
+    # Consensus settings as the network's first node has them (empty blocks, sync window).
+    consensus = dataclasses.replace(NodeConfig.load(layout.nodes[0].home).consensus, byzantine="")
     config = NodeConfig(
         home=home,
         node=NodeSettings(name=node_name),
         api=ApiConfig(host="127.0.0.1", port=port + 1),
         p2p=p2p,
+        consensus=consensus,
     )
     config.save()
     NodeConfig.load(home)
