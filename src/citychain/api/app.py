@@ -33,7 +33,12 @@ GET     /v1/gov/proposals/{id}           one proposal: votes, approvals, what it
 GET     /v1/gov/history?after=&limit=&proposal=   the governance history, oldest first
 GET     /health                          200 when healthy, 503 when not
 GET     /metrics                         Prometheus text format
+GET     /docs                            Swagger UI over /openapi.json (assets served here)
 ======  ===============================  =================================================
+
+``/docs`` works without internet: Swagger UI's JS, CSS and favicon come from the installed
+``fastapi-offline`` package (under ``/static-offline-docs``), not from a CDN as FastAPI's own
+page loads them, and Swagger UI's online spec validator is switched off. ReDoc is not served.
 
 Governance (``/v1/gov/...``) reads the ``gov`` contract's records through its queries, on the
 latest committed state; changes are transactions (``gov.propose``, ``gov.vote``, ...) signed by
@@ -53,6 +58,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Path, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -197,12 +203,16 @@ def create_app(
     if max_body_bytes <= 0 or max_batch_txs <= 0:
         raise ValueError("max_body_bytes and max_batch_txs must be positive")
 
-    app = FastAPI(
+    # FastAPI with /docs served from the package's own copy of Swagger UI (offline).
+    app = FastAPIOffline(
         title="citychain node API",
         version=__version__,
         description=_DESCRIPTION,
         default_response_class=JSONResponse,
+        docs_url="/docs",
         redoc_url=None,
+        # No badge fetched from validator.swagger.io: the page asks no host but the node.
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.add_exception_handler(CitychainError, on_citychain_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
