@@ -432,7 +432,35 @@ class FakeNode:
                 "total_power": 40,
                 "quorum_power": 27,
                 "last_commit_round": 0,
-                "last_commit_missing": names[-1:],
+                "last_commit_missing": names[1:],
+                "last_commit": {
+                    "height": len(self.blocks),
+                    "round": 0,
+                    "signed": names[:1],
+                    "late": names[1:-1],
+                    "nil": [],
+                    "absent": names[-1:],
+                },
+                "validators": [  # the first is this node, the second late, the last offline
+                    {
+                        "name": n,
+                        "public_key": k.public_key.hex(),
+                        "power": 10,
+                        "state": "this node" if i == 0 else "offline" if n == names[-1] else "ok",
+                        "connected": None if i == 0 else n != names[-1],
+                        "height": None if n == names[-1] else len(self.blocks),
+                        "last_heard_ms_ago": None if i == 0 else 41_000 if n == names[-1] else 80,
+                        "last_commit": "signed"
+                        if i == 0
+                        else "absent"
+                        if n == names[-1]
+                        else "late",
+                        "note": "not connected; last vote heard at height 1, 41 s ago"
+                        if n == names[-1]
+                        else "",
+                    }
+                    for i, (n, k) in enumerate(zip(names, self.validator_keys, strict=True))
+                ],
                 "sync": {"behind": False},
                 "evidence_pending": len(self.pending_evidence_list),
             },

@@ -226,7 +226,7 @@ def test_consensus_shows_what_the_node_waits_for_and_who_voted(served: str) -> N
     r = run("consensus")
     assert r.exit_code == 0, r.output
     assert "prevotes: 10 of 40 power, need 27" in r.stdout
-    assert "v0" in r.stdout and "missing: v2" in r.stdout
+    assert "v0" in r.stdout and "absent: v2" in r.stdout and "offline: v2" in r.stdout
     doc = json.loads(run("consensus", "--json").stdout)
     assert doc["step"] == "prevote" and doc["details"]["quorum_power"] == 27
     assert doc["peers"][0]["name"] == "fake1"

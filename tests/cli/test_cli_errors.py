@@ -17,6 +17,12 @@ from pathlib import Path
 import pytest
 
 CLI = [sys.executable, "-m", "citychain.cli.main"]
+#: How the hints name this program run as CLI from the tests' working directory.
+_EXE = Path(os.path.abspath(sys.executable))
+RUN_AS = (
+    f"{_EXE.relative_to(Path.cwd()) if _EXE.is_relative_to(Path.cwd()) else _EXE}"
+    " -m citychain.cli.main"
+)
 ZERO = "00" * 20
 
 
@@ -67,7 +73,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 )
 def test_a_node_url_that_is_not_one(url: str, words: str) -> None:
     line = one_error_line(citychain("status", "--node", url), "bad_arguments", words)
-    assert line.endswith("(see `citychain status --help`)")
+    assert line.endswith(f"(see `{RUN_AS} status --help`)")
     # the same from the environment
     one_error_line(citychain("status", env={"CITYCHAIN_NODE": url}), "bad_arguments", words)
 
@@ -159,7 +165,7 @@ def test_a_command_line_the_parser_refuses() -> None:
         "bad_arguments",
         "Invalid value for '--amount'",
     )
-    assert line.endswith("(see `citychain tx transfer --help`)")
+    assert line.endswith(f"(see `{RUN_AS} tx transfer --help`)")
     one_error_line(citychain("no-such-command"), "bad_arguments", "No such command")
     one_error_line(
         citychain("query", "balance", ZERO, "--no-such-option"),

@@ -187,7 +187,14 @@ class ConsensusResponse(_Model):
     waiting_for: str = Field(description="what the node waits for, in plain words")
     details: dict[str, Any] = Field(
         description="proposer, proposal, locked/valid round, prevotes and precommits of this "
-        "round by validator, their power and the quorum, peers, block sync, pending evidence"
+        "round by validator, their power and the quorum, peers, block sync, pending evidence. "
+        "Tendermint also gives `validators`: per validator of the set `name, public_key, power, "
+        "state` (`this node`, `ok`, `lagging`: connected but behind, `offline`: not connected "
+        "and not heard from), `connected`, `height` (last committed height it reported), "
+        "`last_heard_ms_ago`, `last_commit` (`signed`, `late`: its precommit came after the "
+        "decision, `nil`, `absent`) and `note` in words; `last_commit`: `height, round` and the "
+        "names that `signed`, were `late`, voted `nil` or were `absent`; `last_commit_missing`: "
+        "names not in the stored commit (a commit holds the first precommits past 2/3)"
     )
 
 

@@ -40,6 +40,7 @@ from citychain.cli._output import (
     NodeOpt,
     PassFileOpt,
     bad,
+    command_name,
     console,
     handles_errors,
     parse_address,
@@ -313,7 +314,7 @@ def _standing_line(node: str, pid: int) -> str:
     if p["passed"] and p["status"] == "open":
         return (
             f"proposal {pid} has passed ({p['needs']}): run "
-            f"[bold]citychain gov execute {pid}[/] to apply it"
+            f"[bold]{escape(command_name())} gov execute {pid}[/] to apply it"
         )
     return f"proposal {pid} is {p['status']}: {escape(p['needs'])}"
 
@@ -486,7 +487,7 @@ def propose(
         extra={"proposal": pid, "deadline": until},
         headline=(
             f"proposal [bold]{pid}[/] ({kind}) is open until height {until}; the other "
-            f"organisations vote with [bold]citychain gov vote {pid}[/]"
+            f"organisations vote with [bold]{escape(command_name())} gov vote {pid}[/]"
         ),
     )
 
@@ -829,7 +830,7 @@ def show(
     elif p["passed"]:
         console.print(
             f"[green]passed[/] ({escape(p['needs'])}): run "
-            f"[bold]citychain gov execute {p['id']}[/] to apply it"
+            f"[bold]{escape(command_name())} gov execute {p['id']}[/] to apply it"
         )
     else:
         console.print(f"still open: {escape(p['needs'])}")

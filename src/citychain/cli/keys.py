@@ -26,6 +26,7 @@ from citychain.cli._output import (
     JsonOpt,
     PassFileOpt,
     bad,
+    command_name,
     console,
     err_console,
     handles_errors,
@@ -177,7 +178,9 @@ def list_(directory: DirOpt = None, home: HomeOpt = None, as_json: JsonOpt = Fal
         )
         return
     if not rows:
-        console.print(f"no keys in {escape(str(d))} (create one: citychain keys new NAME)")
+        console.print(
+            f"no keys in {escape(str(d))} (create one: {escape(command_name())} keys new NAME)"
+        )
         return
     table = Table("name", "address", "suite", "stored", box=None, pad_edge=False)
     for n, i in rows:

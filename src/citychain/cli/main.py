@@ -29,7 +29,7 @@ from typer import rich_utils
 
 from citychain import __version__
 from citychain.cli import bench, node
-from citychain.cli._output import err_console
+from citychain.cli._output import command_name, err_console
 from citychain.cli.consensus import consensus, evidence
 from citychain.cli.gov import gov_app
 from citychain.cli.keys import keys_app
@@ -101,6 +101,8 @@ def _usage(exc: Exception) -> str:
     """One line for a command line the parser refused, naming where the help is."""
     ctx = getattr(exc, "ctx", None)
     where = ctx.command_path if ctx is not None else "citychain"
+    # As the user can run it here (`.venv/bin/citychain ...`), not the bare program name.
+    where = command_name() + where.removeprefix("citychain")
     return f"{_one_line(exc).rstrip('.')} (see `{where} --help`)"
 
 

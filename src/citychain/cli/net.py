@@ -6,16 +6,24 @@ Theory of operation
 :mod:`citychain.node.testnet` for what is in it) unless the directory already holds one, then
 starts one ``citychain start --home <dir>/node<i>`` process per validator that is not already
 running, records their pids in ``<dir>/pids.json`` at once (so ``net down`` can stop them even
-if ``up`` fails half-way) and waits until every node's API answers ``GET /health``. It exits
-0 only if all did; otherwise it names each node that did not come up, why (exited with code
-N, or no answer within ``--timeout``) and the end of its log, and leaves the others running
-for inspection. Nodes run in their own session: closing the terminal does not stop them.
+if ``up`` fails half-way) and waits until every node it started answers ``GET /health``. A
+node already running is left alone (not restarted: it keeps its pid, its state and what it is
+doing) and shown as ``already running``; so a second ``net up`` starts what ``net down``, a
+crash or ``add-org`` left stopped, and says which it started. It exits 0 only if every node
+it started came up; otherwise it names each node that did not, why (exited with code N, or
+no answer within ``--timeout``) and the end of its log, and leaves the others running for
+inspection. Nodes run in their own session: closing the terminal does not stop them. The
+commands it suggests are printed as they can be run from the same directory
+(:func:`~citychain.cli._output.command_name`).
 
 ``net status`` asks every node's API, in parallel and with a short timeout, for its height and
 latest block (``/v1/status``), consensus round, step and what it waits for
 (``/v1/consensus``), peers connected of known (``/v1/net/peers``) and the signatures in the
 commit of its latest block (``/v1/blocks/latest``); an endpoint the node does not have (404)
-shows as ``n/a``. A node whose API does not answer is shown as ``down`` with the reason. It
+shows as ``n/a``. A node whose API does not answer is shown as ``down`` with the reason. Below
+the table it says which validators the nodes see as offline or lagging (and by whom), and who
+was merely late for a node's last commit. At narrow widths the least important columns are
+left out (and said so), never a node name or a height cut. It
 exits 0 whenever the network directory can be read, whatever the nodes' state (``--json``
 gives each node's ``"up"`` for scripts), and 1 when there is no network in the directory.
 
@@ -27,6 +35,7 @@ then SIGKILLs what is left and deletes ``pids.json``; ``--clean`` also deletes t
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -36,10 +45,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 import httpx
 import typer
 from rich import box
+from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
-from citychain.cli._output import console, err_console, handles_errors
+from citychain.cli._output import (
+    Col,
+    command_name,
+    console,
+    err_console,
+    fitted_table,
+    handles_errors,
+)
 from citychain.errors import ConfigError, Unavailable
 
 if TYPE_CHECKING:
@@ -57,8 +73,6 @@ DEFAULT_VALIDATORS = 4
 DEFAULT_ORGS = 2
 DEFAULT_BASE_PORT = 27000
 DEFAULT_CHAIN_ID = "citychain-local"
-#: Terminal width from which `net status` shows "waiting for" as a table column.
-WIDE_TABLE = 120
 #: Per-request timeout of `net status`.
 PROBE_TIMEOUT = 2.0
 
@@ -75,6 +89,11 @@ DirOpt = Annotated[
 
 def _root(net_dir: Path) -> Path:
     return net_dir.expanduser().resolve()
+
+
+def _dir_arg(root: Path) -> str:
+    """`` --dir <root>`` unless ``root`` is the default directory here."""
+    return "" if root == _root(DEFAULT_DIR) else f" --dir {shlex.quote(str(root))}"
 
 
 # -- add-org ------------------------------------------------------------------------------------
@@ -98,16 +117,18 @@ def add_org(
         f"key {org.admin_key_file}. Peers refuse the node until the chain admits {org.id}."
     )
     console.print("next steps (each proposal needs the votes its policy asks for):")
+    cmd, q = command_name(), shlex.quote
     steps = [
-        f"citychain net up --dir {layout.root}          # starts {node.name} too",
-        f"citychain gov propose add_org --org-id {org.id} --name '{org.name}' "
-        f"--ca-cert {org.ca_cert_file} --admin-key-file {org.admin_key_file} --key {first}-admin",
-        "citychain gov vote <id> --key <another org>-admin ; citychain gov execute <id> ...",
-        f"citychain gov propose add_validator --public-key {node.validator_public_key} "
-        f"--power 10 --name {node.name} --org {org.id} --key {first}-admin",
+        f"{cmd} net up{_dir_arg(layout.root)}          # starts {node.name} too",
+        f"{cmd} gov propose add_org --org-id {q(org.id)} --name {q(org.name)} "
+        f"--ca-cert {q(str(org.ca_cert_file))} --admin-key-file {q(str(org.admin_key_file))} "
+        f"--key {q(first + '-admin')}",
+        f"{cmd} gov vote <id> --key <another org>-admin ; {cmd} gov execute <id> ...",
+        f"{cmd} gov propose add_validator --public-key {node.validator_public_key} "
+        f"--power 10 --name {q(node.name)} --org {q(org.id)} --key {q(first + '-admin')}",
     ]
     for step in steps:
-        console.print(f"  {escape(step)}", soft_wrap=True)
+        console.print(f"  {step}", soft_wrap=True, markup=False)
 
 
 # -- up -----------------------------------------------------------------------------------------
@@ -207,7 +228,12 @@ def up(
     running = {p.name: p for p in _known_processes(layout) if p.alive()}
     to_start = [n for n in layout.nodes if n.name not in running]
     if running:
-        console.print(f"already running: {', '.join(sorted(running))}")
+        names = [n.name for n in layout.nodes if n.name in running]
+        console.print(
+            f"already running: {', '.join(names)} (left as they are)"
+            if to_start
+            else f"already running: {', '.join(names)}; nothing to start"
+        )
     busy = busy_ports(to_start)
     if busy:
         raise ConfigError(
@@ -227,14 +253,38 @@ def up(
 
     failed = {f.name for f in failures}
     procs = {**running, **started}
-    table = Table(title=f"local network {layout.chain_id}", title_justify="left")
-    for col in ("node", "org", "API URL", "p2p port", "pid", "state"):
-        table.add_column(col)
+    rows = []
     for n in layout.nodes:
-        state = "[red]did not come up[/]" if n.name in failed else "[green]up[/]"
+        state = "[red]did not come up[/]" if n.name in failed else "[green]started[/]"
         if n.name in running:
-            state = "[green]already running[/]"
-        table.add_row(n.name, n.org, n.api_url, str(n.p2p_port), str(procs[n.name].pid), state)
+            state = "already running"
+        rows.append(
+            [
+                escape(n.name),
+                escape(n.org),
+                n.api_url,
+                str(n.p2p_port),
+                str(procs[n.name].pid),
+                state,
+            ]
+        )
+    cols = [
+        Col("node"),
+        Col("org", keep=2),
+        Col("API URL"),
+        Col("p2p port", keep=1),
+        Col("pid", keep=3),
+        Col("state"),
+    ]
+    table, _ = fitted_table(
+        cols,
+        rows,
+        width=console.width,
+        title=f"local network {escape(layout.chain_id)}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
     console.print(table)
     for f in failures:
         err_console.print(f"[bold red]{f.name} did not come up[/]: {escape(f.reason)}")
@@ -242,25 +292,29 @@ def up(
             err_console.print(f"  last lines of {layout.node(f.name).log_file}:")
             for line in f.log_tail.splitlines():
                 err_console.print(f"    {escape(line)}", soft_wrap=True)
-    dir_arg = "" if root == _root(DEFAULT_DIR) else f" --dir {root}"
+    dir_arg, cmd = _dir_arg(root), command_name()
     if failures:
         others = (
-            f"the others keep running: see `citychain net status{dir_arg}`, stop them with "
-            f"`citychain net down{dir_arg}`"
+            f"the others keep running: see `{cmd} net status{dir_arg}`, stop them with "
+            f"`{cmd} net down{dir_arg}`"
             if len(failures) < len(layout.nodes)
-            else f"see the logs above; start again with `citychain net up{dir_arg}`"
+            else f"see the logs above; start again with `{cmd} net up{dir_arg}`"
         )
         raise Unavailable(
             f"{len(failures)} of {len(layout.nodes)} node(s) did not come up "
             f"({', '.join(f.name for f in failures)}); {others}"
         )
+    if started:
+        console.print(f"started: {', '.join(n.name for n in layout.nodes if n.name in started)}")
+    q = shlex.quote
     console.print("next:")
-    console.print(f"  citychain net status{dir_arg}")
+    console.print(f"  {cmd} net status{dir_arg}", markup=False)
     console.print(
-        f"  CITYCHAIN_NODE={layout.nodes[0].api_url} CITYCHAIN_HOME={root} "
-        f"CITYCHAIN_PASSPHRASE=$(cat {layout.passphrase_file}) citychain status"
+        f"  CITYCHAIN_NODE={layout.nodes[0].api_url} CITYCHAIN_HOME={q(str(root))} "
+        f"CITYCHAIN_PASSPHRASE=$(cat {q(str(layout.passphrase_file))}) {cmd} status",
+        markup=False,
     )
-    console.print(f"  citychain net down{dir_arg}")
+    console.print(f"  {cmd} net down{dir_arg}", markup=False)
 
 
 def _size(layout: NetworkLayout) -> str:
@@ -306,6 +360,11 @@ class NodeReport:
     peers: int | None = None
     peers_known: int | None = None
     commit_signatures: int | None = None
+    #: Each validator as this node sees it (``/v1/consensus`` details): name, state
+    #: (``this node``, ``ok``, ``lagging``, ``offline``), height, last_commit, note, ...
+    validators: list[dict[str, Any]] | None = None
+    #: This node's last commit: height, round, and who signed, was late, nil or absent.
+    last_commit: dict[str, Any] | None = None
 
 
 _CONSENSUS_FIELDS = ("engine", "height", "round", "step", "waiting_for")
@@ -361,6 +420,12 @@ def _probe(node_name: str, org: str, api_url: str, proc: ProcessRef | None) -> N
             raw = _get(client, f"{api_url}/v1/consensus")
             if isinstance(raw, dict):  # the summary; `citychain consensus` shows the details
                 report.consensus = {k: raw.get(k) for k in _CONSENSUS_FIELDS}
+                details = raw.get("details")
+                if isinstance(details, dict):
+                    vals = details.get("validators")
+                    report.validators = vals if isinstance(vals, list) else None
+                    lc = details.get("last_commit")
+                    report.last_commit = lc if isinstance(lc, dict) else None
         except (_NotAvailable, httpx.HTTPError, ValueError):
             report.consensus = None
         try:
@@ -422,52 +487,126 @@ def status(
             )
         )
         return
-    # "waiting for" is the widest cell: a column on wide terminals, else a line per node.
-    wide = console.width >= WIDE_TABLE
-    table = Table(
-        title=f"local network {escape(layout.chain_id)} ({layout.root})",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-    )
-    for col in ("node", "org", "pid", "API", "height", "block", "h/r step"):
-        table.add_column(col, no_wrap=True)
-    if wide:
-        table.add_column("waiting for")
-    table.add_column("peers", justify="right", no_wrap=True)
-    table.add_column("commit", justify="right", no_wrap=True)
+    render_status(reports, layout.chain_id, layout.root, console)
+
+
+#: `net status` columns; at narrow widths the lowest ``keep`` goes first (never a node name or
+#: a height). "waiting for" is the widest: when it goes, it becomes a line per node.
+_STATUS_COLUMNS = [
+    Col("node"),
+    Col("org", keep=3),
+    Col("pid", keep=2),
+    Col("API", keep=7),
+    Col("height", justify="right"),
+    Col("block", keep=1),
+    Col("h/r step", keep=6),
+    Col("waiting for", keep=0),
+    Col("peers", keep=5, justify="right"),
+    Col("commit", keep=4, justify="right"),
+]
+
+
+def render_status(reports: list[NodeReport], chain_id: str, root: Path, out: Console) -> None:
+    """The `net status` table and, below it, what the nodes say about the validators."""
+    total = len(reports)
+    rows: list[list[str]] = []
+    waiting_lines: list[str] = []
     notes: list[str] = []
     for r in reports:
         pid = "-" if r.pid is None else str(r.pid)
         if r.process == "not running":
             pid += " [red]dead[/]"
         if not r.up:
-            table.add_row(r.name, r.org, pid, "[red]down[/]", *["-"] * (6 if wide else 5))
-            notes.append(f"[red]{r.name} down[/]: {escape(r.reason or 'no answer')}")
+            rows.append([escape(r.name), escape(r.org), pid, "[red]down[/]", *["-"] * 6])
+            notes.append(f"[red]{escape(r.name)} down[/]: {escape(r.reason or 'no answer')}")
             continue
         where, waiting = _consensus_cells(r.consensus)
-        cells = [
-            r.name,
-            r.org,
-            pid,
-            "[green]up[/]" if r.healthy is not False else "[yellow]unhealthy[/]",
-            str(r.height),
-            (r.latest_block_hash or "")[:8] if r.height else "-",
-            escape(where),
-        ]
-        if wide:
-            cells.append(escape(waiting))
-        elif r.consensus is not None:
-            notes.append(f"{r.name} waiting for: {escape(waiting)}")
-        cells.append("n/a" if r.peers is None else f"{r.peers}/{r.peers_known}")
-        cells.append("-" if r.commit_signatures is None else f"{r.commit_signatures}/{total}")
-        table.add_row(*cells)
-    console.print(table)
+        rows.append(
+            [
+                escape(r.name),
+                escape(r.org),
+                pid,
+                "[green]up[/]" if r.healthy is not False else "[yellow]unhealthy[/]",
+                str(r.height),
+                (r.latest_block_hash or "")[:8] if r.height else "-",
+                escape(where),
+                escape(waiting),
+                "n/a" if r.peers is None else f"{r.peers}/{r.peers_known}",
+                "-" if r.commit_signatures is None else f"{r.commit_signatures}/{total}",
+            ]
+        )
+        if r.consensus is not None:
+            waiting_lines.append(f"{escape(r.name)} waiting for: {escape(waiting)}")
+    table, left_out = fitted_table(
+        _STATUS_COLUMNS,
+        rows,
+        width=out.width,
+        title=f"local network {escape(chain_id)} ({escape(str(root))})",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    out.print(table)
+    if "waiting for" in left_out:
+        for line in waiting_lines:
+            out.print(line)
+        left_out.remove("waiting for")
     for line in notes:
-        console.print(line)
+        out.print(line)
+    for line in validators_lines(reports):
+        out.print(line)
     down = sum(1 for r in reports if not r.up)
     if down:
-        console.print(f"{down} of {total} node(s) down")
+        out.print(f"{down} of {total} node(s) down")
+    if left_out:
+        out.print(f"[dim](left out at this width: {', '.join(left_out)}; --json has all)[/]")
+
+
+def validators_lines(reports: list[NodeReport]) -> list[str]:
+    """Which validators the nodes that answered see as offline or lagging (and which nodes
+    say so), and who was merely late for a node's last commit."""
+    seen = [r for r in reports if r.up and r.validators is not None]
+    if not seen:
+        return []
+    order: list[str] = []
+    states: dict[tuple[str, str], list[str]] = {}
+    heights: dict[str, list[int]] = {}
+    for r in seen:
+        for v in r.validators or []:
+            name = str(v.get("name"))
+            if name not in order:
+                order.append(name)
+            state = str(v.get("state"))
+            if state in ("offline", "lagging"):
+                states.setdefault((name, state), []).append(r.name)
+            if state == "lagging" and isinstance(v.get("height"), int):
+                heights.setdefault(name, []).append(v["height"])
+    lines = []
+    for name in order:
+        for state, style in (("offline", "red"), ("lagging", "yellow")):
+            by = states.get((name, state))
+            if by:
+                at = (
+                    f" at height {min(heights[name])}"
+                    if state == "lagging" and name in heights
+                    else ""
+                )
+                lines.append(
+                    f"[{style}]{escape(name)} {state}[/]{at} according to {escape(', '.join(by))}"
+                )
+    if not lines:
+        who = "every node" if len(seen) == len(reports) else escape(", ".join(r.name for r in seen))
+        lines.append(f"validators: all {len(order)} online and keeping up, as {who} sees it")
+    late: dict[str, list[str]] = {}  # late validator -> the nodes whose last commit it missed
+    for r in seen:
+        for name in (r.last_commit or {}).get("late") or []:
+            late.setdefault(str(name), []).append(r.name)
+    if late:
+        lines.append(
+            "late for the last commit (precommit after the decision; fine): "
+            + "; ".join(f"{escape(n)} at {escape(', '.join(at))}" for n, at in late.items())
+        )
+    return lines
 
 
 # -- down ---------------------------------------------------------------------------------------

@@ -46,6 +46,8 @@ def status(node: NodeOpt = DEFAULT_NODE, as_json: JsonOpt = False) -> None:
         return
     when = datetime.fromtimestamp(s.latest_block_time / 1000, UTC)
     t = Table(box=None, show_header=False, pad_edge=False)
+    t.add_column(no_wrap=True)
+    t.add_column(overflow="fold")  # a narrow terminal folds a hash; nothing is cut
     t.add_row("node", f"{s.node_id}  ({node}, version {s.version})")
     t.add_row("chain", f"[bold]{s.chain_id}[/]  ({s.crypto_suite})")
     t.add_row("height", f"[bold]{s.height}[/]" + ("  [yellow]syncing[/]" if s.syncing else ""))
