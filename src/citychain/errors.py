@@ -1,4 +1,4 @@
-"""The one exceptions module of citychain.
+"""The one exceptions module of citychain: every exception class, and each code's class and status.
 
 Every refusal a user can see carries a stable, machine-readable :class:`ErrorCode` and a
 message a person understands. The tree separates *deterministic* refusals (the same input is
@@ -12,17 +12,50 @@ or tell an operator)::
     │   └── ConfigError                 a config, genesis or keystore file is malformed
     ├── ExecutionFailure                a contract call failed; the tx gets a failed receipt
     ├── ProofError                      a proof does not verify
+    │   └── InsufficientTrust           light client: too little trusted power signed a header
     ├── KeystoreError                   wrong passphrase, corrupt or plaintext keystore
     ├── NotFound                        no such block, transaction or key     (API: 404)
     ├── Unavailable                     transient: mempool full, node busy    (API: 503/429)
+    ├── PeerRefused                     transport: a connection between nodes was refused
+    ├── DoubleSignRefused               the validator's signer refused: signing could equivocate
     └── InternalError                   a bug or a broken disk; never a user's fault
 
-``code`` is part of the public API: clients switch on it, so codes are never renamed.
+Where the less obvious ones sit, and why:
+
+* :class:`InsufficientTrust` is a :class:`ProofError` (code ``bad_proof``): the header is not
+  proven, and whoever catches ``ProofError`` catches it too. It is a class of its own because
+  the light client bisects on it (an intermediate header may bridge the change) and reports
+  the signed and total power; any other proof failure is final.
+* :class:`PeerRefused` is a transport refusal, directly under the base: neither the caller's
+  bad input (``except InvalidInput`` never catches a network refusal) nor transient (a wrong
+  CA stays wrong until an operator acts). Its ``code`` is picked per reason from the existing
+  codes (``unauthorized``, ``expired``, ``wrong_chain``, ...); its ``reason_code`` and words
+  are the p2p vocabulary (:data:`REFUSAL_REASONS`).
+* :class:`DoubleSignRefused` (``double_sign``) is directly under the base as well: the message
+  to sign was well formed and the signer works as designed, and retrying never helps. The
+  validator must not sign; consensus skips that step.
+
+Codes, classes and HTTP statuses
+--------------------------------
+Each code has exactly one row in one table (:data:`CLASS_BY_CODE` and
+:data:`HTTP_STATUS_BY_CODE` are its two columns): the class it is raised as, which is also the
+class the SDK rebuilds from a node's ``{"code", "message"}`` answer, and the HTTP status the
+API answers it with. The status follows the code alone, never the class that carried it, so a
+code always gets the same status. A 5xx other than 503 is the node's fault: the API logs it
+and answers a generic 500 (:mod:`citychain.api._errors`). A code added without a row fails
+``tests/test_errors.py``, which names it. In-process a code may ride on a class that says more
+(a consensus vote with a bad signature is a ``ProofError`` with ``bad_signature``); the row is
+what a client sees.
+
+This module imports only the standard library: the SDK, installed without the node's extras,
+and every layer of the node import it. ``code`` is part of the public API: clients switch on
+it, so codes are never renamed.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Final, Literal, get_args
 
 
 class ErrorCode(StrEnum):
@@ -75,6 +108,9 @@ class ErrorCode(StrEnum):
     # Consensus
     DOUBLE_SIGN = "double_sign"
     WAL_CORRUPT = "wal_corrupt"
+    # Starting a node
+    PORT_IN_USE = "port_in_use"  # the API or p2p port is taken by another program
+    HOME_IN_USE = "home_in_use"  # a node (or another process) already runs on this home
     # Other
     UNAVAILABLE = "unavailable"
     UNSUPPORTED = "unsupported"  # API: method, media type or protocol the endpoint does not take
@@ -157,3 +193,161 @@ class InternalError(CitychainError):
     """A bug or a broken environment (disk, database). Never the caller's fault."""
 
     default_code = ErrorCode.INTERNAL
+
+
+class InsufficientTrust(ProofError):
+    """A header's commit lacks the trust level of the trusted set's power (bisection may help)."""
+
+    def __init__(self, message: str, signed_power: int, total_power: int) -> None:
+        super().__init__(message, ErrorCode.BAD_PROOF)
+        self.signed_power = signed_power
+        self.total_power = total_power
+
+
+class DoubleSignRefused(CitychainError):
+    """Signing this message could contradict one already signed: refused, nothing signed."""
+
+    default_code = ErrorCode.DOUBLE_SIGN
+
+
+RefusalReason = Literal[
+    "wrong_ca",
+    "expired",
+    "not_yet_valid",
+    "wrong_chain",
+    "wrong_genesis",
+    "unknown_peer",
+    "duplicate",
+    "protocol",
+]
+#: Why a peer connection may be refused; the stable codes of the p2p Refuse frame.
+REFUSAL_REASONS: Final[frozenset[str]] = frozenset(get_args(RefusalReason))
+
+#: reason -> (the words operators read, what the refused side says was refused)
+_REFUSAL_WORDS: Final[dict[RefusalReason, tuple[str, str]]] = {
+    "wrong_ca": ("wrong CA", "our certificate"),
+    "expired": ("expired", "our certificate"),
+    "not_yet_valid": ("clock skew / not yet valid", "our certificate"),
+    "wrong_chain": ("wrong chain id", "us"),
+    "wrong_genesis": ("wrong genesis", "us"),
+    "unknown_peer": ("no such peer", "us"),
+    "duplicate": ("duplicate connection", "this connection"),
+    "protocol": ("protocol error", "us"),
+}
+
+#: reason -> the stable error code it is reported under.
+_REFUSAL_CODES: Final[dict[RefusalReason, ErrorCode]] = {
+    "wrong_ca": ErrorCode.UNAUTHORIZED,
+    "expired": ErrorCode.EXPIRED,
+    "not_yet_valid": ErrorCode.UNAUTHORIZED,
+    "wrong_chain": ErrorCode.WRONG_CHAIN,
+    "wrong_genesis": ErrorCode.WRONG_CHAIN,
+    "unknown_peer": ErrorCode.UNAUTHORIZED,
+    "duplicate": ErrorCode.DUPLICATE,
+    "protocol": ErrorCode.MALFORMED,
+}
+
+
+class PeerRefused(CitychainError):
+    """A connection to or from a peer was refused, by us or (``by_peer=True``) by the peer.
+
+    ``reason_code`` is one of :data:`REFUSAL_REASONS`; ``message`` is the detail sentence. How
+    TLS failures become refusals is in :mod:`citychain.p2p.refusals`.
+    """
+
+    def __init__(
+        self,
+        reason_code: str,
+        message: str,
+        *,
+        by_peer: bool = False,
+        peer_name: str | None = None,
+    ) -> None:
+        if reason_code not in REFUSAL_REASONS:
+            raise ValueError(f"unknown refusal reason {reason_code!r}")
+        reason: RefusalReason = reason_code  # type: ignore[assignment]  # checked just above
+        super().__init__(message, _REFUSAL_CODES[reason])
+        self.reason_code: RefusalReason = reason
+        self.by_peer = by_peer
+        #: The peer's node name, once its certificate has been read (else None).
+        self.peer_name = peer_name
+
+    @property
+    def words(self) -> str:
+        """The plain words for the reason: "wrong CA", "expired", ..."""
+        return _REFUSAL_WORDS[self.reason_code][0]
+
+    def log_line(self, peer: str) -> str:
+        """The sentence to log, from our side of the refusal.
+
+        ``peer`` describes the peer: ``"n2 at 127.0.0.1:4000"``, or ``"at 127.0.0.1:4000"``
+        before its name is known.
+        """
+        if self.by_peer:
+            what = _REFUSAL_WORDS[self.reason_code][1]
+            return f"peer {peer} refused {what}: {self.words} — {self.message}"
+        return f"refused peer {peer}: {self.words} — {self.message}"
+
+    def short(self) -> str:
+        """A few words for ``PeerInfo.last_error``: ``refused: wrong CA``."""
+        return f"refused by peer: {self.words}" if self.by_peer else f"refused: {self.words}"
+
+
+# Every code, exactly once (in the enum's order): the class it is raised as and rebuilt as by
+# the SDK, and the HTTP status the API answers it with. 4xx: the caller's to fix; 429 and 503:
+# try again later; 500: the node's fault (logged, and hidden behind a generic answer).
+_BY_CODE: Final[dict[ErrorCode, tuple[type[CitychainError], int]]] = {
+    ErrorCode.OK: (CitychainError, 500),  # not a refusal: an exception carrying it is a bug
+    ErrorCode.MALFORMED: (DecodeError, 400),
+    ErrorCode.NON_CANONICAL: (DecodeError, 400),
+    ErrorCode.TOO_LARGE: (InvalidInput, 413),
+    ErrorCode.BAD_ARGUMENTS: (InvalidInput, 400),
+    ErrorCode.BAD_SIGNATURE: (TxRejected, 400),
+    ErrorCode.BAD_PUBLIC_KEY: (TxRejected, 400),
+    ErrorCode.WRONG_CHAIN: (TxRejected, 400),
+    ErrorCode.NONCE_TOO_LOW: (TxRejected, 400),
+    ErrorCode.NONCE_GAP: (TxRejected, 400),
+    ErrorCode.EXPIRED: (TxRejected, 400),
+    ErrorCode.DUPLICATE: (TxRejected, 400),
+    ErrorCode.GAS_LIMIT_TOO_HIGH: (TxRejected, 400),
+    ErrorCode.GAS_LIMIT_TOO_LOW: (TxRejected, 400),
+    ErrorCode.MEMPOOL_FULL: (Unavailable, 429),
+    ErrorCode.OUT_OF_GAS: (ExecutionFailure, 400),
+    ErrorCode.UNKNOWN_CONTRACT: (ExecutionFailure, 404),
+    ErrorCode.UNKNOWN_METHOD: (ExecutionFailure, 404),
+    ErrorCode.UNAUTHORIZED: (ExecutionFailure, 400),
+    ErrorCode.INSUFFICIENT_FUNDS: (ExecutionFailure, 400),
+    ErrorCode.CONTRACT_ERROR: (ExecutionFailure, 400),
+    ErrorCode.CALL_DEPTH: (ExecutionFailure, 400),
+    ErrorCode.NOT_MEMBER: (ExecutionFailure, 403),
+    ErrorCode.REVOKED: (ExecutionFailure, 403),
+    ErrorCode.FROZEN: (ExecutionFailure, 403),
+    ErrorCode.POLICY_NOT_MET: (ExecutionFailure, 403),
+    ErrorCode.PROPOSAL_EXPIRED: (ExecutionFailure, 400),
+    ErrorCode.PROPOSAL_EXECUTED: (ExecutionFailure, 400),
+    ErrorCode.PROPOSAL_NOT_PASSED: (ExecutionFailure, 400),
+    ErrorCode.NOT_FOUND: (NotFound, 404),
+    ErrorCode.HEIGHT_PRUNED: (NotFound, 410),
+    ErrorCode.HEIGHT_NOT_COMMITTED: (NotFound, 404),
+    ErrorCode.BAD_CONFIG: (ConfigError, 400),
+    ErrorCode.BAD_KEYSTORE: (KeystoreError, 500),
+    ErrorCode.WRONG_PASSPHRASE: (KeystoreError, 500),
+    ErrorCode.PLAINTEXT_KEY: (KeystoreError, 500),
+    ErrorCode.BAD_PROOF: (ProofError, 500),  # a proof the node serves that fails is its fault
+    ErrorCode.DOUBLE_SIGN: (DoubleSignRefused, 500),
+    ErrorCode.WAL_CORRUPT: (InternalError, 500),
+    ErrorCode.PORT_IN_USE: (Unavailable, 503),
+    ErrorCode.HOME_IN_USE: (Unavailable, 503),
+    ErrorCode.UNAVAILABLE: (Unavailable, 503),
+    ErrorCode.UNSUPPORTED: (InvalidInput, 415),  # a media type the endpoint does not take
+    ErrorCode.INTERNAL: (InternalError, 500),
+}
+
+#: code -> the exception class it is raised as, and that the SDK rebuilds it as.
+CLASS_BY_CODE: Final[dict[ErrorCode, type[CitychainError]]] = {
+    code: cls for code, (cls, _) in _BY_CODE.items()
+}
+#: code -> the HTTP status the API answers it with, whichever class carried it.
+HTTP_STATUS_BY_CODE: Final[dict[ErrorCode, int]] = {
+    code: status for code, (_, status) in _BY_CODE.items()
+}

@@ -20,9 +20,15 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from citychain.consensus.privval import FORMAT, DoubleSignRefused, PrivValidator, SignStep
+from citychain.consensus.privval import FORMAT, PrivValidator, SignStep
 from citychain.crypto import ED25519, CryptoSuite, Signer
-from citychain.errors import ConfigError, ErrorCode, InternalError, InvalidInput
+from citychain.errors import (
+    ConfigError,
+    DoubleSignRefused,
+    ErrorCode,
+    InternalError,
+    InvalidInput,
+)
 
 SECRET = bytes(range(32))
 PROPOSAL, PREVOTE, PRECOMMIT = SignStep.PROPOSAL, SignStep.PREVOTE, SignStep.PRECOMMIT

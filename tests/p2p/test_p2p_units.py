@@ -15,7 +15,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from p2p_net import CHAIN, PASSPHRASE, Pki, make_switch
 
 from citychain import codec
-from citychain.errors import ConfigError, ErrorCode, KeystoreError
+from citychain.errors import ConfigError, ErrorCode, KeystoreError, PeerRefused
 from citychain.p2p.certs import generate_org_ca, issue_node_cert, node_uri
 from citychain.p2p.config import Limits, PeerAddress, parse_peer_list
 from citychain.p2p.connection import SendQueue
@@ -31,7 +31,7 @@ from citychain.p2p.frames import (
     read_frame,
 )
 from citychain.p2p.ratelimit import TokenBucket
-from citychain.p2p.refusals import ALERTS, PeerRefused, explain_tls_error, translate_alert
+from citychain.p2p.refusals import ALERTS, explain_tls_error, translate_alert
 from citychain.p2p.tls import TrustStore, check_peer_certificate
 
 # -- refusals in plain words --------------------------------------------------------------

@@ -18,11 +18,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from citychain.crypto import ED25519, Signer
-from citychain.errors import ErrorCode, ProofError
+from citychain.errors import ErrorCode, InsufficientTrust, ProofError
 from citychain.sdk import (
     TRUST_LEVEL,
     Fetch,
-    InsufficientTrust,
     LightBlock,
     LightClient,
     verify_skipping,

@@ -13,9 +13,9 @@ from typing import Any
 from fastapi import Request
 
 from citychain import codec
-from citychain.api._errors import ApiError, bad_arguments
+from citychain.api._errors import bad_arguments
 from citychain.api._json import depth, loads
-from citychain.errors import DecodeError, ErrorCode
+from citychain.errors import DecodeError, ErrorCode, InvalidInput
 from citychain.types.tx import json_to_codec
 
 CBOR_TYPES = ("application/cbor", "application/octet-stream")
@@ -42,21 +42,20 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def too_large(size: int | None, limit: int) -> ApiError:
+def too_large(size: int | None, limit: int) -> InvalidInput:
     what = f"{size} bytes" if size is not None else "more than that"
-    return ApiError(413, ErrorCode.TOO_LARGE, f"request body is {what}; the limit is {limit} bytes")
+    return InvalidInput(f"request body is {what}; the limit is {limit} bytes", ErrorCode.TOO_LARGE)
 
 
 def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
-def unsupported_media(got: str, accepted: tuple[str, ...]) -> ApiError:
+def unsupported_media(got: str, accepted: tuple[str, ...]) -> InvalidInput:
     shown = repr(got) if got else "missing"
-    return ApiError(
-        415,
-        ErrorCode.UNSUPPORTED,
+    return InvalidInput(
         f"Content-Type {shown} is not supported here; send one of: {', '.join(accepted)}",
+        ErrorCode.UNSUPPORTED,
     )
 
 
@@ -64,7 +63,7 @@ def parse_json_object(body: bytes, what: str) -> dict[str, Any]:
     try:
         value = loads(body)
     except ValueError as exc:
-        raise ApiError(400, ErrorCode.MALFORMED, f"{what} is not valid JSON: {exc}") from None
+        raise DecodeError(f"{what} is not valid JSON: {exc}", ErrorCode.MALFORMED) from None
     if not isinstance(value, dict):
         raise bad_arguments(f"{what} must be a JSON object, got {_json_type(value)}")
     return value
@@ -160,9 +159,9 @@ def _head(data: bytes, pos: int) -> tuple[int, int, int]:
     return major, int.from_bytes(data[pos : pos + size], "big"), pos + size
 
 
-def _cbor_error(why: str) -> ApiError:
-    return ApiError(
-        400, ErrorCode.MALFORMED, f"body is not a CBOR array of transaction byte strings: it {why}"
+def _cbor_error(why: str) -> DecodeError:
+    return DecodeError(
+        f"body is not a CBOR array of transaction byte strings: it {why}", ErrorCode.MALFORMED
     )
 
 
@@ -176,10 +175,9 @@ def parse_cbor_byte_array(data: bytes, max_items: int) -> list[bytes]:
     if major != 4:
         raise _cbor_error("does not start with an array")
     if count > max_items:
-        raise ApiError(
-            413,
-            ErrorCode.TOO_LARGE,
+        raise InvalidInput(
             f"batch has {count} transactions; the limit is {max_items} per request",
+            ErrorCode.TOO_LARGE,
         )
     items: list[bytes] = []
     for i in range(count):

@@ -82,7 +82,6 @@ from citychain.api._body import (
 )
 from citychain.api._errors import (
     INTERNAL_MESSAGE,
-    ApiError,
     CatchAll,
     bad_arguments,
     citychain_error_response,
@@ -96,7 +95,14 @@ from citychain.api._errors import (
 from citychain.api._json import JSONResponse, dumps
 from citychain.api.service import NodeService, SubmitResult, TxStatus
 from citychain.contracts.gov import KINDS
-from citychain.errors import CitychainError, ErrorCode, InternalError, NotFound, TxRejected
+from citychain.errors import (
+    CitychainError,
+    ErrorCode,
+    InternalError,
+    InvalidInput,
+    NotFound,
+    TxRejected,
+)
 from citychain.types.policy import check_name as check_gov_name
 
 __all__ = ["DEFAULT_MAX_BATCH_TXS", "DEFAULT_MAX_BODY_BYTES", "create_app"]
@@ -255,10 +261,9 @@ def create_app(
             if not isinstance(items, list):
                 raise bad_arguments("body field 'txs' must be an array of hex strings")
             if len(items) > max_batch_txs:
-                raise ApiError(
-                    413,
-                    ErrorCode.TOO_LARGE,
+                raise InvalidInput(
                     f"batch has {len(items)} transactions; the limit is {max_batch_txs}",
+                    ErrorCode.TOO_LARGE,
                 )
             raw = [parse_hex(x, f"txs[{i}]") for i, x in enumerate(items)]
         else:
@@ -426,8 +431,8 @@ def create_app(
         """Runs ``method`` of ``contract`` on the latest committed state; nothing is
         written. Long arguments are better sent with POST."""
         if args is not None and len(args) > MAX_ARGS_QUERY:
-            raise ApiError(
-                413, ErrorCode.TOO_LARGE, f"args is longer than {MAX_ARGS_QUERY} characters"
+            raise InvalidInput(
+                f"args is longer than {MAX_ARGS_QUERY} characters", ErrorCode.TOO_LARGE
             )
         parsed = (
             canonical_args(parse_json_object(args.encode(), "query parameter 'args'"))

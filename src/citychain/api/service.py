@@ -13,7 +13,7 @@ Contract for implementers
   :meth:`NodeService.query` runs contract code), so the node decides whether to move them to
   a worker thread.
 * **Errors.** Refusals are :mod:`citychain.errors` exceptions with a precise code; the API
-  turns them into HTTP answers by code (see ``citychain.api.app``): ``NotFound`` (404),
+  turns them into HTTP answers by code (the table in :mod:`citychain.errors`): ``NotFound`` (404),
   ``HEIGHT_PRUNED`` (410), ``InvalidInput``/``ExecutionFailure`` (400), ``MEMPOOL_FULL``
   (429), ``Unavailable`` (503). Any other exception is logged as a bug and answered with a
   generic 500 that reveals nothing.

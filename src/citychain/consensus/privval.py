@@ -53,7 +53,13 @@ from typing import Any, Final
 
 from citychain.consensus._durable import fsync_dir as _fsync_dir
 from citychain.crypto import Signer
-from citychain.errors import CitychainError, ConfigError, ErrorCode, InternalError, InvalidInput
+from citychain.errors import (
+    ConfigError,
+    DoubleSignRefused,
+    ErrorCode,
+    InternalError,
+    InvalidInput,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +76,6 @@ class SignStep(IntEnum):
     PROPOSAL = 1
     PREVOTE = 2
     PRECOMMIT = 3
-
-
-class DoubleSignRefused(CitychainError):
-    """Signing this message could contradict one already signed: refused, nothing signed."""
-
-    default_code = ErrorCode.DOUBLE_SIGN
 
 
 @dataclass(frozen=True, slots=True)

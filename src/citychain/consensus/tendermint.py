@@ -113,11 +113,11 @@ from citychain.consensus.machine import (
     short_key,
 )
 from citychain.consensus.participation import Participation, validator_name
-from citychain.consensus.privval import DoubleSignRefused, PrivValidator, SignStep
+from citychain.consensus.privval import PrivValidator, SignStep
 from citychain.consensus.proposer import ProposerSchedule
 from citychain.consensus.wal import WAL
 from citychain.crypto import Signer
-from citychain.errors import CitychainError
+from citychain.errors import CitychainError, DoubleSignRefused
 from citychain.mempool import Mempool
 from citychain.p2p import Switch
 from citychain.sync import BlockSync

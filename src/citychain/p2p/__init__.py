@@ -3,7 +3,8 @@ organisation's CA, length-prefixed frames on numbered channels, and a peer manag
 
 * :mod:`~citychain.p2p.certs` — organisation CAs and node certificates;
 * :mod:`~citychain.p2p.tls` — TLS contexts and the identity check after the handshake;
-* :mod:`~citychain.p2p.refusals` — :class:`PeerRefused` and refusals in plain words;
+* :mod:`~citychain.p2p.refusals` — TLS failures as refusals in plain words (the refusal,
+  :class:`~citychain.errors.PeerRefused`, is in the one exceptions tree);
 * :mod:`~citychain.p2p.frames` — frames and the Hello/Refuse control messages;
 * :mod:`~citychain.p2p.handshake` — opening a connection, from either end;
 * :mod:`~citychain.p2p.connection` — one connection's reader, writer and send queue;
@@ -17,7 +18,6 @@ from citychain.p2p.certs import NodeCertInfo as NodeCertInfo
 from citychain.p2p.config import Limits as Limits
 from citychain.p2p.config import PeerAddress as PeerAddress
 from citychain.p2p.config import parse_peer_list as parse_peer_list
-from citychain.p2p.refusals import PeerRefused as PeerRefused
 from citychain.p2p.switch import PeerInfo as PeerInfo
 from citychain.p2p.switch import Switch as Switch
 
@@ -26,7 +26,6 @@ __all__ = [
     "NodeCertInfo",
     "PeerAddress",
     "PeerInfo",
-    "PeerRefused",
     "Switch",
     "parse_peer_list",
 ]

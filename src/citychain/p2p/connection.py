@@ -32,6 +32,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from citychain.errors import PeerRefused
 from citychain.p2p.frames import (
     CONTROL_CHANNEL,
     HEADER,
@@ -42,7 +43,7 @@ from citychain.p2p.frames import (
 )
 from citychain.p2p.handshake import Established, close_writer, refuse_and_close
 from citychain.p2p.ratelimit import TokenBucket
-from citychain.p2p.refusals import PeerRefused, explain_tls_error
+from citychain.p2p.refusals import explain_tls_error
 
 #: Bytes asked of the TLS stream per read; frames are decoded many per read.
 READ_CHUNK = 256 * 1024

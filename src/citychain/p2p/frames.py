@@ -34,8 +34,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from citychain import codec
-from citychain.errors import DecodeError
-from citychain.p2p.refusals import REASONS, PeerRefused
+from citychain.errors import REFUSAL_REASONS, DecodeError, PeerRefused
 
 HEADER: Final = struct.Struct(">IB")
 CONTROL_CHANNEL: Final = 0
@@ -156,7 +155,7 @@ def decode_control(payload: bytes) -> Hello | Refuse:
     match value:
         case ["hello", int(v), str(chain), bytes(genesis), str(name), str(org)]:
             return Hello(v, chain, genesis, name, org)
-        case ["refuse", str(reason), str(text)] if reason in REASONS:
+        case ["refuse", str(reason), str(text)] if reason in REFUSAL_REASONS:
             return Refuse(reason, _printable(text))
         case ["refuse", str(reason), str(text)]:
             return Refuse("protocol", _printable(f"{reason}: {text}"))

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
+from citychain.errors import PeerRefused
 from citychain.p2p.certs import NodeCertInfo
 from citychain.p2p.frames import (
     CONTROL_CHANNEL,
@@ -54,7 +55,7 @@ from citychain.p2p.frames import (
     decode_control,
     read_frame,
 )
-from citychain.p2p.refusals import PeerRefused, explain_tls_error
+from citychain.p2p.refusals import explain_tls_error
 from citychain.p2p.tls import TrustStore, check_peer_certificate
 
 #: How long a refusing side waits for the peer to read its Refuse frame and close.

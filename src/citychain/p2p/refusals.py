@@ -7,7 +7,9 @@ few *words* an operator recognises at a glance ("wrong CA", "clock skew / not ye
 a *detail* sentence naming the certificate, date, chain or size involved. The refusing side
 logs ``refused peer <peer>: <words> — <detail>`` and, once the TLS session is up, sends the
 code and detail to the other side in a Refuse frame; the other side logs ``peer <peer> refused
-<what>: <words> — <detail>``. Both operators read the same sentence.
+<what>: <words> — <detail>``. Both operators read the same sentence. The refusal itself,
+:class:`~citychain.errors.PeerRefused`, its reasons and their words are in the one exceptions
+tree, :mod:`citychain.errors`; this module turns TLS failures into refusals.
 
 TLS-level failures come in two shapes, and :func:`explain_tls_error` maps both to the same
 codes and words through two tables:
@@ -26,93 +28,9 @@ codes and words through two tables:
 from __future__ import annotations
 
 import ssl
-from typing import Final, Literal, get_args
+from typing import Final
 
-from citychain.errors import CitychainError, ErrorCode
-
-RefusalReason = Literal[
-    "wrong_ca",
-    "expired",
-    "not_yet_valid",
-    "wrong_chain",
-    "wrong_genesis",
-    "unknown_peer",
-    "duplicate",
-    "protocol",
-]
-REASONS: Final[frozenset[str]] = frozenset(get_args(RefusalReason))
-
-#: reason -> (the words operators read, what the refused side says was refused)
-_WORDS: Final[dict[RefusalReason, tuple[str, str]]] = {
-    "wrong_ca": ("wrong CA", "our certificate"),
-    "expired": ("expired", "our certificate"),
-    "not_yet_valid": ("clock skew / not yet valid", "our certificate"),
-    "wrong_chain": ("wrong chain id", "us"),
-    "wrong_genesis": ("wrong genesis", "us"),
-    "unknown_peer": ("no such peer", "us"),
-    "duplicate": ("duplicate connection", "this connection"),
-    "protocol": ("protocol error", "us"),
-}
-
-#: reason -> the stable error code of :mod:`citychain.errors` it is reported under.
-_CODES: Final[dict[RefusalReason, ErrorCode]] = {
-    "wrong_ca": ErrorCode.UNAUTHORIZED,
-    "expired": ErrorCode.EXPIRED,
-    "not_yet_valid": ErrorCode.UNAUTHORIZED,
-    "wrong_chain": ErrorCode.WRONG_CHAIN,
-    "wrong_genesis": ErrorCode.WRONG_CHAIN,
-    "unknown_peer": ErrorCode.UNAUTHORIZED,
-    "duplicate": ErrorCode.DUPLICATE,
-    "protocol": ErrorCode.MALFORMED,
-}
-
-
-class PeerRefused(CitychainError):
-    """A connection to or from a peer was refused, by us or (``by_peer=True``) by the peer.
-
-    ``reason_code`` is one of :data:`REASONS`; ``message`` is the detail sentence. It derives
-    from :class:`CitychainError` directly: a refusal is neither the caller's bad input nor a
-    transient fault, and its ``code`` (``unauthorized``, ``expired``, ``wrong_chain``, ...) is
-    chosen from the existing codes by reason.
-    """
-
-    def __init__(
-        self,
-        reason_code: str,
-        message: str,
-        *,
-        by_peer: bool = False,
-        peer_name: str | None = None,
-    ) -> None:
-        if reason_code not in REASONS:
-            raise ValueError(f"unknown refusal reason {reason_code!r}")
-        reason: RefusalReason = reason_code  # type: ignore[assignment]  # checked just above
-        super().__init__(message, _CODES[reason])
-        self.reason_code: RefusalReason = reason
-        self.by_peer = by_peer
-        #: The peer's node name, once its certificate has been read (else None).
-        self.peer_name = peer_name
-
-    @property
-    def words(self) -> str:
-        """The plain words for the reason: "wrong CA", "expired", ..."""
-        return _WORDS[self.reason_code][0]
-
-    def log_line(self, peer: str) -> str:
-        """The sentence to log, from our side of the refusal.
-
-        ``peer`` describes the peer: ``"n2 at 127.0.0.1:4000"``, or ``"at 127.0.0.1:4000"``
-        before its name is known.
-        """
-        if self.by_peer:
-            what = _WORDS[self.reason_code][1]
-            return f"peer {peer} refused {what}: {self.words} — {self.message}"
-        return f"refused peer {peer}: {self.words} — {self.message}"
-
-    def short(self) -> str:
-        """A few words for ``PeerInfo.last_error``: ``refused: wrong CA``."""
-        return f"refused by peer: {self.words}" if self.by_peer else f"refused: {self.words}"
-
+from citychain.errors import PeerRefused, RefusalReason
 
 #: TLS alert description (as OpenSSL names it, lowercase) -> (reason, what the peer means).
 #: These reach the side whose certificate or offer the peer refused.

@@ -58,7 +58,7 @@ from typing import Any, Final
 
 from cryptography import x509
 
-from citychain.errors import ConfigError, ErrorCode, InvalidInput, KeystoreError
+from citychain.errors import ConfigError, ErrorCode, InvalidInput, KeystoreError, PeerRefused
 from citychain.p2p.certs import (
     ca_org_id,
     check_node_name,
@@ -80,7 +80,6 @@ from citychain.p2p.handshake import (
     peer_cert_der,
     refuse_and_close,
 )
-from citychain.p2p.refusals import PeerRefused
 from citychain.p2p.tls import (
     TrustStore,
     check_still_trusted,

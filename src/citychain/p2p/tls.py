@@ -66,7 +66,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from citychain.errors import ConfigError, ErrorCode, InvalidInput, KeystoreError
+from citychain.errors import ConfigError, ErrorCode, InvalidInput, KeystoreError, PeerRefused
 from citychain.p2p.certs import (
     NodeCertInfo,
     ca_org_id,
@@ -75,7 +75,6 @@ from citychain.p2p.certs import (
     node_cert_info,
     passphrase_bytes,
 )
-from citychain.p2p.refusals import PeerRefused
 
 #: OpenSSL's X509_V_FLAG_NO_CHECK_TIME (x509_vfy.h): validity dates are checked by us.
 X509_V_FLAG_NO_CHECK_TIME = 0x200000

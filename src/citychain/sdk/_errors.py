@@ -2,9 +2,9 @@
 
 The code is kept exactly, so ``except TxRejected as e: if e.code == ErrorCode.NONCE_TOO_LOW``
 works the same against a remote node as in-process. The class follows the code (a refused
-transaction is :class:`TxRejected`, a missing block :class:`NotFound`, ...). A code this SDK
-does not know (a newer node) becomes a plain :class:`CitychainError` with code ``INTERNAL``
-and the node's code in the message.
+transaction is :class:`TxRejected`, a missing block :class:`NotFound`, ...), as the one table
+in :mod:`citychain.errors` says. A code this SDK does not know (a newer node) becomes a plain
+:class:`CitychainError` with code ``INTERNAL`` and the node's code in the message.
 """
 
 from __future__ import annotations
@@ -13,58 +13,17 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 from citychain.errors import (
+    CLASS_BY_CODE,
     CitychainError,
-    DecodeError,
     ErrorCode,
-    ExecutionFailure,
     InternalError,
     InvalidInput,
     NotFound,
-    ProofError,
-    TxRejected,
     Unavailable,
 )
 
 if TYPE_CHECKING:
     import httpx
-
-_CLASS_BY_CODE: dict[ErrorCode, type[CitychainError]] = {
-    ErrorCode.MALFORMED: DecodeError,
-    ErrorCode.NON_CANONICAL: DecodeError,
-    ErrorCode.TOO_LARGE: InvalidInput,
-    ErrorCode.BAD_ARGUMENTS: InvalidInput,
-    ErrorCode.UNSUPPORTED: InvalidInput,
-    ErrorCode.BAD_SIGNATURE: TxRejected,
-    ErrorCode.BAD_PUBLIC_KEY: TxRejected,
-    ErrorCode.WRONG_CHAIN: TxRejected,
-    ErrorCode.NONCE_TOO_LOW: TxRejected,
-    ErrorCode.NONCE_GAP: TxRejected,
-    ErrorCode.EXPIRED: TxRejected,
-    ErrorCode.DUPLICATE: TxRejected,
-    ErrorCode.GAS_LIMIT_TOO_HIGH: TxRejected,
-    ErrorCode.GAS_LIMIT_TOO_LOW: TxRejected,
-    ErrorCode.MEMPOOL_FULL: Unavailable,
-    ErrorCode.UNAVAILABLE: Unavailable,
-    ErrorCode.OUT_OF_GAS: ExecutionFailure,
-    ErrorCode.UNKNOWN_CONTRACT: ExecutionFailure,
-    ErrorCode.UNKNOWN_METHOD: ExecutionFailure,
-    ErrorCode.UNAUTHORIZED: ExecutionFailure,
-    ErrorCode.INSUFFICIENT_FUNDS: ExecutionFailure,
-    ErrorCode.CONTRACT_ERROR: ExecutionFailure,
-    ErrorCode.CALL_DEPTH: ExecutionFailure,
-    ErrorCode.NOT_MEMBER: ExecutionFailure,
-    ErrorCode.REVOKED: ExecutionFailure,
-    ErrorCode.FROZEN: ExecutionFailure,
-    ErrorCode.POLICY_NOT_MET: ExecutionFailure,
-    ErrorCode.PROPOSAL_EXPIRED: ExecutionFailure,
-    ErrorCode.PROPOSAL_EXECUTED: ExecutionFailure,
-    ErrorCode.PROPOSAL_NOT_PASSED: ExecutionFailure,
-    ErrorCode.NOT_FOUND: NotFound,
-    ErrorCode.HEIGHT_PRUNED: NotFound,
-    ErrorCode.HEIGHT_NOT_COMMITTED: NotFound,
-    ErrorCode.BAD_PROOF: ProofError,
-    ErrorCode.INTERNAL: InternalError,
-}
 
 
 def error_from(code: str, message: str) -> CitychainError:
@@ -73,7 +32,7 @@ def error_from(code: str, message: str) -> CitychainError:
         known = ErrorCode(code)
     except ValueError:
         return CitychainError(f"{message} (node error code {code!r})", ErrorCode.INTERNAL)
-    cls = _CLASS_BY_CODE.get(known, CitychainError)
+    cls = CLASS_BY_CODE.get(known, CitychainError)
     return cls(message, known)
 
 

@@ -64,7 +64,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from citychain.crypto import CryptoSuite
-from citychain.errors import ErrorCode, ProofError
+from citychain.errors import ErrorCode, InsufficientTrust, ProofError
 from citychain.types import Commit, Header, ValidatorSet
 
 #: The fraction of a trusted set's power that must sign a header naming a new set (CometBFT's
@@ -72,15 +72,6 @@ from citychain.types import Commit, Header, ValidatorSet
 TRUST_LEVEL = Fraction(1, 3)
 #: Most intermediate headers one verification fetches before giving up.
 MAX_FETCHES = 64
-
-
-class InsufficientTrust(ProofError):
-    """A header's commit lacks the trust level of the trusted set's power (bisection may help)."""
-
-    def __init__(self, message: str, signed_power: int, total_power: int) -> None:
-        super().__init__(message, ErrorCode.BAD_PROOF)
-        self.signed_power = signed_power
-        self.total_power = total_power
 
 
 @dataclass(frozen=True, slots=True)
