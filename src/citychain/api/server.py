@@ -1,11 +1,34 @@
-"""Running a node with its API in one process (what `citychain start` does)."""
+"""Running a node with its API in one process (what `citychain start` does).
+
+Theory of operation: starting and stopping
+------------------------------------------
+A start refuses, in this order and before it creates or opens anything a retry would trip
+over, each with one :class:`~citychain.errors.CitychainError` the CLI prints as one line:
+
+1. a home a live node already runs on (its pid file; see :mod:`citychain.node.home`):
+   ``home_in_use``, naming that node's pid;
+2. an API port another program holds: ``port_in_use``. The socket is bound here, before
+   the database is opened, and handed to uvicorn, so nothing can take the port between the
+   check and its use (uvicorn's own bind would end the process with a traceback instead);
+3. a p2p port another program holds: ``port_in_use``, from a probe bind (the switch binds
+   the port again when consensus starts; if it still fails then, the node stops cleanly and
+   the start ends with the switch's error);
+4. only then does ``--demo`` create the home, and :class:`~citychain.node.Node` open the
+   database: a database another process has locked is refused as ``home_in_use`` too.
+
+Once the database is open the pid file records this process. Whatever ends the node (a
+signal, an error of consensus), the pid file is removed, the database closed and the API
+socket released, in that order.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,10 +37,16 @@ import uvicorn
 
 from citychain.api.app import create_app
 from citychain.api.node_service import NodeServiceAdapter
+from citychain.errors import ConfigError, ErrorCode, Unavailable
 from citychain.node import Node
-from citychain.node.config import NodeConfig
+from citychain.node.config import ApiConfig, NodeConfig
+from citychain.node.home import check_home_free, remove_pid_file, write_pid_file
 
 log = logging.getLogger(__name__)
+
+#: Where each port is chosen, for the refusal's words.
+API_PORT_HINT = "--port or [api] port in node.toml"
+P2P_PORT_HINT = "[p2p] listen_port in node.toml"
 
 
 class _Server(uvicorn.Server):
@@ -38,20 +67,55 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def bind_port(host: str, port: int, what: str, hint: str) -> socket.socket:
+    """A TCP socket bound to ``host:port`` as a server binds it (``SO_REUSEADDR``, so a
+    connection of a previous run in TIME_WAIT does not block it). Another program's socket
+    on the port is refused as ``port_in_use``; any other failure (an address not of this
+    machine, a privileged port) as ``bad_config``; both say where the port is chosen."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        where = _address(host, port)
+        if exc.errno == errno.EADDRINUSE:
+            raise Unavailable(
+                f"the {what} port {where} is in use by another program; choose another with {hint}",
+                ErrorCode.PORT_IN_USE,
+            ) from None
+        raise ConfigError(
+            f"cannot listen on the {what} address {where} ({exc.strerror or exc}); choose "
+            f"another with {hint}"
+        ) from None
+    return sock
+
+
+def bind_api(host: str, port: int) -> socket.socket:
+    """The API's listening socket (listening at once: the port is this node's from now)."""
+    sock = bind_port(host, port, "API", API_PORT_HINT)
+    sock.listen(2048)
+    return sock
+
+
 async def serve(
     node: Node,
     *,
-    host: str,
-    port: int,
+    sock: socket.socket,
     max_body_bytes: int,
     announce: Callable[[str], object] = print,
 ) -> None:
-    """Serve the API and run consensus until SIGINT/SIGTERM; then stop cleanly."""
+    """Serve the API on ``sock`` and run consensus until SIGINT/SIGTERM; then stop cleanly.
+    An error that stops consensus stops the API too and is raised once both stopped."""
     app = create_app(NodeServiceAdapter(node), max_body_bytes=max_body_bytes)
+    host, port = sock.getsockname()[:2]
     config = uvicorn.Config(
         app,
-        host=host,
-        port=port,
         log_level="warning",
         access_log=False,
         lifespan="off",
@@ -60,21 +124,22 @@ async def serve(
     )
     server = _Server(config)
     node_task = asyncio.create_task(node.run(), name="consensus")
-    serve_task = asyncio.create_task(server.serve(), name="api")
+    serve_task = asyncio.create_task(server.serve(sockets=[sock]), name="api")
     while not server.started and not serve_task.done():
         await asyncio.sleep(0.02)
     if server.started:
+        url = f"http://{_address(host, port)}"
         announce(
             f"citychain node {node.config.node.name} on chain {node.chain_id}, height {node.height}"
         )
-        announce(f"API: http://{host}:{port}  (docs: http://{host}:{port}/docs)")
+        announce(f"API: {url}  (docs: {url}/docs)")
     done, _ = await asyncio.wait({node_task, serve_task}, return_when=asyncio.FIRST_COMPLETED)
     if node_task in done and node_task.exception() is not None:
         log.error("consensus stopped: %s", node_task.exception())
         server.should_exit = True
     await serve_task
     node.stop()
-    await node_task
+    await node_task  # raises the error that stopped consensus, if one did
 
 
 def run_node(
@@ -83,18 +148,44 @@ def run_node(
     host: str | None = None,
     port: int | None = None,
     announce: Callable[[str], object] = print,
+    create: Callable[[], object] | None = None,
 ) -> None:
-    config = NodeConfig.load(home)
-    node = Node(config)
+    """Run the node of ``home`` until a signal stops it (see the module docstring for the
+    order of the checks). ``create`` makes the home when it has no genesis yet
+    (``citychain start --demo``); it runs only once the ports are known to be free."""
+    fresh = create is not None and not (home / "config" / "genesis.json").exists()
+    config = None if fresh else NodeConfig.load(home)
+    check_home_free(home)
+    api = config.api if config is not None else ApiConfig()
+    sock = bind_api(host or api.host, port if port is not None else api.port)
     try:
-        asyncio.run(
-            serve(
-                node,
-                host=host or config.api.host,
-                port=port if port is not None else config.api.port,
-                max_body_bytes=config.api.max_body_bytes,
-                announce=announce,
-            )
-        )
+        if config is None:
+            assert create is not None
+            create()
+            config = NodeConfig.load(home)
+        p2p = config.p2p
+        if p2p.org_id:
+            if p2p.listen_port == sock.getsockname()[1]:
+                raise ConfigError(
+                    f"{config.config_file}: [p2p] listen_port {p2p.listen_port} is the API "
+                    "port too; give each its own"
+                )
+            bind_port(p2p.listen_host, p2p.listen_port, "p2p", P2P_PORT_HINT).close()
+        node = Node(config)
+        try:
+            write_pid_file(home)
+            try:
+                asyncio.run(
+                    serve(
+                        node,
+                        sock=sock,
+                        max_body_bytes=config.api.max_body_bytes,
+                        announce=announce,
+                    )
+                )
+            finally:
+                remove_pid_file(home)
+        finally:
+            node.close()
     finally:
-        node.close()
+        sock.close()

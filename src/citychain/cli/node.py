@@ -92,11 +92,20 @@ def start(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+
+    def create_demo() -> None:
+        init_home(home, kdf_level="interactive")
+        console.print(f"[green]initialised a demo node[/] in {home}")
+
     try:
-        if demo and not (home / "config" / "genesis.json").exists():
-            init_home(home, kdf_level="interactive")
-            console.print(f"[green]initialised a demo node[/] in {home}")
-        run_node(home, host=host, port=port, announce=console.print)
+        # The demo home is created only once the home and ports are known to be free.
+        run_node(
+            home,
+            host=host,
+            port=port,
+            announce=console.print,
+            create=create_demo if demo else None,
+        )
     except CitychainError as exc:
         raise _fail(exc) from None
     except KeyboardInterrupt:

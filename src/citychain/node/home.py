@@ -1,4 +1,19 @@
-"""Creating a node's home directory: keys, genesis and config (`citychain init`)."""
+"""A node's home directory: creating it (`citychain init`), and knowing whether a node runs on it.
+
+A home in use
+-------------
+Two node processes must never run on one home: RocksDB's lock on ``data/LOCK`` already
+refuses the second one, but only with RocksDB's words. So a node writes its pid to
+``<home>/node.pid`` once it holds that lock and deletes the file when it stops cleanly (a
+file left by a ``kill -9`` names a process that is gone). Before opening anything, a node
+asks :func:`running_pid`: a pid whose process is alive (and, where ``/proc`` says, is a
+citychain program, so a pid reused after a reboot is not believed) refuses the start with
+``home_in_use`` and that pid. When RocksDB's lock is held and no live pid is recorded (a
+node of an older release, a tool holding the database), :func:`is_lock_error` recognises
+the refusal and the node says in words that another process holds the home.
+``citychain node replay`` opens the database read-only, which takes no lock, so it runs
+beside a live node.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +27,7 @@ from typing import Any
 
 from citychain.crypto import ED25519, Signer
 from citychain.crypto.keystore import save_key, save_plaintext_key
-from citychain.errors import ConfigError
+from citychain.errors import ConfigError, ErrorCode, Unavailable
 from citychain.node.config import NodeConfig, NodeSettings
 from citychain.p2p.certs import encrypt_key_pem, generate_org_ca
 from citychain.types import Validator
@@ -145,3 +160,103 @@ def init_home(
     )
     config.save()
     return InitResult(config, genesis, validator, signers, pass_file)
+
+
+# -- a home in use --------------------------------------------------------------------------
+
+#: Where a running node records its pid, relative to its home.
+PID_FILE = "node.pid"
+
+
+def pid_file(home: Path) -> Path:
+    return home / PID_FILE
+
+
+def _is_live_citychain(pid: int) -> bool:
+    """Whether ``pid`` is a live process that (where ``/proc`` can tell) runs citychain."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, another user's: the lock, not this check, settles whether it is a node
+    proc = Path("/proc") / str(pid)
+    if not Path("/proc/self").exists():
+        return True  # no /proc (macOS): the pid file is all there is
+    try:
+        state = (proc / "stat").read_text().rsplit(")", 1)[-1].split()[:1]
+        args = (proc / "cmdline").read_bytes()
+    except OSError:
+        return False
+    return state != ["Z"] and b"citychain" in args
+
+
+def running_pid(home: Path) -> int | None:
+    """The pid of the node running on ``home`` per its pid file, if that process lives."""
+    try:
+        text = pid_file(home).read_text().strip()
+    except OSError:
+        return None
+    if not text.isdigit():
+        return None
+    pid = int(text)
+    if pid <= 1 or pid == os.getpid() or not _is_live_citychain(pid):
+        return None
+    return pid
+
+
+def home_in_use(home: Path, pid: int | None) -> Unavailable:
+    """The refusal to start a second node on ``home``."""
+    where = home.resolve()
+    if pid is not None:
+        return Unavailable(
+            f"a node is already running on this home (pid {pid}): {where}; stop it first "
+            f"(Ctrl-C where it runs, or kill {pid}), or start this one with another --home",
+            ErrorCode.HOME_IN_USE,
+        )
+    return Unavailable(
+        f"another process holds this home's database ({where / 'data' / 'LOCK'} is locked): "
+        "a node is probably already running on this home; stop it first, or start this one "
+        "with another --home",
+        ErrorCode.HOME_IN_USE,
+    )
+
+
+def check_home_free(home: Path) -> None:
+    """Refuse (``home_in_use``) when a live node is recorded on ``home``; opens nothing."""
+    pid = running_pid(home)
+    if pid is not None:
+        raise home_in_use(home, pid)
+
+
+def is_lock_error(exc: BaseException) -> bool:
+    """Whether ``exc`` (or its cause) is RocksDB refusing a database whose lock is held.
+
+    rocksdict raises a plain ``Exception`` carrying RocksDB's status text ("IO error: While
+    lock file: <dir>/LOCK: Resource temporarily unavailable", or "lock hold by current
+    process" within one process): its words are the only sign of the lock there is."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        text = str(seen)
+        if "LOCK:" in text and ("While lock file" in text or "lock hold" in text):
+            return True
+        seen = seen.__cause__
+    return False
+
+
+def write_pid_file(home: Path) -> None:
+    """Record this process as the node running on ``home`` (call once it holds the lock)."""
+    path = pid_file(home)
+    tmp = path.with_name(f".{PID_FILE}.tmp")
+    tmp.write_text(f"{os.getpid()}\n")
+    os.replace(tmp, path)
+
+
+def remove_pid_file(home: Path) -> None:
+    """Delete the pid file if it still names this process (a clean stop)."""
+    path = pid_file(home)
+    try:
+        if path.read_text().strip() == str(os.getpid()):
+            path.unlink()
+    except OSError:
+        pass

@@ -42,6 +42,7 @@ from citychain.execution import BlockContext
 from citychain.execution.keys import account_nonce
 from citychain.mempool import AddResult, Mempool, MempoolConfig
 from citychain.node.config import NodeConfig
+from citychain.node.home import home_in_use, is_lock_error, running_pid
 from citychain.p2p import Limits, Switch, parse_peer_list
 from citychain.types import Commit, CommittedEvent, DuplicateVoteEvidence, Event, Transaction
 from citychain.types.genesis import Genesis
@@ -121,6 +122,25 @@ def load_validator_key(config: NodeConfig) -> Signer:
 
 class Node:
     def __init__(self, config: NodeConfig, *, signer: Signer | None = None) -> None:
+        """Open the home's database and wire the node. A failure part-way closes what was
+        opened (the database is never left open), and a database locked by another process
+        is refused as ``home_in_use``, naming that node's pid when its pid file does."""
+        try:
+            self._wire(config, signer)
+        except BaseException as exc:
+            self._close_opened()
+            if "chain" not in self.__dict__ and is_lock_error(exc):
+                raise home_in_use(config.home, running_pid(config.home)) from None
+            raise
+
+    def _close_opened(self) -> None:
+        wal, chain = self.__dict__.get("_wal"), self.__dict__.get("chain")
+        if wal is not None:
+            wal.close()
+        if chain is not None:
+            chain.close()
+
+    def _wire(self, config: NodeConfig, signer: Signer | None) -> None:
         self.config = config
         self.genesis = Genesis.load(config.genesis_file)
         self.signer = signer if signer is not None else load_validator_key(config)
