@@ -70,7 +70,24 @@ NodeOpt = Annotated[
         callback=node_url,
     ),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+_json_output = False
+
+
+def _note_json(value: bool) -> bool:
+    global _json_output
+    _json_output = bool(value)
+    return value
+
+
+def json_output() -> bool:
+    """Whether the running command was given ``--json`` (so shared code, such as the wait
+    for a receipt, keeps stdout to the one JSON document without being told)."""
+    return _json_output
+
+
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print machine-readable JSON.", callback=_note_json)
+]
 HomeOpt = Annotated[
     Path | None,
     typer.Option(

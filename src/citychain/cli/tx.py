@@ -1,8 +1,20 @@
 """`citychain tx ...`: sign a transaction with a stored key (and co-signers' keys), submit it,
-wait for its receipt."""
+wait for its receipt.
+
+Waiting (:func:`send_tx`, shared by every command that submits: ``tx transfer``, ``tx mint``,
+``tx send`` and the ``gov`` changes): once the node accepts the transaction its hash is
+printed at once, before the wait for its block (on stdout, so stderr holds nothing but an
+error line; not with ``--json``, whose stdout is one document). Ctrl-C during the wait
+does not withdraw it: the command says that the transaction was accepted and may still be
+committed, prints the exact command that looks it up, and exits with status 130 (128 +
+SIGINT), without a traceback. Ctrl-C while the submission is
+still in flight says the node may or may not have taken it, with the same command. A timeout
+or a lost connection while waiting names the same command too.
+"""
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,14 +32,18 @@ from citychain.cli._output import (
     NodeOpt,
     PassFileOpt,
     bad,
+    command_name,
     console,
+    err_console,
     handles_errors,
+    json_output,
     parse_address,
     parse_args_json,
     print_json,
     show_value,
 )
 from citychain.crypto import Signer
+from citychain.errors import CitychainError
 from citychain.sdk import DEFAULT_COMMIT_TIMEOUT, DEFAULT_GAS_LIMIT, error_from
 from citychain.types import Receipt, Transaction
 from citychain.types.address import call_args
@@ -110,13 +126,59 @@ def send_tx(
             gas_limit=gas_limit,
             endorsers=endorsers,
         )
-        tx_hash = client.submit(tx)
-        if no_wait:
-            return Sent(tx_hash)
-        with console.status("waiting for the transaction to be committed...", spinner="dots"):
-            receipt = client.wait_for_commit(tx_hash, timeout)
-        info = client.tx(tx_hash)
+        accepted = False
+        try:
+            tx_hash = client.submit(tx)
+            accepted = True
+            if no_wait:
+                return Sent(tx_hash)
+            if not json_output():
+                console.print(
+                    f"accepted transaction {tx_hash.hex()}; waiting for its block "
+                    "(Ctrl-C stops the wait, not the transaction)"
+                )
+            try:
+                with console.status(
+                    "waiting for the transaction to be committed...", spinner="dots"
+                ):
+                    receipt = client.wait_for_commit(tx_hash, timeout)
+                info = client.tx(tx_hash)
+            except CitychainError as exc:  # a timeout, or the node gone while waiting
+                raise _while_waiting(exc, tx_hash, node) from None
+        except KeyboardInterrupt:
+            raise _interrupted(tx.hash, node, accepted=accepted) from None
     return Sent(tx_hash, receipt, info.height, info.index)
+
+
+def lookup_command(tx_hash: bytes, node: str) -> str:
+    """The command, as the user can run it here, that shows ``tx_hash`` on ``node``."""
+    node_arg = "" if node == DEFAULT_NODE else f" --node {shlex.quote(node)}"
+    return f"{command_name()} query tx {tx_hash.hex()}{node_arg}"
+
+
+def _while_waiting(exc: CitychainError, tx_hash: bytes, node: str) -> CitychainError:
+    """``exc``, raised while waiting for an accepted transaction, naming how to look it up."""
+    hint = f"look it up with `{lookup_command(tx_hash, node)}`"
+    if tx_hash.hex() in exc.message:
+        return type(exc)(f"{exc.message}; {hint}", exc.code)
+    return type(exc)(
+        f"{exc.message} (while waiting for transaction {tx_hash.hex()}, which the node "
+        f"accepted and may still commit: {hint})",
+        exc.code,
+    )
+
+
+def _interrupted(tx_hash: bytes, node: str, *, accepted: bool) -> typer.Exit:
+    """Say what a Ctrl-C left behind; the exit status of an interrupted command (130)."""
+    if accepted:
+        what = "was accepted by the node and may still be committed"
+    else:
+        what = "was being submitted: the node may or may not have accepted it"
+    err_console.print(
+        f"interrupted: transaction {tx_hash.hex()} {what}; "
+        f"look it up with `{escape(lookup_command(tx_hash, node))}`"
+    )
+    return typer.Exit(130)
 
 
 def report(
