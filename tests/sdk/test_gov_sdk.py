@@ -600,3 +600,34 @@ def test_trust_height_goes_with_a_validator_set(genesis: Genesis) -> None:
         assert c.trusted_validators is anchor
     with Client(URL) as c:
         assert c.trusted_sets == () and c.trusted_validators is None
+
+
+def test_which_policy_decides_a_target(client: Client, service: ChainService) -> None:
+    # set explicitly in genesis / the built-in default, for a method and for a proposal kind
+    assert client.gov.policy_source("token.mint") == "token.mint"
+    assert client.gov.policy_source("token.transfer") is None
+    assert client.gov.policy_source("gov:add_org") is None
+    pid = client.gov.propose(
+        ADMIN1,
+        "set_policy",
+        {"target": "gov:add_org", "policy": {"rule": "ALL", "roles": ["admin"]}},
+    )
+    client.gov.vote(ADMIN2, pid)
+    client.gov.execute(ADMIN1, pid)
+    assert client.gov.policy_source("gov:add_org") == "gov:add_org"
+    # a target that is not one is refused before anything is asked of the node
+    with pytest.raises(NotFound, match="no proposal kind 'nope'"):
+        client.gov.policy_source("gov:nope")
+    with pytest.raises(InvalidInput, match=r"must be 'contract\.method'") as refused:
+        client.gov.policy("token")
+    assert refused.value.code == "bad_arguments"
+
+    async def main() -> None:
+        transport = httpx.ASGITransport(app=create_app(service))
+        async with AsyncClient(URL, transport=transport) as c:
+            assert await c.gov.policy_source("gov:add_org") == "gov:add_org"
+            assert await c.gov.policy_source("token.burn") is None
+            with pytest.raises(NotFound):
+                await c.gov.policy("gov:nope")
+
+    asyncio.run(main())

@@ -3,35 +3,40 @@
 Changes are transactions to the ``gov`` contract, signed here with ``--key`` (and any
 ``--endorse`` co-signers) and submitted like every other transaction: ``propose``, ``vote``,
 ``execute``, ``expire``, ``register-member``, ``remove-member``, ``define-role``, ``enroll``.
-Reads go to the node's ``/v1/gov/...`` routes: ``proposals``, ``show``, ``history``, ``orgs``,
-``members``, ``member``, ``policies``, ``policy``, ``validators``, ``params``, ``config``.
-``--json`` prints the API's JSON document (or, for a change, the committed receipt).
+Reads go through the SDK's ``client.gov`` (:class:`citychain.sdk.Gov`; this module has no HTTP
+client of its own): ``proposals``, ``show``, ``history``, ``orgs``, ``members``, ``member``,
+``policies``, ``policy``, ``validators``, ``params``, ``config``. ``--json`` prints the same
+JSON document as the node's ``/v1/gov/...`` route (built here from the SDK's typed values), or,
+for a change, the committed receipt.
 
 Proposal parameters (``gov propose KIND``) come from ``--params-json`` (a JSON object, byte
 strings as ``{"hex": "..."}``, or ``@FILE``), then each ``--param NAME=VALUE``, then the
-convenience flags of :data:`FLAGS` (``--org-id``, ``--name``, ``--ca-cert FILE``, ``--admin
-HEXKEY``, ``--admin-key-file FILE``, ``--role``, ``--public-key``, ``--power``, ``--org``,
-``--address``), each refused for a kind it does not apply to; a parameter set twice is refused.
+convenience flags of :data:`citychain.types.gov_kinds.FLAGS` (``--org-id``, ``--name``,
+``--ca-cert FILE``, ``--admin HEXKEY``, ``--admin-key-file FILE``, ``--role``, ``--public-key``,
+``--power``, ``--org``, ``--address``), each refused for a kind it does not apply to; a
+parameter set twice is refused.
 A VALUE is an integer (``5000``), bytes (``0x0a1b...``), ``true``/``false``/``null``, JSON
 (starting with ``[``, ``{`` or ``"``), or else text; a dotted NAME nests
-(``--param params.chain.block_max_txs=5000``).
+(``--param params.chain.block_max_txs=5000``). The parsing is the SDK's
+(:func:`citychain.sdk.build_params`); which flag applies to which kind is declared once, with
+each kind's params, in :mod:`citychain.types.gov_kinds`.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
 
 import typer
 from rich.markup import escape
 from rich.table import Column, Table
 
+from citychain.cli._client import make_client
 from citychain.cli._keys_access import key_info
 from citychain.cli._output import (
     DEFAULT_NODE,
@@ -56,8 +61,23 @@ from citychain.cli.tx import (
     report,
     send_tx,
 )
-from citychain.errors import CitychainError, DecodeError, NotFound, Unavailable
-from citychain.sdk import DEFAULT_COMMIT_TIMEOUT, DEFAULT_TIMEOUT, error_from
+from citychain.errors import CitychainError, NotFound
+from citychain.sdk import (
+    DEFAULT_COMMIT_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    Gov,
+    GovValidators,
+    HistoryEntry,
+    MemberInfo,
+    OrgInfo,
+    PolicyInfo,
+    ProposalInfo,
+    build_params,
+    parse_param_value,
+)
+from citychain.sdk._gov_params import check_flags, read_text
+from citychain.types.gov_kinds import FLAGS, KIND_NAMES
+from citychain.types.tx import codec_to_json
 
 gov_app = typer.Typer(
     help="On-chain governance: organisations, members, access policies and proposals.",
@@ -76,33 +96,113 @@ class Status(StrEnum):
     expired = "expired"
 
 
-# -- reading the node's /v1/gov routes --------------------------------------------------------
+# -- reading through the SDK ---------------------------------------------------------------------
+
+__all__ = ["FLAGS", "build_params", "check_flags", "gov_app", "parse_param_value"]
 
 
-def _get(node: str, path: str, **params: Any) -> Any:
-    """GET a governance route; the node's ``{code, message}`` errors become exceptions."""
-    import httpx
-
-    query = {k: str(v) for k, v in params.items() if v is not None}
-    try:
-        r = httpx.get(node.rstrip("/") + path, params=query, timeout=DEFAULT_TIMEOUT)
-    except httpx.HTTPError as exc:
-        raise Unavailable(f"cannot reach node at {node}: {exc or type(exc).__name__}") from None
-    try:
-        body = r.json()
-    except ValueError:
-        body = None
-    if r.status_code == 200 and body is not None:
-        return body
-    if isinstance(body, dict) and isinstance(body.get("code"), str):
-        raise error_from(body["code"], str(body.get("message", "")))
-    if r.status_code == 404:
-        raise NotFound(f"{node} has no {path} (is it a citychain node with governance?)")
-    raise Unavailable(f"HTTP {r.status_code} from {node}{path}")
+@contextmanager
+def _gov(node: str) -> Iterator[Gov]:
+    """The SDK's governance reads of ``node`` (its errors are citychain.errors exceptions)."""
+    with make_client(node, timeout=DEFAULT_TIMEOUT) as client:
+        yield client.gov
 
 
-def _seg(text: str) -> str:
-    return quote(text, safe="")
+def _height(node: str) -> int:
+    with make_client(node, timeout=DEFAULT_TIMEOUT) as client:
+        return client.status().height
+
+
+# The JSON documents of ``--json``: the same as the node's /v1/gov routes answer (see
+# citychain.api.models.gov_*_json), made from the SDK's typed values.
+
+
+def _org_doc(o: OrgInfo) -> dict[str, Any]:
+    return {
+        "id": o.id,
+        "name": o.name,
+        "ca_cert": o.ca_cert,
+        "ca_fp": o.ca_fp.hex(),
+        "admins": [a.hex() for a in o.admins],
+    }
+
+
+def _member_doc(m: MemberInfo) -> dict[str, Any]:
+    return {
+        "address": m.address.hex(),
+        "org": m.org,
+        "roles": list(m.roles),
+        "public_key": m.public_key.hex(),
+        "revoked": m.revoked,
+        "serial": format(m.serial, "x") if m.serial else None,
+        "ca_fp": m.ca_fp.hex() if m.ca_fp else None,
+        "not_after": m.not_after or None,
+    }
+
+
+def _proposal_doc(p: ProposalInfo) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "kind": p.kind,
+        "params": codec_to_json(p.params),
+        "proposer": p.proposer.hex(),
+        "proposer_org": p.proposer_org,
+        "created": p.created,
+        "created_time": p.created_time,
+        "deadline": p.deadline,
+        "status": p.status,
+        "votes": [
+            {"voter": v.voter.hex(), "org": v.org, "approve": v.approve, "height": v.height}
+            for v in p.votes
+        ],
+        "executed_height": p.executed_height or None,
+        "result": codec_to_json(p.result),
+        "policy": p.policy,
+        "approving_orgs": list(p.approving_orgs),
+        "passed": p.passed,
+        "needs": p.needs,
+    }
+
+
+def _history_doc(entries: list[HistoryEntry], after: int) -> dict[str, Any]:
+    return {
+        "entries": [
+            {
+                "seq": e.seq,
+                "height": e.height,
+                "time": e.time,
+                "tx": e.tx.hex(),
+                "actor": e.actor.hex(),
+                "action": e.action,
+                "proposal": e.proposal or None,
+                "detail": codec_to_json(e.detail),
+            }
+            for e in entries
+        ],
+        "next_after": entries[-1].seq if entries else after,
+    }
+
+
+def _policy_doc(p: PolicyInfo, target: str | None = None) -> dict[str, Any]:
+    return {
+        "target": target or p.target,
+        "rule": p.rule,
+        "orgs": list(p.orgs),
+        "roles": list(p.roles),
+        "description": p.describe,
+    }
+
+
+def _validators_doc(vs: GovValidators) -> dict[str, Any]:
+    vals = [
+        {"public_key": v.public_key.hex(), "power": v.power, "name": v.name, "org": v.org or None}
+        for v in vs.validators
+    ]
+    return {
+        "from_height": vs.from_height,
+        "total_power": sum(v.power for v in vs.validators),
+        "validators": vals,
+    }
 
 
 def _when(ms: int) -> str:
@@ -133,129 +233,6 @@ def _fmt(value: Any, top: bool = True) -> str:
     if isinstance(value, str) and "-----BEGIN" in value:
         return "<PEM certificate>"
     return str(value)
-
-
-# -- proposal parameters ------------------------------------------------------------------------
-
-_INT = re.compile(r"-?[0-9]+")
-_NAME_PART = re.compile(r"[A-Za-z0-9_]+")
-
-
-def _json_value(text: str, what: str) -> Any:
-    from citychain import codec
-    from citychain.types.tx import json_to_codec
-
-    try:
-        raw = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise bad(f"{what} is not valid JSON: {exc}") from None
-    try:
-        value = json_to_codec(raw)
-        codec.check_value(value)
-    except (DecodeError, RecursionError) as exc:
-        message = exc.message if isinstance(exc, DecodeError) else "nested too deeply"
-        raise bad(f"{what}: {message}") from None
-    return value
-
-
-def parse_param_value(text: str, name: str) -> Any:
-    """A ``--param`` value: integer, 0x-bytes, true/false/null, JSON, or else text."""
-    if text.startswith(("0x", "0X")):
-        return parse_hex(text, f"--param {name}")
-    if _INT.fullmatch(text):
-        return int(text)
-    if text in ("true", "false"):
-        return text == "true"
-    if text == "null":
-        return None
-    if text[:1] in ("[", "{", '"'):
-        return _json_value(text, f"--param {name}")
-    return text
-
-
-def _set_path(params: dict[str, Any], name: str, value: Any) -> None:
-    parts = name.split(".")
-    if not all(_NAME_PART.fullmatch(p) for p in parts):
-        raise bad(
-            f"--param name {name!r} must be letters, digits and '_', dotted to nest "
-            "(e.g. params.chain.block_max_txs)"
-        )
-    here = params
-    for p in parts[:-1]:
-        nxt = here.setdefault(p, {})
-        if not isinstance(nxt, dict):
-            raise bad(f"--param {name}: {p!r} is already set to a value that is not a map")
-        here = nxt
-    if parts[-1] in here:
-        raise bad(f"--param {name} is given twice (or also in --params-json)")
-    here[parts[-1]] = value
-
-
-#: Convenience flags of ``gov propose``: the parameter each sets and the kinds it is for.
-FLAGS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "--org-id": ("id", ("add_org", "update_org", "remove_org")),
-    "--name": ("name", ("add_org", "update_org", "add_validator")),
-    "--ca-cert": ("ca_cert", ("add_org", "update_org")),
-    "--admin": ("admins", ("add_org", "update_org")),
-    "--admin-key-file": ("admins", ("add_org", "update_org")),
-    "--role": ("roles", ("add_org",)),
-    "--public-key": ("public_key", ("add_validator", "remove_validator", "set_validator_power")),
-    "--power": ("power", ("add_validator", "set_validator_power")),
-    "--org": ("org", ("add_validator", "revoke")),
-    "--address": ("address", ("revoke", "freeze", "unfreeze")),
-}
-
-
-def check_flags(kind: str, given: Iterable[str]) -> None:
-    """Refuse a convenience flag given for a kind it does not apply to."""
-    for flag in given:
-        kinds = FLAGS[flag][1]
-        if kind not in kinds:
-            raise bad(f"{flag} is for {', '.join(kinds)} proposals, not {kind}")
-
-
-def build_params(
-    kind: str,
-    params_json: str | None = None,
-    param: list[str] | None = None,
-    flags: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The ``params`` of a ``kind`` proposal: ``--params-json``, then each ``--param``, then
-    the convenience ``flags`` (flag -> value, already converted; None or [] when not given).
-    A parameter given twice is refused rather than silently overridden."""
-    params: dict[str, Any] = {}
-    if params_json:
-        text = params_json
-        if text.startswith("@"):
-            text = _read_text(Path(text[1:]), "--params-json")
-        value = _json_value(text, "--params-json")
-        if not isinstance(value, dict):
-            raise bad('--params-json must be a JSON object, e.g. \'{"id": "org4", ...}\'')
-        params = value
-    for item in param or []:
-        name, eq, text = item.partition("=")
-        if not eq or not name:
-            raise bad(f"--param {item!r} must be NAME=VALUE")
-        _set_path(params, name, parse_param_value(text, name))
-    given = {f: v for f, v in (flags or {}).items() if v is not None and v != []}
-    check_flags(kind, given)
-    lists: dict[str, list[Any]] = {}
-    for flag, value in given.items():
-        name, _ = FLAGS[flag]
-        if isinstance(value, list):
-            lists.setdefault(name, []).extend(value)
-        else:
-            _set_path(params, name, value)
-    for name, values in lists.items():
-        _set_path(params, name, values)
-    return params
-
-
-def _read_text(path: Path, what: str) -> str:
-    try:
-        return path.expanduser().read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise bad(f"{what}: cannot read {path}: {exc}") from None
 
 
 def _read_bytes(path: Path, what: str) -> bytes:
@@ -308,15 +285,16 @@ def _event_attr(sent: Sent, event_type: str, name: str) -> Any:
 def _standing_line(node: str, pid: int) -> str:
     """Where a proposal stands now, in one line (empty if the node cannot say)."""
     try:
-        p = _get(node, f"/v1/gov/proposals/{pid}")
+        with _gov(node) as gov:
+            p = gov.proposal(pid)
     except CitychainError:
         return ""
-    if p["passed"] and p["status"] == "open":
+    if p.passed and p.status == "open":
         return (
-            f"proposal {pid} has passed ({p['needs']}): run "
+            f"proposal {pid} has passed ({p.needs}): run "
             f"[bold]{escape(command_name())} gov execute {pid}[/] to apply it"
         )
-    return f"proposal {pid} is {p['status']}: {escape(p['needs'])}"
+    return f"proposal {pid} is {p.status}: {escape(p.needs)}"
 
 
 @gov_app.command("propose")
@@ -426,10 +404,8 @@ def propose(
 
     citychain gov propose set_params --param params.chain.block_max_txs=5000 --key org1-admin
     """
-    from citychain.contracts.gov import KINDS
-
-    if kind not in KINDS:
-        raise bad(f"unknown proposal kind {kind!r} (kinds: {', '.join(KINDS)})")
+    if kind not in KIND_NAMES:
+        raise bad(f"unknown proposal kind {kind!r} (kinds: {', '.join(KIND_NAMES)})")
     check_flags(
         kind,
         [
@@ -452,7 +428,7 @@ def propose(
     flags: dict[str, Any] = {
         "--org-id": org_id,
         "--name": name,
-        "--ca-cert": _read_text(ca_cert, "--ca-cert") if ca_cert is not None else None,
+        "--ca-cert": read_text(ca_cert, "--ca-cert") if ca_cert is not None else None,
         "--admin": [parse_hex(a, "--admin") for a in admin or []],
         "--admin-key-file": [key_info(f.expanduser()).public_key for f in admin_key_file or []],
         "--role": list(role or []),
@@ -752,7 +728,9 @@ def proposals(
     as_json: JsonOpt = False,
 ) -> None:
     """Proposals, newest first."""
-    doc = _get(node, "/v1/gov/proposals", status=status.value if status else None, limit=limit)
+    with _gov(node) as gov:
+        found = gov.proposals(status.value if status else None, limit)
+    doc = {"proposals": [_proposal_doc(p) for p in found]}
     if as_json:
         print_json(doc)
         return
@@ -788,11 +766,12 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """One proposal: parameters, votes, approving organisations, what it still needs."""
-    p = _get(node, f"/v1/gov/proposals/{proposal_id}")
+    with _gov(node) as gov:
+        p = _proposal_doc(gov.proposal(proposal_id))
     if as_json:
         print_json(p)
         return
-    height = _get(node, "/v1/status")["height"]
+    height = _height(node)
     status = p["status"]
     t = Table(box=None, show_header=False, pad_edge=False)
     t.add_row("proposal", f"[bold]{p['id']}[/]  {p['kind']}  ({_status_markup(status, False)})")
@@ -852,7 +831,8 @@ def history(
     as_json: JsonOpt = False,
 ) -> None:
     """The governance history, oldest first: who did what, when, and what changed."""
-    doc = _get(node, "/v1/gov/history", after=after, limit=limit, proposal=proposal)
+    with _gov(node) as gov:
+        doc = _history_doc(gov.history(after, limit, proposal), after)
     if as_json:
         print_json(doc)
         return
@@ -880,7 +860,9 @@ def history(
 @handles_errors
 def config(node: NodeOpt = DEFAULT_NODE, as_json: JsonOpt = False) -> None:
     """The chain's identity mode and default voting period."""
-    doc = _get(node, "/v1/gov/config")
+    with _gov(node) as gov:
+        cfg = gov.config()
+    doc = {"mode": cfg.get("mode", "open"), "voting_period": cfg.get("voting_period")}
     if as_json:
         print_json(doc)
         return
@@ -892,7 +874,8 @@ def config(node: NodeOpt = DEFAULT_NODE, as_json: JsonOpt = False) -> None:
 @handles_errors
 def orgs(node: NodeOpt = DEFAULT_NODE, as_json: JsonOpt = False) -> None:
     """The member organisations."""
-    doc = _get(node, "/v1/gov/orgs")
+    with _gov(node) as gov:
+        doc = {"orgs": [_org_doc(o) for o in gov.orgs()]}
     if as_json:
         print_json(doc)
         return
@@ -925,7 +908,9 @@ def members(
     as_json: JsonOpt = False,
 ) -> None:
     """An organisation's registered members."""
-    doc = _get(node, f"/v1/gov/orgs/{_seg(org)}/members")
+    with _gov(node) as gov:
+        gov.org(org)  # NotFound for an organisation there is not
+        doc: dict[str, Any] = {"org": org, "members": [_member_doc(m) for m in gov.members(org)]}
     if as_json:
         print_json(doc)
         return
@@ -947,7 +932,16 @@ def member(
     as_json: JsonOpt = False,
 ) -> None:
     """One member: organisation, roles, credential and whether it may act now."""
-    doc = _get(node, f"/v1/gov/members/{parse_address(address).hex()}")
+    addr = parse_address(address)
+    with _gov(node) as gov:
+        found = gov.member(addr)
+    if found is None:
+        raise NotFound(f"account {addr.hex()} is not a member of any organisation")
+    doc = {
+        **_member_doc(found),
+        "in_good_standing": found.standing == "ok",
+        "standing": found.standing,
+    }
     if as_json:
         print_json(doc)
         return
@@ -962,7 +956,8 @@ def member(
 @handles_errors
 def policies(node: NodeOpt = DEFAULT_NODE, as_json: JsonOpt = False) -> None:
     """The configured access policies (methods and proposal kinds)."""
-    doc = _get(node, "/v1/gov/policies")
+    with _gov(node) as gov:
+        doc: dict[str, Any] = {"policies": [_policy_doc(p) for p in gov.policies()]}
     if as_json:
         print_json(doc)
         return
@@ -988,7 +983,9 @@ def policy(
     as_json: JsonOpt = False,
 ) -> None:
     """The policy in force for a method or a proposal kind."""
-    doc = _get(node, f"/v1/gov/policies/{_seg(target)}")
+    with _gov(node) as gov:
+        in_force, source = gov.policy(target), gov.policy_source(target)
+    doc = {**_policy_doc(in_force, target), "source": source}
     if as_json:
         print_json(doc)
         return
@@ -1000,7 +997,8 @@ def policy(
 @handles_errors
 def validators(node: NodeOpt = DEFAULT_NODE, as_json: JsonOpt = False) -> None:
     """The validator set governance last decided, with each validator's organisation."""
-    doc = _get(node, "/v1/gov/validators")
+    with _gov(node) as gov:
+        doc = _validators_doc(gov.validators())
     if as_json:
         print_json(doc)
         return
@@ -1017,7 +1015,9 @@ def validators(node: NodeOpt = DEFAULT_NODE, as_json: JsonOpt = False) -> None:
 @handles_errors
 def params(node: NodeOpt = DEFAULT_NODE, as_json: JsonOpt = False) -> None:
     """Chain parameters and the gas schedule (changed by set_params proposals)."""
-    doc = _get(node, "/v1/gov/params")
+    with _gov(node) as gov:
+        p = gov.params()
+    doc = {"chain": dict(p["chain"]), "gas": dict(p["gas"])}
     if as_json:
         print_json(doc)
         return

@@ -11,6 +11,7 @@ types, the codec, the crypto suites and proof verification, plus httpx and webso
 
         pid = node.gov.propose(admin, "add_validator", {...})   # governance: client.gov
         node.gov.vote(other_admin, pid); node.gov.execute(admin, pid)
+        params = build_params("set_params", param=["params.chain.block_max_txs=5000"])
 
 Errors are :mod:`citychain.errors` exceptions carrying the node's stable ``code``. Read the
 trust model in :mod:`citychain.sdk._client` (what a verified answer does and does not prove)
@@ -28,6 +29,7 @@ from citychain.sdk._client import (
 from citychain.sdk._errors import error_from
 from citychain.sdk._events import AsyncEventSubscription, EventSubscription
 from citychain.sdk._gov import AsyncGov, Gov
+from citychain.sdk._gov_params import build_params, parse_param_value
 from citychain.sdk._light import (
     MAX_FETCHES,
     TRUST_LEVEL,
@@ -90,7 +92,9 @@ __all__ = [
     "TrustedSet",
     "TxInfo",
     "VerifiedValue",
+    "build_params",
     "error_from",
+    "parse_param_value",
     "prove_value",
     "verify_skipping",
     "verify_state",

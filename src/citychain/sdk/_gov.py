@@ -39,6 +39,7 @@ from citychain.sdk._types import (
 )
 from citychain.types import Receipt
 from citychain.types.address import to_address
+from citychain.types.gov_kinds import check_policy_target
 
 
 class _SyncNode(Protocol):
@@ -205,6 +206,14 @@ def parse_policy(raw: Any) -> PolicyInfo:
     )
 
 
+def source_of(target: str, in_force: PolicyInfo, configured: Sequence[PolicyInfo]) -> str | None:
+    """The explicitly set policy that decides ``target`` (None: the built-in default)."""
+    if target.startswith("gov:"):
+        return target if any(p.target == target for p in configured) else None
+    # for a method the contract names the policy that applies, "(default)" when none does
+    return None if in_force.target.endswith(" (default)") else in_force.target
+
+
 def many(what: str, raw: Any, one: Callable[[Any], T]) -> list[T]:
     return _parse.parsed(what, lambda: [one(x) for x in _seq(raw)])
 
@@ -325,9 +334,19 @@ class Gov:
         return _parse.parsed("gov.params", lambda: _parse.obj(raw))
 
     def policy(self, target: str) -> PolicyInfo:
-        """The policy in force for ``contract.method`` or ``gov:<kind>``."""
+        """The policy in force for ``contract.method`` or ``gov:<kind>``: :class:`NotFound`
+        for an unknown kind, ``bad_arguments`` for a target that is neither."""
+        check_policy_target(target)
         raw = self._q("policy", target=target)
         return _parse.parsed("gov.policy", lambda: parse_policy(raw))
+
+    def policy_source(self, target: str) -> str | None:
+        """Which explicitly set policy decides ``target``: ``target`` itself, or for a method
+        ``contract.*`` when that is set; None when the built-in default applies (a method open
+        to any member, a kind needing a MAJORITY of the organisations' admins)."""
+        in_force = self.policy(target)
+        configured = self.policies() if target.startswith("gov:") else []
+        return source_of(target, in_force, configured)
 
     def policies(self) -> list[PolicyInfo]:
         """Every policy set explicitly (methods without one admit any member)."""
@@ -364,7 +383,8 @@ class Gov:
         gas_limit: int = GOV_GAS_LIMIT,
     ) -> int:
         """Propose a change of ``kind`` (add_validator, set_params, add_org, ...; see
-        :mod:`citychain.contracts.gov._kinds` for each kind's params); the proposal id. The
+        :data:`citychain.types.gov_kinds.KIND_PARAMS` for each kind's params, and
+        :func:`citychain.sdk.build_params` to build them from text); the proposal id. The
         proposer's vote counts as yes. ``deadline`` is a height (default: the chain's voting
         period from now)."""
         args = propose_args(kind, params, deadline)
@@ -511,8 +531,14 @@ class AsyncGov:
         return _parse.parsed("gov.params", lambda: _parse.obj(raw))
 
     async def policy(self, target: str) -> PolicyInfo:
+        check_policy_target(target)
         raw = await self._q("policy", target=target)
         return _parse.parsed("gov.policy", lambda: parse_policy(raw))
+
+    async def policy_source(self, target: str) -> str | None:
+        in_force = await self.policy(target)
+        configured = await self.policies() if target.startswith("gov:") else []
+        return source_of(target, in_force, configured)
 
     async def policies(self) -> list[PolicyInfo]:
         return many("gov.policies", await self._q("policies"), parse_policy)

@@ -49,13 +49,17 @@ from citychain.errors import ErrorCode
 from citychain.execution import Context
 from citychain.execution import access as acc
 from citychain.execution.keys import ADDRESS_SIZE
+from citychain.types.gov_kinds import KIND_NAMES, KIND_PARAMS, Shape
 from citychain.types.policy import Policy, check_name
 
 _TRUE = codec.encode(True)
 MAX_POWER = 2**40
 
 
-def _only(p: Any, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, Any]:
+def _only(p: Any, kind: str, shape: int = 0) -> dict[str, Any]:
+    """``p`` if it has the params of ``KIND_PARAMS[kind][shape]`` (the one declaration)."""
+    s: Shape = KIND_PARAMS[kind][shape]
+    required, optional = s.required, s.optional
     if not isinstance(p, dict):
         raise bad("proposal params must be a map")
     missing = [k for k in required if k not in p]
@@ -104,7 +108,7 @@ def _admins(ctx: Context, p: dict[str, Any]) -> list[bytes]:
 
 # -- organisations ------------------------------------------------------------------------------
 def _check_add_org(ctx: Context, p: Any) -> None:
-    p = _only(p, ("id", "name", "ca_cert", "admins"), ("roles",))
+    p = _only(p, "add_org")
     check_name(p["id"], "organisation id")
     _text(p, "name")
     _text(p, "ca_cert", 16_384)
@@ -127,7 +131,7 @@ def _apply_add_org(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_update_org(ctx: Context, p: Any) -> None:
-    p = _only(p, ("id",), ("name", "ca_cert", "admins"))
+    p = _only(p, "update_org")
     if len(p) == 1:
         raise bad("update_org needs at least one of name, ca_cert, admins")
     require_org(ctx, p["id"])
@@ -165,7 +169,7 @@ def _apply_update_org(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_remove_org(ctx: Context, p: Any) -> None:
-    p = _only(p, ("id",))
+    p = _only(p, "remove_org")
     require_org(ctx, p["id"])
     running = [v for v in validator_set(ctx)["validators"] if v[3] == p["id"]]
     if running:
@@ -199,7 +203,7 @@ def _find(vals: list[list[Any]], public_key: bytes) -> int:
 
 
 def _check_add_validator(ctx: Context, p: Any) -> None:
-    p = _only(p, ("public_key", "power", "name", "org"))
+    p = _only(p, "add_validator")
     ctx.check_public_key(_key(p, "public_key"))
     _power(p)
     check_name(p["name"], "validator name")
@@ -223,7 +227,7 @@ def _apply_add_validator(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_remove_validator(ctx: Context, p: Any) -> None:
-    p = _only(p, ("public_key",))
+    p = _only(p, "remove_validator")
     vals = validator_set(ctx)["validators"]
     _find(vals, _key(p, "public_key"))
     if len(vals) == 1:
@@ -239,7 +243,7 @@ def _apply_remove_validator(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_set_power(ctx: Context, p: Any) -> None:
-    p = _only(p, ("public_key", "power"))
+    p = _only(p, "set_validator_power")
     _find(validator_set(ctx)["validators"], _key(p, "public_key"))
     _power(p)
 
@@ -266,7 +270,7 @@ def _apply_set_power(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
 
 # -- parameters ---------------------------------------------------------------------------------
 def _check_set_params(ctx: Context, p: Any) -> None:
-    p = _only(p, ("params",))
+    p = _only(p, "set_params")
     merge_params(params(ctx), p["params"])
 
 
@@ -287,12 +291,12 @@ def _apply_set_params(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
 # -- members ------------------------------------------------------------------------------------
 def _check_revoke(ctx: Context, p: Any) -> None:
     if isinstance(p, dict) and "address" in p:
-        p = _only(p, ("address",))
+        p = _only(p, "revoke")
         m = acc.member(reader(ctx), _address(p))
         if m is None:
             raise refuse(ErrorCode.NOT_FOUND, f"{p['address'].hex()} is not a member")
         return
-    p = _only(p, ("org", "serial"))
+    p = _only(p, "revoke", 1)
     require_org(ctx, p["org"])
     if type(p["serial"]) is not int or not 0 < p["serial"] < 2**160:
         raise bad("param 'serial' must be a certificate serial number (positive integer)")
@@ -318,15 +322,16 @@ def _address(p: dict[str, Any]) -> bytes:
 
 
 def _target(ctx: Context, p: Any) -> tuple[bytes, str]:
+    # freeze and unfreeze take the same shapes (KIND_PARAMS)
     if isinstance(p, dict) and "contract" in p:
-        p = _only(p, ("contract",))
+        p = _only(p, "freeze", 1)
         name = _text(p, "contract", 64)
         if name == acc.GOV:
             raise bad("the governance contract cannot be frozen")
         if not ctx.contract_versions(name):
             raise refuse(ErrorCode.UNKNOWN_CONTRACT, f"no system contract named {name!r}")
         return ctx.contract_address(name), f"contract {name}"
-    p = _only(p, ("address",))
+    p = _only(p, "freeze")
     return _address(p), f"account {p['address'].hex()}"
 
 
@@ -352,7 +357,7 @@ def _apply_unfreeze(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
 
 # -- contracts and policies ---------------------------------------------------------------------
 def _check_enable(ctx: Context, p: Any) -> None:
-    p = _only(p, ("contract", "version"))
+    p = _only(p, "enable_contract")
     name = _text(p, "contract", 64)
     version = p["version"]
     if type(version) is not int or version < 1:
@@ -374,7 +379,7 @@ def _apply_enable(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_policy(ctx: Context, p: Any) -> None:
-    p = _only(p, ("target", "policy"))
+    p = _only(p, "set_policy")
     target = _text(p, "target", 130)
     if target.startswith("gov:"):
         if target[4:] not in KINDS:
@@ -443,6 +448,10 @@ KINDS: dict[str, Kind] = {
     "enable_contract": Kind(_check_enable, _apply_enable),
     "set_policy": Kind(_check_policy, _apply_policy),
 }
+
+# The kinds here are exactly those declared with their params in citychain.types.gov_kinds.
+if tuple(KINDS) != KIND_NAMES:  # pragma: no cover - a programming error caught on import
+    raise RuntimeError("KINDS and citychain.types.gov_kinds.KIND_PARAMS differ")
 
 #: The policy of a proposal kind nobody configured: a majority of the organisations' admins.
 DEFAULT_KIND_POLICY = Policy("MAJORITY", (), ("admin",))
