@@ -89,7 +89,7 @@ class Header:
             proposer,
             evidence_root,
         ) = raw
-        if version != HEADER_VERSION:
+        if type(version) is not int or version != HEADER_VERSION:  # CBOR true == 1 in Python
             raise DecodeError(f"unsupported header version {version!r}")
         check_fields(
             "header",

@@ -176,7 +176,7 @@ class Transaction:
                 "a transaction is a CBOR array of 10 items (11 with endorsements)",
                 ErrorCode.MALFORMED,
             )
-        if raw[0] != TX_VERSION:
+        if type(raw[0]) is not int or raw[0] != TX_VERSION:  # CBOR true == 1 in Python
             raise DecodeError(f"unsupported transaction version {raw[0]!r}", ErrorCode.MALFORMED)
         endorsements: tuple[tuple[bytes, bytes], ...] = ()
         if len(raw) == 11:
