@@ -60,6 +60,7 @@ class SoloEngine:
         self._clock = clock
         self._wake = asyncio.Event()
         self._stopping = False
+        self._stopped = asyncio.Event()
         self._step = "starting"
         #: While idle: when the empty block is due (None: never).
         self._empty_due_ms: int | None = None
@@ -76,6 +77,7 @@ class SoloEngine:
 
     def stop(self) -> None:
         self._stopping = True
+        self._stopped.set()
         self._wake.set()
 
     def status(self) -> ConsensusStatus:
@@ -121,7 +123,12 @@ class SoloEngine:
             self._step = "waiting for the block interval"
             due = self.last_block_ms + params.block_interval_ms - self._clock()
             if due > 0:
-                await asyncio.sleep(due / 1000)
+                # Wait on the stop event, not a plain sleep, so SIGTERM never waits out a long
+                # block interval.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopped.wait(), due / 1000)
+                if self.stopping:
+                    break
             txs = self._mempool.reap(
                 params.block_max_txs, params.block_max_bytes, params.block_max_gas
             )
