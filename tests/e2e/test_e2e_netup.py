@@ -193,6 +193,7 @@ def test_net_up_starts_four_validators_of_two_organisations(net: Net) -> None:
         "citychain_p2p_peers",
         "citychain_mempool_txs",
         "citychain_consensus_missing_votes",
+        "citychain_consensus_validators",
         "citychain_evidence_committed",
         "citychain_evidence_pending",
     ):
@@ -297,6 +298,13 @@ def test_a_stopped_validator_is_offline_by_name_and_a_second_up_starts_only_it(n
     assert "node3 offline according to node0, node1, node2" in r.stdout, r.stdout
     r = net.run("consensus", "--node", net.api(0), columns=80)
     assert "offline: node3" in r.stdout, r.stdout
+
+    # The metric an operator alerts on says the same (set at each commit).
+    def offline_metric() -> bool:
+        metrics = httpx.get(f"{net.api(0)}/metrics", timeout=10).text
+        return 'citychain_consensus_validators{state="offline"} 1.0' in metrics
+
+    wait_for("node0's metrics count node3 offline", offline_metric)
 
     # A second `net up` leaves the running nodes alone and starts the stopped one.
     again = net.run("net", "up", "--dir", NET_DIR)

@@ -358,7 +358,15 @@ class Node:
         )
         self.m_missing = Gauge(
             "citychain_consensus_missing_votes",
-            "Validators whose precommit is missing from the last commit",
+            "Validators whose precommit is not in the last stored commit (a commit keeps only "
+            "the first precommits past 2/3, so a merely late validator counts here too)",
+            registry=r,
+        )
+        self.m_validators = Gauge(
+            "citychain_consensus_validators",
+            "Validators of the current set by what this node sees: ok, offline or lagging "
+            "(the node itself is not counted)",
+            ["state"],
             registry=r,
         )
         self.m_peers = Gauge("citychain_p2p_peers", "Connected peers", registry=r)
@@ -426,6 +434,9 @@ class Node:
         self.m_evidence.inc(len(block.evidence))
         if isinstance(self.engine, TendermintEngine):
             self.m_missing.set(len(self.chain.validators(block.height)) - len(commit.signatures))
+            seen = [v.get("state") for v in self.engine.status().details.get("validators", [])]
+            for state in ("ok", "offline", "lagging"):
+                self.m_validators.labels(state).set(seen.count(state))
             self.m_evidence_pending.set(len(self.engine.evidence))
         if self.switch is not None:
             self.m_peers.set(len(self.switch.connected()))
