@@ -36,7 +36,7 @@ from faultproxy import FaultProxy  # type: ignore[import-not-found]
 
 from citychain.crypto import Signer
 from citychain.crypto.keystore import load_key
-from citychain.node.config import NodeConfig
+from citychain.node.config import ConsensusSettings, NodeConfig
 from citychain.node.processes import (
     ProcessRef,
     log_tail,
@@ -63,6 +63,12 @@ FAST_PARAMS = ChainParams(
     timeout_precommit_ms=500,
     timeout_delta_ms=250,
 )
+#: An idle network (no transaction waiting) makes one empty block per
+#: ``empty_blocks_interval_ms`` (node.toml ``[consensus]``; 10 s by default). Tests that wait
+#: for heights on a chain they send nothing to (a validator change two heights later, a node
+#: catching up N blocks) pass this, so such a wait takes seconds, not minutes; 0 makes a
+#: block every block interval, without waiting for transactions at all.
+IDLE_BLOCK_MS = 200
 #: Port blocks are picked between these (below Linux's ephemeral range, 32768 and up).
 _PORT_LOW, _PORT_HIGH = 20000, 32000
 
@@ -102,7 +108,11 @@ class LocalNet:
         accounts: tuple[str, ...] = ("alice", "bob"),
         identity_mode: str = "key",
         spare_nodes: int = 0,
+        empty_blocks_interval_ms: int | None = None,
+        create_empty_blocks: bool = True,
     ) -> None:
+        """``empty_blocks_interval_ms`` and ``create_empty_blocks`` go to every node's
+        ``[consensus]``; ``None`` keeps the node default (see :data:`IDLE_BLOCK_MS`)."""
         # Spare port blocks for nodes that join later (prepare_joining_org).
         base = free_base_port(validators + spare_nodes)
         self.proxy: FaultProxy | None = None
@@ -119,6 +129,14 @@ class LocalNet:
                 params=params,
                 peer_address=self._via_proxy if self.proxy is not None else None,
                 identity_mode=identity_mode,
+                consensus=dataclasses.replace(
+                    ConsensusSettings(create_empty_blocks=create_empty_blocks),
+                    **(
+                        {}
+                        if empty_blocks_interval_ms is None
+                        else {"empty_blocks_interval_ms": empty_blocks_interval_ms}
+                    ),
+                ),
             )
         except BaseException:
             if self.proxy is not None:

@@ -35,7 +35,12 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from netproc import FAST_PARAMS, LocalNet, free_base_port  # type: ignore[import-not-found]
+from netproc import (  # type: ignore[import-not-found]
+    FAST_PARAMS,
+    IDLE_BLOCK_MS,
+    LocalNet,
+    free_base_port,
+)
 from nodeproc import cli  # type: ignore[import-not-found]
 
 from citychain.crypto import ED25519, Signer
@@ -231,7 +236,12 @@ def committed_at(net: LocalNet, i: int, tx_hash: str) -> int | None:
 # -- fixtures ------------------------------------------------------------------------------------
 @pytest.fixture
 def proxied_net(tmp_path: Path) -> Iterator[LocalNet]:
-    with LocalNet(tmp_path, validators=4, proxy=True, params=FAST_PARAMS) as net:
+    # The partition tests count heights on a chain they send little to (40 blocks past an
+    # isolated node): empty blocks without waiting for transactions (interval 0), as fast
+    # as the network goes.
+    with LocalNet(
+        tmp_path, validators=4, proxy=True, params=FAST_PARAMS, empty_blocks_interval_ms=0
+    ) as net:
         net.start_all()
         with explained(net):
             net.wait_height(3, timeout=60)
@@ -301,7 +311,10 @@ def test_isolated_node_catches_up_and_agrees(proxied_net: LocalNet) -> None:
 # -- 3. a Byzantine validator --------------------------------------------------------------------
 def test_double_signing_validator_cannot_fork_and_is_committed_as_evidence(tmp_path: Path) -> None:
     byz, honest = 3, [0, 1, 2]
-    with LocalNet(tmp_path, validators=4, params=FAST_PARAMS) as net:
+    # No transactions here: heights advance by empty blocks, one per IDLE_BLOCK_MS.
+    with LocalNet(
+        tmp_path, validators=4, params=FAST_PARAMS, empty_blocks_interval_ms=IDLE_BLOCK_MS
+    ) as net:
         net.configure(byz, "consensus", byzantine="double_sign")
         byz_key = net.layout.nodes[byz].validator_public_key
         net.start_all()
@@ -452,7 +465,11 @@ def make_outsider(
 
 
 def test_wrong_ca_and_expired_certificates_are_refused_in_plain_words(tmp_path: Path) -> None:
-    with LocalNet(tmp_path, validators=4, params=FAST_PARAMS) as net:
+    # "The network keeps committing" is checked on an idle chain: one empty block per
+    # IDLE_BLOCK_MS.
+    with LocalNet(
+        tmp_path, validators=4, params=FAST_PARAMS, empty_blocks_interval_ms=IDLE_BLOCK_MS
+    ) as net:
         layout = net.layout
         genesis = Genesis.load(layout.genesis_file)
         org1 = layout.orgs[0]

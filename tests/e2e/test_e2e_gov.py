@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from netproc import FAST_PARAMS, LocalNet  # type: ignore[import-not-found]
+from netproc import FAST_PARAMS, IDLE_BLOCK_MS, LocalNet  # type: ignore[import-not-found]
 
 from citychain.crypto import ED25519, Signer
 from citychain.crypto.member_certs import issue_member_cert
@@ -63,7 +63,11 @@ def _wait(predicate: Any, timeout: float, what: str) -> None:
 
 @pytest.fixture
 def net(tmp_path: Path) -> Iterator[LocalNet]:
-    with LocalNet(tmp_path, params=FAST_PARAMS, spare_nodes=1) as n:
+    # Validator changes take effect two heights after execution, and the test then watches
+    # several more blocks with no transaction sent: one empty block per IDLE_BLOCK_MS.
+    with LocalNet(
+        tmp_path, params=FAST_PARAMS, spare_nodes=1, empty_blocks_interval_ms=IDLE_BLOCK_MS
+    ) as n:
         n.start_all()
         yield n
 
@@ -157,7 +161,14 @@ def test_a_vote_admits_an_organisation_whose_validator_signs_then_a_vote_removes
 
 @pytest.fixture
 def cert_net(tmp_path: Path) -> Iterator[LocalNet]:
-    with LocalNet(tmp_path, params=FAST_PARAMS, identity_mode="certificate") as n:
+    # A proposal's deadline passes by heights with nothing sent: one empty block per
+    # IDLE_BLOCK_MS.
+    with LocalNet(
+        tmp_path,
+        params=FAST_PARAMS,
+        identity_mode="certificate",
+        empty_blocks_interval_ms=IDLE_BLOCK_MS,
+    ) as n:
         n.start_all()
         yield n
 
