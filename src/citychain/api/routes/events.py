@@ -1,0 +1,120 @@
+"""Committed events over a WebSocket (``/v1/events``), and the 426 a plain GET gets.
+
+Theory of operation: after the filters are checked and the subscription made, two tasks run
+side by side: ``forward`` sends each event of the node's stream as a text message, and
+``until_disconnect`` reads the socket until the client goes. Whichever ends first ends the
+connection. If the stream ended (the node closed a subscriber too slow to keep up, or is
+stopping) or failed, the client gets a ``ClosedMessage`` saying why, then a close frame with
+a matching code (1013 "try again later" for unavailable, 1008 otherwise). In every case both
+tasks are cancelled and awaited and the subscription closed, so nothing is left buffering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from fastapi import APIRouter, WebSocket
+from starlette.responses import Response
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from citychain.api import models as m
+from citychain.api._body import check_name
+from citychain.api._errors import INTERNAL_MESSAGE, bad_arguments, error_response, http_status, log
+from citychain.api._json import dumps
+from citychain.api.routes._common import ServiceDep
+from citychain.api.service import EventStream, NodeService
+from citychain.errors import CitychainError, ErrorCode
+
+router = APIRouter(tags=["events"])
+
+
+@router.get(
+    "/v1/events",
+    status_code=426,
+    response_model=m.ErrorBody,
+    summary="Committed events (WebSocket)",
+)
+async def events_http() -> Response:
+    """A WebSocket endpoint: connect to ``ws://HOST/v1/events?contract=&type=`` (both
+    filters optional). Each text message is an ``EventMessage``; the server sends a
+    ``ClosedMessage`` before it closes the stream. A plain HTTP GET answers 426."""
+    return error_response(
+        426,
+        ErrorCode.UNSUPPORTED,
+        "/v1/events is a WebSocket endpoint: connect with ws:// (or wss://) "
+        "and optional ?contract=&type= filters",
+    )
+
+
+@router.websocket("/v1/events")
+async def events(ws: WebSocket, service: ServiceDep) -> None:
+    await ws.accept()
+    try:
+        stream = _subscribe(ws, service)
+    except CitychainError as exc:
+        await _close_ws(ws, exc.code, exc.message)
+        return
+    await _pump(ws, stream)
+
+
+def _subscribe(ws: WebSocket, service: NodeService) -> EventStream:
+    """The subscription the query parameters ask for (``contract``, ``type``, both optional)."""
+    params = ws.query_params
+    unknown = sorted(set(params) - {"contract", "type"})
+    if unknown:
+        raise bad_arguments(f"unknown query parameter {unknown[0]!r}")
+    contract, event_type = params.get("contract"), params.get("type")
+    if contract is not None:
+        check_name(contract, "contract")
+    if event_type is not None:
+        check_name(event_type, "type")
+    return service.subscribe(contract, event_type)
+
+
+async def _pump(ws: WebSocket, stream: EventStream) -> None:
+    """Forward ``stream`` to ``ws`` until either ends (see the module docstring)."""
+
+    async def forward() -> None:
+        async for item in stream:
+            await ws.send_text(dumps(m.event_json(item)).decode())
+
+    async def until_disconnect() -> None:
+        while (await ws.receive())["type"] != "websocket.disconnect":
+            pass
+
+    pump = asyncio.ensure_future(forward())
+    watch = asyncio.ensure_future(until_disconnect())
+    try:
+        done, _ = await asyncio.wait({pump, watch}, return_when=asyncio.FIRST_COMPLETED)
+        if pump in done:
+            await _close_after(ws, stream, pump.exception())
+    finally:
+        for task in (pump, watch):
+            task.cancel()
+        for task in (pump, watch):
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+                await task
+        stream.close("client disconnected")
+
+
+async def _close_after(ws: WebSocket, stream: EventStream, failure: BaseException | None) -> None:
+    """Tell the client why the stream ended (``failure`` None: the node ended it)."""
+    if failure is None:
+        reason = stream.closed_reason or "the event stream ended"
+        await _close_ws(ws, ErrorCode.UNAVAILABLE, reason)
+    elif isinstance(failure, CitychainError) and http_status(failure) < 500:
+        await _close_ws(ws, failure.code, failure.message)
+    elif not isinstance(failure, WebSocketDisconnect | OSError):
+        log.error("event stream failed", exc_info=failure)
+        await _close_ws(ws, ErrorCode.INTERNAL, INTERNAL_MESSAGE)
+
+
+async def _close_ws(ws: WebSocket, code: ErrorCode, reason: str) -> None:
+    """Send a ClosedMessage, then close with a matching WebSocket close code."""
+    if ws.application_state != WebSocketState.CONNECTED:
+        return
+    ws_code = 1013 if code in (ErrorCode.UNAVAILABLE, ErrorCode.MEMPOOL_FULL) else 1008
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+        await ws.send_text(dumps(m.closed_json(code, reason)).decode())
+        await ws.close(ws_code, reason.encode()[:120].decode(errors="ignore"))
