@@ -247,7 +247,7 @@ def test_idle_validators_neither_vote_nor_time_out_and_a_transaction_commits_in_
             assert n.chain.height == 1
             st = n.engine.status()
             assert st.height == 2 and st.round == 0
-            assert st.waiting_for == "waiting for transactions (idle; empty blocks are off)"
+            assert st.waiting_for == "transactions (idle; empty blocks are off)"
             assert inputs_logged(n, 2) == []  # round 0 never began: no vote, no proposal
         # A transaction at the proposer of height 2 only (no mempool gossip here): its
         # proposal starts the others at once; nobody timed out, so round 0 decides.
@@ -349,10 +349,10 @@ def test_status_says_idle_and_when_the_empty_block_is_due(tmp_path: Path) -> Non
         await until("idle", lambda: "idle" in nodes[0].engine.status().waiting_for)
         st = nodes[0].engine.status()
         assert (st.height, st.round) == (2, 0)
-        assert st.waiting_for == "waiting for transactions (idle); next empty block in 10 s"
+        assert st.waiting_for == "transactions (idle); next empty block in 10 s"
         now[0] += 2_500
         assert nodes[0].engine.status().waiting_for == (
-            "waiting for transactions (idle); next empty block in 8 s"
+            "transactions (idle); next empty block in 8 s"
         )
         # A transaction ends the wait at once (the real interval is 10 s).
         assert nodes[0].mempool.add([transfer(0).encode()])[0].ok
@@ -443,7 +443,7 @@ def test_solo_without_empty_blocks_waits_for_a_transaction(tmp_path: Path) -> No
         assert chain.height == 1
         st = engine.status()
         assert st.step == "idle"
-        assert st.waiting_for == "waiting for transactions (idle; empty blocks are off)"
+        assert st.waiting_for == "transactions (idle; empty blocks are off)"
         # A transaction behind a nonce gap cannot go into a block: still idle.
         assert mempool.add([transfer(1).encode()])[0].ok
         await asyncio.sleep(0.3)
@@ -463,11 +463,11 @@ def test_solo_status_counts_down_to_the_empty_block(tmp_path: Path) -> None:
         await until("block 1", lambda: chain.height == 1)
         await until("idle", lambda: engine.status().step == "idle")
         assert engine.status().waiting_for == (
-            "waiting for transactions (idle); next empty block in 10 s"
+            "transactions (idle); next empty block in 10 s"
         )
         now[0] += 9_100
         assert engine.status().waiting_for == (
-            "waiting for transactions (idle); next empty block in 1 s"
+            "transactions (idle); next empty block in 1 s"
         )
 
     run_solo(engine, chain, body)

@@ -93,7 +93,7 @@ def is_idle(url: str) -> bool:
 
 def assert_idle(url: str) -> str:
     words: str = get(url, "/v1/consensus")["waiting_for"]
-    assert words.startswith("waiting for transactions (idle)"), words
+    assert words.startswith("transactions (idle)"), words
     return words
 
 
@@ -155,7 +155,7 @@ def test_single_validator_idle_blocks_transactions_and_restart(tmp_path: Path) -
         node.start()
         wait_until("idle", lambda: is_idle(node.url), 10)
         assert get(node.url, "/v1/consensus")["waiting_for"] == (
-            "waiting for transactions (idle; empty blocks are off)"
+            "transactions (idle; empty blocks are off)"
         )
         h0, h1 = count_idle_blocks(node.url, 2.5 * SHORT_MS / 1000)
         assert h1 == h0
@@ -179,7 +179,7 @@ def test_four_validators_idle_blocks_transactions_interval_0_and_restart(tmp_pat
         wait_until(
             "every node idle",
             lambda: all(
-                get(u, "/v1/consensus")["waiting_for"].startswith("waiting for transactions")
+                get(u, "/v1/consensus")["waiting_for"].startswith("transactions (idle")
                 for u in urls
             ),
             2 * SHORT_MS / 1000 + 10,

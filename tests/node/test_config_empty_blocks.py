@@ -90,16 +90,16 @@ def test_written_configs_carry_the_keys(tmp_path: Path) -> None:
 
 def test_idle_words() -> None:
     assert EmptyBlocks.describe_idle(1_000, 11_000) == (
-        "waiting for transactions (idle); next empty block in 10 s"
+        "transactions (idle); next empty block in 10 s"
     )
     assert EmptyBlocks.describe_idle(1_000, 1_500) == (
-        "waiting for transactions (idle); next empty block in 1 s"
+        "transactions (idle); next empty block in 1 s"
     )
     assert EmptyBlocks.describe_idle(2_000, 1_500) == (
-        "waiting for transactions (idle); next empty block in 0 s"
+        "transactions (idle); next empty block in 0 s"
     )
     assert EmptyBlocks.describe_idle(0, None) == (
-        "waiting for transactions (idle; empty blocks are off)"
+        "transactions (idle; empty blocks are off)"
     )
     with pytest.raises(ValueError):
         EmptyBlocks(True, -5)

@@ -58,9 +58,9 @@ class EmptyBlocks:
     def describe_idle(now_ms: int, due_ms: int | None) -> str:
         """What an idle node waits for, in words (for ``waiting_for``)."""
         if due_ms is None:
-            return "waiting for transactions (idle; empty blocks are off)"
+            return "transactions (idle; empty blocks are off)"
         left_s = max(0, due_ms - now_ms + 999) // 1000
-        return f"waiting for transactions (idle); next empty block in {left_s} s"
+        return f"transactions (idle); next empty block in {left_s} s"
 
 
 class ConsensusEngine(Protocol):
