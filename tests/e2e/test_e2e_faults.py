@@ -9,8 +9,8 @@ nodes see exactly what a network partition looks like (resets, then failed redia
   healed every node advances and all hold identical headers at every height.
 * 3|1: the three keep committing (a transfer sent to them commits); the isolated node stops,
   and once healed catches up (40+ blocks behind: block sync) and agrees on every header.
-* A validator in the test-only ``byzantine = "double_sign"`` mode (two proposals and two
-  different votes per step, to the two halves of its peers) cannot make the honest three
+* A validator running the test-only double-signing engine (``byzantine.py``: two proposals and
+  two different votes per step, to the two halves of its peers) cannot make the honest three
   disagree, and its double signing is committed as evidence in a block (API and CLI).
 * A node whose certificate comes from a CA not in genesis, and one whose certificate has
   expired, are refused in plain words ("wrong CA", "expired") in the logs of both sides,
@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from byzantine import start_as_double_signer  # type: ignore[import-not-found]
 from netproc import (  # type: ignore[import-not-found]
     FAST_PARAMS,
     IDLE_BLOCK_MS,
@@ -309,13 +310,16 @@ def test_isolated_node_catches_up_and_agrees(proxied_net: LocalNet) -> None:
 
 
 # -- 3. a Byzantine validator --------------------------------------------------------------------
-def test_double_signing_validator_cannot_fork_and_is_committed_as_evidence(tmp_path: Path) -> None:
+def test_double_signing_validator_cannot_fork_and_is_committed_as_evidence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     byz, honest = 3, [0, 1, 2]
     # No transactions here: heights advance by empty blocks, one per IDLE_BLOCK_MS.
     with LocalNet(
         tmp_path, validators=4, params=FAST_PARAMS, empty_blocks_interval_ms=IDLE_BLOCK_MS
     ) as net:
-        net.configure(byz, "consensus", byzantine="double_sign")
+        # A real process of its own: the node built with tests/e2e/byzantine.py's engine.
+        start_as_double_signer(monkeypatch, net.layout.nodes[byz].home)
         byz_key = net.layout.nodes[byz].validator_public_key
         net.start_all()
         with explained(net):

@@ -71,29 +71,52 @@ step, which proposals and votes it holds). A peer at our height gets the votes a
 proposals it lacks (the quorum-gossip property Tendermint's liveness rests on, pitfall 4);
 a peer that is ahead makes us start block sync; a peer behind us syncs from us.
 
-Byzantine mode (tests only, ``consensus.byzantine = "double_sign"``): the node signs with
-its raw key, bypassing the signer's guard, proposes two different blocks to the two halves of
-its peers and sends each half a different vote (in a round it proposed in, each half a vote
-for the block that half was proposed; else its own vote to one half and a conflicting one,
-nil or a made-up hash, to the other). Honest nodes must still agree, and commit the evidence.
+The parts, one module each (one class, :class:`TendermintEngine`, is made of them):
+
+* ``tendermint.py`` (this module): the loop, heights and idle heights, feeding the machine and
+  carrying out its actions, votes (ours and peers'), the decision, block sync's blocks, the
+  status;
+* ``_proposals.py``: our proposals (building, signing, sending a block in parts) and peers'
+  proposals and parts, assembled and re-executed into ``ProposalInput``;
+* ``_gossip.py``: round-state gossip and catch-up (what a peer at our height lacks);
+* ``_replay.py``: WAL replay on restart;
+* ``_state.py``: what is kept for a height, the loop's events, the limits.
+
+Misbehaviour is not part of it: tests that need a Byzantine validator subclass the engine
+(``tests/e2e/byzantine.py``) through the hooks ``_sign``, ``_send_vote``, ``_before_proposal``
+and ``_send_own_proposal``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
-import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from citychain import codec
 from citychain.chain import Chain, PendingBlock
 from citychain.consensus import messages as m
+from citychain.consensus._gossip import _Gossip
+from citychain.consensus._proposals import _Proposals
+from citychain.consensus._replay import _Replay
+from citychain.consensus._state import (
+    EVIDENCE_REGOSSIP_TICKS,
+    GOSSIP_MS,
+    INBOX,
+    MAX_CONSENSUS_MSG,
+    MAX_FUTURE_VOTES,
+    MAX_ROUND_AHEAD,
+    MAX_SYNC_MSG,
+    MAX_VOTE_MSG,
+    _Event,
+    _Height,
+    _timeouts,
+    wall_clock_ms,
+)
 from citychain.consensus.evidence import EvidencePool
 from citychain.consensus.interface import ConsensusStatus, EmptyBlocks, OnCommit
 from citychain.consensus.machine import (
@@ -102,12 +125,10 @@ from citychain.consensus.machine import (
     EquivocationAction,
     Input,
     Machine,
-    ProposalInput,
     ProposeAction,
     ScheduleTimeout,
     Step,
     TimeoutInput,
-    Timeouts,
     VoteAction,
     VoteInput,
     short_key,
@@ -116,15 +137,12 @@ from citychain.consensus.participation import Participation, validator_name
 from citychain.consensus.privval import PrivValidator, SignStep
 from citychain.consensus.proposer import ProposerSchedule
 from citychain.consensus.wal import WAL
-from citychain.crypto import Signer
 from citychain.errors import CitychainError, DoubleSignRefused
 from citychain.mempool import Mempool
 from citychain.p2p import Switch
 from citychain.sync import BlockSync
 from citychain.sync import messages as sm
 from citychain.types import (
-    NIL,
-    Block,
     Commit,
     CommitSig,
     DuplicateVoteEvidence,
@@ -137,80 +155,21 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: Round-state gossip period, and how often block sync re-checks.
-GOSSIP_MS = 1000
-#: Pending evidence is gossiped again every this many gossip periods (CometBFT: 10 s).
-EVIDENCE_REGOSSIP_TICKS = 10
-#: Inputs queued for the consensus loop; beyond this, peer messages are dropped (votes and
-#: proposals are caught up through round-state gossip).
-INBOX = 20_000
-#: Rounds ahead of ours we keep proposals and votes for.
-MAX_ROUND_AHEAD = 50
-#: Votes buffered for future heights.
-MAX_FUTURE_VOTES = 2_000
-#: Largest message a peer may send us per channel.
-MAX_CONSENSUS_MSG = m.PART_SIZE + 64 * 1024
-MAX_VOTE_MSG = 1024
-MAX_SYNC_MSG = 64 * 1024 * 1024
+__all__ = [
+    "EVIDENCE_REGOSSIP_TICKS",
+    "GOSSIP_MS",
+    "INBOX",
+    "MAX_CONSENSUS_MSG",
+    "MAX_FUTURE_VOTES",
+    "MAX_ROUND_AHEAD",
+    "MAX_SYNC_MSG",
+    "MAX_VOTE_MSG",
+    "TendermintEngine",
+    "wall_clock_ms",
+]
 
 
-def wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-@dataclass
-class _Proposal:
-    """A proposal of the current height and its block, as far as received."""
-
-    proposal: m.Proposal
-    parts: list[bytes | None]
-    block: Block | None = None
-    pending: PendingBlock | None = None
-    valid: bool | None = None
-    fed: bool = False
-
-    @property
-    def complete(self) -> bool:
-        return all(p is not None for p in self.parts)
-
-
-@dataclass
-class _Height:
-    """Everything kept for the height being decided."""
-
-    height: int
-    validators: ValidatorSet
-    machine: Machine
-    proposals: dict[int, _Proposal] = field(default_factory=dict)
-    votes_seen: set[bytes] = field(default_factory=set)
-    votes: list[Vote] = field(default_factory=list)
-    decided: bool = False
-    started_ms: int = 0
-    #: Round 0 held back while nothing waits to be committed ("Idle heights").
-    idle: bool = False
-    #: When an idle height makes its empty block (our clock, ms); None: never.
-    empty_due_ms: int | None = None
-    wake_posted: bool = False
-
-
-@dataclass(frozen=True)
-class _Event:
-    kind: str  # "msg", "timeout", "sync_ready", "gossip", "next_height", "wake", "stop"
-    peer: str = ""
-    payload: Any = None
-
-
-def _timeouts(chain: Chain) -> Timeouts:
-    p = chain.params
-    return Timeouts(
-        propose_ms=p.timeout_propose_ms,
-        prevote_ms=p.timeout_prevote_ms,
-        precommit_ms=p.timeout_precommit_ms,
-        delta_ms=p.timeout_delta_ms,
-    )
-
-
-class TendermintEngine:
+class TendermintEngine(_Replay, _Proposals, _Gossip):
     def __init__(
         self,
         chain: Chain,
@@ -220,8 +179,6 @@ class TendermintEngine:
         wal: WAL,
         on_commit: OnCommit,
         *,
-        signer: Signer | None = None,
-        byzantine: str = "",
         sync_window: int = 32,
         clock: Callable[[], int] = wall_clock_ms,
         empty_blocks: EmptyBlocks | None = None,
@@ -229,11 +186,9 @@ class TendermintEngine:
         self._chain = chain
         self._mempool = mempool
         self._privval = privval
-        self._signer = signer
         self._switch = switch
         self._wal = wal
         self._on_commit = on_commit
-        self._byzantine = byzantine
         self._clock = clock
         self._empty = empty_blocks if empty_blocks is not None else EmptyBlocks()
         self.me: bytes | None = privval.public_key if privval is not None else None
@@ -262,14 +217,13 @@ class TendermintEngine:
         self.participation = Participation(chain.height, clock())
         #: When the next height starts after a decision (clock ms), for the status.
         self._next_height_ms = 0
-        #: Byzantine test mode: (height, round) -> the second block proposed to the odd half.
-        self._byz_blocks: dict[tuple[int, int], bytes] = {}
         switch.add_channel(m.CH_CONSENSUS, self._on_consensus_bytes)
         switch.add_channel(m.CH_VOTES, self._on_vote_bytes)
         switch.add_channel(m.CH_EVIDENCE, self._on_evidence_bytes)
         switch.add_channel(sm.CH_SYNC, self._on_sync_bytes)
 
     # == ConsensusEngine ======================================================================
+
     def notify_txs(self) -> None:
         """Transactions available: an idle height starts round 0 now ("Idle heights")."""
         h = self._h
@@ -299,6 +253,7 @@ class TendermintEngine:
             self._exec.shutdown(wait=True)
 
     # == p2p handlers (on the event loop; decode and enqueue only) ===========================
+
     def _post(self, ev: _Event, *, force: bool = False) -> None:
         try:
             self._inbox.put_nowait(ev)
@@ -356,6 +311,7 @@ class TendermintEngine:
         self.participation.peer_gone(peer)
 
     # == the loop =============================================================================
+
     async def _loop(self) -> None:
         while not self._stopping:
             ev = await self._inbox.get()
@@ -382,29 +338,12 @@ class TendermintEngine:
             except DoubleSignRefused as exc:
                 log.error("refused to sign: %s", exc.message)
 
-    async def _gossip_ticker(self) -> None:
-        while not self._stopping:
-            await asyncio.sleep(GOSSIP_MS / 1000)
-            self._post(_Event("gossip"))
-
-    def _gossip(self, *, evidence: bool = False) -> None:
-        h = self._h
-        if h is not None:
-            self._switch.broadcast(m.CH_CONSENSUS, m.encode(self._round_state(h)))
-        self.sync.tick(self._clock())
-        if self.sync.behind:
-            self._post(_Event("sync_ready"))
-        if not evidence:
-            return
-        # Re-gossip pending evidence until a block commits it.
-        for ev in self.evidence.all_pending()[:20]:
-            self._switch.broadcast(m.CH_EVIDENCE, m.encode(m.EvidenceMsg(ev)))
-
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._exec, fn, *args)
 
     # == heights ==============================================================================
+
     def _proposer_schedule(self, validators: ValidatorSet) -> ProposerSchedule:
         if self._schedule is None or self._schedule[0] != validators.hash:
             self._schedule = (validators.hash, ProposerSchedule(validators, 1))
@@ -470,69 +409,8 @@ class TendermintEngine:
         h.idle = False
         await self._act(h.machine.start())
 
-    async def _replay(self, records: list[bytes]) -> None:
-        h = self._h
-        assert h is not None
-        log.info("replaying %d WAL records of height %d", len(records), h.height)
-        decoded = [codec.decode(r) for r in records]
-        own_votes = {
-            Vote.from_list(r[1]).sign_bytes(self._chain.chain_id)
-            for r in decoded
-            if r[0] == "vote" and r[2]
-        }
-        own_rounds = {r[1][2] for r in decoded if r[0] == "proposal" and r[4]}
-        self._replaying = True
-        self._deferred = []
-        try:
-            self._replay_own = (own_votes, own_rounds)
-            await self._act(h.machine.start())
-            for r in decoded:
-                if r[0] == "vote":
-                    vote = Vote.from_list(r[1])
-                    self._note_vote(h, vote)
-                    await self._feed(VoteInput(vote), log_it=False)
-                elif r[0] == "proposal":
-                    prop = m.Proposal.from_list(r[1])
-                    block = Block.decode(r[2])
-                    parts: list[bytes | None] = list(m.split_parts(block.encode()))
-                    ps = _Proposal(prop, parts, block, None, bool(r[3]), fed=True)
-                    h.proposals[prop.round] = ps
-                    await self._feed(
-                        ProposalInput(prop.round, prop.block_hash, prop.pol_round, bool(r[3])),
-                        log_it=False,
-                    )
-                elif r[0] == "timeout":
-                    await self._feed(TimeoutInput(r[1], r[2], Step(r[3])), log_it=False)
-        finally:
-            self._replaying = False
-        deferred, self._deferred = self._deferred, []
-        if h.decided:
-            self._post(_Event("next_height"), force=True)
-            return
-        await self._act(deferred)
-        # Peers may have missed what we sent before the crash: send it again.
-        for ps in h.proposals.values():
-            if ps.proposal.proposer == self.me:
-                self._broadcast_proposal(ps)
-        for v in h.votes:
-            if v.validator == self.me:
-                self._switch.broadcast(m.CH_VOTES, m.encode(m.VoteMsg(v)))
-        # Be sure the round moves on even if every timer was lost with the crash.
-        st = h.machine.status()
-        await self._act(
-            [
-                ScheduleTimeout(
-                    h.height,
-                    st.round,
-                    Step(st.step),
-                    self._timeouts.for_step(Step(st.step), st.round),
-                )
-            ]
-            if st.step != Step.DECIDED
-            else []
-        )
-
     # == feeding the machine ==================================================================
+
     def _wal_write(self, record: list[Any], *, sync: bool = False) -> None:
         h = self._h
         assert h is not None
@@ -576,25 +454,6 @@ class TendermintEngine:
                 if self.evidence.add(ev):
                     self._switch.broadcast(m.CH_EVIDENCE, m.encode(m.EvidenceMsg(ev)))
 
-    def _replay_keeps(self, a: Action) -> bool:
-        """During replay: defer what the WAL does not show as done; drop what it does."""
-        own_votes, own_rounds = self._replay_own
-        if isinstance(a, VoteAction):
-            sb = Vote(a.type, a.height, a.round, a.block_hash, b"", b"").sign_bytes(
-                self._chain.chain_id
-            )
-            if sb not in own_votes:
-                self._deferred.append(a)
-            return False
-        if isinstance(a, ProposeAction):
-            if a.round not in own_rounds:
-                self._deferred.append(a)
-            return False
-        if isinstance(a, ScheduleTimeout):
-            self._deferred.append(a)
-            return False
-        return True  # decisions and evidence are carried out as they come
-
     def _schedule_timeout(self, a: ScheduleTimeout) -> None:
         loop = asyncio.get_running_loop()
         inp = TimeoutInput(a.height, a.round, a.step)
@@ -607,9 +466,8 @@ class TendermintEngine:
         self._timers.add(handle)
 
     # == our own messages =====================================================================
+
     def _sign(self, height: int, round_: int, step: SignStep, sign_bytes: bytes) -> bytes:
-        if self._byzantine and self._signer is not None:
-            return self._signer.sign(sign_bytes)
         assert self._privval is not None
         return self._privval.sign(height, round_, step, sign_bytes)
 
@@ -627,153 +485,16 @@ class TendermintEngine:
             return
         vote = Vote(a.type, a.height, a.round, a.block_hash, self.me, sig)
         self._wal_write(["vote", vote.to_list(), True], sync=True)
-        if self._byzantine == "double_sign" and self._signer is not None:
-            self._double_vote(vote)
-        else:
-            self._switch.broadcast(m.CH_VOTES, m.encode(m.VoteMsg(vote)))
+        self._send_vote(vote)
         self._note_vote(h, vote)
         await self._feed(VoteInput(vote), log_it=False)
 
-    def _double_vote(self, vote: Vote) -> None:
-        """Byzantine test mode: half the peers get ``vote``, the other half a conflicting one:
-        for the second block we proposed to that half in this round, if any, else nil (or, for
-        a nil ``vote``, a made-up block hash)."""
-        assert self._signer is not None
-        second = self._byz_blocks.get((vote.height, vote.round))
-        if second is not None and second != vote.block_hash:
-            other_hash = second
-        else:
-            other_hash = NIL if not vote.is_nil else bytes(32)
-        other = Vote(vote.type, vote.height, vote.round, other_hash, vote.validator, b"")
-        other = Vote(
-            other.type,
-            other.height,
-            other.round,
-            other.block_hash,
-            other.validator,
-            self._signer.sign(other.sign_bytes(self._chain.chain_id)),
-        )
-        peers = sorted(self._switch.connected())
-        for i, p in enumerate(peers):
-            self._switch.send(p, m.CH_VOTES, m.encode(m.VoteMsg(vote if i % 2 == 0 else other)))
-
-    async def _propose(self, a: ProposeAction) -> None:
-        h = self._h
-        if h is None or self.me is None or a.height != h.height:
-            return
-        pending: PendingBlock | None = None
-        if a.value is not None:
-            pending = self._pending_for(a.value)
-            if pending is None:
-                ps = self._proposal_for(a.value)
-                if ps is not None and ps.block is not None:
-                    pending = await self._run(self._chain.check_block, ps.block)
-        if pending is None:
-            pending = await self._build_block(h)
-        if self._byzantine == "double_sign" and a.value is None:
-            # Before the first proposal is fed: our votes of this round name both blocks.
-            await self._byzantine_second_proposal(h, a.round)
-        if self._h is not h or h.decided:
-            return
-        try:
-            await self._send_proposal(h, a.round, a.valid_round, pending)
-        except DoubleSignRefused as exc:
-            log.error("not proposing: %s", exc.message)
-            return
-
-    async def _build_block(self, h: _Height) -> PendingBlock:
-        p = self._chain.params
-        txs = self._mempool.reap(p.block_max_txs, p.block_max_bytes, p.block_max_gas)
-        evidence = self.evidence.pending(h.height, p.block_max_evidence)
-        try:
-            return await self._run(
-                self._chain.build_block, txs, self._clock(), self.me or b"", evidence
-            )
-        except CitychainError as exc:
-            log.warning("evidence left out of the block: %s", exc.message)
-            return await self._run(self._chain.build_block, txs, self._clock(), self.me or b"")
-
-    async def _send_proposal(
-        self, h: _Height, round_: int, pol_round: int, pending: PendingBlock, *, feed: bool = True
-    ) -> _Proposal:
-        data = pending.block.encode()
-        parts = m.split_parts(data)
-        unsigned = m.Proposal(
-            h.height,
-            round_,
-            pol_round,
-            pending.block.hash,
-            tuple(m.part_hash(p) for p in parts),
-            self.me or b"",
-        )
-        sig = self._sign(
-            h.height, round_, SignStep.PROPOSAL, unsigned.sign_bytes(self._chain.chain_id)
-        )
-        prop = m.Proposal(
-            unsigned.height,
-            unsigned.round,
-            unsigned.pol_round,
-            unsigned.block_hash,
-            unsigned.part_hashes,
-            unsigned.proposer,
-            sig,
-        )
-        ps = _Proposal(prop, list(parts), pending.block, pending, True)
-        if not feed:
-            return ps
-        self._wal_write(["proposal", prop.to_list(), data, True, True], sync=True)
-        h.proposals[round_] = ps
-        ps.fed = True
-        if self._byzantine != "double_sign":
-            self._broadcast_proposal(ps)
-        else:
-            peers = sorted(self._switch.connected())
-            for p in peers[0::2]:
-                self._send_proposal_to(p, ps)
-        await self._feed(ProposalInput(round_, prop.block_hash, pol_round, True), log_it=False)
-        return ps
-
-    async def _byzantine_second_proposal(self, h: _Height, round_: int) -> None:
-        """Test only: a second, different block for the same round to the other half."""
-        txs = self._mempool.reap(1, self._chain.params.block_max_bytes, 10**12)
-        other = await self._run(self._chain.build_block, txs[:0], self._clock() + 1, self.me or b"")
-        if self._h is not h or h.decided:
-            return
-        self._byz_blocks = {k: v for k, v in self._byz_blocks.items() if k[0] == h.height}
-        self._byz_blocks[(h.height, round_)] = other.block.hash
-        ps = await self._send_proposal(h, round_, -1, other, feed=False)
-        peers = sorted(self._switch.connected())
-        for p in peers[1::2]:
-            self._send_proposal_to(p, ps)
-
-    def _broadcast_proposal(self, ps: _Proposal) -> None:
-        for p in self._switch.connected():
-            self._send_proposal_to(p, ps)
-
-    def _send_proposal_to(self, peer: str, ps: _Proposal) -> None:
-        prop = ps.proposal
-        self._switch.send(peer, m.CH_CONSENSUS, m.encode(prop))
-        for i, part in enumerate(ps.parts):
-            if part is None:
-                return
-            self._switch.send(
-                peer, m.CH_CONSENSUS, m.encode(m.BlockPart(prop.height, prop.round, i, part))
-            )
-
-    def _pending_for(self, block_hash: bytes) -> PendingBlock | None:
-        ps = self._proposal_for(block_hash)
-        return ps.pending if ps is not None else None
-
-    def _proposal_for(self, block_hash: bytes) -> _Proposal | None:
-        h = self._h
-        if h is None:
-            return None
-        for ps in h.proposals.values():
-            if ps.proposal.block_hash == block_hash and ps.block is not None:
-                return ps
-        return None
+    def _send_vote(self, vote: Vote) -> None:
+        """Send our vote, once it is in the WAL: to every peer."""
+        self._switch.broadcast(m.CH_VOTES, m.encode(m.VoteMsg(vote)))
 
     # == messages from peers ==================================================================
+
     async def _on_message(self, peer: str, msg: m.Message) -> None:
         h = self._h
         if h is None:
@@ -843,113 +564,8 @@ class TendermintEngine:
             h.votes_seen.add(key)
             h.votes.append(vote)
 
-    async def _on_proposal(self, peer: str, prop: m.Proposal) -> None:
-        h = self._h
-        assert h is not None
-        if prop.height != h.height or h.decided:
-            if h.height < prop.height <= h.height + 1 and len(self._future_proposals) < 64:
-                self._future_proposals.append((peer, prop))
-            return
-        if prop.round in h.proposals or prop.round > h.machine.round + MAX_ROUND_AHEAD:
-            return
-        expected = self._proposer_schedule(h.validators).proposer(h.height, prop.round)
-        if prop.proposer != expected:
-            self.bad_msgs += 1
-            log.info("dropped a proposal from %s: not the proposer of round %d", peer, prop.round)
-            return
-        try:
-            prop.verify(self._chain.suite, self._chain.chain_id)
-        except CitychainError:
-            self.bad_msgs += 1
-            return
-        h.proposals[prop.round] = _Proposal(prop, [None] * len(prop.part_hashes))
-        await self._begin(h)  # the proposer did not wait: neither do we
-
-    async def _on_part(self, peer: str, part: m.BlockPart) -> None:
-        h = self._h
-        assert h is not None
-        if part.height != h.height or h.decided:
-            if h.height < part.height <= h.height + 1 and len(self._future_proposals) < 4096:
-                self._future_proposals.append((peer, part))
-            return
-        ps = h.proposals.get(part.round)
-        if ps is None or ps.fed or part.index >= len(ps.parts) or ps.parts[part.index] is not None:
-            return
-        if m.part_hash(part.data) != ps.proposal.part_hashes[part.index]:
-            self.bad_msgs += 1
-            log.info("dropped block part %d from %s: hash mismatch", part.index, peer)
-            return
-        ps.parts[part.index] = part.data
-        if ps.complete:
-            await self._validate(h, ps)
-
-    async def _validate(self, h: _Height, ps: _Proposal) -> None:
-        prop = ps.proposal
-        data = b"".join(p for p in ps.parts if p is not None)
-        valid = False
-        try:
-            # Decoding thousands of transactions is work: off the event loop, like execution.
-            block = await self._run(functools.partial(Block.decode, data, max_size=len(data)))
-            if block.hash != prop.block_hash:
-                raise ValueError("the block does not hash to the proposal's block hash")
-            ps.block = block
-            ps.pending = await self._run(self._chain.check_block, block)
-            valid = True
-        except (CitychainError, ValueError) as exc:
-            log.warning(
-                "proposal %d/%d from %s is invalid: %s",
-                prop.height,
-                prop.round,
-                prop.proposer.hex()[:12],
-                exc.message if isinstance(exc, CitychainError) else exc,
-            )
-            if ps.block is None:
-                return  # undecodable: not even a value to vote nil about
-        if self._h is not h or h.decided or ps.fed:
-            return
-        ps.valid = valid
-        ps.fed = True
-        self._wal_write(["proposal", prop.to_list(), data, valid, False])
-        await self._feed(ProposalInput(prop.round, prop.block_hash, prop.pol_round, valid))
-
-    # == catch-up gossip ======================================================================
-    def _round_state(self, h: _Height) -> m.RoundState:
-        index = {v.public_key: i for i, v in enumerate(h.validators)}
-        masks: dict[tuple[int, int], int] = {}
-        for v in h.votes:
-            k = (v.round, int(v.type))
-            masks[k] = masks.get(k, 0) | (1 << index[v.validator])
-        rounds = sorted(r for r, ps in h.proposals.items() if ps.fed)[-8:]
-        votes = sorted((r, t, mask) for (r, t), mask in masks.items())[-64:]
-        return m.RoundState(
-            h.height, h.machine.round, int(h.machine.step), tuple(rounds), tuple(votes)
-        )
-
-    def _on_round_state(self, peer: str, rs: m.RoundState) -> None:
-        self.sync.set_peer_height(peer, rs.height - 1)
-        self.participation.peer_height(peer, rs.height)
-        h = self._h
-        if h is None:
-            return
-        if rs.height > h.height:
-            self.sync.tick(self._clock())
-            return
-        if rs.height < h.height:
-            return
-        # Same height: send what the peer lacks.
-        index = {v.public_key: i for i, v in enumerate(h.validators)}
-        have = {(r, t): mask for r, t, mask in rs.votes}
-        top = max(rs.round, h.machine.round)
-        for v in h.votes:
-            if v.round > top:
-                continue
-            if not have.get((v.round, int(v.type)), 0) & (1 << index[v.validator]):
-                self._switch.send(peer, m.CH_VOTES, m.encode(m.VoteMsg(v)))
-        for r, ps in h.proposals.items():
-            if ps.fed and ps.block is not None and r not in rs.proposals and r <= top:
-                self._send_proposal_to(peer, ps)
-
     # == deciding =============================================================================
+
     async def _decide(self, a: DecideAction) -> None:
         h = self._h
         if h is None or h.decided or a.height != h.height:
@@ -1019,6 +635,7 @@ class TendermintEngine:
         self.sync.tick(self._clock())
 
     # == diagnostics ==========================================================================
+
     def status(self) -> ConsensusStatus:
         h = self._h
         if h is None:

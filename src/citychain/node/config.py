@@ -81,8 +81,6 @@ class ConsensusSettings:
     #: at once. See :mod:`citychain.consensus.tendermint` ("Idle heights").
     create_empty_blocks: bool = True
     empty_blocks_interval_ms: int = 10_000
-    #: TEST ONLY: "double_sign" makes this validator propose two blocks and vote for both.
-    byzantine: str = ""
 
 
 @dataclass(frozen=True, slots=True)

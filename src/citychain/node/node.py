@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import logging
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -121,10 +121,21 @@ def load_validator_key(config: NodeConfig) -> Signer:
 
 
 class Node:
-    def __init__(self, config: NodeConfig, *, signer: Signer | None = None) -> None:
+    def __init__(
+        self,
+        config: NodeConfig,
+        *,
+        signer: Signer | None = None,
+        tendermint: Callable[..., TendermintEngine] = TendermintEngine,
+    ) -> None:
         """Open the home's database and wire the node. A failure part-way closes what was
         opened (the database is never left open), and a database locked by another process
-        is refused as ``home_in_use``, naming that node's pid when its pid file does."""
+        is refused as ``home_in_use``, naming that node's pid when its pid file does.
+
+        ``tendermint`` makes the consensus engine of a networked node (called with
+        :class:`TendermintEngine`'s arguments); tests give a misbehaving subclass here
+        (``tests/e2e/byzantine.py``), never a config file."""
+        self._tendermint = tendermint
         try:
             self._wire(config, signer)
         except BaseException as exc:
@@ -223,20 +234,13 @@ class Node:
         # governance adds it (the engine checks membership at every height).
         privval = PrivValidator(self.signer, cfg.path(cfg.consensus.privval_state_file))
         self._wal = WAL.open(cfg.path(cfg.consensus.wal_dir))
-        byz = cfg.consensus.byzantine
-        if byz not in ("", "double_sign"):
-            raise ConfigError(f"{cfg.config_file}: [consensus] byzantine must be empty")
-        if byz:
-            log.warning("BYZANTINE TEST MODE (%s): this node misbehaves on purpose", byz)
-        engine = TendermintEngine(
+        engine = self._tendermint(
             self.chain,
             self.mempool,
             privval,
             self.switch,
             self._wal,
             self._on_commit,
-            signer=self.signer if byz else None,
-            byzantine=byz,
             sync_window=cfg.consensus.sync_window,
             empty_blocks=self._empty_blocks(),
         )

@@ -50,7 +50,6 @@ Processes of a generated network are started, watched and stopped by
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -651,7 +650,7 @@ def prepare_joining_org(
     (home / p2p.cert_file).write_bytes(cert)
     _write_private(home / p2p.tls_key_file, encrypt_key_pem(tls_key, passphrase))
     # Consensus settings as the network's first node has them (empty blocks, sync window).
-    consensus = dataclasses.replace(NodeConfig.load(layout.nodes[0].home).consensus, byzantine="")
+    consensus = NodeConfig.load(layout.nodes[0].home).consensus
     config = NodeConfig(
         home=home,
         node=NodeSettings(name=node_name),
