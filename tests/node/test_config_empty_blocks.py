@@ -98,8 +98,6 @@ def test_idle_words() -> None:
     assert EmptyBlocks.describe_idle(2_000, 1_500) == (
         "transactions (idle); next empty block in 0 s"
     )
-    assert EmptyBlocks.describe_idle(0, None) == (
-        "transactions (idle; empty blocks are off)"
-    )
+    assert EmptyBlocks.describe_idle(0, None) == ("transactions (idle; empty blocks are off)")
     with pytest.raises(ValueError):
         EmptyBlocks(True, -5)
