@@ -247,7 +247,7 @@ class LocalNet:
 
     def configure(self, i: int, section: str, **values: Any) -> None:
         """Change settings of ``[section]`` in node ``i``'s node.toml (takes effect at its next
-        start), e.g. ``net.configure(3, "consensus", byzantine="double_sign")``."""
+        start), e.g. ``net.configure(3, "consensus", sync_window=8)``."""
         home = self.layout.nodes[i].home
         config = NodeConfig.load(home)
         changed = dataclasses.replace(getattr(config, section), **values)

@@ -170,6 +170,10 @@ __all__ = [
 
 
 class TendermintEngine(_Replay, _Proposals, _Gossip):
+    """Tendermint consensus of a networked node (see "Theory of operation" above). Its parts
+    (:class:`_Replay`, :class:`_Proposals`, :class:`_Gossip`) each declare the engine state
+    they use; this class owns that state and the loop."""
+
     def __init__(
         self,
         chain: Chain,
