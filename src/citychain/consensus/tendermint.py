@@ -640,6 +640,20 @@ class TendermintEngine(_Replay, _Proposals, _Gossip):
 
     # == diagnostics ==========================================================================
 
+    def validator_states(self, now_ms: int | None = None) -> list[dict[str, Any]]:
+        """Each validator of the deciding set as this node sees it (offline, lagging, ok;
+        see :mod:`citychain.consensus.participation`); empty before consensus starts."""
+        h = self._h
+        if h is None:
+            return []
+        return self.participation.report(
+            h.validators,
+            self.me,
+            set(self._switch.connected()),
+            {p.name for p in self._switch.peers()},
+            self._clock() if now_ms is None else now_ms,
+        )
+
     def status(self) -> ConsensusStatus:
         h = self._h
         if h is None:
@@ -666,7 +680,7 @@ class TendermintEngine(_Replay, _Proposals, _Gossip):
                 f" in {left_ms / 1000:.1f} s" if left_ms >= 50 else " now"
             )
         if h.idle:  # round 0 held back: nothing to commit ("Idle heights")
-            waiting = EmptyBlocks.describe_idle(self._clock(), h.empty_due_ms)
+            waiting = EmptyBlocks.describe_idle(now, h.empty_due_ms)
         if self.sync.behind:
             waiting = (
                 f"block sync: at height {self._chain.height}, peers are at height "
@@ -692,13 +706,7 @@ class TendermintEngine(_Replay, _Proposals, _Gossip):
             # late: a commit holds the first precommits past 2/3).
             "last_commit_missing": self.last_commit_missing,
             "last_commit": self.participation.last_commit(),
-            "validators": self.participation.report(
-                h.validators,
-                self.me,
-                set(self._switch.connected()),
-                {p.name for p in self._switch.peers()},
-                now,
-            ),
+            "validators": self.validator_states(now),
             "dropped_messages": self.dropped_msgs,
             "bad_messages": self.bad_msgs,
             "mempool_txs": self._mempool.size,

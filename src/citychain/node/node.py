@@ -438,7 +438,7 @@ class Node:
         self.m_evidence.inc(len(block.evidence))
         if isinstance(self.engine, TendermintEngine):
             self.m_missing.set(len(self.chain.validators(block.height)) - len(commit.signatures))
-            seen = [v.get("state") for v in self.engine.status().details.get("validators", [])]
+            seen = [v["state"] for v in self.engine.validator_states()]
             for state in ("ok", "offline", "lagging"):
                 self.m_validators.labels(state).set(seen.count(state))
             self.m_evidence_pending.set(len(self.engine.evidence))
