@@ -204,6 +204,9 @@ def test_transaction_decode_of_garbage_raises_only_citychain_errors(data: bytes)
         assert exc.code in (ErrorCode.MALFORMED, ErrorCode.NON_CANONICAL, ErrorCode.TOO_LARGE)
     else:
         assert tx.encode() == data
+        # decode keeps the input bytes; a copy re-encodes from the fields, so this shows the
+        # accepted bytes are the one canonical encoding of the value (not merely cached).
+        assert dataclasses.replace(tx).encode() == data
 
 
 # -- headers, commits, receipts, blocks -------------------------------------------------------
