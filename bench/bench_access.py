@@ -20,8 +20,8 @@ from pathlib import Path
 
 from citychain.bench import result_line
 from citychain.chain import Chain
-from citychain.contracts import default_registry
 from citychain.crypto import ED25519, Signer
+from citychain.execution import default_registry
 from citychain.p2p.certs import generate_org_ca
 from citychain.types import Transaction, Validator
 from citychain.types.genesis import Genesis, Governance, Member, Organisation

@@ -15,9 +15,8 @@ import time
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 
-from citychain.contracts import default_registry
 from citychain.crypto import ED25519, Ed25519Suite, Signer, VerifyItem
-from citychain.execution import BlockContext, Executor
+from citychain.execution import BlockContext, Executor, default_registry
 from citychain.types import Transaction
 
 CHAIN = "bench"

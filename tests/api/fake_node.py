@@ -74,7 +74,7 @@ EMPTY = bytes(32)
 
 
 def balance_key(address: bytes) -> bytes:
-    return b"c/token/bal/" + address  # as citychain.contracts.token lays it out
+    return b"c/token/bal/" + address  # as citychain.services.token.contract lays it out
 
 
 def nonce_key(address: bytes) -> bytes:

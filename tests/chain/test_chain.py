@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from citychain.chain import Chain
-from citychain.contracts import balance_key, default_registry
 from citychain.crypto import ED25519, Signer
 from citychain.errors import ConfigError, ErrorCode, ProofError
+from citychain.execution import default_registry
 from citychain.proof.ics23 import SMT_SPEC, verify_membership
+from citychain.services.token.shapes import balance_key
 from citychain.store.kv import KVStore
 from citychain.types import (
     NIL,

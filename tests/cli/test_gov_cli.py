@@ -23,12 +23,12 @@ from cli_helpers import PASSPHRASE, run
 
 from citychain.api import create_app
 from citychain.api.node_service import NodeServiceAdapter
-from citychain.cli.gov import build_params, parse_param_value
 from citychain.crypto import ED25519, Signer
 from citychain.crypto.keystore import save_key
 from citychain.errors import InvalidInput
 from citychain.node import Node, NodeConfig
 from citychain.p2p.certs import generate_org_ca
+from citychain.services.gov.cli import build_params, parse_param_value
 from citychain.types import Validator
 from citychain.types.genesis import ChainParams, Genesis, Governance, Organisation
 

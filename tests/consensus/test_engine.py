@@ -34,8 +34,8 @@ from citychain.consensus.interface import EmptyBlocks
 from citychain.consensus.privval import PrivValidator
 from citychain.consensus.tendermint import TendermintEngine
 from citychain.consensus.wal import WAL
-from citychain.contracts import default_registry
 from citychain.crypto import ED25519, Signer
+from citychain.execution import default_registry
 from citychain.p2p import Switch
 from citychain.types import Vote, VoteType
 

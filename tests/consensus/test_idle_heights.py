@@ -25,8 +25,8 @@ from citychain.consensus.privval import PrivValidator
 from citychain.consensus.proposer import ProposerSchedule
 from citychain.consensus.tendermint import TendermintEngine
 from citychain.consensus.wal import WAL
-from citychain.contracts import default_registry
 from citychain.crypto import ED25519, Signer
+from citychain.execution import default_registry
 from citychain.execution.keys import account_nonce
 from citychain.mempool import Mempool, MempoolConfig
 from citychain.p2p import Switch

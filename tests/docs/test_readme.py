@@ -54,8 +54,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from citychain.contracts import balance_key
 from citychain.crypto import get_suite
+from citychain.services.token.shapes import balance_key
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"

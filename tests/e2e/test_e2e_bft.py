@@ -35,11 +35,11 @@ import httpx
 import pytest
 from netproc import FAST_PARAMS, LocalNet  # type: ignore[import-not-found]
 
-from citychain.contracts import balance_key
 from citychain.crypto import ED25519, Signer
 from citychain.errors import CitychainError
 from citychain.node.processes import log_tail
 from citychain.sdk import Client
+from citychain.services.token.shapes import balance_key
 from citychain.types import Receipt, Transaction
 from citychain.types.genesis import ChainParams
 

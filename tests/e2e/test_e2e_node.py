@@ -10,10 +10,10 @@ import httpx
 import pytest
 from nodeproc import NodeProcess, cli  # type: ignore[import-not-found]
 
-from citychain.contracts import balance_key
 from citychain.crypto import ED25519, Signer
 from citychain.errors import ErrorCode, ExecutionFailure
 from citychain.sdk import Client
+from citychain.services.token.shapes import balance_key
 from citychain.types import Transaction
 from citychain.types.genesis import Genesis
 

@@ -8,7 +8,6 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from citychain import codec
-from citychain.contracts import Token
 from citychain.crypto import ED25519, Signer
 from citychain.errors import CitychainError, ErrorCode, ExecutionFailure
 from citychain.execution import (
@@ -23,6 +22,7 @@ from citychain.execution import (
     method,
     query,
 )
+from citychain.services.token.contract import Token
 from citychain.types import Transaction
 
 CHAIN = "test-chain"

@@ -10,10 +10,9 @@ import pytest
 from exec_helpers import CHAIN, SUITE, DictState, signer
 
 from citychain import codec
-from citychain.contracts import default_registry
 from citychain.crypto import Signer
 from citychain.errors import ErrorCode, ExecutionFailure, InternalError
-from citychain.execution import BlockContext, Executor, access
+from citychain.execution import BlockContext, Executor, access, default_registry
 from citychain.execution.keys import account_nonce
 from citychain.p2p.certs import generate_org_ca
 from citychain.types import Transaction, Validator

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from exec_helpers import CHAIN, SUITE, Chain, DictState, block_ctx, registry, signer
 
-from citychain.contracts import balance_key
 from citychain.errors import ErrorCode, ExecutionFailure, InternalError
 from citychain.execution import MAX_CALL_DEPTH, Executor, GasSchedule
 from citychain.execution.keys import account_nonce, contract_address, contract_key
+from citychain.services.token.shapes import balance_key
 from citychain.types import Event
 
 ALICE, BOB = signer(2), signer(3)

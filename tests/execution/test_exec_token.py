@@ -8,9 +8,10 @@ import pytest
 from exec_helpers import CHAIN, SUITE, Chain, DictState, block_ctx, decode, registry, signer
 
 from citychain import codec
-from citychain.contracts import Token, balance_key, default_registry
 from citychain.errors import ConfigError, ErrorCode, ExecutionFailure, InvalidInput
-from citychain.execution import Executor, keys
+from citychain.execution import Executor, default_registry, keys
+from citychain.services.token.contract import Token
+from citychain.services.token.shapes import balance_key
 from citychain.types import Event
 
 ISSUER, ALICE, BOB = signer(1), signer(2), signer(3)

@@ -17,9 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from nodeproc import NodeProcess, cli  # type: ignore[import-not-found]
 
 from citychain.chain import Chain
-from citychain.contracts import default_registry
 from citychain.crypto import ED25519, Signer
 from citychain.errors import ErrorCode, ExecutionFailure
+from citychain.execution import default_registry
 from citychain.sdk import Client
 from citychain.types.genesis import Genesis
 

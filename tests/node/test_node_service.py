@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from citychain.api.node_service import NodeServiceAdapter
-from citychain.contracts import balance_key
 from citychain.crypto import ED25519, Signer
 from citychain.errors import ErrorCode, NotFound
 from citychain.node import Node, NodeConfig
 from citychain.node.config import StateSettings
+from citychain.services.token.shapes import balance_key
 from citychain.types import Commit, Validator
 from citychain.types.genesis import Genesis
 

@@ -19,11 +19,11 @@ from typer.testing import CliRunner
 
 from citychain.api import create_app
 from citychain.cli.main import app as cli_app
-from citychain.contracts import balance_key
 from citychain.crypto import Signer
 from citychain.crypto.keystore import save_key
 from citychain.errors import ErrorCode, InvalidInput
 from citychain.sdk import AsyncClient, Client
+from citychain.services.token.shapes import balance_key
 from citychain.types.address import (
     ADDRESS_ARGS,
     PROPOSAL_ADDRESS_PARAMS,
@@ -31,7 +31,7 @@ from citychain.types.address import (
     to_address,
 )
 
-CONTRACTS = Path(__file__).resolve().parents[2] / "src" / "citychain" / "contracts"
+SERVICES = Path(__file__).resolve().parents[2] / "src" / "citychain" / "services"
 ADDR = bytes(range(1, 21))
 BAD = [
     "xyz",
@@ -200,7 +200,10 @@ def _entry_points(tree: ast.Module) -> list[ast.FunctionDef]:
 
 @pytest.mark.parametrize(
     ("contract", "sources"),
-    [("token", ["token.py"]), ("gov", ["gov/_contract.py", "gov/_records.py"])],
+    [
+        ("token", ["token/contract.py"]),
+        ("gov", ["gov/contract/_contract.py", "gov/contract/_records.py"]),
+    ],
 )
 def test_the_table_names_every_address_argument_of_the_contracts(
     contract: str, sources: list[str]
@@ -208,7 +211,7 @@ def test_the_table_names_every_address_argument_of_the_contracts(
     """Read from the contracts' source: which entry points call ``arg_address(args, name)``
     (directly, through their own helpers, or in their admission check). The SDK cannot import
     the contracts, so this keeps its table honest."""
-    trees = [ast.parse((CONTRACTS / s).read_text()) for s in sources]
+    trees = [ast.parse((SERVICES / s).read_text()) for s in sources]
     fns: dict[str, ast.FunctionDef] = {}
     for tree in trees:
         fns.update(_functions(tree))
@@ -223,7 +226,7 @@ def test_the_table_names_every_address_argument_of_the_contracts(
 
 def test_the_table_names_every_proposal_kind_with_an_address_param() -> None:
     """A kind's check takes an address when it reaches the ``_address(params)`` helper."""
-    tree = ast.parse((CONTRACTS / "gov" / "_kinds.py").read_text())
+    tree = ast.parse((SERVICES / "gov" / "contract" / "_kinds.py").read_text())
     fns = _functions(tree)
     kinds = next(
         n
@@ -409,5 +412,5 @@ def test_cli_tx_send_takes_a_plain_hex_address(
 def test_the_readme_quotes_the_refusal_as_it_is() -> None:
     with pytest.raises(InvalidInput) as info:
         call_args("token", "transfer", {"to": "bob", "amount": 1})
-    readme = " ".join((CONTRACTS.parents[2] / "README.md").read_text(encoding="utf-8").split())
+    readme = " ".join((SERVICES.parents[2] / "README.md").read_text(encoding="utf-8").split())
     assert f"`{info.value.message}`" in readme

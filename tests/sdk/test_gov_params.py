@@ -7,7 +7,7 @@ import pytest
 
 from citychain.errors import ErrorCode, InvalidInput
 from citychain.sdk import build_params, parse_param_value
-from citychain.types.gov_kinds import FLAGS, KIND_NAMES, KIND_PARAMS
+from citychain.services.gov.shapes import FLAGS, KIND_NAMES, KIND_PARAMS
 
 
 def test_build_params_is_the_sdk_s() -> None:
@@ -33,8 +33,8 @@ def test_the_flags_follow_the_kinds_params() -> None:
 
 
 def test_the_contract_checks_the_same_declaration() -> None:
-    from citychain.contracts.gov import KINDS
-    from citychain.contracts.gov._kinds import _only
+    from citychain.services.gov.contract import KINDS
+    from citychain.services.gov.contract._kinds import _only
 
     assert tuple(KINDS) == KIND_NAMES
     with pytest.raises(InvalidInput, match=r"unknown proposal param\(s\) bogus \(expected: id\)"):

@@ -31,7 +31,6 @@ from citychain.api.service import (
     TxStatus,
 )
 from citychain.chain import Chain
-from citychain.contracts import balance_key, default_registry
 from citychain.crypto import ED25519, CryptoSuite, Signer
 from citychain.errors import (
     CitychainError,
@@ -43,11 +42,12 @@ from citychain.errors import (
     ProofError,
     Unavailable,
 )
-from citychain.execution import BlockContext
+from citychain.execution import BlockContext, default_registry
 from citychain.execution.keys import account_nonce
 from citychain.p2p.certs import generate_org_ca
 from citychain.proof.ics23 import encode_commitment_proof
 from citychain.sdk import AsyncClient, Client, ProposalInfo
+from citychain.services.token.shapes import balance_key
 from citychain.store.kv import KVStore
 from citychain.types import (
     Block,

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from citychain.chain import Chain
-from citychain.contracts import default_registry
 from citychain.crypto import ED25519, Signer
 from citychain.errors import ProofError
+from citychain.execution import default_registry
 from citychain.store.kv import KVStore
 from citychain.sync import BlockSync
 from citychain.sync import messages as sm

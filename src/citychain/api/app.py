@@ -40,10 +40,12 @@ GET     /docs                            Swagger UI over /openapi.json (assets s
 ``fastapi-offline`` package (under ``/static-offline-docs``), not from a CDN as FastAPI's own
 page loads them, and Swagger UI's online spec validator is switched off. ReDoc is not served.
 
-The routes are grouped by subject in :mod:`citychain.api.routes` (one ``APIRouter`` each:
-``txs``, ``blocks``, ``state``, ``consensus``, ``gov``, ``events``, ``ops``); they reach the
-node through the service on ``app.state`` (a FastAPI dependency), and what
-``/openapi.json`` adds to FastAPI's derivation is in :mod:`citychain.api.openapi`.
+The core routes are grouped by subject in :mod:`citychain.api.routes` (one ``APIRouter``
+each: ``txs``, ``blocks``, ``state``, ``consensus``, ``events``, ``ops``); each platform
+service brings its own (``citychain/services/gov/router.py`` serves ``/v1/gov/...``), found
+through :mod:`citychain.services.registry`. They reach the node through the service on
+``app.state`` (a FastAPI dependency), and what ``/openapi.json`` adds to FastAPI's derivation
+is in :mod:`citychain.api.openapi`.
 
 Governance (``/v1/gov/...``) reads the ``gov`` contract's records through its queries, on the
 latest committed state; changes are transactions (``gov.propose``, ``gov.vote``, ...) signed by
@@ -70,10 +72,11 @@ from citychain.api._errors import (
 )
 from citychain.api._json import JSONResponse
 from citychain.api.openapi import DESCRIPTION, install_openapi
-from citychain.api.routes import ROUTERS
+from citychain.api.routes import LAST_ROUTERS, ROUTERS
 from citychain.api.routes._common import Limits
 from citychain.api.service import NodeService
 from citychain.errors import CitychainError
+from citychain.services import registry
 
 __all__ = ["DEFAULT_MAX_BATCH_TXS", "DEFAULT_MAX_BODY_BYTES", "create_app"]
 
@@ -112,6 +115,10 @@ def create_app(
     app.add_exception_handler(StarletteHTTPException, on_http_exception)
     app.add_middleware(CatchAll)
     for router in ROUTERS:
+        app.include_router(router)
+    for _service, module in registry.parts("router"):  # /v1/gov/..., each service's own
+        app.include_router(module.router)
+    for router in LAST_ROUTERS:
         app.include_router(router)
     install_openapi(app)
     return app

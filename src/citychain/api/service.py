@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from citychain.crypto import CryptoSuite
 from citychain.errors import ErrorCode, NotFound
+from citychain.services.gov.shapes import check_policy_target
 from citychain.types import (
     Block,
     Commit,
@@ -40,7 +41,6 @@ from citychain.types import (
     Transaction,
     ValidatorSet,
 )
-from citychain.types.gov_kinds import check_policy_target
 from citychain.types.policy import check_name as check_gov_name
 
 if TYPE_CHECKING:

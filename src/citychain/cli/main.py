@@ -1,5 +1,6 @@
-"""The `citychain` command: keys, transactions, queries, governance, status, node lifecycle,
-benchmarks.
+"""The `citychain` command: keys, transactions, queries, status, node lifecycle, benchmarks,
+and the commands of every registered platform service (``gov``; the token's ``tx transfer``,
+``tx mint``, ``query balance``), each from its own folder under ``citychain/services/``.
 
 Every command prints errors as ``error [code]: message`` and exits 1, never a traceback
 (``CITYCHAIN_DEBUG=1`` shows one). ``--json`` gives machine-readable output. The node URL
@@ -31,13 +32,13 @@ from citychain import __version__
 from citychain.cli import bench, node
 from citychain.cli._output import command_name, err_console
 from citychain.cli.consensus import consensus, evidence
-from citychain.cli.gov import gov_app
 from citychain.cli.keys import keys_app
 from citychain.cli.net import net_app
 from citychain.cli.query import query_app
 from citychain.cli.status import status
 from citychain.cli.tx import tx_app
 from citychain.errors import ErrorCode
+from citychain.services import registry
 
 app = typer.Typer(
     name="citychain",
@@ -69,7 +70,9 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(tx_app, name="tx")
 app.add_typer(query_app, name="query")
 app.add_typer(net_app, name="net")
-app.add_typer(gov_app, name="gov")
+# Each platform service's commands (``gov ...``; ``tx transfer``, ``query balance``...).
+for _service, _module in registry.parts("cli"):
+    _module.install(app, {"tx": tx_app, "query": query_app})
 app.command("status")(status)
 app.command("consensus")(consensus)
 app.command("evidence")(evidence)

@@ -60,7 +60,7 @@ def _decoded(value: bytes | None) -> Any:
         return None
 
 
-def _verification_line(v: VerifiedValue, trust: Trust) -> str:
+def verification_line(v: VerifiedValue, trust: Trust) -> str:
     if not v.verified:
         return "[yellow]not verified[/] (--no-verify)"
     return (
@@ -70,7 +70,7 @@ def _verification_line(v: VerifiedValue, trust: Trust) -> str:
     )
 
 
-def _proven_json(v: VerifiedValue, trust: Trust) -> dict[str, Any]:
+def proven_json(v: VerifiedValue, trust: Trust) -> dict[str, Any]:
     return {
         "key": v.key,
         "value": v.value,
@@ -86,32 +86,6 @@ def _proven_json(v: VerifiedValue, trust: Trust) -> dict[str, Any]:
         "total_power": v.total_power,
         "trusted_validators_from": trust.source if v.verified else None,
     }
-
-
-@query_app.command("balance")
-@handles_errors
-def balance(
-    address: Annotated[str, typer.Argument(help="Account address (40 hex digits).")],
-    node: NodeOpt = DEFAULT_NODE,
-    verify: VerifyOpt = True,
-    genesis: GenesisOpt = None,
-    home: HomeOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """An account's token balance, proven from state (or asked of the token contract with
-    --no-verify)."""
-    from citychain.contracts.token import balance_key
-
-    addr = parse_address(address)
-    trust = trust_from(genesis, home)
-    with make_client(node, trust) as client:
-        proven = client.get_state(balance_key(addr), verify=verify)
-    amount = proven.decode() or 0
-    if as_json:
-        print_json({"address": addr, "balance": amount, **_proven_json(proven, trust)})
-        return
-    console.print(f"balance of {addr.hex()}: [bold]{amount}[/] at height {proven.height}")
-    console.print(_verification_line(proven, trust))
 
 
 @query_app.command("state")
@@ -133,7 +107,7 @@ def state(
     with make_client(node, trust) as client:
         proven = client.get_state(key, height, verify=verify)
     if as_json:
-        print_json(_proven_json(proven, trust))
+        print_json(proven_json(proven, trust))
         return
     console.print(f"key    {key.hex()}")
     if proven.value is None:
@@ -143,7 +117,7 @@ def state(
         decoded = _decoded(proven.value)
         if decoded is not None:
             console.print(f"       = {escape(show_value(decoded))}  (canonical CBOR)")
-    console.print(_verification_line(proven, trust))
+    console.print(verification_line(proven, trust))
 
 
 @query_app.command("contract")

@@ -37,7 +37,6 @@ from citychain.cli._output import (
     err_console,
     handles_errors,
     json_output,
-    parse_address,
     parse_args_json,
     print_json,
     show_value,
@@ -58,8 +57,6 @@ NoWaitOpt = Annotated[
 ]
 TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds to wait for the commit.")]
 GasOpt = Annotated[int, typer.Option("--gas-limit", help="Most gas the call may use.")]
-ToOpt = Annotated[str, typer.Option("--to", help="Recipient address (40 hex digits).")]
-AmountOpt = Annotated[int, typer.Option("--amount", min=1, help="Amount in token units.")]
 EndorseOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -216,7 +213,9 @@ def report(
         )
 
 
-def _run(*, as_json: bool, **kwargs: Any) -> None:
+def run_call(*, as_json: bool, **kwargs: Any) -> None:
+    """Sign, submit and report one call (the body of ``tx send`` and of the services' own
+    transaction commands, e.g. ``tx transfer``)."""
     report(send_tx(**kwargs), as_json)
 
 
@@ -232,66 +231,6 @@ def print_receipt(receipt: Receipt, height: int | None) -> None:
             attrs = ", ".join(f"{k}={show_value(v)}" for k, v in e.attributes.items())
             table.add_row(f"{e.contract}.{e.type}", escape(attrs))
         console.print(table)
-
-
-@tx_app.command("transfer")
-@handles_errors
-def transfer(
-    to: ToOpt,
-    amount: AmountOpt,
-    key: KeyOpt,
-    node: NodeOpt = DEFAULT_NODE,
-    home: HomeOpt = None,
-    passphrase_file: PassFileOpt = None,
-    no_wait: NoWaitOpt = False,
-    timeout: TimeoutOpt = DEFAULT_COMMIT_TIMEOUT,
-    gas_limit: GasOpt = DEFAULT_GAS_LIMIT,
-    as_json: JsonOpt = False,
-) -> None:
-    """Send tokens from KEY's account to another address."""
-    _run(
-        contract="token",
-        method="transfer",
-        args={"to": parse_address(to), "amount": amount},
-        key=key,
-        node=node,
-        home=home,
-        passphrase_file=passphrase_file,
-        no_wait=no_wait,
-        timeout=timeout,
-        gas_limit=gas_limit,
-        as_json=as_json,
-    )
-
-
-@tx_app.command("mint")
-@handles_errors
-def mint(
-    to: ToOpt,
-    amount: AmountOpt,
-    key: KeyOpt,
-    node: NodeOpt = DEFAULT_NODE,
-    home: HomeOpt = None,
-    passphrase_file: PassFileOpt = None,
-    no_wait: NoWaitOpt = False,
-    timeout: TimeoutOpt = DEFAULT_COMMIT_TIMEOUT,
-    gas_limit: GasOpt = DEFAULT_GAS_LIMIT,
-    as_json: JsonOpt = False,
-) -> None:
-    """Create new tokens for an address (KEY must be a token issuer)."""
-    _run(
-        contract="token",
-        method="mint",
-        args={"to": parse_address(to), "amount": amount},
-        key=key,
-        node=node,
-        home=home,
-        passphrase_file=passphrase_file,
-        no_wait=no_wait,
-        timeout=timeout,
-        gas_limit=gas_limit,
-        as_json=as_json,
-    )
 
 
 @tx_app.command("send")
@@ -321,7 +260,7 @@ def send(
 
     With --endorse KEYFILE (repeatable) the transaction also carries those keys'
     co-signatures, for access policies that need approval from several organisations."""
-    _run(
+    run_call(
         contract=contract,
         method=method,
         args=parse_args_json(args),

@@ -5,6 +5,7 @@ Public API::
     Executor(registry, suite, gas=None)      .execute_block / .init_genesis / .query
     BlockContext, BlockResult, GasSchedule
     Contract, method, query, ContractRegistry, Context
+    default_registry()                       the system contracts of every registered service
     only_args, arg_int, arg_address, arg_bytes, arg_str   (BAD_ARGUMENTS naming the argument)
     keys                                     the state key layout (nonces, contract namespaces)
 
@@ -24,6 +25,7 @@ from citychain.execution.context import Context as Context
 from citychain.execution.contract import Contract as Contract
 from citychain.execution.contract import ContractRegistry as ContractRegistry
 from citychain.execution.contract import MethodSpec as MethodSpec
+from citychain.execution.contract import default_registry as default_registry
 from citychain.execution.contract import method as method
 from citychain.execution.contract import query as query
 from citychain.execution.executor import BlockResult as BlockResult
@@ -44,6 +46,7 @@ __all__ = [
     "arg_bytes",
     "arg_int",
     "arg_str",
+    "default_registry",
     "keys",
     "method",
     "only_args",

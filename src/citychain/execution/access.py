@@ -2,10 +2,11 @@
 
 Theory of operation
 -------------------
-The governance contract (:mod:`citychain.contracts.gov`) owns these records; they live in its
-namespace ``c/gov/`` so they are part of the state root and every answer about them can carry
-a proof. This module is the one place that knows their layout, so the executor (which checks
-every transaction) and the contract (which changes them) cannot disagree::
+The governance contract (:mod:`citychain.services.gov.contract`) owns these records; they
+live in its namespace ``c/gov/`` so they are part of the state root and every answer
+about them can carry a proof. This module is the one place that knows their layout, so the
+executor (which checks every transaction) and the contract (which changes them) cannot
+disagree::
 
     cfg                      {"mode": "open" | "key" | "certificate", "voting_period": int}
     org/<org id>             {"id", "name", "ca_cert" (PEM), "ca_fp" (sha256 of DER), "admins"}

@@ -46,6 +46,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast, overload
 
 from citychain.errors import ConfigError, ErrorCode, ExecutionFailure
+from citychain.services import registry as services_registry
 
 if TYPE_CHECKING:
     from citychain.execution.context import Context
@@ -197,3 +198,17 @@ class ContractRegistry:
     def names(self) -> tuple[str, ...]:
         """Registered names in ascending order."""
         return tuple(sorted(self._contracts))
+
+
+def default_registry() -> ContractRegistry:
+    """A registry holding the system contract of every registered platform service
+    (:data:`citychain.services.registry.SERVICES`, each service's ``system_contract()``)."""
+    registry = ContractRegistry()
+    for service, module in services_registry.parts("contract"):
+        make = getattr(module, "system_contract", None)
+        if make is None:
+            raise ConfigError(
+                f"service {service.name!r}: its contract module has no system_contract()"
+            )
+        registry.register(make())
+    return registry

@@ -28,7 +28,6 @@ from citychain.consensus.messages import encode as encode_message
 from citychain.consensus.privval import PrivValidator
 from citychain.consensus.tendermint import TendermintEngine
 from citychain.consensus.wal import WAL
-from citychain.contracts import default_registry
 from citychain.crypto import Signer
 from citychain.crypto.keystore import load_key
 from citychain.errors import (
@@ -38,7 +37,7 @@ from citychain.errors import (
     ExecutionFailure,
     KeystoreError,
 )
-from citychain.execution import BlockContext
+from citychain.execution import BlockContext, default_registry
 from citychain.execution.keys import account_nonce
 from citychain.mempool import AddResult, Mempool, MempoolConfig
 from citychain.node.config import NodeConfig

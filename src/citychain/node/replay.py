@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from citychain.chain import Chain
-from citychain.contracts import default_registry
 from citychain.errors import ProofError
+from citychain.execution import default_registry
 from citychain.node.config import NodeConfig
 from citychain.store.blocks import BlockStore
 from citychain.store.kv import KVStore

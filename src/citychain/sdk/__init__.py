@@ -13,10 +13,16 @@ types, the codec, the crypto suites and proof verification, plus httpx and webso
         node.gov.vote(other_admin, pid); node.gov.execute(admin, pid)
         params = build_params("set_params", param=["params.chain.block_max_txs=5000"])
 
+The platform services' helpers (``client.gov``, ``client.token``) come from their folders
+under :mod:`citychain.services`, found through the service registry; what they export
+(``Gov``, ``build_params``...) can be imported from here too.
+
 Errors are :mod:`citychain.errors` exceptions carrying the node's stable ``code``. Read the
 trust model in :mod:`citychain.sdk._client` (what a verified answer does and does not prove)
 and how the client follows validator-set changes in :mod:`citychain.sdk._light`.
 """
+
+from typing import Any
 
 from citychain.sdk._client import (
     DEFAULT_COMMIT_TIMEOUT,
@@ -28,8 +34,6 @@ from citychain.sdk._client import (
 )
 from citychain.sdk._errors import error_from
 from citychain.sdk._events import AsyncEventSubscription, EventSubscription
-from citychain.sdk._gov import AsyncGov, Gov
-from citychain.sdk._gov_params import build_params, parse_param_value
 from citychain.sdk._light import (
     MAX_FETCHES,
     TRUST_LEVEL,
@@ -39,6 +43,7 @@ from citychain.sdk._light import (
     TrustedSet,
     verify_skipping,
 )
+from citychain.sdk._services import exported
 from citychain.sdk._types import (
     AccountInfo,
     BlockInfo,
@@ -59,6 +64,13 @@ from citychain.sdk._types import (
 )
 from citychain.sdk._verify import prove_value, verify_state
 
+
+def __getattr__(name: str) -> Any:
+    """What a registered service's SDK part exports (``Gov``, ``AsyncGov``, ``build_params``,
+    ``parse_param_value`` from ``gov``...), found through the service registry."""
+    return exported(name)
+
+
 __all__ = [
     "DEFAULT_COMMIT_TIMEOUT",
     "DEFAULT_GAS_LIMIT",
@@ -69,14 +81,12 @@ __all__ = [
     "AccountInfo",
     "AsyncClient",
     "AsyncEventSubscription",
-    "AsyncGov",
     "BlockInfo",
     "Client",
     "CommittedEvent",
     "EventSubscription",
     "EvidenceInfo",
     "Fetch",
-    "Gov",
     "GovValidator",
     "GovValidators",
     "HistoryEntry",
@@ -92,9 +102,7 @@ __all__ = [
     "TrustedSet",
     "TxInfo",
     "VerifiedValue",
-    "build_params",
     "error_from",
-    "parse_param_value",
     "prove_value",
     "verify_skipping",
     "verify_state",

@@ -47,8 +47,8 @@ from citychain.errors import CitychainError, ErrorCode, InvalidInput, NotFound, 
 from citychain.sdk import _parse
 from citychain.sdk._errors import error_from_response, transport_error
 from citychain.sdk._events import AsyncEventSubscription, EventSubscription, events_url
-from citychain.sdk._gov import AsyncGov, Gov
 from citychain.sdk._light import Answer, Fetch, LightBlock, LightClient, TrustedSet, drive
+from citychain.sdk._services import attach_services
 from citychain.sdk._types import (
     AccountInfo,
     BlockInfo,
@@ -65,6 +65,11 @@ from citychain.types.tx import codec_to_json, json_to_codec
 
 if TYPE_CHECKING:
     import httpx
+
+    from citychain.services.gov.sdk import AsyncGov as AsyncGovHelper
+    from citychain.services.gov.sdk import Gov as GovHelper
+    from citychain.services.token.sdk import AsyncToken as AsyncTokenHelper
+    from citychain.services.token.sdk import Token as TokenHelper
 
 DEFAULT_URL = "http://127.0.0.1:26657"
 DEFAULT_TIMEOUT = 10.0
@@ -362,7 +367,16 @@ class Client(_Base):
     ``url`` is the node's API (``http://host:26657``). See the module's trust model for
     ``chain_id``, ``validators`` and ``suite``. ``transport`` replaces httpx's network
     transport (tests pass ``httpx.MockTransport``).
+
+    Each registered platform service with an SDK part is an attribute named after it
+    (``client.gov``, ``client.token``; see :mod:`citychain.services.registry`), and
+    ``client.services`` maps every such name to its helper.
     """
+
+    if TYPE_CHECKING:  # typing only: at run time the helpers come from the service registry
+        gov: GovHelper
+        token: TokenHelper
+        services: Mapping[str, Any]
 
     def __init__(
         self,
@@ -378,8 +392,8 @@ class Client(_Base):
     ) -> None:
         super().__init__(url, chain_id, validators, suite, trust_height)
         self.timeout = timeout
-        #: Governance: organisations, members, proposals (see :class:`~citychain.sdk.Gov`).
-        self.gov = Gov(self)
+        # One helper per registered service with an SDK part: ``self.gov``, ``self.token``...
+        attach_services(self, asynchronous=False)
         import httpx  # see _http_error
 
         self._http = httpx.Client(
@@ -625,7 +639,7 @@ class Client(_Base):
         timeout: float | None,
         gas_limit: int,
     ) -> Receipt:
-        """:meth:`send` and wait (for :class:`~citychain.sdk._gov.Gov`)."""
+        """:meth:`send` and wait (for :class:`~citychain.services.gov.sdk._helpers.Gov`)."""
         return self.send(
             signer,
             contract,
@@ -644,10 +658,9 @@ class Client(_Base):
         return _parse.parsed("query", lambda: json_to_codec(_parse.obj(raw)["result"]))
 
     def balance(self, address: bytes | str) -> int:
-        """The token balance of ``address`` (through the token contract's query)."""
-        owner = to_address(address, "address")
-        value = self.query("token", "balance", owner=owner)
-        return _parse.parsed("balance", lambda: _parse.integer(value))
+        """The token balance of ``address`` (through the token contract's query; the same as
+        ``client.token.balance``)."""
+        return self.token.balance(address)
 
     def get_state(
         self, key: bytes, height: int | None = None, *, verify: bool = True
@@ -687,7 +700,12 @@ class Client(_Base):
 
 
 class AsyncClient(_Base):
-    """The asyncio twin of :class:`Client`: the same methods, awaited."""
+    """The asyncio twin of :class:`Client`: the same methods, awaited (service helpers too)."""
+
+    if TYPE_CHECKING:  # typing only: at run time the helpers come from the service registry
+        gov: AsyncGovHelper
+        token: AsyncTokenHelper
+        services: Mapping[str, Any]
 
     def __init__(
         self,
@@ -703,8 +721,8 @@ class AsyncClient(_Base):
     ) -> None:
         super().__init__(url, chain_id, validators, suite, trust_height)
         self.timeout = timeout
-        #: Governance, awaited (see :class:`~citychain.sdk.AsyncGov`).
-        self.gov = AsyncGov(self)
+        # The awaited helpers: ``self.gov`` (an AsyncGov), ``self.token``...
+        attach_services(self, asynchronous=True)
         import httpx  # see _http_error
 
         self._http = httpx.AsyncClient(
@@ -895,7 +913,7 @@ class AsyncClient(_Base):
         timeout: float | None,
         gas_limit: int,
     ) -> Receipt:
-        """:meth:`send` and wait (for :class:`~citychain.sdk._gov.AsyncGov`)."""
+        """:meth:`send` and wait (for :class:`~citychain.services.gov.sdk._helpers.AsyncGov`)."""
         return await self.send(
             signer,
             contract,
@@ -911,9 +929,7 @@ class AsyncClient(_Base):
         return _parse.parsed("query", lambda: json_to_codec(_parse.obj(raw)["result"]))
 
     async def balance(self, address: bytes | str) -> int:
-        owner = to_address(address, "address")
-        value = await self.query("token", "balance", owner=owner)
-        return _parse.parsed("balance", lambda: _parse.integer(value))
+        return await self.token.balance(address)
 
     async def get_state(
         self, key: bytes, height: int | None = None, *, verify: bool = True

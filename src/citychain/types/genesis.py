@@ -170,7 +170,7 @@ def _hex_key(value: Any, where: str) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Governance:
-    """How the chain governs itself (see :mod:`citychain.contracts.gov`)::
+    """How the chain governs itself (see :mod:`citychain.services.gov.contract`)::
 
         "governance": {
           "identity_mode": "key",             # "open" | "key" | "certificate"

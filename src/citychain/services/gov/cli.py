@@ -11,7 +11,7 @@ for a change, the committed receipt.
 
 Proposal parameters (``gov propose KIND``) come from ``--params-json`` (a JSON object, byte
 strings as ``{"hex": "..."}``, or ``@FILE``), then each ``--param NAME=VALUE``, then the
-convenience flags of :data:`citychain.types.gov_kinds.FLAGS` (``--org-id``, ``--name``,
+convenience flags of :data:`citychain.services.gov.shapes.FLAGS` (``--org-id``, ``--name``,
 ``--ca-cert FILE``, ``--admin HEXKEY``, ``--admin-key-file FILE``, ``--role``, ``--public-key``,
 ``--power``, ``--org``, ``--address``), each refused for a kind it does not apply to; a
 parameter set twice is refused.
@@ -19,13 +19,13 @@ A VALUE is an integer (``5000``), bytes (``0x0a1b...``), ``true``/``false``/``nu
 (starting with ``[``, ``{`` or ``"``), or else text; a dotted NAME nests
 (``--param params.chain.block_max_txs=5000``). The parsing is the SDK's
 (:func:`citychain.sdk.build_params`); which flag applies to which kind is declared once, with
-each kind's params, in :mod:`citychain.types.gov_kinds`.
+each kind's params, in :mod:`citychain.services.gov.shapes`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -75,8 +75,8 @@ from citychain.sdk import (
     build_params,
     parse_param_value,
 )
-from citychain.sdk._gov_params import check_flags, read_text
-from citychain.types.gov_kinds import FLAGS, KIND_NAMES
+from citychain.services.gov.sdk._params import check_flags, read_text
+from citychain.services.gov.shapes import FLAGS, KIND_NAMES
 from citychain.types.tx import codec_to_json
 
 gov_app = typer.Typer(
@@ -1026,3 +1026,8 @@ def params(node: NodeOpt = DEFAULT_NODE, as_json: JsonOpt = False) -> None:
         for name, value in sorted(doc[section].items()):
             t.add_row(f"{section}.{name}", str(value))
     console.print(t)
+
+
+def install(app: typer.Typer, groups: Mapping[str, typer.Typer]) -> None:
+    """Add ``citychain gov ...`` to the CLI (see :mod:`citychain.services.registry`)."""
+    app.add_typer(gov_app, name="gov")

@@ -8,7 +8,7 @@ receipt's code (e.g. ``policy_not_met``, ``proposal_not_passed``, ``duplicate``)
 contract refused it, so a helper that returns has taken effect. A refusal at admission (e.g.
 ``not_member``) raises as :meth:`Client.submit` does.
 
-A proposal's life (see :mod:`citychain.contracts.gov`): ``propose`` (the proposer's vote
+A proposal's life (see :mod:`citychain.services.gov.contract`): ``propose`` (the proposer's vote
 counts as yes) -> ``vote`` by members of other organisations until the kind's policy is met
 (``proposal(id).passed``) -> ``execute`` (anyone) before the deadline; or ``expire`` after
 it. A validator change is in force from ``execute(...)["from_height"]``.
@@ -21,12 +21,12 @@ anything is signed (:mod:`citychain.types.address`).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from citychain.crypto import Signer
-from citychain.errors import ErrorCode, ExecutionFailure
 from citychain.sdk import _parse
-from citychain.sdk._errors import error_from
+from citychain.sdk._services import AsyncServiceClient, ServiceClient
+from citychain.sdk._services import committed as committed_call
 from citychain.sdk._types import (
     GovValidator,
     GovValidators,
@@ -37,47 +37,12 @@ from citychain.sdk._types import (
     ProposalInfo,
     ProposalVote,
 )
+from citychain.services.gov.shapes import check_policy_target
 from citychain.types import Receipt
 from citychain.types.address import to_address
-from citychain.types.gov_kinds import check_policy_target
 
-
-class _SyncNode(Protocol):
-    """What :class:`Gov` needs of a :class:`~citychain.sdk.Client` (a protocol, so this module
-    does not import the client that imports it)."""
-
-    def query(self, contract: str, method: str, /, **args: Any) -> Any: ...
-
-    def _send_committed(
-        self,
-        signer: Signer,
-        contract: str,
-        method: str,
-        args: Mapping[str, Any],
-        *,
-        endorsers: Sequence[Signer],
-        timeout: float | None,
-        gas_limit: int,
-    ) -> Receipt: ...
-
-
-class _AsyncNode(Protocol):
-    """What :class:`AsyncGov` needs of an :class:`~citychain.sdk.AsyncClient`."""
-
-    async def query(self, contract: str, method: str, /, **args: Any) -> Any: ...
-
-    async def _send_committed(
-        self,
-        signer: Signer,
-        contract: str,
-        method: str,
-        args: Mapping[str, Any],
-        *,
-        endorsers: Sequence[Signer],
-        timeout: float | None,
-        gas_limit: int,
-    ) -> Receipt: ...
-
+_SyncNode = ServiceClient
+_AsyncNode = AsyncServiceClient
 
 GOV = "gov"
 T = TypeVar("T")
@@ -219,16 +184,8 @@ def many(what: str, raw: Any, one: Callable[[Any], T]) -> list[T]:
 
 
 def committed(method: str, receipt: Receipt) -> Receipt:
-    """``receipt`` if the call succeeded, else :class:`ExecutionFailure` with the receipt's
-    code (the transaction was committed; the contract refused it and changed nothing)."""
-    if receipt.code == ErrorCode.OK:
-        return receipt
-    message = f"gov.{method} failed: {receipt.message}"
-    try:
-        code = ErrorCode(receipt.code)
-    except ValueError:
-        raise error_from(receipt.code, message) from None
-    raise ExecutionFailure(message, code)
+    """``receipt`` if ``gov.<method>`` succeeded, else :class:`ExecutionFailure` with its code."""
+    return committed_call(GOV, method, receipt)
 
 
 def proposal_id(receipt: Receipt) -> int:
@@ -383,7 +340,7 @@ class Gov:
         gas_limit: int = GOV_GAS_LIMIT,
     ) -> int:
         """Propose a change of ``kind`` (add_validator, set_params, add_org, ...; see
-        :data:`citychain.types.gov_kinds.KIND_PARAMS` for each kind's params, and
+        :data:`citychain.services.gov.shapes.KIND_PARAMS` for each kind's params, and
         :func:`citychain.sdk.build_params` to build them from text); the proposal id. The
         proposer's vote counts as yes. ``deadline`` is a height (default: the chain's voting
         period from now)."""

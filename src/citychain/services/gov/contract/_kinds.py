@@ -29,7 +29,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from citychain import codec
-from citychain.contracts.gov._records import (
+from citychain.errors import ErrorCode
+from citychain.execution import Context
+from citychain.execution import access as acc
+from citychain.execution.keys import ADDRESS_SIZE
+from citychain.services.gov.contract._records import (
     bad,
     ca_fingerprint,
     define_role,
@@ -45,11 +49,7 @@ from citychain.contracts.gov._records import (
     validator_set,
     write_org,
 )
-from citychain.errors import ErrorCode
-from citychain.execution import Context
-from citychain.execution import access as acc
-from citychain.execution.keys import ADDRESS_SIZE
-from citychain.types.gov_kinds import KIND_NAMES, KIND_PARAMS, Shape
+from citychain.services.gov.shapes import KIND_NAMES, KIND_PARAMS, Shape
 from citychain.types.policy import Policy, check_name
 
 _TRUE = codec.encode(True)
@@ -449,9 +449,9 @@ KINDS: dict[str, Kind] = {
     "set_policy": Kind(_check_policy, _apply_policy),
 }
 
-# The kinds here are exactly those declared with their params in citychain.types.gov_kinds.
+# The kinds here are exactly those declared with their params in citychain.services.gov.shapes.
 if tuple(KINDS) != KIND_NAMES:  # pragma: no cover - a programming error caught on import
-    raise RuntimeError("KINDS and citychain.types.gov_kinds.KIND_PARAMS differ")
+    raise RuntimeError("KINDS and citychain.services.gov.shapes.KIND_PARAMS differ")
 
 #: The policy of a proposal kind nobody configured: a majority of the organisations' admins.
 DEFAULT_KIND_POLICY = Policy("MAJORITY", (), ("admin",))

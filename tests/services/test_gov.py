@@ -17,7 +17,6 @@ import pytest
 
 from citychain import codec
 from citychain.chain import Chain, PendingBlock
-from citychain.contracts import Gov, Token
 from citychain.crypto import ED25519, Signer
 from citychain.crypto.member_certs import issue_member_cert
 from citychain.errors import ConfigError, ErrorCode, ExecutionFailure, InvalidInput, ProofError
@@ -31,6 +30,8 @@ from citychain.execution import (
 )
 from citychain.execution.keys import account_nonce
 from citychain.p2p.certs import generate_org_ca
+from citychain.services.gov.contract import Gov
+from citychain.services.token.contract import Token
 from citychain.store.kv import KVStore
 from citychain.types import Block, Commit, Receipt, Transaction, Validator
 from citychain.types.genesis import ChainParams, Genesis, Governance, Member, Organisation

@@ -4,7 +4,7 @@
 ``params`` of :meth:`Gov.propose <citychain.sdk.Gov.propose>`, in this order: a JSON object
 (``params_json``; byte strings as ``{"hex": "..."}``, ``@FILE`` reads a file), then each
 ``NAME=VALUE`` (``param``; a dotted NAME nests: ``params.chain.block_max_txs=5000``), then the
-convenience flags of :data:`citychain.types.gov_kinds.FLAGS` (``{"--org-id": "org4", ...}``,
+convenience flags of :data:`citychain.services.gov.shapes.FLAGS` (``{"--org-id": "org4", ...}``,
 values already converted), each refused for a kind it does not apply to. A parameter given
 twice is refused rather than silently overridden. A VALUE (:func:`parse_param_value`) is an
 integer (``5000``), bytes (``0x0a1b...``), ``true``/``false``/``null``, JSON (starting with
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from citychain.errors import DecodeError, ErrorCode, InvalidInput
-from citychain.types.gov_kinds import FLAGS
+from citychain.services.gov.shapes import FLAGS
 
 _INT = re.compile(r"-?[0-9]+")
 _NAME_PART = re.compile(r"[A-Za-z0-9_]+")

@@ -9,7 +9,7 @@ certificate's OU values). Genesis registers each organisation's admin keys. The 
 checks every transaction against these records (:mod:`citychain.execution.access`).
 
 **Proposals.** A change that concerns the whole chain is a proposal of one kind
-(:mod:`citychain.contracts.gov._kinds`), and each kind has a policy (``gov:<kind>``; default
+(:mod:`citychain.services.gov.contract._kinds`), and each kind has a policy (``gov:<kind>``; default
 ``MAJORITY`` of the organisations' admins). A proposal moves through this table; nothing else
 moves it, and every move is one transaction, an event and a history entry:
 
@@ -60,12 +60,12 @@ from typing import Any
 from cryptography.x509.oid import NameOID
 
 from citychain import codec
-from citychain.contracts.gov import _records as rec
-from citychain.contracts.gov._kinds import KINDS, kind_policy, policy_storage_key
 from citychain.crypto.member_certs import MemberCertInfo, parse_member_cert, verify_member_cert
 from citychain.errors import ConfigError, ErrorCode, ExecutionFailure, InvalidInput
 from citychain.execution import Context, Contract, arg_address, arg_int, method, only_args, query
 from citychain.execution import access as acc
+from citychain.services.gov.contract import _records as rec
+from citychain.services.gov.contract._kinds import KINDS, kind_policy, policy_storage_key
 from citychain.types.policy import Policy, check_name
 
 NAME = acc.GOV

@@ -6,7 +6,8 @@ State (inside the contract's namespace ``c/token/``)::
     iss/<address 20 bytes>   present (CBOR true) iff the address may mint
     supply                   total supply, canonical CBOR uint; absent = 0
 
-:func:`balance_key` gives the full state key of a balance, to ask a node for its proof.
+:func:`~citychain.services.token.shapes.balance_key` gives the full state key of a balance, to
+ask a node for its proof (the layout is in :mod:`citychain.services.token.shapes`).
 Amounts are integers in ``[1, 2**128 - 1]`` and the total supply never exceeds ``2**128 - 1``.
 
 Entry points (``ctx.caller`` is the signer's address, or a contract's address when a contract
@@ -52,23 +53,15 @@ from citychain.execution import (
     query,
 )
 from citychain.execution.args import MAX_UINT128
-from citychain.execution.keys import contract_key
+from citychain.services.token.shapes import BAL as _BAL
+from citychain.services.token.shapes import ISS as _ISS
+from citychain.services.token.shapes import NAME as NAME
+from citychain.services.token.shapes import SUPPLY as _SUPPLY
+from citychain.services.token.shapes import balance_key as balance_key
 from citychain.types.address import to_address
 
-NAME = "token"
 MAX_SUPPLY = MAX_UINT128
-_BAL = b"bal/"
-_ISS = b"iss/"
-_SUPPLY = b"supply"
 _TRUE = codec.encode(True)
-_BALANCE_PREFIX = contract_key(NAME, _BAL)
-
-
-def balance_key(address: bytes | str) -> bytes:
-    """The full state key of ``address``'s balance (for a proof request). ``address`` is 20
-    bytes or 40 hex digits (``0x`` optional); anything else raises
-    :class:`~citychain.errors.InvalidInput` (``bad_arguments``)."""
-    return _BALANCE_PREFIX + to_address(address, "address")
 
 
 def _amount(raw: bytes | None) -> int:
@@ -220,3 +213,8 @@ def _genesis_address(raw: Any, where: str) -> bytes:
         return to_address(raw, where)
     except InvalidInput as exc:
         raise ConfigError(f"token genesis: {exc.message}") from None
+
+
+def system_contract() -> Token:
+    """The contract a node registers for this service (see :mod:`citychain.services.registry`)."""
+    return Token()

@@ -1,0 +1,23 @@
+"""``client.gov``: the governance service from the SDK (see :mod:`._helpers` for what each
+helper does and :mod:`._params` for building a proposal's parameters from ``name=value``
+flags, as the CLI does). Needs nothing of the ``[node]`` extra."""
+
+from typing import Any
+
+from citychain.services.gov.sdk._helpers import AsyncGov as AsyncGov
+from citychain.services.gov.sdk._helpers import Gov as Gov
+from citychain.services.gov.sdk._params import build_params as build_params
+from citychain.services.gov.sdk._params import parse_param_value as parse_param_value
+
+
+def bind(client: Any) -> Gov:
+    """The helper a :class:`~citychain.sdk.Client` carries as ``client.gov``."""
+    return Gov(client)
+
+
+def bind_async(client: Any) -> AsyncGov:
+    """The helper an :class:`~citychain.sdk.AsyncClient` carries as ``client.gov``."""
+    return AsyncGov(client)
+
+
+__all__ = ["AsyncGov", "Gov", "bind", "bind_async", "build_params", "parse_param_value"]
