@@ -1,6 +1,6 @@
 """Governance reads (``/v1/gov/...``): the ``gov`` contract's records on the latest committed
-state, through :class:`~citychain.api.service.GovReads`. Changes are transactions signed by
-the client and submitted like any other, never signed here."""
+state, through :class:`~citychain.services.gov.router._reads.GovReads`. Changes are
+transactions signed by the client and submitted like any other, never signed here."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from citychain.api import models as m
 from citychain.api._body import parse_hex
 from citychain.api.openapi import error_responses
 from citychain.api.routes._common import MAX_HEIGHT, AddressParam, ServiceDep, json
-from citychain.api.service import GovReads
+from citychain.services.gov.router._reads import GovReads
 
 router = APIRouter(tags=["governance"], responses=error_responses())
 
