@@ -43,6 +43,7 @@ from citychain.sdk._light import (
     TrustedSet,
     verify_skipping,
 )
+from citychain.sdk._probe import PROBE_TIMEOUT, NodeProbe, ProbeFailure, probe_node
 from citychain.sdk._services import exported
 from citychain.sdk._types import (
     AccountInfo,
@@ -62,6 +63,7 @@ from citychain.sdk._types import (
     TxInfo,
     VerifiedValue,
 )
+from citychain.sdk._url import check_node_url
 from citychain.sdk._verify import prove_value, verify_state
 
 
@@ -77,6 +79,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "DEFAULT_URL",
     "MAX_FETCHES",
+    "PROBE_TIMEOUT",
     "TRUST_LEVEL",
     "AccountInfo",
     "AsyncClient",
@@ -93,16 +96,20 @@ __all__ = [
     "LightBlock",
     "LightClient",
     "MemberInfo",
+    "NodeProbe",
     "NodeStatus",
     "OrgInfo",
     "PolicyInfo",
+    "ProbeFailure",
     "ProposalInfo",
     "ProposalVote",
     "SubmitResult",
     "TrustedSet",
     "TxInfo",
     "VerifiedValue",
+    "check_node_url",
     "error_from",
+    "probe_node",
     "prove_value",
     "verify_skipping",
     "verify_state",
