@@ -5,7 +5,7 @@ proof verification and an HTTP/WebSocket client. A node needs the ``[node]`` ext
 
 The node is built by part, the platform services by folder (``citychain/services/<name>/``,
 one module per role: shapes, contract, sdk, router, cli; listed in
-``citychain/services/registry.py``). The one layer table, drawn here as in the README:
+``citychain/registry.py``). The one layer table, drawn here as in the README:
 
     LAYERS: a part imports only parts below it (tests/arch/test_layers.py holds this table)
     cli/  services/*/cli               | `citychain ...`; each service adds its own commands
@@ -24,7 +24,7 @@ one module per role: shapes, contract, sdk, router, cli; listed in
     types/                             | canonical data: transactions, blocks, votes, answers
     proof/  crypto/                    | ICS-23 + Merkle proofs; suites, keystore, certificates
     codec                              | canonical CBOR
-    errors  services/                  | the one exceptions tree; the service registry
+    errors  registry                   | the one exceptions tree; the services' registry
 """
 
 __version__ = "0.1.0"

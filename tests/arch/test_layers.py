@@ -8,8 +8,8 @@ A *part* is a top-level package or module of ``citychain`` (``consensus``, ``err
 inside ``citychain/services/<name>/``, one role of one service (``services.gov.contract``):
 a service's roles sit at different heights, next to the node parts they use. A part may import
 a part of a lower row; within its own row only the pairs of :data:`SAME_ROW`; never upward.
-An import under ``if TYPE_CHECKING:`` never runs, so it is held to one rule only: it may not
-reach the ``[node]`` extra from the SDK (see :data:`TYPING_ONLY` for the two that point up).
+An import under ``if TYPE_CHECKING:`` is held to the same rules (it never runs, so only the
+circle check leaves it out).
 
 A shortcut that breaks this (the API reaching into RocksDB, a contract importing the node, a
 service's contract importing its CLI) fails here with the offending module and import named.
@@ -44,7 +44,7 @@ ROWS: tuple[tuple[str, ...], ...] = (
     ("types",),  # pure data with one canonical encoding each
     ("proof", "crypto"),  # ICS-23 and Merkle proofs; keys, signatures, hashes
     ("codec",),  # canonical CBOR
-    ("errors", "services", "__init__"),  # the one exceptions tree; the service registry
+    ("errors", "registry", "services", "__init__"),  # exceptions; the services' registry
 )
 ROLES = ("shapes", "contract", "sdk", "router", "cli")
 
@@ -54,13 +54,7 @@ SAME_ROW = {
     ("<svc>.router", "api"),  # a service's routes use the API's dependencies and models
 }
 #: The SDK installs without the node: what it (and every service's SDK part) may import.
-SDK_ALLOWED = {"__init__", "errors", "codec", "crypto", "proof", "types", "services", "sdk"}
-#: Typing-only imports that point up: the client's attributes ``gov`` and ``token`` are typed
-#: by their services' SDK parts, which the client finds at run time in the service registry.
-TYPING_ONLY = {
-    ("citychain.sdk._client", "citychain.services.gov.sdk"),
-    ("citychain.sdk._client", "citychain.services.token.sdk"),
-}
+SDK_ALLOWED = {"__init__", "errors", "codec", "crypto", "proof", "types", "registry", "sdk"}
 
 
 def _row_of(part: str) -> int:
@@ -84,9 +78,9 @@ def part_of(module: str) -> str:
     names = module.split(".")[1:]
     if not names:
         return "__init__"
-    if names[0] == "services" and len(names) >= 3 and names[1] != "registry":
+    if names[0] == "services" and len(names) >= 3:
         return f"services.{names[1]}.{names[2]}"
-    if names[0] == "services" and len(names) == 2 and names[1] != "registry":
+    if names[0] == "services" and len(names) == 2:
         return f"services.{names[1]}"  # a service's own __init__: must import nothing
     return names[0]
 
@@ -181,9 +175,9 @@ def test_every_service_module_plays_a_role() -> None:
 
 def test_imports_point_down() -> None:
     bad = []
-    for module, target, typing in imports():
+    for module, target, _typing in imports():
         src, dst = part_of(module), part_of(target)
-        if src == dst or typing:
+        if src == dst:
             continue
         if src.startswith("services.") and src.count(".") == 1:
             bad.append(f"{module} imports {target}: a service's __init__ imports nothing")
@@ -196,14 +190,6 @@ def test_imports_point_down() -> None:
         elif d == s and (_generic(src), _generic(dst)) not in SAME_ROW:
             bad.append(f"{module} imports {target}: same row, not in SAME_ROW")
     assert not bad, "imports against the layer table:\n" + "\n".join(bad)
-
-
-def test_typing_only_imports_that_point_up_are_listed() -> None:
-    up = set()
-    for module, target, typing in imports():
-        if typing and _row_of(part_of(target)) > _row_of(part_of(module)):
-            up.add((module, target))
-    assert up == TYPING_ONLY
 
 
 def test_no_circles_between_parts() -> None:
@@ -307,7 +293,9 @@ def test_the_readme_and_the_package_docstring_draw_this_table() -> None:
         lines = [ln for ln in drawing.splitlines() if "|" in ln]
         drawn = [tuple(c.rstrip("/") for c in ln.split("|")[0].split()) for ln in lines]
         expected = [
-            tuple(p.replace("<svc>.", "services/*/") for p in row if p != "__init__")
+            tuple(
+                p.replace("<svc>.", "services/*/") for p in row if p not in ("__init__", "services")
+            )
             for row in ROWS
         ]
         assert drawn == expected, f"{path.name}'s layer drawing differs from ROWS"

@@ -2,7 +2,7 @@
 
 The test copies the package, drops the ``toy`` service (``tests/services/toy/``: shapes, a
 contract, an SDK helper, a router and a command) into ``citychain/services/toy/``, adds its
-line to ``services/registry.py``, checks that this is the whole difference from the package
+line to ``citychain/registry.py``, checks that this is the whole difference from the package
 under test, then starts a real node from the copy and reaches the service from every edge:
 a transaction through ``client.toy``, a read through the SDK, the service's own API route
 (and ``/openapi.json``), and its CLI command.
@@ -50,7 +50,7 @@ def _copy_with_toy(root: Path) -> Path:
     package = root / "citychain"
     shutil.copytree(SRC, package, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(TOY, package / "services" / "toy", ignore=shutil.ignore_patterns("__pycache__"))
-    registry = package / "services" / "registry.py"
+    registry = package / "registry.py"
     text = registry.read_text()
     assert text.count(REGISTRY_LINE) == 1
     toy_line = '    "citychain.services.toy",\n'
@@ -111,11 +111,11 @@ def test_the_copy_differs_by_the_folder_and_one_registry_line(tmp_path: Path) ->
     package = _copy_with_toy(tmp_path)
     changed = _differences(SRC, package)
     toy = sorted(f"services/toy/{p.name}" for p in TOY.glob("*.py"))
-    assert changed == sorted(["services/registry.py", "services/toy"]), changed
+    assert changed == sorted(["registry.py", "services/toy"]), changed
     assert toy  # the folder holds the five roles and its __init__
     assert {Path(t).stem for t in toy} == {"__init__", "shapes", "contract", "sdk", "router", "cli"}
-    before = (SRC / "services" / "registry.py").read_text().splitlines()
-    after = (package / "services" / "registry.py").read_text().splitlines()
+    before = (SRC / "registry.py").read_text().splitlines()
+    after = (package / "registry.py").read_text().splitlines()
     diff = [
         line
         for line in difflib.unified_diff(before, after, lineterm="", n=0)

@@ -43,7 +43,7 @@ page loads them, and Swagger UI's online spec validator is switched off. ReDoc i
 The core routes are grouped by subject in :mod:`citychain.api.routes` (one ``APIRouter``
 each: ``txs``, ``blocks``, ``state``, ``consensus``, ``events``, ``ops``); each platform
 service brings its own (``citychain/services/gov/router.py`` serves ``/v1/gov/...``), found
-through :mod:`citychain.services.registry`. They reach the node through the service on
+through :mod:`citychain.registry`. They reach the node through the service on
 ``app.state`` (a FastAPI dependency), and what ``/openapi.json`` adds to FastAPI's derivation
 is in :mod:`citychain.api.openapi`.
 
@@ -63,7 +63,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from citychain import __version__
+from citychain import __version__, registry
 from citychain.api._errors import (
     CatchAll,
     on_citychain_error,
@@ -76,7 +76,6 @@ from citychain.api.routes import LAST_ROUTERS, ROUTERS
 from citychain.api.routes._common import Limits
 from citychain.api.service import NodeService
 from citychain.errors import CitychainError
-from citychain.services import registry
 
 __all__ = ["DEFAULT_MAX_BATCH_TXS", "DEFAULT_MAX_BODY_BYTES", "create_app"]
 

@@ -28,7 +28,7 @@ import typer
 from rich.markup import escape
 from typer import rich_utils
 
-from citychain import __version__
+from citychain import __version__, registry
 from citychain.cli import bench, node
 from citychain.cli._output import command_name, err_console
 from citychain.cli.consensus import consensus, evidence
@@ -38,7 +38,6 @@ from citychain.cli.query import query_app
 from citychain.cli.status import status
 from citychain.cli.tx import tx_app
 from citychain.errors import ErrorCode
-from citychain.services import registry
 
 app = typer.Typer(
     name="citychain",

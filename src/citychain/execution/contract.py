@@ -45,8 +45,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast, overload
 
+from citychain import registry as services_registry
 from citychain.errors import ConfigError, ErrorCode, ExecutionFailure
-from citychain.services import registry as services_registry
 
 if TYPE_CHECKING:
     from citychain.execution.context import Context
@@ -202,7 +202,7 @@ class ContractRegistry:
 
 def default_registry() -> ContractRegistry:
     """A registry holding the system contract of every registered platform service
-    (:data:`citychain.services.registry.SERVICES`, each service's ``system_contract()``)."""
+    (:data:`citychain.registry.SERVICES`, each service's ``system_contract()``)."""
     registry = ContractRegistry()
     for service, module in services_registry.parts("contract"):
         make = getattr(module, "system_contract", None)

@@ -38,7 +38,7 @@ import time
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from hashlib import sha256
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 from urllib.parse import quote
 
 from citychain import codec
@@ -66,10 +66,7 @@ from citychain.types.tx import codec_to_json, json_to_codec
 if TYPE_CHECKING:
     import httpx
 
-    from citychain.services.gov.sdk import AsyncGov as AsyncGovHelper
-    from citychain.services.gov.sdk import Gov as GovHelper
-    from citychain.services.token.sdk import AsyncToken as AsyncTokenHelper
-    from citychain.services.token.sdk import Token as TokenHelper
+_H = TypeVar("_H")
 
 DEFAULT_URL = "http://127.0.0.1:26657"
 DEFAULT_TIMEOUT = 10.0
@@ -151,6 +148,9 @@ class _StateAnswer:
 
 
 class _Base:
+    #: Every registered service's helper by service name (set by ``attach_services``).
+    services: Mapping[str, Any]
+
     def __init__(
         self,
         url: str,
@@ -360,6 +360,14 @@ class _Base:
             f"(last status: {last}); it may still be committed later"
         )
 
+    def service(self, kind: type[_H]) -> _H:
+        """This client's helper of class ``kind`` (e.g. ``client.service(Gov)``), typed;
+        :class:`~citychain.errors.NotFound` when no registered service provides one."""
+        for helper in self.services.values():
+            if isinstance(helper, kind):
+                return helper
+        raise NotFound(f"no registered service gives this client a {kind.__name__}")
+
 
 class Client(_Base):
     """A blocking client of one node. Use it as a context manager, or call :meth:`close`.
@@ -369,14 +377,16 @@ class Client(_Base):
     transport (tests pass ``httpx.MockTransport``).
 
     Each registered platform service with an SDK part is an attribute named after it
-    (``client.gov``, ``client.token``; see :mod:`citychain.services.registry`), and
-    ``client.services`` maps every such name to its helper.
+    (``client.gov``, ``client.token``; see :mod:`citychain.registry`), and
+    ``client.services`` maps every such name to its helper. The SDK imports no service, so
+    these attributes are typed ``Any``; for a typed helper ask :meth:`service` by its class
+    (``client.service(Gov)`` is ``client.gov`` as a :class:`~citychain.sdk.Gov`).
     """
 
-    if TYPE_CHECKING:  # typing only: at run time the helpers come from the service registry
-        gov: GovHelper
-        token: TokenHelper
-        services: Mapping[str, Any]
+    #: ``client.gov``: governance (:class:`citychain.services.gov.sdk.Gov`).
+    gov: Any
+    #: ``client.token``: balances and transfers (:class:`citychain.services.token.sdk.Token`).
+    token: Any
 
     def __init__(
         self,
@@ -660,7 +670,8 @@ class Client(_Base):
     def balance(self, address: bytes | str) -> int:
         """The token balance of ``address`` (through the token contract's query; the same as
         ``client.token.balance``)."""
-        return self.token.balance(address)
+        balance: int = self.token.balance(address)
+        return balance
 
     def get_state(
         self, key: bytes, height: int | None = None, *, verify: bool = True
@@ -702,10 +713,10 @@ class Client(_Base):
 class AsyncClient(_Base):
     """The asyncio twin of :class:`Client`: the same methods, awaited (service helpers too)."""
 
-    if TYPE_CHECKING:  # typing only: at run time the helpers come from the service registry
-        gov: AsyncGovHelper
-        token: AsyncTokenHelper
-        services: Mapping[str, Any]
+    #: ``client.gov``: :class:`citychain.services.gov.sdk.AsyncGov`.
+    gov: Any
+    #: ``client.token``: :class:`citychain.services.token.sdk.AsyncToken`.
+    token: Any
 
     def __init__(
         self,
@@ -929,7 +940,8 @@ class AsyncClient(_Base):
         return _parse.parsed("query", lambda: json_to_codec(_parse.obj(raw)["result"]))
 
     async def balance(self, address: bytes | str) -> int:
-        return await self.token.balance(address)
+        balance: int = await self.token.balance(address)
+        return balance
 
     async def get_state(
         self, key: bytes, height: int | None = None, *, verify: bool = True

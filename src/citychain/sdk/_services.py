@@ -16,10 +16,10 @@ from functools import cache
 from types import MappingProxyType, ModuleType
 from typing import Any, Protocol
 
+from citychain import registry
 from citychain.crypto import Signer
 from citychain.errors import ConfigError, ErrorCode, ExecutionFailure
 from citychain.sdk._errors import error_from
-from citychain.services import registry
 from citychain.types import Receipt
 
 

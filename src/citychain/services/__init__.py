@@ -19,6 +19,6 @@ Every part is optional except ``contract``. Inside a service the layers hold as 
 between the node's parts: the contract never imports the router, the CLI or the SDK part, and
 the SDK part never imports the contract. ``tests/arch/test_layers.py`` enforces both.
 
-:mod:`citychain.services.registry` names the services; the node, the API, the CLI and the
+:mod:`citychain.registry` names the services; the node, the API, the CLI and the
 SDK find them there, so adding a service touches its own folder and one line of the registry.
 """

@@ -65,16 +65,14 @@ from citychain.errors import CitychainError, NotFound
 from citychain.sdk import (
     DEFAULT_COMMIT_TIMEOUT,
     DEFAULT_TIMEOUT,
-    Gov,
     GovValidators,
     HistoryEntry,
     MemberInfo,
     OrgInfo,
     PolicyInfo,
     ProposalInfo,
-    build_params,
-    parse_param_value,
 )
+from citychain.services.gov.sdk import Gov, build_params, parse_param_value
 from citychain.services.gov.sdk._params import check_flags, read_text
 from citychain.services.gov.shapes import FLAGS, KIND_NAMES
 from citychain.types.tx import codec_to_json
@@ -105,7 +103,7 @@ __all__ = ["FLAGS", "build_params", "check_flags", "gov_app", "parse_param_value
 def _gov(node: str) -> Iterator[Gov]:
     """The SDK's governance reads of ``node`` (its errors are citychain.errors exceptions)."""
     with make_client(node, timeout=DEFAULT_TIMEOUT) as client:
-        yield client.gov
+        yield client.service(Gov)
 
 
 def _height(node: str) -> int:
@@ -1029,5 +1027,5 @@ def params(node: NodeOpt = DEFAULT_NODE, as_json: JsonOpt = False) -> None:
 
 
 def install(app: typer.Typer, groups: Mapping[str, typer.Typer]) -> None:
-    """Add ``citychain gov ...`` to the CLI (see :mod:`citychain.services.registry`)."""
+    """Add ``citychain gov ...`` to the CLI (see :mod:`citychain.registry`)."""
     app.add_typer(gov_app, name="gov")

@@ -216,5 +216,5 @@ def _genesis_address(raw: Any, where: str) -> bytes:
 
 
 def system_contract() -> Token:
-    """The contract a node registers for this service (see :mod:`citychain.services.registry`)."""
+    """The contract a node registers for this service (see :mod:`citychain.registry`)."""
     return Token()

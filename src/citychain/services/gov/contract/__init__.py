@@ -11,7 +11,7 @@ from citychain.services.gov.contract._kinds import KINDS as KINDS
 
 
 def system_contract() -> Gov:
-    """The contract a node registers for this service (see :mod:`citychain.services.registry`)."""
+    """The contract a node registers for this service (see :mod:`citychain.registry`)."""
     return Gov()
 
 
