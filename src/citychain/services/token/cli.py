@@ -8,7 +8,7 @@ read with its proof through ``Client.get_state``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated
 
 import typer
@@ -28,7 +28,7 @@ from citychain.cli._output import (
 from citychain.cli.query import GenesisOpt, VerifyOpt, proven_json, verification_line
 from citychain.cli.tx import GasOpt, KeyOpt, NoWaitOpt, TimeoutOpt, run_call
 from citychain.sdk import DEFAULT_COMMIT_TIMEOUT, DEFAULT_GAS_LIMIT
-from citychain.services.token.shapes import balance_key
+from citychain.services.token.shapes import NAME, balance_key
 
 ToOpt = Annotated[str, typer.Option("--to", help="Recipient address (40 hex digits).")]
 AmountOpt = Annotated[int, typer.Option("--amount", min=1, help="Amount in token units.")]
@@ -41,62 +41,43 @@ def install(app: typer.Typer, groups: Mapping[str, typer.Typer]) -> None:
     groups["query"].command("balance")(balance)
 
 
-@handles_errors
-def transfer(
-    to: ToOpt,
-    amount: AmountOpt,
-    key: KeyOpt,
-    node: NodeOpt = DEFAULT_NODE,
-    home: HomeOpt = None,
-    passphrase_file: PassFileOpt = None,
-    no_wait: NoWaitOpt = False,
-    timeout: TimeoutOpt = DEFAULT_COMMIT_TIMEOUT,
-    gas_limit: GasOpt = DEFAULT_GAS_LIMIT,
-    as_json: JsonOpt = False,
-) -> None:
-    """Send tokens from KEY's account to another address."""
-    run_call(
-        contract="token",
-        method="transfer",
-        args={"to": parse_address(to), "amount": amount},
-        key=key,
-        node=node,
-        home=home,
-        passphrase_file=passphrase_file,
-        no_wait=no_wait,
-        timeout=timeout,
-        gas_limit=gas_limit,
-        as_json=as_json,
-    )
+def _amount_command(method: str, doc: str) -> Callable[..., None]:
+    """The command for ``token.<method>(to, amount)``: ``tx transfer`` and ``tx mint`` differ
+    only in the method they call."""
+
+    def command(
+        to: ToOpt,
+        amount: AmountOpt,
+        key: KeyOpt,
+        node: NodeOpt = DEFAULT_NODE,
+        home: HomeOpt = None,
+        passphrase_file: PassFileOpt = None,
+        no_wait: NoWaitOpt = False,
+        timeout: TimeoutOpt = DEFAULT_COMMIT_TIMEOUT,
+        gas_limit: GasOpt = DEFAULT_GAS_LIMIT,
+        as_json: JsonOpt = False,
+    ) -> None:
+        run_call(
+            contract=NAME,
+            method=method,
+            args={"to": parse_address(to), "amount": amount},
+            key=key,
+            node=node,
+            home=home,
+            passphrase_file=passphrase_file,
+            no_wait=no_wait,
+            timeout=timeout,
+            gas_limit=gas_limit,
+            as_json=as_json,
+        )
+
+    command.__doc__ = doc
+    command.__name__ = method
+    return handles_errors(command)
 
 
-@handles_errors
-def mint(
-    to: ToOpt,
-    amount: AmountOpt,
-    key: KeyOpt,
-    node: NodeOpt = DEFAULT_NODE,
-    home: HomeOpt = None,
-    passphrase_file: PassFileOpt = None,
-    no_wait: NoWaitOpt = False,
-    timeout: TimeoutOpt = DEFAULT_COMMIT_TIMEOUT,
-    gas_limit: GasOpt = DEFAULT_GAS_LIMIT,
-    as_json: JsonOpt = False,
-) -> None:
-    """Create new tokens for an address (KEY must be a token issuer)."""
-    run_call(
-        contract="token",
-        method="mint",
-        args={"to": parse_address(to), "amount": amount},
-        key=key,
-        node=node,
-        home=home,
-        passphrase_file=passphrase_file,
-        no_wait=no_wait,
-        timeout=timeout,
-        gas_limit=gas_limit,
-        as_json=as_json,
-    )
+transfer = _amount_command("transfer", "Send tokens from KEY's account to another address.")
+mint = _amount_command("mint", "Create new tokens for an address (KEY must be a token issuer).")
 
 
 @handles_errors
