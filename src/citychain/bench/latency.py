@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import cbor2
 import httpx
 
+from citychain.bench import node_errors
 from citychain.bench.ceiling import ed25519_verifications_per_second
 from citychain.bench.transfers import fund_senders
 from citychain.crypto import ED25519, Signer
@@ -65,88 +66,89 @@ async def run_latency(
 ) -> LatencyResult:
     ceiling = ed25519_verifications_per_second()
     log(f"ceiling: {ceiling:,.0f} Ed25519 verifications/s on all cores")
-    clients = [httpx.AsyncClient(base_url=u, timeout=60.0) for u in urls]
-    try:
-        first = clients[0]
-        deadline = time.monotonic() + timeout + duration
-        accounts = await fund_senders(
-            first,
-            issuer,
-            chain_id=chain_id,
-            senders=senders,
-            batch=500,
-            deadline=deadline,
-            admin=admin,
-        )
-        total = rate * duration
-        sink = Signer.generate(ED25519).address
-        txs = [
-            Transaction.create(
-                accounts[i % senders],
-                chain_id=chain_id,
-                nonce=i // senders,
-                contract="token",
-                method="transfer",
-                args={"to": sink, "amount": 1},
-            )
-            for i in range(total)
-        ]
-        log(f"funded {senders} senders, signed {total} transfers; offering {rate}/s")
-        sent_at: dict[bytes, float] = {}
-        seen_at: dict[bytes, float] = {}
-        height = int((await first.get("/v1/status")).json()["height"])
-        done = asyncio.Event()
-
-        async def follow() -> None:
-            nonlocal height
-            while not done.is_set():
-                resp = await first.get(f"/v1/blocks/{height + 1}")
-                if resp.status_code != 200:
-                    await asyncio.sleep(0.05)
-                    continue
-                now = time.monotonic()
-                height += 1
-                for tx in resp.json()["txs"]:
-                    h = bytes.fromhex(tx["hash"])
-                    if h in sent_at and h not in seen_at:
-                        seen_at[h] = now
-                if len(seen_at) >= len(sent_at) == total:
-                    done.set()
-
-        follower = asyncio.create_task(follow())
-        per_tick = max(1, rate // 10)
-        t0 = time.monotonic()
-        for k, i in enumerate(range(0, total, per_tick)):
-            due = t0 + k * 0.1
-            await asyncio.sleep(max(0.0, due - time.monotonic()))
-            part = txs[i : i + per_tick]
-            stamp = time.monotonic()
-            for tx in part:
-                sent_at[tx.hash] = stamp
-            await clients[k % len(clients)].post(
-                "/v1/txs",
-                content=cbor2.dumps([t.encode() for t in part]),
-                headers={"content-type": "application/cbor"},
-            )
-        with_timeout = deadline - time.monotonic()
+    with node_errors(urls[0]):
+        clients = [httpx.AsyncClient(base_url=u, timeout=60.0) for u in urls]
         try:
-            await asyncio.wait_for(done.wait(), max(1.0, with_timeout))
-        except TimeoutError:
-            log(f"timed out with {len(seen_at)} of {total} committed")
-        done.set()
-        await follower
-        seconds = max(seen_at.values(), default=t0) - t0
-        lat = sorted(seen_at[h] - sent_at[h] for h in seen_at)
-        return LatencyResult(
-            offered_rate=rate,
-            submitted=total,
-            committed=len(seen_at),
-            seconds=seconds,
-            p50_s=percentile(lat, 0.50),
-            p99_s=percentile(lat, 0.99),
-            max_s=lat[-1] if lat else 0.0,
-            ceiling=ceiling,
-        )
-    finally:
-        for c in clients:
-            await c.aclose()
+            first = clients[0]
+            deadline = time.monotonic() + timeout + duration
+            accounts = await fund_senders(
+                first,
+                issuer,
+                chain_id=chain_id,
+                senders=senders,
+                batch=500,
+                deadline=deadline,
+                admin=admin,
+            )
+            total = rate * duration
+            sink = Signer.generate(ED25519).address
+            txs = [
+                Transaction.create(
+                    accounts[i % senders],
+                    chain_id=chain_id,
+                    nonce=i // senders,
+                    contract="token",
+                    method="transfer",
+                    args={"to": sink, "amount": 1},
+                )
+                for i in range(total)
+            ]
+            log(f"funded {senders} senders, signed {total} transfers; offering {rate}/s")
+            sent_at: dict[bytes, float] = {}
+            seen_at: dict[bytes, float] = {}
+            height = int((await first.get("/v1/status")).json()["height"])
+            done = asyncio.Event()
+
+            async def follow() -> None:
+                nonlocal height
+                while not done.is_set():
+                    resp = await first.get(f"/v1/blocks/{height + 1}")
+                    if resp.status_code != 200:
+                        await asyncio.sleep(0.05)
+                        continue
+                    now = time.monotonic()
+                    height += 1
+                    for tx in resp.json()["txs"]:
+                        h = bytes.fromhex(tx["hash"])
+                        if h in sent_at and h not in seen_at:
+                            seen_at[h] = now
+                    if len(seen_at) >= len(sent_at) == total:
+                        done.set()
+
+            follower = asyncio.create_task(follow())
+            per_tick = max(1, rate // 10)
+            t0 = time.monotonic()
+            for k, i in enumerate(range(0, total, per_tick)):
+                due = t0 + k * 0.1
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
+                part = txs[i : i + per_tick]
+                stamp = time.monotonic()
+                for tx in part:
+                    sent_at[tx.hash] = stamp
+                await clients[k % len(clients)].post(
+                    "/v1/txs",
+                    content=cbor2.dumps([t.encode() for t in part]),
+                    headers={"content-type": "application/cbor"},
+                )
+            with_timeout = deadline - time.monotonic()
+            try:
+                await asyncio.wait_for(done.wait(), max(1.0, with_timeout))
+            except TimeoutError:
+                log(f"timed out with {len(seen_at)} of {total} committed")
+            done.set()
+            await follower
+            seconds = max(seen_at.values(), default=t0) - t0
+            lat = sorted(seen_at[h] - sent_at[h] for h in seen_at)
+            return LatencyResult(
+                offered_rate=rate,
+                submitted=total,
+                committed=len(seen_at),
+                seconds=seconds,
+                p50_s=percentile(lat, 0.50),
+                p99_s=percentile(lat, 0.99),
+                max_s=lat[-1] if lat else 0.0,
+                ceiling=ceiling,
+            )
+        finally:
+            for c in clients:
+                await c.aclose()

@@ -24,6 +24,7 @@ from typing import Any
 import cbor2
 import httpx
 
+from citychain.bench import node_errors
 from citychain.bench.ceiling import ed25519_verifications_per_second
 from citychain.crypto import ED25519, Signer
 from citychain.errors import Unavailable
@@ -143,73 +144,74 @@ async def run_transfers(
     urls = [url] if isinstance(url, str) else list(url)
     ceiling = ed25519_verifications_per_second()
     log(f"ceiling: {ceiling:,.0f} Ed25519 verifications/s on all cores")
-    others = [httpx.AsyncClient(base_url=u, timeout=60.0) for u in urls[1:]]
-    async with httpx.AsyncClient(base_url=urls[0], timeout=60.0) as client:
-        deadline = time.monotonic() + timeout
-        accounts = await fund_senders(
-            client,
-            issuer,
-            chain_id=chain_id,
-            senders=senders,
-            batch=batch,
-            deadline=deadline,
-            admin=admin,
-        )
-        log(f"funded {senders} senders")
-        clients = [client, *others]
-        sink = Signer.generate(ED25519).address
-        txs: list[Transaction] = []
-        for n in range(per_sender):
-            for a in accounts:
-                txs.append(
-                    Transaction.create(
-                        a,
-                        chain_id=chain_id,
-                        nonce=n,
-                        contract="token",
-                        method="transfer",
-                        args={"to": sink, "amount": 1},
+    with node_errors(urls[0]):
+        others = [httpx.AsyncClient(base_url=u, timeout=60.0) for u in urls[1:]]
+        async with httpx.AsyncClient(base_url=urls[0], timeout=60.0) as client:
+            deadline = time.monotonic() + timeout
+            accounts = await fund_senders(
+                client,
+                issuer,
+                chain_id=chain_id,
+                senders=senders,
+                batch=batch,
+                deadline=deadline,
+                admin=admin,
+            )
+            log(f"funded {senders} senders")
+            clients = [client, *others]
+            sink = Signer.generate(ED25519).address
+            txs: list[Transaction] = []
+            for n in range(per_sender):
+                for a in accounts:
+                    txs.append(
+                        Transaction.create(
+                            a,
+                            chain_id=chain_id,
+                            nonce=n,
+                            contract="token",
+                            method="transfer",
+                            args={"to": sink, "amount": 1},
+                        )
                     )
-                )
-        raws = [t.encode() for t in txs]
-        log(f"signed {len(raws)} transfers; submitting")
-        start_height = int((await client.get("/v1/status")).json()["height"])
-        t0 = time.monotonic()
-        sem = asyncio.Semaphore(concurrency)
-        rejected = 0
+            raws = [t.encode() for t in txs]
+            log(f"signed {len(raws)} transfers; submitting")
+            start_height = int((await client.get("/v1/status")).json()["height"])
+            t0 = time.monotonic()
+            sem = asyncio.Semaphore(concurrency)
+            rejected = 0
 
-        async def send(n: int, part: list[bytes]) -> None:
-            nonlocal rejected
-            async with sem:
-                rejected += await _post_batch(clients[n % len(clients)], part)
+            async def send(n: int, part: list[bytes]) -> None:
+                nonlocal rejected
+                async with sem:
+                    rejected += await _post_batch(clients[n % len(clients)], part)
 
-        # Batches go round-robin over the nodes; a node that gets a sender's nonce n+1 before
-        # gossip brings nonce n holds it as gapped (within the mempool's nonce window).
-        await asyncio.gather(
-            *(send(k, raws[i : i + batch]) for k, i in enumerate(range(0, len(raws), batch)))
-        )
-        for c in others:
-            await c.aclose()
-        log(f"submitted in {time.monotonic() - t0:.1f}s; waiting for commits")
-        args = json.dumps({"owner": {"hex": sink.hex()}})
-        expected = len(raws) - rejected
-        committed = 0
-        last = start_height
-        while time.monotonic() < deadline:
-            resp = await client.get("/v1/query/token/balance", params={"args": args})
-            committed = int(resp.json()["result"])
-            last = int((await client.get("/v1/status")).json()["height"])
-            if committed >= expected:
-                break
-            await asyncio.sleep(0.05)
-        seconds = time.monotonic() - t0
-        return TransfersResult(
-            committed=committed,
-            seconds=seconds,
-            submitted=len(raws),
-            rejected=rejected,
-            ceiling=ceiling,
-            blocks=last - start_height,
-            first_height=start_height + 1,
-            last_height=last,
-        )
+            # Batches go round-robin over the nodes; a node that gets a sender's nonce n+1 before
+            # gossip brings nonce n holds it as gapped (within the mempool's nonce window).
+            await asyncio.gather(
+                *(send(k, raws[i : i + batch]) for k, i in enumerate(range(0, len(raws), batch)))
+            )
+            for c in others:
+                await c.aclose()
+            log(f"submitted in {time.monotonic() - t0:.1f}s; waiting for commits")
+            args = json.dumps({"owner": {"hex": sink.hex()}})
+            expected = len(raws) - rejected
+            committed = 0
+            last = start_height
+            while time.monotonic() < deadline:
+                resp = await client.get("/v1/query/token/balance", params={"args": args})
+                committed = int(resp.json()["result"])
+                last = int((await client.get("/v1/status")).json()["height"])
+                if committed >= expected:
+                    break
+                await asyncio.sleep(0.05)
+            seconds = time.monotonic() - t0
+            return TransfersResult(
+                committed=committed,
+                seconds=seconds,
+                submitted=len(raws),
+                rejected=rejected,
+                ceiling=ceiling,
+                blocks=last - start_height,
+                first_height=start_height + 1,
+                last_height=last,
+            )

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import click
-import httpx
 import typer
 from rich.console import Console, JustifyMethod
 from rich.markup import escape
@@ -37,6 +36,7 @@ from rich.measure import Measurement
 from rich.table import Table
 
 from citychain.errors import CitychainError, ErrorCode, InvalidInput
+from citychain.sdk import check_node_url
 from citychain.types.address import to_address
 from citychain.types.tx import codec_to_json
 
@@ -48,16 +48,12 @@ DEFAULT_HOME = Path("~/.citychain")
 
 
 def node_url(value: str) -> str:
-    """``--node``: an http(s) URL of a node's API, refused as a usage error otherwise."""
+    """``--node``: an http(s) URL of a node's API (the SDK's check), refused as a usage error
+    otherwise."""
     try:
-        url = httpx.URL(value)
-    except httpx.InvalidURL as exc:
-        raise typer.BadParameter(f"{value!r} is not a URL ({exc})") from None
-    if url.scheme not in ("http", "https") or not url.host:
-        raise typer.BadParameter(
-            f"{value!r} is not the http:// or https:// URL of a node's API, e.g. {DEFAULT_NODE}"
-        )
-    return value
+        return check_node_url(value)
+    except InvalidInput as exc:
+        raise typer.BadParameter(exc.message) from None
 
 
 NodeOpt = Annotated[

@@ -18,7 +18,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeR
 
 from citychain.cli._output import fail, node_url
 from citychain.crypto import Signer
-from citychain.errors import CitychainError, ErrorCode, Unavailable
+from citychain.errors import CitychainError, ErrorCode
+from citychain.sdk import Client
 
 console = Console()
 bench_app = typer.Typer(
@@ -62,29 +63,27 @@ def _load_run(
 ) -> T:
     """Load the issuer (and admin) key, ask the node its chain id (and the admin's
     organisation), run the benchmark; errors in words."""
-    import httpx
-
     from citychain.cli._keys_access import load_signer
+    from citychain.services.gov.sdk import Gov
 
     try:
         issuer = load_signer(key, home)
-        chain_id = str(httpx.get(f"{node}/v1/status", timeout=10).json()["chain_id"])
-        admin: tuple[Signer, str] | None = None
-        if admin_key:
-            signer = load_signer(admin_key, home)
-            member = httpx.get(f"{node}/v1/gov/members/{signer.address.hex()}", timeout=10)
-            if member.status_code != 200:
-                raise CitychainError(
-                    f"the admin key {admin_key} is not a member of any organisation on this "
-                    "chain (pass --admin-key '' for an open chain)",
-                    ErrorCode.NOT_MEMBER,
-                )
-            admin = (signer, str(member.json()["org"]))
+        with Client(node, timeout=10) as client:
+            chain_id = client.status().chain_id
+            admin: tuple[Signer, str] | None = None
+            if admin_key:
+                signer = load_signer(admin_key, home)
+                member = client.service(Gov).member(signer.address)
+                if member is None:
+                    raise CitychainError(
+                        f"the admin key {admin_key} is not a member of any organisation on "
+                        "this chain (pass --admin-key '' for an open chain)",
+                        ErrorCode.NOT_MEMBER,
+                    )
+                admin = (signer, member.org)
         return asyncio.run(run(issuer, chain_id, admin))
     except CitychainError as exc:
         raise fail(exc) from None
-    except httpx.HTTPError as exc:
-        raise fail(Unavailable(f"cannot reach node at {node}: {exc}")) from None
 
 
 def _log(message: str) -> None:

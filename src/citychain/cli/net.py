@@ -42,7 +42,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
 from rich import box
 from rich.console import Console
@@ -57,6 +56,7 @@ from citychain.cli._output import (
     handles_errors,
 )
 from citychain.errors import ConfigError, Unavailable
+from citychain.sdk import ProbeFailure, probe_node
 
 if TYPE_CHECKING:
     from citychain.node.processes import ProcessRef
@@ -370,18 +370,6 @@ class NodeReport:
 _CONSENSUS_FIELDS = ("engine", "height", "round", "step", "waiting_for")
 
 
-class _NotAvailable(Exception):
-    """The node has no such endpoint (404) or the answer is not what we expect."""
-
-
-def _get(client: httpx.Client, url: str) -> Any:
-    r = client.get(url)
-    if r.status_code == 404:
-        raise _NotAvailable
-    r.raise_for_status()
-    return r.json()
-
-
 def _probe(node_name: str, org: str, api_url: str, proc: ProcessRef | None) -> NodeReport:
     alive = proc.alive() if proc is not None else False
     report = NodeReport(
@@ -391,61 +379,45 @@ def _probe(node_name: str, org: str, api_url: str, proc: ProcessRef | None) -> N
         pid=proc.pid if proc is not None else None,
         process=("running" if alive else "not running") if proc is not None else "not started",
     )
-    with httpx.Client(timeout=PROBE_TIMEOUT) as client:
-        try:
-            status = _get(client, f"{api_url}/v1/status")
-            report.height = int(status["height"])
-            report.latest_block_hash = str(status["latest_block_hash"])
-        except httpx.ConnectError:
-            if proc is not None and not alive:
-                report.reason = "its process is not running (connection refused)"
-            else:
-                report.reason = "connection refused" if not alive else "API not listening yet"
-            return report
-        except httpx.TimeoutException:
-            report.reason = f"no answer within {PROBE_TIMEOUT:g} s"
-            return report
-        except httpx.HTTPStatusError as exc:
-            report.reason = f"/v1/status answered HTTP {exc.response.status_code}"
-            return report
-        except (httpx.HTTPError, _NotAvailable, ValueError, KeyError, TypeError) as exc:
-            report.reason = f"/v1/status: unexpected answer ({type(exc).__name__})"
-            return report
-        report.up = True
-        try:
-            report.healthy = client.get(f"{api_url}/health").status_code == 200
-        except httpx.HTTPError:
-            report.healthy = None
-        try:
-            raw = _get(client, f"{api_url}/v1/consensus")
-            if isinstance(raw, dict):  # the summary; `citychain consensus` shows the details
-                report.consensus = {k: raw.get(k) for k in _CONSENSUS_FIELDS}
-                details = raw.get("details")
-                if isinstance(details, dict):
-                    vals = details.get("validators")
-                    report.validators = vals if isinstance(vals, list) else None
-                    lc = details.get("last_commit")
-                    report.last_commit = lc if isinstance(lc, dict) else None
-        except (_NotAvailable, httpx.HTTPError, ValueError):
-            report.consensus = None
-        try:
-            peers = _get(client, f"{api_url}/v1/net/peers")
-            if isinstance(peers, dict):
-                peers = peers.get("peers")
-            if isinstance(peers, list):
-                report.peers_known = len(peers)
-                report.peers = sum(
-                    1 for p in peers if not isinstance(p, dict) or p.get("connected", True)
-                )
-        except (_NotAvailable, httpx.HTTPError, ValueError):
-            report.peers = None
-        if report.height:
-            try:
-                block = _get(client, f"{api_url}/v1/blocks/latest")
-                report.commit_signatures = len(block["commit"]["signatures"])
-            except (_NotAvailable, httpx.HTTPError, ValueError, KeyError, TypeError):
-                report.commit_signatures = None
+    seen = probe_node(api_url, timeout=PROBE_TIMEOUT)
+    if seen.status is None:
+        assert seen.failure is not None
+        report.reason = _down_reason(seen.failure, proc is not None, alive)
+        return report
+    report.up = True
+    report.height = seen.status.height
+    report.latest_block_hash = seen.status.latest_block_hash.hex()
+    report.healthy = seen.healthy
+    if seen.consensus is not None:  # the summary; `citychain consensus` shows the details
+        raw = seen.consensus
+        report.consensus = {k: raw.get(k) for k in _CONSENSUS_FIELDS}
+        details = raw.get("details")
+        if isinstance(details, dict):
+            vals = details.get("validators")
+            report.validators = vals if isinstance(vals, list) else None
+            lc = details.get("last_commit")
+            report.last_commit = lc if isinstance(lc, dict) else None
+    if seen.peers is not None:
+        report.peers_known = len(seen.peers)
+        report.peers = sum(
+            1 for p in seen.peers if not isinstance(p, dict) or p.get("connected", True)
+        )
+    if seen.latest_block is not None:
+        report.commit_signatures = len(seen.latest_block.commit.signatures)
     return report
+
+
+def _down_reason(failure: ProbeFailure, recorded: bool, alive: bool) -> str:
+    """Why a node's API is down, for people (``recorded``: a pid of it is known)."""
+    if failure.kind == "cannot_connect":
+        if recorded and not alive:
+            return "its process is not running (connection refused)"
+        return "connection refused" if not alive else "API not listening yet"
+    if failure.kind == "timeout":
+        return f"no answer within {PROBE_TIMEOUT:g} s"
+    if failure.kind == "http_status":
+        return f"/v1/status answered HTTP {failure.http_status}"
+    return f"/v1/status: unexpected answer ({failure.detail})"
 
 
 def _consensus_cells(c: dict[str, Any] | None) -> tuple[str, str]:
