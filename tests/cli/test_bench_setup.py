@@ -87,3 +87,29 @@ def test_an_unreachable_node(keys: Path, capsys: pytest.CaptureFixture[str]) -> 
     with pytest.raises(typer.Exit):
         _setup(url, keys, "alice")
     assert f"error [unavailable]: cannot reach node at {url}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("which", ["transfers", "latency"])
+def test_the_loads_network_errors_are_typed(
+    which: str, alice: Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The benchmark library talks httpx itself (for speed); what fails on the network leaves
+    it as Unavailable, which the command prints as one error line."""
+    import asyncio
+
+    from citychain.bench import latency, transfers
+    from citychain.errors import Unavailable
+
+    for module in (transfers, latency):
+        monkeypatch.setattr(module, "ed25519_verifications_per_second", lambda: 1.0)
+    url = "http://127.0.0.1:1"
+    run = (
+        transfers.run_transfers(url, alice, chain_id=CHAIN_ID, senders=1, log=lambda m: None)
+        if which == "transfers"
+        else latency.run_latency(
+            [url], alice, chain_id=CHAIN_ID, rate=1, duration=1, senders=1, log=lambda m: None
+        )
+    )
+    with pytest.raises(Unavailable) as info:
+        asyncio.run(run)
+    assert info.value.message.startswith(f"cannot reach node at {url}: ")
