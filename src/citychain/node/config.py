@@ -35,6 +35,8 @@ class MempoolSettings:
     max_txs: int = 200_000
     max_bytes: int = 256 * 1024 * 1024
     nonce_window: int = 1024
+    #: Journal accepted transactions (fsynced before the 202), so they survive a crash.
+    persist: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,11 +35,13 @@ from citychain.errors import (
     ConfigError,
     ErrorCode,
     ExecutionFailure,
+    InternalError,
     KeystoreError,
 )
 from citychain.execution import BlockContext, default_registry
 from citychain.execution.keys import account_nonce
 from citychain.mempool import AddResult, Mempool, MempoolConfig
+from citychain.mempool.journal import GroupCommit, Journal
 from citychain.node.config import NodeConfig
 from citychain.node.home import home_in_use, is_lock_error, running_pid
 from citychain.p2p import Limits, Switch, parse_peer_list
@@ -147,6 +149,8 @@ class Node:
         wal, chain = self.__dict__.get("_wal"), self.__dict__.get("chain")
         if wal is not None:
             wal.close()
+        if (journal := self.__dict__.get("_journal")) is not None:
+            journal.close()
         if chain is not None:
             chain.close()
 
@@ -175,6 +179,10 @@ class Node:
             height=lambda: self.chain.height,
             admit=self._admit,
         )
+        self._journal: Journal | None = None
+        self._journaled: dict[bytes, bytes] = {}  # tx hash -> wire bytes, while pooled
+        if config.mempool.persist:
+            self._open_journal(config.data_dir / "mempool.journal")
         self.switch: Switch | None = None
         self.engine: ConsensusEngine
         self._tx_outbox: list[bytes] = []
@@ -202,6 +210,36 @@ class Node:
         self._commit_waiters: dict[bytes, list[asyncio.Future[None]]] = {}
         self._setup_metrics()
         self._running = False
+
+    def _open_journal(self, path: Path) -> None:
+        """Put the transactions accepted before a crash or stop back into the mempool (see
+        :mod:`citychain.mempool.journal`); what was committed or expired meanwhile drops out."""
+        journal = self._journal = Journal(path)
+        raws = journal.read()
+        kept = []
+        if raws:
+            results = self.mempool.insert(self.mempool.check(raws))
+            for raw, r in zip(raws, results, strict=True):
+                if r.ok and r.tx_hash is not None:
+                    kept.append(raw)
+                    self._journaled[r.tx_hash] = raw
+            log.info(
+                "mempool: %d transaction(s) back from the journal, %d dropped "
+                "(committed, expired or no longer admissible)",
+                len(kept),
+                len(raws) - len(kept),
+            )
+        journal.rewrite(kept)
+        self._group = GroupCommit(
+            journal,
+            live_bytes=lambda: self.mempool.bytes,
+            live_raws=self._live_journaled,
+        )
+
+    def _live_journaled(self) -> list[bytes]:
+        """The journaled transactions still pooled (asked only when the journal compacts)."""
+        self._journaled = {h: raw for h, raw in self._journaled.items() if h in self.mempool}
+        return list(self._journaled.values())
 
     def _bft_engine(self) -> TendermintEngine:
         """Tendermint over mutual-TLS p2p: the mode of any node with [p2p] org_id set."""
@@ -409,15 +447,30 @@ class Node:
             self.m_admitted.labels(r.code).inc()
             if r.ok:
                 accepted.append(raw)
+                if self._journal is not None and r.tx_hash is not None:
+                    self._journaled[r.tx_hash] = raw
         self._gossip_txs(accepted)
         self.m_mempool.set(self.mempool.size)
         self.m_mempool_bytes.set(self.mempool.bytes)
+        if self._journal is not None and accepted:
+            # "accepted" is answered only once the transactions are on disk
+            try:
+                await self._group.append(accepted)
+            except OSError as exc:
+                raise InternalError(
+                    f"{len(accepted)} transaction(s) were accepted into the mempool but could "
+                    f"not be written to its journal ({exc.strerror}); they may be lost if "
+                    "this node stops before they are committed"
+                ) from None
         return results
 
     # -- commits -------------------------------------------------------------------------------
     def _on_commit(self, pending: PendingBlock, commit: Commit) -> None:
         block = pending.block
         self.mempool.update(block.txs, block.height)
+        if self._journaled:
+            for tx in block.txs:
+                self._journaled.pop(tx.hash, None)
         if self.switch is not None and self.chain.governance_changed(pending):
             try:
                 self.switch.set_trusted_cas(self._trusted_cas())
@@ -487,6 +540,8 @@ class Node:
     def close(self) -> None:
         if self._wal is not None:
             self._wal.close()
+        if self._journal is not None:
+            self._journal.close()
         self.chain.close()
 
     def peers(self) -> list[dict[str, Any]]:
