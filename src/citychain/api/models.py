@@ -1,10 +1,13 @@
-"""The JSON shapes of the API, as pydantic models, and the functions that build them.
+"""The JSON shapes of the API, as pydantic models: a description, not a definition.
 
 The models are the contract published in ``/openapi.json`` (clients are generated from it).
-Handlers build plain dicts with the ``*_json`` functions below and serialise them with orjson
-directly, which is several times faster than validating every response through pydantic; the
-test suite validates every route's answers against these models (``extra="forbid"``), so the
-document and the bytes cannot drift apart.
+The answers themselves are defined once in :mod:`citychain.types.answers` (the node builds
+them, the SDK parses them back): handlers render them with their ``to_json`` and serialise the
+dicts with orjson directly, which is several times faster than validating every response
+through pydantic. The test suite validates every route's answers against these models
+(``extra="forbid"``) and checks that each model names exactly the keys its answer's
+``to_json`` writes, so the document, the node and the SDK cannot drift apart. (The governance
+answers below still have their builders here.)
 
 Conventions: byte strings are lowercase hex; hashes are 32 bytes (64 hex digits); times are
 milliseconds since the Unix epoch; contract arguments, results and event attributes are
@@ -17,17 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from citychain.api.service import (
-    AccountInfo,
-    BlockInfo,
-    CommittedEvent,
-    NodeStatus,
-    StateProof,
-    SubmitResult,
-    TxInfo,
-)
 from citychain.errors import ErrorCode
-from citychain.types import DuplicateVoteEvidence, Transaction, ValidatorSet
 from citychain.types.tx import codec_to_json
 
 Hex = Annotated[str, Field(pattern=r"^([0-9a-f]{2})*$", description="bytes as lowercase hex")]
@@ -295,112 +288,6 @@ class ClosedMessage(_Model):
     type: Literal["closed"]
     code: ErrorCode
     reason: str
-
-
-# -- builders -----------------------------------------------------------------------------
-
-
-def submit_item_json(index: int, r: SubmitResult) -> dict[str, Any]:
-    return {
-        "index": index,
-        "hash": r.tx_hash.hex() if r.tx_hash is not None else None,
-        "code": r.code.value,
-        "message": r.message,
-    }
-
-
-def tx_info_json(tx_hash: bytes, info: TxInfo, tx: Transaction) -> dict[str, Any]:
-    return {
-        "hash": tx_hash.hex(),
-        "status": info.status.value,
-        "tx": tx.to_json(),
-        "height": info.height,
-        "index": info.index,
-        "receipt": info.receipt.to_json() if info.receipt is not None else None,
-    }
-
-
-def block_json(info: BlockInfo) -> dict[str, Any]:
-    header = info.block.header.to_json()
-    return {
-        "hash": header["hash"],
-        "height": info.block.height,
-        "header": header,
-        "txs": [tx.to_json() for tx in info.block.txs],
-        "evidence": [e.to_json() for e in info.block.evidence],
-        "commit": info.commit.to_json(),
-    }
-
-
-def validators_json(height: int, vs: ValidatorSet) -> dict[str, Any]:
-    return {
-        "height": height,
-        "hash": vs.hash.hex(),
-        "total_power": vs.total_power,
-        "quorum_power": vs.quorum(),
-        "validators": vs.to_json(),
-    }
-
-
-def status_json(s: NodeStatus) -> dict[str, Any]:
-    return {
-        "chain_id": s.chain_id,
-        "crypto_suite": s.crypto_suite,
-        "node_id": s.node_id,
-        "public_key": s.public_key.hex(),
-        "height": s.height,
-        "latest_block_hash": s.latest_hash.hex(),
-        "latest_block_time": s.latest_time,
-        "state_root": s.state_root.hex(),
-        "mempool": {"txs": s.mempool_txs, "bytes": s.mempool_bytes},
-        "validators": validators_json(s.height + 1, s.validators),
-        "syncing": s.syncing,
-        "version": s.version,
-    }
-
-
-def state_json(p: StateProof) -> dict[str, Any]:
-    return {
-        "key": p.key.hex(),
-        "value": p.value.hex() if p.value is not None else None,
-        "exists": p.value is not None,
-        "height": p.height,
-        "proof": p.proof.hex(),
-        "proof_spec": "ics23:smt",
-        "header": p.header.to_json(),
-        "commit": p.commit.to_json(),
-    }
-
-
-def query_json(contract: str, method: str, result: Any) -> dict[str, Any]:
-    return {"contract": contract, "method": method, "result": codec_to_json(result)}
-
-
-def account_json(a: AccountInfo) -> dict[str, Any]:
-    return {"address": a.address.hex(), "nonce": a.nonce, "pending_nonce": a.pending_nonce}
-
-
-def event_json(e: CommittedEvent) -> dict[str, Any]:
-    return {
-        "type": "event",
-        "height": e.height,
-        "tx_hash": e.tx_hash.hex(),
-        "tx_index": e.tx_index,
-        "event": e.event.to_json(),
-    }
-
-
-def closed_json(code: ErrorCode, reason: str) -> dict[str, Any]:
-    return {"type": "closed", "code": code.value, "reason": reason}
-
-
-def evidence_json(
-    committed: list[tuple[int, DuplicateVoteEvidence]], pending: list[DuplicateVoteEvidence]
-) -> dict[str, Any]:
-    return {
-        "committed": [{"committed_height": h, "evidence": e.to_json()} for h, e in committed],
-        "pending": [e.to_json() for e in pending],
-    }
 
 
 # -- governance (the gov contract's records, read through its queries) --------------------------

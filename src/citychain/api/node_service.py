@@ -66,8 +66,7 @@ class NodeServiceAdapter:
         return self.node.metrics_registry
 
     async def submit(self, raw_txs: Sequence[bytes]) -> Sequence[SubmitResult]:
-        results = await self.node.submit(raw_txs)
-        return [SubmitResult(r.tx_hash, r.code, r.message) for r in results]
+        return await self.node.submit(raw_txs)  # the mempool's results are SubmitResults
 
     def tx(self, tx_hash: bytes) -> TxInfo:
         pooled = self.node.mempool.get(tx_hash)

@@ -1,9 +1,11 @@
-"""What the API asks of a node: the :class:`NodeService` protocol and its result types.
+"""What the API asks of a node: the :class:`NodeService` protocol.
 
 The API layer never reaches into the node's stores; it sees only this interface, which the
 node implements (and which tests implement with an in-memory fake). Everything here is plain
 data from :mod:`citychain.types`; nothing imports FastAPI, so a node can implement the
-protocol without loading the web stack.
+protocol without loading the web stack. The answers it returns (:class:`NodeStatus`,
+:class:`TxInfo`, ...) are defined once in :mod:`citychain.types.answers`, shared with the SDK,
+and re-exported here.
 
 Contract for implementers
 -------------------------
@@ -24,21 +26,20 @@ Contract for implementers
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from citychain.crypto import CryptoSuite
-from citychain.errors import ErrorCode
-from citychain.types import (
-    Block,
-    Commit,
-    CommittedEvent,
-    DuplicateVoteEvidence,
-    Header,
-    Receipt,
-    Transaction,
-    ValidatorSet,
+from citychain.types import CommittedEvent, DuplicateVoteEvidence, ValidatorSet
+
+# The answers' shapes are defined once, in citychain.types.answers (the SDK returns them too).
+from citychain.types.answers import (
+    AccountInfo,
+    BlockInfo,
+    NodeStatus,
+    StateProof,
+    SubmitResult,
+    TxInfo,
+    TxStatus,
 )
 
 if TYPE_CHECKING:
@@ -56,102 +57,6 @@ __all__ = [
     "TxInfo",
     "TxStatus",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class SubmitResult:
-    """What happened to one submitted transaction.
-
-    ``code`` is ``ErrorCode.OK`` when the transaction entered the mempool. ``tx_hash`` is None
-    only when the bytes did not decode as a transaction.
-    """
-
-    tx_hash: bytes | None
-    code: ErrorCode
-    message: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.code == ErrorCode.OK
-
-
-class TxStatus(StrEnum):
-    PENDING = "pending"  # in this node's mempool
-    COMMITTED = "committed"  # in a committed block, with a receipt
-    UNKNOWN = "unknown"  # neither (never seen, dropped, or expired)
-
-
-@dataclass(frozen=True, slots=True)
-class TxInfo:
-    """A transaction's status. ``tx`` is set unless the status is ``UNKNOWN``; ``height``,
-    ``index`` (its position in the block) and ``receipt`` are set only when ``COMMITTED``."""
-
-    status: TxStatus
-    tx: Transaction | None = None
-    height: int | None = None
-    index: int | None = None
-    receipt: Receipt | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class BlockInfo:
-    """A committed block with the commit (2/3+ precommits) that finalised it."""
-
-    block: Block
-    commit: Commit
-
-
-@dataclass(frozen=True, slots=True)
-class NodeStatus:
-    chain_id: str
-    crypto_suite: str
-    #: A short stable name for this node (e.g. from its config), for people and logs.
-    node_id: str
-    #: The node's signing key (its validator key if it is a validator).
-    public_key: bytes
-    #: Last committed height; 0 before the first block.
-    height: int
-    #: Hash of the last committed block (32 zero bytes at height 0).
-    latest_hash: bytes
-    #: State root after the last committed block (the genesis state root at height 0).
-    state_root: bytes
-    #: Time of the last committed block, ms since the epoch (genesis time at height 0).
-    latest_time: int
-    mempool_txs: int
-    mempool_bytes: int
-    #: The validator set that signs the next block.
-    validators: ValidatorSet
-    #: True while the node is catching up with the network (its answers may be stale).
-    syncing: bool
-    version: str
-
-
-@dataclass(frozen=True, slots=True)
-class StateProof:
-    """A state value (or its absence) at ``height`` with everything needed to check it.
-
-    ``proof`` is a protobuf ``cosmos.ics23.v1.CommitmentProof``: an existence proof when
-    ``value`` is set, a non-existence proof when it is None, under ``SMT_SPEC`` against
-    ``header.state_root``. ``header`` is the header of block ``height`` and ``commit`` the
-    commit that finalised it.
-    """
-
-    key: bytes
-    value: bytes | None
-    height: int
-    proof: bytes
-    header: Header
-    commit: Commit
-
-
-@dataclass(frozen=True, slots=True)
-class AccountInfo:
-    """An account's nonces: ``nonce`` as committed, ``pending_nonce`` the next nonce to use
-    counting the sender's transactions waiting in this node's mempool."""
-
-    address: bytes
-    nonce: int
-    pending_nonce: int
 
 
 class EventStream(Protocol):

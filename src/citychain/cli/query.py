@@ -163,6 +163,9 @@ def tx(
     h = parse_hex(tx_hash, "transaction hash", 32)
     with make_client(node) as client:
         info = client.tx(h)
+    tx = info.tx
+    if tx is None:  # the SDK answers NotFound for an unknown transaction: never here
+        raise DecodeError(f"the node answered no transaction for {h.hex()}")
     if as_json:
         print_json(
             {
@@ -170,7 +173,7 @@ def tx(
                 "status": info.status,
                 "height": info.height,
                 "index": info.index,
-                "tx": info.tx.to_json(),
+                "tx": tx.to_json(),
                 "receipt": info.receipt.to_json() if info.receipt else None,
             }
         )
@@ -178,7 +181,7 @@ def tx(
     console.print(f"transaction [bold]{info.tx_hash.hex()}[/]: {info.status}")
     if info.committed:
         console.print(f"  in block {info.height} at index {info.index}")
-    console.print(_tx_table(info.tx))
+    console.print(_tx_table(tx))
     r = info.receipt
     if r is not None:
         mark = "[green]ok[/]" if r.ok else f"[red]failed[/] \\[{r.code}] {escape(r.message)}"

@@ -70,6 +70,7 @@ from dataclasses import dataclass, field, replace
 
 from citychain.crypto import CryptoSuite
 from citychain.errors import CitychainError, ConfigError, ErrorCode, InvalidInput, TxRejected
+from citychain.types.answers import SubmitResult
 from citychain.types.tx import Transaction, batch_verify_txs
 
 #: Reap stops after this many senders whose next transaction did not fit the remaining
@@ -102,28 +103,9 @@ class MempoolConfig:
                 raise ConfigError(f"mempool {name} must be a positive integer, got {value!r}")
 
 
-@dataclass(frozen=True, slots=True)
-class AddResult:
-    """What happened to one submitted transaction.
-
-    ``tx_hash`` is None only when the bytes did not decode as a transaction (or, from
-    :meth:`Mempool.insert`, when :meth:`Mempool.check` already refused it).
-    """
-
-    tx_hash: bytes | None
-    code: ErrorCode
-    message: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.code == ErrorCode.OK
-
-    def to_dict(self) -> dict[str, str | None]:
-        return {
-            "tx_hash": self.tx_hash.hex() if self.tx_hash is not None else None,
-            "code": self.code.value,
-            "message": self.message,
-        }
+#: What happened to one submitted transaction: the answer ``POST /v1/txs`` gives for it,
+#: defined once in :mod:`citychain.types.answers` (the API and the SDK use it too).
+AddResult = SubmitResult
 
 
 class _Entry:

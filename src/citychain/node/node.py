@@ -40,12 +40,13 @@ from citychain.errors import (
 )
 from citychain.execution import BlockContext, default_registry
 from citychain.execution.keys import account_nonce
-from citychain.mempool import AddResult, Mempool, MempoolConfig
+from citychain.mempool import Mempool, MempoolConfig
 from citychain.mempool.journal import GroupCommit, Journal
 from citychain.node.config import NodeConfig
 from citychain.node.home import home_in_use, is_lock_error, running_pid
 from citychain.p2p import Limits, Switch, parse_peer_list
 from citychain.types import Commit, CommittedEvent, DuplicateVoteEvidence, Event, Transaction
+from citychain.types.answers import SubmitResult
 from citychain.types.genesis import Genesis
 
 log = logging.getLogger(__name__)
@@ -438,7 +439,7 @@ class Node:
         return self.chain.executor.query(self.chain.state, ctx, contract, method, args)
 
     # -- submission ----------------------------------------------------------------------------
-    async def submit(self, raw_txs: Sequence[bytes]) -> list[AddResult]:
+    async def submit(self, raw_txs: Sequence[bytes]) -> list[SubmitResult]:
         loop = asyncio.get_running_loop()
         checked = await loop.run_in_executor(None, self.mempool.check, list(raw_txs))
         results = self.mempool.insert(checked)

@@ -54,12 +54,13 @@ from citychain.sdk._types import (
     BlockInfo,
     EvidenceInfo,
     NodeStatus,
+    StateProof,
     SubmitResult,
     TxInfo,
     VerifiedValue,
 )
 from citychain.sdk._verify import check_header, prove_value
-from citychain.types import Commit, Header, Receipt, Transaction, ValidatorSet
+from citychain.types import Receipt, Transaction, ValidatorSet
 from citychain.types.address import call_args, to_address
 from citychain.types.tx import codec_to_json, json_to_codec
 
@@ -135,16 +136,6 @@ class _Trust:
     trust_height: int = 1
     status_seen: bool = field(default=False)
     light: LightClient | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _StateAnswer:
-    key: bytes
-    value: bytes | None
-    height: int
-    proof: bytes
-    header: Header
-    commit: Commit
 
 
 class _Base:
@@ -238,28 +229,15 @@ class _Base:
             **extra,
         )
 
-    def _state_answer(self, raw: Any, key: bytes, height: int | None) -> _StateAnswer:
-        d = _parse.parsed("state answer", lambda: _parse.obj(raw))
+    def _state_answer(self, raw: Any, key: bytes, height: int | None) -> StateProof:
+        a = _parse.parsed("state answer", lambda: _parse.state_proof(raw))
+        if a.key != key:
+            raise _parse.bad_answer(f"asked for key {key.hex()}, got an answer for {a.key.hex()}")
+        if height is not None and a.height != height:
+            raise _parse.bad_answer(f"asked for height {height}, got {a.height}")
+        return a
 
-        def fields() -> tuple[bytes, bytes | None, int, bytes, Any, Any]:
-            value = None if d["value"] is None else _parse.hexb(d["value"])
-            return (
-                _parse.hexb(d["key"]),
-                value,
-                _parse.integer(d["height"]),
-                _parse.hexb(d["proof"]),
-                _parse.header(d["header"]),
-                _parse.commit(d["commit"]),
-            )
-
-        got_key, value, got_height, proof, header, commit = _parse.parsed("state answer", fields)
-        if got_key != key:
-            raise _parse.bad_answer(f"asked for key {key.hex()}, got an answer for {got_key.hex()}")
-        if height is not None and got_height != height:
-            raise _parse.bad_answer(f"asked for height {height}, got {got_height}")
-        return _StateAnswer(key, value, got_height, proof, header, commit)
-
-    def _light_check(self, a: _StateAnswer) -> Generator[Fetch, Answer, ValidatorSet]:
+    def _light_check(self, a: StateProof) -> Generator[Fetch, Answer, ValidatorSet]:
         """Check the answer's header (chain, height, final under a trusted or followed set);
         a generator of the light client's requests, driven by each client's I/O."""
         t = self._trust
@@ -277,7 +255,7 @@ class _Base:
         return t.light.verify(b.header, b.commit)
 
     @staticmethod
-    def _proven(a: _StateAnswer, validators: ValidatorSet) -> VerifiedValue:
+    def _proven(a: StateProof, validators: ValidatorSet) -> VerifiedValue:
         return prove_value(
             validators=validators,
             key=a.key,
@@ -288,7 +266,7 @@ class _Base:
         )
 
     @staticmethod
-    def _unverified(a: _StateAnswer) -> VerifiedValue:
+    def _unverified(a: StateProof) -> VerifiedValue:
         return VerifiedValue(a.key, a.value, a.height, a.header, verified=False)
 
     @staticmethod

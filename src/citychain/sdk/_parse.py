@@ -17,8 +17,10 @@ from citychain.sdk._types import (
     CommittedEvent,
     EvidenceInfo,
     NodeStatus,
+    StateProof,
     SubmitResult,
     TxInfo,
+    TxStatus,
 )
 from citychain.types import (
     Block,
@@ -213,18 +215,27 @@ def tx_info(raw: Any) -> TxInfo:
     d = obj(raw)
     tx = transaction(d["tx"])
     status = text(d["status"])
-    if status not in ("pending", "committed"):
+    if status not in (TxStatus.PENDING, TxStatus.COMMITTED):
         raise ValueError(f"unknown transaction status {status!r}")
+    if "hash" in d and hexb(d["hash"], 32) != tx.hash:
+        raise ValueError("the transaction does not hash to its reported hash")
     r = receipt(d["receipt"]) if d.get("receipt") is not None else None
     if r is not None and r.tx_hash != tx.hash:
         raise ValueError("the receipt is for another transaction")
-    return TxInfo(tx.hash, status, tx, opt_int(d.get("height")), opt_int(d.get("index")), r)
+    return TxInfo(TxStatus(status), tx, opt_int(d.get("height")), opt_int(d.get("index")), r)
 
 
 def submit_result(raw: Any) -> SubmitResult:
+    """One item of a batch's ``results``. A code this SDK does not know (a newer node) reads
+    as ``INTERNAL`` with the node's code in the message, as error answers do."""
     d = obj(raw)
     h = d.get("hash")
-    return SubmitResult(None if h is None else hexb(h, 32), text(d["code"]), text(d["message"]))
+    code, message = text(d["code"]), text(d["message"])
+    try:
+        known = ErrorCode(code)
+    except ValueError:
+        known, message = ErrorCode.INTERNAL, f"{message} (node error code {code!r})"
+    return SubmitResult(None if h is None else hexb(h, 32), known, message)
 
 
 def account(raw: Any) -> AccountInfo:
@@ -241,14 +252,27 @@ def status(raw: Any) -> NodeStatus:
         node_id=text(d["node_id"]),
         public_key=hexb(d["public_key"]),
         height=integer(d["height"]),
-        latest_block_hash=hexb(d["latest_block_hash"], 32),
-        latest_block_time=integer(d["latest_block_time"]),
+        latest_hash=hexb(d["latest_block_hash"], 32),
         state_root=hexb(d["state_root"], 32),
+        latest_time=integer(d["latest_block_time"]),
         mempool_txs=integer(mempool["txs"]),
         mempool_bytes=integer(mempool["bytes"]),
         validators=validator_set(d["validators"]),
         syncing=bool(d["syncing"]),
         version=text(d["version"]),
+    )
+
+
+def state_proof(raw: Any) -> StateProof:
+    """A state answer as the node sent it; nothing is verified here (``get_state`` does)."""
+    d = obj(raw)
+    return StateProof(
+        key=hexb(d["key"]),
+        value=None if d["value"] is None else hexb(d["value"]),
+        height=integer(d["height"]),
+        proof=hexb(d["proof"]),
+        header=header(d["header"]),
+        commit=commit(d["commit"]),
     )
 
 

@@ -1,4 +1,9 @@
-"""What the SDK returns: plain frozen data built from the node's JSON answers."""
+"""What the SDK returns: plain frozen data built from the node's JSON answers.
+
+The node's answers (status, blocks, transactions, accounts, evidence, submissions) are the
+node's own classes from :mod:`citychain.types.answers`, re-exported here: one definition, which
+the node builds, the API renders and :mod:`citychain.sdk._parse` rebuilds from the JSON.
+"""
 
 from __future__ import annotations
 
@@ -6,100 +11,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from citychain import codec
-from citychain.errors import ErrorCode
-from citychain.types import (
-    Block,
-    Commit,
-    DuplicateVoteEvidence,
-    Header,
-    Receipt,
-    Transaction,
-    Validator,
-    ValidatorSet,
-)
 from citychain.types import CommittedEvent as CommittedEvent  # one type, shared with the node
-
-
-@dataclass(frozen=True, slots=True)
-class SubmitResult:
-    """One transaction's admission: ``code`` is ``"ok"`` when it entered the mempool."""
-
-    tx_hash: bytes | None
-    code: str
-    message: str
-
-    @property
-    def ok(self) -> bool:
-        return self.code == ErrorCode.OK
-
-
-@dataclass(frozen=True, slots=True)
-class TxInfo:
-    """A known transaction: ``"pending"`` in the mempool, or ``"committed"`` with its place
-    in a block and its receipt."""
-
-    tx_hash: bytes
-    status: str
-    tx: Transaction
-    height: int | None
-    index: int | None
-    receipt: Receipt | None
-
-    @property
-    def committed(self) -> bool:
-        return self.status == "committed"
-
-
-@dataclass(frozen=True, slots=True)
-class BlockInfo:
-    """A committed block and the commit that finalised it.
-
-    The SDK checks that the header hashes to the block hash the node reported, that every
-    transaction hashes to its reported hash, and that the transactions match the header's
-    ``tx_root``. It does not check the commit's signatures here (``get_state`` does).
-    """
-
-    block: Block
-    commit: Commit
-
-    @property
-    def header(self) -> Header:
-        return self.block.header
-
-    @property
-    def height(self) -> int:
-        return self.block.height
-
-    @property
-    def hash(self) -> bytes:
-        return self.block.hash
-
-
-@dataclass(frozen=True, slots=True)
-class AccountInfo:
-    address: bytes
-    #: Committed nonce: how many of the account's transactions have executed.
-    nonce: int
-    #: The next nonce to use, counting the account's transactions in the node's mempool.
-    pending_nonce: int
-
-
-@dataclass(frozen=True, slots=True)
-class NodeStatus:
-    chain_id: str
-    crypto_suite: str
-    node_id: str
-    public_key: bytes
-    height: int
-    latest_block_hash: bytes
-    latest_block_time: int
-    state_root: bytes
-    mempool_txs: int
-    mempool_bytes: int
-    #: The set that signs the next block (as the node reports it; not a trust anchor).
-    validators: ValidatorSet
-    syncing: bool
-    version: str
+from citychain.types import Header, Validator, ValidatorSet
+from citychain.types.answers import AccountInfo as AccountInfo
+from citychain.types.answers import BlockInfo as BlockInfo
+from citychain.types.answers import EvidenceInfo as EvidenceInfo
+from citychain.types.answers import NodeStatus as NodeStatus
+from citychain.types.answers import StateProof as StateProof
+from citychain.types.answers import SubmitResult as SubmitResult
+from citychain.types.answers import TxInfo as TxInfo
+from citychain.types.answers import TxStatus as TxStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,16 +51,6 @@ class VerifiedValue:
     def decode(self) -> Any:
         """The value as a canonical CBOR value (None when absent)."""
         return codec.decode(self.value) if self.value is not None else None
-
-
-@dataclass(frozen=True, slots=True)
-class EvidenceInfo:
-    """Evidence of double signing a node knows: committed ``(block height, evidence)`` pairs,
-    newest first, and evidence seen but not yet committed. Each piece's hash is checked; call
-    ``evidence.verify(suite, chain_id, validators)`` to check its signatures too."""
-
-    committed: tuple[tuple[int, DuplicateVoteEvidence], ...]
-    pending: tuple[DuplicateVoteEvidence, ...]
 
 
 # -- governance (the ``gov`` contract's query answers) ----------------------------------------

@@ -1,5 +1,13 @@
 """Pure data: immutable typed values with one canonical encoding each."""
 
+from citychain.types.answers import AccountInfo as AccountInfo
+from citychain.types.answers import BlockInfo as BlockInfo
+from citychain.types.answers import EvidenceInfo as EvidenceInfo
+from citychain.types.answers import NodeStatus as NodeStatus
+from citychain.types.answers import StateProof as StateProof
+from citychain.types.answers import SubmitResult as SubmitResult
+from citychain.types.answers import TxInfo as TxInfo
+from citychain.types.answers import TxStatus as TxStatus
 from citychain.types.block import Block as Block
 from citychain.types.block import Commit as Commit
 from citychain.types.block import CommitSig as CommitSig
@@ -20,15 +28,23 @@ from citychain.types.vote import vote_signing_bytes as vote_signing_bytes
 
 __all__ = [
     "NIL",
+    "AccountInfo",
     "Block",
+    "BlockInfo",
     "Commit",
     "CommitSig",
     "CommittedEvent",
     "DuplicateVoteEvidence",
     "Event",
+    "EvidenceInfo",
     "Header",
+    "NodeStatus",
     "Receipt",
+    "StateProof",
+    "SubmitResult",
     "Transaction",
+    "TxInfo",
+    "TxStatus",
     "Validator",
     "ValidatorSet",
     "Vote",

@@ -25,7 +25,7 @@ def _block_or_404(service: NodeService, height: int) -> Response:
                 ErrorCode.HEIGHT_NOT_COMMITTED,
             )
         raise NotFound(f"block {height} is not stored on this node")
-    return json(m.block_json(info))
+    return json(info.to_json())
 
 
 @router.get(
@@ -52,7 +52,7 @@ async def block_by_hash(block_hash: HashParam, service: ServiceDep) -> Response:
     info = service.block_by_hash(h)
     if info is None:
         raise NotFound(f"no committed block has hash {h.hex()}")
-    return json(m.block_json(info))
+    return json(info.to_json())
 
 
 @router.get(

@@ -11,13 +11,14 @@ from starlette.responses import Response
 from citychain.api import models as m
 from citychain.api.openapi import error_responses
 from citychain.api.routes._common import HeightQuery, ServiceDep, json
+from citychain.types.answers import EvidenceInfo, validators_json
 
 router = APIRouter()
 
 
 @router.get("/v1/status", response_model=m.StatusResponse, tags=["chain"], summary="Node status")
 async def status(service: ServiceDep) -> Response:
-    return json(m.status_json(service.status()))
+    return json(service.status().to_json())
 
 
 @router.get(
@@ -30,7 +31,7 @@ async def status(service: ServiceDep) -> Response:
 async def validators(service: ServiceDep, height: HeightQuery = None) -> Response:
     vs = service.validators(height)
     signs = height if height is not None else service.latest_height() + 1
-    return json(m.validators_json(signs, vs))
+    return json(validators_json(signs, vs))
 
 
 @router.get(
@@ -61,4 +62,5 @@ async def evidence(
     service: ServiceDep,
     limit: Annotated[int, Query(ge=1, le=1000, description="at most this many")] = 100,
 ) -> Response:
-    return json(m.evidence_json(service.evidence(limit), service.pending_evidence()))
+    info = EvidenceInfo(tuple(service.evidence(limit)), tuple(service.pending_evidence()))
+    return json(info.to_json())

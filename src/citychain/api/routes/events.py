@@ -25,6 +25,7 @@ from citychain.api._json import dumps
 from citychain.api.routes._common import ServiceDep
 from citychain.api.service import EventStream, NodeService
 from citychain.errors import CitychainError, ErrorCode
+from citychain.types.answers import closed_message_json, event_message_json
 
 router = APIRouter(tags=["events"])
 
@@ -77,7 +78,7 @@ async def _pump(ws: WebSocket, stream: EventStream) -> None:
 
     async def forward() -> None:
         async for item in stream:
-            await ws.send_text(dumps(m.event_json(item)).decode())
+            await ws.send_text(dumps(event_message_json(item)).decode())
 
     async def until_disconnect() -> None:
         while (await ws.receive())["type"] != "websocket.disconnect":
@@ -116,5 +117,5 @@ async def _close_ws(ws: WebSocket, code: ErrorCode, reason: str) -> None:
         return
     ws_code = 1013 if code in (ErrorCode.UNAVAILABLE, ErrorCode.MEMPOOL_FULL) else 1008
     with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
-        await ws.send_text(dumps(m.closed_json(code, reason)).decode())
+        await ws.send_text(dumps(closed_message_json(code, reason)).decode())
         await ws.close(ws_code, reason.encode()[:120].decode(errors="ignore"))

@@ -24,6 +24,7 @@ from citychain.api.openapi import error_responses, json_body
 from citychain.api.routes._common import AddressParam, HeightQuery, LimitsDep, ServiceDep, json
 from citychain.api.service import NodeService
 from citychain.errors import ErrorCode, InvalidInput
+from citychain.types.answers import query_json
 
 router = APIRouter(tags=["state"])
 
@@ -49,7 +50,7 @@ async def state(
     signs ``header``. ``value`` is null when the key is absent."""
     key = parse_hex(key_hex, "state key", max_size=MAX_STATE_KEY)
     proof = await service.state_proof(key, height)
-    return json(m.state_json(proof))
+    return json(proof.to_json())
 
 
 async def _run_query(
@@ -58,7 +59,7 @@ async def _run_query(
     check_name(contract, "contract")
     check_name(method, "method")
     result = await service.query(contract, method, args)
-    return json(m.query_json(contract, method, result))
+    return json(query_json(contract, method, result))
 
 
 @router.get(
@@ -116,4 +117,4 @@ async def query_post(
 )
 async def account(address_hex: AddressParam, service: ServiceDep) -> Response:
     address = parse_hex(address_hex, "address", size=20)
-    return json(m.account_json(service.account(address)))
+    return json(service.account(address).to_json())

@@ -77,7 +77,7 @@ async def submit_batch(request: Request, service: ServiceDep, limits: LimitsDep)
         {
             "accepted": accepted,
             "rejected": len(results) - accepted,
-            "results": [m.submit_item_json(i, r) for i, r in enumerate(results)],
+            "results": [r.to_json(i) for i, r in enumerate(results)],
         }
     )
 
@@ -130,4 +130,4 @@ async def get_tx(tx_hash: HashParam, service: ServiceDep) -> Response:
             f"transaction {h.hex()} is unknown to this node (never received, or dropped "
             "from the mempool before it was committed)"
         )
-    return json(m.tx_info_json(h, info, info.tx))
+    return json(info.to_json())

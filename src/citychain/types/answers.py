@@ -1,0 +1,312 @@
+"""The node's answers about its chain, each defined once.
+
+A node builds these (:mod:`citychain.api.node_service`, the mempool's admission), the API
+renders them with their ``to_json`` (the bytes ``/v1/...`` answers), and the SDK parses that
+JSON back into the same classes (:mod:`citychain.sdk._parse`). :mod:`citychain.api.models`
+only describes the JSON for ``/openapi.json``; a test checks that its models name exactly the
+keys ``to_json`` writes, so the document, the node and the SDK cannot drift apart.
+
+Conventions of the JSON: byte strings are lowercase hex; times are milliseconds since the Unix
+epoch; contract values are canonical values with byte strings as ``{"hex": "..."}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from citychain.errors import ErrorCode
+from citychain.types.block import Block, Commit, Header
+from citychain.types.evidence import DuplicateVoteEvidence
+from citychain.types.receipt import CommittedEvent, Receipt
+from citychain.types.tx import Transaction, codec_to_json
+from citychain.types.validator import ValidatorSet
+
+__all__ = [
+    "AccountInfo",
+    "BlockInfo",
+    "EvidenceInfo",
+    "NodeStatus",
+    "StateProof",
+    "SubmitResult",
+    "TxInfo",
+    "TxStatus",
+    "closed_message_json",
+    "event_message_json",
+    "query_json",
+    "validators_json",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    """What happened to one submitted transaction.
+
+    ``code`` is ``ErrorCode.OK`` when the transaction entered the mempool, else why it was
+    refused (the code its receipt would carry). ``tx_hash`` is None only when the bytes did not
+    decode as a transaction (or, from ``Mempool.insert``, when ``Mempool.check`` already
+    refused it).
+    """
+
+    tx_hash: bytes | None
+    code: ErrorCode
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.code == ErrorCode.OK
+
+    def to_json(self, index: int) -> dict[str, Any]:
+        """One item of ``POST /v1/txs``'s ``results``: ``index`` is its place in the batch."""
+        return {
+            "index": index,
+            "hash": self.tx_hash.hex() if self.tx_hash is not None else None,
+            "code": self.code.value,
+            "message": self.message,
+        }
+
+    def to_dict(self) -> dict[str, str | None]:
+        """A plain form for logs: ``tx_hash``, ``code`` and ``message``."""
+        return {
+            "tx_hash": self.tx_hash.hex() if self.tx_hash is not None else None,
+            "code": self.code.value,
+            "message": self.message,
+        }
+
+
+class TxStatus(StrEnum):
+    PENDING = "pending"  # in the node's mempool
+    COMMITTED = "committed"  # in a committed block, with a receipt
+    UNKNOWN = "unknown"  # neither (never seen, dropped, or expired); the API answers 404
+
+
+@dataclass(frozen=True, slots=True)
+class TxInfo:
+    """Where a transaction is. ``tx`` is set unless the status is ``UNKNOWN`` (the API answers
+    404 then, so the SDK only ever returns ``pending`` or ``committed``); ``height``, ``index``
+    (its position in the block) and ``receipt`` are set only when ``COMMITTED``."""
+
+    status: TxStatus
+    tx: Transaction | None = None
+    height: int | None = None
+    index: int | None = None
+    receipt: Receipt | None = None
+
+    @property
+    def tx_hash(self) -> bytes:
+        """The transaction's hash (an unknown transaction has none here: ``ValueError``)."""
+        if self.tx is None:
+            raise ValueError("an unknown transaction carries no hash")
+        return self.tx.hash
+
+    @property
+    def committed(self) -> bool:
+        return self.status == TxStatus.COMMITTED
+
+    def to_json(self) -> dict[str, Any]:
+        """``GET /v1/txs/{hash}``: the transaction, and once committed its place and receipt."""
+        if self.tx is None:
+            raise ValueError("an unknown transaction has no JSON answer (the API answers 404)")
+        return {
+            "hash": self.tx.hash.hex(),
+            "status": self.status.value,
+            "tx": self.tx.to_json(),
+            "height": self.height,
+            "index": self.index,
+            "receipt": self.receipt.to_json() if self.receipt is not None else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class BlockInfo:
+    """A committed block with the commit (2/3+ precommits) that finalised it.
+
+    The SDK checks that the header hashes to the block hash the node reported, that every
+    transaction hashes to its reported hash, and that the transactions match the header's
+    ``tx_root``. It does not check the commit's signatures here (``get_state`` does).
+    """
+
+    block: Block
+    commit: Commit
+
+    @property
+    def header(self) -> Header:
+        return self.block.header
+
+    @property
+    def height(self) -> int:
+        return self.block.height
+
+    @property
+    def hash(self) -> bytes:
+        return self.block.hash
+
+    def to_json(self) -> dict[str, Any]:
+        header = self.block.header.to_json()
+        return {
+            "hash": header["hash"],
+            "height": self.block.height,
+            "header": header,
+            "txs": [tx.to_json() for tx in self.block.txs],
+            "evidence": [e.to_json() for e in self.block.evidence],
+            "commit": self.commit.to_json(),
+        }
+
+
+def validators_json(height: int, vs: ValidatorSet) -> dict[str, Any]:
+    """``GET /v1/validators``: the set that signs block ``height``."""
+    return {
+        "height": height,
+        "hash": vs.hash.hex(),
+        "total_power": vs.total_power,
+        "quorum_power": vs.quorum(),
+        "validators": vs.to_json(),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    """``GET /v1/status``: a node's view of its chain.
+
+    The JSON (and the SDK) call the latest block's hash and time ``latest_block_hash`` and
+    ``latest_block_time``; both names read the same value here.
+    """
+
+    chain_id: str
+    crypto_suite: str
+    #: A short stable name for this node (e.g. from its config), for people and logs.
+    node_id: str
+    #: The node's signing key (its validator key if it is a validator).
+    public_key: bytes
+    #: Last committed height; 0 before the first block.
+    height: int
+    #: Hash of the last committed block (32 zero bytes at height 0).
+    latest_hash: bytes
+    #: State root after the last committed block (the genesis state root at height 0).
+    state_root: bytes
+    #: Time of the last committed block, ms since the epoch (genesis time at height 0).
+    latest_time: int
+    mempool_txs: int
+    mempool_bytes: int
+    #: The validator set that signs the next block (as the node reports it; not a trust
+    #: anchor for a client).
+    validators: ValidatorSet
+    #: True while the node is catching up with the network (its answers may be stale).
+    syncing: bool
+    version: str
+
+    @property
+    def latest_block_hash(self) -> bytes:
+        return self.latest_hash
+
+    @property
+    def latest_block_time(self) -> int:
+        return self.latest_time
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "chain_id": self.chain_id,
+            "crypto_suite": self.crypto_suite,
+            "node_id": self.node_id,
+            "public_key": self.public_key.hex(),
+            "height": self.height,
+            "latest_block_hash": self.latest_hash.hex(),
+            "latest_block_time": self.latest_time,
+            "state_root": self.state_root.hex(),
+            "mempool": {"txs": self.mempool_txs, "bytes": self.mempool_bytes},
+            "validators": validators_json(self.height + 1, self.validators),
+            "syncing": self.syncing,
+            "version": self.version,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StateProof:
+    """A state value (or its absence) at ``height`` with everything needed to check it.
+
+    ``proof`` is a protobuf ``cosmos.ics23.v1.CommitmentProof``: an existence proof when
+    ``value`` is set, a non-existence proof when it is None, under ``SMT_SPEC`` against
+    ``header.state_root``. ``header`` is the header of block ``height`` and ``commit`` the
+    commit that finalised it. Not checked by itself: the SDK's ``get_state`` checks it.
+    """
+
+    key: bytes
+    value: bytes | None
+    height: int
+    proof: bytes
+    header: Header
+    commit: Commit
+
+    @property
+    def exists(self) -> bool:
+        return self.value is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key.hex(),
+            "value": self.value.hex() if self.value is not None else None,
+            "exists": self.value is not None,
+            "height": self.height,
+            "proof": self.proof.hex(),
+            "proof_spec": "ics23:smt",
+            "header": self.header.to_json(),
+            "commit": self.commit.to_json(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AccountInfo:
+    """An account's nonces: ``nonce`` as committed (how many of its transactions executed),
+    ``pending_nonce`` the next nonce to use counting the account's transactions waiting in
+    the node's mempool."""
+
+    address: bytes
+    nonce: int
+    pending_nonce: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "address": self.address.hex(),
+            "nonce": self.nonce,
+            "pending_nonce": self.pending_nonce,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceInfo:
+    """Evidence of double signing a node knows: committed ``(block height, evidence)`` pairs,
+    newest first, and evidence seen but not yet committed. The SDK checks each piece's hash;
+    call ``evidence.verify(suite, chain_id, validators)`` to check its signatures too."""
+
+    committed: tuple[tuple[int, DuplicateVoteEvidence], ...]
+    pending: tuple[DuplicateVoteEvidence, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "committed": [
+                {"committed_height": h, "evidence": e.to_json()} for h, e in self.committed
+            ],
+            "pending": [e.to_json() for e in self.pending],
+        }
+
+
+def query_json(contract: str, method: str, result: Any) -> dict[str, Any]:
+    """``/v1/query/{contract}/{method}``: the result is a canonical value."""
+    return {"contract": contract, "method": method, "result": codec_to_json(result)}
+
+
+def event_message_json(e: CommittedEvent) -> dict[str, Any]:
+    """A ``/v1/events`` WebSocket message carrying one committed event."""
+    return {
+        "type": "event",
+        "height": e.height,
+        "tx_hash": e.tx_hash.hex(),
+        "tx_index": e.tx_index,
+        "event": e.event.to_json(),
+    }
+
+
+def closed_message_json(code: ErrorCode, reason: str) -> dict[str, Any]:
+    """The last ``/v1/events`` message before the server closes the stream, saying why."""
+    return {"type": "closed", "code": code.value, "reason": reason}
