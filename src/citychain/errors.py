@@ -94,6 +94,17 @@ class ErrorCode(StrEnum):
     PROPOSAL_EXPIRED = "proposal_expired"
     PROPOSAL_EXECUTED = "proposal_executed"
     PROPOSAL_NOT_PASSED = "proposal_not_passed"
+    # the identity service: DIDs, trusted issuers, status lists
+    DID_NOT_FOUND = "did_not_found"  # no such DID (or not at that version or time)
+    DID_DEACTIVATED = "did_deactivated"  # the DID was deactivated: it changes no more
+    NOT_CONTROLLER = "not_controller"  # the signer controls neither the DID nor its controllers
+    KEY_ROTATED = "key_rotated"  # the signer's key controlled the DID once, not any more
+    INVALID_DID_DOCUMENT = "invalid_did_document"  # a DID document this method does not take
+    VERSION_CONFLICT = "version_conflict"  # the DID changed since the version the update names
+    ISSUER_NOT_TRUSTED = "issuer_not_trusted"  # not in the trusted-issuer registry for that type
+    POLICY_REQUIRED = "policy_required"  # a governed change with no governance policy in force
+    STATUS_LIST_NOT_FOUND = "status_list_not_found"
+    REVOCATION_FINAL = "revocation_final"  # a revocation bit, once set, is never cleared
     # Reads
     NOT_FOUND = "not_found"
     HEIGHT_PRUNED = "height_pruned"
@@ -326,6 +337,16 @@ _BY_CODE: Final[dict[ErrorCode, tuple[type[CitychainError], int]]] = {
     ErrorCode.PROPOSAL_EXPIRED: (ExecutionFailure, 400),
     ErrorCode.PROPOSAL_EXECUTED: (ExecutionFailure, 400),
     ErrorCode.PROPOSAL_NOT_PASSED: (ExecutionFailure, 400),
+    ErrorCode.DID_NOT_FOUND: (NotFound, 404),
+    ErrorCode.DID_DEACTIVATED: (ExecutionFailure, 410),
+    ErrorCode.NOT_CONTROLLER: (ExecutionFailure, 403),
+    ErrorCode.KEY_ROTATED: (ExecutionFailure, 403),
+    ErrorCode.INVALID_DID_DOCUMENT: (InvalidInput, 400),
+    ErrorCode.VERSION_CONFLICT: (ExecutionFailure, 409),
+    ErrorCode.ISSUER_NOT_TRUSTED: (ExecutionFailure, 403),
+    ErrorCode.POLICY_REQUIRED: (ExecutionFailure, 403),
+    ErrorCode.STATUS_LIST_NOT_FOUND: (NotFound, 404),
+    ErrorCode.REVOCATION_FINAL: (ExecutionFailure, 400),
     ErrorCode.NOT_FOUND: (NotFound, 404),
     ErrorCode.HEIGHT_PRUNED: (NotFound, 410),
     ErrorCode.HEIGHT_NOT_COMMITTED: (NotFound, 404),
