@@ -103,8 +103,8 @@ class MempoolConfig:
                 raise ConfigError(f"mempool {name} must be a positive integer, got {value!r}")
 
 
-#: What happened to one submitted transaction: the answer ``POST /v1/txs`` gives for it,
-#: defined once in :mod:`citychain.types.answers` (the API and the SDK use it too).
+#: The mempool's name for :class:`~citychain.types.answers.SubmitResult`: what happened to one
+#: submitted transaction, defined once for the mempool, the API and the SDK.
 AddResult = SubmitResult
 
 
@@ -273,23 +273,23 @@ class Mempool:
             return tx, exc
         return tx
 
-    def insert(self, checked: Sequence[Transaction | CitychainError]) -> list[AddResult]:
+    def insert(self, checked: Sequence[Transaction | CitychainError]) -> list[SubmitResult]:
         """Admit the output of :meth:`check` against the current chain state. One result per
         item, in order. Not thread-safe: call it from the thread that calls :meth:`update`."""
         cfg = self.config
         height = self._height()
         bases: dict[_Bytes, int] = {}  # account nonces read during this call
-        results: list[AddResult] = []
+        results: list[SubmitResult] = []
         available = False  # a transaction became executable ("transactions available")
         for item in checked:
             if isinstance(item, CitychainError):
-                results.append(AddResult(None, item.code, item.message))
+                results.append(SubmitResult(None, item.code, item.message))
                 continue
             tx = item
             tx_hash = tx.hash
 
             def refuse(code: ErrorCode, message: str, tx_hash: _Bytes = tx_hash) -> None:
-                results.append(AddResult(tx_hash, code, message))
+                results.append(SubmitResult(tx_hash, code, message))
 
             if tx_hash in self._entries:
                 refuse(ErrorCode.DUPLICATE, "the transaction is already in the mempool")
@@ -354,12 +354,12 @@ class Mempool:
                 acct = self._accounts[addr] = _Account(base=base, ready_end=base)
             self._add(acct, tx, tx_hash, addr)
             available = available or tx.nonce == acct.base
-            results.append(AddResult(tx_hash, ErrorCode.OK))
+            results.append(SubmitResult(tx_hash, ErrorCode.OK))
         if available and self.on_txs_available is not None:
             self.on_txs_available()
         return results
 
-    def add(self, raw: Sequence[_Bytes]) -> list[AddResult]:
+    def add(self, raw: Sequence[_Bytes]) -> list[SubmitResult]:
         """:meth:`check` then :meth:`insert`, in the calling thread (tests, tools)."""
         checked, hashes = self._check(raw)
         results = self.insert(checked)
