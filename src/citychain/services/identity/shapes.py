@@ -11,11 +11,14 @@ the contract derives when the DID is created (see ``docs/did-method.md``).
 
 from __future__ import annotations
 
+import hashlib
 import re
+from datetime import UTC, datetime, timedelta
 
 import base58
 
 from citychain.errors import ErrorCode, InvalidInput
+from citychain.types.state_keys import contract_key
 
 NAME = "identity"
 METHOD = "citychain"
@@ -87,3 +90,119 @@ def citychain_did(identifier: bytes) -> str:
     if len(identifier) != ID_BYTES:
         raise _bad(f"a did:{METHOD} identifier is {ID_BYTES} bytes, got {len(identifier)}")
     return f"did:{METHOD}:" + base58.b58encode(identifier).decode()
+
+
+# -- the contract's state layout (pure: for proof requests by the SDK and the API) -------------
+#: Inside the contract's namespace ``c/identity/`` (see the contract's theory of operation)::
+#:
+#:     did/<16 id bytes>                        [versions, created ms, created height]
+#:     dv/<16 id bytes><version, 4 bytes BE>    one version of a DID document
+#:     ti/<credential type>\0<issuer DID>       a trusted-issuer entry
+#:     tih/<seq, 8 bytes BE>                    the trusted-issuer history, oldest first
+#:     sl/<16 id bytes>/<name>                  a status list's head (purpose, size, hash, ...)
+#:     sc/<16 id bytes>/<name>/<chunk, 4 B BE>  1 KiB of its bitstring (absent: all zeros)
+#:     sh/<16 id bytes>/<name>/<seq, 4 B BE>    one change of its bits
+DID_HEAD = b"did/"
+DID_VERSION = b"dv/"
+ISSUER = b"ti/"
+ISSUER_HISTORY = b"tih/"
+STATUS_LIST = b"sl/"
+STATUS_CHUNK = b"sc/"
+STATUS_HISTORY = b"sh/"
+#: Status lists: at least 131,072 entries (Bitstring Status List v1.0 §2.1), at most 2**20,
+#: a whole number of 8,192-entry (1 KiB) chunks.
+STATUS_CHUNK_BITS = 8192
+MIN_STATUS_LIST_BITS = 131_072
+MAX_STATUS_LIST_BITS = 1_048_576
+STATUS_PURPOSES = ("revocation", "suspension")
+_LIST_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def did_head_key(did: str) -> bytes:
+    """The full state key of a ``did:citychain``'s head record (its version count)."""
+    return contract_key(NAME, DID_HEAD + citychain_id(did))
+
+
+def did_version_key(did: str, version: int) -> bytes:
+    """The full state key of version ``version`` (1, 2, ...) of a ``did:citychain``."""
+    if type(version) is not int or not 0 < version < 2**32:
+        raise _bad(f"a DID version is an integer from 1 to 2**32 - 1, got {version!r}")
+    return contract_key(NAME, DID_VERSION + citychain_id(did) + version.to_bytes(4, "big"))
+
+
+def issuer_key(issuer_did: str, credential_type: str) -> bytes:
+    """The full state key of the trusted-issuer entry of ``issuer_did`` for one type."""
+    split_did(issuer_did)
+    return contract_key(NAME, ISSUER + credential_type.encode() + b"\0" + issuer_did.encode())
+
+
+def status_list_id(issuer_did: str, name: str) -> str:
+    """The id of status list ``name`` of ``issuer_did``: the DID URL ``<did>/status/<name>``."""
+    citychain_id(issuer_did)
+    if not isinstance(name, str) or not _LIST_NAME_RE.fullmatch(name):
+        raise _bad(
+            f"a status list name is 1 to 64 letters, digits, '.', '_' or '-', starting with a "
+            f"letter or digit; got {str(name)[:80]!r}"
+        )
+    return f"{issuer_did}/status/{name}"
+
+
+def split_status_list_id(list_id: str) -> tuple[str, str]:
+    """``(issuer DID, name)`` of a status list id; ``bad_arguments`` if it is not one."""
+    did, sep, name = list_id.partition("/status/") if isinstance(list_id, str) else ("", "", "")
+    if not sep:
+        raise _bad(f"{str(list_id)[:80]!r} is not a status list id (<did:citychain>/status/<name>)")
+    status_list_id(did, name)
+    return did, name
+
+
+def status_list_key(list_id: str) -> bytes:
+    """The full state key of a status list's head (its purpose, size and current hash)."""
+    did, name = split_status_list_id(list_id)
+    return contract_key(NAME, STATUS_LIST + citychain_id(did) + b"/" + name.encode())
+
+
+def status_chunk_key(list_id: str, index: int) -> bytes:
+    """The full state key of the 1 KiB chunk holding entry ``index`` of a status list (an
+    absent chunk is all zeros: prove it with a non-existence proof)."""
+    did, name = split_status_list_id(list_id)
+    chunk = (index // STATUS_CHUNK_BITS).to_bytes(4, "big")
+    return contract_key(
+        NAME, STATUS_CHUNK + citychain_id(did) + b"/" + name.encode() + b"/" + chunk
+    )
+
+
+def status_bit(bitstring: bytes, index: int) -> bool:
+    """Entry ``index`` of a bitstring; index 0 is the left-most bit (the high bit of byte 0),
+    as Bitstring Status List v1.0 §3.2 says."""
+    return bool(bitstring[index >> 3] & (0x80 >> (index & 7)))
+
+
+def status_list_digest(bitstring: bytes) -> bytes:
+    """The hash the chain keeps of a status list: SHA-256 of the *uncompressed* bitstring (so
+    it does not depend on how a gzip implementation compresses it)."""
+    return hashlib.sha256(bitstring).digest()
+
+
+# -- times (DID Core §7.3: XML Schema dateTime, UTC, no fractional seconds) ---------------------
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_XSD_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)")
+
+
+def xsd_datetime(ms: int) -> str:
+    """A block time (ms since the epoch) as DID metadata writes it: ``2026-12-03T09:14:17Z``."""
+    return (_EPOCH + timedelta(milliseconds=ms)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_xsd_datetime(text: str) -> int:
+    """The last millisecond of the moment ``text`` names (an XML Schema dateTime with a zone),
+    as ms since the epoch: ``...:17Z`` covers the whole of second 17, so resolving at a
+    version's ``updated`` time finds that version. ``bad_arguments`` otherwise."""
+    if not isinstance(text, str) or not _XSD_RE.fullmatch(text):
+        raise _bad(f"{str(text)[:40]!r} is not a dateTime like 2026-12-03T09:14:17Z")
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise _bad(f"{text!r} is not a valid date and time") from None
+    whole = (moment - _EPOCH) // timedelta(milliseconds=1)
+    return whole if "." in text else whole // 1000 * 1000 + 999
