@@ -25,6 +25,7 @@ Role = Literal["shapes", "contract", "sdk", "router", "cli"]
 SERVICES: tuple[str, ...] = (
     "citychain.services.gov",
     "citychain.services.token",
+    "citychain.services.identity",
 )
 
 

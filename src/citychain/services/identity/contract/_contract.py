@@ -1,0 +1,509 @@
+"""The ``identity`` contract's entry points (the theory of operation is the package's
+docstring, :mod:`citychain.services.identity.contract`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from citychain import codec
+from citychain.errors import CitychainError, ConfigError, ErrorCode, InvalidInput, NotFound
+from citychain.execution import Context, Contract, arg_int, method, only_args, query
+from citychain.services.identity.contract import _dids as dids
+from citychain.services.identity.contract import _document as doc
+from citychain.services.identity.contract import _issuers as iss
+from citychain.services.identity.contract import _status as st
+from citychain.services.identity.shapes import (
+    ID_BYTES,
+    MAX_STATUS_LIST_BITS,
+    MIN_STATUS_LIST_BITS,
+    NAME,
+    STATUS_CHUNK_BITS,
+    STATUS_PURPOSES,
+    citychain_did,
+    multikey_encode,
+    parse_xsd_datetime,
+    split_status_list_id,
+    status_list_id,
+    xsd_datetime,
+)
+
+#: Most entries one page of a history returns.
+MAX_PAGE = 200
+bad = dids.bad
+refuse = dids.refuse
+
+
+def _arg_version(args: dict[str, Any], name: str = "version_id") -> int | None:
+    """An optional version number: an integer or its decimal text (as metadata writes it)."""
+    if name not in args or args[name] is None:
+        return None
+    value = args[name]
+    if type(value) is str and value.isdecimal() and len(value) <= 10:
+        value = int(value)
+    if type(value) is not int or not 0 < value < 2**32:
+        raise bad(f"argument {name!r} must be a version number (1, 2, ...), got {value!r}")
+    return value
+
+
+def _page(args: dict[str, Any], default: int = 100) -> tuple[int, int]:
+    after = arg_int(args, "after", max_value=2**63) if "after" in args else 0
+    limit = arg_int(args, "limit", min_value=1, max_value=MAX_PAGE) if "limit" in args else default
+    return after, limit
+
+
+def _expect(h: dids.Head, did: str, expected: int | None) -> None:
+    if expected is not None and expected != h.versions:
+        raise refuse(
+            ErrorCode.VERSION_CONFLICT,
+            f"{did} is at version {h.versions}, not {expected}: resolve it again and redo the "
+            "change on the current document",
+        )
+
+
+def _indexes(args: dict[str, Any], name: str, size: int) -> list[int]:
+    value = args.get(name, [])
+    if not isinstance(value, list):
+        raise bad(f"argument {name!r} must be a list of entry indexes")
+    for i in value:
+        if type(i) is not int or not 0 <= i < size:
+            raise bad(f"argument {name!r}: {i!r} is not an index of this list (0 to {size - 1})")
+    return sorted(value)
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    list_id: str
+    head: dict[str, Any]
+    to_set: list[int]
+    to_clear: list[int]
+
+
+class Identity(Contract):
+    name = NAME
+
+    # -- genesis ---------------------------------------------------------------------------
+    def genesis(self, ctx: Context, params: dict[str, Any]) -> None:
+        unknown = sorted(set(params) - {"trusted_issuers"})
+        if unknown:
+            raise ConfigError(
+                f"identity genesis: unknown parameter(s) {', '.join(unknown)} "
+                "(known: trusted_issuers)"
+            )
+        entries = params.get("trusted_issuers", [])
+        if not isinstance(entries, list):
+            raise ConfigError("identity genesis: 'trusted_issuers' must be a list")
+        for i, raw in enumerate(entries):
+            try:
+                if not isinstance(raw, dict) or set(raw) != {"issuer", "type", "name"}:
+                    raise bad("must be a map of issuer, type and name")
+                issuer = iss.arg_issuer(ctx, raw)
+                entry = iss.trust(ctx, issuer, iss.arg_type(raw), iss.arg_text(raw, "name"))
+            except CitychainError as exc:
+                raise ConfigError(
+                    f"identity genesis: trusted_issuers[{i}]: {exc.message}"
+                ) from None
+            ctx.set(iss.entry_key(issuer, entry["type"]), codec.encode(entry))
+            iss.record(ctx, "trust", entry)
+
+    # -- DIDs ------------------------------------------------------------------------------
+    def _check_create_did(self, ctx: Context, args: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        only_args(args, "document")
+        if "document" not in args:
+            raise bad("missing argument 'document'")
+        did = citychain_did(ctx.tx_hash[:ID_BYTES])
+        record = doc.to_record(args["document"], None)
+        if dids.head(ctx, did) is not None:  # a 128-bit hash prefix: not in practice
+            raise refuse(ErrorCode.DUPLICATE, f"{did} already exists")
+        self._usable(record, did)
+        dids.check_controllers(ctx, record, did)
+        dids.authorize(ctx, did, record)
+        return did, record
+
+    @staticmethod
+    def _usable(record: dict[str, Any], did: str) -> None:
+        if not doc.invocation_keys(record) and doc.controllers(record, did) == [did]:
+            raise doc.bad(
+                "capabilityInvocation",
+                "is empty and no other controller is named, so no key could ever change the "
+                "DID again; deactivate it instead",
+            )
+
+    @method(check=_check_create_did)
+    def create_did(
+        self, ctx: Context, args: dict[str, Any], checked: tuple[str, dict[str, Any]]
+    ) -> str:
+        """``document`` (without ``id``): a new DID, ``did:citychain:<base58btc of the first
+        16 bytes of this transaction's hash>``, controlled by a key of its own
+        ``capabilityInvocation`` that signs this transaction (or by its controllers')."""
+        did, record = checked
+        dids.append(ctx, did, None, record, "create")
+        ctx.emit("did_created", did=did)
+        return did
+
+    def _check_update_did(
+        self, ctx: Context, args: dict[str, Any]
+    ) -> tuple[str, dids.Head, dict[str, Any]]:
+        only_args(args, "did", "document", "version_id")
+        did = dids.arg_did(args)
+        if "document" not in args:
+            raise bad("missing argument 'document'")
+        expected = _arg_version(args)
+        h, latest = dids.require(ctx, did)
+        assert latest.record is not None  # require(live=True)
+        dids.authorize(ctx, did, latest.record, history=h)
+        _expect(h, did, expected)
+        record = doc.to_record(args["document"], did)
+        if record == latest.record:
+            raise bad(f"the document is the same as version {h.versions} of {did}: no change")
+        self._usable(record, did)
+        dids.check_controllers(ctx, record, did)
+        return did, h, record
+
+    @method(check=_check_update_did)
+    def update_did(
+        self, ctx: Context, args: dict[str, Any], checked: tuple[str, dids.Head, dict[str, Any]]
+    ) -> int:
+        """``did``, ``document`` (the whole new document), optional ``version_id`` (the
+        version it replaces: refused with ``version_conflict`` if the DID moved on). Signed
+        by a current controller key. Returns the new version's number."""
+        did, h, record = checked
+        n = dids.append(ctx, did, h, record, "update")
+        ctx.emit("did_updated", did=did, version=n)
+        return n
+
+    def _check_deactivate_did(self, ctx: Context, args: dict[str, Any]) -> tuple[str, dids.Head]:
+        only_args(args, "did", "version_id")
+        did = dids.arg_did(args)
+        expected = _arg_version(args)
+        h, latest = dids.require(ctx, did)
+        assert latest.record is not None
+        dids.authorize(ctx, did, latest.record, history=h)
+        _expect(h, did, expected)
+        return did, h
+
+    @method(check=_check_deactivate_did)
+    def deactivate_did(
+        self, ctx: Context, args: dict[str, Any], checked: tuple[str, dids.Head]
+    ) -> int:
+        """``did``, optional ``version_id``: the DID resolves as deactivated from now on
+        (its past versions stay readable). Irreversible."""
+        did, h = checked
+        n = dids.append(ctx, did, h, None, "deactivate")
+        ctx.emit("did_deactivated", did=did, version=n)
+        return n
+
+    # -- trusted issuers -------------------------------------------------------------------
+    def _check_trust_issuer(self, ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
+        only_args(args, "issuer", "type", "name")
+        iss.governed(ctx, "trust_issuer")
+        issuer = iss.arg_issuer(ctx, args)
+        return iss.trust(ctx, issuer, iss.arg_type(args), iss.arg_text(args, "name"))
+
+    @method(check=_check_trust_issuer)
+    def trust_issuer(self, ctx: Context, args: dict[str, Any], entry: dict[str, Any]) -> int:
+        """``issuer`` (a DID), ``type`` (a credential type), ``name`` (the issuer's name as
+        verifiers show it). Only under a governance policy for ``identity.trust_issuer``.
+        Returns the history entry's number."""
+        ctx.set(iss.entry_key(entry["issuer"], entry["type"]), codec.encode(entry))
+        seq = iss.record(ctx, "trust", entry)
+        ctx.emit("issuer_trusted", issuer=entry["issuer"], type=entry["type"], seq=seq)
+        return seq
+
+    def _check_untrust_issuer(
+        self, ctx: Context, args: dict[str, Any]
+    ) -> tuple[dict[str, Any], str]:
+        only_args(args, "issuer", "type", "reason")
+        iss.governed(ctx, "untrust_issuer")
+        issuer = args.get("issuer")
+        if type(issuer) is not str:
+            raise bad("argument 'issuer' must be a DID")
+        ctype = iss.arg_type(args)
+        reason = iss.arg_text(args, "reason", 1024) if "reason" in args else ""
+        entry = iss.get_entry(ctx, issuer, ctype)
+        if entry is None:
+            raise iss.not_trusted(issuer, ctype)
+        return entry, reason
+
+    @method(check=_check_untrust_issuer)
+    def untrust_issuer(
+        self, ctx: Context, args: dict[str, Any], checked: tuple[dict[str, Any], str]
+    ) -> int:
+        """``issuer``, ``type``, optional ``reason``: the issuer may no longer issue that
+        type (credentials it issued before keep their history). Governed like
+        ``trust_issuer``. Returns the history entry's number."""
+        entry, reason = checked
+        ctx.delete(iss.entry_key(entry["issuer"], entry["type"]))
+        seq = iss.record(ctx, "untrust", entry, reason=reason, since=entry["since"])
+        ctx.emit("issuer_untrusted", issuer=entry["issuer"], type=entry["type"], seq=seq)
+        return seq
+
+    # -- status lists ----------------------------------------------------------------------
+    def _controlled_issuer(self, ctx: Context, issuer: str) -> None:
+        h, latest = dids.require(ctx, issuer)
+        assert latest.record is not None
+        dids.authorize(ctx, issuer, latest.record, history=h)
+
+    def _check_register_status_list(self, ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
+        only_args(args, "issuer", "name", "purpose", "size")
+        issuer = dids.arg_did(args, "issuer")
+        try:
+            list_id = status_list_id(issuer, args.get("name"))  # type: ignore[arg-type]
+        except InvalidInput as exc:
+            raise bad(f"argument 'name': {exc.message}") from None
+        purpose = args.get("purpose")
+        if purpose not in STATUS_PURPOSES:
+            raise bad(f"argument 'purpose' must be one of {', '.join(STATUS_PURPOSES)}")
+        size = args.get("size", MIN_STATUS_LIST_BITS)
+        if type(size) is not int or not st.check_size(size):
+            raise bad(
+                f"argument 'size' must be a multiple of {STATUS_CHUNK_BITS} from "
+                f"{MIN_STATUS_LIST_BITS} to {MAX_STATUS_LIST_BITS} entries, got {size!r}"
+            )
+        self._controlled_issuer(ctx, issuer)
+        if st.get_head(ctx, list_id) is not None:
+            raise refuse(ErrorCode.DUPLICATE, f"status list {list_id} already exists")
+        return {
+            "id": list_id,
+            "issuer": issuer,
+            "purpose": purpose,
+            "size": size,
+            "hash": st.empty_hash(size),
+            "changes": 0,
+            "created": ctx.time,
+            "updated": ctx.time,
+            "height": ctx.height,
+            "tx": ctx.tx_hash,
+        }
+
+    @method(check=_check_register_status_list)
+    def register_status_list(self, ctx: Context, args: dict[str, Any], head: dict[str, Any]) -> str:
+        """``issuer`` (a did:citychain the signer controls), ``name``, ``purpose``
+        (revocation or suspension), optional ``size`` (entries; default 131,072). Every
+        entry starts cleared. Returns the list's id, ``<issuer>/status/<name>``."""
+        ctx.set(st.head_key(head["id"]), codec.encode(head))
+        ctx.emit("status_list_registered", id=head["id"], purpose=head["purpose"])
+        return str(head["id"])
+
+    def _list(self, ctx: Context, args: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        list_id = args.get("list_id")
+        try:
+            split_status_list_id(list_id)  # type: ignore[arg-type]
+        except InvalidInput as exc:
+            raise bad(f"argument 'list_id': {exc.message}") from None
+        head = st.get_head(ctx, str(list_id))
+        if head is None:
+            raise NotFound(f"no status list {list_id}", ErrorCode.STATUS_LIST_NOT_FOUND)
+        return str(list_id), head
+
+    def _check_set_status(self, ctx: Context, args: dict[str, Any]) -> _Change:
+        only_args(args, "list_id", "set", "clear")
+        list_id, head = self._list(ctx, args)
+        size = head["size"]
+        to_set, to_clear = _indexes(args, "set", size), _indexes(args, "clear", size)
+        if not to_set and not to_clear:
+            raise bad("give the entries to 'set' or to 'clear'")
+        if len(to_set) + len(to_clear) > st.MAX_CHANGE:
+            raise bad(f"one change sets and clears at most {st.MAX_CHANGE} entries")
+        both = sorted({*to_set} & {*to_clear})
+        if both or len(set(to_set)) != len(to_set) or len(set(to_clear)) != len(to_clear):
+            raise bad(f"an entry is listed twice{f' ({both[0]})' if both else ''}")
+        self._controlled_issuer(ctx, head["issuer"])
+        if to_clear and head["purpose"] == "revocation":
+            raise refuse(
+                ErrorCode.REVOCATION_FINAL,
+                f"{list_id} is a revocation list: entry {to_clear[0]} stays revoked (use a "
+                "suspension list for statuses that can be lifted)",
+            )
+        chunks: dict[int, bytes] = {}
+        for index, want in [*((i, True) for i in to_set), *((i, False) for i in to_clear)]:
+            n = index // STATUS_CHUNK_BITS
+            if n not in chunks:
+                chunks[n] = st.chunk(ctx, list_id, n)
+            if st.bit(chunks[n], index % STATUS_CHUNK_BITS) == want:
+                raise bad(f"entry {index} of {list_id} is already {'set' if want else 'clear'}")
+        return _Change(list_id, head, to_set, to_clear)
+
+    @method(check=_check_set_status)
+    def set_status(self, ctx: Context, args: dict[str, Any], change: _Change) -> int:
+        """``list_id``, ``set`` and/or ``clear`` (entry indexes): one change of a status
+        list, signed by a controller key of its issuer. A revocation list's entries are
+        never cleared. Returns the change's number."""
+        head = change.head
+        new_hash = st.apply(ctx, change.list_id, head["size"], change.to_set, change.to_clear)
+        seq = int(head["changes"]) + 1
+        ctx.set(
+            st.change_key(change.list_id, seq),
+            codec.encode(
+                {
+                    "seq": seq,
+                    "set": change.to_set,
+                    "clear": change.to_clear,
+                    "hash": new_hash,
+                    "time": ctx.time,
+                    "height": ctx.height,
+                    "tx": ctx.tx_hash,
+                    "by": ctx.sender_public_key,
+                }
+            ),
+        )
+        ctx.set(
+            st.head_key(change.list_id),
+            codec.encode({**head, "hash": new_hash, "changes": seq, "updated": ctx.time}),
+        )
+        ctx.emit(
+            "status_changed",
+            id=change.list_id,
+            seq=seq,
+            set=len(change.to_set),
+            clear=len(change.to_clear),
+        )
+        return seq
+
+    # -- queries: DIDs ---------------------------------------------------------------------
+    @query
+    def resolve(self, ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
+        """``did``, optional ``version_id`` or ``version_time`` (a dateTime such as
+        ``2026-12-03T09:14:17Z``, covering that whole second, or ms since the epoch):
+        ``{"didDocument", "didDocumentMetadata"}`` as DID Resolution writes them."""
+        only_args(args, "did", "version_id", "version_time")
+        did = dids.arg_did(args)
+        number = _arg_version(args)
+        when = args.get("version_time")
+        if number is not None and when is not None:
+            raise bad("give 'version_id' or 'version_time', not both")
+        h = dids.head(ctx, did)
+        if h is None:
+            raise NotFound(f"{did} is not on this chain", ErrorCode.DID_NOT_FOUND)
+        if number is not None and number > h.versions:
+            raise NotFound(
+                f"{did} has versions 1 to {h.versions}, not {number}", ErrorCode.DID_NOT_FOUND
+            )
+        if when is not None:
+            if type(when) is int and when >= 0:
+                at = when
+            elif type(when) is str:
+                at = parse_xsd_datetime(when)
+            else:
+                raise bad("argument 'version_time' must be a dateTime text or ms since the epoch")
+            number = dids.at_time(ctx, did, h, at)
+            if number == 0:
+                raise NotFound(
+                    f"{did} did not exist yet at {when} (created {xsd_datetime(h.created)})",
+                    ErrorCode.DID_NOT_FOUND,
+                )
+        v = dids.version(ctx, did, number or h.versions)
+        meta: dict[str, Any] = {"created": xsd_datetime(h.created), "versionId": str(v.number)}
+        if v.number > 1:
+            meta["updated"] = xsd_datetime(v.time)
+        if v.deactivated:
+            meta["deactivated"] = True
+        if v.number < h.versions:
+            following = dids.version(ctx, did, v.number + 1)
+            meta["nextVersionId"] = str(following.number)
+            meta["nextUpdate"] = xsd_datetime(following.time)
+        return {"didDocument": doc.to_json(v.record, did), "didDocumentMetadata": meta}
+
+    @query
+    def history(self, ctx: Context, args: dict[str, Any]) -> list[dict[str, Any]]:
+        """``did``, optional ``after`` (a version number), ``limit``: how each version came
+        to be, oldest first (operation, time, height, transaction, signing key)."""
+        only_args(args, "did", "after", "limit")
+        did = dids.arg_did(args)
+        after, limit = _page(args)
+        h = dids.head(ctx, did)
+        if h is None:
+            raise NotFound(f"{did} is not on this chain", ErrorCode.DID_NOT_FOUND)
+        out = []
+        for n in range(after + 1, min(h.versions, after + limit) + 1):
+            v = dids.version(ctx, did, n)
+            out.append(
+                {
+                    "versionId": str(n),
+                    "operation": v.op,
+                    "time": xsd_datetime(v.time),
+                    "time_ms": v.time,
+                    "height": v.height,
+                    "tx": v.tx,
+                    "signer": multikey_encode(v.signer) if len(v.signer) == 32 else v.signer.hex(),
+                }
+            )
+        return out
+
+    # -- queries: trusted issuers ----------------------------------------------------------
+    @query
+    def is_trusted(self, ctx: Context, args: dict[str, Any]) -> bool:
+        """``issuer``, ``type``: whether the registry trusts the issuer for that type now."""
+        only_args(args, "issuer", "type")
+        issuer = args.get("issuer")
+        if type(issuer) is not str:
+            raise bad("argument 'issuer' must be a DID")
+        return iss.get_entry(ctx, issuer, iss.arg_type(args)) is not None
+
+    @query
+    def issuer(self, ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
+        """``issuer``, ``type``: the registry's entry (with the issuer's name), or
+        ``issuer_not_trusted``."""
+        only_args(args, "issuer", "type")
+        issuer, ctype = args.get("issuer"), iss.arg_type(args)
+        if type(issuer) is not str:
+            raise bad("argument 'issuer' must be a DID")
+        entry = iss.get_entry(ctx, issuer, ctype)
+        if entry is None:
+            raise iss.not_trusted(issuer, ctype)
+        return entry
+
+    @query
+    def issuers(self, ctx: Context, args: dict[str, Any]) -> list[dict[str, Any]]:
+        """``type``: every issuer trusted for it, by DID."""
+        only_args(args, "type")
+        prefix = iss.type_prefix(iss.arg_type(args))
+        return [codec.decode(v) for _, v in ctx.iter_prefix(prefix)]
+
+    @query
+    def issuer_history(self, ctx: Context, args: dict[str, Any]) -> list[dict[str, Any]]:
+        """Optional ``after`` (a sequence number), ``limit``: the registry's changes, oldest
+        first (who sent them, when, in which transaction)."""
+        only_args(args, "after", "limit")
+        after, limit = _page(args)
+        return iss.history_after(ctx, after, limit)
+
+    # -- queries: status lists -------------------------------------------------------------
+    @query
+    def status(self, ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
+        """``list_id``, ``index``: whether the entry is set, with the list's purpose and the
+        hash of its current bitstring."""
+        only_args(args, "list_id", "index")
+        list_id, head = self._list(ctx, args)
+        index = arg_int(args, "index", max_value=head["size"] - 1)
+        data = st.chunk(ctx, list_id, index // STATUS_CHUNK_BITS)
+        return {
+            "list_id": list_id,
+            "index": index,
+            "set": st.bit(data, index % STATUS_CHUNK_BITS),
+            "purpose": head["purpose"],
+            "hash": head["hash"],
+            "changes": head["changes"],
+        }
+
+    @query
+    def status_list(self, ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
+        """``list_id``: the list's head (issuer, purpose, size, current hash, changes)."""
+        only_args(args, "list_id")
+        return self._list(ctx, args)[1]
+
+    @query
+    def status_bitstring(self, ctx: Context, args: dict[str, Any]) -> bytes:
+        """``list_id``: the whole uncompressed bitstring (to build the status list
+        credential; its SHA-256 is the list's ``hash``)."""
+        only_args(args, "list_id")
+        list_id, head = self._list(ctx, args)
+        return st.bitstring(ctx, list_id, head["size"])
+
+    @query
+    def status_history(self, ctx: Context, args: dict[str, Any]) -> list[dict[str, Any]]:
+        """``list_id``, optional ``after``, ``limit``: the list's changes, oldest first."""
+        only_args(args, "list_id", "after", "limit")
+        list_id, head = self._list(ctx, args)
+        after, limit = _page(args)
+        return st.changes_after(ctx, list_id, after, limit, head["changes"])

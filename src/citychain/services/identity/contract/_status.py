@@ -1,0 +1,126 @@
+"""Status lists anchored on chain: the bitstring in 1 KiB chunks, its hash, every change.
+
+A list of ``size`` entries is ``size / 8192`` chunks of 1,024 bytes under
+``sc/<issuer id>/<name>/<chunk>``; a chunk with no bit set is not stored (a new list costs
+one head record, and a list with few revocations a few chunks). The head keeps the purpose,
+size, SHA-256 of the whole uncompressed bitstring and the number of changes; each change
+keeps the indexes it set and cleared under ``sh/<issuer id>/<name>/<seq>``.
+
+Why chunks rather than the compressed list or one key per set bit: gzip output is not
+guaranteed identical across zlib versions, so a compressed list in state could split the
+chain; one key per set bit makes the hash a walk over every set bit. A chunk is read and
+written whole, a status query reads one chunk, and an offline proof of one entry carries
+1 KiB. The hash is recomputed at each change from the chunks (16 reads for 131,072 entries).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from citychain import codec
+from citychain.errors import InternalError
+from citychain.execution import Context
+from citychain.services.identity.shapes import (
+    MAX_STATUS_LIST_BITS,
+    MIN_STATUS_LIST_BITS,
+    STATUS_CHUNK,
+    STATUS_CHUNK_BITS,
+    STATUS_HISTORY,
+    STATUS_LIST,
+    citychain_id,
+    split_status_list_id,
+)
+
+CHUNK_BYTES = STATUS_CHUNK_BITS // 8
+_ZERO = bytes(CHUNK_BYTES)
+#: Most entries one change may set and clear together.
+MAX_CHANGE = 10_000
+
+
+def _base(list_id: str) -> bytes:
+    did, name = split_status_list_id(list_id)
+    return citychain_id(did) + b"/" + name.encode()
+
+
+def head_key(list_id: str) -> bytes:
+    return STATUS_LIST + _base(list_id)
+
+
+def chunk_key(list_id: str, chunk: int) -> bytes:
+    return STATUS_CHUNK + _base(list_id) + b"/" + chunk.to_bytes(4, "big")
+
+
+def change_key(list_id: str, seq: int) -> bytes:
+    return STATUS_HISTORY + _base(list_id) + b"/" + seq.to_bytes(4, "big")
+
+
+def get_head(ctx: Context, list_id: str) -> dict[str, Any] | None:
+    raw = ctx.get(head_key(list_id))
+    if raw is None:
+        return None
+    try:
+        value: dict[str, Any] = codec.decode_trusted(raw)
+    except Exception:
+        raise InternalError(f"identity state holds a malformed status list {list_id}") from None
+    return value
+
+
+def chunk(ctx: Context, list_id: str, n: int) -> bytes:
+    raw = ctx.get(chunk_key(list_id, n))
+    return _ZERO if raw is None else raw
+
+
+def bit(data: bytes, offset: int) -> bool:
+    return bool(data[offset >> 3] & (0x80 >> (offset & 7)))
+
+
+def empty_hash(size: int) -> bytes:
+    return hashlib.sha256(bytes(size // 8)).digest()
+
+
+def apply(ctx: Context, list_id: str, size: int, to_set: list[int], to_clear: list[int]) -> bytes:
+    """Set and clear the given entries; the new hash of the whole bitstring."""
+    changes: dict[int, list[tuple[int, bool]]] = {}
+    for index, value in [*((i, True) for i in to_set), *((i, False) for i in to_clear)]:
+        changes.setdefault(index // STATUS_CHUNK_BITS, []).append(
+            (index % STATUS_CHUNK_BITS, value)
+        )
+    for n in sorted(changes):
+        data = bytearray(chunk(ctx, list_id, n))
+        for offset, value in changes[n]:
+            mask = 0x80 >> (offset & 7)
+            if value:
+                data[offset >> 3] |= mask
+            else:
+                data[offset >> 3] &= ~mask & 0xFF
+        if any(data):
+            ctx.set(chunk_key(list_id, n), bytes(data))
+        else:
+            ctx.delete(chunk_key(list_id, n))
+    return digest(ctx, list_id, size)
+
+
+def digest(ctx: Context, list_id: str, size: int) -> bytes:
+    h = hashlib.sha256()
+    for n in range(size // STATUS_CHUNK_BITS):
+        h.update(chunk(ctx, list_id, n))
+    return h.digest()
+
+
+def bitstring(ctx: Context, list_id: str, size: int) -> bytes:
+    return b"".join(chunk(ctx, list_id, n) for n in range(size // STATUS_CHUNK_BITS))
+
+
+def check_size(size: int) -> bool:
+    return MIN_STATUS_LIST_BITS <= size <= MAX_STATUS_LIST_BITS and size % STATUS_CHUNK_BITS == 0
+
+
+def changes_after(ctx: Context, list_id: str, after: int, limit: int, end: int) -> list[Any]:
+    out = []
+    for seq in range(after + 1, min(end, after + limit) + 1):
+        raw = ctx.get(change_key(list_id, seq))
+        if raw is None:
+            raise InternalError(f"change {seq} of status list {list_id} is missing")
+        out.append(codec.decode(raw))
+    return out
