@@ -30,12 +30,23 @@ import logging
 import signal
 import socket
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import uvicorn
+from prometheus_client import CollectorRegistry
 
 from citychain.api.app import create_app
+from citychain.api.limits import (
+    ConnectionSlots,
+    GuardedListener,
+    Refusals,
+    RequestLimits,
+    SubscriberSlots,
+    descriptor_budget,
+    guarded_protocol,
+)
 from citychain.api.node_service import NodeServiceAdapter
 from citychain.errors import ConfigError, ErrorCode, Unavailable
 from citychain.node import Node
@@ -65,6 +76,16 @@ class _Server(uvicorn.Server):
         finally:
             for sig, handler in original.items():
                 signal.signal(sig, handler)
+
+
+#: One refusal counter per metrics registry (a registry takes each metric name once).
+_REFUSALS: weakref.WeakKeyDictionary[CollectorRegistry, Refusals] = weakref.WeakKeyDictionary()
+
+
+def _refusals(registry: CollectorRegistry) -> Refusals:
+    if registry not in _REFUSALS:
+        _REFUSALS[registry] = Refusals(registry)
+    return _REFUSALS[registry]
 
 
 def _address(host: str, port: int) -> str:
@@ -109,22 +130,49 @@ async def serve(
     sock: socket.socket,
     max_body_bytes: int,
     announce: Callable[[str], object] = print,
+    api: ApiConfig | None = None,
 ) -> None:
     """Serve the API on ``sock`` and run consensus until SIGINT/SIGTERM; then stop cleanly.
-    An error that stops consensus stops the API too and is raised once both stopped."""
+    An error that stops consensus stops the API too and is raised once both stopped.
+
+    What clients may hold is bounded by ``api`` (the node's ``[api]`` section by default):
+    the connection cap is sized from the open-files limit so that consensus, storage and p2p
+    keep ``fd_reserve`` descriptors whatever the API's load, and it is enforced on the
+    listening socket itself, where descriptors are created (see :mod:`citychain.api.limits`
+    for why there and not in uvicorn or ASGI). The listening socket's descriptor is taken
+    over (``sock`` is left detached) and closed when the API stops."""
+    api = api if api is not None else node.config.api
+    refusals = _refusals(node.metrics_registry)
+    cap, words = descriptor_budget(api)
+    log.info("%s", words)
+    listener = GuardedListener.adopt(
+        sock, ConnectionSlots(cap, api.max_connections_per_address), refusals
+    )
     app = create_app(NodeServiceAdapter(node), max_body_bytes=max_body_bytes)
-    host, port = sock.getsockname()[:2]
+    app.state.subscribers = SubscriberSlots.of(api, refusals)
+    host, port = listener.getsockname()[:2]
+    request_limits = RequestLimits(
+        header_timeout_s=api.header_timeout_ms / 1000,
+        body_timeout_s=api.body_timeout_ms / 1000,
+        max_url_bytes=api.max_url_bytes,
+        max_header_bytes=api.max_header_bytes,
+    )
     config = uvicorn.Config(
         app,
         log_level="warning",
         access_log=False,
         lifespan="off",
+        http=guarded_protocol(request_limits, refusals),
         ws="websockets-sansio",
         ws_max_size=1024 * 1024,
+        # Seconds; uvicorn hands it to call_later, which takes fractions too.
+        timeout_keep_alive=api.keepalive_timeout_ms / 1000,  # type: ignore[arg-type]
+        # asyncio accepts up to this many connections per turn of the loop: keep turns short.
+        backlog=256,
     )
     server = _Server(config)
     node_task = asyncio.create_task(node.run(), name="consensus")
-    serve_task = asyncio.create_task(server.serve(sockets=[sock]), name="api")
+    serve_task = asyncio.create_task(server.serve(sockets=[listener]), name="api")
     while not server.started and not serve_task.done():
         await asyncio.sleep(0.02)
     if server.started:
@@ -181,6 +229,7 @@ def run_node(
                         sock=sock,
                         max_body_bytes=config.api.max_body_bytes,
                         announce=announce,
+                        api=config.api,
                     )
                 )
             finally:

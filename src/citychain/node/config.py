@@ -25,9 +25,52 @@ from citychain.errors import ConfigError
 
 @dataclass(frozen=True, slots=True)
 class ApiConfig:
+    """Where the API listens and what any client may hold (see :mod:`citychain.api.limits`)."""
+
     host: str = "127.0.0.1"
     port: int = 26657
     max_body_bytes: int = 32 * 1024 * 1024
+    #: Open client connections in all (WebSockets included); lowered at start so that the
+    #: open-files limit keeps ``fd_reserve`` descriptors for consensus, storage and p2p.
+    max_connections: int = 1024
+    #: Open connections from one client address.
+    max_connections_per_address: int = 128
+    #: Descriptors never given to API clients: the WAL, RocksDB, the mempool journal, p2p.
+    fd_reserve: int = 128
+    #: A request's line and headers must arrive within this (slow senders are dropped).
+    header_timeout_ms: int = 5_000
+    #: A request's body must arrive within this once its headers did.
+    body_timeout_ms: int = 60_000
+    #: An idle keep-alive connection is closed after this.
+    keepalive_timeout_ms: int = 5_000
+    #: Longest request target (path and query) and most header bytes in one request.
+    max_url_bytes: int = 8_000
+    max_header_bytes: int = 32 * 1024
+    #: Open ``/v1/events`` subscriptions, in all and from one client address.
+    max_subscribers: int = 1_000
+    max_subscribers_per_address: int = 100
+
+    def problem(self) -> str | None:
+        """Why these settings cannot work (None when they can)."""
+        for name in (
+            "max_body_bytes",
+            "max_connections",
+            "max_connections_per_address",
+            "header_timeout_ms",
+            "body_timeout_ms",
+            "keepalive_timeout_ms",
+            "max_subscribers",
+            "max_subscribers_per_address",
+        ):
+            if getattr(self, name) < 1:
+                return f"{name} must be 1 or more"
+        if not 256 <= self.max_url_bytes <= 8_000:
+            return "max_url_bytes must be 256 to 8000 (a WebSocket handshake takes no longer line)"
+        if self.max_header_bytes < 1024:
+            return "max_header_bytes must be 1024 or more"
+        if self.port > 65535:
+            return "port must be 0 to 65535"
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,4 +231,9 @@ def _section(path: Path, name: str, cls: type[Any], value: dict[str, Any]) -> An
                 str(want), "a text in quotes"
             )
             raise ConfigError(f"{path}: [{name}] {key} must be {kind}, got {v!r}")
-    return cls(**value)
+    built = cls(**value)
+    problem = getattr(built, "problem", None)
+    why = problem() if problem is not None else None
+    if why is not None:
+        raise ConfigError(f"{path}: [{name}] {why}")
+    return built

@@ -7,6 +7,10 @@ connection. If the stream ended (the node closed a subscriber too slow to keep u
 stopping) or failed, the client gets a ``ClosedMessage`` saying why, then a close frame with
 a matching code (1013 "try again later" for unavailable, 1008 otherwise). In every case both
 tasks are cancelled and awaited and the subscription closed, so nothing is left buffering.
+
+Subscriptions are capped in all and per client address (``[api] max_subscribers`` and
+``max_subscribers_per_address``, see :mod:`citychain.api.limits`): a handshake over a cap is
+answered 503 ``{"code": "unavailable", "message": ...}`` and never becomes a subscription.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from citychain.api import models as m
 from citychain.api._body import check_name
 from citychain.api._errors import INTERNAL_MESSAGE, bad_arguments, error_response, http_status, log
 from citychain.api._json import dumps
+from citychain.api.limits import SubscriberSlots
 from citychain.api.routes._common import ServiceDep
 from citychain.api.service import EventStream, NodeService
 from citychain.errors import CitychainError, ErrorCode
@@ -50,13 +55,48 @@ async def events_http() -> Response:
 
 @router.websocket("/v1/events")
 async def events(ws: WebSocket, service: ServiceDep) -> None:
-    await ws.accept()
-    try:
-        stream = _subscribe(ws, service)
-    except CitychainError as exc:
-        await _close_ws(ws, exc.code, exc.message)
+    slots = _slots(ws)
+    address = ws.client.host if ws.client is not None else "unknown"
+    refused = slots.take(address)
+    if refused is not None:
+        await _deny(ws, refused)
         return
-    await _pump(ws, stream)
+    try:
+        await ws.accept()
+        try:
+            stream = _subscribe(ws, service)
+        except CitychainError as exc:
+            await _close_ws(ws, exc.code, exc.message)
+            return
+        await _pump(ws, stream)
+    finally:
+        slots.give_back(address)
+
+
+def _slots(ws: WebSocket) -> SubscriberSlots:
+    """The app's subscription caps (``[api] max_subscribers...``, set by the server), or the
+    defaults for an app built without them."""
+    slots = getattr(ws.app.state, "subscribers", None)
+    if not isinstance(slots, SubscriberSlots):
+        # Here, not at import: citychain.node would load RocksDB into the API (tests/arch).
+        from citychain.node.config import ApiConfig
+
+        slots = ws.app.state.subscribers = SubscriberSlots.of(ApiConfig())
+    return slots
+
+
+async def _deny(ws: WebSocket, message: str) -> None:
+    """Refuse the handshake with a 503 ``{"code", "message"}`` (or, where the server cannot
+    answer a handshake in HTTP, accept it and close with a ClosedMessage saying why)."""
+    if "websocket.http.response" in ws.scope.get("extensions", {}):
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+            await ws.send_denial_response(
+                error_response(503, ErrorCode.UNAVAILABLE, message, headers={"Retry-After": "1"})
+            )
+        return
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+        await ws.accept()
+    await _close_ws(ws, ErrorCode.UNAVAILABLE, message)
 
 
 def _subscribe(ws: WebSocket, service: NodeService) -> EventStream:

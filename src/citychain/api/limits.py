@@ -1,0 +1,525 @@
+"""What any API client can hold: connections, time, request size and subscriptions.
+
+Theory of operation
+-------------------
+Every open client connection costs the node a file descriptor, and the API shares the
+process's open-files limit (``RLIMIT_NOFILE``) with the consensus WAL, RocksDB, the mempool
+journal and the p2p sockets. An API that takes every connection offered, and keeps a request
+that never finishes its headers, lets any client use up that limit; the next file consensus
+opens then fails with ``EMFILE`` and the validator stops. So the descriptors are bounded
+where they are created, and every connection must make progress or go:
+
+* **At start** (:func:`descriptor_budget`): the soft ``RLIMIT_NOFILE`` is raised to the hard
+  one if it is lower, the descriptors already open are counted, ``[api] fd_reserve`` more are
+  kept for consensus, storage and p2p, and ``[api] max_connections`` is lowered to what is
+  left. A limit that leaves almost nothing for the API refuses the start, in words.
+
+* **At accept** (:class:`GuardedListener`): the listening socket's ``accept()`` is where a
+  descriptor is born, so the count is kept there, not in uvicorn or ASGI, which see a
+  connection only after asyncio has accepted it (asyncio accepts up to its backlog, 2048 in
+  uvicorn, in one go; a guard further in would act only once the descriptors are gone).
+  A connection over the total or per-address cap is answered at once with a 503
+  ``{"code": "unavailable", "message": ...}`` and closed within that same call, so a refused
+  client never holds a descriptor longer than its refusal takes; at most
+  :data:`REFUSE_PER_CALL` are refused per call, so a flood of them cannot keep the event loop
+  (and consensus with it) from running. Each accepted socket gives its slot back when it is
+  closed (:class:`_ClientSocket`), whoever closes it: the HTTP protocol, the WebSocket
+  protocol it hands over to, or asyncio on an error. The count is therefore exact, and the
+  descriptors the API holds never exceed ``max_connections`` plus the listening socket.
+
+* **While reading a request** (:func:`guarded_protocol`, over uvicorn's httptools protocol,
+  which has no timeout for a request that is being received): the request line and headers
+  must arrive within ``header_timeout_ms`` of the connection or of the request's first byte,
+  and the body within ``body_timeout_ms`` of the headers; otherwise the client gets a 503
+  saying so (when no answer of its own has begun) and the connection is closed. A request
+  target over ``max_url_bytes``, a header section over ``max_header_bytes``, more than
+  :data:`MAX_HEADERS` headers or a header line over :data:`MAX_HEADER_LINE` is answered 413
+  ``too_large`` and closed; these are also what a WebSocket handshake may carry (the
+  ``websockets`` parser behind uvicorn's WebSocket protocol stops at 8,192-byte lines and 128
+  headers and then leaves the client waiting forever). An idle keep-alive connection is
+  closed by uvicorn after ``keepalive_timeout_ms``.
+
+* **Subscriptions** (:class:`SubscriberSlots`, used by ``/v1/events``): at most
+  ``max_subscribers`` in all and ``max_subscribers_per_address`` from one address; a refused
+  handshake is answered 503 with the same body.
+
+Every refusal and every drop counts in ``citychain_api_refused_total{reason}`` and is logged
+with the client's address (:class:`Refusals`), at most once per reason and address every
+:data:`LOG_EVERY_S` seconds, with the number left unlogged, so a flood cannot fill the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import resource
+import socket
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, cast
+
+import httptools
+from prometheus_client import CollectorRegistry
+from prometheus_client import Counter as PromCounter
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from citychain.api._json import dumps
+from citychain.errors import HTTP_STATUS_BY_CODE, ConfigError, ErrorCode
+
+if TYPE_CHECKING:  # citychain.node would load RocksDB into the API (tests/arch)
+    from citychain.node.config import ApiConfig
+
+__all__ = [
+    "LOG_EVERY_S",
+    "MAX_HEADERS",
+    "MAX_HEADER_LINE",
+    "MIN_API_CONNECTIONS",
+    "REFUSE_PER_CALL",
+    "ConnectionSlots",
+    "GuardedListener",
+    "Refusals",
+    "RequestLimits",
+    "SubscriberSlots",
+    "descriptor_budget",
+    "guarded_protocol",
+    "refusal_bytes",
+]
+
+log = logging.getLogger("citychain.api")
+
+#: Connections refused in one ``accept()`` call before the event loop gets its turn back.
+REFUSE_PER_CALL: Final = 64
+#: Most headers in one request, and longest header line (name, ": " and value).
+MAX_HEADERS: Final = 100
+MAX_HEADER_LINE: Final = 8_000
+#: The fewest connections the descriptor budget may leave the API before a start is refused.
+MIN_API_CONNECTIONS: Final = 8
+#: One log line per refusal reason and address at most this often.
+LOG_EVERY_S: Final = 10.0
+#: The hard limit to raise to when the hard limit is "unlimited".
+_UNLIMITED_FILES: Final = 1 << 20
+
+
+# -- saying no ---------------------------------------------------------------------------------
+def refusal_bytes(code: ErrorCode, message: str) -> bytes:
+    """A whole HTTP/1.1 answer ``{"code", "message"}`` with the code's status, closing."""
+    status = HTTP_STATUS_BY_CODE[code]
+    body = dumps({"code": code.value, "message": message})
+    phrase = {413: "Content Too Large", 503: "Service Unavailable"}.get(status, "Error")
+    retry = "retry-after: 1\r\n" if status == 503 else ""
+    head = (
+        f"HTTP/1.1 {status} {phrase}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n{retry}connection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+class Refusals:
+    """Counts (``citychain_api_refused_total{reason}``) and logs every refusal and drop."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self._counter = PromCounter(
+            "citychain_api_refused",
+            "API clients refused or dropped by a limit, by reason",
+            ["reason"],
+            registry=registry,
+        )
+        self._lock = threading.Lock()
+        self._last: dict[tuple[str, str], float] = {}
+        self._unlogged: Counter[tuple[str, str]] = Counter()
+
+    def refuse(self, reason: str, address: str, message: str) -> None:
+        """Record that ``address`` was refused or dropped for ``reason`` (``message`` says why)."""
+        self._counter.labels(reason=reason).inc()
+        key = (reason, address)
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last.get(key, -LOG_EVERY_S) < LOG_EVERY_S:
+                self._unlogged[key] += 1
+                return
+            self._last[key] = now
+            skipped = self._unlogged.pop(key, 0)
+            if len(self._last) > 10_000:  # forget old addresses, never grow without bound
+                self._last = {k: t for k, t in self._last.items() if now - t < LOG_EVERY_S}
+        more = f" ({skipped} more since the last line)" if skipped else ""
+        log.warning("API client %s %s: %s%s", address, _VERB[reason], message, more)
+
+
+#: How a log line says what happened to the client, by reason.
+_VERB: Final[dict[str, str]] = {
+    "connections": "refused",
+    "connections_per_address": "refused",
+    "subscribers": "refused",
+    "subscribers_per_address": "refused",
+    "header_timeout": "dropped",
+    "body_timeout": "dropped",
+    "url_too_long": "refused",
+    "headers_too_large": "refused",
+}
+
+
+# -- descriptors -------------------------------------------------------------------------------
+def _open_descriptors() -> int:
+    try:
+        return len(os.listdir("/proc/self/fd")) - 1  # the listing's own descriptor
+    except OSError:  # no /proc: count what answers fstat
+        count = 0
+        for fd in range(resource.getrlimit(resource.RLIMIT_NOFILE)[0]):
+            with contextlib.suppress(OSError):
+                os.fstat(fd)
+                count += 1
+        return count
+
+
+def descriptor_budget(api: ApiConfig) -> tuple[int, str]:
+    """The connection cap that keeps ``api.fd_reserve`` descriptors for the rest of the node,
+    and a sentence for the log. Raises the soft open-files limit to the hard one first.
+    Call it once the node's database and files are open (they are counted as in use)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = _UNLIMITED_FILES if hard == resource.RLIM_INFINITY else hard
+    if soft == resource.RLIM_INFINITY:
+        soft = _UNLIMITED_FILES
+    elif soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass  # keep the soft limit: the budget below still holds within it
+    in_use = _open_descriptors()
+    left = soft - in_use - api.fd_reserve
+    if left < MIN_API_CONNECTIONS:
+        raise ConfigError(
+            f"the open-files limit is {soft} and {in_use} are in use: with [api] fd_reserve "
+            f"{api.fd_reserve} kept for consensus, storage and p2p, only {max(left, 0)} are "
+            f"left for API clients (at least {MIN_API_CONNECTIONS} needed); raise the limit "
+            "(ulimit -n, or LimitNOFILE= in a systemd unit) or lower [api] fd_reserve"
+        )
+    cap = min(api.max_connections, left)
+    words = (
+        f"open-files limit {soft}, {in_use} in use, {api.fd_reserve} reserved for the node: "
+        f"the API takes at most {cap} connections ({api.max_connections_per_address} per address)"
+    )
+    return cap, words
+
+
+# -- connections -------------------------------------------------------------------------------
+class ConnectionSlots:
+    """Open connections, in all and per address (one per accepted socket until it closes)."""
+
+    def __init__(self, total: int, per_address: int) -> None:
+        self.total = total
+        self.per_address = per_address
+        self.open = 0
+        self._by_address: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def take(self, address: str) -> str | None:
+        """Take a slot for ``address``; the refusal reason when there is none."""
+        with self._lock:
+            if self.open >= self.total:
+                return "connections"
+            if self._by_address[address] >= self.per_address:
+                return "connections_per_address"
+            self.open += 1
+            self._by_address[address] += 1
+            return None
+
+    def give_back(self, address: str) -> None:
+        with self._lock:
+            self.open -= 1
+            self._by_address[address] -= 1
+            if self._by_address[address] <= 0:
+                del self._by_address[address]
+
+    def of(self, address: str) -> int:
+        return self._by_address[address]
+
+
+class _ClientSocket(socket.socket):
+    """An accepted client socket that gives its slot back once, when it is closed."""
+
+    _slots: ConnectionSlots | None
+    _address: str
+
+    def close(self) -> None:
+        slots, self._slots = getattr(self, "_slots", None), None
+        try:
+            super().close()
+        finally:
+            if slots is not None:
+                slots.give_back(self._address)
+
+
+def _peer_host(addr: Any) -> str:
+    return str(addr[0]) if isinstance(addr, tuple) and addr else "unix"
+
+
+class GuardedListener(socket.socket):
+    """The API's listening socket, counting and capping connections as it accepts them
+    (see the module docstring). Made with :meth:`adopt` from the bound socket."""
+
+    slots: ConnectionSlots
+    refusals: Refusals
+
+    @classmethod
+    def adopt(
+        cls, sock: socket.socket, slots: ConnectionSlots, refusals: Refusals
+    ) -> GuardedListener:
+        """Take over ``sock``'s descriptor (``sock`` is left detached)."""
+        guarded = cls(sock.family, sock.type, sock.proto, fileno=sock.detach())
+        guarded.slots = slots
+        guarded.refusals = refusals
+        return guarded
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        for _ in range(REFUSE_PER_CALL):
+            fd, addr = self._accept()  # type: ignore[attr-defined]  # BlockingIOError: none left
+            host = _peer_host(addr)
+            reason = self.slots.take(host)
+            if reason is None:
+                conn = _ClientSocket(self.family, self.type, self.proto, fileno=fd)
+                conn._slots, conn._address = self.slots, host
+                return conn, addr
+            self._refuse(fd, host, reason)
+        raise BlockingIOError(  # the event loop runs, then the listener is read again
+            "refused enough connections for one turn"
+        )
+
+    def _refuse(self, fd: int, host: str, reason: str) -> None:
+        if reason == "connections":
+            message = (
+                f"the node is serving its most API connections ({self.slots.total}); "
+                "try again later"
+            )
+        else:
+            message = (
+                f"{host} already holds {self.slots.per_address} API connections, the most "
+                "one address may; close some first"
+            )
+        self.refusals.refuse(reason, host, message)
+        conn = socket.socket(self.family, self.type, self.proto, fileno=fd)
+        try:
+            conn.setblocking(False)
+            with contextlib.suppress(OSError):
+                # Read what the client already sent, so the close ends with FIN, not RST
+                # (an RST may make the client drop the answer unread).
+                conn.recv(65536)
+            with contextlib.suppress(OSError):
+                conn.send(refusal_bytes(ErrorCode.UNAVAILABLE, message))
+        finally:
+            conn.close()
+
+
+# -- requests ----------------------------------------------------------------------------------
+class _Refuse(Exception):
+    def __init__(self, reason: str, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.reason, self.code, self.message = reason, code, message
+
+
+@dataclass(frozen=True, slots=True)
+class RequestLimits:
+    header_timeout_s: float
+    body_timeout_s: float
+    max_url_bytes: int
+    max_header_bytes: int
+
+
+def guarded_protocol(limits: RequestLimits, refusals: Refusals) -> type[asyncio.Protocol]:
+    """uvicorn's httptools HTTP protocol with the request limits of the module docstring
+    (pass it as ``uvicorn.Config(http=...)``)."""
+
+    class GuardedHttpProtocol(_GuardedHttpProtocol):
+        pass
+
+    GuardedHttpProtocol.limits = limits
+    GuardedHttpProtocol.refusals = refusals
+    return GuardedHttpProtocol
+
+
+class _GuardedHttpProtocol(HttpToolsProtocol):
+    limits: RequestLimits
+    refusals: Refusals
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._head_bytes = 0
+        self._headers = 0
+        self._done = False
+
+    # -- timers --------------------------------------------------------------------------------
+    def _arm(self, seconds: float, reason: str) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(seconds, self._expire, reason)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expire(self, reason: str) -> None:
+        self._deadline = None
+        if reason == "header_timeout":
+            message = (
+                f"no complete request line and headers within {self.limits.header_timeout_s:g} s;"
+                " connection closed"
+            )
+        else:
+            message = (
+                f"the request body did not arrive within {self.limits.body_timeout_s:g} s; "
+                "connection closed"
+            )
+        self._end(reason, ErrorCode.UNAVAILABLE, message)
+
+    def _end(self, reason: str, code: ErrorCode, message: str) -> None:
+        """Answer (unless an answer of our own has begun) and close the connection."""
+        if self._done or self.transport is None or self.transport.is_closing():
+            return
+        self._done = True
+        self._disarm()
+        host = self.client[0] if self.client else "unknown"
+        self.refusals.refuse(reason, host, message)
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete or not cycle.response_started:
+            self.transport.write(refusal_bytes(code, message))
+        if cycle is not None and not cycle.response_complete:
+            cycle.disconnected = True
+            cycle.message_event.set()
+        transport = self.transport
+        transport.close()
+        # A client that does not read would hold the socket until the answer drains.
+        self.loop.call_later(1.0, transport.abort)
+
+    # -- asyncio.Protocol ----------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(cast(asyncio.Transport, transport))
+        self._arm(self.limits.header_timeout_s, "header_timeout")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        self._done = True
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        # uvicorn's, but a limit's refusal from a parser callback is answered as such, not
+        # as uvicorn's 400 for unparsable requests.
+        if self._done:
+            return
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            refusal = exc.__context__
+            if isinstance(refusal, _Refuse):
+                self._end(refusal.reason, refusal.code, refusal.message)
+                return
+            self._bad_request()
+        except httptools.HttpParserError:
+            self._bad_request()
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+
+    def _bad_request(self) -> None:
+        msg = "Invalid HTTP request received."
+        self.logger.warning(msg)
+        self._done = True
+        self._disarm()
+        self.send_400_response(msg)
+
+    def handle_websocket_upgrade(self) -> None:
+        self._disarm()
+        self._done = True  # the WebSocket protocol owns the connection from here
+        super().handle_websocket_upgrade()
+
+    # -- parser callbacks ----------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_bytes = 0
+        self._headers = 0
+        if self._deadline is None:  # the next request on a kept-alive connection
+            self._arm(self.limits.header_timeout_s, "header_timeout")
+
+    def on_url(self, url: bytes) -> None:
+        if len(self.url) + len(url) > self.limits.max_url_bytes:
+            raise _Refuse(
+                "url_too_long",
+                ErrorCode.TOO_LARGE,
+                f"request target longer than {self.limits.max_url_bytes} bytes; send large "
+                "arguments in a POST body",
+            )
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers += 1
+        self._head_bytes += len(name) + len(value) + 4
+        if (
+            self._headers > MAX_HEADERS
+            or len(name) + len(value) + 2 > MAX_HEADER_LINE
+            or self._head_bytes > self.limits.max_header_bytes
+        ):
+            raise _Refuse(
+                "headers_too_large",
+                ErrorCode.TOO_LARGE,
+                f"request headers over the limit ({MAX_HEADERS} headers, {MAX_HEADER_LINE} "
+                f"bytes a line, {self.limits.max_header_bytes} bytes in all)",
+            )
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+        if not (self.parser.should_upgrade() and self._should_upgrade()):
+            self._arm(self.limits.body_timeout_s, "body_timeout")
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+
+# -- subscriptions -----------------------------------------------------------------------------
+class SubscriberSlots:
+    """Open ``/v1/events`` subscriptions, in all and per address (event-loop only)."""
+
+    def __init__(self, total: int, per_address: int, refusals: Refusals | None = None) -> None:
+        self.total = total
+        self.per_address = per_address
+        self.refusals = refusals
+        self.open = 0
+        self._by_address: Counter[str] = Counter()
+
+    @classmethod
+    def of(cls, api: ApiConfig, refusals: Refusals | None = None) -> SubscriberSlots:
+        return cls(api.max_subscribers, api.max_subscribers_per_address, refusals)
+
+    def take(self, address: str) -> str | None:
+        """Take a slot for ``address``; the refusal's message when there is none."""
+        if self.open >= self.total:
+            reason = "subscribers"
+            message = f"the node serves its most event subscriptions ({self.total}); try later"
+        elif self._by_address[address] >= self.per_address:
+            reason = "subscribers_per_address"
+            message = (
+                f"{address} already holds {self.per_address} event subscriptions, the most "
+                "one address may; close some first"
+            )
+        else:
+            self.open += 1
+            self._by_address[address] += 1
+            return None
+        if self.refusals is not None:
+            self.refusals.refuse(reason, address, message)
+        return message
+
+    def give_back(self, address: str) -> None:
+        self.open -= 1
+        self._by_address[address] -= 1
+        if self._by_address[address] <= 0:
+            del self._by_address[address]
