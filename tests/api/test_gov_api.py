@@ -17,11 +17,11 @@ import pytest
 from fake_node import FakeNode, TestClient
 
 from citychain.api import create_app
-from citychain.api import models as m
 from citychain.api.node_service import NodeServiceAdapter
 from citychain.crypto import ED25519, Signer
 from citychain.node import Node, NodeConfig
 from citychain.p2p.certs import generate_org_ca
+from citychain.services.gov.router import _models as m
 from citychain.types import Commit, Transaction, Validator
 from citychain.types.genesis import ChainParams, Genesis, Governance, Member, Organisation
 

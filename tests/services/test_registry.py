@@ -13,10 +13,12 @@ from citychain.services.gov.sdk import AsyncGov, Gov
 from citychain.services.token.sdk import AsyncToken, Token
 
 
-def test_the_registry_names_gov_and_token_in_order() -> None:
-    assert [s.name for s in registry.services()] == ["gov", "token"]
-    assert [s.name for s, _ in registry.parts("router")] == ["gov"]  # token has no routes
-    assert [s.name for s, _ in registry.parts("cli")] == ["gov", "token"]
+def test_the_registry_names_gov_and_token_first_in_order() -> None:
+    names = [s.name for s in registry.services()]
+    assert names[:2] == ["gov", "token"] and len(set(names)) == len(names)
+    routers = [s.name for s, _ in registry.parts("router")]
+    assert "gov" in routers and "token" not in routers  # token has no routes
+    assert [s.name for s, _ in registry.parts("cli")][:2] == ["gov", "token"]
 
 
 def test_the_node_runs_every_services_contract() -> None:
@@ -28,7 +30,7 @@ def test_the_node_runs_every_services_contract() -> None:
 def test_every_client_carries_each_services_helper() -> None:
     with Client("http://127.0.0.1:1") as client:
         assert isinstance(client.gov, Gov) and isinstance(client.token, Token)
-        assert dict(client.services) == {"gov": client.gov, "token": client.token}
+        assert {"gov": client.gov, "token": client.token}.items() <= dict(client.services).items()
         assert client.service(Gov) is client.gov  # typed
         with pytest.raises(NotFound, match="no registered service gives this client a int"):
             client.service(int)

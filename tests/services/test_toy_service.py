@@ -38,7 +38,7 @@ from citychain.sdk import Client
 home, url = Path(sys.argv[1]), sys.argv[2]
 alice = load_key(home / "keys" / "alice.json", (home / "config" / "passphrase").read_text().strip())
 with Client(url) as client:
-    assert sorted(client.services) == ["gov", "token", "toy"], sorted(client.services)
+    assert {"gov", "token", "toy"} <= set(client.services), sorted(client.services)
     receipt = client.toy.write(alice, "hello from the toy")
     assert receipt.ok, receipt
     print("read:", client.toy.read(alice.address))

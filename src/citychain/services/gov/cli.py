@@ -62,9 +62,12 @@ from citychain.cli.tx import (
     send_tx,
 )
 from citychain.errors import CitychainError, NotFound
-from citychain.sdk import (
-    DEFAULT_COMMIT_TIMEOUT,
-    DEFAULT_TIMEOUT,
+from citychain.sdk import DEFAULT_COMMIT_TIMEOUT, DEFAULT_TIMEOUT
+from citychain.services.gov.sdk import Gov, build_params, parse_param_value
+from citychain.services.gov.sdk._params import check_flags, read_text
+from citychain.services.gov.shapes import (
+    FLAGS,
+    KIND_NAMES,
     GovValidators,
     HistoryEntry,
     MemberInfo,
@@ -72,9 +75,6 @@ from citychain.sdk import (
     PolicyInfo,
     ProposalInfo,
 )
-from citychain.services.gov.sdk import Gov, build_params, parse_param_value
-from citychain.services.gov.sdk._params import check_flags, read_text
-from citychain.services.gov.shapes import FLAGS, KIND_NAMES
 from citychain.types.tx import codec_to_json
 
 gov_app = typer.Typer(

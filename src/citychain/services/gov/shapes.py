@@ -14,6 +14,9 @@ names its parameter.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from citychain.types import Validator, ValidatorSet
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,3 +102,122 @@ def check_policy_target(target: str) -> None:
             "'gov:<kind>'",
             ErrorCode.BAD_ARGUMENTS,
         )
+
+
+# -- what the SDK's ``client.gov`` returns (plain frozen data from the contract's answers) --
+
+
+@dataclass(frozen=True, slots=True)
+class OrgInfo:
+    """A member organisation: its CA (PEM and sha256 fingerprint of the DER form) and admin
+    keys; ``roles`` (built-in and custom) only from :meth:`Gov.org`, empty in listings."""
+
+    id: str
+    name: str
+    ca_cert: str
+    ca_fp: bytes
+    admins: tuple[bytes, ...]
+    roles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MemberInfo:
+    """A registered account. ``standing`` is ``"ok"`` or the reason its transactions would be
+    refused (revoked, frozen, expired certificate, ...); None in :meth:`Gov.members` listings,
+    which do not evaluate it."""
+
+    address: bytes
+    org: str
+    roles: tuple[str, ...]
+    public_key: bytes
+    serial: int
+    ca_fp: bytes
+    not_after: int
+    revoked: bool
+    standing: str | None = None
+
+    @property
+    def in_good_standing(self) -> bool:
+        return self.standing == "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalVote:
+    voter: bytes
+    org: str
+    approve: bool
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalInfo:
+    """A governance proposal as the chain sees it now. ``status`` is ``open``, ``executed`` or
+    ``expired`` (past its deadline, even before someone calls ``expire``); ``passed`` says
+    whether the yes votes meet the kind's ``policy`` now, ``needs`` what is missing, in words;
+    ``result`` is what execution changed (e.g. ``from_height`` of a validator change)."""
+
+    id: int
+    kind: str
+    params: Any
+    proposer: bytes
+    proposer_org: str
+    created: int
+    created_time: int
+    deadline: int
+    status: str
+    votes: tuple[ProposalVote, ...]
+    executed_height: int
+    result: Any
+    policy: str
+    approving_orgs: tuple[str, ...]
+    passed: bool
+    needs: str
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One governance action: ``action`` (propose, vote, execute, expire, register_member,
+    ...) by ``actor`` (an address) in transaction ``tx`` at ``height``; ``proposal`` is 0 for
+    actions outside proposals."""
+
+    seq: int
+    height: int
+    time: int
+    tx: bytes
+    actor: bytes
+    action: str
+    proposal: int
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class GovValidator:
+    public_key: bytes
+    power: int
+    name: str
+    org: str
+
+
+@dataclass(frozen=True, slots=True)
+class GovValidators:
+    """The validator set governance last decided, in force from ``from_height`` (two heights
+    after the proposal that changed it executed; 1 for the genesis set). Not proven: compare
+    :meth:`validator_set` ``.hash`` with a verified header's ``validators_hash``."""
+
+    from_height: int
+    validators: tuple[GovValidator, ...]
+
+    def validator_set(self) -> ValidatorSet:
+        return ValidatorSet(Validator(v.public_key, v.power, v.name) for v in self.validators)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyInfo:
+    """An access policy: who may call ``target`` (``contract.method``, ``contract.*``) or
+    propose, vote on and pass a proposal kind (``gov:<kind>``)."""
+
+    target: str
+    rule: str
+    orgs: tuple[str, ...]
+    roles: tuple[str, ...]
+    describe: str

@@ -9,10 +9,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 from starlette.responses import Response
 
-from citychain.api import models as m
 from citychain.api._body import parse_hex
 from citychain.api.openapi import error_responses
 from citychain.api.routes._common import MAX_HEIGHT, AddressParam, ServiceDep, json
+from citychain.services.gov.router import _models as m
 from citychain.services.gov.router._reads import GovReads
 
 router = APIRouter(tags=["governance"], responses=error_responses())

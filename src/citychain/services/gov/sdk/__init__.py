@@ -8,6 +8,14 @@ from citychain.services.gov.sdk._helpers import AsyncGov as AsyncGov
 from citychain.services.gov.sdk._helpers import Gov as Gov
 from citychain.services.gov.sdk._params import build_params as build_params
 from citychain.services.gov.sdk._params import parse_param_value as parse_param_value
+from citychain.services.gov.shapes import GovValidator as GovValidator
+from citychain.services.gov.shapes import GovValidators as GovValidators
+from citychain.services.gov.shapes import HistoryEntry as HistoryEntry
+from citychain.services.gov.shapes import MemberInfo as MemberInfo
+from citychain.services.gov.shapes import OrgInfo as OrgInfo
+from citychain.services.gov.shapes import PolicyInfo as PolicyInfo
+from citychain.services.gov.shapes import ProposalInfo as ProposalInfo
+from citychain.services.gov.shapes import ProposalVote as ProposalVote
 
 
 def bind(client: Any) -> Gov:
@@ -20,4 +28,19 @@ def bind_async(client: Any) -> AsyncGov:
     return AsyncGov(client)
 
 
-__all__ = ["AsyncGov", "Gov", "bind", "bind_async", "build_params", "parse_param_value"]
+__all__ = [
+    "AsyncGov",
+    "Gov",
+    "GovValidator",
+    "GovValidators",
+    "HistoryEntry",
+    "MemberInfo",
+    "OrgInfo",
+    "PolicyInfo",
+    "ProposalInfo",
+    "ProposalVote",
+    "bind",
+    "bind_async",
+    "build_params",
+    "parse_param_value",
+]

@@ -27,7 +27,7 @@ from citychain.crypto import Signer
 from citychain.sdk import _parse
 from citychain.sdk._services import AsyncServiceClient, ServiceClient
 from citychain.sdk._services import committed as committed_call
-from citychain.sdk._types import (
+from citychain.services.gov.shapes import (
     GovValidator,
     GovValidators,
     HistoryEntry,
@@ -36,8 +36,8 @@ from citychain.sdk._types import (
     PolicyInfo,
     ProposalInfo,
     ProposalVote,
+    check_policy_target,
 )
-from citychain.services.gov.shapes import check_policy_target
 from citychain.types import Receipt
 from citychain.types.address import to_address
 
