@@ -1,0 +1,151 @@
+"""Status lists anchored on chain: an issuer registers a list and changes entries by
+transaction; the chain keeps the bitstring's SHA-256 and every change; each refusal."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from test_contract_genesis import (  # type: ignore[import-not-found]
+    ALICE,
+    BOB,
+    Net,
+    citychain_did,
+    document,
+    mk,
+    net,
+    ok,
+)
+
+from citychain.errors import ErrorCode, NotFound
+from citychain.services.identity.shapes import (
+    status_bit,
+    status_chunk_key,
+    status_list_digest,
+    status_list_key,
+)
+
+__all__ = ["net"]
+SIZE = 131_072
+
+
+def register(net: Net, issuer: str, name: str, purpose: str, size: int | None = None) -> str:
+    args = {"issuer": issuer, "name": name, "purpose": purpose}
+    if size is not None:
+        args["size"] = size
+    list_id: str = ok(net.send(ALICE, "register_status_list", args)).result
+    return list_id
+
+
+def test_an_issuer_revokes_and_suspends_and_the_chain_keeps_the_hash(net: Net) -> None:
+    issuer = net.create(ALICE, document(ALICE))
+    rev = register(net, issuer, "rev-1", "revocation")
+    assert rev == f"{issuer}/status/rev-1"
+    head = net.query("status_list", list_id=rev)
+    assert (head["issuer"], head["purpose"], head["size"], head["changes"]) == (
+        issuer,
+        "revocation",
+        SIZE,
+        0,
+    )
+    assert head["hash"] == hashlib.sha256(bytes(SIZE // 8)).digest()
+    r = ok(net.send(ALICE, "set_status", {"list_id": rev, "set": [94567, 7, 131071]}))
+    assert r.result == 1
+    assert [(e.type, e.attributes) for e in r.events] == [
+        ("status_changed", {"id": rev, "seq": 1, "set": 3, "clear": 0})
+    ]
+    bits = net.query("status_bitstring", list_id=rev)
+    assert len(bits) == SIZE // 8
+    assert [i for i in (0, 7, 8, 94567, 131071) if status_bit(bits, i)] == [7, 94567, 131071]
+    assert bits[0] == 0x01  # index 7 is the last bit of the first byte: left-most is 0
+    st = net.query("status", list_id=rev, index=94567)
+    assert (st["set"], st["purpose"], st["changes"]) == (True, "revocation", 1)
+    assert st["hash"] == status_list_digest(bits) == net.query("status_list", list_id=rev)["hash"]
+    assert not net.query("status", list_id=rev, index=94566)["set"]
+    # Suspension: set, then lifted.
+    sus = register(net, issuer, "sus-1", "suspension", size=2 * SIZE)
+    ok(net.send(ALICE, "set_status", {"list_id": sus, "set": [5, 200_000]}))
+    ok(net.send(ALICE, "set_status", {"list_id": sus, "clear": [5], "set": [6]}))
+    bits = net.query("status_bitstring", list_id=sus)
+    assert len(bits) == 2 * SIZE // 8
+    assert [i for i in (5, 6, 200_000) if status_bit(bits, i)] == [6, 200_000]
+    assert net.query("status_list", list_id=sus)["hash"] == status_list_digest(bits)
+    hist = net.query("status_history", list_id=sus)
+    assert [(h["seq"], h["set"], h["clear"]) for h in hist] == [
+        (1, [5, 200_000], []),
+        (2, [6], [5]),
+    ]
+    assert hist[1]["hash"] == status_list_digest(bits)
+    assert hist[1]["by"] == ALICE.public_key and hist[1]["height"] == net.height
+    assert net.query("status_history", list_id=sus, after=1) == [hist[1]]
+    # A cleared chunk leaves state; the chunk of a set entry is there to prove.
+    state = net.chain.state
+    assert state.get(status_list_key(sus)) is not None
+    assert state.get(status_chunk_key(sus, 200_000)) is not None
+    ok(net.send(ALICE, "set_status", {"list_id": sus, "clear": [200_000]}))
+    assert state.get(status_chunk_key(sus, 200_000)) is None
+
+
+def test_status_list_refusals(net: Net) -> None:
+    issuer = net.create(ALICE, document(ALICE))
+    rev = register(net, issuer, "rev", "revocation")
+    ok(net.send(ALICE, "set_status", {"list_id": rev, "set": [3]}))
+    net.refused_twice(
+        ALICE,
+        "set_status",
+        {"list_id": rev, "clear": [3]},
+        ErrorCode.REVOCATION_FINAL,
+        f"{rev} is a revocation list: entry 3 stays revoked",
+    )
+    net.refused_twice(
+        BOB,
+        "set_status",
+        {"list_id": rev, "set": [4]},
+        ErrorCode.NOT_CONTROLLER,
+        f"the signing key {mk(BOB)} is not in capabilityInvocation of {issuer}",
+    )
+    missing = f"{issuer}/status/nope"
+    net.refused_twice(
+        ALICE,
+        "set_status",
+        {"list_id": missing, "set": [1]},
+        ErrorCode.STATUS_LIST_NOT_FOUND,
+        f"no status list {missing}",
+    )
+    for args, words in [
+        ({"list_id": rev, "set": [3]}, "entry 3 of"),
+        ({"list_id": rev, "set": [SIZE]}, f"{SIZE} is not an index of this list (0 to {SIZE - 1})"),
+        ({"list_id": rev, "set": [-1]}, "is not an index"),
+        ({"list_id": rev}, "give the entries to 'set' or to 'clear'"),
+        ({"list_id": rev, "set": [9, 9]}, "an entry is listed twice"),
+        ({"list_id": rev, "set": "9"}, "must be a list of entry indexes"),
+        ({"list_id": "rev", "set": [1]}, "argument 'list_id'"),
+    ]:
+        net.refused_twice(ALICE, "set_status", args, ErrorCode.BAD_ARGUMENTS, words)
+    base = {"issuer": issuer, "name": "x", "purpose": "revocation"}
+    for args, code, words in [
+        ({**base, "name": "rev"}, ErrorCode.DUPLICATE, f"status list {rev} already exists"),
+        ({**base, "purpose": "refresh"}, ErrorCode.BAD_ARGUMENTS, "revocation, suspension"),
+        ({**base, "size": 65_536}, ErrorCode.BAD_ARGUMENTS, "from 131072 to 1048576"),
+        ({**base, "size": SIZE + 1}, ErrorCode.BAD_ARGUMENTS, "a multiple of 8192"),
+        ({**base, "name": "a/b"}, ErrorCode.BAD_ARGUMENTS, "a status list name is 1 to 64"),
+        (
+            {**base, "issuer": citychain_did(bytes(16))},
+            ErrorCode.DID_NOT_FOUND,
+            "is not on this chain",
+        ),
+    ]:
+        net.refused_twice(ALICE, "register_status_list", args, code, words)
+    net.refused_twice(BOB, "register_status_list", base, ErrorCode.NOT_CONTROLLER, mk(BOB))
+    # A key rotated away or a deactivated issuer changes nothing any more.
+    ok(net.send(ALICE, "update_did", {"did": issuer, "document": document(BOB)}))
+    net.refused_twice(
+        ALICE, "set_status", {"list_id": rev, "set": [4]}, ErrorCode.KEY_ROTATED, "rotated it away"
+    )
+    ok(net.send(BOB, "deactivate_did", {"did": issuer}))
+    net.refused_twice(
+        BOB, "set_status", {"list_id": rev, "set": [4]}, ErrorCode.DID_DEACTIVATED, issuer
+    )
+    with pytest.raises(NotFound) as info:
+        net.query("status", list_id=missing, index=0)
+    assert info.value.code == ErrorCode.STATUS_LIST_NOT_FOUND
