@@ -64,7 +64,6 @@ def _load_run(
     """Load the issuer (and admin) key, ask the node its chain id (and the admin's
     organisation), run the benchmark; errors in words."""
     from citychain.cli._keys_access import load_signer
-    from citychain.services.gov.sdk import Gov
 
     try:
         issuer = load_signer(key, home)
@@ -73,14 +72,15 @@ def _load_run(
             admin: tuple[Signer, str] | None = None
             if admin_key:
                 signer = load_signer(admin_key, home)
-                member = client.service(Gov).member(signer.address)
+                # the gov service's helper, found through the registry (client.gov)
+                member = client.gov.member(signer.address)
                 if member is None:
                     raise CitychainError(
                         f"the admin key {admin_key} is not a member of any organisation on "
                         "this chain (pass --admin-key '' for an open chain)",
                         ErrorCode.NOT_MEMBER,
                     )
-                admin = (signer, member.org)
+                admin = (signer, str(member.org))
         return asyncio.run(run(issuer, chain_id, admin))
     except CitychainError as exc:
         raise fail(exc) from None
