@@ -299,3 +299,15 @@ def test_the_readme_and_the_package_docstring_draw_this_table() -> None:
             for row in ROWS
         ]
         assert drawn == expected, f"{path.name}'s layer drawing differs from ROWS"
+
+
+def test_the_node_s_parts_find_services_only_through_the_registry() -> None:
+    """No part outside ``services/`` imports a service (not even its shapes or SDK part, not
+    even for typing): the node, the API, the CLI and the SDK ask ``citychain.registry``, so a
+    service is added or removed by its folder and its registry line alone."""
+    bad = [
+        f"{module} imports {target}"
+        for module, target, _typing in imports()
+        if not module.startswith("citychain.services.") and target.startswith("citychain.services.")
+    ]
+    assert not bad, "\n".join(bad)
