@@ -5,8 +5,9 @@ A node's home directory::
     <home>/config/node.toml       this file (operator settings, not consensus)
     <home>/config/genesis.json    the chain's genesis document
     <home>/config/node_key.json   the validator key, encrypted (see citychain.crypto.keystore)
-    <home>/config/passphrase      optional: the key's passphrase (mode 0600), else the
-                                  CITYCHAIN_PASSPHRASE environment variable
+    <home>/config/passphrase      TEST NETWORKS ONLY: the key's passphrase in plain text
+                                  (mode 0600), allowed by [keys] allow_plaintext_passphrase;
+                                  see citychain.crypto.passphrase for the real sources
     <home>/data/                  RocksDB
 
 Unknown sections or keys are refused with the file and key named, so a typo never passes
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from citychain.crypto.passphrase import TEST_NETWORK_PHRASE
 from citychain.errors import ConfigError
 
 
@@ -139,6 +141,47 @@ class NodeSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class KeysSettings:
+    """Where the validator key is and what may unlock it (README: Keys)."""
+
+    #: ``"file"``: the encrypted key file [node] key_file; ``"pkcs11"``: a key that never
+    #: leaves a hardware security module (the pkcs11_* settings below).
+    signer: str = "file"
+    #: Only the words "this is a test network" let the node read its passphrase from the
+    #: plaintext [node] passphrase_file beside the key; anything else refuses such a file.
+    allow_plaintext_passphrase: str = ""
+    #: The PKCS#11 module (a shared library) and where the key is in it.
+    pkcs11_module: str = ""
+    pkcs11_token_label: str = ""
+    pkcs11_key_label: str = ""
+    #: The environment variable holding the token's user PIN (else the systemd credential
+    #: citychain-pkcs11-pin); the PIN is never written in this file.
+    pkcs11_pin_env: str = "CITYCHAIN_PKCS11_PIN"
+
+    def problem(self) -> str | None:
+        """Why these settings cannot work (None when they can)."""
+        if self.signer not in ("file", "pkcs11"):
+            return f'signer must be "file" or "pkcs11", got {self.signer!r}'
+        if self.allow_plaintext_passphrase not in ("", TEST_NETWORK_PHRASE):
+            return (
+                f'allow_plaintext_passphrase must be "{TEST_NETWORK_PHRASE}" (on a test '
+                "network only) or left out"
+            )
+        if self.signer == "pkcs11":
+            for name in ("pkcs11_module", "pkcs11_token_label", "pkcs11_key_label"):
+                if not getattr(self, name):
+                    return f'{name} must be set when signer = "pkcs11"'
+        if not self.pkcs11_pin_env:
+            return "pkcs11_pin_env must name an environment variable"
+        return None
+
+    @property
+    def test_network(self) -> bool:
+        """Whether node.toml says, in words, that this is a test network."""
+        return self.allow_plaintext_passphrase == TEST_NETWORK_PHRASE
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     home: Path
     node: NodeSettings = field(default_factory=NodeSettings)
@@ -147,6 +190,7 @@ class NodeConfig:
     state: StateSettings = field(default_factory=StateSettings)
     p2p: P2PSettings = field(default_factory=P2PSettings)
     consensus: ConsensusSettings = field(default_factory=ConsensusSettings)
+    keys: KeysSettings = field(default_factory=KeysSettings)
 
     @property
     def config_dir(self) -> Path:
@@ -186,6 +230,7 @@ class NodeConfig:
             "state": StateSettings,
             "p2p": P2PSettings,
             "consensus": ConsensusSettings,
+            "keys": KeysSettings,
         }
         built: dict[str, Any] = {}
         for name, value in raw.items():
@@ -198,7 +243,7 @@ class NodeConfig:
 
     def save(self) -> None:
         lines: list[str] = ["# citychain node configuration (see README: Configuration)"]
-        for name in ("node", "api", "mempool", "state", "p2p", "consensus"):
+        for name in ("node", "api", "mempool", "state", "p2p", "consensus", "keys"):
             section = getattr(self, name)
             lines.append(f"\n[{name}]")
             for f in fields(section):
