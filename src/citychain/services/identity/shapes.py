@@ -206,3 +206,30 @@ def parse_xsd_datetime(text: str) -> int:
         raise _bad(f"{text!r} is not a valid date and time") from None
     whole = (moment - _EPOCH) // timedelta(milliseconds=1)
     return whole if "." in text else whole // 1000 * 1000 + 999
+
+
+#: The ``@context`` of a DID document written by this service (did:key and did:citychain).
+DID_CONTEXT = ["https://www.w3.org/ns/did/v1", "https://w3id.org/security/multikey/v1"]
+
+
+def did_key_document(did: str) -> dict[str, object]:
+    """The DID document of an Ed25519 ``did:key`` (the did:key method's read operation,
+    with no chain): one Multikey method in every verification relationship but
+    ``keyAgreement`` (which needs an X25519 key derived from it; not offered here).
+    ``bad_arguments`` when ``did`` is not an Ed25519 did:key."""
+    method, rest = split_did(did)
+    if method != "key":
+        raise _bad(f"{did[:80]!r} is not a did:key")
+    multikey_decode(rest)  # an Ed25519 Multikey, or bad_arguments naming what is wrong
+    vm_id = f"{did}#{rest}"
+    return {
+        "@context": list(DID_CONTEXT),
+        "id": did,
+        "verificationMethod": [
+            {"id": vm_id, "type": "Multikey", "controller": did, "publicKeyMultibase": rest}
+        ],
+        "authentication": [vm_id],
+        "assertionMethod": [vm_id],
+        "capabilityInvocation": [vm_id],
+        "capabilityDelegation": [vm_id],
+    }
