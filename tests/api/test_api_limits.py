@@ -5,16 +5,29 @@ The flood of half-sent requests against a real node is in tests/e2e/test_e2e_api
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import resource
+import socket
+import time
 from pathlib import Path
 
 import pytest
+import uvicorn
 from fake_node import FakeNode, TestClient
 from prometheus_client import CollectorRegistry
 from starlette.testclient import WebSocketDenialResponse
 
 from citychain.api import create_app, limits
-from citychain.api.limits import ConnectionSlots, Refusals, SubscriberSlots, refusal_bytes
+from citychain.api.limits import (
+    ConnectionSlots,
+    GuardedListener,
+    Refusals,
+    RequestLimits,
+    SubscriberSlots,
+    guarded_protocol,
+    refusal_bytes,
+)
 from citychain.errors import ConfigError, ErrorCode
 from citychain.node.config import ApiConfig, NodeConfig
 
@@ -116,3 +129,78 @@ def test_descriptor_budget_keeps_the_reserve(monkeypatch: pytest.MonkeyPatch) ->
         limits.descriptor_budget(ApiConfig(fd_reserve=150))
     assert "only 0 are left for API clients" in refused.value.message
     assert "ulimit -n" in refused.value.message
+
+
+# -- the request limits on a real uvicorn server --------------------------------------------
+async def _exchange(port: int, payload: bytes, wait: float = 3.0) -> tuple[float, bytes]:
+    """Send ``payload``; the seconds until the server closed and all it sent."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(payload)
+    started = time.monotonic()
+    got = await asyncio.wait_for(reader.read(), wait)
+    writer.close()
+    return time.monotonic() - started, got
+
+
+def test_slow_requests_are_dropped_and_large_heads_refused(
+    node: FakeNode, caplog: pytest.LogCaptureFixture
+) -> None:
+    registry = CollectorRegistry()
+    refusals = Refusals(registry)
+
+    async def run() -> None:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        port = sock.getsockname()[1]
+        listener = GuardedListener.adopt(sock, ConnectionSlots(8, 4), refusals)
+        config = uvicorn.Config(
+            create_app(node),
+            log_level="warning",
+            lifespan="off",
+            http=guarded_protocol(RequestLimits(0.3, 0.3, 300, 2048), refusals),
+            timeout_keep_alive=1,
+        )
+        server = uvicorn.Server(config)
+        serving = asyncio.create_task(server.serve(sockets=[listener]))
+        while not server.started:
+            await asyncio.sleep(0.01)
+        try:
+            # A body that never arrives.
+            took, got = await _exchange(
+                port,
+                b"POST /v1/tx HTTP/1.1\r\nHost: x\r\nContent-Type: application/cbor\r\n"
+                b"Content-Length: 100\r\n\r\nabc",
+            )
+            assert 0.25 < took < 1.5, took
+            assert got.startswith(b"HTTP/1.1 503 "), got
+            assert b"the request body did not arrive within 0.3 s" in got
+            # A kept-alive connection whose next request never finishes its headers.
+            took, got = await _exchange(
+                port, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\n"
+            )
+            assert got.startswith(b"HTTP/1.1 200 "), got
+            assert got.endswith(
+                b'"message":"no complete request line and headers within 0.3 s; connection closed"}'
+            )
+            assert took < 1.0, took  # the header timeout, not keep-alive's 1 s
+            # A request target or headers over the limits.
+            _, got = await _exchange(port, b"GET /health?" + b"a" * 400 + b" HTTP/1.1\r\n\r\n")
+            assert got.startswith(b"HTTP/1.1 413 ") and b'"code":"too_large"' in got, got
+            many = b"".join(b"X-%d: y\r\n" % i for i in range(150))
+            _, got = await _exchange(port, b"GET /health HTTP/1.1\r\n" + many + b"\r\n")
+            assert got.startswith(b"HTTP/1.1 413 ") and b'"code":"too_large"' in got, got
+            # Every socket gave its slot back.
+            await asyncio.sleep(0.05)
+            assert listener.slots.open == 0
+        finally:
+            server.should_exit = True
+            await serving
+
+    with caplog.at_level(logging.WARNING):
+        asyncio.run(run())
+    assert "unhandled error" not in caplog.text, caplog.text
+    assert "API client 127.0.0.1 dropped: the request body did not arrive" in caplog.text
+    for reason in ("body_timeout", "header_timeout", "url_too_long", "headers_too_large"):
+        got = registry.get_sample_value("citychain_api_refused_total", {"reason": reason})
+        assert got == 1, reason

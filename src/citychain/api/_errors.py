@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -139,6 +140,8 @@ class CatchAll:
 
         try:
             await self.app(scope, receive, guarded_send)
+        except ClientDisconnect:
+            return  # the client went (or a read timeout dropped it): nobody to answer
         except Exception:
             log.exception("unhandled error answering %s %s", scope.get("method"), scope.get("path"))
             if started:

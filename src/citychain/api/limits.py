@@ -385,7 +385,11 @@ class _GuardedHttpProtocol(HttpToolsProtocol):
         host = self.client[0] if self.client else "unknown"
         self.refusals.refuse(reason, host, message)
         cycle = self.cycle
-        if cycle is None or cycle.response_complete or not cycle.response_started:
+        if reason == "body_timeout":  # the cycle is this request's: answer if it has not
+            answer = cycle is not None and not cycle.response_started
+        else:  # a request whose head is not complete: answer unless one before is answering
+            answer = cycle is None or cycle.response_complete
+        if answer:
             self.transport.write(refusal_bytes(code, message))
         if cycle is not None and not cycle.response_complete:
             cycle.disconnected = True
