@@ -40,6 +40,12 @@ DEMO_BALANCE = 10**12
 #: The one organisation of a chain made by ``citychain init``.
 ORG_ID = "org1"
 ORG_NAME = "Organisation 1"
+#: Demo chains govern the identity service's trusted-issuer registry by a majority of the
+#: organisations' admins (with one organisation: its admin), so the demo admin can try it.
+DEMO_POLICIES: dict[str, Any] = {
+    f"identity.{m}": {"rule": "MAJORITY", "roles": ["admin"]}
+    for m in ("trust_issuer", "untrust_issuer")
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +151,7 @@ def init_home(
                 members=tuple(Member(s.public_key, ("member",)) for s in signers.values()),
             ),
         ),
-        governance=Governance("key"),
+        governance=Governance("key", policies=dict(DEMO_POLICIES)),
         validator_orgs=((validator.public_key, ORG_ID),),
     )
     genesis.save(config_dir / "genesis.json")

@@ -5,7 +5,9 @@ Theory of operation
 :func:`generate_network` writes everything a local BFT network needs under one directory::
 
     out/network.json               the layout (:class:`NetworkLayout`); paths relative to out/
-    out/passphrase                 the one passphrase of this local network (mode 0600)
+    out/passphrase                 the one passphrase of this local network (mode 0600), in
+                                   plain text: TEST NETWORKS ONLY (passphrase.README beside it
+                                   says so; a real deployment never writes it, README: Keys)
     out/config/genesis.json        the genesis every node has, and
     out/keys/<account>.json        the demo account keys (encrypted): with these two,
                                    ``CITYCHAIN_HOME=out`` gives the client commands the
@@ -17,7 +19,10 @@ Theory of operation
     out/node<i>/config/node.toml   one node home per validator, as NodeConfig expects:
                   genesis.json     identical bytes in every node
                   node_key.json    Ed25519 validator key, encrypted (keystore)
-                  passphrase       the passphrase again (0600), so the node starts unattended
+                  passphrase       the passphrase again (0600), so the node starts unattended,
+                                   with passphrase.README; node.toml's [keys]
+                                   allow_plaintext_passphrase = "this is a test network" is
+                                   what lets a node read it (else it refuses to start)
                   node_cert.pem    CN=node<i>, O=<org id>, bound to the chain id, from the org CA
                   node_tls_key.pem its TLS key, encrypted PKCS#8 (0600)
     out/node<i>/node.log           the node's stdout and stderr, appended at every start
@@ -63,15 +68,17 @@ from typing import Any
 
 from citychain.crypto import ED25519, Signer
 from citychain.crypto.keystore import KDF_LEVELS, save_key
+from citychain.crypto.passphrase import TEST_NETWORK_PHRASE, write_note
 from citychain.errors import ConfigError, InvalidInput
 from citychain.node.config import (
     ApiConfig,
     ConsensusSettings,
+    KeysSettings,
     NodeConfig,
     NodeSettings,
     P2PSettings,
 )
-from citychain.node.home import DEMO_BALANCE
+from citychain.node.home import DEMO_BALANCE, DEMO_POLICIES
 from citychain.p2p.certs import encrypt_key_pem, generate_org_ca, issue_node_cert
 from citychain.types import Validator
 from citychain.types.genesis import ChainParams, Genesis, Governance, Member, Organisation
@@ -350,7 +357,9 @@ def generate_network(
             passphrase=passphrase,
             kdf_level=kdf_level,
             peer_address=peer_address,
-            governance=Governance(identity_mode, voting_period, dict(policies or {})),
+            governance=Governance(
+                identity_mode, voting_period, {**DEMO_POLICIES, **(policies or {})}
+            ),
             consensus=consensus or ConsensusSettings(),
         )
         if out.exists():
@@ -439,7 +448,7 @@ def _write_network(
     governance: Governance,
     consensus: ConsensusSettings,
 ) -> None:
-    _write_private(root / "passphrase", (passphrase + "\n").encode())
+    _write_test_passphrase(root / "passphrase", passphrase)
 
     # Organisations and their CAs.
     org_ids = [f"org{k + 1}" for k in range(orgs)]
@@ -522,7 +531,7 @@ def _write_network(
         config_dir = home / "config"
         config_dir.mkdir(parents=True)
         (config_dir / "genesis.json").write_bytes(genesis_bytes)
-        _write_private(config_dir / "passphrase", (passphrase + "\n").encode())
+        _write_test_passphrase(config_dir / "passphrase", passphrase)
         save_key(config_dir / "node_key.json", signer, passphrase, kdf_level=kdf_level)
         cert, tls_key = issue_node_cert(cas[oid][0], cas[oid][1], name, chain_id, oid)
         p2p = P2PSettings(
@@ -542,6 +551,7 @@ def _write_network(
             api=ApiConfig(host="127.0.0.1", port=api_port),
             p2p=p2p,
             consensus=consensus,
+            keys=TEST_NETWORK_KEYS,
         )
         config.save()
         NodeConfig.load(home)  # what we wrote is what a node accepts
@@ -578,6 +588,18 @@ def _write_network(
         accounts=accounts,
     )
     layout.save()  # last: a directory with network.json holds a complete network
+
+
+#: What a test network's node.toml says about its keys: the passphrase may sit in plain text
+#: beside them, because this is a test network (see :mod:`citychain.crypto.passphrase`).
+TEST_NETWORK_KEYS = KeysSettings(allow_plaintext_passphrase=TEST_NETWORK_PHRASE)
+
+
+def _write_test_passphrase(path: Path, passphrase: str) -> None:
+    """The network's passphrase in plain text (mode 0600), and next to it the note that says
+    this is for a test network only (``passphrase.README``)."""
+    _write_private(path, (passphrase + "\n").encode())
+    write_note(path)
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -635,7 +657,7 @@ def prepare_joining_org(
     config_dir = home / "config"
     config_dir.mkdir(parents=True)
     shutil.copyfile(layout.genesis_file, config_dir / "genesis.json")
-    _write_private(config_dir / "passphrase", (passphrase + "\n").encode())
+    _write_test_passphrase(config_dir / "passphrase", passphrase)
     signer = Signer.generate(ED25519)
     save_key(config_dir / "node_key.json", signer, passphrase, kdf_level=kdf_level)
     (config_dir / "org_ca_cert.pem").write_bytes(ca_cert)
@@ -657,6 +679,7 @@ def prepare_joining_org(
         api=ApiConfig(host="127.0.0.1", port=port + 1),
         p2p=p2p,
         consensus=consensus,
+        keys=TEST_NETWORK_KEYS,
     )
     config.save()
     NodeConfig.load(home)

@@ -16,9 +16,11 @@ import pytest
 
 from citychain.chain import Chain
 from citychain.crypto import ED25519, Signer
+from citychain.crypto.keystore import load_key
 from citychain.errors import CitychainError, ConfigError, ErrorCode
 from citychain.execution import BlockContext, ContractRegistry, default_registry
 from citychain.execution.keys import account_nonce
+from citychain.node.home import init_home
 from citychain.p2p.certs import generate_org_ca
 from citychain.services.gov.contract import Gov
 from citychain.services.identity.contract import Identity
@@ -280,3 +282,35 @@ def test_bad_genesis_parameters_are_refused(
     with pytest.raises(ConfigError) as info:
         Chain(KVStore(tmp_path / "bad"), make_genesis(identity=params), registry())
     assert words in info.value.message, info.value.message
+
+
+def test_the_demo_genesis_lets_its_admin_govern_the_registry_and_alice_create_a_did(
+    tmp_path: Path,
+) -> None:
+    """``citychain init`` (and ``net up``) write the policies the registry needs: the demo
+    organisation's admin trusts an issuer; the demo account alice creates a DID."""
+    made = init_home(tmp_path / "home", plaintext_key=True, kdf_level="interactive")
+    genesis = Genesis.load(tmp_path / "home" / "config" / "genesis.json")
+    admin = load_key(tmp_path / "home" / "keys" / "org1-admin.json", "", allow_plaintext=True)
+    alice = made.accounts["alice"]
+    chain = Chain(KVStore(tmp_path / "db"), genesis, default_registry())
+    try:
+        txs = [
+            Transaction.create(
+                s,
+                chain_id=genesis.chain_id,
+                nonce=0,
+                contract="identity",
+                method=m,
+                args=a,
+                gas_limit=1_000_000,
+            )
+            for s, m, a in [
+                (alice, "create_did", {"document": document(alice)}),
+                (admin, "trust_issuer", {"issuer": "did:web:x", "type": "T", "name": "N"}),
+            ]
+        ]
+        pending = chain.build_block(txs, genesis.genesis_time + 1000, made.validator.public_key)
+        assert [r.code for r in pending.receipts] == ["ok", "ok"], pending.receipts
+    finally:
+        chain.close()
