@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command of the README: the system packages the tests drive for real (Debian's chromium
-# for every web page; curl and jq for the README's REST examples), a virtual environment with the
+# for every web page; curl and jq for the README's REST examples; softhsm2 for validator keys
+# in a PKCS#11 module), a virtual environment with the
 # [dev] extra, then the whole suite.
 # Arguments are passed to pytest (e.g. `bash scripts/test.sh tests/e2e -x`).
 set -euo pipefail
@@ -11,6 +12,7 @@ need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v curl >/dev/null 2>&1 || need+=(curl)   # the README's REST examples
 command -v jq >/dev/null 2>&1 || need+=(jq)
+command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)   # PKCS#11 validator keys
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
