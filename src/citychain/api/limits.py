@@ -18,6 +18,9 @@ where they are created, and every connection must make progress or go:
   descriptor is born, so the count is kept there, not in uvicorn or ASGI, which see a
   connection only after asyncio has accepted it (asyncio accepts up to its backlog, 2048 in
   uvicorn, in one go; a guard further in would act only once the descriptors are gone).
+  uvicorn's own ``limit_concurrency`` is no bound here: it answers 503 only once a request's
+  headers are parsed (a half-sent request is never counted against it) and keeps the
+  connection open meanwhile; it has no per-address limit and no header-read timeout.
   A connection over the total or per-address cap is answered at once with a 503
   ``{"code": "unavailable", "message": ...}`` and closed within that same call, so a refused
   client never holds a descriptor longer than its refusal takes; at most
