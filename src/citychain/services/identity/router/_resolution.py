@@ -1,0 +1,246 @@
+"""DID Resolution (W3C DID Resolution v1.0, HTTPS binding) over the node's state.
+
+Theory of operation
+-------------------
+``GET /1.0/identifiers/{did}`` is the Universal Resolver's driver interface. :class:`Resolver`
+turns a DID, its resolution options (the query string) and the ``Accept`` header into one
+:class:`Answer`: the HTTP status, the content type and the body. The route only renders it.
+
+The algorithm, in order (the first failure decides; every failure answers
+``didDocument: null``, ``didDocumentMetadata: {}`` and an RFC 9457 problem-details object in
+``didResolutionMetadata.error`` whose ``type`` is a URL of ``https://www.w3.org/ns/did#``):
+
+==================================================  =============================  ======
+check                                               error type                     status
+==================================================  =============================  ======
+``Accept`` names no representation offered here     ``REPRESENTATION_NOT_SUPPORTED``  406
+the DID does not match the DID syntax               ``INVALID_DID``                   400
+an option is malformed (``versionTime`` not UTC     ``INVALID_OPTIONS``               400
+``YYYY-MM-DDThh:mm:ssZ``, ``versionId`` not a
+positive integer, both given, a non-ASCII value)
+an option this resolver does not implement          ``FEATURE_NOT_SUPPORTED``         501
+(``service``, ``relativeRef``, ``hl``, ...)
+a method other than ``citychain`` and ``key``       ``METHOD_NOT_SUPPORTED``          501
+the DID (or that version/time) is not on chain      ``NOT_FOUND``                     404
+the DID is deactivated                              (no error; metadata               410
+                                                    ``deactivated: true``)
+==================================================  =============================  ======
+
+``did:key`` (Ed25519) is resolved here with no chain at all; ``did:citychain`` through the
+``identity`` contract's ``resolve`` query on the latest committed state.
+
+Representations: ``application/did-resolution`` (the whole result; also for ``*/*``,
+``application/json`` and no ``Accept``), ``application/did+ld+json`` (the document with its
+``@context``) and ``application/did+json`` (the document without it). On success the
+``Content-Type`` equals ``didResolutionMetadata.contentType``.
+
+Every error body also carries citychain's own ``{"code", "message"}``, so a client of the
+rest of the API reads it the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from citychain.api.service import NodeService
+from citychain.errors import CitychainError, ErrorCode
+from citychain.services.identity.shapes import METHOD, NAME, did_key_document, split_did
+
+RESOLUTION = "application/did-resolution"
+DID_LD_JSON = "application/did+ld+json"
+DID_JSON = "application/did+json"
+CONTEXT = "https://w3id.org/did-resolution/v1"
+_ERROR_BASE = "https://www.w3.org/ns/did#"
+#: DID parameters of DID URLs that this resolver does not implement.
+_UNSUPPORTED = frozenset({"service", "relativeRef", "hl", "transformKeys", "versionHash"})
+_VERSION_TIME_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+_VERSION_ID_RE = re.compile(r"[1-9][0-9]{0,9}")
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the route sends: status, content type and JSON body."""
+
+    status: int
+    content_type: str
+    body: dict[str, Any]
+
+
+class _Refusal(Exception):
+    def __init__(self, status: int, kind: str, detail: str, code: ErrorCode) -> None:
+        super().__init__(detail)
+        self.status, self.kind, self.detail, self.code = status, kind, detail, code
+
+
+def _error_answer(r: _Refusal) -> Answer:
+    return Answer(
+        r.status,
+        RESOLUTION,
+        {
+            "@context": CONTEXT,
+            "didDocument": None,
+            "didDocumentMetadata": {},
+            "didResolutionMetadata": {
+                "error": {
+                    "type": _ERROR_BASE + r.kind,
+                    "title": r.kind.replace("_", " ").lower(),
+                    "detail": r.detail,
+                }
+            },
+            "code": r.code.value,
+            "message": r.detail,
+        },
+    )
+
+
+def representation(accept: str | None) -> str:
+    """The content type to answer for an ``Accept`` header (its first range this resolver
+    offers, in the header's order); ``REPRESENTATION_NOT_SUPPORTED`` when none."""
+    if not accept:
+        return RESOLUTION
+    for part in accept.split(","):
+        media = part.split(";")[0].strip().lower()
+        if media in ("*/*", "application/*", "application/json", RESOLUTION):
+            return RESOLUTION
+        if media in (DID_LD_JSON, "application/ld+json"):
+            return DID_LD_JSON
+        if media == DID_JSON:
+            return DID_JSON
+    raise _Refusal(
+        406,
+        "REPRESENTATION_NOT_SUPPORTED",
+        f"cannot answer {accept!r}: this resolver offers {RESOLUTION}, {DID_LD_JSON} "
+        f"and {DID_JSON}",
+        ErrorCode.BAD_ARGUMENTS,
+    )
+
+
+def _options(options: dict[str, str]) -> dict[str, Any]:
+    """The ``resolve`` query's arguments from the resolution options, checked."""
+    for name, value in options.items():
+        if not value.isascii():
+            raise _Refusal(
+                400, "INVALID_OPTIONS", f"option {name!r} is not ASCII", ErrorCode.BAD_ARGUMENTS
+            )
+    unsupported = sorted(set(options) & _UNSUPPORTED)
+    if unsupported:
+        raise _Refusal(
+            501,
+            "FEATURE_NOT_SUPPORTED",
+            f"this resolver does not implement the DID parameter(s) {', '.join(unsupported)}",
+            ErrorCode.BAD_ARGUMENTS,
+        )
+    unknown = sorted(set(options) - {"versionId", "versionTime"})
+    if unknown:
+        raise _Refusal(
+            400,
+            "INVALID_OPTIONS",
+            f"unknown resolution option(s) {', '.join(unknown)} (known: versionId, versionTime)",
+            ErrorCode.BAD_ARGUMENTS,
+        )
+    args: dict[str, Any] = {}
+    if "versionId" in options and "versionTime" in options:
+        raise _Refusal(
+            400,
+            "INVALID_OPTIONS",
+            "give versionId or versionTime, not both",
+            ErrorCode.BAD_ARGUMENTS,
+        )
+    if "versionId" in options:
+        if not _VERSION_ID_RE.fullmatch(options["versionId"]):
+            raise _Refusal(
+                400,
+                "INVALID_OPTIONS",
+                f"versionId must be a positive whole number, got {options['versionId']!r}",
+                ErrorCode.BAD_ARGUMENTS,
+            )
+        args["version_id"] = int(options["versionId"])
+    if "versionTime" in options:
+        if not _VERSION_TIME_RE.fullmatch(options["versionTime"]):
+            raise _Refusal(
+                400,
+                "INVALID_OPTIONS",
+                "versionTime must be UTC without fractions, YYYY-MM-DDThh:mm:ssZ, got "
+                f"{options['versionTime']!r}",
+                ErrorCode.BAD_ARGUMENTS,
+            )
+        args["version_time"] = options["versionTime"]
+    return args
+
+
+def _document_for(result: dict[str, Any], content_type: str) -> dict[str, Any]:
+    doc = dict(result["didDocument"])
+    if content_type == DID_JSON:
+        doc.pop("@context", None)
+    return doc
+
+
+class Resolver:
+    """Resolves DIDs for the route, against ``service`` (the node)."""
+
+    def __init__(self, service: NodeService) -> None:
+        self._service = service
+
+    async def resolve(self, did: str, options: dict[str, str], accept: str | None) -> Answer:
+        try:
+            content_type = representation(accept)
+            try:
+                method, _ = split_did(did)
+            except CitychainError as exc:
+                raise _Refusal(400, "INVALID_DID", exc.message, ErrorCode.BAD_ARGUMENTS) from None
+            args = _options(options)
+            if method == "key":
+                result = self._did_key(did, args)
+            elif method == METHOD:
+                result = await self._citychain(did, args)
+            else:
+                raise _Refusal(
+                    501,
+                    "METHOD_NOT_SUPPORTED",
+                    f"this resolver resolves did:{METHOD} and did:key, not did:{method}",
+                    ErrorCode.BAD_ARGUMENTS,
+                )
+        except _Refusal as r:
+            return _error_answer(r)
+        meta = result["didDocumentMetadata"]
+        status = 410 if meta.get("deactivated") else 200
+        if content_type != RESOLUTION:
+            return Answer(status, content_type, _document_for(result, content_type))
+        body = {
+            "@context": CONTEXT,
+            "didDocument": result["didDocument"],
+            "didDocumentMetadata": meta,
+            "didResolutionMetadata": {"contentType": DID_LD_JSON},
+        }
+        return Answer(status, RESOLUTION, body)
+
+    @staticmethod
+    def _did_key(did: str, args: dict[str, Any]) -> dict[str, Any]:
+        try:
+            doc = did_key_document(did)
+        except CitychainError as exc:
+            raise _Refusal(400, "INVALID_DID", exc.message, ErrorCode.BAD_ARGUMENTS) from None
+        if args.get("version_id", 1) != 1:
+            raise _Refusal(
+                404,
+                "NOT_FOUND",
+                f"a did:key has one version, not {args['version_id']}",
+                ErrorCode.DID_NOT_FOUND,
+            )
+        return {"didDocument": doc, "didDocumentMetadata": {}}
+
+    async def _citychain(self, did: str, args: dict[str, Any]) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = await self._service.query(
+                NAME, "resolve", {"did": did, **args}
+            )
+        except CitychainError as exc:
+            if exc.code in (ErrorCode.DID_NOT_FOUND, ErrorCode.NOT_FOUND):
+                raise _Refusal(404, "NOT_FOUND", exc.message, exc.code) from None
+            if exc.code == ErrorCode.BAD_ARGUMENTS:
+                kind = "INVALID_DID" if "version" not in exc.message else "INVALID_OPTIONS"
+                raise _Refusal(400, kind, exc.message, exc.code) from None
+            raise
+        return result
