@@ -21,14 +21,15 @@ import logging
 import os
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from citychain.crypto import ED25519, Signer
 from citychain.crypto.keystore import save_key, save_plaintext_key
+from citychain.crypto.passphrase import TEST_NETWORK_PHRASE, write_note
 from citychain.errors import ConfigError, ErrorCode, Unavailable
-from citychain.node.config import NodeConfig, NodeSettings
+from citychain.node.config import KeysSettings, NodeConfig, NodeSettings
 from citychain.p2p.certs import encrypt_key_pem, generate_org_ca
 from citychain.types import Validator
 from citychain.types.genesis import ChainParams, Genesis, Governance, Member, Organisation
@@ -75,13 +76,22 @@ def init_home(
     api_port: int = 26657,
     kdf_level: str = "moderate",
     genesis_time: int | None = None,
+    validator: Signer | None = None,
+    keys: KeysSettings | None = None,
 ) -> InitResult:
     """Create ``home`` with a validator key, demo accounts, genesis and config.
 
-    Keys are encrypted with ``passphrase``; if none is given a random one is generated and
-    written to ``config/passphrase`` (mode 0600) so the node can start unattended. With
-    ``plaintext_key`` (dev only) the validator key is stored unencrypted and the config says
-    so; the node logs a warning at every start.
+    Keys are encrypted with ``passphrase``, which is then written nowhere: the node is given
+    it at start (see :mod:`citychain.crypto.passphrase`). If none is given this is a demo or
+    test home: a random one is generated and written in plain text to ``config/passphrase``
+    (mode 0600, with ``passphrase.README`` saying "test network only") so the node starts
+    unattended, and node.toml says ``[keys] allow_plaintext_passphrase = "this is a test
+    network"``. With ``plaintext_key`` (dev only) the validator key is stored unencrypted and
+    the config says so; the node logs a warning at every start.
+
+    ``validator`` is a validator key held elsewhere (a :class:`~citychain.crypto.pkcs11.
+    Pkcs11Signer`): genesis names it and no key file is written; ``keys`` is then the
+    ``[keys]`` section that finds it again.
     """
     config_dir = home / "config"
     if (config_dir / "genesis.json").exists():
@@ -92,14 +102,17 @@ def init_home(
         passphrase = secrets.token_urlsafe(24)
         pass_file = config_dir / "passphrase"
         _write_secret(pass_file, passphrase)
+        write_note(pass_file)
+        keys = replace(keys or KeysSettings(), allow_plaintext_passphrase=TEST_NETWORK_PHRASE)
 
-    validator = Signer.generate(ED25519)
     key_path = config_dir / "node_key.json"
-    if plaintext_key:
-        save_plaintext_key(key_path, validator)
-    else:
-        assert passphrase is not None
-        save_key(key_path, validator, passphrase, kdf_level=kdf_level)
+    if validator is None:
+        validator = Signer.generate(ED25519)
+        if plaintext_key:
+            save_plaintext_key(key_path, validator)
+        else:
+            assert passphrase is not None
+            save_key(key_path, validator, passphrase, kdf_level=kdf_level)
 
     keys_dir = home / "keys"
     keys_dir.mkdir(exist_ok=True)
@@ -163,6 +176,7 @@ def init_home(
         home=home,
         node=config.node,
         api=type(config.api)(port=api_port),
+        keys=keys or KeysSettings(),
     )
     config.save()
     return InitResult(config, genesis, validator, signers, pass_file)

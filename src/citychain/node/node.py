@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,14 +28,11 @@ from citychain.consensus.privval import PrivValidator
 from citychain.consensus.tendermint import TendermintEngine
 from citychain.consensus.wal import WAL
 from citychain.crypto import Signer
-from citychain.crypto.keystore import load_key
 from citychain.errors import (
     CitychainError,
     ConfigError,
-    ErrorCode,
     ExecutionFailure,
     InternalError,
-    KeystoreError,
 )
 from citychain.execution import BlockContext, default_registry
 from citychain.execution.keys import account_nonce
@@ -44,6 +40,8 @@ from citychain.mempool import Mempool, MempoolConfig
 from citychain.mempool.journal import GroupCommit, Journal
 from citychain.node.config import NodeConfig
 from citychain.node.home import home_in_use, is_lock_error, running_pid
+from citychain.node.keys import load_validator_key as load_validator_key
+from citychain.node.keys import read_passphrase
 from citychain.p2p import Limits, Switch, parse_peer_list
 from citychain.types import Commit, CommittedEvent, DuplicateVoteEvidence, Event, Transaction
 from citychain.types.answers import SubmitResult
@@ -96,30 +94,6 @@ class Subscription:
                 yield item
         finally:
             self.close("subscriber left")
-
-
-def read_passphrase(config: NodeConfig) -> str | None:
-    env = os.environ.get("CITYCHAIN_PASSPHRASE")
-    if env:
-        return env
-    path = config.path(config.node.passphrase_file)
-    if path.exists():
-        return path.read_text().strip()
-    return None
-
-
-def load_validator_key(config: NodeConfig) -> Signer:
-    key_path = config.path(config.node.key_file)
-    if not key_path.exists():
-        raise ConfigError(f"{key_path}: validator key file not found")
-    passphrase = read_passphrase(config) or ""
-    if not passphrase and not config.node.allow_plaintext_key:
-        raise KeystoreError(
-            f"no passphrase for {key_path}: set CITYCHAIN_PASSPHRASE or write it to "
-            f"{config.path(config.node.passphrase_file)} (mode 0600)",
-            ErrorCode.WRONG_PASSPHRASE,
-        )
-    return load_key(key_path, passphrase, allow_plaintext=config.node.allow_plaintext_key)
 
 
 class Node:
