@@ -48,7 +48,7 @@ from citychain.crypto import ED25519, Signer
 from citychain.crypto.keystore import save_key
 from citychain.node.config import ApiConfig, NodeConfig, NodeSettings, P2PSettings
 from citychain.node.processes import log_tail, spawn_node, stop_processes
-from citychain.node.testnet import PORT_STRIDE, NetNode
+from citychain.node.testnet import PORT_STRIDE, TEST_NETWORK_KEYS, NetNode
 from citychain.p2p.certs import (
     decrypt_key_pem,
     encrypt_key_pem,
@@ -454,6 +454,7 @@ def make_outsider(
         node=NodeSettings(name=name),
         api=ApiConfig(host="127.0.0.1", port=port + 1),
         p2p=p2p,
+        keys=TEST_NETWORK_KEYS,  # its passphrase file is a test network's
     ).save()
     NodeConfig.load(home)
     return NetNode(
