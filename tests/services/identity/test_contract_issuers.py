@@ -84,6 +84,16 @@ def test_governance_trusts_and_withdraws_an_issuer_with_history(net: Net) -> Non
     assert hist[2]["reason"] == "licence authority moved"
     assert (hist[2]["since"], hist[2]["height"]) == (net.time_of(h_trust), net.height)
     assert net.query("issuer_history", after=1, limit=1) == [hist[1]]
+    # Whether it was trusted at some time (a credential's validFrom, say) stays answerable.
+    t = net.time_of
+    for at, was in [(t(h_trust) - 1, False), (t(h_trust), True), (t(net.height) - 1, True)]:
+        assert net.query("is_trusted", issuer=bureau, type=LICENCE, at=at) is was, at
+    assert not net.query("is_trusted", issuer=bureau, type=LICENCE, at=t(net.height))
+    trust(net, bureau)  # trusted again, later: both periods count
+    again = net.height
+    assert net.query("is_trusted", issuer=bureau, type=LICENCE, at=t(h_trust))
+    assert not net.query("is_trusted", issuer=bureau, type=LICENCE, at=t(again) - 1)
+    assert net.query("is_trusted", issuer=bureau, type=LICENCE, at="2100-01-01T00:00:00Z")
 
 
 def test_one_organisation_alone_cannot_trust_an_issuer(net: Net) -> None:

@@ -23,6 +23,7 @@ from citychain.services.identity.shapes import (
     status_chunk_key,
     status_list_digest,
     status_list_key,
+    xsd_datetime,
 )
 
 __all__ = ["net"]
@@ -84,6 +85,32 @@ def test_an_issuer_revokes_and_suspends_and_the_chain_keeps_the_hash(net: Net) -
     assert state.get(status_chunk_key(sus, 200_000)) is not None
     ok(net.send(ALICE, "set_status", {"list_id": sus, "clear": [200_000]}))
     assert state.get(status_chunk_key(sus, 200_000)) is None
+
+
+def test_an_entry_reads_as_it_was_at_a_past_time(net: Net) -> None:
+    """The change history answers for any moment: the entry, the hash and the count then."""
+    issuer = net.create(ALICE, document(ALICE))
+    sus = register(net, issuer, "sus", "suspension")  # height 2
+    t = net.time_of
+    ok(net.send(ALICE, "set_status", {"list_id": sus, "set": [42, 43]}))  # 3
+    ok(net.send(ALICE, "set_status", {"list_id": sus, "clear": [42]}))  # 4
+    ok(net.send(ALICE, "set_status", {"list_id": sus, "set": [42]}))  # 5
+    hist = net.query("status_history", list_id=sus)
+    empty = hashlib.sha256(bytes(SIZE // 8)).digest()
+    for at, set42, digest, changes in [
+        (t(2), False, empty, 0),
+        (t(3) - 1, False, empty, 0),
+        (t(3), True, hist[0]["hash"], 1),
+        (xsd_datetime(t(4)), False, hist[1]["hash"], 2),
+        (t(5), True, hist[2]["hash"], 3),
+    ]:
+        st = net.query("status", list_id=sus, index=42, at=at)
+        assert (st["set"], st["hash"], st["changes"]) == (set42, digest, changes), at
+    assert net.query("status", list_id=sus, index=43, at=t(4))["set"]
+    with pytest.raises(NotFound) as info:
+        net.query("status", list_id=sus, index=42, at=t(2) - 1)
+    assert info.value.code == ErrorCode.STATUS_LIST_NOT_FOUND
+    assert "did not exist yet" in info.value.message
 
 
 def test_status_list_refusals(net: Net) -> None:

@@ -99,6 +99,7 @@ def citychain_did(identifier: bytes) -> str:
 #:     dv/<16 id bytes><version, 4 bytes BE>    one version of a DID document
 #:     ti/<credential type>\0<issuer DID>       a trusted-issuer entry
 #:     tih/<seq, 8 bytes BE>                    the trusted-issuer history, oldest first
+#:     tip/<credential type>\0<issuer DID>      past trust periods [[since, until], ...] (ms)
 #:     sl/<16 id bytes>/<name>                  a status list's head (purpose, size, hash, ...)
 #:     sc/<16 id bytes>/<name>/<chunk, 4 B BE>  1 KiB of its bitstring (absent: all zeros)
 #:     sh/<16 id bytes>/<name>/<seq, 4 B BE>    one change of its bits
@@ -106,6 +107,7 @@ DID_HEAD = b"did/"
 DID_VERSION = b"dv/"
 ISSUER = b"ti/"
 ISSUER_HISTORY = b"tih/"
+ISSUER_PERIODS = b"tip/"
 STATUS_LIST = b"sl/"
 STATUS_CHUNK = b"sc/"
 STATUS_HISTORY = b"sh/"

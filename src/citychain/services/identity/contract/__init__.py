@@ -61,11 +61,14 @@ registry stays inside this service. State::
     ti/<type>\\0<issuer DID>    {"issuer", "type", "name", "since", "height", "tx"}
     tih/<seq, 8 B BE>          {"seq", "action": trust|untrust, "issuer", "type", "name",
                                 "time", "height", "tx", "by": sender address, ...}
+    tip/<type>\\0<issuer DID>   [[since, until], ...]: past trust periods, so ``is_trusted``
+                               answers for a past time too (a credential's ``validFrom``)
 
 **Status lists** (:mod:`._status`). ``register_status_list(issuer, name, purpose, size)``
 by a controller of the issuer's DID; ``set_status(list_id, set, clear)`` changes entries by
 transaction. State holds the bitstring in 1 KiB chunks (absent = zeros), the SHA-256 of the
-uncompressed bitstring, and each change's set and cleared indexes. A revocation, once set,
+uncompressed bitstring, and each change's set and cleared indexes (with the hash after it),
+so ``status(..., at=...)`` reads an entry as it was at a past time. A revocation, once set,
 is never cleared (``revocation_final``).
 
 **Admission.** Every method's refusals are its admission check (``@method(check=...)``), so

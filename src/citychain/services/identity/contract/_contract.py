@@ -46,6 +46,16 @@ def _arg_version(args: dict[str, Any], name: str = "version_id") -> int | None:
     return value
 
 
+def _arg_time(args: dict[str, Any], name: str) -> int:
+    """A moment: ms since the epoch, or a dateTime text (covering its whole second)."""
+    value = args[name]
+    if type(value) is int and value >= 0:
+        return value
+    if type(value) is str:
+        return parse_xsd_datetime(value)
+    raise bad(f"argument {name!r} must be a dateTime such as 2026-12-03T09:14:17Z or ms")
+
+
 def _page(args: dict[str, Any], default: int = 100) -> tuple[int, int]:
     after = arg_int(args, "after", max_value=2**63) if "after" in args else 0
     limit = arg_int(args, "limit", min_value=1, max_value=MAX_PAGE) if "limit" in args else default
@@ -234,6 +244,7 @@ class Identity(Contract):
         ``trust_issuer``. Returns the history entry's number."""
         entry, reason = checked
         ctx.delete(iss.entry_key(entry["issuer"], entry["type"]))
+        iss.close_period(ctx, entry)
         seq = iss.record(ctx, "untrust", entry, reason=reason, since=entry["since"])
         ctx.emit("issuer_untrusted", issuer=entry["issuer"], type=entry["type"], seq=seq)
         return seq
@@ -380,13 +391,7 @@ class Identity(Contract):
                 f"{did} has versions 1 to {h.versions}, not {number}", ErrorCode.DID_NOT_FOUND
             )
         if when is not None:
-            if type(when) is int and when >= 0:
-                at = when
-            elif type(when) is str:
-                at = parse_xsd_datetime(when)
-            else:
-                raise bad("argument 'version_time' must be a dateTime text or ms since the epoch")
-            number = dids.at_time(ctx, did, h, at)
+            number = dids.at_time(ctx, did, h, _arg_time(args, "version_time"))
             if number == 0:
                 raise NotFound(
                     f"{did} did not exist yet at {when} (created {xsd_datetime(h.created)})",
@@ -433,12 +438,17 @@ class Identity(Contract):
     # -- queries: trusted issuers ----------------------------------------------------------
     @query
     def is_trusted(self, ctx: Context, args: dict[str, Any]) -> bool:
-        """``issuer``, ``type``: whether the registry trusts the issuer for that type now."""
-        only_args(args, "issuer", "type")
+        """``issuer``, ``type``, optional ``at`` (a dateTime or ms): whether the registry
+        trusts the issuer for that type now, or did at that time (e.g. a credential's
+        ``validFrom``)."""
+        only_args(args, "issuer", "type", "at")
         issuer = args.get("issuer")
         if type(issuer) is not str:
             raise bad("argument 'issuer' must be a DID")
-        return iss.get_entry(ctx, issuer, iss.arg_type(args)) is not None
+        ctype = iss.arg_type(args)
+        if args.get("at") is None:
+            return iss.get_entry(ctx, issuer, ctype) is not None
+        return iss.trusted_at(ctx, issuer, ctype, _arg_time(args, "at"))
 
     @query
     def issuer(self, ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
@@ -471,19 +481,34 @@ class Identity(Contract):
     # -- queries: status lists -------------------------------------------------------------
     @query
     def status(self, ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
-        """``list_id``, ``index``: whether the entry is set, with the list's purpose and the
-        hash of its current bitstring."""
-        only_args(args, "list_id", "index")
+        """``list_id``, ``index``, optional ``at`` (a dateTime or ms): whether the entry is
+        set (now, or at that time), with the list's purpose, the hash of its bitstring then
+        and how many changes it had had."""
+        only_args(args, "list_id", "index", "at")
         list_id, head = self._list(ctx, args)
         index = arg_int(args, "index", max_value=head["size"] - 1)
         data = st.chunk(ctx, list_id, index // STATUS_CHUNK_BITS)
+        value, digest, changes = (
+            st.bit(data, index % STATUS_CHUNK_BITS),
+            head["hash"],
+            head["changes"],
+        )
+        if args.get("at") is not None:
+            at = _arg_time(args, "at")
+            if at < head["created"]:
+                raise NotFound(
+                    f"status list {list_id} did not exist yet at {args['at']} (registered "
+                    f"{xsd_datetime(head['created'])})",
+                    ErrorCode.STATUS_LIST_NOT_FOUND,
+                )
+            value, digest, changes = st.as_of(ctx, list_id, head, index, value, at)
         return {
             "list_id": list_id,
             "index": index,
-            "set": st.bit(data, index % STATUS_CHUNK_BITS),
+            "set": value,
             "purpose": head["purpose"],
-            "hash": head["hash"],
-            "changes": head["changes"],
+            "hash": digest,
+            "changes": changes,
         }
 
     @query

@@ -15,7 +15,14 @@ from citychain import codec
 from citychain.errors import ErrorCode, InternalError, InvalidInput
 from citychain.execution import Context
 from citychain.services.identity.contract._dids import bad, refuse, require
-from citychain.services.identity.shapes import ISSUER, ISSUER_HISTORY, METHOD, NAME, split_did
+from citychain.services.identity.shapes import (
+    ISSUER,
+    ISSUER_HISTORY,
+    ISSUER_PERIODS,
+    METHOD,
+    NAME,
+    split_did,
+)
 
 HISTORY_NEXT = b"tih_next"
 #: A credential type: a term (``BusinessLicence``) or an absolute URL, no spaces.
@@ -26,6 +33,30 @@ GOVERNED = ("trust_issuer", "untrust_issuer")
 
 def entry_key(issuer: str, ctype: str) -> bytes:
     return ISSUER + ctype.encode() + b"\0" + issuer.encode()
+
+
+def periods_key(issuer: str, ctype: str) -> bytes:
+    return ISSUER_PERIODS + ctype.encode() + b"\0" + issuer.encode()
+
+
+def periods(ctx: Context, issuer: str, ctype: str) -> list[list[int]]:
+    """The past periods ``[since, until)`` (ms) in which ``issuer`` was trusted for ``ctype``."""
+    raw = ctx.get(periods_key(issuer, ctype))
+    return [] if raw is None else list(codec.decode_trusted(raw))
+
+
+def close_period(ctx: Context, entry: dict[str, Any]) -> None:
+    """Keep the period that an untrust ends, so ``is_trusted(..., at=...)`` can answer for it."""
+    past = periods(ctx, entry["issuer"], entry["type"])
+    past.append([entry["since"], ctx.time])
+    ctx.set(periods_key(entry["issuer"], entry["type"]), codec.encode(past))
+
+
+def trusted_at(ctx: Context, issuer: str, ctype: str, at: int) -> bool:
+    entry = get_entry(ctx, issuer, ctype)
+    if entry is not None and entry["since"] <= at:
+        return True
+    return any(since <= at < until for since, until in periods(ctx, issuer, ctype))
 
 
 def type_prefix(ctype: str) -> bytes:

@@ -112,6 +112,28 @@ def bitstring(ctx: Context, list_id: str, size: int) -> bytes:
     return b"".join(chunk(ctx, list_id, n) for n in range(size // STATUS_CHUNK_BITS))
 
 
+def as_of(
+    ctx: Context, list_id: str, head: dict[str, Any], index: int, now: bool, at: int
+) -> tuple[bool, bytes, int]:
+    """Entry ``index`` (``now`` at present), the bitstring's hash and the number of changes
+    as they were at time ``at`` (ms): walk the changes made after ``at`` back to the first,
+    whose prior value of the entry is the one at ``at``. Reads one record per later change."""
+    value, seq = now, int(head["changes"])
+    while seq > 0:
+        raw = ctx.get(change_key(list_id, seq))
+        if raw is None:
+            raise InternalError(f"change {seq} of status list {list_id} is missing")
+        change = codec.decode_trusted(raw)
+        if change["time"] <= at:
+            return value, change["hash"], seq
+        if index in change["set"]:
+            value = False
+        elif index in change["clear"]:
+            value = True
+        seq -= 1
+    return value, empty_hash(int(head["size"])), 0
+
+
 def check_size(size: int) -> bool:
     return MIN_STATUS_LIST_BITS <= size <= MAX_STATUS_LIST_BITS and size % STATUS_CHUNK_BITS == 0
 
