@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from citychain import codec
 from citychain.services.identity.contract import CONTEXT, to_json, to_record
-from citychain.services.identity.shapes import citychain_did
+from citychain.services.identity.shapes import citychain_did, parse_xsd_datetime, xsd_datetime
 
 DID = citychain_did(bytes(range(16)))
 _frag = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,12}", fullmatch=True)
@@ -104,3 +104,11 @@ def test_relative_ids_at_create_mean_the_same_as_absolute_ones_later(rec: dict[s
 
 def test_a_deactivated_version_keeps_only_its_id() -> None:
     assert to_json(None, DID) == {"@context": CONTEXT, "id": DID}
+
+
+@given(st.integers(0, 253402300799999))  # up to 9999-12-31T23:59:59.999Z
+def test_metadata_times_read_back_as_their_whole_second(ms: int) -> None:
+    text = xsd_datetime(ms)
+    assert len(text) == 20 and text.endswith("Z")
+    assert parse_xsd_datetime(text) == ms // 1000 * 1000 + 999
+    assert parse_xsd_datetime(text[:-1] + ".000Z") == ms // 1000 * 1000

@@ -188,7 +188,9 @@ def status_list_digest(bitstring: bytes) -> bytes:
 
 # -- times (DID Core §7.3: XML Schema dateTime, UTC, no fractional seconds) ---------------------
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_XSD_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)")
+_XSD_RE = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-9]{2})"
+)
 
 
 def xsd_datetime(ms: int) -> str:

@@ -39,7 +39,7 @@ def _arg_version(args: dict[str, Any], name: str = "version_id") -> int | None:
     if name not in args or args[name] is None:
         return None
     value = args[name]
-    if type(value) is str and value.isdecimal() and len(value) <= 10:
+    if type(value) is str and value.isascii() and value.isdigit() and len(value) <= 10:
         value = int(value)
     if type(value) is not int or not 0 < value < 2**32:
         raise bad(f"argument {name!r} must be a version number (1, 2, ...), got {value!r}")
