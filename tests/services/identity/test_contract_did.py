@@ -28,6 +28,7 @@ from test_contract_genesis import (  # type: ignore[import-not-found]
 
 from citychain.chain import Chain
 from citychain.errors import ErrorCode, InvalidInput, NotFound
+from citychain.services.identity.contract import CONTEXT
 from citychain.services.identity.shapes import (
     citychain_id,
     did_head_key,
@@ -301,6 +302,7 @@ _JWK_VM = {"id": "#k", "type": "JsonWebKey", "publicKeyJwk": {"kty": "OKP"}}
         ({"id": UNKNOWN, **document(ALICE)}, "id: must be left out at create"),
         ({**document(ALICE), "name": "Alice Zhang"}, "has name, which this method does not take"),
         ({**document(ALICE), "@context": "https://example.com"}, "@context"),
+        ({**document(ALICE), "@context": [CONTEXT[0], {"@vocab": None}]}, "@context: must be"),
         ({"verificationMethod": [_JWK_VM], "capabilityInvocation": ["#k"]}, "has publicKeyJwk"),
         (
             {"verificationMethod": [{**_VM, "publicKeyMultibase": "zQ3s"}]},

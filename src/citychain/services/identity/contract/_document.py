@@ -160,8 +160,8 @@ def to_record(doc: Any, did: str | None) -> dict[str, Any]:
         )
     if "@context" in doc:
         ctx = doc["@context"]
-        first = ctx[0] if isinstance(ctx, list) and ctx else ctx
-        if first != CONTEXT[0] or (isinstance(ctx, list) and not set(ctx) <= set(CONTEXT)):
+        items = ctx if isinstance(ctx, list) else [ctx]
+        if not items or items[0] != CONTEXT[0] or any(c not in CONTEXT for c in items):
             raise bad("@context", f"must be {CONTEXT[0]!r}, optionally with {CONTEXT[1]!r}")
     if "id" in doc:
         if did is None:
