@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from citychain import codec
+from citychain.errors import ErrorCode, InvalidInput
 from citychain.services.identity.contract import CONTEXT, to_json, to_record
 from citychain.services.identity.shapes import citychain_did, parse_xsd_datetime, xsd_datetime
 
@@ -112,3 +113,49 @@ def test_metadata_times_read_back_as_their_whole_second(ms: int) -> None:
     assert len(text) == 20 and text.endswith("Z")
     assert parse_xsd_datetime(text) == ms // 1000 * 1000 + 999
     assert parse_xsd_datetime(text[:-1] + ".000Z") == ms // 1000 * 1000
+
+
+_any = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.binary(max_size=40) | _text | _frag,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                ["id", "type", "controller", "publicKeyMultibase", "serviceEndpoint", "@context"]
+            )
+            | _text,
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=12,
+)
+_props = st.sampled_from(
+    [
+        "@context",
+        "id",
+        "controller",
+        "alsoKnownAs",
+        "verificationMethod",
+        "authentication",
+        "assertionMethod",
+        "capabilityInvocation",
+        "keyAgreement",
+        "service",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_props, _any, max_size=6), st.sampled_from([None, DID]))
+def test_any_malformed_document_is_refused_with_its_code(
+    doc: dict[str, Any], did: str | None
+) -> None:
+    """Whatever arrives, the codec returns a record or refuses with invalid_did_document:
+    never another exception (which a block would turn into a bare contract_error)."""
+    try:
+        rec = to_record(doc, did)
+    except InvalidInput as exc:
+        assert exc.code == ErrorCode.INVALID_DID_DOCUMENT, exc
+        return
+    assert to_record(to_json(rec, DID), DID) == rec
