@@ -105,6 +105,21 @@ class ErrorCode(StrEnum):
     POLICY_REQUIRED = "policy_required"  # a governed change with no governance policy in force
     STATUS_LIST_NOT_FOUND = "status_list_not_found"
     REVOCATION_FINAL = "revocation_final"  # a revocation bit, once set, is never cleared
+    # the identity service: verifying credentials and presentations (Data Integrity, SD-JWT)
+    INVALID_CREDENTIAL = "invalid_credential"  # not a VC/VP of the data model (shape, types)
+    TAMPERED = "tampered"  # the proof or signature does not match the signed content
+    WRONG_KEY = "wrong_key"  # the verification method is not the issuer's or holder's key
+    KEY_NOT_AUTHORIZED = "key_not_authorized"  # the key is not in the proof's relationship
+    CREDENTIAL_EXPIRED = "credential_expired"  # past validUntil (or the SD-JWT's exp)
+    NOT_YET_VALID = "not_yet_valid"  # before validFrom (or the SD-JWT's nbf)
+    WRONG_CHALLENGE = "wrong_challenge"  # the presentation's challenge (KB-JWT nonce) differs
+    WRONG_DOMAIN = "wrong_domain"  # the presentation's domain (KB-JWT aud) differs
+    UNKNOWN_CONTEXT = "unknown_context"  # a JSON-LD context that is not bundled: never fetched
+    SCHEMA_VIOLATION = "schema_violation"  # the subject breaks its credentialSchema
+    DISCLOSURE_INVALID = "disclosure_invalid"  # an SD-JWT disclosure not signed by the issuer
+    KEY_BINDING_INVALID = "key_binding_invalid"  # the SD-JWT key binding is missing or wrong
+    CREDENTIAL_REVOKED = "credential_revoked"  # its revocation bit is set in the status list
+    CREDENTIAL_SUSPENDED = "credential_suspended"  # its suspension bit is set
     # Reads
     NOT_FOUND = "not_found"
     HEIGHT_PRUNED = "height_pruned"
@@ -347,6 +362,20 @@ _BY_CODE: Final[dict[ErrorCode, tuple[type[CitychainError], int]]] = {
     ErrorCode.POLICY_REQUIRED: (ExecutionFailure, 403),
     ErrorCode.STATUS_LIST_NOT_FOUND: (NotFound, 404),
     ErrorCode.REVOCATION_FINAL: (ExecutionFailure, 400),
+    ErrorCode.INVALID_CREDENTIAL: (InvalidInput, 400),
+    ErrorCode.TAMPERED: (InvalidInput, 400),
+    ErrorCode.WRONG_KEY: (InvalidInput, 400),
+    ErrorCode.KEY_NOT_AUTHORIZED: (InvalidInput, 400),
+    ErrorCode.CREDENTIAL_EXPIRED: (InvalidInput, 400),
+    ErrorCode.NOT_YET_VALID: (InvalidInput, 400),
+    ErrorCode.WRONG_CHALLENGE: (InvalidInput, 400),
+    ErrorCode.WRONG_DOMAIN: (InvalidInput, 400),
+    ErrorCode.UNKNOWN_CONTEXT: (InvalidInput, 400),
+    ErrorCode.SCHEMA_VIOLATION: (InvalidInput, 422),
+    ErrorCode.DISCLOSURE_INVALID: (InvalidInput, 400),
+    ErrorCode.KEY_BINDING_INVALID: (InvalidInput, 400),
+    ErrorCode.CREDENTIAL_REVOKED: (InvalidInput, 400),
+    ErrorCode.CREDENTIAL_SUSPENDED: (InvalidInput, 400),
     ErrorCode.NOT_FOUND: (NotFound, 404),
     ErrorCode.HEIGHT_PRUNED: (NotFound, 410),
     ErrorCode.HEIGHT_NOT_COMMITTED: (NotFound, 404),
