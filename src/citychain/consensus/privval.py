@@ -18,6 +18,12 @@ one it signed, lexicographically:
 * equal with different bytes, or earlier: :class:`DoubleSignRefused` (code ``double_sign``).
   Signing it could equivocate, which is what a Byzantine validator does.
 
+The signer may hold its key in memory (a key file unlocked at start) or never see it: a
+:class:`~citychain.crypto.pkcs11.Pkcs11Signer` (``[keys] signer = "pkcs11"``) asks a hardware
+security module to sign. The checks and the durable record above happen here, in front of
+either, so a module is only ever asked for a signature this validator may give; if the module
+refuses or fails, the error is raised before anything is recorded and nothing is released.
+
 The state file is JSON, so an operator can read it with ``cat`` when a refusal needs
 explaining or a validator is moved between machines (the classic way to double-sign is to
 move the key and not this file). It is not secret: no key in it, only what was last signed::
