@@ -42,7 +42,10 @@ class Service:
     def part(self, role: Role) -> ModuleType | None:
         """The service's module for ``role``, imported now; None when it has none."""
         module = f"{self.package}.{role}"
-        if importlib.util.find_spec(module) is None:
+        spec = importlib.util.find_spec(module)
+        # A folder without an __init__.py (a namespace package: data, or a part not written
+        # yet) is no part: only a module or a regular package plays a role.
+        if spec is None or spec.origin is None:
             return None
         return importlib.import_module(module)
 

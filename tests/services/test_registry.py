@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from citychain import registry
@@ -56,3 +58,27 @@ def test_a_service_may_not_shadow_a_client_method(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(_services, "_sdk_parts", lambda: (("status", __import__("types")),))
     with pytest.raises(ConfigError, match="service 'status' has the name of a client method"):
         attach_services(Client("http://127.0.0.1:1"), asynchronous=False)
+
+
+def test_a_folder_without_an_init_is_no_part(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Data beside a service (``sdk/contexts/`` before ``sdk/__init__.py`` exists) is not
+    mistaken for its SDK part."""
+    pkg = tmp_path / "svc_nsp"
+    (pkg / "sdk" / "data").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "cli.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    service = registry.Service("svc_nsp")
+    assert service.part("sdk") is None
+    assert service.part("cli") is not None
+    assert service.part("router") is None
+
+
+def test_an_sdk_part_without_bind_is_refused_in_words(monkeypatch: pytest.MonkeyPatch) -> None:
+    from citychain.sdk import _services
+
+    monkeypatch.setattr(_services, "_sdk_parts", lambda: (("half", __import__("json")),))
+    with pytest.raises(ConfigError, match="service 'half': its sdk part json has no bind"):
+        Client("http://127.0.0.1:1")

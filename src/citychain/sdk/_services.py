@@ -89,6 +89,11 @@ def attach_services(client: Any, *, asynchronous: bool) -> None:
     for name, module in _sdk_parts():
         if hasattr(type(client), name):
             raise ConfigError(f"service {name!r} has the name of a client method; rename it")
+        if not hasattr(module, "bind") or not hasattr(module, "bind_async"):
+            raise ConfigError(
+                f"service {name!r}: its sdk part {module.__name__} has no bind() and "
+                "bind_async() (see citychain.services)"
+            )
         helper = module.bind_async(client) if asynchronous else module.bind(client)
         helpers[name] = helper
         setattr(client, name, helper)
