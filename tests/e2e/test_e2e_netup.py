@@ -28,6 +28,12 @@ import httpx
 import pytest
 from netproc import free_base_port  # type: ignore[import-not-found]
 
+from citychain.crypto.keystore import load_key
+from citychain.sdk import Client
+from citychain.services.identity.contract import to_json
+from citychain.services.identity.shapes import did_head_key, did_version_key, multikey_encode
+from citychain.types.genesis import Genesis
+
 pytestmark = pytest.mark.slow
 
 #: As the README runs it: the script of the venv under test, by a path relative to the cwd.
@@ -273,6 +279,41 @@ def test_tables_at_80_columns_show_full_node_names_and_heights(net: Net) -> None
     assert "waiting for" in header, wide.stdout  # a column when it fits
     r = net.run("status", "--node", net.api(2), columns=80)
     assert r.returncode == 0 and "…" not in r.stdout, r.stdout
+
+
+def test_a_did_created_on_one_node_resolves_with_a_proof_on_another(net: Net) -> None:
+    """Identity on the network: alice creates a did:citychain through node0; node2 resolves
+    it over HTTP, and the SDK proves both of its state records against node2's signed
+    header and the genesis validators, and they rebuild the document node2 served."""
+    passphrase = (net.dir / "passphrase").read_text().strip()
+    alice = load_key(net.dir / "keys" / "alice.json", passphrase)
+    doc = {
+        "verificationMethod": [
+            {
+                "id": "#key-1",
+                "type": "Multikey",
+                "publicKeyMultibase": multikey_encode(alice.public_key),
+            }
+        ],
+        "assertionMethod": ["#key-1"],
+        "capabilityInvocation": ["#key-1"],
+    }
+    with Client(net.api(0)) as c0:
+        did = c0.send(alice, "identity", "create_did", {"document": doc}, timeout=60).result
+    genesis = Genesis.load(net.dir / "node0" / "config" / "genesis.json")
+
+    def served() -> dict[str, Any] | None:
+        r = httpx.get(f"{net.api(2)}/1.0/identifiers/{did}", timeout=10)
+        return r.json() if r.status_code == 200 else None
+
+    result = wait_for("node2 resolves the DID", served, timeout=30)
+    assert result["didDocument"]["id"] == did
+    with Client(net.api(2), validators=genesis.validator_set) as c2:
+        head = c2.get_state(did_head_key(did))  # proof + 2/3 of the validators' signatures
+        version = c2.get_state(did_version_key(did, 1), height=head.height)
+    assert head.verified and version.verified and head.exists
+    record = version.decode()["doc"]
+    assert to_json(record, did) == result["didDocument"]
 
 
 def test_a_stopped_validator_is_offline_by_name_and_a_second_up_starts_only_it(net: Net) -> None:

@@ -133,3 +133,22 @@ def test_a_passphrase_from_a_descriptor(tmp_path: Path, no_env: None) -> None:
     home = real_home(tmp_path)
     keys.supply_passphrase("operator words", "--passphrase-fd 5")
     assert keys.load_validator_key(NodeConfig.load(home)).public_key
+
+
+def test_the_pkcs11_pin_comes_from_the_environment_or_a_credential(tmp_path: Path) -> None:
+    from citychain.crypto.pkcs11 import read_pin
+
+    assert read_pin("MY_PIN", {"MY_PIN": "1234"}) == "1234"
+    (tmp_path / "citychain-pkcs11-pin").write_text("5678\n")
+    assert read_pin("MY_PIN", {"CREDENTIALS_DIRECTORY": str(tmp_path)}) == "5678"
+    with pytest.raises(KeystoreError) as none:
+        read_pin("MY_PIN", {})
+    assert none.value.message == (
+        "no PIN for the PKCS#11 token: set $MY_PIN or the systemd credential "
+        "citychain-pkcs11-pin (the PIN is never read from node.toml)"
+    )
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "node.toml").write_text('[keys]\nsigner = "pkcs11"\n')
+    with pytest.raises(ConfigError) as half:
+        NodeConfig.load(tmp_path)
+    assert 'pkcs11_module must be set when signer = "pkcs11"' in half.value.message
