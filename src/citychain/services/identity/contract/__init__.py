@@ -19,7 +19,7 @@ operation is one transaction of this contract and appends one *version*::
                                            "t": block time ms, "h": height, "tx": tx hash,
                                            "by": signing public key}
 
-The record is the document reduced to canonical data (:mod:`._document`); the JSON-LD form
+The record is the document reduced to canonical data (:mod:`..shapes._document`); the JSON
 is rebuilt by the ``resolve`` query. Versions are never overwritten, so ``resolve`` answers
 for any ``version_id``, or for a ``version_time`` by binary search over the versions' block
 times (which never decrease: they come from the headers).
@@ -76,9 +76,9 @@ the mempool refuses at once with the code the receipt would carry.
 """
 
 from citychain.services.identity.contract._contract import Identity as Identity
-from citychain.services.identity.contract._document import CONTEXT as CONTEXT
-from citychain.services.identity.contract._document import to_json as to_json
-from citychain.services.identity.contract._document import to_record as to_record
+from citychain.services.identity.shapes._document import CONTEXT as CONTEXT
+from citychain.services.identity.shapes._document import to_json as to_json
+from citychain.services.identity.shapes._document import to_record as to_record
 
 
 def system_contract() -> Identity:

@@ -10,7 +10,6 @@ from citychain import codec
 from citychain.errors import CitychainError, ConfigError, ErrorCode, InvalidInput, NotFound
 from citychain.execution import Context, Contract, arg_int, method, only_args, query
 from citychain.services.identity.contract import _dids as dids
-from citychain.services.identity.contract import _document as doc
 from citychain.services.identity.contract import _issuers as iss
 from citychain.services.identity.contract import _status as st
 from citychain.services.identity.shapes import (
@@ -27,6 +26,7 @@ from citychain.services.identity.shapes import (
     status_list_id,
     xsd_datetime,
 )
+from citychain.services.identity.shapes import _document as doc
 
 #: Most entries one page of a history returns.
 MAX_PAGE = 200

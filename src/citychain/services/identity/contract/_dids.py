@@ -12,7 +12,6 @@ from typing import Any
 from citychain import codec
 from citychain.errors import ErrorCode, ExecutionFailure, InternalError, InvalidInput, NotFound
 from citychain.execution import Context
-from citychain.services.identity.contract import _document as doc
 from citychain.services.identity.shapes import (
     DID_HEAD,
     DID_VERSION,
@@ -22,6 +21,7 @@ from citychain.services.identity.shapes import (
     multikey_encode,
     split_did,
 )
+from citychain.services.identity.shapes import _document as doc
 
 #: The largest number of versions one DID may have (4-byte version numbers).
 MAX_VERSIONS = 2**32 - 1
