@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # The test command of the README: the system packages the tests drive for real (Debian's chromium
-# for every web page; curl and jq for the README's REST examples; softhsm2 for validator keys
-# in a PKCS#11 module), a virtual environment with the
-# [dev] extra, then the whole suite.
+# for every web page; curl and jq for the README's REST examples; softhsm2 for validator keys in
+# a PKCS#11 module), a virtual environment with the [dev] extra, then the whole suite.
 # Arguments are passed to pytest (e.g. `bash scripts/test.sh tests/e2e -x`).
 set -euo pipefail
 cd "$(dirname "$0")/.."

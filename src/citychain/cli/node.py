@@ -57,6 +57,9 @@ def _passphrase_from(fd: int | None, stdin: bool) -> tuple[str, str] | None:
     if fd is not None:
         return read_fd(fd, f"--passphrase-fd {fd}"), f"--passphrase-fd {fd}"
     if stdin:
+        if os.isatty(0):  # a person at a terminal: ask without echoing
+            typed: str = typer.prompt("Key passphrase", hide_input=True)
+            return typed, "stdin"
         return read_fd(0, "stdin"), "stdin"
     return None
 

@@ -16,6 +16,7 @@ net up`` and ``citychain init`` without a passphrase write).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from citychain.crypto import Signer
@@ -23,6 +24,8 @@ from citychain.crypto import passphrase as sources
 from citychain.crypto.keystore import load_key
 from citychain.errors import ConfigError, ErrorCode, KeystoreError
 from citychain.node.config import NodeConfig
+
+log = logging.getLogger(__name__)
 
 _supplied: tuple[str, str] | None = None
 
@@ -56,16 +59,24 @@ def check_no_plaintext_passphrase(config: NodeConfig) -> None:
         raise sources.refuse_plaintext_file(path, config.config_file)
 
 
-def read_passphrase(config: NodeConfig) -> str | None:
-    """The node's passphrase from the first source that has one, or None."""
+def _find_passphrase(config: NodeConfig) -> tuple[str, str] | None:
     if _supplied is not None:
-        return _supplied[0]
+        return _supplied
     found = sources.from_environment()
     if found is not None:
-        return found[0]
+        return found
     if config.keys.test_network:
-        return sources.read_plaintext_file(config.path(config.node.passphrase_file))
+        path = config.path(config.node.passphrase_file)
+        text = sources.read_plaintext_file(path)
+        if text is not None:
+            return text, f"{path} (a test network's plaintext file)"
     return None
+
+
+def read_passphrase(config: NodeConfig) -> str | None:
+    """The node's passphrase from the first source that has one, or None."""
+    found = _find_passphrase(config)
+    return None if found is None else found[0]
 
 
 def load_validator_key(config: NodeConfig) -> Signer:
@@ -75,16 +86,21 @@ def load_validator_key(config: NodeConfig) -> Signer:
     if keys.signer == "pkcs11":
         from citychain.crypto.pkcs11 import open_signer, read_pin
 
-        return open_signer(
+        signer = open_signer(
             keys.pkcs11_module,
             keys.pkcs11_token_label,
             keys.pkcs11_key_label,
             read_pin(keys.pkcs11_pin_env),
         )
+        log.info("validator key: %s, signing inside the module", signer.where)
+        return signer
     key_path = config.path(config.node.key_file)
     if not key_path.exists():
         raise ConfigError(f"{key_path}: validator key file not found")
-    passphrase = read_passphrase(config) or ""
+    found = _find_passphrase(config)
+    passphrase = found[0] if found is not None else ""
+    if found is not None:
+        log.info("validator key %s: passphrase from %s", key_path, found[1])
     if not passphrase and not config.node.allow_plaintext_key:
         raise KeystoreError(
             f"no passphrase for {key_path}: set ${sources.ENV}, start with --passphrase-fd N "
