@@ -6,7 +6,6 @@ can be read back (and proven) as it was.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from citychain import codec
@@ -16,6 +15,8 @@ from citychain.services.identity.shapes import (
     DID_HEAD,
     DID_VERSION,
     METHOD,
+    DidHead,
+    DidVersion,
     citychain_id,
     multikey_decode,
     multikey_encode,
@@ -27,30 +28,9 @@ from citychain.services.identity.shapes import _document as doc
 MAX_VERSIONS = 2**32 - 1
 
 
-@dataclass(frozen=True, slots=True)
-class Head:
-    """A DID's head record: how many versions it has, when it was created."""
-
-    versions: int
-    created: int
-    created_height: int
-
-
-@dataclass(frozen=True, slots=True)
-class Version:
-    """One version of a DID document: the record (None once deactivated) and how it came."""
-
-    number: int
-    record: dict[str, Any] | None
-    op: str
-    time: int
-    height: int
-    tx: bytes
-    signer: bytes
-
-    @property
-    def deactivated(self) -> bool:
-        return self.record is None
+#: The records of a DID in state (defined with the layout, so the SDK reads them too).
+Head = DidHead
+Version = DidVersion
 
 
 def refuse(code: ErrorCode, message: str) -> ExecutionFailure:
@@ -84,16 +64,14 @@ def head(ctx: Context, did: str) -> Head | None:
     raw = ctx.get(DID_HEAD + citychain_id(did))
     if raw is None:
         return None
-    n, created, height = _load(raw, "DID head")
-    return Head(n, created, height)
+    return Head.from_value(_load(raw, "DID head"))
 
 
 def version(ctx: Context, did: str, number: int) -> Version:
     raw = ctx.get(DID_VERSION + citychain_id(did) + number.to_bytes(4, "big"))
     if raw is None:
         raise InternalError(f"version {number} of {did} is missing from state")
-    v = _load(raw, "DID version")
-    return Version(number, v["doc"], v["op"], v["t"], v["h"], v["tx"], v["by"])
+    return Version.from_value(number, _load(raw, "DID version"))
 
 
 def require(ctx: Context, did: str, *, live: bool = True) -> tuple[Head, Version]:

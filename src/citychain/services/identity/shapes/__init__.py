@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import base58
 
-from citychain.errors import ErrorCode, InvalidInput
+from citychain.errors import DecodeError, ErrorCode, InvalidInput
 from citychain.types.state_keys import contract_key
 
 NAME = "identity"
@@ -237,3 +239,59 @@ def did_key_document(did: str) -> dict[str, object]:
         "capabilityInvocation": [vm_id],
         "capabilityDelegation": [vm_id],
     }
+
+
+@dataclass(frozen=True, slots=True)
+class DidHead:
+    """A DID's head record (``did/<id>``): how many versions it has, when it was created."""
+
+    versions: int
+    created: int
+    created_height: int
+
+    @classmethod
+    def from_value(cls, value: object) -> DidHead:
+        """The head from its decoded state value ``[versions, created ms, height]``."""
+        if (
+            not isinstance(value, list)
+            or len(value) != 3
+            or not all(type(x) is int and x >= 0 for x in value)
+        ):
+            raise DecodeError(f"not a DID head record: {value!r:.80}", ErrorCode.MALFORMED)
+        return cls(value[0], value[1], value[2])
+
+
+@dataclass(frozen=True, slots=True)
+class DidVersion:
+    """One version of a DID document (``dv/<id><n>``): the record (None once deactivated),
+    the operation that made it, its block time and height, transaction and signing key."""
+
+    number: int
+    record: dict[str, Any] | None
+    op: str
+    time: int
+    height: int
+    tx: bytes
+    signer: bytes
+
+    @property
+    def deactivated(self) -> bool:
+        return self.record is None
+
+    @classmethod
+    def from_value(cls, number: int, value: object) -> DidVersion:
+        """The version from its decoded state value ``{"doc", "op", "t", "h", "tx", "by"}``."""
+        fields = ("doc", "op", "t", "h", "tx", "by")
+        if not isinstance(value, dict) or set(value) != set(fields):
+            raise DecodeError(f"not a DID version record: {value!r:.80}", ErrorCode.MALFORMED)
+        record, op, t, h, tx, by = (value[f] for f in fields)
+        if not (
+            (record is None or isinstance(record, dict))
+            and type(op) is str
+            and type(t) is int
+            and type(h) is int
+            and type(tx) is bytes
+            and type(by) is bytes
+        ):
+            raise DecodeError(f"not a DID version record: {value!r:.80}", ErrorCode.MALFORMED)
+        return cls(number, record, op, t, h, tx, by)
