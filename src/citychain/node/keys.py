@@ -92,7 +92,7 @@ def load_validator_key(config: NodeConfig) -> Signer:
             keys.pkcs11_key_label,
             read_pin(keys.pkcs11_pin_env),
         )
-        log.info("validator key: %s, signing inside the module", signer.where)
+        log.debug("validator key: %s, signing inside the module", signer.where)
         return signer
     key_path = config.path(config.node.key_file)
     if not key_path.exists():
@@ -100,7 +100,7 @@ def load_validator_key(config: NodeConfig) -> Signer:
     found = _find_passphrase(config)
     passphrase = found[0] if found is not None else ""
     if found is not None:
-        log.info("validator key %s: passphrase from %s", key_path, found[1])
+        log.debug("validator key %s: passphrase from %s", key_path, found[1])
     if not passphrase and not config.node.allow_plaintext_key:
         raise KeystoreError(
             f"no passphrase for {key_path}: set ${sources.ENV}, start with --passphrase-fd N "
