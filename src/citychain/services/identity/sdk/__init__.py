@@ -1,0 +1,186 @@
+"""``client.identity``: verifiable credentials from the SDK, pure and offline.
+
+Everything here is a pure function of its arguments: no network, no chain, no clock (the
+caller passes ``now``), no file but the package's own bundled data (JSON-LD contexts and
+credential schemas). It needs nothing of the node's ``[node]`` extra.
+
+* **Data Integrity** (:func:`add_proof`, :func:`verify_proof`): ``eddsa-rdfc-2022`` and
+  ``eddsa-jcs-2022``; the ``verificationMethod`` is dereferenced through a ``resolver``
+  callback (DID -> DID document); ``did:key`` resolves locally.
+* **VC Data Model 2.0** (:func:`build_credential`, :func:`issue_credential`,
+  :func:`verify_credential`, :func:`create_presentation`, :func:`sign_presentation`,
+  :func:`verify_presentation`).
+* **SD-JWT VC** (:func:`issue_sd_jwt`, :func:`present_sd_jwt`, :func:`verify_sd_jwt`).
+* **Bitstring Status List** (:class:`StatusList`, :func:`status_entry`,
+  :func:`status_list_credential`, :func:`check_status`, :class:`IndexAllocator`).
+* **Templates** (:data:`TEMPLATES`, :func:`credential_from_template`,
+  :func:`validate_schema`): business licence, professional qualification, residence permit,
+  property certificate, each with a bundled JSON Schema 2020-12.
+
+Every refusal is an :class:`~citychain.errors.InvalidInput` whose ``code`` names the reason
+(``tampered``, ``wrong_key``, ``key_not_authorized``, ``credential_expired``,
+``not_yet_valid``, ``wrong_challenge``, ``wrong_domain``, ``unknown_context``,
+``schema_violation``, ``disclosure_invalid``, ``key_binding_invalid``,
+``invalid_credential``, ``credential_revoked``, ``credential_suspended``).
+
+No personal data goes on chain: the chain holds issuers' DID documents, the trusted-issuer
+registry and status-list bits (and, where someone anchors a credential, only its hash).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from citychain.services.identity.sdk._contexts import (
+    CITYCHAIN_V1,
+    CONTEXT_FILES,
+    CREDENTIALS_V2,
+    UnknownContext,
+    check_contexts,
+    context_document,
+    document_loader,
+)
+from citychain.services.identity.sdk._di import (
+    CRYPTOSUITES,
+    EDDSA_JCS_2022,
+    EDDSA_RDFC_2022,
+    add_proof,
+    canonicalize_jcs,
+    canonicalize_rdfc,
+    verify_proof,
+)
+from citychain.services.identity.sdk._methods import (
+    Resolver,
+    VerificationMethod,
+    dereference,
+    did_key_document,
+)
+from citychain.services.identity.sdk._sdjwt import (
+    Disclosure,
+    VerifiedSdJwt,
+    disclosures,
+    issue_sd_jwt,
+    present_sd_jwt,
+    public_jwk,
+    verify_sd_jwt,
+)
+from citychain.services.identity.sdk._status import (
+    IndexAllocator,
+    StatusList,
+    check_status,
+    status_entry,
+    status_list_credential,
+)
+from citychain.services.identity.sdk._templates import (
+    TEMPLATES,
+    Template,
+    credential_from_template,
+    credential_schema,
+    validate_schema,
+)
+from citychain.services.identity.sdk._vc import (
+    VerifiedDocument,
+    build_credential,
+    create_presentation,
+    issue_credential,
+    sign_presentation,
+    verify_credential,
+    verify_presentation,
+)
+
+
+class Identity:
+    """``client.identity`` on a blocking :class:`~citychain.sdk.Client`: the pure credential
+    functions as methods (``client.identity.verify_credential(vc, now=...)``). The node-backed
+    parts (resolving ``did:citychain`` through the client, the trusted-issuer registry,
+    anchored status lists) are added when the contract's routes land."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    add_proof = staticmethod(add_proof)
+    verify_proof = staticmethod(verify_proof)
+    canonicalize_jcs = staticmethod(canonicalize_jcs)
+    canonicalize_rdfc = staticmethod(canonicalize_rdfc)
+    did_key_document = staticmethod(did_key_document)
+    dereference = staticmethod(dereference)
+    build_credential = staticmethod(build_credential)
+    issue_credential = staticmethod(issue_credential)
+    verify_credential = staticmethod(verify_credential)
+    create_presentation = staticmethod(create_presentation)
+    sign_presentation = staticmethod(sign_presentation)
+    verify_presentation = staticmethod(verify_presentation)
+    issue_sd_jwt = staticmethod(issue_sd_jwt)
+    present_sd_jwt = staticmethod(present_sd_jwt)
+    verify_sd_jwt = staticmethod(verify_sd_jwt)
+    disclosures = staticmethod(disclosures)
+    status_entry = staticmethod(status_entry)
+    status_list_credential = staticmethod(status_list_credential)
+    check_status = staticmethod(check_status)
+    credential_from_template = staticmethod(credential_from_template)
+    validate_schema = staticmethod(validate_schema)
+
+
+class AsyncIdentity(Identity):
+    """``client.identity`` on an :class:`~citychain.sdk.AsyncClient`. The pure functions are
+    the same (they do no I/O, so there is nothing to await)."""
+
+
+def bind(client: Any) -> Identity:
+    """The helper a :class:`~citychain.sdk.Client` carries as ``client.identity``."""
+    return Identity(client)
+
+
+def bind_async(client: Any) -> AsyncIdentity:
+    """The helper an :class:`~citychain.sdk.AsyncClient` carries as ``client.identity``."""
+    return AsyncIdentity(client)
+
+
+__all__ = [
+    "CITYCHAIN_V1",
+    "CONTEXT_FILES",
+    "CREDENTIALS_V2",
+    "CRYPTOSUITES",
+    "EDDSA_JCS_2022",
+    "EDDSA_RDFC_2022",
+    "TEMPLATES",
+    "AsyncIdentity",
+    "Disclosure",
+    "Identity",
+    "IndexAllocator",
+    "Resolver",
+    "StatusList",
+    "Template",
+    "UnknownContext",
+    "VerificationMethod",
+    "VerifiedDocument",
+    "VerifiedSdJwt",
+    "add_proof",
+    "bind",
+    "bind_async",
+    "build_credential",
+    "canonicalize_jcs",
+    "canonicalize_rdfc",
+    "check_contexts",
+    "check_status",
+    "context_document",
+    "create_presentation",
+    "credential_from_template",
+    "credential_schema",
+    "dereference",
+    "did_key_document",
+    "disclosures",
+    "document_loader",
+    "issue_credential",
+    "issue_sd_jwt",
+    "present_sd_jwt",
+    "public_jwk",
+    "sign_presentation",
+    "status_entry",
+    "status_list_credential",
+    "validate_schema",
+    "verify_credential",
+    "verify_presentation",
+    "verify_proof",
+    "verify_sd_jwt",
+]
