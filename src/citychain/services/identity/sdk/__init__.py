@@ -62,6 +62,7 @@ from citychain.services.identity.sdk._sdjwt import (
     issue_sd_jwt,
     present_sd_jwt,
     public_jwk,
+    sdjwt_digest,
     verify_sd_jwt,
 )
 from citychain.services.identity.sdk._status import (
@@ -175,6 +176,7 @@ __all__ = [
     "issue_sd_jwt",
     "present_sd_jwt",
     "public_jwk",
+    "sdjwt_digest",
     "sign_presentation",
     "status_entry",
     "status_list_credential",

@@ -58,7 +58,7 @@ def _json(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def digest(disclosure: str) -> str:
+def sdjwt_digest(disclosure: str) -> str:
     """The SHA-256 digest of a disclosure, as it appears in ``_sd`` or ``...``."""
     return _b64(hashlib.sha256(disclosure.encode("ascii")).digest())
 
@@ -113,7 +113,7 @@ class Disclosure:
 
     @property
     def digest(self) -> str:
-        return digest(self.encoded)
+        return sdjwt_digest(self.encoded)
 
 
 def _encode_disclosure(salt: str, name: str | None, value: Any) -> str:
@@ -162,7 +162,7 @@ def issue_sd_jwt(
                     found.add((*path, key))
                     d = _encode_disclosure(salt(), key, inner)
                     disclosures.append(d)
-                    sd.append(digest(d))
+                    sd.append(sdjwt_digest(d))
                 else:
                     out[key] = inner
             if sd:
@@ -176,7 +176,7 @@ def issue_sd_jwt(
                     found.add((*path, i))
                     d = _encode_disclosure(salt(), None, inner)
                     disclosures.append(d)
-                    items.append({"...": digest(d)})
+                    items.append({"...": sdjwt_digest(d)})
                 else:
                     items.append(inner)
             return items
@@ -242,7 +242,7 @@ def _process(
     disclosure must be referenced exactly once by a digest the issuer signed."""
     by_digest: dict[str, tuple[str, tuple[str, str | None, Any]]] = {}
     for e in encoded:
-        d = digest(e)
+        d = sdjwt_digest(e)
         if d in by_digest:
             raise InvalidInput("a disclosure appears twice", ErrorCode.DISCLOSURE_INVALID)
         by_digest[d] = (e, _decode_disclosure(e))
