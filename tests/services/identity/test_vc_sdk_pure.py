@@ -1,0 +1,68 @@
+"""The credential library is SDK-level and pure: importing and using it loads nothing of the
+node's extra, its contexts and schemas ship as package data, and a client carries it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from importlib import resources
+from pathlib import Path
+
+from citychain.services.identity import sdk
+from citychain.services.identity.sdk import _contexts, _templates
+
+ROOT = Path(__file__).resolve().parents[3]
+NODE_ONLY = ("fastapi", "rocksdict", "typer", "rich", "cryptography", "uvicorn", "pkcs11")
+
+
+def test_using_the_library_imports_nothing_of_the_node_extra() -> None:
+    code = f"""
+import json, sys
+from datetime import datetime, UTC
+from citychain.services.identity import sdk
+from citychain.crypto import Signer
+from citychain.crypto.ed25519 import ED25519
+from citychain.services.identity.shapes import did_key, multikey_encode
+k = Signer(ED25519, bytes(32)); did = did_key(k.public_key)
+vm = did + "#" + multikey_encode(k.public_key)
+vc = sdk.build_credential(issuer=did, subject={{"id": did, "ageOver": 18}})
+for suite in sdk.CRYPTOSUITES:
+    signed = sdk.issue_credential(vc, k, vm, cryptosuite=suite)
+    sdk.verify_credential(signed, now=datetime(2026, 1, 1, tzinfo=UTC))
+sdk.StatusList().encode()
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in {NODE_ONLY!r})
+print(json.dumps(loaded))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_contexts_and_schemas_are_package_data() -> None:
+    package = resources.files("citychain.services.identity.sdk")
+    for name in _contexts.CONTEXT_FILES.values():
+        assert package.joinpath("contexts", name).is_file()
+    for template in _templates.TEMPLATES.values():
+        assert package.joinpath("schemas", f"{template.name}-v1.json").is_file()
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
+    patterns = config["tool"]["setuptools"]["package-data"]["citychain"]
+    assert "services/identity/sdk/contexts/*.jsonld" in patterns
+    assert "services/identity/sdk/schemas/*.json" in patterns
+    deps = " ".join(config["project"]["dependencies"])
+    for needed in ("pyld", "rfc8785", "jsonschema", "pynacl"):
+        assert needed in deps
+
+
+def test_bundled_contexts_are_json_ld_contexts() -> None:
+    for url in _contexts.CONTEXT_FILES:
+        doc = sdk.context_document(url)
+        assert isinstance(doc["@context"], dict)
+
+
+def test_a_client_carries_the_helper() -> None:
+    helper = sdk.bind(object())
+    assert helper.verify_credential is sdk.verify_credential
+    async_helper = sdk.bind_async(object())
+    assert async_helper.verify_sd_jwt is sdk.verify_sd_jwt
