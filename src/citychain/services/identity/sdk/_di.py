@@ -240,8 +240,9 @@ def verify_proof(
                 ErrorCode.WRONG_DOMAIN,
             )
     check_contexts(document)
-    unsecured = {k: copy.deepcopy(v) for k, v in document.items() if k != "proof"}
-    config = {k: copy.deepcopy(v) for k, v in proof.items() if k != "proofValue"}
+    # shallow copies: canonicalisation reads them and never writes (RDFC copies deeply itself)
+    unsecured = {k: v for k, v in document.items() if k != "proof"}
+    config = {k: v for k, v in proof.items() if k != "proofValue"}
     if suite == EDDSA_JCS_2022 and "@context" in config:
         ctx = config["@context"]
         doc_ctx = unsecured.get("@context")

@@ -8,8 +8,10 @@ reads an offline proof bundle are all just functions; the library stays pure.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from citychain.errors import CitychainError, ErrorCode, InvalidInput
@@ -39,6 +41,11 @@ class VerificationMethod:
 def did_key_document(did: str) -> dict[str, Any]:
     """The DID document of an Ed25519 ``did:key`` (did:key method, Multikey form), built
     locally: no chain, no network."""
+    return copy.deepcopy(_did_key_document(did))
+
+
+@lru_cache(maxsize=4096)
+def _did_key_document(did: str) -> dict[str, Any]:  # shared: callers here never write to it
     method, msid = split_did(did)
     if method != "key":
         raise InvalidInput(f"{did[:80]!r} is not a did:key", ErrorCode.BAD_ARGUMENTS)
@@ -59,6 +66,15 @@ def did_key_document(did: str) -> dict[str, Any]:
     }
 
 
+@lru_cache(maxsize=4096)
+def _multikey_cached(value: str) -> bytes:
+    return multikey_decode(value)
+
+
+def _multikey(value: Any) -> bytes:
+    return _multikey_cached(value) if isinstance(value, str) else multikey_decode(value)
+
+
 def _absolute(ref: str, did: str) -> str:
     return did + ref if ref.startswith("#") else ref
 
@@ -72,7 +88,7 @@ def resolve_document(did: str, resolver: Resolver | None) -> Mapping[str, Any]:
         raise _wrong_key(f"verification method DID {did[:80]!r} is not a DID") from None
     try:
         if method == "key":
-            return did_key_document(did)
+            return _did_key_document(did)
         if resolver is None:
             raise _wrong_key(f"no resolver for {did[:80]!r} (only did:key resolves without one)")
         doc = resolver(did)
@@ -109,7 +125,7 @@ def dereference(vm_id: Any, resolver: Resolver | None, purpose: str) -> Verifica
     if found.get("type") not in _ED25519_TYPES:
         raise _wrong_key(f"{vm_id[:120]!r} is a {found.get('type')!r}, not an Ed25519 Multikey")
     try:
-        key = multikey_decode(found.get("publicKeyMultibase"))  # type: ignore[arg-type]
+        key = _multikey(found.get("publicKeyMultibase"))
     except CitychainError as e:
         raise _wrong_key(f"{vm_id[:120]!r}: {e.message}") from None
     listed = [

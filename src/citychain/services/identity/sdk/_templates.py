@@ -98,6 +98,8 @@ def validate_schema(credential: Mapping[str, Any]) -> None:
                 ErrorCode.SCHEMA_VIOLATION,
             )
         validator = _validator(str(entry.get("id")))
+        if validator.is_valid(credential):
+            continue
         errors = sorted(validator.iter_errors(dict(credential)), key=lambda e: list(e.path))
         if errors:
             first = errors[0]
