@@ -114,3 +114,18 @@ def test_unknown_schema_or_template_is_refused() -> None:
             "driving-licence", issuer=ISSUER, subject={}, valid_from=VALID_FROM
         )
     assert e.value.code is ErrorCode.BAD_ARGUMENTS
+
+
+def test_what_goes_on_chain_is_a_hash() -> None:
+    name = "residence-permit"
+    vc = sdk.credential_from_template(
+        name, issuer=ISSUER, subject=SUBJECTS[name], valid_from=VALID_FROM
+    )
+    signed = sdk.issue_credential(vc, ISSUER_KEY, f"{ISSUER}#key-1")
+    digest = sdk.credential_digest(signed)
+    assert len(digest) == 32
+    assert digest == sdk.credential_digest(copy.deepcopy(signed))
+    assert SUBJECTS[name]["birthDate"].encode() not in digest
+    changed = copy.deepcopy(signed)
+    changed["credentialSubject"]["birthDate"] = "1991-02-04"
+    assert sdk.credential_digest(changed) != digest

@@ -83,6 +83,7 @@ from citychain.services.identity.sdk._vc import (
     VerifiedDocument,
     build_credential,
     create_presentation,
+    credential_digest,
     issue_credential,
     sign_presentation,
     verify_credential,
@@ -109,6 +110,7 @@ class Identity:
     issue_credential = staticmethod(issue_credential)
     verify_credential = staticmethod(verify_credential)
     create_presentation = staticmethod(create_presentation)
+    credential_digest = staticmethod(credential_digest)
     sign_presentation = staticmethod(sign_presentation)
     verify_presentation = staticmethod(verify_presentation)
     issue_sd_jwt = staticmethod(issue_sd_jwt)
@@ -166,6 +168,7 @@ __all__ = [
     "check_status",
     "context_document",
     "create_presentation",
+    "credential_digest",
     "credential_from_template",
     "credential_schema",
     "dereference",

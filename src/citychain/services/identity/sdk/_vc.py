@@ -14,6 +14,7 @@ document, the trusted-issuer entry and the status list: never a claim.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,6 +26,7 @@ from citychain.services.identity.sdk._di import (
     EDDSA_RDFC_2022,
     Signer,
     add_proof,
+    canonicalize_jcs,
     format_datetime,
     verify_proof,
     xsd_datetime,
@@ -213,6 +215,13 @@ def verify_credential(
     _window(credential, now)
     validate_schema(credential)
     return VerifiedDocument(credential, issuer, method)
+
+
+def credential_digest(credential: Mapping[str, Any]) -> bytes:
+    """SHA-256 of the RFC 8785 (JCS) bytes of a (secured) credential: the only thing about a
+    particular credential that may be anchored on chain. It reveals nothing without the
+    credential, and anyone holding the credential can recompute it."""
+    return hashlib.sha256(canonicalize_jcs(credential)).digest()
 
 
 def create_presentation(
