@@ -10,6 +10,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from vc_fixtures import DictResolver, did_document, signer, vector
 
 from citychain.errors import ErrorCode, InvalidInput
@@ -315,3 +317,29 @@ def test_rfc9901_section5_disclosures_and_digests() -> None:
     with pytest.raises(InvalidInput) as e:
         _process(payload, [*disclosed[:-1], disclosed[-1][:-2] + "fQ"])
     assert e.value.code is ErrorCode.DISCLOSURE_INVALID
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sets(st.sampled_from(DISCLOSABLE)), st.integers(0, 3))
+def test_any_chosen_subset_is_exactly_what_the_verifier_sees(
+    chosen: set[tuple[str | int, ...]], decoys: int
+) -> None:
+    presented = _present(_ISSUED[decoys], sorted(chosen, key=str))
+    shown = _verify(presented).claims
+    # a claim is seen iff it (or, for a nested claim, it and its parent) was chosen
+    wanted_paths = {p[: i + 1] for p in chosen for i in range(len(p))}
+    for path in DISCLOSABLE:
+        node: Any = shown
+        for step in path[:-1]:
+            node = node.get(step, {}) if isinstance(node, dict) else {}
+        leaf = path[-1]
+        if isinstance(leaf, int):
+            visible = CLAIMS["nationalities"][leaf] in shown.get("nationalities", [])
+        else:
+            visible = isinstance(node, dict) and leaf in node
+        assert visible == (
+            path in wanted_paths or (path[:1] in wanted_paths and path not in DISCLOSABLE)
+        )
+
+
+_ISSUED = {n: _issue(decoys=n) for n in range(4)}

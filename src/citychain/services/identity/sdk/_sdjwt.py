@@ -138,13 +138,16 @@ def issue_sd_jwt(
     nbf: int | None = None,
     exp: int | None = None,
     salt: Callable[[], str] = _new_salt,
+    decoys: int = 0,
 ) -> str:
     """An SD-JWT VC ``<issuer-jwt>~<disclosure>~...~`` over ``claims``.
 
     ``disclosable``: the paths of the claims a holder may disclose one by one, e.g.
     ``("age_over_18",)``, ``("address", "locality")``, ``("nationalities", 0)``. Times are
     NumericDates given by the caller (never read from the clock). ``holder_key`` (Ed25519)
-    goes into ``cnf`` so that presentations need the holder's key binding.
+    goes into ``cnf`` so that presentations need the holder's key binding. ``decoys`` adds
+    that many digests of nothing to the top-level ``_sd`` (RFC 9901 §4.2.5), so the number of
+    disclosable claims is hidden too.
     """
     wanted = {tuple(p) for p in disclosable}
     disclosures: list[str] = []
@@ -183,6 +186,13 @@ def issue_sd_jwt(
         return copy.deepcopy(node)
 
     body = walk(claims, ())
+    if decoys:
+        body["_sd"] = sorted(
+            [
+                *body.get("_sd", []),
+                *(_b64(hashlib.sha256(salt().encode()).digest()) for _ in range(decoys)),
+            ]
+        )
     missing = wanted - found
     if missing:
         raise InvalidInput(
