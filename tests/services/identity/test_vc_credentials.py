@@ -43,6 +43,7 @@ RESOLVER = DictResolver(
     did_document(HOLDER, {"key-1": HOLDER_KEY}, {"authentication": ["key-1"]}),
 )
 SUITES = list(sdk.CRYPTOSUITES)
+UNDEFINED_TERMS = "https://www.w3.org/ns/credentials/undefined-terms/v2"
 
 
 @pytest.fixture(autouse=True)
@@ -91,7 +92,9 @@ def test_issue_then_verify(suite: str) -> None:
 
 def test_did_key_issuer_needs_no_resolver() -> None:
     did, vm = key_did(OTHER_KEY)
-    vc = sdk.build_credential(issuer=did, subject={"id": HOLDER, "ageOver": 18}, types=[])
+    vc = sdk.build_credential(
+        issuer=did, subject={"id": HOLDER, "ageOver": 18}, contexts=[UNDEFINED_TERMS]
+    )
     signed = sdk.issue_credential(vc, OTHER_KEY, vm)
     assert sdk.verify_credential(signed, now=NOW).signer == did
 
@@ -166,6 +169,27 @@ def test_unknown_context_is_refused_without_fetching(suite: str) -> None:
         sdk.verify_credential(signed, now=NOW, resolver=RESOLVER)
     with pytest.raises(sdk.UnknownContext):
         sdk.document_loader("https://www.w3.org/2018/credentials/v1")
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_a_term_no_context_defines_is_refused(suite: str) -> None:
+    """credentials/v2 has no @vocab: an undefined term would be dropped from the RDF, i.e. left
+    unsigned. The issuer refuses it (either suite) rather than sign around it."""
+    did, vm = key_did(OTHER_KEY)
+    vc = sdk.build_credential(issuer=did, subject={"id": HOLDER, "ageOver": 18})
+    with pytest.raises(InvalidInput, match="not defined") as e:
+        sdk.issue_credential(vc, OTHER_KEY, vm, cryptosuite=suite)
+    assert e.value.code is ErrorCode.INVALID_CREDENTIAL
+
+
+def test_a_claim_slipped_in_under_an_undefined_term_is_refused() -> None:
+    """With eddsa-rdfc-2022, a claim added under a term no context defines would not change
+    the canonical N-Quads; the verifier refuses the document instead of ignoring the claim."""
+    signed = _issued(sdk.EDDSA_RDFC_2022)
+    signed["credentialSubject"]["nationalIdNumber"] = "110101199003070000"
+    assert _code(lambda: sdk.verify_credential(signed, now=NOW, resolver=RESOLVER)) is (
+        ErrorCode.INVALID_CREDENTIAL
+    )
 
 
 def test_schema_violation_is_refused_at_issue_and_at_verify() -> None:

@@ -26,7 +26,7 @@ from citychain.crypto.ed25519 import ED25519
 from citychain.services.identity.shapes import did_key, multikey_encode
 k = Signer(ED25519, bytes(32)); did = did_key(k.public_key)
 vm = did + "#" + multikey_encode(k.public_key)
-vc = sdk.build_credential(issuer=did, subject={{"id": did, "ageOver": 18}})
+vc = sdk.build_credential(issuer=did, subject={{"id": did, "name": "x"}})
 for suite in sdk.CRYPTOSUITES:
     signed = sdk.issue_credential(vc, k, vm, cryptosuite=suite)
     sdk.verify_credential(signed, now=datetime(2026, 1, 1, tzinfo=UTC))

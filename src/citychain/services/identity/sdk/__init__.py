@@ -47,6 +47,7 @@ from citychain.services.identity.sdk._di import (
     add_proof,
     canonicalize_jcs,
     canonicalize_rdfc,
+    check_terms,
     verify_proof,
 )
 from citychain.services.identity.sdk._methods import (
@@ -104,6 +105,7 @@ class Identity:
     verify_proof = staticmethod(verify_proof)
     canonicalize_jcs = staticmethod(canonicalize_jcs)
     canonicalize_rdfc = staticmethod(canonicalize_rdfc)
+    check_terms = staticmethod(check_terms)
     did_key_document = staticmethod(did_key_document)
     dereference = staticmethod(dereference)
     build_credential = staticmethod(build_credential)
@@ -166,6 +168,7 @@ __all__ = [
     "canonicalize_rdfc",
     "check_contexts",
     "check_status",
+    "check_terms",
     "context_document",
     "create_presentation",
     "credential_digest",

@@ -8,21 +8,29 @@ with ``unknown_context`` before anything is canonicalised. Nothing here opens a 
 =========================================================  =================================
 context URL                                                source of the bundled copy
 =========================================================  =================================
-``https://www.w3.org/ns/credentials/v2``                    W3C VC Data Model 2.0 (as bundled
-                                                           by PyLD 3.3, from w3c/vc-data-model)
+``https://www.w3.org/ns/credentials/v2``                    w3c/vc-data-model
+                                                           ``contexts/credentials/v2``
 ``https://w3id.org/security/data-integrity/v2``             w3c/vc-data-integrity
                                                            ``contexts/data-integrity/v2``
 ``https://w3id.org/security/multikey/v1``                   w3c/vc-data-integrity
                                                            ``contexts/multikey/v1.jsonld``
 ``https://www.w3.org/ns/credentials/examples/v2``           w3c/vc-data-model
                                                            ``contexts/credentials/examples/v2``
+``https://www.w3.org/ns/credentials/undefined-terms/v2``    w3c/vc-data-model ``contexts/
+                                                           credentials/undefined-terms/v2``
 ``https://w3id.org/citizenship/v4rc1``                      ``@digitalbazaar/citizenship-context``
                                                            4.1.0 (the EdDSA spec's vectors)
 ``https://w3id.org/citychain/v1``                           ours: the city's credential types
                                                            and their claims (``cc:`` terms)
 =========================================================  =================================
 
-The W3C documents are under the W3C Software and Document License.
+The w3c/vc-data-model files are copied from commit 979c4af1 (2026-08-22). The W3C documents are
+under the W3C Software and Document License.
+
+Since the Recommendation, credentials/v2 has no ``@vocab``: a term no context defines would be
+dropped by JSON-LD expansion, so an RDFC signature would not cover it. Canonicalisation here
+refuses such a document (``invalid_credential``) instead of dropping the term; an issuer that
+wants ad-hoc terms names ``undefined-terms/v2`` explicitly.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ CREDENTIALS_V2 = "https://www.w3.org/ns/credentials/v2"
 DATA_INTEGRITY_V2 = "https://w3id.org/security/data-integrity/v2"
 MULTIKEY_V1 = "https://w3id.org/security/multikey/v1"
 EXAMPLES_V2 = "https://www.w3.org/ns/credentials/examples/v2"
+UNDEFINED_TERMS_V2 = "https://www.w3.org/ns/credentials/undefined-terms/v2"
 CITIZENSHIP_V4RC1 = "https://w3id.org/citizenship/v4rc1"
 CITYCHAIN_V1 = "https://w3id.org/citychain/v1"
 
@@ -48,6 +57,7 @@ CONTEXT_FILES: Mapping[str, str] = {
     DATA_INTEGRITY_V2: "data-integrity-v2.jsonld",
     MULTIKEY_V1: "multikey-v1.jsonld",
     EXAMPLES_V2: "credentials-examples-v2.jsonld",
+    UNDEFINED_TERMS_V2: "credentials-undefined-terms-v2.jsonld",
     CITIZENSHIP_V4RC1: "citizenship-v4rc1.jsonld",
     CITYCHAIN_V1: "citychain-v1.jsonld",
 }

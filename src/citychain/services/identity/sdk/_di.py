@@ -16,7 +16,7 @@ import copy
 import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import base58
 from nacl import bindings
@@ -76,7 +76,18 @@ def canonicalize_jcs(value: Any) -> bytes:
         raise _invalid(f"not canonicalisable as JCS (RFC 8785): {e}") from None
 
 
+_E = TypeVar("_E", bound=BaseException)
+
+
+class _UndefinedTerm(Exception):
+    """Raised inside PyLD when expansion would silently drop a property (an undefined term)."""
+
+
 def _unknown_context_in(error: BaseException) -> UnknownContext | None:
+    return _find(error, UnknownContext)
+
+
+def _find(error: BaseException, kind: type[_E]) -> _E | None:
     seen: set[int] = set()
     stack: list[Any] = [error]
     while stack:
@@ -84,7 +95,7 @@ def _unknown_context_in(error: BaseException) -> UnknownContext | None:
         if e is None or id(e) in seen:
             continue
         seen.add(id(e))
-        if isinstance(e, UnknownContext):
+        if isinstance(e, kind):
             return e
         stack.extend([getattr(e, "cause", None), e.__cause__, e.__context__])
         details = getattr(e, "details", None)
@@ -93,28 +104,47 @@ def _unknown_context_in(error: BaseException) -> UnknownContext | None:
     return None
 
 
-def canonicalize_rdfc(document: Mapping[str, Any]) -> str:
-    """RDFC-1.0 canonical N-Quads of a JSON-LD document (PyLD's URDNA2015, which RDFC-1.0
-    standardised), loading contexts only from the bundle."""
+def _json_ld(document: Mapping[str, Any], operation: str) -> Any:
+    """Run PyLD's ``expand`` or ``normalize`` (RDFC-1.0) on ``document`` with the bundled
+    contexts only, refusing (rather than dropping) any property no context defines."""
     from pyld import jsonld  # type: ignore[import-untyped]
 
     check_contexts(document)
+
+    def dropped(expanded: str | None) -> None:
+        raise _UndefinedTerm(expanded)
+
+    processor = jsonld.JsonLdProcessor(on_property_dropped=dropped)
+    options: dict[str, Any] = {"documentLoader": _loader}
+    if operation == "normalize":
+        options.update(algorithm="URDNA2015", format="application/n-quads")
     try:
-        nquads = jsonld.normalize(
-            copy.deepcopy(dict(document)),
-            {
-                "algorithm": "URDNA2015",
-                "format": "application/n-quads",
-                "documentLoader": _loader,
-            },
-        )
+        return getattr(processor, operation)(copy.deepcopy(dict(document)), options)
     except CitychainError:
         raise
     except Exception as e:  # PyLD raises JsonLdError (and the loader's error inside it)
         found = _unknown_context_in(e)
         if found is not None:
             raise found from None
+        undefined = _find(e, _UndefinedTerm)
+        if undefined is not None:
+            raise _invalid(
+                "a property is not defined by the document's contexts, so a signature would "
+                f"not cover it (expands to {undefined.args[0]!r})"
+            ) from None
         raise _invalid(f"not valid JSON-LD: {str(e)[:300]}") from None
+
+
+def check_terms(document: Mapping[str, Any]) -> None:
+    """Refuse (``invalid_credential``) a document using a term that no context defines (JSON-LD
+    expansion would drop it silently), or naming a context that is not bundled."""
+    _json_ld(document, "expand")
+
+
+def canonicalize_rdfc(document: Mapping[str, Any]) -> str:
+    """RDFC-1.0 canonical N-Quads of a JSON-LD document (PyLD's URDNA2015, which RDFC-1.0
+    standardised), loading contexts only from the bundle and refusing undefined terms."""
+    nquads = _json_ld(document, "normalize")
     if not isinstance(nquads, str):
         raise _invalid("RDF canonicalisation gave no N-Quads")
     return nquads

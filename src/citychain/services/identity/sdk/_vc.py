@@ -27,6 +27,7 @@ from citychain.services.identity.sdk._di import (
     Signer,
     add_proof,
     canonicalize_jcs,
+    check_terms,
     format_datetime,
     verify_proof,
     xsd_datetime,
@@ -160,10 +161,12 @@ def issue_credential(
     cryptosuite: str = EDDSA_RDFC_2022,
     created: datetime | None = None,
 ) -> dict[str, Any]:
-    """Sign ``credential`` (``assertionMethod``): its shape, contexts and bundled schema are
-    checked first, so nothing malformed is ever signed."""
+    """Sign ``credential`` (``assertionMethod``): its shape, contexts, terms (each defined by a
+    context) and bundled schema are checked first, so nothing malformed is ever signed."""
     check_credential_shape(credential)
     check_contexts(credential)
+    if cryptosuite != EDDSA_RDFC_2022:
+        check_terms(credential)  # RDFC canonicalisation checks them on its way
     validate_schema(credential)
     return add_proof(
         credential, signer, verification_method, cryptosuite=cryptosuite, created=created
