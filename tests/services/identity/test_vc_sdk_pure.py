@@ -66,3 +66,9 @@ def test_a_client_carries_the_helper() -> None:
     assert helper.verify_credential is sdk.verify_credential
     async_helper = sdk.bind_async(object())
     assert async_helper.verify_sd_jwt is sdk.verify_sd_jwt
+
+
+def test_the_helper_carries_the_did_client() -> None:
+    client = object()
+    assert isinstance(sdk.bind(client).dids, sdk.Dids)
+    assert isinstance(sdk.bind_async(client).dids, sdk.AsyncDids)

@@ -50,6 +50,7 @@ from citychain.services.identity.sdk._di import (
     check_terms,
     verify_proof,
 )
+from citychain.services.identity.sdk._dids import AsyncDids, Dids, ProvenDid
 from citychain.services.identity.sdk._methods import (
     Resolver,
     VerificationMethod,
@@ -94,12 +95,14 @@ from citychain.services.identity.sdk._vc import (
 
 class Identity:
     """``client.identity`` on a blocking :class:`~citychain.sdk.Client`: the pure credential
-    functions as methods (``client.identity.verify_credential(vc, now=...)``). The node-backed
-    parts (resolving ``did:citychain`` through the client, the trusted-issuer registry,
-    anchored status lists) are added when the contract's routes land."""
+    functions as methods (``client.identity.verify_credential(vc, now=...)``), and
+    ``dids`` (:class:`Dids`: create, update, deactivate and resolve ``did:citychain``, proven
+    or not). The other node-backed parts (the trusted-issuer registry, anchored status lists)
+    come with the contract's routes."""
 
     def __init__(self, client: Any) -> None:
         self._client = client
+        self.dids = Dids(client)
 
     add_proof = staticmethod(add_proof)
     verify_proof = staticmethod(verify_proof)
@@ -128,7 +131,11 @@ class Identity:
 
 class AsyncIdentity(Identity):
     """``client.identity`` on an :class:`~citychain.sdk.AsyncClient`. The pure functions are
-    the same (they do no I/O, so there is nothing to await)."""
+    the same (they do no I/O, so there is nothing to await); ``dids`` is awaited."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.dids = AsyncDids(client)  # type: ignore[assignment]
 
 
 def bind(client: Any) -> Identity:
@@ -149,10 +156,13 @@ __all__ = [
     "EDDSA_JCS_2022",
     "EDDSA_RDFC_2022",
     "TEMPLATES",
+    "AsyncDids",
     "AsyncIdentity",
+    "Dids",
     "Disclosure",
     "Identity",
     "IndexAllocator",
+    "ProvenDid",
     "Resolver",
     "StatusList",
     "Template",
