@@ -334,3 +334,14 @@ def test_any_single_changed_claim_fails(suite: str, claim: str, value: str) -> N
     with pytest.raises(InvalidInput) as e:
         sdk.verify_proof(vc, RESOLVER)
     assert e.value.code is ErrorCode.TAMPERED
+
+
+def test_an_unreachable_resolver_is_not_a_verdict() -> None:
+    """A node that cannot answer is not evidence against the credential: its error goes up."""
+    from citychain.errors import Unavailable
+
+    def down(did: str) -> Any:
+        raise Unavailable("node busy")
+
+    with pytest.raises(Unavailable):
+        sdk.verify_credential(_issued(sdk.EDDSA_JCS_2022), now=NOW, resolver=down)

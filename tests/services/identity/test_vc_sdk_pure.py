@@ -9,6 +9,8 @@ import tomllib
 from importlib import resources
 from pathlib import Path
 
+import pytest
+
 from citychain.services.identity import sdk
 from citychain.services.identity.sdk import _contexts, _templates
 
@@ -72,3 +74,33 @@ def test_the_helper_carries_the_did_client() -> None:
     client = object()
     assert isinstance(sdk.bind(client).dids, sdk.Dids)
     assert isinstance(sdk.bind_async(client).dids, sdk.AsyncDids)
+
+
+def test_the_helper_resolver_verifies_with_the_clients_dids() -> None:
+    from datetime import UTC, datetime
+
+    from vc_fixtures import did_document, signer
+
+    from citychain.errors import ErrorCode, InvalidInput
+
+    key = signer(41)
+    did = "did:citychain:Hx3kP9wQ2nRt5vYb7cLm1a"
+    document = did_document(did, {"key-1": key}, {"assertionMethod": ["key-1"]})
+    metadata = {"deactivated": False}
+
+    class FakeDids:
+        def resolve_proven(self, asked: str) -> sdk.ProvenDid:
+            assert asked == did
+            return sdk.ProvenDid(did, document, dict(metadata), 7, True)
+
+    helper = sdk.bind(object())
+    helper.dids = FakeDids()  # type: ignore[assignment]
+    vc = sdk.issue_credential(
+        sdk.build_credential(issuer=did, subject={"id": did, "name": "x"}), key, f"{did}#key-1"
+    )
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    assert helper.verify_credential(vc, now=now, resolver=helper.resolver()).signer == did
+    metadata["deactivated"] = True
+    with pytest.raises(InvalidInput) as e:
+        helper.verify_credential(vc, now=now, resolver=helper.resolver())
+    assert e.value.code is ErrorCode.WRONG_KEY and "deactivated" in e.value.message

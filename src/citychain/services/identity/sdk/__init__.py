@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from citychain.errors import CitychainError, ErrorCode
 from citychain.services.identity.sdk._contexts import (
     CITYCHAIN_V1,
     CONTEXT_FILES,
@@ -103,6 +104,26 @@ class Identity:
     def __init__(self, client: Any) -> None:
         self._client = client
         self.dids = Dids(client)
+
+    def resolver(self, *, proven: bool = True) -> Resolver:
+        """A :data:`Resolver` for the verify functions: ``did:citychain`` through this client
+        (by default rebuilt from proven state, so a verdict does not rest on the node's word),
+        ``did:key`` locally. A deactivated DID resolves to nothing (``did_deactivated``)."""
+        dids = self.dids
+
+        def resolve(did: str) -> dict[str, Any]:
+            if proven:
+                found = dids.resolve_proven(did)
+                document, deactivated = found.document, found.deactivated
+            else:
+                answer = dids.resolve(did)
+                document = answer.get("didDocument") or {}
+                deactivated = bool((answer.get("didDocumentMetadata") or {}).get("deactivated"))
+            if deactivated:
+                raise CitychainError(f"{did} is deactivated", ErrorCode.DID_DEACTIVATED)
+            return document
+
+        return resolve
 
     add_proof = staticmethod(add_proof)
     verify_proof = staticmethod(verify_proof)

@@ -14,11 +14,16 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from citychain.errors import CitychainError, ErrorCode, InvalidInput
+from citychain.errors import CitychainError, ErrorCode, InvalidInput, NotFound
 from citychain.services.identity.shapes import did_key, multikey_decode, split_did
 
 #: did -> its DID document. Raise (any :class:`~citychain.errors.CitychainError`) if unknown.
 Resolver = Callable[[str], Mapping[str, Any]]
+
+#: Refusals of a resolver that say the DID cannot be used (whatever class carried them).
+_DID_REFUSALS = frozenset(
+    {ErrorCode.DID_NOT_FOUND, ErrorCode.DID_DEACTIVATED, ErrorCode.INVALID_DID_DOCUMENT}
+)
 
 #: Verification method types whose ``publicKeyMultibase`` is an Ed25519 Multikey (``z6Mk...``).
 _ED25519_TYPES = ("Multikey", "Ed25519VerificationKey2020")
@@ -93,7 +98,11 @@ def resolve_document(did: str, resolver: Resolver | None) -> Mapping[str, Any]:
             raise _wrong_key(f"no resolver for {did[:80]!r} (only did:key resolves without one)")
         doc = resolver(did)
     except CitychainError as e:
-        if e.code is ErrorCode.WRONG_KEY:
+        # the DID's own answer (unknown, deactivated, malformed) is the credential's fault;
+        # an unreachable node or a bad proof from it is not, and is raised as it is
+        if e.code is ErrorCode.WRONG_KEY or not (
+            isinstance(e, InvalidInput | NotFound) or e.code in _DID_REFUSALS
+        ):
             raise
         raise _wrong_key(f"cannot resolve {did[:80]!r}: {e.message}") from None
     if not isinstance(doc, Mapping) or doc.get("id") != did:
