@@ -204,6 +204,10 @@ def verify_credential(
     ``check_issuer=False`` checks the proof without tying its key to the issuer (only for
     foreign test vectors whose issuer is not the key's controller); the city's verifiers keep
     it on: the issuer must control the verification method (``wrong_key``).
+
+    Not checked here, because they need more than the credential: its status (fetch and verify
+    the status list credential, then :func:`check_status`) and whether the issuer is trusted
+    for the credential's type (the chain's trusted-issuer registry).
     """
     check_credential_shape(credential)
     check_contexts(credential)
