@@ -165,10 +165,16 @@ def test_unknown_context_is_refused_without_fetching(suite: str) -> None:
     )
     signed = _issued(suite)
     signed["@context"].append("https://evil.example/context.jsonld")
-    with pytest.raises(sdk.UnknownContext, match="unknown context"):
+    with pytest.raises(InvalidInput, match="unknown context") as e:
         sdk.verify_credential(signed, now=NOW, resolver=RESOLVER)
-    with pytest.raises(sdk.UnknownContext):
+    assert e.value.code is ErrorCode.UNKNOWN_CONTEXT
+    with pytest.raises(InvalidInput) as e:
         sdk.document_loader("https://www.w3.org/2018/credentials/v1")
+    assert e.value.code is ErrorCode.UNKNOWN_CONTEXT
+    # a URL reached only inside JSON-LD processing (@import) is refused by the loader
+    imported = _licence()
+    imported["@context"].append({"@import": "https://evil.example/ctx.jsonld"})
+    assert _code(lambda: sdk.canonicalize_rdfc(imported)) is ErrorCode.UNKNOWN_CONTEXT
 
 
 @pytest.mark.parametrize("suite", SUITES)

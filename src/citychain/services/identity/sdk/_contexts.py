@@ -63,16 +63,13 @@ CONTEXT_FILES: Mapping[str, str] = {
 }
 
 
-class UnknownContext(InvalidInput):
-    """A JSON-LD context URL that is not bundled (``unknown_context``); never fetched."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(
-            f"unknown context {url[:200]!r}: only the bundled contexts are loaded, never the "
-            f"network ({', '.join(sorted(CONTEXT_FILES))})",
-            ErrorCode.UNKNOWN_CONTEXT,
-        )
-        self.url = url
+def unknown_context(url: str) -> InvalidInput:
+    """The refusal (``unknown_context``) of a JSON-LD context URL that is not bundled."""
+    return InvalidInput(
+        f"unknown context {url[:200]!r}: only the bundled contexts are loaded, never the "
+        f"network ({', '.join(sorted(CONTEXT_FILES))})",
+        ErrorCode.UNKNOWN_CONTEXT,
+    )
 
 
 @cache
@@ -83,9 +80,9 @@ def _load(url: str) -> dict[str, Any]:
 
 
 def context_document(url: str) -> dict[str, Any]:
-    """A fresh copy of the bundled context ``url``; :class:`UnknownContext` for any other."""
+    """A fresh copy of the bundled context ``url``; ``unknown_context`` for any other."""
     if not isinstance(url, str) or url not in CONTEXT_FILES:
-        raise UnknownContext(str(url))
+        raise unknown_context(str(url))
     copied: dict[str, Any] = json.loads(json.dumps(_load(url)))
     return copied
 
@@ -122,4 +119,4 @@ def check_contexts(document: Any) -> None:
     signed, and for eddsa-jcs-2022 too, whose signature never loads a context."""
     for url in _context_urls(document):
         if url is not None and (not isinstance(url, str) or url not in CONTEXT_FILES):
-            raise UnknownContext(str(url))
+            raise unknown_context(str(url))

@@ -23,7 +23,7 @@ from nacl import bindings
 from nacl.exceptions import BadSignatureError, CryptoError
 
 from citychain.errors import CitychainError, ErrorCode, InvalidInput
-from citychain.services.identity.sdk._contexts import UnknownContext, check_contexts
+from citychain.services.identity.sdk._contexts import check_contexts
 from citychain.services.identity.sdk._contexts import document_loader as _loader
 from citychain.services.identity.sdk._methods import Resolver, VerificationMethod, dereference
 
@@ -83,8 +83,9 @@ class _UndefinedTerm(Exception):
     """Raised inside PyLD when expansion would silently drop a property (an undefined term)."""
 
 
-def _unknown_context_in(error: BaseException) -> UnknownContext | None:
-    return _find(error, UnknownContext)
+def _unknown_context_in(error: BaseException) -> InvalidInput | None:
+    found = _find(error, InvalidInput)
+    return found if found is not None and found.code is ErrorCode.UNKNOWN_CONTEXT else None
 
 
 def _find(error: BaseException, kind: type[_E]) -> _E | None:
