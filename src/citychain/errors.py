@@ -70,6 +70,9 @@ class ErrorCode(StrEnum):
     # Transaction admission
     BAD_SIGNATURE = "bad_signature"
     BAD_PUBLIC_KEY = "bad_public_key"
+    SIGNATURE_NOT_RAW = "signature_not_raw"  # e.g. DER where a suite wants fixed r||s
+    SIGNATURE_OUT_OF_RANGE = "signature_out_of_range"  # r or s outside [1, n-1]
+    POINT_NOT_ON_CURVE = "point_not_on_curve"
     WRONG_CHAIN = "wrong_chain"
     NONCE_TOO_LOW = "nonce_too_low"
     NONCE_GAP = "nonce_gap"
@@ -126,6 +129,7 @@ class ErrorCode(StrEnum):
     HEIGHT_NOT_COMMITTED = "height_not_committed"
     # Files
     BAD_CONFIG = "bad_config"
+    BAD_DISTID = "bad_distid"  # an SM2 distinguishing ID that is missing or unusable
     BAD_KEYSTORE = "bad_keystore"
     WRONG_PASSPHRASE = "wrong_passphrase"  # noqa: S105 (an error code, not a secret)
     PLAINTEXT_KEY = "plaintext_key"
@@ -330,6 +334,9 @@ _BY_CODE: Final[dict[ErrorCode, tuple[type[CitychainError], int]]] = {
     ErrorCode.BAD_ARGUMENTS: (InvalidInput, 400),
     ErrorCode.BAD_SIGNATURE: (TxRejected, 400),
     ErrorCode.BAD_PUBLIC_KEY: (TxRejected, 400),
+    ErrorCode.SIGNATURE_NOT_RAW: (TxRejected, 400),
+    ErrorCode.SIGNATURE_OUT_OF_RANGE: (TxRejected, 400),
+    ErrorCode.POINT_NOT_ON_CURVE: (TxRejected, 400),
     ErrorCode.WRONG_CHAIN: (TxRejected, 400),
     ErrorCode.NONCE_TOO_LOW: (TxRejected, 400),
     ErrorCode.NONCE_GAP: (TxRejected, 400),
@@ -380,6 +387,7 @@ _BY_CODE: Final[dict[ErrorCode, tuple[type[CitychainError], int]]] = {
     ErrorCode.HEIGHT_PRUNED: (NotFound, 410),
     ErrorCode.HEIGHT_NOT_COMMITTED: (NotFound, 404),
     ErrorCode.BAD_CONFIG: (ConfigError, 400),
+    ErrorCode.BAD_DISTID: (ConfigError, 400),
     ErrorCode.BAD_KEYSTORE: (KeystoreError, 500),
     ErrorCode.WRONG_PASSPHRASE: (KeystoreError, 500),
     ErrorCode.PLAINTEXT_KEY: (KeystoreError, 500),
