@@ -25,12 +25,16 @@ from citychain.crypto._suite import (
 )
 from citychain.crypto.ed25519 import ED25519 as ED25519
 from citychain.crypto.ed25519 import Ed25519Suite as Ed25519Suite
+from citychain.crypto.sm2 import SM2_SM3 as SM2_SM3
+from citychain.crypto.sm2 import Sm2Suite as Sm2Suite
 
 __all__ = [
     "ED25519",
+    "SM2_SM3",
     "CryptoSuite",
     "Ed25519Suite",
     "Signer",
+    "Sm2Suite",
     "VerifyItem",
     "get_suite",
     "register_suite",
