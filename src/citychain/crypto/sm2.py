@@ -106,13 +106,12 @@ class _Lib:
             "EVP_MD_fetch": (vp, [vp, cp, cp]),
             "EVP_MD_CTX_new": (vp, []),
             "EVP_MD_CTX_free": (None, [vp]),
-            "EVP_MD_CTX_set_pkey_ctx": (None, [vp, vp]),
             "EVP_PKEY_CTX_new": (vp, [vp, vp]),
             "EVP_PKEY_CTX_free": (None, [vp]),
             "EVP_PKEY_CTX_set1_id": (ci, [vp, cp, sz]),
-            "EVP_DigestVerifyInit": (ci, [vp, vp, vp, vp, vp]),
+            "EVP_DigestVerifyInit": (ci, [vp, ctypes.POINTER(vp), vp, vp, vp]),
             "EVP_DigestVerify": (ci, [vp, cp, sz, cp, sz]),
-            "EVP_DigestSignInit": (ci, [vp, vp, vp, vp, vp]),
+            "EVP_DigestSignInit": (ci, [vp, ctypes.POINTER(vp), vp, vp, vp]),
             "EVP_DigestSign": (ci, [vp, vp, ctypes.POINTER(sz), cp, sz]),
             "EVP_Digest": (ci, [cp, sz, vp, ctypes.POINTER(ctypes.c_uint), vp, vp]),
             "EVP_PKEY_verify_init": (ci, [vp]),
@@ -342,26 +341,23 @@ class Sm2Suite(CryptoSuite):
         lib = lb.lib
         pkey = self._private(secret)
         mctx = lib.EVP_MD_CTX_new()
-        pctx = lib.EVP_PKEY_CTX_new(pkey, None)
+        pctx = ctypes.c_void_p()  # owned by mctx
         try:
             sig = ctypes.create_string_buffer(80)
             siglen = ctypes.c_size_t(80)
+            # The ID goes on the context *after* init: OpenSSL 3.0 silently drops one set on a
+            # fresh EVP_PKEY_CTX handed in with EVP_MD_CTX_set_pkey_ctx and signs under its
+            # default (a test with a second ID catches that).
             if (
                 not mctx
-                or not pctx
+                or lib.EVP_DigestSignInit(mctx, ctypes.byref(pctx), lb.sm3, None, pkey) != 1
                 or lib.EVP_PKEY_CTX_set1_id(pctx, self.distid, len(self.distid)) != 1
-            ):
-                raise InvalidInput("libcrypto could not set up an SM2 signature")
-            lib.EVP_MD_CTX_set_pkey_ctx(mctx, pctx)
-            if (
-                lib.EVP_DigestSignInit(mctx, None, lb.sm3, None, pkey) != 1
                 or lib.EVP_DigestSign(mctx, sig, ctypes.byref(siglen), message, len(message)) != 1
             ):
                 lib.ERR_clear_error()
                 raise InvalidInput("libcrypto failed to make an SM2 signature")
         finally:
             lib.EVP_MD_CTX_free(mctx)
-            lib.EVP_PKEY_CTX_free(pctx)
             lib.EVP_PKEY_free(pkey)
         return _raw_from_der(sig.raw[: siglen.value])
 
@@ -379,14 +375,12 @@ class Sm2Suite(CryptoSuite):
             return False
         der = _der_signature(r, s)
         mctx = lib.EVP_MD_CTX_new()
-        pctx = lib.EVP_PKEY_CTX_new(pkey, None)
+        pctx = ctypes.c_void_p()  # owned by mctx
         try:
-            if not mctx or not pctx:
-                return False
-            lib.EVP_PKEY_CTX_set1_id(pctx, self.distid, len(self.distid))
-            lib.EVP_MD_CTX_set_pkey_ctx(mctx, pctx)
             ok: bool = (
-                lib.EVP_DigestVerifyInit(mctx, None, lb.sm3, None, pkey) == 1
+                bool(mctx)
+                and lib.EVP_DigestVerifyInit(mctx, ctypes.byref(pctx), lb.sm3, None, pkey) == 1
+                and lib.EVP_PKEY_CTX_set1_id(pctx, self.distid, len(self.distid)) == 1
                 and lib.EVP_DigestVerify(mctx, der, len(der), message, len(message)) == 1
             )
             if not ok:
@@ -394,7 +388,6 @@ class Sm2Suite(CryptoSuite):
             return ok
         finally:
             lib.EVP_MD_CTX_free(mctx)
-            lib.EVP_PKEY_CTX_free(pctx)
             lib.EVP_PKEY_free(pkey)
 
     def hash(self, data: bytes) -> bytes:
