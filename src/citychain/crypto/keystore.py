@@ -97,6 +97,8 @@ def export_key(signer: Signer, passphrase: str, *, kdf_level: str = "moderate") 
             ErrorCode.BAD_ARGUMENTS,
         )
     opslimit, memlimit = KDF_LEVELS[kdf_level]
+    if signer.suite.name in SM4_SUITES:
+        return _export_sm4_gcm(signer, passphrase, opslimit, memlimit)
     suite, public_key = signer.suite, signer.public_key
     salt = nacl.utils.random(argon2id.SALTBYTES)
     nonce = nacl.utils.random(SecretBox.NONCE_SIZE)
@@ -240,6 +242,8 @@ def _import(text: str, passphrase: str, allow_plaintext: bool, where: str) -> Si
     cipher = r.field(doc, "cipher", dict, "cipher")
     r.only(kdf, {"name", "opslimit", "memlimit", "salt"}, "kdf")
     r.only(cipher, {"name", "nonce", "ciphertext"}, "cipher")
+    if suite.name in SM4_SUITES or cipher.get("name") == SM4_CIPHER_NAME:
+        return _import_sm4_gcm(r, suite, public_key, kdf, cipher, passphrase, where)
     if (name := r.field(kdf, "name", str, "kdf.name")) != KDF_NAME:
         raise KeystoreError(f"{where}: unsupported kdf {name!r} (expected {KDF_NAME!r})")
     if (name := r.field(cipher, "name", str, "cipher.name")) != CIPHER_NAME:
@@ -279,6 +283,95 @@ def _import(text: str, passphrase: str, allow_plaintext: bool, where: str) -> Si
         raise KeystoreError(
             f"{where}: the header's public key does not match the encrypted key; "
             "the file was modified"
+        )
+    return _signer(suite, secret, public_key, where)
+
+
+# -- the GM suite: SM4-GCM ------------------------------------------------------------------------
+# A key of a national-crypto suite is sealed with SM4-GCM (GB/T 32907 in GCM, RFC 8998) instead of
+# XSalsa20-Poly1305; the file is otherwise the same (version 1, the header bound in the CBOR
+# payload, the payload tag also as the AAD). The KDF stays argon2id with the same levels and
+# bounds, giving a 16-byte SM4 key: GM standards define no memory-hard password KDF, and the
+# alternative, PBKDF2-HMAC-SM3, is far cheaper to brute-force on GPUs for the same unlock time.
+SM4_CIPHER_NAME = "sm4-gcm"
+#: Suites whose keystores use SM4-GCM.
+SM4_SUITES = frozenset({"sm2-sm3"})
+
+
+def _derive_sm4(passphrase: str, salt: bytes, opslimit: int, memlimit: int) -> bytes:
+    from citychain.crypto import sm4
+
+    secret = unicodedata.normalize("NFC", passphrase).encode("utf-8")
+    key: bytes = argon2id.kdf(sm4.KEY_SIZE, secret, salt, opslimit, memlimit)
+    return key
+
+
+def _export_sm4_gcm(signer: Signer, passphrase: str, opslimit: int, memlimit: int) -> str:
+    from citychain.crypto import sm4
+
+    suite, public_key = signer.suite, signer.public_key
+    salt = nacl.utils.random(argon2id.SALTBYTES)
+    payload = codec.encode([PAYLOAD_TAG, suite.name, public_key, signer.secret])
+    sealed = sm4.seal(
+        _derive_sm4(passphrase, salt, opslimit, memlimit), payload, PAYLOAD_TAG.encode()
+    )
+    nonce, ciphertext = sealed[: sm4.NONCE_SIZE], sealed[sm4.NONCE_SIZE :]
+    doc = {
+        "version": KEYSTORE_VERSION,
+        "type": "encrypted",
+        "suite": suite.name,
+        "public_key": public_key.hex(),
+        "kdf": {"name": KDF_NAME, "opslimit": opslimit, "memlimit": memlimit, "salt": salt.hex()},
+        "cipher": {"name": SM4_CIPHER_NAME, "nonce": nonce.hex(), "ciphertext": ciphertext.hex()},
+    }
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def _import_sm4_gcm(
+    r: _Reader,
+    suite: CryptoSuite,
+    public_key: bytes,
+    kdf: dict[str, Any],
+    cipher: dict[str, Any],
+    passphrase: str,
+    where: str,
+) -> Signer:
+    from citychain.crypto import sm4
+
+    if suite.name not in SM4_SUITES:
+        raise KeystoreError(f"{where}: a {suite.name} key is never sealed with {SM4_CIPHER_NAME}")
+    if (name := r.field(kdf, "name", str, "kdf.name")) != KDF_NAME:
+        raise KeystoreError(f"{where}: unsupported kdf {name!r} (expected {KDF_NAME!r})")
+    if (name := r.field(cipher, "name", str, "cipher.name")) != SM4_CIPHER_NAME:
+        raise KeystoreError(
+            f"{where}: a {suite.name} key must be sealed with {SM4_CIPHER_NAME!r}, not {name!r}"
+        )
+    opslimit = r.bounded(kdf, "opslimit", argon2id.OPSLIMIT_MIN, argon2id.OPSLIMIT_SENSITIVE)
+    memlimit = r.bounded(kdf, "memlimit", argon2id.MEMLIMIT_MIN, argon2id.MEMLIMIT_SENSITIVE)
+    salt = r.hex(kdf, "salt", argon2id.SALTBYTES, "kdf.salt")
+    nonce = r.hex(cipher, "nonce", sm4.NONCE_SIZE, "cipher.nonce")
+    ciphertext = r.hex(cipher, "ciphertext", None, "cipher.ciphertext")
+    if len(ciphertext) <= sm4.TAG_SIZE:
+        raise r.fail(f"field 'cipher.ciphertext' is truncated ({len(ciphertext)} bytes)")
+    if not isinstance(passphrase, str):
+        raise InvalidInput("the passphrase must be a string", ErrorCode.BAD_ARGUMENTS)
+    key = _derive_sm4(passphrase, salt, opslimit, memlimit)
+    try:
+        payload = sm4.open_(key, nonce + ciphertext, PAYLOAD_TAG.encode())
+    except sm4.AuthenticationFailed:
+        raise KeystoreError(
+            f"{where}: wrong passphrase, or the file's ciphertext, salt or nonce was modified",
+            ErrorCode.WRONG_PASSPHRASE,
+        ) from None
+    try:
+        tag, suite_name, inner_key, secret = _payload(payload)
+    except DecodeError as exc:
+        raise KeystoreError(
+            f"{where}: the decrypted payload is malformed ({exc.message})"
+        ) from None
+    if tag != PAYLOAD_TAG or suite_name != suite.name or inner_key != public_key:
+        raise KeystoreError(
+            f"{where}: the header does not match the encrypted key; the file was modified"
         )
     return _signer(suite, secret, public_key, where)
 
