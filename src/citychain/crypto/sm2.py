@@ -4,8 +4,9 @@ Backend, chosen by measurement (bench/bench_sm2.py, bench/RESULTS.md): the syste
 3 through :mod:`ctypes` (``EVP_PKEY`` of type SM2, ``EVP_DigestVerify`` with SM3 and the
 distinguishing ID set on the ``EVP_PKEY_CTX``). It verifies at 0.95 of ``openssl speed sm2``
 measured in the same run (the Python around the calls costs ~14 µs on a ~265 µs verify), about
-twice what ``gmssl-pyx`` (GmSSL, ~1,900/s here) does, and ctypes releases the GIL around every foreign call, so
-:meth:`CryptoSuite.batch_verify`'s thread pool scales with cores as for Ed25519. ``cryptography``
+twice what ``gmssl-pyx`` (GmSSL, ~1,900/s here) does, and ctypes releases the GIL around every
+foreign call, so :meth:`CryptoSuite.batch_verify`'s thread pool scales with cores as for Ed25519
+(1.75-1.79x on 2 cores). ``cryptography``
 has no SM2; pure-Python SM2 (~100-500/s) is a test oracle at most. Nothing is installed from
 PyPI: libcrypto 3 ships with the OS, and the library is loaded only when the suite is first used,
 so importing :mod:`citychain.crypto` never fails on a host without it.
