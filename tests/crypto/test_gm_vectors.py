@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from citychain.crypto import get_suite
 from citychain.crypto import sm4 as gm_sm4
 from citychain.crypto.sm2 import SM2_SM3, Sm2Suite, sm3, verify_digest
+from citychain.errors import ErrorCode, InvalidInput
 
 VECTORS = Path(__file__).parent.parent / "vectors" / "gm"
 
@@ -70,8 +71,9 @@ def test_sm4_gcm(v: dict[str, Any]) -> None:
     key, nonce, aad = _h(v["key"]), _h(v["nonce"]), _h(v["aad"])
     ct, tag = _h(v["ciphertext"]), _h(v["tag"])
     if not v["valid"]:
-        with pytest.raises(gm_sm4.AuthenticationFailed):
+        with pytest.raises(InvalidInput) as err:
             gm_sm4.decrypt(key, nonce, ct, tag, aad)
+        assert err.value.code is ErrorCode.TAMPERED
         return
     assert gm_sm4.decrypt(key, nonce, ct, tag, aad).hex() == (v["plaintext"] or "")
     body, full_tag = gm_sm4.encrypt(key, nonce, _h(v["plaintext"]), aad)

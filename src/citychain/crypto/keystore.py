@@ -358,7 +358,7 @@ def _import_sm4_gcm(
     key = _derive_sm4(passphrase, salt, opslimit, memlimit)
     try:
         payload = sm4.open_(key, nonce + ciphertext, PAYLOAD_TAG.encode())
-    except sm4.AuthenticationFailed:
+    except InvalidInput:  # the SM4-GCM tag (code tampered)
         raise KeystoreError(
             f"{where}: wrong passphrase, or the file's ciphertext, salt or nonce was modified",
             ErrorCode.WRONG_PASSPHRASE,

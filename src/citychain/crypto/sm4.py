@@ -19,7 +19,6 @@ __all__ = [
     "KEY_SIZE",
     "NONCE_SIZE",
     "TAG_SIZE",
-    "AuthenticationFailed",
     "decrypt",
     "encrypt",
     "open_",
@@ -29,10 +28,6 @@ __all__ = [
 KEY_SIZE = 16
 NONCE_SIZE = 12
 TAG_SIZE = 16
-
-
-class AuthenticationFailed(Exception):
-    """The tag did not verify: wrong key, or the ciphertext, nonce or AAD was modified."""
 
 
 def _check_key(key: bytes) -> None:
@@ -55,11 +50,11 @@ def seal(key: bytes, plaintext: bytes, aad: bytes = b"", nonce: bytes | None = N
 
 
 def open_(key: bytes, sealed: bytes, aad: bytes = b"") -> bytes:
-    """The plaintext of :func:`seal`'s output; :class:`AuthenticationFailed` if it does not
-    authenticate."""
+    """The plaintext of :func:`seal`'s output; :class:`InvalidInput` with code ``tampered`` if
+    it does not authenticate (wrong key, or the ciphertext, nonce or AAD was modified)."""
     _check_key(key)
     if len(sealed) < NONCE_SIZE + TAG_SIZE:
-        raise AuthenticationFailed("truncated SM4-GCM message")
+        raise InvalidInput("truncated SM4-GCM message", ErrorCode.TAMPERED)
     return decrypt(key, sealed[:NONCE_SIZE], sealed[NONCE_SIZE:-TAG_SIZE], sealed[-TAG_SIZE:], aad)
 
 
@@ -74,8 +69,8 @@ def encrypt(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes = b"") -> tup
 
 
 def decrypt(key: bytes, nonce: bytes, ciphertext: bytes, tag: bytes, aad: bytes = b"") -> bytes:
-    """Raw SM4-GCM decryption with a tag of 4..16 bytes; :class:`AuthenticationFailed` on a bad
-    tag."""
+    """Raw SM4-GCM decryption with a tag of 4..16 bytes; :class:`InvalidInput` with code
+    ``tampered`` on a bad tag."""
     _check_key(key)
     try:
         dec = Cipher(
@@ -85,4 +80,7 @@ def decrypt(key: bytes, nonce: bytes, ciphertext: bytes, tag: bytes, aad: bytes 
             dec.authenticate_additional_data(aad)
         return dec.update(ciphertext) + dec.finalize()
     except (InvalidTag, ValueError):
-        raise AuthenticationFailed("SM4-GCM tag mismatch") from None
+        raise InvalidInput(
+            "SM4-GCM authentication failed: wrong key, or the data was modified",
+            ErrorCode.TAMPERED,
+        ) from None
