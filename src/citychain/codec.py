@@ -25,6 +25,28 @@ Value: TypeAlias = bool | int | bytes | str | Sequence["Value"] | Mapping[str, "
 #: Nesting deeper than this is refused: it bounds recursion on hostile input.
 MAX_DEPTH = 32
 
+#: Data items (every head: scalars, strings, arrays, maps, bignum tags) one :func:`decode` takes.
+#: Canonical data needs far fewer: a block embeds its transactions as byte strings (one item
+#: each; at most ``block_max_txs`` = 10,000 by default), a transaction of 64 KiB has fewer
+#: than 65,536 items, a commit a few per validator. The limit caps the pre-scan's cost on the
+#: largest messages (24 MiB of one-byte items) at a few tens of milliseconds.
+MAX_ITEMS = 1 << 18
+
+#: The only tags canonical data uses: 2 and 3, the bignums cbor2 writes for integers outside
+#: 64 bits. Names of a few others, for the refusal message.
+_BIGNUM_TAGS = frozenset({2, 3})
+_TAG_NAMES = {
+    0: "date/time string",
+    1: "epoch date/time",
+    25: "string reference",
+    28: "shareable value",
+    29: "shared reference",
+    35: "regular expression",
+    37: "UUID",
+    256: "string-reference namespace",
+    258: "set",
+}
+
 
 _SCALARS = frozenset({bool, int, bytes, str, type(None)})
 
@@ -91,13 +113,123 @@ def encode_trusted(value: Any) -> bytes:
         ) from None
 
 
-def decode(data: bytes, *, max_size: int | None = None) -> Any:
+def _refuse(message: str, code: ErrorCode = ErrorCode.MALFORMED) -> DecodeError:
+    return DecodeError(message, code)
+
+
+def scan(data: bytes, *, max_items: int = MAX_ITEMS) -> None:
+    """Refuse, before anything is built, every construct canonical data never uses.
+
+    A linear walk over the CBOR item heads of ``data`` (RFC 8949 section 3), without recursion
+    and without creating any value: only major types 0-5, the bignum tags 2 and 3 (each on a
+    byte string), and the simple values false, true and null; definite lengths only, in their
+    shortest form; every length within the bytes that remain; at most :data:`MAX_DEPTH` levels
+    and ``max_items`` items; nothing after the one top-level item. Raises
+    :class:`DecodeError` naming the byte offset and the construct.
+
+    Hand-written because cbor2 has no option to refuse tags before acting on them: its decoder
+    resolves shared references (tags 28/29), string references (25/256), sets and the other
+    semantic tags while it builds the object, so a ``tag_hook`` or a check of the result comes
+    too late. A 135-byte transaction of shared references expands to 4**depth items, which the
+    canonical check then walks and re-encodes (seconds of CPU). After this scan every length
+    is bounded by the input, so cbor2's work and the re-encoding are linear in its size.
+    """
+    n = len(data)
+    pos = 0
+    items = 0
+    # Items still to read in each open array/map (a map's count is doubled: keys and values).
+    stack = [1]
+    while stack:
+        if not stack[-1]:
+            stack.pop()
+            continue
+        stack[-1] -= 1
+        if pos >= n:
+            raise _refuse(f"CBOR ends early at byte {pos} (an item is missing)")
+        start = pos
+        initial = data[pos]
+        major = initial >> 5
+        info = initial & 0x1F
+        pos += 1
+        items += 1
+        if items > max_items:
+            raise _refuse(
+                f"more than {max_items} CBOR items (at byte {start}); the limit per message",
+                ErrorCode.TOO_LARGE,
+            )
+        if major == 7:
+            if 20 <= info <= 22:  # false, true, null
+                continue
+            if 25 <= info <= 27:
+                what = "a float"
+            elif info == 23:
+                what = "undefined"
+            elif info == 31:
+                what = "a break (0xff) outside any indefinite-length item"
+            else:
+                what = "a simple value"
+            raise _refuse(f"{what} at byte {start} is not used by canonical data")
+        if info < 24:
+            arg = info
+        elif info < 28:
+            size = 1 << (info - 24)
+            if pos + size > n:
+                raise _refuse(f"CBOR ends early at byte {n}, inside the head at byte {start}")
+            arg = int.from_bytes(data[pos : pos + size], "big")
+            pos += size
+            if arg < (24 if size == 1 else 1 << (4 * size)):
+                raise _refuse(
+                    f"the head at byte {start} is not in its shortest form (RFC 8949 4.2.1)",
+                    ErrorCode.NON_CANONICAL,
+                )
+        elif info == 31 and 2 <= major <= 5:
+            raise _refuse(
+                f"an indefinite length at byte {start}; canonical data uses definite lengths",
+                ErrorCode.NON_CANONICAL,
+            )
+        else:
+            raise _refuse(f"reserved additional information {info} at byte {start}")
+        if major <= 1:
+            continue
+        left = n - pos
+        if major <= 3:  # byte or text string
+            if arg > left:
+                raise _refuse(f"the string at byte {start} claims {arg} bytes; {left} remain")
+            pos += arg
+            continue
+        if major == 6:
+            if arg not in _BIGNUM_TAGS:
+                name = _TAG_NAMES.get(arg)
+                shown = f"tag {arg} ({name})" if name else f"tag {arg}"
+                raise _refuse(f"{shown} at byte {start} is not used by canonical data")
+            if pos >= n or data[pos] >> 5 != 2:
+                raise _refuse(f"the bignum tag at byte {start} is not on a byte string")
+            stack[-1] += 1  # the tagged byte string fills the same slot
+            continue
+        count = arg if major == 4 else 2 * arg  # every item takes at least one byte
+        if count > left:
+            kind = "array" if major == 4 else "map"
+            raise _refuse(f"the {kind} at byte {start} claims {arg} entries; {left} bytes remain")
+        if count:
+            if len(stack) > MAX_DEPTH:
+                raise _refuse(f"value nested deeper than {MAX_DEPTH} levels (at byte {start})")
+            stack.append(count)
+    if pos != n:
+        raise _refuse(
+            f"{n - pos} bytes after the value (from byte {pos}); canonical data has none",
+            ErrorCode.NON_CANONICAL,
+        )
+
+
+def decode(data: bytes, *, max_size: int | None = None, max_items: int = MAX_ITEMS) -> Any:
     """Decode canonical CBOR, refusing oversize, malformed and non-canonical input.
 
-    Byte strings come back as ``bytes``, arrays as ``list`` and maps as ``dict``.
+    Byte strings come back as ``bytes``, arrays as ``list`` and maps as ``dict``. The bytes
+    are first :func:`scan`-ned, so no input costs more than time linear in its size.
     """
     if max_size is not None and len(data) > max_size:
         raise DecodeError(f"{len(data)} bytes exceeds the limit of {max_size}", ErrorCode.TOO_LARGE)
+    scan(data, max_items=max_items)
     try:
         value = cbor2.loads(data)
     except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError, RecursionError) as exc:
