@@ -223,6 +223,10 @@ class NodeConfig:
             ) from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except RecursionError:  # tomllib recurses on nested arrays and inline tables
+            raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 text: {exc.reason}") from None
         sections: dict[str, type[Any]] = {
             "node": NodeSettings,
             "api": ApiConfig,

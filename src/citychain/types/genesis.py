@@ -32,6 +32,9 @@ from citychain.types import Validator, ValidatorSet
 from citychain.types.policy import Policy, check_name
 from citychain.types.tx import json_to_codec
 
+#: A genesis file larger than this is refused before it is read (JSON is read whole).
+MAX_GENESIS_BYTES = 64 * 1024 * 1024
+
 
 @dataclass(frozen=True, slots=True)
 class ChainParams:
@@ -306,11 +309,19 @@ class Genesis:
     def load(cls, path: Path) -> Genesis:
         where = str(path)
         try:
+            size = path.stat().st_size
+            if size > MAX_GENESIS_BYTES:  # bounded before it is read (it may come from others)
+                raise ConfigError(
+                    f"{where}: {size} bytes; a genesis file is at most {MAX_GENESIS_BYTES}"
+                )
+            # json's C scanner refuses nesting deeper than the recursion limit (RecursionError).
             raw = json.loads(path.read_text())
         except FileNotFoundError:
             raise ConfigError(f"{where}: genesis file not found") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{where}: not valid JSON: {exc}") from None
+        except RecursionError:
+            raise ConfigError(f"{where}: not valid JSON: nested too deeply") from None
         return cls.from_json(raw, where)
 
     @classmethod
