@@ -25,7 +25,8 @@ Value: TypeAlias = bool | int | bytes | str | Sequence["Value"] | Mapping[str, "
 #: Nesting deeper than this is refused: it bounds recursion on hostile input.
 MAX_DEPTH = 32
 
-#: Data items (every head: scalars, strings, arrays, maps, bignum tags) one :func:`decode` takes.
+#: Data items one :func:`decode` takes (the top-level item and every array entry, map key and
+#: map value; a bignum tag and its byte string count as one).
 #: Canonical data needs far fewer: a block embeds its transactions as byte strings (one item
 #: each; at most ``block_max_txs`` = 10,000 by default), a transaction of 64 KiB has fewer
 #: than 65,536 items, a commit a few per validator. The limit caps the pre-scan's cost on the
@@ -117,6 +118,10 @@ def _refuse(message: str, code: ErrorCode = ErrorCode.MALFORMED) -> DecodeError:
     return DecodeError(message, code)
 
 
+def _kind(major: int) -> str:
+    return "array" if major == 4 else "map"
+
+
 def scan(data: bytes, *, max_items: int = MAX_ITEMS) -> None:
     """Refuse, before anything is built, every construct canonical data never uses.
 
@@ -136,7 +141,7 @@ def scan(data: bytes, *, max_items: int = MAX_ITEMS) -> None:
     """
     n = len(data)
     pos = 0
-    items = 0
+    items = 1  # the top-level item; each array/map adds its entries when it opens
     # Items still to read in each open array/map (a map's count is doubled: keys and values).
     stack = [1]
     while stack:
@@ -148,15 +153,18 @@ def scan(data: bytes, *, max_items: int = MAX_ITEMS) -> None:
             raise _refuse(f"CBOR ends early at byte {pos} (an item is missing)")
         start = pos
         initial = data[pos]
+        pos += 1
+        # Fast paths (most items of real data): small integers, false/true/null, short strings.
+        if initial < 0x18 or 0x20 <= initial < 0x38 or 0xF4 <= initial <= 0xF6:
+            continue
+        if 0x40 <= initial < 0x58 or 0x60 <= initial < 0x78:
+            if pos + (initial & 0x1F) > n:
+                raise _refuse(f"the string at byte {start} claims {initial & 0x1F} bytes; "
+                              f"{n - pos} remain")  # fmt: skip
+            pos += initial & 0x1F
+            continue
         major = initial >> 5
         info = initial & 0x1F
-        pos += 1
-        items += 1
-        if items > max_items:
-            raise _refuse(
-                f"more than {max_items} CBOR items (at byte {start}); the limit per message",
-                ErrorCode.TOO_LARGE,
-            )
         if major == 7:
             if 20 <= info <= 22:  # false, true, null
                 continue
@@ -208,9 +216,17 @@ def scan(data: bytes, *, max_items: int = MAX_ITEMS) -> None:
             continue
         count = arg if major == 4 else 2 * arg  # every item takes at least one byte
         if count > left:
-            kind = "array" if major == 4 else "map"
-            raise _refuse(f"the {kind} at byte {start} claims {arg} entries; {left} bytes remain")
+            raise _refuse(
+                f"the {_kind(major)} at byte {start} claims {arg} entries; {left} bytes remain"
+            )
         if count:
+            items += count
+            if items > max_items:
+                raise _refuse(
+                    f"more than {max_items} CBOR items (the {_kind(major)} at byte {start}); "
+                    "the limit per message",
+                    ErrorCode.TOO_LARGE,
+                )
             if len(stack) > MAX_DEPTH:
                 raise _refuse(f"value nested deeper than {MAX_DEPTH} levels (at byte {start})")
             stack.append(count)
