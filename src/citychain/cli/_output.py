@@ -40,8 +40,9 @@ from citychain.sdk import check_node_url
 from citychain.types.address import to_address
 from citychain.types.tx import codec_to_json
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+# emoji=False: rich would print "did:key:z6Mk..." as "did🔑z6Mk..." (its :key: emoji code).
+console = Console(highlight=False, soft_wrap=True, emoji=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 DEFAULT_NODE = "http://127.0.0.1:26657"
 DEFAULT_HOME = Path("~/.citychain")

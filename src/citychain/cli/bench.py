@@ -21,7 +21,7 @@ from citychain.crypto import Signer
 from citychain.errors import CitychainError, ErrorCode
 from citychain.sdk import Client
 
-console = Console()
+console = Console(emoji=False)
 bench_app = typer.Typer(
     help="Benchmarks (each prints its figure beside a machine ceiling).", no_args_is_help=True
 )

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from citychain.crypto import Signer
     from citychain.node.config import KeysSettings
 
-console = Console(stderr=False)
-err_console = Console(stderr=True)
+console = Console(stderr=False, emoji=False)
+err_console = Console(stderr=True, emoji=False)
 
 DEFAULT_HOME = Path(os.environ.get("CITYCHAIN_NODE_HOME", ".citychain/node"))
 
