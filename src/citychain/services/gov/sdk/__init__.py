@@ -1,9 +1,11 @@
 """``client.gov``: the governance service from the SDK (see :mod:`._helpers` for what each
 helper does and :mod:`._params` for building a proposal's parameters from ``name=value``
-flags, as the CLI does). Needs nothing of the ``[node]`` extra."""
+flags, as the CLI does); :mod:`._rest` (``rest``) parses the ``/v1/gov/...`` REST answers into
+the same shapes. Needs nothing of the ``[node]`` extra."""
 
 from typing import Any
 
+from citychain.services.gov.sdk import _rest as rest
 from citychain.services.gov.sdk._helpers import AsyncGov as AsyncGov
 from citychain.services.gov.sdk._helpers import Gov as Gov
 from citychain.services.gov.sdk._params import build_params as build_params
@@ -43,4 +45,5 @@ __all__ = [
     "bind_async",
     "build_params",
     "parse_param_value",
+    "rest",
 ]
