@@ -16,6 +16,9 @@ credential schemas). It needs nothing of the node's ``[node]`` extra.
 * **Templates** (:data:`TEMPLATES`, :func:`credential_from_template`,
   :func:`validate_schema`): business licence, professional qualification, residence permit,
   property certificate, each with a bundled JSON Schema 2020-12.
+* **QR codes** (:func:`verify_link`, :func:`qr_svg`, :func:`qr_png`,
+  :func:`credential_from_link`): a credential as a link to a node's public verification page
+  (``/verify#vc=...``), and that link as a QR code a phone's camera opens.
 
 Every refusal is an :class:`~citychain.errors.InvalidInput` whose ``code`` names the reason
 (``tampered``, ``wrong_key``, ``key_not_authorized``, ``credential_expired``,
@@ -57,6 +60,7 @@ from citychain.services.identity.sdk._methods import (
     dereference,
     did_key_document,
 )
+from citychain.services.identity.sdk._qr import credential_from_link, qr_png, qr_svg, verify_link
 from citychain.services.identity.sdk._sdjwt import (
     Disclosure,
     VerifiedSdJwt,
@@ -147,6 +151,10 @@ class Identity:
     check_status = staticmethod(check_status)
     credential_from_template = staticmethod(credential_from_template)
     validate_schema = staticmethod(validate_schema)
+    verify_link = staticmethod(verify_link)
+    credential_from_link = staticmethod(credential_from_link)
+    qr_svg = staticmethod(qr_svg)
+    qr_png = staticmethod(qr_png)
 
 
 class AsyncIdentity(Identity):
@@ -201,6 +209,7 @@ __all__ = [
     "context_document",
     "create_presentation",
     "credential_digest",
+    "credential_from_link",
     "credential_from_template",
     "credential_schema",
     "dereference",
@@ -211,12 +220,15 @@ __all__ = [
     "issue_sd_jwt",
     "present_sd_jwt",
     "public_jwk",
+    "qr_png",
+    "qr_svg",
     "sdjwt_digest",
     "sign_presentation",
     "status_entry",
     "status_list_credential",
     "validate_schema",
     "verify_credential",
+    "verify_link",
     "verify_presentation",
     "verify_proof",
     "verify_sd_jwt",
