@@ -26,8 +26,8 @@ from vc_fixtures import (  # type: ignore[import-not-found]
 from citychain.errors import ErrorCode, InvalidInput
 from citychain.services.identity.sdk import (
     EDDSA_JCS_2022,
-    credential_from_template,
     credential_from_link,
+    credential_from_template,
     issue_credential,
     qr_png,
     qr_svg,
