@@ -27,9 +27,11 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 from urllib.parse import urljoin, urlsplit
 
 import pytest
@@ -147,3 +149,24 @@ def foreign_hosts(html: str, base: str) -> set[str]:
     """The hosts other than ``base``'s from which ``html`` loads anything."""
     own = urlsplit(base).netloc
     return {urlsplit(u).netloc for u in loaded_urls(html, base)} - {own}
+
+
+@contextmanager
+def page(*, viewport: tuple[int, int] = (390, 844), offline: bool = True) -> Iterator[Any]:
+    """A Playwright page in Debian's chromium, for pages a person clicks, types into and feeds
+    files: the same binary and flags as :func:`run_chromium`, driven over the DevTools
+    protocol. ``viewport`` defaults to a phone's (390 x 844 CSS pixels)."""
+    from playwright.sync_api import sync_playwright
+
+    flags = [f for f in BASE_FLAGS if f != "--headless"]
+    if offline:
+        flags.append(OFFLINE_FLAG)
+    with sync_playwright() as pw:
+        chrome = pw.chromium.launch(executable_path=chromium(), args=flags, headless=True)
+        try:
+            context = chrome.new_context(
+                viewport={"width": viewport[0], "height": viewport[1]}, is_mobile=True
+            )
+            yield context.new_page()
+        finally:
+            chrome.close()

@@ -69,3 +69,9 @@ async def resolve_did(
 async def resolve_nothing(request: Request, resolver: ResolverDep) -> Response:
     answer = await resolver.resolve("", {}, request.headers.get("accept"))
     return JSONResponse(answer.body, answer.status, media_type=answer.content_type)
+
+
+# The public verification page (GET /verify), for people with a phone.
+from citychain.services.identity.router._page import router as _page_router  # noqa: E402
+
+router.include_router(_page_router)
