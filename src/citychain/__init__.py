@@ -24,7 +24,7 @@ one module per role: shapes, contract, sdk, router, cli; listed in
     types/                             | canonical data: transactions, blocks, votes, answers
     proof/  crypto/                    | ICS-23 + Merkle proofs; suites, keystore, certificates
     codec                              | canonical CBOR
-    errors  registry                   | the one exceptions tree; the services' registry
+    errors  registry  stages           | exceptions tree; services' registry; stage clock
 """
 
 __version__ = "0.1.0"

@@ -44,7 +44,13 @@ ROWS: tuple[tuple[str, ...], ...] = (
     ("types",),  # pure data with one canonical encoding each
     ("proof", "crypto"),  # ICS-23 and Merkle proofs; keys, signatures, hashes
     ("codec",),  # canonical CBOR
-    ("errors", "registry", "services", "__init__"),  # exceptions; the services' registry
+    (
+        "errors",
+        "registry",
+        "services",
+        "stages",
+        "__init__",
+    ),  # exceptions; the services' registry; stage clock
 )
 ROLES = ("shapes", "contract", "sdk", "router", "cli")
 

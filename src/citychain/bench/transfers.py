@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,7 +140,12 @@ async def run_transfers(
     timeout: float = 300.0,
     log: Callable[[str], None] = print,
     admin: tuple[Signer, str] | None = None,
+    before_load: Callable[[], Awaitable[None]] | None = None,
 ) -> TransfersResult:
+    """Fund ``senders`` accounts, sign ``per_sender`` transfers each, post them in batches over
+    the nodes and wait until all are committed. ``before_load`` runs once the accounts are
+    funded and the transfers signed, right before the first is posted (``bench profile``
+    reads the nodes' stage clocks there)."""
     urls = [url] if isinstance(url, str) else list(url)
     ceiling = ed25519_verifications_per_second()
     log(f"ceiling: {ceiling:,.0f} Ed25519 verifications/s on all cores")
@@ -175,6 +180,8 @@ async def run_transfers(
                     )
             raws = [t.encode() for t in txs]
             log(f"signed {len(raws)} transfers; submitting")
+            if before_load is not None:
+                await before_load()
             start_height = int((await client.get("/v1/status")).json()["height"])
             t0 = time.monotonic()
             sem = asyncio.Semaphore(concurrency)

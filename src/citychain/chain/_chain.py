@@ -39,6 +39,7 @@ from citychain.execution import (
     access,
 )
 from citychain.proof import merkle
+from citychain.stages import CLOCK
 from citychain.state import PreparedState, StateDB
 from citychain.store.blocks import BlockStore
 from citychain.store.kv import KVStore
@@ -159,7 +160,8 @@ class Chain:
     ) -> tuple[BlockResult, PreparedState]:
         ctx = BlockContext(self.chain_id, height, time_ms, proposer)
         result = self.executor.execute_block(self.state, ctx, txs, self.gov_cache)
-        prepared = self.state.prepare(result.writes, height)
+        with CLOCK.measure("state_root", len(txs)):
+            prepared = self.state.prepare(result.writes, height)
         return result, prepared
 
     def check_evidence(self, evidence: Sequence[DuplicateVoteEvidence], height: int) -> None:
@@ -196,6 +198,16 @@ class Chain:
         evidence: Sequence[DuplicateVoteEvidence] = (),
     ) -> PendingBlock:
         """Execute ``txs`` as the next block and build its header (nothing is written)."""
+        with CLOCK.measure("proposal", len(txs)):
+            return self._build_block(txs, time_ms, proposer, evidence)
+
+    def _build_block(
+        self,
+        txs: list[Transaction] | tuple[Transaction, ...],
+        time_ms: int,
+        proposer: bytes,
+        evidence: Sequence[DuplicateVoteEvidence],
+    ) -> PendingBlock:
         height = self.height + 1
         evidence = tuple(evidence)
         self.check_evidence(evidence, height)
@@ -220,6 +232,10 @@ class Chain:
 
     def check_block(self, block: Block) -> PendingBlock:
         """Re-execute someone else's block; refuse it unless its header matches exactly."""
+        with CLOCK.measure("proposal", len(block.txs)):
+            return self._check_block(block)
+
+    def _check_block(self, block: Block) -> PendingBlock:
         h = block.header
         height = self.height + 1
         prev = self.last_header()
@@ -264,7 +280,7 @@ class Chain:
     # -- step 3: commit ---------------------------------------------------------------------
     def commit(self, pending: PendingBlock, commit: Commit) -> None:
         """Write the block, its commit, receipts, indexes and state in one synced batch."""
-        with self._commit_lock:
+        with self._commit_lock, CLOCK.measure("commit", len(pending.block.txs)):
             block = pending.block
             if commit.block_hash != block.hash or commit.height != block.height:
                 raise InternalError("commit does not belong to this block")

@@ -130,6 +130,59 @@ def transfers(
     print(result_line("transfers", res.rate, "transfers/s", res.ceiling, "verifications/s"))
 
 
+@bench_app.command("profile")
+def profile(
+    key: KeyOpt,
+    node: NodeOpt = "http://127.0.0.1:26657",
+    senders: Annotated[int, typer.Option(help="Distinct sending accounts.")] = 2000,
+    duration: Annotated[
+        int, typer.Option(help="Seconds of load to prepare (at ~5,000 tx/s).")
+    ] = 10,
+    batch: Annotated[int, typer.Option(help="Transactions per API request.")] = 1000,
+    home: HomeOpt = None,
+    also: NodesOpt = None,
+    admin_key: AdminOpt = "org1-admin",
+) -> None:
+    """Microseconds per committed transfer in each stage of the path (admission, verify,
+    mempool, proposal, execution, state root, commit), on each node (--also for a network)."""
+    from citychain.bench import profile as prof
+    from citychain.bench import result_line
+    from citychain.bench.transfers import run_transfers
+
+    urls = [node, *(also or [])]
+    before: list[prof.Clock] = []
+
+    async def snapshot() -> None:
+        before.extend(prof.read_clock(u) for u in urls)
+
+    res = _load_run(
+        node,
+        key,
+        home,
+        admin_key,
+        lambda issuer, chain_id, admin: run_transfers(
+            urls,
+            issuer,
+            admin=admin,
+            chain_id=chain_id,
+            senders=senders,
+            per_sender=max(1, duration * 5000 // senders),
+            batch=batch,
+            log=_log,
+            before_load=snapshot,
+        ),
+    )
+    try:
+        after = [prof.read_clock(u) for u in urls]
+    except CitychainError as exc:
+        raise fail(exc) from None
+    profiles = [
+        prof.profile(u, b, a, res.committed) for u, b, a in zip(urls, before, after, strict=True)
+    ]
+    console.print(prof.table(profiles, res.rate), markup=False)
+    print(result_line("transfers", res.rate, "transfers/s", res.ceiling, "verifications/s"))
+
+
 @bench_app.command("latency")
 def latency(
     key: KeyOpt,

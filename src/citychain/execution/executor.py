@@ -97,6 +97,7 @@ from citychain.execution.contract import Contract, ContractRegistry, MethodSpec
 from citychain.execution.gas import GasSchedule
 from citychain.execution.keys import ADDRESS_SIZE, account_nonce_key, decode_nonce, encode_nonce
 from citychain.execution.runtime import Runtime
+from citychain.stages import CLOCK
 from citychain.state.interface import StateReader
 from citychain.types import Receipt, Transaction
 from citychain.types.tx import batch_verify_txs
@@ -201,15 +202,18 @@ class Executor:
         governance records of ``state``; pass one only when ``state`` is the committed state
         it belongs to."""
         txs = tuple(txs)
-        valid = batch_verify_txs(self._rt.suite, txs)
-        pending = _Pending(state)
-        receipts = tuple(
-            self._execute_tx(pending, ctx, tx, ok, gov_cache)
-            for tx, ok in zip(txs, valid, strict=True)
-        )
+        with CLOCK.measure("execution", len(txs)):
+            with CLOCK.measure("verify_execution", len(txs)):
+                valid = batch_verify_txs(self._rt.suite, txs)
+            pending = _Pending(state)
+            receipts = tuple(
+                self._execute_tx(pending, ctx, tx, ok, gov_cache)
+                for tx, ok in zip(txs, valid, strict=True)
+            )
+            writes = pending.sorted_writes()
         return BlockResult(
             receipts,
-            pending.sorted_writes(),
+            writes,
             sum(r.gas_used for r in receipts),
             pending.gov_dirty,
         )

@@ -70,6 +70,7 @@ from dataclasses import dataclass, field, replace
 
 from citychain.crypto import CryptoSuite
 from citychain.errors import CitychainError, ConfigError, ErrorCode, InvalidInput, TxRejected
+from citychain.stages import CLOCK
 from citychain.types.answers import SubmitResult
 from citychain.types.tx import Transaction, batch_verify_txs
 
@@ -224,18 +225,21 @@ class Mempool:
         hashes: list[_Bytes | None] = []
         items: list[Transaction] = []
         where: list[int] = []
-        for data in raw:
-            result = self._check_one(data)
-            if isinstance(result, Transaction):
-                hashes.append(result.hash)
-                where.append(len(out))
-                items.append(result)
-                out.append(result)
-            else:
-                tx, err = result
-                hashes.append(tx.hash if tx is not None else None)
-                out.append(err)
-        for i, tx, valid in zip(where, items, batch_verify_txs(self._suite, items), strict=True):
+        with CLOCK.measure("admission", len(raw)):
+            for data in raw:
+                result = self._check_one(data)
+                if isinstance(result, Transaction):
+                    hashes.append(result.hash)
+                    where.append(len(out))
+                    items.append(result)
+                    out.append(result)
+                else:
+                    tx, err = result
+                    hashes.append(tx.hash if tx is not None else None)
+                    out.append(err)
+        with CLOCK.measure("verify_admission", len(items)):
+            verdicts = batch_verify_txs(self._suite, items)
+        for i, tx, valid in zip(where, items, verdicts, strict=True):
             if not valid:
                 out[i] = TxRejected(
                     "the signature does not verify against the sender's public key"
@@ -276,6 +280,10 @@ class Mempool:
     def insert(self, checked: Sequence[Transaction | CitychainError]) -> list[SubmitResult]:
         """Admit the output of :meth:`check` against the current chain state. One result per
         item, in order. Not thread-safe: call it from the thread that calls :meth:`update`."""
+        with CLOCK.measure("mempool", len(checked)):
+            return self._insert(checked)
+
+    def _insert(self, checked: Sequence[Transaction | CitychainError]) -> list[SubmitResult]:
         cfg = self.config
         height = self._height()
         bases: dict[_Bytes, int] = {}  # account nonces read during this call
@@ -413,6 +421,10 @@ class Mempool:
         sizes and ``max_gas`` the sum of their gas limits; a transaction that does not fit
         ends its sender's turn for this block (see :data:`MAX_REAP_MISFITS`).
         """
+        with CLOCK.measure("mempool", 0):
+            return self._reap(max_txs, max_bytes, max_gas)
+
+    def _reap(self, max_txs: int, max_bytes: int, max_gas: int) -> list[Transaction]:
         out: list[Transaction] = []
         if max_txs <= 0:
             return out
@@ -465,6 +477,10 @@ class Mempool:
     def update(self, committed: Sequence[Transaction], height: int) -> None:
         """After a block at ``height`` is committed: remove its transactions, drop pooled ones
         whose nonce is now used, and drop the ones that expire at ``height``."""
+        with CLOCK.measure("mempool", 0):
+            self._update(committed, height)
+
+    def _update(self, committed: Sequence[Transaction], height: int) -> None:
         touched: dict[_Bytes, None] = {}  # ordered set: deterministic processing order
         for tx in committed:
             entry = self._entries.get(tx.hash)

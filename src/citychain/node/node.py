@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from citychain import __version__
 from citychain.chain import Chain, PendingBlock
@@ -43,6 +45,7 @@ from citychain.node.home import home_in_use, is_lock_error, running_pid
 from citychain.node.keys import load_validator_key as load_validator_key
 from citychain.node.keys import read_passphrase
 from citychain.p2p import Limits, Switch, parse_peer_list
+from citychain.stages import CLOCK
 from citychain.types import Commit, CommittedEvent, DuplicateVoteEvidence, Event, Transaction
 from citychain.types.answers import SubmitResult
 from citychain.types.genesis import Genesis
@@ -392,6 +395,7 @@ class Node:
         self.m_evidence_pending = Gauge(
             "citychain_evidence_pending", "Evidence seen, not yet committed", registry=r
         )
+        r.register(_StageCollector())
         self.m_height.set(self.chain.height)
 
     # -- reads used by the mempool and API --------------------------------------------------
@@ -558,3 +562,25 @@ class Node:
     @classmethod
     def from_home(cls, home: Path) -> Node:
         return cls(NodeConfig.load(home))
+
+
+class _StageCollector(Collector):
+    """The transaction path's time by stage (:mod:`citychain.stages`), read at each scrape:
+    ``bench/profile_path.py`` divides seconds by transactions for microseconds per tx."""
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        seconds = CounterMetricFamily(
+            "citychain_stage_seconds",
+            "Time spent in each stage of the transaction path (citychain.stages)",
+            labels=["stage"],
+        )
+        txs = CounterMetricFamily(
+            "citychain_stage_txs",
+            "Transactions handled by each stage of the transaction path",
+            labels=["stage"],
+        )
+        for stage, (ns, count) in CLOCK.snapshot().items():
+            seconds.add_metric([stage], ns / 1e9)
+            txs.add_metric([stage], count)
+        yield seconds
+        yield txs
