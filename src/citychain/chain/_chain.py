@@ -36,6 +36,7 @@ from citychain.execution import (
     ContractRegistry,
     Executor,
     GasSchedule,
+    VerifiedTxs,
     access,
 )
 from citychain.proof import merkle
@@ -105,6 +106,9 @@ class Chain:
         self._commit_lock = threading.Lock()
         #: Governance records of the committed state, for every transaction's access checks.
         self.gov_cache = access.GovCache()
+        #: Transactions whose signatures this node verified at admission (the mempool adds
+        #: them), so execution does not verify them again; see execution.verified.
+        self.verified = VerifiedTxs()
         self._init_or_check_genesis()
         self._load_params()
 
@@ -159,7 +163,9 @@ class Chain:
         self, height: int, time_ms: int, proposer: bytes, txs: tuple[Transaction, ...]
     ) -> tuple[BlockResult, PreparedState]:
         ctx = BlockContext(self.chain_id, height, time_ms, proposer)
-        result = self.executor.execute_block(self.state, ctx, txs, self.gov_cache)
+        result = self.executor.execute_block(
+            self.state, ctx, txs, self.gov_cache, verified=self.verified
+        )
         with CLOCK.measure("state_root", len(txs)):
             prepared = self.state.prepare(result.writes, height)
         return result, prepared
@@ -301,6 +307,7 @@ class Chain:
             self.kv.write(batch, sync=True)
             self.state.committed(pending.prepared)
             self.blocks.committed(block.height)
+            self.verified.drop(tx.hash for tx in block.txs)  # their nonces are spent
             if pending.result.governance_changed:
                 self.gov_cache.invalidate()  # after the write is visible: see GovCache
             if access.PARAMS_KEY in writes:

@@ -3,7 +3,7 @@
 Public API::
 
     Executor(registry, suite, gas=None)      .execute_block / .init_genesis / .query
-    BlockContext, BlockResult, GasSchedule
+    BlockContext, BlockResult, GasSchedule, VerifiedTxs
     Contract, method, query, ContractRegistry, Context
     default_registry()                       the system contracts of every registered service
     only_args, arg_int, arg_address, arg_bytes, arg_str   (BAD_ARGUMENTS naming the argument)
@@ -31,6 +31,7 @@ from citychain.execution.contract import query as query
 from citychain.execution.executor import BlockResult as BlockResult
 from citychain.execution.executor import Executor as Executor
 from citychain.execution.gas import GasSchedule as GasSchedule
+from citychain.execution.verified import VerifiedTxs as VerifiedTxs
 
 __all__ = [
     "MAX_CALL_DEPTH",

@@ -2,9 +2,14 @@
 
 Theory of operation
 -------------------
-``execute_block`` first verifies every signature of the block in one
-:meth:`CryptoSuite.batch_verify` call (a thread pool; signatures are checked again here even
-though the mempool checked them on admission). Then, for each transaction in block order:
+``execute_block`` first verifies the signatures of the block's transactions that this node
+has not verified itself, in one :meth:`CryptoSuite.batch_verify` call (a thread pool). A
+transaction this node's mempool verified at admission is remembered by hash
+(:class:`~citychain.execution.verified.VerifiedTxs`, the whole encoded transaction with its
+signatures) and not verified twice; one from a peer's proposal, block sync or replay is. So
+every node verifies every signature it executes exactly once, and a verdict never rests on
+the cache: a transaction missing from it is simply verified here. Then, for each transaction
+in block order:
 
 1. **Checks**, in this order; the first that fails gives a failed receipt with ``gas_used`` 0
    and *no state change at all* (not even the nonce):
@@ -97,6 +102,7 @@ from citychain.execution.contract import Contract, ContractRegistry, MethodSpec
 from citychain.execution.gas import GasSchedule
 from citychain.execution.keys import ADDRESS_SIZE, account_nonce_key, decode_nonce, encode_nonce
 from citychain.execution.runtime import Runtime
+from citychain.execution.verified import VerifiedTxs
 from citychain.stages import CLOCK
 from citychain.state.interface import StateReader
 from citychain.types import Receipt, Transaction
@@ -161,6 +167,20 @@ def _call_failure(
     return err
 
 
+def _verify_once(
+    suite: CryptoSuite, txs: tuple[Transaction, ...], verified: VerifiedTxs | None
+) -> list[bool]:
+    """Whether each transaction's signatures verify, checking only those this node has not
+    verified before (see the module docstring)."""
+    if verified is None:
+        return batch_verify_txs(suite, txs)
+    known = verified.known(tx.hash for tx in txs)
+    if all(known):
+        return known
+    fresh = iter(batch_verify_txs(suite, [tx for tx, k in zip(txs, known, strict=True) if not k]))
+    return [True if k else next(fresh) for k in known]
+
+
 class Executor:
     """Runs transactions against system contracts. Holds no state between calls."""
 
@@ -197,14 +217,16 @@ class Executor:
         ctx: BlockContext,
         txs: Sequence[Transaction],
         gov_cache: access.GovCache | None = None,
+        verified: VerifiedTxs | None = None,
     ) -> BlockResult:
         """Execute ``txs`` in order on ``state`` (which is only read). ``gov_cache`` memoises
         governance records of ``state``; pass one only when ``state`` is the committed state
-        it belongs to."""
+        it belongs to. ``verified`` holds the hashes of transactions whose signatures this
+        node already verified (at admission); the others are verified here."""
         txs = tuple(txs)
         with CLOCK.measure("execution", len(txs)):
             with CLOCK.measure("verify_execution", len(txs)):
-                valid = batch_verify_txs(self._rt.suite, txs)
+                valid = _verify_once(self._rt.suite, txs, verified)
             pending = _Pending(state)
             receipts = tuple(
                 self._execute_tx(pending, ctx, tx, ok, gov_cache)

@@ -70,6 +70,7 @@ from dataclasses import dataclass, field, replace
 
 from citychain.crypto import CryptoSuite
 from citychain.errors import CitychainError, ConfigError, ErrorCode, InvalidInput, TxRejected
+from citychain.execution.verified import VerifiedTxs
 from citychain.stages import CLOCK
 from citychain.types.answers import SubmitResult
 from citychain.types.tx import Transaction, batch_verify_txs
@@ -147,8 +148,12 @@ class Mempool:
         account_nonce: Callable[[_Bytes], int],
         height: Callable[[], int],
         admit: Callable[[Transaction], CitychainError | None] | None = None,
+        verified: VerifiedTxs | None = None,
     ) -> None:
         self.config = config
+        #: Where the hashes of transactions whose signatures verified here are remembered, so
+        #: that executing them does not verify them again (execution.verified).
+        self._verified = verified
         #: The chain's access checks on committed state (membership, freezes, policies), so a
         #: transaction the block would refuse is refused here, with the same code and words.
         self._admit = admit
@@ -239,6 +244,8 @@ class Mempool:
                     out.append(err)
         with CLOCK.measure("verify_admission", len(items)):
             verdicts = batch_verify_txs(self._suite, items)
+        if self._verified is not None:
+            self._verified.add(tx.hash for tx, ok in zip(items, verdicts, strict=True) if ok)
         for i, tx, valid in zip(where, items, verdicts, strict=True):
             if not valid:
                 out[i] = TxRejected(

@@ -156,6 +156,7 @@ class Node:
             account_nonce=self.account_nonce,
             height=lambda: self.chain.height,
             admit=self._admit,
+            verified=self.chain.verified,
         )
         self._journal: Journal | None = None
         self._journaled: dict[bytes, bytes] = {}  # tx hash -> wire bytes, while pooled

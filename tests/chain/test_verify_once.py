@@ -1,0 +1,156 @@
+"""Every node verifies every signature it executes, exactly once (DESIGN.md; issue 14.1).
+
+A transaction this node's mempool verified at admission is not verified again when its block
+executes; one it never admitted (a peer's proposal, block sync, replay) is; and a verdict never
+rests on the cache: a forged signature gives the same ``bad_signature`` receipt, and the same
+header, on a node that admitted the genuine transaction and on one that admitted nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from test_chain import CHAIN, make_genesis, transfer  # type: ignore[import-not-found]
+
+from citychain.chain import Chain
+from citychain.crypto import ED25519, CryptoSuite, Signer
+from citychain.errors import ErrorCode
+from citychain.execution import VerifiedTxs, default_registry
+from citychain.execution import executor as executor_module
+from citychain.mempool import Mempool, MempoolConfig
+from citychain.store.kv import KVStore
+from citychain.types import Commit, Transaction
+
+
+@pytest.fixture
+def keys() -> dict[str, Signer]:
+    return {n: Signer(ED25519, bytes([i + 1]) * 32) for i, n in enumerate(["val", "alice", "bob"])}
+
+
+@pytest.fixture
+def verified_at_execution(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many transactions each block's execution verified (one entry per block)."""
+    counts: list[int] = []
+    real = executor_module.batch_verify_txs
+
+    def counting(suite: CryptoSuite, txs: Sequence[Transaction]) -> list[bool]:
+        counts.append(len(txs))
+        return real(suite, txs)
+
+    monkeypatch.setattr(executor_module, "batch_verify_txs", counting)
+    return counts
+
+
+def node(path: Path, keys: dict[str, Signer]) -> tuple[Chain, Mempool]:
+    chain = Chain(KVStore(path), make_genesis(keys), default_registry(), retain_versions=None)
+    pool = Mempool(
+        MempoolConfig(),
+        chain.suite,
+        CHAIN,
+        lambda a: 0,
+        lambda: chain.height,
+        verified=chain.verified,
+    )
+    return chain, pool
+
+
+def admit(pool: Mempool, txs: Sequence[Transaction]) -> None:
+    results = pool.insert(pool.check([tx.encode() for tx in txs]))
+    assert [r.code for r in results] == [ErrorCode.OK] * len(txs), results
+
+
+def forged(tx: Transaction) -> Transaction:
+    sig = bytearray(tx.signature)
+    sig[5] ^= 0x40
+    return tx.with_signature(bytes(sig))
+
+
+def test_admitted_transactions_are_not_verified_again_and_others_are(
+    tmp_path: Path, keys: dict[str, Signer], verified_at_execution: list[int]
+) -> None:
+    alice, bob, val = keys["alice"], keys["bob"], keys["val"]
+    leader, pool = node(tmp_path / "leader", keys)
+    follower, _ = node(tmp_path / "follower", keys)  # admitted nothing: a peer's proposal
+    txs = [transfer(alice, n, bob.address, 1) for n in range(5)]
+    admit(pool, txs)
+    assert len(leader.verified) == 5
+
+    pending = leader.build_block(pool.reap(100, 1 << 20, 1 << 40), 10, val.public_key)
+    assert verified_at_execution == [], "the proposer verified these at admission"
+    assert all(r.ok for r in pending.receipts)
+
+    checked = follower.check_block(pending.block)
+    assert verified_at_execution == [5], "a node that never admitted them verifies all five"
+    commit = Commit.sign_single(val, CHAIN, pending.header)
+    leader.commit(pending, commit)
+    follower.commit(checked, commit)
+    assert len(leader.verified) == 0, "committed transactions leave the cache"
+    leader.close()
+    follower.close()
+
+
+def test_a_forged_signature_is_caught_whether_or_not_the_genuine_one_was_admitted(
+    tmp_path: Path, keys: dict[str, Signer], verified_at_execution: list[int]
+) -> None:
+    alice, bob, val = keys["alice"], keys["bob"], keys["val"]
+    genuine = transfer(alice, 0, bob.address, 7)
+    fake = forged(genuine)
+    assert fake.signing_bytes() == genuine.signing_bytes() and fake.hash != genuine.hash
+
+    admitted, pool = node(tmp_path / "admitted", keys)
+    admit(pool, [genuine])
+    refused = pool.check([fake.encode()])[0]
+    assert getattr(refused, "code", None) == ErrorCode.BAD_SIGNATURE
+    assert admitted.verified.known([genuine.hash, fake.hash]) == [True, False]
+
+    stranger, _ = node(tmp_path / "stranger", keys)
+    # a (faulty) proposer's block holding the forged transfer, on both nodes
+    a = admitted.build_block([fake], 10, val.public_key)
+    assert verified_at_execution == [1]
+    b = stranger.check_block(a.block)
+    assert verified_at_execution == [1, 1]
+    for pending in (a, b):
+        (receipt,) = pending.receipts
+        assert receipt.code == ErrorCode.BAD_SIGNATURE and receipt.gas_used == 0
+    assert b.header == a.header  # both nodes agree on results and state
+    admitted.close()
+    stranger.close()
+
+
+class VerifiedTxsModel(RuleBasedStateMachine):
+    """VerifiedTxs against a plain list: bounded, oldest out first, drop forgets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cache = VerifiedTxs(capacity=8)
+        self.model: list[bytes] = []
+
+    @rule(hashes=st.lists(st.binary(min_size=1, max_size=2), max_size=6))
+    def add(self, hashes: list[bytes]) -> None:
+        self.cache.add(hashes)
+        for h in hashes:
+            if h not in self.model:
+                self.model.append(h)
+        del self.model[: max(0, len(self.model) - 8)]
+
+    @rule(hashes=st.lists(st.binary(min_size=1, max_size=2), max_size=4))
+    def drop(self, hashes: list[bytes]) -> None:
+        self.cache.drop(hashes)
+        self.model = [h for h in self.model if h not in hashes]
+
+    @rule(hashes=st.lists(st.binary(min_size=1, max_size=2), max_size=6))
+    def known(self, hashes: list[bytes]) -> None:
+        assert self.cache.known(hashes) == [h in self.model for h in hashes]
+
+    @invariant()
+    def bounded(self) -> None:
+        assert len(self.cache) == len(self.model) <= 8
+
+
+TestVerifiedTxs = VerifiedTxsModel.TestCase
+TestVerifiedTxs.settings = settings(max_examples=100, stateful_step_count=30, deadline=None)
