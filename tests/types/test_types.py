@@ -342,6 +342,31 @@ def test_block_round_trip(h: Header, txs: list[Transaction]) -> None:
             Block(header, tuple(reversed(txs))).check_tx_root()
 
 
+@settings(max_examples=30, deadline=None)
+@given(headers(), st.lists(transactions(), min_size=1, max_size=5), st.data())
+def test_block_decode_reuses_the_transactions_it_is_told_of(
+    h: Header, txs: list[Transaction], data: st.DataObject
+) -> None:
+    """A proposal's transactions already in the mempool are reused, not decoded again; the
+    others are decoded; the block is the same either way."""
+    block = Block(dataclasses.replace(h, tx_root=tx_root(txs)), tuple(txs))
+    pooled = {t.hash: t for t in data.draw(st.lists(st.sampled_from(txs), unique_by=id))}
+    asked: list[bytes] = []
+
+    def known(tx_hash: bytes) -> Transaction | None:
+        asked.append(tx_hash)
+        return pooled.get(tx_hash)
+
+    back = Block.decode(block.encode(), known=known)
+    assert back == block
+    assert asked == [t.hash for t in txs]
+    for got, original in zip(back.txs, txs, strict=True):
+        if got.hash in pooled:
+            assert got is pooled[got.hash]  # the mempool's object itself
+        else:
+            assert got is not original and got == original  # decoded afresh
+
+
 def test_block_decode_refusals() -> None:
     header = Header("c", 1, 0, b"", tx_root([]), b"r", b"s", b"v", b"p")
     data = Block(header, ()).encode()

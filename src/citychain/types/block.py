@@ -17,7 +17,7 @@ header, so execution that reads it stays deterministic.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -278,7 +278,17 @@ class Block:
         )
 
     @classmethod
-    def decode(cls, data: bytes, *, max_size: int | None = None) -> Block:
+    def decode(
+        cls,
+        data: bytes,
+        *,
+        max_size: int | None = None,
+        known: Callable[[bytes], Transaction | None] | None = None,
+    ) -> Block:
+        """The block in ``data``. ``known`` (a transaction hash -> the transaction, or None)
+        lets a node reuse transactions it already decoded and checked, e.g. its mempool's, for
+        those a proposal names, instead of decoding them again: a transaction's hash is the
+        SHA-256 of its wire bytes, so a hit is the very same bytes."""
         raw = codec.decode(data, max_size=max_size)
         if (
             not isinstance(raw, list)
@@ -290,7 +300,10 @@ class Block:
         header = Header.from_list(raw[0])
         if not all(isinstance(t, bytes) for t in raw[1]):
             raise DecodeError("a block's transactions are embedded as byte strings")
-        txs = tuple(Transaction.decode(t, max_size=len(t)) for t in raw[1])
+        if known is None:
+            txs = tuple(Transaction.decode(t, max_size=len(t)) for t in raw[1])
+        else:
+            txs = tuple(_reuse_or_decode(t, known) for t in raw[1])
         evidence = tuple(DuplicateVoteEvidence.from_list(e) for e in raw[2])
         return cls(header, txs, evidence)
 
@@ -301,3 +314,8 @@ class Block:
             raise ProofError(
                 "evidence does not match the header's evidence_root", ErrorCode.BAD_PROOF
             )
+
+
+def _reuse_or_decode(data: bytes, known: Callable[[bytes], Transaction | None]) -> Transaction:
+    tx = known(hashlib.sha256(data).digest())
+    return tx if tx is not None else Transaction.decode(data, max_size=len(data))
