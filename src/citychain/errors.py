@@ -249,6 +249,7 @@ RefusalReason = Literal[
     "unknown_peer",
     "duplicate",
     "protocol",
+    "node_key",
 ]
 #: Why a peer connection may be refused; the stable codes of the p2p Refuse frame.
 REFUSAL_REASONS: Final[frozenset[str]] = frozenset(get_args(RefusalReason))
@@ -263,6 +264,7 @@ _REFUSAL_WORDS: Final[dict[RefusalReason, tuple[str, str]]] = {
     "unknown_peer": ("no such peer", "us"),
     "duplicate": ("duplicate connection", "this connection"),
     "protocol": ("protocol error", "us"),
+    "node_key": ("node key not proven", "our node key proof"),
 }
 
 #: reason -> the stable error code it is reported under.
@@ -275,6 +277,7 @@ _REFUSAL_CODES: Final[dict[RefusalReason, ErrorCode]] = {
     "unknown_peer": ErrorCode.UNAUTHORIZED,
     "duplicate": ErrorCode.DUPLICATE,
     "protocol": ErrorCode.MALFORMED,
+    "node_key": ErrorCode.UNAUTHORIZED,
 }
 
 

@@ -209,15 +209,18 @@ def test_frame_decoder_refuses_oversize_from_the_header_alone() -> None:
 
 
 def test_control_messages() -> None:
-    hello = Hello(1, CHAIN, bytes(32), "n1", "water")
+    hello = Hello(2, CHAIN, bytes(32), "n1", "water", bytes(range(32)))
     assert decode_control(hello.encode()) == hello
+    # A version-1 hello (no nonce) still decodes, so it is refused as version 1 in words.
+    old = codec.encode(["hello", 1, CHAIN, bytes(32), "n1", "water"])
+    assert decode_control(old) == Hello(1, CHAIN, bytes(32), "n1", "water", b"")
     refuse = Refuse("wrong_genesis", "bad\nline\x1b[31m" + "x" * 2000)
     got = decode_control(refuse.encode())
     assert isinstance(got, Refuse) and got.reason_code == "wrong_genesis"
     assert "\n" not in got.message and "\x1b" not in got.message and len(got.message) == 1000
     with pytest.raises(PeerRefused, match="malformed control message"):
         decode_control(b"\xff")
-    with pytest.raises(PeerRefused, match="not a hello or refuse"):
+    with pytest.raises(PeerRefused, match="not a hello, proof or refuse"):
         decode_control(codec.encode(["ping", 1]))
 
 

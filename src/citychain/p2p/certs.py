@@ -14,6 +14,7 @@ A node certificate (:func:`issue_node_cert`) is signed by its organisation's CA 
                DNS localhost, IP 127.0.0.1
     EKU        clientAuth, serverAuth                      (every node both dials and listens)
     keyUsage   digitalSignature;  basicConstraints CA=false
+    node key   (optional, non-critical) the node's signing key: suite and public key
 
 The chain id and node name in the URI are percent-encoded, so any chain id genesis allows
 (1..64 characters of text) fits. Node names are restricted to ``[A-Za-z0-9._-]`` (1..64,
@@ -25,6 +26,17 @@ Keys are ECDSA P-256. TLS 1.3 makes ``ecdsa_secp256r1_sha256`` mandatory to impl
 every OpenSSL 3 build (and Python's ``ssl`` on top of it) handshakes with it; Ed25519
 certificates also work with OpenSSL 3 but are not universally accepted by other TLS stacks
 that operators may point at a node (monitoring probes, proxies).
+
+**The node key.** The certificate may also name the node's own signing key (its validator
+key: in a key file, or inside a hardware security module through PKCS#11), in a non-critical
+extension under :data:`NODE_KEY_OID`. Its value is the DER of ``SEQUENCE { suite UTF8String,
+publicKey OCTET STRING }`` (``"ed25519"`` and 32 bytes today). When a peer's certificate names
+a key, the handshake requires a signature by that key over the connection
+(:mod:`citychain.p2p.nodekey`), so holding the node's TLS key file is not enough to connect as
+the node. Non-critical, because other TLS stacks (and OpenSSL's own chain check on the
+accepting side) must not refuse a certificate for an extension they do not know. citychain has
+no IANA enterprise number, so the OID is one of the UUID-derived OIDs of ITU-T X.667
+(``2.25.<a random UUID as an integer>``), unique without registration.
 
 Validity windows default to start five minutes in the past, which absorbs small clock
 differences between the machine that issues a certificate and the nodes that check it.
@@ -52,12 +64,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from citychain.crypto import get_suite
 from citychain.errors import ConfigError, ErrorCode, InvalidInput, KeystoreError
 
 #: The URI scheme of the SAN that binds a node certificate to a chain.
 URI_SCHEME = "citychain"
 #: How far in the past a default validity window starts (clock differences between machines).
 BACKDATE = timedelta(minutes=5)
+
+#: The certificate extension naming the node's signing key (see the module docstring).
+NODE_KEY_OID = x509.ObjectIdentifier("2.25.59918486190847426735991965064775407738")
 
 _NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _MAX_CHAIN_ID = 64
@@ -74,6 +90,62 @@ class NodeCertInfo:
     not_after: datetime
     #: SHA-256 of the DER certificate, lowercase hex.
     fingerprint: str
+    #: The node's signing key, if the certificate names one (its CA vouches for it).
+    node_key: NodeKey | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeKey:
+    """A node's signing key as its certificate names it: suite name and public key."""
+
+    suite: str
+    public_key: bytes
+
+    def __str__(self) -> str:
+        return f"{self.suite}:{self.public_key.hex()[:16]}…"
+
+    def encode(self) -> bytes:
+        """The extension value: DER ``SEQUENCE { UTF8String suite, OCTET STRING key }``."""
+        body = _der(0x0C, self.suite.encode("utf-8")) + _der(0x04, self.public_key)
+        return _der(0x30, body)
+
+    @classmethod
+    def decode(cls, data: bytes) -> NodeKey:
+        """Parse :meth:`encode`'s output strictly (DER, short lengths, nothing after it);
+        the suite must be known and the key well formed for it. Else :class:`InvalidInput`."""
+        body = _der_take(data, 0x30, whole=True)
+        suite_len = _der_len(body, 0x0C)
+        suite_raw, rest = body[2 : 2 + suite_len], body[2 + suite_len :]
+        key = _der_take(rest, 0x04, whole=True)
+        try:
+            suite = suite_raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInput("the node key's suite name is not UTF-8") from None
+        get_suite(suite).check_public_key(key)
+        return cls(suite, key)
+
+
+def _der(tag: int, content: bytes) -> bytes:
+    if len(content) > 127:
+        raise InvalidInput(f"node key field of {len(content)} bytes is too long (at most 127)")
+    return bytes((tag, len(content))) + content
+
+
+def _der_len(data: bytes, tag: int) -> int:
+    """The short-form length of the TLV at the start of ``data``, checked against its size."""
+    if len(data) < 2 or data[0] != tag:
+        raise InvalidInput(f"malformed node key extension: expected DER tag {tag:#04x}")
+    length = data[1]
+    if length > 127 or 2 + length > len(data):
+        raise InvalidInput("malformed node key extension: bad DER length")
+    return length
+
+
+def _der_take(data: bytes, tag: int, *, whole: bool) -> bytes:
+    length = _der_len(data, tag)
+    if whole and 2 + length != len(data):
+        raise InvalidInput("malformed node key extension: trailing bytes")
+    return data[2 : 2 + length]
 
 
 def check_node_name(name: str) -> str:
@@ -235,13 +307,16 @@ def issue_node_cert(
     valid_days: int = 825,
     not_before: datetime | None = None,
     not_after: datetime | None = None,
+    node_key: NodeKey | None = None,
 ) -> tuple[bytes, bytes]:
     """(cert_pem, key_pem) for a node, signed by its organisation's CA.
 
     ``CN=node_name, O=org_id``; SAN URI ``citychain://<chain_id>/<node_name>``, DNS
-    ``localhost``, IP ``127.0.0.1``; EKU clientAuth + serverAuth. ``not_after`` wins over
-    ``valid_days`` when given (tests use it to make expired certificates). The key PEM is
-    unencrypted PKCS#8: pass it through :func:`encrypt_key_pem` before writing it to disk.
+    ``localhost``, IP ``127.0.0.1``; EKU clientAuth + serverAuth; and, when ``node_key`` is
+    given, the node-key extension naming it (peers then require the node to prove it holds
+    that key on every connection). ``not_after`` wins over ``valid_days`` when given (tests
+    use it to make expired certificates). The key PEM is unencrypted PKCS#8: pass it through
+    :func:`encrypt_key_pem` before writing it to disk.
     """
     check_node_name(node_name)
     _check_chain_id(chain_id)
@@ -262,6 +337,7 @@ def issue_node_cert(
             f"{org_id!r}"
         )
     start, end = _validity(not_before, not_after, valid_days)
+    node_key_value = None if node_key is None else NodeKey.decode(node_key.encode())
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name(
         [
@@ -277,7 +353,7 @@ def issue_node_cert(
         ]
     )
     ca_ski = ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(ca.subject)
@@ -311,8 +387,12 @@ def issue_node_cert(
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False
         )
-        .sign(ca_key, hashes.SHA256())
     )
+    if node_key_value is not None:
+        builder = builder.add_extension(
+            x509.UnrecognizedExtension(NODE_KEY_OID, node_key_value.encode()), critical=False
+        )
+    cert = builder.sign(ca_key, hashes.SHA256())
     return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
 
 
@@ -399,6 +479,17 @@ def node_cert_info(cert: x509.Certificate) -> NodeCertInfo:
     chain_id, uri_node = unquote(parts.netloc), unquote(path)
     if uri_node != cn:
         raise InvalidInput(f"{where}: URI names node {uri_node!r} but CN is {cn!r}")
+    try:
+        named = cert.extensions.get_extension_for_oid(NODE_KEY_OID).value
+    except x509.ExtensionNotFound:
+        node_key = None
+    else:
+        if not isinstance(named, x509.UnrecognizedExtension):  # pragma: no cover (ours)
+            raise InvalidInput(f"{where}: unreadable node key extension")
+        try:
+            node_key = NodeKey.decode(named.value)
+        except InvalidInput as exc:
+            raise InvalidInput(f"{where}: {exc.message}") from None
     return NodeCertInfo(
         node_name=cn,
         org_id=org,
@@ -406,6 +497,7 @@ def node_cert_info(cert: x509.Certificate) -> NodeCertInfo:
         not_before=cert.not_valid_before_utc,
         not_after=cert.not_valid_after_utc,
         fingerprint=hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest(),
+        node_key=node_key,
     )
 
 

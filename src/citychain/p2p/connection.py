@@ -37,6 +37,7 @@ from citychain.p2p.frames import (
     CONTROL_CHANNEL,
     HEADER,
     FrameDecoder,
+    NodeKeyProof,
     Refuse,
     decode_control,
     header,
@@ -201,7 +202,8 @@ class Connection:
                         message = decode_control(payload)
                         if isinstance(message, Refuse):
                             raise message.as_error()
-                        raise PeerRefused("protocol", "a second hello on an open connection")
+                        what = "node key proof" if isinstance(message, NodeKeyProof) else "hello"
+                        raise PeerRefused("protocol", f"a second {what} on an open connection")
                     self._deliver(self.name, channel, payload)
                 if decoder.refusal is not None:
                     raise decoder.refusal

@@ -1,4 +1,4 @@
-"""Frames on the wire, and the two control messages (Hello, Refuse).
+"""Frames on the wire, and the control messages (Hello, NodeKeyProof, Refuse).
 
 Theory of operation
 -------------------
@@ -17,11 +17,16 @@ Channel 0 is the control channel of the transport itself; channels 1..255 belong
 consumers (consensus, mempool, sync, ...). A control payload is canonical CBOR (see
 :mod:`citychain.codec`), a list whose first item names the message:
 
-* ``["hello", protocol_version, chain_id, genesis_hash, node_name, org_id]`` — the first frame
-  each side sends after the TLS handshake. The acceptor sends its Hello first and the dialler
-  answers, so the dialler never has data in flight when the acceptor refuses its certificate
-  (unread data at a closing socket turns into a TCP reset that can destroy the refusal
-  before the other side reads it).
+* ``["hello", protocol_version, chain_id, genesis_hash, node_name, org_id, nonce]`` — the
+  first frame each side sends after the TLS handshake; ``nonce`` is 32 fresh random bytes.
+  The acceptor sends its Hello first and the dialler answers, so the dialler never has data
+  in flight when the acceptor refuses its certificate (unread data at a closing socket turns
+  into a TCP reset that can destroy the refusal before the other side reads it). A protocol
+  version 1 Hello (no nonce) still decodes, so that it is refused as the wrong version, in
+  words, not as a malformed message.
+* ``["proof", signature]`` — the node-key proof (:mod:`citychain.p2p.nodekey`), sent by the
+  dialler right after its Hello and by the acceptor once it has checked the dialler's;
+  ``signature`` is empty when the sender's certificate names no node key.
 * ``["refuse", reason_code, message]`` — sent instead of (or after) a Hello, just before
   closing; the receiver logs the reason. See :mod:`citychain.p2p.refusals`.
 """
@@ -38,7 +43,7 @@ from citychain.errors import REFUSAL_REASONS, DecodeError, PeerRefused
 
 HEADER: Final = struct.Struct(">IB")
 CONTROL_CHANNEL: Final = 0
-PROTOCOL_VERSION: Final = 1
+PROTOCOL_VERSION: Final = 2  # 2: the Hello's nonce and the node-key proof
 #: Control messages are small; anything larger is a protocol error.
 MAX_CONTROL_BYTES: Final = 4096
 #: A Refuse message's text is cut to this many characters.
@@ -111,6 +116,7 @@ class Hello:
     genesis_hash: bytes
     node_name: str
     org_id: str
+    nonce: bytes
 
     def encode(self) -> bytes:
         return codec.encode(
@@ -121,8 +127,19 @@ class Hello:
                 self.genesis_hash,
                 self.node_name,
                 self.org_id,
+                self.nonce,
             ]
         )
+
+
+@dataclass(frozen=True, slots=True)
+class NodeKeyProof:
+    """The sender's signature over the connection's binding, or empty (no node key named)."""
+
+    signature: bytes
+
+    def encode(self) -> bytes:
+        return codec.encode(["proof", self.signature])
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,26 +157,33 @@ class Refuse:
         return PeerRefused(self.reason_code, self.message, by_peer=True)
 
 
-def control_frame(message: Hello | Refuse) -> bytes:
+ControlMessage = Hello | NodeKeyProof | Refuse
+
+
+def control_frame(message: ControlMessage) -> bytes:
     """A whole control frame (header and payload) carrying ``message``."""
     payload = message.encode()
     return header(CONTROL_CHANNEL, len(payload)) + payload
 
 
-def decode_control(payload: bytes) -> Hello | Refuse:
+def decode_control(payload: bytes) -> ControlMessage:
     """Parse a control payload; anything malformed is :class:`PeerRefused` (``protocol``)."""
     try:
         value = codec.decode(payload, max_size=MAX_CONTROL_BYTES)
     except DecodeError as exc:
         raise PeerRefused("protocol", f"malformed control message: {exc.message}") from None
     match value:
-        case ["hello", int(v), str(chain), bytes(genesis), str(name), str(org)]:
-            return Hello(v, chain, genesis, name, org)
+        case ["hello", int(v), str(chain), bytes(genesis), str(name), str(org), bytes(nonce)]:
+            return Hello(v, chain, genesis, name, org, nonce)
+        case ["hello", 1, str(chain), bytes(genesis), str(name), str(org)]:
+            return Hello(1, chain, genesis, name, org, b"")  # refused as version 1, in words
+        case ["proof", bytes(signature)]:
+            return NodeKeyProof(signature)
         case ["refuse", str(reason), str(text)] if reason in REFUSAL_REASONS:
             return Refuse(reason, _printable(text))
         case ["refuse", str(reason), str(text)]:
             return Refuse("protocol", _printable(f"{reason}: {text}"))
-    raise PeerRefused("protocol", "malformed control message: not a hello or refuse")
+    raise PeerRefused("protocol", "malformed control message: not a hello, proof or refuse")
 
 
 def _printable(text: str) -> str:

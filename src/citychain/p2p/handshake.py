@@ -1,4 +1,4 @@
-"""Opening a connection: TCP, TLS 1.3, the certificate check, and the Hello exchange.
+"""Opening a connection: TCP, TLS 1.3, the certificate check, Hellos and node-key proofs.
 
 Theory of operation
 -------------------
@@ -12,17 +12,33 @@ the same steps from the two ends and return an :class:`Established` connection, 
   the handshake) or :class:`TimeoutError` (the whole exchange took longer than the handshake
   timeout).
 
-Steps, acceptor (A) and dialler (D)::
+Steps, acceptor (A) and dialler (D); each line is one step of :func:`accept` or :func:`dial`
+(the comments there carry the same numbers), and every check refuses with a Refuse frame and
+a close::
 
-    D: TCP connect ─────────────► A: TCP accept
-    D ◄─────── TLS 1.3 handshake, both certificates ───────► A
-               (A's OpenSSL: does D's certificate chain to a genesis CA?)
-    A: check D's certificate (tls.check_peer_certificate)  → Refuse + close on failure
-    A: send Hello ─────────────────────────────────────────► D
-    D: check A's certificate, and that it names the node D dialled → Refuse + close
-    D: read A's Hello (or Refuse, or a silent close), check it → Refuse + close
-    D: send Hello ──────────────────────────────────────────► A
-    A: read D's Hello (or Refuse), check it                → Refuse + close
+    #   acceptor (A)                       dialler (D)                      refused as
+    --  ---------------------------------  -------------------------------  ------------------
+    1   TCP accept, TLS 1.3 (OpenSSL: D's  TCP connect, TLS 1.3             silent close
+        cert chains to a genesis CA?)
+    2   check D's certificate                                               wrong_ca, expired,
+                                                                            not_yet_valid, ...
+    3   send Hello(nonce_A)  ----------->
+    4                                      check A's certificate and name   wrong_ca, ...,
+                                                                            unknown_peer
+    5                                      read A's Hello, check it         wrong_chain,
+                                                                            wrong_genesis, ...
+    6                       <------------  send Hello(nonce_D), Proof_D
+    7   read D's Hello, check it                                            (as 5)
+    8   read D's Proof, check it                                            node_key
+    9   send Proof_A  ------------------>
+    10                                     read A's Proof, check it         node_key
+
+A Proof (:class:`~citychain.p2p.frames.NodeKeyProof`) is the sender's signature, by the node
+key its certificate names, over the connection's binding: chain, genesis, both certificates'
+SHA-256 and both nonces, and which side signed (:mod:`citychain.p2p.nodekey` says why that
+defeats replay and relay without a TLS exporter, and what it does not give). A certificate
+that names no node key sends an empty Proof and needs none. The dialler waits for the
+acceptor's Proof, so it learns in the handshake whether the acceptor accepted it.
 
 The acceptor speaks first. Under TLS 1.3 the dialler's handshake completes *before* the
 acceptor has checked the dialler's certificate; if the acceptor's OpenSSL then refuses it,
@@ -39,22 +55,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
+from citychain.crypto import Signer
 from citychain.errors import PeerRefused
 from citychain.p2p.certs import NodeCertInfo
 from citychain.p2p.frames import (
     CONTROL_CHANNEL,
     PROTOCOL_VERSION,
+    ControlMessage,
     Hello,
+    NodeKeyProof,
     Refuse,
     control_frame,
     decode_control,
     read_frame,
 )
+from citychain.p2p.nodekey import NONCE_BYTES, Binding, Role, check_proof, fingerprint, prove
 from citychain.p2p.refusals import explain_tls_error
 from citychain.p2p.tls import TrustStore, check_peer_certificate
 
@@ -77,11 +98,26 @@ class Local:
     node_name: str
     org_id: str
     trust: TrustStore
+    #: Our own certificate, as read from its file (the one our TLS contexts present).
+    cert: NodeCertInfo
+    #: What signs our node-key proof; used when ``cert`` names a node key (it must be its key).
+    signer: Signer | None = None
 
-    def hello(self) -> Hello:
+    def hello(self, nonce: bytes) -> Hello:
         return Hello(
-            PROTOCOL_VERSION, self.chain_id, self.genesis_hash, self.node_name, self.org_id
+            PROTOCOL_VERSION, self.chain_id, self.genesis_hash, self.node_name, self.org_id, nonce
         )
+
+    def binding(self, peer: NodeCertInfo, *, ours: Role, own: bytes, theirs: bytes) -> Binding:
+        """The binding of a connection to ``peer`` on which we are ``ours``, with our nonce
+        ``own`` and the peer's ``theirs``."""
+        mine, its = fingerprint(self.cert), fingerprint(peer)
+        if ours == "dialler":
+            return Binding(self.chain_id, self.genesis_hash, mine, its, own, theirs)
+        return Binding(self.chain_id, self.genesis_hash, its, mine, theirs, own)
+
+    async def proof(self, binding: Binding, ours: Role) -> NodeKeyProof:
+        return NodeKeyProof(await prove(self.signer, self.cert.node_key, binding, ours))
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +206,10 @@ def check_hello(hello: Hello, cert: NodeCertInfo, local: Local) -> None:
         )
     if name == local.node_name:
         raise PeerRefused("unknown_peer", f"the peer has our own name {name!r}")
+    if len(hello.nonce) != NONCE_BYTES:
+        raise PeerRefused(
+            "protocol", f"{name}'s hello carries a nonce of {len(hello.nonce)} bytes, not 32"
+        )
 
 
 #: What a dialler concludes when the acceptor closes between the handshake and its Hello.
@@ -180,23 +220,24 @@ SILENT_CLOSE = (
 )
 
 
-async def _read_hello(reader: asyncio.StreamReader, *, dialler: bool) -> Hello:
-    """The peer's first frame as a Hello; a Refuse or TLS alert becomes :class:`PeerRefused`.
+async def _read_control(reader: asyncio.StreamReader, *, first: bool) -> ControlMessage:
+    """The peer's next control message; a Refuse or TLS alert becomes :class:`PeerRefused`.
 
-    A dialler reads first: the acceptor's OpenSSL refuses a dialler's certificate only after
-    the dialler's handshake has completed, and then closes without a word (no alert, see
-    :mod:`citychain.p2p.tls`), so an immediate close means exactly that, most likely.
+    A dialler reads A's Hello first (``first=True``): the acceptor's OpenSSL refuses a
+    dialler's certificate only after the dialler's handshake has completed, and then closes
+    without a word (no alert, see :mod:`citychain.p2p.tls`), so an immediate close means
+    exactly that, most likely.
     """
     try:
         channel, payload = await read_frame(reader, 0)
     except (asyncio.IncompleteReadError, ConnectionResetError, ssl.SSLEOFError):
-        if dialler:
+        if first:
             raise PeerRefused("wrong_ca", SILENT_CLOSE, by_peer=True) from None
         raise EOFError("the peer closed the connection during the handshake") from None
     except ssl.SSLError as exc:
         raise explain_tls_error(exc) from None
     if channel != CONTROL_CHANNEL:
-        raise PeerRefused("protocol", f"expected a hello, got a frame on channel {channel}")
+        raise PeerRefused("protocol", f"expected a handshake message, got a frame on {channel}")
     message = decode_control(payload)
     if isinstance(message, Refuse):
         raise message.as_error()
@@ -241,20 +282,49 @@ async def _hello_from(
     local: Local,
     *,
     dialler: bool,
-) -> None:
+) -> Hello:
     """Read the peer's Hello and check it; refuse (Refuse frame, close) on a mismatch."""
     try:
-        hello = await _read_hello(reader, dialler=dialler)
-    except PeerRefused as exc:
-        exc.peer_name = cert.node_name
-        if not exc.by_peer:  # a malformed hello: tell the peer
-            await refuse_and_close(reader, writer, exc)
-        raise
-    try:
+        hello = await _read_control(reader, first=dialler)
+        if not isinstance(hello, Hello):
+            raise PeerRefused("protocol", "expected a hello, got a node key proof")
         check_hello(hello, cert, local)
     except PeerRefused as exc:
         exc.peer_name = cert.node_name
-        await refuse_and_close(reader, writer, exc)
+        if not exc.by_peer:  # a malformed or mismatched hello: tell the peer
+            await refuse_and_close(reader, writer, exc)
+        raise
+    return hello
+
+
+async def _proof_from(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    cert: NodeCertInfo,
+    binding: Binding,
+    role: Role,
+) -> None:
+    """Read the peer's node-key proof (it is ``role``) and check it; refuse on failure."""
+    try:
+        proof = await _read_control(reader, first=False)
+        if not isinstance(proof, NodeKeyProof):
+            raise PeerRefused("protocol", "expected a node key proof, got a second hello")
+        check_proof(cert, binding, role, proof.signature)
+    except PeerRefused as exc:
+        exc.peer_name = cert.node_name
+        if not exc.by_peer:
+            await refuse_and_close(reader, writer, exc)
+        raise
+
+
+async def _own_proof(
+    writer: asyncio.StreamWriter, local: Local, binding: Binding, ours: Role
+) -> NodeKeyProof:
+    """Our proof; if our own signer fails, the peer is told nothing (it is not its fault)."""
+    try:
+        return await local.proof(binding, ours)
+    except PeerRefused:
+        await close_writer(writer)
         raise
 
 
@@ -273,11 +343,16 @@ async def accept(
         async with asyncio.timeout(timeout_s):
             try:
                 await writer.start_tls(context, ssl_handshake_timeout=timeout_s)
-            except ssl.SSLError as exc:
+            except ssl.SSLError as exc:  # 1
                 raise explain_tls_error(exc) from None
-            cert = await _checked(reader, writer, local, None, address)
-            writer.write(control_frame(local.hello()))
-            await _hello_from(reader, writer, cert, local, dialler=False)
+            cert = await _checked(reader, writer, local, None, address)  # 2
+            nonce = secrets.token_bytes(NONCE_BYTES)
+            writer.write(control_frame(local.hello(nonce)))  # 3
+            hello = await _hello_from(reader, writer, cert, local, dialler=False)  # 7
+            binding = local.binding(cert, ours="acceptor", own=nonce, theirs=hello.nonce)
+            await _proof_from(reader, writer, cert, binding, "dialler")  # 8
+            writer.write(control_frame(await _own_proof(writer, local, binding, "acceptor")))  # 9
+            await writer.drain()
         done = True
         return Established(reader, writer, cert, "in", address)
     finally:
@@ -312,10 +387,14 @@ async def dial(
     done = False
     try:
         async with asyncio.timeout_at(deadline):
-            cert = await _checked(reader, writer, local, name, address)
-            await _hello_from(reader, writer, cert, local, dialler=True)
-            writer.write(control_frame(local.hello()))
+            cert = await _checked(reader, writer, local, name, address)  # 4
+            hello = await _hello_from(reader, writer, cert, local, dialler=True)  # 5
+            nonce = secrets.token_bytes(NONCE_BYTES)
+            binding = local.binding(cert, ours="dialler", own=nonce, theirs=hello.nonce)
+            proof = await _own_proof(writer, local, binding, "dialler")
+            writer.write(control_frame(local.hello(nonce)) + control_frame(proof))  # 6
             await writer.drain()
+            await _proof_from(reader, writer, cert, binding, "acceptor")  # 10
         done = True
         return Established(reader, writer, cert, "out", address)
     finally:

@@ -58,6 +58,7 @@ from typing import Any, Final
 
 from cryptography import x509
 
+from citychain.crypto import Signer
 from citychain.errors import ConfigError, ErrorCode, InvalidInput, KeystoreError, PeerRefused
 from citychain.p2p.certs import (
     ca_org_id,
@@ -80,6 +81,7 @@ from citychain.p2p.handshake import (
     peer_cert_der,
     refuse_and_close,
 )
+from citychain.p2p.nodekey import check_signer
 from citychain.p2p.tls import (
     TrustStore,
     check_still_trusted,
@@ -246,7 +248,10 @@ class Switch:
         listen_port: int,
         peers: Sequence[PeerAddress],
         limits: Limits = Limits(),  # noqa: B008 (frozen, so sharing the default is safe)
+        node_signer: Signer | None = None,
     ) -> None:
+        """``node_signer`` signs this node's node-key proofs; it must hold the key that
+        ``cert_file`` names, if it names one (:mod:`citychain.p2p.nodekey`)."""
         try:
             check_node_name(node_name)
         except InvalidInput as exc:
@@ -263,10 +268,13 @@ class Switch:
             raise ConfigError(
                 f"node certificate {cert_file} was not issued by any organisation CA of this chain"
             )
+        check_signer(self._own.node_key, node_signer, str(cert_file))
         self._server_ctx, self._client_ctx = self._identity.contexts(trust)
         #: The CAs the two contexts trust (they lag ``_local.trust`` if a rebuild failed).
         self._ctx_cas = frozenset(trust.cas)
-        self._local = Local(chain_id, bytes(genesis_hash), node_name, org_id, trust)
+        self._local = Local(
+            chain_id, bytes(genesis_hash), node_name, org_id, trust, self._own, node_signer
+        )
         self._limits = limits
         self._read_limits = ReadLimits(
             limits.max_message_bytes, limits.recv_bytes_per_s, limits.recv_msgs_per_s

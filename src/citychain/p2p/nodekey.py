@@ -1,0 +1,163 @@
+"""Proof, inside the p2p handshake, that a node holds the signing key its certificate names.
+
+Theory of operation
+-------------------
+A node's TLS key is a file (Python's :mod:`ssl` loads private keys only from files, and
+Debian's OpenSSL 3.0 has no PKCS#11 provider), so a copy of a node's disk and passphrase
+would let its holder connect to peers as that node. When the node's validator key lives in a
+hardware security module, that is the one key a disk copy does not give away. So a node
+certificate may name the node's signing key (:class:`~citychain.p2p.certs.NodeKey`, put there
+by the organisation CA that issued it), and then every connection carries, after the Hellos, a
+:class:`~citychain.p2p.frames.NodeKeyProof`: a signature *by that key* (made inside the module
+when it is a :class:`~citychain.crypto.pkcs11.Pkcs11Signer`) over the connection's
+:class:`Binding`::
+
+    codec.encode([
+        "citychain/p2p/node-key-proof/v1",        # domain separation: never a vote or a tx
+        chain_id, genesis_hash,
+        sha256(dialler's DER certificate), sha256(acceptor's DER certificate),
+        dialler_nonce, acceptor_nonce,            # 32 random bytes each, from the two Hellos
+        "dialler" | "acceptor",                   # which side signed
+    ])
+
+Both sides compute the same binding from what they saw on this connection: their own
+certificate, the one the peer presented in the TLS handshake (whose CertificateVerify proved
+the peer holds that certificate's TLS key), and the two nonces. A peer whose certificate names
+a key must send a proof that verifies with it, else it is refused (``node_key``, "node key not
+proven"); a certificate without the extension needs no proof (an empty one is sent), as
+before the extension existed.
+
+What it defeats, without a TLS exporter (Python's :mod:`ssl` has no
+``export_keying_material``, so the signature cannot cover the TLS session's keys):
+
+* **Replay.** The verifier's own fresh nonce is in what was signed, so a proof recorded on an
+  earlier connection does not verify on this one.
+* **Relay.** An attacker who holds node A's TLS key and certificate (the disk copy) but not
+  its module connects to B as A, and needs A's module to sign a binding that names *B's*
+  certificate and B's nonce. A signs only on its own connections, over the certificate that
+  peer presented in TLS; to make A sign one naming B's certificate the attacker must present
+  B's certificate to A and complete TLS with it, i.e. hold *B's* TLS key too. The direction
+  stops a proof made as dialler from passing as acceptor (and the reverse) when two nodes
+  dial each other at once.
+* **Cross-chain or cross-protocol use.** The tag, chain id and genesis hash.
+
+What it does not give: a true channel binding. The proof says "the holder of this node key
+took part in a handshake between these two certificates with these nonces", not "this TLS
+session's keys belong to that holder". Someone holding *both* nodes' TLS keys could sit in the
+middle of a connection between them and forward the proof. The TLS handshake signature itself
+is still made by the file key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from citychain import codec
+from citychain.crypto import Signer, get_suite
+from citychain.errors import CitychainError, ConfigError, InvalidInput, PeerRefused
+from citychain.p2p.certs import NodeCertInfo, NodeKey
+
+#: The domain-separation tag that opens every signed binding.
+PROOF_TAG: Final = "citychain/p2p/node-key-proof/v1"
+#: Bytes of randomness each side puts in its Hello.
+NONCE_BYTES: Final = 32
+
+Role = Literal["dialler", "acceptor"]
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """What a node-key proof on one connection is bound to (see the module docstring)."""
+
+    chain_id: str
+    genesis_hash: bytes
+    dialler_cert: bytes  # SHA-256 of the dialler's DER certificate
+    acceptor_cert: bytes  # SHA-256 of the acceptor's DER certificate
+    dialler_nonce: bytes
+    acceptor_nonce: bytes
+
+    def message(self, signer: Role) -> bytes:
+        """The bytes the ``signer`` side signs."""
+        return codec.encode(
+            [
+                PROOF_TAG,
+                self.chain_id,
+                self.genesis_hash,
+                self.dialler_cert,
+                self.acceptor_cert,
+                self.dialler_nonce,
+                self.acceptor_nonce,
+                signer,
+            ]
+        )
+
+
+def fingerprint(info: NodeCertInfo) -> bytes:
+    """The certificate's SHA-256 (32 bytes) from what :mod:`citychain.p2p.certs` read."""
+    return bytes.fromhex(info.fingerprint)
+
+
+def check_signer(named: NodeKey | None, signer: Signer | None, cert_file: str) -> None:
+    """Refuse (:class:`~citychain.errors.ConfigError`) a node whose certificate names a key it
+    does not hold: it could not prove it, and every peer would refuse it."""
+    if named is None:
+        return
+    held = None if signer is None else NodeKey(signer.suite.name, signer.public_key)
+    if held != named:
+        has = "no node signer" if held is None else f"the key {held}"
+        raise ConfigError(
+            f"node certificate {cert_file} names node key {named} but this node has {has}: "
+            "peers would refuse its connections; use the certificate issued for this node's "
+            "validator key"
+        )
+
+
+async def prove(
+    signer: Signer | None, named: NodeKey | None, binding: Binding, role: Role
+) -> bytes:
+    """Our proof for ``binding``: a signature when our certificate names a key, else empty.
+
+    The signature is made on a worker thread: a hardware module may take milliseconds.
+    A module that fails to sign is :class:`PeerRefused` (``node_key``) on our side only.
+    """
+    if named is None or signer is None:
+        return b""
+    try:
+        return await asyncio.to_thread(signer.sign, binding.message(role))
+    except CitychainError as exc:
+        raise PeerRefused(
+            "node_key", f"this node could not sign its node key proof: {exc.message}"
+        ) from None
+
+
+def check_proof(peer: NodeCertInfo, binding: Binding, role: Role, signature: bytes) -> None:
+    """Refuse (:class:`PeerRefused`) a proof from the ``role`` side that does not show the
+    peer holds the key its certificate names."""
+    name, key = peer.node_name, peer.node_key
+    if key is None:
+        if signature:
+            raise PeerRefused(
+                "protocol", f"{name} sent a node key proof but its certificate names no node key"
+            )
+        return
+    if not signature:
+        raise PeerRefused(
+            "node_key",
+            f"the certificate of {name} names node key {key} but {name} sent no proof that it "
+            "holds it (its TLS key and certificate without that key, e.g. a copy of its disk "
+            "without its hardware module?)",
+        )
+    try:
+        suite = get_suite(key.suite)
+    except InvalidInput:  # pragma: no cover (NodeKey.decode checked the suite)
+        raise PeerRefused("node_key", f"{name}'s node key suite {key.suite!r} is unknown") from None
+    if not suite.verify(key.public_key, binding.message(role), signature):
+        raise PeerRefused(
+            "node_key",
+            f"the proof of node key {key} from {name} does not verify for this connection: it "
+            "was not signed by the key its certificate names (its TLS key and certificate "
+            "without that key, e.g. a copy of its disk without its hardware module?), or it "
+            "was made for another connection",
+        )
