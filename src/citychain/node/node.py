@@ -245,6 +245,9 @@ class Node:
                 recv_bytes_per_s=p2p.recv_bytes_per_s,
                 recv_msgs_per_s=p2p.recv_msgs_per_s,
             ),
+            # Signs the node-key proof when the certificate names the validator key, so a
+            # copy of the TLS key file alone cannot connect as this node.
+            node_signer=self.signer,
         )
         # Every node keeps a signer: one that is not a validator yet signs from the height
         # governance adds it (the engine checks membership at every height).

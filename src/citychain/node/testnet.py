@@ -79,7 +79,7 @@ from citychain.node.config import (
     P2PSettings,
 )
 from citychain.node.home import DEMO_BALANCE, DEMO_POLICIES
-from citychain.p2p.certs import encrypt_key_pem, generate_org_ca, issue_node_cert
+from citychain.p2p.certs import NodeKey, encrypt_key_pem, generate_org_ca, issue_node_cert
 from citychain.types import Validator
 from citychain.types.genesis import ChainParams, Genesis, Governance, Member, Organisation
 from citychain.types.policy import check_name
@@ -533,7 +533,9 @@ def _write_network(
         (config_dir / "genesis.json").write_bytes(genesis_bytes)
         _write_test_passphrase(config_dir / "passphrase", passphrase)
         save_key(config_dir / "node_key.json", signer, passphrase, kdf_level=kdf_level)
-        cert, tls_key = issue_node_cert(cas[oid][0], cas[oid][1], name, chain_id, oid)
+        cert, tls_key = issue_node_cert(
+            cas[oid][0], cas[oid][1], name, chain_id, oid, node_key=node_key_of(signer)
+        )
         p2p = P2PSettings(
             listen_host="127.0.0.1",
             listen_port=p2p_port(i),
@@ -593,6 +595,12 @@ def _write_network(
 #: What a test network's node.toml says about its keys: the passphrase may sit in plain text
 #: beside them, because this is a test network (see :mod:`citychain.crypto.passphrase`).
 TEST_NETWORK_KEYS = KeysSettings(allow_plaintext_passphrase=TEST_NETWORK_PHRASE)
+
+
+def node_key_of(signer: Signer) -> NodeKey:
+    """The node key a node certificate names for ``signer`` (its validator key): peers then
+    require every connection to be signed by it (:mod:`citychain.p2p.nodekey`)."""
+    return NodeKey(signer.suite.name, signer.public_key)
 
 
 def _write_test_passphrase(path: Path, passphrase: str) -> None:
@@ -661,7 +669,9 @@ def prepare_joining_org(
     signer = Signer.generate(ED25519)
     save_key(config_dir / "node_key.json", signer, passphrase, kdf_level=kdf_level)
     (config_dir / "org_ca_cert.pem").write_bytes(ca_cert)
-    cert, tls_key = issue_node_cert(ca_cert, ca_key, node_name, layout.chain_id, org_id)
+    cert, tls_key = issue_node_cert(
+        ca_cert, ca_key, node_name, layout.chain_id, org_id, node_key=node_key_of(signer)
+    )
     p2p = P2PSettings(
         listen_host="127.0.0.1",
         listen_port=port,
