@@ -14,7 +14,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from citychain.p2p.certs import encrypt_key_pem, generate_org_ca, issue_node_cert
+from citychain.crypto import Signer
+from citychain.p2p.certs import NodeKey, encrypt_key_pem, generate_org_ca, issue_node_cert
 from citychain.p2p.config import Limits, PeerAddress
 from citychain.p2p.switch import Switch
 
@@ -47,11 +48,20 @@ class Pki:
         not_before: datetime | None = None,
         not_after: datetime | None = None,
         tag: str = "",
+        node_key: NodeKey | None = None,
     ) -> tuple[Path, Path]:
-        """(cert file, encrypted key file) for ``name`` of ``org``."""
+        """(cert file, encrypted key file) for ``name`` of ``org``; the certificate names
+        ``node_key`` if given."""
         ca_cert, ca_key = self.ca(org)
         cert, key = issue_node_cert(
-            ca_cert, ca_key, name, chain, org, not_before=not_before, not_after=not_after
+            ca_cert,
+            ca_key,
+            name,
+            chain,
+            org,
+            not_before=not_before,
+            not_after=not_after,
+            node_key=node_key,
         )
         cert_file = self.root / f"{name}{tag}.crt"
         key_file = self.root / f"{name}{tag}.key"
@@ -87,6 +97,7 @@ def make_switch(
     chain: str = CHAIN,
     genesis: bytes = GENESIS,
     limits: Limits = FAST,
+    node_signer: Signer | None = None,
 ) -> Switch:
     cert_file, key_file = files if files is not None else pki.node(name, org, chain=chain)
     return Switch(
@@ -102,6 +113,7 @@ def make_switch(
         listen_port=port,
         peers=peers,
         limits=limits,
+        node_signer=node_signer,
     )
 
 
