@@ -6,7 +6,10 @@ A :class:`Switch` owns a TLS listener and, for every configured peer, a *dial lo
 the peer is not connected it dials ``name@host:port`` with exponential backoff (plus jitter:
 this is not consensus, nothing needs to be deterministic). Every connection, in or out, runs
 the handshake of :mod:`citychain.p2p.handshake`; refusals are logged in plain words on both
-sides and kept in ``PeerInfo.last_error``.
+sides and kept in ``PeerInfo.last_error``. When this node's certificate names its signing key,
+the switch's ``node_signer`` (the validator key, in a file or a PKCS#11 module) signs the
+node-key proof of every handshake (:mod:`citychain.p2p.nodekey`); a switch refuses to start
+with a certificate naming a key that signer does not hold.
 
 **One connection per peer.** Both nodes dial each other, so two connections can appear at
 once. Both nodes apply the same rule and so keep the same one: the connection *dialled by the
