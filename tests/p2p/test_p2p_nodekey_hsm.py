@@ -6,7 +6,8 @@ keeps its key in a file and its certificate names it too. They connect, whicheve
 Then a thief holding ``a``'s TLS key file, passphrase and certificate, but not the module,
 tries to connect to ``b`` as ``a``: citychain itself refuses to start that way, and a client
 changed to skip the check is refused by ``b`` with ``node_key`` ("node key not proven"), in
-the same words on both sides, whichever side dials.
+the same words on both sides, whichever side dials. Last, ``citychain net add-org --signer
+pkcs11`` makes a joining node's key in the module and a certificate that names it.
 
 SoftHSM2 is not optional: without it these tests fail and say to run scripts/test.sh.
 """
@@ -64,14 +65,15 @@ def hsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pkcs11Signer]:
     (root / "tokens").mkdir()
     conf = root / "softhsm2.conf"
     conf.write_text(f"directories.tokendir = {root / 'tokens'}\nobjectstore.backend = file\n")
-    made = subprocess.run(
-        [*INIT_TOKEN, "--label", "p2p", "--pin", PIN, "--so-pin", "87654321"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "SOFTHSM2_CONF": str(conf)},
-        check=False,
-    )
-    assert made.returncode == 0, made.stderr
+    for label in ("p2p", "join"):  # a and the joining node (one login per token)
+        made = subprocess.run(
+            [*INIT_TOKEN, "--label", label, "--pin", PIN, "--so-pin", "87654321"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "SOFTHSM2_CONF": str(conf)},
+            check=False,
+        )
+        assert made.returncode == 0, made.stderr
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SOFTHSM2_CONF", str(conf))
         # SoftHSM2 reads its configuration when the library is initialised, once per process:
@@ -217,3 +219,40 @@ def test_a_copy_of_the_tls_key_without_the_module_is_refused(
     thief_hears = said("a", "peer b at 127.0.0.1:")
     assert "refused our node key proof: node key not proven — " in thief_hears[0], thief_hears
     assert b.peers()[0].last_error == "refused: node key not proven"
+
+
+def test_a_joining_node_gets_its_key_made_in_the_module_and_named_in_its_certificate(
+    tmp_path: Path, hsm: Pkcs11Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`citychain net add-org --signer pkcs11`: the way to bring a node whose key is in a
+    module into a network (its organisation's CA names that key in its certificate)."""
+    from typer.testing import CliRunner
+
+    from citychain.cli.main import app
+    from citychain.node.config import NodeConfig
+    from citychain.node.keys import load_validator_key
+    from citychain.node.testnet import NetworkLayout, generate_network
+    from citychain.p2p.certs import read_node_cert
+    from citychain.p2p.nodekey import check_signer
+
+    net = generate_network(tmp_path / "net", validators=1, orgs=1, base_port=free_ports(1)[0])
+    monkeypatch.setenv("CITYCHAIN_PKCS11_PIN", PIN)
+    args = ["net", "add-org", "org9", "--dir", str(net.root), "--signer", "pkcs11"]
+    args += ["--pkcs11-module", softhsm_module()]
+    args += ["--pkcs11-token", "join", "--pkcs11-key", "node-org9"]
+    made = CliRunner().invoke(app, args)
+    assert made.exit_code == 0, made.output
+    assert "inside the PKCS#11 token 'join'" in made.output
+    node = NetworkLayout.load(net.root).node("node1")
+    assert not (node.home / "config" / "node_key.json").exists()  # the key is in the token only
+    config = NodeConfig.load(node.home)
+    assert config.keys.signer == "pkcs11" and config.keys.pkcs11_key_label == "node-org9"
+    named = read_node_cert((node.home / config.p2p.cert_file).read_bytes()).node_key
+    assert named is not None and named.public_key.hex() == node.validator_public_key
+    assert f"--public-key {node.validator_public_key}" in made.output
+    signer = load_validator_key(config)  # what the node opens at start: the module's key
+    assert isinstance(signer, Pkcs11Signer)
+    try:
+        check_signer(named, signer, "node_cert.pem")  # so its switch starts and proves it
+    finally:
+        signer.close()

@@ -103,19 +103,49 @@ def add_org(
     org_id: Annotated[str, typer.Argument(help="Id of the organisation that joins.")],
     name: Annotated[str | None, typer.Option(help="Its display name.")] = None,
     net_dir: DirOpt = DEFAULT_DIR,
+    signer: Annotated[
+        str,
+        typer.Option(
+            help='Where the new node\'s validator key lives: "file" or "pkcs11" (made inside a '
+            "hardware security module; PIN from $CITYCHAIN_PKCS11_PIN; its certificate names "
+            "the key, so peers require the module's signature on every connection)."
+        ),
+    ] = "file",
+    pkcs11_module: Annotated[
+        str, typer.Option(help="PKCS#11 module (shared library) for --signer pkcs11.")
+    ] = "",
+    pkcs11_token: Annotated[str, typer.Option(help="Token label for --signer pkcs11.")] = "",
+    pkcs11_key: Annotated[
+        str, typer.Option(help="Key label for --signer pkcs11 (made if the token lacks it).")
+    ] = "citychain-validator",
 ) -> None:
     """Prepare a new organisation with one node (CA, admin key, node home); governance then
     admits it. Prints the commands that do so."""
+    from citychain.cli.node import init_signer
+    from citychain.crypto.pkcs11 import Pkcs11Signer
     from citychain.node.testnet import NetworkLayout, prepare_joining_org
 
     layout = NetworkLayout.load(_root(net_dir))
-    layout, org, node = prepare_joining_org(layout, org_id, name)
+    validator, keys = init_signer(signer, pkcs11_module, pkcs11_token, pkcs11_key)
+    try:
+        layout, org, node = prepare_joining_org(
+            layout, org_id, name, validator=validator, keys=keys
+        )
+    finally:
+        if isinstance(validator, Pkcs11Signer):
+            validator.close()  # log out of the token: the node opens it again at start
     first = layout.orgs[0].id
     console.print(
         f"[green]prepared[/] organisation [bold]{escape(org.id)}[/] with node "
         f"[bold]{node.name}[/] (API {node.api_url}). Its CA is {org.ca_cert_file}, its admin "
         f"key {org.admin_key_file}. Peers refuse the node until the chain admits {org.id}."
     )
+    if validator is not None:
+        console.print(
+            f"its validator key is inside the PKCS#11 token {pkcs11_token!r} ({pkcs11_key!r}) "
+            "and its certificate names it: peers require the module's signature on every "
+            "connection (start the network with $CITYCHAIN_PKCS11_PIN set)"
+        )
     console.print("next steps (each proposal needs the votes its policy asks for):")
     cmd, q = command_name(), shlex.quote
     steps = [

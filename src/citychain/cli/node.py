@@ -116,7 +116,7 @@ def init(
             if passphrase_file
             else None
         )
-        validator, keys = _init_signer(signer, pkcs11_module, pkcs11_token, pkcs11_key)
+        validator, keys = init_signer(signer, pkcs11_module, pkcs11_token, pkcs11_key)
         result = init_home(
             home,
             chain_id=chain_id,
@@ -145,7 +145,7 @@ def init(
         console.print("[bold yellow]warning:[/] keys are stored in plaintext (dev only)")
 
 
-def _init_signer(
+def init_signer(
     signer: str, module: str, token: str, key: str
 ) -> tuple[Signer | None, KeysSettings | None]:
     """For --signer pkcs11: the key in the token (made there if missing) and its [keys]."""

@@ -62,7 +62,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -629,6 +629,8 @@ def prepare_joining_org(
     org_name: str | None = None,
     *,
     kdf_level: str = "interactive",
+    validator: Signer | None = None,
+    keys: KeysSettings | None = None,
 ) -> tuple[NetworkLayout, NetOrg, NetNode]:
     """Add organisation ``org_id`` (not on the chain yet) with one node to ``layout``.
 
@@ -637,6 +639,10 @@ def prepare_joining_org(
     the node dials every existing node. Returns the saved layout, the organisation and the
     node. The chain learns nothing here: admit the organisation with an ``add_org`` proposal
     and its node with ``add_validator`` (``citychain gov propose``).
+
+    ``validator`` is a validator key held elsewhere (a key in a PKCS#11 module) and ``keys``
+    the ``[keys]`` settings that find it again: no key file is written, and the node's
+    certificate names that key, so peers require the module's signature on every connection.
     """
     try:
         check_name(org_id, "organisation id")
@@ -666,8 +672,11 @@ def prepare_joining_org(
     config_dir.mkdir(parents=True)
     shutil.copyfile(layout.genesis_file, config_dir / "genesis.json")
     _write_test_passphrase(config_dir / "passphrase", passphrase)
-    signer = Signer.generate(ED25519)
-    save_key(config_dir / "node_key.json", signer, passphrase, kdf_level=kdf_level)
+    if validator is None:
+        signer = Signer.generate(ED25519)
+        save_key(config_dir / "node_key.json", signer, passphrase, kdf_level=kdf_level)
+    else:
+        signer = validator
     (config_dir / "org_ca_cert.pem").write_bytes(ca_cert)
     cert, tls_key = issue_node_cert(
         ca_cert, ca_key, node_name, layout.chain_id, org_id, node_key=node_key_of(signer)
@@ -689,7 +698,9 @@ def prepare_joining_org(
         api=ApiConfig(host="127.0.0.1", port=port + 1),
         p2p=p2p,
         consensus=consensus,
-        keys=TEST_NETWORK_KEYS,
+        keys=TEST_NETWORK_KEYS
+        if keys is None
+        else replace(keys, allow_plaintext_passphrase=TEST_NETWORK_PHRASE),
     )
     config.save()
     NodeConfig.load(home)
