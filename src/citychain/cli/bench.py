@@ -179,7 +179,7 @@ def profile(
     profiles = [
         prof.profile(u, b, a, res.committed) for u, b, a in zip(urls, before, after, strict=True)
     ]
-    console.print(prof.table(profiles, res.rate), markup=False)
+    print(prof.table(profiles, res.rate))  # plain: a wide table must not wrap
     print(result_line("transfers", res.rate, "transfers/s", res.ceiling, "verifications/s"))
 
 
