@@ -4,13 +4,14 @@ saying in words what it was given."""
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "e2e"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -32,8 +33,8 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
 
 
 def verdict_of(page: Page) -> str:
-    page.locator("#result").wait_for(state="visible")
-    page.wait_for_function("document.getElementById('verdict').textContent !== 'Checking…'")
+    expect(page.locator("#result")).to_be_visible()
+    expect(page.locator("#verdict")).not_to_have_text(re.compile(r"^(Checking…)?$"))
     return page.locator("#verdict").inner_text()
 
 

@@ -1,8 +1,11 @@
 """The identity service's routes: DID resolution (``/1.0/identifiers/{did}``, the Universal
-Resolver driver interface; see :mod:`._resolution` for the algorithm and its statuses)."""
+Resolver driver interface; see :mod:`._resolution` for the algorithm and its statuses), the
+W3C VC-API verifier (``/credentials/verify``, ``/presentations/verify``; :mod:`._vcapi`) and
+the public verification page (``/verify``; :mod:`._page`)."""
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path
@@ -11,12 +14,15 @@ from starlette.responses import Response
 
 from citychain.api._json import JSONResponse
 from citychain.api.routes._common import ServiceDep
+from citychain.errors import ErrorCode, InvalidInput
+from citychain.services.identity.router._page import router as _page_router
 from citychain.services.identity.router._resolution import (
     DID_JSON,
     DID_LD_JSON,
     RESOLUTION,
     Resolver,
 )
+from citychain.services.identity.router._vcapi import Verifier
 
 router = APIRouter(tags=["identity"])
 
@@ -71,7 +77,59 @@ async def resolve_nothing(request: Request, resolver: ResolverDep) -> Response:
     return JSONResponse(answer.body, answer.status, media_type=answer.content_type)
 
 
-# The public verification page (GET /verify), for people with a phone.
-from citychain.services.identity.router._page import router as _page_router  # noqa: E402
+# -- the W3C VC-API verifier endpoints (see ._vcapi for the checks and their statuses) -------
+def _verifier(service: ServiceDep) -> Verifier:
+    return Verifier(service)
 
+
+VerifierDep = Annotated[Verifier, Depends(_verifier)]
+_VERIFY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "verified: the checks made, the issuer and its registered name"},
+    400: {"description": "not verified: code and message say why (tampered, revoked, ...)"},
+    403: {"description": "not verified: the issuer is not trusted for the credential's type"},
+}
+
+
+@router.post(
+    "/credentials/verify",
+    summary="Verify a credential against this chain (W3C VC-API)",
+    description=(
+        'Body: {"verifiableCredential": <VC 2.0 with a Data Integrity proof, or an SD-JWT VC '
+        'string>, "options": {}}. Checks the proof with the issuer\'s key as this chain has '
+        "it, the validity dates, the schema, the trusted-issuer registry and the status list "
+        "on chain. A failed verification is a 4xx with the reason, never 200."
+    ),
+    responses=_VERIFY_RESPONSES,
+    response_class=Response,
+)
+async def verify_credential_route(request: Request, verifier: VerifierDep) -> Response:
+    answer = await verifier.credential(await _json_body(request))
+    return JSONResponse(answer.body, answer.status)
+
+
+@router.post(
+    "/presentations/verify",
+    summary="Verify a presentation and its credentials (W3C VC-API)",
+    description=(
+        'Body: {"verifiablePresentation": <VP>, "options": {"challenge": ..., "domain": ...}}. '
+        "The holder's proof must carry that challenge and domain; each credential is "
+        "checked as by /credentials/verify."
+    ),
+    responses=_VERIFY_RESPONSES,
+    response_class=Response,
+)
+async def verify_presentation_route(request: Request, verifier: VerifierDep) -> Response:
+    answer = await verifier.presentation(await _json_body(request))
+    return JSONResponse(answer.body, answer.status)
+
+
+async def _json_body(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise InvalidInput("the body is not JSON", ErrorCode.MALFORMED) from None
+
+
+# The public verification page (GET /verify), for people with a phone.
 router.include_router(_page_router)

@@ -6,15 +6,28 @@
 "use strict";
 
 const WORDS = {
-  // code of a 4xx answer -> [class, verdict, what it means]
-  revoked: ["bad", "Revoked", "The issuer has revoked this certificate: it is no longer valid."],
-  suspended: ["warn", "Suspended", "The issuer has suspended this certificate for now."],
-  expired: ["bad", "Expired", "This certificate is past its validity date."],
+  // code of a 4xx answer of POST /credentials/verify -> [class, verdict, what it means]
+  credential_revoked: ["bad", "Revoked",
+    "The issuer has revoked this certificate: it is no longer valid."],
+  credential_suspended: ["warn", "Suspended",
+    "The issuer has suspended this certificate for now."],
+  credential_expired: ["bad", "Expired", "This certificate is past its validity date."],
   not_yet_valid: ["warn", "Not yet valid", "This certificate is valid only from a later date."],
-  untrusted_issuer: ["bad", "Not issued by a trusted issuer",
+  issuer_not_trusted: ["bad", "Not issued by a trusted issuer",
     "Whoever signed this is not in the city's register of issuers for this kind of certificate."],
   tampered: ["bad", "Not genuine",
     "The certificate was changed after it was issued, or its signature is not the issuer's."],
+  wrong_key: ["bad", "Not genuine", "It was not signed with a key of the issuer it names."],
+  key_not_authorized: ["bad", "Not genuine",
+    "It was signed with a key the issuer does not use for certificates."],
+  did_deactivated: ["bad", "Issuer closed",
+    "The issuer's identity on the chain has been closed; it issues nothing more."],
+  did_not_found: ["bad", "Unknown issuer", "The issuer it names does not exist on this chain."],
+  schema_violation: ["bad", "Not a valid certificate",
+    "Its contents do not follow the form of this kind of certificate."],
+  invalid_credential: ["bad", "Not a certificate", "This is not a verifiable credential."],
+  unknown_context: ["bad", "Not a certificate",
+    "It uses a vocabulary this city's verifier does not know."],
 };
 const FALLBACK = ["bad", "Cannot be checked", ""];
 

@@ -1,0 +1,354 @@
+"""The W3C VC-API verifier endpoints, checked against this node's chain.
+
+Theory of operation
+-------------------
+``POST /credentials/verify`` takes ``{"verifiableCredential": <a VC 2.0 credential with a Data
+Integrity proof, or an SD-JWT VC as a string>, "options": {}}``; ``POST /presentations/verify``
+takes ``{"verifiablePresentation": <a presentation>, "options": {"challenge", "domain"}}``.
+:class:`Verifier` answers each with an :class:`Answer` (status and body); the routes only
+render it. A credential is valid here when, in this order (the first failure decides):
+
+==================================  ============================================  ======
+check                               refusal code                                  status
+==================================  ============================================  ======
+the body is a JSON object of the    ``bad_arguments`` / ``invalid_credential``     400
+VC-API's shape
+the data model, the contexts        ``invalid_credential``, ``unknown_context``    400
+(bundled only: nothing is fetched)
+the proof (``eddsa-jcs-2022``,      ``tampered``, ``wrong_key``,                   400
+``eddsa-rdfc-2022``; SD-JWT with    ``key_not_authorized``, ``disclosure_invalid``
+its disclosures) by a key in the
+issuer's DID document *as this
+chain has it now*
+the issuer's DID is usable          ``did_not_found``, ``did_deactivated``         400
+validity dates against now          ``credential_expired``, ``not_yet_valid``      400
+the ``credentialSchema``            ``schema_violation``                           400
+the trusted-issuer registry trusts  ``issuer_not_trusted``                         403
+the issuer for one of the
+credential's types
+its status-list entries on chain    ``credential_revoked``,                        400
+(``BitstringStatusListEntry``       ``credential_suspended``,
+whose ``statusListCredential`` is   ``status_list_not_found``
+a list of this chain)
+==================================  ============================================  ======
+
+A failed verification is never ``200`` with ``verified: false``: it is the status above with
+``{"verified": false, "code", "message", "errors": [{"code", "message"}]}`` and, once the
+issuer is known, ``issuer`` (and ``issuerName`` when the registry names it), so a person
+reading the public page learns who was claimed to have issued it. Success is ``200`` with
+``verified: true``, the ``checks`` made, the issuer and its name from the registry, the
+credential's type and validity dates.
+
+The SDK's verify functions are pure and take a *synchronous* resolver; the node's state is
+read asynchronously. So every DID the document names (its issuer or holder, and each proof's
+verification method) is resolved first, through the ``identity`` contract's ``resolve``
+query on the latest committed state (``did:key`` locally), then the pure checks run over
+those documents on a worker thread, then the registry and the status lists are read. "Now"
+is the node's clock: verification is a read, never part of computing state.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from citychain.api.service import NodeService
+from citychain.errors import CitychainError, ErrorCode, InvalidInput, NotFound
+from citychain.services.identity.sdk import (
+    did_key_document,
+    verify_credential,
+    verify_presentation,
+    verify_sd_jwt,
+)
+from citychain.services.identity.shapes import NAME, split_status_list_id
+
+#: Largest number of DIDs one request may make the node resolve.
+MAX_DIDS = 32
+#: Largest number of credentials in one presentation.
+MAX_CREDENTIALS = 16
+
+_STATUS = {
+    ErrorCode.ISSUER_NOT_TRUSTED: 403,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    body: dict[str, Any]
+
+
+def _bad(message: str) -> InvalidInput:
+    return InvalidInput(message, ErrorCode.BAD_ARGUMENTS)
+
+
+def _refusal(exc: CitychainError, facts: Mapping[str, Any]) -> Answer:
+    error = {"code": str(exc.code), "message": exc.message}
+    body = {"verified": False, **error, "errors": [error], **facts}
+    return Answer(_STATUS.get(exc.code, 400), body)
+
+
+def _did_of(url: Any) -> str | None:
+    if isinstance(url, Mapping):
+        url = url.get("id")
+    if not isinstance(url, str) or not url.startswith("did:"):
+        return None
+    return url.split("#", 1)[0].split("?", 1)[0].split("/", 1)[0]
+
+
+def _dids_in(document: Any, found: list[str]) -> None:
+    """The DIDs a credential or presentation asks a verifier to resolve."""
+    if not isinstance(document, Mapping):
+        return
+    for value in (document.get("issuer"), document.get("holder")):
+        did = _did_of(value)
+        if did is not None and did not in found:
+            found.append(did)
+    proofs = document.get("proof")
+    for proof in proofs if isinstance(proofs, list) else [proofs]:
+        if isinstance(proof, Mapping):
+            did = _did_of(proof.get("verificationMethod"))
+            if did is not None and did not in found:
+                found.append(did)
+
+
+def _sd_jwt_dids(sd_jwt: str) -> list[str]:
+    """The issuer's DID of an SD-JWT: its header's ``kid`` and its payload's ``iss``."""
+    found: list[str] = []
+    parts = sd_jwt.split("~", 1)[0].split(".")
+    for i in (0, 1):
+        try:
+            raw = parts[i] + "=" * (-len(parts[i]) % 4)
+            value = json.loads(base64.urlsafe_b64decode(raw))
+        except (IndexError, ValueError):
+            raise InvalidInput(
+                "the SD-JWT's header or payload is not base64url JSON", ErrorCode.TAMPERED
+            ) from None
+        if isinstance(value, Mapping):
+            did = _did_of(value.get("kid" if i == 0 else "iss"))
+            if did is not None and did not in found:
+                found.append(did)
+    return found
+
+
+def _types(credential: Mapping[str, Any]) -> list[str]:
+    raw = credential.get("type")
+    types = raw if isinstance(raw, list) else [raw]
+    return [t for t in types if isinstance(t, str) and t != "VerifiableCredential"]
+
+
+class Verifier:
+    """The VC-API verifier of one node (see the module docstring)."""
+
+    def __init__(self, service: NodeService) -> None:
+        self._service = service
+
+    # -- endpoints ---------------------------------------------------------------------------
+    async def credential(self, body: Any) -> Answer:
+        facts: dict[str, Any] = {}
+        try:
+            if not isinstance(body, Mapping) or "verifiableCredential" not in body:
+                raise _bad('the body is {"verifiableCredential": ..., "options": {...}}')
+            _options(body, ())
+            vc = body["verifiableCredential"]
+            if isinstance(vc, str):
+                return await self._sd_jwt(vc, facts)
+            if not isinstance(vc, Mapping):
+                raise InvalidInput(
+                    "verifiableCredential is a credential (a JSON object) or an SD-JWT (a string)",
+                    ErrorCode.INVALID_CREDENTIAL,
+                )
+            await self._credential(vc, facts)
+        except CitychainError as exc:
+            return _refusal(exc, facts)
+        return Answer(200, _verified(facts))
+
+    async def presentation(self, body: Any) -> Answer:
+        facts: dict[str, Any] = {}
+        try:
+            if not isinstance(body, Mapping) or "verifiablePresentation" not in body:
+                raise _bad('the body is {"verifiablePresentation": ..., "options": {...}}')
+            options = _options(body, ("challenge", "domain"))
+            vp = body["verifiablePresentation"]
+            if not isinstance(vp, Mapping):
+                raise InvalidInput(
+                    "verifiablePresentation is a JSON object", ErrorCode.INVALID_CREDENTIAL
+                )
+            creds = vp.get("verifiableCredential", [])
+            creds = creds if isinstance(creds, list) else [creds]
+            if len(creds) > MAX_CREDENTIALS:
+                raise _bad(f"a presentation carries at most {MAX_CREDENTIALS} credentials")
+            dids: list[str] = []
+            _dids_in(vp, dids)
+            for c in creds:
+                _dids_in(c, dids)
+            documents = await self._resolve_all(dids)
+            now = datetime.now(UTC)
+            verified = await run_in_threadpool(
+                lambda: verify_presentation(
+                    vp,
+                    challenge=options.get("challenge", ""),
+                    domain=options.get("domain", ""),
+                    now=now,
+                    resolver=_resolver(documents),
+                )
+            )
+            facts["holder"] = verified.signer
+            facts["credentials"] = []
+            for c in creds:
+                one: dict[str, Any] = {}
+                facts["credentials"].append(one)
+                await self._registry_and_status(c, one)
+        except CitychainError as exc:
+            return _refusal(exc, facts)
+        return Answer(200, _verified(facts))
+
+    # -- the checks --------------------------------------------------------------------------
+    async def _credential(self, vc: Mapping[str, Any], facts: dict[str, Any]) -> None:
+        dids: list[str] = []
+        _dids_in(vc, dids)
+        issuer = _did_of(vc.get("issuer"))
+        if issuer is not None:
+            facts["issuer"] = issuer
+        facts["credentialType"] = ", ".join(_types(vc))
+        for field in ("validFrom", "validUntil"):
+            if isinstance(vc.get(field), str):
+                facts[field] = vc[field]
+        documents = await self._resolve_all(dids)
+        now = datetime.now(UTC)
+        await run_in_threadpool(
+            lambda: verify_credential(vc, now=now, resolver=_resolver(documents))
+        )
+        await self._registry_and_status(vc, facts)
+
+    async def _sd_jwt(self, sd_jwt: str, facts: dict[str, Any]) -> Answer:
+        if len(sd_jwt) > 64 * 1024:
+            raise _bad("an SD-JWT over 64 KiB is not a credential")
+        dids = _sd_jwt_dids(sd_jwt)
+        documents = await self._resolve_all(dids)
+        now = int(datetime.now(UTC).timestamp())
+        result = await run_in_threadpool(
+            lambda: verify_sd_jwt(
+                sd_jwt,
+                now=now,
+                nonce=None,
+                aud=None,
+                resolver=_resolver(documents),
+                require_key_binding=False,
+            )
+        )
+        issuer = result.claims.get("iss")
+        vct = result.claims.get("vct")
+        if isinstance(issuer, str):
+            facts["issuer"] = issuer
+        if isinstance(vct, str):
+            facts["credentialType"] = vct
+        if not isinstance(issuer, str) or not isinstance(vct, str):
+            raise InvalidInput("an SD-JWT VC names its iss and vct", ErrorCode.INVALID_CREDENTIAL)
+        facts["issuerName"] = await self._trusted_name(issuer, [vct])
+        return Answer(200, _verified(facts))
+
+    async def _registry_and_status(self, vc: Any, facts: dict[str, Any]) -> None:
+        if not isinstance(vc, Mapping):
+            raise InvalidInput("a credential is a JSON object", ErrorCode.INVALID_CREDENTIAL)
+        issuer = _did_of(vc.get("issuer")) or ""
+        facts.setdefault("issuer", issuer)
+        facts["issuerName"] = await self._trusted_name(issuer, _types(vc))
+        entries = vc.get("credentialStatus")
+        for entry in entries if isinstance(entries, list) else [entries]:
+            if isinstance(entry, Mapping) and entry.get("type") == "BitstringStatusListEntry":
+                await self._status(entry)
+
+    async def _trusted_name(self, issuer: str, types: list[str]) -> str:
+        for ctype in types:
+            try:
+                entry = await self._service.query(NAME, "issuer", {"issuer": issuer, "type": ctype})
+            except CitychainError as exc:
+                if exc.code == ErrorCode.ISSUER_NOT_TRUSTED:
+                    continue
+                raise
+            return str(entry.get("name", ""))
+        raise CitychainError(
+            f"{issuer[:80]} is not in this chain's register of issuers trusted for "
+            f"{', '.join(types)[:120] or 'any type'}",
+            ErrorCode.ISSUER_NOT_TRUSTED,
+        )
+
+    async def _status(self, entry: Mapping[str, Any]) -> None:
+        url, raw = entry.get("statusListCredential"), entry.get("statusListIndex")
+        try:
+            split_status_list_id(url)  # type: ignore[arg-type]
+        except InvalidInput:
+            raise NotFound(
+                f"the status list {str(url)[:120]!r} is not a list of this chain, so the "
+                "credential's status cannot be checked here",
+                ErrorCode.STATUS_LIST_NOT_FOUND,
+            ) from None
+        if not isinstance(raw, str) or not raw.isdigit() or len(raw) > 12:
+            raise InvalidInput(
+                f"statusListIndex {str(raw)[:20]!r} is not an index", ErrorCode.INVALID_CREDENTIAL
+            )
+        answer = await self._service.query(NAME, "status", {"list_id": url, "index": int(raw)})
+        if answer.get("set"):
+            if answer.get("purpose") == "suspension":
+                raise InvalidInput(
+                    "the issuer has suspended this credential", ErrorCode.CREDENTIAL_SUSPENDED
+                )
+            raise InvalidInput(
+                "the issuer has revoked this credential", ErrorCode.CREDENTIAL_REVOKED
+            )
+
+    async def _resolve_all(self, dids: list[str]) -> dict[str, Mapping[str, Any]]:
+        if len(dids) > MAX_DIDS:
+            raise _bad(f"a request may name at most {MAX_DIDS} DIDs")
+        documents: dict[str, Mapping[str, Any]] = {}
+        for did in dids:
+            if did.startswith("did:key:"):
+                continue  # resolved locally by _resolver
+            if not did.startswith("did:citychain:"):
+                continue  # not resolvable here: the SDK's check names it
+            answer = await self._service.query(NAME, "resolve", {"did": did})
+            if (answer.get("didDocumentMetadata") or {}).get("deactivated"):
+                raise CitychainError(f"{did} is deactivated", ErrorCode.DID_DEACTIVATED)
+            documents[did] = answer["didDocument"]
+        return documents
+
+
+def _options(body: Mapping[str, Any], allowed: tuple[str, ...]) -> dict[str, str]:
+    options = body.get("options", {})
+    if not isinstance(options, Mapping):
+        raise _bad("options is a JSON object")
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise _bad(f"unsupported option(s): {', '.join(map(str, unknown))[:120]}")
+    for key, value in options.items():
+        if not isinstance(value, str) or len(value) > 512:
+            raise _bad(f"option {key} is a string of at most 512 characters")
+    return dict(options)
+
+
+def _resolver(documents: Mapping[str, Mapping[str, Any]]) -> Any:
+    def resolve(did: str) -> Mapping[str, Any]:
+        if did in documents:
+            return documents[did]
+        if did.startswith("did:key:"):
+            return did_key_document(did)
+        raise NotFound(f"{did[:80]} cannot be resolved by this node", ErrorCode.DID_NOT_FOUND)
+
+    return resolve
+
+
+def _verified(facts: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "verified": True,
+        "checks": ["proof", "issuer", "validity", "schema", "trustedIssuer", "status"],
+        "warnings": [],
+        "errors": [],
+        **facts,
+    }
