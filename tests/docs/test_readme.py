@@ -77,6 +77,8 @@ EXPECT = [
     ("citychain node replay", "replay ok"),
     ("citychain tx transfer", " ok in block "),
     ("citychain bench transfers", "bench transfers: "),
+    ("/credentials/verify", "True Fuzhou Market Regulation Bureau"),
+    ("citychain did resolve", "proven at height"),
     ("citychain gov propose set_params", "(set_params) is open until height"),
     ("citychain gov show 1", "still open: needs 2 of 3 organisations, approved by org1"),
     ("citychain gov execute 1", "proposal 1 executed: org=org4"),
