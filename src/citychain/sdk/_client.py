@@ -670,6 +670,12 @@ class Client(_Base):
             return self._unverified(answer)
         return self._proven(answer, drive(self._light_check(answer), self._fetch))
 
+    def state_proof(self, key: bytes, height: int | None = None) -> StateProof:
+        """The node's answer for a state key as it came: value (or absence), ICS-23 proof,
+        header and commit, *not* checked (check it with :func:`citychain.sdk.verify_state`,
+        as :meth:`get_state` does); for carrying proofs elsewhere, e.g. an offline bundle."""
+        return self._state_answer(self._call(self._state_call(key, height)), key, height)
+
     def verify_header(self, height: int | None = None) -> LightBlock:
         """The header of block ``height`` (the latest if None) verified as :meth:`get_state`
         verifies headers (following validator-set changes), with its commit and the trusted

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import io
 import json
+import random
 import re
+import socket
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,22 +24,27 @@ from playwright.sync_api import Page, expect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "e2e"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from nodeproc import NodeProcess  # type: ignore[import-not-found]
+from nodeproc import NodeProcess, cli  # type: ignore[import-not-found]
 from vc_fixtures import licence_subject  # type: ignore[import-not-found]
 
 import browser  # type: ignore[import-not-found]
-from citychain.crypto import Signer
+from citychain.crypto import ED25519, Signer
+from citychain.errors import CitychainError, ErrorCode, InvalidInput, ProofError
 from citychain.sdk import Client
 from citychain.services.identity.cli import own_document
 from citychain.services.identity.sdk import (
     EDDSA_JCS_2022,
     EDDSA_RDFC_2022,
+    bundle_bytes,
     credential_from_template,
     issue_credential,
+    make_bundle,
     qr_svg,
     status_entry,
+    verify_bundle,
     verify_link,
 )
+from citychain.types import Validator, ValidatorSet
 from citychain.types.genesis import Genesis
 
 pytestmark = pytest.mark.slow
@@ -235,3 +242,103 @@ def test_a_presentation_with_challenge_and_domain(world: World) -> None:
         timeout=30,
     )
     assert (wrong.status_code, wrong.json()["code"]) == (400, "wrong_challenge")
+
+
+# -- the offline proof bundle ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bundled(world: World) -> tuple[bytes, Genesis, dict[str, Any], bytes]:
+    """(a valid licence's bundle file, the genesis, a revoked licence, its bundle file)."""
+    genesis = Genesis.load(world.node.home / "config" / "genesis.json")
+    good, revoked = world.licence(index=21), world.licence(index=7)
+    with Client(world.node.url, chain_id=genesis.chain_id) as c:
+        files = [bundle_bytes(make_bundle(c, vc)) for vc in (good, revoked)]
+    return files[0], genesis, revoked, files[1]
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an offline verification touched the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def offline(data: bytes, genesis: Genesis) -> Any:
+    return verify_bundle(
+        data, chain_id=genesis.chain_id, validators=genesis.validator_set, now=datetime.now(UTC)
+    )
+
+
+def test_a_bundle_verifies_with_no_network(
+    bundled: tuple[bytes, Genesis, dict[str, Any], bytes], no_network: None
+) -> None:
+    data, genesis, _, revoked = bundled
+    verdict = offline(data, genesis)
+    assert verdict.issuer_name == BUREAU and verdict.credential_type == TYPE
+    with pytest.raises(InvalidInput) as err:
+        offline(revoked, genesis)
+    assert err.value.code == ErrorCode.CREDENTIAL_REVOKED
+    stranger = ValidatorSet([Validator(Signer(ED25519, b"\x09" * 32).public_key, 10, "x")])
+    with pytest.raises(ProofError, match="not the one you trust"):
+        verify_bundle(data, chain_id=genesis.chain_id, validators=stranger, now=datetime.now(UTC))
+
+
+def test_no_single_byte_of_a_bundle_changes_unnoticed(
+    bundled: tuple[bytes, Genesis, dict[str, Any], bytes], no_network: None
+) -> None:
+    """Positions of the file, at most 6,000 evenly spaced ones (every position of a shorter
+    file), each changed to another printable byte, so every part of it (credential,
+    validators, each proof's key, value, proof, header and commit) is hit; each change is
+    refused with a named code."""
+    data, genesis, _, _ = bundled
+    rng = random.Random(20261203)
+    step = max(1, len(data) // 6000)
+    for pos in range(rng.randrange(step), len(data), step):
+        changed = bytearray(data)
+        changed[pos] = rng.choice([b for b in range(32, 127) if b != data[pos]])
+        with pytest.raises(CitychainError) as err:
+            offline(bytes(changed), genesis)
+        assert err.value.code in REFUSALS, (pos, err.value)
+
+
+REFUSALS = {
+    ErrorCode.TAMPERED,
+    ErrorCode.BAD_PROOF,
+    ErrorCode.MALFORMED,
+    ErrorCode.BAD_ARGUMENTS,
+    ErrorCode.INVALID_CREDENTIAL,
+    ErrorCode.UNKNOWN_CONTEXT,
+    ErrorCode.WRONG_KEY,
+    ErrorCode.KEY_NOT_AUTHORIZED,
+    ErrorCode.SCHEMA_VIOLATION,
+    ErrorCode.ISSUER_NOT_TRUSTED,
+    ErrorCode.DID_NOT_FOUND,
+    ErrorCode.CREDENTIAL_EXPIRED,
+    ErrorCode.NOT_YET_VALID,
+    ErrorCode.STATUS_LIST_NOT_FOUND,
+}
+
+
+def test_vc_bundle_and_vc_verify_offline_from_the_command_line(
+    world: World, tmp_path: Path
+) -> None:
+    genesis = str(world.node.home / "config" / "genesis.json")
+    for name, vc, index in (("good", world.licence(index=31), 0), ("revoked", None, 7)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(vc or world.licence(index=index)))
+        r = cli("vc", "bundle", str(tmp_path / f"{name}.json"), "-o", str(tmp_path / f"{name}.b"),
+                "--node", world.node.url)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+    r = cli("vc", "verify", "--offline", str(tmp_path / "good.b"), "--genesis", genesis)
+    assert r.returncode == 0, r.stderr
+    assert f"issued by {BUREAU}" in r.stdout and "checked offline against genesis" in r.stdout
+    r = cli("vc", "verify", "--offline", str(tmp_path / "revoked.b"), "--genesis", genesis)
+    assert r.returncode != 0 and "credential_revoked" in r.stderr and "Traceback" not in r.stderr
+    data = (tmp_path / "good.b").read_bytes()
+    (tmp_path / "bent.b").write_bytes(data.replace(b'"height":', b'"height" :', 1))
+    r = cli("vc", "verify", "--offline", str(tmp_path / "bent.b"), "--genesis", genesis)
+    assert r.returncode != 0 and "tampered" in r.stderr
+    r = cli("vc", "verify", str(tmp_path / "good.b"), "--genesis", genesis)
+    assert r.returncode != 0 and "/credentials/verify" in r.stderr

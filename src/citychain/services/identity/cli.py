@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,8 +32,15 @@ from citychain.cli._output import (
 from citychain.cli.query import GenesisOpt, VerifyOpt
 from citychain.cli.tx import KeyOpt, NoWaitOpt, TimeoutOpt, report, send_tx
 from citychain.sdk import DEFAULT_COMMIT_TIMEOUT
+from citychain.services.identity.sdk._bundle import bundle_bytes, make_bundle, verify_bundle
 from citychain.services.identity.sdk._dids import DID_GAS_LIMIT, Dids
-from citychain.services.identity.shapes import DID_CONTEXT, NAME, did_key, multikey_encode
+from citychain.services.identity.shapes import (
+    DID_CONTEXT,
+    NAME,
+    did_key,
+    multikey_encode,
+    xsd_datetime,
+)
 
 did_app = typer.Typer(
     help="Decentralised identifiers: did:citychain on this chain, did:key anywhere.",
@@ -227,6 +235,95 @@ def key_did(key: KeyOpt, home: HomeOpt = None, passphrase_file: PassFileOpt = No
     console.print(did_key(key_info(key_path(key, home)).public_key))
 
 
+vc_app = typer.Typer(
+    help="Verifiable credentials: offline proof bundles (verify online with POST "
+    "/credentials/verify or the page /verify).",
+    no_args_is_help=True,
+)
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_bytes())
+    except OSError as exc:
+        raise bad(f"cannot read {what} {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise bad(f"{what} {path} is not JSON: {exc}") from None
+
+
+@vc_app.command("bundle")
+@handles_errors
+def vc_bundle(
+    credential: Annotated[Path, typer.Argument(help="The credential (JSON), as issued.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the bundle.")],
+    node: NodeOpt = DEFAULT_NODE,
+    home: HomeOpt = None,
+) -> None:
+    """Write the offline proof bundle of CREDENTIAL: it with the chain's proven records that
+    vouch for it and the signed header, checkable later with no network."""
+    vc = _read_json(credential, "credential")
+    if not isinstance(vc, dict):
+        raise bad(f"credential {credential} is not a JSON object")
+    with make_client(node) as client:
+        data = bundle_bytes(make_bundle(client, vc))
+    try:
+        out.write_bytes(data)
+    except OSError as exc:
+        raise bad(f"cannot write {out}: {exc.strerror}") from None
+    console.print(f"wrote {out} ({len(data):,} bytes)")
+
+
+@vc_app.command("verify")
+@handles_errors
+def vc_verify(
+    bundle: Annotated[Path, typer.Argument(help="The offline proof bundle (JSON).")],
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Check the bundle with no network (required).")
+    ] = False,
+    genesis: GenesisOpt = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify an offline proof bundle against the chain's genesis (its chain id and
+    validator set), with no network: exit 0 and who issued it, or the reason in words."""
+    if not offline:
+        raise bad(
+            "only --offline is done here; to check a credential online, POST it to a node's "
+            "/credentials/verify or open the node's /verify page"
+        )
+    trust = trust_from(genesis, home)
+    if trust.chain_id is None or trust.validators is None:
+        raise bad(
+            "an offline check needs the chain's genesis: pass --genesis FILE (or a --home "
+            "whose config/genesis.json is the chain's)"
+        )
+    try:
+        data = bundle.read_bytes()
+    except OSError as exc:
+        raise bad(f"cannot read bundle {bundle}: {exc.strerror}") from None
+    verdict = verify_bundle(
+        data, chain_id=trust.chain_id, validators=trust.validators, now=datetime.now(UTC)
+    )
+    if as_json:
+        print_json(
+            {
+                "verified": True,
+                "issuer": verdict.issuer,
+                "issuerName": verdict.issuer_name,
+                "credentialType": verdict.credential_type,
+                "height": verdict.height,
+                "asOf": xsd_datetime(verdict.time),
+            }
+        )
+        return
+    console.print(
+        f"valid: a {verdict.credential_type} issued by {verdict.issuer_name} "
+        f"({verdict.issuer}), not revoked or suspended as of block {verdict.height} "
+        f"({xsd_datetime(verdict.time)}); checked offline against {trust.source}"
+    )
+
+
 def install(app: typer.Typer, groups: Mapping[str, typer.Typer]) -> None:
-    """Add ``citychain did ...`` to the CLI."""
+    """Add ``citychain did ...`` and ``citychain vc ...`` to the CLI."""
     app.add_typer(did_app, name="did")
+    app.add_typer(vc_app, name="vc")

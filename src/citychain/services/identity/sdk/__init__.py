@@ -16,6 +16,9 @@ credential schemas). It needs nothing of the node's ``[node]`` extra.
 * **Templates** (:data:`TEMPLATES`, :func:`credential_from_template`,
   :func:`validate_schema`): business licence, professional qualification, residence permit,
   property certificate, each with a bundled JSON Schema 2020-12.
+* **Offline proof bundle** (:func:`make_bundle`, :func:`bundle_bytes`,
+  :func:`verify_bundle`): a credential with the proven state records that vouch for it and the
+  signed header, checked later with no network.
 * **QR codes** (:func:`verify_link`, :func:`qr_svg`, :func:`qr_png`,
   :func:`credential_from_link`): a credential as a link to a node's public verification page
   (``/verify#vc=...``), and that link as a QR code a phone's camera opens.
@@ -35,6 +38,12 @@ from __future__ import annotations
 from typing import Any
 
 from citychain.errors import CitychainError, ErrorCode
+from citychain.services.identity.sdk._bundle import (
+    BundleVerdict,
+    bundle_bytes,
+    make_bundle,
+    verify_bundle,
+)
 from citychain.services.identity.sdk._contexts import (
     CITYCHAIN_V1,
     CONTEXT_FILES,
@@ -186,6 +195,7 @@ __all__ = [
     "TEMPLATES",
     "AsyncDids",
     "AsyncIdentity",
+    "BundleVerdict",
     "Dids",
     "Disclosure",
     "Identity",
@@ -201,6 +211,7 @@ __all__ = [
     "bind",
     "bind_async",
     "build_credential",
+    "bundle_bytes",
     "canonicalize_jcs",
     "canonicalize_rdfc",
     "check_contexts",
@@ -218,6 +229,7 @@ __all__ = [
     "document_loader",
     "issue_credential",
     "issue_sd_jwt",
+    "make_bundle",
     "present_sd_jwt",
     "public_jwk",
     "qr_png",
@@ -227,6 +239,7 @@ __all__ = [
     "status_entry",
     "status_list_credential",
     "validate_schema",
+    "verify_bundle",
     "verify_credential",
     "verify_link",
     "verify_presentation",

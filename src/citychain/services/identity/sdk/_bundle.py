@@ -1,0 +1,341 @@
+"""The offline proof bundle: one file that proves a credential with no network at all.
+
+Theory of operation
+-------------------
+A certificate must be checkable years later, on a laptop with no network, by someone who
+trusts only the chain itself. :func:`make_bundle` asks a node, at *one* height, for the state
+records a verifier needs, each with its ICS-23 proof, and puts them in one JSON file with the
+credential and the validator set that signed that height::
+
+    {"version": "citychain-offline-proof-bundle/1", "chainId", "height",
+     "credential": {...},                  the credential as issued
+     "validators": [...],                  the set that signed the header (its hash is in it)
+     "proofs": [StateProof, ...]}          key, value, ICS-23 proof, header, commit
+
+The proofs are, in order: the issuer's DID head and the document's latest version (the
+document is rebuilt from the record with the contract's own codec), the trusted-issuer entry
+for the credential's type (with the issuer's name), and for each Bitstring Status List entry
+of the credential the list's head (its purpose) and the 1 KiB chunk holding its bit (proven
+absent when no bit of it is set).
+
+:func:`verify_bundle` needs, besides the file, only what a light client needs: the chain id
+and the validator set the verifier trusts (from genesis, or a later set checked out of band),
+and the time to check validity dates at. It refuses, with a named code, unless:
+
+1. the file is exactly the canonical JSON (RFC 8785) of its content and every proof renders
+   back to the same JSON (so no byte of the file can change without a refusal: a changed
+   space, a hex digit in upper case, a reordered key are all refused as ``tampered``);
+2. the bundle's validator set is the trusted one (``bad_proof``), and every header is for
+   the chain and the bundle's height and signed by more than 2/3 of that set's power;
+3. every proof checks against its header's state root, and the proven keys are exactly the
+   ones this credential calls for (nothing missing, nothing extra: ``bad_proof``);
+4. the issuer's DID is not deactivated at that height (``did_deactivated``), and the
+   credential's proof verifies with a key of the proven document's ``assertionMethod``
+   (``tampered``, ``wrong_key``...), within its validity dates at ``now``;
+5. the registry trusts the issuer for the credential's type (``issuer_not_trusted``);
+6. no status bit of it is set (``credential_revoked``, ``credential_suspended``).
+
+What the bundle proves is the chain's state *at its height*: a revocation after it is not in
+it. A verifier that can reach a node later asks it (``POST /credentials/verify``); one that
+cannot knows as of when it knows, :attr:`BundleVerdict.time`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, Protocol
+
+import rfc8785
+
+from citychain import codec
+from citychain.crypto import ED25519, CryptoSuite
+from citychain.errors import CitychainError, ErrorCode, InvalidInput, ProofError
+from citychain.sdk import _parse
+from citychain.sdk._verify import verify_state
+from citychain.services.identity.sdk._vc import verify_credential
+from citychain.services.identity.shapes import (
+    STATUS_CHUNK_BITS,
+    DidHead,
+    DidVersion,
+    did_head_key,
+    did_key_document,
+    did_version_key,
+    issuer_key,
+    split_status_list_id,
+    status_bit,
+    status_chunk_key,
+    status_list_key,
+)
+from citychain.services.identity.shapes._document import to_json
+from citychain.types import StateProof, ValidatorSet
+
+VERSION = "citychain-offline-proof-bundle/1"
+#: Most proofs one bundle carries (a DID, an issuer entry, and status entries).
+MAX_PROOFS = 16
+#: Largest bundle file read.
+MAX_BUNDLE_BYTES = 4 * 1024 * 1024
+
+
+class _Node(Protocol):
+    def state_proof(self, key: bytes, height: int | None = None) -> StateProof: ...
+
+    def validators(self, height: int | None = None) -> ValidatorSet: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BundleVerdict:
+    """What a verified bundle says: who issued the credential (and the name the registry
+    gives), which type the registry trusts it for, and as of which block."""
+
+    issuer: str
+    issuer_name: str
+    credential_type: str
+    height: int
+    #: the block time of that height (ms since the epoch): what the verifier knows is as of it
+    time: int
+
+
+def _tampered(message: str) -> InvalidInput:
+    return InvalidInput(message, ErrorCode.TAMPERED)
+
+
+def _bad_proof(message: str) -> ProofError:
+    return ProofError(message, ErrorCode.BAD_PROOF)
+
+
+def _issuer(credential: Mapping[str, Any]) -> str:
+    issuer = credential.get("issuer")
+    did = issuer.get("id") if isinstance(issuer, Mapping) else issuer
+    if not isinstance(did, str) or not did.startswith("did:citychain:"):
+        raise InvalidInput(
+            "an offline bundle proves credentials whose issuer is a did:citychain",
+            ErrorCode.INVALID_CREDENTIAL,
+        )
+    return did
+
+
+def _types(credential: Mapping[str, Any]) -> list[str]:
+    raw = credential.get("type")
+    types = raw if isinstance(raw, list) else [raw]
+    return [t for t in types if isinstance(t, str) and t != "VerifiableCredential"]
+
+
+def _status_entries(credential: Mapping[str, Any]) -> list[tuple[str, int]]:
+    entries = credential.get("credentialStatus")
+    out = []
+    for entry in entries if isinstance(entries, list) else [entries]:
+        if isinstance(entry, Mapping) and entry.get("type") == "BitstringStatusListEntry":
+            list_id, raw = entry.get("statusListCredential"), entry.get("statusListIndex")
+            split_status_list_id(list_id)  # type: ignore[arg-type]
+            if not isinstance(raw, str) or not raw.isdigit() or len(raw) > 12:
+                raise InvalidInput(
+                    f"statusListIndex {str(raw)[:20]!r} is not an index",
+                    ErrorCode.INVALID_CREDENTIAL,
+                )
+            out.append((str(list_id), int(raw)))
+    return out
+
+
+def _status_keys(entries: Sequence[tuple[str, int]]) -> list[bytes]:
+    keys: list[bytes] = []
+    for list_id, index in entries:
+        keys += [status_list_key(list_id), status_chunk_key(list_id, index)]
+    return keys
+
+
+def make_bundle(node: _Node, credential: Mapping[str, Any]) -> dict[str, Any]:
+    """The offline proof bundle of ``credential`` at the node's latest height (a JSON value:
+    write it with :func:`bundle_bytes`). Nothing is verified here; :func:`verify_bundle` is
+    what a holder or verifier runs."""
+    issuer = _issuer(credential)
+    head = node.state_proof(did_head_key(issuer))
+    if head.value is None:
+        raise CitychainError(f"{issuer} is not on this chain", ErrorCode.DID_NOT_FOUND)
+    height = head.height
+    versions = DidHead.from_value(codec.decode(head.value)).versions
+    proofs = [head, node.state_proof(did_version_key(issuer, versions), height)]
+    for ctype in _types(credential):
+        entry = node.state_proof(issuer_key(issuer, ctype), height)
+        if entry.value is not None:
+            proofs.append(entry)
+            break
+    else:
+        raise CitychainError(
+            f"{issuer[:80]} is not trusted for {', '.join(_types(credential))[:120]} on this "
+            "chain, so there is nothing to prove",
+            ErrorCode.ISSUER_NOT_TRUSTED,
+        )
+    proofs += [node.state_proof(k, height) for k in _status_keys(_status_entries(credential))]
+    return {
+        "version": VERSION,
+        "chainId": head.header.chain_id,
+        "height": height,
+        "credential": dict(credential),
+        "validators": node.validators(height).to_json(),
+        "proofs": [p.to_json() for p in proofs],
+    }
+
+
+def bundle_bytes(bundle: Mapping[str, Any]) -> bytes:
+    """The bundle's file: its canonical JSON (RFC 8785), the only form :func:`verify_bundle`
+    accepts."""
+    return bytes(rfc8785.dumps(dict(bundle)))
+
+
+def _parse_file(data: bytes) -> dict[str, Any]:
+    if len(data) > MAX_BUNDLE_BYTES:
+        raise InvalidInput(
+            f"a bundle is at most {MAX_BUNDLE_BYTES} bytes, this one {len(data)}",
+            ErrorCode.TOO_LARGE,
+        )
+    try:
+        value = json.loads(data)
+        canonical = rfc8785.dumps(value)
+    except (ValueError, rfc8785.CanonicalizationError) as exc:
+        raise _tampered(f"the bundle is not JSON ({str(exc)[:120]})") from None
+    if canonical != data:
+        raise _tampered("the bundle is not exactly its canonical JSON: it was changed")
+    if not isinstance(value, dict):
+        raise _tampered("the bundle is not a JSON object")
+    return value
+
+
+def verify_bundle(
+    bundle: bytes | Mapping[str, Any],
+    *,
+    chain_id: str,
+    validators: ValidatorSet,
+    now: datetime,
+    suite: CryptoSuite = ED25519,
+) -> BundleVerdict:
+    """Verify an offline proof bundle with no network (see the module docstring); raise with
+    the reason's code otherwise. ``bundle`` is the file's bytes (preferred: then no byte of it
+    can change unnoticed) or its parsed JSON."""
+    b = _parse_file(bundle) if isinstance(bundle, bytes) else dict(bundle)
+    if set(b) != {"version", "chainId", "height", "credential", "validators", "proofs"}:
+        raise _tampered("the bundle's fields are not those of " + VERSION)
+    if b["version"] != VERSION:
+        raise InvalidInput(
+            f"unknown bundle version {str(b['version'])[:60]!r}", ErrorCode.BAD_ARGUMENTS
+        )
+    if b["chainId"] != chain_id:
+        raise _bad_proof(f"the bundle is for chain {str(b['chainId'])[:60]!r}, not {chain_id!r}")
+    height, credential, raw_proofs = b["height"], b["credential"], b["proofs"]
+    if type(height) is not int or not isinstance(credential, dict):
+        raise _tampered("the bundle's height or credential is malformed")
+    if not isinstance(raw_proofs, list) or not 2 <= len(raw_proofs) <= MAX_PROOFS:
+        raise _tampered(f"a bundle carries 2 to {MAX_PROOFS} proofs")
+
+    signers = _parse.parsed(
+        "the bundle's validators", lambda: _parse.validator_set({"validators": b["validators"]})
+    )
+    if signers.to_json() != b["validators"]:
+        raise _tampered("the bundle's validator set is not in its canonical form")
+    if signers.hash != validators.hash:
+        raise _bad_proof(
+            f"the bundle was signed by validator set {signers.hash.hex()[:16]}..., not the one "
+            f"you trust ({validators.hash.hex()[:16]}...); if the chain's set changed, check "
+            "the new one out of band"
+        )
+
+    proven: dict[bytes, bytes | None] = {}
+    time = 0
+    for raw in raw_proofs:
+        p = _parse.parsed("a proof of the bundle", partial(_parse.state_proof, raw))
+        if p.to_json() != raw:
+            raise _tampered("a proof of the bundle is not in its canonical form")
+        if p.height != height:
+            raise _bad_proof(f"a proof is for height {p.height}, the bundle's is {height}")
+        if p.key in proven:
+            raise _bad_proof("the bundle proves the same key twice")
+        verify_state(
+            suite=suite,
+            chain_id=chain_id,
+            validators=validators,
+            key=p.key,
+            value=p.value,
+            height=p.height,
+            proof=p.proof,
+            header=p.header,
+            commit=p.commit,
+        )
+        proven[p.key] = p.value
+        time = p.header.time
+    return _judge(credential, proven, height, time, now)
+
+
+def _judge(
+    credential: dict[str, Any],
+    proven: dict[bytes, bytes | None],
+    height: int,
+    time: int,
+    now: datetime,
+) -> BundleVerdict:
+    issuer = _issuer(credential)
+    head_value = proven.get(did_head_key(issuer))
+    if head_value is None:
+        raise _bad_proof(f"the bundle does not prove {issuer}'s DID")
+    head = _parse.parsed("the DID head", lambda: DidHead.from_value(codec.decode(head_value)))
+    version_key = did_version_key(issuer, head.versions)
+    version_value = proven.get(version_key)
+    if version_value is None:
+        raise _bad_proof(f"the bundle does not prove version {head.versions} of {issuer}")
+    version = _parse.parsed(
+        "the DID version", lambda: DidVersion.from_value(head.versions, codec.decode(version_value))
+    )
+    if version.record is None:
+        raise CitychainError(f"{issuer} was deactivated", ErrorCode.DID_DEACTIVATED)
+    document = to_json(version.record, issuer)
+
+    def resolve(did: str) -> Mapping[str, Any]:
+        if did == issuer:
+            return document
+        return did_key_document(did)
+
+    verify_credential(credential, now=now, resolver=resolve)
+
+    trusted = [t for t in _types(credential) if proven.get(issuer_key(issuer, t)) is not None]
+    if not trusted:
+        raise CitychainError(
+            f"the bundle does not prove that {issuer[:80]} is trusted for the credential's type",
+            ErrorCode.ISSUER_NOT_TRUSTED,
+        )
+    entry_value = proven[issuer_key(issuer, trusted[0])]
+    assert entry_value is not None
+    entry = _parse.obj(codec.decode(entry_value))
+
+    entries = _status_entries(credential)
+    expected = {
+        did_head_key(issuer),
+        version_key,
+        issuer_key(issuer, trusted[0]),
+        *_status_keys(entries),
+    }
+    if set(proven) != expected:
+        raise _bad_proof("the bundle's proofs are not exactly those this credential calls for")
+    for list_id, index in entries:
+        list_value = proven[status_list_key(list_id)]
+        if list_value is None:
+            raise CitychainError(
+                f"status list {list_id} is proven absent", ErrorCode.STATUS_LIST_NOT_FOUND
+            )
+        list_head = _parse.obj(codec.decode(list_value))
+        if index >= int(list_head["size"]):
+            raise InvalidInput(f"index {index} is past {list_id}", ErrorCode.INVALID_CREDENTIAL)
+        chunk = proven[status_chunk_key(list_id, index)] or bytes(STATUS_CHUNK_BITS // 8)
+        if status_bit(chunk, index % STATUS_CHUNK_BITS):
+            if list_head["purpose"] == "suspension":
+                raise InvalidInput(
+                    f"suspended as of block {height}", ErrorCode.CREDENTIAL_SUSPENDED
+                )
+            raise InvalidInput(f"revoked as of block {height}", ErrorCode.CREDENTIAL_REVOKED)
+    return BundleVerdict(issuer, str(entry.get("name", "")), trusted[0], height, time)
+
+
+def bundle_time(verdict: BundleVerdict) -> datetime:
+    """The block time a verdict is as of, as a datetime (UTC)."""
+    return datetime.fromtimestamp(verdict.time / 1000, tz=UTC)
