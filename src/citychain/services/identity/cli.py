@@ -257,15 +257,18 @@ def vc_bundle(
     credential: Annotated[Path, typer.Argument(help="The credential (JSON), as issued.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the bundle.")],
     node: NodeOpt = DEFAULT_NODE,
+    genesis: GenesisOpt = None,
     home: HomeOpt = None,
 ) -> None:
     """Write the offline proof bundle of CREDENTIAL: it with the chain's proven records that
-    vouch for it and the signed header, checkable later with no network."""
+    vouch for it, the signed header and what a light client anchored at genesis needs to
+    reach it, checkable later with no network."""
     vc = _read_json(credential, "credential")
     if not isinstance(vc, dict):
         raise bad(f"credential {credential} is not a JSON object")
-    with make_client(node) as client:
-        data = bundle_bytes(make_bundle(client, vc))
+    trust = trust_from(genesis, home)
+    with make_client(node, trust) as client:
+        data = bundle_bytes(make_bundle(client, vc, trust=trust.validators))
     try:
         out.write_bytes(data)
     except OSError as exc:

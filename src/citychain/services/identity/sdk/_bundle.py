@@ -10,6 +10,8 @@ credential and the validator set that signed that height::
     {"version": "citychain-offline-proof-bundle/1", "chainId", "height",
      "credential": {...},                  the credential as issued
      "validators": [...],                  the set that signed the header (its hash is in it)
+     "light": [...],                       what a light client needs to reach that set from
+                                           the trusted one: sets and signed headers
      "proofs": [StateProof, ...]}          key, value, ICS-23 proof, header, commit
 
 The proofs are, in order: the issuer's DID head and the document's latest version (the
@@ -25,8 +27,11 @@ and the time to check validity dates at. It refuses, with a named code, unless:
 1. the file is exactly the canonical JSON (RFC 8785) of its content and every proof renders
    back to the same JSON (so no byte of the file can change without a refusal: a changed
    space, a hex digit in upper case, a reordered key are all refused as ``tampered``);
-2. the bundle's validator set is the trusted one (``bad_proof``), and every header is for
-   the chain and the bundle's height and signed by more than 2/3 of that set's power;
+2. a light client anchored at the trusted set (the SDK's :class:`LightClient`, with the
+   bundle as its only source: it asks for nothing the bundle does not hold) reaches the set
+   that signed the bundle's header across any validator-set changes since, and every header
+   is for the chain and the bundle's height and signed by more than 2/3 of that set's power
+   (``bad_proof``);
 3. every proof checks against its header's state root, and the proven keys are exactly the
    ones this credential calls for (nothing missing, nothing extra: ``bad_proof``);
 4. the issuer's DID is not deactivated at that height (``did_deactivated``), and the
@@ -55,6 +60,7 @@ from citychain import codec
 from citychain.crypto import ED25519, CryptoSuite
 from citychain.errors import CitychainError, ErrorCode, InvalidInput, ProofError
 from citychain.sdk import _parse
+from citychain.sdk._light import Answer, Fetch, LightBlock, LightClient, drive
 from citychain.sdk._verify import verify_state
 from citychain.services.identity.sdk._vc import verify_credential
 from citychain.services.identity.shapes import (
@@ -72,10 +78,13 @@ from citychain.services.identity.shapes import (
 )
 from citychain.services.identity.shapes._document import to_json
 from citychain.types import StateProof, ValidatorSet
+from citychain.types.answers import BlockInfo
 
 VERSION = "citychain-offline-proof-bundle/1"
 #: Most proofs one bundle carries (a DID, an issuer entry, and status entries).
 MAX_PROOFS = 16
+#: Most light blocks (validator-set changes to follow) one bundle carries.
+MAX_LIGHT_STEPS = 64
 #: Largest bundle file read.
 MAX_BUNDLE_BYTES = 4 * 1024 * 1024
 
@@ -84,6 +93,8 @@ class _Node(Protocol):
     def state_proof(self, key: bytes, height: int | None = None) -> StateProof: ...
 
     def validators(self, height: int | None = None) -> ValidatorSet: ...
+
+    def block(self, height: int | None = None) -> BlockInfo: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,10 +158,18 @@ def _status_keys(entries: Sequence[tuple[str, int]]) -> list[bytes]:
     return keys
 
 
-def make_bundle(node: _Node, credential: Mapping[str, Any]) -> dict[str, Any]:
+def make_bundle(
+    node: _Node,
+    credential: Mapping[str, Any],
+    *,
+    trust: ValidatorSet | None = None,
+    suite: CryptoSuite = ED25519,
+) -> dict[str, Any]:
     """The offline proof bundle of ``credential`` at the node's latest height (a JSON value:
-    write it with :func:`bundle_bytes`). Nothing is verified here; :func:`verify_bundle` is
-    what a holder or verifier runs."""
+    write it with :func:`bundle_bytes`). ``trust`` is the validator set the bundle's readers
+    will trust (default: the chain's first set, as in genesis); the bundle carries the light
+    blocks a light client anchored there needs to reach the bundle's height, checked here as
+    the reader will check them."""
     issuer = _issuer(credential)
     head = node.state_proof(did_head_key(issuer))
     if head.value is None:
@@ -170,12 +189,28 @@ def make_bundle(node: _Node, credential: Mapping[str, Any]) -> dict[str, Any]:
             ErrorCode.ISSUER_NOT_TRUSTED,
         )
     proofs += [node.state_proof(k, height) for k in _status_keys(_status_entries(credential))]
+    chain_id = head.header.chain_id
+    light: list[dict[str, Any]] = []
+
+    def fetch(need: Fetch) -> Answer:
+        vs = node.validators(need.height)
+        step: dict[str, Any] = {"height": need.height, "validators": vs.to_json()}
+        light.append(step)
+        if not need.block:
+            return vs
+        b = node.block(need.height)
+        step["header"], step["commit"] = b.header.to_json(), b.commit.to_json()
+        return LightBlock(b.header, b.commit, vs)
+
+    client = LightClient(suite, chain_id, trust or node.validators(1))
+    signers = drive(client.verify(head.header, head.commit), fetch)
     return {
         "version": VERSION,
-        "chainId": head.header.chain_id,
+        "chainId": chain_id,
         "height": height,
         "credential": dict(credential),
-        "validators": node.validators(height).to_json(),
+        "validators": signers.to_json(),
+        "light": light,
         "proofs": [p.to_json() for p in proofs],
     }
 
@@ -216,7 +251,7 @@ def verify_bundle(
     the reason's code otherwise. ``bundle`` is the file's bytes (preferred: then no byte of it
     can change unnoticed) or its parsed JSON."""
     b = _parse_file(bundle) if isinstance(bundle, bytes) else dict(bundle)
-    if set(b) != {"version", "chainId", "height", "credential", "validators", "proofs"}:
+    if set(b) != {"version", "chainId", "height", "credential", "validators", "light", "proofs"}:
         raise _tampered("the bundle's fields are not those of " + VERSION)
     if b["version"] != VERSION:
         raise InvalidInput(
@@ -230,20 +265,12 @@ def verify_bundle(
     if not isinstance(raw_proofs, list) or not 2 <= len(raw_proofs) <= MAX_PROOFS:
         raise _tampered(f"a bundle carries 2 to {MAX_PROOFS} proofs")
 
-    signers = _parse.parsed(
-        "the bundle's validators", lambda: _parse.validator_set({"validators": b["validators"]})
-    )
-    if signers.to_json() != b["validators"]:
-        raise _tampered("the bundle's validator set is not in its canonical form")
-    if signers.hash != validators.hash:
-        raise _bad_proof(
-            f"the bundle was signed by validator set {signers.hash.hex()[:16]}..., not the one "
-            f"you trust ({validators.hash.hex()[:16]}...); if the chain's set changed, check "
-            "the new one out of band"
-        )
+    signers = _validator_set(b["validators"])
+    answers = _light_answers(b["light"])
 
     proven: dict[bytes, bytes | None] = {}
     time = 0
+    followed: ValidatorSet | None = None
     for raw in raw_proofs:
         p = _parse.parsed("a proof of the bundle", partial(_parse.state_proof, raw))
         if p.to_json() != raw:
@@ -252,10 +279,14 @@ def verify_bundle(
             raise _bad_proof(f"a proof is for height {p.height}, the bundle's is {height}")
         if p.key in proven:
             raise _bad_proof("the bundle proves the same key twice")
+        if followed is None:
+            followed = _follow(suite, chain_id, validators, p, answers)
+            if followed.hash != signers.hash:
+                raise _bad_proof("the bundle's validator set is not the one that signed it")
         verify_state(
             suite=suite,
             chain_id=chain_id,
-            validators=validators,
+            validators=followed,
             key=p.key,
             value=p.value,
             height=p.height,
@@ -266,6 +297,64 @@ def verify_bundle(
         proven[p.key] = p.value
         time = p.header.time
     return _judge(credential, proven, height, time, now)
+
+
+def _validator_set(raw: Any) -> ValidatorSet:
+    vs = _parse.parsed(
+        "a validator set of the bundle", lambda: _parse.validator_set({"validators": raw})
+    )
+    if vs.to_json() != raw:
+        raise _tampered("a validator set of the bundle is not in its canonical form")
+    return vs
+
+
+def _light_answers(raw: Any) -> dict[tuple[int, bool], Answer]:
+    """The light blocks and validator sets the bundle carries, by what a light client asks."""
+    if not isinstance(raw, list) or len(raw) > MAX_LIGHT_STEPS:
+        raise _tampered(f"the bundle's light blocks are a list of at most {MAX_LIGHT_STEPS}")
+    answers: dict[tuple[int, bool], Answer] = {}
+    for step in raw:
+        if not isinstance(step, dict) or not (
+            set(step) == {"height", "validators"}
+            or set(step) == {"height", "validators", "header", "commit"}
+        ):
+            raise _tampered("a light block of the bundle is malformed")
+        height = step["height"]
+        if type(height) is not int:
+            raise _tampered("a light block's height is not an integer")
+        vs = _validator_set(step["validators"])
+        if "header" not in step:
+            answers[(height, False)] = vs
+            continue
+        header = _parse.parsed("a light block's header", partial(_parse.header, step["header"]))
+        commit = _parse.parsed("a light block's commit", partial(_parse.commit, step["commit"]))
+        if header.to_json() != step["header"] or commit.to_json() != step["commit"]:
+            raise _tampered("a light block of the bundle is not in its canonical form")
+        answers[(height, True)] = LightBlock(header, commit, vs)
+    return answers
+
+
+def _follow(
+    suite: CryptoSuite,
+    chain_id: str,
+    trusted: ValidatorSet,
+    proof: StateProof,
+    answers: Mapping[tuple[int, bool], Answer],
+) -> ValidatorSet:
+    """The validator set that signed ``proof``'s header, as a light client anchored at the
+    trusted set finds it, asking only the bundle."""
+
+    def fetch(need: Fetch) -> Answer:
+        answer = answers.get((need.height, need.block))
+        if answer is None:
+            raise _bad_proof(
+                f"the bundle lacks what a light client needs at height {need.height} to go from "
+                "the validator set you trust to the one that signed it"
+            )
+        return answer
+
+    client = LightClient(suite, chain_id, trusted)
+    return drive(client.verify(proof.header, proof.commit), fetch)
 
 
 def _judge(
