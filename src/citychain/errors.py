@@ -123,6 +123,8 @@ class ErrorCode(StrEnum):
     KEY_BINDING_INVALID = "key_binding_invalid"  # the SD-JWT key binding is missing or wrong
     CREDENTIAL_REVOKED = "credential_revoked"  # its revocation bit is set in the status list
     CREDENTIAL_SUSPENDED = "credential_suspended"  # its suspension bit is set
+    WRONG_ISSUER = "wrong_issuer"  # an issuing service asked to sign for another issuer
+    UNAUTHENTICATED = "unauthenticated"  # no (or a wrong) bearer token for a service that needs one
     # Reads
     NOT_FOUND = "not_found"
     HEIGHT_PRUNED = "height_pruned"
@@ -181,6 +183,16 @@ class TxRejected(InvalidInput):
     """A transaction refused at admission (mempool) or when its block is built."""
 
     default_code = ErrorCode.MALFORMED
+
+
+class BatchRefused(InvalidInput):
+    """One item of a batch is refused, so the whole batch is: ``code`` is that item's reason,
+    ``index`` its position (from 0) among ``total``; nothing of the batch was done."""
+
+    def __init__(self, item: CitychainError, index: int, total: int) -> None:
+        super().__init__(f"item {index} of {total}: {item.message}", item.code)
+        self.index = index
+        self.total = total
 
 
 class ConfigError(InvalidInput):
@@ -386,6 +398,8 @@ _BY_CODE: Final[dict[ErrorCode, tuple[type[CitychainError], int]]] = {
     ErrorCode.KEY_BINDING_INVALID: (InvalidInput, 400),
     ErrorCode.CREDENTIAL_REVOKED: (InvalidInput, 400),
     ErrorCode.CREDENTIAL_SUSPENDED: (InvalidInput, 400),
+    ErrorCode.WRONG_ISSUER: (InvalidInput, 400),
+    ErrorCode.UNAUTHENTICATED: (InvalidInput, 401),
     ErrorCode.NOT_FOUND: (NotFound, 404),
     ErrorCode.HEIGHT_PRUNED: (NotFound, 410),
     ErrorCode.HEIGHT_NOT_COMMITTED: (NotFound, 404),

@@ -102,7 +102,7 @@ def export_key(signer: Signer, passphrase: str, *, kdf_level: str = "moderate") 
     suite, public_key = signer.suite, signer.public_key
     salt = nacl.utils.random(argon2id.SALTBYTES)
     nonce = nacl.utils.random(SecretBox.NONCE_SIZE)
-    box = SecretBox(_derive(passphrase, salt, opslimit, memlimit))
+    box = SecretBox(derive_key(passphrase, salt, opslimit, memlimit))
     payload = codec.encode([PAYLOAD_TAG, suite.name, public_key, signer.secret])
     ciphertext = box.encrypt(payload, nonce).ciphertext
     doc = {
@@ -120,7 +120,7 @@ def save_key(
     path: str | os.PathLike[str], signer: Signer, passphrase: str, *, kdf_level: str = "moderate"
 ) -> None:
     """Write ``signer`` encrypted under ``passphrase`` to ``path`` (mode 0600, atomically)."""
-    _write_private(Path(path), export_key(signer, passphrase, kdf_level=kdf_level))
+    write_private(Path(path), export_key(signer, passphrase, kdf_level=kdf_level))
 
 
 def save_plaintext_key(path: str | os.PathLike[str], signer: Signer) -> None:
@@ -134,10 +134,12 @@ def save_plaintext_key(path: str | os.PathLike[str], signer: Signer) -> None:
         "secret": signer.secret.hex(),
         "warning": "UNENCRYPTED development key; never use it on a real network",
     }
-    _write_private(Path(path), json.dumps(doc, indent=2) + "\n")
+    write_private(Path(path), json.dumps(doc, indent=2) + "\n")
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` with mode 0600, atomically and durably (temporary file,
+    fsync, rename, fsync of the folder): a crash leaves the old file or the new, never half."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o600)
@@ -258,7 +260,7 @@ def _import(text: str, passphrase: str, allow_plaintext: bool, where: str) -> Si
     if not isinstance(passphrase, str):
         raise InvalidInput("the passphrase must be a string", ErrorCode.BAD_ARGUMENTS)
 
-    box = SecretBox(_derive(passphrase, salt, opslimit, memlimit))
+    box = SecretBox(derive_key(passphrase, salt, opslimit, memlimit))
     try:
         payload = box.decrypt(ciphertext, nonce)
     except nacl.exceptions.CryptoError:
@@ -376,7 +378,8 @@ def _import_sm4_gcm(
     return _signer(suite, secret, public_key, where)
 
 
-def _derive(passphrase: str, salt: bytes, opslimit: int, memlimit: int) -> bytes:
+def derive_key(passphrase: str, salt: bytes, opslimit: int, memlimit: int) -> bytes:
+    """The 32-byte key that argon2id derives from ``passphrase`` (NFC, UTF-8) and ``salt``."""
     secret = unicodedata.normalize("NFC", passphrase).encode("utf-8")
     key: bytes = argon2id.kdf(SecretBox.KEY_SIZE, secret, salt, opslimit, memlimit)
     return key

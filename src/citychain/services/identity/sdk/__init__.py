@@ -1,8 +1,10 @@
 """``client.identity``: verifiable credentials from the SDK, pure and offline.
 
-Everything here is a pure function of its arguments: no network, no chain, no clock (the
-caller passes ``now``), no file but the package's own bundled data (JSON-LD contexts and
-credential schemas). It needs nothing of the node's ``[node]`` extra.
+Everything here but the client-bound helpers (``client.identity``) is a pure function of its
+arguments: no network, no chain, no clock (the caller passes ``now``), no file but the
+package's own bundled data (JSON-LD contexts and credential schemas) and the two files a
+caller names: a :class:`Wallet` and an :class:`Issuer`'s status counter. It needs nothing of
+the node's ``[node]`` extra.
 
 * **Data Integrity** (:func:`add_proof`, :func:`verify_proof`): ``eddsa-rdfc-2022`` and
   ``eddsa-jcs-2022``; the ``verificationMethod`` is dereferenced through a ``resolver``
@@ -16,6 +18,11 @@ credential schemas). It needs nothing of the node's ``[node]`` extra.
 * **Templates** (:data:`TEMPLATES`, :func:`credential_from_template`,
   :func:`validate_schema`): business licence, professional qualification, residence permit,
   property certificate, each with a bundled JSON Schema 2020-12.
+* **Batch issuance** (:func:`issue_batch`, ``client.identity.issue_batch``): up to 10,000
+  credentials in one call, every one or none; the client's form first asks the chain whether
+  the issuer is trusted for each type.
+* **Holder wallet** (:class:`Wallet`): a citizen's keys (``did:key``) and credentials in one
+  encrypted file; presentations (VC) and chosen disclosures (SD-JWT).
 * **Offline proof bundle** (:func:`make_bundle`, :func:`bundle_bytes`,
   :func:`verify_bundle`): a credential with the proven state records that vouch for it and the
   signed header, checked later with no network.
@@ -63,6 +70,7 @@ from citychain.services.identity.sdk._di import (
     verify_proof,
 )
 from citychain.services.identity.sdk._dids import AsyncDids, Dids, ProvenDid
+from citychain.services.identity.sdk._issue import MAX_BATCH, Issuer, check_for_issue, issue_batch
 from citychain.services.identity.sdk._methods import (
     Resolver,
     VerificationMethod,
@@ -104,6 +112,27 @@ from citychain.services.identity.sdk._vc import (
     verify_credential,
     verify_presentation,
 )
+from citychain.services.identity.sdk._wallet import StoredCredential, Wallet, credential_id
+
+
+def _accreditation(credentials: Any, verification_method: str) -> list[tuple[str, str]]:
+    """The (issuer, type) pairs a batch needs the registry to trust, in a stable order."""
+    issuer = verification_method.partition("#")[0]
+    wanted: dict[tuple[str, str], None] = {}
+    for vc in credentials:
+        types = vc.get("type") if isinstance(vc, dict) else None
+        for t in [types] if isinstance(types, str) else types if isinstance(types, list) else []:
+            if isinstance(t, str) and t != "VerifiableCredential":
+                wanted[(issuer, t)] = None
+    return list(wanted)
+
+
+def _untrusted(issuer: str, ctype: str) -> CitychainError:
+    return CitychainError(
+        f"{issuer} is not in the register of trusted issuers for {ctype}: governance must "
+        "trust it (identity.trust_issuer) before it issues them",
+        ErrorCode.ISSUER_NOT_TRUSTED,
+    )
 
 
 class Identity:
@@ -137,6 +166,16 @@ class Identity:
 
         return resolve
 
+    def issue_batch(
+        self, credentials: Any, signer: Any, verification_method: str, **options: Any
+    ) -> list[dict[str, Any]]:
+        """:func:`issue_batch` by an accredited issuer: refused with ``issuer_not_trusted``
+        unless the chain's register trusts the issuer for every type in the batch."""
+        for issuer, ctype in _accreditation(credentials, verification_method):
+            if not self._client.query("identity", "is_trusted", issuer=issuer, type=ctype):
+                raise _untrusted(issuer, ctype)
+        return issue_batch(credentials, signer, verification_method, **options)
+
     add_proof = staticmethod(add_proof)
     verify_proof = staticmethod(verify_proof)
     canonicalize_jcs = staticmethod(canonicalize_jcs)
@@ -168,11 +207,20 @@ class Identity:
 
 class AsyncIdentity(Identity):
     """``client.identity`` on an :class:`~citychain.sdk.AsyncClient`. The pure functions are
-    the same (they do no I/O, so there is nothing to await); ``dids`` is awaited."""
+    the same (they do no I/O, so there is nothing to await); ``dids`` and ``issue_batch``
+    are awaited."""
 
     def __init__(self, client: Any) -> None:
         self._client = client
         self.dids = AsyncDids(client)  # type: ignore[assignment]
+
+    async def issue_batch(  # type: ignore[override]
+        self, credentials: Any, signer: Any, verification_method: str, **options: Any
+    ) -> list[dict[str, Any]]:
+        for issuer, ctype in _accreditation(credentials, verification_method):
+            if not await self._client.query("identity", "is_trusted", issuer=issuer, type=ctype):
+                raise _untrusted(issuer, ctype)
+        return issue_batch(credentials, signer, verification_method, **options)
 
 
 def bind(client: Any) -> Identity:
@@ -192,6 +240,7 @@ __all__ = [
     "CRYPTOSUITES",
     "EDDSA_JCS_2022",
     "EDDSA_RDFC_2022",
+    "MAX_BATCH",
     "TEMPLATES",
     "AsyncDids",
     "AsyncIdentity",
@@ -200,13 +249,16 @@ __all__ = [
     "Disclosure",
     "Identity",
     "IndexAllocator",
+    "Issuer",
     "ProvenDid",
     "Resolver",
     "StatusList",
+    "StoredCredential",
     "Template",
     "VerificationMethod",
     "VerifiedDocument",
     "VerifiedSdJwt",
+    "Wallet",
     "add_proof",
     "bind",
     "bind_async",
@@ -215,6 +267,7 @@ __all__ = [
     "canonicalize_jcs",
     "canonicalize_rdfc",
     "check_contexts",
+    "check_for_issue",
     "check_status",
     "check_terms",
     "context_document",
@@ -222,11 +275,13 @@ __all__ = [
     "credential_digest",
     "credential_from_link",
     "credential_from_template",
+    "credential_id",
     "credential_schema",
     "dereference",
     "did_key_document",
     "disclosures",
     "document_loader",
+    "issue_batch",
     "issue_credential",
     "issue_sd_jwt",
     "make_bundle",
