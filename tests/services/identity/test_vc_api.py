@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import random
 import re
 import socket
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,7 +27,7 @@ from playwright.sync_api import Page, expect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "e2e"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from nodeproc import NodeProcess, cli  # type: ignore[import-not-found]
+from nodeproc import CLI, NodeProcess, cli, free_port  # type: ignore[import-not-found]
 from vc_fixtures import licence_subject  # type: ignore[import-not-found]
 
 import browser  # type: ignore[import-not-found]
@@ -342,3 +345,226 @@ def test_vc_bundle_and_vc_verify_offline_from_the_command_line(
     assert r.returncode != 0 and "tampered" in r.stderr
     r = cli("vc", "verify", str(tmp_path / "good.b"), "--genesis", genesis)
     assert r.returncode != 0 and "/credentials/verify" in r.stderr
+
+
+# -- the issuer's and the holder's own services (citychain vc serve, citychain wallet ...) -----
+TOKEN = "issuer-token-0123456789abcdef"
+
+
+class Agent:
+    """``citychain vc serve`` / ``wallet serve`` as a real process on a free port."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [*CLI, *args, "--port", str(self.port)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **env},
+            )
+        for _ in range(300):
+            if self.proc.poll() is not None:
+                raise RuntimeError(log.read_text())
+            try:
+                httpx.get(self.url + "/credentials", timeout=1)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError(log.read_text())
+
+    def post(self, path: str, body: Any, token: str = TOKEN) -> httpx.Response:
+        auth = {"Authorization": f"Bearer {token}"}
+        return httpx.post(self.url + path, json=body, headers=auth, timeout=120)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def unsigned(n: int) -> dict[str, Any]:
+    """An unsigned business licence with no issuer: the service signs as its own."""
+    vc = credential_from_template(
+        "business-licence",
+        issuer="did:example:placeholder",
+        subject=licence_subject(unifiedSocialCreditCode=f"9135{n:014d}"),
+        valid_from=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    del vc["issuer"]
+    return vc
+
+
+def test_the_issuer_service_issues_one_or_a_batch_of_10000_that_any_node_verifies(
+    world: World, tmp_path: Path
+) -> None:
+    (tmp_path / "token").write_text(TOKEN)
+    counter = tmp_path / "licences.counter"
+    agent = Agent(
+        [
+            "vc",
+            "serve",
+            "--key",
+            "alice",
+            "--did",
+            world.did,
+            "--token-file",
+            str(tmp_path / "token"),
+            "--status-list",
+            world.revocation,
+            "--counter",
+            str(counter),
+            "--node",
+            world.node.url,
+            "--home",
+            str(world.node.home),
+        ],
+        {"CITYCHAIN_PASSPHRASE": world.node.passphrase},
+        tmp_path / "issuer.log",
+    )
+    try:
+        r = agent.post("/credentials/issue", {"credential": unsigned(0)}, token="wrong" * 4)
+        assert r.status_code == 401 and r.json()["code"] == "unauthenticated"
+        assert r.headers["www-authenticate"] == "Bearer"
+
+        r = agent.post("/credentials/issue", {"credential": unsigned(1)})
+        assert r.status_code == 201, r.text
+        one = r.json()["verifiableCredential"]
+        assert one["issuer"] == world.did and one["credentialStatus"]["statusListCredential"]
+        ok = verify(world, one)
+        assert ok.status_code == 200 and ok.json()["issuerName"] == BUREAU
+
+        # 10,000 in one call, each on its own status bit
+        r = agent.post(
+            "/credentials/issue/batch", {"credentials": [unsigned(n) for n in range(10_000)]}
+        )
+        assert r.status_code == 201, r.text[:300]
+        batch = r.json()["verifiableCredentials"]
+        indexes = {int(vc["credentialStatus"]["statusListIndex"]) for vc in batch}
+        assert (
+            len(batch) == 10_000
+            and len(indexes | {int(one["credentialStatus"]["statusListIndex"])}) == 10_001
+        )
+        assert json.loads(counter.read_text()) == {"next": 10_001}
+        for vc in batch[::2_500]:
+            assert verify(world, vc).status_code == 200
+        # the entries are real: the bureau revokes one and every node says so
+        with Client(world.node.url) as c:
+            c.send(
+                world.issuer,
+                "identity",
+                "set_status",
+                {
+                    "list_id": world.revocation,
+                    "set": [int(batch[5]["credentialStatus"]["statusListIndex"])],
+                },
+            )
+        assert verify(world, batch[5]).json()["code"] == "credential_revoked"
+
+        # one bad item refuses the batch, named; nothing is issued
+        bad = [unsigned(n) for n in range(500)]
+        bad[499]["credentialSubject"].pop("legalName")
+        r = agent.post("/credentials/issue/batch", {"credentials": bad})
+        assert r.status_code == 422 and r.json()["code"] == "schema_violation"
+        assert (r.json()["index"], r.json()["total"]) == (499, 500)
+        assert "verifiableCredentials" not in r.json()
+
+        wrong = unsigned(2)
+        wrong["issuer"] = world.stranger_did
+        r = agent.post("/credentials/issue", {"credential": wrong})
+        assert r.status_code == 400 and r.json()["code"] == "wrong_issuer"
+        permit = unsigned(3)
+        permit["type"] = ["VerifiableCredential", "ResidencePermitCredential"]
+        r = agent.post("/credentials/issue", {"credential": permit})
+        assert r.status_code == 403 and r.json()["code"] == "issuer_not_trusted"
+        r = agent.post("/credentials/issue", {"credential": unsigned(4), "options": {"x": 1}})
+        assert r.status_code == 400 and r.json()["code"] == "bad_arguments"
+    finally:
+        agent.stop()
+
+
+def test_the_holder_wallet_from_the_cli_and_its_service(world: World, tmp_path: Path) -> None:
+    env = {
+        "CITYCHAIN_WALLET": str(tmp_path / "wallet.json"),
+        "CITYCHAIN_WALLET_PASSPHRASE": "pw pw pw",
+    }
+    r = cli("wallet", "init", "--kdf", "interactive", env=env)
+    assert r.returncode == 0, r.stderr
+    holder = r.stdout.split()[-1]
+    assert holder.startswith("did:key:z6Mk")
+    subject = licence_subject(id=holder)
+    vc = issue_credential(
+        credential_from_template(
+            "business-licence",
+            issuer=world.did,
+            subject=subject,
+            valid_from=datetime(2026, 1, 1, tzinfo=UTC),
+        ),
+        world.issuer,
+        f"{world.did}#key-1",
+        cryptosuite=EDDSA_JCS_2022,
+    )
+    (tmp_path / "licence.json").write_text(json.dumps(vc))
+    r = cli("wallet", "add", str(tmp_path / "licence.json"), env=env)
+    assert r.returncode == 0, r.stderr
+    cid = r.stdout.strip()
+    listed = json.loads(cli("wallet", "list", "--json", env=env).stdout)
+    assert [c["id"] for c in listed] == [cid] and listed[0]["issuer"] == world.did
+    r = cli(
+        "wallet",
+        "present",
+        cid,
+        "--challenge",
+        "c-1",
+        "--domain",
+        "https://bank.example",
+        "-o",
+        str(tmp_path / "vp.json"),
+        env=env,
+    )
+    assert r.returncode == 0, r.stderr
+    vp = json.loads((tmp_path / "vp.json").read_text())
+    options = {"challenge": "c-1", "domain": "https://bank.example"}
+    r = httpx.post(
+        world.node.url + "/presentations/verify",
+        json={"verifiablePresentation": vp, "options": options},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+    # a wrong passphrase is one line, no traceback
+    r = cli("wallet", "list", env={**env, "CITYCHAIN_WALLET_PASSPHRASE": "nope"})
+    assert r.returncode != 0 and "wrong_passphrase" in r.stderr + r.stdout
+    assert "Traceback" not in r.stderr
+
+    (tmp_path / "token").write_text(TOKEN)
+    agent = Agent(
+        ["wallet", "serve", "--token-file", str(tmp_path / "token")], env, tmp_path / "w.log"
+    )
+    try:
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        assert httpx.get(agent.url + "/credentials").status_code == 401
+        got = httpx.get(agent.url + "/credentials", headers=auth).json()["credentials"]
+        assert [c["id"] for c in got] == [cid]
+        r = agent.post(
+            "/presentations", {"credentialIds": [cid], "options": {**options, "challenge": "c-2"}}
+        )
+        assert r.status_code == 201, r.text
+        r = httpx.post(
+            world.node.url + "/presentations/verify",
+            timeout=30,
+            json={
+                "verifiablePresentation": r.json()["verifiablePresentation"],
+                "options": {**options, "challenge": "c-2"},
+            },
+        )
+        assert r.status_code == 200, r.text
+        assert (
+            agent.post(
+                "/presentations", {"credentialIds": ["nope"], "options": options}
+            ).status_code
+            == 404
+        )
+        assert httpx.delete(agent.url + f"/credentials/{cid}", headers=auth).status_code == 204
+        assert httpx.get(agent.url + "/credentials", headers=auth).json()["credentials"] == []
+    finally:
+        agent.stop()

@@ -9,6 +9,7 @@ genesis (``--no-verify`` asks the node's query instead).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from citychain.cli._client import make_client, trust_from
-from citychain.cli._keys_access import key_info, key_path
+from citychain.cli._keys_access import key_info, key_path, load_signer, read_passphrase
 from citychain.cli._output import (
     DEFAULT_NODE,
     HomeOpt,
@@ -32,6 +33,7 @@ from citychain.cli._output import (
 from citychain.cli.query import GenesisOpt, VerifyOpt
 from citychain.cli.tx import KeyOpt, NoWaitOpt, TimeoutOpt, report, send_tx
 from citychain.sdk import DEFAULT_COMMIT_TIMEOUT
+from citychain.services.identity.sdk import EDDSA_JCS_2022, Issuer, Wallet
 from citychain.services.identity.sdk._bundle import bundle_bytes, make_bundle, verify_bundle
 from citychain.services.identity.sdk._dids import DID_GAS_LIMIT, Dids
 from citychain.services.identity.shapes import (
@@ -236,8 +238,8 @@ def key_did(key: KeyOpt, home: HomeOpt = None, passphrase_file: PassFileOpt = No
 
 
 vc_app = typer.Typer(
-    help="Verifiable credentials: offline proof bundles (verify online with POST "
-    "/credentials/verify or the page /verify).",
+    help="Verifiable credentials: issue (one or a batch of 10,000), serve the VC-API issuer, "
+    "offline proof bundles (verify online with POST /credentials/verify or the page /verify).",
     no_args_is_help=True,
 )
 
@@ -326,7 +328,336 @@ def vc_verify(
     )
 
 
+DidOpt = Annotated[str, typer.Option("--did", help="The issuer's DID (its key signs).")]
+KeyIdOpt = Annotated[
+    str, typer.Option("--key-id", help="The verification method's fragment in the DID document.")
+]
+SuiteOpt = Annotated[
+    str, typer.Option("--cryptosuite", help="eddsa-jcs-2022 (default) or eddsa-rdfc-2022.")
+]
+StatusListOpt = Annotated[
+    str | None,
+    typer.Option("--status-list", help="Give each credential an entry in this status list."),
+]
+CounterOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--counter",
+        help="The status list's allocation counter (a file; default: <status list>.counter "
+        "beside the output).",
+    ),
+]
+TokenFileOpt = Annotated[
+    Path,
+    typer.Option(
+        "--token-file", help="A file holding the bearer token callers must send (16+ chars)."
+    ),
+]
+HostOpt = Annotated[str, typer.Option("--host", help="Where to listen.")]
+PortOpt = Annotated[int, typer.Option("--port", help="The port to listen on.")]
+
+
+def _issuer(
+    key: str,
+    did: str,
+    key_id: str,
+    node: str,
+    home: Path | None,
+    passphrase_file: Path | None,
+    status_list: str | None,
+    counter: Path | None,
+) -> Issuer:
+    """The issuing state the SDK keeps: the unlocked key, the node's register as the
+    accreditation check, and the status list with its counter file."""
+    signer = load_signer(key, home, passphrase_file=passphrase_file)
+    client = make_client(node)
+    size = 131_072
+    if status_list is not None:
+        head = client.query(NAME, "status_list", list_id=status_list)
+        size = int(head["size"])
+        counter = counter or Path(f"{status_list.rsplit('/', 1)[-1]}.counter")
+
+    def trusted(issuer: str, ctype: str) -> bool:
+        return bool(client.query(NAME, "is_trusted", issuer=issuer, type=ctype))
+
+    return Issuer(
+        signer,
+        f"{did}#{key_id}",
+        trusted=trusted,
+        status_list=status_list,
+        status_size=size,
+        counter_file=counter,
+    )
+
+
+@vc_app.command("issue")
+@handles_errors
+def vc_issue(
+    credentials: Annotated[
+        Path, typer.Argument(help="Unsigned credentials: one JSON object or a list of them.")
+    ],
+    key: KeyOpt,
+    did: DidOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write what was issued.")],
+    key_id: KeyIdOpt = "key-1",
+    cryptosuite: SuiteOpt = EDDSA_JCS_2022,
+    status_list: StatusListOpt = None,
+    counter: CounterOpt = None,
+    node: NodeOpt = DEFAULT_NODE,
+    home: HomeOpt = None,
+    passphrase_file: PassFileOpt = None,
+) -> None:
+    """Sign CREDENTIALS (up to 10,000) as DID, every one or none: the chain's register must
+    trust DID for each type; one refused item refuses them all and names it."""
+    items = _read_json(credentials, "credentials")
+    batch = items if isinstance(items, list) else [items]
+    issuer = _issuer(key, did, key_id, node, home, passphrase_file, status_list, counter)
+    issued = issuer.issue(batch, cryptosuite)
+    text = json.dumps(issued if isinstance(items, list) else issued[0], indent=1) + "\n"
+    try:
+        out.write_text(text)
+    except OSError as exc:
+        raise bad(f"cannot write {out}: {exc.strerror}") from None
+    console.print(f"issued {len(issued):,} credential(s) as {did}; wrote {out}")
+
+
+@vc_app.command("serve")
+@handles_errors
+def vc_serve(
+    key: KeyOpt,
+    did: DidOpt,
+    token_file: TokenFileOpt,
+    key_id: KeyIdOpt = "key-1",
+    status_list: StatusListOpt = None,
+    counter: CounterOpt = None,
+    node: NodeOpt = DEFAULT_NODE,
+    home: HomeOpt = None,
+    passphrase_file: PassFileOpt = None,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8700,
+) -> None:
+    """Serve the W3C VC-API issuer (POST /credentials/issue, /credentials/issue/batch) for
+    DID, where its key is: a validator never holds an issuer's key."""
+    from citychain.services.identity.router._agent import agent_app  # the web stack, on use
+
+    issuer = _issuer(key, did, key_id, node, home, passphrase_file, status_list, counter)
+    _serve(agent_app(token=_token(token_file), issuer=issuer), host, port, f"issuer {did}")
+
+
+def _token(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError as exc:
+        raise bad(f"cannot read the token file {path}: {exc.strerror}") from None
+
+
+def _serve(app: Any, host: str, port: int, what: str) -> None:
+    import uvicorn  # only a serving command loads the web server
+
+    console.print(f"serving the {what} on http://{host}:{port} (Ctrl-C stops)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+# -- the holder's wallet ------------------------------------------------------------------------
+wallet_app = typer.Typer(
+    help="A holder's wallet: keys (did:key) and credentials in one encrypted file; present "
+    "them, disclosing only chosen claims.",
+    no_args_is_help=True,
+)
+WalletOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--wallet",
+        envvar="CITYCHAIN_WALLET",
+        help="The wallet file (default: ~/.citychain/wallet.json).",
+    ),
+]
+WalletKeyOpt = Annotated[str, typer.Option("--key", help="The wallet key to use.")]
+
+
+def _wallet_path(wallet: Path | None) -> Path:
+    return wallet if wallet is not None else Path.home() / ".citychain" / "wallet.json"
+
+
+def _wallet_passphrase(passphrase_file: Path | None, *, confirm: bool = False) -> str:
+    env = os.environ.get("CITYCHAIN_WALLET_PASSPHRASE")
+    if env and passphrase_file is None:
+        return env
+    return read_passphrase(passphrase_file, "Wallet passphrase", confirm=confirm)
+
+
+def _open(wallet: Path | None, passphrase_file: Path | None) -> Wallet:
+    return Wallet.open(_wallet_path(wallet), _wallet_passphrase(passphrase_file))
+
+
+@wallet_app.command("init")
+@handles_errors
+def wallet_init(
+    wallet: WalletOpt = None,
+    passphrase_file: PassFileOpt = None,
+    kdf: Annotated[
+        str, typer.Option("--kdf", help="moderate (default), interactive or sensitive.")
+    ] = "moderate",
+) -> None:
+    """Create an empty wallet, with a first key named "default"; prints its did:key."""
+    path = _wallet_path(wallet)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    w = Wallet.create(path, _wallet_passphrase(passphrase_file, confirm=True), kdf_level=kdf)
+    did = w.new_key("default")
+    console.print(f'created {path}; your key "default" is {did}')
+
+
+@wallet_app.command("key")
+@handles_errors
+def wallet_key(
+    name: Annotated[str | None, typer.Argument(help="Make a new key by this name.")] = None,
+    wallet: WalletOpt = None,
+    passphrase_file: PassFileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the wallet's keys and their did:key, or make a new one NAME."""
+    w = _open(wallet, passphrase_file)
+    if name is not None:
+        w.new_key(name)
+    keys = w.keys()
+    if as_json:
+        print_json(keys)
+        return
+    for k, did in keys.items():
+        console.print(f"{k}\t{did}", soft_wrap=True)
+
+
+@wallet_app.command("add")
+@handles_errors
+def wallet_add(
+    credential: Annotated[Path, typer.Argument(help="A credential: VC JSON or an SD-JWT text.")],
+    wallet: WalletOpt = None,
+    passphrase_file: PassFileOpt = None,
+) -> None:
+    """Store an issued credential; prints its id in the wallet."""
+    try:
+        text = credential.read_text().strip()
+    except OSError as exc:
+        raise bad(f"cannot read {credential}: {exc.strerror}") from None
+    value: Any = text if not text.startswith("{") else _read_json(credential, "credential")
+    console.print(_open(wallet, passphrase_file).add(value))
+
+
+@wallet_app.command("list")
+@handles_errors
+def wallet_list(
+    wallet: WalletOpt = None, passphrase_file: PassFileOpt = None, as_json: JsonOpt = False
+) -> None:
+    """The stored credentials: id, format, types and issuer."""
+    found = _open(wallet, passphrase_file).credentials()
+    if as_json:
+        print_json([c.to_json() for c in found])
+        return
+    if not found:
+        console.print("the wallet holds no credentials")
+    for c in found:
+        console.print(
+            f"{c.id}  {c.format:6}  {', '.join(c.types)}  from {c.issuer}", soft_wrap=True
+        )
+
+
+@wallet_app.command("show")
+@handles_errors
+def wallet_show(
+    credential_id: Annotated[str, typer.Argument(help="The credential's id in the wallet.")],
+    wallet: WalletOpt = None,
+    passphrase_file: PassFileOpt = None,
+) -> None:
+    """Print a stored credential (an SD-JWT with the claims you may choose to disclose)."""
+    w = _open(wallet, passphrase_file)
+    value = w.get(credential_id)
+    if isinstance(value, str):
+        print_json(
+            {
+                "sdJwt": value,
+                "disclosable": ["/".join(map(str, d.path)) for d in w.disclosures(credential_id)],
+            }
+        )
+    else:
+        print_json(value)
+
+
+@wallet_app.command("remove")
+@handles_errors
+def wallet_remove(
+    credential_id: Annotated[str, typer.Argument(help="The credential's id in the wallet.")],
+    wallet: WalletOpt = None,
+    passphrase_file: PassFileOpt = None,
+) -> None:
+    """Forget a stored credential."""
+    _open(wallet, passphrase_file).remove(credential_id)
+    console.print(f"removed {credential_id}")
+
+
+@wallet_app.command("present")
+@handles_errors
+def wallet_present(
+    credential_ids: Annotated[list[str], typer.Argument(help="The credentials to present.")],
+    challenge: Annotated[
+        str, typer.Option("--challenge", help="The verifier's challenge (an SD-JWT's nonce).")
+    ],
+    domain: Annotated[str, typer.Option("--domain", help="Who it is for (an SD-JWT's audience).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the presentation.")],
+    disclose: Annotated[
+        list[str] | None,
+        typer.Option("--disclose", help="For an SD-JWT: a claim to show (repeat; a/b nests)."),
+    ] = None,
+    key: WalletKeyOpt = "default",
+    wallet: WalletOpt = None,
+    passphrase_file: PassFileOpt = None,
+) -> None:
+    """Make a presentation for a verifier: VC credentials in a verifiable presentation signed
+    over CHALLENGE and DOMAIN; or one SD-JWT with only the --disclose claims, key-bound."""
+    w = _open(wallet, passphrase_file)
+    first = w.get(credential_ids[0])
+    if isinstance(first, str):
+        if len(credential_ids) != 1:
+            raise bad("an SD-JWT is presented on its own: name one credential")
+        paths = [tuple(int(p) if p.isdigit() else p for p in d.split("/")) for d in disclose or []]
+        text = w.present_sd_jwt(
+            credential_ids[0],
+            paths,
+            nonce=challenge,
+            audience=domain,
+            now=int(datetime.now(UTC).timestamp()),
+            key=key,
+        )
+    else:
+        if disclose:
+            raise bad("--disclose is for SD-JWT credentials; a VC 2.0 credential is shown whole")
+        vp = w.present(credential_ids, challenge=challenge, domain=domain, key=key)
+        text = json.dumps(vp, indent=1)
+    try:
+        out.write_text(text + "\n")
+    except OSError as exc:
+        raise bad(f"cannot write {out}: {exc.strerror}") from None
+    console.print(f"wrote {out}")
+
+
+@wallet_app.command("serve")
+@handles_errors
+def wallet_serve(
+    token_file: TokenFileOpt,
+    wallet: WalletOpt = None,
+    passphrase_file: PassFileOpt = None,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8701,
+) -> None:
+    """Serve the wallet over the W3C VC-API holder routes (GET/POST /credentials, GET/DELETE
+    /credentials/{id}, POST /presentations, POST /presentations/sd-jwt) to a holder's app."""
+    from citychain.services.identity.router._agent import agent_app  # the web stack, on use
+
+    w = _open(wallet, passphrase_file)
+    _serve(agent_app(token=_token(token_file), wallet=w), host, port, f"wallet {w.path}")
+
+
 def install(app: typer.Typer, groups: Mapping[str, typer.Typer]) -> None:
-    """Add ``citychain did ...`` and ``citychain vc ...`` to the CLI."""
+    """Add ``citychain did ...``, ``citychain vc ...`` and ``citychain wallet ...``."""
     app.add_typer(did_app, name="did")
     app.add_typer(vc_app, name="vc")
+    app.add_typer(wallet_app, name="wallet")
