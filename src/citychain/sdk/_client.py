@@ -397,6 +397,11 @@ class Client(_Base):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _post_json(self, path: str, body: Any) -> Any:
+        """POST ``body`` as JSON to a service's own route (e.g. ``/credentials/verify``): its
+        JSON answer, or the coded error of a 4xx (for the services' SDK helpers)."""
+        return self._call(_Call("POST", path, json=body))
+
     def _call(self, call: _Call) -> Any:
         try:
             r = self._http.request(
@@ -732,6 +737,9 @@ class AsyncClient(_Base):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+    async def _post_json(self, path: str, body: Any) -> Any:
+        return await self._call(_Call("POST", path, json=body))
 
     async def _call(self, call: _Call) -> Any:
         try:

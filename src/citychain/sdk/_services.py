@@ -29,6 +29,8 @@ class ServiceClient(Protocol):
 
     def query(self, contract: str, method: str, /, **args: Any) -> Any: ...
 
+    def _post_json(self, path: str, body: Any) -> Any: ...
+
     def _send_committed(
         self,
         signer: Signer,
@@ -46,6 +48,8 @@ class AsyncServiceClient(Protocol):
     """What a service's awaited helper needs of an :class:`~citychain.sdk.AsyncClient`."""
 
     async def query(self, contract: str, method: str, /, **args: Any) -> Any: ...
+
+    async def _post_json(self, path: str, body: Any) -> Any: ...
 
     async def _send_committed(
         self,

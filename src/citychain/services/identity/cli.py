@@ -32,9 +32,17 @@ from citychain.cli._output import (
 )
 from citychain.cli.query import GenesisOpt, VerifyOpt
 from citychain.cli.tx import KeyOpt, NoWaitOpt, TimeoutOpt, report, send_tx
+from citychain.errors import BatchRefused, CitychainError
 from citychain.sdk import DEFAULT_COMMIT_TIMEOUT
-from citychain.services.identity.sdk import EDDSA_JCS_2022, Issuer, Wallet
+from citychain.services.identity.sdk import (
+    EDDSA_JCS_2022,
+    Identity,
+    Issuer,
+    Wallet,
+    credential_from_template,
+)
 from citychain.services.identity.sdk._bundle import bundle_bytes, make_bundle, verify_bundle
+from citychain.services.identity.sdk._di import xsd_datetime as xsd_datetime_parse
 from citychain.services.identity.sdk._dids import DID_GAS_LIMIT, Dids
 from citychain.services.identity.shapes import (
     DID_CONTEXT,
@@ -253,6 +261,28 @@ def _read_json(path: Path, what: str) -> Any:
         raise bad(f"{what} {path} is not JSON: {exc}") from None
 
 
+def _verify_online(path: Path, node: str, as_json: bool) -> None:
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise bad(f"cannot read {path}: {exc}") from None
+    if text.startswith("{"):
+        credential: Any = _read_json(path, "credential")
+        if isinstance(credential, dict) and "proofs" in credential and "light" in credential:
+            raise bad(f"{path} is an offline proof bundle: add --offline")
+    else:
+        credential = text
+    with make_client(node) as client:
+        answer = Identity(client).verify_online(credential)
+    if as_json:
+        print_json(answer)
+        return
+    console.print(
+        f"valid: a {answer.get('credentialType')} issued by {answer.get('issuerName')} "
+        f"({answer.get('issuer')}), not revoked or suspended; checked by {node}"
+    )
+
+
 @vc_app.command("bundle")
 @handles_errors
 def vc_bundle(
@@ -281,21 +311,28 @@ def vc_bundle(
 @vc_app.command("verify")
 @handles_errors
 def vc_verify(
-    bundle: Annotated[Path, typer.Argument(help="The offline proof bundle (JSON).")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="A credential (VC JSON or SD-JWT text), checked by a node; with --offline, "
+            "an offline proof bundle."
+        ),
+    ],
     offline: Annotated[
-        bool, typer.Option("--offline", help="Check the bundle with no network (required).")
+        bool, typer.Option("--offline", help="Check a proof bundle with no network.")
     ] = False,
+    node: NodeOpt = DEFAULT_NODE,
     genesis: GenesisOpt = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Verify an offline proof bundle against the chain's genesis (its chain id and
-    validator set), with no network: exit 0 and who issued it, or the reason in words."""
+    """Verify a credential: online, by a node (its proof, dates and schema, the register of
+    trusted issuers and the status list on chain); or, with --offline, a proof bundle against
+    the chain's genesis with no network. Exit 0 and who issued it, or the reason in words."""
     if not offline:
-        raise bad(
-            "only --offline is done here; to check a credential online, POST it to a node's "
-            "/credentials/verify or open the node's /verify page"
-        )
+        _verify_online(file, node, as_json)
+        return
+    bundle = file
     trust = trust_from(genesis, home)
     if trust.chain_id is None or trust.validators is None:
         raise bad(
@@ -390,15 +427,76 @@ def _issuer(
     )
 
 
+TemplateOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--template",
+        help="Build each credential from this template (business-licence, "
+        "professional-qualification, residence-permit, property-certificate): the file then "
+        "holds subjects, a JSON list or one JSON object a line.",
+    ),
+]
+DateOpt = Annotated[
+    str | None, typer.Option(help="With --template: a dateTime such as 2026-01-01T00:00:00Z.")
+]
+
+
+def _read_batch(path: Path) -> tuple[list[Any], bool]:
+    """The items of a batch file (a JSON list, one JSON object, or JSON Lines) and whether
+    it held a single object."""
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise bad(f"cannot read {path}: {exc}") from None
+    try:
+        if text.startswith("["):
+            return json.loads(text), False
+        lines = [line for line in text.splitlines() if line.strip()]
+        if len(lines) > 1:
+            return [json.loads(line) for line in lines], False
+        return [json.loads(text)], True
+    except ValueError as exc:
+        raise bad(f"{path} is not JSON or JSON Lines: {exc}") from None
+
+
+def _from_template(
+    subjects: list[Any], template: str, did: str, valid_from: str | None, valid_until: str | None
+) -> list[dict[str, Any]]:
+    if valid_from is None:
+        raise bad("--template needs --valid-from (when the credentials take effect)")
+    start = xsd_datetime_parse(valid_from, "--valid-from")
+    end = xsd_datetime_parse(valid_until, "--valid-until") if valid_until else None
+    built = []
+    for i, subject in enumerate(subjects):
+        try:
+            if not isinstance(subject, dict):
+                raise bad("a subject is a JSON object")
+            built.append(
+                credential_from_template(
+                    template, issuer=did, subject=subject, valid_from=start, valid_until=end
+                )
+            )
+        except CitychainError as exc:
+            raise BatchRefused(exc, i, len(subjects)) from None
+    return built
+
+
 @vc_app.command("issue")
 @handles_errors
 def vc_issue(
     credentials: Annotated[
-        Path, typer.Argument(help="Unsigned credentials: one JSON object or a list of them.")
+        Path,
+        typer.Argument(
+            help="Unsigned credentials (or, with --template, subjects): one JSON object, a "
+            "JSON list, or JSON Lines."
+        ),
     ],
     key: KeyOpt,
     did: DidOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write what was issued.")],
+    template: TemplateOpt = None,
+    valid_from: DateOpt = None,
+    valid_until: DateOpt = None,
     key_id: KeyIdOpt = "key-1",
     cryptosuite: SuiteOpt = EDDSA_JCS_2022,
     status_list: StatusListOpt = None,
@@ -409,11 +507,12 @@ def vc_issue(
 ) -> None:
     """Sign CREDENTIALS (up to 10,000) as DID, every one or none: the chain's register must
     trust DID for each type; one refused item refuses them all and names it."""
-    items = _read_json(credentials, "credentials")
-    batch = items if isinstance(items, list) else [items]
+    items, single = _read_batch(credentials)
+    if template is not None:
+        items = _from_template(items, template, did, valid_from, valid_until)
     issuer = _issuer(key, did, key_id, node, home, passphrase_file, status_list, counter)
-    issued = issuer.issue(batch, cryptosuite)
-    text = json.dumps(issued if isinstance(items, list) else issued[0], indent=1) + "\n"
+    issued = issuer.issue(items, cryptosuite)
+    text = json.dumps(issued[0] if single else issued, indent=1) + "\n"
     try:
         out.write_text(text)
     except OSError as exc:

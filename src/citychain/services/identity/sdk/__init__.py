@@ -166,6 +166,16 @@ class Identity:
 
         return resolve
 
+    def verify_online(self, credential: Any) -> dict[str, Any]:
+        """Ask the node to verify ``credential`` (a VC object or an SD-JWT text) as its
+        ``POST /credentials/verify`` does: proof, dates, schema, the register of trusted
+        issuers and the status list on chain. The answer (``issuer``, ``issuerName``,
+        ``credentialType``...) if valid; else the coded error (``credential_revoked``...)."""
+        answer: dict[str, Any] = self._client._post_json(
+            "/credentials/verify", {"verifiableCredential": credential}
+        )
+        return answer
+
     def issue_batch(
         self, credentials: Any, signer: Any, verification_method: str, **options: Any
     ) -> list[dict[str, Any]]:
@@ -213,6 +223,12 @@ class AsyncIdentity(Identity):
     def __init__(self, client: Any) -> None:
         self._client = client
         self.dids = AsyncDids(client)  # type: ignore[assignment]
+
+    async def verify_online(self, credential: Any) -> dict[str, Any]:  # type: ignore[override]
+        answer: dict[str, Any] = await self._client._post_json(
+            "/credentials/verify", {"verifiableCredential": credential}
+        )
+        return answer
 
     async def issue_batch(  # type: ignore[override]
         self, credentials: Any, signer: Any, verification_method: str, **options: Any
