@@ -129,3 +129,31 @@ def test_what_goes_on_chain_is_a_hash() -> None:
     changed = copy.deepcopy(signed)
     changed["credentialSubject"]["birthDate"] = "1991-02-04"
     assert sdk.credential_digest(changed) != digest
+
+
+@pytest.mark.parametrize("name", sorted(SUBJECTS))
+def test_schema_verdicts_agree_with_the_python_jsonschema(name: str) -> None:
+    """The SDK validates with jsonschema-rs; the pure-Python jsonschema is the independent
+    oracle: a good credential passes both, each breakage fails both."""
+    from jsonschema import FormatChecker
+
+    vc = sdk.credential_from_template(
+        name, issuer=ISSUER, subject=SUBJECTS[name], valid_from=VALID_FROM
+    )
+    oracle = Draft202012Validator(
+        sdk.credential_schema(sdk.TEMPLATES[name].schema_id), format_checker=FormatChecker()
+    )
+    assert oracle.is_valid(vc)
+    sdk.validate_schema(vc)
+    field, bad = BREAKAGES[name]
+    for broken_subject in (
+        {**SUBJECTS[name], field: bad},
+        {k: v for k, v in SUBJECTS[name].items() if k != field},
+        {**SUBJECTS[name], field: None},
+    ):
+        broken = copy.deepcopy(vc)
+        broken["credentialSubject"] = broken_subject
+        assert not oracle.is_valid(broken)
+        with pytest.raises(InvalidInput) as e:
+            sdk.validate_schema(broken)
+        assert e.value.code == ErrorCode.SCHEMA_VIOLATION and field in e.value.message

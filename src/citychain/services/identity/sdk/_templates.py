@@ -78,11 +78,12 @@ def credential_schema(schema_id: str) -> dict[str, Any]:
 
 @cache
 def _validator(schema_id: str) -> Any:
-    from jsonschema import Draft202012Validator, FormatChecker
+    # jsonschema-rs (Rust) and not the pure-Python jsonschema: measured here, 1.2 us against
+    # 172 us for a business licence, which was half of a credential's verification. The
+    # tests check the same credentials with the Python jsonschema as an independent oracle.
+    import jsonschema_rs
 
-    found = credential_schema(schema_id)
-    Draft202012Validator.check_schema(found)
-    return Draft202012Validator(found, format_checker=FormatChecker())
+    return jsonschema_rs.Draft202012Validator(credential_schema(schema_id), validate_formats=True)
 
 
 def validate_schema(credential: Mapping[str, Any]) -> None:
@@ -100,10 +101,12 @@ def validate_schema(credential: Mapping[str, Any]) -> None:
         validator = _validator(str(entry.get("id")))
         if validator.is_valid(credential):
             continue
-        errors = sorted(validator.iter_errors(dict(credential)), key=lambda e: list(e.path))
+        errors = sorted(
+            validator.iter_errors(dict(credential)), key=lambda e: [str(p) for p in e.instance_path]
+        )
         if errors:
             first = errors[0]
-            where = "/".join(str(p) for p in first.absolute_path) or "(the credential)"
+            where = "/".join(str(p) for p in first.instance_path) or "(the credential)"
             raise InvalidInput(
                 f"{where}: {first.message[:200]} (schema {entry.get('id')})",
                 ErrorCode.SCHEMA_VIOLATION,
