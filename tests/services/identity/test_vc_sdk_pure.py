@@ -8,9 +8,13 @@ import sys
 import tomllib
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from citychain.errors import InvalidInput
 from citychain.services.identity import sdk
 from citychain.services.identity.sdk import _contexts, _templates
 
@@ -104,3 +108,60 @@ def test_the_helper_resolver_verifies_with_the_clients_dids() -> None:
     with pytest.raises(InvalidInput) as e:
         helper.verify_credential(vc, now=now, resolver=helper.resolver())
     assert e.value.code is ErrorCode.WRONG_KEY and "deactivated" in e.value.message
+
+
+_json_leaf = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**60), 2**60)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+    | st.text(alphabet=st.characters(max_codepoint=0x20))
+)
+_json_values = st.recursive(
+    _json_leaf,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.text(max_size=6), _json_values, max_size=6))
+def test_jcs_fast_path_writes_the_bytes_rfc8785_does(value: dict[str, Any]) -> None:
+    """canonicalize_jcs writes plain credentials with the C json module; the rfc8785
+    library is the oracle, for any keys (non-BMP ones sort by UTF-16 there), controls, big
+    integers and floats."""
+    import rfc8785
+
+    try:
+        expected: bytes | None = rfc8785.dumps(value)
+    except Exception:
+        expected = None
+    if expected is None:
+        with pytest.raises(InvalidInput):
+            sdk.canonicalize_jcs(value)
+    else:
+        assert sdk.canonicalize_jcs(value) == expected
+
+
+_plain_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(alphabet=st.characters(max_codepoint=0xD7FF), max_size=6), inner)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.text(max_size=6).filter(str.isascii), _plain_values, max_size=6))
+def test_jcs_fast_path_is_taken_and_exact_for_plain_documents(value: dict[str, Any]) -> None:
+    import rfc8785
+
+    from citychain.services.identity.sdk._di import _plain
+
+    assert _plain(value)
+    assert sdk.canonicalize_jcs(value) == rfc8785.dumps(value)
