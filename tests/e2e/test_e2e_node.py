@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import statistics
 import threading
+import time
 from pathlib import Path
 
 import cbor2
@@ -183,3 +185,17 @@ def test_replay_reproduces_every_state_root(tmp_path: Path) -> None:
     assert broken.returncode == 1
     assert "replay diverged" in broken.stdout + broken.stderr
     assert "Traceback" not in broken.stdout + broken.stderr
+
+
+def test_keep_alive_requests_do_not_wait_for_delayed_acks(node: NodeProcess) -> None:
+    """An SDK client keeps its connection open; each answer must leave at once. Without
+    TCP_NODELAY on the node's accepted sockets, an answer written as headers then body sat
+    behind Nagle until the client's delayed ACK: 44 ms for every request (2026-12-03)."""
+    with httpx.Client(base_url=node.url) as client:
+        for path in ("/health", "/v1/status"):
+            times = []
+            for _ in range(25):
+                t0 = time.perf_counter()
+                assert client.get(path).status_code == 200
+                times.append(time.perf_counter() - t0)
+            assert statistics.median(times) < 0.02, (path, sorted(times))

@@ -286,6 +286,9 @@ class GuardedListener(socket.socket):
             if reason is None:
                 conn = _ClientSocket(self.family, self.type, self.proto, fileno=fd)
                 conn._slots, conn._address = self.slots, host
+                if self.family in (socket.AF_INET, socket.AF_INET6):
+                    # no Nagle: an answer's last piece must not wait for the client's ACK
+                    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 return conn, addr
             self._refuse(fd, host, reason)
         raise BlockingIOError(  # the event loop runs, then the listener is read again
