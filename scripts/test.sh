@@ -22,4 +22,6 @@ fi
 
 [ -x .venv/bin/python ] || python3.11 -m venv .venv
 .venv/bin/pip install -q -e '.[dev]'
-exec .venv/bin/pytest "$@"
+# Two workers (pytest-xdist), one a core: the suite's networks are real processes that spend
+# much of their time waiting, and the whole run must stay under 15 minutes on 2 cores.
+exec .venv/bin/pytest -n 2 "$@"
