@@ -98,7 +98,6 @@ from citychain.services.identity.sdk._status import (
 from citychain.services.identity.sdk._templates import (
     TEMPLATES,
     Template,
-    credential_from_template,
     credential_schema,
     validate_schema,
 )
@@ -107,6 +106,7 @@ from citychain.services.identity.sdk._vc import (
     build_credential,
     create_presentation,
     credential_digest,
+    credential_from_template,
     issue_credential,
     sign_presentation,
     verify_credential,

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -111,39 +110,3 @@ def validate_schema(credential: Mapping[str, Any]) -> None:
                 f"{where}: {first.message[:200]} (schema {entry.get('id')})",
                 ErrorCode.SCHEMA_VIOLATION,
             )
-
-
-def credential_from_template(
-    template: str,
-    *,
-    issuer: str,
-    subject: Mapping[str, Any],
-    valid_from: datetime,
-    valid_until: datetime | None = None,
-    id: str | None = None,
-    credential_status: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """An unsecured credential of one of :data:`TEMPLATES`, validated against its schema."""
-    from citychain.services.identity.sdk._contexts import CITYCHAIN_V1
-    from citychain.services.identity.sdk._vc import build_credential
-
-    found = TEMPLATES.get(template)
-    if found is None:
-        raise InvalidInput(
-            f"unknown template {template!r} (take {', '.join(TEMPLATES)})",
-            ErrorCode.BAD_ARGUMENTS,
-        )
-    vc = build_credential(
-        issuer=issuer,
-        subject=subject,
-        types=[found.credential_type],
-        contexts=[CITYCHAIN_V1],
-        id=id,
-        valid_from=valid_from,
-        valid_until=valid_until,
-        credential_status=credential_status,
-        credential_schema={"id": found.schema_id, "type": "JsonSchema"},
-        name=found.title,
-    )
-    validate_schema(vc)
-    return vc

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from citychain.errors import ErrorCode, InvalidInput
-from citychain.services.identity.sdk._contexts import CREDENTIALS_V2, check_contexts
+from citychain.services.identity.sdk._contexts import CITYCHAIN_V1, CREDENTIALS_V2, check_contexts
 from citychain.services.identity.sdk._di import (
     EDDSA_RDFC_2022,
     Signer,
@@ -33,7 +33,7 @@ from citychain.services.identity.sdk._di import (
     xsd_datetime,
 )
 from citychain.services.identity.sdk._methods import Resolver, VerificationMethod
-from citychain.services.identity.sdk._templates import validate_schema
+from citychain.services.identity.sdk._templates import TEMPLATES, validate_schema
 
 VC_TYPE = "VerifiableCredential"
 VP_TYPE = "VerifiablePresentation"
@@ -321,3 +321,36 @@ def verify_presentation(
     creds = creds if isinstance(creds, list) else [creds]
     verified = tuple(verify_credential(c, now=now, resolver=resolver) for c in creds)
     return VerifiedDocument(presentation, method.controller, method, verified)
+
+
+def credential_from_template(
+    template: str,
+    *,
+    issuer: str,
+    subject: Mapping[str, Any],
+    valid_from: datetime,
+    valid_until: datetime | None = None,
+    id: str | None = None,
+    credential_status: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An unsecured credential of one of :data:`TEMPLATES`, validated against its schema."""
+    found = TEMPLATES.get(template)
+    if found is None:
+        raise InvalidInput(
+            f"unknown template {template!r} (take {', '.join(TEMPLATES)})",
+            ErrorCode.BAD_ARGUMENTS,
+        )
+    vc = build_credential(
+        issuer=issuer,
+        subject=subject,
+        types=[found.credential_type],
+        contexts=[CITYCHAIN_V1],
+        id=id,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        credential_status=credential_status,
+        credential_schema={"id": found.schema_id, "type": "JsonSchema"},
+        name=found.title,
+    )
+    validate_schema(vc)
+    return vc
