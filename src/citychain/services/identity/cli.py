@@ -252,6 +252,13 @@ vc_app = typer.Typer(
 )
 
 
+def _write(out: Path, data: bytes) -> None:
+    try:
+        out.write_bytes(data)
+    except OSError as exc:
+        raise bad(f"cannot write {out}: {exc.strerror}") from None
+
+
 def _read_json(path: Path, what: str) -> Any:
     try:
         return json.loads(path.read_bytes())
@@ -301,10 +308,7 @@ def vc_bundle(
     trust = trust_from(genesis, home)
     with make_client(node, trust) as client:
         data = bundle_bytes(make_bundle(client, vc, trust=trust.validators))
-    try:
-        out.write_bytes(data)
-    except OSError as exc:
-        raise bad(f"cannot write {out}: {exc.strerror}") from None
+    _write(out, data)
     console.print(f"wrote {out} ({len(data):,} bytes)")
 
 
@@ -512,11 +516,7 @@ def vc_issue(
         items = _from_template(items, template, did, valid_from, valid_until)
     issuer = _issuer(key, did, key_id, node, home, passphrase_file, status_list, counter)
     issued = issuer.issue(items, cryptosuite)
-    text = json.dumps(issued[0] if single else issued, indent=1) + "\n"
-    try:
-        out.write_text(text)
-    except OSError as exc:
-        raise bad(f"cannot write {out}: {exc.strerror}") from None
+    _write(out, (json.dumps(issued[0] if single else issued, indent=1) + "\n").encode())
     console.print(f"issued {len(issued):,} credential(s) as {did}; wrote {out}")
 
 
@@ -731,10 +731,7 @@ def wallet_present(
             raise bad("--disclose is for SD-JWT credentials; a VC 2.0 credential is shown whole")
         vp = w.present(credential_ids, challenge=challenge, domain=domain, key=key)
         text = json.dumps(vp, indent=1)
-    try:
-        out.write_text(text + "\n")
-    except OSError as exc:
-        raise bad(f"cannot write {out}: {exc.strerror}") from None
+    _write(out, (text + "\n").encode())
     console.print(f"wrote {out}")
 
 
