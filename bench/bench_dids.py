@@ -35,11 +35,11 @@ hurts both alike:
 * ``did-resolve-p99``: the 99th percentile latency of those resolutions, in ms, beside the
   p99 of ``GET /v1/status``. Here the ratio is resolve p99 / status p99 (lower is better).
 * ``did-resolve-quickack`` and ``did-resolve-quickack-p99``: the same, the client setting
-  ``TCP_QUICKACK`` around every request. The node's API sockets have no ``TCP_NODELAY``
-  (2026-12-03: its listener is made with protocol 0, so asyncio does not set it on accepted
-  sockets), and an answer written as two segments waits for the client's delayed ACK,
-  ~40 ms on Linux; an ordinary client (curl, httpx) sees that, so ``did-resolve`` is the
-  figure, and these lines show what the node itself costs without the stall.
+  ``TCP_QUICKACK`` around every request. Until dcac4bc the node's API sockets had no
+  ``TCP_NODELAY`` (its listener was made with protocol 0, so asyncio did not set it), and an
+  answer written as two segments waited ~40 ms for the client's delayed ACK; these lines
+  showed what the node cost without that stall. Since the fix they match ``did-resolve``
+  (kept as the check that it stays fixed).
 * ``did-resolve-inproc``: after the node stops, the ``identity.resolve`` query run in this
   process on the node's own store (one thread, no HTTP), DIDs at random from all ``N``.
   Ceiling: RocksDB point reads/s of a fresh store (one thread) / 2, a resolution reading at
