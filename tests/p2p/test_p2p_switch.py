@@ -126,7 +126,14 @@ def test_oversize_frame_disconnects_only_that_peer(
         try:
             await good.start()
             await bad.start()
-            await eventually(lambda: hub.connected() == ["bad", "good"])
+            # both ends: the hub may list a peer before that peer has finished its side
+            await eventually(
+                lambda: (
+                    hub.connected() == ["bad", "good"]
+                    and bad.connected() == ["hub"]
+                    and good.connected() == ["hub"]
+                )
+            )
             assert bad.send("hub", 1, b"x" * 5000)
             await eventually(lambda: "bad" not in hub.connected(), what="bad dropped")
             # A handler that raises is logged; the connection carries on.
