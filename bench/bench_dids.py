@@ -85,6 +85,10 @@ from citychain.stages import STAGES  # noqa: E402
 from citychain.types import Transaction  # noqa: E402
 
 BATCH = 1000
+#: Idle connections are dropped after 2 s, before the node's 5 s keep-alive timeout closes
+#: them: reusing one the node is closing fails a POST with ReadError (a fill waiting on the
+#: mempool can leave a connection idle that long).
+_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=2.0)
 CONNECTIONS = 4
 FILL_CHUNK = 50_000
 _COMMITTED = re.compile(rb'^citychain_txs_committed_total\{result="(ok|failed)"\} (\S+)$', re.M)
@@ -196,7 +200,7 @@ class Load:
 
     async def timed(self, raws: list[bytes]) -> float:
         """Post ``raws`` and wait for all; committed per second from first post to last."""
-        async with httpx.AsyncClient(base_url=self.url, timeout=120) as client:
+        async with httpx.AsyncClient(base_url=self.url, timeout=120, limits=_LIMITS) as client:
             ok, failed = await self.committed(client)
             t0 = time.perf_counter()
             await self.post(client, raws)
@@ -205,7 +209,7 @@ class Load:
 
     async def fill(self, n: int) -> float:
         """Create ``n`` more DIDs, keeping at most ``in_flight`` in the mempool; DIDs/s."""
-        async with httpx.AsyncClient(base_url=self.url, timeout=120) as client:
+        async with httpx.AsyncClient(base_url=self.url, timeout=120, limits=_LIMITS) as client:
             ok, failed = await self.committed(client)
             start, made, t0, last = ok, 0, time.perf_counter(), time.perf_counter()
             while made < n:
@@ -225,7 +229,7 @@ class Load:
 
 async def _setup(node: NodeProcess, senders: int) -> Load:
     admin, alice = node.signer("org1-admin"), node.signer("alice")
-    async with httpx.AsyncClient(base_url=node.url, timeout=60) as client:
+    async with httpx.AsyncClient(base_url=node.url, timeout=60, limits=_LIMITS) as client:
         chain_id = (await client.get("/v1/status")).json()["chain_id"]
         signers = [Signer.generate(ED25519) for _ in range(senders)]
         setup = []
@@ -283,7 +287,7 @@ async def _create_rounds(load: Load, rounds: int, per_round: int, profile: bool)
 
 async def _check_some(load: Load, k: int = 50) -> None:
     """A sample of the DIDs made resolves (200) on the node: they are really on chain."""
-    async with httpx.AsyncClient(base_url=load.url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=load.url, timeout=30, limits=_LIMITS) as client:
         for did in random.sample(load.dids, min(k, len(load.dids))):
             resp = await client.get(f"/1.0/identifiers/{did}")
             if resp.status_code != 200:

@@ -88,6 +88,21 @@ class _Call:
     expect: tuple[int, ...] = (200,)
 
 
+#: Seconds an idle connection is kept: under the node's own keep-alive timeout
+#: (``[api] keepalive_timeout_ms``, 5 s by default), so the client never sends a request on a
+#: connection the node is closing (httpx's default is also 5 s: a POST then failed with
+#: ReadError now and then, and a POST is not retried).
+KEEPALIVE_EXPIRY_S = 2.0
+
+
+def _limits() -> Any:
+    import httpx  # see _http_error
+
+    return httpx.Limits(
+        max_connections=100, max_keepalive_connections=20, keepalive_expiry=KEEPALIVE_EXPIRY_S
+    )
+
+
 def _hex_arg(value: bytes | str, what: str, size: int | None = None) -> str:
     """Hex for a URL from bytes or a hex string (checked here, so errors are local)."""
     if isinstance(value, bytes | bytearray):
@@ -385,7 +400,11 @@ class Client(_Base):
         import httpx  # see _http_error
 
         self._http = httpx.Client(
-            base_url=self.url, timeout=timeout, transport=transport, headers=headers
+            base_url=self.url,
+            timeout=timeout,
+            transport=transport,
+            headers=headers,
+            limits=_limits(),
         )
 
     def close(self) -> None:
@@ -726,7 +745,11 @@ class AsyncClient(_Base):
         import httpx  # see _http_error
 
         self._http = httpx.AsyncClient(
-            base_url=self.url, timeout=timeout, transport=transport, headers=headers
+            base_url=self.url,
+            timeout=timeout,
+            transport=transport,
+            headers=headers,
+            limits=_limits(),
         )
 
     async def aclose(self) -> None:
