@@ -16,6 +16,11 @@ straight away (a listening socket cannot refuse one connection and keep the port
 ``heal``. Node processes see exactly what a network partition looks like to them: resets,
 then failed redials.
 
+A link may also *delay* (``delay`` seconds, one way, the same on every link): each chunk read
+is written on only once it is ``delay`` old, in order, so a round trip through the proxy takes
+at least twice that. This is the WAN bench's stand-in for ``tc netem delay`` (this machine's
+kernel has no ``sch_netem``); it adds latency only, no loss, jitter or bandwidth limit.
+
 The proxy runs its own asyncio event loop in a daemon thread of the test process. Every
 public method may be called from the test's thread; the ones that change faults return only
 after the loop has applied them (connections already closed). Per link it counts the bytes
@@ -40,6 +45,10 @@ T = TypeVar("T")
 #: Seconds to wait for a target's port to accept a forwarded connection.
 CONNECT_TIMEOUT = 5.0
 CHUNK = 64 * 1024
+#: The longest one-way delay a link may add, and the most chunks it may hold back meanwhile
+#: (a full queue stops reading from the sender: TCP backpressure, not unbounded memory).
+MAX_DELAY = 5.0
+DELAY_QUEUE = 1024
 
 
 @dataclass(slots=True)
@@ -97,9 +106,14 @@ class FaultProxy:
     manager, or call :meth:`start` and :meth:`stop`.
     """
 
-    def __init__(self, targets: dict[int, int], host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, targets: dict[int, int], host: str = "127.0.0.1", *, delay: float = 0.0
+    ) -> None:
         if len(targets) < 2:
             raise ValueError("a fault proxy needs at least two nodes to stand between")
+        if not 0.0 <= delay <= MAX_DELAY:
+            raise ValueError(f"delay must be between 0 and {MAX_DELAY} s, got {delay}")
+        self.delay = delay
         self.targets = dict(targets)
         self.host = host
         self._links = {(i, j): _Link(i, j) for i in self.targets for j in self.targets if i != j}
@@ -296,21 +310,53 @@ class FaultProxy:
         finally:
             self._tasks.discard(task)
 
-    @staticmethod
     async def _pump(
-        src: asyncio.StreamReader, dst: asyncio.StreamWriter, link: _Link, *, forward: bool
+        self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, link: _Link, *, forward: bool
     ) -> None:
-        """Copy ``src`` to ``dst`` until EOF, then half-close ``dst``; on an error, or when the
-        other side is gone, stop quietly (the connection is being torn down)."""
+        """Copy ``src`` to ``dst`` until EOF (each chunk once it is :attr:`delay` old), then
+        half-close ``dst``; on an error, or when the other side is gone, stop quietly (the
+        connection is being torn down)."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue(DELAY_QUEUE)
+
+        async def send() -> None:
+            # Keeps taking chunks after ``dst`` broke (dropping them), so the reader below
+            # never waits on a full queue that nobody empties.
+            broken = False
+            while (item := await queue.get()) is not None:
+                if broken:
+                    continue
+                due, data = item
+                if (wait := due - loop.time()) > 0:
+                    await asyncio.sleep(wait)
+                try:
+                    dst.write(data)
+                    await dst.drain()
+                except (ConnectionError, OSError):
+                    dst.transport.abort()
+                    broken = True
+
+        sender = asyncio.create_task(send()) if self.delay else None
         try:
             while data := await src.read(CHUNK):
                 if forward:
                     link.stats.bytes_forward += len(data)
                 else:
                     link.stats.bytes_back += len(data)
-                dst.write(data)
-                await dst.drain()
+                if sender is None:
+                    dst.write(data)
+                    await dst.drain()
+                else:
+                    await queue.put((loop.time() + self.delay, data))
+            if sender is not None:
+                await queue.put(None)
+                await sender
             if not dst.is_closing() and dst.can_write_eof():
                 dst.write_eof()
         except (ConnectionError, OSError):
             dst.transport.abort()
+        finally:
+            if sender is not None and not sender.done():
+                sender.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ConnectionError, OSError):
+                    await sender

@@ -110,14 +110,20 @@ class LocalNet:
         spare_nodes: int = 0,
         empty_blocks_interval_ms: int | None = None,
         create_empty_blocks: bool = True,
+        delay: float = 0.0,
     ) -> None:
         """``empty_blocks_interval_ms`` and ``create_empty_blocks`` go to every node's
-        ``[consensus]``; ``None`` keeps the node default (see :data:`IDLE_BLOCK_MS`)."""
+        ``[consensus]``; ``None`` keeps the node default (see :data:`IDLE_BLOCK_MS`).
+        ``delay`` (seconds, one way) makes every link of the proxy that slow (with ``proxy``)."""
+        if delay and not proxy:
+            raise ValueError("a link delay needs proxy=True")
         # Spare port blocks for nodes that join later (prepare_joining_org).
         base = free_base_port(validators + spare_nodes)
         self.proxy: FaultProxy | None = None
         if proxy:
-            self.proxy = FaultProxy({i: base + PORT_STRIDE * i for i in range(validators)}).start()
+            self.proxy = FaultProxy(
+                {i: base + PORT_STRIDE * i for i in range(validators)}, delay=delay
+            ).start()
         try:
             self.layout: NetworkLayout = generate_network(
                 tmp / "net",

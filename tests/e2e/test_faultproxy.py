@@ -216,3 +216,33 @@ def test_localnet_one_validator_lifecycle(tmp_path: Path) -> None:
         assert net.stop(0) == 0
         assert (net.layout.root / "pids.json").is_file()
     assert not net.running(0)
+
+
+def test_delay_holds_each_direction_back_and_keeps_order(echoes: dict[int, int]) -> None:
+    # The WAN bench's stand-in for netem: 80 ms one way, so an echo through the proxy takes
+    # at least 160 ms, and a stream of small writes comes back whole and in order.
+    import time
+
+    with FaultProxy(echoes, delay=0.08) as p:
+        t0 = time.monotonic()
+        with socket.create_connection(("127.0.0.1", p.port_for(0, 1)), timeout=TIMEOUT) as c:
+            f = c.makefile("rb")
+            assert f.readline() == b"hello from node1\n"
+            greeted = time.monotonic() - t0
+            sent = b"".join(f"{i:05d}".encode() for i in range(2000))
+            t1 = time.monotonic()
+            for i in range(0, len(sent), 100):
+                c.sendall(sent[i : i + 100])
+            got = f.read(len(sent))
+            echoed = time.monotonic() - t1
+        assert got == sent
+    assert greeted >= 0.08  # the greeting came one way through the proxy
+    assert echoed >= 0.16  # there and back
+    assert echoed < 5.0
+
+
+def test_delay_is_bounded(echoes: dict[int, int]) -> None:
+    with pytest.raises(ValueError, match="delay"):
+        FaultProxy(echoes, delay=-1)
+    with pytest.raises(ValueError, match="delay"):
+        FaultProxy(echoes, delay=60)
