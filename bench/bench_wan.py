@@ -19,7 +19,8 @@ For each network (first without delay, as the baseline of the same run, unless
    in registered-key identity mode), 1,000 senders registered and funded.
 2. ``wan-transfers``: committed transfers/s at saturation (``run_transfers``: pre-signed
    transfers posted in batches over all four nodes, until every one is committed).
-3. ``wan-latency``: submit-to-commit latency p50/p99 at half that rate (or ``--rate``), for
+3. ``wan-latency``: submit-to-commit latency p50/p99 at half that rate and at a light 50/s
+   (or at each ``--rate``), for
    ``--seconds`` (``run_latency``: batches every 100 ms, round-robin over the nodes; a
    transaction counts when node 0 serves the block that holds it, polled every 50 ms).
 
@@ -46,6 +47,11 @@ from netproc import LocalNet  # type: ignore[import-not-found,unused-ignore]  # 
 from citychain.bench import result_line  # noqa: E402
 from citychain.bench.latency import run_latency  # noqa: E402
 from citychain.bench.transfers import run_transfers  # noqa: E402
+from citychain.crypto import Signer  # noqa: E402
+
+#: The second offered rate by default: light enough that no queue forms anywhere, so the
+#: latency is the protocol's own (block interval, three one-way delays, execution).
+LIGHT_LOAD = 50
 
 
 def say(what: str) -> None:
@@ -64,7 +70,6 @@ def _network(tmp: Path, delay_ms: int, args: argparse.Namespace) -> None:
         admin = (net.signer("org1-admin"), "org1")
         chain_id = net.get(0, "/v1/status")["chain_id"]
         say(f"{label}: 4 validators up at height {net.height(0)}")
-        t0 = time.monotonic()
         tr = asyncio.run(
             run_transfers(
                 urls,
@@ -87,46 +92,60 @@ def _network(tmp: Path, delay_ms: int, args: argparse.Namespace) -> None:
             ),
             flush=True,
         )
-        rate = args.rate or max(10, int(tr.rate / 2))
-        lat = asyncio.run(
-            run_latency(
-                urls,
-                issuer,
-                chain_id=chain_id,
-                rate=rate,
-                duration=args.seconds,
-                senders=args.senders,
-                log=say,
-                admin=admin,
-            )
-        )
-        heights = net.heights()
-        say(
-            f"{label}: offered {rate}/s, committed {lat.committed:,} of {lat.submitted:,}; "
-            f"p50 {lat.p50_s * 1000:.0f} ms, p99 {lat.p99_s * 1000:.0f} ms, "
-            f"max {lat.max_s * 1000:.0f} ms; heights {heights}; "
-            f"{time.monotonic() - t0:.0f} s"
-        )
-        print(
-            result_line(
-                f"wan-latency-rate-{delay_ms}ms",
-                lat.committed_rate,
-                f"transfers/s offered {rate}/s, {label} per link",
-                lat.ceiling,
-                "verifications/s",
-            )
-        )
-        floor = 200 + 3 * delay_ms
-        print(
-            f"bench wan-latency-{delay_ms}ms: p50 {lat.p50_s * 1000:.0f} ms, "
-            f"p99 {lat.p99_s * 1000:.0f} ms at {rate}/s offered "
-            f"(floor ~{floor} ms: a 200 ms block interval + 3 x {delay_ms} ms one-way, "
-            "plus execution and 50 ms polling)",
-            flush=True,
-        )
+        for rate in args.rate or [max(10, int(tr.rate / 2)), LIGHT_LOAD]:
+            _latency(net, urls, issuer, admin, chain_id, rate, delay_ms, label, args)
         if net.proxy is not None:
             total = sum(s.bytes_total for s in net.proxy.stats().values())
             say(f"{label}: {total / 2**20:,.1f} MiB crossed the links")
+
+
+def _latency(
+    net: LocalNet,
+    urls: list[str],
+    issuer: Signer,
+    admin: tuple[Signer, str],
+    chain_id: str,
+    rate: int,
+    delay_ms: int,
+    label: str,
+    args: argparse.Namespace,
+) -> None:
+    t0 = time.monotonic()
+    lat = asyncio.run(
+        run_latency(
+            urls,
+            issuer,
+            chain_id=chain_id,
+            rate=rate,
+            duration=args.seconds,
+            senders=args.senders,
+            log=say,
+            admin=admin,
+        )
+    )
+    say(
+        f"{label}: offered {rate}/s, committed {lat.committed:,} of {lat.submitted:,}; "
+        f"p50 {lat.p50_s * 1000:.0f} ms, p99 {lat.p99_s * 1000:.0f} ms, "
+        f"max {lat.max_s * 1000:.0f} ms; heights {net.heights()}; "
+        f"{time.monotonic() - t0:.0f} s"
+    )
+    print(
+        result_line(
+            f"wan-latency-rate-{delay_ms}ms",
+            lat.committed_rate,
+            f"transfers/s offered {rate}/s, {label} per link",
+            lat.ceiling,
+            "verifications/s",
+        )
+    )
+    floor = 200 + 3 * delay_ms
+    print(
+        f"bench wan-latency-{delay_ms}ms: p50 {lat.p50_s * 1000:.0f} ms, "
+        f"p99 {lat.p99_s * 1000:.0f} ms at {rate}/s offered "
+        f"(floor ~{floor} ms: a 200 ms block interval + 3 x {delay_ms} ms one-way, "
+        "plus execution and 50 ms polling)",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -135,7 +154,12 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=20, help="seconds of offered load")
     ap.add_argument("--senders", type=int, default=1000)
     ap.add_argument("--per-sender", type=int, default=20, help="transfers each, saturation")
-    ap.add_argument("--rate", type=int, default=0, help="offered rate (default: half of max)")
+    ap.add_argument(
+        "--rate",
+        type=int,
+        action="append",
+        help="an offered rate for the latency lines (repeat for several; default: half of max)",
+    )
     ap.add_argument("--no-baseline", action="store_true", help="skip the network without delay")
     args = ap.parse_args()
     t0 = time.monotonic()
