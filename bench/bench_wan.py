@@ -39,6 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))  # netproc, faultproxy: inside this repo
 
@@ -97,6 +99,32 @@ def _network(tmp: Path, delay_ms: int, args: argparse.Namespace) -> None:
         if net.proxy is not None:
             total = sum(s.bytes_total for s in net.proxy.stats().values())
             say(f"{label}: {total / 2**20:,.1f} MiB crossed the links")
+        for i in range(4):
+            print(f"{label}, node {i}: {_rounds(urls[i])}", flush=True)
+
+
+def _rounds(url: str) -> str:
+    """How the node's heights were decided: in round 0 or later (a later round means a
+    timeout fired), and the mean time between its blocks, from its ``/metrics``."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    vals: dict[str, float] = {}
+    for line in text.splitlines():
+        for name in (
+            'citychain_consensus_rounds_per_height_bucket{le="0.0"}',
+            "citychain_consensus_rounds_per_height_count",
+            "citychain_block_interval_seconds_sum",
+            "citychain_block_interval_seconds_count",
+        ):
+            if line.startswith(name + " "):
+                vals[name] = float(line.split()[-1])
+    heights = int(vals.get("citychain_consensus_rounds_per_height_count", 0))
+    first = int(vals.get('citychain_consensus_rounds_per_height_bucket{le="0.0"}', 0))
+    n = vals.get("citychain_block_interval_seconds_count", 0)
+    mean = vals.get("citychain_block_interval_seconds_sum", 0) / n * 1000 if n else 0.0
+    return (
+        f"{first} of {heights} heights decided in round 0 ({heights - first} needed a later "
+        f"round); mean block interval {mean:.0f} ms"
+    )
 
 
 def _latency(
