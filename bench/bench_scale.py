@@ -1,0 +1,221 @@
+"""Cost as the city's state grows: transfers/s, commit time per block and proof p99 with 1M and
+10M accounts in state (issue 14.4).
+
+    .venv/bin/python bench/bench_scale.py [--accounts 1000000 10000000] [--block 5000]
+        [--blocks 5] [--proofs 2000] [--keep-dir DIR]
+
+What runs is a node's block path in this process, on a real RocksDB state (``StateDB`` over
+``KVStore``): for each block, ``Executor.execute_block`` (signature checks on the thread pool,
+nonces, the token contract, receipts), then the state tree's ``prepare`` (new root),
+``commit`` and the synced batch write. No consensus and no HTTP: those do not grow with the
+state; what does is the tree's depth, RocksDB's levels and the page cache, and that is what
+this measures.
+
+The state is filled directly, not through transactions (ten million transfers would take
+hours through a node): every account gets its token balance and its nonce, under the keys and
+in the encodings the token contract and the executor use (the balance key layout is read off
+a real ``init_genesis``, not written here a second time). Accounts are ``blake2b(i)[:20]``,
+so nothing of them is held in memory. After each fill the store is compacted and the tree's
+page cache warmed, as ``bench proofs`` does, so the figures are of a node in steady state.
+
+At each size: ``--blocks`` blocks of ``--block`` transfers, each from a distinct funded sender
+to a random existing account (so the receivers' keys are spread over the whole tree), then
+``--proofs`` ICS-23 proofs of random accounts' balances (each verified). Lines, in the house
+form, beside a ceiling measured in the same run (Ed25519 verifications/s on all cores: the
+block path verifies every transfer once):
+
+* ``scale-transfers-<N>``: transfers/s through execute + prepare + commit + write;
+* ``scale-commit-<N>``: ms per block of prepare + commit + write (the part that grows);
+* ``scale-proof-p99-<N>``: ms, p99 of proving one account's balance.
+
+Then the loss from the smallest to the largest size, against the issue's bound (at most 20 %).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from citychain import codec
+from citychain.bench import result_line
+from citychain.bench.ceiling import ed25519_verifications_per_second
+from citychain.crypto import ED25519, Signer
+from citychain.execution import BlockContext, Executor, default_registry
+from citychain.proof.ics23 import SMT_SPEC, verify_membership
+from citychain.state._db import StateDB
+from citychain.store.kv import KVStore
+from citychain.types import Transaction
+from citychain.types.state_keys import account_nonce_key
+
+CHAIN = "bench-scale"
+FILL_BLOCK = 50_000  # accounts per fill commit
+
+
+def say(what: str) -> None:
+    print(f"  {what}", file=sys.stderr, flush=True)
+
+
+def account(i: int) -> bytes:
+    return hashlib.blake2b(i.to_bytes(8, "big"), digest_size=20).digest()
+
+
+class _Empty:
+    def get(self, key: bytes) -> bytes | None:
+        return None
+
+    def iter_prefix(self, prefix: bytes):  # type: ignore[no-untyped-def]
+        return iter(())
+
+
+def _commit(kv: KVStore, db: StateDB, writes: dict[bytes, bytes | None]) -> float:
+    """Commit one version; seconds of prepare + commit + the synced write."""
+    t0 = time.perf_counter()
+    prepared = db.prepare(writes, db.version + 1)
+    batch = kv.batch()
+    db.commit(prepared, batch)
+    kv.write(batch)
+    db.committed(prepared)
+    return time.perf_counter() - t0
+
+
+def _balance_key_layout(ex: Executor) -> tuple[bytes, bytes]:
+    """(prefix, value) of a balance as the token contract writes it: read off init_genesis."""
+    probe = bytes([0xAB]) * 20
+    writes = ex.init_genesis(
+        _Empty(),  # type: ignore[arg-type]
+        BlockContext(CHAIN, 0, 0, b""),
+        {"token": {"balances": [[probe, 10**15]]}},
+    )
+    (key,) = [k for k in writes if k.endswith(probe)]
+    return key[: -len(probe)], codec.encode(10**15)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--accounts", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    ap.add_argument("--block", type=int, default=5_000, help="transfers per block")
+    ap.add_argument("--blocks", type=int, default=5, help="measured blocks per size")
+    ap.add_argument("--proofs", type=int, default=2_000)
+    ap.add_argument("--keep-dir", type=Path, default=None, help="where the state lives (kept)")
+    args = ap.parse_args()
+    sizes = sorted(args.accounts)
+    work = args.keep_dir or Path(tempfile.mkdtemp(prefix="citychain-bench-scale-"))
+    work.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(14)
+    ex = Executor(default_registry(), ED25519)
+    prefix, balance = _balance_key_layout(ex)
+    senders = [Signer(ED25519, (i + 1).to_bytes(32, "big")) for i in range(args.block)]
+    kv = KVStore(work / "state")
+    t_start = time.monotonic()
+    try:
+        db = StateDB(kv, retain_versions=10)
+        genesis = ex.init_genesis(
+            _Empty(),  # type: ignore[arg-type]
+            BlockContext(CHAIN, 0, 0, b""),
+            {"token": {"balances": [[s.address, 10**15] for s in senders]}},
+        )
+        _commit(kv, db, dict(genesis))
+        filled = 0
+        nonce = 0
+        results: dict[int, tuple[float, float, float, float]] = {}
+        for size in sizes:
+            t0 = time.monotonic()
+            while filled < size:
+                n = min(FILL_BLOCK, size - filled)
+                writes: dict[bytes, bytes | None] = {}
+                for i in range(filled, filled + n):
+                    a = account(i)
+                    writes[prefix + a] = balance
+                    writes[account_nonce_key(a)] = codec.encode(rng.randrange(1, 50))
+                _commit(kv, db, writes)
+                filled += n
+                if filled % 1_000_000 == 0 or filled == size:
+                    say(f"filled {filled:,} accounts ({time.monotonic() - t0:,.0f} s)")
+            kv.compact()
+            db.warm_cache()
+            say(f"{size:,} accounts: compacted and warmed ({time.monotonic() - t0:,.0f} s)")
+            rates, commits = [], []
+            for b in range(args.blocks + 1):
+                txs = [
+                    Transaction.create(
+                        s,
+                        chain_id=CHAIN,
+                        nonce=nonce,
+                        contract="token",
+                        method="transfer",
+                        args={"to": account(rng.randrange(size)), "amount": 1},
+                    )
+                    for s in senders
+                ]
+                nonce += 1
+                height = db.version + 1
+                ctx = BlockContext(CHAIN, height, height * 1000, b"")
+                t1 = time.perf_counter()
+                result = ex.execute_block(db, ctx, txs)
+                bad = [r for r in result.receipts if not r.ok]
+                if bad:
+                    raise SystemExit(f"a transfer failed: {bad[0]}")
+                commit_s = _commit(kv, db, dict(result.writes))
+                total = time.perf_counter() - t1
+                if b:  # the first block warms up
+                    rates.append(len(txs) / total)
+                    commits.append(commit_s * 1000)
+            lat = []
+            version = db.version
+            root = db.root
+            for _ in range(args.proofs):
+                key = prefix + account(rng.randrange(size))
+                t1 = time.perf_counter()
+                value, proof = db.prove(key, version)
+                lat.append(time.perf_counter() - t1)
+                assert value is not None
+                verify_membership(SMT_SPEC, root, proof, key, value)  # raises if it fails
+            lat.sort()
+            p99 = lat[int(0.99 * (len(lat) - 1))] * 1000
+            ceiling = ed25519_verifications_per_second()
+            results[size] = (statistics.median(rates), statistics.median(commits), p99, ceiling)
+            rate, commit_ms, _, _ = results[size]
+            n_label = f"{size:,} accounts"
+            print(
+                result_line(
+                    f"scale-transfers-{size}", rate, f"transfers/s with {n_label}",
+                    ceiling, "verifications/s",
+                ),
+                flush=True,
+            )  # fmt: skip
+            print(
+                f"bench scale-commit-{size}: {commit_ms:.1f} ms per block of {args.block:,} "
+                f"transfers with {n_label} (prepare + commit + synced write)",
+                flush=True,
+            )
+            print(
+                f"bench scale-proof-p99-{size}: {p99:.3f} ms with {n_label} "
+                f"(p50 {lat[len(lat) // 2] * 1000:.3f} ms, {args.proofs:,} proofs, each verified)",
+                flush=True,
+            )
+        if len(sizes) > 1:
+            lo, hi = results[sizes[0]], results[sizes[-1]]
+            loss = 1 - (hi[0] / hi[3]) / (lo[0] / lo[3])
+            print(
+                f"scale: from {sizes[0]:,} to {sizes[-1]:,} accounts the transfer ratio moves "
+                f"{lo[0] / lo[3]:.4f} -> {hi[0] / hi[3]:.4f} ({loss:+.1%} loss; the bound is "
+                f"20 %); commit {lo[1]:.1f} -> {hi[1]:.1f} ms per block; proof p99 "
+                f"{lo[2]:.3f} -> {hi[2]:.3f} ms"
+            )
+        size_mb = sum(f.stat().st_size for f in (work / "state").rglob("*") if f.is_file())
+        say(f"state on disk {size_mb / 2**20:,.0f} MiB; {time.monotonic() - t_start:,.0f} s in all")
+    finally:
+        kv.close()
+        if args.keep_dir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
