@@ -5,16 +5,31 @@ from __future__ import annotations
 import hashlib
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from citychain.errors import ErrorCode, InvalidInput
 
 
 def sha256(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
+
+
+class Digest(Protocol):
+    """What a hashlib-style constructor returns: something with ``digest()``."""
+
+    def digest(self) -> bytes: ...
+
+
+#: A hashlib-style constructor: ``new(data).digest()`` is the hash of ``data``.
+#:
+#: The chain's hash reaches every layer below the suite in this form, not as a
+#: ``bytes -> bytes`` function, because ``hashlib.sha256`` *is* such a constructor: the
+#: Ed25519 chain's hot paths (transaction ids, the state tree's inner nodes) call exactly what
+#: they called before the hash became a parameter, with no Python frame in between.
+HashNew = Callable[[bytes], Digest]
 
 
 class VerifyItem(NamedTuple):
@@ -70,9 +85,18 @@ class CryptoSuite(ABC):
     def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
         """True iff the signature is valid. Never raises on malformed input."""
 
+    #: The name of the suite's hash (``"sha256"``, ``"sm3"``): what a proof spec is chosen by
+    #: (:func:`citychain.proof.ics23.hash_op_named`) and what genesis implies.
+    hash_name: str
+    #: The suite's hash as a hashlib-style constructor (see :data:`HashNew`). Every hash of
+    #: the chain (transactions, blocks, evidence, genesis, Merkle and state trees, block parts,
+    #: mempool ids) is made with it; certificate fingerprints are not chain hashes and stay
+    #: SHA-256 whatever the suite.
+    hash_new: HashNew
+
     @abstractmethod
     def hash(self, data: bytes) -> bytes:
-        """The suite's 32-byte hash."""
+        """The suite's 32-byte hash (``hash_new(data).digest()``)."""
 
     def check_public_key(self, public_key: bytes) -> None:
         """Raise :class:`InvalidInput` (``bad_public_key``) unless the key is well formed."""

@@ -14,7 +14,7 @@ from nacl import bindings
 from nacl.exceptions import BadSignatureError, CryptoError
 from nacl.signing import SigningKey
 
-from citychain.crypto._suite import CryptoSuite, register_suite
+from citychain.crypto._suite import CryptoSuite, HashNew, register_suite
 
 
 class Ed25519Suite(CryptoSuite):
@@ -22,6 +22,10 @@ class Ed25519Suite(CryptoSuite):
     public_key_size = 32
     signature_size = 64
     secret_size = 32
+    hash_name = "sha256"
+
+    def __init__(self) -> None:
+        self.hash_new: HashNew = hashlib.sha256
 
     def generate_secret(self) -> bytes:
         return bytes(SigningKey.generate())

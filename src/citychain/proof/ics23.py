@@ -40,6 +40,13 @@ Supported hash ops: SHA256, SHA512, SHA512_256, BLAKE2B_512, BLAKE2S_256, and RI
 BITCOIN when the local OpenSSL provides ripemd160. KECCAK256 (which is not SHA3-256) and
 BLAKE3 have no implementation in the standard library and raise "unsupported hash op".
 
+SM3 is citychain's extension (:attr:`HashOp.SM3` = 0x534D33, ASCII "SM3"; ICS-23 defines no
+SM3): the state tree of an ``sm2-sm3`` chain is ``SmtSpec`` with every op SM3
+(:data:`SMT_SPEC_SM3`, :func:`smt_spec`). It is computed by the OpenSSL behind :mod:`hashlib`
+and encodes like any op (a varint in the same protobuf fields). Nothing accepts it by itself:
+a proof passes only against a spec whose ops are SM3, so a verifier that holds a SHA-256
+chain's spec refuses an SM3 proof at the first op ("hash op SM3 does not match spec").
+
 Batch and compressed proofs are decoded far enough to be refused with a clear error.
 
 Every function here is pure: no I/O, no clock, no randomness.
@@ -62,6 +69,7 @@ __all__ = [
     "IAVL_SPEC",
     "MAX_PATH_LENGTH",
     "SMT_SPEC",
+    "SMT_SPEC_SM3",
     "TENDERMINT_SPEC",
     "CommitmentProof",
     "ExistenceProof",
@@ -81,8 +89,10 @@ __all__ = [
     "do_hash",
     "encode_commitment_proof",
     "encode_proof_spec",
+    "hash_op_named",
     "is_valid_membership",
     "is_valid_non_membership",
+    "smt_spec",
     "verify_membership",
     "verify_non_membership",
 ]
@@ -105,6 +115,11 @@ class HashOp(IntEnum):
     BLAKE2B_512 = 7
     BLAKE2S_256 = 8
     BLAKE3 = 9
+    #: citychain's extension: SM3 (GB/T 32905), for the state trees of ``sm2-sm3`` chains.
+    #: ICS-23 has no SM3; the value is ASCII "SM3" (0x534D33), far above upstream's 0..9 so a
+    #: future upstream op cannot take it. Only citychain's verifiers know it (any other ICS-23
+    #: verifier refuses the proof as an unknown hash op, which is the honest answer).
+    SM3 = 0x534D33
 
 
 class LengthOp(IntEnum):
@@ -177,27 +192,42 @@ class CommitmentProof:
     nonexist: NonExistenceProof | None = None
 
 
-#: The spec of citychain's state tree: ICS-23 ``SmtSpec`` (sha256; leaf prefix 0x00 over the
-#: sha256 of key and of value; inner prefix 0x01; 32 zero bytes for an empty child).
-SMT_SPEC = ProofSpec(
-    leaf_spec=LeafOp(
-        hash=HashOp.SHA256,
-        prehash_key=HashOp.SHA256,
-        prehash_value=HashOp.SHA256,
-        length=LengthOp.NO_PREFIX,
-        prefix=b"\x00",
-    ),
-    inner_spec=InnerSpec(
-        child_order=(0, 1),
-        child_size=32,
-        min_prefix_length=1,
-        max_prefix_length=1,
-        empty_child=bytes(32),
-        hash=HashOp.SHA256,
-    ),
-    max_depth=256,
-    prehash_key_before_comparison=True,
-)
+def smt_spec(op: HashOp) -> ProofSpec:
+    """ICS-23 ``SmtSpec`` with every hash (leaf, key and value prehash, inner) set to ``op``.
+
+    ``smt_spec(HashOp.SHA256)`` is upstream's ``SmtSpec`` byte for byte; ``smt_spec(HashOp.SM3)``
+    is the same tree shape over SM3, the spec of an ``sm2-sm3`` chain's state (citychain's
+    extension, see :attr:`HashOp.SM3`). A proof is checked against the spec of the chain it
+    claims to come from, and :func:`check_against_spec` refuses any op that differs from the
+    spec's: an SM3 proof never passes for a SHA-256 chain, nor the reverse.
+    """
+    return ProofSpec(
+        leaf_spec=LeafOp(
+            hash=op,
+            prehash_key=op,
+            prehash_value=op,
+            length=LengthOp.NO_PREFIX,
+            prefix=b"\x00",
+        ),
+        inner_spec=InnerSpec(
+            child_order=(0, 1),
+            child_size=32,
+            min_prefix_length=1,
+            max_prefix_length=1,
+            empty_child=bytes(32),
+            hash=op,
+        ),
+        max_depth=256,
+        prehash_key_before_comparison=True,
+    )
+
+
+#: The spec of citychain's state tree on a SHA-256 chain (``ed25519``): ICS-23 ``SmtSpec``
+#: (sha256; leaf prefix 0x00 over the sha256 of key and of value; inner prefix 0x01; 32 zero
+#: bytes for an empty child).
+SMT_SPEC = smt_spec(HashOp.SHA256)
+#: The same for an SM3 chain (``sm2-sm3``): every op :attr:`HashOp.SM3`.
+SMT_SPEC_SM3 = smt_spec(HashOp.SM3)
 
 #: ICS-23 ``IavlSpec``: Cosmos IAVL trees (sha256; leaf prefix starts 0x00 and carries the
 #: node's height, size and version as zigzag varints; value pre-hashed; lengths as varints).
@@ -293,7 +323,21 @@ _HASHES: dict[int, Callable[[bytes], bytes]] = {
     HashOp.SHA512_256: lambda d: _openssl("sha512_256", d),
     HashOp.BLAKE2B_512: lambda d: hashlib.blake2b(d).digest(),
     HashOp.BLAKE2S_256: lambda d: hashlib.blake2s(d).digest(),
+    HashOp.SM3: lambda d: _openssl("sm3", d),
 }
+
+#: The hash op of each chain hash by name (:attr:`citychain.crypto.CryptoSuite.hash_name`).
+_OPS_BY_NAME = {"sha256": HashOp.SHA256, "sm3": HashOp.SM3}
+
+
+def hash_op_named(name: str) -> HashOp:
+    """The ICS-23 hash op of the chain hash called ``name`` (``"sha256"``, ``"sm3"``)."""
+    try:
+        return _OPS_BY_NAME[name]
+    except KeyError:
+        raise InvalidInput(
+            f"no ICS-23 hash op for the hash {name!r}", ErrorCode.BAD_ARGUMENTS
+        ) from None
 
 
 def do_hash(op: HashOp, data: bytes) -> bytes:

@@ -1,30 +1,49 @@
 """Simple binary Merkle trees over ordered lists (transactions, receipts, validators).
 
-RFC 6962 hashing as in Tendermint's ``crypto/merkle``: leaf = sha256(0x00 || item),
-inner = sha256(0x01 || left || right), empty list = sha256(""). The split point is the largest
+RFC 6962 hashing as in Tendermint's ``crypto/merkle``: leaf = H(0x00 || item),
+inner = H(0x01 || left || right), empty list = H(""). The split point is the largest
 power of two below the length, so the tree shape depends only on the length. This is the
 ICS-23 ``TendermintSpec`` shape: inclusion proofs made here are ICS-23 existence proofs too.
+
+H is the chain's hash, passed by the caller as a hashlib-style constructor ``new``
+(``new(data).digest()``; :data:`citychain.crypto.HashNew`): SHA-256 (``hashlib.sha256``, the
+default, for ``ed25519`` chains) or SM3 (for ``sm2-sm3`` chains). This module cannot import
+the suites (``proof`` sits beside ``crypto``), so it takes the function, never a suite.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from citychain.errors import ErrorCode, ProofError
 from citychain.proof._protobuf import encode_varint
-from citychain.proof.ics23 import TENDERMINT_SPEC, ExistenceProof, HashOp, InnerOp
+from citychain.proof.ics23 import TENDERMINT_SPEC, ExistenceProof, HashOp, InnerOp, ProofSpec
 
+
+class _Digest(Protocol):
+    def digest(self) -> bytes: ...
+
+
+#: A hashlib-style constructor (the same shape as :data:`citychain.crypto.HashNew`).
+HashNew = Callable[[bytes], _Digest]
+
+_SHA256: HashNew = hashlib.sha256
+
+#: The root of an empty list on a SHA-256 chain; :func:`root` ``([], new)`` for another hash.
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 
-def leaf_hash(item: bytes) -> bytes:
-    return hashlib.sha256(b"\x00" + item).digest()
+def leaf_hash(item: bytes, new: HashNew = _SHA256) -> bytes:
+    return new(b"\x00" + item).digest()
 
 
-def inner_hash(left: bytes, right: bytes) -> bytes:
-    return hashlib.sha256(b"\x01" + left + right).digest()
+def inner_hash(left: bytes, right: bytes, new: HashNew = _SHA256) -> bytes:
+    return new(b"\x01" + left + right).digest()
 
 
 def _split(n: int) -> int:
@@ -35,19 +54,19 @@ def _split(n: int) -> int:
     return k
 
 
-def _root_of_hashes(hashes: Sequence[bytes]) -> bytes:
+def _root_of_hashes(hashes: Sequence[bytes], new: HashNew) -> bytes:
     n = len(hashes)
     if n == 1:
         return hashes[0]
     k = _split(n)
-    return inner_hash(_root_of_hashes(hashes[:k]), _root_of_hashes(hashes[k:]))
+    return inner_hash(_root_of_hashes(hashes[:k], new), _root_of_hashes(hashes[k:], new), new)
 
 
-def root(items: Sequence[bytes]) -> bytes:
-    """The Merkle root of ``items`` (each already encoded to bytes)."""
+def root(items: Sequence[bytes], new: HashNew = _SHA256) -> bytes:
+    """The Merkle root of ``items`` (each already encoded to bytes) under the hash ``new``."""
     if not items:
-        return EMPTY_ROOT
-    return _root_of_hashes([leaf_hash(i) for i in items])
+        return new(b"").digest()
+    return _root_of_hashes([new(b"\x00" + i).digest() for i in items], new)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +79,14 @@ class InclusionProof:
     index: int
     total: int
     aunts: tuple[bytes, ...]
+    #: The tree's hash (not part of the proof's data: the verifier's chain decides it).
+    new: HashNew = dataclasses.field(default=_SHA256, compare=False, repr=False, kw_only=True)
 
     def compute_root(self, item: bytes) -> bytes:
         if not 0 <= self.index < self.total:
             raise ProofError("index out of range", ErrorCode.BAD_PROOF)
-        return _compute(leaf_hash(item), self.index, self.total, list(self.aunts))
+        new = self.new
+        return _compute(leaf_hash(item, new), self.index, self.total, list(self.aunts), new)
 
     def verify(self, root_hash: bytes, item: bytes) -> None:
         """Raise :class:`ProofError` unless ``item`` is at ``index`` under ``root_hash``."""
@@ -72,7 +94,7 @@ class InclusionProof:
             raise ProofError("inclusion proof does not match the root", ErrorCode.BAD_PROOF)
 
 
-def _compute(h: bytes, index: int, total: int, aunts: list[bytes]) -> bytes:
+def _compute(h: bytes, index: int, total: int, aunts: list[bytes], new: HashNew) -> bytes:
     if total == 1:
         if aunts:
             raise ProofError("too many aunts in inclusion proof", ErrorCode.BAD_PROOF)
@@ -81,34 +103,34 @@ def _compute(h: bytes, index: int, total: int, aunts: list[bytes]) -> bytes:
         raise ProofError("too few aunts in inclusion proof", ErrorCode.BAD_PROOF)
     k = _split(total)
     if index < k:
-        left = _compute(h, index, k, aunts[:-1])
-        return inner_hash(left, aunts[-1])
-    right = _compute(h, index - k, total - k, aunts[:-1])
-    return inner_hash(aunts[-1], right)
+        left = _compute(h, index, k, aunts[:-1], new)
+        return inner_hash(left, aunts[-1], new)
+    right = _compute(h, index - k, total - k, aunts[:-1], new)
+    return inner_hash(aunts[-1], right, new)
 
 
-def prove(items: Sequence[bytes], index: int) -> InclusionProof:
-    """An inclusion proof for ``items[index]``."""
+def prove(items: Sequence[bytes], index: int, new: HashNew = _SHA256) -> InclusionProof:
+    """An inclusion proof for ``items[index]`` in the tree hashed with ``new``."""
     if not 0 <= index < len(items):
         raise IndexError(index)
-    hashes = [leaf_hash(i) for i in items]
+    hashes = [leaf_hash(i, new) for i in items]
     aunts: list[bytes] = []
-    _collect(hashes, index, aunts)
-    return InclusionProof(index=index, total=len(items), aunts=tuple(aunts))
+    _collect(hashes, index, aunts, new)
+    return InclusionProof(index=index, total=len(items), aunts=tuple(aunts), new=new)
 
 
-def _collect(hashes: Sequence[bytes], index: int, aunts: list[bytes]) -> None:
+def _collect(hashes: Sequence[bytes], index: int, aunts: list[bytes], new: HashNew) -> None:
     # Appends sibling hashes from the leaf upwards.
     n = len(hashes)
     if n == 1:
         return
     k = _split(n)
     if index < k:
-        _collect(hashes[:k], index, aunts)
-        aunts.append(_root_of_hashes(hashes[k:]))
+        _collect(hashes[:k], index, aunts, new)
+        aunts.append(_root_of_hashes(hashes[k:], new))
     else:
-        _collect(hashes[k:], index - k, aunts)
-        aunts.append(_root_of_hashes(hashes[:k]))
+        _collect(hashes[k:], index - k, aunts, new)
+        aunts.append(_root_of_hashes(hashes[:k], new))
 
 
 # --- As ICS-23 (additions; the hashing above is unchanged) ---------------------------------
@@ -118,16 +140,34 @@ def _collect(hashes: Sequence[bytes], index: int, aunts: list[bytes]) -> None:
 # leaf_hash(item) is exactly the ICS-23 TendermintSpec leaf op applied to (key, value), and each
 # aunt is an inner op with prefix 0x01 and the sibling as prefix tail or suffix. So a proof for
 # such a list is an ICS-23 existence proof any verifier accepts under ``TENDERMINT_SPEC``.
+# Under another hash op (SM3) every SHA-256 above becomes that op, in the tree and in the spec
+# (:func:`tendermint_spec`).
 
 
-def kv_item(key: bytes, value: bytes) -> bytes:
-    """The list item that commits ``key = value`` the way ICS-23's TendermintSpec expects."""
-    return (
-        encode_varint(len(key))
-        + key
-        + encode_varint(hashlib.sha256().digest_size)
-        + hashlib.sha256(value).digest()
+def hash_new_of(op: HashOp) -> HashNew:
+    """The hashlib-style constructor of a chain hash op (SHA256, or citychain's SM3)."""
+    if op == HashOp.SHA256:
+        return _SHA256
+    if op == HashOp.SM3:
+        return functools.partial(hashlib.new, "sm3")
+    raise ProofError(f"{op!r} is not a chain hash", ErrorCode.BAD_PROOF)
+
+
+def tendermint_spec(op: HashOp = HashOp.SHA256) -> ProofSpec:
+    """``TENDERMINT_SPEC`` with its hash and value prehash set to ``op``."""
+    leaf, inner = TENDERMINT_SPEC.leaf_spec, TENDERMINT_SPEC.inner_spec
+    assert leaf is not None and inner is not None
+    return dataclasses.replace(
+        TENDERMINT_SPEC,
+        leaf_spec=dataclasses.replace(leaf, hash=op, prehash_value=op),
+        inner_spec=dataclasses.replace(inner, hash=op),
     )
+
+
+def kv_item(key: bytes, value: bytes, op: HashOp = HashOp.SHA256) -> bytes:
+    """The list item that commits ``key = value`` the way ICS-23's TendermintSpec expects."""
+    digest = hash_new_of(op)(value).digest()
+    return encode_varint(len(key)) + key + encode_varint(len(digest)) + digest
 
 
 def _sides(index: int, total: int) -> list[bool]:
@@ -146,10 +186,14 @@ def _sides(index: int, total: int) -> list[bool]:
     return sides
 
 
-def to_ics23(proof: InclusionProof, key: bytes, value: bytes) -> ExistenceProof:
-    """``proof`` (for the item ``kv_item(key, value)``) as an ICS-23 existence proof.
+def to_ics23(
+    proof: InclusionProof, key: bytes, value: bytes, op: HashOp = HashOp.SHA256
+) -> ExistenceProof:
+    """``proof`` (for the item ``kv_item(key, value, op)``, in a tree hashed with ``op``) as an
+    ICS-23 existence proof.
 
-    It verifies under :data:`~citychain.proof.ics23.TENDERMINT_SPEC` against the same root.
+    It verifies under :func:`tendermint_spec` ``(op)`` (for SHA256:
+    :data:`~citychain.proof.ics23.TENDERMINT_SPEC`) against the same root.
     """
     if not 0 <= proof.index < proof.total:
         raise ProofError("index out of range", ErrorCode.BAD_PROOF)
@@ -161,11 +205,11 @@ def to_ics23(proof: InclusionProof, key: bytes, value: bytes) -> ExistenceProof:
             ErrorCode.BAD_PROOF,
         )
     path = tuple(
-        InnerOp(hash=HashOp.SHA256, prefix=b"\x01", suffix=aunt)
+        InnerOp(hash=op, prefix=b"\x01", suffix=aunt)
         if is_left
-        else InnerOp(hash=HashOp.SHA256, prefix=b"\x01" + aunt)
+        else InnerOp(hash=op, prefix=b"\x01" + aunt)
         for is_left, aunt in zip(sides, proof.aunts, strict=True)
     )
-    leaf = TENDERMINT_SPEC.leaf_spec
+    leaf = tendermint_spec(op).leaf_spec
     assert leaf is not None
     return ExistenceProof(key=key, value=value, leaf=leaf, path=path)
