@@ -42,8 +42,10 @@ class RandomizedSuite(CryptoSuite):
     public_key_size = 32
     signature_size = 64
     secret_size = 32
+    hash_name = "sha256"
 
     def __init__(self) -> None:
+        self.hash_new = hashlib.sha256
         self.sign_calls = 0
 
     def generate_secret(self) -> bytes:

@@ -42,6 +42,7 @@ class FakeChain:
 
 class CountingSuite(Ed25519Suite):
     def __init__(self) -> None:
+        super().__init__()
         self.batch_calls: list[int] = []
 
     def batch_verify(self, items: Sequence[VerifyItem]) -> list[bool]:

@@ -7,6 +7,7 @@ value history holds precisely what reads of retained versions need.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import struct
 from pathlib import Path
@@ -42,7 +43,7 @@ def _reachable(kv: KVStore, version: int) -> set[bytes]:
         nkey = node_key(entry[3], depth, prefix << (256 - 4 * depth))
         raw = kv.get("state_nodes", nkey)
         assert raw is not None, f"page {nkey.hex()} of version {version} was pruned"
-        page = page_from_disk(raw)
+        page = page_from_disk(raw, hashlib.sha256)
         assert page[32:64] == entry[1], "stored page does not hash to its parent's slot"
         found.add(nkey)
         for s in range(16):

@@ -133,7 +133,10 @@ class HeaderModel(_Model):
     validators_hash: Hash
     proposer: Hex
     evidence_root: Hash = Field(description="Merkle root of the block's evidence")
-    hash: Hash = Field(description="sha256 of the header's canonical CBOR: the block hash")
+    hash: Hash = Field(
+        description="the chain's hash of the header's canonical CBOR (SHA-256; SM3 on an "
+        "sm2-sm3 chain): the block hash"
+    )
 
 
 class CommitSigModel(_Model):

@@ -20,6 +20,7 @@ The state version equals the block height; version 0 is the genesis state.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Sequence
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from citychain import codec
-from citychain.crypto import CryptoSuite, get_suite
+from citychain.crypto import CryptoSuite, HashNew
 from citychain.errors import ConfigError, ErrorCode, InternalError, ProofError
 from citychain.execution import (
     BlockContext,
@@ -61,8 +62,10 @@ from citychain.types.genesis import ChainParams, Genesis
 log = logging.getLogger(__name__)
 
 
-def results_root(receipts: tuple[Receipt, ...] | list[Receipt]) -> bytes:
-    return merkle.root([r.encode() for r in receipts])
+def results_root(
+    receipts: tuple[Receipt, ...] | list[Receipt], hash_new: HashNew = hashlib.sha256
+) -> bytes:
+    return merkle.root([r.encode() for r in receipts], hash_new)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,13 +99,17 @@ class Chain:
         self.kv = kv
         self.genesis = genesis
         self.chain_id = genesis.chain_id
-        self.suite: CryptoSuite = get_suite(genesis.crypto_suite)
+        #: The chain's suite, from genesis: its signatures, and the hash of everything below
+        #: (blocks, transactions, evidence, validator sets, the state tree, receipts' root).
+        self.suite: CryptoSuite = genesis.suite
+        #: The suite's hash as a hashlib-style constructor, for whatever this chain decodes.
+        self.hash_new: HashNew = self.suite.hash_new
         self.params = genesis.params
         self.executor = Executor(
             registry, self.suite, GasSchedule(max_gas_per_tx=self.params.max_gas_per_tx)
         )
-        self.blocks = BlockStore(kv)
-        self.state = StateDB(kv, retain_versions=retain_versions)
+        self.blocks = BlockStore(kv, hash_new=self.hash_new)
+        self.state = StateDB(kv, retain_versions=retain_versions, suite=self.suite)
         self._commit_lock = threading.Lock()
         #: Governance records of the committed state, for every transaction's access checks.
         self.gov_cache = access.GovCache()
@@ -222,17 +229,19 @@ class Chain:
         time_ms = max(time_ms, prev_time + 1)  # block time strictly increases
         txs = tuple(txs)
         result, prepared = self._execute(height, time_ms, proposer, txs)
+        new = self.hash_new
         header = Header(
             chain_id=self.chain_id,
             height=height,
             time=time_ms,
             prev_hash=prev.hash if prev else bytes(32),
-            tx_root=tx_root(txs),
-            results_root=results_root(result.receipts),
+            tx_root=tx_root(txs, new),
+            results_root=results_root(result.receipts, new),
             state_root=prepared.root,
             validators_hash=self.validators(height).hash,
             proposer=proposer,
-            evidence_root=evidence_root(evidence),
+            evidence_root=evidence_root(evidence, new),
+            hash_new=new,
         )
         return PendingBlock(Block(header, txs, evidence), result, prepared)
 
@@ -251,6 +260,10 @@ class Chain:
 
         if h.chain_id != self.chain_id:
             raise refuse(f"chain id {h.chain_id!r} is not {self.chain_id!r}")
+        if h.hash_new is not self.hash_new:
+            # A decoder that was not handed this chain's hash (a programming error, not a
+            # peer's): every hash and root of the block would be computed with another one.
+            raise InternalError("block decoded without this chain's hash function")
         if h.height != height:
             raise refuse(f"expected height {height}")
         if h.prev_hash != (prev.hash if prev else bytes(32)):
@@ -274,7 +287,7 @@ class Chain:
         except ProofError as exc:
             raise refuse(exc.message) from None
         result, prepared = self._execute(height, h.time, h.proposer, block.txs)
-        if results_root(result.receipts) != h.results_root:
+        if results_root(result.receipts, self.hash_new) != h.results_root:
             raise refuse("execution results differ from the header's results_root")
         if prepared.root != h.state_root:
             raise refuse(
@@ -301,7 +314,10 @@ class Chain:
                 self.blocks.save_validators(
                     batch,
                     value["from"],
-                    ValidatorSet(Validator(bytes(v[0]), v[1], v[2]) for v in value["validators"]),
+                    ValidatorSet(
+                        (Validator(bytes(v[0]), v[1], v[2]) for v in value["validators"]),
+                        hash_new=self.hash_new,
+                    ),
                 )
             self.state.commit(pending.prepared, batch)
             self.kv.write(batch, sync=True)

@@ -127,7 +127,7 @@ class _Proposals:
             round_,
             pol_round,
             pending.block.hash,
-            tuple(m.part_hash(p) for p in parts),
+            tuple(m.part_hash(p, self._chain.hash_new) for p in parts),
             self.me or b"",
         )
         sig = self._sign(
@@ -203,7 +203,7 @@ class _Proposals:
         ps = h.proposals.get(part.round)
         if ps is None or ps.fed or part.index >= len(ps.parts) or ps.parts[part.index] is not None:
             return
-        if m.part_hash(part.data) != ps.proposal.part_hashes[part.index]:
+        if m.part_hash(part.data, self._chain.hash_new) != ps.proposal.part_hashes[part.index]:
             self.bad_msgs += 1
             log.info("dropped block part %d from %s: hash mismatch", part.index, peer)
             return
@@ -219,7 +219,13 @@ class _Proposals:
             # Decoding thousands of transactions is work: off the event loop, like execution;
             # those already in our mempool (most, under load) are reused, not decoded again.
             block = await self._run(
-                functools.partial(Block.decode, data, max_size=len(data), known=self._mempool.get)
+                functools.partial(
+                    Block.decode,
+                    data,
+                    max_size=len(data),
+                    known=self._mempool.get,
+                    hash_new=self._chain.hash_new,
+                )
             )
             if block.hash != prop.block_hash:
                 raise ValueError("the block does not hash to the proposal's block hash")

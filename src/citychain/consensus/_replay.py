@@ -93,7 +93,7 @@ class _Replay:
                     await self._feed(VoteInput(vote), log_it=False)
                 elif r[0] == "proposal":
                     prop = m.Proposal.from_list(r[1])
-                    block = Block.decode(r[2])
+                    block = Block.decode(r[2], hash_new=self._chain.hash_new)
                     parts: list[bytes | None] = list(m.split_parts(block.encode()))
                     ps = _Proposal(prop, parts, block, None, bool(r[3]), fed=True)
                     h.proposals[prop.round] = ps

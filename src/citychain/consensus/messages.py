@@ -12,7 +12,8 @@ Channels (one byte, as in CometBFT's reactors)::
     0x38 EVIDENCE    EvidenceMsg
     0x40 SYNC        block sync (see citychain.sync.messages)
 
-A proposal names the block by hash and by the sha256 of each part it is split into (parts of
+A proposal names the block by hash and by the chain's hash (SHA-256 or SM3, the suite's) of
+each part it is split into (parts of
 :data:`PART_SIZE` bytes of the block's canonical encoding). Because the part hashes are inside
 the proposer's signature, each part is checked the moment it arrives, and a block of any size
 crosses the network in bounded frames.
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from citychain import codec
-from citychain.crypto import CryptoSuite
+from citychain.crypto import CryptoSuite, HashNew
 from citychain.errors import DecodeError, ErrorCode, ProofError
 from citychain.types import DuplicateVoteEvidence, Vote
 from citychain.types.tx import check_fields
@@ -235,8 +236,9 @@ def encode(msg: Message) -> bytes:
     return codec.encode_trusted(msg.to_list())
 
 
-def decode(data: bytes, max_size: int) -> Message:
-    """Decode one message; raise :class:`DecodeError` naming what is wrong."""
+def decode(data: bytes, max_size: int, hash_new: HashNew = hashlib.sha256) -> Message:
+    """Decode one message; raise :class:`DecodeError` naming what is wrong. Evidence in it
+    gets the chain's hash ``hash_new``."""
     raw = codec.decode(data, max_size=max_size)
     if not isinstance(raw, list) or not raw or not isinstance(raw[0], str):
         raise DecodeError("a message is a CBOR array starting with its kind")
@@ -256,9 +258,10 @@ def decode(data: bytes, max_size: int) -> Message:
     if kind == "evidence":
         if len(raw) != 2:
             raise DecodeError("an evidence message has 2 items")
-        return EvidenceMsg(DuplicateVoteEvidence.from_list(raw[1]))
+        return EvidenceMsg(DuplicateVoteEvidence.from_list(raw[1], hash_new=hash_new))
     raise DecodeError(f"unknown message kind {kind!r}")
 
 
-def part_hash(data: bytes) -> bytes:
-    return hashlib.sha256(data).digest()
+def part_hash(data: bytes, hash_new: HashNew = hashlib.sha256) -> bytes:
+    """The hash of a block part under the chain's hash ``hash_new`` (SHA-256 unless given)."""
+    return hash_new(data).digest()

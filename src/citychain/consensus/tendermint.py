@@ -270,7 +270,7 @@ class TendermintEngine(_Replay, _Proposals, _Gossip):
 
     def _decode(self, peer: str, data: bytes, limit: int) -> m.Message | None:
         try:
-            return m.decode(data, limit)
+            return m.decode(data, limit, self._chain.hash_new)
         except CitychainError as exc:
             self.bad_msgs += 1
             log.info("dropped a malformed consensus message from %s: %s", peer, exc.message)
@@ -294,7 +294,7 @@ class TendermintEngine(_Replay, _Proposals, _Gossip):
 
     def _on_sync_bytes(self, peer: str, data: bytes) -> None:
         try:
-            msg = sm.decode(data, MAX_SYNC_MSG)
+            msg = sm.decode(data, MAX_SYNC_MSG, self._chain.hash_new)
         except CitychainError as exc:
             self.bad_msgs += 1
             log.info("dropped a malformed sync message from %s: %s", peer, exc.message)
@@ -454,7 +454,9 @@ class TendermintEngine(_Replay, _Proposals, _Gossip):
                 await self._decide(a)
                 return  # the machine of this height is done
             elif isinstance(a, EquivocationAction):
-                ev = DuplicateVoteEvidence.of(self._chain.chain_id, a.vote_a, a.vote_b)
+                ev = DuplicateVoteEvidence.of(
+                    self._chain.chain_id, a.vote_a, a.vote_b, hash_new=self._chain.hash_new
+                )
                 if self.evidence.add(ev):
                     self._switch.broadcast(m.CH_EVIDENCE, m.encode(m.EvidenceMsg(ev)))
 

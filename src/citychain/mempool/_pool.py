@@ -263,7 +263,7 @@ class Mempool:
                 f"a transaction is a byte string, got {type(data).__name__}", ErrorCode.MALFORMED
             )
         try:
-            tx = Transaction.decode(data, max_size=cfg.max_tx_bytes)
+            tx = Transaction.decode(data, max_size=cfg.max_tx_bytes, hash_new=self._suite.hash_new)
         except CitychainError as exc:
             return None, exc
         if tx.chain_id != self._chain_id:

@@ -9,7 +9,6 @@ loop keeps answering the API. Mempool mutations happen only on the loop.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
@@ -327,12 +326,15 @@ class Node:
 
     def _on_peer_txs(self, peer: str, data: bytes) -> None:
         try:
-            msg = decode_message(data, max_size=self.config.p2p.max_message_bytes)
+            msg = decode_message(
+                data, max_size=self.config.p2p.max_message_bytes, hash_new=self.chain.hash_new
+            )
         except CitychainError as exc:
             log.info("dropped a malformed transaction batch from %s: %s", peer, exc.message)
             return
         if isinstance(msg, TxBatch):
-            fresh = [t for t in msg.txs if hashlib.sha256(t).digest() not in self.mempool]
+            new = self.chain.hash_new  # mempool ids are the chain's transaction hashes
+            fresh = [t for t in msg.txs if new(t).digest() not in self.mempool]
             if fresh:
                 asyncio.get_running_loop().create_task(self._admit_peer_txs(fresh))
 

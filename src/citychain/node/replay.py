@@ -40,7 +40,7 @@ def replay(
     genesis = Genesis.load(config.genesis_file)
     source = KVStore(config.data_dir, read_only=True)
     try:
-        blocks = BlockStore(source)
+        blocks = BlockStore(source, hash_new=genesis.suite.hash_new)
         target = blocks.height
         with tempfile.TemporaryDirectory(dir=work_dir, prefix="citychain-replay-") as tmp:
             fresh = Chain(KVStore(Path(tmp)), genesis, default_registry(), retain_versions=2)

@@ -42,8 +42,9 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 from urllib.parse import quote
 
 from citychain import codec
-from citychain.crypto import CryptoSuite, Signer, get_suite
+from citychain.crypto import CryptoSuite, HashNew, Signer, get_suite
 from citychain.errors import CitychainError, ErrorCode, InvalidInput, NotFound, Unavailable
+from citychain.proof import ics23
 from citychain.sdk import _parse
 from citychain.sdk._errors import error_from_response, transport_error
 from citychain.sdk._events import AsyncEventSubscription, EventSubscription, events_url
@@ -59,7 +60,7 @@ from citychain.sdk._types import (
     TxInfo,
     VerifiedValue,
 )
-from citychain.sdk._verify import check_header, prove_value
+from citychain.sdk._verify import check_header, prove_value, state_spec
 from citychain.types import Receipt, Transaction, ValidatorSet
 from citychain.types.address import call_args, to_address
 from citychain.types.tx import codec_to_json, json_to_codec
@@ -136,8 +137,8 @@ def _raw(tx: Transaction | bytes) -> bytes:
     return tx.encode() if isinstance(tx, Transaction) else bytes(tx)
 
 
-def _tx_hash(tx: Transaction | bytes) -> bytes:
-    return tx.hash if isinstance(tx, Transaction) else sha256(bytes(tx)).digest()
+def _tx_hash(tx: Transaction | bytes, hash_new: HashNew) -> bytes:
+    return tx.hash if isinstance(tx, Transaction) else hash_new(bytes(tx)).digest()
 
 
 @dataclass
@@ -219,6 +220,18 @@ class _Base:
             t.suite = get_suite(status.crypto_suite)
         t.status_seen = True
 
+    def _hash(self) -> HashNew:
+        """The chain's hash, for the hashes in the node's answers: the suite's, once given or
+        learnt (the methods that parse hashed values learn it first); SHA-256 before."""
+        suite = self._trust.suite
+        return suite.hash_new if suite is not None else sha256
+
+    def _spec(self) -> ics23.ProofSpec:
+        """The ICS-23 spec of this chain's state proofs (SM3 ops only on an SM3 chain)."""
+        suite = self._trust.suite
+        assert suite is not None  # verifying needs the trust anchors, the suite among them
+        return state_spec(suite)
+
     def _build(
         self,
         signer: Signer,
@@ -245,7 +258,8 @@ class _Base:
         )
 
     def _state_answer(self, raw: Any, key: bytes, height: int | None) -> StateProof:
-        a = _parse.parsed("state answer", lambda: _parse.state_proof(raw))
+        new = self._hash()
+        a = _parse.parsed("state answer", lambda: _parse.state_proof(raw, new))
         if a.key != key:
             raise _parse.bad_answer(f"asked for key {key.hex()}, got an answer for {a.key.hex()}")
         if height is not None and a.height != height:
@@ -269,8 +283,7 @@ class _Base:
             raise _parse.bad_answer(f"asked for block {height}, got block {b.height}")
         return t.light.verify(b.header, b.commit)
 
-    @staticmethod
-    def _proven(a: StateProof, validators: ValidatorSet) -> VerifiedValue:
+    def _proven(self, a: StateProof, validators: ValidatorSet) -> VerifiedValue:
         return prove_value(
             validators=validators,
             key=a.key,
@@ -278,17 +291,19 @@ class _Base:
             proof=a.proof,
             header=a.header,
             commit=a.commit,
+            spec=self._spec(),
         )
 
     @staticmethod
     def _unverified(a: StateProof) -> VerifiedValue:
         return VerifiedValue(a.key, a.value, a.height, a.header, verified=False)
 
-    @staticmethod
-    def _validators_answer(raw: Any, height: int | None) -> tuple[int, ValidatorSet]:
+    def _validators_answer(self, raw: Any, height: int | None) -> tuple[int, ValidatorSet]:
+        new = self._hash()
+
         def parse() -> tuple[int, ValidatorSet]:
             d = _parse.obj(raw)
-            return _parse.integer(d["height"]), _parse.validator_set(d)
+            return _parse.integer(d["height"]), _parse.validator_set(d, new)
 
         got_height, vs = _parse.parsed("validators", parse)
         if height is not None and got_height != height:
@@ -328,11 +343,10 @@ class _Base:
         body = codec.encode_trusted([_raw(t) for t in txs])
         return _Call("POST", "/v1/txs", content=body, headers=_CBOR)
 
-    @staticmethod
-    def _check_submitted(raw: Any, tx: Transaction | bytes) -> bytes:
+    def _check_submitted(self, raw: Any, tx: Transaction | bytes) -> bytes:
         d = _parse.parsed("submit answer", lambda: _parse.obj(raw))
         got = _parse.parsed("submit answer", lambda: _parse.hexb(d["hash"], 32))
-        if got != _tx_hash(tx):
+        if got != _tx_hash(tx, self._hash()):
             raise _parse.bad_answer("the node reported another hash for the transaction")
         return got
 
@@ -440,6 +454,13 @@ class Client(_Base):
         except ValueError:
             raise _parse.bad_answer(f"{call.method} {call.path} did not answer JSON") from None
 
+    def _suite_hash(self) -> HashNew:
+        """The chain's hash, learning the suite from the node's status first if it is not
+        known yet (an answer's hashes can only be checked with the chain's own hash)."""
+        if self._trust.suite is None:
+            self.status()
+        return self._hash()
+
     def _ensure_trust(self, need_validators: bool) -> None:
         t = self._trust
         if t.chain_id is None or t.suite is None or not t.status_seen:
@@ -488,28 +509,34 @@ class Client(_Base):
 
     def evidence(self, limit: int = 100) -> EvidenceInfo:
         """Evidence of double signing: committed (with the block height) and pending."""
+        new = self._suite_hash()
         raw = self._call(_Call("GET", "/v1/evidence", {"limit": str(limit)}))
-        return _parse.parsed("evidence", lambda: _parse.evidence_info(raw))
+        return _parse.parsed("evidence", lambda: _parse.evidence_info(raw, new))
 
     def validators(self, height: int | None = None) -> ValidatorSet:
         """The validator set that signs block ``height`` (the next block if None), as the node
         reports it. This does not change the set the client trusts."""
+        self._suite_hash()
         return self._validators_at(height)[1]
 
     def block(self, height: int | None = None) -> BlockInfo:
         """The block at ``height`` (the latest if None) with its commit."""
+        new = self._suite_hash()
         raw = self._call(self._block_call(height))
-        return _parse.parsed("block", lambda: _parse.block_info(raw))
+        return _parse.parsed("block", lambda: _parse.block_info(raw, new))
 
     def block_by_hash(self, block_hash: bytes | str) -> BlockInfo:
+        new = self._suite_hash()
         raw = self._call(_Call("GET", f"/v1/blocks/hash/{_hex_arg(block_hash, 'hash', 32)}"))
-        return _parse.parsed("block", lambda: _parse.block_info(raw))
+        return _parse.parsed("block", lambda: _parse.block_info(raw, new))
 
     # -- transactions --------------------------------------------------------------------------
     def submit(self, tx: Transaction | bytes) -> bytes:
         """Submit one signed transaction; its hash once admitted. A refusal raises with the
         node's code (e.g. :class:`TxRejected` ``nonce_too_low``, :class:`Unavailable`
         ``mempool_full``)."""
+        if not isinstance(tx, Transaction):
+            self._suite_hash()  # raw bytes: their hash is the chain's
         return self._check_submitted(self._call(self._submit_one(tx)), tx)
 
     def submit_batch(self, txs: Sequence[Transaction | bytes]) -> list[SubmitResult]:
@@ -519,8 +546,9 @@ class Client(_Base):
 
     def tx(self, tx_hash: bytes | str) -> TxInfo:
         """A pending or committed transaction; :class:`NotFound` if the node does not know it."""
+        new = self._suite_hash()
         raw = self._call(_Call("GET", f"/v1/txs/{_hex_arg(tx_hash, 'tx hash', 32)}"))
-        return _parse.parsed("transaction", lambda: _parse.tx_info(raw))
+        return _parse.parsed("transaction", lambda: _parse.tx_info(raw, new))
 
     def account(self, address: bytes | str) -> AccountInfo:
         raw = self._call(_Call("GET", f"/v1/accounts/{to_address(address).hex()}"))
@@ -698,6 +726,7 @@ class Client(_Base):
         """The node's answer for a state key as it came: value (or absence), ICS-23 proof,
         header and commit, *not* checked (check it with :func:`citychain.sdk.verify_state`,
         as :meth:`get_state` does); for carrying proofs elsewhere, e.g. an offline bundle."""
+        self._suite_hash()
         return self._state_answer(self._call(self._state_call(key, height)), key, height)
 
     def verify_header(self, height: int | None = None) -> LightBlock:
@@ -783,6 +812,12 @@ class AsyncClient(_Base):
         except ValueError:
             raise _parse.bad_answer(f"{call.method} {call.path} did not answer JSON") from None
 
+    async def _suite_hash(self) -> HashNew:
+        """As :meth:`Client._suite_hash`."""
+        if self._trust.suite is None:
+            await self.status()
+        return self._hash()
+
     async def _ensure_trust(self, need_validators: bool) -> None:
         t = self._trust
         if t.chain_id is None or t.suite is None or not t.status_seen:
@@ -834,29 +869,36 @@ class AsyncClient(_Base):
         return _parse.parsed("peers", lambda: list(_parse.obj(raw)["peers"]))
 
     async def evidence(self, limit: int = 100) -> EvidenceInfo:
+        new = await self._suite_hash()
         raw = await self._call(_Call("GET", "/v1/evidence", {"limit": str(limit)}))
-        return _parse.parsed("evidence", lambda: _parse.evidence_info(raw))
+        return _parse.parsed("evidence", lambda: _parse.evidence_info(raw, new))
 
     async def validators(self, height: int | None = None) -> ValidatorSet:
+        await self._suite_hash()
         return (await self._validators_at(height))[1]
 
     async def block(self, height: int | None = None) -> BlockInfo:
+        new = await self._suite_hash()
         raw = await self._call(self._block_call(height))
-        return _parse.parsed("block", lambda: _parse.block_info(raw))
+        return _parse.parsed("block", lambda: _parse.block_info(raw, new))
 
     async def block_by_hash(self, block_hash: bytes | str) -> BlockInfo:
+        new = await self._suite_hash()
         raw = await self._call(_Call("GET", f"/v1/blocks/hash/{_hex_arg(block_hash, 'hash', 32)}"))
-        return _parse.parsed("block", lambda: _parse.block_info(raw))
+        return _parse.parsed("block", lambda: _parse.block_info(raw, new))
 
     async def submit(self, tx: Transaction | bytes) -> bytes:
+        if not isinstance(tx, Transaction):
+            await self._suite_hash()  # raw bytes: their hash is the chain's
         return self._check_submitted(await self._call(self._submit_one(tx)), tx)
 
     async def submit_batch(self, txs: Sequence[Transaction | bytes]) -> list[SubmitResult]:
         return self._batch_results(await self._call(self._submit_many(txs)), len(txs))
 
     async def tx(self, tx_hash: bytes | str) -> TxInfo:
+        new = await self._suite_hash()
         raw = await self._call(_Call("GET", f"/v1/txs/{_hex_arg(tx_hash, 'tx hash', 32)}"))
-        return _parse.parsed("transaction", lambda: _parse.tx_info(raw))
+        return _parse.parsed("transaction", lambda: _parse.tx_info(raw, new))
 
     async def account(self, address: bytes | str) -> AccountInfo:
         raw = await self._call(_Call("GET", f"/v1/accounts/{to_address(address).hex()}"))

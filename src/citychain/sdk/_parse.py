@@ -3,13 +3,19 @@
 A node is not trusted to answer well: anything missing, mistyped or inconsistent (a header
 that does not hash to the hash it came with) raises :class:`DecodeError` naming what was
 wrong, never a ``KeyError`` or ``TypeError``.
+
+Hashes are the chain's: every parser of a hashed value takes ``hash_new``, the chain's hash as
+a hashlib-style constructor (its suite's ``hash_new``; SHA-256 unless given), and the values it
+returns carry it, so their ``hash`` is what the node computed on its side.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from citychain.crypto import HashNew, get_suite
 from citychain.errors import CitychainError, DecodeError, ErrorCode
 from citychain.sdk._types import (
     AccountInfo,
@@ -91,7 +97,10 @@ def opt_int(value: Any) -> int | None:
 # -- types ----------------------------------------------------------------------------------
 
 
-def header(raw: Any) -> Header:
+_SHA256: HashNew = hashlib.sha256
+
+
+def header(raw: Any, hash_new: HashNew = _SHA256) -> Header:
     d = obj(raw)
     h = Header(
         chain_id=text(d["chain_id"]),
@@ -105,6 +114,7 @@ def header(raw: Any) -> Header:
         proposer=hexb(d["proposer"]),
         version=integer(d["version"]),
         evidence_root=hexb(d["evidence_root"], 32),
+        hash_new=hash_new,
     )
     if "hash" in d and hexb(d["hash"], 32) != h.hash:
         raise ValueError("the header does not hash to its reported hash")
@@ -119,7 +129,7 @@ def commit(raw: Any) -> Commit:
     return Commit(integer(d["height"]), integer(d["round"]), hexb(d["block_hash"], 32), sigs)
 
 
-def transaction(raw: Any) -> Transaction:
+def transaction(raw: Any, hash_new: HashNew = _SHA256) -> Transaction:
     d = obj(raw)
     args = json_to_codec(obj(d["args"]))
     tx = Transaction(
@@ -136,6 +146,7 @@ def transaction(raw: Any) -> Transaction:
             (hexb(obj(e)["public_key"]), hexb(obj(e)["signature"]))
             for e in d.get("endorsements", [])
         ),
+        hash_new=hash_new,
     )
     if "hash" in d and hexb(d["hash"], 32) != tx.hash:
         raise ValueError("a transaction does not hash to its reported hash")
@@ -159,11 +170,14 @@ def receipt(raw: Any) -> Receipt:
     )
 
 
-def validator_set(raw: Any) -> ValidatorSet:
+def validator_set(raw: Any, hash_new: HashNew = _SHA256) -> ValidatorSet:
     d = obj(raw)
     vs = ValidatorSet(
-        Validator(hexb(obj(v)["public_key"]), integer(v["power"]), text(v.get("name", "")))
-        for v in d["validators"]
+        (
+            Validator(hexb(obj(v)["public_key"]), integer(v["power"]), text(v.get("name", "")))
+            for v in d["validators"]
+        ),
+        hash_new=hash_new,
     )
     if "hash" in d and hexb(d["hash"], 32) != vs.hash:
         raise ValueError("the validator set does not hash to its reported hash")
@@ -187,22 +201,22 @@ def vote(raw: Any) -> Vote:
     )
 
 
-def evidence(raw: Any) -> DuplicateVoteEvidence:
+def evidence(raw: Any, hash_new: HashNew = _SHA256) -> DuplicateVoteEvidence:
     d = obj(raw)
     if text(d["kind"]) != "duplicate_vote":
         raise ValueError(f"unknown evidence kind {d['kind']!r}")
-    ev = DuplicateVoteEvidence(vote(d["vote_a"]), vote(d["vote_b"]))
+    ev = DuplicateVoteEvidence(vote(d["vote_a"]), vote(d["vote_b"]), hash_new=hash_new)
     if "hash" in d and hexb(d["hash"], 32) != ev.hash:
         raise ValueError("evidence does not hash to its reported hash")
     return ev
 
 
-def block_info(raw: Any) -> BlockInfo:
+def block_info(raw: Any, hash_new: HashNew = _SHA256) -> BlockInfo:
     d = obj(raw)
     b = Block(
-        header(d["header"]),
-        tuple(transaction(t) for t in d["txs"]),
-        tuple(evidence(e) for e in d.get("evidence", [])),
+        header(d["header"], hash_new),
+        tuple(transaction(t, hash_new) for t in d["txs"]),
+        tuple(evidence(e, hash_new) for e in d.get("evidence", [])),
     )
     b.check_tx_root()
     c = commit(d["commit"])
@@ -211,9 +225,9 @@ def block_info(raw: Any) -> BlockInfo:
     return BlockInfo(b, c)
 
 
-def tx_info(raw: Any) -> TxInfo:
+def tx_info(raw: Any, hash_new: HashNew = _SHA256) -> TxInfo:
     d = obj(raw)
-    tx = transaction(d["tx"])
+    tx = transaction(d["tx"], hash_new)
     status = text(d["status"])
     if status not in (TxStatus.PENDING, TxStatus.COMMITTED):
         raise ValueError(f"unknown transaction status {status!r}")
@@ -246,9 +260,14 @@ def account(raw: Any) -> AccountInfo:
 def status(raw: Any) -> NodeStatus:
     d = obj(raw)
     mempool = obj(d["mempool"])
+    suite = text(d["crypto_suite"])
+    try:  # the validator set's hash is the chain's: the suite the status names
+        new = get_suite(suite).hash_new
+    except CitychainError:
+        raise ValueError(f"the chain's crypto suite {suite!r} is not known here") from None
     return NodeStatus(
         chain_id=text(d["chain_id"]),
-        crypto_suite=text(d["crypto_suite"]),
+        crypto_suite=suite,
         node_id=text(d["node_id"]),
         public_key=hexb(d["public_key"]),
         height=integer(d["height"]),
@@ -257,13 +276,13 @@ def status(raw: Any) -> NodeStatus:
         latest_time=integer(d["latest_block_time"]),
         mempool_txs=integer(mempool["txs"]),
         mempool_bytes=integer(mempool["bytes"]),
-        validators=validator_set(d["validators"]),
+        validators=validator_set(d["validators"], new),
         syncing=bool(d["syncing"]),
         version=text(d["version"]),
     )
 
 
-def state_proof(raw: Any) -> StateProof:
+def state_proof(raw: Any, hash_new: HashNew = _SHA256) -> StateProof:
     """A state answer as the node sent it; nothing is verified here (``get_state`` does)."""
     d = obj(raw)
     return StateProof(
@@ -271,7 +290,7 @@ def state_proof(raw: Any) -> StateProof:
         value=None if d["value"] is None else hexb(d["value"]),
         height=integer(d["height"]),
         proof=hexb(d["proof"]),
-        header=header(d["header"]),
+        header=header(d["header"], hash_new),
         commit=commit(d["commit"]),
     )
 
@@ -283,9 +302,10 @@ def committed_event(raw: Any) -> CommittedEvent:
     )
 
 
-def evidence_info(raw: Any) -> EvidenceInfo:
+def evidence_info(raw: Any, hash_new: HashNew = _SHA256) -> EvidenceInfo:
     d = obj(raw)
     committed = tuple(
-        (integer(obj(c)["committed_height"]), evidence(obj(c)["evidence"])) for c in d["committed"]
+        (integer(obj(c)["committed_height"]), evidence(obj(c)["evidence"], hash_new))
+        for c in d["committed"]
     )
-    return EvidenceInfo(committed, tuple(evidence(e) for e in d["pending"]))
+    return EvidenceInfo(committed, tuple(evidence(e, hash_new) for e in d["pending"]))

@@ -1,6 +1,12 @@
 """Checking a state answer: value -> proof -> state root -> header -> commit -> validators.
 
 Pure functions with no I/O, so they can be used on answers obtained any way.
+
+The proof spec is the chain's: ICS-23 ``SmtSpec`` over the suite's hash (:func:`state_spec`).
+On an ``ed25519`` chain that is upstream's ``SmtSpec`` (SHA-256); on an ``sm2-sm3`` chain every
+op is SM3, citychain's extension op (:attr:`citychain.proof.ics23.HashOp.SM3`). SM3 proofs are
+therefore accepted only for SM3 chains: checked against a SHA-256 chain's spec, an SM3 proof
+fails at its first op, and the reverse.
 """
 
 from __future__ import annotations
@@ -33,8 +39,9 @@ def verify_state(
     2. the header names ``validators`` (its ``validators_hash``), the commit is for this
        header, every signer is a distinct member, every signature verifies, and the signers
        hold more than 2/3 of the power (:meth:`Commit.verify`);
-    3. the ICS-23 proof (``SMT_SPEC``) shows ``key = value``, or that ``key`` is absent when
-       ``value`` is None, under ``header.state_root``.
+    3. the ICS-23 proof (the spec of ``suite``'s chains, :func:`state_spec`) shows
+       ``key = value``, or that ``key`` is absent when ``value`` is None, under
+       ``header.state_root``.
     """
     check_header(chain_id, height, header)
     if header.validators_hash != validators.hash:
@@ -51,8 +58,20 @@ def verify_state(
     except ProofError as exc:
         raise ProofError(f"header {height} is not final: {exc.message}", exc.code) from None
     return prove_value(
-        validators=validators, key=key, value=value, proof=proof, header=header, commit=commit
+        validators=validators,
+        key=key,
+        value=value,
+        proof=proof,
+        header=header,
+        commit=commit,
+        spec=state_spec(suite),
     )
+
+
+def state_spec(suite: CryptoSuite) -> ics23.ProofSpec:
+    """The ICS-23 spec of the state tree of a chain on ``suite``: ``SmtSpec`` with the suite's
+    hash (``ics23.SMT_SPEC`` for SHA-256, ``ics23.SMT_SPEC_SM3`` for SM3)."""
+    return ics23.smt_spec(ics23.hash_op_named(suite.hash_name))
 
 
 def check_header(chain_id: str, height: int, header: Header) -> None:
@@ -76,17 +95,19 @@ def prove_value(
     proof: bytes,
     header: Header,
     commit: Commit,
+    spec: ics23.ProofSpec = ics23.SMT_SPEC,
 ) -> VerifiedValue:
     """Step 3 of :func:`verify_state` alone, for a ``header`` already known final under
     ``validators`` (e.g. by :class:`~citychain.sdk.LightClient`): the ICS-23 proof shows
-    ``key = value`` (or its absence) under ``header.state_root``."""
+    ``key = value`` (or its absence) under ``header.state_root``, checked against ``spec``
+    (the chain's, :func:`state_spec`; a SHA-256 chain's unless given)."""
     height = header.height
     try:
         parsed = ics23.decode_commitment_proof(proof)
         if value is None:
-            ics23.verify_non_membership(ics23.SMT_SPEC, header.state_root, parsed, key)
+            ics23.verify_non_membership(spec, header.state_root, parsed, key)
         else:
-            ics23.verify_membership(ics23.SMT_SPEC, header.state_root, parsed, key, value)
+            ics23.verify_membership(spec, header.state_root, parsed, key, value)
     except (ProofError, DecodeError) as exc:
         what = "absence" if value is None else "value"
         raise ProofError(

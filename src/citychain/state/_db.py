@@ -34,6 +34,15 @@ caller's batch (it reads the stale lists of versions being pruned, which are alr
 killed anywhere before the batch lands leaves the previous version intact on disk, and a
 reopened StateDB reads its version and root from the ``0xFF 'm'`` and root records.
 
+The hash. Every hash of the tree (key paths, leaves, inner nodes) is the chain's hash, given
+to the constructor with the chain's suite (its ``hash_new``, a hashlib-style constructor:
+``hashlib.sha256`` for ``ed25519``, the default; SM3 for ``sm2-sm3``), and the proofs name the
+matching ICS-23 op (``SHA256``, or citychain's ``SM3`` extension), so they verify under
+``smt_spec(op)``. One StateDB hashes with one function for its whole life: the pages on disk
+keep only hashes, and a tree reopened with another hash would be nonsense. The chain never
+lets that happen, because the genesis hash (made with the same suite) guards the directory.
+The hot loops call ``self._sha`` exactly as they called ``hashlib.sha256`` before.
+
 Concurrency: one writer (prepare/commit/committed in sequence). Reads of a retained version may
 run on other threads while a block commits: pages are immutable, and a retained version's
 records are never touched by later commits until it is pruned.
@@ -44,12 +53,19 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from hashlib import sha256 as _sha
 
 import cbor2
 
+from citychain.crypto import ED25519, CryptoSuite, HashNew
 from citychain.errors import ErrorCode, InternalError, InvalidInput, NotFound
-from citychain.proof.ics23 import CommitmentProof, ExistenceProof, NonExistenceProof
+from citychain.proof.ics23 import (
+    CommitmentProof,
+    ExistenceProof,
+    NonExistenceProof,
+    ProofSpec,
+    hash_op_named,
+    smt_spec,
+)
 from citychain.state._nodes import (
     BUCKET,
     EMPTY,
@@ -176,6 +192,10 @@ class StateDB:
     Writing a block: ``prepared = db.prepare(writes, db.version + 1)`` (pure; its ``root``
     goes into the header), ``db.commit(prepared, batch)`` (adds to the block's batch),
     ``kv.write(batch)``, then ``db.committed(prepared)``.
+
+    ``suite``: the chain's crypto suite, whose hash the tree uses (``suite.hash_new``) and
+    whose ICS-23 op its proofs name (see the module docstring); Ed25519's (SHA-256) unless
+    given. :attr:`spec` is the proof spec the proofs verify under.
     """
 
     def __init__(
@@ -184,12 +204,17 @@ class StateDB:
         *,
         retain_versions: int | None = None,
         cache_nodes: int = 131_072,
+        suite: CryptoSuite = ED25519,
     ) -> None:
         if retain_versions is not None and retain_versions < 1:
             raise _bad(f"retain_versions must be at least 1 (or None), not {retain_versions}")
         if cache_nodes < 0:
             raise _bad(f"cache_nodes must not be negative, not {cache_nodes}")
         self._kv = kv
+        self._sha: HashNew = suite.hash_new
+        self._op = hash_op_named(suite.hash_name)
+        #: The ICS-23 spec this tree's proofs verify under.
+        self.spec: ProofSpec = smt_spec(self._op)
         self._retain = retain_versions
         self._cache = NodeCache(cache_nodes)
         meta = kv.get(_NODES, _META_KEY)
@@ -329,7 +354,7 @@ class StateDB:
             raw = self._kv.get(_NODES, nkey)
             if raw is None:
                 raise InternalError(f"state page {nkey.hex()} is missing (pruned too early?)")
-            page = page_from_disk(raw)
+            page = page_from_disk(raw, self._sha)
             self._cache.put(nkey, page)
         return page
 
@@ -346,7 +371,7 @@ class StateDB:
             raise _bad(f"the next state version is {self._version + 1}, not {version}")
         if version > MAX_VERSION:
             raise _bad(f"state version {version} is too large")
-        sha = _sha
+        sha = self._sha
         items: list[Item] = []
         append = items.append
         try:
@@ -367,7 +392,7 @@ class StateDB:
         except AttributeError:
             raise _bad("writes must be a mapping of bytes to bytes or None") from None
         items.sort()
-        upd = Updater(self._load, version)
+        upd = Updater(self._load, version, sha)
         base = EMPTY_ENTRY if version == 0 else self._root_entry
         root_entry = upd.slot(base, 0, items, 0, len(items)) if items else base
         changes = {key: (writes[key], prev) for key, prev in upd.changes.items()}
@@ -493,12 +518,13 @@ class StateDB:
         if type(key) is not bytes or not key:
             raise _bad("a state key is non-empty bytes")
         entry = self._root_entry if version is None else self._root_entry_at(version)
-        walker = Walker(self._load, entry)
-        path = int.from_bytes(_sha(key).digest(), "big")
+        sha, op = self._sha, self._op
+        walker = Walker(self._load, entry, sha)
+        path = int.from_bytes(sha(key).digest(), "big")
         steps, end = walker.descend(path)
         if end is not None and end[0] == key:
             value = self._value_at(key, end[1])
-            return value, CommitmentProof(exist=existence_proof(key, value, steps))
+            return value, CommitmentProof(exist=existence_proof(key, value, steps, op))
         left, right = neighbours(walker, path, steps, end)
         proofs: list[ExistenceProof | None] = []
         for leaf in (left, right):
@@ -506,10 +532,10 @@ class StateDB:
                 proofs.append(None)
                 continue
             lkey, lver = leaf
-            lsteps, lend = walker.descend(int.from_bytes(_sha(lkey).digest(), "big"))
+            lsteps, lend = walker.descend(int.from_bytes(sha(lkey).digest(), "big"))
             if lend is None or lend[0] != lkey:
                 raise InternalError("state tree: neighbour leaf not found on its own path")
-            proofs.append(existence_proof(lkey, self._value_at(lkey, lver), lsteps))
+            proofs.append(existence_proof(lkey, self._value_at(lkey, lver), lsteps, op))
         return None, CommitmentProof(
             nonexist=NonExistenceProof(key=key, left=proofs[0], right=proofs[1])
         )

@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-The *logical* tree is binary (see :mod:`citychain.state._smt`): 256 levels over sha256(key),
+The *logical* tree is binary (see :mod:`citychain.state._smt`): 256 levels over H(key),
 an empty subtree is ``ZERO`` (32 zero bytes) and a subtree holding exactly one leaf *is* that
 leaf. The *physical* unit is a page: the four binary levels below a nibble boundary, stored as
 one database record, like the internal nodes of a Jellyfish Merkle Tree, so one read and one
@@ -14,7 +14,7 @@ value. Every position has a kind and a hash:
 
 * ``EMPTY`` (0): nothing below; hash ``ZERO``;
 * ``LEAF`` (1): exactly one leaf below; hash = that leaf's hash (the compressed SMT rule);
-* ``INNER`` (2): two or more leaves below; hash = sha256(0x01 || left || right). As a slot,
+* ``INNER`` (2): two or more leaves below; hash = H(0x01 || left || right). As a slot,
   ``INNER`` is a *child page* holding the subtree;
 * ``BUCKET`` (3, slots only): two to :data:`BUCKET_MAX` leaves kept inline in the slot, with
   the hash of their compressed binary subtree. Buckets remove the tiny pages that would
@@ -31,7 +31,7 @@ then the slots' payloads::
     1216  payloads: a leaf's key, a bucket's leaves, nothing for a child or an empty slot
 
 Because siblings ``2p`` and ``2p + 1`` are adjacent, the inner hash of ``p`` is
-sha256(0x01 || page[64p : 64p + 64]), and updating a page is a copy, a few slice assignments
+H(0x01 || page[64p : 64p + 64]), and updating a page is a copy, a few slice assignments
 and one hash per changed level. A bucket's payload is its leaves in path order, each
 ``leaf hash (32) || u64 value version || u16 key length || key``.
 
@@ -48,11 +48,11 @@ two versions share a record, and pruning one would delete the other's).
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from collections import OrderedDict
 from contextlib import suppress
 
+from citychain.crypto import HashNew
 from citychain.errors import InternalError
 
 ZERO = bytes(32)
@@ -71,7 +71,6 @@ _U32 = struct.Struct(">I")
 _ENDS = struct.Struct(">16I")
 _NODE_KEY = struct.Struct(">QB")
 _BUCKET_LEAF = struct.Struct(">QH")
-_sha = hashlib.sha256
 _P1 = b"\x01"
 _P1Z = _P1 + ZERO
 
@@ -90,8 +89,14 @@ def node_key(version: int, depth: int, path: int) -> bytes:
     return _NODE_KEY.pack(version, depth) + prefix.to_bytes((depth + 1) // 2, "big")
 
 
-def path_of(key: bytes) -> int:
-    return int.from_bytes(_sha(key).digest(), "big")
+# Every function that hashes takes the chain's hash ``sha`` (a hashlib-style constructor:
+# ``hashlib.sha256`` on an ed25519 chain, SM3 on an sm2-sm3 chain) as its last argument, with
+# no default: the tree's owner (:class:`~citychain.state.StateDB`) chose it from genesis, and
+# a caller that forgot it should not silently get SHA-256.
+
+
+def path_of(key: bytes, sha: HashNew) -> int:
+    return int.from_bytes(sha(key).digest(), "big")
 
 
 # -- buckets ------------------------------------------------------------------------------
@@ -107,7 +112,7 @@ def encode_bucket(leaves: list[Item]) -> bytes:
     return b"".join(parts)
 
 
-def decode_bucket(raw: bytes) -> list[Item]:
+def decode_bucket(raw: bytes, sha: HashNew) -> list[Item]:
     leaves: list[Item] = []
     off = 0
     end = len(raw)
@@ -118,13 +123,13 @@ def decode_bucket(raw: bytes) -> list[Item]:
             off += 42
             key = raw[off : off + n]
             off += n
-            leaves.append((path_of(key), key, lh, ver))
+            leaves.append((path_of(key, sha), key, lh, ver))
     except struct.error:
         raise InternalError("corrupt state bucket") from None
     return leaves
 
 
-def subtree_hash(leaves: list[Item], bit: int) -> bytes:
+def subtree_hash(leaves: list[Item], bit: int, sha: HashNew) -> bytes:
     """Hash of the compressed subtree at binary depth ``bit`` holding ``leaves`` (path order).
 
     The leaves share their first ``bit`` path bits. The first bit where the smallest and the
@@ -145,25 +150,24 @@ def subtree_hash(leaves: list[Item], bit: int) -> bytes:
     k = 1
     while leaves[k][0] < threshold:
         k += 1
-    h = _sha(
-        _P1 + subtree_hash(leaves[:k], split + 1) + subtree_hash(leaves[k:], split + 1)
+    h = sha(
+        _P1 + subtree_hash(leaves[:k], split + 1, sha) + subtree_hash(leaves[k:], split + 1, sha)
     ).digest()
     for b in range(split - 1, bit - 1, -1):
-        h = _sha(_P1Z + h if (first >> (255 - b)) & 1 else _P1 + h + ZERO).digest()
+        h = sha(_P1Z + h if (first >> (255 - b)) & 1 else _P1 + h + ZERO).digest()
     return h
 
 
 # -- pages --------------------------------------------------------------------------------
 
 
-def rehash(ba: bytearray, dirty: list[int]) -> None:
+def rehash(ba: bytearray, dirty: list[int], sha: HashNew) -> None:
     """Recompute kinds and hashes of the positions above the changed slots ``dirty``
     (ascending positions 16..31) of the page head ``ba``.
 
     With kinds EMPTY = 0 and LEAF = 1, a parent holds one lone leaf exactly when the kinds of
     its children add up to 1, nothing when they add up to 0, and is inner otherwise.
     """
-    sha = _sha
     if len(dirty) == 1:
         p = dirty[0] >> 1
         while p:
@@ -237,7 +241,7 @@ def single_leaf_slot(page: bytes | bytearray, pos: int) -> int:
     return q - 16
 
 
-def build_page(entries: list[Entry]) -> bytes:
+def build_page(entries: list[Entry], sha: HashNew) -> bytes:
     """A new page from the entries of its sixteen slots (at least two leaves below)."""
     ba = bytearray(HEAD)
     dirty: list[int] = []
@@ -256,11 +260,11 @@ def build_page(entries: list[Entry]) -> bytes:
                 total += len(payload)
         ends.append(total)
     _ENDS.pack_into(ba, ENDS, *ends)
-    rehash(ba, dirty)
+    rehash(ba, dirty, sha)
     return bytes(ba) + b"".join(payloads)
 
 
-def update_page(page: bytes, changed: list[tuple[int, Entry, Entry]]) -> bytearray:
+def update_page(page: bytes, changed: list[tuple[int, Entry, Entry]], sha: HashNew) -> bytearray:
     """``page`` with slots replaced: ``changed`` lists ``(slot, old entry, new entry)`` by slot.
 
     When no payload changes length (a leaf's value or a bucket member's value changes, the
@@ -304,7 +308,7 @@ def update_page(page: bytes, changed: list[tuple[int, Entry, Entry]]) -> bytearr
             new_ends.append(total)
         _ENDS.pack_into(ba, ENDS, *new_ends)
         ba += b"".join(payloads)
-    rehash(ba, [16 + s for s, _, _ in changed])
+    rehash(ba, [16 + s for s, _, _ in changed], sha)
     return ba
 
 
@@ -314,7 +318,7 @@ def page_to_disk(page: bytes) -> bytes:
     return page[:32] + page[512:]
 
 
-def page_from_disk(raw: bytes) -> bytes:
+def page_from_disk(raw: bytes, sha: HashNew) -> bytes:
     if len(raw) < HEAD - 480:
         raise InternalError("corrupt state page: too short")
     ba = bytearray(raw[:32])
@@ -323,7 +327,7 @@ def page_from_disk(raw: bytes) -> bytes:
     dirty = [q for q in range(16, 32) if ba[q]]
     if len(dirty) < 1:
         raise InternalError("corrupt state page: no slot in use")
-    rehash(ba, dirty)
+    rehash(ba, dirty, sha)
     return bytes(ba)
 
 

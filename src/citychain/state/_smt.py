@@ -2,8 +2,8 @@
 
 Theory of operation
 -------------------
-Logical tree (fixed by ICS-23 ``SmtSpec``): the path of a key is sha256(key), most significant
-bit first. leaf = sha256(0x00 || sha256(key) || sha256(value)); inner = sha256(0x01 || l || r);
+Logical tree (fixed by ICS-23 ``SmtSpec``): the path of a key is H(key), most significant
+bit first. leaf = H(0x00 || H(key) || H(value)); inner = H(0x01 || l || r);
 an empty subtree is 32 zero bytes; a subtree with exactly one leaf is that leaf, so an inner
 node always has two or more leaves below it (one of its children may still be empty: two keys
 sharing a long path prefix sit under a chain of inner nodes with empty siblings).
@@ -36,13 +36,13 @@ through empty siblings).
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from bisect import bisect_left
 from collections.abc import Callable
 
+from citychain.crypto import HashNew
 from citychain.errors import InternalError
-from citychain.proof.ics23 import SMT_SPEC, ExistenceProof, HashOp, InnerOp, LeafOp
+from citychain.proof.ics23 import ExistenceProof, HashOp, InnerOp, smt_spec
 from citychain.state._nodes import (
     BUCKET,
     BUCKET_MAX,
@@ -65,20 +65,19 @@ from citychain.state._nodes import (
     update_page,
 )
 
-LEAF_OP: LeafOp = SMT_SPEC.leaf_spec  # type: ignore[assignment]
 _U64 = struct.Struct(">Q")
-_sha = hashlib.sha256
 _P1 = b"\x01"
 
 
 class Updater:
     """One block's update of the tree; collects new pages, stale pages and effective changes."""
 
-    __slots__ = ("changes", "load", "new_pages", "stale", "version")
+    __slots__ = ("changes", "load", "new_pages", "sha", "stale", "version")
 
-    def __init__(self, load: Callable[[bytes], bytes], version: int) -> None:
+    def __init__(self, load: Callable[[bytes], bytes], version: int, sha: HashNew) -> None:
         self.load = load
         self.version = version
+        self.sha = sha
         self.new_pages: dict[bytes, bytes] = {}
         self.stale: list[bytes] = []
         #: key -> version of the value it replaced (-1: the key was absent)
@@ -107,9 +106,9 @@ class Updater:
                 return (LEAF, item[2], item[1], item[3])
         old: list[Item]
         if kind == LEAF:
-            old = [(path_of(entry[2]), entry[2], entry[1], entry[3])]
+            old = [(path_of(entry[2], self.sha), entry[2], entry[1], entry[3])]
         elif kind == BUCKET:
-            old = decode_bucket(entry[2])
+            old = decode_bucket(entry[2], self.sha)
         else:
             old = []
         leaves = self.merge(old, items, lo, hi)
@@ -159,7 +158,7 @@ class Updater:
             assert lh is not None
             return (LEAF, lh, key, ver)
         if n <= BUCKET_MAX:
-            return (BUCKET, subtree_hash(leaves, 4 * depth), encode_bucket(leaves), 0)
+            return (BUCKET, subtree_hash(leaves, 4 * depth, self.sha), encode_bucket(leaves), 0)
         if depth >= 64:
             raise InternalError("state tree deeper than 64 nibbles: duplicate key paths")
         shift = 252 - 4 * depth
@@ -170,7 +169,7 @@ class Updater:
             j = bisect_left(leaves, ((top + 1) << shift,), i + 1, n)
             entries[top & 15] = self.build(depth + 1, leaves[i:j])
             i = j
-        page = build_page(entries)
+        page = build_page(entries, self.sha)
         self.new_pages[node_key(self.version, depth, leaves[0][0])] = page
         return (INNER, page[32:64], b"", self.version)
 
@@ -199,7 +198,7 @@ class Updater:
             i = j
         if not changed:
             return entry
-        ba = update_page(page, changed)
+        ba = update_page(page, changed, self.sha)
         self.stale.append(nkey)
         top_kind = ba[1]
         if top_kind == EMPTY:
@@ -226,11 +225,12 @@ Step = tuple[int, bytes, Ref]
 class Walker:
     """Read-only descents through one version's tree."""
 
-    __slots__ = ("load", "root")
+    __slots__ = ("load", "root", "sha")
 
-    def __init__(self, load: Callable[[bytes], bytes], root: Entry) -> None:
+    def __init__(self, load: Callable[[bytes], bytes], root: Entry, sha: HashNew) -> None:
         self.load = load
         self.root = root
+        self.sha = sha
 
     def _child(self, page: bytes, s: int, depth: int, prefix: int) -> tuple[bytes, int]:
         child_prefix = (prefix << 4) | s
@@ -247,7 +247,9 @@ class Walker:
         if kind == LEAF:
             return steps, (payload, ver)
         if kind == BUCKET:
-            return steps, _bucket_descend(decode_bucket(payload), 0, path, steps)
+            return steps, _bucket_descend(
+                decode_bucket(payload, self.sha), 0, path, steps, self.sha
+            )
         page = self.load(node_key(ver, 0, 0))
         p = 1
         depth = prefix = 0
@@ -271,7 +273,9 @@ class Walker:
                 return steps, _slot_leaf(page, s)
             if kind == BUCKET:
                 start, end = slot_bounds(page, s)
-                return steps, _bucket_descend(decode_bucket(page[start:end]), b, path, steps)
+                return steps, _bucket_descend(
+                    decode_bucket(page[start:end], self.sha), b, path, steps, self.sha
+                )
             page, prefix = self._child(page, s, depth, prefix)
             depth += 1
             p = 1
@@ -300,7 +304,7 @@ class Walker:
             s = p - 16
             if kind == BUCKET:
                 start, end = slot_bounds(page, s)
-                return self.extreme(decode_bucket(page[start:end]), rightmost)
+                return self.extreme(decode_bucket(page[start:end], self.sha), rightmost)
             page, prefix = self._child(page, s, depth, prefix)
             depth += 1
             p = 1
@@ -311,7 +315,9 @@ def _slot_leaf(page: bytes, s: int) -> Leaf:
     return (page[start:end], int.from_bytes(page[1024 + 8 * s : 1032 + 8 * s], "big"))
 
 
-def _bucket_descend(leaves: list[Item], b: int, path: int, steps: list[Step]) -> Leaf | None:
+def _bucket_descend(
+    leaves: list[Item], b: int, path: int, steps: list[Step], sha: HashNew
+) -> Leaf | None:
     """Continue a descent inside a bucket whose subtree starts at binary depth ``b``."""
     while len(leaves) > 1:
         shift = 255 - b
@@ -320,7 +326,7 @@ def _bucket_descend(leaves: list[Item], b: int, path: int, steps: list[Step]) ->
         k = bisect_left(leaves, (threshold,))
         left, right = leaves[:k], leaves[k:]
         side, other = (right, left) if bit else (left, right)
-        steps.append((bit, subtree_hash(other, b + 1), other))
+        steps.append((bit, subtree_hash(other, b + 1, sha), other))
         b += 1
         if not side:
             return None
@@ -329,14 +335,16 @@ def _bucket_descend(leaves: list[Item], b: int, path: int, steps: list[Step]) ->
     return (key, ver)
 
 
-def existence_proof(key: bytes, value: bytes, steps: list[Step]) -> ExistenceProof:
+def existence_proof(key: bytes, value: bytes, steps: list[Step], op: HashOp) -> ExistenceProof:
+    """The ICS-23 existence proof of ``key = value`` from a descent's ``steps``, in a tree
+    hashed with ``op`` (it verifies under :func:`~citychain.proof.ics23.smt_spec` ``(op)``)."""
     ops: list[InnerOp] = []
     for bit, sib, _ in reversed(steps):
         if bit:
-            ops.append(InnerOp(hash=HashOp.SHA256, prefix=_P1 + sib, suffix=b""))
+            ops.append(InnerOp(hash=op, prefix=_P1 + sib, suffix=b""))
         else:
-            ops.append(InnerOp(hash=HashOp.SHA256, prefix=_P1, suffix=sib))
-    return ExistenceProof(key=key, value=value, leaf=LEAF_OP, path=tuple(ops))
+            ops.append(InnerOp(hash=op, prefix=_P1, suffix=sib))
+    return ExistenceProof(key=key, value=value, leaf=smt_spec(op).leaf_spec, path=tuple(ops))
 
 
 def neighbours(
@@ -346,7 +354,7 @@ def neighbours(
     left: Leaf | None = None
     right: Leaf | None = None
     if end is not None:
-        if path_of(end[0]) < path:
+        if path_of(end[0], walker.sha) < path:
             left = end
         else:
             right = end

@@ -129,8 +129,11 @@ def run_commit_bench(
     """Key updates/s of transfer blocks on a state of ``n_keys`` keys."""
     rng = random.Random(seed)  # noqa: S311 (a seeded workload, not secrets)
     with _store(directory) as kv:
-        extra = {} if cache_nodes is None else {"cache_nodes": cache_nodes}
-        db = StateDB(kv, retain_versions=retain_versions, **extra)
+        db = (
+            StateDB(kv, retain_versions=retain_versions)
+            if cache_nodes is None
+            else StateDB(kv, retain_versions=retain_versions, cache_nodes=cache_nodes)
+        )
         addrs = _build(kv, db, n_keys, rng, progress)
         prep = comm = write = 0.0
         updates = 0
@@ -188,8 +191,7 @@ def run_proofs_bench(
     half absent ones). Proofs are verified after timing (when ``verify``)."""
     rng = random.Random(seed)  # noqa: S311 (a seeded workload, not secrets)
     with _store(directory) as kv:
-        extra = {} if cache_nodes is None else {"cache_nodes": cache_nodes}
-        db = StateDB(kv, **extra)
+        db = StateDB(kv) if cache_nodes is None else StateDB(kv, cache_nodes=cache_nodes)
         addrs = _build(kv, db, n_keys, rng, progress)
         keys = []
         for i in range(queries):

@@ -22,10 +22,12 @@ state changes, so a block and everything it changed land atomically or not at al
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from collections.abc import Iterator, Sequence
 
 from citychain import codec
+from citychain.crypto import HashNew
 from citychain.errors import InternalError
 from citychain.store.kv import Batch, KVStore
 from citychain.types import (
@@ -47,8 +49,12 @@ def _h(height: int) -> bytes:
 
 
 class BlockStore:
-    def __init__(self, kv: KVStore) -> None:
+    """One chain's blocks on disk. ``hash_new`` is the chain's hash (its suite's: SHA-256
+    unless given), handed to everything decoded here so their hashes are the chain's."""
+
+    def __init__(self, kv: KVStore, *, hash_new: HashNew = hashlib.sha256) -> None:
         self._kv = kv
+        self._new = hash_new
         raw = kv.get("meta", b"height")
         self._height = _H.unpack(raw)[0] if raw else 0
         # The latest header is read on every block and status call: keep it decoded.
@@ -102,13 +108,13 @@ class BlockStore:
     # -- reads ------------------------------------------------------------------------------
     def block(self, height: int) -> Block | None:
         raw = self._kv.get("blocks", b"b" + _h(height))
-        return Block.decode(raw) if raw is not None else None
+        return Block.decode(raw, hash_new=self._new) if raw is not None else None
 
     def header(self, height: int) -> Header | None:
         if self._last is not None and self._last.height == height:
             return self._last
         raw = self._kv.get("blocks", b"H" + _h(height))
-        return Header.decode(raw) if raw is not None else None
+        return Header.decode(raw, hash_new=self._new) if raw is not None else None
 
     def commit(self, height: int) -> Commit | None:
         raw = self._kv.get("blocks", b"c" + _h(height))
@@ -157,7 +163,9 @@ class BlockStore:
         for _, raw in self._kv.iterate(
             "meta", b"validators", b"validators" + _h(height + 1), reverse=True
         ):
-            return ValidatorSet(Validator(bytes(k), p, n) for k, p, n in codec.decode(raw))
+            return ValidatorSet(
+                (Validator(bytes(k), p, n) for k, p, n in codec.decode(raw)), hash_new=self._new
+            )
         raise InternalError(f"no validator set recorded for height {height}")
 
     def iter_blocks(self, start: int = 1) -> Iterator[tuple[Block, Commit]]:

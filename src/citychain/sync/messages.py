@@ -7,10 +7,12 @@ commit stored with it) or ``no_block``.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 from citychain import codec
+from citychain.crypto import HashNew
 from citychain.errors import DecodeError
 from citychain.types import Block, Commit
 from citychain.types.tx import check_fields
@@ -71,7 +73,8 @@ def encode(msg: SyncMessage) -> bytes:
     return codec.encode_trusted(msg.to_list())
 
 
-def decode(data: bytes, max_size: int) -> SyncMessage:
+def decode(data: bytes, max_size: int, hash_new: HashNew = hashlib.sha256) -> SyncMessage:
+    """Decode one sync message; a block in it gets the chain's hash ``hash_new``."""
     raw = codec.decode(data, max_size=max_size)
     if not isinstance(raw, list) or not raw or not isinstance(raw[0], str):
         raise DecodeError("a sync message is a CBOR array starting with its kind")
@@ -79,11 +82,11 @@ def decode(data: bytes, max_size: int) -> SyncMessage:
     if kind == "status?":
         return StatusRequest()
     if kind in ("status", "block?", "no_block", "block"):
-        return _decode_sync(kind, raw)
+        return _decode_sync(kind, raw, hash_new)
     raise DecodeError(f"unknown sync message kind {kind!r}")
 
 
-def _decode_sync(kind: str, raw: list[Any]) -> SyncMessage:
+def _decode_sync(kind: str, raw: list[Any], hash_new: HashNew) -> SyncMessage:
     if kind == "status":
         if len(raw) != 3:
             raise DecodeError("a status message has 3 items")
@@ -98,4 +101,6 @@ def _decode_sync(kind: str, raw: list[Any]) -> SyncMessage:
         return NoBlock(_uint("no block", "height", raw[1]))
     if len(raw) != 3 or not isinstance(raw[1], bytes) or not isinstance(raw[2], bytes):
         raise DecodeError('a block response is ["block", block bytes, commit bytes]')
-    return BlockResponse(Block.decode(raw[1], max_size=len(raw[1])), Commit.decode(raw[2]))
+    return BlockResponse(
+        Block.decode(raw[1], max_size=len(raw[1]), hash_new=hash_new), Commit.decode(raw[2])
+    )

@@ -3,7 +3,10 @@
 A header commits to everything a light client needs: the transactions (``tx_root``), what they
 did (``results_root``), the state after the block (``state_root``, a sparse-Merkle root with
 ICS-23 proofs), and who may sign the next blocks (``validators_hash``). The block hash is
-sha256 of the header's canonical bytes.
+the chain's hash of the header's canonical bytes, and every root in it is made with the same
+hash: SHA-256 on an ``ed25519`` chain, SM3 on an ``sm2-sm3`` chain. A header carries that hash
+function (``hash_new``, not part of its data; see :mod:`citychain.types.tx`) and hands it to
+what it decodes.
 
 A :class:`Commit` is the set of precommit signatures over a block hash by more than two thirds
 of the voting power; with the validator set it proves a header final. A single validator's
@@ -18,11 +21,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from citychain import codec
-from citychain.crypto import CryptoSuite, Signer, VerifyItem
+from citychain.crypto import CryptoSuite, HashNew, Signer, VerifyItem
 from citychain.errors import DecodeError, ErrorCode, ProofError
 from citychain.proof import merkle
 from citychain.types.evidence import DuplicateVoteEvidence
@@ -31,7 +34,8 @@ from citychain.types.validator import ValidatorSet
 from citychain.types.vote import VoteType, vote_signing_bytes
 
 HEADER_VERSION = 1
-#: The evidence root of a block without evidence.
+#: The evidence root of a block without evidence on a SHA-256 chain (``merkle.root([], new)``
+#: on another).
 EMPTY_ROOT = merkle.root([])
 
 
@@ -49,6 +53,8 @@ class Header:
     version: int = HEADER_VERSION
     #: Merkle root of the block's evidence of misbehaviour (see types/evidence.py).
     evidence_root: bytes = EMPTY_ROOT
+    #: The chain's hash (not encoded, not compared): what :attr:`hash` and the roots use.
+    hash_new: HashNew = field(default=hashlib.sha256, compare=False, repr=False, kw_only=True)
 
     def to_list(self) -> list[Any]:
         return [
@@ -70,10 +76,10 @@ class Header:
 
     @property
     def hash(self) -> bytes:
-        return hashlib.sha256(self.encode()).digest()
+        return self.hash_new(self.encode()).digest()
 
     @classmethod
-    def from_list(cls, raw: Any) -> Header:
+    def from_list(cls, raw: Any, *, hash_new: HashNew = hashlib.sha256) -> Header:
         if not isinstance(raw, list) or len(raw) != 11:
             raise DecodeError("a header is a CBOR array of 11 items")
         (
@@ -118,11 +124,12 @@ class Header:
             proposer,
             version,
             evidence_root,
+            hash_new=hash_new,
         )
 
     @classmethod
-    def decode(cls, data: bytes) -> Header:
-        return cls.from_list(codec.decode(data))
+    def decode(cls, data: bytes, *, hash_new: HashNew = hashlib.sha256) -> Header:
+        return cls.from_list(codec.decode(data), hash_new=hash_new)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -245,12 +252,14 @@ class Commit:
         }
 
 
-def tx_root(txs: Sequence[Transaction]) -> bytes:
-    return merkle.root([tx.encode() for tx in txs])
+def tx_root(txs: Sequence[Transaction], hash_new: HashNew = hashlib.sha256) -> bytes:
+    return merkle.root([tx.encode() for tx in txs], hash_new)
 
 
-def evidence_root(evidence: Sequence[DuplicateVoteEvidence]) -> bytes:
-    return merkle.root([e.encode() for e in evidence])
+def evidence_root(
+    evidence: Sequence[DuplicateVoteEvidence], hash_new: HashNew = hashlib.sha256
+) -> bytes:
+    return merkle.root([e.encode() for e in evidence], hash_new)
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,11 +293,13 @@ class Block:
         *,
         max_size: int | None = None,
         known: Callable[[bytes], Transaction | None] | None = None,
+        hash_new: HashNew = hashlib.sha256,
     ) -> Block:
-        """The block in ``data``. ``known`` (a transaction hash -> the transaction, or None)
-        lets a node reuse transactions it already decoded and checked, e.g. its mempool's, for
-        those a proposal names, instead of decoding them again: a transaction's hash is the
-        SHA-256 of its wire bytes, so a hit is the very same bytes."""
+        """The block in ``data``, on a chain whose hash is ``hash_new``. ``known`` (a
+        transaction hash -> the transaction, or None) lets a node reuse transactions it already
+        decoded and checked, e.g. its mempool's, for those a proposal names, instead of decoding
+        them again: a transaction's hash is the chain's hash of its wire bytes, so a hit is the
+        very same bytes."""
         raw = codec.decode(data, max_size=max_size)
         if (
             not isinstance(raw, list)
@@ -297,25 +308,28 @@ class Block:
             or not isinstance(raw[2], list)
         ):
             raise DecodeError("a block is a CBOR array [header, [tx bytes...], [evidence...]]")
-        header = Header.from_list(raw[0])
+        header = Header.from_list(raw[0], hash_new=hash_new)
         if not all(isinstance(t, bytes) for t in raw[1]):
             raise DecodeError("a block's transactions are embedded as byte strings")
         if known is None:
-            txs = tuple(Transaction.decode(t, max_size=len(t)) for t in raw[1])
+            txs = tuple(Transaction.decode(t, max_size=len(t), hash_new=hash_new) for t in raw[1])
         else:
-            txs = tuple(_reuse_or_decode(t, known) for t in raw[1])
-        evidence = tuple(DuplicateVoteEvidence.from_list(e) for e in raw[2])
+            txs = tuple(_reuse_or_decode(t, known, hash_new) for t in raw[1])
+        evidence = tuple(DuplicateVoteEvidence.from_list(e, hash_new=hash_new) for e in raw[2])
         return cls(header, txs, evidence)
 
     def check_tx_root(self) -> None:
-        if tx_root(self.txs) != self.header.tx_root:
+        new = self.header.hash_new
+        if tx_root(self.txs, new) != self.header.tx_root:
             raise ProofError("transactions do not match the header's tx_root", ErrorCode.BAD_PROOF)
-        if evidence_root(self.evidence) != self.header.evidence_root:
+        if evidence_root(self.evidence, new) != self.header.evidence_root:
             raise ProofError(
                 "evidence does not match the header's evidence_root", ErrorCode.BAD_PROOF
             )
 
 
-def _reuse_or_decode(data: bytes, known: Callable[[bytes], Transaction | None]) -> Transaction:
-    tx = known(hashlib.sha256(data).digest())
-    return tx if tx is not None else Transaction.decode(data, max_size=len(data))
+def _reuse_or_decode(
+    data: bytes, known: Callable[[bytes], Transaction | None], hash_new: HashNew
+) -> Transaction:
+    tx = known(hash_new(data).digest())
+    return tx if tx is not None else Transaction.decode(data, max_size=len(data), hash_new=hash_new)

@@ -5,17 +5,18 @@ round and type but different block hashes (nil counts as a value). It is valid w
 signatures verify over sign-bytes that include the chain id and the validator belonged to the
 validator set of that height (CometBFT spec/consensus/evidence.md). The two votes are kept in
 a canonical order (by sign-bytes), so the same misbehaviour has one encoding and one hash
-whichever node noticed it first.
+whichever node noticed it first. That hash is the chain's (``hash_new``, SHA-256 unless the
+chain's suite says otherwise; not part of the data: see :mod:`citychain.types.tx`).
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from citychain import codec
-from citychain.crypto import CryptoSuite
+from citychain.crypto import CryptoSuite, HashNew
 from citychain.errors import DecodeError, ErrorCode, ProofError
 from citychain.types.validator import ValidatorSet
 from citychain.types.vote import Vote
@@ -25,12 +26,15 @@ from citychain.types.vote import Vote
 class DuplicateVoteEvidence:
     vote_a: Vote
     vote_b: Vote
+    hash_new: HashNew = field(default=hashlib.sha256, compare=False, repr=False, kw_only=True)
 
     @classmethod
-    def of(cls, chain_id: str, one: Vote, other: Vote) -> DuplicateVoteEvidence:
+    def of(
+        cls, chain_id: str, one: Vote, other: Vote, *, hash_new: HashNew = hashlib.sha256
+    ) -> DuplicateVoteEvidence:
         """The evidence of two conflicting votes, in canonical order."""
         a, b = sorted((one, other), key=lambda v: v.sign_bytes(chain_id))
-        return cls(a, b)
+        return cls(a, b, hash_new=hash_new)
 
     @property
     def height(self) -> int:
@@ -42,7 +46,7 @@ class DuplicateVoteEvidence:
 
     @property
     def hash(self) -> bytes:
-        return hashlib.sha256(self.encode()).digest()
+        return self.hash_new(self.encode()).digest()
 
     def verify(self, suite: CryptoSuite, chain_id: str, validators: ValidatorSet) -> None:
         """Raise :class:`ProofError` naming the first reason this is not evidence."""
@@ -69,14 +73,14 @@ class DuplicateVoteEvidence:
         return codec.encode_trusted(self.to_list())
 
     @classmethod
-    def from_list(cls, raw: Any) -> DuplicateVoteEvidence:
+    def from_list(cls, raw: Any, *, hash_new: HashNew = hashlib.sha256) -> DuplicateVoteEvidence:
         if not isinstance(raw, list) or len(raw) != 2:
             raise DecodeError("duplicate-vote evidence is a CBOR array of 2 votes")
-        return cls(Vote.from_list(raw[0]), Vote.from_list(raw[1]))
+        return cls(Vote.from_list(raw[0]), Vote.from_list(raw[1]), hash_new=hash_new)
 
     @classmethod
-    def decode(cls, data: bytes) -> DuplicateVoteEvidence:
-        return cls.from_list(codec.decode(data, max_size=4096))
+    def decode(cls, data: bytes, *, hash_new: HashNew = hashlib.sha256) -> DuplicateVoteEvidence:
+        return cls.from_list(codec.decode(data, max_size=4096), hash_new=hash_new)
 
     def to_json(self) -> dict[str, Any]:
         return {

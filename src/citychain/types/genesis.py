@@ -13,20 +13,21 @@ A JSON file (``genesis.json``)::
       "organisations": [{"id": "org1", "name": "...", "ca_cert": "<PEM>"}]
     }                                          # node TLS certificates chain to these CAs
 
-Its hash (sha256 of its canonical CBOR form) identifies the chain's starting point; a node
-refuses to start on a data directory made from another genesis.
+Its hash (the chain's hash, i.e. its ``crypto_suite``'s: SHA-256 for ``ed25519``, SM3 for
+``sm2-sm3``, of its canonical CBOR form) identifies the chain's starting point; a node refuses
+to start on a data directory made from another genesis. The suite named here decides every
+hash of the chain (:attr:`Genesis.suite`); nothing else may.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from citychain import codec
-from citychain.crypto import get_suite
+from citychain.crypto import CryptoSuite, get_suite
 from citychain.errors import ConfigError, InvalidInput
 from citychain.types import Validator, ValidatorSet
 from citychain.types.policy import Policy, check_name
@@ -243,8 +244,13 @@ class Genesis:
     validator_orgs: tuple[tuple[bytes, str], ...] = ()
 
     @property
+    def suite(self) -> CryptoSuite:
+        """The chain's crypto suite: its signatures and every hash of the chain."""
+        return get_suite(self.crypto_suite)
+
+    @property
     def validator_set(self) -> ValidatorSet:
-        return ValidatorSet(self.validators)
+        return ValidatorSet(self.validators, hash_new=self.suite.hash_new)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -271,7 +277,7 @@ class Genesis:
 
     @property
     def hash(self) -> bytes:
-        return hashlib.sha256(codec.encode(self.to_json())).digest()
+        return self.suite.hash(codec.encode(self.to_json()))
 
     def contract_params(self) -> dict[str, dict[str, Any]]:
         """Contract genesis parameters with ``{"hex": ...}`` turned into bytes; the governance

@@ -6,7 +6,16 @@ eleventh item ``[[public_key, signature], ...]`` when the transaction carries en
 Signing bytes: the canonical CBOR array ``["citychain/tx/v1", chain_id, sender, nonce, expiry,
 contract, method, args, gas_limit]``, plus ``[public_key, ...]`` of the endorsers when there
 are any; the type tag and the chain id make a signature valid for exactly one kind of message
-on exactly one chain. The hash is sha256 of the wire form.
+on exactly one chain. The hash is the chain's hash (its crypto suite's: SHA-256 on an
+``ed25519`` chain, SM3 on an ``sm2-sm3`` chain) of the wire form.
+
+Which hash: a transaction carries its chain's hash function (``hash_new``, a hashlib-style
+constructor that is not part of its data: not encoded, not compared). :meth:`Transaction.create`
+takes it from the signer's suite; :meth:`Transaction.decode` from its caller, who knows the
+chain (the mempool, the block store, consensus and the SDK are each built for one chain, from
+its genesis). The default is SHA-256, the hash of the ``ed25519`` suite, so an Ed25519 chain's
+bytes and hashes are what they always were. There is no process-wide "current chain": tests
+run chains of both suites in one process.
 
 Endorsements are co-signatures for access policies that need more than one organisation
 (``ALL``, ``MAJORITY``, k-of-n; see :mod:`citychain.types.policy`): every endorser signs the
@@ -25,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from citychain import codec
-from citychain.crypto import CryptoSuite, Signer, VerifyItem
+from citychain.crypto import CryptoSuite, HashNew, Signer, VerifyItem
 from citychain.errors import DecodeError, ErrorCode, TxRejected
 
 TX_VERSION = 1
@@ -50,6 +59,8 @@ class Transaction:
     signature: bytes = b""
     #: ``(public_key, signature)`` of each co-signer, in the order the sender listed them.
     endorsements: tuple[tuple[bytes, bytes], ...] = ()
+    #: The chain's hash (see the module docstring); kept by :func:`dataclasses.replace`.
+    hash_new: HashNew = field(default=hashlib.sha256, compare=False, repr=False, kw_only=True)
     _encoded: bytes = field(default=b"", init=False, compare=False, repr=False)
     _signing: bytes = field(default=b"", init=False, compare=False, repr=False)
     _hash: bytes = field(default=b"", init=False, compare=False, repr=False)
@@ -101,7 +112,7 @@ class Transaction:
     def hash(self) -> bytes:
         # Cached: the mempool, executor, block store and API each ask for it.
         if not self._hash:
-            object.__setattr__(self, "_hash", hashlib.sha256(self.encode()).digest())
+            object.__setattr__(self, "_hash", self.hash_new(self.encode()).digest())
         return self._hash
 
     # -- construction ------------------------------------------------------------------------
@@ -133,6 +144,7 @@ class Transaction:
             endorsements=tuple(
                 (e if isinstance(e, bytes) else e.public_key, b"") for e in endorsers
             ),
+            hash_new=signer.suite.hash_new,
         )
         check_shape(unsigned)
         tx = unsigned.with_signature(signer.sign(unsigned.signing_bytes()))
@@ -164,8 +176,11 @@ class Transaction:
         )
 
     @classmethod
-    def decode(cls, data: bytes, *, max_size: int = MAX_TX_BYTES) -> Transaction:
-        """Parse wire bytes; :class:`DecodeError`/:class:`TxRejected` with a precise code."""
+    def decode(
+        cls, data: bytes, *, max_size: int = MAX_TX_BYTES, hash_new: HashNew = hashlib.sha256
+    ) -> Transaction:
+        """Parse wire bytes; :class:`DecodeError`/:class:`TxRejected` with a precise code.
+        ``hash_new`` is the chain's hash (SHA-256 unless the chain's suite says otherwise)."""
         if len(data) > max_size:
             raise TxRejected(
                 f"transaction is {len(data)} bytes; the limit is {max_size}", ErrorCode.TOO_LARGE
@@ -193,7 +208,17 @@ class Transaction:
             endorsements = tuple((e[0], e[1]) for e in raw_end)
         _, chain_id, sender, nonce, expiry, contract, method, args, gas_limit, sig = raw[:10]
         tx = cls(
-            chain_id, sender, nonce, expiry, contract, method, args, gas_limit, sig, endorsements
+            chain_id,
+            sender,
+            nonce,
+            expiry,
+            contract,
+            method,
+            args,
+            gas_limit,
+            sig,
+            endorsements,
+            hash_new=hash_new,
         )
         check_shape(tx)
         data = bytes(data)

@@ -1,17 +1,20 @@
 """Validators and validator sets.
 
 A validator set is ordered by public key (so its hash does not depend on how genesis listed
-it); its hash is the simple-Merkle root of each validator's canonical bytes. Voting power is
-an integer; a quorum is more than two thirds of the total.
+it); its hash is the simple-Merkle root of each validator's canonical bytes, under the chain's
+hash (``hash_new``: SHA-256 unless the chain's suite says otherwise). Voting power is an
+integer; a quorum is more than two thirds of the total.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from citychain import codec
+from citychain.crypto import HashNew
 from citychain.errors import ConfigError
 from citychain.proof import merkle
 
@@ -34,7 +37,9 @@ class ValidatorSet:
 
     __slots__ = ("_by_key", "_hash", "total_power", "validators")
 
-    def __init__(self, validators: Iterable[Validator]) -> None:
+    def __init__(
+        self, validators: Iterable[Validator], *, hash_new: HashNew = hashlib.sha256
+    ) -> None:
         vals = sorted(validators, key=lambda v: v.public_key)
         if not vals:
             raise ConfigError("a validator set needs at least one validator")
@@ -47,7 +52,7 @@ class ValidatorSet:
         self.validators: tuple[Validator, ...] = tuple(vals)
         self.total_power: int = sum(v.power for v in vals)
         self._by_key = {v.public_key: v for v in vals}
-        self._hash = merkle.root([v.encode() for v in vals])
+        self._hash = merkle.root([v.encode() for v in vals], hash_new)
 
     @property
     def hash(self) -> bytes:

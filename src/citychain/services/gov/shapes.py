@@ -13,9 +13,11 @@ names its parameter.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from citychain.crypto import HashNew
 from citychain.types import Validator, ValidatorSet
 
 
@@ -207,8 +209,11 @@ class GovValidators:
     from_height: int
     validators: tuple[GovValidator, ...]
 
-    def validator_set(self) -> ValidatorSet:
-        return ValidatorSet(Validator(v.public_key, v.power, v.name) for v in self.validators)
+    def validator_set(self, hash_new: HashNew = hashlib.sha256) -> ValidatorSet:
+        """The set, hashed with the chain's hash ``hash_new`` (SHA-256 unless given)."""
+        return ValidatorSet(
+            (Validator(v.public_key, v.power, v.name) for v in self.validators), hash_new=hash_new
+        )
 
 
 @dataclass(frozen=True, slots=True)
