@@ -16,7 +16,7 @@ from citychain.cli._output import fail
 from citychain.errors import CitychainError, ConfigError
 
 if TYPE_CHECKING:
-    from citychain.crypto import Signer
+    from citychain.crypto import CryptoSuite, Signer
     from citychain.node.config import KeysSettings
 
 console = Console(stderr=False, emoji=False)
@@ -98,6 +98,7 @@ def init(
     pkcs11_key: Annotated[
         str, typer.Option(help="Key label for --signer pkcs11 (made if the token lacks it).")
     ] = "citychain-validator",
+    crypto: CryptoOpt = "ed25519",
 ) -> None:
     """Create a node home: validator key, demo accounts (alice, bob), genesis and config.
 
@@ -125,6 +126,7 @@ def init(
             api_port=port,
             validator=validator,
             keys=keys,
+            suite=suite_named(crypto),
         )
     except CitychainError as exc:
         raise _fail(exc) from None
@@ -143,6 +145,26 @@ def init(
         console.print(f"  key        inside the PKCS#11 token {pkcs11_token!r}, {pkcs11_key!r}")
     if insecure_plaintext_key:
         console.print("[bold yellow]warning:[/] keys are stored in plaintext (dev only)")
+
+
+#: Short names the CLI takes for the crypto suites (``--crypto sm2``).
+SUITE_ALIASES = {"sm2": "sm2-sm3"}
+
+CryptoOpt = Annotated[
+    str,
+    typer.Option(
+        "--crypto",
+        help='The chain\'s crypto suite, written in genesis: "ed25519" (default) or "sm2" '
+        "(sm2-sm3: SM2 signatures, SM3 for every hash of the chain).",
+    ),
+]
+
+
+def suite_named(name: str) -> CryptoSuite:
+    """The suite ``--crypto`` names (``sm2`` is ``sm2-sm3``); ``bad_config`` if unknown."""
+    from citychain.crypto import get_suite
+
+    return get_suite(SUITE_ALIASES.get(name, name))
 
 
 def init_signer(

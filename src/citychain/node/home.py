@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from citychain.crypto import ED25519, Signer
+from citychain.crypto import ED25519, CryptoSuite, Signer
 from citychain.crypto.keystore import save_key, save_plaintext_key
 from citychain.crypto.passphrase import TEST_NETWORK_PHRASE, write_note
 from citychain.errors import ConfigError, ErrorCode, Unavailable
@@ -78,6 +78,7 @@ def init_home(
     genesis_time: int | None = None,
     validator: Signer | None = None,
     keys: KeysSettings | None = None,
+    suite: CryptoSuite = ED25519,
 ) -> InitResult:
     """Create ``home`` with a validator key, demo accounts, genesis and config.
 
@@ -92,7 +93,14 @@ def init_home(
     ``validator`` is a validator key held elsewhere (a :class:`~citychain.crypto.pkcs11.
     Pkcs11Signer`): genesis names it and no key file is written; ``keys`` is then the
     ``[keys]`` section that finds it again.
+
+    ``suite`` is the chain's crypto suite, written in genesis: every key made here is of it,
+    and it decides every hash of the chain (``sm2-sm3``: SM2 signatures, SM3 hashes).
     """
+    if validator is not None and validator.suite.name != suite.name:
+        raise ConfigError(
+            f"the validator key is {validator.suite.name}, the chain's suite {suite.name}"
+        )
     config_dir = home / "config"
     if (config_dir / "genesis.json").exists():
         raise ConfigError(f"{home} is already initialised (found config/genesis.json)")
@@ -107,7 +115,7 @@ def init_home(
 
     key_path = config_dir / "node_key.json"
     if validator is None:
-        validator = Signer.generate(ED25519)
+        validator = Signer.generate(suite)
         if plaintext_key:
             save_plaintext_key(key_path, validator)
         else:
@@ -126,12 +134,12 @@ def init_home(
             save_key(keys_dir / f"{name}.json", s, passphrase, kdf_level=kdf_level)
 
     for name in accounts:
-        s = Signer.generate(ED25519)
+        s = Signer.generate(suite)
         signers[name] = s
         save(name, s)
     # One organisation governs a single-node chain: its admin key registers members and
     # passes proposals; the demo accounts are its members (key identity mode).
-    admin = Signer.generate(ED25519)
+    admin = Signer.generate(suite)
     save(f"{ORG_ID}-admin", admin)
     ca_cert, ca_key = generate_org_ca(ORG_ID, ORG_NAME)
     org_dir = home / "orgs" / ORG_ID
@@ -151,7 +159,7 @@ def init_home(
     genesis = Genesis(
         chain_id=chain_id,
         genesis_time=genesis_time if genesis_time is not None else time.time_ns() // 1_000_000,
-        crypto_suite=ED25519.name,
+        crypto_suite=suite.name,
         validators=(Validator(validator.public_key, 10, "node0"),),
         params=params or ChainParams(),
         contracts={"token": token},

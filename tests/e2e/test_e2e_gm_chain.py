@@ -1,0 +1,211 @@
+"""A real node on the national cryptography suite: ``citychain init --crypto sm2``.
+
+Everything the chain hashes is SM3 there, and these tests check it from outside, against an
+SM3 that is not the one the node uses: :func:`citychain.crypto.sm2.sm3` goes through
+libcrypto's ``EVP_Digest`` by ctypes, the node through :mod:`hashlib`. The Merkle roots are
+recomputed here by a few lines of RFC 6962 over that SM3, not by ``citychain.proof.merkle``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cbor2
+import httpx
+import pytest
+from nodeproc import NodeProcess, cli  # type: ignore[import-not-found]
+
+from citychain import codec
+from citychain.crypto import ED25519, SM2_SM3, get_suite
+from citychain.crypto.sm2 import sm3
+from citychain.errors import ProofError
+from citychain.proof import ics23
+from citychain.sdk import Client, prove_value, verify_state
+from citychain.services.token.shapes import balance_key
+from citychain.types.genesis import Genesis
+
+pytestmark = pytest.mark.slow
+
+
+def _rfc6962_root(items: list[bytes]) -> bytes:
+    """The simple Merkle root (Tendermint's shape) under SM3, written out independently."""
+    if not items:
+        return sm3(b"")
+    hashes = [sm3(b"\x00" + i) for i in items]
+
+    def root(hs: list[bytes]) -> bytes:
+        if len(hs) == 1:
+            return hs[0]
+        k = 1
+        while k * 2 < len(hs):
+            k *= 2
+        return sm3(b"\x01" + root(hs[:k]) + root(hs[k:]))
+
+    return root(hashes)
+
+
+@pytest.fixture(scope="module")
+def gm_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
+    home = tmp_path_factory.mktemp("gm") / "node"
+    made = cli("init", "--home", str(home), "--crypto", "sm2")
+    assert made.returncode == 0, made.stdout + made.stderr
+    node = NodeProcess(home)
+    node.start(demo=False)
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+def _genesis(node: NodeProcess) -> Genesis:
+    return Genesis.load(node.home / "config" / "genesis.json")
+
+
+def _client(node: NodeProcess) -> Client:
+    g = _genesis(node)
+    return Client(node.url, chain_id=g.chain_id, validators=g.validator_set, suite=g.crypto_suite)
+
+
+def test_the_genesis_names_sm2_and_hashes_with_sm3(gm_node: NodeProcess) -> None:
+    g = _genesis(gm_node)
+    assert g.crypto_suite == "sm2-sm3"
+    assert g.hash == sm3(codec.encode(g.to_json()))
+    assert g.hash != hashlib.sha256(codec.encode(g.to_json())).digest()
+    validators = [v.encode() for v in sorted(g.validators, key=lambda v: v.public_key)]
+    assert g.validator_set.hash == _rfc6962_root(validators)
+    status = httpx.get(f"{gm_node.url}/v1/status", timeout=10).json()
+    assert status["crypto_suite"] == "sm2-sm3"
+    assert status["validators"]["hash"] == _rfc6962_root(validators).hex()
+
+
+def test_transfers_commit_and_every_hash_is_sm3(gm_node: NodeProcess) -> None:
+    alice, bob = gm_node.signer("alice"), gm_node.signer("bob")
+    assert alice.suite.name == "sm2-sm3" and len(alice.public_key) == 65
+    with _client(gm_node) as c:
+        before = c.balance(bob.address)
+        receipts = [
+            c.send(alice, "token", "transfer", {"to": bob.address, "amount": 5 + i})
+            for i in range(3)
+        ]
+        assert all(r.ok for r in receipts), receipts
+        assert c.balance(bob.address) == before + 5 + 6 + 7
+        # the transaction hash is SM3 of its canonical (wire) bytes, on the node's side too
+        info = httpx.get(f"{gm_node.url}/v1/txs/{receipts[0].tx_hash.hex()}", timeout=10).json()
+        tx = c.tx(receipts[0].tx_hash).tx
+        assert sm3(tx.encode()) == receipts[0].tx_hash == tx.hash
+        assert info["tx"]["hash"] == sm3(tx.encode()).hex()
+        assert hashlib.sha256(tx.encode()).digest() != tx.hash
+        # the block: its hash is SM3 of the header's canonical bytes, its roots SM3 trees
+        height = c.tx(receipts[0].tx_hash).height
+        assert height is not None
+        raw: dict[str, Any] = httpx.get(f"{gm_node.url}/v1/blocks/{height}", timeout=10).json()
+        b = c.block(height)
+        assert raw["header"]["hash"] == sm3(b.header.encode()).hex() == b.hash.hex()
+        assert b.commit.block_hash == sm3(b.header.encode())
+        assert b.header.tx_root == _rfc6962_root([t.encode() for t in b.block.txs])
+        assert b.header.evidence_root == sm3(b"") == _rfc6962_root([])
+        receipts_of_block = [c.tx(t.hash).receipt for t in b.block.txs]
+        assert all(r is not None for r in receipts_of_block)
+        assert b.header.results_root == _rfc6962_root(
+            [r.encode() for r in receipts_of_block if r is not None]
+        )
+        previous = c.block(height - 1) if height > 1 else None
+        if previous is not None:
+            assert b.header.prev_hash == sm3(previous.header.encode())
+        # the CLI (through the SDK) verifies a state proof on this chain too
+        env = {
+            "CITYCHAIN_HOME": str(gm_node.home),
+            "CITYCHAIN_NODE": gm_node.url,
+            "CITYCHAIN_PASSPHRASE": gm_node.passphrase,
+        }
+        proof = cli("query", "state", balance_key(bob.address).hex(), env=env)
+        assert proof.returncode == 0 and "proof verified" in proof.stdout, proof.stdout
+
+
+def test_a_state_proof_verifies_in_the_sdk_and_a_flipped_byte_fails(gm_node: NodeProcess) -> None:
+    bob = gm_node.signer("bob")
+    g = _genesis(gm_node)
+    key = balance_key(bob.address)
+    with _client(gm_node) as c:
+        proven = c.get_state(key)  # the SDK's own path: light client, then the proof
+        assert proven.verified and proven.value is not None
+        a = c.state_proof(key)
+    parsed = ics23.decode_commitment_proof(a.proof)
+    assert parsed.exist is not None and parsed.exist.leaf is not None
+    assert {op.hash for op in parsed.exist.path} == {ics23.HashOp.SM3}
+    assert parsed.exist.leaf.hash == ics23.HashOp.SM3
+    # the leaf is SM3(0x00 || SM3(key) || SM3(value)), with the independent SM3
+    assert ics23.apply_leaf(parsed.exist.leaf, key, a.value or b"") == sm3(
+        b"\x00" + sm3(key) + sm3(a.value or b"")
+    )
+    anchors: dict[str, Any] = dict(
+        suite=SM2_SM3, chain_id=g.chain_id, validators=g.validator_set, key=key
+    )
+    ok = verify_state(
+        **anchors,
+        value=a.value,
+        height=a.height,
+        proof=a.proof,
+        header=a.header,
+        commit=a.commit,
+    )
+    assert ok.verified and cbor2.loads(ok.value or b"") == cbor2.loads(proven.value)
+    for i in range(0, len(a.proof), max(1, len(a.proof) // 24)):
+        flipped = bytearray(a.proof)
+        flipped[i] ^= 0x01
+        with pytest.raises(ProofError):
+            verify_state(
+                **anchors,
+                value=a.value,
+                height=a.height,
+                proof=bytes(flipped),
+                header=a.header,
+                commit=a.commit,
+            )
+    assert a.value is not None
+    with pytest.raises(ProofError):
+        verify_state(
+            **anchors,
+            value=bytes([a.value[0] ^ 1]) + a.value[1:],
+            height=a.height,
+            proof=a.proof,
+            header=a.header,
+            commit=a.commit,
+        )
+
+
+def test_an_sm3_proof_is_refused_against_an_ed25519_chains_spec(gm_node: NodeProcess) -> None:
+    bob = gm_node.signer("bob")
+    g = _genesis(gm_node)
+    key = balance_key(bob.address)
+    with _client(gm_node) as c:
+        a = c.state_proof(key)
+    proof_args: dict[str, Any] = dict(
+        validators=g.validator_set,
+        key=key,
+        value=a.value,
+        proof=a.proof,
+        header=a.header,
+        commit=a.commit,
+    )
+    assert prove_value(**proof_args, spec=ics23.SMT_SPEC_SM3).verified
+    with pytest.raises(ProofError, match="SM3"):
+        prove_value(**proof_args, spec=ics23.SMT_SPEC)  # the spec of an ed25519 chain
+    with pytest.raises(ProofError, match="SM3"):
+        prove_value(**proof_args)  # the default is the SHA-256 spec: it fails closed
+    # and the SDK's spec for each suite is the one of that suite's chains
+    from citychain.sdk._verify import state_spec
+
+    assert state_spec(ED25519) == ics23.SMT_SPEC
+    assert state_spec(get_suite("sm2-sm3")) == ics23.SMT_SPEC_SM3
+
+
+def test_init_refuses_an_unknown_suite_in_words(tmp_path: Path) -> None:
+    made = cli("init", "--home", str(tmp_path / "n"), "--crypto", "rsa")
+    assert made.returncode != 0
+    assert "unknown crypto suite 'rsa'" in made.stdout + made.stderr
+    assert "Traceback" not in made.stdout + made.stderr
+    assert not (tmp_path / "n" / "config" / "genesis.json").exists()
