@@ -98,6 +98,7 @@ def make_switch(
     genesis: bytes = GENESIS,
     limits: Limits = FAST,
     node_signer: Signer | None = None,
+    crypto_suite: str = "ed25519",
 ) -> Switch:
     cert_file, key_file = files if files is not None else pki.node(name, org, chain=chain)
     return Switch(
@@ -114,6 +115,7 @@ def make_switch(
         peers=peers,
         limits=limits,
         node_signer=node_signer,
+        crypto_suite=crypto_suite,
     )
 
 

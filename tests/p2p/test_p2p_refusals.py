@@ -149,6 +149,26 @@ def test_hello_with_another_genesis(pki: Pki, caplog: pytest.LogCaptureFixture) 
         assert any(m.startswith(f"peer {peer} at") and "refused us" in m for m in said), said
 
 
+def test_a_peer_of_the_other_crypto_suite_is_refused_in_words(
+    pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    # x's genesis names sm2-sm3 (so its genesis hash differs too): the suite is what is said.
+    hub, x = _mutual(pki, pki.node("x", "roads"), genesis=bytes(32), crypto_suite="sm2-sm3")
+    words = ["wrong crypto suite", "a network runs the one suite its genesis names"]
+    _both_sides(
+        caplog,
+        hub,
+        x,
+        ["hub runs the ed25519 crypto suite, x runs sm2-sm3", *words],
+        ["x runs the sm2-sm3 crypto suite, hub runs ed25519", *words],
+    )
+    assert {hub.peers()[0].last_error, x.peers()[0].last_error} <= {
+        "refused: wrong crypto suite",
+        "refused by peer: wrong crypto suite",
+    }
+    assert not any("wrong genesis" in m for m in lines(caplog, "hub", logging.WARNING))
+
+
 def test_dialled_name_does_not_match_certificate(
     pki: Pki, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -224,6 +224,22 @@ def test_control_messages() -> None:
         decode_control(codec.encode(["ping", 1]))
 
 
+def test_a_hello_names_its_suite_only_when_it_is_not_ed25519() -> None:
+    nonce = bytes(range(32))
+    ed = Hello(2, CHAIN, bytes(32), "n1", "water", nonce)
+    # an Ed25519 node's hello is the seven items it always was
+    assert ed.encode() == codec.encode(["hello", 2, CHAIN, bytes(32), "n1", "water", nonce])
+    assert decode_control(ed.encode()).crypto_suite == "ed25519"  # type: ignore[union-attr]
+    gm = Hello(2, CHAIN, bytes(32), "n1", "water", nonce, "sm2-sm3")
+    assert codec.decode(gm.encode())[-1] == "sm2-sm3"
+    assert decode_control(gm.encode()) == gm
+    # the default spelled out is not canonical, and a suite name is bounded
+    for bad in ("ed25519", "", "x" * 65):
+        raw = codec.encode(["hello", 2, CHAIN, bytes(32), "n1", "water", nonce, bad])
+        with pytest.raises(PeerRefused, match="not a hello"):
+            decode_control(raw)
+
+
 def test_send_queue_is_bounded_and_batches() -> None:
     async def main() -> None:
         queue = SendQueue(3)

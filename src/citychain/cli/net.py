@@ -203,8 +203,17 @@ def up(
             "\\[default: key]"
         ),
     ] = None,
+    crypto: Annotated[
+        str | None,
+        typer.Option(
+            "--crypto",
+            help="Crypto suite of a new network, written in its genesis: 'ed25519' or 'sm2' "
+            "(sm2-sm3: SM2 signatures, SM3 for every hash of the chain). \\[default: ed25519]",
+        ),
+    ] = None,
 ) -> None:
     """Generate a local network (unless --dir holds one) and start every node in the background."""
+    from citychain.cli.node import suite_named
     from citychain.node.processes import (
         busy_ports,
         spawn_node,
@@ -214,6 +223,7 @@ def up(
     )
     from citychain.node.testnet import NetworkLayout, generate_network
 
+    suite = suite_named(crypto if crypto is not None else "ed25519")  # refused before any work
     root = _root(net_dir)
     if fresh and NetworkLayout.exists(root):
         old = NetworkLayout.load(root)
@@ -227,6 +237,7 @@ def up(
         "--base-port": base_port,
         "--chain-id": chain_id,
         "--identity-mode": identity_mode,
+        "--crypto": crypto,
     }
     if NetworkLayout.exists(root):
         layout = NetworkLayout.load(root)
@@ -249,6 +260,7 @@ def up(
                 base_port=base_port if base_port is not None else DEFAULT_BASE_PORT,
                 chain_id=chain_id if chain_id is not None else DEFAULT_CHAIN_ID,
                 identity_mode=identity_mode if identity_mode is not None else "key",
+                suite=suite,
             )
         console.print(
             f"[green]generated[/] chain [bold]{escape(layout.chain_id)}[/] in {root}: "

@@ -229,6 +229,7 @@ class Node:
         self.switch = Switch(
             chain_id=self.chain_id,
             genesis_hash=self.genesis.hash,
+            crypto_suite=self.suite.name,
             node_name=cfg.node.name,
             org_id=p2p.org_id,
             cert_file=cfg.path(p2p.cert_file),

@@ -66,7 +66,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from citychain.crypto import ED25519, Signer
+from citychain.crypto import ED25519, CryptoSuite, Signer
 from citychain.crypto.keystore import KDF_LEVELS, save_key
 from citychain.crypto.passphrase import TEST_NETWORK_PHRASE, write_note
 from citychain.errors import ConfigError, InvalidInput
@@ -326,8 +326,12 @@ def generate_network(
     policies: dict[str, Any] | None = None,
     voting_period: int = 1000,
     consensus: ConsensusSettings | None = None,
+    suite: CryptoSuite = ED25519,
 ) -> NetworkLayout:
     """Write a local network of ``validators`` nodes run by ``orgs`` organisations to ``out``.
+
+    ``suite`` is the chain's crypto suite, named in genesis: every key of the network is made
+    with it (validators, accounts, admins), and it decides every hash of the chain.
 
     ``out`` must not exist or be an empty directory. One passphrase encrypts every key of the
     network (random unless given) and is written, mode 0600, to ``out/passphrase`` and to
@@ -361,6 +365,7 @@ def generate_network(
                 identity_mode, voting_period, {**DEMO_POLICIES, **(policies or {})}
             ),
             consensus=consensus or ConsensusSettings(),
+            suite=suite,
         )
         if out.exists():
             out.rmdir()  # empty (checked above); rename needs it gone on every platform
@@ -447,6 +452,7 @@ def _write_network(
     peer_address: PeerAddress | None,
     governance: Governance,
     consensus: ConsensusSettings,
+    suite: CryptoSuite,
 ) -> None:
     _write_test_passphrase(root / "passphrase", passphrase)
 
@@ -463,7 +469,7 @@ def _write_network(
         _write_private(org_dir / "ca_key.pem", encrypt_key_pem(ca_key, passphrase))
 
     # Validator keys and ports.
-    signers = [Signer.generate(ED25519) for _ in range(validators)]
+    signers = [Signer.generate(suite) for _ in range(validators)]
     org_of = [org_ids[i % orgs] for i in range(validators)]
 
     def p2p_port(i: int) -> int:
@@ -482,12 +488,12 @@ def _write_network(
     keys_dir.mkdir()
     account_signers: dict[str, Signer] = {}
     for name in accounts:
-        s = Signer.generate(ED25519)
+        s = Signer.generate(suite)
         account_signers[name] = s
         save_key(keys_dir / f"{name}.json", s, passphrase, kdf_level=kdf_level)
     admins: dict[str, Signer] = {}
     for oid in org_ids:
-        admins[oid] = Signer.generate(ED25519)
+        admins[oid] = Signer.generate(suite)
         save_key(keys_dir / f"{oid}-admin.json", admins[oid], passphrase, kdf_level=kdf_level)
     members_of: dict[str, list[Member]] = {oid: [] for oid in org_ids}
     for k, s in enumerate(account_signers.values()):
@@ -499,7 +505,7 @@ def _write_network(
     genesis = Genesis(
         chain_id=chain_id,
         genesis_time=time.time_ns() // 1_000_000,
-        crypto_suite=ED25519.name,
+        crypto_suite=suite.name,
         validators=tuple(Validator(s.public_key, POWER, f"node{i}") for i, s in enumerate(signers)),
         params=params,
         contracts={"token": token},
@@ -658,7 +664,12 @@ def prepare_joining_org(
     org_dir.mkdir(parents=True)
     (org_dir / "ca_cert.pem").write_bytes(ca_cert)
     _write_private(org_dir / "ca_key.pem", encrypt_key_pem(ca_key, passphrase))
-    admin = Signer.generate(ED25519)
+    suite = Genesis.load(layout.genesis_file).suite  # the network's: keys of its suite only
+    if validator is not None and validator.suite.name != suite.name:
+        raise ConfigError(
+            f"the validator key is {validator.suite.name}, the network's suite {suite.name}"
+        )
+    admin = Signer.generate(suite)
     save_key(layout.keys_dir / f"{org_id}-admin.json", admin, passphrase, kdf_level=kdf_level)
 
     index = max(n.index for n in layout.nodes) + 1
@@ -673,7 +684,7 @@ def prepare_joining_org(
     shutil.copyfile(layout.genesis_file, config_dir / "genesis.json")
     _write_test_passphrase(config_dir / "passphrase", passphrase)
     if validator is None:
-        signer = Signer.generate(ED25519)
+        signer = Signer.generate(suite)
         save_key(config_dir / "node_key.json", signer, passphrase, kdf_level=kdf_level)
     else:
         signer = validator

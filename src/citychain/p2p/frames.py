@@ -23,7 +23,9 @@ consumers (consensus, mempool, sync, ...). A control payload is canonical CBOR (
   in flight when the acceptor refuses its certificate (unread data at a closing socket turns
   into a TCP reset that can destroy the refusal before the other side reads it). A protocol
   version 1 Hello (no nonce) still decodes, so that it is refused as the wrong version, in
-  words, not as a malformed message.
+  words, not as a malformed message. A node of a chain on another crypto suite than
+  ``ed25519`` appends the suite's name as an eighth item (an Ed25519 hello is unchanged), so
+  that a peer of the other suite is refused as such (``wrong_suite``), in words.
 * ``["proof", signature]`` — the node-key proof (:mod:`citychain.p2p.nodekey`), sent by the
   dialler right after its Hello and by the acceptor once it has checked the dialler's;
   ``signature`` is empty when the sender's certificate names no node key.
@@ -42,6 +44,8 @@ from citychain import codec
 from citychain.errors import REFUSAL_REASONS, DecodeError, PeerRefused
 
 HEADER: Final = struct.Struct(">IB")
+#: The suite a hello without one names (every hello before suites were sent).
+DEFAULT_SUITE: Final = "ed25519"
 CONTROL_CHANNEL: Final = 0
 PROTOCOL_VERSION: Final = 2  # 2: the Hello's nonce and the node-key proof
 #: Control messages are small; anything larger is a protocol error.
@@ -117,19 +121,23 @@ class Hello:
     node_name: str
     org_id: str
     nonce: bytes
+    #: The chain's crypto suite. Sent as an eighth item only when it is not ``ed25519``, so an
+    #: Ed25519 node's hello is the very bytes it always was; a seven-item hello means Ed25519.
+    crypto_suite: str = DEFAULT_SUITE
 
     def encode(self) -> bytes:
-        return codec.encode(
-            [
-                "hello",
-                self.protocol_version,
-                self.chain_id,
-                self.genesis_hash,
-                self.node_name,
-                self.org_id,
-                self.nonce,
-            ]
-        )
+        items: list[object] = [
+            "hello",
+            self.protocol_version,
+            self.chain_id,
+            self.genesis_hash,
+            self.node_name,
+            self.org_id,
+            self.nonce,
+        ]
+        if self.crypto_suite != DEFAULT_SUITE:
+            items.append(self.crypto_suite)
+        return codec.encode(items)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +183,17 @@ def decode_control(payload: bytes) -> ControlMessage:
     match value:
         case ["hello", int(v), str(chain), bytes(genesis), str(name), str(org), bytes(nonce)]:
             return Hello(v, chain, genesis, name, org, nonce)
+        case [
+            "hello",
+            int(v),
+            str(chain),
+            bytes(genesis),
+            str(name),
+            str(org),
+            bytes(nonce),
+            str(suite),
+        ] if suite != DEFAULT_SUITE and 0 < len(suite) <= 64:
+            return Hello(v, chain, genesis, name, org, nonce, _printable(suite))
         case ["hello", 1, str(chain), bytes(genesis), str(name), str(org)]:
             return Hello(1, chain, genesis, name, org, b"")  # refused as version 1, in words
         case ["proof", bytes(signature)]:

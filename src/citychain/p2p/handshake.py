@@ -26,6 +26,7 @@ a close::
     4                                      check A's certificate and name   wrong_ca, ...,
                                                                             unknown_peer
     5                                      read A's Hello, check it         wrong_chain,
+                                                                            wrong_suite,
                                                                             wrong_genesis, ...
     6                       <------------  send Hello(nonce_D), Proof_D
     7   read D's Hello, check it                                            (as 5)
@@ -66,6 +67,7 @@ from citychain.errors import PeerRefused
 from citychain.p2p.certs import NodeCertInfo
 from citychain.p2p.frames import (
     CONTROL_CHANNEL,
+    DEFAULT_SUITE,
     PROTOCOL_VERSION,
     ControlMessage,
     Hello,
@@ -102,10 +104,18 @@ class Local:
     cert: NodeCertInfo
     #: What signs our node-key proof; used when ``cert`` names a node key (it must be its key).
     signer: Signer | None = None
+    #: The chain's crypto suite (genesis): a peer of another suite is refused by name.
+    crypto_suite: str = DEFAULT_SUITE
 
     def hello(self, nonce: bytes) -> Hello:
         return Hello(
-            PROTOCOL_VERSION, self.chain_id, self.genesis_hash, self.node_name, self.org_id, nonce
+            PROTOCOL_VERSION,
+            self.chain_id,
+            self.genesis_hash,
+            self.node_name,
+            self.org_id,
+            nonce,
+            self.crypto_suite,
         )
 
     def binding(self, peer: NodeCertInfo, *, ours: Role, own: bytes, theirs: bytes) -> Binding:
@@ -190,6 +200,16 @@ def check_hello(hello: Hello, cert: NodeCertInfo, local: Local) -> None:
             "wrong_chain",
             f"{name} is on chain {hello.chain_id!r}, {local.node_name} is on chain "
             f"{local.chain_id!r}",
+        )
+    if hello.crypto_suite != local.crypto_suite:
+        # Before the genesis check, which would refuse too (genesis names the suite), because
+        # this says why: one network runs one suite, and neither side could check the other's
+        # signatures, blocks or proofs.
+        raise PeerRefused(
+            "wrong_suite",
+            f"{name} runs the {hello.crypto_suite} crypto suite, {local.node_name} runs "
+            f"{local.crypto_suite}; a network runs the one suite its genesis names, so the "
+            "two nodes were set up from different genesis files",
         )
     if hello.genesis_hash != local.genesis_hash:
         raise PeerRefused(

@@ -252,9 +252,12 @@ class Switch:
         peers: Sequence[PeerAddress],
         limits: Limits = Limits(),  # noqa: B008 (frozen, so sharing the default is safe)
         node_signer: Signer | None = None,
+        crypto_suite: str = "ed25519",
     ) -> None:
         """``node_signer`` signs this node's node-key proofs; it must hold the key that
-        ``cert_file`` names, if it names one (:mod:`citychain.p2p.nodekey`)."""
+        ``cert_file`` names, if it names one (:mod:`citychain.p2p.nodekey`). ``crypto_suite``
+        is the chain's (genesis): its name goes in the hello, and a peer that names another
+        is refused (``wrong_suite``)."""
         try:
             check_node_name(node_name)
         except InvalidInput as exc:
@@ -276,7 +279,14 @@ class Switch:
         #: The CAs the two contexts trust (they lag ``_local.trust`` if a rebuild failed).
         self._ctx_cas = frozenset(trust.cas)
         self._local = Local(
-            chain_id, bytes(genesis_hash), node_name, org_id, trust, self._own, node_signer
+            chain_id,
+            bytes(genesis_hash),
+            node_name,
+            org_id,
+            trust,
+            self._own,
+            node_signer,
+            crypto_suite,
         )
         self._limits = limits
         self._read_limits = ReadLimits(
