@@ -55,7 +55,6 @@ from citychain.types import Transaction
 from citychain.types.state_keys import account_nonce_key
 
 CHAIN = "bench-scale"
-FILL_BLOCK = 50_000  # accounts per fill commit
 
 
 def say(what: str) -> None:
@@ -103,6 +102,12 @@ def main() -> None:
     ap.add_argument("--block", type=int, default=5_000, help="transfers per block")
     ap.add_argument("--blocks", type=int, default=5, help="measured blocks per size")
     ap.add_argument("--proofs", type=int, default=2_000)
+    ap.add_argument(
+        "--fill-block",
+        type=int,
+        default=250_000,
+        help="accounts per fill commit (larger: each tree page rewritten fewer times)",
+    )
     ap.add_argument("--keep-dir", type=Path, default=None, help="where the state lives (kept)")
     args = ap.parse_args()
     sizes = sorted(args.accounts)
@@ -128,7 +133,7 @@ def main() -> None:
         for size in sizes:
             t0 = time.monotonic()
             while filled < size:
-                n = min(FILL_BLOCK, size - filled)
+                n = min(args.fill_block, size - filled)
                 writes: dict[bytes, bytes | None] = {}
                 for i in range(filled, filled + n):
                     a = account(i)
@@ -136,7 +141,7 @@ def main() -> None:
                     writes[account_nonce_key(a)] = codec.encode(rng.randrange(1, 50))
                 _commit(kv, db, writes)
                 filled += n
-                if filled % 1_000_000 == 0 or filled == size:
+                if filled % 1_000_000 < n or filled == size:
                     say(f"filled {filled:,} accounts ({time.monotonic() - t0:,.0f} s)")
             kv.compact()
             db.warm_cache()
