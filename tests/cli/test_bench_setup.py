@@ -101,7 +101,7 @@ def test_the_loads_network_errors_are_typed(
     from citychain.errors import Unavailable
 
     for module in (transfers, latency):
-        monkeypatch.setattr(module, "ed25519_verifications_per_second", lambda: 1.0)
+        monkeypatch.setattr(module, "verifications_per_second", lambda suite: 1.0)
     url = "http://127.0.0.1:1"
     run = (
         transfers.run_transfers(url, alice, chain_id=CHAIN_ID, senders=1, log=lambda m: None)

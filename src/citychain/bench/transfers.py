@@ -1,6 +1,7 @@
 """`citychain bench transfers`: committed token transfers per second through the API.
 
-1. Measure the ceiling: this machine's Ed25519 verifications/s on all cores.
+1. Measure the ceiling: this machine's verifications/s on all cores for the chain's suite
+   (the issuer key's: Ed25519, or SM2 on an sm2-sm3 chain, whose senders are SM2 keys too).
 2. Fund ``senders`` fresh accounts with one batch of mints from an issuer key.
 3. Pre-sign ``per_sender`` transfers for each sender (signing is not what is measured).
    On a chain in registered-key identity mode an organisation admin's key first registers
@@ -25,8 +26,8 @@ import cbor2
 import httpx
 
 from citychain.bench import node_errors
-from citychain.bench.ceiling import ed25519_verifications_per_second
-from citychain.crypto import ED25519, Signer
+from citychain.bench.ceiling import verifications_per_second
+from citychain.crypto import Signer
 from citychain.errors import Unavailable
 from citychain.types import Transaction
 
@@ -104,7 +105,7 @@ async def fund_senders(
     """Fresh accounts, each minted 10^9 tokens by ``issuer``; returns once all are funded.
     With ``admin`` (an organisation admin's key and its organisation), the accounts are first
     registered as members of that organisation (a chain in registered-key identity mode)."""
-    accounts = [Signer.generate(ED25519) for _ in range(senders)]
+    accounts = [Signer.generate(issuer.suite) for _ in range(senders)]
     if admin is not None:
         signer, org = admin
         await _send_in_chunks(
@@ -147,8 +148,10 @@ async def run_transfers(
     funded and the transfers signed, right before the first is posted (``bench profile``
     reads the nodes' stage clocks there)."""
     urls = [url] if isinstance(url, str) else list(url)
-    ceiling = ed25519_verifications_per_second()
-    log(f"ceiling: {ceiling:,.0f} Ed25519 verifications/s on all cores")
+    # The chain's suite is the issuer key's: senders, sink and ceiling are of it (an sm2-sm3
+    # chain refuses Ed25519 senders).
+    ceiling = verifications_per_second(issuer.suite)
+    log(f"ceiling: {ceiling:,.0f} {issuer.suite.name} verifications/s on all cores")
     with node_errors(urls[0]):
         others = [httpx.AsyncClient(base_url=u, timeout=60.0) for u in urls[1:]]
         async with httpx.AsyncClient(base_url=urls[0], timeout=60.0) as client:
@@ -164,7 +167,7 @@ async def run_transfers(
             )
             log(f"funded {senders} senders")
             clients = [client, *others]
-            sink = Signer.generate(ED25519).address
+            sink = Signer.generate(issuer.suite).address
             txs: list[Transaction] = []
             for n in range(per_sender):
                 for a in accounts:

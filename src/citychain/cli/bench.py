@@ -103,7 +103,7 @@ def transfers(
     also: NodesOpt = None,
     admin_key: AdminOpt = "org1-admin",
 ) -> None:
-    """Committed token transfers per second through the API (ceiling: Ed25519 verifies/s)."""
+    """Committed token transfers per second through the API (ceiling: the suite's verifies/s)."""
     from citychain.bench import result_line
     from citychain.bench.transfers import run_transfers
 
@@ -194,7 +194,7 @@ def latency(
     also: NodesOpt = None,
     admin_key: AdminOpt = "org1-admin",
 ) -> None:
-    """Submit-to-commit latency p50/p99 at a fixed offered rate (ceiling: Ed25519 verifies/s)."""
+    """Submit-to-commit latency p50/p99 at a fixed offered rate (ceiling: suite verifies/s)."""
     from citychain.bench import result_line
     from citychain.bench.latency import run_latency
 
