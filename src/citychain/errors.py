@@ -125,6 +125,15 @@ class ErrorCode(StrEnum):
     CREDENTIAL_SUSPENDED = "credential_suspended"  # its suspension bit is set
     WRONG_ISSUER = "wrong_issuer"  # an issuing service asked to sign for another issuer
     UNAUTHENTICATED = "unauthenticated"  # no (or a wrong) bearer token for a service that needs one
+    # the blob store and envelope encryption (citychain.blobs, citychain.crypto.envelope)
+    KEY_UNWRAP_FAILED = "key_unwrap_failed"  # this key cannot open the wrapped data key
+    CHUNK_TAMPERED = "chunk_tampered"  # ciphertext altered, reordered, dropped or cut short
+    HASH_MISMATCH = "hash_mismatch"  # content does not hash to what its manifest records
+    CHUNK_ID_MISMATCH = "chunk_id_mismatch"  # bytes offered under an id they do not hash to
+    CHUNK_MISSING = "chunk_missing"  # a chunk or manifest is not in the blob store
+    CHUNK_CORRUPT = "chunk_corrupt"  # a stored chunk no longer hashes to its id (disk fault)
+    STORE_FULL = "store_full"  # the blob store is at its capacity or its disk is full
+    BACKEND_DOWN = "backend_down"  # the blob store's backend (S3) cannot be reached
     # Reads
     NOT_FOUND = "not_found"
     HEIGHT_PRUNED = "height_pruned"
@@ -403,6 +412,14 @@ _BY_CODE: Final[dict[ErrorCode, tuple[type[CitychainError], int]]] = {
     ErrorCode.CREDENTIAL_SUSPENDED: (InvalidInput, 400),
     ErrorCode.WRONG_ISSUER: (InvalidInput, 400),
     ErrorCode.UNAUTHENTICATED: (InvalidInput, 401),
+    ErrorCode.KEY_UNWRAP_FAILED: (InvalidInput, 403),
+    ErrorCode.CHUNK_TAMPERED: (InvalidInput, 400),
+    ErrorCode.HASH_MISMATCH: (InvalidInput, 400),
+    ErrorCode.CHUNK_ID_MISMATCH: (InvalidInput, 400),
+    ErrorCode.CHUNK_MISSING: (NotFound, 404),
+    ErrorCode.CHUNK_CORRUPT: (InternalError, 500),  # the node's disk or backend altered it
+    ErrorCode.STORE_FULL: (Unavailable, 503),  # 507 would say more; clients retry on 503
+    ErrorCode.BACKEND_DOWN: (Unavailable, 503),
     ErrorCode.NOT_FOUND: (NotFound, 404),
     ErrorCode.HEIGHT_PRUNED: (NotFound, 410),
     ErrorCode.HEIGHT_NOT_COMMITTED: (NotFound, 404),
