@@ -108,6 +108,19 @@ class ErrorCode(StrEnum):
     POLICY_REQUIRED = "policy_required"  # a governed change with no governance policy in force
     STATUS_LIST_NOT_FOUND = "status_list_not_found"
     REVOCATION_FINAL = "revocation_final"  # a revocation bit, once set, is never cleared
+    # data directory (services/data): the catalogue, access requests, grants and downloads
+    RESOURCE_NOT_FOUND = "resource_not_found"  # no data resource with that code (or version)
+    RESOURCE_RETIRED = "resource_retired"  # the resource was retired: no new versions or grants
+    NOT_PROVIDER = "not_provider"  # the signer is no member of the resource's provider org
+    NOT_APPROVER = "not_approver"  # the signer is not a named approver of the resource
+    NOT_SUBJECT = "not_subject"  # a citizen asked about records that are not about them
+    REQUEST_NOT_FOUND = "request_not_found"  # no access request with that id
+    REQUEST_DECIDED = "request_decided"  # the request was already granted or refused
+    NO_GRANT = "no_grant"  # no grant with that id (or none for that grantee)
+    GRANT_EXPIRED = "grant_expired"  # the grant's period ended at this block's time
+    GRANT_REVOKED = "grant_revoked"  # the provider revoked the grant
+    WRONG_GRANTEE = "wrong_grantee"  # the grant belongs to another account
+    INVALID_CATALOGUE = "invalid_catalogue"  # a DCAT JSON-LD document this service cannot take
     # the identity service: verifying credentials and presentations (Data Integrity, SD-JWT)
     INVALID_CREDENTIAL = "invalid_credential"  # not a VC/VP of the data model (shape, types)
     TAMPERED = "tampered"  # the proof or signature does not match the signed content
@@ -396,6 +409,18 @@ _BY_CODE: Final[dict[ErrorCode, tuple[type[CitychainError], int]]] = {
     ErrorCode.POLICY_REQUIRED: (ExecutionFailure, 403),
     ErrorCode.STATUS_LIST_NOT_FOUND: (NotFound, 404),
     ErrorCode.REVOCATION_FINAL: (ExecutionFailure, 400),
+    ErrorCode.RESOURCE_NOT_FOUND: (NotFound, 404),
+    ErrorCode.RESOURCE_RETIRED: (ExecutionFailure, 410),
+    ErrorCode.NOT_PROVIDER: (ExecutionFailure, 403),
+    ErrorCode.NOT_APPROVER: (ExecutionFailure, 403),
+    ErrorCode.NOT_SUBJECT: (ExecutionFailure, 403),
+    ErrorCode.REQUEST_NOT_FOUND: (NotFound, 404),
+    ErrorCode.REQUEST_DECIDED: (ExecutionFailure, 409),
+    ErrorCode.NO_GRANT: (ExecutionFailure, 403),
+    ErrorCode.GRANT_EXPIRED: (ExecutionFailure, 403),
+    ErrorCode.GRANT_REVOKED: (ExecutionFailure, 403),
+    ErrorCode.WRONG_GRANTEE: (ExecutionFailure, 403),
+    ErrorCode.INVALID_CATALOGUE: (InvalidInput, 400),
     ErrorCode.INVALID_CREDENTIAL: (InvalidInput, 400),
     ErrorCode.TAMPERED: (InvalidInput, 400),
     ErrorCode.WRONG_KEY: (InvalidInput, 400),
