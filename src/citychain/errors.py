@@ -138,6 +138,12 @@ class ErrorCode(StrEnum):
     CREDENTIAL_SUSPENDED = "credential_suspended"  # its suspension bit is set
     WRONG_ISSUER = "wrong_issuer"  # an issuing service asked to sign for another issuer
     UNAUTHENTICATED = "unauthenticated"  # no (or a wrong) bearer token for a service that needs one
+    # signed reads: RFC 9421 HTTP Message Signatures over API requests (citychain.api._httpsig)
+    SIGNATURE_MISSING = "signature_missing"  # the route reads only signed requests; none was
+    SIGNATURE_INVALID = "signature_invalid"  # malformed, wrong key, digest or coverage, bad bytes
+    SIGNATURE_EXPIRED = "signature_expired"  # created too far from the node's clock, or expired
+    SIGNATURE_REPLAYED = "signature_replayed"  # this signature's nonce was already used
+    NOT_AUTHORIZED = "not_authorized"  # signed, but by an account that may not read this
     # the blob store and envelope encryption (citychain.blobs, citychain.crypto.envelope)
     KEY_UNWRAP_FAILED = "key_unwrap_failed"  # this key cannot open the wrapped data key
     CHUNK_TAMPERED = "chunk_tampered"  # ciphertext altered, reordered, dropped or cut short
@@ -437,6 +443,11 @@ _BY_CODE: Final[dict[ErrorCode, tuple[type[CitychainError], int]]] = {
     ErrorCode.CREDENTIAL_SUSPENDED: (InvalidInput, 400),
     ErrorCode.WRONG_ISSUER: (InvalidInput, 400),
     ErrorCode.UNAUTHENTICATED: (InvalidInput, 401),
+    ErrorCode.SIGNATURE_MISSING: (InvalidInput, 401),
+    ErrorCode.SIGNATURE_INVALID: (InvalidInput, 401),
+    ErrorCode.SIGNATURE_EXPIRED: (InvalidInput, 401),
+    ErrorCode.SIGNATURE_REPLAYED: (InvalidInput, 401),
+    ErrorCode.NOT_AUTHORIZED: (InvalidInput, 403),
     ErrorCode.KEY_UNWRAP_FAILED: (InvalidInput, 403),
     ErrorCode.CHUNK_TAMPERED: (InvalidInput, 400),
     ErrorCode.HASH_MISMATCH: (InvalidInput, 400),
