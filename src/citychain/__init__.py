@@ -17,7 +17,7 @@ one module per role: shapes, contract, sdk, router, cli; listed in
     services/*/contract                | the services' system contracts (on-chain state machines)
     execution/                         | executor, runtime, gas, contract context, access checks
     state/                             | versioned sparse Merkle tree, ICS-23 proofs, pruning
-    store/                             | RocksDB column families, block store
+    store/  blobs/                     | RocksDB column families, block store; off-chain blob store
     services/*/sdk                     | each service's client helpers (client.gov, client.token)
     sdk/                               | the client SDK: HTTP/WebSocket, light client, verification
     services/*/shapes                  | each service's pure data shapes and state key layout

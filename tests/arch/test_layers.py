@@ -37,7 +37,7 @@ ROWS: tuple[tuple[str, ...], ...] = (
     ("<svc>.contract",),  # the services' system contracts
     ("execution",),  # running transactions against state
     ("state",),  # authenticated state (sparse Merkle tree)
-    ("store",),  # blocks, indexes and versions on RocksDB
+    ("store", "blobs"),  # blocks, indexes and versions on RocksDB; off-chain blobs
     ("<svc>.sdk",),  # the services' client helpers
     ("sdk",),  # the client: talk to a node, verify what it says
     ("<svc>.shapes",),  # the services' pure data shapes

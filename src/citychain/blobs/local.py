@@ -1,0 +1,250 @@
+"""The local-disk blob store: the default, embedded, nothing to start.
+
+Theory of operation
+-------------------
+A blob lives at ``<root>/chunks/<2 hex>/<2 hex>/<64 hex id>`` (65,536 fan-out directories, so
+no directory grows past a few thousand entries before a store holds hundreds of millions of
+chunks). A write goes to ``<root>/tmp/`` first, is fsynced, renamed onto its name and the
+directory is fsynced: a crash at any instant leaves either no file under the id or the whole
+verified blob, never half of one. A leftover temporary file (a crash mid-write) is removed
+when the store is next opened, once it is an hour old.
+
+``capacity_bytes`` is a quota on the blobs' bytes. It is counted once at the first write (a
+walk of the tree) and kept up to date by this process; a blob that would pass it, or a disk
+that runs out (``ENOSPC``/``EDQUOT``), is refused as ``store_full`` and its temporary file
+removed, so nothing partial is left. One process writes a root (the node, which holds its
+home's lock); several would each count only their own writes.
+
+A blob that no longer hashes to its id on read is moved to ``<root>/quarantine/`` and
+reported as ``chunk_corrupt``: the next upload of the same bytes stores it afresh.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from citychain.blobs._store import (
+    ChunkInfo,
+    StoreUsage,
+    check_hash_name,
+    check_id,
+    check_put,
+    corrupt,
+    parse_hex_id,
+)
+from citychain.errors import ErrorCode, InternalError, InvalidInput, NotFound, Unavailable
+
+__all__ = ["LocalStore"]
+
+#: A temporary file older than this when the store opens is a crash's leftover.
+STALE_TMP_SECONDS = 3600
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalStore:
+    """Blobs as files under ``root`` (created if missing); see the module's docstring."""
+
+    def __init__(
+        self, root: Path | str, capacity_bytes: int | None = None, hash_name: str = "sha256"
+    ) -> None:
+        if capacity_bytes is not None and (
+            not isinstance(capacity_bytes, int) or isinstance(capacity_bytes, bool)
+        ):
+            raise InvalidInput("capacity_bytes must be a whole number", ErrorCode.BAD_CONFIG)
+        if capacity_bytes is not None and capacity_bytes < 1:
+            raise InvalidInput("capacity_bytes must be 1 or more", ErrorCode.BAD_CONFIG)
+        self._hash = check_hash_name(hash_name)
+        self.hash_name = hash_name
+        self.root = Path(root)
+        self.capacity_bytes = capacity_bytes
+        self._chunks_dir = self.root / "chunks"
+        self._tmp = self.root / "tmp"
+        try:
+            self._chunks_dir.mkdir(parents=True, exist_ok=True)
+            self._tmp.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise InternalError(
+                f"cannot create the blob store at {self.root}: {exc.strerror}"
+            ) from None
+        self._lock = threading.Lock()
+        self._count: tuple[int, int] | None = None  # (blobs, bytes), once counted
+        self._clean_tmp()
+
+    def __repr__(self) -> str:
+        return f"LocalStore({str(self.root)!r}, capacity_bytes={self.capacity_bytes})"
+
+    def _clean_tmp(self) -> None:
+        cutoff = time.time() - STALE_TMP_SECONDS
+        for entry in os.scandir(self._tmp):
+            try:
+                if entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+            except OSError:
+                pass  # gone already, or not ours to remove: harmless
+
+    def _path(self, chunk_id: bytes) -> Path:
+        h = chunk_id.hex()
+        return self._chunks_dir / h[:2] / h[2:4] / h
+
+    def _counted(self) -> tuple[int, int]:
+        # Called with the lock held.
+        if self._count is None:
+            blobs = size = 0
+            for info in self.ids():
+                blobs += 1
+                size += info.size
+            self._count = (blobs, size)
+        return self._count
+
+    # -- the BlobStore interface -------------------------------------------------------------
+
+    def put(self, chunk_id: bytes, data: bytes) -> bool:
+        check_put(self._hash, self.hash_name, chunk_id, data)
+        path = self._path(chunk_id)
+        try:
+            os.utime(path)  # already stored: only its age changes (GC grace)
+            return False
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise InternalError(f"cannot touch {path}: {exc.strerror}") from None
+        size = len(data)
+        if self.capacity_bytes is not None:
+            with self._lock:
+                used = self._counted()[1]
+            if used + size > self.capacity_bytes:
+                raise self._full(f"{used} of {self.capacity_bytes} bytes used")
+        tmp = self._tmp / f"{chunk_id.hex()}.{uuid.uuid4().hex}"
+        try:
+            self._write(tmp, data)
+            made = self._make_dirs(path.parent)
+            with self._lock:
+                existed = path.exists()
+                os.replace(tmp, path)
+                if self._count is not None and not existed:
+                    self._count = (self._count[0] + 1, self._count[1] + size)
+            _fsync_dir(path.parent)
+            for d in made:
+                _fsync_dir(d.parent)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if exc.errno in _FULL:
+                raise self._full(f"the disk is full ({exc.strerror})") from None
+            raise InternalError(
+                f"cannot store chunk {chunk_id.hex()} under {self.root}: {exc.strerror}"
+            ) from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return not existed
+
+    def _full(self, why: str) -> Unavailable:
+        return Unavailable(
+            f"the blob store at {self.root} is full: {why}; nothing was stored. Free space, "
+            "collect garbage or raise [blobs] capacity",
+            ErrorCode.STORE_FULL,
+        )
+
+    @staticmethod
+    def _write(tmp: Path, data: bytes) -> None:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _make_dirs(self, parent: Path) -> list[Path]:
+        made = []
+        for d in (parent.parent, parent):
+            try:
+                d.mkdir()
+                made.append(d)
+            except FileExistsError:
+                pass
+        return made
+
+    def get(self, chunk_id: bytes) -> bytes:
+        check_id(chunk_id)
+        path = self._path(chunk_id)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise NotFound(
+                f"chunk {chunk_id.hex()} is not in the blob store", ErrorCode.CHUNK_MISSING
+            ) from None
+        except OSError as exc:
+            raise InternalError(f"cannot read {path}: {exc.strerror}") from None
+        if self._hash(data) != chunk_id:
+            self._quarantine(path, len(data))
+            raise corrupt(chunk_id, str(path))
+        return data
+
+    def _quarantine(self, path: Path, size: int) -> None:
+        target = self.root / "quarantine"
+        try:
+            target.mkdir(exist_ok=True)
+            with self._lock:
+                os.replace(path, target / f"{path.name}.{uuid.uuid4().hex}")
+                if self._count is not None:
+                    self._count = (self._count[0] - 1, self._count[1] - size)
+        except OSError:
+            pass  # reported as corrupt all the same; left in place
+
+    def has(self, chunk_id: bytes) -> bool:
+        check_id(chunk_id)
+        return self._path(chunk_id).is_file()
+
+    def delete(self, chunk_id: bytes) -> bool:
+        check_id(chunk_id)
+        path = self._path(chunk_id)
+        with self._lock:
+            try:
+                size = path.stat().st_size
+                path.unlink()
+            except FileNotFoundError:
+                return False
+            except OSError as exc:
+                raise InternalError(f"cannot delete {path}: {exc.strerror}") from None
+            if self._count is not None:
+                self._count = (self._count[0] - 1, self._count[1] - size)
+        return True
+
+    def ids(self) -> Iterator[ChunkInfo]:
+        for top in sorted(os.scandir(self._chunks_dir), key=lambda e: e.name):
+            if not top.is_dir():
+                continue
+            for mid in sorted(os.scandir(top.path), key=lambda e: e.name):
+                if not mid.is_dir():
+                    continue
+                for entry in os.scandir(mid.path):
+                    chunk_id = parse_hex_id(entry.name)
+                    if chunk_id is None:
+                        continue
+                    try:
+                        st = entry.stat()
+                    except FileNotFoundError:
+                        continue  # deleted while listing
+                    yield ChunkInfo(chunk_id, st.st_size, st.st_mtime)
+
+    def usage(self) -> StoreUsage:
+        with self._lock:
+            blobs, size = self._counted()
+        return StoreUsage(blobs, size, self.capacity_bytes)

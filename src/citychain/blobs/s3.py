@@ -1,0 +1,212 @@
+"""The S3-compatible blob store: how a city's data outgrows one machine.
+
+Any server that speaks the S3 API (AWS S3, MinIO, Ceph RGW, SeaweedFS, cloud vendors' object
+stores) holds the blobs under ``<prefix><64 hex id>`` in one bucket; the node holds nothing
+but its configuration. Through boto3 (the reference S3 client; pinned in pyproject).
+
+Theory of operation
+-------------------
+A dead backend must fail in seconds, not hang a request: connections time out after
+``connect_timeout`` (2 s), reads after ``read_timeout`` (10 s), and a failed call is retried
+once. Unreachable, timing out, 5xx answers, a missing bucket or refused credentials are
+``backend_down`` (the API answers 503 and the operator reads which); an absent object is
+``chunk_missing``; a backend out of space or quota (``507``, ``QuotaExceeded``, MinIO's
+``XMinioStorageFull``) is ``store_full``. S3 writes a whole object or none, so an upload cut
+halfway leaves no half chunk. Blobs are verified on read like the local store's.
+
+Putting a blob that is already there copies it onto itself (a server-side copy, no data sent)
+to refresh its age, so a garbage collection's grace protects a chunk that a running upload
+reuses. :meth:`S3Store.usage` lists the bucket (one request per 1,000 blobs): an operator's
+question, not a hot path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from citychain.blobs._store import (
+    ChunkInfo,
+    StoreUsage,
+    check_hash_name,
+    check_id,
+    check_put,
+    corrupt,
+    parse_hex_id,
+)
+from citychain.errors import CitychainError, ErrorCode, NotFound, Unavailable
+
+__all__ = ["S3Store"]
+
+_FULL_CODES = frozenset({"QuotaExceeded", "InsufficientStorage", "XMinioStorageFull"})
+_MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+
+
+class S3Store:
+    """Blobs as objects in an S3-compatible bucket; see the module's docstring.
+
+    ``endpoint_url`` None means AWS; ``access_key``/``secret_key`` None means boto3's usual
+    credential chain (environment, profile, instance role).
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        endpoint_url: str | None = None,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        region: str = "us-east-1",
+        prefix: str = "",
+        *,
+        hash_name: str = "sha256",
+        connect_timeout: float = 2.0,
+        read_timeout: float = 10.0,
+    ) -> None:
+        import boto3  # type: ignore[import-untyped]  # no stubs; the client is typed Any
+        from botocore.config import Config  # type: ignore[import-untyped]
+
+        self._hash = check_hash_name(hash_name)
+        self.hash_name = hash_name
+        self.bucket = bucket
+        self.endpoint_url = endpoint_url
+        self.prefix = prefix
+        self._client: Any = boto3.session.Session().client(
+            "s3",
+            endpoint_url=endpoint_url,
+            aws_access_key_id=access_key,
+            aws_secret_access_key=secret_key,
+            region_name=region,
+            config=Config(
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
+                retries={"max_attempts": 2, "mode": "standard"},
+                s3={"addressing_style": "path"},
+            ),
+        )
+
+    def __repr__(self) -> str:
+        return f"S3Store(bucket={self.bucket!r}, endpoint_url={self.endpoint_url!r})"
+
+    def _key(self, chunk_id: bytes) -> str:
+        return self.prefix + chunk_id.hex()
+
+    def _where(self) -> str:
+        return f"bucket {self.bucket!r} at {self.endpoint_url or 'AWS S3'}"
+
+    def _error(self, exc: Exception, doing: str) -> CitychainError:
+        """The citychain error for what boto3 raised while ``doing``."""
+        from botocore.exceptions import ClientError  # type: ignore[import-untyped]
+
+        if isinstance(exc, ClientError):
+            err = exc.response.get("Error", {})
+            code = str(err.get("Code", ""))
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+            if code in _FULL_CODES or status == 507:
+                return Unavailable(
+                    f"the S3 backend ({self._where()}) is full while {doing}: {code}; "
+                    "nothing was stored",
+                    ErrorCode.STORE_FULL,
+                )
+            if code == "NoSuchBucket":
+                why = "the bucket does not exist"
+            elif status in (401, 403):
+                why = f"it refused our credentials ({code})"
+            else:
+                why = f"it answered {status} {code}: {err.get('Message', '')}".rstrip(": ")
+        else:
+            why = f"it cannot be reached ({type(exc).__name__}: {exc})"
+        return Unavailable(
+            f"the S3 backend ({self._where()}) failed while {doing}: {why}",
+            ErrorCode.BACKEND_DOWN,
+        )
+
+    @staticmethod
+    def _missing(exc: Exception) -> bool:
+        from botocore.exceptions import ClientError
+
+        return (
+            isinstance(exc, ClientError)
+            and str(exc.response.get("Error", {}).get("Code", "")) in _MISSING_CODES
+        )
+
+    # -- the BlobStore interface -------------------------------------------------------------
+
+    def put(self, chunk_id: bytes, data: bytes) -> bool:
+        check_put(self._hash, self.hash_name, chunk_id, data)
+        key = self._key(chunk_id)
+        if self.has(chunk_id):
+            try:  # refresh its age: a server-side copy onto itself
+                self._client.copy_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    CopySource={"Bucket": self.bucket, "Key": key},
+                    MetadataDirective="REPLACE",
+                    Metadata={"citychain-blob": "1"},
+                )
+            except Exception as exc:  # every boto3 failure is translated
+                if not self._missing(exc):
+                    raise self._error(exc, f"refreshing chunk {chunk_id.hex()}") from None
+            else:
+                return False
+        try:
+            self._client.put_object(Bucket=self.bucket, Key=key, Body=bytes(data))
+        except Exception as exc:
+            raise self._error(exc, f"storing chunk {chunk_id.hex()}") from None
+        return True
+
+    def get(self, chunk_id: bytes) -> bytes:
+        check_id(chunk_id)
+        try:
+            answer = self._client.get_object(Bucket=self.bucket, Key=self._key(chunk_id))
+            data: bytes = answer["Body"].read()
+        except Exception as exc:
+            if self._missing(exc):
+                raise NotFound(
+                    f"chunk {chunk_id.hex()} is not in the blob store ({self._where()})",
+                    ErrorCode.CHUNK_MISSING,
+                ) from None
+            raise self._error(exc, f"reading chunk {chunk_id.hex()}") from None
+        if self._hash(data) != chunk_id:
+            raise corrupt(chunk_id, f"{self._where()}, key {self._key(chunk_id)}")
+        return data
+
+    def has(self, chunk_id: bytes) -> bool:
+        check_id(chunk_id)
+        try:
+            self._client.head_object(Bucket=self.bucket, Key=self._key(chunk_id))
+        except Exception as exc:
+            if self._missing(exc):
+                return False
+            raise self._error(exc, f"looking for chunk {chunk_id.hex()}") from None
+        return True
+
+    def delete(self, chunk_id: bytes) -> bool:
+        if not self.has(chunk_id):
+            return False
+        try:
+            self._client.delete_object(Bucket=self.bucket, Key=self._key(chunk_id))
+        except Exception as exc:
+            raise self._error(exc, f"deleting chunk {chunk_id.hex()}") from None
+        return True
+
+    def ids(self) -> Iterator[ChunkInfo]:
+        pages = self._client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix
+        )
+        try:
+            for page in pages:
+                for obj in page.get("Contents", ()):
+                    chunk_id = parse_hex_id(obj["Key"][len(self.prefix) :])
+                    if chunk_id is not None:
+                        yield ChunkInfo(chunk_id, int(obj["Size"]), obj["LastModified"].timestamp())
+        except CitychainError:
+            raise
+        except Exception as exc:
+            raise self._error(exc, "listing the blobs") from None
+
+    def usage(self) -> StoreUsage:
+        blobs = size = 0
+        for info in self.ids():
+            blobs += 1
+            size += info.size
+        return StoreUsage(blobs, size, None)
