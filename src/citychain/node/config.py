@@ -9,6 +9,7 @@ A node's home directory::
                                   (mode 0600), allowed by [keys] allow_plaintext_passphrase;
                                   see citychain.crypto.passphrase for the real sources
     <home>/data/                  RocksDB
+    <home>/data/blobs/            the off-chain blob store ([blobs], citychain.blobs)
 
 Unknown sections or keys are refused with the file and key named, so a typo never passes
 silently.
@@ -19,10 +20,13 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from citychain.crypto.passphrase import TEST_NETWORK_PHRASE
 from citychain.errors import ConfigError
+
+if TYPE_CHECKING:
+    from citychain.blobs import BlobStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +186,42 @@ class KeysSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class BlobsSettings:
+    """The off-chain blob store (:mod:`citychain.blobs`): a local directory by default, or
+    any S3-compatible object store. Settings another backend does not use are left out."""
+
+    #: ``"local"`` (a directory under the home) or ``"s3"``.
+    backend: str = "local"
+    #: local: the directory (relative to the home) and a quota in bytes (0: the disk's size).
+    path: str = "data/blobs"
+    capacity: int = 0
+    #: s3: the bucket, the endpoint URL (empty: AWS), the region and a key prefix.
+    bucket: str = ""
+    endpoint: str = ""
+    region: str = "us-east-1"
+    prefix: str = ""
+    #: s3: the access key id and the environment variable holding its secret (never written
+    #: here); both empty: boto3's credential chain (environment, profile, instance role).
+    access_key: str = ""
+    secret_key_env: str = ""
+
+    def store_config(self) -> dict[str, Any]:
+        """The table :func:`citychain.blobs.open_store` takes."""
+        if self.backend != "s3":
+            return {"backend": self.backend, "path": self.path, "capacity": self.capacity}
+        keys = ("bucket", "endpoint", "region", "prefix", "access_key", "secret_key_env")
+        return {"backend": "s3", **{k: getattr(self, k) for k in keys}}
+
+    def problem(self) -> str | None:
+        """Why these settings cannot work (None when they can)."""
+        from citychain.blobs import config_problem
+
+        if self.backend == "s3" and (self.path != "data/blobs" or self.capacity):
+            return 'path and capacity are settings of backend = "local"'
+        return config_problem(self.store_config())
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     home: Path
     node: NodeSettings = field(default_factory=NodeSettings)
@@ -191,6 +231,7 @@ class NodeConfig:
     p2p: P2PSettings = field(default_factory=P2PSettings)
     consensus: ConsensusSettings = field(default_factory=ConsensusSettings)
     keys: KeysSettings = field(default_factory=KeysSettings)
+    blobs: BlobsSettings = field(default_factory=BlobsSettings)
 
     @property
     def config_dir(self) -> Path:
@@ -211,6 +252,12 @@ class NodeConfig:
     def path(self, relative: str) -> Path:
         p = Path(relative)
         return p if p.is_absolute() else self.home / p
+
+    def open_blob_store(self, hash_name: str = "sha256") -> BlobStore:
+        """The blob store [blobs] describes; ``hash_name`` is the chain suite's hash."""
+        from citychain.blobs import open_store
+
+        return open_store(self.blobs.store_config(), base=self.home, hash_name=hash_name)
 
     @classmethod
     def load(cls, home: Path) -> NodeConfig:
@@ -235,6 +282,7 @@ class NodeConfig:
             "p2p": P2PSettings,
             "consensus": ConsensusSettings,
             "keys": KeysSettings,
+            "blobs": BlobsSettings,
         }
         built: dict[str, Any] = {}
         for name, value in raw.items():
@@ -247,7 +295,7 @@ class NodeConfig:
 
     def save(self) -> None:
         lines: list[str] = ["# citychain node configuration (see README: Configuration)"]
-        for name in ("node", "api", "mempool", "state", "p2p", "consensus", "keys"):
+        for name in ("node", "api", "mempool", "state", "p2p", "consensus", "keys", "blobs"):
             section = getattr(self, name)
             lines.append(f"\n[{name}]")
             for f in fields(section):
