@@ -636,9 +636,10 @@ def wrap_key(
         raise InvalidInput("not an X25519 public key", ErrorCode.BAD_PUBLIC_KEY) from None
     eph = X25519PrivateKey.generate()
     eph_pub = eph.public_key().public_bytes_raw()
-    shared = eph.exchange(recipient)
-    if shared == bytes(_X25519_SIZE):
-        raise InvalidInput("a low-order X25519 public key", ErrorCode.BAD_PUBLIC_KEY)
+    try:
+        shared = eph.exchange(recipient)
+    except ValueError:  # an all-zero shared secret: a low-order point
+        raise InvalidInput("a low-order X25519 public key", ErrorCode.BAD_PUBLIC_KEY) from None
     kek = _kdf(cipher, shared, eph_pub, recipient_public, context)
     sealed = _Aead(cipher, kek).seal(bytes(_NONCE_SIZE), data_key, context)
     return _WRAP_VERSION + eph_pub + sealed
