@@ -9,6 +9,7 @@ worker thread.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
@@ -141,8 +142,21 @@ class NodeServiceAdapter:
         value, proof = await asyncio.to_thread(self.node.chain.state.prove, key, h)
         return StateProof(key, value, h, encode_commitment_proof(proof), header, commit)
 
-    async def query(self, contract: str, method: str, args: Mapping[str, Any]) -> Any:
-        return await asyncio.to_thread(self.node.query, contract, method, dict(args))
+    async def query(
+        self,
+        contract: str,
+        method: str,
+        args: Mapping[str, Any],
+        *,
+        private: bool = False,
+        caller: bytes | None = None,
+    ) -> Any:
+        return await asyncio.to_thread(
+            functools.partial(self.node.query, private=private, caller=caller),
+            contract,
+            method,
+            dict(args),
+        )
 
     def account(self, address: bytes) -> AccountInfo:
         nonce = self.node.account_nonce(address)

@@ -127,11 +127,24 @@ class NodeService(Protocol):
         """
         ...
 
-    async def query(self, contract: str, method: str, args: Mapping[str, Any]) -> Any:
+    async def query(
+        self,
+        contract: str,
+        method: str,
+        args: Mapping[str, Any],
+        *,
+        private: bool = False,
+        caller: bytes | None = None,
+    ) -> Any:
         """A read-only contract query on the latest committed state; the result is a
         canonical value (bytes, ints, strings, lists, maps). ``args`` are canonical values.
         Raises ``ExecutionFailure``/``InvalidInput`` with the contract's code (e.g.
-        ``UNKNOWN_CONTRACT``, ``UNKNOWN_METHOD``, ``BAD_ARGUMENTS``)."""
+        ``UNKNOWN_CONTRACT``, ``UNKNOWN_METHOD``, ``BAD_ARGUMENTS``).
+
+        A private query (``@query(private=True)``) is refused (``NOT_AUTHORIZED``) unless
+        ``private`` is True, which only a service route passes, after it checked the reader's
+        signed request (:mod:`citychain.api._httpsig`). ``caller`` (a 20-byte address, e.g.
+        the signer's) is what the contract sees as ``ctx.caller``; zero bytes when None."""
         ...
 
     def account(self, address: bytes) -> AccountInfo: ...

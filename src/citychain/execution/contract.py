@@ -11,6 +11,9 @@ A system contract is a class with a unique ``name`` whose public entry points ar
         @query                       # read-only: callable through the API without a transaction
         def balance(self, ctx: Context, args: dict[str, Any]) -> int: ...
 
+        @query(private=True)         # read-only, not public: only a service's signed route
+        def audit_trail(self, ctx: Context, args: dict[str, Any]) -> list[Any]: ...
+
 Every entry point receives a :class:`~citychain.execution.Context` (its only view of the
 chain) and the argument map, and returns a canonical value (see :mod:`citychain.codec`).
 Instances must hold no mutable state of their own: everything lives in state through ``ctx``,
@@ -56,6 +59,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 Check = Callable[[Any, "Context", dict[str, Any]], Any]
 _KIND_ATTR = "__citychain_entry__"
 _CHECK_ATTR = "__citychain_check__"
+_PRIVATE_ATTR = "__citychain_private__"
 _NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
@@ -82,10 +86,29 @@ def method(fn: F | None = None, /, *, check: Check | None = None) -> F | Callabl
     return mark if fn is None else mark(fn)
 
 
-def query(fn: F) -> F:
-    """Mark ``fn(self, ctx, args)`` as a read-only entry point: writes and events are refused."""
-    cast(Any, fn).__citychain_entry__ = True
-    return fn
+@overload
+def query(fn: F, /) -> F: ...
+
+
+@overload
+def query(*, private: bool) -> Callable[[F], F]: ...
+
+
+def query(fn: F | None = None, /, *, private: bool = False) -> F | Callable[[F], F]:
+    """Mark ``fn(self, ctx, args)`` as a read-only entry point: writes and events are refused.
+
+    ``@query(private=True)`` marks a query whose answer is not public (grants, audit trails,
+    private records): the generic ``/v1/query`` routes refuse it (``not_authorized``, 403), and
+    only a service's own route runs it, after checking the reader's signed request
+    (:mod:`citychain.api._httpsig`) and passing ``private=True`` to the node's query. Inside a
+    transaction, a contract may still call it like any other query."""
+
+    def mark(f: F) -> F:
+        cast(Any, f).__citychain_entry__ = True
+        cast(Any, f).__citychain_private__ = private
+        return f
+
+    return mark if fn is None else mark(fn)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +119,8 @@ class MethodSpec:
     fn: Callable[..., Any]
     #: The admission check, run before ``fn`` at execution and alone at admission.
     check: Check | None = None
+    #: A query whose answer is not public: served only through a service's signed route.
+    private: bool = False
 
 
 class Contract:
@@ -120,7 +145,13 @@ class Contract:
                         f"{cls.__name__}.{attr}: entry point names are lower-case letters, "
                         "digits and '_', starting with a letter"
                     )
-                table[attr] = MethodSpec(attr, bool(kind), value, getattr(value, _CHECK_ATTR, None))
+                table[attr] = MethodSpec(
+                    attr,
+                    bool(kind),
+                    value,
+                    getattr(value, _CHECK_ATTR, None),
+                    bool(getattr(value, _PRIVATE_ATTR, False)),
+                )
         cls.entries = MappingProxyType(dict(sorted(table.items())))
 
     def genesis(self, ctx: Context, params: dict[str, Any]) -> None:

@@ -495,11 +495,16 @@ class Executor:
         method: str,
         args: Mapping[str, Any],
         caller: bytes | None = None,
+        *,
+        private: bool = False,
     ) -> Any:
         """Run the read-only entry point ``contract.method`` on ``state``; returns its result.
 
         Only ``@query`` methods are callable; writes and events are refused. ``caller`` (and
         ``origin``) is 20 zero bytes when not given. Gas is limited to ``max_gas_per_tx``.
+        A private query (``@query(private=True)``) runs only when ``private`` is True: the caller
+        says it has authorised the reader (a service route that checked a signed request);
+        otherwise it is refused with ``not_authorized``.
         Raises ExecutionFailure / InvalidInput with the contract's code.
         """
         rt = self._rt
@@ -510,6 +515,13 @@ class Executor:
             raise ExecutionFailure(
                 f"{contract}.{method} changes state; send it in a transaction",
                 ErrorCode.UNKNOWN_METHOD,
+            )
+        if spec.private and not private:
+            raise InvalidInput(
+                f"{contract}.{method} is a private query: it is not answered by the generic "
+                "query routes; read it through its service's route with a request signed by an "
+                "authorised account (RFC 9421 HTTP Message Signatures)",
+                ErrorCode.NOT_AUTHORIZED,
             )
         if caller is None:
             caller = NO_ADDRESS

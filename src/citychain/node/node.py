@@ -413,7 +413,17 @@ class Node:
     def height(self) -> int:
         return self.chain.height
 
-    def query(self, contract: str, method: str, args: dict[str, Any]) -> Any:
+    def query(
+        self,
+        contract: str,
+        method: str,
+        args: dict[str, Any],
+        *,
+        private: bool = False,
+        caller: bytes | None = None,
+    ) -> Any:
+        """A read-only query on the latest committed state (see ``Executor.query``: a private
+        query needs ``private=True``; ``caller`` is who the contract sees as ``ctx.caller``)."""
         header = self.chain.last_header()
         ctx = BlockContext(
             self.chain_id,
@@ -421,7 +431,9 @@ class Node:
             header.time if header else self.genesis.genesis_time,
             header.proposer if header else b"",
         )
-        return self.chain.executor.query(self.chain.state, ctx, contract, method, args)
+        return self.chain.executor.query(
+            self.chain.state, ctx, contract, method, args, caller, private=private
+        )
 
     # -- submission ----------------------------------------------------------------------------
     async def submit(self, raw_txs: Sequence[bytes]) -> list[SubmitResult]:
