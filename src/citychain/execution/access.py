@@ -25,13 +25,15 @@ Identity modes (``cfg.mode``, fixed in genesis):
 * ``key``: registered keys. An account is a member once an admin of its organisation
   registered its public key (genesis lists each organisation's admin keys).
 * ``certificate``: X.509. An account enrols by presenting a certificate issued by its
-  organisation's CA for its own key (``gov.enroll``, the one method non-members may call);
+  organisation's CA for its own key (``gov.enroll``, a method non-members may call);
   the certificate's serial, CA fingerprint and expiry are kept in the member record, and each
   transaction is refused once the serial is revoked on chain, the certificate has expired at
   the block's time, or the organisation's CA was replaced.
 
 :func:`check_access` runs for every transaction after the signature, nonce and gas checks.
-Each signer (the sender, then its endorsers) must be a member in good standing: its
+Each signer (the sender, then its endorsers) must be a member in good standing (except a
+lone non-member sender of one of :data:`NON_MEMBER_METHODS`, a citizen, whom the called
+contract checks instead): its
 organisation still on the chain, its key or certificate not revoked, its account not frozen.
 The called contract must not be frozen. Then the method's policy (``pol/<contract>.<method>``,
 else the contract's default ``pol/<contract>.*``, else "ANY member") is evaluated over the
@@ -56,6 +58,10 @@ MODES = ("open", "key", "certificate")
 BUILTIN_ROLES = ("admin", "auditor", "member", "validator")
 #: The methods a non-member may call in certificate mode (to become a member).
 PUBLIC_METHODS = frozenset({(GOV, "enroll")})
+#: The methods an account that is no member may call too: a citizen's own key (its did:key)
+#: asks for, and records downloads of, records about the citizen; the ``data`` contract checks
+#: that they are. A member who calls them is checked as for any other method.
+NON_MEMBER_METHODS = frozenset({("data", "request_access"), ("data", "record_access")})
 #: The policy of a method nobody configured: any member of any organisation.
 DEFAULT_POLICY = Policy("ANY")
 
@@ -313,6 +319,14 @@ def check_access(
         raise _refuse(ErrorCode.FROZEN, f"contract {contract!r} is frozen by governance")
     signer_list = list(signers)
     if (contract, method) in PUBLIC_METHODS:
+        if get(frozen_key(signer_list[0])) is not None:
+            raise _refuse(ErrorCode.FROZEN, f"account {signer_list[0].hex()} is frozen")
+        return FOREVER
+    if (
+        (contract, method) in NON_MEMBER_METHODS
+        and len(signer_list) == 1
+        and member(get, signer_list[0]) is None
+    ):
         if get(frozen_key(signer_list[0])) is not None:
             raise _refuse(ErrorCode.FROZEN, f"account {signer_list[0].hex()} is frozen")
         return FOREVER
