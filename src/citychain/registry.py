@@ -26,6 +26,7 @@ SERVICES: tuple[str, ...] = (
     "citychain.services.gov",
     "citychain.services.token",
     "citychain.services.identity",
+    "citychain.services.data",
 )
 
 
