@@ -57,8 +57,16 @@ def citychain_error_response(exc: CitychainError, where: str) -> JSONResponse:
     if status >= 500 and status != 503:
         log.error("%s failed: %s", where, exc, exc_info=exc)
         return internal_error_response()
-    headers = {"Retry-After": "1"} if status in (429, 503) else None
+    headers = {"Retry-After": "1"} if status in (429, 503) else _challenge(exc.code)
     return error_response(status, exc.code, exc.message, headers)
+
+
+def _challenge(code: ErrorCode) -> dict[str, str] | None:
+    """A refused signed read says what to sign (RFC 9421 ``Accept-Signature``, and the
+    ``WWW-Authenticate`` challenge RFC 9110 wants on a 401)."""
+    from citychain.api._httpsig import CHALLENGE_HEADERS, SIGNATURE_CODES
+
+    return dict(CHALLENGE_HEADERS) if code in SIGNATURE_CODES else None
 
 
 async def on_citychain_error(request: Request, exc: Exception) -> Response:

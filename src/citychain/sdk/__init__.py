@@ -13,6 +13,9 @@ types, the codec, the crypto suites and proof verification, plus httpx and webso
         node.gov.vote(other_admin, pid); node.gov.execute(admin, pid)
         params = build_params("set_params", param=["params.chain.block_max_txs=5000"])
 
+    with Client(url, signer=alice) as node:     # signed reads: every request signed (RFC 9421)
+        ...
+
 The platform services' helpers (``client.gov``, ``client.token``) come from their folders
 under :mod:`citychain.services`, found through the service registry; what they export
 (``Gov``, ``build_params``...) can be imported from here too.
@@ -34,6 +37,7 @@ from citychain.sdk._client import (
 )
 from citychain.sdk._errors import error_from
 from citychain.sdk._events import AsyncEventSubscription, EventSubscription
+from citychain.sdk._httpsig import SignedRequests, sign_request
 from citychain.sdk._light import (
     MAX_FETCHES,
     TRUST_LEVEL,
@@ -89,6 +93,7 @@ __all__ = [
     "NodeProbe",
     "NodeStatus",
     "ProbeFailure",
+    "SignedRequests",
     "StateProof",
     "SubmitResult",
     "TrustedSet",
@@ -99,6 +104,7 @@ __all__ = [
     "error_from",
     "probe_node",
     "prove_value",
+    "sign_request",
     "verify_skipping",
     "verify_state",
 ]

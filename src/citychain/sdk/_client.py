@@ -48,6 +48,7 @@ from citychain.proof import ics23
 from citychain.sdk import _parse
 from citychain.sdk._errors import error_from_response, transport_error
 from citychain.sdk._events import AsyncEventSubscription, EventSubscription, events_url
+from citychain.sdk._httpsig import SignedRequests
 from citychain.sdk._light import Answer, Fetch, LightBlock, LightClient, TrustedSet, drive
 from citychain.sdk._services import attach_services
 from citychain.sdk._types import (
@@ -381,7 +382,8 @@ class Client(_Base):
 
     ``url`` is the node's API (``http://host:26657``). See the module's trust model for
     ``chain_id``, ``validators`` and ``suite``. ``transport`` replaces httpx's network
-    transport (tests pass ``httpx.MockTransport``).
+    transport (tests pass ``httpx.MockTransport``). With ``signer``, every request is signed
+    for that account (RFC 9421, :mod:`citychain.sdk._httpsig`): what signed reads need.
 
     Each registered platform service with an SDK part is an attribute named after it
     (``client.gov``, ``client.token``; see :mod:`citychain.registry`), and
@@ -406,9 +408,12 @@ class Client(_Base):
         timeout: float = DEFAULT_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
         headers: Mapping[str, str] | None = None,
+        signer: Signer | None = None,
     ) -> None:
         super().__init__(url, chain_id, validators, suite, trust_height)
         self.timeout = timeout
+        #: The account that signs every request (signed reads), or None.
+        self.signer = signer
         # One helper per registered service with an SDK part: ``self.gov``, ``self.token``...
         attach_services(self, asynchronous=False)
         import httpx  # see _http_error
@@ -419,6 +424,7 @@ class Client(_Base):
             transport=transport,
             headers=headers,
             limits=_limits(),
+            auth=SignedRequests(signer) if signer is not None else None,
         )
 
     def close(self) -> None:
@@ -766,9 +772,12 @@ class AsyncClient(_Base):
         timeout: float = DEFAULT_TIMEOUT,
         transport: httpx.AsyncBaseTransport | None = None,
         headers: Mapping[str, str] | None = None,
+        signer: Signer | None = None,
     ) -> None:
         super().__init__(url, chain_id, validators, suite, trust_height)
         self.timeout = timeout
+        #: The account that signs every request (signed reads), or None.
+        self.signer = signer
         # The awaited helpers: ``self.gov`` (an AsyncGov), ``self.token``...
         attach_services(self, asynchronous=True)
         import httpx  # see _http_error
@@ -779,6 +788,7 @@ class AsyncClient(_Base):
             transport=transport,
             headers=headers,
             limits=_limits(),
+            auth=SignedRequests(signer) if signer is not None else None,
         )
 
     async def aclose(self) -> None:
