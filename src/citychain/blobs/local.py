@@ -47,6 +47,15 @@ STALE_TMP_SECONDS = 3600
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
+def _dirs(path: Path | str) -> list[str]:
+    """The subdirectories of ``path``, sorted (missing: none)."""
+    try:
+        with os.scandir(path) as entries:
+            return sorted(e.path for e in entries if e.is_dir())
+    except FileNotFoundError:
+        return []
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -89,12 +98,13 @@ class LocalStore:
 
     def _clean_tmp(self) -> None:
         cutoff = time.time() - STALE_TMP_SECONDS
-        for entry in os.scandir(self._tmp):
-            try:
-                if entry.stat().st_mtime < cutoff:
-                    os.unlink(entry.path)
-            except OSError:
-                pass  # gone already, or not ours to remove: harmless
+        with os.scandir(self._tmp) as entries:
+            for entry in entries:
+                try:
+                    if entry.stat().st_mtime < cutoff:
+                        os.unlink(entry.path)
+                except OSError:
+                    pass  # gone already, or not ours to remove: harmless
 
     def _path(self, chunk_id: bytes) -> Path:
         h = chunk_id.hex()
@@ -228,14 +238,12 @@ class LocalStore:
         return True
 
     def ids(self) -> Iterator[ChunkInfo]:
-        for top in sorted(os.scandir(self._chunks_dir), key=lambda e: e.name):
-            if not top.is_dir():
-                continue
-            for mid in sorted(os.scandir(top.path), key=lambda e: e.name):
-                if not mid.is_dir():
-                    continue
-                for entry in os.scandir(mid.path):
-                    chunk_id = parse_hex_id(entry.name)
+        for top in _dirs(self._chunks_dir):
+            for mid in _dirs(top):
+                with os.scandir(mid) as entries:
+                    found = [(e.name, e) for e in entries]
+                for name, entry in found:
+                    chunk_id = parse_hex_id(name)
                     if chunk_id is None:
                         continue
                     try:

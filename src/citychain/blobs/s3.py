@@ -22,6 +22,7 @@ question, not a hot path.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -40,6 +41,16 @@ __all__ = ["S3Store"]
 
 _FULL_CODES = frozenset({"QuotaExceeded", "InsufficientStorage", "XMinioStorageFull"})
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+_SESSION_LOCK = threading.Lock()
+_SESSIONS: list[Any] = []
+
+
+def _session(boto3: Any) -> Any:
+    """One boto3 session for the process: its loaded service models make each later client
+    cheap (~5 ms instead of ~100 ms). Called with ``_SESSION_LOCK`` held."""
+    if not _SESSIONS:
+        _SESSIONS.append(boto3.session.Session())
+    return _SESSIONS[0]
 
 
 class S3Store:
@@ -70,19 +81,20 @@ class S3Store:
         self.bucket = bucket
         self.endpoint_url = endpoint_url
         self.prefix = prefix
-        self._client: Any = boto3.session.Session().client(
-            "s3",
-            endpoint_url=endpoint_url,
-            aws_access_key_id=access_key,
-            aws_secret_access_key=secret_key,
-            region_name=region,
-            config=Config(
-                connect_timeout=connect_timeout,
-                read_timeout=read_timeout,
-                retries={"max_attempts": 2, "mode": "standard"},
-                s3={"addressing_style": "path"},
-            ),
-        )
+        with _SESSION_LOCK:  # botocore sessions are not thread-safe; clients are
+            self._client: Any = _session(boto3).client(
+                "s3",
+                endpoint_url=endpoint_url,
+                aws_access_key_id=access_key,
+                aws_secret_access_key=secret_key,
+                region_name=region,
+                config=Config(
+                    connect_timeout=connect_timeout,
+                    read_timeout=read_timeout,
+                    retries={"max_attempts": 2, "mode": "standard"},
+                    s3={"addressing_style": "path"},
+                ),
+            )
 
     def __repr__(self) -> str:
         return f"S3Store(bucket={self.bucket!r}, endpoint_url={self.endpoint_url!r})"

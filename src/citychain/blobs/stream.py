@@ -8,10 +8,19 @@ halfway (the reader fails, the process dies, the store fills up) leaves chunks n
 names, which the garbage collector removes after its grace period; re-running it stores only
 the chunks still missing (the others are the same ciphertext only if the same key and context
 are used again, i.e. when resuming the same sealed version).
+
+Both directions keep a few chunks in flight on worker threads (``in_flight``, 4 by default):
+an upload seals chunk ``i + 1`` while chunk ``i`` is verified and written (or sent to S3),
+a download fetches ahead of the chunk it decrypts. Hashing, AES and the disk and network
+calls release the GIL, so this uses a second core and hides an object store's latency;
+memory stays ``in_flight + 2`` chunks.
 """
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO
 
 from citychain.blobs._store import BlobStore
@@ -24,7 +33,15 @@ from citychain.crypto.envelope import (
 )
 from citychain.errors import ErrorCode, InvalidInput, NotFound
 
-__all__ = ["download", "missing_chunks", "put_manifest", "read_manifest", "upload"]
+__all__ = ["IN_FLIGHT", "download", "missing_chunks", "put_manifest", "read_manifest", "upload"]
+
+#: Chunks kept in flight (being stored, or fetched ahead) by default.
+IN_FLIGHT = 4
+
+
+def _check_in_flight(in_flight: int) -> None:
+    if not isinstance(in_flight, int) or not 1 <= in_flight <= 64:
+        raise InvalidInput("in_flight must be 1..64", ErrorCode.BAD_ARGUMENTS)
 
 
 def upload(
@@ -34,14 +51,26 @@ def upload(
     context: bytes,
     cipher: Cipher = "aes-256-gcm",
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    *,
+    in_flight: int = IN_FLIGHT,
 ) -> Manifest:
     """Seal ``reader`` chunk by chunk into ``store``, then store the manifest; return it.
 
-    Memory: a few chunks. Errors from the reader or the store propagate, leaving no manifest.
+    Memory: ``in_flight + 2`` chunks. The first error from the reader or the store propagates
+    once the chunks in flight have settled, and no manifest is stored.
     """
+    _check_in_flight(in_flight)
     sealed = seal_stream(reader, key, context, cipher, chunk_size)
-    for chunk_id, ciphertext in sealed:
-        store.put(chunk_id, ciphertext)
+    pending: deque[Future[bool]] = deque()
+    # On an error the chunks already handed over are still stored (the pool finishes them
+    # on exit), so a re-run finds them.
+    with ThreadPoolExecutor(in_flight, thread_name_prefix="blob-put") as pool:
+        for chunk_id, ciphertext in sealed:
+            if len(pending) >= in_flight:
+                pending.popleft().result()
+            pending.append(pool.submit(store.put, chunk_id, ciphertext))
+        while pending:
+            pending.popleft().result()
     manifest = sealed.manifest
     store.put(manifest.id, manifest.encode())
     return manifest
@@ -63,14 +92,55 @@ def read_manifest(store: BlobStore, manifest_id: bytes) -> Manifest:
     return manifest
 
 
+class _FetchAhead:
+    """``fetch(chunk_id)`` for chunks asked in manifest order, fetching ``window`` ahead."""
+
+    def __init__(
+        self,
+        chunks: tuple[bytes, ...],
+        get: Callable[[bytes], bytes],
+        pool: ThreadPoolExecutor,
+        window: int,
+    ) -> None:
+        self._chunks, self._get, self._pool, self._window = chunks, get, pool, window
+        self._next = 0  # the next index to submit
+        self._pending: deque[tuple[bytes, Future[bytes]]] = deque()
+
+    def __call__(self, chunk_id: bytes) -> bytes:
+        while self._next < len(self._chunks) and len(self._pending) < self._window:
+            ahead = self._chunks[self._next]
+            self._pending.append((ahead, self._pool.submit(self._get, ahead)))
+            self._next += 1
+        if not self._pending or self._pending[0][0] != chunk_id:
+            return self._get(chunk_id)  # asked out of order: not open_stream's way
+        return self._pending.popleft()[1].result()
+
+    def cancel(self) -> None:
+        for _, future in self._pending:
+            future.cancel()
+
+
 def download(
-    manifest_id: bytes, store: BlobStore, key: bytes, context: bytes, writer: IO[bytes]
+    manifest_id: bytes,
+    store: BlobStore,
+    key: bytes,
+    context: bytes,
+    writer: IO[bytes],
+    *,
+    in_flight: int = IN_FLIGHT,
 ) -> Manifest:
     """Write the plaintext of the version ``manifest_id`` names to ``writer``; return its
     manifest. Every check of :func:`~citychain.crypto.envelope.open_stream` applies; a chunk
-    missing from the store is ``chunk_missing`` naming its index and id."""
+    missing from the store is ``chunk_missing`` naming its index and id. Memory:
+    ``in_flight + 2`` chunks."""
+    _check_in_flight(in_flight)
     manifest = read_manifest(store, manifest_id)
-    open_stream(manifest, store.get, key, context, writer)
+    with ThreadPoolExecutor(in_flight, thread_name_prefix="blob-get") as pool:
+        fetch = _FetchAhead(manifest.chunks, store.get, pool, in_flight)
+        try:
+            open_stream(manifest, fetch, key, context, writer)
+        finally:
+            fetch.cancel()
     return manifest
 
 
