@@ -91,6 +91,7 @@ class LocalStore:
             ) from None
         self._lock = threading.Lock()
         self._count: tuple[int, int] | None = None  # (blobs, bytes), once counted
+        self._reserved = 0  # bytes of puts under way (capacity only)
         self._clean_tmp()
 
     def __repr__(self) -> str:
@@ -134,11 +135,13 @@ class LocalStore:
             raise InternalError(f"cannot touch {path}: {exc.strerror}") from None
         size = len(data)
         if self.capacity_bytes is not None:
-            with self._lock:
-                used = self._counted()[1]
-            if used + size > self.capacity_bytes:
-                raise self._full(f"{used} of {self.capacity_bytes} bytes used")
+            with self._lock:  # reserve the room, so concurrent puts cannot pass the quota
+                used = self._counted()[1] + self._reserved
+                if used + size > self.capacity_bytes:
+                    raise self._full(f"{used} of {self.capacity_bytes} bytes used")
+                self._reserved += size
         tmp = self._tmp / f"{chunk_id.hex()}.{uuid.uuid4().hex}"
+        existed = False
         try:
             self._write(tmp, data)
             made = self._make_dirs(path.parent)
@@ -160,6 +163,10 @@ class LocalStore:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+        finally:
+            if self.capacity_bytes is not None:
+                with self._lock:
+                    self._reserved -= size
         return not existed
 
     def _full(self, why: str) -> Unavailable:

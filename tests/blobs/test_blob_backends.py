@@ -1,0 +1,167 @@
+"""What only one backend can show: a local store that fills up (its quota, or the disk) and
+keeps nothing partial, crash leftovers cleaned, corrupt files quarantined; an S3 backend that
+is down failing in seconds; and ``open_store`` refusing a bad table precisely."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from citychain.blobs import LocalStore, open_store, upload
+from citychain.blobs.s3 import S3Store
+from citychain.crypto.envelope import MIN_CHUNK_SIZE, new_data_key
+from citychain.errors import CitychainError, ConfigError, ErrorCode, Unavailable
+
+
+def blob(text: bytes) -> tuple[bytes, bytes]:
+    return hashlib.sha256(text).digest(), text
+
+
+def files_under(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def test_a_store_at_its_capacity_refuses_and_keeps_nothing_partial(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "b", capacity_bytes=3 * MIN_CHUNK_SIZE)
+    key = new_data_key("aes-256-gcm")
+    with pytest.raises(Unavailable) as full:
+        upload(io.BytesIO(b"f" * (5 * MIN_CHUNK_SIZE)), store, key, b"c", chunk_size=MIN_CHUNK_SIZE)
+    assert full.value.code is ErrorCode.STORE_FULL
+    assert "is full" in full.value.message and "nothing was stored" in full.value.message
+    usage = store.usage()
+    assert usage.bytes <= 3 * MIN_CHUNK_SIZE and usage.capacity == 3 * MIN_CHUNK_SIZE
+    # Whole chunks only, no temporary file, no manifest.
+    assert all(p.stat().st_size == MIN_CHUNK_SIZE + 16 for p in files_under(tmp_path / "b"))
+    assert not list((tmp_path / "b" / "tmp").iterdir())
+    small, data = blob(b"still fits")
+    assert store.put(small, data)
+
+
+def test_a_full_disk_is_store_full_and_leaves_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalStore(tmp_path / "b")
+    real_write = os.write
+
+    def write(fd: int, data: bytes) -> int:
+        if len(data) > 100:
+            real_write(fd, bytes(data)[:50])  # half a chunk reaches the file, then no space
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", write)
+    cid, data = blob(b"x" * 1000)
+    with pytest.raises(Unavailable) as full:
+        store.put(cid, data)
+    assert full.value.code is ErrorCode.STORE_FULL and "the disk is full" in full.value.message
+    assert files_under(tmp_path / "b") == [] and not store.has(cid)
+
+
+def test_a_crash_leftover_is_removed_and_a_corrupt_file_quarantined(tmp_path: Path) -> None:
+    root = tmp_path / "b"
+    store = LocalStore(root)
+    stale, fresh = root / "tmp" / "stale", root / "tmp" / "fresh"
+    stale.write_bytes(b"half a chunk")
+    fresh.write_bytes(b"someone writing now")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    LocalStore(root)
+    assert not stale.exists() and fresh.exists()
+    cid, data = blob(b"will rot")
+    store.put(cid, data)
+    h = cid.hex()
+    (root / "chunks" / h[:2] / h[2:4] / h).write_bytes(b"rotten")
+    with pytest.raises(CitychainError) as bad:
+        store.get(cid)
+    assert bad.value.code is ErrorCode.CHUNK_CORRUPT
+    assert not store.has(cid) and len(list((root / "quarantine").iterdir())) == 1
+    assert store.put(cid, data) and store.get(cid) == data  # a re-upload heals it
+
+
+def test_an_sm3_store_checks_ids_with_sm3(tmp_path: Path) -> None:
+    from citychain.crypto.sm2 import sm3
+
+    store = LocalStore(tmp_path / "b", hash_name="sm3")
+    data = b"gm chain ciphertext"
+    assert store.put(sm3(data), data)
+    with pytest.raises(CitychainError) as bad:
+        store.put(hashlib.sha256(data).digest(), data)
+    assert bad.value.code is ErrorCode.CHUNK_ID_MISMATCH and "(sm3)" in bad.value.message
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_an_s3_backend_that_is_down_fails_fast_and_clearly() -> None:
+    store = S3Store("b", f"http://127.0.0.1:{_closed_port()}", "k", "s")
+    cid, data = blob(b"nowhere to go")
+    for call in (lambda: store.put(cid, data), lambda: store.get(cid), lambda: list(store.ids())):
+        started = time.monotonic()
+        with pytest.raises(Unavailable) as down:
+            call()
+        assert time.monotonic() - started < 5
+        assert down.value.code is ErrorCode.BACKEND_DOWN
+        assert "cannot be reached" in down.value.message and "127.0.0.1" in down.value.message
+
+
+def test_an_s3_bucket_that_does_not_exist_is_named(s3_endpoint: str) -> None:
+    store = S3Store("no-such-bucket", s3_endpoint, "testing", "testing")
+    with pytest.raises(Unavailable) as down:
+        store.get(blob(b"x")[0])
+    assert down.value.code is ErrorCode.BACKEND_DOWN
+    assert "the bucket does not exist" in down.value.message
+
+
+def test_open_store_builds_each_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    local = open_store({"backend": "local", "path": "blobs", "capacity": 10}, base=tmp_path)
+    assert isinstance(local, LocalStore)
+    assert local.root == tmp_path / "blobs" and local.capacity_bytes == 10
+    monkeypatch.setenv("CITY_SECRET", "s3cret")
+    s3 = open_store(
+        {
+            "backend": "s3",
+            "bucket": "b",
+            "endpoint": "http://127.0.0.1:9",
+            "access_key": "k",
+            "secret_key_env": "CITY_SECRET",
+            "prefix": "p/",
+        },
+        hash_name="sm3",
+    )
+    assert isinstance(s3, S3Store) and s3.hash_name == "sm3" and s3.prefix == "p/"
+
+
+@pytest.mark.parametrize(
+    ("config", "words"),
+    [
+        ({"backend": "ftp"}, 'backend must be "local" or "s3"'),
+        ({"backend": "local"}, "path must name"),
+        ({"backend": "local", "path": "x", "bucket": "b"}, "bucket is not a setting of the local"),
+        ({"backend": "local", "path": "x", "capacity": "1GB"}, "capacity must be a whole number"),
+        ({"backend": "s3"}, "bucket must be set"),
+        ({"backend": "s3", "bucket": "b", "secret_key": "s"}, "give access_key with secret_key"),
+        (
+            {
+                "backend": "s3",
+                "bucket": "b",
+                "access_key": "k",
+                "secret_key_env": "NOT_SET_ANYWHERE",
+            },
+            "secret_key_env names NOT_SET_ANYWHERE, which is not set",
+        ),
+        ({"backend": "s3", "bucket": 5}, "bucket must be a text"),
+    ],
+)
+def test_open_store_refuses_a_bad_table(config: dict[str, object], words: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        open_store(config)
+    assert refused.value.code is ErrorCode.BAD_CONFIG and words in refused.value.message
