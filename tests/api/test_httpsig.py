@@ -444,3 +444,11 @@ def test_digest_is_rfc9530_sha256() -> None:
     sign_request(request, ALICE, created=NOW)
     digest = base64.b64encode(hashlib.sha256(b'{"a": 1}').digest()).decode()
     assert request.headers["content-digest"] == f"sha-256=:{digest}:"
+
+
+def test_the_node_config_names_the_public_origin() -> None:
+    from citychain.node.config import ApiConfig
+
+    assert ApiConfig(public_origin="https://data.city.example").problem() is None
+    for bad in ("data.city.example", "ftp://x", "https://x/v1"):
+        assert "public_origin" in (ApiConfig(public_origin=bad).problem() or "")

@@ -37,6 +37,8 @@ from pathlib import Path
 import uvicorn
 from prometheus_client import CollectorRegistry
 
+from citychain.api._httpsig import SignatureVerifier
+from citychain.api._httpsig import install as install_verifier
 from citychain.api.app import create_app
 from citychain.api.limits import (
     ConnectionSlots,
@@ -154,6 +156,7 @@ async def serve(
     )
     app = create_app(NodeServiceAdapter(node), max_body_bytes=max_body_bytes)
     app.state.subscribers = SubscriberSlots.of(api, refusals)
+    install_verifier(app, SignatureVerifier(origin=api.public_origin or None))
     host, port = listener.getsockname()[:2]
     request_limits = RequestLimits(
         header_timeout_s=api.header_timeout_ms / 1000,

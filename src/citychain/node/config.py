@@ -55,6 +55,10 @@ class ApiConfig:
     #: Open ``/v1/events`` subscriptions, in all and from one client address.
     max_subscribers: int = 1_000
     max_subscribers_per_address: int = 100
+    #: The public ``scheme://host[:port]`` clients address when a reverse proxy sits in front:
+    #: signed reads check a request's signed URI against it (empty: the connection's scheme
+    #: and the ``Host`` header as received). See :mod:`citychain.api._httpsig`.
+    public_origin: str = ""
 
     def problem(self) -> str | None:
         """Why these settings cannot work (None when they can)."""
@@ -76,6 +80,11 @@ class ApiConfig:
             return "max_header_bytes must be 1024 or more"
         if self.port > 65535:
             return "port must be 0 to 65535"
+        scheme, sep, authority = self.public_origin.partition("://")
+        if self.public_origin and (
+            scheme not in ("http", "https") or not sep or not authority or "/" in authority
+        ):
+            return "public_origin must be http(s)://host[:port], without a path"
         return None
 
 
