@@ -61,12 +61,25 @@ def citychain_error_response(exc: CitychainError, where: str) -> JSONResponse:
     return error_response(status, exc.code, exc.message, headers)
 
 
+#: The refusals of a signed read (:mod:`citychain.api._httpsig`), answered with a challenge.
+SIGNATURE_CODES = frozenset(
+    {
+        ErrorCode.SIGNATURE_MISSING,
+        ErrorCode.SIGNATURE_INVALID,
+        ErrorCode.SIGNATURE_EXPIRED,
+        ErrorCode.SIGNATURE_REPLAYED,
+    }
+)
+
+
 def _challenge(code: ErrorCode) -> dict[str, str] | None:
     """A refused signed read says what to sign (RFC 9421 ``Accept-Signature``, and the
     ``WWW-Authenticate`` challenge RFC 9110 wants on a 401)."""
-    from citychain.api._httpsig import CHALLENGE_HEADERS, SIGNATURE_CODES
+    if code not in SIGNATURE_CODES:
+        return None
+    from citychain.api._httpsig import CHALLENGE_HEADERS  # the signature library, when needed
 
-    return dict(CHALLENGE_HEADERS) if code in SIGNATURE_CODES else None
+    return dict(CHALLENGE_HEADERS)
 
 
 async def on_citychain_error(request: Request, exc: Exception) -> Response:

@@ -46,6 +46,9 @@ The target URI is rebuilt from the request as received: the path and query exact
 Host) the client signs the public URI; then give the node its public origin,
 ``SignatureVerifier(origin="https://data.city.example")`` installed with :func:`install`, and
 the scheme and authority are taken from there instead (the path must reach the node unchanged).
+A production node should be given it (``[api] public_origin``): with the ``Host`` header as
+received, a request signed for another node of the same chain, captured within its minute,
+would be accepted here once (each node keeps its own nonces); with the origin set it is not.
 
 The structured fields, the signature base and the digest check are the
 ``http-message-signatures`` library's (``HTTPMessageVerifier``); the checks of steps 1-4 and 6
@@ -73,6 +76,7 @@ from http_message_signatures import (
 )
 
 from citychain.api._body import read_body
+from citychain.api._errors import SIGNATURE_CODES  # the codes whose 401 carries the challenge
 from citychain.errors import CitychainError, ErrorCode, InvalidInput, Unavailable
 from citychain.sdk._httpsig import ALG_BY_SUITE, COVERED, TAG, algorithm_for, parse_keyid
 
@@ -100,15 +104,6 @@ MAX_NONCE = 128
 #: Largest body a signed route reads, when the app has no limits of its own.
 _DEFAULT_MAX_BODY = 8 * 1024 * 1024
 
-#: The codes whose 401 answer carries :data:`CHALLENGE_HEADERS`.
-SIGNATURE_CODES: Final = frozenset(
-    {
-        ErrorCode.SIGNATURE_MISSING,
-        ErrorCode.SIGNATURE_INVALID,
-        ErrorCode.SIGNATURE_EXPIRED,
-        ErrorCode.SIGNATURE_REPLAYED,
-    }
-)
 #: What a 401 asks for: RFC 9421 §5.1 ``Accept-Signature`` (the components and parameters to
 #: sign; ``content-digest`` too when there is a body), and the ``WWW-Authenticate`` challenge
 #: RFC 9110 §11.6.1 requires on a 401. RFC 9421 registers no authentication scheme; the
