@@ -65,7 +65,7 @@ async def _run_query(
 @router.get(
     "/v1/query/{contract}/{method}",
     response_model=m.QueryResponse,
-    responses=error_responses(),
+    responses=error_responses(403),
     summary="A read-only contract query",
 )
 async def query_get(
@@ -81,7 +81,9 @@ async def query_get(
     ] = None,
 ) -> Response:
     """Runs ``method`` of ``contract`` on the latest committed state; nothing is
-    written. Long arguments are better sent with POST."""
+    written. Long arguments are better sent with POST. A private query (grants, audit
+    trails) is refused here (403 ``not_authorized``): its service's own route answers it to a
+    request signed by an authorised account."""
     if args is not None and len(args) > MAX_ARGS_QUERY:
         raise InvalidInput(f"args is longer than {MAX_ARGS_QUERY} characters", ErrorCode.TOO_LARGE)
     parsed = (
@@ -93,7 +95,7 @@ async def query_get(
 @router.post(
     "/v1/query/{contract}/{method}",
     response_model=m.QueryResponse,
-    responses=error_responses(413, 415),
+    responses=error_responses(403, 413, 415),
     openapi_extra=json_body(m.QueryRequest),
     summary="A read-only contract query (arguments in the body)",
 )
