@@ -179,13 +179,12 @@ def resource(code: str = "101001/000001", **over: Any) -> dict[str, Any]:
 
 
 def conditional(code: str = "101001/000002", **over: Any) -> dict[str, Any]:
-    return resource(
-        code,
-        sharing="conditional",
-        sharing_condition="for social-security checks only",
-        approvers=[APPROVER.address],
-        **over,
-    )
+    fields: dict[str, Any] = {
+        "sharing": "conditional",
+        "sharing_condition": "for social-security checks only",
+        "approvers": [APPROVER.address],
+    }
+    return resource(code, **{**fields, **over})
 
 
 def version_args(code: str, n: int = 1, **over: Any) -> dict[str, Any]:
@@ -199,6 +198,8 @@ def version_args(code: str, n: int = 1, **over: Any) -> dict[str, Any]:
         "cipher": "aes-256-gcm",
     }
     base.update(over)
+    if isinstance(base.get("wraps"), dict):
+        base["wraps"] = [{"grantee": a, "wrapped": w} for a, w in base["wraps"].items()]
     return base
 
 

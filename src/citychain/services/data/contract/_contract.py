@@ -16,13 +16,6 @@ refuse = st.refuse
 bad = sh.bad
 GOV = "gov"
 
-#: Queries whose answers are not public: the API serves them only to a reader its signed
-#: request proves, and asks :meth:`Data.can_read` whether that reader may see the answer.
-PRIVATE_QUERIES = frozenset(
-    {"grant", "grants", "request", "requests", "audit", "access", "accesses", "records",
-     "wrapped_key"}
-)  # fmt: skip
-
 
 def _page(args: dict[str, Any], default: int = 50) -> tuple[int, int]:
     after = arg_int(args, "after", max_value=2**63) if "after" in args else 0
@@ -270,19 +263,24 @@ class Data(Contract):
         )
 
     def _wraps(self, ctx: Context, raw: Any, code: str, provider: str) -> list[tuple[bytes, bytes]]:
-        if not isinstance(raw, dict) or len(raw) > sh.MAX_WRAPS:
+        if not isinstance(raw, list) or len(raw) > sh.MAX_WRAPS:
             raise bad(
-                f"argument 'wraps' must be a map of at most {sh.MAX_WRAPS} grantee addresses to "
-                "wrapped data keys"
+                f"argument 'wraps' must be a list of at most {sh.MAX_WRAPS} maps "
+                "{grantee: address, wrapped: wrapped data key}"
             )
-        out = []
-        for grantee, wrapped in sorted(raw.items()):
-            sh.check_address(grantee, "wraps")
+        out: dict[bytes, bytes] = {}
+        for item in raw:
+            if not isinstance(item, dict) or set(item) != {"grantee", "wrapped"}:
+                raise bad("argument 'wraps': each item is a map of grantee and wrapped")
+            grantee = sh.check_address(item["grantee"], "wraps")
+            wrapped = item["wrapped"]
             if type(wrapped) is not bytes or not 0 < len(wrapped) <= sh.MAX_WRAPPED:
                 raise bad(f"argument 'wraps': a wrapped key is 1 to {sh.MAX_WRAPPED} bytes")
+            if grantee in out:
+                raise bad(f"argument 'wraps' names {grantee.hex()} twice")
             self._may_wrap(ctx, code, provider, grantee)
-            out.append((grantee, wrapped))
-        return out
+            out[grantee] = wrapped
+        return sorted(out.items())
 
     def _check_add_version(self, ctx: Context, args: dict[str, Any]) -> _Version:
         only_args(
@@ -326,14 +324,15 @@ class Data(Contract):
         }
         if value["cipher_size"] < value["plain_size"]:
             raise bad("argument 'cipher_size' is smaller than 'plain_size': not a sealed stream")
-        wraps = self._wraps(ctx, args.get("wraps", {}), code, h["provider"])
+        wraps = self._wraps(ctx, args.get("wraps", []), code, h["provider"])
         return _Version(h, st.record(ctx, h), value, wraps)
 
     @method(check=_check_add_version)
     def add_version(self, ctx: Context, args: dict[str, Any], v: _Version) -> int:
         """``code``, ``manifest_id``, ``plain_hash``, ``cipher_hash`` (32 bytes each),
         ``plain_size``, ``cipher_size``, ``cipher``; optional ``subjects`` (subject tags of
-        the people its records are about), ``wraps`` ({grantee address: wrapped data key}).
+        the people its records are about), ``wraps`` (``[{grantee, wrapped}]``: the data key
+        wrapped for each reader).
         By a member of the provider; the API sends it only once every chunk is stored.
         Returns the version number (1, 2, ...)."""
         code, n = v.head["code"], v.value["version"]
@@ -390,7 +389,7 @@ class Data(Contract):
             return ctx.time + arg_int(args, "period", min_value=1, max_value=sh.MAX_GRANT_MS)
         until = arg_int(args, "until", max_value=2**63 - 1)
         if until <= ctx.time:
-            raise bad(f"argument 'until' ({until}) is not after this block's time ({ctx.time})")
+            raise bad("argument 'until' is not after this block's time: the period has passed")
         # At admission ctx.time is only a lower bound: the longest period is checked in the block.
         if ctx.time_exact and until - ctx.time > sh.MAX_GRANT_MS:
             raise bad(f"an access period is at most {sh.MAX_GRANT_MS} ms (ten years)")
@@ -631,7 +630,7 @@ class Data(Contract):
         if state == "expired":
             raise refuse(
                 ErrorCode.GRANT_EXPIRED,
-                f"grant {gid} expired at {g['until']} (block time now {ctx.time})",
+                f"grant {gid} expired at block time {g['until']} (ms)",
             )
         if g["org"]:  # a department's grant holds while its holder is still a member
             m = _member(ctx, ctx.origin)
@@ -822,7 +821,7 @@ class Data(Contract):
         return answer(ok, "a member of the provider" if ok else "only the provider or an auditor")
 
     # -- private queries (PRIVATE_QUERIES: the API serves them to signed, allowed readers) ---
-    @query
+    @query(private=True)
     def grant(self, ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
         """``id``: the grant with its state now (``active``, ``expired`` or ``revoked``)."""
         only_args(args, "id")
@@ -832,7 +831,7 @@ class Data(Contract):
             raise refuse(ErrorCode.NO_GRANT, f"no grant {gid}")
         return {**g, "state": st.grant_state(g, ctx.time)}
 
-    @query
+    @query(private=True)
     def grants(self, ctx: Context, args: dict[str, Any]) -> list[dict[str, Any]]:
         """``code``, optional ``grantee``, ``after`` (a grant id), ``limit``: its grants,
         with their state now, by id."""
@@ -855,7 +854,7 @@ class Data(Contract):
                 break
         return out
 
-    @query
+    @query(private=True)
     def request(self, ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
         """``id``: the access request (``pending``, ``granted`` or ``refused``)."""
         only_args(args, "id")
@@ -865,7 +864,7 @@ class Data(Contract):
             raise NotFound(f"no access request {rid}", ErrorCode.REQUEST_NOT_FOUND)
         return r
 
-    @query
+    @query(private=True)
     def requests(self, ctx: Context, args: dict[str, Any]) -> list[dict[str, Any]]:
         """``code``, optional ``after`` (a request id), ``limit``: its requests by id."""
         only_args(args, "code", "after", "limit")
@@ -875,7 +874,7 @@ class Data(Contract):
         prefix = sh.RESOURCE_REQUESTS + code.encode() + b"\0"
         return [st.request(ctx, rid) for rid in st.ids_under(ctx, prefix, after, limit)]  # type: ignore[misc]
 
-    @query
+    @query(private=True)
     def audit(self, ctx: Context, args: dict[str, Any]) -> list[dict[str, Any]]:
         """``code``, optional ``after`` (a sequence number), ``limit``: the audit trail of a
         resource, oldest first (request, granted, refused, revoked, download)."""
@@ -886,7 +885,7 @@ class Data(Contract):
         prefix = sh.RESOURCE_AUDIT + code.encode() + b"\0"
         return [st.audit_entry(ctx, s) for s in st.ids_under(ctx, prefix, after, limit)]  # type: ignore[misc]
 
-    @query
+    @query(private=True)
     def access(self, ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
         """``id``: one audit entry (what ``record_access`` returned): the API reads it to
         check a download was recorded, recently, by the same signer."""
@@ -897,7 +896,7 @@ class Data(Contract):
             raise NotFound(f"no access {seq}", ErrorCode.NOT_FOUND)
         return e
 
-    @query
+    @query(private=True)
     def accesses(self, ctx: Context, args: dict[str, Any]) -> list[dict[str, Any]]:
         """``subject`` (a subject tag), optional ``after``, ``limit``: the citizen's view,
         every audit entry about records about them, oldest first: which department
@@ -916,7 +915,7 @@ class Data(Contract):
             out.append({**e, "title": title})
         return out
 
-    @query
+    @query(private=True)
     def records(self, ctx: Context, args: dict[str, Any]) -> list[str]:
         """``subject``: the codes of the resources some version of which lists records about
         that subject (what a citizen may request)."""
@@ -924,7 +923,7 @@ class Data(Contract):
         prefix = sh.SUBJECT_RESOURCES + sh.check_tag(args.get("subject"))
         return [k[len(prefix) :].decode() for k, _ in ctx.iter_prefix(prefix)]
 
-    @query
+    @query(private=True)
     def wrapped_key(self, ctx: Context, args: dict[str, Any]) -> bytes:
         """``code``, ``version``, ``grantee``: the version's data key wrapped for the grantee
         (``no_grant`` if none was)."""
@@ -948,5 +947,10 @@ def _matches(view: dict[str, Any], kind: str, value: str) -> bool:
         return bool(view["sharing"] == value)
     return value in view["themes" if kind == "theme" else "keywords"]
 
+
+#: The queries whose answers are not public (``@query(private=True)``): the generic query
+#: routes refuse them; the API answers them only to a reader its signed request proves, after
+#: asking :meth:`Data.can_read` whether that reader may see the answer.
+PRIVATE_QUERIES = frozenset(name for name, spec in Data.entries.items() if spec.private)
 
 __all__ = ["PRIVATE_QUERIES", "Data"]

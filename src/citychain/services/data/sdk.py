@@ -1,0 +1,509 @@
+"""``client.data``: the data directory from the SDK (catalogue, versions, requests, grants).
+
+Two layers:
+
+* **Builders** (pure, no client): ``register_args``, ``version_args``, ``request_args``,
+  ``decide_args``, ``revoke_args``, ``access_args``, ``wrap_args`` check their inputs as the
+  contract does and return the ``args`` map of the transaction, so a refusal (``bad_arguments``
+  naming the field) comes before anything is signed. ``subject_tag``, ``export_catalogue`` and
+  ``import_catalogue`` are the shapes' functions.
+* **Helpers** on a client (``client.data``): each transaction helper sends, waits for the
+  commit and returns the contract's result (the code, a version number, ``{"request",
+  "state", "grant"}``, an access id), or raises :class:`~citychain.errors.ExecutionFailure`
+  with the receipt's code (``not_provider``, ``grant_expired``...). The public queries
+  (``resource``, ``history``, ``versions``, ``search``, ``search_all``, ``catalogue``) read
+  the node's latest state (not proven). The private queries (grants, audit trails, the
+  citizen's view, wrapped keys) are not answered by the generic query route: read them
+  through the data service's signed routes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from citychain.crypto import Signer
+from citychain.sdk._services import AsyncServiceClient, ServiceClient, committed
+from citychain.services.data.shapes import (
+    MAX_GRANT_MS,
+    MAX_PAGE,
+    MAX_SUBJECTS,
+    MAX_WRAPPED,
+    MAX_WRAPS,
+    NAME,
+    RESOURCE_FIELDS,
+    bad,
+    check_cipher,
+    check_code,
+    check_hash,
+    check_tag,
+    check_text,
+    export_catalogue,
+    import_catalogue,
+    resource_record,
+    subject_tag,
+)
+from citychain.types.address import to_address
+
+#: Gas for a data transaction unless told otherwise (a download listed under 1,024 subjects
+#: writes as many index entries).
+DATA_GAS_LIMIT = 5_000_000
+
+
+def _nat(value: Any, name: str, top: int = 2**63 - 1, low: int = 0) -> int:
+    if type(value) is not int or not low <= value <= top:
+        raise bad(f"argument {name!r} must be an integer from {low} to {top}")
+    return value
+
+
+# -- builders ----------------------------------------------------------------------------------
+def register_args(**fields: Any) -> dict[str, Any]:
+    """The args of ``register_resource`` / ``update_resource``: the resource's fields
+    (:data:`~citychain.services.data.shapes.RESOURCE_FIELDS`; approvers as addresses, bytes
+    or hex), checked and put in canonical form."""
+    if "approvers" in fields:
+        fields["approvers"] = [to_address(a, "approvers") for a in fields["approvers"]]
+    return resource_record(fields)
+
+
+def version_args(
+    code: str,
+    *,
+    manifest_id: bytes,
+    plain_hash: bytes,
+    cipher_hash: bytes,
+    plain_size: int,
+    cipher_size: int,
+    cipher: str,
+    subjects: Sequence[bytes] = (),
+    wraps: Mapping[bytes | str, bytes] | None = None,
+) -> dict[str, Any]:
+    """The args of ``add_version`` (a manifest the blob store holds every chunk of)."""
+    if len(subjects) > MAX_SUBJECTS:
+        raise bad(f"argument 'subjects' lists at most {MAX_SUBJECTS} tags")
+    tags = sorted(check_tag(t, "subjects") for t in subjects)
+    if len(set(tags)) != len(tags):
+        raise bad("argument 'subjects' lists a tag twice")
+    wrapped = {to_address(a, "wraps"): w for a, w in (wraps or {}).items()}
+    if len(wrapped) > MAX_WRAPS:
+        raise bad(f"argument 'wraps' holds at most {MAX_WRAPS} keys")
+    for w in wrapped.values():
+        if type(w) is not bytes or not 0 < len(w) <= MAX_WRAPPED:
+            raise bad(f"argument 'wraps': a wrapped key is 1 to {MAX_WRAPPED} bytes")
+    args: dict[str, Any] = {
+        "code": check_code(code),
+        "manifest_id": check_hash(manifest_id, "manifest_id"),
+        "plain_hash": check_hash(plain_hash, "plain_hash"),
+        "cipher_hash": check_hash(cipher_hash, "cipher_hash"),
+        "plain_size": _nat(plain_size, "plain_size"),
+        "cipher_size": _nat(cipher_size, "cipher_size"),
+        "cipher": check_cipher(cipher),
+    }
+    if tags:
+        args["subjects"] = tags
+    if wrapped:
+        args["wraps"] = [{"grantee": a, "wrapped": w} for a, w in sorted(wrapped.items())]
+    return args
+
+
+def wrap_args(code: str, version: int, grantee: bytes | str, wrapped: bytes) -> dict[str, Any]:
+    """The args of ``wrap_key``."""
+    if type(wrapped) is not bytes or not 0 < len(wrapped) <= MAX_WRAPPED:
+        raise bad(f"argument 'wrapped' must be 1 to {MAX_WRAPPED} bytes")
+    return {
+        "code": check_code(code),
+        "version": _nat(version, "version", 2**32 - 1, 1),
+        "grantee": to_address(grantee, "grantee"),
+        "wrapped": wrapped,
+    }
+
+
+def request_args(
+    code: str,
+    purpose: str,
+    *,
+    until: int | None = None,
+    period: int | None = None,
+    legal_basis: str = "",
+    subject: bytes | str | None = None,
+) -> dict[str, Any]:
+    """The args of ``request_access``: ``until`` (block time, ms) or ``period`` (ms from the
+    block that takes the request); ``subject`` a subject tag or a DID (turned into its tag).
+    A citizen names their own DID (their did:key)."""
+    if (until is None) == (period is None):
+        raise bad("give the access period as 'until' (block time, ms) or 'period' (ms)")
+    args: dict[str, Any] = {"code": check_code(code), "purpose": check_text(purpose, "purpose")}
+    if until is not None:
+        args["until"] = _nat(until, "until", low=1)
+    else:
+        args["period"] = _nat(period, "period", MAX_GRANT_MS, 1)
+    if legal_basis:
+        args["legal_basis"] = check_text(legal_basis, "legal_basis")
+    if subject is not None:
+        args["subject"] = subject_tag(subject) if isinstance(subject, str) else check_tag(subject)
+    return args
+
+
+def decide_args(request: int, approve: bool, reason: str = "") -> dict[str, Any]:
+    """The args of ``decide`` (a reason is required to refuse)."""
+    if type(approve) is not bool:
+        raise bad("argument 'approve' must be True or False")
+    args: dict[str, Any] = {"request": _nat(request, "request", low=1), "approve": approve}
+    if reason or not approve:
+        args["reason"] = check_text(reason, "reason")
+    return args
+
+
+def revoke_args(grant: int, reason: str) -> dict[str, Any]:
+    """The args of ``revoke``."""
+    return {"grant": _nat(grant, "grant", low=1), "reason": check_text(reason, "reason")}
+
+
+def access_args(grant: int, version: int, purpose: str | None = None) -> dict[str, Any]:
+    """The args of ``record_access`` (``purpose`` defaults to the grant's)."""
+    args: dict[str, Any] = {
+        "grant": _nat(grant, "grant", low=1),
+        "version": _nat(version, "version", 2**32 - 1, 1),
+    }
+    if purpose is not None:
+        args["purpose"] = check_text(purpose, "purpose")
+    return args
+
+
+def retire_args(code: str, reason: str = "") -> dict[str, Any]:
+    args: dict[str, Any] = {"code": check_code(code)}
+    if reason:
+        args["reason"] = check_text(reason, "reason")
+    return args
+
+
+def _search_args(
+    provider: str | None,
+    theme: str | None,
+    keyword: str | None,
+    sharing: str | None,
+    after: str | None,
+    limit: int,
+) -> dict[str, Any]:
+    args: dict[str, Any] = {"limit": _nat(limit, "limit", MAX_PAGE, 1)}
+    for name, value in (
+        ("provider", provider),
+        ("theme", theme),
+        ("keyword", keyword),
+        ("sharing", sharing),
+    ):
+        if value is not None:
+            args[name] = value
+    if after is not None:
+        args["after"] = check_code(after, "after")
+    return args
+
+
+# -- helpers on a client -----------------------------------------------------------------------
+class Data:
+    """``client.data`` on a blocking :class:`~citychain.sdk.Client`."""
+
+    def __init__(self, client: ServiceClient) -> None:
+        self._client = client
+
+    def _send(self, signer: Signer, method: str, args: dict[str, Any], gas_limit: int) -> Any:
+        receipt = self._client._send_committed(
+            signer, NAME, method, args, endorsers=(), timeout=None, gas_limit=gas_limit
+        )
+        return committed(NAME, method, receipt).result
+
+    # transactions
+    def register_resource(
+        self, signer: Signer, *, gas_limit: int = DATA_GAS_LIMIT, **fields: Any
+    ) -> str:
+        """Register a resource (a member of its provider signs); returns its code."""
+        return str(self._send(signer, "register_resource", register_args(**fields), gas_limit))
+
+    def update_resource(
+        self, signer: Signer, *, gas_limit: int = DATA_GAS_LIMIT, **fields: Any
+    ) -> int:
+        """Replace a resource's record (same code and provider); returns the revision."""
+        return int(self._send(signer, "update_resource", register_args(**fields), gas_limit))
+
+    def retire_resource(
+        self, signer: Signer, code: str, reason: str = "", *, gas_limit: int = DATA_GAS_LIMIT
+    ) -> int:
+        return int(self._send(signer, "retire_resource", retire_args(code, reason), gas_limit))
+
+    def add_version(
+        self, signer: Signer, code: str, *, gas_limit: int = DATA_GAS_LIMIT, **version: Any
+    ) -> int:
+        """Anchor a version (see :func:`version_args`); returns its number."""
+        return int(self._send(signer, "add_version", version_args(code, **version), gas_limit))
+
+    def wrap_key(
+        self,
+        signer: Signer,
+        code: str,
+        version: int,
+        grantee: bytes | str,
+        wrapped: bytes,
+        *,
+        gas_limit: int = DATA_GAS_LIMIT,
+    ) -> None:
+        self._send(signer, "wrap_key", wrap_args(code, version, grantee, wrapped), gas_limit)
+
+    def request_access(
+        self, signer: Signer, code: str, purpose: str, *, gas_limit: int = DATA_GAS_LIMIT, **kw: Any
+    ) -> dict[str, Any]:
+        """Ask for access (see :func:`request_args`); ``{"request", "state", "grant"}``."""
+        result: dict[str, Any] = self._send(
+            signer, "request_access", request_args(code, purpose, **kw), gas_limit
+        )
+        return result
+
+    def decide(
+        self,
+        signer: Signer,
+        request: int,
+        approve: bool,
+        reason: str = "",
+        *,
+        gas_limit: int = DATA_GAS_LIMIT,
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = self._send(
+            signer, "decide", decide_args(request, approve, reason), gas_limit
+        )
+        return result
+
+    def revoke(
+        self, signer: Signer, grant: int, reason: str, *, gas_limit: int = DATA_GAS_LIMIT
+    ) -> None:
+        self._send(signer, "revoke", revoke_args(grant, reason), gas_limit)
+
+    def record_access(
+        self,
+        signer: Signer,
+        grant: int,
+        version: int,
+        purpose: str | None = None,
+        *,
+        gas_limit: int = DATA_GAS_LIMIT,
+    ) -> int:
+        """Record a download before asking the API for it; returns the access id."""
+        return int(
+            self._send(signer, "record_access", access_args(grant, version, purpose), gas_limit)
+        )
+
+    # public queries
+    def resource(self, code: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._client.query(NAME, "resource", code=check_code(code))
+        return result
+
+    def history(self, code: str, *, after: int = 0, limit: int = 50) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._client.query(
+            NAME, "history", code=check_code(code), after=after, limit=limit
+        )
+        return result
+
+    def versions(self, code: str, *, after: int = 0, limit: int = 50) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._client.query(
+            NAME, "versions", code=check_code(code), after=after, limit=limit
+        )
+        return result
+
+    def search(
+        self,
+        *,
+        provider: str | None = None,
+        theme: str | None = None,
+        keyword: str | None = None,
+        sharing: str | None = None,
+        after: str | None = None,
+        limit: int = 50,
+    ) -> dict[str, Any]:
+        """One page: ``{"resources": [...], "next": code or None}``."""
+        args = _search_args(provider, theme, keyword, sharing, after, limit)
+        result: dict[str, Any] = self._client.query(NAME, "search", **args)
+        return result
+
+    def search_all(self, **filters: Any) -> Iterator[dict[str, Any]]:
+        """Every matching resource, page after page."""
+        after = None
+        while True:
+            page = self.search(after=after, limit=MAX_PAGE, **filters)
+            yield from page["resources"]
+            after = page["next"]
+            if after is None:
+                return
+
+    def catalogue(self, **export: Any) -> dict[str, Any]:
+        """The whole live catalogue as DCAT 3 JSON-LD (:func:`export_catalogue`'s options)."""
+        resources = []
+        for view in self.search_all():
+            entry = {k: view[k] for k in RESOURCE_FIELDS}
+            entry["versions"] = self.versions(view["code"], limit=MAX_PAGE)
+            entry["issued"], entry["modified"] = view["issued"], view["modified"]
+            resources.append(entry)
+        return export_catalogue(resources, **export)
+
+    def can_read(self, reader: bytes, query: str, args: Mapping[str, Any]) -> dict[str, Any]:
+        """Whether the holder of public key ``reader`` may read private query ``query``."""
+        result: dict[str, Any] = self._client.query(
+            NAME, "can_read", reader=reader, query=query, args=dict(args)
+        )
+        return result
+
+
+class AsyncData:
+    """``client.data`` on an :class:`~citychain.sdk.AsyncClient`: :class:`Data`, awaited."""
+
+    def __init__(self, client: AsyncServiceClient) -> None:
+        self._client = client
+
+    async def _send(self, signer: Signer, method: str, args: dict[str, Any], gas_limit: int) -> Any:
+        receipt = await self._client._send_committed(
+            signer, NAME, method, args, endorsers=(), timeout=None, gas_limit=gas_limit
+        )
+        return committed(NAME, method, receipt).result
+
+    async def register_resource(
+        self, signer: Signer, *, gas_limit: int = DATA_GAS_LIMIT, **fields: Any
+    ) -> str:
+        return str(
+            await self._send(signer, "register_resource", register_args(**fields), gas_limit)
+        )
+
+    async def update_resource(
+        self, signer: Signer, *, gas_limit: int = DATA_GAS_LIMIT, **fields: Any
+    ) -> int:
+        return int(await self._send(signer, "update_resource", register_args(**fields), gas_limit))
+
+    async def retire_resource(
+        self, signer: Signer, code: str, reason: str = "", *, gas_limit: int = DATA_GAS_LIMIT
+    ) -> int:
+        return int(
+            await self._send(signer, "retire_resource", retire_args(code, reason), gas_limit)
+        )
+
+    async def add_version(
+        self, signer: Signer, code: str, *, gas_limit: int = DATA_GAS_LIMIT, **version: Any
+    ) -> int:
+        return int(
+            await self._send(signer, "add_version", version_args(code, **version), gas_limit)
+        )
+
+    async def wrap_key(
+        self,
+        signer: Signer,
+        code: str,
+        version: int,
+        grantee: bytes | str,
+        wrapped: bytes,
+        *,
+        gas_limit: int = DATA_GAS_LIMIT,
+    ) -> None:
+        await self._send(signer, "wrap_key", wrap_args(code, version, grantee, wrapped), gas_limit)
+
+    async def request_access(
+        self, signer: Signer, code: str, purpose: str, *, gas_limit: int = DATA_GAS_LIMIT, **kw: Any
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self._send(
+            signer, "request_access", request_args(code, purpose, **kw), gas_limit
+        )
+        return result
+
+    async def decide(
+        self,
+        signer: Signer,
+        request: int,
+        approve: bool,
+        reason: str = "",
+        *,
+        gas_limit: int = DATA_GAS_LIMIT,
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self._send(
+            signer, "decide", decide_args(request, approve, reason), gas_limit
+        )
+        return result
+
+    async def revoke(
+        self, signer: Signer, grant: int, reason: str, *, gas_limit: int = DATA_GAS_LIMIT
+    ) -> None:
+        await self._send(signer, "revoke", revoke_args(grant, reason), gas_limit)
+
+    async def record_access(
+        self,
+        signer: Signer,
+        grant: int,
+        version: int,
+        purpose: str | None = None,
+        *,
+        gas_limit: int = DATA_GAS_LIMIT,
+    ) -> int:
+        return int(
+            await self._send(
+                signer, "record_access", access_args(grant, version, purpose), gas_limit
+            )
+        )
+
+    async def resource(self, code: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._client.query(NAME, "resource", code=check_code(code))
+        return result
+
+    async def history(self, code: str, *, after: int = 0, limit: int = 50) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self._client.query(
+            NAME, "history", code=check_code(code), after=after, limit=limit
+        )
+        return result
+
+    async def versions(self, code: str, *, after: int = 0, limit: int = 50) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self._client.query(
+            NAME, "versions", code=check_code(code), after=after, limit=limit
+        )
+        return result
+
+    async def search(
+        self,
+        *,
+        provider: str | None = None,
+        theme: str | None = None,
+        keyword: str | None = None,
+        sharing: str | None = None,
+        after: str | None = None,
+        limit: int = 50,
+    ) -> dict[str, Any]:
+        args = _search_args(provider, theme, keyword, sharing, after, limit)
+        result: dict[str, Any] = await self._client.query(NAME, "search", **args)
+        return result
+
+    async def can_read(self, reader: bytes, query: str, args: Mapping[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = await self._client.query(
+            NAME, "can_read", reader=reader, query=query, args=dict(args)
+        )
+        return result
+
+
+def bind(client: Any) -> Data:
+    """The helper a :class:`~citychain.sdk.Client` carries as ``client.data``."""
+    return Data(client)
+
+
+def bind_async(client: Any) -> AsyncData:
+    """The helper an :class:`~citychain.sdk.AsyncClient` carries as ``client.data``."""
+    return AsyncData(client)
+
+
+__all__ = [
+    "DATA_GAS_LIMIT",
+    "AsyncData",
+    "Data",
+    "access_args",
+    "bind",
+    "bind_async",
+    "decide_args",
+    "export_catalogue",
+    "import_catalogue",
+    "register_args",
+    "request_args",
+    "retire_args",
+    "revoke_args",
+    "subject_tag",
+    "version_args",
+    "wrap_args",
+]
