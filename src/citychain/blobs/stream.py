@@ -138,7 +138,8 @@ def download(
     with ThreadPoolExecutor(in_flight, thread_name_prefix="blob-get") as pool:
         fetch = _FetchAhead(manifest.chunks, store.get, pool, in_flight)
         try:
-            open_stream(manifest, fetch, key, context, writer)
+            # The store checks each chunk against its id as it reads it.
+            open_stream(manifest, fetch, key, context, writer, fetch_verifies=True)
         finally:
             fetch.cancel()
     return manifest
