@@ -79,7 +79,7 @@ AUDIT_ACTIONS = ("request", "pending", "granted", "refused", "revoked", "downloa
 MAX_TITLE = 256
 MAX_DESCRIPTION = 4096
 MAX_TEXT = 1024  # a purpose, legal basis, reason or sharing condition
-MAX_TERM = 64  # a theme or keyword (an index key: short)
+MAX_TERM = 128  # a theme (a label or an IRI) or keyword: an index key, so short
 MAX_THEMES = 16
 MAX_KEYWORDS = 32
 MAX_DATA_ITEMS = 256
@@ -95,7 +95,7 @@ MAX_GRANT_MS = 10 * 366 * 24 * 3600 * 1000
 MAX_PAGE = 200
 
 _CODE_RE = re.compile(r"([1-3])([0-9]{2})([0-9]{3})([0-9]{0,9})/([0-9]{1,9})")
-_TERM_RE = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
+_TERM_RE = re.compile(r"[^\x00-\x1f\x7f]{1,128}")
 _SERIES_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}")
 _TYPE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,31}")
 _MEDIA_RE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}")

@@ -305,29 +305,30 @@ def _version_node(
 
 
 # -- import ----------------------------------------------------------------------------------
-def _refuse_remote(url: str, options: Any = None) -> Any:
-    raise _invalid(f"the catalogue names a remote JSON-LD context ({url}); none is fetched")
-
-
 def _ours(doc: dict[str, Any]) -> dict[str, Any]:
     """``doc`` in our context: as it is if it already uses it, else compacted by pyld."""
     if doc.get("@context") == CONTEXT:
         return doc
+    asked: list[str] = []
+
+    def refuse_remote(url: str, options: Any = None) -> Any:
+        asked.append(url)
+        raise _invalid(f"the catalogue names a remote JSON-LD context ({url}); none is fetched")
+
     try:
         from pyld import jsonld  # type: ignore[import-untyped]  # lazy: foreign documents only
 
         out: dict[str, Any] = jsonld.compact(
-            doc, {"@context": CONTEXT}, {"documentLoader": _refuse_remote}
+            doc, {"@context": CONTEXT}, {"documentLoader": refuse_remote}
         )
-    except InvalidInput:
-        raise
-    except Exception as exc:  # pyld's JsonLdError wraps whatever went wrong
-        cause = exc
-        while getattr(cause, "cause", None) is not None:
-            cause = cause.cause  # type: ignore[attr-defined]
-        if isinstance(cause, InvalidInput):
-            raise cause from None
-        raise _invalid(f"the document is not JSON-LD this importer can read: {exc}") from None
+    except Exception as exc:  # pyld wraps whatever went wrong in its JsonLdError
+        if asked:
+            raise _invalid(
+                f"the catalogue names a remote JSON-LD context ({asked[0]}); none is fetched: "
+                "embed the context"
+            ) from None
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise _invalid(f"the document is not JSON-LD this importer can read: {first}") from None
     if "@graph" in out:  # several top-level nodes: find the catalogue
         cats = [n for n in out["@graph"] if "Catalog" in _many(n, "type")]
         if len(cats) != 1:
