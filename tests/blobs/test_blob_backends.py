@@ -165,3 +165,41 @@ def test_open_store_refuses_a_bad_table(config: dict[str, object], words: str) -
     with pytest.raises(ConfigError) as refused:
         open_store(config)
     assert refused.value.code is ErrorCode.BAD_CONFIG and words in refused.value.message
+
+
+def test_a_gm_chain_seals_with_sm4_into_an_sm3_store(tmp_path: Path) -> None:
+    from citychain.blobs import download
+
+    store = LocalStore(tmp_path / "b", hash_name="sm3")
+    key = new_data_key("sm4-gcm")
+    data = b"gm" * 1500
+    manifest = upload(io.BytesIO(data), store, key, b"v1", "sm4-gcm", MIN_CHUNK_SIZE)
+    out = io.BytesIO()
+    download(manifest.id, store, key, b"v1", out)
+    assert out.getvalue() == data
+    with pytest.raises(CitychainError) as bad:  # SHA-256 ids do not go into an SM3 store
+        upload(io.BytesIO(data), store, new_data_key("aes-256-gcm"), b"v1")
+    assert bad.value.code is ErrorCode.CHUNK_ID_MISMATCH
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "expected"),
+    [
+        ("XMinioStorageFull", 507, ErrorCode.STORE_FULL),
+        ("QuotaExceeded", 403, ErrorCode.STORE_FULL),
+        ("InvalidAccessKeyId", 403, ErrorCode.BACKEND_DOWN),
+        ("SlowDown", 503, ErrorCode.BACKEND_DOWN),
+    ],
+)
+def test_s3_answers_map_to_codes(code: str, status: int, expected: ErrorCode) -> None:
+    from botocore.exceptions import ClientError  # type: ignore[import-untyped]
+
+    store = S3Store("b", "http://127.0.0.1:9", "k", "s")
+    answer = {
+        "Error": {"Code": code, "Message": "m"},
+        "ResponseMetadata": {"HTTPStatusCode": status},
+    }
+    err = store._error(ClientError(answer, "PutObject"), "storing chunk x")
+    assert err.code is expected
+    if code == "InvalidAccessKeyId":
+        assert "refused our credentials" in err.message

@@ -286,3 +286,11 @@ def test_importing_the_envelope_loads_no_cryptography() -> None:
         "sys.exit(1 if {'cryptography'} & {m.split('.')[0] for m in sys.modules} else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_ids_have_one_text_form() -> None:
+    manifest, _ = seal(b"t" * 10, env.new_data_key("aes-256-gcm"))
+    assert env.parse_id(manifest.id.hex()) == manifest.id
+    assert manifest.to_json()["id"] == manifest.id.hex()
+    for bad in ("", "ab", manifest.id.hex().upper(), manifest.id.hex()[:-1] + "g", "0x" + "0" * 62):
+        refused(ErrorCode.MALFORMED, env.parse_id, bad)

@@ -79,6 +79,7 @@ __all__ = [
     "key_size",
     "new_data_key",
     "open_stream",
+    "parse_id",
     "seal_stream",
     "unwrap_key",
     "wrap_key",
@@ -274,6 +275,22 @@ def _aad(context: bytes, index: int, final: bool) -> bytes:
 
 def _hex(b: bytes) -> str:
     return b.hex()
+
+
+def parse_id(text: str) -> bytes:
+    """A chunk or manifest id from its text form (64 lowercase hex digits); ``malformed``
+    naming the text otherwise. ``id.hex()`` is the text form."""
+    if (
+        not isinstance(text, str)
+        or len(text) != 2 * _ID_SIZE
+        or text.lower() != text
+        or any(c not in "0123456789abcdef" for c in text)
+    ):
+        raise DecodeError(
+            f"an id is {2 * _ID_SIZE} lowercase hex digits, got {str(text)[:80]!r}",
+            ErrorCode.MALFORMED,
+        )
+    return bytes.fromhex(text)
 
 
 @dataclass(frozen=True, slots=True)
