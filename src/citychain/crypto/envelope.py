@@ -199,6 +199,11 @@ def _check_key(cipher: str, key: bytes) -> None:
         )
 
 
+def _check_context(context: bytes) -> None:
+    if not isinstance(context, bytes):
+        raise InvalidInput("the context must be bytes", ErrorCode.BAD_ARGUMENTS)
+
+
 def _check_chunk_size(chunk_size: int) -> None:
     if (
         not isinstance(chunk_size, int)
@@ -462,8 +467,7 @@ class SealedStream:
         _check_cipher(cipher)
         _check_key(cipher, key)
         _check_chunk_size(chunk_size)
-        if not isinstance(context, bytes):
-            raise InvalidInput("the context must be bytes", ErrorCode.BAD_ARGUMENTS)
+        _check_context(context)
         self._reader = reader
         self._aead = _Aead(cipher, key)
         self._context = context
@@ -565,6 +569,7 @@ def open_stream(
     """
     cipher = manifest.cipher
     _check_key(cipher, key)
+    _check_context(context)
     aead = _Aead(cipher, key)
     plain_h, cipher_h = hasher(cipher), hasher(cipher)
     n = len(manifest.chunks)
@@ -652,6 +657,7 @@ def wrap_key(
     )
 
     _check_key(cipher, data_key)
+    _check_context(context)
     _check_x25519(recipient_public, "public")
     try:
         recipient = X25519PublicKey.from_public_bytes(recipient_public)
@@ -682,6 +688,7 @@ def unwrap_key(
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
     _check_cipher(cipher)
+    _check_context(context)
     if not isinstance(wrapped, bytes) or len(wrapped) != wrapped_size(cipher):
         raise DecodeError(
             f"a wrapped {cipher} data key is {wrapped_size(cipher)} bytes", ErrorCode.MALFORMED
