@@ -64,6 +64,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from citychain import __version__, registry
+from citychain.api import _gates
 from citychain.api._errors import (
     CatchAll,
     on_citychain_error,
@@ -75,6 +76,7 @@ from citychain.api.openapi import DESCRIPTION, install_openapi
 from citychain.api.routes import LAST_ROUTERS, ROUTERS
 from citychain.api.routes._common import Limits
 from citychain.api.service import NodeService
+from citychain.blobs import BlobStore
 from citychain.errors import CitychainError
 
 __all__ = ["DEFAULT_MAX_BATCH_TXS", "DEFAULT_MAX_BODY_BYTES", "create_app"]
@@ -90,6 +92,7 @@ def create_app(
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_batch_txs: int = DEFAULT_MAX_BATCH_TXS,
+    blobs: BlobStore | None = None,
 ) -> FastAPI:
     """The API of ``service`` as an ASGI app (serve it with uvicorn)."""
     if max_body_bytes <= 0 or max_batch_txs <= 0:
@@ -109,6 +112,10 @@ def create_app(
     # What the routers' dependencies hand to each route (routes/_common.py).
     app.state.service = service
     app.state.limits = Limits(max_body_bytes=max_body_bytes, max_batch_txs=max_batch_txs)
+    # The off-chain blob store the data service's routes keep chunks in (None: not served).
+    app.state.blobs = blobs
+    # The services' admission gates for submitted transactions (citychain.api._gates).
+    app.state.tx_gates = _gates.collect()
     app.add_exception_handler(CitychainError, on_citychain_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_exception)

@@ -154,7 +154,11 @@ async def serve(
     listener = GuardedListener.adopt(
         sock, ConnectionSlots(cap, api.max_connections_per_address), refusals
     )
-    app = create_app(NodeServiceAdapter(node), max_body_bytes=max_body_bytes)
+    app = create_app(
+        NodeServiceAdapter(node),
+        max_body_bytes=max_body_bytes,
+        blobs=node.config.open_blob_store(node.suite.hash_name),
+    )
     app.state.subscribers = SubscriberSlots.of(api, refusals)
     install_verifier(app, SignatureVerifier(origin=api.public_origin or None))
     host, port = listener.getsockname()[:2]

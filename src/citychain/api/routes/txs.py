@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from citychain.api import _gates
 from citychain.api import models as m
 from citychain.api._body import (
     CBOR_TYPES,
@@ -26,11 +27,18 @@ from citychain.errors import ErrorCode, InternalError, InvalidInput, NotFound, T
 router = APIRouter(tags=["transactions"])
 
 
-async def _submit(service: NodeService, raw: list[bytes]) -> list[SubmitResult]:
-    results = list(await service.submit(raw))
-    if len(results) != len(raw):
-        raise InternalError(f"node answered {len(results)} results for {len(raw)} txs")
-    return results
+async def _submit(request: Request, service: NodeService, raw: list[bytes]) -> list[SubmitResult]:
+    """Submit ``raw`` after the services' admission gates (:mod:`citychain.api._gates`): a
+    gated-out transaction gets its refusal as its result and never reaches the node."""
+    refused = await _gates.refusals(request.app, request.app.state.tx_gates, raw)
+    admit = [tx for i, tx in enumerate(raw) if i not in refused]
+    answered = list(await service.submit(admit)) if admit else []
+    if len(answered) != len(admit):
+        raise InternalError(f"node answered {len(answered)} results for {len(admit)} txs")
+    if not refused:
+        return answered
+    it = iter(answered)
+    return [refused[i] if i in refused else next(it) for i in range(len(raw))]
 
 
 async def _batch_body(request: Request, limits: Limits) -> list[bytes]:
@@ -71,7 +79,7 @@ async def submit_batch(request: Request, service: ServiceDep, limits: LimitsDep)
     raw = await _batch_body(request, limits)
     if not raw:
         raise bad_arguments("the batch is empty")
-    results = await _submit(service, raw)
+    results = await _submit(request, service, raw)
     accepted = sum(1 for r in results if r.ok)
     return json(
         {
@@ -107,7 +115,7 @@ async def submit_one(request: Request, service: ServiceDep, limits: LimitsDep) -
         raw = body
         if not raw:
             raise bad_arguments("the body is empty; send the transaction's wire bytes")
-    (result,) = await _submit(service, [raw])
+    (result,) = await _submit(request, service, [raw])
     if not result.ok:
         refused = TxRejected(result.message or result.code.value, result.code)
         return citychain_error_response(refused, "POST /v1/tx")
