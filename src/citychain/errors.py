@@ -119,6 +119,7 @@ class ErrorCode(StrEnum):
     NO_GRANT = "no_grant"  # no grant with that id (or none for that grantee)
     GRANT_EXPIRED = "grant_expired"  # the grant's period ended at this block's time
     GRANT_REVOKED = "grant_revoked"  # the provider revoked the grant
+    ACCESS_STALE = "access_stale"  # a download's recorded access is too old: record anew
     WRONG_GRANTEE = "wrong_grantee"  # the grant belongs to another account
     INVALID_CATALOGUE = "invalid_catalogue"  # a DCAT JSON-LD document this service cannot take
     # the identity service: verifying credentials and presentations (Data Integrity, SD-JWT)
@@ -425,6 +426,7 @@ _BY_CODE: Final[dict[ErrorCode, tuple[type[CitychainError], int]]] = {
     ErrorCode.NO_GRANT: (ExecutionFailure, 403),
     ErrorCode.GRANT_EXPIRED: (ExecutionFailure, 403),
     ErrorCode.GRANT_REVOKED: (ExecutionFailure, 403),
+    ErrorCode.ACCESS_STALE: (InvalidInput, 403),
     ErrorCode.WRONG_GRANTEE: (ExecutionFailure, 403),
     ErrorCode.INVALID_CATALOGUE: (InvalidInput, 400),
     ErrorCode.INVALID_CREDENTIAL: (InvalidInput, 400),
