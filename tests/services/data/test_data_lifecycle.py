@@ -1,7 +1,8 @@
 """The request / grant / revoke / expire / download lifecycle against a tiny model, driven by
-hypothesis (whole seconds, so downloads land exactly on a grant's end as often as not): whatever order requests, decisions, revocations, downloads and the passing of
-time come in, every receipt's code is the one the model predicts, and the audit trail (of the
-resource, and the citizen's view) lists exactly the model's downloads.
+hypothesis in whole seconds (so downloads land exactly on a grant's end as often as not):
+whatever order requests, decisions, revocations, downloads and the passing of time come in,
+every receipt's code is the one the model predicts, and the audit trail (of the resource, and
+the citizen's view) lists exactly the model's downloads.
 
 One chain serves every example (each example registers a resource of its own), so the
 machine costs one block per step."""
