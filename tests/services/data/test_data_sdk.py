@@ -1,0 +1,139 @@
+"""``client.data``: the pure argument builders refuse what the contract would, before
+anything is signed, and the helpers send the builders' args and read the public queries
+(against a stand-in client: the node's side is the contract tests')."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pytest
+
+from citychain.crypto import ED25519, Signer
+from citychain.errors import ErrorCode, ExecutionFailure, InvalidInput
+from citychain.sdk import Client
+from citychain.services.data import sdk
+from citychain.services.data.shapes import subject_tag
+from citychain.services.identity.shapes import did_key
+from citychain.types import Receipt
+
+SIGNER = Signer(ED25519, b"\x05" * 32)
+CODE = "101001/000001"
+
+
+def test_builders_check_and_normalise() -> None:
+    args = sdk.register_args(
+        code=CODE,
+        title="T",
+        provider="org1",
+        sharing="conditional",
+        sharing_condition="c",
+        approvers=["07" * 20],
+        keywords=["b", "a", "b"],
+    )
+    assert args["approvers"] == [b"\x07" * 20] and args["keywords"] == ["a", "b"]
+    did = did_key(SIGNER.public_key)
+    req = sdk.request_args(CODE, "mine", period=1000, subject=did)
+    assert req == {"code": CODE, "purpose": "mine", "period": 1000, "subject": subject_tag(did)}
+    v = sdk.version_args(
+        CODE,
+        manifest_id=b"\x01" * 32,
+        plain_hash=b"\x02" * 32,
+        cipher_hash=b"\x03" * 32,
+        plain_size=1,
+        cipher_size=17,
+        cipher="aes-256-gcm",
+        wraps={"09" * 20: b"w"},
+    )
+    assert v["wraps"] == [{"grantee": b"\x09" * 20, "wrapped": b"w"}]
+    assert sdk.decide_args(3, False, "no") == {"request": 3, "approve": False, "reason": "no"}
+    assert sdk.access_args(1, 2) == {"grant": 1, "version": 2}
+    for call, words in (
+        (lambda: sdk.request_args(CODE, "p"), "'until'"),
+        (lambda: sdk.request_args(CODE, "p", until=5, period=5), "'until'"),
+        (lambda: sdk.request_args("bad", "p", period=5), "resource code"),
+        (lambda: sdk.decide_args(1, False), "reason"),
+        (lambda: sdk.access_args(0, 1), "grant"),
+        (
+            lambda: sdk.register_args(code=CODE, title="T", provider="org1", sharing="some"),
+            "sharing",
+        ),
+        (lambda: sdk.wrap_args(CODE, 1, b"\x01" * 20, b""), "wrapped"),
+    ):
+        with pytest.raises(InvalidInput) as info:
+            call()
+        assert info.value.code == ErrorCode.BAD_ARGUMENTS and words in info.value.message
+
+
+class FakeClient:
+    """What a service helper needs of a client, answering from a script."""
+
+    def __init__(self, result: Any = None, code: str = "ok") -> None:
+        self.sent: list[tuple[str, str, dict[str, Any], int]] = []
+        self.queries: list[tuple[str, str, dict[str, Any]]] = []
+        self.result, self.code = result, code
+        self.pages: list[dict[str, Any]] = []
+
+    def query(self, contract: str, method: str, /, **args: Any) -> Any:
+        self.queries.append((contract, method, args))
+        if method == "search":
+            return self.pages.pop(0)
+        return [] if method == "versions" else {"code": args.get("code")}
+
+    def _post_json(self, path: str, body: Any) -> Any:
+        raise AssertionError("not used")
+
+    def _send_committed(
+        self,
+        signer: Signer,
+        contract: str,
+        method: str,
+        args: Mapping[str, Any],
+        *,
+        endorsers: Sequence[Signer],
+        timeout: float | None,
+        gas_limit: int,
+    ) -> Receipt:
+        self.sent.append((contract, method, dict(args), gas_limit))
+        words = "refused words" if self.code != "ok" else ""
+        return Receipt(b"\x00" * 32, self.code, words, 1, self.result, ())
+
+
+def test_helpers_send_the_builders_args_and_raise_the_receipt_s_code() -> None:
+    fake = FakeClient(result={"request": 1, "state": "granted", "grant": 1})
+    data = sdk.bind(fake)
+    assert data.request_access(SIGNER, CODE, "p", period=10) == fake.result
+    assert fake.sent == [
+        ("data", "request_access", sdk.request_args(CODE, "p", period=10), sdk.DATA_GAS_LIMIT)
+    ]
+    refused = sdk.bind(FakeClient(code="grant_expired"))
+    with pytest.raises(ExecutionFailure) as info:
+        refused.record_access(SIGNER, 1, 1)
+    assert info.value.code == ErrorCode.GRANT_EXPIRED
+    assert info.value.message.startswith("data.record_access failed:")
+    pages = FakeClient()
+    pages.pages = [
+        {"resources": [{"code": "a"}, {"code": "b"}], "next": "101001/2"},
+        {"resources": [{"code": "c"}], "next": None},
+    ]
+    assert [r["code"] for r in sdk.bind(pages).search_all(theme="x")] == ["a", "b", "c"]
+    assert pages.queries[1][2] == {"limit": 200, "theme": "x", "after": "101001/2"}
+
+
+def test_async_helpers_and_the_client_attribute() -> None:
+    class AsyncFake(FakeClient):
+        async def query(self, contract: str, method: str, /, **args: Any) -> Any:  # type: ignore[override]
+            return FakeClient.query(self, contract, method, **args)
+
+        async def _send_committed(self, *a: Any, **kw: Any) -> Receipt:  # type: ignore[override]
+            return FakeClient._send_committed(self, *a, **kw)
+
+    fake = AsyncFake(result=2)
+    data = sdk.bind_async(fake)
+    assert asyncio.run(data.add_version(SIGNER, CODE, **{
+        "manifest_id": b"\x01" * 32, "plain_hash": b"\x02" * 32, "cipher_hash": b"\x03" * 32,
+        "plain_size": 1, "cipher_size": 17, "cipher": "sm4-gcm",
+    })) == 2  # fmt: skip
+    assert asyncio.run(data.resource(CODE)) == {"code": CODE}
+    assert isinstance(Client().data, sdk.Data)
