@@ -190,7 +190,7 @@ def test_queries_refuse_bad_arguments_and_state_changing_methods() -> None:
 
 def test_default_registry_and_nonce_key_layout() -> None:
     reg = default_registry()
-    assert reg.names() == ("gov", "identity", "token")
+    assert reg.names() == ("data", "gov", "identity", "token")
     assert isinstance(reg.get("token"), Token)
     assert {n for n, s in Token.entries.items() if s.read_only} == {
         "balance",
