@@ -95,7 +95,15 @@ class Net:
     def height(self) -> int:
         return self.chain.height
 
-    def tx(self, s: Signer, method_name: str, args: dict[str, Any] | None = None) -> Transaction:
+    def tx(
+        self,
+        s: Signer,
+        method_name: str,
+        args: dict[str, Any] | None = None,
+        *,
+        contract: str = "data",
+        gas_limit: int = 20_000_000,
+    ) -> Transaction:
         address = s.address
         nonce = account_nonce(self.chain.state, address) + self._sent.get(address, 0)
         self._sent[address] = self._sent.get(address, 0) + 1
@@ -103,10 +111,10 @@ class Net:
             s,
             chain_id=CHAIN,
             nonce=nonce,
-            contract="data",
+            contract=contract,
             method=method_name,
             args=args or {},
-            gas_limit=20_000_000,
+            gas_limit=gas_limit,
         )
 
     def block(self, *txs: Transaction, at: int | None = None) -> tuple[Receipt, ...]:

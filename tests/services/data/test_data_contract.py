@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from data_net import (  # type: ignore[import-not-found]
+    ADMIN,
     APPROVER,
     AUDITOR,
     CITIZEN,
@@ -27,6 +28,8 @@ from data_net import (  # type: ignore[import-not-found]
 
 from citychain.errors import ErrorCode, InvalidInput, NotFound
 from citychain.services.data.contract import PRIVATE_QUERIES
+from citychain.services.data.sdk import DATA_GAS_LIMIT
+from citychain.services.data.shapes import MAX_SUBJECTS
 
 CODE = "101001/000001"
 COND = "101001/000002"
@@ -443,3 +446,30 @@ def test_search_filters_combine_and_page_in_code_order(net: Net) -> None:
     expect = sorted(c for i, c in enumerate(codes) if i % 2 and i % 3 and i % 4 == 1)
     assert pages(theme="transport", sharing="unconditional", keyword="k1") == expect
     assert pages(provider="org2") == []
+
+
+def test_a_department_grant_ends_with_its_holder_s_membership(net: Net) -> None:
+    _three(net)
+    ok(net.send(DEPT, "request_access", {"code": CODE, "purpose": "p", "period": 600_000}))
+    ok(net.send(DEPT, "record_access", {"grant": 1, "version": 1}))
+    ok(
+        net.block(
+            net.tx(ADMIN["org2"], "remove_member", {"address": DEPT.address}, contract="gov")
+        )[0]
+    )
+    # No longer a member, the account may still call record_access (as a citizen could), but
+    # the department's grant is not its own any more.
+    net.refused_twice(
+        DEPT, "record_access", {"grant": 1, "version": 1}, ErrorCode.WRONG_GRANTEE, "no longer"
+    )
+
+
+def test_a_download_listed_under_the_most_subjects_fits_the_sdk_s_gas(net: Net) -> None:
+    ok(net.send(PROV, "register_resource", resource(CODE)))
+    tags = [i.to_bytes(32, "big") for i in range(MAX_SUBJECTS)]
+    ok(net.send(PROV, "add_version", version_args(CODE, 1, subjects=tags)))
+    ok(net.send(DEPT, "request_access", {"code": CODE, "purpose": "p", "period": 600_000}))
+    tx = net.tx(DEPT, "record_access", {"grant": 1, "version": 1}, gas_limit=DATA_GAS_LIMIT)
+    (r,) = net.block(tx)
+    assert ok(r).gas_used < DATA_GAS_LIMIT
+    assert len(private(net, "accesses", subject=tags[-1])) == 1  # type: ignore[arg-type]

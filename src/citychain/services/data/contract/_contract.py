@@ -553,7 +553,12 @@ class Data(Contract):
             raise refuse(ErrorCode.REQUEST_DECIDED, f"request {rid} was already {req['state']}")
         h = _live(ctx, req["code"], "its requests are no longer decided")
         rec = st.record(ctx, h)
-        if ctx.origin not in rec["approvers"] or _member(ctx, ctx.origin) is None:
+        approver = _member(ctx, ctx.origin)
+        if (
+            ctx.origin not in rec["approvers"]
+            or approver is None
+            or approver["org"] != rec["provider"]
+        ):
             raise refuse(
                 ErrorCode.NOT_APPROVER,
                 f"{ctx.origin.hex()} is not a named approver (in good standing) of resource "
