@@ -137,3 +137,13 @@ def test_async_helpers_and_the_client_attribute() -> None:
     })) == 2  # fmt: skip
     assert asyncio.run(data.resource(CODE)) == {"code": CODE}
     assert isinstance(Client().data, sdk.Data)
+
+
+def test_catalogue_exports_what_the_node_lists() -> None:
+    rec = sdk.register_args(code=CODE, title="T", provider="org1", sharing="unconditional")
+    fake = FakeClient()
+    fake.pages = [{"resources": [{**rec, "issued": 5, "modified": 6, "revision": 1}], "next": None}]
+    doc = sdk.bind(fake).catalogue(base="https://x.example")
+    (back,) = sdk.import_catalogue(doc)
+    assert back == {**rec, "issued": 5, "modified": 6}
+    assert [q[1] for q in fake.queries] == ["search", "versions"]

@@ -307,6 +307,16 @@ class Data:
         )
         return result
 
+    def versions_all(self, code: str) -> Iterator[dict[str, Any]]:
+        """Every version of ``code``, page after page."""
+        after = 0
+        while True:
+            page = self.versions(code, after=after, limit=MAX_PAGE)
+            yield from page
+            if len(page) < MAX_PAGE:
+                return
+            after = int(page[-1]["version"])
+
     def search(
         self,
         *,
@@ -337,7 +347,7 @@ class Data:
         resources = []
         for view in self.search_all():
             entry = {k: view[k] for k in RESOURCE_FIELDS}
-            entry["versions"] = self.versions(view["code"], limit=MAX_PAGE)
+            entry["versions"] = list(self.versions_all(view["code"]))
             entry["issued"], entry["modified"] = view["issued"], view["modified"]
             resources.append(entry)
         return export_catalogue(resources, **export)
