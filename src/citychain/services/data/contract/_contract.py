@@ -341,6 +341,7 @@ class Data(Contract):
             ctx.set(sh.wrap_key(code, n, grantee), wrapped)
         for tag in v.value["subjects"]:
             ctx.set(sh.SUBJECT_RESOURCES + tag + code.encode(), b"\x01")
+        ctx.set(sh.hash_key(v.value["plain_hash"], code, n), b"\x01")
         st.put(ctx, sh.head_key(code), {**v.head, "versions": n, "updated": ctx.time})
         ctx.emit(
             "version",
@@ -427,6 +428,8 @@ class Data(Contract):
         value = {
             "code": code,
             "requester": ctx.origin,
+            # The requester's public key: what the provider wraps data keys for on a grant.
+            "key": ctx.sender_public_key,
             "org": "" if m is None else m["org"],
             "subject": subject,
             "purpose": purpose,
@@ -448,6 +451,7 @@ class Data(Contract):
             "code": req["code"],
             "request": req["id"],
             "grantee": req["requester"],
+            "key": req["key"],
             "org": req["org"],
             "subject": req["subject"],
             "purpose": req["purpose"],
@@ -749,6 +753,24 @@ class Data(Contract):
                 break
             found.append(view)
         return {"resources": found, "next": found[-1]["code"] if more else None}
+
+    @query
+    def by_hash(self, ctx: Context, args: dict[str, Any]) -> list[dict[str, Any]]:
+        """``plain_hash``: every version whose plaintext has this hash (what ``data verify``
+        looks for), each with its resource ``code``, oldest anchoring first per resource."""
+        only_args(args, "plain_hash")
+        digest = sh.check_hash(args.get("plain_hash"), "plain_hash")
+        out = []
+        prefix = sh.PLAIN_HASHES + digest
+        for key, _ in ctx.iter_prefix(prefix):
+            rest = key[len(prefix) :]  # <code>\0<version, 4 B BE>
+            code, number = rest[:-5].decode(), int.from_bytes(rest[-4:], "big")
+            v = st.version(ctx, code, number)
+            if v is not None:
+                out.append({"code": code, **v})
+            if len(out) >= sh.MAX_PAGE:
+                break
+        return out
 
     @query
     def can_read(self, ctx: Context, args: dict[str, Any]) -> dict[str, Any]:

@@ -320,6 +320,7 @@ def check_cipher(value: Any) -> str:
 #:     au/<seq, 8 B BE>                        an audit entry
 #:     ar/<code>\0<seq, 8 B BE>                the audit entries of a resource
 #:     as/<subject tag><seq, 8 B BE>           the audit entries about a subject
+#:     ph/<plain hash><code>\0<version, 4 B BE> a version by the hash of its plaintext
 #:     next/<req|gr|au>                        the next id of each sequence
 HEAD = b"res/"
 REVISION = b"rr/"
@@ -335,6 +336,7 @@ AUDIT = b"au/"
 RESOURCE_AUDIT = b"ar/"
 SUBJECT_AUDIT = b"as/"
 NEXT = b"next/"
+PLAIN_HASHES = b"ph/"
 #: Index letters: search filter -> the index it reads.
 INDEXES = {"provider": b"p", "theme": b"t", "keyword": b"k", "sharing": b"s"}
 
@@ -361,6 +363,11 @@ def version_key(code: str, version: int) -> bytes:
 
 def wrap_key(code: str, version: int, grantee: bytes) -> bytes:
     return WRAP + code.encode() + b"\0" + u32(version) + grantee
+
+
+def hash_key(plain_hash: bytes, code: str, version: int) -> bytes:
+    """The index entry of a version under the hash of its plaintext (``by_hash``)."""
+    return PLAIN_HASHES + plain_hash + code.encode() + b"\0" + u32(version)
 
 
 def index_prefix(kind: str, term: str) -> bytes:
