@@ -35,7 +35,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
@@ -440,6 +441,54 @@ class Client(_Base):
         """POST ``body`` as JSON to a service's own route (e.g. ``/credentials/verify``): its
         JSON answer, or the coded error of a 4xx (for the services' SDK helpers)."""
         return self._call(_Call("POST", path, json=body))
+
+    def _signed(
+        self,
+        signer: Signer | None,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        json: Any = None,
+        expect: tuple[int, ...] = (200,),
+    ) -> httpx.Response:
+        """One request to a service's route, signed for ``signer`` (RFC 9421; the client's
+        own signer when None): the response, or the coded error of any other status. For
+        the services' SDK helpers (signed reads, uploads)."""
+        import httpx
+
+        auth = SignedRequests(signer) if signer is not None else httpx.USE_CLIENT_DEFAULT
+        try:
+            r = self._http.request(
+                method, path, params=params, content=content, json=json, auth=auth
+            )
+        except _http_error() as exc:
+            raise transport_error(self.url, exc) from None
+        if r.status_code not in expect:
+            raise error_from_response(r)
+        return r
+
+    @contextmanager
+    def _signed_stream(
+        self,
+        signer: Signer | None,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+    ) -> Iterator[httpx.Response]:
+        """A signed ``GET`` whose body is read as it arrives (``response.iter_bytes()``)."""
+        import httpx
+
+        auth = SignedRequests(signer) if signer is not None else httpx.USE_CLIENT_DEFAULT
+        try:
+            with self._http.stream("GET", path, params=params, auth=auth) as r:
+                if r.status_code != 200:
+                    r.read()
+                    raise error_from_response(r)
+                yield r
+        except _http_error() as exc:
+            raise transport_error(self.url, exc) from None
 
     def _call(self, call: _Call) -> Any:
         try:

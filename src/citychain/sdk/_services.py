@@ -12,15 +12,19 @@ also be imported from :mod:`citychain.sdk` itself (see :func:`exported`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from functools import cache
 from types import MappingProxyType, ModuleType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from citychain import registry
 from citychain.crypto import Signer
 from citychain.errors import ConfigError, ErrorCode, ExecutionFailure
 from citychain.sdk._errors import error_from
 from citychain.types import Receipt
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class ServiceClient(Protocol):
@@ -30,6 +34,22 @@ class ServiceClient(Protocol):
     def query(self, contract: str, method: str, /, **args: Any) -> Any: ...
 
     def _post_json(self, path: str, body: Any) -> Any: ...
+
+    def _signed(
+        self,
+        signer: Signer | None,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        json: Any = None,
+        expect: tuple[int, ...] = (200,),
+    ) -> httpx.Response: ...
+
+    def _signed_stream(
+        self, signer: Signer | None, path: str, *, params: Mapping[str, str] | None = None
+    ) -> AbstractContextManager[httpx.Response]: ...
 
     def _send_committed(
         self,
