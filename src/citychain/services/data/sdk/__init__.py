@@ -20,10 +20,18 @@ Two layers:
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 
 from citychain.crypto import Signer
 from citychain.sdk._services import AsyncServiceClient, ServiceClient, committed
+from citychain.services.data.sdk._transfer import (
+    Anchor,
+    Progress,
+    Transfers,
+    Uploaded,
+    resource_path,
+)
 from citychain.services.data.shapes import (
     MAX_GRANT_MS,
     MAX_PAGE,
@@ -44,6 +52,9 @@ from citychain.services.data.shapes import (
     subject_tag,
 )
 from citychain.types.address import to_address
+
+if TYPE_CHECKING:
+    from citychain.crypto.envelope import Manifest
 
 #: Gas for a data transaction unless told otherwise (a download listed under 1,024 subjects
 #: writes as many index entries).
@@ -205,6 +216,7 @@ class Data:
 
     def __init__(self, client: ServiceClient) -> None:
         self._client = client
+        self._io = Transfers(client, self._send)
 
     def _send(self, signer: Signer, method: str, args: dict[str, Any], gas_limit: int) -> Any:
         receipt = self._client._send_committed(
@@ -289,6 +301,106 @@ class Data:
         return int(
             self._send(signer, "record_access", access_args(grant, version, purpose), gas_limit)
         )
+
+    # data in and out (sdk/_transfer.py)
+    def upload(
+        self,
+        signer: Signer,
+        code: str,
+        source: str | Path | IO[bytes],
+        *,
+        readers: Sequence[bytes] = (),
+        subjects: Sequence[str | bytes] = (),
+        chunk_size: int | None = None,
+        progress: Progress | None = None,
+        gas_limit: int = DATA_GAS_LIMIT,
+    ) -> Uploaded:
+        """Seal ``source`` here, upload its ciphertext and anchor it as ``code``'s next
+        version (a member of the provider signs); see :mod:`._transfer`."""
+        return self._io.upload(
+            signer,
+            code,
+            source,
+            readers=readers,
+            subjects=subjects,
+            chunk_size=chunk_size,
+            progress=progress,
+            gas_limit=gas_limit,
+        )
+
+    def download(
+        self,
+        signer: Signer,
+        code: str,
+        version: int,
+        dest: str | Path | IO[bytes],
+        *,
+        grant: int,
+        purpose: str | None = None,
+        progress: Progress | None = None,
+        gas_limit: int = DATA_GAS_LIMIT,
+    ) -> Manifest:
+        """Record the access (the chain checks ``grant``), stream, decrypt and verify the
+        version into ``dest``; see :mod:`._transfer`."""
+        return self._io.download(
+            signer,
+            code,
+            version,
+            dest,
+            grant=grant,
+            purpose=purpose,
+            progress=progress,
+            gas_limit=gas_limit,
+        )
+
+    def grant_keys(
+        self,
+        signer: Signer,
+        code: str,
+        version: int | None = None,
+        *,
+        gas_limit: int = DATA_GAS_LIMIT,
+    ) -> list[int]:
+        """Wrap the version's data key for every active grantee (the provider signs)."""
+        return self._io.grant_keys(signer, code, version, gas_limit=gas_limit)
+
+    def verify(self, source: str | Path | IO[bytes], *, prove: bool = True) -> list[Anchor]:
+        """Where the chain anchors this file, with the proof (empty: nowhere)."""
+        return self._io.verify(source, prove=prove)
+
+    # signed reads (RFC 9421: who may read what is the contract's can_read)
+    def grants(self, signer: Signer, code: str, *, after: int = 0) -> list[dict[str, Any]]:
+        """A resource's grants with their state now (its provider or an auditor)."""
+        result: list[dict[str, Any]] = self._io.read(
+            signer, f"{resource_path(code)}/grants", after=after, limit=MAX_PAGE
+        )
+        return result
+
+    def requests(self, signer: Signer, code: str, *, after: int = 0) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._io.read(
+            signer, f"{resource_path(code)}/requests", after=after, limit=MAX_PAGE
+        )
+        return result
+
+    def audit(self, signer: Signer, code: str, *, after: int = 0) -> list[dict[str, Any]]:
+        """A resource's audit trail, oldest first (its provider or an auditor)."""
+        result: list[dict[str, Any]] = self._io.read(
+            signer, f"{resource_path(code)}/audit", after=after, limit=MAX_PAGE
+        )
+        return result
+
+    def grant(self, signer: Signer, grant: int) -> dict[str, Any]:
+        result: dict[str, Any] = self._io.read(signer, f"/v1/data/grants/{grant}")
+        return result
+
+    def request(self, signer: Signer, request: int) -> dict[str, Any]:
+        result: dict[str, Any] = self._io.read(signer, f"/v1/data/requests/{request}")
+        return result
+
+    def accesses(self, signer: Signer, subject: str | bytes | None = None) -> list[dict[str, Any]]:
+        """The citizen's view: every access to records about ``subject`` (the signer's own
+        did:key by default), oldest first."""
+        return self._io.accesses(signer, subject)
 
     # public queries
     def resource(self, code: str) -> dict[str, Any]:

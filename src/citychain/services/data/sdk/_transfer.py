@@ -1,0 +1,485 @@
+"""Data in and out, and what proves it: seal a file here, upload its ciphertext, anchor the
+version; record an access, stream the ciphertext back, open it here; verify any file against
+the chain. Also the signed reads (grants, audit trails, the citizen's view).
+
+Theory of operation
+-------------------
+Plaintext never leaves the client. :meth:`Transfers.upload`:
+
+1. makes a fresh data key for the version (AES-256-GCM, or SM4-GCM on a GM chain) and seals
+   the file chunk by chunk (:func:`citychain.crypto.envelope.seal_stream`, one chunk read
+   ahead): memory is bounded by a batch of chunks whatever the file's size;
+2. uploads the chunks :data:`BATCH` at a time, first asking the node which of the batch it
+   lacks (``POST /v1/data/blobs/missing``), so an upload cut halfway resumes where it stopped
+   and the same bytes are never sent twice;
+3. uploads the manifest (the node refuses it until every chunk is stored);
+4. wraps the data key for the uploader and for each reader named (X25519 from their Ed25519
+   account keys) and sends ``add_version``, which the node admits only once the manifest and
+   its chunks are stored (:mod:`citychain.api._gates`).
+
+:meth:`Transfers.download` reads the data key wrapped for the signer (none: ``no_grant``,
+and nothing is recorded), records the access on chain (``record_access``: the chain checks the
+grant, and the download enters the audit trail before a byte is sent), reads the manifest,
+then streams the ciphertext and opens it chunk by chunk; each chunk's id and, at the end, the plaintext's hash are checked against the
+manifest, whose hashes the chain anchors. A destination path is written beside itself and
+renamed only when complete and verified: a failed download leaves nothing under its name.
+
+:meth:`Transfers.grant_keys` is the provider's half of a grant: for each active grant on a
+resource it unwraps the version's key (wrapped for the provider at upload) and wraps it for
+the grantee's key (which the request recorded). A revoked grantee gets no key to a later
+version: the contract refuses that wrap.
+
+The data key's AEAD context binds the ciphertext to its chain and resource:
+``b"citychain/data\\0" + chain id + b"\\0" + code`` (:func:`context_of`).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from citychain.crypto import Signer
+from citychain.errors import CitychainError, ErrorCode, InvalidInput, NotFound
+from citychain.sdk._services import ServiceClient
+from citychain.services.data.shapes import (
+    NAME,
+    check_code,
+    check_tag,
+    state_key,
+    subject_tag,
+    version_key,
+)
+from citychain.services.identity.shapes import did_key
+from citychain.types.tx import json_to_codec
+
+if TYPE_CHECKING:
+    from citychain.crypto.envelope import Manifest
+
+#: Chunks uploaded per round trip that asks which of them the node lacks.
+BATCH = 16
+#: ``progress(done_bytes, total_bytes)``, after each batch or chunk (total 0: unknown).
+Progress = Callable[[int, int], None]
+
+
+def context_of(chain_id: str, code: str) -> bytes:
+    """The AEAD context of every version of ``code`` on ``chain_id``."""
+    return b"citychain/data\0" + chain_id.encode() + b"\0" + check_code(code).encode()
+
+
+def resource_path(code: str) -> str:
+    """``/v1/data/resources/<class>/<sequence>`` (the code holds its ``/``)."""
+    return "/v1/data/resources/" + check_code(code)
+
+
+@dataclass(frozen=True, slots=True)
+class Uploaded:
+    """A version as anchored."""
+
+    code: str
+    version: int
+    manifest_id: bytes
+    plain_hash: bytes
+    cipher_hash: bytes
+    plain_size: int
+    cipher_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    """Where the chain anchors a file: the version whose plaintext hash it has, the block
+    that anchored it (height, time) and the proof that the record is in the chain's state."""
+
+    code: str
+    version: int
+    plain_hash: bytes
+    plain_size: int
+    anchored_height: int
+    anchored_time: int
+    provider_tx: bytes
+    #: The proof: the state height it was checked at, and whether the SDK verified it
+    #: (commit signatures of the trusted validators, then the ICS-23 proof).
+    proof_height: int
+    verified: bool
+    signed_power: int
+    total_power: int
+
+
+def _x25519_of(public_key: bytes) -> bytes:
+    from citychain.crypto.envelope import x25519_public_from_ed25519
+
+    return x25519_public_from_ed25519(public_key)
+
+
+def _open(source: str | Path | IO[bytes]) -> tuple[IO[bytes], bool, int]:
+    if isinstance(source, (str, Path)):
+        try:
+            f = open(source, "rb")  # noqa: SIM115 (closed by the caller)
+        except OSError as exc:
+            raise InvalidInput(
+                f"cannot read {source}: {exc.strerror}", ErrorCode.BAD_ARGUMENTS
+            ) from None
+        return f, True, os.fstat(f.fileno()).st_size
+    try:
+        size = os.fstat(source.fileno()).st_size
+    except (OSError, AttributeError, ValueError):
+        size = 0
+    return source, False, size
+
+
+def _rechunk(stream: Iterator[bytes], manifest: Manifest) -> Iterator[bytes]:
+    """The ciphertext stream cut back into the manifest's chunks."""
+    from citychain.crypto.envelope import TAG_SIZE
+
+    buf = bytearray()
+    for i in range(len(manifest.chunks)):
+        need = manifest.chunk_plain_size(i) + TAG_SIZE
+        while len(buf) < need:
+            more = next(stream, None)
+            if more is None:
+                raise NotFound(
+                    f"the node's stream ended inside chunk {i} of {len(manifest.chunks)}",
+                    ErrorCode.CHUNK_MISSING,
+                )
+            buf += more
+        yield bytes(buf[:need])
+        del buf[:need]
+    if buf or next(stream, None):
+        raise InvalidInput(
+            "the node sent more bytes than the manifest's chunks", ErrorCode.CHUNK_TAMPERED
+        )
+
+
+class Transfers:
+    """Uploads, downloads, verification and signed reads on a blocking client."""
+
+    def __init__(self, client: ServiceClient, send: Callable[..., Any]) -> None:
+        self._client = client
+        #: ``send(signer, method, args, gas_limit)``: the service's committed transaction.
+        self._send = send
+        self._chain: tuple[str, str] | None = None
+
+    # -- the chain ------------------------------------------------------------------------
+    def _chain_of(self) -> tuple[str, str]:
+        """The chain's id and crypto suite name (asked once)."""
+        if self._chain is None:
+            s = self._client.status()
+            self._chain = (s.chain_id, s.crypto_suite)
+        return self._chain
+
+    def _cipher(self) -> Any:
+        from citychain.crypto.envelope import cipher_for_suite
+
+        return cipher_for_suite(self._chain_of()[1])
+
+    def _own_x25519(self, signer: Signer) -> tuple[bytes, bytes]:
+        from citychain.crypto.envelope import (
+            x25519_private_from_ed25519,
+            x25519_public_from_ed25519,
+        )
+
+        if signer.suite.name != "ed25519":
+            raise InvalidInput(
+                "data keys are wrapped for X25519 keys derived from Ed25519 accounts; this "
+                f"account is {signer.suite.name} (SM2 key wrapping is not built yet)",
+                ErrorCode.BAD_ARGUMENTS,
+            )
+        return x25519_private_from_ed25519(signer.secret), x25519_public_from_ed25519(
+            signer.public_key
+        )
+
+    # -- upload ---------------------------------------------------------------------------
+    def _put_batch(self, signer: Signer, batch: list[tuple[bytes, bytes]]) -> None:
+        asked = self._client._signed(
+            signer, "POST", "/v1/data/blobs/missing", json={"ids": [c.hex() for c, _ in batch]}
+        ).json()
+        missing = set(asked["missing"])
+        for chunk_id, sealed in batch:
+            if chunk_id.hex() in missing:
+                self._client._signed(
+                    signer,
+                    "PUT",
+                    f"/v1/data/blobs/{chunk_id.hex()}",
+                    content=sealed,
+                    expect=(200, 201),
+                )
+
+    def upload(
+        self,
+        signer: Signer,
+        code: str,
+        source: str | Path | IO[bytes],
+        *,
+        readers: Iterable[bytes] = (),
+        subjects: Iterable[str | bytes] = (),
+        chunk_size: int | None = None,
+        progress: Progress | None = None,
+        gas_limit: int,
+    ) -> Uploaded:
+        """Seal ``source`` (a path or a binary file) here, upload it and anchor it as the next
+        version of ``code`` (see the module). ``readers`` are the Ed25519 public keys to wrap
+        the data key for besides the uploader's own; ``subjects`` the DIDs (or subject tags)
+        of the people its records are about. Signed by a member of the provider."""
+        from citychain.crypto.envelope import (
+            DEFAULT_CHUNK_SIZE,
+            new_data_key,
+            seal_stream,
+            wrap_key,
+        )
+
+        code = check_code(code)
+        tags = [t if isinstance(t, bytes) else subject_tag(t) for t in subjects]
+        for t in tags:
+            check_tag(t, "subjects")
+        cipher = self._cipher()
+        chain_id = self._chain_of()[0]
+        context = context_of(chain_id, code)
+        _, own_public = self._own_x25519(signer)
+        wrap_for = {signer.address: own_public}
+        for public_key in readers:
+            wrap_for[signer.suite.address(public_key)] = _x25519_of(public_key)
+        key = new_data_key(cipher)
+        f, close, total = _open(source)
+        try:
+            sealed = seal_stream(f, key, context, cipher, chunk_size or DEFAULT_CHUNK_SIZE)
+            batch: list[tuple[bytes, bytes]] = []
+            done = 0
+            for chunk_id, ciphertext in sealed:
+                batch.append((chunk_id, ciphertext))
+                if len(batch) >= BATCH:
+                    self._put_batch(signer, batch)
+                    done += sum(len(c) for _, c in batch)
+                    batch = []
+                    if progress is not None:
+                        progress(done, total)
+            if batch:
+                self._put_batch(signer, batch)
+                done += sum(len(c) for _, c in batch)
+            manifest = sealed.manifest
+        finally:
+            if close:
+                f.close()
+        if progress is not None:
+            progress(total or done, total or done)
+        self._client._signed(
+            signer,
+            "PUT",
+            f"/v1/data/manifests/{manifest.id.hex()}",
+            content=manifest.encode(),
+            expect=(201,),
+        )
+        wraps = [
+            {"grantee": address, "wrapped": wrap_key(key, public, cipher, context)}
+            for address, public in sorted(wrap_for.items())
+        ]
+        args = {
+            "code": code,
+            "manifest_id": manifest.id,
+            "plain_hash": manifest.plain_hash,
+            "cipher_hash": manifest.cipher_hash,
+            "plain_size": manifest.plain_size,
+            "cipher_size": manifest.cipher_size,
+            "cipher": cipher,
+            "subjects": sorted(tags),
+            "wraps": wraps,
+        }
+        number = int(self._send(signer, "add_version", args, gas_limit))
+        return Uploaded(
+            code,
+            number,
+            manifest.id,
+            manifest.plain_hash,
+            manifest.cipher_hash,
+            manifest.plain_size,
+            manifest.cipher_size,
+        )
+
+    # -- keys for grantees ----------------------------------------------------------------
+    def data_key(self, signer: Signer, code: str, version: int) -> bytes:
+        """The data key of ``code`` version ``version``, unwrapped here from the wrap the
+        chain holds for ``signer`` (``no_grant`` if none; ``key_unwrap_failed`` if the wrap
+        is not for this key)."""
+        from citychain.crypto.envelope import unwrap_key
+
+        code = check_code(code)
+        wrapped = self.read(signer, f"{resource_path(code)}/versions/{version}/key")
+        if type(wrapped) is not bytes:
+            raise InvalidInput("the node answered no wrapped key", ErrorCode.MALFORMED)
+        private, _ = self._own_x25519(signer)
+        cipher = self._version(code, version)["cipher"]
+        return unwrap_key(wrapped, private, cipher, context_of(self._chain_of()[0], code))
+
+    def grant_keys(
+        self, signer: Signer, code: str, version: int | None = None, *, gas_limit: int
+    ) -> list[int]:
+        """The provider wraps ``code``'s key (of ``version``, the latest by default) for every
+        grantee holding an active grant; the grant ids it wrapped for."""
+        from citychain.crypto.envelope import wrap_key
+
+        code = check_code(code)
+        if version is None:
+            version = int(self._client.query(NAME, "resource", code=code)["versions"])
+        key = self.data_key(signer, code, version)
+        cipher = self._version(code, version)["cipher"]
+        context = context_of(self._chain_of()[0], code)
+        done = []
+        for g in self.read(signer, f"{resource_path(code)}/grants", limit=200):
+            if g["state"] != "active" or g["grantee"] == signer.address:
+                continue
+            wrapped = wrap_key(key, _x25519_of(g["key"]), cipher, context)
+            args = {"code": code, "version": version, "grantee": g["grantee"], "wrapped": wrapped}
+            self._send(signer, "wrap_key", args, gas_limit)
+            done.append(int(g["id"]))
+        return done
+
+    # -- download -------------------------------------------------------------------------
+    def _version(self, code: str, version: int) -> dict[str, Any]:
+        for v in self._client.query(NAME, "versions", code=code, after=version - 1, limit=1):
+            if v["version"] == version:
+                return dict(v)
+        raise NotFound(f"resource {code} has no version {version}", ErrorCode.RESOURCE_NOT_FOUND)
+
+    def download(
+        self,
+        signer: Signer,
+        code: str,
+        version: int,
+        dest: str | Path | IO[bytes],
+        *,
+        grant: int,
+        purpose: str | None = None,
+        progress: Progress | None = None,
+        gas_limit: int,
+    ) -> Manifest:
+        """Record an access under ``grant`` (the chain checks it), then stream ``code``
+        version ``version`` here, decrypt and verify it into ``dest`` (a path, written only
+        when complete and verified, or a binary file). The manifest read."""
+        from citychain.crypto.envelope import Manifest, open_stream
+
+        code = check_code(code)
+        # The key first: an account with no key for this version records no access it
+        # cannot use (``no_grant``), and the audit trail lists only real downloads.
+        key = self.data_key(signer, code, version)
+        access = int(
+            self._send(
+                signer,
+                "record_access",
+                {"grant": grant, "version": version, **({"purpose": purpose} if purpose else {})},
+                gas_limit,
+            )
+        )
+        base = f"{resource_path(code)}/versions/{version}"
+        params = {"access": str(access)}
+        raw = self._client._signed(signer, "GET", f"{base}/manifest", params=params).content
+        manifest = Manifest.decode(raw)
+        context = context_of(self._chain_of()[0], code)
+        total = manifest.cipher_size
+
+        def run(out: IO[bytes]) -> None:
+            with self._client._signed_stream(signer, f"{base}/content", params=params) as r:
+                got = 0
+
+                def counted() -> Iterator[bytes]:
+                    nonlocal got
+                    for piece in r.iter_bytes():
+                        got += len(piece)
+                        if progress is not None:
+                            progress(got, total)
+                        yield piece
+
+                chunks = _rechunk(counted(), manifest)
+                open_stream(manifest, lambda _id: next(chunks), key, context, out)
+
+        if not isinstance(dest, (str, Path)):
+            run(dest)
+            return manifest
+        target = Path(dest)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or Path("."))
+        try:
+            with os.fdopen(fd, "wb") as out:
+                run(out)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return manifest
+
+    # -- verification ---------------------------------------------------------------------
+    def verify(self, source: str | Path | IO[bytes], *, prove: bool = True) -> list[Anchor]:
+        """Where the chain anchors ``source``: every version whose plaintext hash is the
+        file's (empty: none), each with its anchoring block and, with ``prove``, the
+        record checked by a state proof against a commit of the trusted validators."""
+        from citychain.crypto.envelope import cipher_for_suite, hasher
+
+        h = hasher(cipher_for_suite(self._chain_of()[1]))
+        f, close, _ = _open(source)
+        try:
+            while piece := f.read(1 << 20):
+                h.update(piece)
+        finally:
+            if close:
+                f.close()
+        digest = h.digest()
+        answer = self._client._signed(None, "GET", f"/v1/data/hashes/{digest.hex()}").json()
+        found = []
+        for v in json_to_codec(answer["result"]):
+            proof_height, verified, signed, total = 0, False, 0, 0
+            if prove:
+                proven = self._client.get_state(state_key(version_key(v["code"], v["version"])))
+                if proven.decode() is None or proven.decode()["plain_hash"] != digest:
+                    raise CitychainError(
+                        f"the node's state proof does not show {v['code']} version "
+                        f"{v['version']} with this file's hash",
+                        ErrorCode.BAD_PROOF,
+                    )
+                proof_height, verified = proven.height, proven.verified
+                signed, total = proven.signed_power, proven.total_power
+            found.append(
+                Anchor(
+                    v["code"],
+                    v["version"],
+                    v["plain_hash"],
+                    v["plain_size"],
+                    v["height"],
+                    v["time"],
+                    v["tx"],
+                    proof_height,
+                    verified,
+                    signed,
+                    total,
+                )
+            )
+        return found
+
+    # -- signed reads ---------------------------------------------------------------------
+    def read(self, signer: Signer, path: str, **params: Any) -> Any:
+        """A signed read of the data routes (``path`` under the node): its result."""
+        query = {k: str(v) for k, v in params.items() if v is not None}
+        answer = self._client._signed(signer, "GET", path, params=query or None).json()
+        return json_to_codec(answer["result"])
+
+    def accesses(
+        self, signer: Signer, subject: str | bytes | None = None, *, after: int = 0
+    ) -> list[dict[str, Any]]:
+        """The citizen's view: who accessed records about ``subject`` (the signer's own
+        did:key by default), when and for what stated purpose, oldest first."""
+        if subject is None:
+            subject = did_key(signer.public_key)
+        tag = subject if isinstance(subject, bytes) else subject_tag(subject)
+        out: list[dict[str, Any]] = []
+        while True:
+            page = self.read(
+                signer, f"/v1/data/subjects/{tag.hex()}/accesses", after=after, limit=200
+            )
+            out.extend(page)
+            if len(page) < 200:
+                return out
+            after = int(page[-1]["seq"])
+
+
+__all__ = ["Anchor", "Transfers", "Uploaded", "context_of", "resource_path"]

@@ -1,0 +1,231 @@
+"""The data directory on a running network of four validators (real processes, mutual TLS):
+three departments and a citizen, end to end through the SDK, the signed REST routes and the
+blob store.
+
+What the departments and the citizen rely on:
+
+* the health bureau registers resources, uploads a file that only it and its grantees can
+  open, and the version enters the catalogue only with every chunk stored;
+* transport asks, an approver grants, the key is wrapped for it, and it downloads exactly the
+  file, verified against the hashes the chain anchored; a revoked grant opens nothing more,
+  and a later version is not wrapped for the revoked grantee;
+* "not shared" is refused and audited; a refused request gets nothing;
+* private reads need a signature and the right reader (401/403 with the reason); an auditor
+  reads every audit trail;
+* the citizen, signed in with their did:key, asks for records about themselves and sees
+  exactly which department accessed them, when and for what stated purpose;
+* anyone checks a file against the catalogue, with a proof verified against the validators.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from netproc import FAST_PARAMS, LocalNet  # type: ignore[import-not-found]
+
+from citychain.crypto import ED25519, Signer
+from citychain.errors import CitychainError, ErrorCode, ExecutionFailure, NotFound
+from citychain.sdk import Client
+from citychain.services.data.sdk import DATA_GAS_LIMIT
+from citychain.services.identity.shapes import did_key
+from citychain.types import Transaction
+
+pytestmark = pytest.mark.slow
+
+SHARED = "101001/000001"  # conditional: one named approver
+OPEN = "101002/000001"  # unconditional
+CLOSED = "101003/000001"  # not shared
+TIMED = "101004/000001"  # unconditional, for the expiry test
+CHUNK = 64 * 1024
+
+
+def _resource(code: str, provider: str, sharing: str, **over: object) -> dict[str, object]:
+    fields: dict[str, object] = {
+        "code": code,
+        "title": f"resource {code}",
+        "provider": provider,
+        "sharing": sharing,
+        "description": "residents' health checks (test data)",
+        "themes": ["health"],
+        "keywords": ["checkup"],
+        "update_cycle": "monthly",
+        "media_type": "text/csv",
+    }
+    if sharing == "conditional":
+        fields["sharing_condition"] = "for public-health duties only"
+    fields.update(over)
+    return fields
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNet]:
+    with LocalNet(tmp_path_factory.mktemp("data"), params=FAST_PARAMS, orgs=3) as n:
+        n.start_all()
+        yield n
+
+
+def test_three_departments_and_a_citizen_share_data_through_the_chain(
+    net: LocalNet, tmp_path: Path
+) -> None:
+    health, transport, civil = (net.signer(f"org{i}-admin") for i in (1, 2, 3))
+    citizen = Signer.generate(ED25519)
+    did = did_key(citizen.public_key)
+    auditor = Signer.generate(ED25519)
+    url = net.api(0)
+    with Client(url) as c:
+        # An auditor of the civil-affairs office (the governance role).
+        tx = Transaction.create(
+            civil,
+            chain_id=c.status().chain_id,
+            nonce=c.account(civil.address).pending_nonce,
+            contract="gov",
+            method="register_member",
+            args={"public_key": auditor.public_key, "org": "org3", "roles": ["auditor"]},
+        )
+        c.submit(tx)
+        assert c.wait_for_commit(tx.hash, timeout=60).ok
+
+        d = c.data
+        d.register_resource(health, **_resource(SHARED, "org1", "conditional",
+                                                approvers=[health.address]))  # fmt: skip
+        d.register_resource(health, **_resource(OPEN, "org1", "unconditional"))
+        d.register_resource(health, **_resource(CLOSED, "org1", "none"))
+        assert [r["code"] for r in d.search(theme="health")["resources"]] == [
+            SHARED,
+            OPEN,
+            CLOSED,
+        ]
+
+        # -- a version enters the catalogue only with its chunks stored ----------------------
+        bogus = {
+            "code": SHARED, "manifest_id": bytes(32), "plain_hash": bytes(32),
+            "cipher_hash": bytes(32), "plain_size": 1, "cipher_size": 17,
+            "cipher": "aes-256-gcm",
+        }  # fmt: skip
+        with pytest.raises(CitychainError) as refused:
+            c.send(health, "data", "add_version", bogus, gas_limit=DATA_GAS_LIMIT)
+        assert refused.value.code == ErrorCode.CHUNK_MISSING
+        assert d.resource(SHARED)["versions"] == 0
+
+        # -- upload: sealed here, only ciphertext leaves ------------------------------------
+        data = os.urandom(5 * CHUNK + 123)
+        src = tmp_path / "checkups.csv"
+        src.write_bytes(data)
+        seen: list[tuple[int, int]] = []
+        up = d.upload(health, SHARED, src, subjects=[did], chunk_size=CHUNK,
+                      progress=lambda done, total: seen.append((done, total)))  # fmt: skip
+        assert up.version == 1 and up.plain_hash == hashlib.sha256(data).digest()
+        assert seen[-1] == (len(data), len(data))
+        blobs = net.layout.nodes[0].home / "data" / "blobs"
+        stored = b"".join(p.read_bytes() for p in blobs.rglob("*") if p.is_file())
+        assert data[:4096] not in stored  # the node holds no plaintext
+
+        # -- transport asks, the approver grants, the key is wrapped, it downloads ----------
+        asked = d.request_access(transport, SHARED, "bus-route planning near clinics",
+                                 period=3_600_000, legal_basis="city regulation 12")  # fmt: skip
+        assert asked["state"] == "pending"
+        with pytest.raises(ExecutionFailure) as not_approver:
+            d.decide(civil, asked["request"], True)
+        assert not_approver.value.code == ErrorCode.NOT_APPROVER
+        granted = d.decide(health, asked["request"], True, "duty confirmed")
+        assert granted["state"] == "granted"
+        t_grant = granted["grant"]
+        with pytest.raises(ExecutionFailure) as no_key:  # no wrap yet: no key
+            d.download(transport, SHARED, 1, tmp_path / "early", grant=t_grant)
+        assert no_key.value.code == ErrorCode.NO_GRANT
+        assert not (tmp_path / "early").exists()
+        assert d.grant_keys(health, SHARED) == [t_grant]
+        out = tmp_path / "transport.csv"
+        manifest = d.download(transport, SHARED, 1, out, grant=t_grant,
+                              purpose="route study 2027")  # fmt: skip
+        assert out.read_bytes() == data and manifest.id == up.manifest_id
+
+        # -- refusals: not shared, refused by the approver, a stranger's download ------------
+        closed = d.request_access(civil, CLOSED, "census", period=3_600_000)
+        assert closed["state"] == "refused" and closed["grant"] == 0
+        asked2 = d.request_access(civil, SHARED, "curiosity", period=3_600_000)
+        assert d.decide(health, asked2["request"], False, "no duty shown")["state"] == "refused"
+        with pytest.raises(ExecutionFailure) as wrong:
+            d.download(civil, SHARED, 1, tmp_path / "civil", grant=t_grant)
+        assert wrong.value.code == ErrorCode.NO_GRANT  # no key for it, so nothing recorded
+
+        # -- the citizen asks for records about themselves -----------------------------------
+        mine = d.request_access(citizen, SHARED, "my own records", period=3_600_000,
+                                subject=did)  # fmt: skip
+        assert mine["state"] == "pending"
+        c_grant = d.decide(health, mine["request"], True)["grant"]
+        d.grant_keys(health, SHARED)
+        own = tmp_path / "mine.csv"
+        d.download(citizen, SHARED, 1, own, grant=c_grant)
+        assert own.read_bytes() == data
+
+        # -- revocation: nothing more opens, no key to a later version -----------------------
+        d.revoke(health, t_grant, "project ended")
+        with pytest.raises(ExecutionFailure) as revoked:
+            d.download(transport, SHARED, 1, tmp_path / "late", grant=t_grant)
+        assert revoked.value.code == ErrorCode.GRANT_REVOKED
+        src.write_bytes(data + b"v2")
+        assert d.upload(health, SHARED, src, subjects=[did], chunk_size=CHUNK).version == 2
+        assert d.grant_keys(health, SHARED) == [c_grant]  # not transport's
+        with pytest.raises(ExecutionFailure) as gone:
+            d.download(transport, SHARED, 2, tmp_path / "v2", grant=t_grant)
+        assert gone.value.code == ErrorCode.NO_GRANT
+
+        # -- signed reads: 401 unsigned, 403 the wrong reader, the auditor reads -----------
+        audit = httpx.get(f"{url}/v1/data/resources/{SHARED}/audit")
+        assert audit.status_code == 401
+        assert audit.json()["code"] == "signature_missing"
+        with pytest.raises(CitychainError) as forbidden:
+            d.audit(transport, SHARED)
+        assert forbidden.value.code == ErrorCode.NOT_AUTHORIZED
+        assert "provider or an auditor" in forbidden.value.message
+        trail = d.audit(auditor, SHARED)
+        actions = [e["action"] for e in trail]
+        assert actions == [
+            "request", "granted", "download", "request", "refused",
+            "request", "granted", "download", "revoked",
+        ], actions  # fmt: skip
+        assert d.audit(health, SHARED) == trail
+
+        # -- the citizen's view: exactly the accesses made to records about them -----------
+        view = d.accesses(citizen)
+        downloads = [(e["org"], e["purpose"]) for e in view if e["action"] == "download"]
+        assert downloads == [("org2", "route study 2027"), ("", "my own records")]
+        assert all(e["title"] == f"resource {SHARED}" for e in view)
+        with pytest.raises(CitychainError) as nosy:
+            d.accesses(transport, did)
+        assert nosy.value.code == ErrorCode.NOT_AUTHORIZED
+
+        # -- anyone verifies a file against the chain, with a proof ------------------------
+        (check := tmp_path / "received.csv").write_bytes(data)
+        with Client(net.api(2)) as other:
+            (anchor,) = other.data.verify(check)
+            assert (anchor.code, anchor.version, anchor.verified) == (SHARED, 1, True)
+            assert anchor.signed_power * 3 > anchor.total_power * 2
+            check.write_bytes(data[:-1] + b"!")
+            assert other.data.verify(check) == []
+
+
+def test_a_grant_expires_by_block_time(net: LocalNet, tmp_path: Path) -> None:
+    health, transport = net.signer("org1-admin"), net.signer("org2-admin")
+    with Client(net.api(1)) as c:
+        d = c.data
+        d.register_resource(health, **_resource(TIMED, "org1", "unconditional"))
+        src = tmp_path / "open.csv"
+        src.write_bytes(b"stop,lat,lon\n1,26.07,119.30\n")
+        d.upload(health, TIMED, src)
+        g = d.request_access(transport, TIMED, "timetables", period=2_000)
+        assert g["state"] == "granted"  # unconditional: granted at once
+        d.grant_keys(health, TIMED)
+        time.sleep(2.5)
+        with pytest.raises(ExecutionFailure) as expired:
+            d.download(transport, TIMED, 1, tmp_path / "late.csv", grant=g["grant"])
+        assert expired.value.code == ErrorCode.GRANT_EXPIRED
+        with pytest.raises(NotFound):
+            d.resource("101009/000009")
