@@ -20,9 +20,10 @@ Plaintext never leaves the client. :meth:`Transfers.upload`:
 :meth:`Transfers.download` reads the data key wrapped for the signer (none: ``no_grant``,
 and nothing is recorded), records the access on chain (``record_access``: the chain checks the
 grant, and the download enters the audit trail before a byte is sent), reads the manifest,
-then streams the ciphertext and opens it chunk by chunk; each chunk's id and, at the end, the plaintext's hash are checked against the
-manifest, whose hashes the chain anchors. A destination path is written beside itself and
-renamed only when complete and verified: a failed download leaves nothing under its name.
+then streams the ciphertext and opens it chunk by chunk; each chunk's id and, at the end,
+the plaintext's hash are checked against the manifest, whose hashes the chain anchors. A
+destination path is written beside itself and renamed only when complete and verified: a
+failed download leaves nothing under its name.
 
 :meth:`Transfers.grant_keys` is the provider's half of a grant: for each active grant on a
 resource it unwraps the version's key (wrapped for the provider at upload) and wraps it for
