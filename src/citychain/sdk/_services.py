@@ -26,6 +26,9 @@ from citychain.types import Receipt
 if TYPE_CHECKING:
     import httpx
 
+    from citychain.sdk._types import VerifiedValue
+    from citychain.types import NodeStatus
+
 
 class ServiceClient(Protocol):
     """What a service's blocking helper needs of a :class:`~citychain.sdk.Client` (a
@@ -34,6 +37,12 @@ class ServiceClient(Protocol):
     def query(self, contract: str, method: str, /, **args: Any) -> Any: ...
 
     def _post_json(self, path: str, body: Any) -> Any: ...
+
+    def status(self) -> NodeStatus: ...
+
+    def get_state(
+        self, key: bytes, height: int | None = None, *, verify: bool = True
+    ) -> VerifiedValue: ...
 
     def _signed(
         self,
