@@ -122,6 +122,10 @@ class ErrorCode(StrEnum):
     ACCESS_STALE = "access_stale"  # a download's recorded access is too old: record anew
     WRONG_GRANTEE = "wrong_grantee"  # the grant belongs to another account
     INVALID_CATALOGUE = "invalid_catalogue"  # a DCAT JSON-LD document this service cannot take
+    COLLECTION_NOT_FOUND = "collection_not_found"  # no private data collection of that name
+    NOT_IN_COLLECTION = "not_in_collection"  # signer's (or node's) org is not in the collection
+    PRIVATE_PURGED = "private_purged"  # the private item's value was purged (its hash stays)
+    PRIVATE_MISSING = "private_missing"  # this node does not hold the private value (not yet)
     # the identity service: verifying credentials and presentations (Data Integrity, SD-JWT)
     INVALID_CREDENTIAL = "invalid_credential"  # not a VC/VP of the data model (shape, types)
     TAMPERED = "tampered"  # the proof or signature does not match the signed content
@@ -429,6 +433,10 @@ _BY_CODE: Final[dict[ErrorCode, tuple[type[CitychainError], int]]] = {
     ErrorCode.ACCESS_STALE: (InvalidInput, 403),
     ErrorCode.WRONG_GRANTEE: (ExecutionFailure, 403),
     ErrorCode.INVALID_CATALOGUE: (InvalidInput, 400),
+    ErrorCode.COLLECTION_NOT_FOUND: (NotFound, 404),
+    ErrorCode.NOT_IN_COLLECTION: (ExecutionFailure, 403),
+    ErrorCode.PRIVATE_PURGED: (NotFound, 410),
+    ErrorCode.PRIVATE_MISSING: (NotFound, 404),
     ErrorCode.INVALID_CREDENTIAL: (InvalidInput, 400),
     ErrorCode.TAMPERED: (InvalidInput, 400),
     ErrorCode.WRONG_KEY: (InvalidInput, 400),
