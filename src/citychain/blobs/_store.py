@@ -53,7 +53,14 @@ class BlobStore(Protocol):
 
     def put(self, chunk_id: bytes, data: bytes) -> bool:
         """Store ``data`` under ``chunk_id`` (its hash); True if it was new. Putting a blob
-        already there changes nothing but its age (so a GC's grace protects it again)."""
+        already there changes nothing but its age (so a GC's grace protects it again).
+        The bytes are durable when it returns; that the blob is *listed* under its id may
+        wait for :meth:`sync` (a local directory entry), so call it before relying on a
+        set of puts (a manifest is stored only after its chunks are synced)."""
+        ...
+
+    def sync(self) -> None:
+        """Make every put so far durable under its id (a no-op where puts already are)."""
         ...
 
     def get(self, chunk_id: bytes) -> bytes:

@@ -92,6 +92,7 @@ class LocalStore:
         self._lock = threading.Lock()
         self._count: tuple[int, int] | None = None  # (blobs, bytes), once counted
         self._reserved = 0  # bytes of puts under way (capacity only)
+        self._dirty: set[Path] = set()  # directories with entries not yet synced
         self._clean_tmp()
 
     def __repr__(self) -> str:
@@ -150,9 +151,11 @@ class LocalStore:
                 os.replace(tmp, path)
                 if self._count is not None and not existed:
                     self._count = (self._count[0] + 1, self._count[1] + size)
-            _fsync_dir(path.parent)
-            for d in made:
-                _fsync_dir(d.parent)
+            # The directory entries are synced by sync(), once for many puts: one fsync of a
+            # directory per chunk cost more than writing the chunk (py-spy of an upload).
+            with self._lock:
+                self._dirty.add(path.parent)
+                self._dirty.update(d.parent for d in made)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             if exc.errno in _FULL:
@@ -168,6 +171,21 @@ class LocalStore:
                 with self._lock:
                     self._reserved -= size
         return not existed
+
+    def sync(self) -> None:
+        """fsync every directory a put has changed since the last sync (deepest first), so
+        each chunk stored so far is found under its id after a crash."""
+        with self._lock:
+            dirty, self._dirty = self._dirty, set()
+        try:
+            for d in sorted(dirty, key=lambda p: len(p.parts), reverse=True):
+                _fsync_dir(d)
+        except OSError as exc:
+            with self._lock:
+                self._dirty |= dirty
+            raise InternalError(
+                f"cannot sync the blob store at {self.root}: {exc.strerror}"
+            ) from None
 
     def _full(self, why: str) -> Unavailable:
         return Unavailable(

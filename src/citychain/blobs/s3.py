@@ -192,6 +192,9 @@ class S3Store:
             raise self._error(exc, f"looking for chunk {chunk_id.hex()}") from None
         return True
 
+    def sync(self) -> None:
+        """Nothing to do: an S3 PUT is durable and listed when it is answered."""
+
     def delete(self, chunk_id: bytes) -> bool:
         if not self.has(chunk_id):
             return False

@@ -72,7 +72,9 @@ def upload(
         while pending:
             pending.popleft().result()
     manifest = sealed.manifest
+    store.sync()  # the chunks are listed durably before the manifest that names them
     store.put(manifest.id, manifest.encode())
+    store.sync()
     return manifest
 
 
@@ -163,5 +165,7 @@ def put_manifest(store: BlobStore, data: bytes) -> Manifest:
             f"the first is chunk {first} ({manifest.chunks[first].hex()}): upload them first",
             ErrorCode.CHUNK_MISSING,
         )
+    store.sync()  # the chunks are listed durably before the manifest that names them
     store.put(manifest.id, data)
+    store.sync()
     return manifest
