@@ -37,8 +37,11 @@ The data key's AEAD context binds the ciphertext to its chain and resource:
 from __future__ import annotations
 
 import os
+import queue
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -62,6 +65,8 @@ if TYPE_CHECKING:
 
 #: Chunks uploaded per round trip that asks which of them the node lacks.
 BATCH = 16
+#: Chunk uploads in flight at once (hashing, AES, fsync and the network overlap).
+IN_FLIGHT = 4
 #: ``progress(done_bytes, total_bytes)``, after each batch or chunk (total 0: unknown).
 Progress = Callable[[int, int], None]
 
@@ -154,6 +159,39 @@ def _rechunk(stream: Iterator[bytes], manifest: Manifest) -> Iterator[bytes]:
         )
 
 
+def _read_ahead(pieces: Iterator[bytes], depth: int = 64) -> Iterator[bytes]:
+    """``pieces`` read by a thread, at most ``depth`` ahead: the network read overlaps the
+    caller's hashing, decryption and writing (which release the GIL)."""
+    q: queue.Queue[bytes | BaseException | None] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def pump() -> None:
+        try:
+            for piece in pieces:
+                while not stop.is_set():
+                    try:
+                        q.put(piece, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(None)
+        except BaseException as exc:  # handed to the reader, raised there
+            q.put(exc)
+
+    t = threading.Thread(target=pump, name="citychain-download", daemon=True)
+    t.start()
+    try:
+        while (item := q.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        t.join(timeout=5)
+
+
 class Transfers:
     """Uploads, downloads, verification and signed reads on a blocking client."""
 
@@ -193,20 +231,27 @@ class Transfers:
         )
 
     # -- upload ---------------------------------------------------------------------------
-    def _put_batch(self, signer: Signer, batch: list[tuple[bytes, bytes]]) -> None:
+    def _put_batch(
+        self, signer: Signer, batch: list[tuple[bytes, bytes]], pool: ThreadPoolExecutor
+    ) -> list[Future[Any]]:
+        """Ask which chunks of ``batch`` the node lacks, and start sending those (at most
+        :data:`IN_FLIGHT` at once, on ``pool``); the sends, to wait for."""
         asked = self._client._signed(
             signer, "POST", "/v1/data/blobs/missing", json={"ids": [c.hex() for c, _ in batch]}
         ).json()
         missing = set(asked["missing"])
-        for chunk_id, sealed in batch:
-            if chunk_id.hex() in missing:
-                self._client._signed(
-                    signer,
-                    "PUT",
-                    f"/v1/data/blobs/{chunk_id.hex()}",
-                    content=sealed,
-                    expect=(200, 201),
-                )
+        return [
+            pool.submit(
+                self._client._signed,
+                signer,
+                "PUT",
+                f"/v1/data/blobs/{chunk_id.hex()}",
+                content=sealed,
+                expect=(200, 201),
+            )
+            for chunk_id, sealed in batch
+            if chunk_id.hex() in missing
+        ]
 
     def upload(
         self,
@@ -244,23 +289,36 @@ class Transfers:
             wrap_for[signer.suite.address(public_key)] = _x25519_of(public_key)
         key = new_data_key(cipher)
         f, close, total = _open(source)
+        # Chunks go out IN_FLIGHT at a time while the next batch is sealed; at most two
+        # batches are held (the one being sent, the one being sealed).
+        pool = ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="citychain-upload")
         try:
             sealed = seal_stream(f, key, context, cipher, chunk_size or DEFAULT_CHUNK_SIZE)
             batch: list[tuple[bytes, bytes]] = []
+            sending: list[Future[Any]] = []
             done = 0
+
+            def flush(batch: list[tuple[bytes, bytes]]) -> None:
+                nonlocal sending, done
+                for fut in sending:
+                    fut.result()  # the first failure stops the upload, naming its code
+                sending = self._put_batch(signer, batch, pool)
+                done += sum(len(c) for _, c in batch)
+                if progress is not None:
+                    progress(min(done, total) if total else done, total)
+
             for chunk_id, ciphertext in sealed:
                 batch.append((chunk_id, ciphertext))
                 if len(batch) >= BATCH:
-                    self._put_batch(signer, batch)
-                    done += sum(len(c) for _, c in batch)
+                    flush(batch)
                     batch = []
-                    if progress is not None:
-                        progress(done, total)
             if batch:
-                self._put_batch(signer, batch)
-                done += sum(len(c) for _, c in batch)
+                flush(batch)
+            for fut in sending:
+                fut.result()
             manifest = sealed.manifest
         finally:
+            pool.shutdown(wait=True, cancel_futures=True)
             if close:
                 f.close()
         if progress is not None:
@@ -385,7 +443,7 @@ class Transfers:
 
                 def counted() -> Iterator[bytes]:
                     nonlocal got
-                    for piece in r.iter_bytes():
+                    for piece in _read_ahead(r.iter_bytes()):
                         got += len(piece)
                         if progress is not None:
                             progress(got, total)
