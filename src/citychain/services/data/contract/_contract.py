@@ -10,6 +10,7 @@ from citychain.errors import ErrorCode, InvalidInput, NotFound
 from citychain.execution import Context, Contract, arg_int, method, only_args, query
 from citychain.services.data import shapes as sh
 from citychain.services.data.contract import _state as st
+from citychain.services.data.contract._private import PrivateCollections
 from citychain.services.identity.shapes import did_key
 
 refuse = st.refuse
@@ -123,7 +124,9 @@ class _Access:
     purpose: str
 
 
-class Data(Contract):
+class Data(PrivateCollections, Contract):
+    """The data contract; its private data collections are :mod:`._private`'s."""
+
     name = sh.NAME
 
     # -- the catalogue ---------------------------------------------------------------------

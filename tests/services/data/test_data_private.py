@@ -1,0 +1,129 @@
+"""Private data collections: the contract part (definitions, hashes only, purge index, every
+refusal with its code, at admission and in a block alike) and the pure dissemination logic
+(who is sent an item; the p2p message and its limits)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from data_net import CITIZEN, DEPT, PROV, Net, ok  # type: ignore[import-not-found]
+
+from citychain import codec
+from citychain.errors import DecodeError, ErrorCode, InvalidInput, NotFound
+from citychain.services.data.shapes import _private as pv
+
+H = hashlib.sha256(b"value" + bytes(32)).digest()
+
+
+@pytest.fixture
+def net(tmp_path: Path) -> Net:
+    return Net(tmp_path / "chain")
+
+
+def test_a_collection_holds_only_hashes_and_schedules_the_purge(net: Net) -> None:
+    r = ok(net.send(PROV, "define_collection", {"name": "tax", "orgs": ["org2", "org1"],
+                                                "block_to_live": 3}))  # fmt: skip
+    assert r.result == "tax"
+    c = net.query("collection", name="tax")
+    assert (c["orgs"], c["block_to_live"], c["member_only_read"]) == (["org1", "org2"], 3, True)
+    r = ok(net.send(DEPT, "put_private", {"collection": "tax", "key": "case-1", "hash": H,
+                                          "size": 5}))  # fmt: skip
+    height = net.height
+    assert r.result == {"version": 1, "purge_height": height + 3}
+    ((kind, attrs),) = [(e.type, e.attributes) for e in r.events]
+    assert kind == "private_put" and attrs["hash"] == H and "value" not in attrs
+    item = net.query("private_item", collection="tax", key="case-1")
+    assert (item["hash"], item["size"], item["version"], item["purged"]) == (H, 5, 1, False)
+    again = {"collection": "tax", "key": "case-1", "hash": H, "size": 5}
+    assert ok(net.send(PROV, "put_private", again)).result["version"] == 2
+    due = net.query("purge_due", after=0, through=height + 3)
+    assert [(d["key"], d["version"], d["purge_height"]) for d in due["items"]] == [
+        ("case-1", 1, height + 3)
+    ]
+    assert due["through"] == height + 3
+    assert net.query("purge_due", after=height + 3, through=height + 3)["items"] == []
+    while net.height < height + 3:
+        net.block()
+    assert net.query("private_item", collection="tax", key="case-1", version=1)["purged"]
+    assert not net.query("private_item", collection="tax", key="case-1")["purged"]
+
+
+def test_block_to_live_zero_keeps_the_value(net: Net) -> None:
+    ok(net.send(PROV, "define_collection", {"name": "keep", "orgs": ["org1"]}))
+    r = ok(net.send(PROV, "put_private", {"collection": "keep", "key": "k", "hash": H, "size": 1}))
+    assert r.result["purge_height"] == 0
+    assert net.query("purge_due", after=0, through=net.height + 100)["items"] == []
+
+
+def test_refusals_have_precise_codes(net: Net) -> None:
+    define = {"name": "only1", "orgs": ["org1"]}
+    net.refused_twice(DEPT, "define_collection", define, ErrorCode.NOT_IN_COLLECTION,
+                      "definer's organisation must be listed")  # fmt: skip
+    net.refused_twice(PROV, "define_collection", {"name": "x", "orgs": ["org9"]},
+                      ErrorCode.BAD_ARGUMENTS, "org9 is no organisation")  # fmt: skip
+    net.refused_twice(PROV, "define_collection", {"name": "x", "orgs": ["org1", "org1"]},
+                      ErrorCode.BAD_ARGUMENTS, "twice")  # fmt: skip
+    net.refused_twice(PROV, "define_collection", {"name": "Bad Name", "orgs": ["org1"]},
+                      ErrorCode.BAD_ARGUMENTS, "collection name")  # fmt: skip
+    ok(net.send(PROV, "define_collection", define))
+    net.refused_twice(PROV, "define_collection", define, ErrorCode.DUPLICATE, "already defined")
+    put = {"collection": "only1", "key": "k", "hash": H, "size": 5}
+    net.refused_twice(DEPT, "put_private", put, ErrorCode.NOT_IN_COLLECTION, "a member of 'org2'")
+    net.refused_twice(CITIZEN, "put_private", put, ErrorCode.NOT_MEMBER, "")
+    net.refused_twice(PROV, "put_private", {**put, "collection": "nope"},
+                      ErrorCode.COLLECTION_NOT_FOUND, "no private data collection")  # fmt: skip
+    net.refused_twice(PROV, "put_private", {**put, "hash": b"short"},
+                      ErrorCode.BAD_ARGUMENTS, "32 bytes")  # fmt: skip
+    net.refused_twice(PROV, "put_private", {**put, "size": pv.MAX_ITEM_BYTES + 1},
+                      ErrorCode.BAD_ARGUMENTS, "size")  # fmt: skip
+    net.refused_twice(PROV, "put_private", {**put, "value": b"secret"},
+                      ErrorCode.BAD_ARGUMENTS, "value")  # fmt: skip
+    with pytest.raises(NotFound) as none:
+        net.query("collection", name="nope")
+    assert none.value.code == ErrorCode.COLLECTION_NOT_FOUND
+
+
+# -- the pure dissemination logic ------------------------------------------------------------
+PEERS = {"n0": "org1", "n1": "org2", "n2": "org3", "n3": "org1", "n4": None}
+
+
+def test_an_item_goes_only_to_peers_of_listed_organisations() -> None:
+    assert pv.recipients(PEERS, ["org1", "org2"], "org1") == ["n0", "n1", "n3"]
+    assert pv.recipients(PEERS, ["org2"], "org2") == ["n1"]
+
+
+def test_a_node_outside_the_collection_sends_nothing_and_an_unknown_org_gets_nothing() -> None:
+    assert pv.recipients(PEERS, ["org1", "org2"], "org3") == []
+    assert pv.recipients(PEERS, ["org1"], "") == []
+    assert "n4" not in pv.recipients(PEERS, ["org1", "org2", "org3"], "org1")
+    assert not pv.may_hold(["org1"], None) and not pv.may_hold(["org1"], "")
+
+
+def test_the_push_round_trips_and_refuses_what_is_malformed_or_oversize() -> None:
+    push = pv.PrivatePush("tax", "case-1", H, bytes(32), b"value")
+    assert pv.PrivatePush.decode(push.encode()) == push
+    assert pv.item_hash(hashlib.sha256, b"value", bytes(32)) == H
+    big = pv.PrivatePush("tax", "k", H, bytes(32), bytes(pv.MAX_ITEM_BYTES + 1)).encode()
+    with pytest.raises(DecodeError):
+        pv.PrivatePush.decode(big)
+    for bad in (
+        codec.encode(["pvt", "tax", "k", H, bytes(31), b"v"]),
+        codec.encode(["pvt", "Tax!", "k", H, bytes(32), b"v"]),
+        codec.encode(["pvt", "tax", "k", H[:5], bytes(32), b"v"]),
+        codec.encode(["other"]),
+        b"\xff",
+    ):
+        with pytest.raises(DecodeError):
+            pv.PrivatePush.decode(bad)
+
+
+def test_purge_heights_and_key_layout() -> None:
+    assert pv.purge_height(10, 0) == 0 and pv.purge_height(10, 5) == 15
+    assert pv.is_purged({"purge_height": 15}, 15) and not pv.is_purged({"purge_height": 15}, 14)
+    assert not pv.is_purged({"purge_height": 0}, 10**9)
+    k = pv.purge_key(7, "tax", "a:b", 3)
+    assert pv.parse_purge_key(k) == (7, "tax", "a:b", 3)
+    with pytest.raises(InvalidInput):
+        pv.check_item_key("a/b")
