@@ -1,0 +1,244 @@
+"""``citychain data ...`` against one real node (a subprocess on a free port), driven in process
+by typer's CliRunner: the catalogue in and out (register, a DCAT import refused whole before
+anything is sent, import, export), a file uploaded in several chunks by a department of org1
+and downloaded by one of org2 under a grant, verify (anchored and not), the audit trail refused
+to a non-provider and shown to the provider, the citizen's view, and the operator's gc.
+
+The node's home is made here rather than by ``start --demo``: the demo chain has one
+organisation, and the grant must cross two. It is ``init_home``'s (fast key derivation) with
+an ``org2`` added to genesis before the first start, whose member is ``carol``."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "e2e"))
+from nodeproc import NodeProcess  # type: ignore[import-not-found]
+
+from citychain.cli.main import app
+from citychain.crypto import ED25519, Signer
+from citychain.crypto.keystore import save_key
+from citychain.node.config import NodeConfig
+from citychain.node.home import init_home
+from citychain.p2p.certs import generate_org_ca
+from citychain.services.data.shapes import export_catalogue, import_catalogue
+from citychain.services.identity.shapes import did_key
+from citychain.types.genesis import Genesis, Member, Organisation
+
+pytestmark = pytest.mark.slow
+
+CODE = "101001/000001"
+OTHER = "301002005/7"
+_runner = CliRunner()
+
+
+@dataclasses.dataclass
+class Env:
+    node: NodeProcess
+    env: dict[str, str]
+    carol: Signer
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    home = tmp_path_factory.mktemp("data-cli") / "node"
+    made = init_home(home, kdf_level="interactive", chain_id="data-cli")
+    passphrase = (home / "config" / "passphrase").read_text().strip()
+    carol = Signer.generate(ED25519)
+    save_key(home / "keys" / "carol.json", carol, passphrase, kdf_level="interactive")
+    ca_cert, _ = generate_org_ca("org2", "Organisation 2")
+    org2 = Organisation(
+        "org2",
+        "Organisation 2",
+        ca_cert.decode(),
+        admins=(Signer.generate(ED25519).public_key,),
+        members=(Member(carol.public_key, ("member",)),),
+    )
+    genesis = dataclasses.replace(made.genesis, organisations=(*made.genesis.organisations, org2))
+    genesis.save(home / "config" / "genesis.json")
+    node = NodeProcess(home)
+    node.start(demo=False)
+    env = {
+        "CITYCHAIN_HOME": str(home),
+        "CITYCHAIN_PASSPHRASE": passphrase,
+        "CITYCHAIN_NODE": node.url,
+        "COLUMNS": "200",
+        "NO_COLOR": "1",
+    }
+    try:
+        yield Env(node, env, carol)
+    finally:
+        node.stop()
+
+
+def run(net: Env, *args: str) -> Any:
+    result = _runner.invoke(app, ["data", *args], env=net.env)
+    assert "Traceback" not in result.output
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise AssertionError(f"the command raised {result.exception!r}: {result.output}")
+    return result
+
+
+def ok_json(net: Env, *args: str) -> Any:
+    r = run(net, *args, "--json")
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout)
+
+
+def resource(code: str, **over: Any) -> dict[str, Any]:
+    return {
+        "code": code,
+        "title": f"Dataset {code}",
+        "provider": "org1",
+        "sharing": "unconditional",
+        "themes": ["population"],
+        "keywords": ["residents"],
+        **over,
+    }
+
+
+def test_catalogue_register_import_export(net: Env, tmp_path: Path) -> None:
+    spec = tmp_path / "resource.json"
+    spec.write_text(json.dumps(resource(CODE, title="from the file")))
+    out = ok_json(
+        net, "register", "--key", "alice", "--file", str(spec), "--title", "常住人口",
+        "--data-item", "born:date",
+    )  # fmt: skip
+    assert out == {"code": CODE}
+    shown = ok_json(net, "show", CODE)
+    assert shown["title"] == "常住人口" and shown["data_items"] == [{"name": "born", "type": "date"}]
+    assert ok_json(net, "update", "--key", "alice", "--code", CODE, "--keyword", "census") == {
+        "code": CODE,
+        "revision": 2,
+    }
+    assert [r["op"] for r in ok_json(net, "history", CODE)] == ["register", "update"]
+
+    # A file with one bad dataset (and one already registered) is refused whole.
+    good = [resource("101001/000010"), resource("101001/000011")]
+    bad_doc = export_catalogue([*good, resource("101001/000012")])
+    bad_doc["dataset"][2]["accessRights"] = "cgdr:sometimes"
+    (tmp_path / "bad.jsonld").write_text(json.dumps(bad_doc))
+    r = run(net, "import", str(tmp_path / "bad.jsonld"), "--key", "alice")
+    assert r.exit_code == 1 and "error [invalid_catalogue]" in r.output, r.output
+    (tmp_path / "dup.jsonld").write_text(json.dumps(export_catalogue([*good, resource(CODE)])))
+    r = run(net, "import", str(tmp_path / "dup.jsonld"), "--key", "alice")
+    assert r.exit_code == 1 and "error [duplicate]" in r.output and CODE in r.output
+    (tmp_path / "theirs.jsonld").write_text(
+        json.dumps(export_catalogue([resource("101001/000013", provider="org2")]))
+    )
+    r = run(net, "import", str(tmp_path / "theirs.jsonld"), "--key", "alice")
+    assert r.exit_code == 1 and "error [not_provider]" in r.output
+    assert [x["code"] for x in ok_json(net, "search")] == [CODE]  # nothing was sent
+
+    (tmp_path / "good.jsonld").write_text(json.dumps(export_catalogue(good)))
+    assert ok_json(net, "import", str(tmp_path / "good.jsonld"), "--key", "alice") == {
+        "registered": ["101001/000010", "101001/000011"]
+    }
+    assert [x["code"] for x in ok_json(net, "search", "--keyword", "census")] == [CODE]
+
+    r = run(net, "export", "-o", str(tmp_path / "out.jsonld"))
+    assert r.exit_code == 0, r.output
+    back = import_catalogue(json.loads((tmp_path / "out.jsonld").read_text()))
+    assert [x["code"] for x in back] == [CODE, "101001/000010", "101001/000011"]
+    assert back[0]["title"] == "常住人口" and back[0]["keywords"] == ["census"]
+
+
+def test_upload_grant_download_verify_audit(net: Env, tmp_path: Path) -> None:
+    if not ok_json(net, "search"):
+        pytest.skip("needs the catalogue test's resources")
+    bob = net.node.signer("bob")
+    citizen = did_key(bob.public_key)  # bob's did:key stands for a citizen here
+    payload = os.urandom(5000)
+    src = tmp_path / "population.csv"
+    src.write_bytes(payload)
+    up = ok_json(
+        net, "upload", CODE, str(src), "--key", "alice", "--chunk-size", "1024",
+        "--subject", citizen,
+    )  # fmt: skip
+    assert up["version"] == 1 and up["plain_size"] == 5000
+    versions = ok_json(net, "versions", CODE)
+    assert versions[0]["manifest_id"] == up["manifest_id"] and versions[0]["subjects"] == 1
+
+    # carol, of org2, asks; unconditional sharing grants at once; alice wraps the key.
+    got = ok_json(net, "request", CODE, "--key", "carol", "--purpose", "benefits check",
+                  "--period", "30d")  # fmt: skip
+    assert got["state"] == "granted"
+    grant = got["grant"]
+    r = run(net, "download", CODE, "1", "--key", "carol", "--grant", str(grant), "-o", "x")
+    assert r.exit_code == 1 and "error [no_grant]" in r.output  # no key wrapped for her yet
+    assert ok_json(net, "grant-keys", CODE, "--key", "alice")["grants"] == [grant]
+    dest = tmp_path / "copy.csv"
+    down = ok_json(net, "download", CODE, "1", "--key", "carol", "--grant", str(grant),
+                   "-o", str(dest))  # fmt: skip
+    assert dest.read_bytes() == payload and down["plain_hash"] == up["plain_hash"]
+
+    r = run(net, "verify", str(dest))
+    assert r.exit_code == 0, r.output
+    assert f"{CODE} version 1" in r.output and "proof verified against header" in r.output
+    assert "signed by 10 of 10 power" in r.output and "UTC" in r.output
+    (tmp_path / "changed.csv").write_bytes(payload[:-1] + bytes([payload[-1] ^ 1]))
+    r = run(net, "verify", str(tmp_path / "changed.csv"))
+    assert r.exit_code == 1 and "error [not_found]" in r.output
+    assert "anchored nowhere" in r.output
+
+    r = run(net, "audit", CODE, "--key", "carol")
+    assert r.exit_code == 1 and "error [" in r.output and "Traceback" not in r.output
+    assert "carol" not in r.output and "403" in r.output or "may" in r.output, r.output
+    trail = ok_json(net, "audit", CODE, "--key", "alice")
+    assert [e["action"] for e in trail] == ["request", "granted", "download"]
+    r = run(net, "audit", CODE, "--key", "alice")
+    assert r.exit_code == 0 and "download" in r.output and "org2" in r.output
+
+    assert [g["id"] for g in ok_json(net, "grants", CODE, "--key", "alice")] == [grant]
+    assert ok_json(net, "grant", str(grant), "--key", "carol")["state"] == "active"
+    r = run(net, "accesses", "--key", "bob")
+    assert r.exit_code == 0, r.output
+    assert "org2" in r.output and "download" in r.output and "benefits check" in r.output
+
+    r = run(net, "revoke", str(grant), "--key", "alice", "--reason", "check done")
+    assert r.exit_code == 0, r.output
+    r = run(net, "download", CODE, "1", "--key", "carol", "--grant", str(grant), "-o", "x")
+    assert r.exit_code == 1 and "error [grant_revoked]" in r.output
+
+
+def test_gc_keeps_referenced_and_retired_versions(net: Env, tmp_path: Path) -> None:
+    assert ok_json(net, "register", "--key", "alice", "--file", _spec(tmp_path, OTHER))
+    src = tmp_path / "old.bin"
+    src.write_bytes(os.urandom(3000))
+    up = ok_json(net, "upload", OTHER, str(src), "--key", "alice", "--chunk-size", "1024")
+    assert ok_json(net, "retire", OTHER, "--key", "alice", "--reason", "superseded")
+    store = NodeConfig.load(net.node.home).open_blob_store("sha256")
+    stray = os.urandom(2000)
+    stray_id = hashlib.sha256(stray).digest()
+    store.put(stray_id, stray)
+    before = {i.chunk_id for i in store.ids()}
+
+    dry = ok_json(net, "gc", "--home", str(net.node.home), "--grace", "0s", "--dry-run")
+    assert dry["deleted"] == 1 and {i.chunk_id for i in store.ids()} == before
+    young = ok_json(net, "gc", "--home", str(net.node.home))  # the default grace: 1h
+    assert young["deleted"] == 0 and young["kept_young"] == 1
+    done = ok_json(net, "gc", "--home", str(net.node.home), "--grace", "0s")
+    assert done["deleted"] == 1 and done["referenced_manifests"] == 2
+    assert {i.chunk_id for i in store.ids()} == before - {stray_id}
+    assert store.has(bytes.fromhex(up["manifest_id"]["hex"]))  # the retired resource's
+
+    r = run(net, "gc", "--home", str(tmp_path), "--grace", "0s")
+    assert r.exit_code == 1 and "error [bad_arguments]" in r.output
+    r = run(net, "gc", "--home", str(net.node.home), "--grace", "soon")
+    assert r.exit_code == 1 and "30d" in r.output
+
+
+def _spec(tmp_path: Path, code: str) -> str:
+    path = tmp_path / f"{code.replace('/', '_')}.json"
+    path.write_text(json.dumps(resource(code)))
+    return str(path)
