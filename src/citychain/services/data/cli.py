@@ -794,7 +794,7 @@ def verify(
         console.print(f"  provider's transaction {a.provider_tx.hex()}")
         if a.verified:
             console.print(
-                f"  proof verified against header {a.proof_height} (signed by "
+                f"  proof verified against header at height {a.proof_height} (signed by "
                 f"{a.signed_power} of {a.total_power} power; trusted set: {escape(trust.source)})"
             )
         else:
