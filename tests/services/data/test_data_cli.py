@@ -264,3 +264,33 @@ def test_durations_and_dates_typed_by_people() -> None:
         with pytest.raises(InvalidInput) as info:
             parse(bad, "--x")
         assert "--x" in info.value.message
+
+
+def test_conditional_request_decided_by_an_approver(net: Env, tmp_path: Path) -> None:
+    code = "201001/000042"
+    alice = net.node.signer("alice")
+    created = ok_json(
+        net, "register", "--key", "alice", "--code", code, "--title", "Social security",
+        "--provider", "org1", "--sharing", "conditional", "--sharing-condition", "checks only",
+        "--approver", alice.address.hex(),
+    )  # fmt: skip
+    assert created == {"code": code}
+    r = run(net, "request", code, "--key", "carol", "--purpose", "p")
+    assert r.exit_code == 1 and "--period" in r.output  # neither --period nor --until
+    pending = ok_json(
+        net, "request", code, "--key", "carol", "--purpose", "audit of benefits",
+        "--until", "2030-01-01T00:00:00Z", "--legal-basis", "Art. 5",
+    )  # fmt: skip
+    assert pending["state"] == "pending" and pending["grant"] == 0
+    rid = str(pending["request"])
+    r = run(net, "decide", rid, "--key", "alice", "--refuse")
+    assert r.exit_code == 1 and "error [bad_arguments]" in r.output and "reason" in r.output
+    r = run(net, "decide", rid, "--key", "carol", "--approve")
+    assert r.exit_code == 1 and "error [not_approver]" in r.output
+    decided = ok_json(net, "decide", rid, "--key", "alice", "--approve")
+    assert decided["state"] == "granted" and decided["grant"] > 0
+    (req,) = ok_json(net, "requests", code, "--key", "alice")
+    assert req["state"] == "granted" and req["legal_basis"] == "Art. 5"
+    assert ok_json(net, "grant", str(decided["grant"]), "--key", "carol")["until"] == (
+        1_893_456_000_000
+    )
