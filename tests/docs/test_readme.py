@@ -91,6 +91,9 @@ EXPECT = [
     ("/v1/gov/proposals/1", '"status": "open"'),
     ("node.get_state(balance_key(bob_address))", "bob has "),
     ("print(node.gov.proposal(pid).needs)", "approved by org1, org2"),
+    ("data.verify(\"received.csv\")", "proof verified: True"),
+    ("data.verify(\"received.csv\")", "citizen's view: [('download', 'org2')]"),
+    ("/v1/data/resources/301001/000001/audit", "signature_missing"),
 ]
 #: Upper bound for one block (a benchmark included); a block that hangs fails, with its output.
 BLOCK_TIMEOUT = 240.0
