@@ -160,6 +160,7 @@ async def serve(
         blobs=node.config.open_blob_store(node.suite.hash_name),
     )
     app.state.subscribers = SubscriberSlots.of(api, refusals)
+    app.state.private_data = node.private  # private collections' values (services/data)
     install_verifier(app, SignatureVerifier(origin=api.public_origin or None))
     host, port = listener.getsockname()[:2]
     request_limits = RequestLimits(

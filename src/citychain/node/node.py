@@ -43,6 +43,7 @@ from citychain.node.config import NodeConfig
 from citychain.node.home import home_in_use, is_lock_error, running_pid
 from citychain.node.keys import load_validator_key as load_validator_key
 from citychain.node.keys import read_passphrase
+from citychain.node.private_data import PrivateData
 from citychain.p2p import Limits, Switch, parse_peer_list
 from citychain.stages import CLOCK
 from citychain.types import Commit, CommittedEvent, DuplicateVoteEvidence, Event, Transaction
@@ -128,6 +129,8 @@ class Node:
             wal.close()
         if (journal := self.__dict__.get("_journal")) is not None:
             journal.close()
+        if (private := self.__dict__.get("private")) is not None:
+            private.close()
         if chain is not None:
             chain.close()
 
@@ -187,7 +190,22 @@ class Node:
         self._subscriptions: set[Subscription] = set()
         self._commit_waiters: dict[bytes, list[asyncio.Future[None]]] = {}
         self._setup_metrics()
+        # Private collections' values: a store of their own, pushed to listed orgs' peers only.
+        self.private = PrivateData(
+            config.data_dir / "private",
+            org_id=config.p2p.org_id,
+            hash_new=self.chain.hash_new,
+            query=self.query,
+            height=lambda: self.chain.height,
+            registry=self.metrics_registry,
+        )
+        self._attach_private()
+        self.private.on_commit(self.chain.height)  # purges due while the node was down
         self._running = False
+
+    def _attach_private(self) -> None:
+        if self.switch is not None:
+            self.private.attach(self.switch)
 
     def _open_journal(self, path: Path) -> None:
         """Put the transactions accepted before a crash or stop back into the mempool (see
@@ -499,6 +517,7 @@ class Node:
         self.m_txs.labels("failed").inc(len(block.txs) - ok)
         self.m_mempool.set(self.mempool.size)
         self.m_mempool_bytes.set(self.mempool.bytes)
+        self.private.on_commit(block.height, pending.receipts)
         if self._subscriptions:
             for i, (tx, receipt) in enumerate(zip(block.txs, pending.receipts, strict=True)):
                 for ev in receipt.events:
@@ -540,6 +559,7 @@ class Node:
             self._wal.close()
         if self._journal is not None:
             self._journal.close()
+        self.private.close()
         self.chain.close()
 
     def peers(self) -> list[dict[str, Any]]:

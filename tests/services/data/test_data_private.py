@@ -12,7 +12,7 @@ from data_net import CITIZEN, DEPT, PROV, Net, ok  # type: ignore[import-not-fou
 
 from citychain import codec
 from citychain.errors import DecodeError, ErrorCode, InvalidInput, NotFound
-from citychain.services.data.shapes import _private as pv
+from citychain.types import private_data as pv
 
 H = hashlib.sha256(b"value" + bytes(32)).digest()
 

@@ -38,8 +38,8 @@ from typing import Any
 from citychain.errors import ErrorCode, NotFound
 from citychain.execution import Context, arg_int, method, only_args, query
 from citychain.services.data.contract import _state as st
-from citychain.services.data.shapes import _private as pv
 from citychain.services.data.shapes import bad
+from citychain.types import private_data as pv
 
 GOV = "gov"
 #: Most heights one ``purge_due`` answer looks at.

@@ -23,6 +23,8 @@ Signed (RFC 9421; who may read what is the contract's ``can_read``):
 * ``POST /v1/data/blobs/missing``, ``PUT /v1/data/blobs/{id}``, ``PUT
   /v1/data/manifests/{id}``: uploads, by a member in good standing.
 
+Private data collections (``/v1/data/collections/...``): :mod:`._private`.
+
 ``data.add_version`` transactions pass :data:`TX_GATES` on ``POST /v1/tx(s)``: refused
 (``chunk_missing``) until the manifest and all its chunks are stored here.
 """
@@ -42,6 +44,7 @@ from citychain.api.routes._common import ServiceDep, json
 from citychain.crypto.envelope import parse_id
 from citychain.errors import CitychainError, ErrorCode, InvalidInput
 from citychain.services.data.router import _blobs
+from citychain.services.data.router import _private as _private_routes
 from citychain.services.data.router._blobs import MAX_ASK, StoreDep
 from citychain.services.data.router._reads import DataReads
 from citychain.services.data.shapes import (
@@ -351,5 +354,8 @@ async def put_manifest(
         )
     return json({"id": manifest_id, "chunks": len(found.chunks)}, 201)
 
+
+# Private data collections: /v1/data/collections/... (their own module).
+router.include_router(_private_routes.router)
 
 __all__ = ["TX_GATES", "router"]

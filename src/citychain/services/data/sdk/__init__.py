@@ -51,6 +51,7 @@ from citychain.services.data.shapes import (
     resource_record,
     subject_tag,
 )
+from citychain.types import private_data as pv
 from citychain.types.address import to_address
 
 if TYPE_CHECKING:
@@ -208,6 +209,25 @@ def _search_args(
     if after is not None:
         args["after"] = check_code(after, "after")
     return args
+
+
+def collection_args(
+    name: str, orgs: Sequence[str], *, block_to_live: int = 0, member_only_read: bool = True
+) -> dict[str, Any]:
+    """The args of ``define_collection``: ``orgs`` must list the signer's organisation."""
+    if type(member_only_read) is not bool:
+        raise bad("argument 'member_only_read' must be true or false")
+    return {
+        "name": pv.check_collection_name(name, "name"),
+        "orgs": pv.check_orgs(list(orgs)),
+        "block_to_live": _nat(block_to_live, "block_to_live", pv.MAX_BLOCK_TO_LIVE),
+        "member_only_read": member_only_read,
+    }
+
+
+def _item_path(collection: str, key: str) -> str:
+    name = pv.check_collection_name(collection)
+    return f"/v1/data/collections/{name}/items/{pv.check_item_key(key)}"
 
 
 # -- helpers on a client -----------------------------------------------------------------------
@@ -401,6 +421,75 @@ class Data:
         """The citizen's view: every access to records about ``subject`` (the signer's own
         did:key by default), oldest first."""
         return self._io.accesses(signer, subject)
+
+    # private data collections: values on the listed organisations' nodes, hashes on chain
+    def define_collection(
+        self,
+        signer: Signer,
+        name: str,
+        orgs: Sequence[str],
+        *,
+        block_to_live: int = 0,
+        member_only_read: bool = True,
+        gas_limit: int = DATA_GAS_LIMIT,
+    ) -> str:
+        """Define a private data collection (a member of one of ``orgs`` signs); its name.
+        Its values are purged ``block_to_live`` blocks after their ``put_private`` (0:
+        kept)."""
+        args = collection_args(
+            name, orgs, block_to_live=block_to_live, member_only_read=member_only_read
+        )
+        return str(self._send(signer, "define_collection", args, gas_limit))
+
+    def put_private(
+        self,
+        signer: Signer,
+        collection: str,
+        key: str,
+        value: bytes,
+        *,
+        gas_limit: int = DATA_GAS_LIMIT,
+    ) -> dict[str, Any]:
+        """Hand ``value`` to the client's node (a node of a listed organisation; signed
+        request), which stores it and pushes it to the listed organisations' nodes only; then
+        anchor its hash on chain (``put_private``). Returns ``{"version", "purge_height",
+        "hash", "pushed_to"}``. The value itself never enters a transaction."""
+        if type(value) is not bytes or len(value) > pv.MAX_ITEM_BYTES:
+            raise bad(f"a private value is bytes, at most {pv.MAX_ITEM_BYTES}")
+        r = self._client._signed(
+            signer, "PUT", _item_path(collection, key), content=value, expect=(200, 201)
+        )
+        taken = r.json()
+        digest = bytes.fromhex(taken["hash"])
+        args = {"collection": collection, "key": key, "hash": digest, "size": len(value)}
+        result: dict[str, Any] = self._send(signer, "put_private", args, gas_limit)
+        return {**result, "hash": digest, "pushed_to": int(taken["pushed_to"])}
+
+    def get_private(
+        self, signer: Signer, collection: str, key: str, *, version: int | None = None
+    ) -> bytes:
+        """The value (the node checked it against the hash on chain): ``not_in_collection``
+        for a signer outside the collection, ``private_purged`` once purged,
+        ``private_missing`` while it has not reached this node."""
+        params = None if version is None else {"version": str(_nat(version, "version", low=1))}
+        return bytes(
+            self._client._signed(signer, "GET", _item_path(collection, key), params=params).content
+        )
+
+    def collection(self, name: str) -> dict[str, Any]:
+        """A collection's definition (public)."""
+        result: dict[str, Any] = self._client.query(
+            NAME, "collection", name=pv.check_collection_name(name, "name")
+        )
+        return result
+
+    def private_item(self, collection: str, key: str, version: int | None = None) -> dict[str, Any]:
+        """An item's metadata (hash, size, height, purge_height, purged): never its value."""
+        args: dict[str, Any] = {"collection": collection, "key": key}
+        if version is not None:
+            args["version"] = version
+        result: dict[str, Any] = self._client.query(NAME, "private_item", **args)
+        return result
 
     # public queries
     def resource(self, code: str) -> dict[str, Any]:
@@ -618,6 +707,7 @@ __all__ = [
     "access_args",
     "bind",
     "bind_async",
+    "collection_args",
     "decide_args",
     "export_catalogue",
     "import_catalogue",

@@ -1,6 +1,8 @@
 """Private data collections: their names and limits, the contract's state layout, the hash a
 value is anchored by, who may be sent an item, and the p2p message that carries it. Pure: no
-I/O; the contract, the node, the API and the SDK share these definitions.
+I/O; the ``data`` contract, the node, the API and the SDK share these definitions (here, not in
+the data service's shapes, because the node, which keeps and pushes the values, finds no
+service by import: see ``tests/arch/test_layers.py``).
 
 A **collection** (Hyperledger Fabric's private data collection) names the organisations whose
 nodes hold its values. The chain holds only each item's hash ``H(value ‖ salt)`` (the chain

@@ -1,0 +1,451 @@
+"""A node's private data: the values of the private collections its organisation is in, kept
+beside the chain, pushed over p2p to the listed organisations' nodes only, purged on time.
+
+Theory of operation
+-------------------
+**Store.** A RocksDB of its own under ``<data dir>/private`` (not the chain's: the chain's
+database holds what every node agrees on; this one differs between organisations by design,
+and never enters a state root). Column families:
+
+* ``pvt_values``: ``collection \\0 key \\0 hash`` -> ``salt ‖ value`` (the hash is the one on
+  chain, ``H(value ‖ salt)``: a new version of a key is a new entry);
+* ``pvt_unanchored``: ``height taken (8 B BE) ‖ collection \\0 key \\0 hash`` -> empty, for
+  values no committed ``put_private`` is known to anchor yet;
+* ``pvt_meta``: ``purged_through`` -> the last height whose purges are done (8 B BE).
+
+Every write is one synced batch, so a value the API answered "stored" survives a crash.
+
+**Taking a value** (the API's ``PUT``, :meth:`PrivateData.take`): the router has checked the
+signer and that this node's organisation is listed. The node draws a 32-byte salt, computes
+``H(value ‖ salt)`` with the chain suite's hash, stores it, then pushes it on
+:data:`~citychain.types.private_data.CH_PRIVATE` to exactly the connected peers
+whose organisation (proven by the TLS certificate its organisation's CA issued: the switch
+knows it) is listed (:func:`~citychain.types.private_data.recipients`). A node of
+another organisation is never sent it.
+
+**Receiving a push** (:meth:`PrivateData.on_push`): decoded within
+:data:`~citychain.types.private_data.MAX_PUSH_BYTES`; refused (counted and logged,
+never stored) unless the collection is defined in this node's state and lists both the
+sender's organisation and this node's, and the value hashes to the hash it came with. A push
+for a collection this node's state does not define yet (the sender is a block ahead) waits in
+a small bounded area (:data:`MAX_PENDING_ITEMS` items, :data:`MAX_PENDING_BYTES` bytes; the
+oldest dropped first) and is checked again at each commit.
+
+**Purge** (:meth:`PrivateData.on_commit`, after every committed block and once at start):
+the contract's ``purge_due`` lists the items whose purge height is in ``(purged_through,
+height]``; their values and the new ``purged_through`` are written in one batch. A crash
+repeats at most deletions (idempotent). The hash stays on chain.
+
+**Unanchored values** (taken or received, their ``put_private`` not seen): at most
+:data:`MAX_UNANCHORED`; past that the API answers ``store_full`` and pushes are dropped. Each
+commit drops the markers of the items its ``private_put`` events anchor; a marker older than
+:data:`UNANCHORED_TTL_BLOCKS` is checked against the chain (the item's latest 16 versions) and
+its value deleted only if no version anchors it, so a crash that lost the event costs nothing.
+
+**Not built:** pulling a value a member node missed (it was down at the push) from a member
+peer; the value can be put again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from citychain.crypto import HashNew
+from citychain.errors import (
+    CitychainError,
+    ErrorCode,
+    InternalError,
+    InvalidInput,
+    NotFound,
+    Unavailable,
+)
+from citychain.p2p import Switch
+from citychain.store.kv import KVStore, prefix_end
+from citychain.types import Receipt
+from citychain.types import private_data as pv
+
+log = logging.getLogger("citychain.private")
+
+VALUES = "pvt_values"
+UNANCHORED = "pvt_unanchored"
+META = "pvt_meta"
+_PURGED = b"purged_through"
+DATA = "data"
+MAX_PENDING_ITEMS = pv.MAX_PENDING_ITEMS
+MAX_PENDING_BYTES = pv.MAX_PENDING_BYTES
+MAX_UNANCHORED = pv.MAX_UNANCHORED
+UNANCHORED_TTL_BLOCKS = pv.UNANCHORED_TTL_BLOCKS
+#: Results a received push is counted under (``citychain_private_pushes_total``).
+RECEIVED_RESULTS = (
+    "stored",
+    "duplicate",
+    "pending",
+    "malformed",
+    "sender_not_listed",
+    "node_not_listed",
+    "hash_mismatch",
+    "full",
+)
+
+Query = Callable[[str, str, dict[str, Any]], Any]
+
+
+def value_key(collection: str, key: str, digest: bytes) -> bytes:
+    return collection.encode() + b"\0" + key.encode() + b"\0" + digest
+
+
+class PrivateStore:
+    """The RocksDB of private values (see the module)."""
+
+    def __init__(self, path: Path) -> None:
+        self.kv = KVStore(path, column_families=(VALUES, UNANCHORED, META), cache_bytes=8 << 20)
+        self.unanchored = sum(1 for _ in self.kv.iterate(UNANCHORED))
+
+    def close(self) -> None:
+        self.kv.close()
+
+    def get(self, collection: str, key: str, digest: bytes) -> tuple[bytes, bytes] | None:
+        """``(salt, value)`` or None."""
+        raw = self.kv.get(VALUES, value_key(collection, key, digest))
+        return None if raw is None else (raw[: pv.SALT_SIZE], raw[pv.SALT_SIZE :])
+
+    def has(self, collection: str, key: str, digest: bytes) -> bool:
+        return self.kv.get(VALUES, value_key(collection, key, digest)) is not None
+
+    def put(self, push: pv.PrivatePush, height: int) -> bool:
+        """Store a value (synced), marked unanchored; False if it was already here."""
+        vk = value_key(push.collection, push.key, push.hash)
+        if self.kv.get(VALUES, vk) is not None:
+            return False
+        b = self.kv.batch()
+        b.put(VALUES, vk, push.salt + push.value)
+        b.put(UNANCHORED, pv.u64(height) + vk, b"")
+        self.kv.write(b)
+        self.unanchored += 1
+        return True
+
+    def purged_through(self) -> int:
+        raw = self.kv.get(META, _PURGED)
+        return 0 if raw is None else int.from_bytes(raw, "big")
+
+    def purge(self, items: Iterable[dict[str, Any]], through: int) -> int:
+        """Delete the values of ``items`` and record ``through``, in one synced batch;
+        how many of them this node held."""
+        b = self.kv.batch()
+        held = 0
+        for it in items:
+            vk = value_key(it["collection"], it["key"], it["hash"])
+            if self.kv.get(VALUES, vk) is not None:
+                held += 1
+                b.delete(VALUES, vk)
+        b.put(META, _PURGED, pv.u64(through))
+        self.kv.write(b)
+        return held
+
+    def anchored(self, vks: Iterable[bytes]) -> None:
+        """Drop the unanchored markers of these value keys."""
+        wanted = set(vks)
+        if not wanted:
+            return
+        b = self.kv.batch()
+        for k, _ in self.kv.iterate(UNANCHORED):
+            if k[8:] in wanted:
+                b.delete(UNANCHORED, k)
+                self.unanchored -= 1
+        if len(b):
+            self.kv.write(b)
+
+    def stale(self, before: int) -> list[bytes]:
+        """Unanchored markers taken at a height below ``before`` (oldest first, at most 256)."""
+        out = []
+        for k, _ in self.kv.iterate(UNANCHORED, b"", pv.u64(before)):
+            out.append(k)
+            if len(out) >= 256:
+                break
+        return out
+
+    def drop(self, marker: bytes, *, value: bool) -> None:
+        b = self.kv.batch()
+        b.delete(UNANCHORED, marker)
+        if value:
+            b.delete(VALUES, marker[8:])
+        self.kv.write(b)
+        self.unanchored -= 1
+
+    def count(self, collection: str | None = None) -> int:
+        """Values held (of one collection), for tests and metrics."""
+        prefix = b"" if collection is None else collection.encode() + b"\0"
+        return sum(1 for _ in self.kv.iterate(VALUES, prefix, prefix_end(prefix)))
+
+
+class PrivateData:
+    """A node's private values (see the module). Called on the node's event loop."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        org_id: str,
+        hash_new: HashNew,
+        query: Query,
+        height: Callable[[], int],
+        registry: CollectorRegistry,
+    ) -> None:
+        self.org_id = org_id
+        self._hash_new = hash_new
+        self._query = query
+        self._height = height
+        self._switch: Switch | None = None
+        self.store = PrivateStore(path)
+        self._pending: deque[tuple[str, str, pv.PrivatePush]] = deque()
+        self._pending_bytes = 0
+        self.m_pushes = Counter(
+            "citychain_private_pushes",
+            "Private-collection values pushed over p2p, by direction and result",
+            ["direction", "result"],
+            registry=registry,
+        )
+        for result in RECEIVED_RESULTS:
+            self.m_pushes.labels("received", result)
+        self.m_pushes.labels("sent", "queued")
+        self.m_purged = Counter(
+            "citychain_private_purged",
+            "Private values purged at their purge height",
+            registry=registry,
+        )
+        self.m_values = Gauge(
+            "citychain_private_unanchored",
+            "Private values held but not yet anchored",
+            registry=registry,
+        )
+        self.m_values.set_function(lambda: self.store.unanchored)
+
+    def attach(self, switch: Switch) -> None:
+        """Receive pushes from ``switch``'s peers and push through it."""
+        self._switch = switch
+        switch.add_channel(pv.CH_PRIVATE, self.on_push)
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- reads of the chain ---------------------------------------------------------------------
+    def collection(self, name: str) -> dict[str, Any] | None:
+        try:
+            c: dict[str, Any] = self._query(DATA, "collection", {"name": name})
+        except NotFound:
+            return None
+        return c
+
+    def _peer_orgs(self) -> dict[str, str | None]:
+        if self._switch is None:
+            return {}
+        return {p.name: p.org_id for p in self._switch.peers() if p.connected}
+
+    # -- taking a value (the API) ---------------------------------------------------------------
+    async def take(
+        self, collection: str, orgs: Sequence[str], key: str, value: bytes
+    ) -> tuple[bytes, bytes, int]:
+        """Store ``value`` of ``key`` in ``collection`` (listing ``orgs``, this node's among
+        them: the router checked) and push it to the listed organisations' peers:
+        ``(hash, salt, peers pushed to)``."""
+        if len(value) > pv.MAX_ITEM_BYTES:
+            raise InvalidInput(
+                f"a private value is at most {pv.MAX_ITEM_BYTES} bytes", ErrorCode.TOO_LARGE
+            )
+        if self.store.unanchored >= MAX_UNANCHORED:
+            raise Unavailable(
+                f"this node holds {MAX_UNANCHORED} private values whose put_private is not "
+                "committed yet: send those transactions (or wait) and try again",
+                ErrorCode.STORE_FULL,
+            )
+        salt = secrets.token_bytes(pv.SALT_SIZE)
+        push = pv.PrivatePush(
+            collection, key, pv.item_hash(self._hash_new, value, salt), salt, value
+        )
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.store.put, push, self._height())
+        sent = self._push(push, orgs)
+        return push.hash, salt, sent
+
+    def _push(self, push: pv.PrivatePush, orgs: Sequence[str]) -> int:
+        if self._switch is None:
+            return 0
+        payload = push.encode()
+        sent = 0
+        for peer in pv.recipients(self._peer_orgs(), orgs, self.org_id):
+            try:
+                ok = self._switch.send(peer, pv.CH_PRIVATE, payload)
+            except CitychainError as exc:  # larger than this network's p2p message limit
+                log.warning("cannot push private value %s/%s: %s", push.collection, push.key, exc)
+                return sent
+            if ok:
+                sent += 1
+                self.m_pushes.labels("sent", "queued").inc()
+                log.info(
+                    "pushed private value %s/%s (%s) to %s",
+                    push.collection,
+                    push.key,
+                    push.hash.hex()[:16],
+                    peer,
+                )
+        return sent
+
+    async def value(self, collection: str, key: str, digest: bytes) -> bytes | None:
+        """The value anchored by ``digest``, checked against it; None if not held here."""
+        loop = asyncio.get_running_loop()
+        found = await loop.run_in_executor(None, self.store.get, collection, key, digest)
+        if found is None:
+            return None
+        salt, data = found
+        if pv.item_hash(self._hash_new, data, salt) != digest:
+            raise InternalError(
+                f"the private value {collection}/{key} stored here no longer hashes to "
+                f"{digest.hex()} (disk fault)",
+                ErrorCode.CHUNK_CORRUPT,
+            )
+        return data
+
+    # -- receiving a push ---------------------------------------------------------------------
+    def on_push(self, peer: str, payload: bytes) -> None:
+        try:
+            push = pv.PrivatePush.decode(payload)
+        except CitychainError as exc:
+            self._received("malformed", peer, None, f"malformed: {exc.message}")
+            return
+        sender_org = self._peer_orgs().get(peer)
+        self._consider(peer, sender_org, push)
+
+    def _received(self, result: str, peer: str, push: pv.PrivatePush | None, why: str) -> None:
+        self.m_pushes.labels("received", result).inc()
+        what = f"{push.collection}/{push.key}" if push is not None else "?"
+        level = logging.INFO if result in ("stored", "duplicate", "pending") else logging.WARNING
+        log.log(level, "private value %s from peer %s: %s", what, peer, why)
+
+    def _consider(self, peer: str, sender_org: str | None, push: pv.PrivatePush) -> None:
+        c = self.collection(push.collection)
+        if c is None:
+            self._hold(peer, sender_org, push)
+            return
+        orgs = c["orgs"]
+        if not pv.may_hold(orgs, sender_org):
+            self._received(
+                "sender_not_listed", peer, push, f"refused: sender org {sender_org!r} is not listed"
+            )
+            return
+        if not pv.may_hold(orgs, self.org_id):
+            self._received(
+                "node_not_listed",
+                peer,
+                push,
+                f"refused: this node's org {self.org_id!r} is not listed",
+            )
+            return
+        if pv.item_hash(self._hash_new, push.value, push.salt) != push.hash:
+            self._received(
+                "hash_mismatch", peer, push, "refused: the value does not hash to its hash"
+            )
+            return
+        if self.store.has(push.collection, push.key, push.hash):
+            self._received("duplicate", peer, push, "already held")
+            return
+        if self.store.unanchored >= MAX_UNANCHORED:
+            self._received("full", peer, push, f"dropped: {MAX_UNANCHORED} unanchored values held")
+            return
+        asyncio.get_running_loop().create_task(self._store(peer, push))
+
+    async def _store(self, peer: str, push: pv.PrivatePush) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            new = await loop.run_in_executor(None, self.store.put, push, self._height())
+        except Exception:
+            log.exception("could not store private value %s/%s", push.collection, push.key)
+            return
+        self._received(
+            "stored" if new else "duplicate", peer, push, f"stored ({len(push.value)} bytes)"
+        )
+
+    def _hold(self, peer: str, sender_org: str | None, push: pv.PrivatePush) -> None:
+        self._pending.append((peer, sender_org or "", push))
+        self._pending_bytes += len(push.value)
+        while len(self._pending) > MAX_PENDING_ITEMS or self._pending_bytes > MAX_PENDING_BYTES:
+            _, _, old = self._pending.popleft()
+            self._pending_bytes -= len(old.value)
+            log.warning(
+                "dropped pending private value %s/%s: pending area full", old.collection, old.key
+            )
+        self._received("pending", peer, push, "collection not defined here yet: held")
+
+    # -- commits --------------------------------------------------------------------------------
+    def on_commit(self, height: int, receipts: Sequence[Receipt] = ()) -> None:
+        """After block ``height`` is committed: anchor, retry the pending, purge, sweep."""
+        anchored = [
+            value_key(e.attributes["collection"], e.attributes["key"], e.attributes["hash"])
+            for r in receipts
+            for e in r.events
+            if e.contract == DATA and e.type == "private_put"
+        ]
+        try:
+            self.store.anchored(anchored)
+            self._retry_pending()
+            self.purge(height)
+            self._sweep(height)
+        except CitychainError as exc:
+            log.error("private data upkeep at height %d failed: %s", height, exc)
+
+    def _retry_pending(self) -> None:
+        if not self._pending:
+            return
+        waiting, self._pending, self._pending_bytes = list(self._pending), deque(), 0
+        for peer, org, push in waiting:
+            if self.collection(push.collection) is None:
+                self._pending.append((peer, org, push))
+                self._pending_bytes += len(push.value)
+            else:
+                self._consider(peer, org or None, push)
+
+    def purge(self, height: int) -> None:
+        """Delete every value whose purge height is at most ``height`` (idempotent)."""
+        done = self.store.purged_through()
+        while done < height:
+            due = self._query(DATA, "purge_due", {"after": done, "through": height})
+            through = int(due["through"])
+            held = self.store.purge(due["items"], through)
+            if held:
+                self.m_purged.inc(held)
+                log.info("purged %d private value(s) due by height %d", held, through)
+            if through <= done:
+                break
+            done = through
+
+    def _sweep(self, height: int) -> None:
+        if height <= UNANCHORED_TTL_BLOCKS:
+            return
+        for marker in self.store.stale(height - UNANCHORED_TTL_BLOCKS):
+            body = marker[8:]
+            collection, item_key = body[:-33].decode().split("\0", 1)
+            self.store.drop(marker, value=not self._anchors(collection, item_key, body[-32:]))
+
+    def _anchors(self, collection: str, key: str, digest: bytes) -> bool:
+        try:
+            item = self._query(DATA, "private_item", {"collection": collection, "key": key})
+        except NotFound:
+            return False
+        latest = int(item["latest"])
+        for n in range(latest, max(0, latest - 16), -1):
+            it = self._query(
+                DATA, "private_item", {"collection": collection, "key": key, "version": n}
+            )
+            if it["hash"] == digest:
+                return True
+        return False
+
+
+__all__ = ["PrivateData", "PrivateStore", "value_key"]

@@ -1,0 +1,141 @@
+"""Private data collections on four validators of three organisations (real processes, mutual
+TLS): a value put through a node of org1 reaches the nodes of org1 and org2, the collection's
+organisations, and never org3's node (nothing in its private store, nothing on its p2p
+channel); only a listed organisation's member reads it (signed); after ``block_to_live``
+blocks every member node has purged it, while its hash stays on chain."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+import pytest
+from netproc import FAST_PARAMS, IDLE_BLOCK_MS, LocalNet  # type: ignore[import-not-found]
+
+from citychain.errors import CitychainError, ErrorCode
+from citychain.node.private_data import PrivateStore
+from citychain.sdk import Client
+
+pytestmark = pytest.mark.slow
+
+BTL = 12  # blocks a value lives after its put_private
+T = TypeVar("T")
+
+
+def _until(what: str, fn: Callable[[], T | None], timeout: float = 20) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value is not None:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def _pushes(net: LocalNet, i: int, direction: str) -> dict[str, float]:
+    text = httpx.get(f"{net.api(i)}/metrics", timeout=5).text
+    pattern = rf'citychain_private_pushes_total{{direction="{direction}",result="(\w+)"}} (\S+)'
+    return {m[1]: float(m[2]) for m in re.finditer(pattern, text)}
+
+
+def _purged(net: LocalNet, i: int) -> float:
+    text = httpx.get(f"{net.api(i)}/metrics", timeout=5).text
+    m = re.search(r"^citychain_private_purged_total (\S+)$", text, re.M)
+    return float(m[1]) if m else 0.0
+
+
+def test_a_private_value_reaches_only_its_organisations_nodes_and_is_purged(
+    tmp_path: Path,
+) -> None:
+    with LocalNet(
+        tmp_path, orgs=3, params=FAST_PARAMS, empty_blocks_interval_ms=IDLE_BLOCK_MS
+    ) as net:
+        net.start_all()
+        orgs = [n.org for n in net.layout.nodes]
+        members = [i for i, o in enumerate(orgs) if o in ("org1", "org2")]
+        (outsider,) = [i for i, o in enumerate(orgs) if o == "org3"]
+        entry = next(i for i in members if orgs[i] == "org1")
+        assert len(members) == 3, orgs
+        org1, org2, org3 = (net.signer(f"org{k}-admin") for k in (1, 2, 3))
+        value = b"tax case 2027-0042: assessment 18,250.00 CNY \x00\xff" * 40
+
+        with Client(net.api(entry)) as c:
+            assert c.data.define_collection(org1, "tax", ["org1", "org2"], block_to_live=BTL)
+            assert c.data.collection("tax")["orgs"] == ["org1", "org2"]
+            put = c.data.put_private(org1, "tax", "case-42", value)
+            assert put["version"] == 1 and put["pushed_to"] == len(members) - 1
+            meta = c.data.private_item("tax", "case-42")
+            assert meta["hash"] == put["hash"] and meta["size"] == len(value)
+            assert meta["purge_height"] == put["purge_height"] == meta["height"] + BTL
+
+        # -- every member node holds it, read by a member of either listed organisation -------
+        for i in members:
+            with Client(net.api(i)) as c:
+
+                def read(c: Client = c) -> bytes | None:
+                    try:
+                        return c.data.get_private(org2, "tax", "case-42")
+                    except CitychainError as exc:
+                        assert exc.code == ErrorCode.PRIVATE_MISSING, exc
+                        return None
+
+                assert _until(f"the value on node {i}", read) == value
+                assert c.data.get_private(org1, "tax", "case-42") == value
+
+        # -- refusals: org3's member, unsigned, and org3's node itself -----------------------
+        with Client(net.api(entry)) as c:
+            with pytest.raises(CitychainError) as outside:
+                c.data.get_private(org3, "tax", "case-42")
+            assert outside.value.code == ErrorCode.NOT_IN_COLLECTION
+            assert "org3" in outside.value.message
+            with pytest.raises(CitychainError) as put_outside:
+                c.data.put_private(org3, "tax", "case-43", b"x")
+            assert put_outside.value.code == ErrorCode.NOT_IN_COLLECTION
+        unsigned = httpx.get(f"{net.api(entry)}/v1/data/collections/tax/items/case-42")
+        assert unsigned.status_code == 401
+        forbidden = httpx.get(f"{net.api(entry)}/v1/data/collections/tax/items/case-42/meta")
+        assert forbidden.status_code == 200 and "value" not in forbidden.json()["result"]
+        with Client(net.api(outsider)) as c:
+            with pytest.raises(CitychainError) as not_here:
+                c.data.get_private(org1, "tax", "case-42")
+            assert not_here.value.code == ErrorCode.NOT_IN_COLLECTION
+            assert "this node's organisation (org3)" in not_here.value.message
+
+        # -- org3's node was never sent it: no push arrived on its p2p channel ---------------
+        received = _pushes(net, outsider, "received")
+        assert "stored" in received and sum(received.values()) == 0, received
+        assert "private value tax/" not in net.log(outsider)
+        assert _pushes(net, outsider, "sent").get("queued", 0) == 0
+        for i in members:
+            assert _pushes(net, i, "received").get("stored", 0) == (0 if i == entry else 1)
+        assert _pushes(net, entry, "sent")["queued"] == len(members) - 1
+
+        # -- purge: after block_to_live blocks every member node deletes it ------------------
+        net.wait_height(put["purge_height"] + 1, timeout=30)
+        for i in members:
+            _until(f"the purge on node {i}", lambda i=i: _purged(net, i) >= 1 or None)
+            with Client(net.api(i)) as c:
+                with pytest.raises(CitychainError) as gone:
+                    c.data.get_private(org1, "tax", "case-42")
+                assert gone.value.code == ErrorCode.PRIVATE_PURGED
+                item = c.data.private_item("tax", "case-42")
+                assert item["purged"] and item["hash"] == put["hash"]  # the hash stays
+        r = httpx.get(f"{net.api(entry)}/v1/data/collections/tax/items/case-42/meta")
+        assert r.json()["result"]["purged"] is True
+
+        # -- the stores themselves: empty on the members now, never written on org3's -----
+        for i in (*members, outsider):
+            net.stop(i)
+            store = PrivateStore(net.layout.nodes[i].home / "data" / "private")
+            try:
+                assert store.count() == 0, f"node {i} still holds private values"
+                assert store.purged_through() >= put["purge_height"]
+            finally:
+                store.close()
+        outsider_files = (net.layout.nodes[outsider].home / "data").rglob("*")
+        assert not any(value[:32] in p.read_bytes() for p in outsider_files if p.is_file())
