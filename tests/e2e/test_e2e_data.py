@@ -24,6 +24,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 import pytest
@@ -33,6 +34,7 @@ from citychain.crypto import ED25519, Signer
 from citychain.errors import CitychainError, ErrorCode, ExecutionFailure, NotFound
 from citychain.sdk import Client
 from citychain.services.data.sdk import DATA_GAS_LIMIT
+from citychain.services.data.sdk import _transfer
 from citychain.services.identity.shapes import did_key
 from citychain.types import Transaction
 
@@ -42,6 +44,7 @@ SHARED = "101001/000001"  # conditional: one named approver
 OPEN = "101002/000001"  # unconditional
 CLOSED = "101003/000001"  # not shared
 TIMED = "101004/000001"  # unconditional, for the expiry test
+CUT = "101005/000001"  # an upload cut halfway
 CHUNK = 64 * 1024
 
 
@@ -210,6 +213,61 @@ def test_three_departments_and_a_citizen_share_data_through_the_chain(
             assert anchor.signed_power * 3 > anchor.total_power * 2
             check.write_bytes(data[:-1] + b"!")
             assert other.data.verify(check) == []
+
+
+class _Cut:
+    """A file that fails to read after ``limit`` bytes, as a disk or a mount may."""
+
+    def __init__(self, f: BinaryIO, limit: int) -> None:
+        self.f, self.left = f, limit
+
+    def read(self, n: int = -1) -> bytes:
+        if self.left <= 0:
+            raise OSError(5, "Input/output error")
+        out = self.f.read(n if 0 <= n <= self.left else self.left)
+        self.left -= len(out)
+        return out
+
+    def fileno(self) -> int:
+        return self.f.fileno()
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def test_an_upload_cut_halfway_registers_nothing_and_resumes(
+    net: LocalNet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    health = net.signer("org1-admin")
+    with Client(net.api(3)) as c:
+        d = c.data
+        d.register_resource(health, **_resource(CUT, "org1", "unconditional"))
+        src = tmp_path / "big.csv"
+        src.write_bytes(os.urandom(40 * CHUNK))
+        puts: list[str] = []
+        c._http.event_hooks["request"].append(
+            lambda r: puts.append(r.url.path) if r.method == "PUT" else None
+        )
+        real_open = _transfer._open
+
+        def cut_open(source: object) -> tuple[object, bool, int]:
+            f, close, total = real_open(source)  # type: ignore[arg-type]
+            return _Cut(f, 20 * CHUNK + 5), close, total  # type: ignore[arg-type]
+
+        monkeypatch.setattr(_transfer, "_open", cut_open)
+        with pytest.raises(CitychainError) as cut:
+            d.upload(health, CUT, src, chunk_size=CHUNK)
+        assert cut.value.code == ErrorCode.BAD_ARGUMENTS
+        assert "no version was anchored" in cut.value.message
+        assert d.resource(CUT)["versions"] == 0
+        sent = len(puts)
+        assert sent == 16  # the first batch, sealed before the cut; no manifest
+        monkeypatch.setattr(_transfer, "_open", real_open)
+        up = d.upload(health, CUT, src, chunk_size=CHUNK)
+        assert up.version == 1 and up.plain_hash == hashlib.sha256(src.read_bytes()).digest()
+        resent = [p for p in puts[sent:] if p.startswith("/v1/data/blobs/")]
+        assert len(resent) == 40 - sent  # the chunks stored before the cut were not sent again
+        assert not any(p.name.endswith(".citychain-upload") for p in tmp_path.iterdir())
 
 
 def test_a_grant_expires_by_block_time(net: LocalNet, tmp_path: Path) -> None:

@@ -10,8 +10,9 @@ Plaintext never leaves the client. :meth:`Transfers.upload`:
    the file chunk by chunk (:func:`citychain.crypto.envelope.seal_stream`, one chunk read
    ahead): memory is bounded by a batch of chunks whatever the file's size;
 2. uploads the chunks :data:`BATCH` at a time, first asking the node which of the batch it
-   lacks (``POST /v1/data/blobs/missing``), so an upload cut halfway resumes where it stopped
-   and the same bytes are never sent twice;
+   lacks (``POST /v1/data/blobs/missing``). An upload of a path cut halfway resumes where it
+   stopped: the data key is kept beside the file, wrapped for the uploader (:class:`_Resume`),
+   so the rerun seals the same chunks and the node's answer skips those it has;
 3. uploads the manifest (the node refuses it until every chunk is stored);
 4. wraps the data key for the uploader and for each reader named (X25519 from their Ed25519
    account keys) and sends ``add_version``, which the node admits only once the manifest and
@@ -36,6 +37,7 @@ The data key's AEAD context binds the ciphertext to its chain and resource:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import tempfile
@@ -157,6 +159,57 @@ def _rechunk(stream: Iterator[bytes], manifest: Manifest) -> Iterator[bytes]:
         raise InvalidInput(
             "the node sent more bytes than the manifest's chunks", ErrorCode.CHUNK_TAMPERED
         )
+
+
+class _Resume:
+    """What lets an upload of a file that was cut halfway resume: the version's data key,
+    *wrapped for the uploader's own key* (so it is never on disk in the clear), kept beside
+    the file (``.<name>.citychain-upload``) until the version is anchored. With the same key,
+    the file seals to the same chunks, and the node's answer to "which do you lack" skips the
+    ones already stored. A changed file (size or modification time) starts afresh."""
+
+    def __init__(self, path: Path, stamp: str) -> None:
+        self.path, self.stamp = path, stamp
+
+    @classmethod
+    def of(cls, source: object, code: str, chain_id: str) -> _Resume | None:
+        if not isinstance(source, (str, Path)):
+            return None
+        src = Path(source)
+        try:
+            st = src.stat()
+        except OSError:
+            return None
+        stamp = f"{chain_id}\n{code}\n{st.st_size}\n{st.st_mtime_ns}\n"
+        return cls(src.with_name(f".{src.name}.citychain-upload"), stamp)
+
+    def key(self, signer: Signer, cipher: Any, context: bytes) -> bytes | None:
+        from citychain.crypto.envelope import unwrap_key, x25519_private_from_ed25519
+
+        try:
+            text = self.path.read_text()
+        except OSError:
+            return None
+        head, _, wrapped = text.rpartition("\n")
+        if head + "\n" != self.stamp:
+            return None
+        try:
+            return unwrap_key(
+                bytes.fromhex(wrapped), x25519_private_from_ed25519(signer.secret), cipher, context
+            )
+        except (CitychainError, ValueError):
+            return None  # another account's, or damaged: start afresh
+
+    def save(self, signer: Signer, key: bytes, cipher: Any, context: bytes) -> None:
+        from citychain.crypto.envelope import wrap_key, x25519_public_from_ed25519
+
+        wrapped = wrap_key(key, x25519_public_from_ed25519(signer.public_key), cipher, context)
+        # A read-only folder: the upload works, it just cannot resume.
+        with contextlib.suppress(OSError):
+            self.path.write_text(self.stamp + wrapped.hex())
+
+    def done(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
 def _read_ahead(pieces: Iterator[bytes], depth: int = 64) -> Iterator[bytes]:
@@ -287,7 +340,12 @@ class Transfers:
         wrap_for = {signer.address: own_public}
         for public_key in readers:
             wrap_for[signer.suite.address(public_key)] = _x25519_of(public_key)
-        key = new_data_key(cipher)
+        resume = _Resume.of(source, code, chain_id)
+        key = resume.key(signer, cipher, context) if resume is not None else None
+        if key is None:
+            key = new_data_key(cipher)
+            if resume is not None:
+                resume.save(signer, key, cipher, context)
         f, close, total = _open(source)
         # Chunks go out IN_FLIGHT at a time while the next batch is sealed; at most two
         # batches are held (the one being sent, the one being sealed).
@@ -307,18 +365,26 @@ class Transfers:
                 if progress is not None:
                     progress(min(done, total) if total else done, total)
 
-            for chunk_id, ciphertext in sealed:
-                batch.append((chunk_id, ciphertext))
-                if len(batch) >= BATCH:
-                    flush(batch)
-                    batch = []
+            try:
+                for chunk_id, ciphertext in sealed:
+                    batch.append((chunk_id, ciphertext))
+                    if len(batch) >= BATCH:
+                        flush(batch)
+                        batch = []
+            except OSError as exc:
+                raise InvalidInput(
+                    f"reading {source!r} failed after {done} bytes were sent ({exc}); no "
+                    "version was anchored: run the upload again, and the chunks the node "
+                    "already stores are not sent twice",
+                    ErrorCode.BAD_ARGUMENTS,
+                ) from None
             if batch:
                 flush(batch)
             for fut in sending:
                 fut.result()
             manifest = sealed.manifest
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=True)  # sends under way finish: a rerun skips them
             if close:
                 f.close()
         if progress is not None:
@@ -346,6 +412,8 @@ class Transfers:
             "wraps": wraps,
         }
         number = int(self._send(signer, "add_version", args, gas_limit))
+        if resume is not None:
+            resume.done()
         return Uploaded(
             code,
             number,
