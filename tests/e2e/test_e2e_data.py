@@ -33,8 +33,7 @@ from netproc import FAST_PARAMS, LocalNet  # type: ignore[import-not-found]
 from citychain.crypto import ED25519, Signer
 from citychain.errors import CitychainError, ErrorCode, ExecutionFailure, NotFound
 from citychain.sdk import Client
-from citychain.services.data.sdk import DATA_GAS_LIMIT
-from citychain.services.data.sdk import _transfer
+from citychain.services.data.sdk import DATA_GAS_LIMIT, _transfer
 from citychain.services.identity.shapes import did_key
 from citychain.types import Transaction
 
