@@ -19,8 +19,11 @@ Two commands do more than one call, and say how:
   resource leaves the search but keeps its versions (and grants still allow their
   downloads), every manifest stored in the blob store whose plaintext hash the chain's
   ``by_hash`` index lists under that very manifest id. A stored manifest that the index
-  cannot rule out (a page of the index full of other versions) is kept. The node's chain id
-  must be the home's, so the set of one chain never collects the store of another.
+  cannot rule out (a page of the index full of other versions) is kept. Blobs are not
+  replicated between nodes, so only the referenced manifests this store holds are handed to
+  :func:`~citychain.blobs.collect_garbage` (which stops at a referenced manifest it cannot
+  read). The node's chain id must be the home's, so the set of one chain never collects the
+  store of another.
 """
 
 from __future__ import annotations
@@ -1169,13 +1172,17 @@ def gc(
                 ErrorCode.WRONG_CHAIN,
             )
         live = referenced_manifests(client, store)
-    report = collect_garbage(store, sorted(live), grace_ms / 1000, dry_run=dry_run)
+    # Blobs are not replicated: a version uploaded through another node has its manifest in
+    # that node's store, not this one (its chunks here, if any, are of an upload cut short).
+    here = sorted(m for m in live if store.has(m))
+    report = collect_garbage(store, here, grace_ms / 1000, dry_run=dry_run)
     result = {
         "referenced_manifests": report.referenced_manifests,
         "kept_referenced": report.kept_referenced,
         "kept_young": report.kept_young,
         "deleted": report.deleted,
         "deleted_bytes": report.deleted_bytes,
+        "referenced_elsewhere": len(live) - len(here),
         "dry_run": dry_run,
     }
     if as_json:
@@ -1186,6 +1193,11 @@ def gc(
         f"{verb} {report.deleted} blob(s), {report.deleted_bytes} bytes; kept "
         f"{report.kept_referenced} referenced by {report.referenced_manifests} manifest(s) and "
         f"{report.kept_young} younger than {grace}"
+        + (
+            f"; {len(live) - len(here)} version(s) are stored on other nodes"
+            if len(live) > len(here)
+            else ""
+        )
     )
 
 
