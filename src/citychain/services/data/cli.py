@@ -664,7 +664,10 @@ def upload(
     passphrase_file: PassFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Encrypt FILE here, upload its chunks and anchor it as CODE's next version."""
+    """Encrypt FILE here, upload its chunks and anchor it as CODE's next version.
+
+    Only ciphertext leaves this machine. An upload cut short resumes when run again (the
+    SDK keeps the data key, wrapped for KEY, beside the file until the version is anchored)."""
     if not file.is_file():
         raise bad(f"no file at {file}")
     readers = [parse_hex(r, "--reader", 32) for r in reader or []]
