@@ -147,7 +147,9 @@ class PrivateStore:
                 held += 1
                 b.delete(VALUES, vk)
         b.put(META, _PURGED, pv.u64(through))
-        self.kv.write(b)
+        # Synced only when values go: a lost height mark merely repeats a scan after a crash,
+        # and an fsync per block on the event loop would cost every node time for nothing.
+        self.kv.write(b, sync=held > 0)
         return held
 
     def anchored(self, vks: Iterable[bytes]) -> None:

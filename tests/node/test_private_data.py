@@ -1,0 +1,234 @@
+"""A node's private values without a network: who it pushes to, what it refuses from a peer
+(and that a refused push is never stored), the bounded pending area, the purge (idempotent
+across a reopen) and the sweep of values never anchored. The chain is a fake ``query``; the
+switch a fake that records what it was asked to send."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from citychain.errors import ErrorCode, NotFound
+from citychain.node.private_data import PrivateData, PrivateStore, value_key
+from citychain.p2p import Switch
+from citychain.types import Event, Receipt
+from citychain.types import private_data as pv
+
+
+@dataclass
+class _Peer:
+    name: str
+    org_id: str | None
+    connected: bool = True
+
+
+class FakeSwitch:
+    def __init__(self, peers: dict[str, str | None]) -> None:
+        self._peers = [_Peer(n, o) for n, o in peers.items()]
+        self.sent: list[tuple[str, int, bytes]] = []
+        self.handlers: dict[int, Any] = {}
+
+    def add_channel(self, channel: int, handler: Any) -> None:
+        self.handlers[channel] = handler
+
+    def peers(self) -> list[_Peer]:
+        return self._peers
+
+    def send(self, peer: str, channel: int, payload: bytes) -> bool:
+        self.sent.append((peer, channel, payload))
+        return True
+
+
+class FakeChain:
+    """The data contract's answers the node asks for."""
+
+    def __init__(self) -> None:
+        self.height = 10
+        self.collections: dict[str, dict[str, Any]] = {}
+        self.items: dict[tuple[str, str], list[dict[str, Any]]] = {}
+
+    def query(self, contract: str, method: str, args: dict[str, Any]) -> Any:
+        assert contract == "data"
+        if method == "collection":
+            if args["name"] not in self.collections:
+                raise NotFound("no collection", ErrorCode.COLLECTION_NOT_FOUND)
+            return self.collections[args["name"]]
+        if method == "purge_due":
+            due = [
+                it
+                for versions in self.items.values()
+                for it in versions
+                if args["after"] < it["purge_height"] <= args["through"]
+            ]
+            return {"items": due, "through": args["through"]}
+        if method == "private_item":
+            versions = self.items.get((args["collection"], args["key"]))
+            if not versions:
+                raise NotFound("no item", ErrorCode.RESOURCE_NOT_FOUND)
+            n = args.get("version", len(versions))
+            return {**versions[n - 1], "latest": len(versions)}
+        raise AssertionError(method)
+
+    def anchor(self, push: pv.PrivatePush, purge_height: int) -> None:
+        versions = self.items.setdefault((push.collection, push.key), [])
+        versions.append(
+            {"collection": push.collection, "key": push.key, "version": len(versions) + 1,
+             "hash": push.hash, "purge_height": purge_height}
+        )  # fmt: skip
+
+
+PEERS: dict[str, str | None] = {"n1": "org2", "n2": "org3", "n3": "org1", "n4": None}
+
+
+def _node(tmp: Path, chain: FakeChain, org: str = "org1") -> tuple[PrivateData, FakeSwitch]:
+    node = PrivateData(
+        tmp / f"private-{org}",
+        org_id=org,
+        hash_new=hashlib.sha256,
+        query=chain.query,
+        height=lambda: chain.height,
+        registry=CollectorRegistry(),
+    )
+    switch = FakeSwitch(PEERS)
+    node.attach(cast(Switch, switch))
+    return node, switch
+
+
+def _push(value: bytes = b"secret", key: str = "k", collection: str = "tax") -> pv.PrivatePush:
+    salt = bytes(range(32))
+    return pv.PrivatePush(collection, key, pv.item_hash(hashlib.sha256, value, salt), salt, value)
+
+
+def _count(node: PrivateData, result: str) -> float:
+    return node.m_pushes.labels("received", result)._value.get()
+
+
+async def _until(cond: Callable[[], bool], timeout: float = 10) -> None:
+    """Stores run in worker threads: wait for their outcome (busy test machines are slow)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not cond():
+        assert loop.time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def chain() -> FakeChain:
+    c = FakeChain()
+    c.collections["tax"] = {"name": "tax", "orgs": ["org1", "org2"], "block_to_live": 5}
+    return c
+
+
+def test_a_taken_value_is_stored_and_pushed_only_to_listed_organisations(
+    tmp_path: Path, chain: FakeChain
+) -> None:
+    node, switch = _node(tmp_path, chain)
+
+    async def take() -> tuple[bytes, bytes, int]:
+        return await node.take("tax", ["org1", "org2"], "k", b"secret")
+
+    digest, salt, sent = asyncio.run(take())
+    assert digest == hashlib.sha256(b"secret" + salt).digest()
+    assert sent == 2 and sorted(p for p, _, _ in switch.sent) == ["n1", "n3"]
+    assert all(ch == pv.CH_PRIVATE for _, ch, _ in switch.sent)
+    assert pv.PrivatePush.decode(switch.sent[0][2]).value == b"secret"
+    assert asyncio.run(node.value("tax", "k", digest)) == b"secret"
+    node.close()
+
+
+def test_a_push_is_refused_unless_sender_and_receiver_are_listed_and_the_hash_holds(
+    tmp_path: Path, chain: FakeChain
+) -> None:
+    async def run() -> None:
+        node, switch = _node(tmp_path, chain)
+        handler = switch.handlers[pv.CH_PRIVATE]
+        handler("n2", _push().encode())  # org3 is not listed
+        bad = _push()
+        handler("n1", pv.PrivatePush(bad.collection, bad.key, bytes(32), bad.salt, b"x").encode())
+        handler("n1", b"\x00garbage")
+        await asyncio.sleep(0.05)
+        assert node.store.count() == 0
+        assert (_count(node, "sender_not_listed"), _count(node, "hash_mismatch")) == (1, 1)
+        assert _count(node, "malformed") == 1
+        handler("n1", _push().encode())
+        await _until(lambda: _count(node, "stored") == 1)
+        assert node.store.count() == 1
+        node.close()
+
+        outsider, sw3 = _node(tmp_path, chain, org="org3")
+        sw3.handlers[pv.CH_PRIVATE]("n1", _push().encode())
+        await asyncio.sleep(0.05)
+        assert outsider.store.count() == 0 and _count(outsider, "node_not_listed") == 1
+        outsider.close()
+
+    asyncio.run(run())
+
+
+def test_a_push_ahead_of_its_collection_waits_in_a_bounded_area(
+    tmp_path: Path, chain: FakeChain
+) -> None:
+    async def run() -> None:
+        node, switch = _node(tmp_path, chain)
+        handler = switch.handlers[pv.CH_PRIVATE]
+        for i in range(pv.MAX_PENDING_ITEMS + 5):
+            handler("n1", _push(f"v{i}".encode(), key=f"k{i}", collection="later").encode())
+        assert len(node._pending) == pv.MAX_PENDING_ITEMS
+        chain.collections["later"] = {"name": "later", "orgs": ["org1", "org2"]}
+        node.on_commit(11)
+        await _until(lambda: _count(node, "stored") == pv.MAX_PENDING_ITEMS)
+        assert node.store.count("later") == pv.MAX_PENDING_ITEMS and not node._pending
+        node.close()
+
+    asyncio.run(run())
+
+
+def test_purge_deletes_due_values_once_and_survives_a_reopen(
+    tmp_path: Path, chain: FakeChain
+) -> None:
+    node, _ = _node(tmp_path, chain)
+    early, late = _push(b"a", key="a"), _push(b"b", key="b")
+    for p in (early, late):
+        node.store.put(p, chain.height)
+    chain.anchor(early, purge_height=12)
+    chain.anchor(late, purge_height=0)  # block_to_live 0: kept
+    node.on_commit(11, [_put_receipt(early), _put_receipt(late)])
+    assert node.store.unanchored == 0 and node.store.count() == 2
+    node.on_commit(12)
+    assert node.store.get("tax", "a", early.hash) is None
+    assert node.store.get("tax", "b", late.hash) is not None
+    assert node.store.purged_through() == 12
+    node.close()
+    store = PrivateStore(tmp_path / "private-org1")  # as after a restart
+    assert store.purge([{"collection": "tax", "key": "a", "hash": early.hash}], 12) == 0
+    assert store.count() == 1
+    store.close()
+
+
+def test_a_value_never_anchored_is_swept_after_its_time(tmp_path: Path, chain: FakeChain) -> None:
+    node, _ = _node(tmp_path, chain)
+    orphan, anchored = _push(b"o", key="o"), _push(b"x", key="x")
+    node.store.put(orphan, 10)
+    node.store.put(anchored, 10)
+    chain.anchor(anchored, purge_height=0)  # its event was lost (a crash): the chain says so
+    node.on_commit(10 + pv.UNANCHORED_TTL_BLOCKS + 1)
+    assert node.store.get("tax", "o", orphan.hash) is None
+    assert node.store.get("tax", "x", anchored.hash) is not None
+    assert node.store.unanchored == 0
+    node.close()
+
+
+def _put_receipt(p: pv.PrivatePush) -> Receipt:
+    attrs = {"collection": p.collection, "key": p.key, "version": 1, "hash": p.hash}
+    event = Event("data", "private_put", {**attrs, "purge_height": 0})
+    return Receipt(b"", "ok", "", 0, None, (event,))
+
+
+def test_value_keys_name_collection_key_and_hash() -> None:
+    assert value_key("tax", "k", b"\x01" * 32) == b"tax\0k\0" + b"\x01" * 32
