@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from citychain.api._json import JSONResponse
 from citychain.errors import HTTP_STATUS_BY_CODE, CitychainError, ErrorCode, InvalidInput
+from citychain.sdk._httpsig import TAG
 
 log = logging.getLogger("citychain.api")
 
@@ -72,13 +73,22 @@ SIGNATURE_CODES = frozenset(
 )
 
 
+#: What a 401 asks for: RFC 9421 §5.1 ``Accept-Signature`` (the components and parameters to
+#: sign; ``content-digest`` too when there is a body), and the ``WWW-Authenticate`` challenge
+#: RFC 9110 §11.6.1 requires on a 401. RFC 9421 registers no authentication scheme; the
+#: ``Signature`` scheme name here is descriptive. (Here, not in ``_httpsig``, which imports
+#: this module: one direction, no circle.)
+CHALLENGE_HEADERS: Final = {
+    "Accept-Signature": f'{TAG}=("@method" "@target-uri");created;expires;nonce;tag="{TAG}"',
+    "WWW-Authenticate": f'Signature realm="{TAG}"',
+}
+
+
 def _challenge(code: ErrorCode) -> dict[str, str] | None:
     """A refused signed read says what to sign (RFC 9421 ``Accept-Signature``, and the
     ``WWW-Authenticate`` challenge RFC 9110 wants on a 401)."""
     if code not in SIGNATURE_CODES:
         return None
-    from citychain.api._httpsig import CHALLENGE_HEADERS  # the signature library, when needed
-
     return dict(CHALLENGE_HEADERS)
 
 

@@ -64,7 +64,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Final, cast
+from typing import Annotated, Any, cast
 from urllib.parse import quote
 
 import http_sf
@@ -76,7 +76,7 @@ from http_message_signatures import (
 )
 
 from citychain.api._body import read_body
-from citychain.api._errors import SIGNATURE_CODES  # the codes whose 401 carries the challenge
+from citychain.api._errors import CHALLENGE_HEADERS, SIGNATURE_CODES  # a 401's challenge
 from citychain.errors import CitychainError, ErrorCode, InvalidInput, Unavailable
 from citychain.sdk._httpsig import ALG_BY_SUITE, COVERED, TAG, algorithm_for, parse_keyid
 
@@ -103,15 +103,6 @@ DEFAULT_REPLAY_CAPACITY = 100_000
 MAX_NONCE = 128
 #: Largest body a signed route reads, when the app has no limits of its own.
 _DEFAULT_MAX_BODY = 8 * 1024 * 1024
-
-#: What a 401 asks for: RFC 9421 §5.1 ``Accept-Signature`` (the components and parameters to
-#: sign; ``content-digest`` too when there is a body), and the ``WWW-Authenticate`` challenge
-#: RFC 9110 §11.6.1 requires on a 401. RFC 9421 registers no authentication scheme; the
-#: ``Signature`` scheme name here is descriptive.
-CHALLENGE_HEADERS: Final = {
-    "Accept-Signature": f'{TAG}=("@method" "@target-uri");created;expires;nonce;tag="{TAG}"',
-    "WWW-Authenticate": f'Signature realm="{TAG}"',
-}
 
 
 @dataclass(frozen=True, slots=True)
