@@ -22,7 +22,7 @@ from citychain.sdk import Client
 
 pytestmark = pytest.mark.slow
 
-BTL = 12  # blocks a value lives after its put_private
+BTL = 10  # blocks a value lives after its put_private (the reads below take ~4 under load)
 T = TypeVar("T")
 
 

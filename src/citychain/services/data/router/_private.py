@@ -169,7 +169,7 @@ async def put_item(
 
 @router.get(
     "/v1/data/collections/{name}/items/{key}",
-    responses=error_responses(401, 403, 410),
+    responses=error_responses(401, 403, 410, 503),
     summary="A private value (signed member of a listed organisation)",
 )
 async def get_item(
