@@ -94,6 +94,8 @@ EXPECT = [
     ("data.verify(\"received.csv\")", "proof verified: True"),
     ("data.verify(\"received.csv\")", "citizen's view: [('download', 'org2')]"),
     ("/v1/data/resources/301001/000001/audit", "signature_missing"),
+    ("citychain data verify got.csv", "proof verified against header"),
+    ("citychain data audit 301002/000001", "download"),
 ]
 #: Upper bound for one block (a benchmark included); a block that hangs fails, with its output.
 BLOCK_TIMEOUT = 240.0
