@@ -19,6 +19,7 @@ from netproc import FAST_PARAMS, IDLE_BLOCK_MS, LocalNet  # type: ignore[import-
 from citychain.errors import CitychainError, ErrorCode
 from citychain.node.private_data import PrivateStore
 from citychain.sdk import Client
+from citychain.services.data.sdk import DATA_GAS_LIMIT
 
 pytestmark = pytest.mark.slow
 
@@ -96,6 +97,10 @@ def test_a_private_value_reaches_only_its_organisations_nodes_and_is_purged(
             with pytest.raises(CitychainError) as put_outside:
                 c.data.put_private(org3, "tax", "case-43", b"x")
             assert put_outside.value.code == ErrorCode.NOT_IN_COLLECTION
+            bare = {"collection": "tax", "key": "case-44", "hash": bytes(32), "size": 1}
+            with pytest.raises(CitychainError) as no_value:  # a hash with no value held here
+                c.send(org1, "data", "put_private", bare, gas_limit=DATA_GAS_LIMIT)
+            assert no_value.value.code == ErrorCode.PRIVATE_MISSING
         unsigned = httpx.get(f"{net.api(entry)}/v1/data/collections/tax/items/case-42")
         assert unsigned.status_code == 401
         forbidden = httpx.get(f"{net.api(entry)}/v1/data/collections/tax/items/case-42/meta")

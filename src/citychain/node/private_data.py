@@ -300,6 +300,12 @@ class PrivateData:
                 )
         return sent
 
+    async def size_of(self, collection: str, key: str, digest: bytes) -> int | None:
+        """The size of the value held under ``digest``; None if none is held here."""
+        loop = asyncio.get_running_loop()
+        found = await loop.run_in_executor(None, self.store.get, collection, key, digest)
+        return None if found is None else len(found[1])
+
     async def value(self, collection: str, key: str, digest: bytes) -> bytes | None:
         """The value anchored by ``digest``, checked against it; None if not held here."""
         loop = asyncio.get_running_loop()

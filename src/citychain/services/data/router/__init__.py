@@ -58,7 +58,10 @@ from citychain.types.tx import codec_to_json
 router = APIRouter(tags=["data"])
 
 #: ``data.add_version`` is admitted only once its chunks are stored (citychain.api._gates).
-TX_GATES = {(NAME, "add_version"): _blobs.version_gate}
+TX_GATES = {
+    (NAME, "add_version"): _blobs.version_gate,
+    (NAME, "put_private"): _private_routes.put_gate,  # the value is held here first
+}
 
 CBOR = "application/cbor"
 OCTETS = "application/octet-stream"

@@ -16,7 +16,9 @@ state, as every route reads them.
   good standing of a listed organisation, and this node's organisation listed
   (``not_in_collection`` otherwise). The node stores the value, pushes it to the listed
   organisations' peers and answers ``{hash, salt, size, pushed_to}``: the client then sends
-  ``data.put_private`` with that hash and size (the SDK's ``put_private`` does both);
+  ``data.put_private`` with that hash and size to the same node (the SDK's ``put_private``
+  does both): its admission gate (:func:`put_gate`) refuses it (``private_missing``) unless
+  this node holds that value;
 * ``GET /v1/data/collections/{name}/items/{key}?version=`` (signed): the value, checked
   against the hash on chain. The signer must be a member in good standing of a listed
   organisation (of any organisation when the collection's ``member_only_read`` is false):
@@ -40,6 +42,7 @@ from citychain.api.routes._common import ServiceDep, json
 from citychain.api.service import NodeService
 from citychain.errors import ErrorCode, ExecutionFailure, InvalidInput, NotFound, Unavailable
 from citychain.services.data.shapes import NAME
+from citychain.types import Transaction
 from citychain.types import private_data as pv
 from citychain.types.tx import codec_to_json
 
@@ -57,6 +60,8 @@ class PrivateValues(Protocol):
     ) -> tuple[bytes, bytes, int]: ...
 
     async def value(self, collection: str, key: str, digest: bytes) -> bytes | None: ...
+
+    async def size_of(self, collection: str, key: str, digest: bytes) -> int | None: ...
 
 
 def _values(conn: HTTPConnection) -> PrivateValues:
@@ -105,6 +110,37 @@ def _node_not_listed(c: dict[str, Any], org: str) -> ExecutionFailure:
         f"holds none of its values: use a node of {', '.join(c['orgs'])}",
         ErrorCode.NOT_IN_COLLECTION,
     )
+
+
+async def put_gate(app: Any, tx: Transaction) -> None:
+    """The admission gate of ``data.put_private`` (:mod:`citychain.api._gates`): the node
+    that takes it from a client holds the value its hash anchors, with that size. So a hash
+    enters the chain only with its value on a listed organisation's node (the one the client
+    handed it to), as a data version enters the catalogue only with its chunks stored."""
+    values = getattr(app.state, "private_data", None)
+    if values is None:
+        raise Unavailable(
+            "this node serves no private data: send put_private to the node you handed the "
+            "value to",
+            ErrorCode.UNAVAILABLE,
+        )
+    args = tx.args
+    name, key, digest, size = (args.get(k) for k in ("collection", "key", "hash", "size"))
+    if type(name) is not str or type(key) is not str or type(digest) is not bytes:
+        return  # malformed: the contract's own check refuses it with its code
+    held = await cast(PrivateValues, values).size_of(name, key, digest)
+    if held is None:
+        raise NotFound(
+            f"this node holds no value of {name}/{key} hashing to {digest.hex()}: hand the "
+            f"value to this node first (PUT /v1/data/collections/{name}/items/{key}), then "
+            "send put_private here",
+            ErrorCode.PRIVATE_MISSING,
+        )
+    if held != size:
+        raise InvalidInput(
+            f"put_private says the value is {size!r} bytes; the value held here is {held}",
+            ErrorCode.HASH_MISMATCH,
+        )
 
 
 @router.get(
@@ -216,4 +252,4 @@ async def get_item(
     )
 
 
-__all__ = ["PrivateValues", "router"]
+__all__ = ["PrivateValues", "put_gate", "router"]
