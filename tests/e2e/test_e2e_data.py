@@ -34,6 +34,12 @@ from citychain.crypto import ED25519, Signer
 from citychain.errors import CitychainError, ErrorCode, ExecutionFailure, NotFound
 from citychain.sdk import Client
 from citychain.services.data.sdk import DATA_GAS_LIMIT, _transfer
+from citychain.services.data.shapes import (
+    grant_key,
+    state_key,
+    version_key,
+    version_subjects_key,
+)
 from citychain.services.identity.shapes import did_key
 from citychain.types import Transaction
 
@@ -203,6 +209,14 @@ def test_three_departments_and_a_citizen_share_data_through_the_chain(
         with pytest.raises(CitychainError) as nosy:
             d.accesses(transport, did)
         assert nosy.value.code == ErrorCode.NOT_AUTHORIZED
+
+        # -- no raw state read or proof of private records; the public version counts ------
+        raw = httpx.get(f"{url}/v1/state/{state_key(grant_key(t_grant)).hex()}")
+        assert raw.status_code == 403 and raw.json()["code"] == "not_authorized"
+        tags = httpx.get(f"{url}/v1/state/{state_key(version_subjects_key(SHARED, 1)).hex()}")
+        assert tags.status_code == 403
+        public = c.get_state(state_key(version_key(SHARED, 1)), verify=False).decode()
+        assert public["subjects"] == 1 and did.encode() not in repr(public).encode()
 
         # -- anyone verifies a file against the chain, with a proof ------------------------
         (check := tmp_path / "received.csv").write_bytes(data)

@@ -27,10 +27,12 @@ from citychain.api.service import (
     TxStatus,
 )
 from citychain.crypto import CryptoSuite
-from citychain.errors import ErrorCode, NotFound
+from citychain.errors import ErrorCode, InvalidInput, NotFound
+from citychain.execution import default_registry
 from citychain.node import Node, Subscription
 from citychain.proof.ics23 import encode_commitment_proof
 from citychain.types import DuplicateVoteEvidence, ValidatorSet
+from citychain.types.state_keys import CONTRACT_PREFIX
 
 
 class _Stream:
@@ -53,6 +55,8 @@ class _Stream:
 class NodeServiceAdapter:
     def __init__(self, node: Node) -> None:
         self.node = node
+        #: State the API serves no raw read or proof of (Contract.private_prefixes).
+        self._private = default_registry().private_prefixes()
 
     @property
     def chain_id(self) -> str:
@@ -120,6 +124,14 @@ class NodeServiceAdapter:
         )
 
     async def state_proof(self, key: bytes, height: int | None) -> StateProof:
+        if key.startswith(self._private):
+            owner = key[len(CONTRACT_PREFIX) :].split(b"/", 1)[0].decode(errors="replace")
+            raise InvalidInput(
+                f"state key {key[:80].hex()} holds private data of contract {owner!r} (grants, "
+                "audit trails, wrapped keys...): the node serves no raw read or proof of it; "
+                "its service answers signed, authorised reads",
+                ErrorCode.NOT_AUTHORIZED,
+            )
         latest = self.node.height
         h = latest if height is None else height
         if latest == 0 or h > latest or h < 1:

@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast, overload
 
 from citychain import registry as services_registry
 from citychain.errors import ConfigError, ErrorCode, ExecutionFailure
+from citychain.types.state_keys import contract_key
 
 if TYPE_CHECKING:
     from citychain.execution.context import Context
@@ -130,6 +131,9 @@ class Contract:
     #: Several versions of one contract may ship; governance chooses the enabled one.
     version: ClassVar[int] = 1
     entries: ClassVar[Mapping[str, MethodSpec]] = MappingProxyType({})
+    #: Keys (relative to the contract's namespace) whose values are not public: the node's
+    #: API serves no raw read or proof of them; the service answers them by signed routes.
+    private_prefixes: ClassVar[tuple[bytes, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -229,6 +233,16 @@ class ContractRegistry:
     def names(self) -> tuple[str, ...]:
         """Registered names in ascending order."""
         return tuple(sorted(self._contracts))
+
+    def private_prefixes(self) -> tuple[bytes, ...]:
+        """The full state keys under which some registered contract keeps private data
+        (:attr:`Contract.private_prefixes`, in each contract's namespace)."""
+        return tuple(
+            contract_key(name, prefix)
+            for name in self.names()
+            for version in self._contracts[name].values()
+            for prefix in type(version).private_prefixes
+        )
 
 
 def default_registry() -> ContractRegistry:

@@ -78,10 +78,9 @@ def _view(ctx: Context, h: dict[str, Any]) -> dict[str, Any]:
 
 
 def _public_version(v: dict[str, Any]) -> dict[str, Any]:
-    """A version as the public sees it: the subject tags counted, not listed."""
-    out = {k: x for k, x in v.items() if k != "subjects"}
-    out["subjects"] = len(v["subjects"])
-    return out
+    """A version as the public sees it: the subject tags counted, not listed (the record
+    keeps only the count; the tags are under a private key)."""
+    return dict(v)
 
 
 def _citizen_tag(ctx: Context) -> bytes:
@@ -128,6 +127,13 @@ class Data(PrivateCollections, Contract):
     """The data contract; its private data collections are :mod:`._private`'s."""
 
     name = sh.NAME
+    #: State under these prefixes is not public: the node serves no raw read or proof of it
+    #: (grants, requests, audit trails, wrapped keys, which resources list which subject).
+    private_prefixes = (
+        sh.REQUEST, sh.GRANT, sh.RESOURCE_REQUESTS, sh.RESOURCE_GRANTS, sh.AUDIT,
+        sh.RESOURCE_AUDIT, sh.SUBJECT_AUDIT, sh.WRAP, sh.SUBJECT_RESOURCES,
+        sh.VERSION_SUBJECTS,
+    )  # fmt: skip
 
     # -- the catalogue ---------------------------------------------------------------------
     def _approvers_are_staff(self, ctx: Context, rec: dict[str, Any]) -> None:
@@ -339,10 +345,15 @@ class Data(PrivateCollections, Contract):
         By a member of the provider; the API sends it only once every chunk is stored.
         Returns the version number (1, 2, ...)."""
         code, n = v.head["code"], v.value["version"]
-        st.put(ctx, sh.version_key(code, n), v.value)
+        # The version record is public (and proven by `data verify`): it counts its subjects;
+        # the tags themselves are kept under a private key (PRIVATE_PREFIXES), so nobody can
+        # test whether a known DID's records are in a resource.
+        tags = v.value["subjects"]
+        st.put(ctx, sh.version_key(code, n), {**v.value, "subjects": len(tags)})
+        st.put(ctx, sh.version_subjects_key(code, n), tags)
         for grantee, wrapped in v.wraps:
             ctx.set(sh.wrap_key(code, n, grantee), wrapped)
-        for tag in v.value["subjects"]:
+        for tag in tags:
             ctx.set(sh.SUBJECT_RESOURCES + tag + code.encode(), b"\x01")
         ctx.set(sh.hash_key(v.value["plain_hash"], code, n), b"\x01")
         st.put(ctx, sh.head_key(code), {**v.head, "versions": n, "updated": ctx.time})
@@ -666,7 +677,10 @@ class Data(PrivateCollections, Contract):
         is listed under the resource and under every subject the version's records are about.
         Returns the access id (the audit entry's sequence number)."""
         g, v = a.grant, a.version
-        subjects = sorted({*v["subjects"], *([g["subject"]] if g["subject"] else [])})
+        listed: list[bytes] = (
+            st.get(ctx, sh.version_subjects_key(g["code"], v["version"]), "subjects") or []
+        )
+        subjects = sorted({*listed, *([g["subject"]] if g["subject"] else [])})
         seq = st.audit(
             ctx,
             {"action": "download", "code": g["code"], "request": g["request"], "grant": g["id"],
@@ -770,7 +784,7 @@ class Data(PrivateCollections, Contract):
             code, number = rest[:-5].decode(), int.from_bytes(rest[-4:], "big")
             v = st.version(ctx, code, number)
             if v is not None:
-                out.append({"code": code, **v})
+                out.append({"code": code, **_public_version(v)})
             if len(out) >= sh.MAX_PAGE:
                 break
         return out

@@ -309,7 +309,8 @@ def check_cipher(value: Any) -> str:
 #:
 #:     res/<code>                              head {code, provider, revisions, versions, ...}
 #:     rr/<code>\0<revision, 4 B BE>           one revision of the record (register/update/retire)
-#:     rv/<code>\0<version, 4 B BE>            one version (manifest id, hashes, sizes, subjects)
+#:     rv/<code>\0<version, 4 B BE>            a version (manifest id, hashes, sizes, subject count)
+#:     vs/<code>\0<version, 4 B BE>            the subject tags it lists (private)
 #:     wk/<code>\0<version, 4 B BE><grantee>   a data key wrapped for one reader
 #:     ix/<p|t|k|s>/<term>\0<code>             search indexes: provider, theme, keyword, sharing
 #:     sr/<subject tag><code>                  some version of <code> lists the subject
@@ -337,6 +338,7 @@ RESOURCE_AUDIT = b"ar/"
 SUBJECT_AUDIT = b"as/"
 NEXT = b"next/"
 PLAIN_HASHES = b"ph/"
+VERSION_SUBJECTS = b"vs/"
 #: Index letters: search filter -> the index it reads.
 INDEXES = {"provider": b"p", "theme": b"t", "keyword": b"k", "sharing": b"s"}
 
@@ -363,6 +365,11 @@ def version_key(code: str, version: int) -> bytes:
 
 def wrap_key(code: str, version: int, grantee: bytes) -> bytes:
     return WRAP + code.encode() + b"\0" + u32(version) + grantee
+
+
+def version_subjects_key(code: str, version: int) -> bytes:
+    """The subject tags a version lists (private: see the contract's PRIVATE_PREFIXES)."""
+    return VERSION_SUBJECTS + code.encode() + b"\0" + u32(version)
 
 
 def hash_key(plain_hash: bytes, code: str, version: int) -> bytes:
