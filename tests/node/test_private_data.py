@@ -232,3 +232,37 @@ def _put_receipt(p: pv.PrivatePush) -> Receipt:
 
 def test_value_keys_name_collection_key_and_hash() -> None:
     assert value_key("tax", "k", b"\x01" * 32) == b"tax\0k\0" + b"\x01" * 32
+
+
+def test_a_listed_node_that_missed_a_value_pulls_it_from_a_listed_peer(
+    tmp_path: Path, chain: FakeChain
+) -> None:
+    async def run() -> None:
+        holder, hsw = _node(tmp_path, chain, org="org1")
+        missed, msw = _node(tmp_path, chain, org="org2")
+        p = _push(b"missed", key="m")
+        holder.store.put(p, chain.height)
+        chain.anchor(p, purge_height=0)
+        missed.on_commit(11, [_put_receipt(p)])  # the commit arrives, the push never did
+        assert msw.sent == []  # asked only PULL_DELAY_BLOCKS later: the push may be in flight
+        missed.on_commit(11 + pv.PULL_DELAY_BLOCKS)
+        asked = sorted(peer for peer, _, _ in msw.sent)
+        assert asked == ["n1", "n3"]  # the listed organisations' peers, never org3's n2
+        pull = pv.decode_message(msw.sent[0][2])
+        assert pull == pv.PrivatePull("tax", "m", p.hash)
+
+        hsw.handlers[pv.CH_PRIVATE]("n2", pull.encode())  # org3's node asking: refused
+        assert hsw.sent == [] and _count(holder, "pull_refused") == 1
+        hsw.handlers[pv.CH_PRIVATE]("n1", pull.encode())  # org2's node asking: answered
+        ((to, _, answer),) = hsw.sent
+        assert to == "n1" and _count(holder, "pull_answered") == 1
+
+        msw.handlers[pv.CH_PRIVATE]("n3", answer)  # the answer, from org1's node
+        await _until(lambda: _count(missed, "stored") == 1)
+        assert await missed.value("tax", "m", p.hash) == b"missed"
+        missed.on_commit(11 + pv.PULL_DELAY_BLOCKS + pv.PULL_RETRY_BLOCKS)
+        assert not missed._wanted
+        holder.close()
+        missed.close()
+
+    asyncio.run(run())

@@ -42,8 +42,17 @@ commit drops the markers of the items its ``private_put`` events anchor; a marke
 :data:`UNANCHORED_TTL_BLOCKS` is checked against the chain (the item's latest 16 versions) and
 its value deleted only if no version anchors it, so a crash that lost the event costs nothing.
 
-**Not built:** pulling a value a member node missed (it was down at the push) from a member
-peer; the value can be put again.
+**Pull** of a value a listed node missed (it was down at the push, or the push was dropped):
+when a committed ``put_private`` anchors a value of a collection that lists this node's
+organisation and the store lacks it, the node asks the listed peers for it
+(:class:`~citychain.types.private_data.PrivatePull`) from
+:data:`~citychain.types.private_data.PULL_DELAY_BLOCKS` later, every
+:data:`~citychain.types.private_data.PULL_RETRY_BLOCKS`, at most
+:data:`~citychain.types.private_data.PULL_TRIES` times (at most
+:data:`~citychain.types.private_data.MAX_WANTED` values wanted at once; forgotten at a
+restart, so a value missed across a restart is asked for only when its block is replayed or
+synced). A peer answers with a push only if the asker's organisation (its certificate) and
+its own are listed; the asker checks the push as any other.
 """
 
 from __future__ import annotations
@@ -53,6 +62,7 @@ import logging
 import secrets
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,9 +103,21 @@ RECEIVED_RESULTS = (
     "node_not_listed",
     "hash_mismatch",
     "full",
+    "pull_answered",
+    "pull_refused",
 )
 
 Query = Callable[[str, str, dict[str, Any]], Any]
+
+
+@dataclass(slots=True)
+class _Want:
+    collection: str
+    key: str
+    hash: bytes
+    purge_height: int
+    due: int  # the height from which to ask (again)
+    tries: int = 0
 
 
 def value_key(collection: str, key: str, digest: bytes) -> bytes:
@@ -209,6 +231,10 @@ class PrivateData:
         self.store = PrivateStore(path)
         self._pending: deque[tuple[str, str, pv.PrivatePush]] = deque()
         self._pending_bytes = 0
+        #: Definitions never change once committed, so a found one is kept (bounded).
+        self._defs: dict[str, dict[str, Any]] = {}
+        #: Values a committed put_private anchors that this node should hold and does not.
+        self._wanted: dict[bytes, _Want] = {}
         self.m_pushes = Counter(
             "citychain_private_pushes",
             "Private-collection values pushed over p2p, by direction and result",
@@ -218,6 +244,7 @@ class PrivateData:
         for result in RECEIVED_RESULTS:
             self.m_pushes.labels("received", result)
         self.m_pushes.labels("sent", "queued")
+        self.m_pushes.labels("sent", "pull")
         self.m_purged = Counter(
             "citychain_private_purged",
             "Private values purged at their purge height",
@@ -240,10 +267,14 @@ class PrivateData:
 
     # -- reads of the chain ---------------------------------------------------------------------
     def collection(self, name: str) -> dict[str, Any] | None:
+        if name in self._defs:
+            return self._defs[name]
         try:
             c: dict[str, Any] = self._query(DATA, "collection", {"name": name})
         except NotFound:
             return None
+        if len(self._defs) < 1024:
+            self._defs[name] = c
         return c
 
     def _peer_orgs(self) -> dict[str, str | None]:
@@ -324,12 +355,34 @@ class PrivateData:
     # -- receiving a push ---------------------------------------------------------------------
     def on_push(self, peer: str, payload: bytes) -> None:
         try:
-            push = pv.PrivatePush.decode(payload)
+            msg = pv.decode_message(payload)
         except CitychainError as exc:
             self._received("malformed", peer, None, f"malformed: {exc.message}")
             return
         sender_org = self._peer_orgs().get(peer)
-        self._consider(peer, sender_org, push)
+        if isinstance(msg, pv.PrivatePull):
+            self._answer_pull(peer, sender_org, msg)
+        else:
+            self._consider(peer, sender_org, msg)
+
+    def _answer_pull(self, peer: str, org: str | None, pull: pv.PrivatePull) -> None:
+        """Send ``peer`` the value it missed, if its organisation and ours are listed."""
+        c = self.collection(pull.collection)
+        what = f"{pull.collection}/{pull.key}"
+        if c is None or not pv.may_hold(c["orgs"], org) or not pv.may_hold(c["orgs"], self.org_id):
+            self.m_pushes.labels("received", "pull_refused").inc()
+            log.warning(
+                "refused peer %s (org %r) the private value %s: not listed", peer, org, what
+            )
+            return
+        found = self.store.get(pull.collection, pull.key, pull.hash)
+        if found is None or self._switch is None:
+            return
+        self.m_pushes.labels("received", "pull_answered").inc()
+        push = pv.PrivatePush(pull.collection, pull.key, pull.hash, found[0], found[1])
+        if self._switch.send(peer, pv.CH_PRIVATE, push.encode()):
+            self.m_pushes.labels("sent", "queued").inc()
+            log.info("sent private value %s to peer %s, which missed it", what, peer)
 
     def _received(self, result: str, peer: str, push: pv.PrivatePush | None, why: str) -> None:
         self.m_pushes.labels("received", result).inc()
@@ -394,19 +447,63 @@ class PrivateData:
     # -- commits --------------------------------------------------------------------------------
     def on_commit(self, height: int, receipts: Sequence[Receipt] = ()) -> None:
         """After block ``height`` is committed: anchor, retry the pending, purge, sweep."""
-        anchored = [
-            value_key(e.attributes["collection"], e.attributes["key"], e.attributes["hash"])
+        puts = [
+            e.attributes
             for r in receipts
             for e in r.events
             if e.contract == DATA and e.type == "private_put"
         ]
         try:
-            self.store.anchored(anchored)
+            self.store.anchored(value_key(a["collection"], a["key"], a["hash"]) for a in puts)
+            self._want(height, puts)
             self._retry_pending()
             self.purge(height)
             self._sweep(height)
+            self._pull(height)
         except CitychainError as exc:
             log.error("private data upkeep at height %d failed: %s", height, exc)
+
+    def _want(self, height: int, puts: Sequence[dict[str, Any]]) -> None:
+        """Note the committed values this node should hold and does not (it missed them)."""
+        for a in puts:
+            c = self.collection(str(a["collection"]))
+            if c is None or not pv.may_hold(c["orgs"], self.org_id):
+                continue
+            if pv.is_purged(a, height) or len(self._wanted) >= pv.MAX_WANTED:
+                continue
+            name, key, digest = str(a["collection"]), str(a["key"]), bytes(a["hash"])
+            if not self.store.has(name, key, digest):
+                self._wanted[value_key(name, key, digest)] = _Want(
+                    name, key, digest, int(a["purge_height"]), height + pv.PULL_DELAY_BLOCKS
+                )
+
+    def _pull(self, height: int) -> None:
+        """Ask the listed peers for the wanted values whose time has come."""
+        for vk, w in list(self._wanted.items()):
+            if w.due > height:
+                continue
+            done = self.store.has(w.collection, w.key, w.hash)
+            purged = pv.is_purged({"purge_height": w.purge_height}, height)
+            if done or purged or w.tries >= pv.PULL_TRIES:
+                if not (done or purged):
+                    log.warning(
+                        "no listed peer sent private value %s/%s after %d asks; giving up",
+                        w.collection,
+                        w.key,
+                        w.tries,
+                    )
+                del self._wanted[vk]
+                continue
+            c = self.collection(w.collection)
+            if c is None or self._switch is None:
+                continue
+            payload = pv.PrivatePull(w.collection, w.key, w.hash).encode()
+            for peer in pv.recipients(self._peer_orgs(), c["orgs"], self.org_id):
+                if self._switch.send(peer, pv.CH_PRIVATE, payload):
+                    self.m_pushes.labels("sent", "pull").inc()
+            w.tries += 1
+            w.due = height + pv.PULL_RETRY_BLOCKS
+            log.info("asked listed peers for missed private value %s/%s", w.collection, w.key)
 
     def _retry_pending(self) -> None:
         if not self._pending:

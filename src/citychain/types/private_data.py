@@ -51,6 +51,15 @@ MAX_PENDING_BYTES: Final = 8 * MAX_ITEM_BYTES
 #: pushes are dropped. One not anchored within :data:`UNANCHORED_TTL_BLOCKS` is deleted.
 MAX_UNANCHORED: Final = 4096
 UNANCHORED_TTL_BLOCKS: Final = 600
+#: A listed node that sees a committed ``put_private`` whose value it does not hold (it was
+#: down at the push) asks the listed peers for it (:class:`PrivatePull`): first
+#: :data:`PULL_DELAY_BLOCKS` after the commit (the push is usually in flight), then every
+#: :data:`PULL_RETRY_BLOCKS`, at most :data:`PULL_TRIES` times; at most :data:`MAX_WANTED`
+#: values are asked for at once.
+PULL_DELAY_BLOCKS: Final = 2
+PULL_RETRY_BLOCKS: Final = 10
+PULL_TRIES: Final = 5
+MAX_WANTED: Final = 1024
 
 _NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
@@ -206,6 +215,38 @@ class PrivatePush:
         return cls(name, key, digest, salt, data)
 
 
+@dataclass(frozen=True, slots=True)
+class PrivatePull:
+    """A listed node asking a listed peer for a value it missed:
+    ``["pvt-pull", collection, key, hash]`` on :data:`CH_PRIVATE`. The peer answers with a
+    :class:`PrivatePush` only if the asker's organisation is listed and it holds the value."""
+
+    collection: str
+    key: str
+    hash: bytes
+
+    def encode(self) -> bytes:
+        return codec.encode(["pvt-pull", self.collection, self.key, self.hash])
+
+
+def decode_message(payload: bytes) -> PrivatePush | PrivatePull:
+    """A push or a pull; anything else, malformed or oversize, is :class:`DecodeError`."""
+    if len(payload) <= PUSH_OVERHEAD:
+        try:
+            value = codec.decode(payload, max_size=PUSH_OVERHEAD)
+        except DecodeError:
+            value = None
+        match value:
+            case ["pvt-pull", str(name), str(key), bytes(digest)] if len(digest) == HASH_SIZE:
+                try:
+                    return PrivatePull(check_collection_name(name), check_item_key(key), digest)
+                except InvalidInput as exc:
+                    raise DecodeError(f"malformed private pull: {exc.message}") from None
+            case ["pvt-pull", *_]:
+                raise DecodeError("malformed private pull")
+    return PrivatePush.decode(payload)
+
+
 __all__ = [
     "CH_PRIVATE",
     "COLLECTION",
@@ -218,14 +259,20 @@ __all__ = [
     "MAX_PENDING_ITEMS",
     "MAX_PUSH_BYTES",
     "MAX_UNANCHORED",
+    "MAX_WANTED",
+    "PULL_DELAY_BLOCKS",
+    "PULL_RETRY_BLOCKS",
+    "PULL_TRIES",
     "PURGE",
     "SALT_SIZE",
     "UNANCHORED_TTL_BLOCKS",
+    "PrivatePull",
     "PrivatePush",
     "check_collection_name",
     "check_item_key",
     "check_orgs",
     "collection_key",
+    "decode_message",
     "is_purged",
     "item_hash",
     "item_head_key",

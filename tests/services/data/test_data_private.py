@@ -119,6 +119,20 @@ def test_the_push_round_trips_and_refuses_what_is_malformed_or_oversize() -> Non
             pv.PrivatePush.decode(bad)
 
 
+def test_a_pull_names_one_value_and_is_told_from_a_push() -> None:
+    pull = pv.PrivatePull("tax", "case-1", H)
+    assert pv.decode_message(pull.encode()) == pull
+    push = pv.PrivatePush("tax", "case-1", H, bytes(32), b"value")
+    assert pv.decode_message(push.encode()) == push
+    for bad in (
+        codec.encode(["pvt-pull", "tax", "case-1", H[:31]]),
+        codec.encode(["pvt-pull", "tax", "a/b", H]),
+        codec.encode(["pvt-pull", "tax"]),
+    ):
+        with pytest.raises(DecodeError):
+            pv.decode_message(bad)
+
+
 def test_purge_heights_and_key_layout() -> None:
     assert pv.purge_height(10, 0) == 0 and pv.purge_height(10, 5) == 15
     assert pv.is_purged({"purge_height": 15}, 15) and not pv.is_purged({"purge_height": 15}, 14)
