@@ -209,3 +209,28 @@ def test_init_refuses_an_unknown_suite_in_words(tmp_path: Path) -> None:
     assert "unknown crypto suite 'rsa'" in made.stdout + made.stderr
     assert "Traceback" not in made.stdout + made.stderr
     assert not (tmp_path / "n" / "config" / "genesis.json").exists()
+
+
+def test_data_on_a_gm_chain_is_sealed_with_sm4_and_anchored_by_sm3(
+    gm_node: NodeProcess, tmp_path: Path
+) -> None:
+    """The data directory on SM2 accounts: the version is sealed with SM4-GCM, its hashes are
+    SM3, the data key is wrapped for X25519 keys the SM2 accounts derive (the grantee hands
+    its public half over with its request), and the file comes back whole."""
+    provider, reader = gm_node.signer("org1-admin"), gm_node.signer("bob")
+    code = "301003/000001"
+    body = b"meter,kwh\n" + b"".join(b"M-%d,%d\n" % (i, i * 7) for i in range(4000))
+    (src := tmp_path / "grid.csv").write_bytes(body)
+    with _client(gm_node) as c:
+        c.data.register_resource(
+            provider, code=code, title="Grid load", provider="org1", sharing="unconditional"
+        )
+        up = c.data.upload(provider, code, src, chunk_size=4096)
+        assert up.plain_hash == sm3(body) != hashlib.sha256(body).digest()
+        assert c.data.versions(code)[0]["cipher"] == "sm4-gcm"
+        grant = c.data.request_access(reader, code, "grid planning", period=3_600_000)
+        assert c.data.grant_keys(provider, code) == [grant["grant"]]
+        c.data.download(reader, code, 1, tmp_path / "got.csv", grant=grant["grant"])
+        assert (tmp_path / "got.csv").read_bytes() == body
+        (anchor,) = c.data.verify(src)
+        assert (anchor.code, anchor.version, anchor.verified) == (code, 1, True)

@@ -411,7 +411,10 @@ class Data(PrivateCollections, Contract):
         return until
 
     def _check_request_access(self, ctx: Context, args: dict[str, Any]) -> _Request:
-        only_args(args, "code", "purpose", "until", "period", "legal_basis", "subject")
+        only_args(args, "code", "purpose", "until", "period", "legal_basis", "subject", "enc_key")
+        enc_key = args.get("enc_key", b"")
+        if type(enc_key) is not bytes or len(enc_key) not in (0, 32):
+            raise bad("argument 'enc_key' must be an X25519 public key (32 bytes)")
         code = _code(args)
         h = _live(ctx, code, "it takes no new requests")
         purpose = sh.check_text(args.get("purpose"), "purpose")
@@ -442,8 +445,10 @@ class Data(PrivateCollections, Contract):
         value = {
             "code": code,
             "requester": ctx.origin,
-            # The requester's public key: what the provider wraps data keys for on a grant.
+            # The requester's public key, and the X25519 key to wrap data keys for if it gave
+            # one (an SM2 account must; an Ed25519 key converts): what a grant wraps for.
             "key": ctx.sender_public_key,
+            "enc_key": enc_key,
             "org": "" if m is None else m["org"],
             "subject": subject,
             "purpose": purpose,
@@ -466,6 +471,7 @@ class Data(PrivateCollections, Contract):
             "request": req["id"],
             "grantee": req["requester"],
             "key": req["key"],
+            "enc_key": req["enc_key"],
             "org": req["org"],
             "subject": req["subject"],
             "purpose": req["purpose"],

@@ -30,6 +30,7 @@ from citychain.services.data.sdk._transfer import (
     Progress,
     Transfers,
     Uploaded,
+    encryption_keypair,
     resource_path,
 )
 from citychain.services.data.shapes import (
@@ -138,10 +139,12 @@ def request_args(
     period: int | None = None,
     legal_basis: str = "",
     subject: bytes | str | None = None,
+    enc_key: bytes | None = None,
 ) -> dict[str, Any]:
     """The args of ``request_access``: ``until`` (block time, ms) or ``period`` (ms from the
     block that takes the request); ``subject`` a subject tag or a DID (turned into its tag).
-    A citizen names their own DID (their did:key)."""
+    A citizen names their own DID (their did:key). ``enc_key``: the X25519 public key data
+    keys are to be wrapped for (:func:`encryption_keypair`; needed from an SM2 account)."""
     if (until is None) == (period is None):
         raise bad("give the access period as 'until' (block time, ms) or 'period' (ms)")
     args: dict[str, Any] = {"code": check_code(code), "purpose": check_text(purpose, "purpose")}
@@ -153,6 +156,10 @@ def request_args(
         args["legal_basis"] = check_text(legal_basis, "legal_basis")
     if subject is not None:
         args["subject"] = subject_tag(subject) if isinstance(subject, str) else check_tag(subject)
+    if enc_key is not None:
+        if type(enc_key) is not bytes or len(enc_key) != 32:
+            raise bad("argument 'enc_key' must be an X25519 public key (32 bytes)")
+        args["enc_key"] = enc_key
     return args
 
 
@@ -283,7 +290,10 @@ class Data:
     def request_access(
         self, signer: Signer, code: str, purpose: str, *, gas_limit: int = DATA_GAS_LIMIT, **kw: Any
     ) -> dict[str, Any]:
-        """Ask for access (see :func:`request_args`); ``{"request", "state", "grant"}``."""
+        """Ask for access (see :func:`request_args`); ``{"request", "state", "grant"}``.
+        An account that is not Ed25519 (SM2) sends its X25519 key along unless given."""
+        if signer.suite.name != "ed25519" and "enc_key" not in kw:
+            kw["enc_key"] = encryption_keypair(signer)[1]
         result: dict[str, Any] = self._send(
             signer, "request_access", request_args(code, purpose, **kw), gas_limit
         )
@@ -614,6 +624,8 @@ class AsyncData:
     async def request_access(
         self, signer: Signer, code: str, purpose: str, *, gas_limit: int = DATA_GAS_LIMIT, **kw: Any
     ) -> dict[str, Any]:
+        if signer.suite.name != "ed25519" and "enc_key" not in kw:
+            kw["enc_key"] = encryption_keypair(signer)[1]
         result: dict[str, Any] = await self._send(
             signer, "request_access", request_args(code, purpose, **kw), gas_limit
         )

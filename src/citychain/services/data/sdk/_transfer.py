@@ -42,7 +42,7 @@ import os
 import queue
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,6 +116,48 @@ class Anchor:
     total_power: int
 
 
+def encryption_keypair(signer: Signer) -> tuple[bytes, bytes]:
+    """The X25519 key pair an account's data keys are wrapped for: ``(private, public)``.
+
+    An Ed25519 account's is its own key converted (libsodium's birational map, as age and
+    minisign do), so anyone can wrap for it from its public key alone. An SM2 account's (GM
+    chains) cannot be computed from its public key: it is derived from the account's secret
+    with HKDF-SM3 (info ``citychain/data/x25519``), and the account hands its public half over
+    when it asks for access (``request_access``'s ``enc_key``), which the grant records."""
+    from citychain.crypto.envelope import (
+        x25519_private_from_ed25519,
+        x25519_public_from_ed25519,
+    )
+
+    if signer.suite.name == "ed25519":
+        return x25519_private_from_ed25519(signer.secret), x25519_public_from_ed25519(
+            signer.public_key
+        )
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    seed = HKDF(hashes.SM3(), 32, salt=None, info=b"citychain/data/x25519").derive(signer.secret)
+    private = X25519PrivateKey.from_private_bytes(seed)
+    public = private.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    return seed, public
+
+
+def _grantee_key(grant: Mapping[str, Any]) -> bytes:
+    """The X25519 key a grant's data keys are wrapped for."""
+    if grant.get("enc_key"):
+        return bytes(grant["enc_key"])
+    if len(grant["key"]) != 32:  # not an Ed25519 key, and no X25519 key was given
+        raise InvalidInput(
+            f"grant {grant['id']}'s holder gave no X25519 key (enc_key) and its account key is "
+            "not Ed25519: it must ask again with one (the SDK adds it for SM2 accounts)",
+            ErrorCode.BAD_ARGUMENTS,
+        )
+    return _x25519_of(bytes(grant["key"]))
+
+
 def _x25519_of(public_key: bytes) -> bytes:
     from citychain.crypto.envelope import x25519_public_from_ed25519
 
@@ -184,7 +226,7 @@ class _Resume:
         return cls(src.with_name(f".{src.name}.citychain-upload"), stamp)
 
     def key(self, signer: Signer, cipher: Any, context: bytes) -> bytes | None:
-        from citychain.crypto.envelope import unwrap_key, x25519_private_from_ed25519
+        from citychain.crypto.envelope import unwrap_key
 
         try:
             text = self.path.read_text()
@@ -195,15 +237,15 @@ class _Resume:
             return None
         try:
             return unwrap_key(
-                bytes.fromhex(wrapped), x25519_private_from_ed25519(signer.secret), cipher, context
+                bytes.fromhex(wrapped), encryption_keypair(signer)[0], cipher, context
             )
         except (CitychainError, ValueError):
             return None  # another account's, or damaged: start afresh
 
     def save(self, signer: Signer, key: bytes, cipher: Any, context: bytes) -> None:
-        from citychain.crypto.envelope import wrap_key, x25519_public_from_ed25519
+        from citychain.crypto.envelope import wrap_key
 
-        wrapped = wrap_key(key, x25519_public_from_ed25519(signer.public_key), cipher, context)
+        wrapped = wrap_key(key, encryption_keypair(signer)[1], cipher, context)
         # A read-only folder: the upload works, it just cannot resume.
         with contextlib.suppress(OSError):
             self.path.write_text(self.stamp + wrapped.hex())
@@ -268,20 +310,7 @@ class Transfers:
         return cipher_for_suite(self._chain_of()[1])
 
     def _own_x25519(self, signer: Signer) -> tuple[bytes, bytes]:
-        from citychain.crypto.envelope import (
-            x25519_private_from_ed25519,
-            x25519_public_from_ed25519,
-        )
-
-        if signer.suite.name != "ed25519":
-            raise InvalidInput(
-                "data keys are wrapped for X25519 keys derived from Ed25519 accounts; this "
-                f"account is {signer.suite.name} (SM2 key wrapping is not built yet)",
-                ErrorCode.BAD_ARGUMENTS,
-            )
-        return x25519_private_from_ed25519(signer.secret), x25519_public_from_ed25519(
-            signer.public_key
-        )
+        return encryption_keypair(signer)
 
     # -- upload ---------------------------------------------------------------------------
     def _put_batch(
@@ -456,7 +485,7 @@ class Transfers:
         for g in self.read(signer, f"{resource_path(code)}/grants", limit=200):
             if g["state"] != "active" or g["grantee"] == signer.address:
                 continue
-            wrapped = wrap_key(key, _x25519_of(g["key"]), cipher, context)
+            wrapped = wrap_key(key, _grantee_key(g), cipher, context)
             args = {"code": code, "version": version, "grantee": g["grantee"], "wrapped": wrapped}
             self._send(signer, "wrap_key", args, gas_limit)
             done.append(int(g["id"]))
@@ -609,4 +638,11 @@ class Transfers:
             after = int(page[-1]["seq"])
 
 
-__all__ = ["Anchor", "Transfers", "Uploaded", "context_of", "resource_path"]
+__all__ = [
+    "Anchor",
+    "Transfers",
+    "Uploaded",
+    "context_of",
+    "encryption_keypair",
+    "resource_path",
+]
