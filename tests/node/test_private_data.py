@@ -73,7 +73,9 @@ class FakeChain:
             if not versions:
                 raise NotFound("no item", ErrorCode.RESOURCE_NOT_FOUND)
             n = args.get("version", len(versions))
-            return {**versions[n - 1], "latest": len(versions)}
+            it = versions[n - 1]
+            purged = it["purge_height"] != 0 and self.height >= it["purge_height"]
+            return {**it, "latest": len(versions), "purged": purged}
         raise AssertionError(method)
 
     def anchor(self, push: pv.PrivatePush, purge_height: int) -> None:
@@ -213,12 +215,16 @@ def test_purge_deletes_due_values_once_and_survives_a_reopen(
 
 def test_a_value_never_anchored_is_swept_after_its_time(tmp_path: Path, chain: FakeChain) -> None:
     node, _ = _node(tmp_path, chain)
-    orphan, anchored = _push(b"o", key="o"), _push(b"x", key="x")
-    node.store.put(orphan, 10)
-    node.store.put(anchored, 10)
+    orphan, anchored, late = _push(b"o", key="o"), _push(b"x", key="x"), _push(b"l", key="l")
+    for p in (orphan, anchored, late):
+        node.store.put(p, 10)
     chain.anchor(anchored, purge_height=0)  # its event was lost (a crash): the chain says so
-    node.on_commit(10 + pv.UNANCHORED_TTL_BLOCKS + 1)
+    chain.anchor(late, purge_height=20)  # arrived after its purge ran
+    node.store.purge([], 25)  # the purge of height 20 ran before `late` arrived
+    chain.height = 10 + pv.UNANCHORED_TTL_BLOCKS + 1
+    node.on_commit(chain.height)
     assert node.store.get("tax", "o", orphan.hash) is None
+    assert node.store.get("tax", "l", late.hash) is None
     assert node.store.get("tax", "x", anchored.hash) is not None
     assert node.store.unanchored == 0
     node.close()

@@ -40,7 +40,9 @@ repeats at most deletions (idempotent). The hash stays on chain.
 :data:`MAX_UNANCHORED`; past that the API answers ``store_full`` and pushes are dropped. Each
 commit drops the markers of the items its ``private_put`` events anchor; a marker older than
 :data:`UNANCHORED_TTL_BLOCKS` is checked against the chain (the item's latest 16 versions) and
-its value deleted only if no version anchors it, so a crash that lost the event costs nothing.
+its value deleted unless a version anchors it and is not purged yet, so a crash that lost the
+event costs nothing, and a value that arrived after its purge height (a late pull answer) is
+gone within that time too.
 
 **Pull** of a value a listed node missed (it was down at the push, or the push was dropped):
 when a committed ``put_private`` anchors a value of a collection that lists this node's
@@ -549,7 +551,7 @@ class PrivateData:
                 DATA, "private_item", {"collection": collection, "key": key, "version": n}
             )
             if it["hash"] == digest:
-                return True
+                return not it["purged"]  # a value that arrived after its purge goes too
         return False
 
 
