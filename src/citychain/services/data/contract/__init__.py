@@ -85,6 +85,11 @@ request, after asking ``can_read(reader, query, args)``: a member of the provide
 own grant, request or access; the citizen whose did:key has the tag (or an auditor) for
 ``accesses`` and ``records``; only the grantee for ``wrapped_key``.
 
+**Private data collections** (:mod:`._private`): ``define_collection`` names the
+organisations whose nodes hold a collection's values; ``put_private`` anchors only a value's
+salted hash, size and purge height. The values never enter a transaction; the nodes keep,
+push and purge them (:mod:`citychain.node.private_data`).
+
 **Admission.** Every method's refusals are its admission check, so the mempool refuses at once
 with the code the receipt would carry; a check that depends on the block's time refuses only
 for a time that has passed (expiry), never for one not yet come.
