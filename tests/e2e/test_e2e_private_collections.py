@@ -1,8 +1,10 @@
 """Private data collections on four validators of three organisations (real processes, mutual
 TLS): a value put through a node of org1 reaches the nodes of org1 and org2, the collection's
 organisations, and never org3's node (nothing in its private store, nothing on its p2p
-channel); only a listed organisation's member reads it (signed); after ``block_to_live``
-blocks every member node has purged it, while its hash stays on chain."""
+channel); org1's other node, down at the push, pulls it from a listed peer once it has
+caught up; only a listed organisation's member reads it (signed); a hash with no value held
+is not admitted; after ``block_to_live`` blocks every member node has purged it, while its
+hash stays on chain."""
 
 from __future__ import annotations
 
