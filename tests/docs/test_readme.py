@@ -96,6 +96,7 @@ EXPECT = [
     ("/v1/data/resources/301001/000001/audit", "signature_missing"),
     ("citychain data verify got.csv", "proof verified against header"),
     ("citychain data audit 301002/000001", "download"),
+    ("org2_node.data.get_private(", "b'stop 14: 08:05, 08:35'"),
 ]
 #: Upper bound for one block (a benchmark included); a block that hangs fails, with its output.
 BLOCK_TIMEOUT = 240.0
