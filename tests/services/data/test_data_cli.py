@@ -2,11 +2,14 @@
 by typer's CliRunner: the catalogue in and out (register, a DCAT import refused whole before
 anything is sent, import, export), a file uploaded in several chunks by a department of org1
 and downloaded by one of org2 under a grant, verify (anchored and not), the audit trail refused
-to a non-provider and shown to the provider, the citizen's view, and the operator's gc.
+to a non-provider and shown to the provider, the citizen's view, the operator's gc, and a
+private data collection (define, put from a file and from stdin, get to a file and to stdout,
+meta, show, and the refusals: outside the collection, no such collection, too large).
 
 The node's home is made here rather than by ``start --demo``: the demo chain has one
 organisation, and the grant must cross two. It is ``init_home``'s (fast key derivation) with
-an ``org2`` added to genesis before the first start, whose member is ``carol``."""
+an ``org2`` added to genesis before the first start, whose member is ``carol``, and the node
+made org1's (private values are held only by a node of a listed organisation)."""
 
 from __future__ import annotations
 
@@ -23,14 +26,15 @@ import pytest
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "e2e"))
-from nodeproc import NodeProcess  # type: ignore[import-not-found]
+from nodeproc import NodeProcess, free_port  # type: ignore[import-not-found]
 
 from citychain.cli.main import app
 from citychain.crypto import ED25519, Signer
 from citychain.crypto.keystore import save_key
-from citychain.node.config import NodeConfig
-from citychain.node.home import init_home
-from citychain.p2p.certs import generate_org_ca
+from citychain.node.config import NodeConfig, P2PSettings
+from citychain.node.home import InitResult, init_home
+from citychain.node.testnet import node_key_of
+from citychain.p2p.certs import decrypt_key_pem, encrypt_key_pem, generate_org_ca, issue_node_cert
 from citychain.services.data.shapes import export_catalogue, import_catalogue
 from citychain.services.identity.shapes import did_key
 from citychain.types.genesis import Member, Organisation
@@ -70,6 +74,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         params=dataclasses.replace(made.genesis.params, block_interval_ms=20),
     )
     genesis.save(home / "config" / "genesis.json")
+    _join_org1(made, passphrase)
     node = NodeProcess(home)
     node.start(demo=False)
     env = {
@@ -83,6 +88,23 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         yield Env(node, env, carol)
     finally:
         node.stop()
+
+
+def _join_org1(made: InitResult, passphrase: str) -> None:
+    """Make the node org1's (``[p2p] org_id`` and a node certificate from org1's CA): only a
+    node of a listed organisation holds private values, and ``init_home``'s solo node has no
+    organisation. It then runs the BFT engine alone (one validator, no peers)."""
+    home = made.config.home
+    ca_dir = home / "orgs" / "org1"
+    ca_key = decrypt_key_pem((ca_dir / "ca_key.pem").read_bytes(), passphrase)
+    p2p = P2PSettings(listen_port=free_port(), org_id="org1")
+    cert, tls_key = issue_node_cert(
+        (ca_dir / "ca_cert.pem").read_bytes(), ca_key, "node0", made.genesis.chain_id, "org1",
+        node_key=node_key_of(made.validator),
+    )  # fmt: skip
+    (home / p2p.cert_file).write_bytes(cert)
+    (home / p2p.tls_key_file).write_bytes(encrypt_key_pem(tls_key, passphrase))
+    dataclasses.replace(made.config, p2p=p2p).save()
 
 
 def run(net: Env, *args: str) -> Any:
@@ -307,3 +329,60 @@ def test_conditional_request_decided_by_an_approver(net: Env, tmp_path: Path) ->
     assert ok_json(net, "grant", str(decided["grant"]), "--key", "carol")["until"] == (
         1_893_456_000_000
     )
+
+
+def test_private_collection_define_put_get_meta(net: Env, tmp_path: Path) -> None:
+    out = ok_json(net, "collection", "define", "cases", "--org", "org1", "--org", "org2",
+                  "--block-to-live", "1000", "--key", "alice")  # fmt: skip
+    assert (out["name"], out["orgs"], out["block_to_live"], out["member_only_read"]) == (
+        "cases", ["org1", "org2"], 1000, True,
+    )  # fmt: skip
+    r = run(net, "collection", "show", "cases")
+    assert r.exit_code == 0 and "org1, org2" in r.output and "1000 blocks" in r.output, r.output
+    value = bytes(range(256)) * 3 + b"\r\n\x00\xff"  # binary: every byte, CR LF, NUL
+    src = tmp_path / "v.bin"
+    src.write_bytes(value)
+    put = ok_json(net, "private", "put", "cases", "case-1", str(src), "--key", "alice")
+    assert put["version"] == 1 and put["size"] == len(value)
+    assert put["purge_height"] > 1000 and put["pushed_to"] == 0  # the only node
+    piped = b"\x00from stdin\xff\n"
+    r = _runner.invoke(app, ["data", "private", "put", "cases", "case-1", "-", "--key", "carol"],
+                       env=net.env, input=piped)  # fmt: skip
+    assert r.exit_code == 0 and "version 2" in r.output and "pushed to" in r.output, r.output
+
+    dest = tmp_path / "got.bin"
+    got = ok_json(net, "private", "get", "cases", "case-1", "--version", "1", "-o", str(dest),
+                  "--key", "carol")  # fmt: skip
+    assert dest.read_bytes() == value and got["size"] == len(value)
+    r = run(net, "private", "get", "cases", "case-1", "--key", "alice")
+    assert r.exit_code == 0 and r.stdout_bytes == piped  # stdout: the bytes, nothing else
+    meta = ok_json(net, "private", "meta", "cases", "case-1", "--version", "1")
+    assert meta["hash"] == put["hash"] and (meta["size"], meta["latest"]) == (len(value), 2)
+    assert not meta["purged"] and "value" not in meta
+    r = run(net, "private", "meta", "cases", "case-1")
+    assert r.exit_code == 0 and "version 2 of 2" in r.output and "held" in r.output, r.output
+
+    # org2's carol is outside a collection of org1 alone: she may neither define, put nor get.
+    r = run(net, "collection", "define", "theirs", "--org", "org1", "--key", "carol")
+    assert r.exit_code == 1 and "error [not_in_collection]" in r.output, r.output
+    assert ok_json(net, "collection", "define", "only1", "--org", "org1", "--public-read",
+                   "--key", "alice")["member_only_read"] is False  # fmt: skip
+    r = run(net, "private", "put", "only1", "k", str(src), "--key", "carol")
+    assert r.exit_code == 1 and "error [not_in_collection]" in r.output, r.output
+    for args in (("collection", "show", "nope"), ("private", "meta", "nope", "k"),
+                 ("private", "put", "nope", "k", str(src), "--key", "alice")):  # fmt: skip
+        r = run(net, *args)
+        assert r.exit_code == 1 and "error [collection_not_found]" in r.output, (args, r.output)
+
+    # Over 1 MiB: refused before the key is opened or the node asked (it is unreachable here).
+    big = tmp_path / "big.bin"
+    big.write_bytes(bytes(1024 * 1024 + 1))
+    for source, given in ((str(big), None), ("-", bytes(1024 * 1024 + 1))):
+        r = _runner.invoke(app, ["data", "private", "put", "cases", "big", source, "--key",
+                                 "nobody", "--node", "http://127.0.0.1:9"],
+                           env=net.env, input=given)  # fmt: skip
+        assert r.exit_code == 1 and "error [too_large]" in r.output, r.output
+    r = run(net, "private", "meta", "cases", "big")
+    assert r.exit_code == 1 and "error [resource_not_found]" in r.output
+    r = run(net, "private", "get", "cases", "case-1", "--key", "alice", "--json")
+    assert r.exit_code == 1 and "error [bad_arguments]" in r.output

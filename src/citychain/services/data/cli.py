@@ -5,7 +5,7 @@ transactions are its helpers (each sends, waits for the commit and returns the c
 result, or raises the receipt's code), the reads its queries and signed reads. A refusal
 prints ``error [code]: message`` and exits 1 (``handles_errors``), never a traceback.
 
-Two commands do more than one call, and say how:
+Three commands do more than one call, and say how:
 
 * ``data import`` registers every dataset of a DCAT 3 JSON-LD file, one transaction each, so
   it cannot be all-or-nothing. It checks the whole file first, as the contract would: every
@@ -24,12 +24,18 @@ Two commands do more than one call, and say how:
   :func:`~citychain.blobs.collect_garbage` (which stops at a referenced manifest it cannot
   read). The node's chain id must be the home's, so the set of one chain never collects the
   store of another.
+* ``data private put`` hands the value to the node (a node of a listed organisation), which
+  pushes it to the listed organisations' nodes, then anchors its salted hash on chain: the
+  SDK's ``put_private`` does both. A value over 1 MiB is refused (``too_large``) before the
+  key is opened or the node asked: a file by its size, stdin by reading one byte past the
+  limit. ``data private get`` writes the bytes as they are (stdout or ``-o``).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -1103,6 +1109,228 @@ def accesses(
         ],
         empty="nobody has accessed records about this subject",
     )
+
+
+# -- private data collections ------------------------------------------------------------------
+collection_app = typer.Typer(
+    help="Private data collections: which organisations' nodes hold the values.",
+    no_args_is_help=True,
+)
+private_app = typer.Typer(
+    help="Private values: held by the collection's organisations' nodes, their hashes on chain.",
+    no_args_is_help=True,
+)
+data_app.add_typer(collection_app, name="collection")
+data_app.add_typer(private_app, name="private")
+
+CollectionArg = Annotated[str, typer.Argument(help="The collection's name.")]
+ItemKeyArg = Annotated[
+    str, typer.Argument(help="The item's key (on chain in the clear: never personal data).")
+]
+ItemVersionOpt = Annotated[
+    int | None, typer.Option("--version", min=1, help="Default: the latest version.")
+]
+
+
+def _read_value(source: str) -> bytes:
+    """The value to put: FILE's bytes, or stdin's with ``-``. Refused (``too_large``) past
+    :data:`~citychain.types.private_data.MAX_ITEM_BYTES` before anything is sent (or a file
+    read): a file by its size, stdin by reading one byte more than the limit."""
+    from citychain.types.private_data import MAX_ITEM_BYTES
+
+    if source == "-":
+        value = sys.stdin.buffer.read(MAX_ITEM_BYTES + 1)
+        what, size = "stdin", len(value)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise bad(f"no file at {path}")
+        try:
+            size = path.stat().st_size
+            value = path.read_bytes() if size <= MAX_ITEM_BYTES else b""
+        except OSError as exc:
+            raise bad(f"{path}: {exc.strerror}") from None
+        what = str(path)
+    if size > MAX_ITEM_BYTES:
+        raise InvalidInput(
+            f"{what}: a private value is at most {MAX_ITEM_BYTES} bytes (1 MiB), this one is "
+            "larger; nothing was sent (a large file is for `citychain data upload`)",
+            ErrorCode.TOO_LARGE,
+        )
+    return value
+
+
+@collection_app.command("define")
+@handles_errors
+def collection_define(
+    name: CollectionArg,
+    key: KeyOpt,
+    org: Annotated[
+        list[str],
+        typer.Option(
+            "--org", help="An organisation whose nodes hold the values (KEY's among them); repeat."
+        ),
+    ],
+    block_to_live: Annotated[
+        int,
+        typer.Option(
+            "--block-to-live", min=0, help="Blocks a value is kept after its put (0: kept)."
+        ),
+    ] = 0,
+    public_read: Annotated[
+        bool,
+        typer.Option(
+            "--public-read",
+            help="Members of any organisation may read the values (default: only the listed).",
+        ),
+    ] = False,
+    node: NodeOpt = DEFAULT_NODE,
+    home: HomeOpt = None,
+    passphrase_file: PassFileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Define a private data collection (KEY: a member of one of the --org).
+
+    A definition never changes: to change the organisations, define another collection."""
+    signer = _signer(key, home, passphrase_file)
+    with _data(node) as data:
+        defined = data.define_collection(
+            signer, name, org, block_to_live=block_to_live, member_only_read=not public_read
+        )
+        c = data.collection(defined)
+    if as_json:
+        print_json(c)
+    else:
+        console.print(f"defined collection [bold]{escape(defined)}[/]")
+        _print_collection(c)
+
+
+def _print_collection(c: Mapping[str, Any]) -> None:
+    btl = int(c["block_to_live"])
+    console.print(f"  {'organisations':<14} {escape(', '.join(c['orgs']))}")
+    console.print(
+        f"  {'block to live':<14} "
+        + (f"{btl} blocks after each put" if btl else "0 (values are kept)")
+    )
+    readers = "members of the listed organisations" if c["member_only_read"] else "any member"
+    console.print(f"  {'readers':<14} {readers}")
+    console.print(f"  {'defined at':<14} height {c['height']} by {_hex(c['by'])}")
+
+
+@collection_app.command("show")
+@handles_errors
+def collection_show(
+    name: CollectionArg, node: NodeOpt = DEFAULT_NODE, as_json: JsonOpt = False
+) -> None:
+    """A collection's definition: organisations, block to live, who may read."""
+    with _data(node) as data:
+        c = data.collection(name)
+    if as_json:
+        print_json(c)
+    else:
+        console.print(f"collection [bold]{escape(str(c['name']))}[/]")
+        _print_collection(c)
+
+
+@private_app.command("put")
+@handles_errors
+def private_put(
+    collection: CollectionArg,
+    item: ItemKeyArg,
+    source: Annotated[str, typer.Argument(metavar="(FILE | -)", help="The value: a file, or -.")],
+    key: KeyOpt,
+    node: NodeOpt = DEFAULT_NODE,
+    home: HomeOpt = None,
+    passphrase_file: PassFileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Put a value (at most 1 MiB; - reads stdin) as the item's next version.
+
+    The node (of a listed organisation) keeps it and pushes it to the listed organisations'
+    nodes only; the chain gets its salted hash."""
+    value = _read_value(source)
+    signer = _signer(key, home, passphrase_file)
+    with _data(node) as data:
+        result = data.put_private(signer, collection, item, value)
+    if as_json:
+        print_json({"collection": collection, "key": item, "size": len(value), **result})
+        return
+    purge = int(result["purge_height"])
+    console.print(
+        f"put [bold]{escape(collection)}/{escape(item)}[/] version [bold]{result['version']}[/]"
+        f" ({len(value)} bytes)"
+    )
+    console.print(f"  hash          {result['hash'].hex()}")
+    console.print(f"  purge height  {purge if purge else 'never'}")
+    console.print(f"  pushed to     {result['pushed_to']} node(s)")
+
+
+@private_app.command("get")
+@handles_errors
+def private_get(
+    collection: CollectionArg,
+    item: ItemKeyArg,
+    key: ReaderOpt,
+    version: ItemVersionOpt = None,
+    out: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write here (default: stdout).")
+    ] = None,
+    node: NodeOpt = DEFAULT_NODE,
+    home: HomeOpt = None,
+    passphrase_file: PassFileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A value, checked by the node against its hash on chain (KEY: a reader).
+
+    The bytes as they are on stdout, or in -o FILE."""
+    if as_json and out is None:
+        raise bad("--json needs -o FILE: without it stdout carries the value itself")
+    signer = _signer(key, home, passphrase_file)
+    with _data(node) as data:
+        value = data.get_private(signer, collection, item, version=version)
+    if out is None:
+        sys.stdout.buffer.write(value)
+        sys.stdout.buffer.flush()
+        return
+    try:
+        out.write_bytes(value)
+    except OSError as exc:
+        raise bad(f"-o {out}: {exc.strerror}") from None
+    if as_json:
+        print_json(
+            {"collection": collection, "key": item, "version": version, "file": str(out),
+             "size": len(value)}
+        )  # fmt: skip
+    else:
+        console.print(f"wrote {escape(str(out))}: {len(value)} bytes")
+
+
+@private_app.command("meta")
+@handles_errors
+def private_meta(
+    collection: CollectionArg,
+    item: ItemKeyArg,
+    version: ItemVersionOpt = None,
+    node: NodeOpt = DEFAULT_NODE,
+    as_json: JsonOpt = False,
+) -> None:
+    """An item's metadata on chain (public): hash, size, heights, purged; never its value."""
+    with _data(node) as data:
+        m = data.private_item(collection, item, version)
+    if as_json:
+        print_json(m)
+        return
+    purge = int(m["purge_height"])
+    state = "[red]purged[/]" if m["purged"] else "held"
+    console.print(
+        f"[bold]{escape(collection)}/{escape(item)}[/] version {m['version']} of {m['latest']}"
+        f" ({state})"
+    )
+    console.print(f"  {'hash':<13} {_hex(m['hash'])}")
+    console.print(f"  {'size':<13} {m['size']} bytes")
+    console.print(f"  {'put at':<13} height {m['height']} by {_hex(m['by'])}")
+    console.print(f"  {'purge height':<13} {purge if purge else 'never'}")
+    console.print(f"  {'transaction':<13} {_hex(m['tx'])}")
 
 
 # -- the operator's garbage collection ---------------------------------------------------------
