@@ -1123,9 +1123,12 @@ private_app = typer.Typer(
 data_app.add_typer(collection_app, name="collection")
 data_app.add_typer(private_app, name="private")
 
-CollectionArg = Annotated[str, typer.Argument(help="The collection's name.")]
+CollectionArg = Annotated[str, typer.Argument(metavar="COLLECTION", help="The collection's name.")]
 ItemKeyArg = Annotated[
-    str, typer.Argument(help="The item's key (on chain in the clear: never personal data).")
+    str,
+    typer.Argument(
+        metavar="KEY", help="The item's key (on chain in the clear: never personal data)."
+    ),
 ]
 ItemVersionOpt = Annotated[
     int | None, typer.Option("--version", min=1, help="Default: the latest version.")
@@ -1163,7 +1166,7 @@ def _read_value(source: str) -> bytes:
 @collection_app.command("define")
 @handles_errors
 def collection_define(
-    name: CollectionArg,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The collection's name.")],
     key: KeyOpt,
     org: Annotated[
         list[str],
