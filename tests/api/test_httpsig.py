@@ -29,6 +29,7 @@ from starlette.responses import Response
 
 from citychain.api import create_app
 from citychain.api._httpsig import (
+    ContentAddressedDep,
     SignatureVerifier,
     SignedDep,
     check_signature,
@@ -170,6 +171,12 @@ def _dummy_router() -> APIRouter:
             }
         )
 
+    @router.put("/v1/test/blob/{digest}")
+    async def blob(digest: str, signed: ContentAddressedDep) -> Response:
+        if hashlib.sha256(signed.body).hexdigest() != digest:  # the route's own check
+            raise InvalidInput("the body is not this blob", ErrorCode.CHUNK_ID_MISMATCH)
+        return json({"stored": len(signed.body)})
+
     return router
 
 
@@ -253,6 +260,28 @@ def test_a_body_the_signature_does_not_cover_is_401(client: TestClient) -> None:
         "POST", "/v1/test/secret/1", content=b"{}", headers=bare.headers
     )
     message = _refusal(client.send(smuggled), 401, ErrorCode.SIGNATURE_INVALID)
+    assert '"content-digest"' in message
+
+
+def test_a_content_addressed_put_needs_no_digest_and_only_there(client: TestClient) -> None:
+    """A route whose URI names its body's hash (ContentAddressedDep) takes a signature without
+    Content-Digest: the signed URI binds the body through the hash, which the route checks.
+    Any other route still refuses a body the signature does not cover."""
+    body = b"ciphertext chunk"
+    path = f"/v1/test/blob/{hashlib.sha256(body).hexdigest()}"
+    request = client.build_request("PUT", path, content=body)
+    sign_request(request, ALICE, created=NOW, digest=False)
+    assert "content-digest" not in request.headers
+    r = client.send(request)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"stored": len(body)}
+    assert _refusal(client.send(request), 401, ErrorCode.SIGNATURE_REPLAYED)
+    swapped = client.build_request("PUT", path, content=b"other bytes")  # signed afresh
+    sign_request(swapped, ALICE, created=NOW, digest=False)
+    assert _refusal(client.send(swapped), 400, ErrorCode.CHUNK_ID_MISMATCH)
+    plain = client.build_request("POST", "/v1/test/secret/1", content=body)
+    sign_request(plain, ALICE, created=NOW, digest=False)
+    message = _refusal(client.send(plain), 401, ErrorCode.SIGNATURE_INVALID)
     assert '"content-digest"' in message
 
 

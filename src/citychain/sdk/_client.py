@@ -452,13 +452,19 @@ class Client(_Base):
         content: bytes | None = None,
         json: Any = None,
         expect: tuple[int, ...] = (200,),
+        digest: bool = True,
     ) -> httpx.Response:
         """One request to a service's route, signed for ``signer`` (RFC 9421; the client's
         own signer when None): the response, or the coded error of any other status. For
-        the services' SDK helpers (signed reads, uploads)."""
+        the services' SDK helpers (signed reads, uploads). ``digest=False``: a
+        content-addressed PUT, whose URI binds the body (see ``sign_request``)."""
         import httpx
 
-        auth = SignedRequests(signer) if signer is not None else httpx.USE_CLIENT_DEFAULT
+        auth = (
+            SignedRequests(signer, digest=digest)
+            if signer is not None
+            else httpx.USE_CLIENT_DEFAULT
+        )
         try:
             r = self._http.request(
                 method, path, params=params, content=content, json=json, auth=auth

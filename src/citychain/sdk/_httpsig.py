@@ -196,10 +196,13 @@ def sign_request(
     created: int | None = None,
     expires: int | None = None,
     nonce: str | None = None,
+    digest: bool = True,
 ) -> None:
     """Sign ``request`` in place for ``signer``'s account (adds ``Content-Digest`` when it has
     a body, then ``Signature-Input`` and ``Signature``). ``created`` defaults to now,
     ``expires`` to ``created`` + :data:`VALIDITY_S`, ``nonce`` to 128 random bits.
+    ``digest=False`` leaves the body out of the signature: only for a content-addressed PUT,
+    whose URI (which the signature covers) names the body's hash and whose route checks it.
 
     A streamed body cannot be signed (its digest needs the bytes first): send bytes."""
     from http_message_signatures import HTTPMessageSigner
@@ -237,7 +240,8 @@ def sign_request(
         label=LABEL,
         tag=TAG,
         covered_component_ids=covered,
-        body=body or None,  # no body: no digest (an empty body has nothing to bind)
+        # No body: no digest (an empty body has nothing to bind); digest=False: the URI binds it.
+        body=(body or None) if digest else None,
     )
     http_signer.apply(message, prepared, signer.sign(prepared.signature_base))
 
@@ -255,6 +259,7 @@ class SignedRequests:
         *,
         validity_s: int = VALIDITY_S,
         clock: Callable[[], float] = time.time,
+        digest: bool = True,
     ) -> None:
         if not 0 < validity_s <= 300:
             raise InvalidInput(
@@ -263,10 +268,17 @@ class SignedRequests:
         self.signer = signer
         self.validity_s = validity_s
         self._clock = clock
+        self.digest = digest
 
     def __call__(self, request: httpx.Request) -> httpx.Request:
         created = int(self._clock())
-        sign_request(request, self.signer, created=created, expires=created + self.validity_s)
+        sign_request(
+            request,
+            self.signer,
+            created=created,
+            expires=created + self.validity_s,
+            digest=self.digest,
+        )
         return request
 
     def __repr__(self) -> str:

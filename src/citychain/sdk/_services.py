@@ -54,6 +54,7 @@ class ServiceClient(Protocol):
         content: bytes | None = None,
         json: Any = None,
         expect: tuple[int, ...] = (200,),
+        digest: bool = True,
     ) -> httpx.Response: ...
 
     def _signed_stream(

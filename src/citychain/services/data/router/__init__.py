@@ -37,7 +37,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import Response, StreamingResponse
 
 from citychain.api._body import parse_json_object
-from citychain.api._httpsig import SignedDep
+from citychain.api._httpsig import ContentAddressedDep, SignedDep
 from citychain.api._json import dumps
 from citychain.api.openapi import error_responses
 from citychain.api.routes._common import ServiceDep, json
@@ -333,7 +333,11 @@ async def blobs_missing(signed: SignedDep, reads: ReadsDep, store: StoreDep) -> 
     responses=error_responses(401, 403, 503),
     summary="Store one ciphertext chunk under the hash of its bytes (signed member)",
 )
-async def put_blob(chunk_id: str, signed: SignedDep, reads: ReadsDep, store: StoreDep) -> Response:
+async def put_blob(
+    chunk_id: str, signed: ContentAddressedDep, reads: ReadsDep, store: StoreDep
+) -> Response:
+    # The signature covers the URI, which names the chunk's hash, and the store refuses bytes
+    # that do not hash to it (chunk_id_mismatch): the body needs no Content-Digest of its own.
     await reads.member(signed, "upload data")
     new = await _blobs.put(store, _id(chunk_id, "the chunk id"), signed.body)
     return json({"id": chunk_id, "stored": new}, 201 if new else 200)
