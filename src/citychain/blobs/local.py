@@ -38,7 +38,6 @@ from citychain.blobs._store import (
     corrupt,
     parse_hex_id,
 )
-from citychain.crypto.envelope import bound_large_buffers
 from citychain.errors import ErrorCode, InternalError, InvalidInput, NotFound, Unavailable
 
 __all__ = ["LocalStore"]
@@ -78,7 +77,6 @@ class LocalStore:
         if capacity_bytes is not None and capacity_bytes < 1:
             raise InvalidInput("capacity_bytes must be 1 or more", ErrorCode.BAD_CONFIG)
         self._hash = check_hash_name(hash_name)
-        bound_large_buffers()  # chunk buffers freed go back to the system (see there)
         self.hash_name = hash_name
         self.root = Path(root)
         self.capacity_bytes = capacity_bytes

@@ -529,35 +529,6 @@ class SealedStream:
         return self._manifest
 
 
-_BUFFERS_BOUNDED = False
-#: glibc's mallopt parameter: serve allocations of at least this many bytes by mmap.
-_M_MMAP_THRESHOLD = -3
-
-
-def bound_large_buffers(threshold: int = 256 * 1024) -> None:
-    """Have glibc serve chunk-sized buffers by ``mmap`` always, so a freed chunk goes back to
-    the system at once (once per process; a no-op off glibc).
-
-    Why by hand: glibc raises its mmap threshold to the size of the first large buffer freed
-    (up to 32 MiB), after which 1 MiB chunk buffers come from per-thread malloc arenas, whose
-    free space is kept. A 1 GiB stream sealed and stored on a few threads then peaked at
-    376 MiB resident on a loaded machine instead of ~55 MiB (the CI run at 3fe6ad2). Setting
-    the threshold explicitly turns the dynamic adjustment off (mallopt(3))."""
-    global _BUFFERS_BOUNDED
-    if _BUFFERS_BOUNDED:
-        return
-    _BUFFERS_BOUNDED = True
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None)
-        mallopt = getattr(libc, "mallopt", None)
-        if mallopt is not None and getattr(libc, "gnu_get_libc_version", None) is not None:
-            mallopt(_M_MMAP_THRESHOLD, threshold)
-    except OSError:
-        pass  # no C library to ask: nothing to tune
-
-
 def seal_stream(
     reader: IO[bytes],
     key: bytes,
@@ -571,7 +542,6 @@ def seal_stream(
     same context must be given to open it. ``key`` must be fresh (:func:`new_data_key`).
     Iterate the result for ``(chunk_id, ciphertext)``; then read its ``manifest``.
     """
-    bound_large_buffers()
     return SealedStream(reader, key, context, cipher, chunk_size)
 
 
@@ -598,7 +568,6 @@ def open_stream(
     chunk is then hashed once, not twice. Authentication and the whole hashes still hold.
     """
     cipher = manifest.cipher
-    bound_large_buffers()
     _check_key(cipher, key)
     _check_context(context)
     aead = _Aead(cipher, key)
