@@ -199,3 +199,14 @@ def test_keep_alive_requests_do_not_wait_for_delayed_acks(node: NodeProcess) -> 
                 assert client.get(path).status_code == 200
                 times.append(time.perf_counter() - t0)
             assert statistics.median(times) < 0.02, (path, sorted(times))
+
+
+def test_a_lone_validator_holds_its_organisations_private_values(node: NodeProcess) -> None:
+    """A single-node chain (the demo's, no p2p) is its genesis organisation's node: a private
+    collection of that organisation keeps and serves its values there."""
+    admin = node.signer("org1-admin")
+    with Client(node.url) as c:
+        c.data.define_collection(admin, "permits", ["org1"])
+        put = c.data.put_private(admin, "permits", "2027-01", b"site 7: approved")
+        assert (put["version"], put["pushed_to"]) == (1, 0)  # no peers to push to
+        assert c.data.get_private(admin, "permits", "2027-01") == b"site 7: approved"

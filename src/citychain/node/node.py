@@ -191,9 +191,14 @@ class Node:
         self._commit_waiters: dict[bytes, list[asyncio.Future[None]]] = {}
         self._setup_metrics()
         # Private collections' values: a store of their own, pushed to listed orgs' peers only.
+        # A node's organisation: its [p2p] org_id; a lone validator (solo engine, no p2p) is
+        # its genesis organisation's, so a single-node city chain holds private values too.
+        own_org = config.p2p.org_id or dict(self.genesis.validator_orgs).get(
+            self.signer.public_key, ""
+        )
         self.private = PrivateData(
             config.data_dir / "private",
-            org_id=config.p2p.org_id,
+            org_id=own_org,
             hash_new=self.chain.hash_new,
             query=self.query,
             height=lambda: self.chain.height,
