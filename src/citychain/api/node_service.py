@@ -28,7 +28,6 @@ from citychain.api.service import (
 )
 from citychain.crypto import CryptoSuite
 from citychain.errors import ErrorCode, InvalidInput, NotFound
-from citychain.execution import default_registry
 from citychain.node import Node, Subscription
 from citychain.proof.ics23 import encode_commitment_proof
 from citychain.types import DuplicateVoteEvidence, ValidatorSet
@@ -56,7 +55,7 @@ class NodeServiceAdapter:
     def __init__(self, node: Node) -> None:
         self.node = node
         #: State the API serves no raw read or proof of (Contract.private_prefixes).
-        self._private = default_registry().private_prefixes()
+        self._private = node.chain.executor.registry.private_prefixes()
 
     @property
     def chain_id(self) -> str:

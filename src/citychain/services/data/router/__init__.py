@@ -37,11 +37,12 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import Response, StreamingResponse
 
 from citychain.api._body import parse_json_object
-from citychain.api._httpsig import ContentAddressedDep, SignedDep
+from citychain.api._httpsig import ContentAddressedDep, SignedBy, SignedDep
 from citychain.api._json import dumps
 from citychain.api.openapi import error_responses
 from citychain.api.routes._common import ServiceDep, json
-from citychain.crypto.envelope import parse_id
+from citychain.blobs import BlobStore
+from citychain.crypto.envelope import Manifest, parse_id
 from citychain.errors import CitychainError, ErrorCode, InvalidInput
 from citychain.services.data.router import _blobs
 from citychain.services.data.router import _private as _private_routes
@@ -266,6 +267,15 @@ async def wrapped_key(
     return _answer(await reads.private(signed, "wrapped_key", args))
 
 
+async def _opened(
+    signed: SignedBy, reads: DataReads, store: BlobStore, code: str, n: int, access: int
+) -> Manifest:
+    """The manifest of version ``n`` of ``code``, once the chain's recorded access allows
+    ``signed`` to download it (see :meth:`DataReads.download`)."""
+    allowed = await reads.download(signed, code, n, access)
+    return await _blobs.manifest_of(store, allowed.version["manifest_id"])
+
+
 @router.get(
     "/v1/data/resources/{cls}/{seq}/versions/{n}/manifest",
     responses={**_SIGNED, 200: {"content": {CBOR: {}}}},
@@ -280,8 +290,7 @@ async def manifest(
     reads: ReadsDep,
     store: StoreDep,
 ) -> Response:
-    allowed = await reads.download(signed, _code(cls, seq), n, access)
-    found = await _blobs.manifest_of(store, allowed.version["manifest_id"])
+    found = await _opened(signed, reads, store, _code(cls, seq), n, access)
     return Response(found.encode(), media_type=CBOR)
 
 
@@ -299,8 +308,7 @@ async def content(
     reads: ReadsDep,
     store: StoreDep,
 ) -> Response:
-    allowed = await reads.download(signed, _code(cls, seq), n, access)
-    found = await _blobs.manifest_of(store, allowed.version["manifest_id"])
+    found = await _opened(signed, reads, store, _code(cls, seq), n, access)
     return StreamingResponse(
         _blobs.chunks(store, found),
         media_type=OCTETS,
