@@ -282,6 +282,23 @@ def test_an_upload_cut_halfway_registers_nothing_and_resumes(
         assert len(resent) == 40 - sent  # the chunks stored before the cut were not sent again
         assert not any(p.name.endswith(".citychain-upload") for p in tmp_path.iterdir())
 
+        # A download that fails halfway leaves nothing under its name, and no temporary file.
+        grant = d.request_access(health, CUT, "backup check", period=3_600_000)["grant"]
+        real_rechunk = _transfer._rechunk
+
+        def cut_rechunk(stream: Iterator[bytes], manifest: object) -> Iterator[bytes]:
+            chunks = real_rechunk(stream, manifest)  # type: ignore[arg-type]
+            yield next(chunks)
+            raise CitychainError("the node's stream broke", ErrorCode.CHUNK_MISSING)
+
+        monkeypatch.setattr(_transfer, "_rechunk", cut_rechunk)
+        dest = tmp_path / "restored" / "big.csv"
+        dest.parent.mkdir()
+        with pytest.raises(CitychainError) as broke:
+            d.download(health, CUT, 1, dest, grant=grant)
+        assert broke.value.code == ErrorCode.CHUNK_MISSING
+        assert list(dest.parent.iterdir()) == []
+
 
 def test_a_grant_expires_by_block_time(net: LocalNet, tmp_path: Path) -> None:
     health, transport = net.signer("org1-admin"), net.signer("org2-admin")
