@@ -133,7 +133,20 @@ def resource(code: str, **over: Any) -> dict[str, Any]:
     }
 
 
-def test_catalogue_register_import_export(net: Env, tmp_path: Path) -> None:
+def test_catalogue_then_a_version_then_what_gc_keeps(net: Env, tmp_path: Path) -> None:
+    """One story on one node, in order (as separate tests, pytest-xdist's load balancing
+    could run its steps on two workers, each with a node of its own): the catalogue, then a
+    version of one of its resources shared across organisations, then what gc keeps of both."""
+    for step in (
+        _catalogue_register_import_export,
+        _upload_grant_download_verify_audit,
+        _gc_keeps_referenced_and_retired_versions,
+    ):
+        (where := tmp_path / step.__name__.strip("_")).mkdir()
+        step(net, where)
+
+
+def _catalogue_register_import_export(net: Env, tmp_path: Path) -> None:
     spec = tmp_path / "resource.json"
     spec.write_text(json.dumps(resource(CODE, title="from the file")))
     out = ok_json(
@@ -181,9 +194,7 @@ def test_catalogue_register_import_export(net: Env, tmp_path: Path) -> None:
     assert back[0]["title"] == "常住人口" and back[0]["keywords"] == ["census"]
 
 
-def test_upload_grant_download_verify_audit(net: Env, tmp_path: Path) -> None:
-    if not ok_json(net, "search"):
-        pytest.skip("needs the catalogue test's resources")
+def _upload_grant_download_verify_audit(net: Env, tmp_path: Path) -> None:
     bob = net.node.signer("bob")
     citizen = did_key(bob.public_key)  # bob's did:key stands for a citizen here
     payload = os.urandom(5000)
@@ -239,7 +250,7 @@ def test_upload_grant_download_verify_audit(net: Env, tmp_path: Path) -> None:
     assert r.exit_code == 1 and "error [grant_revoked]" in r.output
 
 
-def test_gc_keeps_referenced_and_retired_versions(net: Env, tmp_path: Path) -> None:
+def _gc_keeps_referenced_and_retired_versions(net: Env, tmp_path: Path) -> None:
     assert ok_json(net, "register", "--key", "alice", "--file", _spec(tmp_path, OTHER))
     src = tmp_path / "old.bin"
     src.write_bytes(os.urandom(3000))
