@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 from faultproxy import FaultProxy  # type: ignore[import-not-found]
 
-from citychain.crypto import Signer
+from citychain.crypto import ED25519, CryptoSuite, Signer
 from citychain.crypto.keystore import load_key
 from citychain.node.config import ConsensusSettings, NodeConfig
 from citychain.node.processes import (
@@ -111,10 +111,13 @@ class LocalNet:
         empty_blocks_interval_ms: int | None = None,
         create_empty_blocks: bool = True,
         delay: float = 0.0,
+        suite: CryptoSuite = ED25519,
     ) -> None:
         """``empty_blocks_interval_ms`` and ``create_empty_blocks`` go to every node's
         ``[consensus]``; ``None`` keeps the node default (see :data:`IDLE_BLOCK_MS`).
-        ``delay`` (seconds, one way) makes every link of the proxy that slow (with ``proxy``)."""
+        ``delay`` (seconds, one way) makes every link of the proxy that slow (with ``proxy``).
+        ``suite`` is the chain's crypto suite (``SM2_SM3``: a GM network, as ``citychain net
+        up --crypto sm2`` makes)."""
         if delay and not proxy:
             raise ValueError("a link delay needs proxy=True")
         # Spare port blocks for nodes that join later (prepare_joining_org).
@@ -135,6 +138,7 @@ class LocalNet:
                 params=params,
                 peer_address=self._via_proxy if self.proxy is not None else None,
                 identity_mode=identity_mode,
+                suite=suite,
                 consensus=dataclasses.replace(
                     ConsensusSettings(create_empty_blocks=create_empty_blocks),
                     **(
