@@ -326,6 +326,12 @@ class Context:
         """Raise InvalidInput unless ``public_key`` is a valid key of the chain's suite."""
         self._rt.suite.check_public_key(public_key)
 
+    @property
+    def suite_name(self) -> str:
+        """The name of the chain's crypto suite (``ed25519``, ``sm2-sm3``), for a contract
+        whose rules depend on which keys the chain's transactions are signed with."""
+        return self._rt.suite.name
+
     def contract_address(self, name: str) -> bytes:
         """The address contract ``name`` acts as (and is frozen by)."""
         return self._rt.address_of(name)
