@@ -73,6 +73,7 @@ class ErrorCode(StrEnum):
     SIGNATURE_NOT_RAW = "signature_not_raw"  # e.g. DER where a suite wants fixed r||s
     SIGNATURE_OUT_OF_RANGE = "signature_out_of_range"  # r or s outside [1, n-1]
     POINT_NOT_ON_CURVE = "point_not_on_curve"
+    WRONG_SUITE = "wrong_suite"  # a key, signature or certificate of another crypto suite
     WRONG_CHAIN = "wrong_chain"
     NONCE_TOO_LOW = "nonce_too_low"
     NONCE_GAP = "nonce_gap"
@@ -388,6 +389,7 @@ _BY_CODE: Final[dict[ErrorCode, tuple[type[CitychainError], int]]] = {
     ErrorCode.SIGNATURE_NOT_RAW: (TxRejected, 400),
     ErrorCode.SIGNATURE_OUT_OF_RANGE: (TxRejected, 400),
     ErrorCode.POINT_NOT_ON_CURVE: (TxRejected, 400),
+    ErrorCode.WRONG_SUITE: (InvalidInput, 400),
     ErrorCode.WRONG_CHAIN: (TxRejected, 400),
     ErrorCode.NONCE_TOO_LOW: (TxRejected, 400),
     ErrorCode.NONCE_GAP: (TxRejected, 400),
