@@ -9,6 +9,7 @@ recomputed here by a few lines of RFC 6962 over that SM3, not by ``citychain.pro
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,11 @@ from nodeproc import NodeProcess, cli  # type: ignore[import-not-found]
 from citychain import codec
 from citychain.crypto import ED25519, SM2_SM3, get_suite
 from citychain.crypto.sm2 import sm3
-from citychain.errors import ProofError
+from citychain.errors import CitychainError, ErrorCode, ProofError
 from citychain.proof import ics23
 from citychain.sdk import Client, prove_value, verify_state
 from citychain.services.token.shapes import balance_key
+from citychain.types import Transaction
 from citychain.types.genesis import Genesis
 
 pytestmark = pytest.mark.slow
@@ -79,6 +81,54 @@ def test_the_genesis_names_sm2_and_hashes_with_sm3(gm_node: NodeProcess) -> None
     status = httpx.get(f"{gm_node.url}/v1/status", timeout=10).json()
     assert status["crypto_suite"] == "sm2-sm3"
     assert status["validators"]["hash"] == _rfc6962_root(validators).hex()
+
+
+def test_init_writes_the_sm2_id_in_genesis_and_the_node_reports_it(gm_node: NodeProcess) -> None:
+    raw = json.loads((gm_node.home / "config" / "genesis.json").read_text())
+    assert raw["crypto_params"] == {"distid": "1234567812345678"}  # GM/T 0009's default
+    status = httpx.get(f"{gm_node.url}/v1/status", timeout=10).json()
+    assert status["crypto_params"] == {"distid": "1234567812345678"}
+
+
+def test_a_chain_of_another_sm2_id_commits_what_the_sdk_signs_under_it(tmp_path: Path) -> None:
+    """A genesis naming another ID: the node signs its blocks and checks every transaction
+    under it; the SDK learns it from the status (or the genesis) and signs under it with keys
+    loaded from their keystores; a transaction signed under the default ID is refused."""
+    home = tmp_path / "node"
+    made = cli("init", "--home", str(home), "--crypto", "sm2")
+    assert made.returncode == 0, made.stdout + made.stderr
+    path = home / "config" / "genesis.json"
+    raw = json.loads(path.read_text())
+    raw["crypto_params"] = {"distid": "ALICE123@YAHOO.COM"}  # GB/T 32918's example ID
+    path.write_text(json.dumps(raw))
+    node = NodeProcess(home)
+    node.start(demo=False)
+    try:
+        g = Genesis.load(path)
+        alice, bob = node.signer("alice"), node.signer("bob")
+        assert alice.suite is SM2_SM3  # the keystore's: the default ID
+        with Client(node.url) as c:  # trust on first use: the suite and ID from the status
+            assert c.status().crypto_params == {"distid": "ALICE123@YAHOO.COM"}
+            r = c.send(alice, "token", "transfer", {"to": bob.address, "amount": 3})
+            assert r.ok, r
+            wrong = Transaction.create(
+                alice,
+                chain_id=g.chain_id,
+                nonce=c.account(alice.address).pending_nonce,
+                contract="token",
+                method="transfer",
+                args={"to": bob.address, "amount": 1},
+            )
+            with pytest.raises(CitychainError) as err:
+                c.submit(wrong)
+            assert err.value.code is ErrorCode.BAD_SIGNATURE, err.value
+        trusted = Client(node.url, chain_id=g.chain_id, validators=g.validator_set, suite=g.suite)
+        with trusted as c:
+            r = c.send(alice, "token", "transfer", {"to": bob.address, "amount": 4})
+            assert r.ok, r
+            assert c.balance(bob.address) >= 7  # a verified read: commits signed under the ID
+    finally:
+        node.stop()
 
 
 def test_transfers_commit_and_every_hash_is_sm3(gm_node: NodeProcess) -> None:

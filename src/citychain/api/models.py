@@ -236,6 +236,10 @@ class MempoolModel(_Model):
 class StatusResponse(_Model):
     chain_id: str
     crypto_suite: str
+    crypto_params: dict[str, str] = Field(
+        description="the suite's genesis parameters (sm2-sm3: the SM2 distinguishing ID); "
+        "empty for a suite that has none (ed25519)",
+    )
     node_id: str
     public_key: Hex
     height: int

@@ -120,6 +120,7 @@ class NodeServiceAdapter:
             validators=node.chain.validators(),
             syncing=False,
             version=__version__,
+            crypto_params=node.suite.params,
         )
 
     async def state_proof(self, key: bytes, height: int | None) -> StateProof:

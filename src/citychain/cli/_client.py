@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from citychain.cli._output import home_dir
+from citychain.crypto import CryptoSuite
 from citychain.sdk import Client
 from citychain.types import ValidatorSet
 
@@ -21,7 +22,8 @@ from citychain.types import ValidatorSet
 class Trust:
     chain_id: str | None
     validators: ValidatorSet | None
-    suite: str | None
+    #: The genesis's suite under its parameters (an SM2 chain's ID), or None to learn it.
+    suite: CryptoSuite | None
     source: str  # for people: where the trusted validator set comes from
 
 
@@ -35,7 +37,7 @@ def trust_from(genesis: Path | None, home: Path | None) -> Trust:
     if path is None:
         return Trust(None, None, None, "the node itself (trust on first use)")
     g = Genesis.load(path)
-    return Trust(g.chain_id, g.validator_set, g.crypto_suite, f"genesis {path}")
+    return Trust(g.chain_id, g.validator_set, g.suite, f"genesis {path}")
 
 
 def make_client(url: str, trust: Trust | None = None, timeout: float = 10.0) -> Client:

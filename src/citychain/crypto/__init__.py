@@ -56,6 +56,9 @@ from citychain.crypto._suite import (
 from citychain.crypto._suite import (
     sha256 as sha256,
 )
+from citychain.crypto._suite import (
+    suite_for as suite_for,
+)
 from citychain.crypto.ed25519 import ED25519 as ED25519
 from citychain.crypto.ed25519 import Ed25519Suite as Ed25519Suite
 from citychain.crypto.sm2 import SM2_SM3 as SM2_SM3
@@ -74,4 +77,5 @@ __all__ = [
     "get_suite",
     "register_suite",
     "sha256",
+    "suite_for",
 ]

@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
-from citychain.errors import ErrorCode, InvalidInput
+from citychain.errors import ConfigError, ErrorCode, InvalidInput
 
 
 def sha256(data: bytes) -> bytes:
@@ -98,6 +98,22 @@ class CryptoSuite(ABC):
     def hash(self, data: bytes) -> bytes:
         """The suite's 32-byte hash (``hash_new(data).digest()``)."""
 
+    @property
+    def params(self) -> dict[str, str]:
+        """The suite's parameters as genesis records them (``crypto_params``); none by default.
+        The SM2 suite's is its distinguishing ID."""
+        return {}
+
+    def with_params(self, params: Mapping[str, Any]) -> CryptoSuite:
+        """This suite under ``params`` (a genesis's ``crypto_params``): ``self`` when they are
+        this suite's own; :class:`ConfigError` when the suite takes no such parameters."""
+        if dict(params) == self.params:
+            return self
+        raise ConfigError(
+            f"the {self.name} crypto suite takes no parameters, got {sorted(params)}",
+            ErrorCode.BAD_CONFIG,
+        )
+
     def check_public_key(self, public_key: bytes) -> None:
         """Raise :class:`InvalidInput` (``bad_public_key``) unless the key is well formed."""
         if len(public_key) != self.public_key_size:
@@ -152,6 +168,14 @@ class Signer:
     def generate(cls, suite: CryptoSuite) -> Signer:
         return cls(suite, suite.generate_secret())
 
+    def under(self, suite: CryptoSuite) -> Signer:
+        """This key signing under ``suite``, the chain's instance of the same scheme (an SM2
+        key loaded from a keystore carries the default distinguishing ID; a chain whose genesis
+        names another signs and verifies under that one). ``self`` when nothing changes."""
+        if suite is self.suite or suite.name != self.suite.name:
+            return self
+        return Signer(suite, self.secret)
+
     def __repr__(self) -> str:  # never print a secret
         return f"Signer(suite={self.suite.name!r}, public_key={self.public_key.hex()})"
 
@@ -173,3 +197,10 @@ def get_suite(name: str) -> CryptoSuite:
         raise InvalidInput(
             f"unknown crypto suite {name!r} (known: {known})", ErrorCode.BAD_CONFIG
         ) from None
+
+
+def suite_for(name: str, params: Mapping[str, Any] | None = None) -> CryptoSuite:
+    """The suite a genesis describes: the registered ``name`` under ``params`` (its
+    ``crypto_params``). Empty ``params`` give the registered suite as it is."""
+    suite = get_suite(name)
+    return suite.with_params(params) if params else suite

@@ -38,6 +38,7 @@ import hashlib
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any
 
 from citychain.crypto._suite import CryptoSuite, HashNew, register_suite
@@ -342,6 +343,21 @@ class Sm2Suite(CryptoSuite):
             ) from None
         return cls(raw)
 
+    def with_params(self, params: Mapping[str, Any]) -> Sm2Suite:
+        """This suite under a genesis's ``crypto_params``: ``self`` for the same ID, else a
+        suite of that ID (one instance per ID in the process, so signers compare by identity);
+        ``bad_distid`` when the ID is missing or unusable, ``bad_config`` for other keys."""
+        extra = sorted(set(params) - {"distid"})
+        if extra:
+            raise ConfigError(
+                f"the {self.name} crypto suite's parameters are distid only, got {extra}",
+                ErrorCode.BAD_CONFIG,
+            )
+        other = self.from_params(dict(params))
+        if other.distid == self.distid:
+            return self
+        return _by_distid.setdefault(other.distid, other)
+
     def generate_secret(self) -> bytes:
         while True:
             d = secrets.randbelow(N - 1)  # 0 .. n-2
@@ -474,3 +490,5 @@ def verify_digest(public_key: bytes, e: bytes, signature: bytes) -> bool:
 
 SM2_SM3 = Sm2Suite()
 register_suite(SM2_SM3)
+#: The suites of other distinguishing IDs that genesis files named, one per ID.
+_by_distid: dict[bytes, Sm2Suite] = {SM2_SM3.distid: SM2_SM3}

@@ -160,6 +160,7 @@ def init_home(
         chain_id=chain_id,
         genesis_time=genesis_time if genesis_time is not None else time.time_ns() // 1_000_000,
         crypto_suite=suite.name,
+        crypto_params=suite.params,
         validators=(Validator(validator.public_key, 10, "node0"),),
         params=params or ChainParams(),
         contracts={"token": token},

@@ -144,6 +144,9 @@ class Node:
         )
         self.chain_id = self.chain.chain_id
         self.suite = self.chain.suite
+        # The key signs votes and blocks under the chain's suite parameters (the SM2 ID its
+        # genesis names), whatever instance the keystore or HSM loaded it with.
+        self.signer = self.signer.under(self.suite)
         params = self.genesis.params
         self.mempool = Mempool(
             MempoolConfig(

@@ -506,6 +506,7 @@ def _write_network(
         chain_id=chain_id,
         genesis_time=time.time_ns() // 1_000_000,
         crypto_suite=suite.name,
+        crypto_params=suite.params,
         validators=tuple(Validator(s.public_key, POWER, f"node{i}") for i, s in enumerate(signers)),
         params=params,
         contracts={"token": token},

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 from urllib.parse import quote
 
 from citychain import codec
-from citychain.crypto import CryptoSuite, HashNew, Signer, get_suite
+from citychain.crypto import CryptoSuite, HashNew, Signer, get_suite, suite_for
 from citychain.errors import CitychainError, ErrorCode, InvalidInput, NotFound, Unavailable
 from citychain.proof import ics23
 from citychain.sdk import _parse
@@ -219,7 +219,7 @@ class _Base:
                 ErrorCode.WRONG_CHAIN,
             )
         if t.suite is None:
-            t.suite = get_suite(status.crypto_suite)
+            t.suite = suite_for(status.crypto_suite, status.crypto_params)
         t.status_seen = True
 
     def _hash(self) -> HashNew:
@@ -247,6 +247,10 @@ class _Base:
     ) -> Transaction:
         assert self._trust.chain_id is not None
         extra: dict[str, Any] = {} if expiry is None else {"expiry": expiry}
+        suite = self._trust.suite
+        if suite is not None:  # sign under the chain's parameters (an SM2 chain's ID)
+            signer = signer.under(suite)
+            endorsers = [e.under(suite) for e in endorsers]
         return Transaction.create(
             signer,
             chain_id=self._trust.chain_id,

@@ -15,7 +15,7 @@ import hashlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from citychain.crypto import HashNew, get_suite
+from citychain.crypto import HashNew, suite_for
 from citychain.errors import CitychainError, DecodeError, ErrorCode
 from citychain.sdk._types import (
     AccountInfo,
@@ -261,10 +261,12 @@ def status(raw: Any) -> NodeStatus:
     d = obj(raw)
     mempool = obj(d["mempool"])
     suite = text(d["crypto_suite"])
+    params_raw = obj(d.get("crypto_params") or {})
+    params = {text(k): text(v) for k, v in params_raw.items()}
     try:  # the validator set's hash is the chain's: the suite the status names
-        new = get_suite(suite).hash_new
-    except CitychainError:
-        raise ValueError(f"the chain's crypto suite {suite!r} is not known here") from None
+        new = suite_for(suite, params).hash_new
+    except CitychainError as exc:
+        raise ValueError(f"the chain's crypto suite {suite!r}: {exc.message}") from None
     return NodeStatus(
         chain_id=text(d["chain_id"]),
         crypto_suite=suite,
@@ -279,6 +281,7 @@ def status(raw: Any) -> NodeStatus:
         validators=validator_set(d["validators"], new),
         syncing=bool(d["syncing"]),
         version=text(d["version"]),
+        crypto_params=params,
     )
 
 

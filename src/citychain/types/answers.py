@@ -12,7 +12,7 @@ epoch; contract values are canonical values with byte strings as ``{"hex": "..."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -195,6 +195,9 @@ class NodeStatus:
     #: True while the node is catching up with the network (its answers may be stale).
     syncing: bool
     version: str
+    #: The suite's genesis parameters (the SM2 distinguishing ID on an ``sm2-sm3`` chain):
+    #: what a client signs and verifies under. Empty for a suite that has none.
+    crypto_params: dict[str, str] = field(default_factory=dict)
 
     @property
     def latest_block_hash(self) -> bytes:
@@ -208,6 +211,7 @@ class NodeStatus:
         return {
             "chain_id": self.chain_id,
             "crypto_suite": self.crypto_suite,
+            "crypto_params": dict(self.crypto_params),
             "node_id": self.node_id,
             "public_key": self.public_key.hex(),
             "height": self.height,

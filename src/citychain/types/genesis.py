@@ -6,6 +6,7 @@ A JSON file (``genesis.json``)::
       "chain_id": "citychain-demo",
       "genesis_time": 1767225600000,          # ms since the epoch: the time of "block 0"
       "crypto_suite": "ed25519",
+      "crypto_params": {"distid": "1234567812345678"},  # sm2-sm3 only: the SM2 ID
       "validators": [{"name": "node0", "public_key": "<hex>", "power": 10}],
       "params": {"block_max_txs": 5000, ...},  # see ChainParams
       "contracts": {"token": {...}},           # each system contract's genesis parameters;
@@ -16,7 +17,10 @@ A JSON file (``genesis.json``)::
 Its hash (the chain's hash, i.e. its ``crypto_suite``'s: SHA-256 for ``ed25519``, SM3 for
 ``sm2-sm3``, of its canonical CBOR form) identifies the chain's starting point; a node refuses
 to start on a data directory made from another genesis. The suite named here decides every
-hash of the chain (:attr:`Genesis.suite`); nothing else may.
+hash of the chain (:attr:`Genesis.suite`); nothing else may. An ``sm2-sm3`` genesis also
+states the SM2 distinguishing ID every signature of the chain is made and checked under
+(``crypto_params``, GM/T 0009's ``1234567812345678`` as written by ``init`` and ``net up``);
+one without it is refused (``bad_distid``) rather than left to a library's default.
 """
 
 from __future__ import annotations
@@ -27,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from citychain import codec
-from citychain.crypto import CryptoSuite, get_suite
-from citychain.errors import ConfigError, InvalidInput
+from citychain.crypto import CryptoSuite, get_suite, suite_for
+from citychain.errors import ConfigError, ErrorCode, InvalidInput
 from citychain.types import Validator, ValidatorSet
 from citychain.types.policy import Policy, check_name
 from citychain.types.tx import json_to_codec
@@ -242,11 +246,15 @@ class Genesis:
     governance: Governance | None = None
     #: The organisation of each validator, by public key (``"org"`` in ``validators``).
     validator_orgs: tuple[tuple[bytes, str], ...] = ()
+    #: The suite's parameters (``"crypto_params"``): the SM2 distinguishing ID on an
+    #: ``sm2-sm3`` chain. Empty means the suite's defaults, which :meth:`to_json` writes out.
+    crypto_params: dict[str, str] = field(default_factory=dict)
 
     @property
     def suite(self) -> CryptoSuite:
-        """The chain's crypto suite: its signatures and every hash of the chain."""
-        return get_suite(self.crypto_suite)
+        """The chain's crypto suite, under its genesis parameters: its signatures and every
+        hash of the chain."""
+        return suite_for(self.crypto_suite, self.crypto_params)
 
     @property
     def validator_set(self) -> ValidatorSet:
@@ -257,6 +265,7 @@ class Genesis:
             "chain_id": self.chain_id,
             "genesis_time": self.genesis_time,
             "crypto_suite": self.crypto_suite,
+            **({"crypto_params": params} if (params := self.suite.params) else {}),
             "validators": [self._validator_json(v) for v in self.validators],
             "params": asdict(self.params),
             "contracts": self.contracts,
@@ -338,6 +347,7 @@ class Genesis:
             "chain_id",
             "genesis_time",
             "crypto_suite",
+            "crypto_params",
             "validators",
             "params",
             "contracts",
@@ -358,6 +368,24 @@ class Genesis:
             suite = get_suite(suite_name)
         except InvalidInput as exc:
             raise ConfigError(f"{where}: {exc.message}") from None
+        crypto_params = raw.get("crypto_params", {})
+        if not isinstance(crypto_params, dict) or not all(
+            isinstance(v, str) for v in crypto_params.values()
+        ):
+            raise ConfigError(f"{where}: 'crypto_params' must be an object of texts")
+        if suite.params and not crypto_params:
+            # The suite's parameters are part of what every node verifies under (the SM2 ID
+            # enters every signature), so a genesis must state them rather than lean on a
+            # library default.
+            raise ConfigError(
+                f"{where}: the {suite_name} crypto suite needs 'crypto_params' "
+                f"(for example {json.dumps(suite.params)})",
+                ErrorCode.BAD_DISTID if "distid" in suite.params else ErrorCode.BAD_CONFIG,
+            )
+        try:
+            suite = suite.with_params(crypto_params) if crypto_params else suite
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: 'crypto_params': {exc.message}", exc.code) from None
         vals_raw = raw.get("validators")
         if not isinstance(vals_raw, list) or not vals_raw:
             raise ConfigError(f"{where}: 'validators' must be a non-empty list")
@@ -438,6 +466,7 @@ class Genesis:
             orgs,
             governance,
             tuple(validator_orgs),
+            dict(crypto_params),
         )
         try:
             genesis.validator_set  # noqa: B018 (validates duplicates)
