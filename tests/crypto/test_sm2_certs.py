@@ -379,3 +379,132 @@ def test_any_single_byte_flip_is_refused(data: st.DataObject) -> None:
         return
     with pytest.raises(InvalidInput):
         verify_sm2_cert(cert, CA_PEM, at_ms=AT)
+
+
+# -- CA keys as PEM -------------------------------------------------------------------------------
+
+
+@needs_openssl
+def test_key_pems_interoperate_with_openssl(tmp_path: Path) -> None:
+    from citychain.crypto.sm2_certs import sm2_private_key_pem, sm2_secret_from_pem
+    from citychain.errors import KeystoreError
+
+    (tmp_path / "plain.pem").write_bytes(sm2_private_key_pem(CA_SECRET))
+    (tmp_path / "enc.pem").write_bytes(sm2_private_key_pem(CA_SECRET, "pässwort"))
+    for name, extra in (("plain.pem", ()), ("enc.pem", ("-passin", "pass:pässwort"))):
+        openssl(tmp_path, "pkey", "-in", name, *extra, "-pubout", "-outform", "DER", "-out", "p")
+        assert (tmp_path / "p").read_bytes()[-65:] == SM2_SM3.public_key(CA_SECRET)
+    # NFC: the same words typed as a decomposed ä open it too.
+    assert (
+        sm2_secret_from_pem(sm2_private_key_pem(CA_SECRET, "pa\u0308sswort"), "pässwort")
+        == CA_SECRET
+    )
+    openssl(tmp_path, "genpkey", "-algorithm", "SM2", "-out", "o.pem")
+    openssl(
+        tmp_path, "pkey", "-in", "o.pem", "-aes256", "-passout", "pass:xyz", "-out", "o_enc.pem"
+    )
+    openssl(tmp_path, "ec", "-in", "o.pem", "-out", "o_sec1.pem")
+    read = lambda name: (tmp_path / name).read_bytes()  # noqa: E731
+    secret = sm2_secret_from_pem(read("o.pem"))
+    assert (
+        sm2_secret_from_pem(read("o_enc.pem"), "xyz")
+        == secret
+        == sm2_secret_from_pem(read("o_sec1.pem"))
+    )
+    with pytest.raises(KeystoreError) as info:
+        sm2_secret_from_pem(read("o_enc.pem"), "abc")
+    assert info.value.code == ErrorCode.WRONG_PASSPHRASE
+    e = expect(ErrorCode.BAD_ARGUMENTS, sm2_secret_from_pem, read("o_enc.pem"))
+    assert "a passphrase is needed" in e.message
+    openssl(
+        tmp_path,
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        "p256.pem",
+    )
+    e = expect(ErrorCode.WRONG_SUITE, sm2_secret_from_pem, read("p256.pem"))
+    assert "prime256v1" in e.message or "secp256r1" in e.message
+    _, ecdsa_key = generate_org_ca("org1", "Org One")
+    expect(ErrorCode.WRONG_SUITE, sm2_secret_from_pem, ecdsa_key)
+    expect(ErrorCode.BAD_ARGUMENTS, sm2_secret_from_pem, CA_PEM)
+    expect(ErrorCode.BAD_ARGUMENTS, sm2_secret_from_pem, b"junk")
+
+
+# -- certificate identity mode on SM2 chains ------------------------------------------------------
+
+
+def test_member_certificates_of_an_sm2_chain() -> None:
+    from citychain.crypto.member_certs import check_org_ca, verify_member_cert
+
+    info = verify_member_cert(MEMBER_PEM, CA_PEM, org_id="org1", at_ms=AT)
+    assert info.public_key == NODE_KEY and info.roles == ("admin", "member")
+    assert (info.org_id, info.name) == ("org1", "alice")
+    assert (
+        info.issuer_fingerprint
+        == parse_sm2_cert(CA_PEM).fingerprint
+        == check_org_ca(CA_PEM, "org1")
+    )
+    assert (info.not_before_ms, info.not_after_ms) == (ms(NOT_BEFORE), ms(NOT_AFTER))
+    assert verify_member_cert(der(MEMBER_PEM), der(CA_PEM), org_id="org1", at_ms=AT) == info
+
+    def no(
+        code: ErrorCode,
+        words: str,
+        cert: bytes,
+        ca: bytes = CA_PEM,
+        org: str = "org1",
+        at: int = AT,
+    ) -> None:
+        e = expect(code, verify_member_cert, cert, ca, org_id=org, at_ms=at)
+        assert words in e.message, e.message
+
+    U = ErrorCode.UNAUTHORIZED
+    no(U, "expired at", MEMBER_PEM, at=ms(NOT_AFTER) + 1)  # member mode: unauthorized, as ever
+    no(U, "not yet valid", MEMBER_PEM, at=ms(NOT_BEFORE) - 1)
+    no(
+        U,
+        "the CA speaks for 'org1' (subject O), not for organisation 'org2'",
+        MEMBER_PEM,
+        org="org2",
+    )
+    other = issue_sm2_ca("org1", "Org One", NODE_SECRET, not_before=NOT_BEFORE)
+    no(U, "does not verify with the key of CA", MEMBER_PEM, ca=other)
+    no(U, "CA certificate: not a CA", MEMBER_PEM, ca=NODE_PEM)
+    no(U, "it is a CA certificate", CA_PEM)
+    no(ErrorCode.BAD_ARGUMENTS, "member certificate: not a certificate", b"junk")
+    no(ErrorCode.BAD_ARGUMENTS, "CA certificate: not a certificate", MEMBER_PEM, ca=b"junk")
+    # Mixes of suites, either way round.
+    ecdsa_ca, ecdsa_key = generate_org_ca("org1", "Org One")
+    ed = Signer.generate(ED25519)
+    ed_cert = issue_member_cert(
+        ecdsa_ca, ecdsa_key, ed.public_key, name="e", org_id="org1", roles=[]
+    )
+    no(
+        ErrorCode.WRONG_SUITE,
+        "the member certificate is an SM2 certificate",
+        MEMBER_PEM,
+        ca=ecdsa_ca,
+    )
+    no(ErrorCode.WRONG_SUITE, "the CA certificate is an SM2 certificate", ed_cert, ca=CA_PEM)
+    assert (
+        verify_member_cert(ed_cert, ecdsa_ca, org_id="org1", at_ms=ms(datetime.now(UTC))).public_key
+        == ed.public_key
+    )
+    expect(ErrorCode.UNAUTHORIZED, check_org_ca, CA_PEM, "org2")
+    expect(ErrorCode.UNAUTHORIZED, check_org_ca, NODE_PEM, "org1")
+
+
+def test_the_gov_contract_reads_an_sm2_member_certificate() -> None:
+    """gov.enroll reads the subject's O and notBefore with cryptography before it verifies:
+    cryptography must parse an SM2 certificate (it cannot verify one)."""
+    from cryptography.x509.oid import NameOID
+
+    from citychain.crypto.member_certs import parse_member_cert
+
+    parsed = parse_member_cert(MEMBER_PEM)
+    assert parsed.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == "org1"
+    assert parsed.not_valid_before_utc == NOT_BEFORE

@@ -37,6 +37,17 @@ whole-second precision, so a certificate is valid for ``not_before_ms <= at_ms <
 Whether the *CA* is still trusted at a height is the business of whoever keeps the list of
 organisation CAs on chain; this module does not check the CA's own validity window.
 
+**SM2 chains.** On an ``sm2-sm3`` chain the accounts hold SM2 keys and the organisations' CAs
+are SM2 CAs, so a member certificate is an SM2 certificate: the same subject, extensions and
+roles, signed with SM2-with-SM3 under the ID ``1234567812345678`` for the account's 65-byte
+SM2 key (:func:`citychain.crypto.sm2_certs.issue_sm2_member_cert`). ``cryptography`` can read
+but not verify those, so :func:`verify_member_cert` and :func:`check_org_ca` look at the
+certificates first (:func:`~citychain.crypto.sm2_certs.is_sm2_cert`: SM2-with-SM3 signature or
+SM2 key) and take an SM2 member certificate under an SM2 CA to
+:func:`~citychain.crypto.sm2_certs.verify_sm2_cert`, then make the same member checks and
+return the same :class:`MemberCertInfo`. A mix (an SM2 certificate under an ECDSA CA, an
+ECDSA-signed certificate under an SM2 CA) is refused with ``wrong_suite``.
+
 Parsing is done by the ``cryptography`` package, so all nodes of a chain must run the same
 version of it (a new version may parse some malformed certificate differently). This module is
 not re-exported from :mod:`citychain.crypto`: ``cryptography`` is a node dependency, and the SDK
@@ -63,6 +74,8 @@ from cryptography.x509.oid import (
     SignatureAlgorithmOID,
 )
 
+from citychain.crypto.sm2 import DEFAULT_DISTID
+from citychain.crypto.sm2_certs import Sm2Cert, is_sm2_cert, parse_sm2_cert, verify_sm2_cert
 from citychain.errors import ConfigError, ErrorCode, InvalidInput
 
 __all__ = [
@@ -117,7 +130,8 @@ _KNOWN_CRITICAL = frozenset(
 class MemberCertInfo:
     """What a verified member certificate says."""
 
-    #: Raw 32-byte Ed25519 public key of the subject (the account key).
+    #: The subject's public key (the account key): raw 32-byte Ed25519, or on an SM2 chain the
+    #: 65-byte SM2 point ``04 || x || y``.
     public_key: bytes
     #: The subject's ``O``: the organisation the member belongs to.
     org_id: str
@@ -566,7 +580,11 @@ def check_org_ca(ca_cert: bytes, org_id: str) -> bytes:
     """Check that ``ca_cert`` (PEM or DER) is a CA certificate that speaks for organisation
     ``org_id`` (the checks :func:`verify_member_cert` makes of the CA); its SHA-256
     fingerprint. InvalidInput (BAD_ARGUMENTS: not a certificate; UNAUTHORIZED: not such a CA)
-    otherwise."""
+    otherwise. An SM2 CA is read as one (:mod:`citychain.crypto.sm2_certs`)."""
+    if is_sm2_cert(ca_cert):
+        sm2_ca = _parse_sm2_as(ca_cert, "CA certificate")
+        _check_sm2_ca(sm2_ca, org_id)
+        return sm2_ca.fingerprint
     ca = _parse_as(ca_cert, "CA certificate")
     _check_ca(ca, org_id)
     return hashlib.sha256(_der(ca)).digest()
@@ -589,7 +607,12 @@ def _check_extensions(cert: x509.Certificate) -> None:
 
 
 def verify_member_cert(
-    cert: bytes, ca_cert_pem: bytes, *, org_id: str, at_ms: int
+    cert: bytes,
+    ca_cert_pem: bytes,
+    *,
+    org_id: str,
+    at_ms: int,
+    distid: bytes = DEFAULT_DISTID,
 ) -> MemberCertInfo:
     """Check that ``cert`` is a member certificate of ``org_id`` issued by ``ca_cert_pem``, valid
     at block time ``at_ms`` (milliseconds since the Unix epoch), and return what it says.
@@ -602,7 +625,26 @@ def verify_member_cert(
     SHA-256 or stronger); the certificate is not a CA, knows all its critical extensions and,
     if it has keyUsage, allows digitalSignature; its key is Ed25519; its subject names exactly
     one O, equal to ``org_id``, and exactly one CN; ``at_ms`` lies in its validity window.
+
+    SM2 certificates (an ``sm2-sm3`` chain's) are checked the same way, with the SM2 signature
+    verified under ``distid``; a mix of an SM2 certificate and a CA of another suite, either
+    way round, is refused with ``wrong_suite``.
     """
+    member_sm2, ca_sm2 = is_sm2_cert(cert), is_sm2_cert(ca_cert_pem)
+    if member_sm2 != ca_sm2:
+        # The other one must be a certificate at all (else it is refused as bytes that are not).
+        if member_sm2:
+            _parse_as(ca_cert_pem, "CA certificate")
+        else:
+            _parse_as(cert, "member certificate")
+        which = "the member certificate" if member_sm2 else "the CA certificate"
+        raise InvalidInput(
+            f"member certificate: {which} is an SM2 certificate and the other is not; a member "
+            "certificate and its CA are of one crypto suite",
+            ErrorCode.WRONG_SUITE,
+        )
+    if member_sm2:
+        return _verify_sm2_member(cert, ca_cert_pem, org_id, at_ms, distid)
     member = _parse_as(cert, "member certificate")
     ca = _parse_as(ca_cert_pem, "CA certificate")
     _check_ca(ca, org_id)
@@ -658,4 +700,69 @@ def verify_member_cert(
         not_before_ms=not_before_ms,
         not_after_ms=not_after_ms,
         issuer_fingerprint=hashlib.sha256(_der(ca)).digest(),
+    )
+
+
+# -- SM2 (an sm2-sm3 chain's certificates) ----------------------------------------------------
+
+#: Codes an SM2 refusal keeps in certificate identity mode; every other one is ``unauthorized``,
+#: as for the other suites.
+_KEPT_CODES = frozenset({ErrorCode.BAD_ARGUMENTS, ErrorCode.TOO_LARGE, ErrorCode.WRONG_SUITE})
+
+
+def _member_code(exc: InvalidInput) -> ErrorCode:
+    return exc.code if exc.code in _KEPT_CODES else ErrorCode.UNAUTHORIZED
+
+
+def _parse_sm2_as(data: bytes, owner: str) -> Sm2Cert:
+    try:
+        return parse_sm2_cert(data)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{owner}: {exc.message}", _member_code(exc)) from None
+
+
+def _check_sm2_ca(ca: Sm2Cert, org_id: str) -> None:
+    def refuse(message: str) -> InvalidInput:
+        return InvalidInput(f"CA certificate: {message}", ErrorCode.UNAUTHORIZED)
+
+    if not ca.is_ca:
+        raise refuse("not a CA (basicConstraints CA=false)")
+    if ca.key_usage is not None and "key_cert_sign" not in ca.key_usage:
+        raise refuse("its keyUsage does not allow signing certificates (keyCertSign)")
+    if ca.subject_o != org_id:
+        shown = repr(ca.subject_o) if ca.subject_o else "no organisation"
+        raise refuse(f"the CA speaks for {shown} (subject O), not for organisation {org_id!r}")
+
+
+def _verify_sm2_member(
+    cert: bytes, ca_cert: bytes, org_id: str, at_ms: int, distid: bytes
+) -> MemberCertInfo:
+    ca = _parse_sm2_as(ca_cert, "CA certificate")
+    member = _parse_sm2_as(cert, "member certificate")
+    _check_sm2_ca(ca, org_id)
+    try:
+        verify_sm2_cert(member, ca, at_ms=at_ms, distid=distid)
+    except InvalidInput as exc:
+        raise InvalidInput(f"member certificate: {exc.message}", _member_code(exc)) from None
+    if member.is_ca:
+        raise _unauthorized(
+            "it is a CA certificate (basicConstraints CA=true), not a member certificate"
+        )
+    if member.key_usage is not None and "digital_signature" not in member.key_usage:
+        raise _unauthorized("its keyUsage does not allow digitalSignature")
+    if not member.subject_o:
+        raise _unauthorized("subject has no O (organisation)")
+    if member.subject_o != org_id:
+        raise _unauthorized(f"subject is in organisation {member.subject_o!r}, not {org_id!r}")
+    if not member.subject_cn:
+        raise _unauthorized("subject has no CN (member name)")
+    return MemberCertInfo(
+        public_key=member.public_key,
+        org_id=member.subject_o,
+        name=member.subject_cn,
+        roles=tuple(sorted(set(member.subject_ous))),
+        serial=member.serial,
+        not_before_ms=member.not_before_ms,
+        not_after_ms=member.not_after_ms,
+        issuer_fingerprint=ca.fingerprint,
     )

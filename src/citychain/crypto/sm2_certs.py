@@ -59,6 +59,16 @@ per role, digitalSignature and CA=false critical, EKU clientAuth, SKI, AKI). Key
 are SHA-1 of the subject public key (RFC 5280 4.2.1.2 method 1, as OpenSSL makes them; an
 identifier, not a security function). Serial numbers are random, 159 bits.
 
+**CA keys as PEM.** An SM2 CA's secret may be kept as PKCS#8 PEM, the format ``openssl genpkey
+-algorithm SM2`` writes (``id-ecPublicKey`` on the SM2 curve), which ``cryptography`` cannot load
+(it refuses the curve). :func:`sm2_private_key_pem` writes one, encrypted under a passphrase as
+PBES2 (PBKDF2-HMAC-SHA256, 600,000 rounds, AES-256-CBC: what ``openssl pkey -aes256`` and
+``cryptography``'s ``BestAvailableEncryption`` make, so ``openssl pkey -passin`` opens it), and
+:func:`sm2_secret_from_pem` reads it back, as well as OpenSSL's unencrypted PKCS#8 and SEC1
+``EC PRIVATE KEY`` forms. The structures are asn1crypto's, the primitives (PBKDF2, AES-CBC)
+``cryptography``'s; only the few lines that join them are ours. Passphrases are Unicode NFC,
+then UTF-8, as for every other key file of citychain.
+
 This module imports ``asn1crypto``, a node dependency; nothing imports it when the SDK loads.
 """
 
@@ -67,6 +77,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -74,12 +85,12 @@ from typing import Any
 from urllib.parse import quote
 
 # asn1crypto has no type hints: its values are typed Any here.
-from asn1crypto import algos, pem  # type: ignore[import-untyped]
+from asn1crypto import algos, core, pem  # type: ignore[import-untyped]
 from asn1crypto import keys as akeys
 from asn1crypto import x509 as ax
 
 from citychain.crypto.sm2 import DEFAULT_DISTID, Sm2Suite, check_signature
-from citychain.errors import ConfigError, ErrorCode, InvalidInput
+from citychain.errors import ConfigError, ErrorCode, InvalidInput, KeystoreError
 
 __all__ = [
     "BACKDATE",
@@ -93,6 +104,8 @@ __all__ = [
     "issue_sm2_node_cert",
     "parse_sm2_cert",
     "sm2_node_uri",
+    "sm2_private_key_pem",
+    "sm2_secret_from_pem",
     "verify_sm2_cert",
 ]
 
@@ -844,3 +857,179 @@ def issue_sm2_member_cert(
         serial=serial,
         distid=distid,
     )
+
+
+# -- CA keys as PEM ---------------------------------------------------------------------------
+
+#: PBKDF2 rounds for a key PEM we write (OWASP's 2023 figure for PBKDF2-HMAC-SHA256).
+PBKDF2_ROUNDS = 600_000
+#: Most PBKDF2 rounds a key PEM may ask for (a hostile file must not make us spin for hours).
+_MAX_ROUNDS = 10_000_000
+_KEY_HASHES = {"sha1", "sha224", "sha256", "sha384", "sha512"}
+
+
+def _passphrase_bytes(passphrase: str) -> bytes:
+    return unicodedata.normalize("NFC", passphrase).encode("utf-8")
+
+
+def _pkcs8(secret: bytes) -> bytes:
+    # PrivateKeyInfo { 0, ecPublicKey + SM2 curve, ECPrivateKey { 1, d, [1] public key } }, as
+    # OpenSSL writes it. Assembled from its parts: asn1crypto's PrivateKeyInfo wants a key size
+    # registered for the curve, which would mean changing its process-wide curve table.
+    public_key = Sm2Suite().public_key(secret)  # checks the secret's range
+    sec1 = akeys.ECPrivateKey(
+        {
+            "version": "ecPrivkeyVer1",
+            "private_key": int.from_bytes(secret, "big"),
+            "public_key": public_key,
+        }
+    )
+    sec1.set_key_size(32)  # d is always 32 bytes, leading zeros kept (SEC 1 C.4)
+    algorithm = akeys.PrivateKeyAlgorithm(
+        {
+            "algorithm": "ec",
+            "parameters": akeys.ECDomainParameters(name="named", value=SM2_CURVE_OID),
+        }
+    )
+    body = core.Integer(0).dump() + algorithm.dump() + core.OctetString(sec1.dump()).dump()
+    return bytes(core.Sequence(contents=body).dump())
+
+
+def sm2_private_key_pem(secret: bytes, passphrase: str | None = None) -> bytes:
+    """The SM2 secret ``secret`` as PKCS#8 PEM (OpenSSL's form), encrypted under
+    ``passphrase`` when one is given (PBES2, see the theory of operation)."""
+    from cryptography.hazmat.primitives import padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.hashes import SHA256
+    from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+
+    plain = _pkcs8(secret)
+    if passphrase is None:
+        return bytes(pem.armor("PRIVATE KEY", plain))
+    if not passphrase:
+        raise _bad("the passphrase for an SM2 key PEM is empty")
+    salt, iv = secrets.token_bytes(16), secrets.token_bytes(16)
+    key = PBKDF2HMAC(SHA256(), 32, salt, PBKDF2_ROUNDS).derive(_passphrase_bytes(passphrase))
+    padder = padding.PKCS7(128).padder()
+    padded = padder.update(plain) + padder.finalize()
+    encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+    encrypted = akeys.EncryptedPrivateKeyInfo(
+        {
+            "encryption_algorithm": {
+                "algorithm": "pbes2",
+                "parameters": {
+                    "key_derivation_func": {
+                        "algorithm": "pbkdf2",
+                        "parameters": {
+                            "salt": algos.Pbkdf2Salt(name="specified", value=salt),
+                            "iteration_count": PBKDF2_ROUNDS,
+                            "prf": {"algorithm": "sha256"},
+                        },
+                    },
+                    "encryption_scheme": {"algorithm": "aes256_cbc", "parameters": iv},
+                },
+            },
+            "encrypted_data": encryptor.update(padded) + encryptor.finalize(),
+        }
+    )
+    return bytes(pem.armor("ENCRYPTED PRIVATE KEY", encrypted.dump()))
+
+
+def _decrypt_pkcs8(der: bytes, passphrase: str) -> bytes:
+    from cryptography.hazmat.primitives import hashes, padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+
+    info = akeys.EncryptedPrivateKeyInfo.load(der, strict=True)
+    algorithm = info["encryption_algorithm"]
+    if algorithm.kdf != "pbkdf2" or algorithm.encryption_cipher != "aes":
+        raise ValueError(
+            f"encrypted with {algorithm['algorithm'].native}; PBES2 with PBKDF2 and AES-CBC "
+            "is read (openssl pkey -aes256 writes it)"
+        )
+    prf = algorithm.kdf_hmac
+    rounds = algorithm.kdf_iterations
+    if prf not in _KEY_HASHES or not 0 < rounds <= _MAX_ROUNDS:
+        raise ValueError(f"unusable PBKDF2 parameters ({prf}, {rounds} rounds)")
+    digest = getattr(hashes, prf.upper())()
+    key = PBKDF2HMAC(digest, algorithm.key_length, algorithm.kdf_salt, rounds).derive(
+        _passphrase_bytes(passphrase)
+    )
+    decryptor = Cipher(algorithms.AES(key), modes.CBC(algorithm.encryption_iv)).decryptor()
+    padded = decryptor.update(bytes(info["encrypted_data"].native)) + decryptor.finalize()
+    try:
+        unpadder = padding.PKCS7(128).unpadder()
+        plain = bytes(unpadder.update(padded) + unpadder.finalize())
+        akeys.PrivateKeyInfo.load(plain, strict=True).native  # noqa: B018 (parse it all)
+        return plain
+    except _PARSE_ERRORS:  # a wrong key gives random bytes: bad padding, or (1 in ~256) junk
+        raise KeystoreError(
+            "the SM2 key PEM does not open with this passphrase (wrong passphrase or a damaged "
+            "file)",
+            ErrorCode.WRONG_PASSPHRASE,
+        ) from None
+
+
+def _sec1_secret(sec1: Any, *, curve_required: bool) -> bytes:
+    params = sec1["parameters"]
+    if params.native is None:
+        if curve_required:
+            raise ValueError("the EC private key names no curve")
+    elif params.name != "named" or params.chosen.dotted != SM2_CURVE_OID:
+        raise InvalidInput(
+            f"the private key is on curve {params.chosen.native}, not SM2 ({SM2_CURVE_OID})",
+            ErrorCode.WRONG_SUITE,
+        )
+    d = sec1["private_key"].native
+    if not isinstance(d, int) or d.bit_length() > 256:
+        raise ValueError("the private scalar is not a 32-byte integer")
+    secret = d.to_bytes(32, "big")
+    public_key = Sm2Suite().public_key(secret)  # bad_arguments when d is out of range
+    stated = sec1["public_key"].native
+    if stated is not None and bytes(stated) != public_key:
+        raise ValueError("the public key in the file does not belong to its secret")
+    return secret
+
+
+def sm2_secret_from_pem(data: bytes, passphrase: str | None = None) -> bytes:
+    """The 32-byte secret of an SM2 private key PEM: PKCS#8 (``PRIVATE KEY``, or ``ENCRYPTED
+    PRIVATE KEY`` with ``passphrase``) or SEC1 (``EC PRIVATE KEY``, or ``SM2 PRIVATE KEY`` as
+    ``openssl ec`` names it) on the SM2 curve.
+
+    :class:`InvalidInput`: ``bad_arguments`` (not such a PEM, or encrypted without a
+    passphrase), ``wrong_suite`` (a key of another algorithm or curve), ``too_large``;
+    :class:`~citychain.errors.KeystoreError` ``wrong_passphrase``.
+    """
+    if len(data) > MAX_CERT_BYTES:
+        raise _bad(f"key PEM is {len(data)} bytes; at most {MAX_CERT_BYTES}", ErrorCode.TOO_LARGE)
+    try:
+        kind, _, der = pem.unarmor(bytes(data))
+        der = bytes(der)
+        if kind == "ENCRYPTED PRIVATE KEY":
+            if passphrase is None:
+                raise _bad("the SM2 key PEM is encrypted: a passphrase is needed")
+            der, kind = _decrypt_pkcs8(der, passphrase), "PRIVATE KEY"
+        if kind in ("EC PRIVATE KEY", "SM2 PRIVATE KEY"):  # SEC1 (openssl ec names it SM2)
+            return _sec1_secret(akeys.ECPrivateKey.load(der, strict=True), curve_required=True)
+        if kind != "PRIVATE KEY":
+            raise _bad(f"not an SM2 private key: a PEM {kind} block")
+        info = akeys.PrivateKeyInfo.load(der, strict=True)
+        algorithm = info["private_key_algorithm"]
+        params = algorithm["parameters"]
+        if (
+            algorithm["algorithm"].native != "ec"
+            or params.name != "named"
+            or params.chosen.dotted != SM2_CURVE_OID
+        ):
+            shown = algorithm["algorithm"].native
+            if shown == "ec" and params.name == "named":
+                shown = f"ec on curve {params.chosen.native}"
+            raise InvalidInput(
+                f"the private key is {shown}, not SM2 (ec on {SM2_CURVE_OID})",
+                ErrorCode.WRONG_SUITE,
+            )
+        return _sec1_secret(info["private_key"].parsed, curve_required=False)
+    except InvalidInput:
+        raise
+    except _PARSE_ERRORS as exc:
+        raise _bad(f"not an SM2 private key PEM ({exc})") from None
