@@ -398,9 +398,11 @@ def check_evidence(net: LocalNet, ev: dict[str, Any], validator: str) -> None:
             bytes.fromhex(j["signature"]),
         )
 
-    genesis = Genesis.load(net.layout.genesis_file)
-    evidence = DuplicateVoteEvidence(vote(ev["vote_a"]), vote(ev["vote_b"]))
-    evidence.verify(ED25519, genesis.chain_id, genesis.validator_set)
+    genesis = Genesis.load(net.layout.genesis_file)  # its suite: Ed25519 or SM2 with SM3
+    evidence = DuplicateVoteEvidence(
+        vote(ev["vote_a"]), vote(ev["vote_b"]), hash_new=genesis.suite.hash_new
+    )
+    evidence.verify(genesis.suite, genesis.chain_id, genesis.validator_set)
     assert evidence.hash.hex() == ev["hash"], ev
     assert (evidence.height, evidence.vote_a.round) == (ev["height"], ev["round"]), ev
 
@@ -439,7 +441,7 @@ def make_outsider(
     genesis.save(home / "config" / "genesis.json")
     (home / "config" / "passphrase").write_text(passphrase + "\n")
     (home / "config" / "passphrase").chmod(0o600)
-    signer = Signer.generate(ED25519)  # not a validator
+    signer = Signer.generate(genesis.suite)  # not a validator; of the chain's suite
     save_key(home / "config" / "node_key.json", signer, passphrase, kdf_level="interactive")
     p2p = P2PSettings(
         listen_host="127.0.0.1",
