@@ -33,7 +33,7 @@ from citychain.cli._output import (
     print_json,
 )
 from citychain.crypto import ED25519, Signer
-from citychain.errors import KeystoreError
+from citychain.errors import ErrorCode, InvalidInput, KeystoreError
 
 keys_app = typer.Typer(help="Manage account keys.", no_args_is_help=True)
 
@@ -275,27 +275,75 @@ def issue_cert(
     passphrase_file: PassFileOpt = None,
 ) -> None:
     """Issue a member certificate for key NAME (certificate identity mode); its holder then
-    enrols with `citychain gov enroll --cert FILE --key NAME`."""
+    enrols with `citychain gov enroll --cert FILE --key NAME`. An SM2 CA (an sm2-sm3 chain's)
+    issues an SM2 certificate for an sm2-sm3 key; its key may be a PEM (as openssl writes it)
+    or a citychain key file."""
     from citychain.crypto.member_certs import issue_member_cert
+    from citychain.crypto.sm2_certs import is_sm2_cert, issue_sm2_member_cert
     from citychain.p2p.certs import decrypt_key_pem
 
     path = key_path(name, home, directory)
-    public_key = key_info(path).public_key
+    info = key_info(path)
     try:
         ca_pem = ca_cert.expanduser().read_bytes()
         key_pem = ca_key.expanduser().read_bytes()
     except OSError as exc:
         raise bad(f"cannot read {exc.filename}: {exc.strerror}") from None
-    if b"ENCRYPTED" in key_pem:
-        passphrase = read_passphrase(passphrase_file, "Passphrase of the CA key")
-        key_pem = decrypt_key_pem(key_pem, passphrase)
     role_list = [r.strip() for r in roles.split(",") if r.strip()]
-    cert = issue_member_cert(
-        ca_pem, key_pem, public_key, name=name, org_id=org, roles=role_list, valid_days=valid_days
-    )
+    sm2_ca = is_sm2_cert(ca_pem)
+    if (info.suite == "sm2-sm3") != sm2_ca:
+        raise InvalidInput(
+            f"key {name} is an {info.suite} key and {ca_cert} is "
+            f"{'an SM2' if sm2_ca else 'not an SM2'} CA: an sm2-sm3 chain's keys are certified "
+            "by its organisations' SM2 CAs, an ed25519 chain's by their ECDSA CAs",
+            ErrorCode.WRONG_SUITE,
+        )
+    if sm2_ca:
+        cert = issue_sm2_member_cert(
+            ca_pem,
+            _sm2_ca_secret(ca_key, key_pem, passphrase_file),
+            info.public_key,
+            name=name,
+            org_id=org,
+            roles=role_list,
+            valid_days=valid_days,
+        )
+    else:
+        if b"ENCRYPTED" in key_pem:
+            passphrase = read_passphrase(passphrase_file, "Passphrase of the CA key")
+            key_pem = decrypt_key_pem(key_pem, passphrase)
+        cert = issue_member_cert(
+            ca_pem,
+            key_pem,
+            info.public_key,
+            name=name,
+            org_id=org,
+            roles=role_list,
+            valid_days=valid_days,
+        )
     target = out or path.with_name(f"{name}.cert.pem")
     target.write_bytes(cert)
     console.print(
         f"[green]issued[/] a certificate for {escape(name)} ({', '.join(role_list)} of "
         f"{escape(org)}): {target}"
     )
+
+
+def _sm2_ca_secret(ca_key: Path, key_bytes: bytes, passphrase_file: Path | None) -> bytes:
+    """The SM2 CA's secret, from a citychain key file (JSON) or a PEM private key."""
+    from citychain.crypto.sm2_certs import sm2_secret_from_pem
+
+    if key_bytes.lstrip().startswith(b"{"):
+        signer = load_signer(str(ca_key.expanduser().absolute()), passphrase_file=passphrase_file)
+        if signer.suite.name != "sm2-sm3":
+            raise InvalidInput(
+                f"{ca_key} is an {signer.suite.name} key, not the SM2 key of an SM2 CA",
+                ErrorCode.WRONG_SUITE,
+            )
+        return signer.secret
+    passphrase = (
+        read_passphrase(passphrase_file, "Passphrase of the CA key")
+        if b"ENCRYPTED" in key_bytes
+        else None
+    )
+    return sm2_secret_from_pem(key_bytes, passphrase)
