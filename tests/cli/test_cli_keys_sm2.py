@@ -35,7 +35,7 @@ def test_an_sm2_ca_issues_sm2_member_certificates(isolated_env: Path, tmp_path: 
     ca_secret = SM2_SM3.generate_secret()
     ca_pem = issue_sm2_ca("org1", "Organisation 1", ca_secret)
     (tmp_path / "ca.pem").write_bytes(ca_pem)
-    (tmp_path / "ca_key.pem").write_bytes(sm2_private_key_pem(ca_secret, PASSPHRASE))
+    (tmp_path / "ca_key.pem").write_bytes(sm2_private_key_pem(ca_secret, PASSPHRASE, rounds=2048))
     save_key(
         tmp_path / "ca_key.json", Signer(SM2_SM3, ca_secret), PASSPHRASE, kdf_level="interactive"
     )
