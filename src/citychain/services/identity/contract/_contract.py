@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from citychain import codec
+from citychain.crypto import SM2_SM3
 from citychain.errors import CitychainError, ConfigError, ErrorCode, InvalidInput, NotFound
 from citychain.execution import Context, Contract, arg_int, method, only_args, query
 from citychain.services.identity.contract import _dids as dids
@@ -122,7 +123,7 @@ class Identity(Contract):
         if "document" not in args:
             raise bad("missing argument 'document'")
         did = citychain_did(ctx.tx_hash[:ID_BYTES])
-        record = doc.to_record(args["document"], None)
+        record = doc.to_record(args["document"], None, sm2=ctx.suite_name == SM2_SM3.name)
         if dids.head(ctx, did) is not None:  # a 128-bit hash prefix: not in practice
             raise refuse(ErrorCode.DUPLICATE, f"{did} already exists")
         self._usable(record, did)
@@ -163,7 +164,7 @@ class Identity(Contract):
         assert latest.record is not None  # require(live=True)
         dids.authorize(ctx, did, latest.record, history=h)
         _expect(h, did, expected)
-        record = doc.to_record(args["document"], did)
+        record = doc.to_record(args["document"], did, sm2=ctx.suite_name == SM2_SM3.name)
         if record == latest.record:
             raise bad(f"the document is the same as version {h.versions} of {did}: no change")
         self._usable(record, did)

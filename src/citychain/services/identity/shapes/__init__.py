@@ -3,7 +3,9 @@
 Keys are written as W3C Controlled Identifiers ``Multikey`` values: ``publicKeyMultibase`` is
 ``z`` (base58btc) followed by the base58btc encoding of the multicodec prefix of the key type
 (``0xed 0x01`` for an Ed25519 public key) and the raw key. A ``did:key`` is ``did:key:`` and
-the same multibase string.
+the same multibase string. On an ``sm2-sm3`` chain a ``did:citychain`` document may also hold
+SM2 keys (multicodec ``sm2-pub``, ``0x86 0x24``, with the compressed point), the keys that
+chain's transactions are signed with, so they can control the DID.
 
 A ``did:citychain`` identifier is ``did:citychain:`` followed by base58btc of 16 bytes that
 the contract derives when the DID is created (see ``docs/did-method.md``).
@@ -61,6 +63,76 @@ def multikey_decode(value: str) -> bytes:
     if len(key) != ED25519_KEY_SIZE:
         raise _bad(f"publicKeyMultibase holds {len(key)} key bytes, an Ed25519 key has 32")
     return key
+
+
+#: The multicodec prefix of an SM2 public key (varint 0x1206, ``sm2-pub``: the compressed
+#: point, 33 bytes).
+SM2_PUB = b"\x86\x24"
+SM2_KEY_SIZE = 65
+# The SM2 recommended curve (GB/T 32918.5): y^2 = x^3 + a x + b over F_p, a = p - 3.
+_SM2_P = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFF
+_SM2_B = 0x28E9FA9E9D9F5E344D5A9E4BCF6509A7F39789F515AB8F92DDBCBD414D940E93
+
+
+def sm2_multikey_encode(public_key: bytes) -> str:
+    """The ``publicKeyMultibase`` of an SM2 public key (65 bytes, ``04 || x || y``, as the
+    ``sm2-sm3`` suite writes it): multicodec ``sm2-pub`` with the compressed point."""
+    if len(public_key) != SM2_KEY_SIZE or public_key[0] != 4:
+        raise _bad(f"an SM2 public key is {SM2_KEY_SIZE} bytes 04 || x || y")
+    compressed = bytes([2 | public_key[-1] & 1]) + public_key[1:33]
+    return "z" + base58.b58encode(SM2_PUB + compressed).decode()
+
+
+def sm2_multikey_decode(value: str) -> bytes:
+    """The SM2 public key (65 bytes, uncompressed) of an ``sm2-pub`` ``publicKeyMultibase``;
+    ``bad_arguments`` unless it is a compressed point on the SM2 curve.
+
+    The decompression is written out here (a square root modulo p, p = 3 mod 4): neither
+    ``cryptography`` nor PyNaCl knows the SM2 curve, and the shapes stay free of the ctypes
+    backend. A point is accepted only if the root squares back, so it is on the curve."""
+    if not isinstance(value, str) or not value.startswith("z"):
+        raise _bad(f"publicKeyMultibase must start with 'z' (base58btc), got {str(value)[:20]!r}")
+    try:
+        raw = base58.b58decode(value[1:])
+    except ValueError:
+        raise _bad("publicKeyMultibase is not valid base58btc") from None
+    if not raw.startswith(SM2_PUB):
+        raise _bad("publicKeyMultibase is not an SM2 key (multicodec 0x1206)")
+    point = raw[len(SM2_PUB) :]
+    if len(point) != 33 or point[0] not in (2, 3):
+        raise _bad("an SM2 publicKeyMultibase holds a compressed point (33 bytes, 02 or 03 || x)")
+    x = int.from_bytes(point[1:], "big")
+    if x >= _SM2_P:
+        raise _bad("the SM2 key's x is not below the field's prime")
+    rhs = (pow(x, 3, _SM2_P) - 3 * x + _SM2_B) % _SM2_P
+    y = pow(rhs, (_SM2_P + 1) // 4, _SM2_P)
+    if y * y % _SM2_P != rhs:
+        raise _bad("the SM2 key is not a point on the SM2 curve")
+    if y & 1 != point[0] & 1:
+        y = _SM2_P - y
+    return b"\x04" + point[1:] + y.to_bytes(32, "big")
+
+
+def method_key_encode(public_key: bytes) -> str:
+    """The ``publicKeyMultibase`` of a key a DID document holds: Ed25519 (32 bytes) or, on an
+    ``sm2-sm3`` chain, SM2 (65 bytes)."""
+    if len(public_key) == SM2_KEY_SIZE:
+        return sm2_multikey_encode(public_key)
+    return multikey_encode(public_key)
+
+
+def method_key_decode(value: str, *, sm2: bool = False) -> bytes:
+    """The key of a DID document's ``publicKeyMultibase``: an Ed25519 key, or with ``sm2``
+    (the chain's transactions are SM2-signed) an SM2 key too. Without ``sm2`` exactly
+    :func:`multikey_decode`, refusals included."""
+    if sm2 and isinstance(value, str) and value.startswith("z"):
+        try:
+            raw = base58.b58decode(value[1:])
+        except ValueError:
+            raw = b""
+        if raw.startswith(SM2_PUB):
+            return sm2_multikey_decode(value)
+    return multikey_decode(value)
 
 
 def did_key(public_key: bytes) -> str:

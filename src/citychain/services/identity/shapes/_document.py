@@ -11,7 +11,9 @@ Record (keys absent when empty)::
     {"ctl": [DID, ...],                       the ``controller`` property, when present
      "aka": [URI, ...],                       ``alsoKnownAs``
      "vm":  [[fragment, controller, key]],    ``verificationMethod``: Multikey Ed25519 keys
-                                              (32 raw bytes); controller None = the DID itself
+                                              (32 raw bytes; on an sm2-sm3 chain also SM2
+                                              keys, 65 bytes 04||x||y); controller None = the
+                                              DID itself
      "rel": {relationship: [entry, ...]},     an entry is a fragment (a reference to one of
                                               "vm") or [fragment, controller, key] (embedded)
      "svc": [[fragment, type, endpoint]]}     ``service``; type a text or a list of texts
@@ -32,7 +34,7 @@ from typing import Any
 
 from citychain import codec
 from citychain.errors import ErrorCode, InvalidInput
-from citychain.services.identity.shapes import multikey_decode, multikey_encode, split_did
+from citychain.services.identity.shapes import method_key_decode, method_key_encode, split_did
 
 #: The ``@context`` every document is written with (JSON-LD representation).
 CONTEXT = ["https://www.w3.org/ns/did/v1", "https://w3id.org/security/multikey/v1"]
@@ -117,7 +119,7 @@ def _json(value: Any, path: str, depth: int = 0) -> Any:
     raise bad(path, f"must be JSON data (text, number, list, map), got {type(value).__name__}")
 
 
-def _method(raw: Any, did: str | None, path: str) -> list[Any]:
+def _method(raw: Any, did: str | None, path: str, sm2: bool = False) -> list[Any]:
     if not isinstance(raw, dict):
         raise bad(path, "must be a verification method (a map)")
     extra = sorted(set(raw) - _VM_PROPS)
@@ -134,7 +136,7 @@ def _method(raw: Any, did: str | None, path: str) -> list[Any]:
     if raw["type"] != "Multikey":
         raise bad(f"{path}.type", f"must be 'Multikey', got {str(raw['type'])[:40]!r}")
     try:
-        key = multikey_decode(raw["publicKeyMultibase"])
+        key = method_key_decode(raw["publicKeyMultibase"], sm2=sm2)
     except InvalidInput as exc:
         raise bad(f"{path}.publicKeyMultibase", exc.message) from None
     controller: str | None = None
@@ -145,8 +147,10 @@ def _method(raw: Any, did: str | None, path: str) -> list[Any]:
     return [frag, controller, key]
 
 
-def to_record(doc: Any, did: str | None) -> dict[str, Any]:
+def to_record(doc: Any, did: str | None, *, sm2: bool = False) -> dict[str, Any]:
     """The record of a DID document (``did``: the DID it is for; None before it exists).
+    ``sm2``: the chain signs with SM2 (``sm2-sm3``), so SM2 Multikeys are taken beside
+    Ed25519 ones (65-byte keys in the record); without it only Ed25519, as always.
 
     Raises ``invalid_did_document`` naming the first property that is wrong."""
     if not isinstance(doc, dict):
@@ -198,7 +202,7 @@ def to_record(doc: Any, did: str | None) -> dict[str, Any]:
     vms = _list(doc.get("verificationMethod", []), "verificationMethod", MAX_METHODS)
     methods = []
     for i, raw in enumerate(vms):
-        vm = _method(raw, did, f"verificationMethod[{i}]")
+        vm = _method(raw, did, f"verificationMethod[{i}]", sm2)
         fresh(vm[0], f"verificationMethod[{i}].id")
         methods.append(vm)
     if methods:
@@ -221,7 +225,7 @@ def to_record(doc: Any, did: str | None) -> dict[str, Any]:
                     raise bad(path, f"lists #{frag} twice")
                 entries.append(frag)
             else:
-                vm = _method(raw, did, path)
+                vm = _method(raw, did, path, sm2)
                 fresh(vm[0], f"{path}.id")
                 entries.append(vm)
         if entries:
@@ -263,7 +267,7 @@ def _vm_json(vm: list[Any], did: str) -> dict[str, Any]:
         "id": f"{did}#{frag}",
         "type": "Multikey",
         "controller": controller or did,
-        "publicKeyMultibase": multikey_encode(key),
+        "publicKeyMultibase": method_key_encode(key),
     }
 
 
@@ -290,7 +294,8 @@ def to_json(rec: dict[str, Any] | None, did: str) -> dict[str, Any]:
 
 
 def invocation_keys(rec: dict[str, Any] | None) -> list[bytes]:
-    """The Ed25519 keys of the record's ``capabilityInvocation`` relationship, in order."""
+    """The keys of the record's ``capabilityInvocation`` relationship, in order (Ed25519;
+    SM2 too on an ``sm2-sm3`` chain)."""
     if rec is None:
         return []
     keys = {vm[0]: vm[2] for vm in rec.get("vm", [])}
