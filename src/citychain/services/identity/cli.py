@@ -48,7 +48,7 @@ from citychain.services.identity.shapes import (
     DID_CONTEXT,
     NAME,
     did_key,
-    multikey_encode,
+    method_key_encode,
     xsd_datetime,
 )
 
@@ -70,11 +70,18 @@ DocumentOpt = Annotated[
 
 def own_document(public_key: bytes) -> dict[str, Any]:
     """The document a new DID gets by default: the signing key, as #key-1, may authenticate,
-    issue (assertionMethod) and change the DID (capabilityInvocation)."""
+    issue (assertionMethod) and change the DID (capabilityInvocation). An SM2 key (an
+    ``sm2-sm3`` chain's) is written as an ``sm2-pub`` Multikey; it controls the DID, but
+    credentials are signed with Ed25519 (``eddsa-*-2022``), so an issuer on such a chain adds
+    an Ed25519 key to ``assertionMethod``."""
     return {
         "@context": list(DID_CONTEXT),
         "verificationMethod": [
-            {"id": "#key-1", "type": "Multikey", "publicKeyMultibase": multikey_encode(public_key)}
+            {
+                "id": "#key-1",
+                "type": "Multikey",
+                "publicKeyMultibase": method_key_encode(public_key),
+            }
         ],
         "authentication": ["#key-1"],
         "assertionMethod": ["#key-1"],
@@ -307,7 +314,8 @@ def vc_bundle(
         raise bad(f"credential {credential} is not a JSON object")
     trust = trust_from(genesis, home)
     with make_client(node, trust) as client:
-        data = bundle_bytes(make_bundle(client, vc, trust=trust.validators))
+        # the genesis's suite (an SM2 chain's ID with it), else the one the node's status names
+        data = bundle_bytes(make_bundle(client, vc, trust=trust.validators, suite=trust.suite))
     _write(out, data)
     console.print(f"wrote {out} ({len(data):,} bytes)")
 
@@ -338,7 +346,7 @@ def vc_verify(
         return
     bundle = file
     trust = trust_from(genesis, home)
-    if trust.chain_id is None or trust.validators is None:
+    if trust.chain_id is None or trust.validators is None or trust.suite is None:
         raise bad(
             "an offline check needs the chain's genesis: pass --genesis FILE (or a --home "
             "whose config/genesis.json is the chain's)"
@@ -348,7 +356,11 @@ def vc_verify(
     except OSError as exc:
         raise bad(f"cannot read bundle {bundle}: {exc.strerror}") from None
     verdict = verify_bundle(
-        data, chain_id=trust.chain_id, validators=trust.validators, now=datetime.now(UTC)
+        data,
+        chain_id=trust.chain_id,
+        validators=trust.validators,
+        suite=trust.suite,  # the trusted chain's, never the bundle's word
+        now=datetime.now(UTC),
     )
     if as_json:
         print_json(

@@ -8,6 +8,8 @@ records a verifier needs, each with its ICS-23 proof, and puts them in one JSON 
 credential and the validator set that signed that height::
 
     {"version": "citychain-offline-proof-bundle/1", "chainId", "height",
+     "cryptoSuite": "sm2-sm3",             the chain's crypto suite; absent on an ed25519
+                                           chain (so such a bundle is the bytes it always was)
      "credential": {...},                  the credential as issued
      "validators": [...],                  the set that signed the header (its hash is in it)
      "light": [...],                       what a light client needs to reach that set from
@@ -20,9 +22,17 @@ for the credential's type (with the issuer's name), and for each Bitstring Statu
 of the credential the list's head (its purpose) and the 1 KiB chunk holding its bit (proven
 absent when no bit of it is set).
 
-:func:`verify_bundle` needs, besides the file, only what a light client needs: the chain id
-and the validator set the verifier trusts (from genesis, or a later set checked out of band),
-and the time to check validity dates at. It refuses, with a named code, unless:
+:func:`verify_bundle` needs, besides the file, only what a light client needs: the chain id,
+the validator set the verifier trusts (from genesis, or a later set checked out of band) and
+the chain's crypto suite (genesis's ``crypto_suite``), and the time to check validity dates at.
+Every hash is the trusted suite's (SHA-256 on an ``ed25519`` chain, SM3 on an ``sm2-sm3``
+one): the headers', the validator sets', the ICS-23 proofs' (``SMT_SPEC`` or
+``SMT_SPEC_SM3``), and the commits' signatures are checked under it (Ed25519 or SM2). The
+suite the bundle names is only a claim, checked against the trusted one, never used to
+choose a hash. It refuses, with a named code, unless:
+
+0. the bundle names the trusted suite (``wrong_suite`` otherwise: a SHA-256 bundle against
+   an SM3 chain's genesis, or the reverse, is refused before any proof is read);
 
 1. the file is exactly the canonical JSON (RFC 8785) of its content and every proof renders
    back to the same JSON (so no byte of the file can change without a refusal: a changed
@@ -57,7 +67,7 @@ from typing import Any, Protocol
 import rfc8785
 
 from citychain import codec
-from citychain.crypto import ED25519, CryptoSuite
+from citychain.crypto import ED25519, CryptoSuite, HashNew, suite_for
 from citychain.errors import CitychainError, ErrorCode, InvalidInput, ProofError
 from citychain.sdk import _parse
 from citychain.sdk._light import Answer, Fetch, LightBlock, LightClient, drive
@@ -78,7 +88,7 @@ from citychain.services.identity.shapes import (
 )
 from citychain.services.identity.shapes._document import to_json
 from citychain.types import StateProof, ValidatorSet
-from citychain.types.answers import BlockInfo
+from citychain.types.answers import BlockInfo, NodeStatus
 
 VERSION = "citychain-offline-proof-bundle/1"
 #: Most proofs one bundle carries (a DID, an issuer entry, and status entries).
@@ -90,6 +100,8 @@ MAX_BUNDLE_BYTES = 4 * 1024 * 1024
 
 
 class _Node(Protocol):
+    def status(self) -> NodeStatus: ...
+
     def state_proof(self, key: bytes, height: int | None = None) -> StateProof: ...
 
     def validators(self, height: int | None = None) -> ValidatorSet: ...
@@ -163,13 +175,17 @@ def make_bundle(
     credential: Mapping[str, Any],
     *,
     trust: ValidatorSet | None = None,
-    suite: CryptoSuite = ED25519,
+    suite: CryptoSuite | None = None,
 ) -> dict[str, Any]:
     """The offline proof bundle of ``credential`` at the node's latest height (a JSON value:
     write it with :func:`bundle_bytes`). ``trust`` is the validator set the bundle's readers
     will trust (default: the chain's first set, as in genesis); the bundle carries the light
     blocks a light client anchored there needs to reach the bundle's height, checked here as
-    the reader will check them."""
+    the reader will check them. ``suite`` is the chain's crypto suite (default: the one the
+    node's status names); the bundle names it."""
+    if suite is None:
+        status = node.status()
+        suite = suite_for(status.crypto_suite, status.crypto_params)
     issuer = _issuer(credential)
     head = node.state_proof(did_head_key(issuer))
     if head.value is None:
@@ -208,6 +224,7 @@ def make_bundle(
         "version": VERSION,
         "chainId": chain_id,
         "height": height,
+        **({} if suite.name == ED25519.name else {"cryptoSuite": suite.name}),
         "credential": dict(credential),
         "validators": signers.to_json(),
         "light": light,
@@ -249,14 +266,18 @@ def verify_bundle(
 ) -> BundleVerdict:
     """Verify an offline proof bundle with no network (see the module docstring); raise with
     the reason's code otherwise. ``bundle`` is the file's bytes (preferred: then no byte of it
-    can change unnoticed) or its parsed JSON."""
+    can change unnoticed) or its parsed JSON. ``chain_id``, ``validators`` and ``suite`` are
+    the trust anchors (genesis's ``chain_id``, validator set and crypto suite): every hash and
+    signature is checked under ``suite``, whatever the bundle says."""
     b = _parse_file(bundle) if isinstance(bundle, bytes) else dict(bundle)
-    if set(b) != {"version", "chainId", "height", "credential", "validators", "light", "proofs"}:
+    if set(b) - {"cryptoSuite"} != _FIELDS:
         raise _tampered("the bundle's fields are not those of " + VERSION)
     if b["version"] != VERSION:
         raise InvalidInput(
             f"unknown bundle version {str(b['version'])[:60]!r}", ErrorCode.BAD_ARGUMENTS
         )
+    _check_suite(b, suite)
+    hash_new = suite.hash_new
     if b["chainId"] != chain_id:
         raise _bad_proof(f"the bundle is for chain {str(b['chainId'])[:60]!r}, not {chain_id!r}")
     height, credential, raw_proofs = b["height"], b["credential"], b["proofs"]
@@ -265,14 +286,14 @@ def verify_bundle(
     if not isinstance(raw_proofs, list) or not 2 <= len(raw_proofs) <= MAX_PROOFS:
         raise _tampered(f"a bundle carries 2 to {MAX_PROOFS} proofs")
 
-    signers = _validator_set(b["validators"])
-    answers = _light_answers(b["light"])
+    signers = _validator_set(b["validators"], hash_new)
+    answers = _light_answers(b["light"], hash_new)
 
     proven: dict[bytes, bytes | None] = {}
     time = 0
     followed: ValidatorSet | None = None
     for raw in raw_proofs:
-        p = _parse.parsed("a proof of the bundle", partial(_parse.state_proof, raw))
+        p = _parse.parsed("a proof of the bundle", partial(_parse.state_proof, raw, hash_new))
         if p.to_json() != raw:
             raise _tampered("a proof of the bundle is not in its canonical form")
         if p.height != height:
@@ -299,16 +320,35 @@ def verify_bundle(
     return _judge(credential, proven, height, time, now)
 
 
-def _validator_set(raw: Any) -> ValidatorSet:
+_FIELDS = frozenset({"version", "chainId", "height", "credential", "validators", "light", "proofs"})
+
+
+def _check_suite(b: Mapping[str, Any], suite: CryptoSuite) -> None:
+    """Refuse (``wrong_suite``) a bundle naming another suite than the trusted chain's. An
+    ``ed25519`` bundle names none, so an explicit ``"ed25519"`` is not the canonical form."""
+    if b.get("cryptoSuite") == ED25519.name:
+        raise _tampered("an ed25519 bundle names no cryptoSuite: this one was changed")
+    claimed = b.get("cryptoSuite", ED25519.name)
+    if claimed != suite.name:
+        raise InvalidInput(
+            f"the bundle is of a chain on the {str(claimed)[:40]!r} crypto suite, but the chain "
+            f"you trust runs {suite.name!r} (its genesis's crypto_suite): its hashes and "
+            "signatures cannot be checked against that chain",
+            ErrorCode.WRONG_SUITE,
+        )
+
+
+def _validator_set(raw: Any, hash_new: HashNew) -> ValidatorSet:
     vs = _parse.parsed(
-        "a validator set of the bundle", lambda: _parse.validator_set({"validators": raw})
+        "a validator set of the bundle",
+        lambda: _parse.validator_set({"validators": raw}, hash_new),
     )
     if vs.to_json() != raw:
         raise _tampered("a validator set of the bundle is not in its canonical form")
     return vs
 
 
-def _light_answers(raw: Any) -> dict[tuple[int, bool], Answer]:
+def _light_answers(raw: Any, hash_new: HashNew) -> dict[tuple[int, bool], Answer]:
     """The light blocks and validator sets the bundle carries, by what a light client asks."""
     if not isinstance(raw, list) or len(raw) > MAX_LIGHT_STEPS:
         raise _tampered(f"the bundle's light blocks are a list of at most {MAX_LIGHT_STEPS}")
@@ -322,11 +362,13 @@ def _light_answers(raw: Any) -> dict[tuple[int, bool], Answer]:
         height = step["height"]
         if type(height) is not int:
             raise _tampered("a light block's height is not an integer")
-        vs = _validator_set(step["validators"])
+        vs = _validator_set(step["validators"], hash_new)
         if "header" not in step:
             answers[(height, False)] = vs
             continue
-        header = _parse.parsed("a light block's header", partial(_parse.header, step["header"]))
+        header = _parse.parsed(
+            "a light block's header", partial(_parse.header, step["header"], hash_new)
+        )
         commit = _parse.parsed("a light block's commit", partial(_parse.commit, step["commit"]))
         if header.to_json() != step["header"] or commit.to_json() != step["commit"]:
             raise _tampered("a light block of the bundle is not in its canonical form")
