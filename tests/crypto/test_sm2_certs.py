@@ -355,6 +355,39 @@ def test_garbage_and_oversized_input_are_refused() -> None:
     assert not is_sm2_cert(b"junk")
 
 
+def test_deeply_nested_input_is_refused_before_it_is_parsed() -> None:
+    """asn1crypto parses recursively, and where Python's recursion limit stops it depends on the
+    caller's stack: nesting beyond 32 levels is refused first, the same way at any depth."""
+    from asn1crypto import core
+    from asn1crypto import x509 as ax
+
+    inner = b"\x05\x00"
+    for _ in range(40):
+        inner = (
+            b"\x30" + bytes([len(inner)]) + inner
+            if len(inner) < 128
+            else (b"\x30\x81" + bytes([len(inner)]) + inner)
+        )
+    value = core.Any.load(inner)
+    odd = ax.Name(
+        name="",
+        value=ax.RDNSequence(
+            [
+                ax.RelativeDistinguishedName(
+                    [ax.NameTypeAndValue({"type": "1.2.3.4", "value": value})]
+                )
+            ]
+        ),
+    )
+    ca = parse_sm2_cert(CA_PEM)
+    tbs = _tbs(
+        serial=9, issuer=ax.Name.load(ca.subject_der_name), subject=odd, public_key=NODE_KEY,
+        start=NOT_BEFORE, end=NOT_AFTER, extensions=[],
+    )  # fmt: skip
+    e = expect(ErrorCode.BAD_ARGUMENTS, parse_sm2_cert, _sign(tbs, CA_SECRET, DEFAULT_DISTID))
+    assert "nest 46 deep; at most 32" in e.message
+
+
 def test_bad_issuing_arguments() -> None:
     expect(ErrorCode.BAD_ARGUMENTS, issue_sm2_node_cert, CA_PEM, CA_SECRET, NODE_KEY,
            node_name="n1", chain_id="c", org_id="org2")  # fmt: skip

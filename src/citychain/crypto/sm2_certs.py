@@ -332,7 +332,67 @@ def _extensions(tbs: ax.TbsCertificate) -> dict[str, Any]:
     return out
 
 
+#: Deepest nesting of DER values taken (a certificate has about 11, a Name in a SAN included).
+_MAX_DEPTH = 32
+
+
+def _nesting(data: bytes) -> int:
+    """How deep DER values nest in ``data``, looking into constructed values and into OCTET and
+    BIT STRINGs (which may hold DER: extension values); where bytes stop looking like DER, the
+    look at that level ends. An indefinite length (BER) counts the rest of its level as content.
+
+    asn1crypto's parser is recursive, and where Python's recursion limit stops it depends on
+    how deep the caller's stack already is, so the verdict on a deeply nested input could
+    differ between two call sites or nodes. This loop (no recursion) refuses such input first.
+    """
+    deepest = 0
+    stack = [(0, len(data), 1)]
+    while stack:
+        pos, end, depth = stack.pop()
+        while pos < end:
+            tag = data[pos]
+            pos += 1
+            if tag & 0x1F == 0x1F:  # high tag number: base-128 digits
+                while pos < end and data[pos] & 0x80:
+                    pos += 1
+                pos += 1
+            if pos >= end:
+                break
+            first = data[pos]
+            pos += 1
+            if first == 0x80:  # indefinite length
+                if not tag & 0x20:
+                    break
+                deepest = max(deepest, depth)
+                stack.append((pos, end, depth + 1))
+                break
+            if first < 0x80:
+                length = first
+            else:
+                size = first & 0x7F
+                if size > 4 or pos + size > end:
+                    break
+                length = int.from_bytes(data[pos : pos + size], "big")
+                pos += size
+            if pos + length > end:
+                break
+            deepest = max(deepest, depth)
+            start, pos = pos, pos + length
+            if tag & 0x20 or tag == 0x04:
+                stack.append((start, pos, depth + 1))
+            elif tag == 0x03 and length > 1:
+                stack.append((start + 1, pos, depth + 1))
+    return deepest
+
+
+def _check_depth(der: bytes) -> None:
+    depth = _nesting(der)
+    if depth > _MAX_DEPTH:
+        raise ValueError(f"values nest {depth} deep; at most {_MAX_DEPTH} are taken")
+
+
 def _parse(der: bytes) -> Sm2Cert:
+    _check_depth(der)
     cert = ax.Certificate.load(der, strict=True)
     if cert.dump(force=True) != der:
         raise ValueError("not in canonical DER (re-encoding it gives other bytes)")
@@ -440,6 +500,7 @@ def is_sm2_cert(data: bytes) -> bool:
     SM2 key: a cheap look that never raises, to pick the code path for a certificate."""
     try:
         der = _unarmor(bytes(data))
+        _check_depth(der)
         cert = ax.Certificate.load(der)
         tbs = cert["tbs_certificate"]
         if cert["signature_algorithm"]["algorithm"].dotted == SM2_WITH_SM3_OID:
@@ -966,6 +1027,7 @@ def _decrypt_pkcs8(der: bytes, passphrase: str) -> bytes:
     try:
         unpadder = padding.PKCS7(128).unpadder()
         plain = bytes(unpadder.update(padded) + unpadder.finalize())
+        _check_depth(plain)
         akeys.PrivateKeyInfo.load(plain, strict=True).native  # noqa: B018 (parse it all)
         return plain
     except _PARSE_ERRORS:  # a wrong key gives random bytes: bad padding, or (1 in ~256) junk
@@ -1011,6 +1073,7 @@ def sm2_secret_from_pem(data: bytes, passphrase: str | None = None) -> bytes:
     try:
         kind, _, der = pem.unarmor(bytes(data))
         der = bytes(der)
+        _check_depth(der)
         if kind == "ENCRYPTED PRIVATE KEY":
             if passphrase is None:
                 raise _bad("the SM2 key PEM is encrypted: a passphrase is needed")
