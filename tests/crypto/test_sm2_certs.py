@@ -543,3 +543,31 @@ def test_the_gov_contract_reads_an_sm2_member_certificate() -> None:
     parsed = parse_member_cert(MEMBER_PEM)
     assert parsed.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == "org1"
     assert parsed.not_valid_before_utc == NOT_BEFORE
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_arbitrary_bytes_are_refused_by_name(data: st.DataObject) -> None:
+    """Random bytes, cut or spliced certificates: a named refusal (or a certificate that does not
+    verify), never another exception."""
+    raw = der(NODE_PEM)
+    a = data.draw(st.integers(0, len(raw)))
+    b = data.draw(st.integers(a, len(raw)))
+    blob = data.draw(
+        st.one_of(
+            st.binary(max_size=300),
+            st.just(raw[:a]),  # cut short
+            st.binary(max_size=8).map(lambda junk: raw[:a] + junk + raw[b:]),  # spliced
+        )
+    )
+    try:
+        cert = parse_sm2_cert(blob)
+    except InvalidInput as exc:
+        assert exc.code in {
+            ErrorCode.BAD_ARGUMENTS, ErrorCode.WRONG_SUITE, ErrorCode.POINT_NOT_ON_CURVE,
+            ErrorCode.BAD_PUBLIC_KEY, ErrorCode.SIGNATURE_OUT_OF_RANGE,
+        }, exc  # fmt: skip
+        return
+    if cert.der != raw:  # another certificate that parses: it never verifies
+        with pytest.raises(InvalidInput):
+            verify_sm2_cert(cert, CA_PEM, at_ms=AT)
