@@ -28,8 +28,10 @@ What :func:`parse_sm2_cert` accepts: one certificate, PEM or DER, at most
 structure gives, so one certificate has one encoding and one fingerprint), signed with
 SM2-with-SM3 (no parameters, the same algorithm inside and outside the TBS) for an SM2 point
 on the curve, with a 64-byte range-checked ``r || s`` signature, a positive serial, at most one
-CN and one O, and no extension twice. A certificate of another suite (ECDSA, Ed25519, RSA) is
-refused with ``wrong_suite``; bytes that are not a certificate with ``bad_arguments``.
+CN and one O, no extension twice, and values nested at most 32 deep (checked by a loop before
+asn1crypto, whose parser recurses, sees the bytes). A certificate of another suite (ECDSA,
+Ed25519, RSA) is refused with ``wrong_suite``; bytes that are not a certificate with
+``bad_arguments``.
 
 What :func:`verify_sm2_cert` checks, in order, and the code of each refusal:
 
@@ -38,9 +40,12 @@ What :func:`verify_sm2_cert` checks, in order, and the code of each refusal:
 2. the certificate's issuer name is the CA's subject name, byte for byte: ``unauthorized``;
 3. the CA's SM2 key signed the TBS bytes under the ID: ``unauthorized`` (a wrong CA, a
    tampered certificate and a wrong ID all look the same here; the message names the ID);
-4. the certificate has no critical extension this module does not know: ``unauthorized``;
+4. it is no CA certificate issued by a CA of pathLenConstraint 0 (unless it is that CA
+   itself), and has no critical extension this module does not know: ``unauthorized``;
 5. ``at_ms`` lies in its validity window, both ends included (RFC 5280 4.1.2.5; X.509 keeps
    whole seconds): ``not_yet_valid`` before it, ``expired`` after it.
+
+(An unusable ``distid`` is ``bad_distid``; the refusals of parsing come first.)
 
 It is *deterministic*, because it may run where a verdict must be the same on every node and
 at every replay: the time is ``at_ms`` (a block time, given by the caller; never the wall
