@@ -26,6 +26,7 @@ from nodeproc import NodeProcess, cli  # type: ignore[import-not-found]
 from citychain.crypto import ED25519, SM2_SM3, Signer
 from citychain.crypto.sm2 import sm3
 from citychain.errors import CitychainError, ErrorCode
+from citychain.node.home import init_home
 from citychain.proof import ics23
 from citychain.sdk import Client
 from citychain.services.identity.sdk import (
@@ -73,8 +74,9 @@ def _subject() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def gm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gm]:
     home = tmp_path_factory.mktemp("gm-identity") / "node"
-    made = cli("init", "--home", str(home), "--crypto", "sm2")
-    assert made.returncode == 0, made.stdout + made.stderr
+    # what `citychain init --crypto sm2` makes (test_e2e_gm_chain runs that command), made in
+    # this process with the fast KDF: a subprocess and the default KDF cost seconds
+    init_home(home, suite=SM2_SM3, kdf_level="interactive")
     node = NodeProcess(home)
     node.start(demo=False)
     try:
