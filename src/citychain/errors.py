@@ -297,6 +297,7 @@ RefusalReason = Literal[
     "duplicate",
     "protocol",
     "node_key",
+    "gm_cert",
 ]
 #: Why a peer connection may be refused; the stable codes of the p2p Refuse frame.
 REFUSAL_REASONS: Final[frozenset[str]] = frozenset(get_args(RefusalReason))
@@ -313,6 +314,7 @@ _REFUSAL_WORDS: Final[dict[RefusalReason, tuple[str, str]]] = {
     "duplicate": ("duplicate connection", "this connection"),
     "protocol": ("protocol error", "us"),
     "node_key": ("node key not proven", "our node key proof"),
+    "gm_cert": ("SM2 certificate not accepted", "our SM2 certificate"),
 }
 
 #: reason -> the stable error code it is reported under.
@@ -327,6 +329,7 @@ _REFUSAL_CODES: Final[dict[RefusalReason, ErrorCode]] = {
     "duplicate": ErrorCode.DUPLICATE,
     "protocol": ErrorCode.MALFORMED,
     "node_key": ErrorCode.UNAUTHORIZED,
+    "gm_cert": ErrorCode.UNAUTHORIZED,
 }
 
 

@@ -94,7 +94,13 @@ class Organisation:
     """A member organisation: its nodes' TLS certificates and its members' certificates chain
     to ``ca_cert`` (PEM); ``admins`` are the public keys of its administrators, ``members``
     further accounts registered from the start, ``roles`` the roles it defines beyond the
-    built-in admin, member, validator and auditor."""
+    built-in admin, member, validator and auditor.
+
+    On an ``sm2-sm3`` chain ``gm_ca_cert`` is the organisation's SM2 CA (a GM certificate,
+    :mod:`citychain.crypto.sm2_certs`): it certifies its nodes' SM2 keys, which authenticate
+    them to their peers inside the TLS channel (:mod:`citychain.p2p.nodekey`), and its members'
+    SM2 keys in certificate identity mode. ``ca_cert`` stays the CA of the TLS certificates,
+    because OpenSSL's TLS cannot carry SM2 certificates."""
 
     id: str
     name: str
@@ -102,9 +108,12 @@ class Organisation:
     admins: tuple[bytes, ...] = ()
     members: tuple[Member, ...] = ()
     roles: tuple[str, ...] = ()
+    gm_ca_cert: str = ""
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "name": self.name, "ca_cert": self.ca_cert}
+        if self.gm_ca_cert:
+            out["gm_ca_cert"] = self.gm_ca_cert
         if self.admins:
             out["admins"] = [a.hex() for a in self.admins]
         if self.members:
@@ -117,11 +126,12 @@ class Organisation:
     def from_json(cls, raw: Any, where: str) -> Organisation:
         if not isinstance(raw, dict) or not {"id", "name", "ca_cert"} <= set(raw):
             raise ConfigError(f"{where}: an organisation is an object with id, name and ca_cert")
-        unknown = sorted(set(raw) - {"id", "name", "ca_cert", "admins", "members", "roles"})
+        known = {"id", "name", "ca_cert", "gm_ca_cert", "admins", "members", "roles"}
+        unknown = sorted(set(raw) - known)
         if unknown:
             raise ConfigError(
                 f"{where}: unknown field(s) {', '.join(unknown)} "
-                "(known: id, name, ca_cert, admins, members, roles)"
+                "(known: id, name, ca_cert, gm_ca_cert, admins, members, roles)"
             )
         oid, name, ca = raw["id"], raw["name"], raw["ca_cert"]
         try:
@@ -130,11 +140,17 @@ class Organisation:
             raise ConfigError(f"{where}: {exc.message}") from None
         if not isinstance(name, str) or not isinstance(ca, str):
             raise ConfigError(f"{where}: organisation {oid!r}: name and ca_cert must be texts")
-        if "-----BEGIN CERTIFICATE-----" not in ca:
-            raise ConfigError(
-                f"{where}: organisation {oid!r}: ca_cert must be a PEM certificate "
-                "(-----BEGIN CERTIFICATE-----)"
-            )
+        gm_ca = raw.get("gm_ca_cert", "")
+        for field_name, pem in (("ca_cert", ca), ("gm_ca_cert", gm_ca)):
+            if (
+                not isinstance(pem, str)
+                or (pem and "-----BEGIN CERTIFICATE-----" not in pem)
+                or (field_name == "ca_cert" and not pem)
+            ):
+                raise ConfigError(
+                    f"{where}: organisation {oid!r}: {field_name} must be a PEM certificate "
+                    "(-----BEGIN CERTIFICATE-----)"
+                )
         admins = tuple(
             _hex_key(a, f"{where}: organisation {oid!r}: admins[{i}]")
             for i, a in enumerate(_list(raw.get("admins", []), f"{where}: admins"))
@@ -157,7 +173,7 @@ class Organisation:
                 check_name(r, "role")
         except InvalidInput as exc:
             raise ConfigError(f"{where}: organisation {oid!r}: {exc.message}") from None
-        return cls(oid, name, ca, admins, tuple(members), tuple(sorted(set(roles))))
+        return cls(oid, name, ca, admins, tuple(members), tuple(sorted(set(roles))), gm_ca)
 
 
 def _list(value: Any, where: str) -> list[Any]:
@@ -303,6 +319,7 @@ class Genesis:
                     "id": o.id,
                     "name": o.name,
                     "ca_cert": o.ca_cert,
+                    **({"gm_ca_cert": o.gm_ca_cert} if o.gm_ca_cert else {}),
                     "admins": list(o.admins),
                     "members": [[m.public_key, list(m.roles)] for m in o.members],
                     "roles": list(o.roles),
@@ -451,6 +468,20 @@ class Genesis:
                         "needs at least one admin to govern"
                     )
         for o in orgs:
+            # An SM2 chain authenticates nodes by their SM2 certificates: every organisation
+            # names the GM CA that issues them (and none elsewhere, where nothing would use it).
+            if suite.name == "sm2-sm3" and not o.gm_ca_cert:
+                raise ConfigError(
+                    f"{where}: organisation {o.id!r} has no gm_ca_cert; on an sm2-sm3 chain "
+                    "every organisation names its SM2 CA (citychain net up --crypto sm2 and "
+                    "init --crypto sm2 make one)"
+                )
+            if suite.name != "sm2-sm3" and o.gm_ca_cert:
+                raise ConfigError(
+                    f"{where}: organisation {o.id!r} has a gm_ca_cert on a {suite.name} chain; "
+                    "SM2 CAs belong to sm2-sm3 chains",
+                    ErrorCode.WRONG_SUITE,
+                )
             for k in (*o.admins, *(m.public_key for m in o.members)):
                 try:
                     suite.check_public_key(k)

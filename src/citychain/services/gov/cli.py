@@ -336,6 +336,14 @@ def propose(
         Path | None,
         typer.Option("--ca-cert", metavar="FILE", help="add_org/update_org: the CA (PEM file)."),
     ] = None,
+    gm_ca_cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--gm-ca-cert",
+            metavar="FILE",
+            help="add_org/update_org on an sm2-sm3 chain: the SM2 CA (PEM file).",
+        ),
+    ] = None,
     admin: Annotated[
         list[str] | None,
         typer.Option(
@@ -412,6 +420,7 @@ def propose(
                 ("--org-id", org_id),
                 ("--name", name),
                 ("--ca-cert", ca_cert),
+                ("--gm-ca-cert", gm_ca_cert),
                 ("--admin", admin),
                 ("--admin-key-file", admin_key_file),
                 ("--role", role),
@@ -427,6 +436,7 @@ def propose(
         "--org-id": org_id,
         "--name": name,
         "--ca-cert": read_text(ca_cert, "--ca-cert") if ca_cert is not None else None,
+        "--gm-ca-cert": read_text(gm_ca_cert, "--gm-ca-cert") if gm_ca_cert is not None else None,
         "--admin": [parse_hex(a, "--admin") for a in admin or []],
         "--admin-key-file": [key_info(f.expanduser()).public_key for f in admin_key_file or []],
         "--role": list(role or []),

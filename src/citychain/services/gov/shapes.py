@@ -35,8 +35,8 @@ class Shape:
 
 #: Each proposal kind (in the order people are told them) and the shapes of its params.
 KIND_PARAMS: dict[str, tuple[Shape, ...]] = {
-    "add_org": (Shape(("id", "name", "ca_cert", "admins"), ("roles",)),),
-    "update_org": (Shape(("id",), ("name", "ca_cert", "admins")),),
+    "add_org": (Shape(("id", "name", "ca_cert", "admins"), ("roles", "gm_ca_cert")),),
+    "update_org": (Shape(("id",), ("name", "ca_cert", "admins", "gm_ca_cert")),),
     "remove_org": (Shape(("id",)),),
     "add_validator": (Shape(("public_key", "power", "name", "org")),),
     "remove_validator": (Shape(("public_key",)),),
@@ -58,6 +58,7 @@ FLAG_PARAMS: dict[str, str] = {
     "--org-id": "id",
     "--name": "name",
     "--ca-cert": "ca_cert",
+    "--gm-ca-cert": "gm_ca_cert",
     "--admin": "admins",
     "--admin-key-file": "admins",
     "--role": "roles",

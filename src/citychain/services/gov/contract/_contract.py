@@ -157,7 +157,14 @@ class Gov(Contract):
             raise rec.bad(f"unknown identity mode {mode!r}")
         rec.put(ctx, acc.CFG, {"mode": mode, "voting_period": params.get("voting_period", 1000)})
         for org in params.get("orgs", []):
-            rec.write_org(ctx, org["id"], org["name"], org["ca_cert"], list(org["admins"]))
+            rec.write_org(
+                ctx,
+                org["id"],
+                org["name"],
+                org["ca_cert"],
+                list(org["admins"]),
+                org.get("gm_ca_cert", ""),
+            )
             for role in org.get("roles", []):
                 rec.define_role(ctx, org["id"], role)
             for admin in org["admins"]:
@@ -290,7 +297,10 @@ class Gov(Contract):
             # ``ctx.time``. Check at the earliest time the certificate is valid, so a
             # certificate that will be valid by then is not refused, and an expired one is.
             at = max(at, (parsed.not_valid_before_utc - _EPOCH) // _ONE_MS)
-        info = verify_member_cert(cert, org["ca_cert"].encode(), org_id=org_id, at_ms=at)
+        # On an sm2-sm3 chain members are certified by the organisation's SM2 CA (an SM2
+        # certificate under the TLS CA, or the reverse, is refused as wrong_suite).
+        ca = org.get("gm_ca_cert") if ctx.suite_name == "sm2-sm3" else None
+        info = verify_member_cert(cert, (ca or org["ca_cert"]).encode(), org_id=org_id, at_ms=at)
         if info.serial >= 2**160:  # RFC 5280 allows 20 octets; revocations key on 20 bytes
             raise rec.bad("the certificate's serial number is longer than 20 bytes (RFC 5280)")
         if info.public_key != ctx.sender_public_key:

@@ -7,8 +7,9 @@ at once, and again at execution, because the chain may have changed in between) 
 =====================  ========================================================================
 kind                   params
 =====================  ========================================================================
-add_org                id, name, ca_cert (PEM), admins ([public key]), roles ([name], optional)
-update_org             id, and any of name, ca_cert, admins
+add_org                id, name, ca_cert (PEM), admins ([public key]), roles ([name], optional),
+                       gm_ca_cert (PEM of the SM2 CA; required on an sm2-sm3 chain)
+update_org             id, and any of name, ca_cert, admins, gm_ca_cert
 remove_org             id (refused while the organisation still runs validators; its members
                        and roles go with it, except revoked keys, which stay on record)
 add_validator          public_key, power, name, org      (in force two heights after execution)
@@ -37,6 +38,7 @@ from citychain.services.gov.contract._records import (
     bad,
     ca_fingerprint,
     define_role,
+    gm_ca_fingerprint,
     merge_params,
     org_ids,
     params,
@@ -116,12 +118,16 @@ def _check_add_org(ctx: Context, p: Any) -> None:
     if acc.organisation(reader(ctx), p["id"]) is not None:
         raise bad(f"organisation {p['id']!r} already exists")
     ca_fingerprint(p["ca_cert"], p["id"])
+    if "gm_ca_cert" in p:
+        gm_ca_fingerprint(ctx, _text(p, "gm_ca_cert", 16_384), p["id"])
+    elif ctx.suite_name == "sm2-sm3":
+        raise bad("add_org on an sm2-sm3 chain needs gm_ca_cert, the organisation's SM2 CA")
     for r in p.get("roles", []):
         check_name(r, "role")
 
 
 def _apply_add_org(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
-    write_org(ctx, p["id"], p["name"], p["ca_cert"], p["admins"])
+    write_org(ctx, p["id"], p["name"], p["ca_cert"], p["admins"], p.get("gm_ca_cert", ""))
     for r in p.get("roles", []):
         define_role(ctx, p["id"], r)
     for a in p["admins"]:
@@ -133,12 +139,14 @@ def _apply_add_org(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
 def _check_update_org(ctx: Context, p: Any) -> None:
     p = _only(p, "update_org")
     if len(p) == 1:
-        raise bad("update_org needs at least one of name, ca_cert, admins")
+        raise bad("update_org needs at least one of name, ca_cert, admins, gm_ca_cert")
     require_org(ctx, p["id"])
     if "name" in p:
         _text(p, "name")
     if "ca_cert" in p:
         ca_fingerprint(_text(p, "ca_cert", 16_384), p["id"])
+    if "gm_ca_cert" in p:
+        gm_ca_fingerprint(ctx, _text(p, "gm_ca_cert", 16_384), p["id"])
     if "admins" in p:
         _admins(ctx, p)
 
@@ -146,7 +154,14 @@ def _check_update_org(ctx: Context, p: Any) -> None:
 def _apply_update_org(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
     org = require_org(ctx, p["id"])
     admins = p.get("admins", org["admins"])
-    write_org(ctx, p["id"], p.get("name", org["name"]), p.get("ca_cert", org["ca_cert"]), admins)
+    write_org(
+        ctx,
+        p["id"],
+        p.get("name", org["name"]),
+        p.get("ca_cert", org["ca_cert"]),
+        admins,
+        p.get("gm_ca_cert", org.get("gm_ca_cert", "")),
+    )
     changed = sorted(k for k in p if k != "id")
     if "admins" in p:
         for old in org["admins"]:

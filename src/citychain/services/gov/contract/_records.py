@@ -62,6 +62,32 @@ def ca_fingerprint(pem: str, org_id: str) -> bytes:
         raise bad(f"organisation {org_id!r}: {exc.message}") from None
 
 
+def gm_ca_fingerprint(ctx: Context, pem: str, org_id: str) -> bytes:
+    """Check that ``pem`` is the SM2 CA of organisation ``org_id`` on an ``sm2-sm3`` chain
+    (an SM2 certificate, a CA, ``O=<org_id>``); its sha256. Its self-signature is not checked
+    here: a trust anchor is trusted because governance put it here, not because it signed
+    itself."""
+    if ctx.suite_name != "sm2-sm3":
+        raise InvalidInput(
+            f"organisation {org_id!r}: a gm_ca_cert (SM2 CA) belongs to an sm2-sm3 chain, "
+            f"this one runs {ctx.suite_name}",
+            ErrorCode.WRONG_SUITE,
+        )
+    from citychain.crypto.sm2_certs import parse_sm2_cert
+
+    try:
+        ca = parse_sm2_cert(pem.encode())
+    except InvalidInput as exc:
+        raise InvalidInput(
+            f"organisation {org_id!r}: gm_ca_cert: {exc.message}", exc.code
+        ) from None
+    if not ca.is_ca:
+        raise bad(f"organisation {org_id!r}: gm_ca_cert is not a CA certificate")
+    if ca.subject_o != org_id:
+        raise bad(f"organisation {org_id!r}: gm_ca_cert is the CA of organisation {ca.subject_o!r}")
+    return ca.fingerprint
+
+
 def org_ids(ctx: Context) -> list[str]:
     return [k[len(acc.ORG) :].decode() for k, _ in ctx.iter_prefix(acc.ORG)]
 
@@ -74,8 +100,10 @@ def require_org(ctx: Context, org_id: str) -> dict[str, Any]:
 
 
 def write_org(
-    ctx: Context, org_id: str, name: str, ca_cert: str, admins: list[bytes]
+    ctx: Context, org_id: str, name: str, ca_cert: str, admins: list[bytes], gm_ca_cert: str = ""
 ) -> dict[str, Any]:
+    """The organisation's record; on an ``sm2-sm3`` chain it must name its SM2 CA
+    (``gm_ca_cert``), which authenticates its nodes and members there."""
     record = {
         "id": org_id,
         "name": name,
@@ -83,6 +111,14 @@ def write_org(
         "ca_fp": ca_fingerprint(ca_cert, org_id),
         "admins": sorted(admins),
     }
+    if gm_ca_cert:
+        record["gm_ca_cert"] = gm_ca_cert
+        record["gm_ca_fp"] = gm_ca_fingerprint(ctx, gm_ca_cert, org_id)
+    elif ctx.suite_name == "sm2-sm3":
+        raise bad(
+            f"organisation {org_id!r} needs a gm_ca_cert (its SM2 CA) on an sm2-sm3 chain: "
+            "its nodes and members are certified by SM2 certificates there"
+        )
     put(ctx, acc.org_key(org_id), record)
     return record
 
