@@ -14,7 +14,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from citychain.crypto import Signer
+from citychain.crypto import SM2_SM3, Signer
+from citychain.crypto.sm2_certs import issue_sm2_ca, issue_sm2_node_cert
 from citychain.p2p.certs import NodeKey, encrypt_key_pem, generate_org_ca, issue_node_cert
 from citychain.p2p.config import Limits, PeerAddress
 from citychain.p2p.switch import Switch
@@ -28,11 +29,68 @@ T = TypeVar("T")
 
 
 @dataclass
+class GmNode:
+    """What a node of an ``sm2-sm3`` chain brings to its switch: TLS files naming its SM2 node
+    key, the key, and its SM2 certificate."""
+
+    files: tuple[Path, Path]
+    signer: Signer
+    gm_cert: bytes
+
+    def switch_args(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "node_signer": self.signer,
+            "crypto_suite": "sm2-sm3",
+            "gm_cert_pem": self.gm_cert,
+        }
+
+
+@dataclass
 class Pki:
-    """Organisation CAs and node certificates written to ``root``."""
+    """Organisation CAs and node certificates written to ``root`` (and, for GM networks,
+    organisation SM2 CAs and SM2 node certificates)."""
 
     root: Path
     cas: dict[str, tuple[bytes, bytes]] = field(default_factory=dict)
+    gm_cas: dict[str, tuple[bytes, Signer]] = field(default_factory=dict)
+
+    def gm_ca(self, org: str) -> tuple[bytes, Signer]:
+        if org not in self.gm_cas:
+            key = Signer.generate(SM2_SM3)
+            self.gm_cas[org] = (issue_sm2_ca(org, f"Organisation {org}", key.secret), key)
+        return self.gm_cas[org]
+
+    def gm_ca_pems(self, *orgs: str) -> dict[str, bytes]:
+        return {org: self.gm_ca(org)[0] for org in orgs}
+
+    def gm_node(
+        self,
+        name: str,
+        org: str,
+        *,
+        gm_org: str | None = None,
+        cert_name: str | None = None,
+        cert_key: bytes | None = None,
+        not_before: datetime | None = None,
+        not_after: datetime | None = None,
+    ) -> GmNode:
+        """A GM node ``name`` of ``org``: its SM2 certificate from ``gm_org``'s SM2 CA (default
+        ``org``'s), for ``cert_name`` and ``cert_key`` (default its own name and key)."""
+        signer = Signer.generate(SM2_SM3)
+        files = self.node(name, org, node_key=NodeKey("sm2-sm3", signer.public_key), tag="-gm")
+        ca_pem, ca_key = self.gm_ca(gm_org or org)
+        gm_cert = issue_sm2_node_cert(
+            ca_pem,
+            ca_key.secret,
+            cert_key or signer.public_key,
+            node_name=cert_name or name,
+            chain_id=CHAIN,
+            org_id=gm_org or org,
+            not_before=not_before,
+            not_after=not_after,
+        )
+        return GmNode(files, signer, gm_cert)
 
     def ca(self, org: str) -> tuple[bytes, bytes]:
         if org not in self.cas:
@@ -99,6 +157,8 @@ def make_switch(
     limits: Limits = FAST,
     node_signer: Signer | None = None,
     crypto_suite: str = "ed25519",
+    gm_cert_pem: bytes | None = None,
+    gm_ca_pems: dict[str, bytes] | None = None,
 ) -> Switch:
     cert_file, key_file = files if files is not None else pki.node(name, org, chain=chain)
     return Switch(
@@ -116,6 +176,10 @@ def make_switch(
         limits=limits,
         node_signer=node_signer,
         crypto_suite=crypto_suite,
+        gm_cert_pem=gm_cert_pem,
+        gm_ca_pems=gm_ca_pems
+        if gm_ca_pems is not None or crypto_suite != "sm2-sm3"
+        else pki.gm_ca_pems("water", "roads"),
     )
 
 

@@ -153,7 +153,8 @@ def test_a_peer_of_the_other_crypto_suite_is_refused_in_words(
     pki: Pki, caplog: pytest.LogCaptureFixture
 ) -> None:
     # x's genesis names sm2-sm3 (so its genesis hash differs too): the suite is what is said.
-    hub, x = _mutual(pki, pki.node("x", "roads"), genesis=bytes(32), crypto_suite="sm2-sm3")
+    gm = pki.gm_node("x", "roads").switch_args()
+    hub, x = _mutual(pki, gm.pop("files"), genesis=bytes(32), **gm)
     words = ["wrong crypto suite", "a network runs the one suite its genesis names"]
     _both_sides(
         caplog,

@@ -152,7 +152,8 @@ def add_org(
         f"{cmd} net up{_dir_arg(layout.root)}          # starts {node.name} too",
         f"{cmd} gov propose add_org --org-id {q(org.id)} --name {q(org.name)} "
         f"--ca-cert {q(str(org.ca_cert_file))} --admin-key-file {q(str(org.admin_key_file))} "
-        f"--key {q(first + '-admin')}",
+        + (f"--gm-ca-cert {q(str(org.gm_ca_cert_file))} " if org.gm_ca_cert_file.is_file() else "")
+        + f"--key {q(first + '-admin')}",
         f"{cmd} gov vote <id> --key <another org>-admin ; {cmd} gov execute <id> ...",
         f"{cmd} gov propose add_validator --public-key {node.validator_public_key} "
         f"--power 10 --name {q(node.name)} --org {q(org.id)} --key {q(first + '-admin')}",

@@ -120,6 +120,11 @@ class P2PSettings:
     ca_cert_file: str = ""
     cert_file: str = "config/node_cert.pem"
     tls_key_file: str = "config/node_tls_key.pem"
+    #: On an ``sm2-sm3`` chain: this node's SM2 certificate, issued by its organisation's SM2
+    #: CA for its node key; peers authenticate the node by it (:mod:`citychain.p2p.nodekey`).
+    gm_cert_file: str = "config/node_gm_cert.pem"
+    #: Like ``ca_cert_file``, for an organisation waiting to be admitted: its SM2 CA.
+    gm_ca_cert_file: str = ""
     #: Largest frame a peer may send: a block-sync answer carries a whole block
     #: (ChainParams.block_max_bytes, 16 MiB by default) and its commit.
     max_message_bytes: int = 24 * 1024 * 1024

@@ -29,7 +29,7 @@ from citychain.crypto import ED25519, CryptoSuite, Signer
 from citychain.crypto.keystore import save_key, save_plaintext_key
 from citychain.crypto.passphrase import TEST_NETWORK_PHRASE, write_note
 from citychain.errors import ConfigError, ErrorCode, Unavailable
-from citychain.node.config import KeysSettings, NodeConfig, NodeSettings
+from citychain.node.config import KeysSettings, NodeConfig, NodeSettings, P2PSettings
 from citychain.p2p.certs import encrypt_key_pem, generate_org_ca
 from citychain.types import Validator
 from citychain.types.genesis import ChainParams, Genesis, Governance, Member, Organisation
@@ -152,6 +152,37 @@ def init_home(
         (ca_key if plaintext_key else encrypt_key_pem(ca_key, passphrase or "")).decode().strip(),
     )
 
+    gm_ca_cert = b""
+    if suite.name == "sm2-sm3":
+        # The organisation's SM2 CA (GM certificate) and the node's SM2 certificate for its
+        # validator key: on an sm2-sm3 chain peers authenticate nodes by these, and members
+        # in certificate identity mode are certified by this CA.
+        from citychain.crypto.sm2_certs import (
+            issue_sm2_ca,
+            issue_sm2_node_cert,
+            sm2_private_key_pem,
+        )
+
+        gm_ca_key = Signer.generate(suite)
+        gm_ca_cert = issue_sm2_ca(ORG_ID, ORG_NAME, gm_ca_key.secret)
+        (org_dir / "gm_ca_cert.pem").write_bytes(gm_ca_cert)
+        _write_secret(
+            org_dir / "gm_ca_key.pem",
+            sm2_private_key_pem(gm_ca_key.secret, None if plaintext_key else passphrase)
+            .decode()
+            .strip(),
+        )
+        (home / P2PSettings().gm_cert_file).write_bytes(
+            issue_sm2_node_cert(
+                gm_ca_cert,
+                gm_ca_key.secret,
+                validator.public_key,
+                node_name=NodeSettings().name,
+                chain_id=chain_id,
+                org_id=ORG_ID,
+            )
+        )
+
     token: dict[str, Any] = {
         "issuers": [{"hex": s.address.hex()} for s in signers.values()][:1],
         "balances": {s.address.hex(): DEMO_BALANCE for s in signers.values()},
@@ -171,6 +202,7 @@ def init_home(
                 ca_cert.decode(),
                 admins=(admin.public_key,),
                 members=tuple(Member(s.public_key, ("member",)) for s in signers.values()),
+                gm_ca_cert=gm_ca_cert.decode(),
             ),
         ),
         governance=Governance("key", policies=dict(DEMO_POLICIES)),

@@ -274,6 +274,7 @@ class Node:
             # Signs the node-key proof when the certificate names the validator key, so a
             # copy of the TLS key file alone cannot connect as this node.
             node_signer=self.signer,
+            **self._gm_transport(),
         )
         # Every node keeps a signer: one that is not a validator yet signs from the height
         # governance adds it (the engine checks membership at every height).
@@ -297,6 +298,44 @@ class Node:
     def _empty_blocks(self) -> EmptyBlocks:
         c = self.config.consensus
         return EmptyBlocks(c.create_empty_blocks, c.empty_blocks_interval_ms)
+
+    def _gm_transport(self) -> dict[str, Any]:
+        """On an ``sm2-sm3`` chain, the switch's SM2 arguments: this node's SM2 certificate
+        (``[p2p] gm_cert_file``) and each organisation's SM2 CA; nothing elsewhere."""
+        if self.suite.name != "sm2-sm3":
+            return {}
+        cfg = self.config
+        path = cfg.path(cfg.p2p.gm_cert_file)
+        try:
+            pem = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(
+                f"{cfg.config_file}: [p2p] gm_cert_file {path}: {exc.strerror or exc}; on an "
+                "sm2-sm3 chain the node's SM2 certificate authenticates it to its peers"
+            ) from None
+        return {"gm_cert_pem": pem, "gm_ca_pems": self._trusted_gm_cas()}
+
+    def _trusted_gm_cas(self) -> dict[str, bytes]:
+        """Organisation id -> its SM2 CA (PEM), as the chain lists them (genesis before
+        governance has a registry), plus this node's own organisation's (``[p2p]
+        gm_ca_cert_file``) while it waits to be admitted."""
+        cfg, p2p = self.config, self.config.p2p
+        orgs = {
+            o["id"]: o["gm_ca_cert"].encode()
+            for o in self.chain.organisations()
+            if o.get("gm_ca_cert")
+        }
+        if not self.chain.organisations():
+            orgs = {o.id: o.gm_ca_cert.encode() for o in self.genesis.organisations if o.gm_ca_cert}
+        if p2p.org_id not in orgs and p2p.gm_ca_cert_file:
+            path = cfg.path(p2p.gm_ca_cert_file)
+            try:
+                orgs[p2p.org_id] = path.read_bytes()
+            except OSError as exc:
+                raise ConfigError(
+                    f"{cfg.config_file}: [p2p] gm_ca_cert_file {path}: {exc}"
+                ) from None
+        return orgs
 
     def _trusted_cas(self) -> list[bytes]:
         """The CA certificates of the organisations on chain now, plus this node's own
@@ -498,6 +537,8 @@ class Node:
         if self.switch is not None and self.chain.governance_changed(pending):
             try:
                 self.switch.set_trusted_cas(self._trusted_cas())
+                if self.suite.name == "sm2-sm3":
+                    self.switch.set_trusted_gm_cas(self._trusted_gm_cas())
             except ConfigError as exc:
                 log.error(
                     "could not follow the organisation change of block %d: %s",

@@ -66,7 +66,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from citychain.crypto import ED25519, CryptoSuite, Signer
+from citychain.crypto import ED25519, SM2_SM3, CryptoSuite, Signer
 from citychain.crypto.keystore import KDF_LEVELS, save_key
 from citychain.crypto.passphrase import TEST_NETWORK_PHRASE, write_note
 from citychain.errors import ConfigError, InvalidInput
@@ -143,6 +143,11 @@ class NetOrg:
     nodes: tuple[str, ...]
     #: The organisation's admin key (encrypted with the network passphrase).
     admin_key_file: Path
+
+    @property
+    def gm_ca_cert_file(self) -> Path:
+        """Its SM2 CA on an ``sm2-sm3`` network (beside ``ca_cert_file``; absent elsewhere)."""
+        return self.ca_cert_file.with_name("gm_ca_cert.pem")
 
 
 @dataclass(frozen=True, slots=True)
@@ -460,6 +465,7 @@ def _write_network(
     org_ids = [f"org{k + 1}" for k in range(orgs)]
     org_names = {oid: f"Organisation {k + 1}" for k, oid in enumerate(org_ids)}
     cas: dict[str, tuple[bytes, bytes]] = {}
+    gm_cas: dict[str, tuple[bytes, Signer]] = {}
     for oid in org_ids:
         ca_cert, ca_key = generate_org_ca(oid, org_names[oid])
         cas[oid] = (ca_cert, ca_key)
@@ -467,6 +473,8 @@ def _write_network(
         org_dir.mkdir(parents=True)
         (org_dir / "ca_cert.pem").write_bytes(ca_cert)
         _write_private(org_dir / "ca_key.pem", encrypt_key_pem(ca_key, passphrase))
+        if suite.name == "sm2-sm3":
+            gm_cas[oid] = write_gm_ca(org_dir, oid, org_names[oid], passphrase)
 
     # Validator keys and ports.
     signers = [Signer.generate(suite) for _ in range(validators)]
@@ -517,6 +525,7 @@ def _write_network(
                 cas[oid][0].decode(),
                 admins=(admins[oid].public_key,),
                 members=tuple(members_of[oid]),
+                gm_ca_cert=gm_cas[oid][0].decode() if oid in gm_cas else "",
             )
             for oid in org_ids
         ),
@@ -553,6 +562,8 @@ def _write_network(
         )
         (home / p2p.cert_file).write_bytes(cert)
         _write_private(home / p2p.tls_key_file, encrypt_key_pem(tls_key, passphrase))
+        if oid in gm_cas:
+            write_gm_node_cert(home / p2p.gm_cert_file, gm_cas[oid], signer, name, chain_id, oid)
         api_port = p2p_port(i) + 1
         config = NodeConfig(
             home=home,
@@ -602,6 +613,31 @@ def _write_network(
 #: What a test network's node.toml says about its keys: the passphrase may sit in plain text
 #: beside them, because this is a test network (see :mod:`citychain.crypto.passphrase`).
 TEST_NETWORK_KEYS = KeysSettings(allow_plaintext_passphrase=TEST_NETWORK_PHRASE)
+
+
+def write_gm_ca(org_dir: Path, org_id: str, org_name: str, passphrase: str) -> tuple[bytes, Signer]:
+    """An organisation's SM2 CA for an ``sm2-sm3`` network: ``gm_ca_cert.pem`` and its key,
+    ``gm_ca_key.pem`` (PKCS#8, encrypted under the network passphrase, as ``ca_key.pem``;
+    OpenSSL reads it). (PEM, key.)"""
+    from citychain.crypto.sm2_certs import issue_sm2_ca, sm2_private_key_pem
+
+    key = Signer.generate(SM2_SM3)
+    pem = issue_sm2_ca(org_id, org_name, key.secret)
+    (org_dir / "gm_ca_cert.pem").write_bytes(pem)
+    _write_private(org_dir / "gm_ca_key.pem", sm2_private_key_pem(key.secret, passphrase))
+    return pem, key
+
+
+def write_gm_node_cert(
+    path: Path, ca: tuple[bytes, Signer], signer: Signer, name: str, chain_id: str, org_id: str
+) -> None:
+    """The node's SM2 certificate (``[p2p] gm_cert_file``) for its node key ``signer``."""
+    from citychain.crypto.sm2_certs import issue_sm2_node_cert
+
+    pem = issue_sm2_node_cert(
+        ca[0], ca[1].secret, signer.public_key, node_name=name, chain_id=chain_id, org_id=org_id
+    )
+    path.write_bytes(pem)
 
 
 def node_key_of(signer: Signer) -> NodeKey:
@@ -693,15 +729,23 @@ def prepare_joining_org(
     cert, tls_key = issue_node_cert(
         ca_cert, ca_key, node_name, layout.chain_id, org_id, node_key=node_key_of(signer)
     )
+    gm = suite.name == "sm2-sm3"
     p2p = P2PSettings(
         listen_host="127.0.0.1",
         listen_port=port,
         persistent_peers=",".join(f"{n.name}@127.0.0.1:{n.p2p_port}" for n in layout.nodes),
         org_id=org_id,
         ca_cert_file="config/org_ca_cert.pem",
+        gm_ca_cert_file="config/org_gm_ca_cert.pem" if gm else "",
     )
     (home / p2p.cert_file).write_bytes(cert)
     _write_private(home / p2p.tls_key_file, encrypt_key_pem(tls_key, passphrase))
+    if gm:
+        gm_ca = write_gm_ca(org_dir, org_id, name, passphrase)
+        (config_dir / "org_gm_ca_cert.pem").write_bytes(gm_ca[0])
+        write_gm_node_cert(
+            home / p2p.gm_cert_file, gm_ca, signer, node_name, layout.chain_id, org_id
+        )
     # Consensus settings as the network's first node has them (empty blocks, sync window).
     consensus = NodeConfig.load(layout.nodes[0].home).consensus
     config = NodeConfig(

@@ -142,11 +142,17 @@ class Hello:
 
 @dataclass(frozen=True, slots=True)
 class NodeKeyProof:
-    """The sender's signature over the connection's binding, or empty (no node key named)."""
+    """The sender's signature over the connection's binding, or empty (no node key named).
+    On an ``sm2-sm3`` chain it also carries the sender's SM2 certificate (DER), which
+    certifies the key that signed (:mod:`citychain.p2p.nodekey`); a third item only then, so
+    an Ed25519 node's proof is the bytes it always was."""
 
     signature: bytes
+    gm_cert: bytes = b""
 
     def encode(self) -> bytes:
+        if self.gm_cert:
+            return codec.encode(["proof", self.signature, self.gm_cert])
         return codec.encode(["proof", self.signature])
 
 
@@ -198,6 +204,8 @@ def decode_control(payload: bytes) -> ControlMessage:
             return Hello(1, chain, genesis, name, org, b"")  # refused as version 1, in words
         case ["proof", bytes(signature)]:
             return NodeKeyProof(signature)
+        case ["proof", bytes(signature), bytes(gm_cert)] if gm_cert:
+            return NodeKeyProof(signature, gm_cert)
         case ["refuse", str(reason), str(text)] if reason in REFUSAL_REASONS:
             return Refuse(reason, _printable(text))
         case ["refuse", str(reason), str(text)]:

@@ -30,16 +30,19 @@ a close::
                                                                             wrong_genesis, ...
     6                       <------------  send Hello(nonce_D), Proof_D
     7   read D's Hello, check it                                            (as 5)
-    8   read D's Proof, check it                                            node_key
+    8   read D's Proof, check it                                            node_key, gm_cert
     9   send Proof_A  ------------------>
-    10                                     read A's Proof, check it         node_key
+    10                                     read A's Proof, check it         node_key, gm_cert
 
 A Proof (:class:`~citychain.p2p.frames.NodeKeyProof`) is the sender's signature, by the node
 key its certificate names, over the connection's binding: chain, genesis, both certificates'
 SHA-256 and both nonces, and which side signed (:mod:`citychain.p2p.nodekey` says why that
 defeats replay and relay without a TLS exporter, and what it does not give). A certificate
 that names no node key sends an empty Proof and needs none. The dialler waits for the
-acceptor's Proof, so it learns in the handshake whether the acceptor accepted it.
+acceptor's Proof, so it learns in the handshake whether the acceptor accepted it. On an
+``sm2-sm3`` chain every certificate must name an SM2 node key, and a Proof also carries the
+sender's SM2 node certificate, checked in steps 8 and 10 against the SM2 CA of the sender's
+organisation (``gm_cert``, ``expired``, ``not_yet_valid``; see :mod:`citychain.p2p.nodekey`).
 
 The acceptor speaks first. Under TLS 1.3 the dialler's handshake completes *before* the
 acceptor has checked the dialler's certificate; if the acceptor's OpenSSL then refuses it,
@@ -58,9 +61,11 @@ import asyncio
 import contextlib
 import secrets
 import ssl
-from dataclasses import dataclass
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from citychain.crypto import Signer
 from citychain.errors import PeerRefused
@@ -77,9 +82,21 @@ from citychain.p2p.frames import (
     decode_control,
     read_frame,
 )
-from citychain.p2p.nodekey import NONCE_BYTES, Binding, Role, check_proof, fingerprint, prove
+from citychain.p2p.nodekey import (
+    GM_SUITE,
+    NONCE_BYTES,
+    Binding,
+    Role,
+    check_gm_cert,
+    check_proof,
+    fingerprint,
+    prove,
+)
 from citychain.p2p.refusals import explain_tls_error
 from citychain.p2p.tls import TrustStore, check_peer_certificate
+
+if TYPE_CHECKING:
+    from citychain.crypto.sm2_certs import Sm2Cert
 
 #: How long a refusing side waits for the peer to read its Refuse frame and close.
 LINGER_S = 0.5
@@ -106,6 +123,10 @@ class Local:
     signer: Signer | None = None
     #: The chain's crypto suite (genesis): a peer of another suite is refused by name.
     crypto_suite: str = DEFAULT_SUITE
+    #: On an ``sm2-sm3`` chain: our SM2 node certificate (DER), sent with our proof, and the
+    #: SM2 CA of each organisation, which peers' SM2 certificates must come from.
+    gm_cert: bytes = b""
+    gm_cas: Mapping[str, Sm2Cert] = field(default_factory=dict)
 
     def hello(self, nonce: bytes) -> Hello:
         return Hello(
@@ -127,7 +148,13 @@ class Local:
         return Binding(self.chain_id, self.genesis_hash, its, mine, theirs, own)
 
     async def proof(self, binding: Binding, ours: Role) -> NodeKeyProof:
-        return NodeKeyProof(await prove(self.signer, self.cert.node_key, binding, ours))
+        signature = await prove(self.signer, self.cert.node_key, binding, ours)
+        return NodeKeyProof(signature, self.gm_cert)
+
+    @property
+    def gm(self) -> bool:
+        """Whether peers are authenticated by SM2 certificates (an ``sm2-sm3`` chain)."""
+        return self.crypto_suite == GM_SUITE
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,13 +350,28 @@ async def _proof_from(
     cert: NodeCertInfo,
     binding: Binding,
     role: Role,
+    local: Local,
 ) -> None:
-    """Read the peer's node-key proof (it is ``role``) and check it; refuse on failure."""
+    """Read the peer's node-key proof (it is ``role``) and check it, and on an ``sm2-sm3``
+    chain the SM2 certificate that comes with it; refuse on failure."""
     try:
         proof = await _read_control(reader, first=False)
         if not isinstance(proof, NodeKeyProof):
             raise PeerRefused("protocol", "expected a node key proof, got a second hello")
         check_proof(cert, binding, role, proof.signature)
+        if local.gm:
+            check_gm_cert(
+                cert,
+                proof.gm_cert,
+                chain_id=local.chain_id,
+                gm_cas=local.gm_cas,
+                now_ms=time.time_ns() // 1_000_000,
+            )
+        elif proof.gm_cert:
+            raise PeerRefused(
+                "protocol",
+                f"{cert.node_name} sent an SM2 certificate on a {local.crypto_suite} chain",
+            )
     except PeerRefused as exc:
         exc.peer_name = cert.node_name
         if not exc.by_peer:
@@ -370,7 +412,7 @@ async def accept(
             writer.write(control_frame(local.hello(nonce)))  # 3
             hello = await _hello_from(reader, writer, cert, local, dialler=False)  # 7
             binding = local.binding(cert, ours="acceptor", own=nonce, theirs=hello.nonce)
-            await _proof_from(reader, writer, cert, binding, "dialler")  # 8
+            await _proof_from(reader, writer, cert, binding, "dialler", local)  # 8
             writer.write(control_frame(await _own_proof(writer, local, binding, "acceptor")))  # 9
             await writer.drain()
         done = True
@@ -414,7 +456,7 @@ async def dial(
             proof = await _own_proof(writer, local, binding, "dialler")
             writer.write(control_frame(local.hello(nonce)) + control_frame(proof))  # 6
             await writer.drain()
-            await _proof_from(reader, writer, cert, binding, "acceptor")  # 10
+            await _proof_from(reader, writer, cert, binding, "acceptor", local)  # 10
         done = True
         return Established(reader, writer, cert, "out", address)
     finally:

@@ -46,18 +46,47 @@ took part in a handshake between these two certificates with these nonces", not 
 session's keys belong to that holder". Someone holding *both* nodes' TLS keys could sit in the
 middle of a connection between them and forward the proof. The TLS handshake signature itself
 is still made by the file key.
+
+On an ``sm2-sm3`` chain: authentication by SM2 certificates
+-----------------------------------------------------------
+A GM network authenticates its nodes by SM2 certificates (GM certificates,
+:mod:`citychain.crypto.sm2_certs`). The standard ways, TLS 1.3 with SM2 per RFC 8998 or TLCP
+(GB/T 38636), are out of reach of the TLS stack here: Python's :mod:`ssl` runs the system
+OpenSSL 3.0, whose TLS refuses an SM2 certificate outright ("ssl_set_cert: unknown
+certificate type"), has no SM4 cipher suites, and checks SM2 certificate signatures under an
+empty distinguishing ID. So the closest honest thing is built on the proof above:
+
+* TLS 1.3 runs as on every chain, with the P-256 TLS certificates of the organisations' TLS
+  CAs (``ca_cert`` in genesis): it encrypts and authenticates the channel's two TLS keys;
+* every node certificate must name the node's SM2 key (an unnamed one is refused,
+  ``node_key``), so the node-key proof is an SM2 signature, under the chain's distinguishing
+  ID, over the binding of both TLS certificates and both fresh nonces;
+* the proof frame carries the signer's SM2 node certificate, and the receiver checks it
+  (:func:`check_gm_cert`): issued, under the GM/T 0009 ID, by the SM2 CA that the chain lists
+  for the organisation the TLS certificate names (``gm_ca_cert``: genesis, then governance),
+  valid now, for this node's name and URI, and for exactly the key that signed the proof.
+  Anything else is refused in words: ``gm_cert`` (no certificate, another CA, another
+  node or key), ``expired`` or ``not_yet_valid``.
+
+So a peer is authenticated by its SM2 certificate: the SM2 key that certificate certifies
+signed this connection's binding. What the exporter would add (the proof covering the TLS
+session keys themselves) is what the section above says is missing on every chain.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from citychain import codec
 from citychain.crypto import Signer, get_suite
-from citychain.errors import CitychainError, ConfigError, InvalidInput, PeerRefused
-from citychain.p2p.certs import NodeCertInfo, NodeKey
+from citychain.errors import CitychainError, ConfigError, ErrorCode, InvalidInput, PeerRefused
+from citychain.p2p.certs import NodeCertInfo, NodeKey, node_uri
+
+if TYPE_CHECKING:
+    from citychain.crypto.sm2_certs import Sm2Cert
 
 #: The domain-separation tag that opens every signed binding.
 PROOF_TAG: Final = "citychain/p2p/node-key-proof/v1"
@@ -161,3 +190,106 @@ def check_proof(peer: NodeCertInfo, binding: Binding, role: Role, signature: byt
             "without that key, e.g. a copy of its disk without its hardware module?), or it "
             "was made for another connection",
         )
+
+
+#: The suite whose chains authenticate nodes by SM2 certificates.
+GM_SUITE: Final = "sm2-sm3"
+
+
+def check_gm_cert(
+    peer: NodeCertInfo,
+    gm_cert: bytes,
+    *,
+    chain_id: str,
+    gm_cas: Mapping[str, Sm2Cert],
+    now_ms: int,
+) -> None:
+    """Refuse (:class:`PeerRefused`) a peer of an ``sm2-sm3`` chain unless ``gm_cert`` is an
+    SM2 certificate from the SM2 CA of the peer's organisation (``gm_cas``: organisation id ->
+    its CA, as the chain lists them), valid at ``now_ms``, for the peer's node name and URI and
+    for the node key its TLS certificate names, whose proof :func:`check_proof` has checked.
+    See "On an sm2-sm3 chain" in the module docstring."""
+    from citychain.crypto.sm2_certs import parse_sm2_cert, verify_sm2_cert
+
+    name, org = peer.node_name, peer.org_id
+    if peer.node_key is None or peer.node_key.suite != GM_SUITE:
+        raise PeerRefused(
+            "node_key",
+            f"the certificate of {name} names no SM2 node key; on an {GM_SUITE} chain every "
+            "node certificate names the node's SM2 key, which signs each connection",
+        )
+    if not gm_cert:
+        raise PeerRefused(
+            "gm_cert",
+            f"{name} sent no SM2 certificate; on an {GM_SUITE} chain every node is "
+            "authenticated by the SM2 certificate its organisation's SM2 CA issued it "
+            "([p2p] gm_cert_file)",
+        )
+    ca = gm_cas.get(org)
+    if ca is None:
+        raise PeerRefused(
+            "gm_cert",
+            f"organisation {org!r} of {name} has no SM2 CA on this chain (gm_cert_file's "
+            "issuer must be the gm_ca_cert that genesis or governance lists for it)",
+        )
+    try:
+        cert = verify_sm2_cert(parse_sm2_cert(gm_cert), ca, at_ms=now_ms)
+    except InvalidInput as exc:
+        reason = {ErrorCode.EXPIRED: "expired", ErrorCode.NOT_YET_VALID: "not_yet_valid"}.get(
+            exc.code, "gm_cert"
+        )
+        raise PeerRefused(
+            reason, f"the SM2 certificate of {name} (organisation {org}): {exc.message}"
+        ) from None
+    uri = node_uri(chain_id, name)
+    if cert.subject_cn != name or cert.subject_o != org or uri not in cert.uris:
+        raise PeerRefused(
+            "gm_cert",
+            f"the SM2 certificate {name} sent is for node {cert.subject_cn!r} of organisation "
+            f"{cert.subject_o!r} ({', '.join(cert.uris) or 'no URI'}), not {name} of {org} "
+            f"({uri})",
+        )
+    if cert.public_key != peer.node_key.public_key:
+        raise PeerRefused(
+            "gm_cert",
+            f"the SM2 certificate of {name} certifies another key than the node key its TLS "
+            "certificate names and that signed this connection",
+        )
+
+
+def gm_cas_from(pems: Mapping[str, bytes]) -> dict[str, Sm2Cert]:
+    """Organisation id -> its SM2 CA, parsed (:class:`ConfigError` naming the organisation
+    for one that is not an SM2 CA of that organisation)."""
+    from citychain.crypto.sm2_certs import parse_sm2_cert
+
+    out: dict[str, Sm2Cert] = {}
+    for org, pem in sorted(pems.items()):
+        try:
+            ca = parse_sm2_cert(pem)
+        except InvalidInput as exc:
+            raise ConfigError(f"the SM2 CA of organisation {org!r}: {exc.message}") from None
+        if not ca.is_ca or ca.subject_o != org:
+            raise ConfigError(
+                f"the SM2 CA of organisation {org!r} is not a CA certificate of that "
+                f"organisation (O={ca.subject_o!r})"
+            )
+        out[org] = ca
+    return out
+
+
+def gm_cert_for(cert_pem: bytes, signer: Signer | None) -> bytes:
+    """Our SM2 certificate's DER, after checking it certifies the key that signs our proofs
+    (:class:`ConfigError` otherwise: every peer would refuse us)."""
+    from citychain.crypto.sm2_certs import parse_sm2_cert
+
+    try:
+        cert = parse_sm2_cert(cert_pem)
+    except InvalidInput as exc:
+        raise ConfigError(f"the node's SM2 certificate: {exc.message}") from None
+    if signer is None or signer.suite.name != GM_SUITE or cert.public_key != signer.public_key:
+        raise ConfigError(
+            "the node's SM2 certificate ([p2p] gm_cert_file) is not for this node's key: peers "
+            "would refuse its connections; use the certificate its organisation's SM2 CA "
+            "issued for its validator key"
+        )
+    return cert.der

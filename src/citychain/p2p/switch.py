@@ -53,7 +53,7 @@ import random
 import socket
 import ssl
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -84,7 +84,7 @@ from citychain.p2p.handshake import (
     peer_cert_der,
     refuse_and_close,
 )
-from citychain.p2p.nodekey import check_signer
+from citychain.p2p.nodekey import GM_SUITE, check_signer, gm_cas_from, gm_cert_for
 from citychain.p2p.tls import (
     TrustStore,
     check_still_trusted,
@@ -253,11 +253,15 @@ class Switch:
         limits: Limits = Limits(),  # noqa: B008 (frozen, so sharing the default is safe)
         node_signer: Signer | None = None,
         crypto_suite: str = "ed25519",
+        gm_cert_pem: bytes | None = None,
+        gm_ca_pems: Mapping[str, bytes] | None = None,
     ) -> None:
         """``node_signer`` signs this node's node-key proofs; it must hold the key that
         ``cert_file`` names, if it names one (:mod:`citychain.p2p.nodekey`). ``crypto_suite``
         is the chain's (genesis): its name goes in the hello, and a peer that names another
-        is refused (``wrong_suite``)."""
+        is refused (``wrong_suite``). On an ``sm2-sm3`` chain ``gm_cert_pem`` is this node's
+        SM2 certificate (for ``node_signer``'s key, which ``cert_file`` must name) and
+        ``gm_ca_pems`` each organisation's SM2 CA: peers are authenticated by theirs."""
         try:
             check_node_name(node_name)
         except InvalidInput as exc:
@@ -275,6 +279,16 @@ class Switch:
                 f"node certificate {cert_file} was not issued by any organisation CA of this chain"
             )
         check_signer(self._own.node_key, node_signer, str(cert_file))
+        gm_cert, gm_cas = b"", {}
+        if crypto_suite == GM_SUITE:
+            if self._own.node_key is None or gm_cert_pem is None:
+                raise ConfigError(
+                    f"on an {GM_SUITE} chain a node needs a certificate naming its SM2 node key "
+                    f"({cert_file}) and an SM2 certificate for that key ([p2p] gm_cert_file): "
+                    "peers authenticate it by them"
+                )
+            gm_cert = gm_cert_for(gm_cert_pem, node_signer)
+            gm_cas = gm_cas_from(gm_ca_pems or {})
         self._server_ctx, self._client_ctx = self._identity.contexts(trust)
         #: The CAs the two contexts trust (they lag ``_local.trust`` if a rebuild failed).
         self._ctx_cas = frozenset(trust.cas)
@@ -287,6 +301,8 @@ class Switch:
             self._own,
             node_signer,
             crypto_suite,
+            gm_cert,
+            gm_cas,
         )
         self._limits = limits
         self._read_limits = ReadLimits(
@@ -374,6 +390,20 @@ class Switch:
             )
             for s in sorted(self._peers.values(), key=lambda s: s.name)
         ]
+
+    def set_trusted_gm_cas(self, gm_ca_pems: Mapping[str, bytes]) -> None:
+        """On an ``sm2-sm3`` chain: the SM2 CA of each organisation from now on (governance
+        changed them); the handshakes that start afterwards check peers against them.
+        :class:`ConfigError` (and nothing changes) if one is not an SM2 CA of its
+        organisation."""
+        if not self._local.gm:
+            return
+        cas = gm_cas_from(gm_ca_pems)
+        if cas.keys() != self._local.gm_cas.keys() or any(
+            c.der != self._local.gm_cas[o].der for o, c in cas.items()
+        ):
+            self._local = replace(self._local, gm_cas=cas)
+            self._log.info("organisation SM2 CAs now: %s", ", ".join(sorted(cas)) or "none")
 
     def set_trusted_cas(self, ca_pems: Sequence[bytes]) -> None:
         """Trust exactly the organisation CAs ``ca_pems`` from now on (on the loop's thread).
