@@ -77,7 +77,13 @@ from citychain.crypto.sm2 import Sm2Suite
 from citychain.node.config import NodeConfig
 from citychain.node.processes import spawn_node, stop_processes
 from citychain.node.testnet import PORT_STRIDE, NetNode
-from citychain.p2p.certs import decrypt_key_pem, generate_org_ca, issue_node_cert
+from citychain.p2p.certs import (
+    NodeKey,
+    decrypt_key_pem,
+    encrypt_key_pem,
+    generate_org_ca,
+    issue_node_cert,
+)
 from citychain.sdk import Client
 from citychain.services.token.shapes import balance_key
 from citychain.types import Vote, VoteType
@@ -234,7 +240,12 @@ def partition_2_2(net: LocalNet) -> None:
 # -- 3. refused certificates ---------------------------------------------------------------------
 def make_outsiders(net: LocalNet, root: Path, genesis: Genesis) -> list[NetNode]:
     """node4 (a certificate from a CA genesis does not list) and node5 (issued by org1's CA,
-    expired yesterday), SM2 node keys both; every validator dials them too."""
+    expired yesterday), SM2 node keys both; every validator dials them too.
+
+    Where the network's organisations also have SM2 CAs (``orgs/<org>/gm_ca_cert.pem``: GM
+    nodes then authenticate by SM2 node certificates as well), each outsider gets one too, from
+    a rogue SM2 CA (named in node4's own genesis) and from org1's: the TLS certificate is what
+    is refused, so neither outsider fails for a missing SM2 one first."""
     layout = net.layout
     org1 = layout.orgs[0]
     org1_ca = (
@@ -249,6 +260,21 @@ def make_outsiders(net: LocalNet, root: Path, genesis: Genesis) -> list[NetNode]
         rogue_ca[0].decode(),
         admins=(Signer.generate(genesis.suite).public_key,),
     )
+    org1_gm_ca = org1.ca_cert_file.with_name("gm_ca_cert.pem")
+    gm_cas: dict[str, tuple[bytes, bytes]] = {}
+    if org1_gm_ca.exists():
+        from citychain.crypto.sm2_certs import issue_sm2_ca, sm2_secret_from_pem
+
+        suite = genesis.suite
+        assert isinstance(suite, Sm2Suite)
+        rogue_secret = Signer.generate(SM2_SM3).secret
+        gm_cas["rogue"] = (
+            issue_sm2_ca("rogue", "Rogue Organisation", rogue_secret, distid=suite.distid),
+            rogue_secret,
+        )
+        gm_key = org1_gm_ca.with_name("gm_ca_key.pem").read_bytes()
+        gm_cas[org1.id] = (org1_gm_ca.read_bytes(), sm2_secret_from_pem(gm_key, net.passphrase))
+        rogue_org = dataclasses.replace(rogue_org, gm_ca_cert=gm_cas["rogue"][0].decode())
     wrong_ca = make_outsider(
         net,
         root,
@@ -278,6 +304,42 @@ def make_outsiders(net: LocalNet, root: Path, genesis: Genesis) -> list[NetNode]
         genesis,
     )
     outsiders = [wrong_ca, expired]
+    # Their TLS certificates again, naming their SM2 node keys as every generated node's does
+    # (make_outsider makes the key, so the first ones could not).
+    for o, ca, validity in (
+        (wrong_ca, rogue_ca, {}),
+        (
+            expired,
+            org1_ca,
+            {"not_before": now - timedelta(days=30), "not_after": now - timedelta(days=1)},
+        ),
+    ):
+        cert, tls_key = issue_node_cert(
+            *ca,
+            o.name,
+            layout.chain_id,
+            o.org,
+            node_key=NodeKey(genesis.crypto_suite, bytes.fromhex(o.validator_public_key)),
+            **validity,
+        )
+        p2p = NodeConfig.load(o.home).p2p
+        (o.home / p2p.cert_file).write_bytes(cert)
+        (o.home / p2p.tls_key_file).write_bytes(encrypt_key_pem(tls_key, net.passphrase))
+    if gm_cas:
+        from citychain.crypto.sm2_certs import issue_sm2_node_cert
+
+        for o in outsiders:
+            ca_pem, ca_secret = gm_cas[o.org]
+            pem = issue_sm2_node_cert(
+                ca_pem,
+                ca_secret,
+                bytes.fromhex(o.validator_public_key),
+                node_name=o.name,
+                chain_id=layout.chain_id,
+                org_id=o.org,
+                distid=suite.distid,
+            )
+            (o.home / NodeConfig.load(o.home).p2p.gm_cert_file).write_bytes(pem)
     more = ",".join(f"{o.name}@127.0.0.1:{o.p2p_port}" for o in outsiders)
     for i in range(4):
         peers = NodeConfig.load(layout.nodes[i].home).p2p.persistent_peers
