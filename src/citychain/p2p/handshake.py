@@ -166,6 +166,8 @@ class Established:
     cert: NodeCertInfo
     direction: Direction
     address: str  # the remote "host:port"
+    #: The peer's SM2 node certificate (DER) on an ``sm2-sm3`` chain, as checked; else empty.
+    gm_cert: bytes = b""
 
 
 def format_address(peername: object) -> str:
@@ -351,9 +353,9 @@ async def _proof_from(
     binding: Binding,
     role: Role,
     local: Local,
-) -> None:
+) -> bytes:
     """Read the peer's node-key proof (it is ``role``) and check it, and on an ``sm2-sm3``
-    chain the SM2 certificate that comes with it; refuse on failure."""
+    chain the SM2 certificate that comes with it (returned); refuse on failure."""
     try:
         proof = await _read_control(reader, first=False)
         if not isinstance(proof, NodeKeyProof):
@@ -377,6 +379,7 @@ async def _proof_from(
         if not exc.by_peer:
             await refuse_and_close(reader, writer, exc)
         raise
+    return proof.gm_cert
 
 
 async def _own_proof(
@@ -412,11 +415,11 @@ async def accept(
             writer.write(control_frame(local.hello(nonce)))  # 3
             hello = await _hello_from(reader, writer, cert, local, dialler=False)  # 7
             binding = local.binding(cert, ours="acceptor", own=nonce, theirs=hello.nonce)
-            await _proof_from(reader, writer, cert, binding, "dialler", local)  # 8
+            gm_cert = await _proof_from(reader, writer, cert, binding, "dialler", local)  # 8
             writer.write(control_frame(await _own_proof(writer, local, binding, "acceptor")))  # 9
             await writer.drain()
         done = True
-        return Established(reader, writer, cert, "in", address)
+        return Established(reader, writer, cert, "in", address, gm_cert)
     finally:
         if not done:
             await _close_quietly(writer)
@@ -456,9 +459,9 @@ async def dial(
             proof = await _own_proof(writer, local, binding, "dialler")
             writer.write(control_frame(local.hello(nonce)) + control_frame(proof))  # 6
             await writer.drain()
-            await _proof_from(reader, writer, cert, binding, "acceptor", local)  # 10
+            gm_cert = await _proof_from(reader, writer, cert, binding, "acceptor", local)  # 10
         done = True
-        return Established(reader, writer, cert, "out", address)
+        return Established(reader, writer, cert, "out", address, gm_cert)
     finally:
         if not done:
             await _close_quietly(writer)

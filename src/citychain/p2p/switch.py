@@ -64,6 +64,7 @@ from cryptography import x509
 from citychain.crypto import Signer
 from citychain.errors import ConfigError, ErrorCode, InvalidInput, KeystoreError, PeerRefused
 from citychain.p2p.certs import (
+    NodeCertInfo,
     ca_org_id,
     check_node_name,
     issuing_ca,
@@ -84,7 +85,7 @@ from citychain.p2p.handshake import (
     peer_cert_der,
     refuse_and_close,
 )
-from citychain.p2p.nodekey import GM_SUITE, check_signer, gm_cas_from, gm_cert_for
+from citychain.p2p.nodekey import GM_SUITE, check_gm_cert, check_signer, gm_cas_from, gm_cert_for
 from citychain.p2p.tls import (
     TrustStore,
     check_still_trusted,
@@ -146,6 +147,8 @@ class _Peer:
     failing_since: float | None = None  # monotonic time of the first failed dial in a row
     last_error: str | None = None
     cert: x509.Certificate | None = None  # the peer certificate of ``conn``
+    #: The SM2 node certificate (DER) the peer of ``conn`` proved itself with (GM chains).
+    gm_cert: bytes = b""
     #: ``conn`` is being closed because the trusted CAs no longer cover it: drop its frames.
     untrusted: bool = False
 
@@ -404,6 +407,38 @@ class Switch:
         ):
             self._local = replace(self._local, gm_cas=cas)
             self._log.info("organisation SM2 CAs now: %s", ", ".join(sorted(cas)) or "none")
+            # Connections made under the old CAs are checked again, as for the TLS CAs.
+            for state in self._peers.values():
+                conn = state.conn
+                if conn is None or state.untrusted:
+                    continue
+                info = node_cert_info(state.cert) if state.cert is not None else None
+                refusal = (
+                    self._gm_refusal(info, state.gm_cert)
+                    if info is not None
+                    else PeerRefused("gm_cert", "its certificate cannot be checked again")
+                )
+                if refusal is None:
+                    continue
+                refusal.peer_name = state.name
+                state.untrusted = True  # its frames are dropped from now on
+                self._spawn(
+                    conn.close(f"{refusal.words}: {refusal.message}", refusal),
+                    f"p2p-close-{state.name}",
+                )
+
+    def _gm_refusal(self, cert: NodeCertInfo, gm_cert: bytes) -> PeerRefused | None:
+        """Why the current SM2 CAs refuse a peer's SM2 certificate (GM chains), or None."""
+        local = self._local
+        if not local.gm:
+            return None
+        try:
+            check_gm_cert(
+                cert, gm_cert, chain_id=local.chain_id, gm_cas=local.gm_cas, now_ms=_now_ms()
+            )
+        except PeerRefused as exc:
+            return exc
+        return None
 
     def set_trusted_cas(self, ca_pems: Sequence[bytes]) -> None:
         """Trust exactly the organisation CAs ``ca_pems`` from now on (on the loop's thread).
@@ -758,7 +793,7 @@ class Switch:
             return False
         cert = _peer_x509(est)
         if local is not self._local:
-            refusal = _untrusted(cert, self._local.trust)
+            refusal = _untrusted(cert, self._local.trust) or self._gm_refusal(est.cert, est.gm_cert)
             if refusal is not None:
                 refusal.peer_name = name
                 self._log_refusal(refusal, f"{name} at {est.address}", name)
@@ -812,13 +847,13 @@ class Switch:
                 self._spawn(_close_est(est, refusal), f"p2p-close-{name}")
                 return False
             state.conn = conn  # before closing the old one, so its on_closed is ignored
-            state.cert, state.untrusted = cert, False
+            state.cert, state.untrusted, state.gm_cert = cert, False, est.gm_cert
             state.direction, state.address = conn.direction, self._address_of(state, conn)
             conn.start()
             self._spawn(old.close("duplicate connection", refusal), f"p2p-close-{name}")
             return True
         state.conn = conn
-        state.cert, state.untrusted = cert, False
+        state.cert, state.untrusted, state.gm_cert = cert, False, est.gm_cert
         state.org_id = org
         state.direction, state.address = conn.direction, self._address_of(state, conn)
         state.since_ms = _now_ms()
