@@ -8,6 +8,7 @@ import random
 import socket
 import ssl
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -168,6 +169,52 @@ def test_add_org_prepares_a_node_that_trusts_its_own_ca_until_admitted(
     }
     again = run("net", "add-org", "org3", "--dir", str(stopped.root))
     assert again.exit_code == 1 and "already has organisation 'org3'" in again.output
+
+
+def test_a_gm_network_gives_every_organisation_an_sm2_ca_and_every_node_an_sm2_certificate(
+    tmp_path: Path,
+) -> None:
+    """net up --crypto sm2's layout, and net add-org on it: SM2 CAs in genesis (and for the
+    joining organisation in its node's config until admitted), SM2 node certificates for each
+    node's own key from its organisation's SM2 CA, the CA key as encrypted PKCS#8."""
+    from citychain.crypto import SM2_SM3
+    from citychain.crypto.sm2_certs import sm2_secret_from_pem, verify_sm2_cert
+
+    layout = generate_network(
+        tmp_path / "gm", validators=2, orgs=2, base_port=free_base(3), suite=SM2_SM3
+    )
+    g = Genesis.load(layout.genesis_file)
+    assert g.crypto_params == {"distid": "1234567812345678"}
+    now = int(time.time() * 1000)
+    for node in layout.nodes:
+        org = next(o for o in g.organisations if o.id == node.org)
+        config = NodeConfig.load(node.home)
+        cert = verify_sm2_cert(
+            (node.home / config.p2p.gm_cert_file).read_bytes(), org.gm_ca_cert.encode(), at_ms=now
+        )
+        assert (cert.subject_cn, cert.subject_o) == (node.name, node.org)
+        assert cert.public_key.hex() == node.validator_public_key
+    org1 = layout.orgs[0]
+    ca_key = sm2_secret_from_pem(
+        org1.gm_ca_cert_file.with_name("gm_ca_key.pem").read_bytes(), layout.passphrase
+    )
+    assert (
+        SM2_SM3.public_key(ca_key)
+        == verify_sm2_cert(
+            org1.gm_ca_cert_file.read_bytes(), org1.gm_ca_cert_file.read_bytes(), at_ms=now
+        ).public_key
+    )
+    r = run("net", "add-org", "org3", "--dir", str(layout.root))
+    assert r.exit_code == 0, r.output
+    assert "--gm-ca-cert" in r.output
+    joined = NetworkLayout.load(layout.root)
+    org3 = next(o for o in joined.orgs if o.id == "org3")
+    node = joined.node(org3.nodes[0])
+    config = NodeConfig.load(node.home)
+    own_ca = config.path(config.p2p.gm_ca_cert_file).read_bytes()
+    assert own_ca == org3.gm_ca_cert_file.read_bytes()
+    cert = verify_sm2_cert((node.home / config.p2p.gm_cert_file).read_bytes(), own_ca, at_ms=now)
+    assert cert.public_key.hex() == node.validator_public_key and cert.subject_o == "org3"
 
 
 def test_certificates_chain_to_their_organisations_ca(net4: NetworkLayout) -> None:
