@@ -18,7 +18,7 @@ from citychain.chain import Chain
 from citychain.crypto import SM2_SM3, Signer
 from citychain.crypto.member_certs import issue_member_cert
 from citychain.crypto.sm2_certs import issue_sm2_ca, issue_sm2_member_cert
-from citychain.errors import ConfigError, ErrorCode
+from citychain.errors import ConfigError, ErrorCode, InvalidInput
 from citychain.execution import BlockContext
 from citychain.execution.contract import default_registry
 from citychain.p2p.certs import generate_org_ca
@@ -199,3 +199,15 @@ def test_add_org_on_a_gm_chain_needs_the_organisations_sm2_ca(net: Net) -> None:
         params=base | {"gm_ca_cert": GM_CAS["org3"].decode()},
     )
     assert r.code == "ok", r.message
+
+
+def test_gov_propose_takes_the_sm2_ca_as_a_flag() -> None:
+    from citychain.services.gov.sdk._params import build_params, check_flags
+
+    pem = GM_CAS["org3"].decode()
+    check_flags("add_org", ["--gm-ca-cert"])
+    check_flags("update_org", ["--gm-ca-cert"])
+    params = build_params("add_org", flags={"--org-id": "org3", "--gm-ca-cert": pem})
+    assert params == {"id": "org3", "gm_ca_cert": pem}
+    with pytest.raises(InvalidInput, match="--gm-ca-cert is for add_org, update_org"):
+        check_flags("remove_org", ["--gm-ca-cert"])
