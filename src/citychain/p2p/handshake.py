@@ -70,6 +70,7 @@ from typing import TYPE_CHECKING, Literal
 from citychain.crypto import Signer
 from citychain.errors import PeerRefused
 from citychain.p2p.certs import NodeCertInfo
+from citychain.p2p.exporter import ExporterUnavailable, tls_exporter
 from citychain.p2p.frames import (
     CONTROL_CHANNEL,
     DEFAULT_SUITE,
@@ -139,13 +140,15 @@ class Local:
             self.crypto_suite,
         )
 
-    def binding(self, peer: NodeCertInfo, *, ours: Role, own: bytes, theirs: bytes) -> Binding:
+    def binding(
+        self, peer: NodeCertInfo, *, ours: Role, own: bytes, theirs: bytes, exporter: bytes = b""
+    ) -> Binding:
         """The binding of a connection to ``peer`` on which we are ``ours``, with our nonce
-        ``own`` and the peer's ``theirs``."""
+        ``own``, the peer's ``theirs`` and (GM chains) the TLS session's ``exporter``."""
         mine, its = fingerprint(self.cert), fingerprint(peer)
         if ours == "dialler":
-            return Binding(self.chain_id, self.genesis_hash, mine, its, own, theirs)
-        return Binding(self.chain_id, self.genesis_hash, its, mine, theirs, own)
+            return Binding(self.chain_id, self.genesis_hash, mine, its, own, theirs, exporter)
+        return Binding(self.chain_id, self.genesis_hash, its, mine, theirs, own, exporter)
 
     async def proof(self, binding: Binding, ours: Role) -> NodeKeyProof:
         signature = await prove(self.signer, self.cert.node_key, binding, ours)
@@ -382,6 +385,20 @@ async def _proof_from(
     return proof.gm_cert
 
 
+async def _exporter(writer: asyncio.StreamWriter, context: ssl.SSLContext, local: Local) -> bytes:
+    """The TLS session's exporter on an ``sm2-sm3`` chain (empty elsewhere). If it cannot be
+    read, this side gives up the connection and tells the peer nothing (not its fault)."""
+    if not local.gm:
+        return b""
+    try:
+        return tls_exporter(writer.get_extra_info("ssl_object"), context)
+    except ExporterUnavailable as exc:
+        await close_writer(writer)
+        raise PeerRefused(
+            "protocol", f"this node could not read the TLS exporter of the connection: {exc}"
+        ) from None
+
+
 async def _own_proof(
     writer: asyncio.StreamWriter, local: Local, binding: Binding, ours: Role
 ) -> NodeKeyProof:
@@ -414,7 +431,10 @@ async def accept(
             nonce = secrets.token_bytes(NONCE_BYTES)
             writer.write(control_frame(local.hello(nonce)))  # 3
             hello = await _hello_from(reader, writer, cert, local, dialler=False)  # 7
-            binding = local.binding(cert, ours="acceptor", own=nonce, theirs=hello.nonce)
+            exporter = await _exporter(writer, context, local)
+            binding = local.binding(
+                cert, ours="acceptor", own=nonce, theirs=hello.nonce, exporter=exporter
+            )
             gm_cert = await _proof_from(reader, writer, cert, binding, "dialler", local)  # 8
             writer.write(control_frame(await _own_proof(writer, local, binding, "acceptor")))  # 9
             await writer.drain()
@@ -455,7 +475,10 @@ async def dial(
             cert = await _checked(reader, writer, local, name, address)  # 4
             hello = await _hello_from(reader, writer, cert, local, dialler=True)  # 5
             nonce = secrets.token_bytes(NONCE_BYTES)
-            binding = local.binding(cert, ours="dialler", own=nonce, theirs=hello.nonce)
+            exporter = await _exporter(writer, context, local)
+            binding = local.binding(
+                cert, ours="dialler", own=nonce, theirs=hello.nonce, exporter=exporter
+            )
             proof = await _own_proof(writer, local, binding, "dialler")
             writer.write(control_frame(local.hello(nonce)) + control_frame(proof))  # 6
             await writer.drain()

@@ -60,7 +60,10 @@ empty distinguishing ID. So the closest honest thing is built on the proof above
   CAs (``ca_cert`` in genesis): it encrypts and authenticates the channel's two TLS keys;
 * every node certificate must name the node's SM2 key (an unnamed one is refused,
   ``node_key``), so the node-key proof is an SM2 signature, under the chain's distinguishing
-  ID, over the binding of both TLS certificates and both fresh nonces;
+  ID, over the binding of both TLS certificates and both fresh nonces **and the TLS session's
+  exporter** (RFC 8446 7.5, read from OpenSSL by :mod:`citychain.p2p.exporter`, since Python's
+  ssl does not offer it): a ninth item of the binding, so the proof belongs to this TLS
+  session and cannot be relayed into another, even by someone holding both nodes' TLS keys;
 * the proof frame carries the signer's SM2 node certificate, and the receiver checks it
   (:func:`check_gm_cert`): issued, under the GM/T 0009 ID, by the SM2 CA that the chain lists
   for the organisation the TLS certificate names (``gm_ca_cert``: genesis, then governance),
@@ -69,8 +72,9 @@ empty distinguishing ID. So the closest honest thing is built on the proof above
   node or key), ``expired`` or ``not_yet_valid``.
 
 So a peer is authenticated by its SM2 certificate: the SM2 key that certificate certifies
-signed this connection's binding. What the exporter would add (the proof covering the TLS
-session keys themselves) is what the section above says is missing on every chain.
+signed this TLS session's exporter. (On ``ed25519`` chains the binding stays the eight items
+above, byte for byte; the exporter is read only where it is needed, because reading it relies
+on CPython's and OpenSSL's layout, checked before use.)
 """
 
 from __future__ import annotations
@@ -106,21 +110,25 @@ class Binding:
     acceptor_cert: bytes  # SHA-256 of the acceptor's DER certificate
     dialler_nonce: bytes
     acceptor_nonce: bytes
+    #: On an ``sm2-sm3`` chain: the TLS session's exporter (:mod:`citychain.p2p.exporter`),
+    #: a ninth item then; empty (and absent from the message) elsewhere.
+    exporter: bytes = b""
 
     def message(self, signer: Role) -> bytes:
         """The bytes the ``signer`` side signs."""
-        return codec.encode(
-            [
-                PROOF_TAG,
-                self.chain_id,
-                self.genesis_hash,
-                self.dialler_cert,
-                self.acceptor_cert,
-                self.dialler_nonce,
-                self.acceptor_nonce,
-                signer,
-            ]
-        )
+        items: list[object] = [
+            PROOF_TAG,
+            self.chain_id,
+            self.genesis_hash,
+            self.dialler_cert,
+            self.acceptor_cert,
+            self.dialler_nonce,
+            self.acceptor_nonce,
+            signer,
+        ]
+        if self.exporter:
+            items.append(self.exporter)
+        return codec.encode(items)
 
 
 def fingerprint(info: NodeCertInfo) -> bytes:

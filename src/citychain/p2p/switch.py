@@ -73,6 +73,7 @@ from citychain.p2p.certs import (
 )
 from citychain.p2p.config import Limits, PeerAddress, parse_peer_list
 from citychain.p2p.connection import Connection, PeerStats, ReadLimits, SendQueue
+from citychain.p2p.exporter import unavailable_reason as exporter_unavailable
 from citychain.p2p.handshake import (
     READ_LIMIT,
     Direction,
@@ -291,6 +292,12 @@ class Switch:
                     "peers authenticate it by them"
                 )
             gm_cert = gm_cert_for(gm_cert_pem, node_signer)
+            if (why := exporter_unavailable()) is not None:
+                raise ConfigError(
+                    f"on an {GM_SUITE} chain each node-key proof is bound to the TLS session's "
+                    f"exporter, which this process cannot read: {why} (CPython 3.11 or 3.12 "
+                    "with the OpenSSL 3 its ssl module links, as on Debian 12)"
+                )
             gm_cas = gm_cas_from(gm_ca_pems or {})
         self._server_ctx, self._client_ctx = self._identity.contexts(trust)
         #: The CAs the two contexts trust (they lag ``_local.trust`` if a rebuild failed).
