@@ -16,10 +16,10 @@ from p2p_net import Pki, make_switch
 
 from citychain import codec
 from citychain.crypto import SM2_SM3, Signer
-from citychain.errors import ConfigError, PeerRefused
+from citychain.errors import ConfigError, PeerRefused, Unavailable
 from citychain.p2p import exporter as exporter_mod
 from citychain.p2p.certs import NodeKey, read_node_cert
-from citychain.p2p.exporter import EXPORTER_BYTES, ExporterUnavailable, tls_exporter
+from citychain.p2p.exporter import EXPORTER_BYTES, tls_exporter
 from citychain.p2p.nodekey import PROOF_TAG, Binding, check_proof
 from citychain.p2p.tls import TrustStore, client_context, server_context
 
@@ -78,14 +78,14 @@ def test_the_exporter_is_refused_for_a_mismatched_context_or_no_session(tmp_path
         srv = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0, ssl=server)
         port = srv.sockets[0].getsockname()[1]
         _, w = await asyncio.open_connection("127.0.0.1", port, ssl=client, server_hostname="a")
-        with pytest.raises(ExporterUnavailable, match="not where it was expected"):
+        with pytest.raises(Unavailable, match="not where it was expected"):
             tls_exporter(w.get_extra_info("ssl_object"), other)
         w.close()
         srv.close()
         await srv.wait_closed()
 
     asyncio.run(main())
-    with pytest.raises(ExporterUnavailable, match="no OpenSSL session"):
+    with pytest.raises(Unavailable, match="no OpenSSL session"):
         tls_exporter(object(), client)  # type: ignore[arg-type]
 
 
@@ -97,7 +97,7 @@ def test_a_gm_node_refuses_to_start_where_the_exporter_cannot_be_read(
     monkeypatch.setattr(exporter_mod, "_libssl", lambda: "the interpreter is PyPy 7.3")
     with pytest.raises(ConfigError, match=r"bound to the TLS session's exporter.*PyPy"):
         make_switch(pki, "x", "roads", **gm.switch_args())
-    with pytest.raises(ExporterUnavailable, match="PyPy"):
+    with pytest.raises(Unavailable, match="PyPy"):
         tls_exporter(object(), ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))  # type: ignore[arg-type]
 
 

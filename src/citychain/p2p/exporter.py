@@ -28,7 +28,7 @@ connection):
    ``SSL_CTX *`` read from the :class:`ssl.SSLContext` it was made with, and
    ``SSL_version`` says TLS 1.3.
 
-Anything else is :class:`ExporterUnavailable` with the reason. Checks 1 and 2 run once
+Anything else is :class:`~citychain.errors.Unavailable` with the reason. Checks 1 and 2 run once
 (:func:`unavailable_reason`), so a node that needs the exporter refuses to start with words
 rather than failing per connection. The label is ``EXPORTER-citychain-p2p-node-key-proof``
 with an empty context (RFC 8446 7.5: exporters with and without an empty context differ, and
@@ -44,7 +44,9 @@ import ssl
 import sys
 from typing import Any, Final
 
-__all__ = ["EXPORTER_BYTES", "EXPORTER_LABEL", "ExporterUnavailable", "tls_exporter"]
+from citychain.errors import Unavailable
+
+__all__ = ["EXPORTER_BYTES", "EXPORTER_LABEL", "tls_exporter", "unavailable_reason"]
 
 #: The exporter label of node-key proofs (RFC 8446 7.5: "EXPORTER-" and the protocol's name).
 EXPORTER_LABEL: Final = b"EXPORTER-citychain-p2p-node-key-proof"
@@ -56,10 +58,6 @@ _TLS1_3_VERSION: Final = 0x0304
 #: reference pointer); CPython 3.11 and 3.12.
 _SSL_OFFSET: Final = 24
 _CTX_OFFSET: Final = 16
-
-
-class ExporterUnavailable(RuntimeError):
-    """The TLS exporter of a connection cannot be read safely here (the message says why)."""
 
 
 @functools.cache
@@ -113,24 +111,24 @@ def tls_exporter(ssl_object: ssl.SSLObject, context: ssl.SSLContext) -> bytes:
     """The connection's 32-byte TLS 1.3 exporter under :data:`EXPORTER_LABEL`.
 
     ``ssl_object`` is the connection's (``writer.get_extra_info("ssl_object")``) and
-    ``context`` the :class:`ssl.SSLContext` it was made with. :class:`ExporterUnavailable` if
+    ``context`` the :class:`ssl.SSLContext` it was made with. :class:`Unavailable` if
     any check of the module docstring fails."""
     lib = _libssl()
     if isinstance(lib, str):
-        raise ExporterUnavailable(lib)
+        raise Unavailable(lib)
     inner = getattr(ssl_object, "_sslobj", None)
     if inner is None or not isinstance(context, ssl.SSLContext):
-        raise ExporterUnavailable("the connection has no OpenSSL session object")
+        raise Unavailable("the connection has no OpenSSL session object")
     ctx_ptr = _field(context, _CTX_OFFSET)
     ssl_ptr = _field(inner, _SSL_OFFSET)
     if not ctx_ptr or not ssl_ptr or lib.SSL_get_SSL_CTX(ssl_ptr) != ctx_ptr:
-        raise ExporterUnavailable("the connection's OpenSSL session is not where it was expected")
+        raise Unavailable("the connection's OpenSSL session is not where it was expected")
     if lib.SSL_version(ssl_ptr) != _TLS1_3_VERSION:
-        raise ExporterUnavailable("the connection is not TLS 1.3")
+        raise Unavailable("the connection is not TLS 1.3")
     out = ctypes.create_string_buffer(EXPORTER_BYTES)
     done = lib.SSL_export_keying_material(
         ssl_ptr, out, EXPORTER_BYTES, EXPORTER_LABEL, len(EXPORTER_LABEL), b"", 0, 1
     )
     if done != 1:
-        raise ExporterUnavailable("OpenSSL could not derive the exporter")
+        raise Unavailable("OpenSSL could not derive the exporter")
     return out.raw

@@ -68,9 +68,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
 from citychain.crypto import Signer
-from citychain.errors import PeerRefused
+from citychain.errors import PeerRefused, Unavailable
 from citychain.p2p.certs import NodeCertInfo
-from citychain.p2p.exporter import ExporterUnavailable, tls_exporter
+from citychain.p2p.exporter import tls_exporter
 from citychain.p2p.frames import (
     CONTROL_CHANNEL,
     DEFAULT_SUITE,
@@ -392,10 +392,10 @@ async def _exporter(writer: asyncio.StreamWriter, context: ssl.SSLContext, local
         return b""
     try:
         return tls_exporter(writer.get_extra_info("ssl_object"), context)
-    except ExporterUnavailable as exc:
+    except Unavailable as exc:
         await close_writer(writer)
         raise PeerRefused(
-            "protocol", f"this node could not read the TLS exporter of the connection: {exc}"
+            "protocol", f"this node could not read the TLS exporter of the connection: {exc.message}"
         ) from None
 
 
