@@ -395,7 +395,8 @@ async def _exporter(writer: asyncio.StreamWriter, context: ssl.SSLContext, local
     except Unavailable as exc:
         await close_writer(writer)
         raise PeerRefused(
-            "protocol", f"this node could not read the TLS exporter of the connection: {exc.message}"
+            "protocol",
+            f"this node could not read the TLS exporter of the connection: {exc.message}",
         ) from None
 
 
