@@ -37,12 +37,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from bench_sm2 import MSG, openssl_speed  # this directory (run as a script)
+from bench_sm2 import MSG, cpu_rate, openssl_speed  # this directory (run as a script)
 
 from citychain.bench.transfers import TransfersResult, run_transfers
 from citychain.crypto import ED25519, SM2_SM3, CryptoSuite, Signer
@@ -188,17 +187,6 @@ def four_validators(suite: CryptoSuite, work: Path, load: Load) -> TransfersResu
         stop_processes(procs.values(), grace=20.0)
 
 
-def cpu_rate(fn: Callable[[], object], seconds: float) -> tuple[float, float]:
-    """(calls per second of this thread's CPU time, calls per second of wall time)."""
-    n, c0, t0 = 0, time.thread_time(), time.perf_counter()
-    while True:
-        for _ in range(50):
-            fn()
-        n += 50
-        if time.perf_counter() - t0 >= seconds:
-            return n / (time.thread_time() - c0), n / (time.perf_counter() - t0)
-
-
 def sm2_vs_openssl(seconds: float, rounds: int) -> tuple[float, float, float]:
     """Medians of the suite's single-thread SM2 verify/s per CPU second and per wall second,
     and ``openssl speed sm2``'s verify/s.
@@ -206,7 +194,7 @@ def sm2_vs_openssl(seconds: float, rounds: int) -> tuple[float, float, float]:
     ``openssl speed`` counts user CPU time unless given ``-elapsed``, so on a busy machine its
     figure stays what one core does while ours, counted in wall time, drops with our share of
     the cores: the ratio compares our rate per CPU second (``time.thread_time``) with it. The
-    wall-time rate is printed beside it (``bench_sm2.py``'s measure)."""
+    wall-time rate is printed beside it."""
     signer = Signer.generate(SM2_SM3)
     pub, sig = signer.public_key, signer.sign(MSG)
     assert SM2_SM3.verify(pub, MSG, sig)
