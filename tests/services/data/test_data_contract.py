@@ -473,3 +473,44 @@ def test_a_download_listed_under_the_most_subjects_fits_the_sdk_s_gas(net: Net) 
     (r,) = net.block(tx)
     assert ok(r).gas_used < DATA_GAS_LIMIT
     assert len(private(net, "accesses", subject=tags[-1])) == 1  # type: ignore[arg-type]
+
+
+def test_a_citizen_may_ask_about_themselves_even_where_nothing_is_shared(net: Net) -> None:
+    """PIPL art. 45: 'not shared' (不予共享) closes a resource to other departments, not to
+    the person it is about; the citizen's request waits for a named approver."""
+    ok(net.send(PROV, "register_resource", conditional(NONE, sharing="none")))
+    ok(net.send(PROV, "register_resource", resource(CODE, sharing="none")))  # no approvers
+    ok(net.send(PROV, "add_version", version_args(CODE, 1, subjects=[CITIZEN_TAG])))
+    ok(net.send(PROV, "add_version", version_args(NONE, 1, subjects=[CITIZEN_TAG])))
+    ask = {"code": NONE, "purpose": "my own records", "period": 60_000}
+    r = ok(net.send(CITIZEN, "request_access", {**ask, "subject": CITIZEN_TAG}))
+    assert r.result == {"request": 1, "state": "pending", "grant": 0}
+    assert [e.type for e in r.events] == ["request", "pending"]
+    r = ok(net.send(DEPT, "request_access", {**ask, "purpose": "tax check"}))
+    assert r.result == {"request": 2, "state": "refused", "grant": 0}  # a department: refused
+    r = ok(net.send(APPROVER, "decide", {"request": 1, "approve": True}))
+    assert r.result == {"request": 1, "state": "granted", "grant": 1}
+    ok(net.send(CITIZEN, "record_access", {"grant": 1, "version": 1}))
+    # A resource shared with nobody that names no approver refuses, and says why.
+    r = ok(net.send(CITIZEN, "request_access", {**ask, "code": CODE, "subject": CITIZEN_TAG}))
+    assert r.result == {"request": 3, "state": "refused", "grant": 0}
+    assert "names no approver" in private(net, "request", id=3)["reason"]  # type: ignore[index]
+
+
+def test_retiring_a_resource_refuses_its_pending_requests(net: Net) -> None:
+    ok(net.send(PROV, "register_resource", conditional(COND)))
+    ok(net.send(PROV, "add_version", version_args(COND, 1)))
+    for purpose in ("first", "second"):
+        ok(net.send(DEPT, "request_access", {"code": COND, "purpose": purpose, "period": 60_000}))
+    ok(net.send(APPROVER, "decide", {"request": 1, "approve": True}))
+    r = ok(net.send(PROV, "retire_resource", {"code": COND, "reason": "merged into 000009"}))
+    assert [(e.type, e.attributes.get("why")) for e in r.events] == [
+        ("retire", None),
+        ("refused", "retired"),
+    ]
+    req = private(net, "request", id=2)
+    assert req["state"] == "refused"  # type: ignore[index]
+    assert req["reason"] == f"resource {COND} was retired: merged into 000009"  # type: ignore[index]
+    assert private(net, "request", id=1)["state"] == "granted"  # type: ignore[index]
+    actions = [e["action"] for e in private(net, "audit", code=COND)]  # type: ignore[attr-defined]
+    assert actions == ["request", "request", "granted", "refused"]

@@ -237,8 +237,9 @@ class Data(PrivateCollections, Contract):
     ) -> int:
         """``code``, optional ``reason``: the resource leaves the search indexes and takes no
         new versions, requests or wraps; its history, versions and grants stay readable
-        (grants already given still allow downloads until they expire or are revoked).
-        Returns the revision number."""
+        (grants already given still allow downloads until they expire or are revoked). Its
+        pending requests are refused (``why`` = ``retired``, audited), since no approver may
+        decide them any more. Returns the revision number."""
         h0, reason = checked
         rec = st.record(ctx, h0)
         for key in st.index_keys(rec):
@@ -246,6 +247,12 @@ class Data(PrivateCollections, Contract):
         h = {**h0, "revisions": h0["revisions"] + 1, "updated": ctx.time, "retired": True}
         self._write_revision(ctx, rec, h, "retire", reason)
         ctx.emit("retire", code=rec["code"], revision=h["revisions"])
+        why = f"resource {rec['code']} was retired" + (f": {reason}" if reason else "")
+        prefix = sh.RESOURCE_REQUESTS + rec["code"].encode() + b"\0"
+        for key, _ in list(ctx.iter_prefix(prefix)):  # in id order: deterministic
+            req = st.request(ctx, int.from_bytes(key[len(prefix) :], "big"))
+            if req is not None and req["state"] == "pending":
+                self._decide(ctx, req, False, why, "retired")
         return int(h["revisions"])
 
     # -- versions and keys -----------------------------------------------------------------
@@ -532,7 +539,8 @@ class Data(PrivateCollections, Contract):
         ``legal_basis``, ``subject`` (a subject tag; required of a citizen, whose own tag it
         must be). Decided by the resource's sharing class at once (unconditional: granted;
         none: refused, and the refusal recorded) or left pending for a named approver
-        (conditional). Returns ``{"request", "state", "grant"}`` (grant 0 if none)."""
+        (conditional; and a citizen's request about itself under none, PIPL art. 45). Returns
+        ``{"request", "state", "grant"}`` (grant 0 if none)."""
         rid = st.next_id(ctx, b"req")
         req = {"id": rid, **r.value}
         subjects = [req["subject"]] if req["subject"] else []
@@ -557,8 +565,14 @@ class Data(PrivateCollections, Contract):
         sharing = r.record["sharing"]
         if sharing == "unconditional":
             return self._decide(ctx, req, True, "", "")
-        if sharing == "none":
+        # "Not shared" (不予共享) closes a resource to other departments; it does not take away
+        # a person's right to consult their own records (PIPL art. 45), so a citizen's request
+        # about itself waits for a named approver, where the resource names any.
+        citizen = req["org"] == "" and bool(req["subject"])
+        if sharing == "none" and not (citizen and r.record["approvers"]):
             reason = f"resource {req['code']} is not shared (不予共享)"
+            if citizen:
+                reason += "; it names no approver for a person's requests about themselves"
             return self._decide(ctx, req, False, reason, "not_shared")
         ctx.emit("pending", code=req["code"], request=rid)
         return {"request": rid, "state": "pending", "grant": 0}

@@ -277,8 +277,13 @@ def resource_record(raw: Any) -> dict[str, Any]:
             raise bad("a conditionally shared resource needs at least one of 'approvers'")
         if not condition:
             raise bad("a conditionally shared resource needs its 'sharing_condition' (共享条件)")
-    elif approvers:
-        raise bad(f"'approvers' decide conditional requests only; this resource is {sharing!r}")
+    elif approvers and sharing != "none":
+        # On a "none" resource approvers decide citizens' requests about themselves (PIPL
+        # art. 45); an unconditional one has nothing to decide.
+        raise bad(
+            "'approvers' decide conditional requests and, on a resource shared with nobody, "
+            f"citizens' requests about themselves; this resource is {sharing!r}"
+        )
     return {
         "code": check_code(raw["code"]),
         "title": _text(raw, "title", MAX_TITLE, required=True),
