@@ -156,3 +156,41 @@ def test_clients_sign_every_request_only_when_given_a_signer() -> None:
 def test_signed_requests_refuses_a_long_validity() -> None:
     with pytest.raises(InvalidInput):
         SignedRequests(ALICE, validity_s=301)
+
+
+def test_the_async_data_helpers_sign_their_reads_and_private_writes() -> None:
+    """``AsyncClient.data``'s signed reads and private-collection calls carry RFC 9421
+    signatures by the given signer (checked by the library alone), as the blocking ones do."""
+    from citychain.services.data.shapes import subject_tag
+    from citychain.services.identity.shapes import did_key
+
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        path = request.url.path
+        if request.method == "PUT":
+            return httpx.Response(201, json={"hash": "ab" * 32, "pushed_to": 2})
+        if path.startswith("/v1/data/collections/"):
+            return httpx.Response(200, content=b"the value")
+        if path.endswith("/accesses"):
+            return httpx.Response(200, json={"result": [{"seq": 1, "by": {"hex": "00" * 20}}]})
+        return httpx.Response(200, json={"result": [{"id": 1}]})
+
+    async def run() -> None:
+        async with AsyncClient(URL, transport=httpx.MockTransport(handler)) as node:
+            data = node.data
+            assert await data.grants(ALICE, "101001/000001") == [{"id": 1}]
+            assert await data.audit(ALICE, "101001/000001", after=3) == [{"id": 1}]
+            assert await data.accesses(ALICE) == [{"seq": 1, "by": bytes(20)}]
+            assert await data.get_private(ALICE, "c1", "k1", version=2) == b"the value"
+
+    asyncio.run(run())
+    grants, audit, accesses, private = seen
+    assert grants.url.path.endswith("/grants") and audit.url.path.endswith("/audit")
+    assert audit.url.params["after"] == "3"
+    tag = subject_tag(did_key(ALICE.public_key))
+    assert accesses.url.path == f"/v1/data/subjects/{tag.hex()}/accesses"
+    assert private.url.params["version"] == "2"
+    for request in seen:
+        _independently_verified(request)

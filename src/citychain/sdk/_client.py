@@ -862,6 +862,36 @@ class AsyncClient(_Base):
     async def _post_json(self, path: str, body: Any) -> Any:
         return await self._call(_Call("POST", path, json=body))
 
+    async def _signed(
+        self,
+        signer: Signer | None,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        json: Any = None,
+        expect: tuple[int, ...] = (200,),
+        digest: bool = True,
+    ) -> httpx.Response:
+        """As :meth:`Client._signed`, awaited."""
+        import httpx
+
+        auth = (
+            SignedRequests(signer, digest=digest)
+            if signer is not None
+            else httpx.USE_CLIENT_DEFAULT
+        )
+        try:
+            r = await self._http.request(
+                method, path, params=params, content=content, json=json, auth=auth
+            )
+        except _http_error() as exc:
+            raise transport_error(self.url, exc) from None
+        if r.status_code not in expect:
+            raise error_from_response(r)
+        return r
+
     async def _call(self, call: _Call) -> Any:
         try:
             r = await self._http.request(

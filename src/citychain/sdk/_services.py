@@ -81,6 +81,19 @@ class AsyncServiceClient(Protocol):
 
     async def _post_json(self, path: str, body: Any) -> Any: ...
 
+    async def _signed(
+        self,
+        signer: Signer | None,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        json: Any = None,
+        expect: tuple[int, ...] = (200,),
+        digest: bool = True,
+    ) -> httpx.Response: ...
+
     async def _send_committed(
         self,
         signer: Signer,

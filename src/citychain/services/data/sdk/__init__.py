@@ -30,8 +30,10 @@ from citychain.services.data.sdk._transfer import (
     Progress,
     Transfers,
     Uploaded,
+    accesses_path,
     encryption_keypair,
     resource_path,
+    subject_of,
 )
 from citychain.services.data.shapes import (
     MAX_GRANT_MS,
@@ -54,6 +56,7 @@ from citychain.services.data.shapes import (
 )
 from citychain.types import private_data as pv
 from citychain.types.address import to_address
+from citychain.types.tx import json_to_codec
 
 if TYPE_CHECKING:
     from citychain.crypto.envelope import Manifest
@@ -664,6 +667,109 @@ class AsyncData:
                 signer, "record_access", access_args(grant, version, purpose), gas_limit
             )
         )
+
+    # signed reads (RFC 9421), as :class:`Data`'s. Files (``upload``/``download``) stay with
+    # the blocking client: their disk and sealing work would hold the event loop.
+    async def _read(self, signer: Signer, path: str, **params: Any) -> Any:
+        query = {k: str(v) for k, v in params.items() if v is not None}
+        r = await self._client._signed(signer, "GET", path, params=query or None)
+        return json_to_codec(r.json()["result"])
+
+    async def grants(self, signer: Signer, code: str, *, after: int = 0) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self._read(
+            signer, f"{resource_path(code)}/grants", after=after, limit=MAX_PAGE
+        )
+        return result
+
+    async def requests(self, signer: Signer, code: str, *, after: int = 0) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self._read(
+            signer, f"{resource_path(code)}/requests", after=after, limit=MAX_PAGE
+        )
+        return result
+
+    async def audit(self, signer: Signer, code: str, *, after: int = 0) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self._read(
+            signer, f"{resource_path(code)}/audit", after=after, limit=MAX_PAGE
+        )
+        return result
+
+    async def grant(self, signer: Signer, grant: int) -> dict[str, Any]:
+        result: dict[str, Any] = await self._read(signer, f"/v1/data/grants/{grant}")
+        return result
+
+    async def request(self, signer: Signer, request: int) -> dict[str, Any]:
+        result: dict[str, Any] = await self._read(signer, f"/v1/data/requests/{request}")
+        return result
+
+    async def accesses(
+        self, signer: Signer, subject: str | bytes | None = None
+    ) -> list[dict[str, Any]]:
+        tag, after = subject_of(signer, subject), 0
+        out: list[dict[str, Any]] = []
+        while True:
+            page = await self._read(signer, accesses_path(tag), after=after, limit=200)
+            out.extend(page)
+            if len(page) < 200:
+                return out
+            after = int(page[-1]["seq"])
+
+    # private data collections, as :class:`Data`'s
+    async def define_collection(
+        self,
+        signer: Signer,
+        name: str,
+        orgs: Sequence[str],
+        *,
+        block_to_live: int = 0,
+        member_only_read: bool = True,
+        gas_limit: int = DATA_GAS_LIMIT,
+    ) -> str:
+        args = collection_args(
+            name, orgs, block_to_live=block_to_live, member_only_read=member_only_read
+        )
+        return str(await self._send(signer, "define_collection", args, gas_limit))
+
+    async def put_private(
+        self,
+        signer: Signer,
+        collection: str,
+        key: str,
+        value: bytes,
+        *,
+        gas_limit: int = DATA_GAS_LIMIT,
+    ) -> dict[str, Any]:
+        if type(value) is not bytes or len(value) > pv.MAX_ITEM_BYTES:
+            raise bad(f"a private value is bytes, at most {pv.MAX_ITEM_BYTES}")
+        r = await self._client._signed(
+            signer, "PUT", _item_path(collection, key), content=value, expect=(200, 201)
+        )
+        taken = r.json()
+        digest = bytes.fromhex(taken["hash"])
+        args = {"collection": collection, "key": key, "hash": digest, "size": len(value)}
+        result: dict[str, Any] = await self._send(signer, "put_private", args, gas_limit)
+        return {**result, "hash": digest, "pushed_to": int(taken["pushed_to"])}
+
+    async def get_private(
+        self, signer: Signer, collection: str, key: str, *, version: int | None = None
+    ) -> bytes:
+        params = None if version is None else {"version": str(_nat(version, "version", low=1))}
+        r = await self._client._signed(signer, "GET", _item_path(collection, key), params=params)
+        return bytes(r.content)
+
+    async def collection(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._client.query(
+            NAME, "collection", name=pv.check_collection_name(name, "name")
+        )
+        return result
+
+    async def private_item(
+        self, collection: str, key: str, version: int | None = None
+    ) -> dict[str, Any]:
+        args: dict[str, Any] = {"collection": collection, "key": key}
+        if version is not None:
+            args["version"] = version
+        result: dict[str, Any] = await self._client.query(NAME, "private_item", **args)
+        return result
 
     async def resource(self, code: str) -> dict[str, Any]:
         result: dict[str, Any] = await self._client.query(NAME, "resource", code=check_code(code))

@@ -630,25 +630,36 @@ class Transfers:
     ) -> list[dict[str, Any]]:
         """The citizen's view: who accessed records about ``subject`` (the signer's own
         did:key by default), when and for what stated purpose, oldest first."""
-        if subject is None:
-            subject = did_key(signer.public_key)
-        tag = subject if isinstance(subject, bytes) else subject_tag(subject)
+        tag = subject_of(signer, subject)
         out: list[dict[str, Any]] = []
         while True:
-            page = self.read(
-                signer, f"/v1/data/subjects/{tag.hex()}/accesses", after=after, limit=200
-            )
+            page = self.read(signer, accesses_path(tag), after=after, limit=200)
             out.extend(page)
             if len(page) < 200:
                 return out
             after = int(page[-1]["seq"])
 
 
+def subject_of(signer: Signer, subject: str | bytes | None) -> bytes:
+    """The subject tag a citizen's view reads: ``subject`` (a tag, or a DID), else the tag
+    of the signer's own did:key."""
+    if subject is None:
+        subject = did_key(signer.public_key)
+    return subject if isinstance(subject, bytes) else subject_tag(subject)
+
+
+def accesses_path(tag: bytes) -> str:
+    """The signed route of the citizen's view of ``tag``."""
+    return f"/v1/data/subjects/{tag.hex()}/accesses"
+
+
 __all__ = [
     "Anchor",
     "Transfers",
     "Uploaded",
+    "accesses_path",
     "context_of",
     "encryption_keypair",
     "resource_path",
+    "subject_of",
 ]
