@@ -67,13 +67,12 @@ identifier, not a security function). Serial numbers are random, 159 bits.
 **CA keys as PEM.** An SM2 CA's secret may be kept as PKCS#8 PEM, the format ``openssl genpkey
 -algorithm SM2`` writes (``id-ecPublicKey`` on the SM2 curve), which ``cryptography`` cannot load
 (it refuses the curve). :func:`sm2_private_key_pem` writes one, encrypted under a passphrase as
-PBES2 (PBKDF2-HMAC-SHA256, AES-256-CBC: the format ``openssl pkey -aes256`` and
-``cryptography``'s ``BestAvailableEncryption`` write, so ``openssl pkey -passin`` opens it; 600,000
-rounds by default, OWASP's figure, where those use 2,048), and
-:func:`sm2_secret_from_pem` reads it back, as well as OpenSSL's unencrypted PKCS#8 and SEC1
-``EC PRIVATE KEY`` forms. The structures are asn1crypto's, the primitives (PBKDF2, AES-CBC)
-``cryptography``'s; only the few lines that join them are ours. Passphrases are Unicode NFC,
-then UTF-8, as for every other key file of citychain.
+PBES2 (PBKDF2-HMAC-SHA256 with AES-256-CBC, the format ``openssl pkey -aes256`` writes, or with
+SM4-CBC, what ``openssl pkcs8 -topk8 -v2 sm4-cbc`` writes and what an ``sm2-sm3`` network keeps;
+``openssl pkey -passin`` opens both; 600,000 rounds by default, OWASP's figure, where those use
+2,048), and :func:`sm2_secret_from_pem` reads it back, as well as OpenSSL's unencrypted PKCS#8
+and SEC1 ``EC PRIVATE KEY`` forms. The encryption is :mod:`citychain.crypto.pkcs8`'s, shared
+with the nodes' TLS keys.
 
 This module imports ``asn1crypto``, a node dependency; nothing imports it when the SDK loads.
 """
@@ -83,7 +82,6 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -95,8 +93,16 @@ from asn1crypto import algos, core, pem  # type: ignore[import-untyped]
 from asn1crypto import keys as akeys
 from asn1crypto import x509 as ax
 
+from citychain.crypto._der import check_depth as _check_depth
+from citychain.crypto.pkcs8 import (
+    PBKDF2_ROUNDS,
+    Pkcs8Cipher,
+    check_cipher,
+    decrypt_pkcs8,
+    encrypt_pkcs8,
+)
 from citychain.crypto.sm2 import DEFAULT_DISTID, Sm2Suite, check_signature
-from citychain.errors import ConfigError, ErrorCode, InvalidInput, KeystoreError
+from citychain.errors import ConfigError, ErrorCode, InvalidInput
 
 __all__ = [
     "BACKDATE",
@@ -335,65 +341,6 @@ def _extensions(tbs: ax.TbsCertificate) -> dict[str, Any]:
         if critical and oid not in _KNOWN_CRITICAL:
             out["unknown_critical"].append(oid)
     return out
-
-
-#: Deepest nesting of DER values taken (a certificate has about 11, a Name in a SAN included).
-_MAX_DEPTH = 32
-
-
-def _nesting(data: bytes) -> int:
-    """How deep DER values nest in ``data``, looking into constructed values and into OCTET and
-    BIT STRINGs (which may hold DER: extension values); where bytes stop looking like DER, the
-    look at that level ends. An indefinite length (BER) counts the rest of its level as content.
-
-    asn1crypto's parser is recursive, and where Python's recursion limit stops it depends on
-    how deep the caller's stack already is, so the verdict on a deeply nested input could
-    differ between two call sites or nodes. This loop (no recursion) refuses such input first.
-    """
-    deepest = 0
-    stack = [(0, len(data), 1)]
-    while stack:
-        pos, end, depth = stack.pop()
-        while pos < end:
-            tag = data[pos]
-            pos += 1
-            if tag & 0x1F == 0x1F:  # high tag number: base-128 digits
-                while pos < end and data[pos] & 0x80:
-                    pos += 1
-                pos += 1
-            if pos >= end:
-                break
-            first = data[pos]
-            pos += 1
-            if first == 0x80:  # indefinite length
-                if not tag & 0x20:
-                    break
-                deepest = max(deepest, depth)
-                stack.append((pos, end, depth + 1))
-                break
-            if first < 0x80:
-                length = first
-            else:
-                size = first & 0x7F
-                if size > 4 or pos + size > end:
-                    break
-                length = int.from_bytes(data[pos : pos + size], "big")
-                pos += size
-            if pos + length > end:
-                break
-            deepest = max(deepest, depth)
-            start, pos = pos, pos + length
-            if tag & 0x20 or tag == 0x04:
-                stack.append((start, pos, depth + 1))
-            elif tag == 0x03 and length > 1:
-                stack.append((start + 1, pos, depth + 1))
-    return deepest
-
-
-def _check_depth(der: bytes) -> None:
-    depth = _nesting(der)
-    if depth > _MAX_DEPTH:
-        raise ValueError(f"values nest {depth} deep; at most {_MAX_DEPTH} are taken")
 
 
 def _parse(der: bytes) -> Sm2Cert:
@@ -928,16 +875,6 @@ def issue_sm2_member_cert(
 
 # -- CA keys as PEM ---------------------------------------------------------------------------
 
-#: PBKDF2 rounds for a key PEM we write (OWASP's 2023 figure for PBKDF2-HMAC-SHA256).
-PBKDF2_ROUNDS = 600_000
-#: Most PBKDF2 rounds a key PEM may ask for (a hostile file must not make us spin for hours).
-_MAX_ROUNDS = 10_000_000
-_KEY_HASHES = {"sha1", "sha224", "sha256", "sha384", "sha512"}
-
-
-def _passphrase_bytes(passphrase: str) -> bytes:
-    return unicodedata.normalize("NFC", passphrase).encode("utf-8")
-
 
 def _pkcs8(secret: bytes) -> bytes:
     # PrivateKeyInfo { 0, ecPublicKey + SM2 curve, ECPrivateKey { 1, d, [1] public key } }, as
@@ -963,84 +900,23 @@ def _pkcs8(secret: bytes) -> bytes:
 
 
 def sm2_private_key_pem(
-    secret: bytes, passphrase: str | None = None, *, rounds: int = PBKDF2_ROUNDS
+    secret: bytes,
+    passphrase: str | None = None,
+    *,
+    rounds: int = PBKDF2_ROUNDS,
+    cipher: Pkcs8Cipher = "aes-256-cbc",
 ) -> bytes:
     """The SM2 secret ``secret`` as PKCS#8 PEM (OpenSSL's form), encrypted under
-    ``passphrase`` when one is given (PBES2, see the theory of operation). ``rounds`` of
-    PBKDF2: the default costs ~0.3 s here; OpenSSL's own default is 2,048."""
-    from cryptography.hazmat.primitives import padding
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-    from cryptography.hazmat.primitives.hashes import SHA256
-    from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
-
+    ``passphrase`` when one is given (PBES2 with ``cipher``, ``aes-256-cbc`` or ``sm4-cbc``:
+    :func:`citychain.crypto.pkcs8.encrypt_pkcs8`). ``rounds`` of PBKDF2: the default costs
+    ~0.3 s here; OpenSSL's own default is 2,048."""
+    cipher = check_cipher(cipher)
     plain = _pkcs8(secret)
     if passphrase is None:
         return bytes(pem.armor("PRIVATE KEY", plain))
     if not passphrase:
         raise _bad("the passphrase for an SM2 key PEM is empty")
-    if not 0 < rounds <= _MAX_ROUNDS:
-        raise _bad(f"PBKDF2 rounds must be 1 to {_MAX_ROUNDS}, got {rounds}")
-    salt, iv = secrets.token_bytes(16), secrets.token_bytes(16)
-    key = PBKDF2HMAC(SHA256(), 32, salt, rounds).derive(_passphrase_bytes(passphrase))
-    padder = padding.PKCS7(128).padder()
-    padded = padder.update(plain) + padder.finalize()
-    encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
-    encrypted = akeys.EncryptedPrivateKeyInfo(
-        {
-            "encryption_algorithm": {
-                "algorithm": "pbes2",
-                "parameters": {
-                    "key_derivation_func": {
-                        "algorithm": "pbkdf2",
-                        "parameters": {
-                            "salt": algos.Pbkdf2Salt(name="specified", value=salt),
-                            "iteration_count": rounds,
-                            "prf": {"algorithm": "sha256"},
-                        },
-                    },
-                    "encryption_scheme": {"algorithm": "aes256_cbc", "parameters": iv},
-                },
-            },
-            "encrypted_data": encryptor.update(padded) + encryptor.finalize(),
-        }
-    )
-    return bytes(pem.armor("ENCRYPTED PRIVATE KEY", encrypted.dump()))
-
-
-def _decrypt_pkcs8(der: bytes, passphrase: str) -> bytes:
-    from cryptography.hazmat.primitives import hashes, padding
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-    from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
-
-    info = akeys.EncryptedPrivateKeyInfo.load(der, strict=True)
-    algorithm = info["encryption_algorithm"]
-    if algorithm.kdf != "pbkdf2" or algorithm.encryption_cipher != "aes":
-        raise ValueError(
-            f"encrypted with {algorithm['algorithm'].native}; PBES2 with PBKDF2 and AES-CBC "
-            "is read (openssl pkey -aes256 writes it)"
-        )
-    prf = algorithm.kdf_hmac
-    rounds = algorithm.kdf_iterations
-    if prf not in _KEY_HASHES or not 0 < rounds <= _MAX_ROUNDS:
-        raise ValueError(f"unusable PBKDF2 parameters ({prf}, {rounds} rounds)")
-    digest = getattr(hashes, prf.upper())()
-    key = PBKDF2HMAC(digest, algorithm.key_length, algorithm.kdf_salt, rounds).derive(
-        _passphrase_bytes(passphrase)
-    )
-    decryptor = Cipher(algorithms.AES(key), modes.CBC(algorithm.encryption_iv)).decryptor()
-    padded = decryptor.update(bytes(info["encrypted_data"].native)) + decryptor.finalize()
-    try:
-        unpadder = padding.PKCS7(128).unpadder()
-        plain = bytes(unpadder.update(padded) + unpadder.finalize())
-        _check_depth(plain)
-        akeys.PrivateKeyInfo.load(plain, strict=True).native  # noqa: B018 (parse it all)
-        return plain
-    except _PARSE_ERRORS:  # a wrong key gives random bytes: bad padding, or (1 in ~256) junk
-        raise KeystoreError(
-            "the SM2 key PEM does not open with this passphrase (wrong passphrase or a damaged "
-            "file)",
-            ErrorCode.WRONG_PASSPHRASE,
-        ) from None
+    return encrypt_pkcs8(plain, passphrase, cipher=cipher, rounds=rounds)
 
 
 def _sec1_secret(sec1: Any, *, curve_required: bool) -> bytes:
@@ -1082,7 +958,7 @@ def sm2_secret_from_pem(data: bytes, passphrase: str | None = None) -> bytes:
         if kind == "ENCRYPTED PRIVATE KEY":
             if passphrase is None:
                 raise _bad("the SM2 key PEM is encrypted: a passphrase is needed")
-            der, kind = _decrypt_pkcs8(der, passphrase), "PRIVATE KEY"
+            der, kind = decrypt_pkcs8(der, passphrase), "PRIVATE KEY"
         if kind in ("EC PRIVATE KEY", "SM2 PRIVATE KEY"):  # SEC1 (openssl ec names it SM2)
             return _sec1_secret(akeys.ECPrivateKey.load(der, strict=True), curve_required=True)
         if kind != "PRIVATE KEY":
