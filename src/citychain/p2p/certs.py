@@ -42,7 +42,8 @@ Validity windows default to start five minutes in the past, which absorbs small 
 differences between the machine that issues a certificate and the nodes that check it.
 
 Private keys leave this module as unencrypted PKCS#8 PEM; :func:`encrypt_key_pem` turns one
-into encrypted PKCS#8 (``BestAvailableEncryption``: PBES2, PBKDF2-HMAC-SHA256, AES-256-CBC),
+into encrypted PKCS#8 (PBES2, PBKDF2-HMAC-SHA256 with AES-256-CBC by ``BestAvailableEncryption``,
+or with SM4-CBC on an ``sm2-sm3`` network, by :mod:`citychain.crypto.pkcs8`),
 which is what a node keeps on disk and what ``ssl.SSLContext.load_cert_chain(..., password=)``
 opens. Passphrases are normalised to Unicode NFC and encoded as UTF-8 (:func:`passphrase_bytes`),
 the same rule as the Ed25519 keystore, so the same words typed on any system open the file.
@@ -59,13 +60,14 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, unquote, urlsplit
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from citychain.crypto import get_suite
-from citychain.errors import ConfigError, ErrorCode, InvalidInput, KeystoreError
+from citychain.crypto.pkcs8 import Pkcs8Cipher, check_cipher, decrypt_pkcs8, encrypt_pkcs8
+from citychain.errors import ConfigError, InvalidInput
 
 #: The URI scheme of the SAN that binds a node certificate to a chain.
 URI_SCHEME = "citychain"
@@ -396,11 +398,21 @@ def issue_node_cert(
     return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
 
 
-def encrypt_key_pem(key_pem: bytes, passphrase: str) -> bytes:
-    """Encrypt an unencrypted PEM private key as PKCS#8 under ``passphrase``.
+#: PBKDF2 rounds of an SM4-encrypted key file: 2,048, what ``BestAvailableEncryption`` gives
+#: the AES ones (and OpenSSL's default), so a node loads either at the same cost at every start.
+SM4_KEY_ROUNDS = 2048
+
+
+def encrypt_key_pem(
+    key_pem: bytes, passphrase: str, *, cipher: Pkcs8Cipher = "aes-256-cbc"
+) -> bytes:
+    """Encrypt an unencrypted PEM private key as PKCS#8 under ``passphrase``, with ``cipher``:
+    ``aes-256-cbc`` (``BestAvailableEncryption``) or ``sm4-cbc`` (an ``sm2-sm3`` network's,
+    :func:`citychain.crypto.pkcs8.encrypt_pkcs8`); another is ``bad_arguments``.
 
     The result opens with ``ssl.SSLContext.load_cert_chain(cert, key, password=passphrase)``.
     """
+    cipher = check_cipher(cipher)
     if not passphrase:
         raise InvalidInput("the passphrase must not be empty")
     try:
@@ -409,6 +421,13 @@ def encrypt_key_pem(key_pem: bytes, passphrase: str) -> bytes:
         raise InvalidInput("the key is already encrypted") from None
     except ValueError as exc:
         raise InvalidInput(f"not a PEM private key: {exc}") from None
+    if cipher == "sm4-cbc":
+        plain = key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        return encrypt_pkcs8(plain, passphrase, cipher=cipher, rounds=SM4_KEY_ROUNDS)
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -418,17 +437,21 @@ def encrypt_key_pem(key_pem: bytes, passphrase: str) -> bytes:
 
 def decrypt_key_pem(key_pem: bytes, passphrase: str) -> bytes:
     """The unencrypted PKCS#8 PEM of a key made by :func:`encrypt_key_pem` (e.g. a CA key kept
-    encrypted on disk, to pass to :func:`issue_node_cert`). A wrong passphrase is
+    encrypted on disk, to pass to :func:`issue_node_cert`), AES or SM4. A wrong passphrase is
     :class:`KeystoreError` (``wrong_passphrase``)."""
     try:
         key = serialization.load_pem_private_key(key_pem, password=passphrase_bytes(passphrase))
     except TypeError:
         raise InvalidInput("the key is not encrypted") from None
     except ValueError:
-        raise KeystoreError(
-            "cannot decrypt the key: wrong passphrase (or a corrupt file)",
-            ErrorCode.WRONG_PASSPHRASE,
-        ) from None
+        # cryptography reads no SM4 and says the same ValueError for a wrong passphrase: the
+        # PBES2 helper reads both ciphers and tells the two apart (KeystoreError
+        # wrong_passphrase), or names the cipher or structure it does not read (InvalidInput).
+        plain = decrypt_pkcs8(key_pem, passphrase)
+        try:
+            key = serialization.load_der_private_key(plain, password=None)
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+            raise InvalidInput(f"the decrypted key cannot be used here: {exc}") from None
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,

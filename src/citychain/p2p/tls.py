@@ -63,13 +63,13 @@ from pathlib import Path
 from typing import Literal
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from citychain.errors import ConfigError, ErrorCode, InvalidInput, KeystoreError, PeerRefused
 from citychain.p2p.certs import (
     NodeCertInfo,
     ca_org_id,
+    decrypt_key_pem,
     issuing_ca,
     load_ca,
     node_cert_info,
@@ -159,9 +159,9 @@ def load_identity(
                 f"node key {key_file} is encrypted: its passphrase is needed",
                 ErrorCode.WRONG_PASSPHRASE,
             )
-        try:
-            serialization.load_pem_private_key(key_pem, password=passphrase_bytes(passphrase))
-        except (ValueError, TypeError):
+        try:  # AES or SM4 (an sm2-sm3 network's): decrypt_key_pem reads both
+            decrypt_key_pem(key_pem, passphrase)
+        except (KeystoreError, InvalidInput):
             raise KeystoreError(
                 f"cannot decrypt node key {key_file}: wrong passphrase (or a corrupt file)",
                 ErrorCode.WRONG_PASSPHRASE,
