@@ -54,6 +54,7 @@ __all__ = [
     "PBKDF2_ROUNDS",
     "Pkcs8Cipher",
     "check_cipher",
+    "cipher_for_suite",
     "decrypt_pkcs8",
     "encrypt_pkcs8",
     "passphrase_bytes",
@@ -245,3 +246,9 @@ def decrypt_pkcs8(data: bytes, passphrase: str) -> bytes:
             "the key file does not open with this passphrase (wrong passphrase or damaged file)",
             ErrorCode.WRONG_PASSPHRASE,
         ) from None
+
+
+def cipher_for_suite(suite_name: str) -> Pkcs8Cipher:
+    """The cipher of a network's key files: ``sm4-cbc`` on an ``sm2-sm3`` network (issue 13:
+    SM4 for encryption at rest), ``aes-256-cbc`` on any other."""
+    return "sm4-cbc" if suite_name == "sm2-sm3" else "aes-256-cbc"

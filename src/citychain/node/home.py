@@ -28,6 +28,7 @@ from typing import Any
 from citychain.crypto import ED25519, CryptoSuite, Signer
 from citychain.crypto.keystore import save_key, save_plaintext_key
 from citychain.crypto.passphrase import TEST_NETWORK_PHRASE, write_note
+from citychain.crypto.pkcs8 import cipher_for_suite
 from citychain.errors import ConfigError, ErrorCode, Unavailable
 from citychain.node.config import KeysSettings, NodeConfig, NodeSettings, P2PSettings
 from citychain.p2p.certs import encrypt_key_pem, generate_org_ca
@@ -146,10 +147,17 @@ def init_home(
     org_dir.mkdir(parents=True, exist_ok=True)
     (org_dir / "ca_cert.pem").write_bytes(ca_cert)
     # The CA key issues member certificates (certificate identity mode) and node
-    # certificates; encrypted like every other key unless the home is a plaintext dev home.
+    # certificates; encrypted like every other key unless the home is a plaintext dev home (SM4
+    # on an sm2-sm3 chain, as its SM2 CA's key below).
     _write_secret(
         org_dir / "ca_key.pem",
-        (ca_key if plaintext_key else encrypt_key_pem(ca_key, passphrase or "")).decode().strip(),
+        (
+            ca_key
+            if plaintext_key
+            else encrypt_key_pem(ca_key, passphrase or "", cipher=cipher_for_suite(suite.name))
+        )
+        .decode()
+        .strip(),
     )
 
     gm_ca_cert = b""
@@ -168,7 +176,9 @@ def init_home(
         (org_dir / "gm_ca_cert.pem").write_bytes(gm_ca_cert)
         _write_secret(
             org_dir / "gm_ca_key.pem",
-            sm2_private_key_pem(gm_ca_key.secret, None if plaintext_key else passphrase)
+            sm2_private_key_pem(
+                gm_ca_key.secret, None if plaintext_key else passphrase, cipher="sm4-cbc"
+            )
             .decode()
             .strip(),
         )

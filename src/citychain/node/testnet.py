@@ -15,7 +15,8 @@ Theory of operation
     out/keys/<org>-admin.json      each organisation's admin key (encrypted): it votes on
                                    governance proposals and registers the org's members
     out/orgs/<org>/ca_cert.pem     each organisation's CA certificate (also in genesis)
-    out/orgs/<org>/ca_key.pem      its key, encrypted with the passphrase (mode 0600)
+    out/orgs/<org>/ca_key.pem      its key, encrypted with the passphrase (mode 0600; AES,
+                                   SM4 on an sm2-sm3 network, as every PEM key here)
     out/node<i>/config/node.toml   one node home per validator, as NodeConfig expects:
                   genesis.json     identical bytes in every node
                   node_key.json    Ed25519 validator key, encrypted (keystore)
@@ -69,6 +70,7 @@ from typing import Any
 from citychain.crypto import ED25519, SM2_SM3, CryptoSuite, Signer
 from citychain.crypto.keystore import KDF_LEVELS, save_key
 from citychain.crypto.passphrase import TEST_NETWORK_PHRASE, write_note
+from citychain.crypto.pkcs8 import cipher_for_suite
 from citychain.errors import ConfigError, InvalidInput
 from citychain.node.config import (
     ApiConfig,
@@ -460,6 +462,7 @@ def _write_network(
     suite: CryptoSuite,
 ) -> None:
     _write_test_passphrase(root / "passphrase", passphrase)
+    cipher = cipher_for_suite(suite.name)  # of every PEM key: SM4 on an sm2-sm3 network
 
     # Organisations and their CAs.
     org_ids = [f"org{k + 1}" for k in range(orgs)]
@@ -472,7 +475,7 @@ def _write_network(
         org_dir = root / "orgs" / oid
         org_dir.mkdir(parents=True)
         (org_dir / "ca_cert.pem").write_bytes(ca_cert)
-        _write_private(org_dir / "ca_key.pem", encrypt_key_pem(ca_key, passphrase))
+        _write_private(org_dir / "ca_key.pem", encrypt_key_pem(ca_key, passphrase, cipher=cipher))
         if suite.name == "sm2-sm3":
             gm_cas[oid] = write_gm_ca(org_dir, oid, org_names[oid], passphrase)
 
@@ -561,7 +564,7 @@ def _write_network(
             org_id=oid,
         )
         (home / p2p.cert_file).write_bytes(cert)
-        _write_private(home / p2p.tls_key_file, encrypt_key_pem(tls_key, passphrase))
+        _write_private(home / p2p.tls_key_file, encrypt_key_pem(tls_key, passphrase, cipher=cipher))
         if oid in gm_cas:
             write_gm_node_cert(home / p2p.gm_cert_file, gm_cas[oid], signer, name, chain_id, oid)
         api_port = p2p_port(i) + 1
@@ -617,14 +620,15 @@ TEST_NETWORK_KEYS = KeysSettings(allow_plaintext_passphrase=TEST_NETWORK_PHRASE)
 
 def write_gm_ca(org_dir: Path, org_id: str, org_name: str, passphrase: str) -> tuple[bytes, Signer]:
     """An organisation's SM2 CA for an ``sm2-sm3`` network: ``gm_ca_cert.pem`` and its key,
-    ``gm_ca_key.pem`` (PKCS#8, encrypted under the network passphrase, as ``ca_key.pem``;
-    OpenSSL reads it). (PEM, key.)"""
+    ``gm_ca_key.pem`` (PKCS#8, encrypted with SM4-CBC under the network passphrase, as
+    ``ca_key.pem``; OpenSSL reads it). (PEM, key.)"""
     from citychain.crypto.sm2_certs import issue_sm2_ca, sm2_private_key_pem
 
     key = Signer.generate(SM2_SM3)
     pem = issue_sm2_ca(org_id, org_name, key.secret)
     (org_dir / "gm_ca_cert.pem").write_bytes(pem)
-    _write_private(org_dir / "gm_ca_key.pem", sm2_private_key_pem(key.secret, passphrase))
+    key_pem = sm2_private_key_pem(key.secret, passphrase, cipher="sm4-cbc")
+    _write_private(org_dir / "gm_ca_key.pem", key_pem)
     return pem, key
 
 
@@ -700,8 +704,9 @@ def prepare_joining_org(
     org_dir = root / "orgs" / org_id
     org_dir.mkdir(parents=True)
     (org_dir / "ca_cert.pem").write_bytes(ca_cert)
-    _write_private(org_dir / "ca_key.pem", encrypt_key_pem(ca_key, passphrase))
     suite = Genesis.load(layout.genesis_file).suite  # the network's: keys of its suite only
+    cipher = cipher_for_suite(suite.name)  # of every PEM key: SM4 on an sm2-sm3 network
+    _write_private(org_dir / "ca_key.pem", encrypt_key_pem(ca_key, passphrase, cipher=cipher))
     if validator is not None and validator.suite.name != suite.name:
         raise ConfigError(
             f"the validator key is {validator.suite.name}, the network's suite {suite.name}"
@@ -739,7 +744,7 @@ def prepare_joining_org(
         gm_ca_cert_file="config/org_gm_ca_cert.pem" if gm else "",
     )
     (home / p2p.cert_file).write_bytes(cert)
-    _write_private(home / p2p.tls_key_file, encrypt_key_pem(tls_key, passphrase))
+    _write_private(home / p2p.tls_key_file, encrypt_key_pem(tls_key, passphrase, cipher=cipher))
     if gm:
         gm_ca = write_gm_ca(org_dir, org_id, name, passphrase)
         (config_dir / "org_gm_ca_cert.pem").write_bytes(gm_ca[0])
