@@ -387,3 +387,26 @@ def test_versions_are_state_keys_and_a_replay_reaches_the_same_state(
             assert fresh.blocks.receipts(block.height) == net.chain.blocks.receipts(block.height)
     finally:
         fresh.close()
+
+
+def test_a_create_checked_at_admission_commits_what_one_never_checked_does(
+    net: Net, tmp_path: Path
+) -> None:
+    """The record admission made is taken again in the block (keyed by the transaction's
+    hash): the block's receipts and state root are those of a chain that never saw the
+    transaction at admission, with that cache empty."""
+    from citychain.services.identity.contract import _contract as contract_module
+
+    txs = [net.tx(s, "create_did", {"document": document(s, K1)}) for s in (ALICE, BOB)]
+    for tx in txs:
+        net.chain.check_admission(tx)  # fills the cache
+    assert all((tx.hash, False) in contract_module._records for tx in txs)
+    (r1, r2) = net.block(*txs)
+    fresh = Chain(KVStore(tmp_path / "fresh"), net.chain.genesis, registry())
+    contract_module._records.clear()
+    block = net.chain.blocks.block(net.height)
+    assert block is not None
+    pending = fresh.check_block(block)
+    assert pending.receipts == (r1, r2) and ok(r1).result != ok(r2).result
+    assert pending.header.state_root == block.header.state_root
+    fresh.close()
