@@ -425,14 +425,8 @@ class Switch:
                     if info is not None
                     else PeerRefused("gm_cert", "its certificate cannot be checked again")
                 )
-                if refusal is None:
-                    continue
-                refusal.peer_name = state.name
-                state.untrusted = True  # its frames are dropped from now on
-                self._spawn(
-                    conn.close(f"{refusal.words}: {refusal.message}", refusal),
-                    f"p2p-close-{state.name}",
-                )
+                if refusal is not None:
+                    self._close_refused(state, conn, refusal)
 
     def _gm_refusal(self, cert: NodeCertInfo, gm_cert: bytes) -> PeerRefused | None:
         """Why the current SM2 CAs refuse a peer's SM2 certificate (GM chains), or None."""
@@ -584,14 +578,16 @@ class Switch:
             if conn is None:
                 continue
             refusal = _untrusted(state.cert, trust)
-            if refusal is None:
-                continue
-            refusal.peer_name = state.name
-            state.untrusted = True  # its frames are dropped from now on
-            self._spawn(
-                conn.close(f"{refusal.words}: {refusal.message}", refusal),
-                f"p2p-close-{state.name}",
-            )
+            if refusal is not None:
+                self._close_refused(state, conn, refusal)
+
+    def _close_refused(self, state: _Peer, conn: Connection, refusal: PeerRefused) -> None:
+        """Close ``conn`` of ``state`` with ``refusal`` (the trusted CAs changed under it)."""
+        refusal.peer_name = state.name
+        state.untrusted = True  # its frames are dropped from now on
+        self._spawn(
+            conn.close(f"{refusal.words}: {refusal.message}", refusal), f"p2p-close-{state.name}"
+        )
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coro, name=name)

@@ -156,6 +156,14 @@ class _Trust:
     light: LightClient | None = None
 
 
+def _auth(signer: Signer | None, digest: bool = True) -> Any:
+    """httpx's ``auth`` for a request signed for ``signer`` (RFC 9421), or the client's own
+    (its signer, if it has one) when None."""
+    import httpx
+
+    return SignedRequests(signer, digest=digest) if signer is not None else httpx.USE_CLIENT_DEFAULT
+
+
 class _Base:
     #: Every registered service's helper by service name (set by ``attach_services``).
     services: Mapping[str, Any]
@@ -462,16 +470,14 @@ class Client(_Base):
         own signer when None): the response, or the coded error of any other status. For
         the services' SDK helpers (signed reads, uploads). ``digest=False``: a
         content-addressed PUT, whose URI binds the body (see ``sign_request``)."""
-        import httpx
-
-        auth = (
-            SignedRequests(signer, digest=digest)
-            if signer is not None
-            else httpx.USE_CLIENT_DEFAULT
-        )
         try:
             r = self._http.request(
-                method, path, params=params, content=content, json=json, auth=auth
+                method,
+                path,
+                params=params,
+                content=content,
+                json=json,
+                auth=_auth(signer, digest),
             )
         except _http_error() as exc:
             raise transport_error(self.url, exc) from None
@@ -488,11 +494,8 @@ class Client(_Base):
         params: Mapping[str, str] | None = None,
     ) -> Iterator[httpx.Response]:
         """A signed ``GET`` whose body is read as it arrives (``response.iter_bytes()``)."""
-        import httpx
-
-        auth = SignedRequests(signer) if signer is not None else httpx.USE_CLIENT_DEFAULT
         try:
-            with self._http.stream("GET", path, params=params, auth=auth) as r:
+            with self._http.stream("GET", path, params=params, auth=_auth(signer)) as r:
                 if r.status_code != 200:
                     r.read()
                     raise error_from_response(r)
@@ -875,16 +878,14 @@ class AsyncClient(_Base):
         digest: bool = True,
     ) -> httpx.Response:
         """As :meth:`Client._signed`, awaited."""
-        import httpx
-
-        auth = (
-            SignedRequests(signer, digest=digest)
-            if signer is not None
-            else httpx.USE_CLIENT_DEFAULT
-        )
         try:
             r = await self._http.request(
-                method, path, params=params, content=content, json=json, auth=auth
+                method,
+                path,
+                params=params,
+                content=content,
+                json=json,
+                auth=_auth(signer, digest),
             )
         except _http_error() as exc:
             raise transport_error(self.url, exc) from None

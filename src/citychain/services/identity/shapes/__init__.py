@@ -48,15 +48,20 @@ def multikey_encode(public_key: bytes) -> str:
     return "z" + base58.b58encode(ED25519_PUB + public_key).decode()
 
 
-def multikey_decode(value: str) -> bytes:
-    """The Ed25519 public key of a ``publicKeyMultibase`` value; ``bad_arguments`` naming
-    what is wrong (not base58btc, not an Ed25519 key, wrong length)."""
+def _multibase_bytes(value: str) -> bytes:
+    """The bytes of a base58btc ``publicKeyMultibase`` (``z...``); ``bad_arguments`` else."""
     if not isinstance(value, str) or not value.startswith("z"):
         raise _bad(f"publicKeyMultibase must start with 'z' (base58btc), got {str(value)[:20]!r}")
     try:
-        raw = base58.b58decode(value[1:])
+        return bytes(base58.b58decode(value[1:]))
     except ValueError:
         raise _bad("publicKeyMultibase is not valid base58btc") from None
+
+
+def multikey_decode(value: str) -> bytes:
+    """The Ed25519 public key of a ``publicKeyMultibase`` value; ``bad_arguments`` naming
+    what is wrong (not base58btc, not an Ed25519 key, wrong length)."""
+    raw = _multibase_bytes(value)
     if not raw.startswith(ED25519_PUB):
         raise _bad("publicKeyMultibase is not an Ed25519 key (multicodec 0xed01)")
     key = raw[len(ED25519_PUB) :]
@@ -90,12 +95,7 @@ def sm2_multikey_decode(value: str) -> bytes:
     The decompression is written out here (a square root modulo p, p = 3 mod 4): neither
     ``cryptography`` nor PyNaCl knows the SM2 curve, and the shapes stay free of the ctypes
     backend. A point is accepted only if the root squares back, so it is on the curve."""
-    if not isinstance(value, str) or not value.startswith("z"):
-        raise _bad(f"publicKeyMultibase must start with 'z' (base58btc), got {str(value)[:20]!r}")
-    try:
-        raw = base58.b58decode(value[1:])
-    except ValueError:
-        raise _bad("publicKeyMultibase is not valid base58btc") from None
+    raw = _multibase_bytes(value)
     if not raw.startswith(SM2_PUB):
         raise _bad("publicKeyMultibase is not an SM2 key (multicodec 0x1206)")
     point = raw[len(SM2_PUB) :]
