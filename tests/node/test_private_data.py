@@ -272,3 +272,33 @@ def test_a_listed_node_that_missed_a_value_pulls_it_from_a_listed_peer(
         missed.close()
 
     asyncio.run(run())
+
+
+def test_a_missed_value_is_still_asked_for_after_a_restart(
+    tmp_path: Path, chain: FakeChain
+) -> None:
+    """The wanted values are kept in the store: a node that restarts between the commit that
+    anchored a value it missed and the time to ask goes on asking, and stops once it has it."""
+
+    async def run() -> None:
+        missed, _ = _node(tmp_path, chain, org="org2")
+        p = _push(b"missed", key="m")
+        chain.anchor(p, purge_height=0)
+        missed.on_commit(11, [_put_receipt(p)])
+        assert list(missed._wanted) == [value_key("tax", "m", p.hash)]
+        missed.close()  # a restart before the pull was due
+
+        again, sw = _node(tmp_path, chain, org="org2")
+        assert list(again._wanted) == [value_key("tax", "m", p.hash)]
+        again.on_commit(11 + pv.PULL_DELAY_BLOCKS)
+        assert sorted(peer for peer, _, _ in sw.sent) == ["n1", "n3"]
+        assert again._wanted[value_key("tax", "m", p.hash)].tries == 1
+        again.store.put(p, chain.height)  # the answer came
+        again.on_commit(11 + pv.PULL_DELAY_BLOCKS + pv.PULL_RETRY_BLOCKS)
+        assert not again._wanted
+        again.close()
+        third, _ = _node(tmp_path, chain, org="org2")  # and it is not asked again
+        assert not third._wanted
+        third.close()
+
+    asyncio.run(run())

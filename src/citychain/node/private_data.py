@@ -51,10 +51,11 @@ organisation and the store lacks it, the node asks the listed peers for it
 :data:`~citychain.types.private_data.PULL_DELAY_BLOCKS` later, every
 :data:`~citychain.types.private_data.PULL_RETRY_BLOCKS`, at most
 :data:`~citychain.types.private_data.PULL_TRIES` times (at most
-:data:`~citychain.types.private_data.MAX_WANTED` values wanted at once; forgotten at a
-restart, so a value missed across a restart is asked for only when its block is replayed or
-synced). A peer answers with a push only if the asker's organisation (its certificate) and
-its own are listed; the asker checks the push as any other.
+:data:`~citychain.types.private_data.MAX_WANTED` values wanted at once). The wanted values
+are kept in the store (not synced), so a node that restarts goes on asking; one lost in a
+crash is asked for again when its block is replayed or synced. A peer answers with a push
+only if the asker's organisation (its certificate) and its own are listed; the asker checks
+the push as any other.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from citychain import codec
 from citychain.crypto import HashNew
 from citychain.errors import (
     CitychainError,
@@ -89,6 +91,8 @@ log = logging.getLogger("citychain.private")
 VALUES = "pvt_values"
 UNANCHORED = "pvt_unanchored"
 META = "pvt_meta"
+#: The values this node still wants (:class:`_Want`, by value key), kept across restarts.
+WANTED = "pvt_wanted"
 _PURGED = b"purged_through"
 DATA = "data"
 MAX_PENDING_ITEMS = pv.MAX_PENDING_ITEMS
@@ -130,7 +134,9 @@ class PrivateStore:
     """The RocksDB of private values (see the module)."""
 
     def __init__(self, path: Path) -> None:
-        self.kv = KVStore(path, column_families=(VALUES, UNANCHORED, META), cache_bytes=8 << 20)
+        self.kv = KVStore(
+            path, column_families=(VALUES, UNANCHORED, META, WANTED), cache_bytes=8 << 20
+        )
         self.unanchored = sum(1 for _ in self.kv.iterate(UNANCHORED))
 
     def close(self) -> None:
@@ -206,6 +212,37 @@ class PrivateStore:
         self.kv.write(b)
         self.unanchored -= 1
 
+    def wants(self) -> dict[bytes, _Want]:
+        """The wanted values recorded (at most :data:`~citychain.types.private_data.MAX_WANTED`;
+        an unreadable record is dropped, not fatal: a want is advice, the chain the truth)."""
+        out: dict[bytes, _Want] = {}
+        for k, v in self.kv.iterate(WANTED):
+            try:
+                c, key, digest, purge, due, tries = codec.decode(v)
+                out[k] = _Want(str(c), str(key), bytes(digest), int(purge), int(due), int(tries))
+            except (CitychainError, TypeError, ValueError):
+                continue
+            if len(out) >= pv.MAX_WANTED:
+                break
+        return out
+
+    def keep_wants(self, changed: dict[bytes, _Want | None]) -> None:
+        """Record these wants (None: no longer wanted), in one batch. Not synced: a want lost
+        in a crash is asked again when its block is replayed or synced, as before."""
+        if not changed:
+            return
+        b = self.kv.batch()
+        for vk, w in changed.items():
+            if w is None:
+                b.delete(WANTED, vk)
+            else:
+                b.put(
+                    WANTED,
+                    vk,
+                    codec.encode([w.collection, w.key, w.hash, w.purge_height, w.due, w.tries]),
+                )
+        self.kv.write(b, sync=False)
+
     def count(self, collection: str | None = None) -> int:
         """Values held (of one collection), for tests and metrics."""
         prefix = b"" if collection is None else collection.encode() + b"\0"
@@ -235,8 +272,9 @@ class PrivateData:
         self._pending_bytes = 0
         #: Definitions never change once committed, so a found one is kept (bounded).
         self._defs: dict[str, dict[str, Any]] = {}
-        #: Values a committed put_private anchors that this node should hold and does not.
-        self._wanted: dict[bytes, _Want] = {}
+        #: Values a committed put_private anchors that this node should hold and does not
+        #: (kept in the store, so a restart goes on asking for them).
+        self._wanted: dict[bytes, _Want] = self.store.wants()
         self.m_pushes = Counter(
             "citychain_private_pushes",
             "Private-collection values pushed over p2p, by direction and result",
@@ -475,12 +513,21 @@ class PrivateData:
                 continue
             name, key, digest = str(a["collection"]), str(a["key"]), bytes(a["hash"])
             if not self.store.has(name, key, digest):
-                self._wanted[value_key(name, key, digest)] = _Want(
+                vk = value_key(name, key, digest)
+                self._wanted[vk] = _Want(
                     name, key, digest, int(a["purge_height"]), height + pv.PULL_DELAY_BLOCKS
                 )
+                self.store.keep_wants({vk: self._wanted[vk]})
 
     def _pull(self, height: int) -> None:
         """Ask the listed peers for the wanted values whose time has come."""
+        changed: dict[bytes, _Want | None] = {}
+        try:
+            self._ask(height, changed)
+        finally:
+            self.store.keep_wants(changed)
+
+    def _ask(self, height: int, changed: dict[bytes, _Want | None]) -> None:
         for vk, w in list(self._wanted.items()):
             if w.due > height:
                 continue
@@ -495,6 +542,7 @@ class PrivateData:
                         w.tries,
                     )
                 del self._wanted[vk]
+                changed[vk] = None
                 continue
             c = self.collection(w.collection)
             if c is None or self._switch is None:
@@ -505,6 +553,7 @@ class PrivateData:
                     self.m_pushes.labels("sent", "pull").inc()
             w.tries += 1
             w.due = height + pv.PULL_RETRY_BLOCKS
+            changed[vk] = w
             log.info("asked listed peers for missed private value %s/%s", w.collection, w.key)
 
     def _retry_pending(self) -> None:
