@@ -327,9 +327,8 @@ def _register_or_update(update: bool, **kw: Any) -> None:
         console.print(headline)
 
 
-@data_app.command("register")
-@handles_errors
-def register(
+def _resource_record(
+    ctx: typer.Context,
     key: KeyOpt,
     file: FileOpt = None,
     code: FieldCodeOpt = None,
@@ -352,40 +351,21 @@ def register(
     passphrase_file: PassFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Register a resource (KEY: a member of its provider): fields from --file and options."""
-    _register_or_update(False, **locals())
+    # `data register` and `data update` take the same options: one function serves both, told
+    # apart by the name it was called under.
+    fields = {k: v for k, v in locals().items() if k != "ctx"}
+    _register_or_update(ctx.info_name == "update", **fields)
 
 
-@data_app.command("update")
-@handles_errors
-def update(
-    key: KeyOpt,
-    file: FileOpt = None,
-    code: FieldCodeOpt = None,
-    title: TitleOpt = None,
-    description: DescriptionOpt = None,
-    provider: ProviderOpt = None,
-    theme: ThemeOpt = None,
-    keyword: KeywordOpt = None,
-    data_item: DataItemOpt = None,
-    sharing: SharingOpt = None,
-    sharing_condition: ConditionOpt = None,
-    open_class: OpenClassOpt = None,
-    update_cycle: CycleOpt = None,
-    media_type: MediaOpt = None,
-    license: LicenseOpt = None,
-    series: SeriesOpt = None,
-    approver: ApproverOpt = None,
-    node: NodeOpt = DEFAULT_NODE,
-    home: HomeOpt = None,
-    passphrase_file: PassFileOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Change a resource's record.
-
-    The current record, with --file's fields and the options given over it (a list option
-    replaces the whole list)."""
-    _register_or_update(True, **locals())
+data_app.command(
+    "register",
+    help="Register a resource (KEY: a member of its provider): fields from --file and options.",
+)(handles_errors(_resource_record))
+data_app.command(
+    "update",
+    help="Change a resource's record.\n\nThe current record, with --file's fields and the "
+    "options given over it (a list option replaces the whole list).",
+)(handles_errors(_resource_record))
 
 
 @data_app.command("retire")
