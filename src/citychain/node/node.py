@@ -320,13 +320,7 @@ class Node:
         governance has a registry), plus this node's own organisation's (``[p2p]
         gm_ca_cert_file``) while it waits to be admitted."""
         cfg, p2p = self.config, self.config.p2p
-        orgs = {
-            o["id"]: o["gm_ca_cert"].encode()
-            for o in self.chain.organisations()
-            if o.get("gm_ca_cert")
-        }
-        if not self.chain.organisations():
-            orgs = {o.id: o.gm_ca_cert.encode() for o in self.genesis.organisations if o.gm_ca_cert}
+        orgs = self._listed_cas("gm_ca_cert")
         if p2p.org_id not in orgs and p2p.gm_ca_cert_file:
             path = cfg.path(p2p.gm_ca_cert_file)
             try:
@@ -337,14 +331,21 @@ class Node:
                 ) from None
         return orgs
 
+    def _listed_cas(self, field: str) -> dict[str, bytes]:
+        """Organisation id -> its ``field`` (``ca_cert``, ``gm_ca_cert``) as PEM, from the
+        chain's registry, or from genesis on an open-mode chain, which has no registry."""
+        on_chain = self.chain.organisations()
+        if on_chain:
+            return {o["id"]: o[field].encode() for o in on_chain if o.get(field)}
+        listed = ((o.id, getattr(o, field)) for o in self.genesis.organisations)
+        return {oid: pem.encode() for oid, pem in listed if pem}
+
     def _trusted_cas(self) -> list[bytes]:
         """The CA certificates of the organisations on chain now, plus this node's own
         organisation's CA (``[p2p] ca_cert_file``) while that organisation waits to be
         admitted: it must reach the network to sync up to the block that admits it."""
         cfg, p2p = self.config, self.config.p2p
-        orgs = {o["id"]: o["ca_cert"].encode() for o in self.chain.organisations()}
-        if not orgs:  # an open-mode chain has no registry; genesis lists the CAs
-            orgs = {o.id: o.ca_cert.encode() for o in self.genesis.organisations}
+        orgs = self._listed_cas("ca_cert")
         if p2p.org_id not in orgs:
             if not p2p.ca_cert_file:
                 raise ConfigError(

@@ -505,6 +505,7 @@ class PrivateData:
 
     def _want(self, height: int, puts: Sequence[dict[str, Any]]) -> None:
         """Note the committed values this node should hold and does not (it missed them)."""
+        added: dict[bytes, _Want | None] = {}
         for a in puts:
             c = self.collection(str(a["collection"]))
             if c is None or not pv.may_hold(c["orgs"], self.org_id):
@@ -517,7 +518,8 @@ class PrivateData:
                 self._wanted[vk] = _Want(
                     name, key, digest, int(a["purge_height"]), height + pv.PULL_DELAY_BLOCKS
                 )
-                self.store.keep_wants({vk: self._wanted[vk]})
+                added[vk] = self._wanted[vk]
+        self.store.keep_wants(added)
 
     def _pull(self, height: int) -> None:
         """Ask the listed peers for the wanted values whose time has come."""

@@ -140,13 +140,11 @@ class Organisation:
             raise ConfigError(f"{where}: {exc.message}") from None
         if not isinstance(name, str) or not isinstance(ca, str):
             raise ConfigError(f"{where}: organisation {oid!r}: name and ca_cert must be texts")
-        gm_ca = raw.get("gm_ca_cert", "")
+        gm_ca = raw.get("gm_ca_cert")  # optional: only sm2-sm3 chains have one
         for field_name, pem in (("ca_cert", ca), ("gm_ca_cert", gm_ca)):
-            if (
-                not isinstance(pem, str)
-                or (pem and "-----BEGIN CERTIFICATE-----" not in pem)
-                or (field_name == "ca_cert" and not pem)
-            ):
+            if pem is None and field_name == "gm_ca_cert":
+                continue
+            if not isinstance(pem, str) or "-----BEGIN CERTIFICATE-----" not in pem:
                 raise ConfigError(
                     f"{where}: organisation {oid!r}: {field_name} must be a PEM certificate "
                     "(-----BEGIN CERTIFICATE-----)"
@@ -173,7 +171,7 @@ class Organisation:
                 check_name(r, "role")
         except InvalidInput as exc:
             raise ConfigError(f"{where}: organisation {oid!r}: {exc.message}") from None
-        return cls(oid, name, ca, admins, tuple(members), tuple(sorted(set(roles))), gm_ca)
+        return cls(oid, name, ca, admins, tuple(members), tuple(sorted(set(roles))), gm_ca or "")
 
 
 def _list(value: Any, where: str) -> list[Any]:
