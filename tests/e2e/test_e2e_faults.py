@@ -424,6 +424,70 @@ def read_log(node: NetNode) -> str:
         return ""
 
 
+def check_outsiders_refused(net: LocalNet, outsiders: list[NetNode]) -> None:
+    """``outsiders`` (node4 from an unlisted CA, node5 expired) are refused in plain words on
+    both sides, they connect to nobody, and the honest nodes' peer lists say why while they
+    stay connected to each other (shared with the GM network's fault test)."""
+    wrong_ca, expired = outsiders
+    n4, n5 = wrong_ca.p2p_port, expired.p2p_port
+    # What each honest node i logs: when the outsider dialled it (acceptor side: OpenSSL
+    # refuses the unknown CA before the peer's name is known), and when it dialled the
+    # outsider (dialler side: our certificate check).
+    honest_lines = [
+        r"refused peer at 127\.0\.0\.1:\d+: wrong CA — its certificate does not chain to any "
+        "organisation CA of this chain",
+        rf"refused peer node4 at 127\.0\.0\.1:{n4}: wrong CA — the certificate of node4 does not "
+        "chain to any organisation CA of this chain",
+        rf"refused peer node5 at 127\.0\.0\.1:(?!{n5}\b)\d+: expired — the certificate of node5 "
+        "expired on ",
+        rf"refused peer node5 at 127\.0\.0\.1:{n5}: expired — the certificate of node5 expired on ",
+    ]
+    for i in range(4):
+        # What each outsider logs about honest node i: when it dialled i (a silent close after
+        # its TLS handshake for the unknown CA, or the TLS alert on a stack that sends one; a
+        # Refuse frame saying "expired"), and when i dialled it (a Refuse frame saying why).
+        p = net.layout.nodes[i].p2p_port
+        mine = rf"peer node{i} at 127\.0\.0\.1:{p} refused our certificate: "
+        theirs = rf"peer node{i} at 127\.0\.0\.1:(?!{p}\b)\d+ refused our certificate: "
+        outsider_lines = [
+            (
+                wrong_ca,
+                f"{mine}wrong CA — (it closed the connection right after the TLS handshake|it "
+                "does not trust our CA)",
+            ),
+            (wrong_ca, f"{theirs}wrong CA — the certificate of node4 does not chain"),
+            (expired, f"{mine}expired — the certificate of node5 expired on "),
+            (expired, f"{theirs}expired — the certificate of node5 expired on "),
+        ]
+        for rx in honest_lines:
+            poll(
+                f"node{i} to log {rx!r}",
+                lambda i=i, rx=rx: re.search(rx, net.log(i)) is not None,
+                30,
+            )
+        for o, rx in outsider_lines:
+            poll(
+                f"{o.name} to log {rx!r}",
+                lambda o=o, rx=rx: re.search(rx, read_log(o)) is not None,
+                30,
+            )
+    for o in outsiders:
+        assert all(not p["connected"] for p in peers_of(o.api_url)), o.name
+        assert status(o.api_url)["height"] == 0
+    want = {"node4": "refused: wrong CA", "node5": "refused: expired"}
+    for i in range(4):
+
+        def last_errors(i: int = i) -> dict[str, str | None]:
+            return {p["name"]: p["last_error"] for p in peers_of(net.api(i))}
+
+        poll(
+            f"node{i}'s peer list to say {want}",
+            lambda: {k: last_errors().get(k) for k in want} == want,
+            15,
+        )
+        assert connected(net, i) == everyone_but(net, i)
+
+
 def make_outsider(
     net: LocalNet,
     root: Path,
@@ -538,70 +602,7 @@ def test_wrong_ca_and_expired_certificates_are_refused_in_plain_words(tmp_path: 
                 for o in outsiders:
                     poll(f"{o.name}'s API", lambda o=o: isinstance(status(o.api_url), dict), 60)
                 start = heights(net, range(4))
-                n4, n5 = wrong_ca.p2p_port, expired.p2p_port
-                # What each honest node i logs: when the outsider dialled it (acceptor side:
-                # OpenSSL refuses the unknown CA before the peer's name is known), and when it
-                # dialled the outsider (dialler side: our certificate check).
-                honest_lines = [
-                    r"refused peer at 127\.0\.0\.1:\d+: wrong CA — its certificate does not chain "
-                    "to any organisation CA of this chain",
-                    rf"refused peer node4 at 127\.0\.0\.1:{n4}: wrong CA — the certificate of "
-                    "node4 does not chain to any organisation CA of this chain",
-                    rf"refused peer node5 at 127\.0\.0\.1:(?!{n5}\b)\d+: expired — the "
-                    "certificate of node5 expired on ",
-                    rf"refused peer node5 at 127\.0\.0\.1:{n5}: expired — the certificate of "
-                    "node5 expired on ",
-                ]
-
-                def outsider_lines(i: int) -> list[tuple[NetNode, str]]:
-                    """What each outsider logs about honest node i: when it dialled i (a silent
-                    close after its TLS handshake for the unknown CA; a Refuse frame saying
-                    "expired"), and when i dialled it (a Refuse frame saying why)."""
-                    p = layout.nodes[i].p2p_port
-                    mine = rf"peer node{i} at 127\.0\.0\.1:{p} refused our certificate: "
-                    theirs = rf"peer node{i} at 127\.0\.0\.1:(?!{p}\b)\d+ refused our certificate: "
-                    return [
-                        # (the silent close asyncio makes of it; or the TLS alert, on a
-                        # stack that sends one)
-                        (
-                            wrong_ca,
-                            f"{mine}wrong CA — (it closed the connection right after the TLS "
-                            "handshake|it does not trust our CA)",
-                        ),
-                        (wrong_ca, f"{theirs}wrong CA — the certificate of node4 does not chain"),
-                        (expired, f"{mine}expired — the certificate of node5 expired on "),
-                        (expired, f"{theirs}expired — the certificate of node5 expired on "),
-                    ]
-
-                for i in range(4):
-                    for rx in honest_lines:
-                        poll(
-                            f"node{i} to log {rx!r}",
-                            lambda i=i, rx=rx: re.search(rx, net.log(i)) is not None,
-                            30,
-                        )
-                    for o, rx in outsider_lines(i):
-                        poll(
-                            f"{o.name} to log {rx!r}",
-                            lambda o=o, rx=rx: re.search(rx, read_log(o)) is not None,
-                            30,
-                        )
-                for o in outsiders:
-                    assert all(not p["connected"] for p in peers_of(o.api_url)), o.name
-                    assert status(o.api_url)["height"] == 0
-
-                # The honest nodes' peer lists say why, and they are connected to each other.
-                def last_errors(i: int) -> dict[str, str | None]:
-                    return {p["name"]: p["last_error"] for p in peers_of(net.api(i))}
-
-                want = {"node4": "refused: wrong CA", "node5": "refused: expired"}
-                for i in range(4):
-                    poll(
-                        f"node{i}'s peer list to say {want}",
-                        lambda i=i: {k: last_errors(i).get(k) for k in want} == want,
-                        15,
-                    )
-                    assert connected(net, i) == everyone_but(net, i)
+                check_outsiders_refused(net, [wrong_ca, expired])
                 # ... and the network keeps committing.
                 net.wait_height(max(start.values()) + 10, timeout=60)
                 assert_same_headers(net, [0, 1, 2, 3])

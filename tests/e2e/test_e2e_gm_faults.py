@@ -30,7 +30,6 @@ with SM2-signed commits (the SDK's light client, anchored on genesis).
 from __future__ import annotations
 
 import dataclasses
-import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -56,16 +55,13 @@ from test_e2e_bft import (  # type: ignore[import-not-found]
 )
 from test_e2e_faults import (  # type: ignore[import-not-found]
     check_evidence,
+    check_outsiders_refused,
     committed_at,
-    connected,
     everyone_but,
     explained,
     heights,
     make_outsider,
-    peers_of,
     poll,
-    read_log,
-    status,
     transfer,
     tx_status,
     wait_frozen,
@@ -349,50 +345,7 @@ def make_outsiders(net: LocalNet, root: Path, genesis: Genesis) -> list[NetNode]
 
 def refused_certificates(net: LocalNet, outsiders: list[NetNode]) -> None:
     """Step 3: the same plain words as on an Ed25519 network, on both sides."""
-    wrong_ca, expired = outsiders
-    n4, n5 = wrong_ca.p2p_port, expired.p2p_port
-    honest_lines = [
-        r"refused peer at 127\.0\.0\.1:\d+: wrong CA — its certificate does not chain to any "
-        "organisation CA of this chain",
-        rf"refused peer node4 at 127\.0\.0\.1:{n4}: wrong CA — the certificate of node4 does not "
-        "chain to any organisation CA of this chain",
-        rf"refused peer node5 at 127\.0\.0\.1:(?!{n5}\b)\d+: expired — the certificate of node5 "
-        "expired on ",
-        rf"refused peer node5 at 127\.0\.0\.1:{n5}: expired — the certificate of node5 expired on ",
-    ]
-    for i in range(4):
-        p = net.layout.nodes[i].p2p_port
-        mine = rf"peer node{i} at 127\.0\.0\.1:{p} refused our certificate: "
-        theirs = rf"peer node{i} at 127\.0\.0\.1:(?!{p}\b)\d+ refused our certificate: "
-        outsider_lines = [
-            (
-                wrong_ca,
-                f"{mine}wrong CA — (it closed the connection right after the TLS handshake|it "
-                "does not trust our CA)",
-            ),
-            (wrong_ca, f"{theirs}wrong CA — the certificate of node4 does not chain"),
-            (expired, f"{mine}expired — the certificate of node5 expired on "),
-            (expired, f"{theirs}expired — the certificate of node5 expired on "),
-        ]
-        for rx in honest_lines:
-            poll(f"node{i} to log {rx!r}", lambda i=i, rx=rx: re.search(rx, net.log(i)), 30)
-        for o, rx in outsider_lines:
-            poll(f"{o.name} to log {rx!r}", lambda o=o, rx=rx: re.search(rx, read_log(o)), 30)
-    for o in outsiders:
-        assert all(not p["connected"] for p in peers_of(o.api_url)), o.name
-        assert status(o.api_url)["height"] == 0
-    want = {"node4": "refused: wrong CA", "node5": "refused: expired"}
-    for i in range(4):
-
-        def last_errors(i: int = i) -> dict[str, str | None]:
-            return {p["name"]: p["last_error"] for p in peers_of(net.api(i))}
-
-        poll(
-            f"node{i}'s peer list to say {want}",
-            lambda: {k: last_errors().get(k) for k in want} == want,
-            15,
-        )
-        assert connected(net, i) == everyone_but(net, i)
+    check_outsiders_refused(net, outsiders)
 
 
 # -- 4. a double-signing validator ---------------------------------------------------------------
