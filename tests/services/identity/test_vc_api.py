@@ -28,7 +28,7 @@ from playwright.sync_api import Page, expect
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "e2e"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from nodeproc import CLI, NodeProcess, cli, free_port  # type: ignore[import-not-found]
-from vc_fixtures import licence_subject  # type: ignore[import-not-found]
+from vc_fixtures import REFUSALS, licence_subject  # type: ignore[import-not-found]
 
 import browser  # type: ignore[import-not-found]
 from citychain.crypto import ED25519, Signer
@@ -305,24 +305,6 @@ def test_no_single_byte_of_a_bundle_changes_unnoticed(
         with pytest.raises(CitychainError) as err:
             offline(bytes(changed), genesis)
         assert err.value.code in REFUSALS, (pos, err.value)
-
-
-REFUSALS = {
-    ErrorCode.TAMPERED,
-    ErrorCode.BAD_PROOF,
-    ErrorCode.MALFORMED,
-    ErrorCode.BAD_ARGUMENTS,
-    ErrorCode.INVALID_CREDENTIAL,
-    ErrorCode.UNKNOWN_CONTEXT,
-    ErrorCode.WRONG_KEY,
-    ErrorCode.KEY_NOT_AUTHORIZED,
-    ErrorCode.SCHEMA_VIOLATION,
-    ErrorCode.ISSUER_NOT_TRUSTED,
-    ErrorCode.DID_NOT_FOUND,
-    ErrorCode.CREDENTIAL_EXPIRED,
-    ErrorCode.NOT_YET_VALID,
-    ErrorCode.STATUS_LIST_NOT_FOUND,
-}
 
 
 def test_vc_bundle_and_vc_verify_offline_from_the_command_line(

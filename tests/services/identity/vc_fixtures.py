@@ -80,3 +80,23 @@ def licence_subject(**overrides: Any) -> dict[str, Any]:
     }
     subject.update(overrides)
     return subject
+
+
+#: The codes an offline bundle with any byte changed may be refused with (never another
+#: exception): the bundle tests of both suites hold every refusal to this set.
+REFUSALS = {
+    ErrorCode.TAMPERED,
+    ErrorCode.BAD_PROOF,
+    ErrorCode.MALFORMED,
+    ErrorCode.BAD_ARGUMENTS,
+    ErrorCode.INVALID_CREDENTIAL,
+    ErrorCode.UNKNOWN_CONTEXT,
+    ErrorCode.WRONG_KEY,
+    ErrorCode.KEY_NOT_AUTHORIZED,
+    ErrorCode.SCHEMA_VIOLATION,
+    ErrorCode.ISSUER_NOT_TRUSTED,
+    ErrorCode.DID_NOT_FOUND,
+    ErrorCode.CREDENTIAL_EXPIRED,
+    ErrorCode.NOT_YET_VALID,
+    ErrorCode.STATUS_LIST_NOT_FOUND,
+}
