@@ -19,7 +19,7 @@ from p2p_net import GmNode, Pki, addr, eventually, free_ports, lines, make_switc
 
 from citychain.crypto import SM2_SM3, Signer
 from citychain.crypto.sm2_certs import issue_sm2_ca, parse_sm2_cert, verify_sm2_cert
-from citychain.errors import ConfigError
+from citychain.errors import ConfigError, PeerRefused
 from citychain.p2p.frames import NodeKeyProof, decode_control
 from citychain.p2p.switch import Switch
 
@@ -215,3 +215,23 @@ def test_governance_replacing_an_organisations_sm2_ca_closes_and_refuses_its_old
             await stop_all(hub, x)
 
     run(main())
+
+
+def test_a_peer_whose_tls_certificate_names_no_sm2_node_key_is_refused_as_node_key(
+    pki: Pki,
+) -> None:
+    from citychain.p2p.certs import read_node_cert
+    from citychain.p2p.nodekey import check_gm_cert
+
+    plain = read_node_cert(pki.node("x", "roads")[0].read_bytes())  # names no node key
+    gm = pki.gm_node("x", "roads")
+    with pytest.raises(PeerRefused) as err:
+        check_gm_cert(
+            plain,
+            parse_sm2_cert(gm.gm_cert).der,
+            chain_id="city-test",
+            gm_cas={"roads": parse_sm2_cert(pki.gm_ca("roads")[0])},
+            now_ms=_now_ms(),
+        )
+    assert err.value.reason_code == "node_key"
+    assert "names no SM2 node key" in err.value.message
