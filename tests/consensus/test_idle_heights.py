@@ -13,7 +13,7 @@ import asyncio
 import itertools
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -45,13 +45,13 @@ PARAMS = ChainParams(
 )
 
 
-def genesis(validators: list[Signer]) -> Genesis:
+def genesis(validators: list[Signer], params: ChainParams = PARAMS) -> Genesis:
     return Genesis(
         CHAIN,
         1_700_000_000_000,
         "ed25519",
         tuple(Validator(s.public_key, 10, f"v{i}") for i, s in enumerate(validators)),
-        params=PARAMS,
+        params=params,
         contracts={"token": {"balances": {ALICE.address.hex(): 10**9}}},
     )
 
@@ -131,9 +131,10 @@ def tm_nodes(
     tmp: Path,
     empty: list[EmptyBlocks],
     clock: Callable[[], int] | None = None,
+    params: ChainParams = PARAMS,
 ) -> tuple[list[TmNode], Genesis]:
     signers = [Signer(ED25519, bytes([i + 1]) * 32) for i in range(len(empty))]
-    g = genesis(signers)
+    g = genesis(signers, params)
     net = FakeNet()
     nodes: list[TmNode] = []
     for i, (signer, e) in enumerate(zip(signers, empty, strict=True)):
@@ -337,6 +338,40 @@ def test_interval_0_makes_empty_blocks_without_waiting_as_before(tmp_path: Path)
         # nothing waits, so a block follows each block interval.
         await until("height 12 without a transaction", lambda: nodes[0].chain.height >= 12, 30)
         assert "idle" not in nodes[0].engine.status().waiting_for
+
+    run(tmp_path, nodes, body)
+
+
+def test_the_block_interval_counts_from_a_heights_start_so_a_slow_height_waits_no_more(
+    tmp_path: Path,
+) -> None:
+    """``block_interval_ms`` paces blocks from one height's start to the next; a height that
+    took longer (a big block, a slow link) is followed at once, not after a further interval
+    (Tendermint's timeout commit, counted from the commit, would add it)."""
+    interval_ms, slow_s = 400, 0.6
+    nodes, _ = tm_nodes(
+        tmp_path, [EmptyBlocks(True, 0)] * 4, params=replace(PARAMS, block_interval_ms=interval_ms)
+    )
+    slow = [0.0]
+    for n in nodes:  # checking a proposal (every node but its proposer) takes ``slow`` seconds
+
+        def check(b: Block, real: Callable[[Block], PendingBlock] = n.chain.check_block) -> Any:
+            time.sleep(slow[0])
+            return real(b)
+
+        n.chain.check_block = check  # type: ignore[method-assign]
+
+    async def body() -> None:
+        await until("block 4", lambda: nodes[0].chain.height >= 4)
+        fast = gaps_ms(nodes[0].chain, 2, 4)
+        assert min(fast) >= interval_ms, fast  # fast heights still keep the interval
+        slow[0] = slow_s
+        first = nodes[0].chain.height + 2  # the first height wholly checked slowly
+        await until("four slow blocks", lambda: nodes[0].chain.height >= first + 3)
+        gaps = gaps_ms(nodes[0].chain, first, first + 3)
+        assert min(gaps) >= slow_s * 1000, gaps  # each height waited for its slow checks ...
+        # ... and nothing more: with the interval after the commit each gap would be >= 1,000.
+        assert max(gaps) < slow_s * 1000 + interval_ms - 50, gaps
 
     run(tmp_path, nodes, body)
 

@@ -34,8 +34,14 @@ the stored signature (pitfall 6).
 
 Decision: the block decided was re-executed when it was validated, so committing is one
 synced RocksDB batch (block, commit = the 2/3+ precommits, state, indexes), then
-``EndHeight`` in the WAL, then the node is told. After ``block_interval_ms`` (Tendermint's
-timeout commit) the next height starts.
+``EndHeight`` in the WAL, then the node is told. The next height starts ``block_interval_ms``
+after the decided one *started*, or at once if deciding took longer than that. (Tendermint's
+timeout commit counts from the commit instead: a height slowed by a large block or a slow
+link then waited the whole interval on top. Here the interval only paces blocks, as the solo
+engine's "interval since the previous block" does, and under load heights follow each other
+with no pause, so a transaction's latency is the protocol's round trips plus execution, not
+a timeout. Nothing is lost by not waiting: a commit holds the precommits it was decided
+with, and a late precommit is still counted for the diagnostics at the next height.)
 
 Idle heights (node.toml ``[consensus] create_empty_blocks``, ``empty_blocks_interval_ms``;
 :class:`~citychain.consensus.interface.EmptyBlocks`; CometBFT's ``enterNewRound`` waiting for
@@ -599,10 +605,14 @@ class TendermintEngine(_Replay, _Proposals, _Gossip):
         self.participation.committed(commit, h.validators, h.votes, self._clock())
         if self._replaying:
             return  # replay posts the next height when it is done
-        delay = self._chain.params.block_interval_ms / 1000
-        self._next_height_ms = self._clock() + self._chain.params.block_interval_ms
+        # The next height starts block_interval_ms after this one started, or at once if this
+        # one took longer ("Decision" above): the interval paces blocks, it never adds to a
+        # height that was already slow.
+        now = self._clock()
+        self._next_height_ms = max(now, h.started_ms + self._chain.params.block_interval_ms)
         asyncio.get_running_loop().call_later(
-            delay, lambda: self._post(_Event("next_height"), force=True)
+            (self._next_height_ms - now) / 1000,
+            lambda: self._post(_Event("next_height"), force=True),
         )
 
     async def _commit(self, pending: PendingBlock, commit: Commit) -> None:

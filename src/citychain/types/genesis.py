@@ -50,8 +50,8 @@ class ChainParams:
     block_max_gas: int = 10_000_000_000
     max_tx_bytes: int = 64 * 1024
     max_gas_per_tx: int = 50_000_000
-    #: Target time between blocks when there are transactions to include (under BFT: the
-    #: pause after a commit before the next height starts, Tendermint's "timeout commit").
+    #: Target time between blocks when there are transactions to include (under BFT: from a
+    #: height's start to the next one's, which starts at once if deciding took longer).
     block_interval_ms: int = 200
     #: Tendermint timeouts of round r are ``timeout_X_ms + r * timeout_delta_ms``.
     timeout_propose_ms: int = 3000
