@@ -2,7 +2,7 @@
 10M accounts in state (issue 14.4).
 
     .venv/bin/python bench/bench_scale.py [--accounts 1000000 10000000] [--block 5000]
-        [--blocks 5] [--proofs 2000] [--keep-dir DIR]
+        [--blocks 5] [--proofs 2000] [--cache-pages P] [--keep-dir DIR]
 
 What runs is a node's block path in this process, on a real RocksDB state (``StateDB`` over
 ``KVStore``): for each block, ``Executor.execute_block`` (signature checks on the thread pool,
@@ -17,6 +17,10 @@ in the encodings the token contract and the executor use (the balance key layout
 a real ``init_genesis``, not written here a second time). Accounts are ``blake2b(i)[:20]``,
 so nothing of them is held in memory. After each fill the store is compacted and the tree's
 page cache warmed, as ``bench proofs`` does, so the figures are of a node in steady state.
+``--cache-pages`` is the node's ``[state] cache_pages``: with the default (131,072 pages) a
+1M-account tree fits in memory and a 10M one does not, so run both sizes with the cache a
+10M node would be given (``--cache-pages 1500000``, ~3 GiB) as well as with the default;
+the commit line says how many tree pages each block read from disk.
 
 At each size: ``--blocks`` blocks of ``--block`` transfers, each from a distinct funded sender
 to a random existing account (so the receivers' keys are spread over the whole tree), then
@@ -49,6 +53,7 @@ from citychain.bench.ceiling import ed25519_verifications_per_second
 from citychain.crypto import ED25519, Signer
 from citychain.execution import BlockContext, Executor, default_registry
 from citychain.proof.ics23 import SMT_SPEC, verify_membership
+from citychain.state import DEFAULT_CACHE_PAGES
 from citychain.state._db import StateDB
 from citychain.store.kv import KVStore
 from citychain.types import Transaction
@@ -108,6 +113,12 @@ def main() -> None:
         default=250_000,
         help="accounts per fill commit (larger: each tree page rewritten fewer times)",
     )
+    ap.add_argument(
+        "--cache-pages",
+        type=int,
+        default=DEFAULT_CACHE_PAGES,
+        help="tree pages kept in memory (node.toml [state] cache_pages; default the node's)",
+    )
     ap.add_argument("--keep-dir", type=Path, default=None, help="where the state lives (kept)")
     args = ap.parse_args()
     sizes = sorted(args.accounts)
@@ -120,7 +131,7 @@ def main() -> None:
     kv = KVStore(work / "state")
     t_start = time.monotonic()
     try:
-        db = StateDB(kv, retain_versions=10)
+        db = StateDB(kv, retain_versions=10, cache_nodes=args.cache_pages)
         genesis = ex.init_genesis(
             _Empty(),  # type: ignore[arg-type]
             BlockContext(CHAIN, 0, 0, b""),
@@ -147,6 +158,7 @@ def main() -> None:
             db.warm_cache()
             say(f"{size:,} accounts: compacted and warmed ({time.monotonic() - t0:,.0f} s)")
             rates, commits = [], []
+            reads = 0
             for b in range(args.blocks + 1):
                 txs = [
                     Transaction.create(
@@ -163,6 +175,7 @@ def main() -> None:
                 height = db.version + 1
                 ctx = BlockContext(CHAIN, height, height * 1000, b"")
                 t1 = time.perf_counter()
+                reads_before = db.page_reads
                 result = ex.execute_block(db, ctx, txs)
                 bad = [r for r in result.receipts if not r.ok]
                 if bad:
@@ -172,6 +185,7 @@ def main() -> None:
                 if b:  # the first block warms up
                     rates.append(len(txs) / total)
                     commits.append(commit_s * 1000)
+                    reads += db.page_reads - reads_before
             lat = []
             version = db.version
             root = db.root
@@ -197,7 +211,9 @@ def main() -> None:
             )  # fmt: skip
             print(
                 f"bench scale-commit-{size}: {commit_ms:.1f} ms per block of {args.block:,} "
-                f"transfers with {n_label} (prepare + commit + synced write)",
+                f"transfers with {n_label} (prepare + commit + synced write; "
+                f"{reads / args.blocks:,.0f} tree pages read from disk per block, "
+                f"cache {args.cache_pages:,} pages)",
                 flush=True,
             )
             print(

@@ -202,6 +202,9 @@ def test_net_up_starts_four_validators_of_two_organisations(net: Net) -> None:
         "citychain_consensus_validators",
         "citychain_evidence_committed",
         "citychain_evidence_pending",
+        "citychain_state_page_cache_pages",
+        "citychain_state_page_cache_capacity",
+        "citychain_state_page_reads_total",
     ):
         assert f"\n{name}" in metrics, name
 

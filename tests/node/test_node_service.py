@@ -44,3 +44,48 @@ def test_state_proofs_at_pruned_and_future_heights(tmp_path: Path) -> None:
         assert future.value.code == ErrorCode.HEIGHT_NOT_COMMITTED
     finally:
         node.close()
+
+
+def _metric(node: Node, name: str) -> float:
+    value = node.metrics_registry.get_sample_value(name)
+    assert value is not None, name
+    return value
+
+
+@pytest.mark.parametrize(("cache_pages", "reads_from_disk"), [(2, True), (100_000, False)])
+def test_the_state_page_cache_is_sized_by_node_toml_and_disk_reads_are_a_metric(
+    tmp_path: Path, cache_pages: int, reads_from_disk: bool
+) -> None:
+    """``[state] cache_pages`` sizes the tree's page cache: too small and proofs read pages
+    from disk (``citychain_state_page_reads_total`` rises); large enough and, once a page is
+    read, it is never read again."""
+    val = Signer(ED25519, b"\x01" * 32)
+    holders = [bytes([i, i]) * 10 for i in range(1, 241)]
+    (tmp_path / "config").mkdir()
+    Genesis(
+        "svc",
+        1,
+        "ed25519",
+        (Validator(val.public_key, 1, "v"),),
+        contracts={"token": {"balances": {a.hex(): 100 for a in holders}}},
+    ).save(tmp_path / "config" / "genesis.json")
+    node = Node(NodeConfig(home=tmp_path, state=StateSettings(cache_pages=cache_pages)), signer=val)
+    try:
+        assert _metric(node, "citychain_state_page_cache_capacity") == cache_pages
+        pending = node.chain.build_block([], 10, val.public_key)
+        node.chain.commit(pending, Commit.sign_single(val, "svc", pending.header))
+        service = NodeServiceAdapter(node)
+
+        def prove_all() -> float:
+            """Page reads from disk while every balance is proved once."""
+            before = _metric(node, "citychain_state_page_reads_total")
+            for a in holders:
+                assert asyncio.run(service.state_proof(balance_key(a), None)).value is not None
+            return _metric(node, "citychain_state_page_reads_total") - before
+
+        prove_all()  # whatever the cache lacked is read now
+        again = prove_all()
+        assert 0 < _metric(node, "citychain_state_page_cache_pages") <= cache_pages
+        assert (again > 0) is reads_from_disk, again
+    finally:
+        node.close()

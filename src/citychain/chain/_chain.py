@@ -42,7 +42,7 @@ from citychain.execution import (
 )
 from citychain.proof import merkle
 from citychain.stages import CLOCK
-from citychain.state import PreparedState, StateDB
+from citychain.state import DEFAULT_CACHE_PAGES, PreparedState, StateDB
 from citychain.store.blocks import BlockStore
 from citychain.store.kv import KVStore
 from citychain.types import (
@@ -95,6 +95,7 @@ class Chain:
         registry: ContractRegistry,
         *,
         retain_versions: int | None = None,
+        cache_pages: int = DEFAULT_CACHE_PAGES,
     ) -> None:
         self.kv = kv
         self.genesis = genesis
@@ -109,7 +110,9 @@ class Chain:
             registry, self.suite, GasSchedule(max_gas_per_tx=self.params.max_gas_per_tx)
         )
         self.blocks = BlockStore(kv, hash_new=self.hash_new)
-        self.state = StateDB(kv, retain_versions=retain_versions, suite=self.suite)
+        self.state = StateDB(
+            kv, retain_versions=retain_versions, cache_nodes=cache_pages, suite=self.suite
+        )
         self._commit_lock = threading.Lock()
         #: Governance records of the committed state, for every transaction's access checks.
         self.gov_cache = access.GovCache()
@@ -364,5 +367,12 @@ class Chain:
         registry: ContractRegistry,
         *,
         retain_versions: int | None = None,
+        cache_pages: int = DEFAULT_CACHE_PAGES,
     ) -> Chain:
-        return cls(KVStore(data_dir), genesis, registry, retain_versions=retain_versions)
+        return cls(
+            KVStore(data_dir),
+            genesis,
+            registry,
+            retain_versions=retain_versions,
+            cache_pages=cache_pages,
+        )

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from citychain import __version__
@@ -46,6 +46,7 @@ from citychain.node.keys import read_passphrase
 from citychain.node.private_data import PrivateData
 from citychain.p2p import Limits, Switch, parse_peer_list
 from citychain.stages import CLOCK
+from citychain.state import StateDB
 from citychain.types import Commit, CommittedEvent, DuplicateVoteEvidence, Event, Transaction
 from citychain.types.answers import SubmitResult
 from citychain.types.genesis import Genesis
@@ -140,7 +141,11 @@ class Node:
         self.signer = signer if signer is not None else load_validator_key(config)
         retain = config.state.retain_versions or None
         self.chain = Chain.open(
-            config.data_dir, self.genesis, default_registry(), retain_versions=retain
+            config.data_dir,
+            self.genesis,
+            default_registry(),
+            retain_versions=retain,
+            cache_pages=config.state.cache_pages,
         )
         self.chain_id = self.chain.chain_id
         self.suite = self.chain.suite
@@ -469,6 +474,7 @@ class Node:
             "citychain_evidence_pending", "Evidence seen, not yet committed", registry=r
         )
         r.register(_StageCollector())
+        r.register(_StateCacheCollector(self.chain.state))
         self.m_height.set(self.chain.height)
 
     # -- reads used by the mempool and API --------------------------------------------------
@@ -651,6 +657,32 @@ class Node:
     @classmethod
     def from_home(cls, home: Path) -> Node:
         return cls(NodeConfig.load(home))
+
+
+class _StateCacheCollector(Collector):
+    """The state tree's page cache, read at each scrape: how full it is, and how many pages
+    blocks and proofs had to read from disk (``[state] cache_pages`` sizes it)."""
+
+    def __init__(self, state: StateDB) -> None:
+        self._state = state
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        st = self._state
+        yield GaugeMetricFamily(
+            "citychain_state_page_cache_pages",
+            "State tree pages held in memory now",
+            value=st.cached_pages,
+        )
+        yield GaugeMetricFamily(
+            "citychain_state_page_cache_capacity",
+            "Most state tree pages held in memory (node.toml [state] cache_pages)",
+            value=st.cache_capacity,
+        )
+        yield CounterMetricFamily(
+            "citychain_state_page_reads",
+            "State tree pages read from disk because the cache did not hold them",
+            value=st.page_reads,
+        )
 
 
 class _StageCollector(Collector):

@@ -6,7 +6,7 @@ for the storage layout, versioning, pruning and crash safety). Proofs verify und
 ``citychain.proof.ics23.SMT_SPEC``.
 """
 
-from citychain.state._db import MAX_VERSION, PreparedState, StateDB
+from citychain.state._db import DEFAULT_CACHE_PAGES, MAX_VERSION, PreparedState, StateDB
 from citychain.state._nodes import MAX_KEY_LEN
 from citychain.state.interface import StateReader, WriteSet
 
@@ -14,6 +14,7 @@ from citychain.state.interface import StateReader, WriteSet
 EMPTY_ROOT = bytes(32)
 
 __all__ = [
+    "DEFAULT_CACHE_PAGES",
     "EMPTY_ROOT",
     "MAX_KEY_LEN",
     "MAX_VERSION",

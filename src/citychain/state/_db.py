@@ -180,6 +180,11 @@ class _VersionReader:
         return self._db.iter_prefix_at(prefix, self.version)
 
 
+#: Tree pages a node keeps in memory unless node.toml ``[state] cache_pages`` says otherwise
+#: (~256 MiB): the whole tree of about a million accounts.
+DEFAULT_CACHE_PAGES = 131_072
+
+
 class StateDB:
     """Versioned sparse Merkle state over a :class:`KVStore`; reads serve the latest version.
 
@@ -203,7 +208,7 @@ class StateDB:
         kv: KVStore,
         *,
         retain_versions: int | None = None,
-        cache_nodes: int = 131_072,
+        cache_nodes: int = DEFAULT_CACHE_PAGES,
         suite: CryptoSuite = ED25519,
     ) -> None:
         if retain_versions is not None and retain_versions < 1:
@@ -217,6 +222,9 @@ class StateDB:
         self.spec: ProofSpec = smt_spec(self._op)
         self._retain = retain_versions
         self._cache = NodeCache(cache_nodes)
+        #: Pages read from the store because the cache did not hold them (a node's metric:
+        #: a count that keeps rising under load says ``cache_nodes`` is smaller than the tree).
+        self.page_reads = 0
         meta = kv.get(_NODES, _META_KEY)
         if meta is None:
             self._fresh = True
@@ -323,6 +331,16 @@ class StateDB:
         return _VersionReader(self, version)
 
     # -- pages ----------------------------------------------------------------------------
+    @property
+    def cache_capacity(self) -> int:
+        """Most pages the cache holds (``cache_nodes``)."""
+        return self._cache.capacity
+
+    @property
+    def cached_pages(self) -> int:
+        """Pages in the cache now."""
+        return len(self._cache)
+
     def warm_cache(self) -> int:
         """Load the latest tree's pages into the page cache, top levels first, until it is
         full; the number of pages loaded. A node may call it at startup so the first blocks
@@ -351,6 +369,7 @@ class StateDB:
     def _load(self, nkey: bytes) -> bytes:
         page = self._cache.get(nkey)
         if page is None:
+            self.page_reads += 1
             raw = self._kv.get(_NODES, nkey)
             if raw is None:
                 raise InternalError(f"state page {nkey.hex()} is missing (pruned too early?)")
