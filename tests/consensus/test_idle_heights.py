@@ -364,7 +364,10 @@ def test_the_block_interval_counts_from_a_heights_start_so_a_slow_height_waits_n
     async def body() -> None:
         await until("block 4", lambda: nodes[0].chain.height >= 4)
         fast = gaps_ms(nodes[0].chain, 2, 4)
-        assert min(fast) >= interval_ms, fast  # fast heights still keep the interval
+        # Fast heights still keep the interval. It separates the heights' starts; a block's
+        # time is taken when its proposer has reaped and built it, a few ms later, so two
+        # blocks' times may be a little closer (CI saw 399 ms).
+        assert min(fast) >= interval_ms - 50, fast
         slow[0] = slow_s
         first = nodes[0].chain.height + 2  # the first height wholly checked slowly
         await until("four slow blocks", lambda: nodes[0].chain.height >= first + 3)
