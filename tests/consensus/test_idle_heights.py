@@ -372,7 +372,7 @@ def test_the_block_interval_counts_from_a_heights_start_so_a_slow_height_waits_n
         first = nodes[0].chain.height + 2  # the first height wholly checked slowly
         await until("four slow blocks", lambda: nodes[0].chain.height >= first + 3)
         gaps = gaps_ms(nodes[0].chain, first, first + 3)
-        assert min(gaps) >= slow_s * 1000, gaps  # each height waited for its slow checks ...
+        assert min(gaps) >= slow_s * 1000 - 50, gaps  # each height waited for its checks ...
         # ... and nothing more: with the interval after the commit each gap would be >= 1,000.
         assert max(gaps) < slow_s * 1000 + interval_ms - 50, gaps
 
