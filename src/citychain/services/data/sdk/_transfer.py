@@ -322,9 +322,9 @@ class Transfers:
             signer, "POST", "/v1/data/blobs/missing", json={"ids": [c.hex() for c, _ in batch]}
         ).json()
         missing = set(asked["missing"])
-        return [
-            pool.submit(
-                self._client._signed,
+
+        def put(chunk_id: bytes, sealed: bytes) -> None:
+            self._client._signed(
                 signer,
                 "PUT",
                 f"/v1/data/blobs/{chunk_id.hex()}",
@@ -332,9 +332,8 @@ class Transfers:
                 expect=(200, 201),
                 digest=False,  # the URI names the chunk's hash; the node checks the body
             )
-            for chunk_id, sealed in batch
-            if chunk_id.hex() in missing
-        ]
+
+        return [pool.submit(put, c, sealed) for c, sealed in batch if c.hex() in missing]
 
     def upload(
         self,
