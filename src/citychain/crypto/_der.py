@@ -1,4 +1,7 @@
-"""How deep DER nests, measured without recursion, before asn1crypto parses it.
+"""DER input before asn1crypto parses it: PEM taken off, and how deep it nests.
+
+:func:`unarmor` takes the DER out of PEM (or passes DER through), refusing in words what is
+too large, empty, more than one block or another kind of block.
 
 asn1crypto's parser is recursive, and where Python's recursion limit stops it depends on how
 deep the caller's stack already is, so the verdict on a deeply nested input could differ
@@ -9,7 +12,15 @@ first. Shared by :mod:`citychain.crypto.sm2_certs` (certificates) and
 
 from __future__ import annotations
 
-__all__ = ["MAX_DEPTH", "check_depth", "nesting"]
+from asn1crypto import pem  # type: ignore[import-untyped]
+
+from citychain.errors import ErrorCode, InvalidInput
+
+__all__ = ["MAX_DEPTH", "PARSE_ERRORS", "check_depth", "nesting", "unarmor"]
+
+_BAD = ErrorCode.BAD_ARGUMENTS
+#: What asn1crypto raises on malformed input (it has no error type of its own).
+PARSE_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError)
 
 #: Deepest nesting of DER values taken (a certificate has about 11, a Name in a SAN included).
 MAX_DEPTH = 32
@@ -65,3 +76,28 @@ def check_depth(der: bytes) -> None:
     depth = nesting(der)
     if depth > MAX_DEPTH:
         raise ValueError(f"values nest {depth} deep; at most {MAX_DEPTH} are taken")
+
+
+def unarmor(data: bytes, kind: str, noun: str, what: str, limit: int) -> bytes:
+    """The DER in ``data``: ``data`` itself unless it is PEM, else its one PEM block, which
+    must be of ``kind`` (``"CERTIFICATE"``). ``noun`` ("certificate") and ``what``
+    ("a certificate") name the input in refusals: ``too_large`` above ``limit`` bytes, else
+    ``bad_arguments``."""
+    if len(data) > limit:
+        raise InvalidInput(
+            f"{noun} is {len(data)} bytes; at most {limit} are accepted", ErrorCode.TOO_LARGE
+        )
+    if not data:
+        raise InvalidInput(f"not {what}: no bytes given (expected PEM or DER)", _BAD)
+    if b"-----BEGIN" not in data:
+        return data
+    blocks = data.count(b"-----BEGIN")
+    if blocks != 1:
+        raise InvalidInput(f"not {what}: PEM holds {blocks} blocks, expected 1 {noun}", _BAD)
+    try:
+        found, _, der = pem.unarmor(data)
+    except PARSE_ERRORS as exc:
+        raise InvalidInput(f"not {what}: PEM that cannot be read ({exc})", _BAD) from None
+    if found != kind:
+        raise InvalidInput(f"not {what}: a PEM {found} block", _BAD)
+    return bytes(der)

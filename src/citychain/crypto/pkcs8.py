@@ -45,7 +45,7 @@ from typing import Any, Literal, get_args
 from asn1crypto import algos, core, pem  # type: ignore[import-untyped]
 from asn1crypto import keys as akeys
 
-from citychain.crypto._der import check_depth
+from citychain.crypto._der import PARSE_ERRORS, check_depth, unarmor
 from citychain.errors import ErrorCode, InvalidInput, KeystoreError
 
 __all__ = [
@@ -79,10 +79,9 @@ _SCHEMES: dict[str, tuple[str, int, str]] = {
 }
 _OID_OF = {name: oid for oid, (name, _, _) in _SCHEMES.items()}
 _PRFS = {"sha1", "sha224", "sha256", "sha384", "sha512"}
+
+
 #: What a parse failure of asn1crypto (lazy, so failures surface on access) can raise.
-_PARSE_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError)
-
-
 def _bad(message: str, code: ErrorCode = ErrorCode.BAD_ARGUMENTS) -> InvalidInput:
     return InvalidInput(message, code)
 
@@ -163,22 +162,14 @@ def _parse_plain(plain: bytes, message: str) -> None:
     try:
         check_depth(plain)
         akeys.PrivateKeyInfo.load(plain, strict=True).native  # noqa: B018 (parse it all)
-    except _PARSE_ERRORS as exc:
+    except PARSE_ERRORS as exc:
         raise _bad(f"{message} ({exc})") from None
 
 
 def _unarmor(data: bytes) -> bytes:
-    if len(data) > MAX_KEY_BYTES:
-        raise _bad(f"key file is {len(data)} bytes; at most {MAX_KEY_BYTES}", ErrorCode.TOO_LARGE)
-    if b"-----BEGIN" not in data:
-        return data
-    try:
-        kind, _, der = pem.unarmor(data)
-    except _PARSE_ERRORS as exc:
-        raise _bad(f"not an encrypted private key: PEM that cannot be read ({exc})") from None
-    if kind != "ENCRYPTED PRIVATE KEY":
-        raise _bad(f"not an encrypted private key: a PEM {kind} block")
-    return bytes(der)
+    return unarmor(
+        data, "ENCRYPTED PRIVATE KEY", "key file", "an encrypted private key", MAX_KEY_BYTES
+    )
 
 
 def _scheme(info: Any) -> tuple[str, int, str, bytes, str, int, bytes]:
@@ -227,7 +218,7 @@ def decrypt_pkcs8(data: bytes, passphrase: str) -> bytes:
         info = akeys.EncryptedPrivateKeyInfo.load(der, strict=True)
         _, key_length, kind, iv, prf, rounds, salt = _scheme(info)
         ciphertext = bytes(info["encrypted_data"].native)
-    except _PARSE_ERRORS as exc:
+    except PARSE_ERRORS as exc:
         raise _bad(f"not an encrypted PKCS#8 private key ({exc})") from None
     if not ciphertext or len(ciphertext) % 16:
         raise _bad("not an encrypted PKCS#8 private key (ciphertext is not whole blocks)")
@@ -241,7 +232,7 @@ def decrypt_pkcs8(data: bytes, passphrase: str) -> bytes:
         check_depth(plain)
         akeys.PrivateKeyInfo.load(plain, strict=True).native  # noqa: B018 (parse it all)
         return plain
-    except _PARSE_ERRORS:  # a wrong key gives random bytes: bad padding, or (1 in ~256) junk
+    except PARSE_ERRORS:  # a wrong key gives random bytes: bad padding, or (1 in ~256) junk
         raise KeystoreError(
             "the key file does not open with this passphrase (wrong passphrase or damaged file)",
             ErrorCode.WRONG_PASSPHRASE,

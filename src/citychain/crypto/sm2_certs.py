@@ -93,6 +93,7 @@ from asn1crypto import algos, core, pem  # type: ignore[import-untyped]
 from asn1crypto import keys as akeys
 from asn1crypto import x509 as ax
 
+from citychain.crypto._der import PARSE_ERRORS, unarmor
 from citychain.crypto._der import check_depth as _check_depth
 from citychain.crypto.pkcs8 import (
     PBKDF2_ROUNDS,
@@ -152,10 +153,9 @@ _SHORT = {
     "locality_name": "L",
     "state_or_province_name": "ST",
 }
+
+
 #: What a parse failure of asn1crypto (lazy, so failures surface on access) can raise.
-_PARSE_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError)
-
-
 @dataclass(frozen=True, slots=True)
 class Sm2Cert:
     """What an SM2 certificate says, parsed (not verified: see :func:`verify_sm2_cert`)."""
@@ -235,7 +235,7 @@ def _name_text(name_der: bytes) -> str:
                 kind = atv["type"].native
                 parts.append(f"{_SHORT.get(kind, kind)}={atv['value'].native}")
         return ", ".join(parts) or "(empty name)"
-    except _PARSE_ERRORS:  # pragma: no cover - names were parsed once already
+    except PARSE_ERRORS:  # pragma: no cover - names were parsed once already
         return "(unreadable name)"
 
 
@@ -265,25 +265,7 @@ def _describe_spki(spki: akeys.PublicKeyInfo) -> str:
 
 
 def _unarmor(data: bytes) -> bytes:
-    if len(data) > MAX_CERT_BYTES:
-        raise _bad(
-            f"certificate is {len(data)} bytes; at most {MAX_CERT_BYTES} are accepted",
-            ErrorCode.TOO_LARGE,
-        )
-    if not data:
-        raise _bad("not a certificate: no bytes given (expected PEM or DER X.509)")
-    if b"-----BEGIN" not in data:
-        return data
-    blocks = data.count(b"-----BEGIN")
-    if blocks != 1:
-        raise _bad(f"not a certificate: PEM holds {blocks} blocks, expected 1 certificate")
-    try:
-        kind, _, der = pem.unarmor(data)
-    except _PARSE_ERRORS as exc:
-        raise _bad(f"not a certificate: PEM that cannot be read ({exc})") from None
-    if kind != "CERTIFICATE":
-        raise _bad(f"not a certificate: a PEM {kind} block")
-    return bytes(der)
+    return unarmor(data, "CERTIFICATE", "certificate", "a certificate", MAX_CERT_BYTES)
 
 
 def _attributes(name: ax.Name) -> dict[str, list[str]]:
@@ -443,7 +425,7 @@ def parse_sm2_cert(data: bytes) -> Sm2Cert:
         return _parse(der)
     except InvalidInput:
         raise
-    except _PARSE_ERRORS as exc:
+    except PARSE_ERRORS as exc:
         raise _bad(f"not an SM2 certificate: {len(der)} bytes that are not one ({exc})") from None
 
 
@@ -459,7 +441,7 @@ def is_sm2_cert(data: bytes) -> bool:
             return True
         params = tbs["subject_public_key_info"]["algorithm"]["parameters"]
         return bool(params.name == "named" and params.chosen.dotted == SM2_CURVE_OID)
-    except (InvalidInput, *_PARSE_ERRORS):
+    except (InvalidInput, *PARSE_ERRORS):
         return False
 
 
@@ -981,5 +963,5 @@ def sm2_secret_from_pem(data: bytes, passphrase: str | None = None) -> bytes:
         return _sec1_secret(info["private_key"].parsed, curve_required=False)
     except InvalidInput:
         raise
-    except _PARSE_ERRORS as exc:
+    except PARSE_ERRORS as exc:
         raise _bad(f"not an SM2 private key PEM ({exc})") from None
