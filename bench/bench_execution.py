@@ -30,8 +30,10 @@ class DictState:
     def get(self, key: bytes) -> bytes | None:
         return self.data.get(key)
 
-    def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        i = bisect_left(self.keys, prefix)
+    def iter_prefix(
+        self, prefix: bytes, *, after: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        i = bisect_left(self.keys, prefix if after is None else prefix + after + b"\x00")
         while i < len(self.keys) and self.keys[i].startswith(prefix):
             yield self.keys[i], self.data[self.keys[i]]
             i += 1

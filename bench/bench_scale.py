@@ -74,7 +74,7 @@ class _Empty:
     def get(self, key: bytes) -> bytes | None:
         return None
 
-    def iter_prefix(self, prefix: bytes):  # type: ignore[no-untyped-def]
+    def iter_prefix(self, prefix: bytes, *, after: bytes | None = None):  # type: ignore[no-untyped-def]
         return iter(())
 
 

@@ -407,7 +407,9 @@ class _State:
     def get(self, key: bytes) -> bytes | None:
         return None
 
-    def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+    def iter_prefix(
+        self, prefix: bytes, *, after: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
         return iter(())
 
 

@@ -38,9 +38,11 @@ class DictState:
     def get(self, key: bytes) -> bytes | None:
         return self.data.get(key)
 
-    def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+    def iter_prefix(
+        self, prefix: bytes, *, after: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
         keys = sorted(self.data)
-        i = bisect_left(keys, prefix)
+        i = bisect_left(keys, prefix if after is None else prefix + after + b"\x00")
         while i < len(keys) and keys[i].startswith(prefix):
             yield keys[i], self.data[keys[i]]
             i += 1

@@ -308,10 +308,12 @@ class BrokenState(DictState):
             raise OSError("I/O error")
         return super().get(key)
 
-    def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+    def iter_prefix(
+        self, prefix: bytes, *, after: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
         if self.bad_key is None:
             raise OSError("I/O error while iterating")
-        yield from super().iter_prefix(prefix)
+        yield from super().iter_prefix(prefix, after=after)
 
 
 @pytest.mark.parametrize("bad_key", [pk(b"k"), None])

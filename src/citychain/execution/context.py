@@ -21,7 +21,9 @@ neither name nor iterate another contract's keys or the account keys (``a/...``)
 ``iter_prefix`` merges the pending layers with the base in ascending key order, the pending
 value winning on equal keys and deletions hiding the base entry. The pending entries are taken
 when ``iter_prefix`` is called; writes made while iterating are not seen by that iterator
-(take a list first when a loop writes under the prefix it iterates).
+(take a list first when a loop writes under the prefix it iterates). With ``after`` every
+layer starts at the first key above ``prefix + after`` (the base by a seek), so a page costs
+the items it reads, however deep into the prefix it starts.
 
 A failure of the base state itself (a broken disk, a pruned version) is the node's fault, not
 the transaction's: it is recorded on ``_Pending.fault`` and the executor aborts the whole block
@@ -112,6 +114,11 @@ def _first(item: tuple[bytes, bytes | None]) -> bytes:
     return item[0]
 
 
+def _key_after(key: bytes) -> bytes:
+    """The least key greater than ``key``: ``key`` and a zero byte."""
+    return key + b"\x00"
+
+
 class _Pending:
     """The writes of a block's committed-so-far transactions, over the base state."""
 
@@ -148,9 +155,13 @@ class _Pending:
         except Exception as exc:
             raise self._fault(exc) from exc
 
-    def base_items(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+    def base_items(
+        self, prefix: bytes, after: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Base (key, value) under ``prefix``, ascending; above ``prefix + after`` if given
+        (the base seeks there)."""
         try:
-            yield from self.base.iter_prefix(prefix)
+            yield from self.base.iter_prefix(prefix, after=after)
         except Exception as exc:
             raise self._fault(exc) from exc
 
@@ -166,8 +177,11 @@ class _Pending:
                 new.append(key)
             writes[key] = value
 
-    def with_prefix(self, prefix: bytes) -> list[tuple[bytes, bytes | None]]:
-        """Pending (key, value-or-None) under ``prefix``, ascending."""
+    def with_prefix(
+        self, prefix: bytes, after: bytes | None = None
+    ) -> list[tuple[bytes, bytes | None]]:
+        """Pending (key, value-or-None) under ``prefix``, ascending; above ``prefix + after``
+        if given."""
         keys = self._sorted
         if self._new:
             keys.extend(self._new)
@@ -175,7 +189,8 @@ class _Pending:
             self._new.clear()
         writes = self.writes
         out: list[tuple[bytes, bytes | None]] = []
-        i, n = bisect_left(keys, prefix), len(keys)
+        start = prefix if after is None else _key_after(prefix + after)
+        i, n = bisect_left(keys, start), len(keys)
         while i < n and keys[i].startswith(prefix):
             out.append((keys[i], writes[keys[i]]))
             i += 1
@@ -436,22 +451,38 @@ class Context:
         self._charge(self._rt.gas.delete)
         self._f.writes[self._prefix + key] = None
 
-    def iter_prefix(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
-        """(key, value) pairs of this namespace whose key starts with ``prefix``, ascending.
+    def iter_prefix(
+        self, prefix: bytes = b"", *, after: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """(key, value) pairs of this namespace whose key starts with ``prefix``, ascending;
+        with ``after``, only those whose key is greater than ``prefix + after``.
 
         Keys come back without the namespace. Sees the transaction's and block's own pending
-        writes as of this call; each item yielded is charged gas.
+        writes as of this call; each item yielded is charged gas. ``after`` is where a page
+        starts: the state seeks there, so the keys before it are neither read nor charged
+        (``prefix + after`` may be at most as long as a key).
         """
         self._check_key(prefix, "prefix")
         f = self._f
         full = self._prefix + prefix
-        pending = f.pending.with_prefix(full)
-        mine = [(k, v) for k, v in f.writes.items() if k.startswith(full)]
+        if after is None:
+            pending = f.pending.with_prefix(full)
+            mine = [(k, v) for k, v in f.writes.items() if k.startswith(full)]
+        else:
+            if type(after) is not bytes:
+                raise _contract_error(
+                    f"contract {self.contract!r}: the start of an iteration ('after') must be "
+                    f"bytes, got {type(after).__name__}"
+                )
+            self._check_key(prefix + after, "start key")
+            pending = f.pending.with_prefix(full, after)
+            start = _key_after(full + after)
+            mine = [(k, v) for k, v in f.writes.items() if k.startswith(full) and k >= start]
         if mine:
             merged = dict(pending)
             merged.update(mine)
             pending = sorted(merged.items(), key=_first)
-        return self._charged(_merge(f.pending.base_items(full), pending))
+        return self._charged(_merge(f.pending.base_items(full, after), pending))
 
     def _charged(self, items: Iterator[tuple[bytes, bytes]]) -> Iterator[tuple[bytes, bytes]]:
         strip = len(self._prefix)

@@ -83,7 +83,7 @@ from citychain.state._nodes import (
 )
 from citychain.state._smt import Updater, Walker, existence_proof, neighbours
 from citychain.state.interface import StateReader, WriteSet
-from citychain.store.kv import Batch, KVStore, prefix_end
+from citychain.store.kv import Batch, KVStore, key_after, prefix_end
 
 _LATEST = "state_latest"
 _HISTORY = "state_history"
@@ -97,6 +97,12 @@ _META = struct.Struct(">QQ")
 _MAX_U64 = 2**64 - 1
 #: Highest version (block height) the store accepts: page keys must start below 0x80.
 MAX_VERSION = 2**63 - 1
+
+
+def _body(key: bytes) -> bytes:
+    """``_esc(key)`` without its terminator: a prefix of the encoding of every key that starts
+    with ``key``, and, like it, in the byte order of the keys."""
+    return key.replace(b"\x00", b"\x00\xff")
 
 
 def _esc(key: bytes) -> bytes:
@@ -176,8 +182,10 @@ class _VersionReader:
     def get(self, key: bytes) -> bytes | None:
         return self._db.get_at(key, self.version)
 
-    def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        return self._db.iter_prefix_at(prefix, self.version)
+    def iter_prefix(
+        self, prefix: bytes, *, after: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        return self._db.iter_prefix_at(prefix, self.version, after=after)
 
 
 #: Tree pages a node keeps in memory unless node.toml ``[state] cache_pages`` says otherwise
@@ -258,8 +266,11 @@ class StateDB:
     def get(self, key: bytes) -> bytes | None:
         return self._kv.get(_LATEST, key)
 
-    def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        return self._kv.iter_prefix(_LATEST, prefix)
+    def iter_prefix(
+        self, prefix: bytes, *, after: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Pairs under ``prefix`` (above ``prefix + after`` if given: one seek) in key order."""
+        return self._kv.iter_prefix(_LATEST, prefix, after=after)
 
     # -- older versions -------------------------------------------------------------------
     def _check_version(self, version: int) -> None:
@@ -297,23 +308,34 @@ class StateDB:
             return value or None
         return None
 
-    def iter_prefix_at(self, prefix: bytes, version: int) -> Iterator[tuple[bytes, bytes]]:
-        """Pairs under ``prefix`` at a retained ``version``, in ascending key order.
+    def iter_prefix_at(
+        self, prefix: bytes, version: int, *, after: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Pairs under ``prefix`` at a retained ``version``, in ascending key order; with
+        ``after``, only those whose key is greater than ``prefix + after`` (one seek).
 
-        For an older version this scans every retained history entry under the prefix, so its
-        cost grows with the number of writes to those keys within the retained window.
+        For an older version this scans every retained history entry under the prefix (from
+        the seek on), so its cost grows with the number of writes to those keys within the
+        retained window.
         """
         self._check_version(version)
         if version == self._version:
-            return self.iter_prefix(prefix)
-        return self._scan_history(prefix, version)
+            return self.iter_prefix(prefix, after=after)
+        return self._scan_history(prefix, version, after)
 
-    def _scan_history(self, prefix: bytes, version: int) -> Iterator[tuple[bytes, bytes]]:
+    def _scan_history(
+        self, prefix: bytes, version: int, after: bytes | None
+    ) -> Iterator[tuple[bytes, bytes]]:
         # Entries of one key are adjacent, newest first; take the first at or before version.
-        start = prefix.replace(b"\x00", b"\x00\xff")
+        # The escaping keeps byte order, and every entry of a key at or below prefix + after
+        # sorts before the escaped body of key_after(prefix + after) (its terminator
+        # 0x00 0x01 is below the 0x00 0xFF that escapes the added zero byte), every entry of
+        # a greater key at or after it: the seek starts exactly at the first key wanted.
+        bound = _body(prefix)
+        start = bound if after is None else _body(key_after(prefix + after))
         current: bytes | None = None
         done = False
-        for hkey, value in self._kv.iterate(_HISTORY, start, prefix_end(start)):
+        for hkey, value in self._kv.iterate(_HISTORY, start, prefix_end(bound)):
             enc = hkey[:-8]
             if enc != current:
                 current = enc

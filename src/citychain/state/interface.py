@@ -21,6 +21,11 @@ class StateReader(Protocol):
         """The value of ``key``, or None if it is absent."""
         ...
 
-    def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        """All (key, value) pairs whose key starts with ``prefix``, in ascending key order."""
+    def iter_prefix(
+        self, prefix: bytes, *, after: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """All (key, value) pairs whose key starts with ``prefix``, in ascending key order.
+
+        With ``after``, only the pairs whose key is greater than ``prefix + after``, found by
+        a seek rather than by reading past the ones before (a page's start)."""
         ...

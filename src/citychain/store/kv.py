@@ -156,8 +156,14 @@ class KVStore:
                 yield k, it.value()
                 it.prev()
 
-    def iter_prefix(self, cf: str, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        return self.iterate(cf, prefix, prefix_end(prefix))
+    def iter_prefix(
+        self, cf: str, prefix: bytes, *, after: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Pairs whose key starts with ``prefix``, in key order; with ``after``, only those
+        whose key is greater than ``prefix + after``: the iterator seeks there directly, so a
+        page deep into the prefix costs no more than the first."""
+        start = prefix if after is None else key_after(prefix + after)
+        return self.iterate(cf, start, prefix_end(prefix))
 
     # -- writes -------------------------------------------------------------------------------
     def batch(self) -> Batch:
@@ -198,6 +204,11 @@ class KVStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def key_after(key: bytes) -> bytes:
+    """The least key greater than ``key`` (in byte order: ``key`` followed by a zero byte)."""
+    return key + b"\x00"
 
 
 def prefix_end(prefix: bytes) -> bytes | None:
