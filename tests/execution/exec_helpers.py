@@ -167,6 +167,19 @@ class Probe(Contract):
         return [[k, v] for k, v in ctx.iter_prefix(args.get("prefix", b""))]
 
     @method
+    def edit_and_page(self, ctx: Context, args: dict[str, Any]) -> list[Any]:
+        """Edit, then list ``prefix`` whole and from ``after``: [whole, page, gas of page]."""
+        for k, v in args.get("set", []):
+            ctx.set(k, v)
+        for k in args.get("delete", []):
+            ctx.delete(k)
+        prefix = args.get("prefix", b"")
+        whole = [[k, v] for k, v in ctx.iter_prefix(prefix)]
+        before = ctx.gas_used
+        page = [[k, v] for k, v in ctx.iter_prefix(prefix, after=args["after"])]
+        return [whole, page, ctx.gas_used - before]
+
+    @method
     def bad_return(self, ctx: Context, args: dict[str, Any]) -> Any:
         return {"x": 1.5}
 
