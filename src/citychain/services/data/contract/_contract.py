@@ -775,10 +775,10 @@ class Data(PrivateCollections, Contract):
             prefix = sh.HEAD
         found: list[dict[str, Any]] = []
         more = False
-        for k, _ in ctx.iter_prefix(prefix):
+        # Codes are ASCII, so code order is key order: the page starts with a seek to the
+        # first code above ``after``, and costs what it reads, however deep it starts.
+        for k, _ in ctx.iter_prefix(prefix, after=after.encode() if after else None):
             code = k[len(prefix) :].decode()
-            if code <= after:
-                continue
             h = st.head(ctx, code)
             if h is None or h["retired"]:
                 continue
@@ -905,8 +905,12 @@ class Data(PrivateCollections, Contract):
         after, limit = _page(args)
         prefix = sh.RESOURCE_GRANTS + code.encode() + b"\0"
         if args.get("grantee") is not None:
+            # One grantee's grants are keyed by id: the page starts with a seek.
             prefix += sh.check_address(args["grantee"], "grantee")
-        ids = sorted(int.from_bytes(k[-8:], "big") for k, _ in ctx.iter_prefix(prefix))
+            ids = st.ids_under(ctx, prefix, after, limit)
+        else:
+            # Keyed by grantee, then id: all of the resource's grants are read and sorted.
+            ids = sorted(int.from_bytes(k[-8:], "big") for k, _ in ctx.iter_prefix(prefix))
         out = []
         for gid in ids:
             if gid <= after:

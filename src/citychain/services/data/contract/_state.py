@@ -140,13 +140,12 @@ def audit_entry(ctx: Context, seq: int) -> dict[str, Any] | None:
 
 
 def ids_under(ctx: Context, prefix: bytes, after: int, limit: int) -> list[int]:
-    """The 8-byte ids at the end of the keys under ``prefix``, ascending, above ``after``."""
+    """The ids of the keys ``prefix + u64(id)`` under ``prefix``, ascending, above ``after``:
+    at most ``limit``, read from a seek to ``after``, so a page costs the same wherever it
+    starts. Every key under ``prefix`` must be ``prefix`` and an 8-byte id."""
     out: list[int] = []
-    for k, _ in ctx.iter_prefix(prefix):
-        n = int.from_bytes(k[-8:], "big")
-        if n <= after:
-            continue
-        out.append(n)
+    for k, _ in ctx.iter_prefix(prefix, after=sh.u64(after)):
+        out.append(int.from_bytes(k[-8:], "big"))
         if len(out) >= limit:
             break
     return out
