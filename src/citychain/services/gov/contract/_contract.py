@@ -617,20 +617,20 @@ class Gov(Contract):
         limit = arg_int(args, "limit", min_value=1, max_value=MAX_PAGE) if "limit" in args else 100
         proposal = arg_int(args, "proposal", max_value=2**63) if "proposal" in args else 0
         out: list[dict[str, Any]] = []
-        if proposal:  # through the per-proposal index: as many reads as the proposal has
+        if proposal:  # through the per-proposal index, from a seek to ``after``: the page only
             prefix = rec.HIST_BY_PROPOSAL + rec.u64(proposal) + b"/"
-            seqs = [int.from_bytes(k[len(prefix) :], "big") for k, _ in ctx.iter_prefix(prefix)]
+            seqs: list[int] = []
+            for k, _ in ctx.iter_prefix(prefix, after=rec.u64(after)):
+                seqs.append(int.from_bytes(k[len(prefix) :], "big"))
+                if len(seqs) >= limit:
+                    break
         else:  # sequence numbers are dense: read the page directly, not the log before it
             raw = ctx.get(rec.HIST_NEXT)
             end = 1 if raw is None else int(codec.decode(raw))
             seqs = list(range(after + 1, min(end, after + 1 + limit)))
-        for seq in seqs:
-            if seq <= after:
-                continue
+        for seq in seqs:  # at most ``limit``, all above ``after``
             entry = rec.get(ctx, rec.HIST + rec.u64(seq), "history entry")
             if entry is None:
                 raise rec.refuse(ErrorCode.INTERNAL, f"history entry {seq} is missing")
             out.append(entry)
-            if len(out) >= limit:
-                break
         return out
