@@ -38,6 +38,8 @@ def test_history_pages_and_follows_one_proposal(net: Net) -> None:
     mine = net.query("gov", "history", proposal=first)
     assert [e["action"] for e in mine] == ["propose", "vote", "execute"]
     assert all(e["proposal"] == first for e in mine)
+    one = net.query("gov", "history", proposal=first, after=mine[0]["seq"], limit=1)
+    assert one == [mine[1]]  # from a seek to 'after', at most 'limit'
     theirs = net.query("gov", "history", proposal=second, after=mine[0]["seq"])
     assert [(e["action"], e["detail"].get("approve")) for e in theirs] == [
         ("propose", None),
