@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from exec_helpers import CHAIN, SUITE, block_ctx, registry, signer
+from exec_helpers import CHAIN, SUITE, Chain, block_ctx, registry, signer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from citychain.errors import ErrorCode
 from citychain.execution import Executor, GasSchedule
 from citychain.execution.keys import contract_key
 from citychain.state import StateDB
@@ -123,3 +124,14 @@ def test_a_page_is_the_listing_above_its_start_with_pending_writes_merged(
     assert page == [[k, v] for k, v in whole if k > ns + prefix + after]
     gas = GasSchedule()
     assert page_gas == sum(gas.iter_step + gas.iter_byte * (len(k) + len(v)) for k, v in page)
+
+
+@pytest.mark.parametrize(
+    ("after", "words"),
+    [("a", "must be bytes, got str"), (b"x" * 1024, "start key of 1026 bytes exceeds")],
+)
+def test_a_start_that_is_no_key_is_the_contract_s_error(after: object, words: str) -> None:
+    chain = Chain()
+    args = {"prefix": b"p/", "after": after}
+    (r,) = chain.run(chain.tx(ALICE, "probe", "edit_and_page", args)).receipts
+    assert r.code == ErrorCode.CONTRACT_ERROR and words in r.message, r.message
