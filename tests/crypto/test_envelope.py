@@ -149,6 +149,64 @@ def test_forged_whole_hashes_are_refused() -> None:
     assert "cipher_hash" in message
 
 
+@examples
+@given(size=st.integers(1, 4 * CHUNK), where=st.integers(0, 10**6), bit=st.integers(0, 7))
+def test_without_the_id_and_ciphertext_passes_every_change_is_still_refused(
+    size: int, where: int, bit: int
+) -> None:
+    """The SDK's download skips the chunk ids and the whole-ciphertext hash (the node checks
+    the ids; the ciphertext is a function of the plaintext under one key): a changed byte
+    is still refused by authentication, a forged plaintext hash by the final check."""
+    key = env.new_data_key("aes-256-gcm")
+    manifest, chunks = seal(bytes(size), key)
+    index = where % len(chunks)
+    cid, ct = chunks[index]
+    pos = where % len(ct)
+    bad = {**dict(chunks), cid: ct[:pos] + bytes([ct[pos] ^ (1 << bit)]) + ct[pos + 1 :]}
+
+    def lean(m: Manifest, served: dict[bytes, bytes]) -> bytes:
+        out = io.BytesIO()
+        env.open_stream(
+            m, served.__getitem__, key, CTX, out, fetch_verifies=True, check_cipher_hash=False
+        )
+        return out.getvalue()
+
+    assert lean(manifest, dict(chunks)) == bytes(size)
+    message = refused(ErrorCode.CHUNK_TAMPERED, lean, manifest, bad)
+    assert f"chunk {index} of" in message and "does not authenticate" in message
+    forged = replace(manifest, plain_hash=bytes(32))
+    assert "plain_hash" in refused(ErrorCode.HASH_MISMATCH, lean, forged, dict(chunks))
+
+
+def test_a_failing_writer_or_a_bad_chunk_stops_the_open_with_its_own_error() -> None:
+    """The plaintext is written by a thread of its own: a writer's failure (a full disk) is
+    raised to the caller as it was, and after a refused chunk nothing later is written."""
+    key = env.new_data_key("aes-256-gcm")
+    manifest, chunks = seal(bytes(range(256)) * 40, key)  # 10 chunks
+
+    class Full(io.BytesIO):
+        def write(self, b: object) -> int:
+            if self.tell() >= 2 * CHUNK:
+                raise OSError(28, "No space left on device")
+            return super().write(b)  # type: ignore[arg-type]
+
+    with pytest.raises(OSError, match="No space left"):
+        env.open_stream(manifest, dict(chunks).__getitem__, key, CTX, Full())
+    cid, ct = chunks[3]
+    served = {**dict(chunks), cid: ct[:-1] + bytes([ct[-1] ^ 1])}
+    out = io.BytesIO()
+    refused(
+        ErrorCode.CHUNK_TAMPERED,
+        env.open_stream,
+        manifest,
+        served.__getitem__,
+        key,
+        CTX,
+        out,
+    )
+    assert len(out.getvalue()) <= 3 * CHUNK  # the chunks before it at most
+
+
 def test_a_missing_chunk_is_named_by_index() -> None:
     key = env.new_data_key("aes-256-gcm")
     manifest, chunks = seal(b"m" * 3000, key)
