@@ -271,6 +271,7 @@ def test_an_upload_cut_halfway_registers_nothing_and_resumes(
             return _Cut(f, 20 * CHUNK + 5), close, total  # type: ignore[arg-type]
 
         monkeypatch.setattr(_transfer, "_open", cut_open)
+        monkeypatch.setattr(_transfer, "BATCH_CHUNKS", 16)  # small chunks: batches of 16
         with pytest.raises(CitychainError) as cut:
             d.upload(health, CUT, src, chunk_size=CHUNK)
         assert cut.value.code == ErrorCode.BAD_ARGUMENTS

@@ -9,10 +9,11 @@ Plaintext never leaves the client. :meth:`Transfers.upload`:
 1. makes a fresh data key for the version (AES-256-GCM, or SM4-GCM on a GM chain) and seals
    the file chunk by chunk (:func:`citychain.crypto.envelope.seal_stream`, one chunk read
    ahead): memory is bounded by a batch of chunks whatever the file's size;
-2. uploads the chunks :data:`BATCH` at a time, first asking the node which of the batch it
-   lacks (``POST /v1/data/blobs/missing``). An upload of a path cut halfway resumes where it
-   stopped: the data key is kept beside the file, wrapped for the uploader (:class:`_Resume`),
-   so the rerun seals the same chunks and the node's answer skips those it has;
+2. uploads the chunks a batch (:data:`BATCH_BYTES`) at a time, first asking the node which
+   of the batch it lacks (``POST /v1/data/blobs/missing``). An upload of a path cut halfway
+   resumes where it stopped: the data key is kept beside the file, wrapped for the uploader
+   (:class:`_Resume`), so the rerun seals the same chunks and the node's answer skips those it
+   has;
 3. uploads the manifest (the node refuses it until every chunk is stored);
 4. wraps the data key for the uploader and for each reader named (X25519 from their Ed25519
    account keys) and sends ``add_version``, which the node admits only once the manifest and
@@ -21,8 +22,9 @@ Plaintext never leaves the client. :meth:`Transfers.upload`:
 :meth:`Transfers.download` reads the data key wrapped for the signer (none: ``no_grant``,
 and nothing is recorded), records the access on chain (``record_access``: the chain checks the
 grant, and the download enters the audit trail before a byte is sent), reads the manifest,
-then streams the ciphertext and opens it chunk by chunk; each chunk's id and, at the end,
-the plaintext's hash are checked against the manifest, whose hashes the chain anchors. A
+then streams the ciphertext and opens it chunk by chunk: each chunk must authenticate under
+the key at its place (the node checks its id as it reads it), and at the end the plaintext
+must hash to the manifest's ``plain_hash``, which the chain anchors. A
 destination path is written beside itself and renamed only when complete and verified: a
 failed download leaves nothing under its name.
 
@@ -65,8 +67,11 @@ from citychain.types.tx import json_to_codec
 if TYPE_CHECKING:
     from citychain.crypto.envelope import Manifest
 
-#: Chunks uploaded per round trip that asks which of them the node lacks.
-BATCH = 16
+#: Bytes of sealed chunks uploaded per round trip that asks which of them the node lacks
+#: (an upload holds two such batches: the one being sent, the one being sealed)...
+BATCH_BYTES = 16 << 20
+#: ... and at most this many chunks (small chunks: the ask names each id).
+BATCH_CHUNKS = 256
 #: Chunk uploads in flight at once (hashing, AES, fsync and the network overlap).
 IN_FLIGHT = 4
 #: ``progress(done_bytes, total_bytes)``, after each batch or chunk (total 0: unknown).
@@ -390,6 +395,7 @@ class Transfers:
         try:
             sealed = seal_stream(f, key, context, cipher, chunk_size or DEFAULT_CHUNK_SIZE)
             batch: list[tuple[bytes, bytes]] = []
+            batched = 0
             sending: list[Future[Any]] = []
             done = 0
 
@@ -405,9 +411,10 @@ class Transfers:
             try:
                 for chunk_id, ciphertext in sealed:
                     batch.append((chunk_id, ciphertext))
-                    if len(batch) >= BATCH:
+                    batched += len(ciphertext)
+                    if batched >= BATCH_BYTES or len(batch) >= BATCH_CHUNKS:
                         flush(batch)
-                        batch = []
+                        batch, batched = [], 0
             except OSError as exc:
                 raise InvalidInput(
                     f"reading {source!r} failed after {done} bytes were sent ({exc}); no "
