@@ -81,10 +81,19 @@ async def _send_in_chunks(
         refused = await _post_batch(client, txs[i : i + chunk])
         if refused:
             raise Unavailable(f"{refused} {what} were refused")
-        while time.monotonic() < deadline:
+        want = min(i + chunk, len(txs))
+        while True:
             acct = (await client.get(f"/v1/accounts/{signer.address.hex()}")).json()
-            if int(acct["nonce"]) >= nonce + min(i + chunk, len(txs)):
+            done = int(acct["nonce"]) - nonce
+            if done >= want:
                 break
+            if time.monotonic() >= deadline:
+                # Said here: going on would time a load that never started, as "0/s".
+                raise Unavailable(
+                    f"the benchmark's time ran out while its setup waited for {what}: "
+                    f"{max(done, 0)} of {len(txs)} committed. The node commits them too "
+                    "slowly for the deadline: use fewer senders (--senders)"
+                )
             await asyncio.sleep(0.05)
 
 
