@@ -9,12 +9,22 @@ transaction hash that covers the signature is stable.
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 from nacl import bindings
 from nacl.exceptions import BadSignatureError, CryptoError
 from nacl.signing import SigningKey
 
 from citychain.crypto._suite import CryptoSuite, HashNew, register_suite
+
+
+@lru_cache(maxsize=64)
+def _signing_key(secret: bytes) -> SigningKey:
+    """The expanded key of a seed, kept for the few keys a process signs with (as the SM2
+    suite keeps its parsed keys): libsodium derives the key pair from the seed on every
+    ``SigningKey``, which was as costly as the signature itself (py-spy of the SDK's signed
+    requests; a Signer's public key and address derived it again at each use)."""
+    return SigningKey(secret)
 
 
 class Ed25519Suite(CryptoSuite):
@@ -31,10 +41,10 @@ class Ed25519Suite(CryptoSuite):
         return bytes(SigningKey.generate())
 
     def public_key(self, secret: bytes) -> bytes:
-        return bytes(SigningKey(secret).verify_key)
+        return bytes(_signing_key(secret).verify_key)
 
     def sign(self, secret: bytes, message: bytes) -> bytes:
-        return SigningKey(secret).sign(message).signature
+        return _signing_key(secret).sign(message).signature
 
     def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
         if len(public_key) != 32 or len(signature) != 64:
