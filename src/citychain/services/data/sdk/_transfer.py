@@ -44,6 +44,7 @@ import os
 import queue
 import tempfile
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -67,8 +68,8 @@ from citychain.types.tx import json_to_codec
 if TYPE_CHECKING:
     from citychain.crypto.envelope import Manifest
 
-#: Bytes of sealed chunks uploaded per round trip that asks which of them the node lacks
-#: (an upload holds two such batches: the one being sent, the one being sealed)...
+#: Bytes of sealed chunks uploaded per round trip that asks which of them the node lacks; an
+#: upload holds about two batches: one being sealed, at most one in sends under way...
 BATCH_BYTES = 16 << 20
 #: ... and at most this many chunks (small chunks: the ask names each id).
 BATCH_CHUNKS = 256
@@ -326,27 +327,25 @@ class Transfers:
         return encryption_keypair(signer)
 
     # -- upload ---------------------------------------------------------------------------
-    def _put_batch(
-        self, signer: Signer, batch: list[tuple[bytes, bytes]], pool: ThreadPoolExecutor
-    ) -> list[Future[Any]]:
-        """Ask which chunks of ``batch`` the node lacks, and start sending those (at most
-        :data:`IN_FLIGHT` at once, on ``pool``); the sends, to wait for."""
+    def _lacking(
+        self, signer: Signer, batch: list[tuple[bytes, bytes]]
+    ) -> list[tuple[bytes, bytes]]:
+        """The chunks of ``batch`` the node lacks (one round trip)."""
         asked = self._client._signed(
             signer, "POST", "/v1/data/blobs/missing", json={"ids": [c.hex() for c, _ in batch]}
         ).json()
         missing = set(asked["missing"])
+        return [(c, sealed) for c, sealed in batch if c.hex() in missing]
 
-        def put(chunk_id: bytes, sealed: bytes) -> None:
-            self._client._signed(
-                signer,
-                "PUT",
-                f"/v1/data/blobs/{chunk_id.hex()}",
-                content=sealed,
-                expect=(200, 201),
-                digest=False,  # the URI names the chunk's hash; the node checks the body
-            )
-
-        return [pool.submit(put, c, sealed) for c, sealed in batch if c.hex() in missing]
+    def _put(self, signer: Signer, chunk_id: bytes, sealed: bytes) -> None:
+        self._client._signed(
+            signer,
+            "PUT",
+            f"/v1/data/blobs/{chunk_id.hex()}",
+            content=sealed,
+            expect=(200, 201),
+            digest=False,  # the URI names the chunk's hash; the node checks the body
+        )
 
     def upload(
         self,
@@ -396,14 +395,22 @@ class Transfers:
             sealed = seal_stream(f, key, context, cipher, chunk_size or DEFAULT_CHUNK_SIZE)
             batch: list[tuple[bytes, bytes]] = []
             batched = 0
-            sending: list[Future[Any]] = []
-            done = 0
+            # Sends under way, oldest first, and the bytes they hold: at most a batch's worth,
+            # so the pool never drains at a batch's end (it waited for the whole previous
+            # batch before: with 4 MiB chunks that left it idle at every ask).
+            sending: deque[tuple[Future[None], int]] = deque()
+            held = done = 0
 
             def flush(batch: list[tuple[bytes, bytes]]) -> None:
-                nonlocal sending, done
-                for fut in sending:
-                    fut.result()  # the first failure stops the upload, naming its code
-                sending = self._put_batch(signer, batch, pool)
+                nonlocal held, done
+                for chunk_id, ciphertext in self._lacking(signer, batch):
+                    while sending and held + len(ciphertext) > BATCH_BYTES:
+                        fut, n = sending.popleft()
+                        fut.result()  # the first failure stops the upload, naming its code
+                        held -= n
+                    fut = pool.submit(self._put, signer, chunk_id, ciphertext)
+                    sending.append((fut, len(ciphertext)))
+                    held += len(ciphertext)
                 done += sum(len(c) for _, c in batch)
                 if progress is not None:
                     progress(min(done, total) if total else done, total)
@@ -424,7 +431,7 @@ class Transfers:
                 ) from None
             if batch:
                 flush(batch)
-            for fut in sending:
+            for fut, _ in sending:
                 fut.result()
             manifest = sealed.manifest
         finally:
