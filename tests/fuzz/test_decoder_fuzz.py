@@ -24,14 +24,17 @@ from hypothesis import strategies as st
 from citychain import codec
 from citychain.api._body import parse_cbor_byte_array, parse_json_object
 from citychain.consensus import messages
+from citychain.crypto.envelope import Manifest
 from citychain.crypto.keystore import import_key
 from citychain.errors import CitychainError
 from citychain.node.config import NodeConfig
+from citychain.p2p.certs import NodeKey
 from citychain.p2p.frames import FrameDecoder, decode_control
 from citychain.sync import messages as sync_messages
 from citychain.types.block import Block, Commit, Header
 from citychain.types.evidence import DuplicateVoteEvidence
 from citychain.types.genesis import Genesis
+from citychain.types.private_data import decode_message as decode_private
 from citychain.types.receipt import Receipt
 from citychain.types.tx import Transaction
 from citychain.types.vote import Vote
@@ -79,6 +82,9 @@ DECODERS: dict[str, Callable[[bytes], Any]] = {
     "sync message": lambda d: sync_messages.decode(d, max_size=1 << 20),
     "p2p control": decode_control,
     "p2p frames": _frames,
+    "node key (certificate extension)": NodeKey.decode,
+    "private data message": decode_private,
+    "blob manifest": Manifest.decode,
     "api tx batch": lambda d: parse_cbor_byte_array(d, 50),
     "api json body": lambda d: parse_json_object(d, "body"),
     "keystore": lambda d: import_key(_text(d), "passphrase"),
