@@ -35,12 +35,16 @@ class Limits:
     max_batch_txs: int
 
 
-def _service(conn: HTTPConnection) -> NodeService:
+# Dependencies are ``async def``, here and in every service's router: FastAPI runs a plain
+# ``def`` dependency in its thread pool, so each request paid a thread hop per dependency
+# (two for a DID resolution) to read an attribute; py-spy of GET /v1/status under load
+# showed the hand-offs (Condition.notify/wait) above the route's own work.
+async def _service(conn: HTTPConnection) -> NodeService:
     # HTTPConnection, not Request: the same dependency serves the WebSocket route.
     return cast(NodeService, conn.app.state.service)
 
 
-def _limits(conn: HTTPConnection) -> Limits:
+async def _limits(conn: HTTPConnection) -> Limits:
     return cast(Limits, conn.app.state.limits)
 
 

@@ -69,7 +69,7 @@ OCTETS = "application/octet-stream"
 JSONLD = "application/ld+json"
 
 
-def _reads(service: ServiceDep) -> DataReads:
+async def _reads(service: ServiceDep) -> DataReads:
     return DataReads(service)
 
 

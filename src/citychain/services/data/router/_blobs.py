@@ -23,7 +23,7 @@ from citychain.types import Transaction
 MAX_ASK = 4096
 
 
-def _store(conn: HTTPConnection) -> BlobStore:
+async def _store(conn: HTTPConnection) -> BlobStore:
     store = getattr(conn.app.state, "blobs", None)
     if store is None:
         raise Unavailable(

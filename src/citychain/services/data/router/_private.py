@@ -64,7 +64,7 @@ class PrivateValues(Protocol):
     async def size_of(self, collection: str, key: str, digest: bytes) -> int | None: ...
 
 
-def _values(conn: HTTPConnection) -> PrivateValues:
+async def _values(conn: HTTPConnection) -> PrivateValues:
     values = getattr(conn.app.state, "private_data", None)
     if values is None:
         raise Unavailable(

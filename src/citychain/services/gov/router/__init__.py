@@ -18,7 +18,7 @@ from citychain.services.gov.router._reads import GovReads
 router = APIRouter(tags=["governance"], responses=error_responses())
 
 
-def _gov(service: ServiceDep) -> GovReads:
+async def _gov(service: ServiceDep) -> GovReads:
     return GovReads(service)
 
 

@@ -27,7 +27,7 @@ from citychain.services.identity.router._vcapi import Verifier
 router = APIRouter(tags=["identity"])
 
 
-def _resolver(service: ServiceDep) -> Resolver:
+async def _resolver(service: ServiceDep) -> Resolver:
     return Resolver(service)
 
 
@@ -78,7 +78,7 @@ async def resolve_nothing(request: Request, resolver: ResolverDep) -> Response:
 
 
 # -- the W3C VC-API verifier endpoints (see ._vcapi for the checks and their statuses) -------
-def _verifier(service: ServiceDep) -> Verifier:
+async def _verifier(service: ServiceDep) -> Verifier:
     return Verifier(service)
 
 
