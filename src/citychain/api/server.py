@@ -33,6 +33,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from prometheus_client import CollectorRegistry
@@ -130,6 +131,29 @@ def bind_api(host: str, port: int) -> socket.socket:
     return sock
 
 
+def uvicorn_config(app: Any, api: ApiConfig, http: Any = "auto") -> uvicorn.Config:
+    """How uvicorn serves the API for ``[api]``. ``X-Forwarded-For`` and
+    ``X-Forwarded-Proto`` are believed only from ``trusted_proxies`` (uvicorn's own default
+    believes them from 127.0.0.1, so any local process could pose as another client address
+    for the per-address limits, or as https); a node behind a proxy names it there."""
+    trusted = api.proxies()
+    return uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        http=http,
+        ws="websockets-sansio",
+        ws_max_size=1024 * 1024,
+        # Seconds; uvicorn hands it to call_later, which takes fractions too.
+        timeout_keep_alive=api.keepalive_timeout_ms / 1000,  # type: ignore[arg-type]
+        # asyncio accepts up to this many connections per turn of the loop: keep turns short.
+        backlog=256,
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=list(trusted) or None,
+    )
+
+
 async def serve(
     node: Node,
     *,
@@ -169,20 +193,7 @@ async def serve(
         max_url_bytes=api.max_url_bytes,
         max_header_bytes=api.max_header_bytes,
     )
-    config = uvicorn.Config(
-        app,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-        http=guarded_protocol(request_limits, refusals),
-        ws="websockets-sansio",
-        ws_max_size=1024 * 1024,
-        # Seconds; uvicorn hands it to call_later, which takes fractions too.
-        timeout_keep_alive=api.keepalive_timeout_ms / 1000,  # type: ignore[arg-type]
-        # asyncio accepts up to this many connections per turn of the loop: keep turns short.
-        backlog=256,
-    )
-    server = _Server(config)
+    server = _Server(uvicorn_config(app, api, guarded_protocol(request_limits, refusals)))
     node_task = asyncio.create_task(node.run(), name="consensus")
     serve_task = asyncio.create_task(server.serve(sockets=[listener]), name="api")
     while not server.started and not serve_task.done():

@@ -17,6 +17,7 @@ silently.
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -60,6 +61,14 @@ class ApiConfig:
     #: signed reads check a request's signed URI against it (empty: the connection's scheme
     #: and the ``Host`` header as received). See :mod:`citychain.api._httpsig`.
     public_origin: str = ""
+    #: Addresses or networks of the reverse proxies whose ``X-Forwarded-For`` and
+    #: ``X-Forwarded-Proto`` are believed, comma-separated (empty: nobody's; the connection's
+    #: own address and scheme are used).
+    trusted_proxies: str = ""
+
+    def proxies(self) -> tuple[str, ...]:
+        """``trusted_proxies`` as a list, each an IP address or network."""
+        return tuple(p.strip() for p in self.trusted_proxies.split(",") if p.strip())
 
     def problem(self) -> str | None:
         """Why these settings cannot work (None when they can)."""
@@ -86,6 +95,14 @@ class ApiConfig:
             scheme not in ("http", "https") or not sep or not authority or "/" in authority
         ):
             return "public_origin must be http(s)://host[:port], without a path"
+        for proxy in self.proxies():
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                return (
+                    f"trusted_proxies: {proxy[:60]!r} is no IP address or network "
+                    "(e.g. 127.0.0.1, 10.0.0.0/8)"
+                )
         return None
 
 
