@@ -60,6 +60,12 @@ PULL_DELAY_BLOCKS: Final = 2
 PULL_RETRY_BLOCKS: Final = 10
 PULL_TRIES: Final = 5
 MAX_WANTED: Final = 1024
+#: Largest ``required_peers`` and ``max_peers`` of a collection (Fabric's ``requiredPeerCount``
+#: and ``maxPeerCount``). ``max_peers`` 0 means no limit: every connected peer of a listed
+#: organisation is pushed to.
+MAX_PEER_COUNT: Final = 64
+#: An acknowledgement (:class:`PrivateAck`) is this small: names, hash and a result word.
+MAX_ACK_BYTES: Final = 512
 
 _NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
@@ -104,6 +110,28 @@ def check_orgs(value: Any) -> list[str]:
     if len(set(value)) != len(value):
         raise _bad("argument 'orgs' names an organisation twice")
     return sorted(value)
+
+
+def check_peer_counts(required: Any, maximum: Any) -> tuple[int, int]:
+    """``(required_peers, max_peers)`` of a collection, each 0 to :data:`MAX_PEER_COUNT`
+    (``max_peers`` 0: no limit), ``required_peers <= max_peers`` when there is a limit."""
+    for name, value in (("required_peers", required), ("max_peers", maximum)):
+        if type(value) is not int or not 0 <= value <= MAX_PEER_COUNT:
+            raise _bad(
+                f"argument {name!r} must be an integer from 0 to {MAX_PEER_COUNT}, got {value!r}"
+            )
+    if maximum and required > maximum:
+        raise _bad(
+            f"argument 'required_peers' ({required}) exceeds 'max_peers' ({maximum}): a node "
+            "cannot be acknowledged by more peers than it pushes to (max_peers 0: no limit)"
+        )
+    return required, maximum
+
+
+def peer_counts(definition: Mapping[str, Any]) -> tuple[int, int]:
+    """``(required_peers, max_peers)`` of a stored definition; a definition recorded before
+    these existed (or one that left them at their defaults) has neither: ``(0, 0)``."""
+    return int(definition.get("required_peers", 0)), int(definition.get("max_peers", 0))
 
 
 def u32(n: int) -> bytes:
@@ -179,6 +207,36 @@ def recipients(peers: Mapping[str, str | None], orgs: Iterable[str], own_org: st
     return sorted(name for name, org in peers.items() if may_hold(listed, org))
 
 
+def choose_targets(
+    peers: Mapping[str, str | None],
+    orgs: Iterable[str],
+    own_org: str,
+    max_peers: int,
+    shuffle: Callable[[list[str]], None] | None = None,
+) -> list[str]:
+    """The :func:`recipients` a taken value is pushed to: at most ``max_peers`` of them (0:
+    all), peers of the *other* listed organisations first, one organisation after another
+    (round robin, so a value spreads across organisations before it doubles up in one), then
+    this node's own organisation's. ``shuffle`` (e.g. ``random.shuffle``) reorders the peers
+    of each organisation and the organisations, so the load spreads; without it the order is
+    by name."""
+    by_org: dict[str, list[str]] = {}
+    for name in recipients(peers, orgs, own_org):
+        by_org.setdefault(str(peers[name]), []).append(name)
+    own = by_org.pop(own_org, [])
+    others = sorted(by_org)
+    if shuffle is not None:
+        shuffle(others)
+        shuffle(own)
+        for group in by_org.values():
+            shuffle(group)
+    ordered: list[str] = []
+    for rank in range(max((len(g) for g in by_org.values()), default=0)):
+        ordered += [by_org[o][rank] for o in others if rank < len(by_org[o])]
+    ordered += own
+    return ordered[:max_peers] if max_peers else ordered
+
+
 # -- the p2p message ----------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class PrivatePush:
@@ -229,8 +287,47 @@ class PrivatePull:
         return codec.encode(["pvt-pull", self.collection, self.key, self.hash])
 
 
-def decode_message(payload: bytes) -> PrivatePush | PrivatePull:
-    """A push or a pull; anything else, malformed or oversize, is :class:`DecodeError`."""
+#: What a node answers a push with (:class:`PrivateAck`): ``stored`` once the value is in its
+#: store, written and synced (or was already there); otherwise why it will never hold it.
+ACK_STORED: Final = "stored"
+ACK_REFUSALS: Final = ("not_listed", "hash_mismatch", "full")
+ACK_RESULTS: Final = (ACK_STORED, *ACK_REFUSALS)
+
+
+@dataclass(frozen=True, slots=True)
+class PrivateAck:
+    """A node's answer to a :class:`PrivatePush`: ``["pvt-ack", collection, key, hash,
+    result]`` on :data:`CH_PRIVATE`, at most :data:`MAX_ACK_BYTES`. ``result`` is
+    :data:`ACK_STORED` (held durably: the pusher may count this node) or one of
+    :data:`ACK_REFUSALS` (it never will). It is signed by the connection: it arrives over the
+    mutual-TLS link of the peer whose certificate names its node and organisation, so it
+    carries no signature of its own. A malformed push, or one held back because its
+    collection is not defined on the receiver yet, is answered with nothing (yet)."""
+
+    collection: str
+    key: str
+    hash: bytes
+    result: str = ACK_STORED
+
+    def encode(self) -> bytes:
+        return codec.encode(["pvt-ack", self.collection, self.key, self.hash, self.result])
+
+    @property
+    def stored(self) -> bool:
+        return self.result == ACK_STORED
+
+
+def _names(kind: str, name: str, key: str) -> tuple[str, str]:
+    try:
+        return check_collection_name(name), check_item_key(key)
+    except InvalidInput as exc:
+        raise DecodeError(f"malformed private {kind}: {exc.message}") from None
+
+
+def decode_message(payload: bytes) -> PrivatePush | PrivatePull | PrivateAck:
+    """A push, a pull or an ack; anything else, malformed or oversize, is
+    :class:`DecodeError`. The small ones are decoded within :data:`PUSH_OVERHEAD` bytes (an
+    ack within :data:`MAX_ACK_BYTES`), a push within :data:`MAX_PUSH_BYTES`."""
     if len(payload) <= PUSH_OVERHEAD:
         try:
             value = codec.decode(payload, max_size=PUSH_OVERHEAD)
@@ -238,23 +335,125 @@ def decode_message(payload: bytes) -> PrivatePush | PrivatePull:
             value = None
         match value:
             case ["pvt-pull", str(name), str(key), bytes(digest)] if len(digest) == HASH_SIZE:
-                try:
-                    return PrivatePull(check_collection_name(name), check_item_key(key), digest)
-                except InvalidInput as exc:
-                    raise DecodeError(f"malformed private pull: {exc.message}") from None
+                return PrivatePull(*_names("pull", name, key), digest)
             case ["pvt-pull", *_]:
                 raise DecodeError("malformed private pull")
+            case ["pvt-ack", str(name), str(key), bytes(digest), str(result)] if (
+                len(digest) == HASH_SIZE and result in ACK_RESULTS and len(payload) <= MAX_ACK_BYTES
+            ):
+                return PrivateAck(*_names("ack", name, key), digest, result)
+            case ["pvt-ack", *_]:
+                raise DecodeError("malformed private ack")
     return PrivatePush.decode(payload)
 
 
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """What a node answers when it took a value: its ``hash`` and ``salt``, how many peers it
+    was pushed to, and how many of them acknowledged it before the answer (``acks``: at least
+    the collection's ``required_peers``; 0 when it requires none, as nobody waited)."""
+
+    hash: bytes
+    salt: bytes
+    pushed_to: int
+    acks: int = 0
+
+
+# -- waiting for acknowledgements (Fabric's requiredPeerCount), without I/O ---------------------
+WAITING: Final = "waiting"
+DONE: Final = "done"
+FAILED: Final = "failed"
+
+
+class Dissemination:
+    """The acknowledgements one taken value waits for: a state machine without I/O (as h11
+    is for HTTP): the node tells it what happened and reads :attr:`state`.
+
+    It is made with the ``targets`` the value was pushed to (peers of listed organisations,
+    :func:`choose_targets`) and the collection's ``required`` count:
+
+    ========  ==================================================  =============================
+    state     event                                               next
+    ========  ==================================================  =============================
+    (new)     ``required`` is 0                                   DONE
+    (new)     fewer targets than ``required``                     FAILED
+    (new)     otherwise                                           WAITING
+    WAITING   :meth:`ack` ``stored`` from a target, naming this   DONE once ``required`` targets
+              value's (collection, key, hash), its first answer   acknowledged; else WAITING
+    WAITING   :meth:`ack` refusal from a target, or               FAILED once too few targets
+              :meth:`unreachable` (its send failed), first        are left to reach
+              answer of that target                               ``required``; else WAITING
+    WAITING   an ack from a peer that is no target, naming        WAITING (ignored)
+              another value, or a target's second answer
+    WAITING   :meth:`timeout`                                     FAILED
+    DONE      anything                                            DONE
+    FAILED    anything                                            FAILED
+    ========  ==================================================  =============================
+    """
+
+    def __init__(
+        self, collection: str, key: str, digest: bytes, targets: Iterable[str], required: int
+    ) -> None:
+        self.collection, self.key, self.hash = collection, key, digest
+        self.targets: frozenset[str] = frozenset(targets)
+        self.required = required
+        self.acked: set[str] = set()
+        self.lost: set[str] = set()
+        self.state: str = WAITING
+        self._settle()
+
+    @property
+    def acks(self) -> int:
+        return len(self.acked)
+
+    def _settle(self) -> None:
+        if self.state != WAITING:
+            return
+        if self.acks >= self.required:
+            self.state = DONE
+        elif len(self.targets) - len(self.lost) < self.required:
+            self.state = FAILED
+
+    def ack(self, peer: str, ack: PrivateAck) -> bool:
+        """``peer``'s answer; whether it was counted (as an acknowledgement or a refusal)."""
+        if (
+            self.state != WAITING
+            or peer not in self.targets
+            or peer in self.acked
+            or peer in self.lost
+            or (ack.collection, ack.key, ack.hash) != (self.collection, self.key, self.hash)
+        ):
+            return False
+        (self.acked if ack.stored else self.lost).add(peer)
+        self._settle()
+        return True
+
+    def unreachable(self, peer: str) -> None:
+        """The push to ``peer`` could not be queued: it will not answer."""
+        if self.state == WAITING and peer in self.targets and peer not in self.acked:
+            self.lost.add(peer)
+            self._settle()
+
+    def timeout(self) -> None:
+        if self.state == WAITING:
+            self.state = FAILED
+
+
 __all__ = [
+    "ACK_REFUSALS",
+    "ACK_RESULTS",
+    "ACK_STORED",
     "CH_PRIVATE",
     "COLLECTION",
+    "DONE",
+    "FAILED",
     "ITEM",
     "ITEM_HEAD",
+    "MAX_ACK_BYTES",
     "MAX_BLOCK_TO_LIVE",
     "MAX_COLLECTION_ORGS",
     "MAX_ITEM_BYTES",
+    "MAX_PEER_COUNT",
     "MAX_PENDING_BYTES",
     "MAX_PENDING_ITEMS",
     "MAX_PUSH_BYTES",
@@ -266,11 +465,17 @@ __all__ = [
     "PURGE",
     "SALT_SIZE",
     "UNANCHORED_TTL_BLOCKS",
+    "WAITING",
+    "Dissemination",
+    "PrivateAck",
     "PrivatePull",
     "PrivatePush",
+    "Taken",
     "check_collection_name",
     "check_item_key",
     "check_orgs",
+    "check_peer_counts",
+    "choose_targets",
     "collection_key",
     "decode_message",
     "is_purged",
@@ -279,6 +484,7 @@ __all__ = [
     "item_key",
     "may_hold",
     "parse_purge_key",
+    "peer_counts",
     "purge_height",
     "purge_key",
     "recipients",

@@ -85,6 +85,36 @@ def test_refusals_have_precise_codes(net: Net) -> None:
     assert none.value.code == ErrorCode.COLLECTION_NOT_FOUND
 
 
+def test_peer_counts_are_recorded_bounded_and_read_as_zero_when_absent(net: Net) -> None:
+    ok(net.send(PROV, "define_collection", {"name": "old", "orgs": ["org1", "org2"]}))
+    # A definition without the counts is the record it was before they existed (an old
+    # chain's, byte for byte), and reads as the defaults: 0 required, 0 (no limit) at most.
+    (raw,) = [v for k, v in net.chain.state.iter_prefix(b"") if k.endswith(b"pc/old")]
+    assert "required_peers" not in codec.decode(raw) and "max_peers" not in codec.decode(raw)
+    old = net.query("collection", name="old")
+    assert (old["required_peers"], old["max_peers"]) == (0, 0)
+    r = ok(net.send(PROV, "define_collection", {"name": "safe", "orgs": ["org1", "org2"],
+                                                "required_peers": 1, "max_peers": 2}))  # fmt: skip
+    ((kind, attrs),) = [(e.type, e.attributes) for e in r.events]
+    assert kind == "collection" and (attrs["required_peers"], attrs["max_peers"]) == (1, 2)
+    safe = net.query("collection", name="safe")
+    assert (safe["required_peers"], safe["max_peers"]) == (1, 2)
+    r = ok(net.send(PROV, "define_collection", {"name": "wide", "orgs": ["org1"],
+                                                "required_peers": 3}))  # fmt: skip
+    assert "max_peers" not in r.events[0].attributes  # no limit: at most what the node reaches
+    assert net.query("collection", name="wide")["max_peers"] == 0
+    base = {"name": "x", "orgs": ["org1"]}
+    for extra, words in (
+        ({"required_peers": 3, "max_peers": 2}, "'required_peers' (3) exceeds 'max_peers' (2)"),
+        ({"required_peers": -1}, "'required_peers' must be an integer from 0 to 64, got -1"),
+        ({"max_peers": pv.MAX_PEER_COUNT + 1}, "'max_peers' must be an integer from 0 to 64"),
+        ({"max_peers": True}, "'max_peers' must be an integer"),
+        ({"required_peers": "2"}, "'required_peers' must be an integer"),
+    ):
+        net.refused_twice(PROV, "define_collection", {**base, **extra}, ErrorCode.BAD_ARGUMENTS,
+                          words)  # fmt: skip
+
+
 # -- the pure dissemination logic ------------------------------------------------------------
 PEERS = {"n0": "org1", "n1": "org2", "n2": "org3", "n3": "org1", "n4": None}
 

@@ -4,7 +4,13 @@ that only the listed organisations' nodes hold.
 Theory of operation
 -------------------
 **On chain, hashes only.** ``define_collection`` records a collection: its ``name``, the
-``orgs`` whose nodes hold its values, ``block_to_live`` (0: kept) and ``member_only_read``.
+``orgs`` whose nodes hold its values, ``block_to_live`` (0: kept), ``member_only_read``, and
+Fabric's ``requiredPeerCount`` and ``maxPeerCount`` as ``required_peers`` (0 to
+:data:`~citychain.types.private_data.MAX_PEER_COUNT`, default 0) and ``max_peers`` (0, the
+default: no limit), ``required_peers <= max_peers`` when there is a limit. These two are
+rules for the node that takes a value (off chain: how many peers it pushes to, how many
+must acknowledge it before it answers); the chain only records them. A record holds them
+only when they are not 0, so definitions made before they existed read as the defaults.
 ``put_private`` records version 1, 2, ... of an item ``key``: the 32-byte ``hash`` of
 ``value ‖ salt`` (the chain suite's hash; the node computed it when it took the value), its
 ``size``, the height, and the *purge height* ``height + block_to_live`` (0: never). The value
@@ -54,10 +60,13 @@ def _member_org(ctx: Context) -> str | None:
 
 
 def collection(ctx: Context, name: str) -> dict[str, Any]:
+    """The definition, with ``required_peers`` and ``max_peers`` filled in (0 when the record
+    has none: a definition made before they existed, or one that left them at the default)."""
     c: dict[str, Any] | None = st.get(ctx, pv.collection_key(name), "collection")
     if c is None:
         raise NotFound(f"no private data collection {name!r}", ErrorCode.COLLECTION_NOT_FOUND)
-    return c
+    required, most = pv.peer_counts(c)
+    return {**c, "required_peers": required, "max_peers": most}
 
 
 def _require_listed(ctx: Context, c: dict[str, Any], what: str) -> str:
@@ -76,7 +85,9 @@ class PrivateCollections:
     """The private-collection entry points, mixed into :class:`~._contract.Data`."""
 
     def _check_define_collection(self, ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
-        only_args(args, "name", "orgs", "block_to_live", "member_only_read")
+        only_args(
+            args, "name", "orgs", "block_to_live", "member_only_read", "required_peers", "max_peers"
+        )
         name = pv.check_collection_name(args.get("name"), "name")
         orgs = pv.check_orgs(args.get("orgs"))
         btl = (
@@ -87,6 +98,9 @@ class PrivateCollections:
         mor = args.get("member_only_read", True)
         if type(mor) is not bool:
             raise bad("argument 'member_only_read' must be true or false")
+        required, most = pv.check_peer_counts(
+            args.get("required_peers", 0), args.get("max_peers", 0)
+        )
         known = {str(o["id"]) for o in ctx.call(GOV, "orgs", {})}
         unknown = [o for o in orgs if o not in known]
         if unknown:
@@ -97,7 +111,18 @@ class PrivateCollections:
                 f"collection {name!r} is already defined (a definition never changes: define "
                 "a collection of another name)",
             )
-        rec = {"name": name, "orgs": orgs, "block_to_live": btl, "member_only_read": mor}
+        rec: dict[str, Any] = {
+            "name": name,
+            "orgs": orgs,
+            "block_to_live": btl,
+            "member_only_read": mor,
+        }
+        # Recorded only when not the default, so a definition without them is the bytes it
+        # always was (an old chain replays to the same state); reads fill in the defaults.
+        if required:
+            rec["required_peers"] = required
+        if most:
+            rec["max_peers"] = most
         _require_listed(ctx, rec, "define it (the definer's organisation must be listed)")
         return rec
 
@@ -105,14 +130,19 @@ class PrivateCollections:
     def define_collection(self, ctx: Context, args: dict[str, Any], rec: dict[str, Any]) -> str:
         """``name``, ``orgs`` (organisation ids, the signer's own among them), optional
         ``block_to_live`` (blocks a value is kept after its ``put_private``; 0, the default,
-        keeps it) and ``member_only_read`` (default true). Returns the name."""
+        keeps it), ``member_only_read`` (default true), ``required_peers`` (peers that must
+        acknowledge a value before the node that took it answers; default 0) and
+        ``max_peers`` (most peers a value is pushed to; 0, the default: every listed one).
+        Returns the name."""
         value = {**rec, "height": ctx.height, "tx": ctx.tx_hash, "by": ctx.origin}
         st.put(ctx, pv.collection_key(rec["name"]), value)
+        counts = {k: rec[k] for k in ("required_peers", "max_peers") if k in rec}
         ctx.emit(
             "collection",
             name=rec["name"],
             orgs=rec["orgs"],
             block_to_live=rec["block_to_live"],
+            **counts,
         )
         return str(rec["name"])
 
@@ -167,7 +197,7 @@ class PrivateCollections:
     @query
     def collection(self, ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
         """``name``: the collection's definition (orgs, block_to_live, member_only_read,
-        height, tx, by)."""
+        required_peers, max_peers, height, tx, by)."""
         only_args(args, "name")
         return collection(ctx, pv.check_collection_name(args.get("name"), "name"))
 
