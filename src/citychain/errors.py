@@ -127,6 +127,7 @@ class ErrorCode(StrEnum):
     NOT_IN_COLLECTION = "not_in_collection"  # signer's (or node's) org is not in the collection
     PRIVATE_PURGED = "private_purged"  # the private item's value was purged (its hash stays)
     PRIVATE_MISSING = "private_missing"  # this node does not hold the private value (not yet)
+    DISSEMINATION_FAILED = "dissemination_failed"  # too few peers acked a private value in time
     # the identity service: verifying credentials and presentations (Data Integrity, SD-JWT)
     INVALID_CREDENTIAL = "invalid_credential"  # not a VC/VP of the data model (shape, types)
     TAMPERED = "tampered"  # the proof or signature does not match the signed content
@@ -442,6 +443,7 @@ _BY_CODE: Final[dict[ErrorCode, tuple[type[CitychainError], int]]] = {
     ErrorCode.NOT_IN_COLLECTION: (ExecutionFailure, 403),
     ErrorCode.PRIVATE_PURGED: (NotFound, 410),
     ErrorCode.PRIVATE_MISSING: (NotFound, 404),
+    ErrorCode.DISSEMINATION_FAILED: (Unavailable, 503),
     ErrorCode.INVALID_CREDENTIAL: (InvalidInput, 400),
     ErrorCode.TAMPERED: (InvalidInput, 400),
     ErrorCode.WRONG_KEY: (InvalidInput, 400),

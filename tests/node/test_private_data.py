@@ -15,7 +15,7 @@ from typing import Any, cast
 import pytest
 from prometheus_client import CollectorRegistry
 
-from citychain.errors import ErrorCode, NotFound
+from citychain.errors import ErrorCode, NotFound, Unavailable
 from citychain.node.private_data import PrivateData, PrivateStore, value_key
 from citychain.p2p import Switch
 from citychain.types import Event, Receipt
@@ -89,7 +89,13 @@ class FakeChain:
 PEERS: dict[str, str | None] = {"n1": "org2", "n2": "org3", "n3": "org1", "n4": None}
 
 
-def _node(tmp: Path, chain: FakeChain, org: str = "org1") -> tuple[PrivateData, FakeSwitch]:
+def _node(
+    tmp: Path,
+    chain: FakeChain,
+    org: str = "org1",
+    peers: dict[str, str | None] = PEERS,
+    ack_timeout: float = 5.0,
+) -> tuple[PrivateData, FakeSwitch]:
     node = PrivateData(
         tmp / f"private-{org}",
         org_id=org,
@@ -97,8 +103,9 @@ def _node(tmp: Path, chain: FakeChain, org: str = "org1") -> tuple[PrivateData, 
         query=chain.query,
         height=lambda: chain.height,
         registry=CollectorRegistry(),
+        ack_timeout=ack_timeout,
     )
-    switch = FakeSwitch(PEERS)
+    switch = FakeSwitch(peers)
     node.attach(cast(Switch, switch))
     return node, switch
 
@@ -133,12 +140,14 @@ def test_a_taken_value_is_stored_and_pushed_only_to_listed_organisations(
 ) -> None:
     node, switch = _node(tmp_path, chain)
 
-    async def take() -> tuple[bytes, bytes, int]:
+    async def take() -> pv.Taken:
         return await node.take("tax", ["org1", "org2"], "k", b"secret")
 
-    digest, salt, sent = asyncio.run(take())
+    taken = asyncio.run(take())
+    digest, salt = taken.hash, taken.salt
     assert digest == hashlib.sha256(b"secret" + salt).digest()
-    assert sent == 2 and sorted(p for p, _, _ in switch.sent) == ["n1", "n3"]
+    assert (taken.pushed_to, taken.acks) == (2, 0)  # none required: nobody waited
+    assert sorted(p for p, _, _ in switch.sent) == ["n1", "n3"]
     assert all(ch == pv.CH_PRIVATE for _, ch, _ in switch.sent)
     assert pv.PrivatePush.decode(switch.sent[0][2]).value == b"secret"
     assert asyncio.run(node.value("tax", "k", digest)) == b"secret"
@@ -300,5 +309,146 @@ def test_a_missed_value_is_still_asked_for_after_a_restart(
         third, _ = _node(tmp_path, chain, org="org2")  # and it is not asked again
         assert not third._wanted
         third.close()
+
+    asyncio.run(run())
+
+
+# -- required_peers / max_peers: acknowledgements ---------------------------------------------
+def _pushed(switch: FakeSwitch) -> list[tuple[str, pv.PrivatePush]]:
+    out = []
+    for peer, _, payload in switch.sent:
+        msg = pv.decode_message(payload)
+        if isinstance(msg, pv.PrivatePush):
+            out.append((peer, msg))
+    return out
+
+
+def _acks_received(node: PrivateData) -> tuple[float, float, float]:
+    return (_count(node, "ack"), _count(node, "ack_refusal"), _count(node, "ack_unmatched"))
+
+
+def test_a_take_counts_only_acks_of_its_targets_for_its_value(
+    tmp_path: Path, chain: FakeChain
+) -> None:
+    async def run() -> None:
+        node, switch = _node(tmp_path, chain)
+        handler = switch.handlers[pv.CH_PRIVATE]
+        task = asyncio.create_task(
+            node.take("tax", ["org1", "org2"], "k", b"secret", required_peers=2)
+        )
+        await _until(lambda: len(switch.sent) == 2)
+        pushed = _pushed(switch)
+        assert [p for p, _ in pushed] == ["n1", "n3"]  # another organisation's peer first
+        push = pushed[0][1]
+        ack = pv.PrivateAck("tax", "k", push.hash)
+        handler("n2", ack.encode())  # org3's node: not listed, not pushed to
+        handler("n4", ack.encode())  # a peer of no known organisation
+        handler("n1", pv.PrivateAck("tax", "other", push.hash).encode())  # another key
+        handler("n1", pv.PrivateAck("tax", "k", bytes(32)).encode())  # another value
+        handler("n1", ack.encode())  # counted
+        handler("n1", ack.encode())  # a second answer: not counted again
+        await asyncio.sleep(0.05)
+        assert not task.done() and _acks_received(node) == (1, 0, 5)
+        handler("n3", ack.encode())
+        taken = await asyncio.wait_for(task, 2)
+        assert (taken.hash, taken.pushed_to, taken.acks) == (push.hash, 2, 2)
+        assert not node._waiting
+        handler("n3", ack.encode())  # late: nobody waits for it any more
+        assert _acks_received(node) == (2, 0, 6)
+        node.close()
+
+    asyncio.run(run())
+
+
+def test_a_take_fails_with_its_code_when_too_few_peers_acknowledge(
+    tmp_path: Path, chain: FakeChain
+) -> None:
+    async def run() -> None:
+        # Only one listed peer is connected, two required: refused at once, pushed to none.
+        lonely, sw = _node(tmp_path, chain, peers={"n1": "org2", "n2": "org3"})
+        with pytest.raises(Unavailable) as at_once:
+            await lonely.take("tax", ["org1", "org2"], "a", b"v", required_peers=2)
+        assert at_once.value.code == ErrorCode.DISSEMINATION_FAILED
+        assert "requires 2 peer(s)" in at_once.value.message
+        assert "only 1 peer(s)" in at_once.value.message and sw.sent == []
+        assert lonely.store.count() == 1 and lonely.store.unanchored == 1  # local, unanchored
+        lonely.close()
+
+        # Two pushed to, one acknowledges, the other never answers: refused at the timeout.
+        node, switch = _node(tmp_path, chain, org="org2", ack_timeout=0.3)
+        handler = switch.handlers[pv.CH_PRIVATE]
+        task = asyncio.create_task(node.take("tax", ["org1", "org2"], "b", b"v", required_peers=2))
+        await _until(lambda: len(switch.sent) == 2)
+        ((_, push), _) = _pushed(switch)
+        handler("n1", pv.PrivateAck("tax", "b", push.hash).encode())
+        with pytest.raises(Unavailable) as timed_out:
+            await task
+        assert timed_out.value.code == ErrorCode.DISSEMINATION_FAILED
+        assert "1 of the 2 peer(s) it was pushed to acknowledged it" in timed_out.value.message
+        assert not node._waiting
+
+        # A refusal (the peer's store is full) settles it at once, long before the timeout.
+        node.ack_timeout = 30
+        switch.sent.clear()
+        task = asyncio.create_task(node.take("tax", ["org1", "org2"], "c", b"v", required_peers=2))
+        await _until(lambda: len(switch.sent) == 2)
+        ((_, push), _) = _pushed(switch)
+        handler("n3", pv.PrivateAck("tax", "c", push.hash, "full").encode())
+        with pytest.raises(Unavailable) as refused:
+            await asyncio.wait_for(task, 2)
+        assert "0 of the 2 peer(s)" in refused.value.message
+        assert _acks_received(node)[1] == 1
+        node.close()
+
+    asyncio.run(run())
+
+
+def test_max_peers_limits_the_pushes_and_prefers_other_organisations(
+    tmp_path: Path, chain: FakeChain
+) -> None:
+    chain.collections["wide"] = {"name": "wide", "orgs": ["org1", "org2", "org3"]}
+    wide = {"a1": "org1", "a2": "org1", "b1": "org2", "b2": "org2", "c1": "org3", "x": "org4"}
+    orgs = ["org1", "org2", "org3"]
+
+    async def run() -> None:
+        node, switch = _node(tmp_path, chain, peers=wide)
+        for most, expect in ((2, {"org2", "org3"}), (3, {"org2", "org3"}), (0, None)):
+            switch.sent.clear()
+            taken = await node.take("wide", orgs, f"k{most}", b"v", max_peers=most)
+            to = [p for p, _ in _pushed(switch)]
+            assert taken.pushed_to == len(to) == (most or 5)
+            if expect is not None:  # other organisations first, one of each before a second
+                assert {wide[p] for p in to} == expect and "c1" in to
+            assert "x" not in to
+        node.close()
+
+    asyncio.run(run())
+
+
+def test_a_receiver_acknowledges_only_after_storing_and_names_its_refusals(
+    tmp_path: Path, chain: FakeChain
+) -> None:
+    async def run() -> None:
+        node, switch = _node(tmp_path, chain, org="org2")
+        handler = switch.handlers[pv.CH_PRIVATE]
+        good = _push()
+        handler("n3", good.encode())  # org1's node pushes
+        await _until(lambda: len(switch.sent) == 1)
+        assert node.store.has("tax", "k", good.hash)  # stored before it said so
+        ((to, _, raw),) = switch.sent
+        assert to == "n3" and pv.decode_message(raw) == pv.PrivateAck("tax", "k", good.hash)
+        handler("n3", good.encode())  # again: already held, acknowledged again
+        handler("n2", _push(b"o", key="o").encode())  # org3's node: refused
+        bad = _push(key="h")
+        handler("n3", pv.PrivatePush("tax", "h", bytes(32), bad.salt, bad.value).encode())
+        handler("n3", b"\x00garbage")  # malformed: no answer (it names nothing)
+        handler("n3", _push(collection="later").encode())  # held back: no answer yet
+        answers = [(p, pv.decode_message(r)) for p, _, r in switch.sent[1:]]
+        assert answers == [
+            ("n3", pv.PrivateAck("tax", "k", good.hash, "stored")),
+            ("n2", pv.PrivateAck("tax", "o", _push(b"o", key="o").hash, "not_listed")),
+            ("n3", pv.PrivateAck("tax", "h", bytes(32), "hash_mismatch")),
+        ]
+        node.close()
 
     asyncio.run(run())

@@ -18,10 +18,31 @@ Every write is one synced batch, so a value the API answered "stored" survives a
 **Taking a value** (the API's ``PUT``, :meth:`PrivateData.take`): the router has checked the
 signer and that this node's organisation is listed. The node draws a 32-byte salt, computes
 ``H(value ‖ salt)`` with the chain suite's hash, stores it, then pushes it on
-:data:`~citychain.types.private_data.CH_PRIVATE` to exactly the connected peers
-whose organisation (proven by the TLS certificate its organisation's CA issued: the switch
-knows it) is listed (:func:`~citychain.types.private_data.recipients`). A node of
-another organisation is never sent it.
+:data:`~citychain.types.private_data.CH_PRIVATE` to connected peers whose organisation
+(proven by the TLS certificate its organisation's CA issued: the switch knows it) is listed
+(:func:`~citychain.types.private_data.recipients`). A node of another organisation is never
+sent it. The collection's ``max_peers`` (Fabric's ``maxPeerCount``; 0: no limit) caps how
+many: peers of the *other* listed organisations first, one organisation after another, then
+this node's own (:func:`~citychain.types.private_data.choose_targets`, shuffled within each
+group so the load spreads; the peers not pushed to pull the value when they see its
+``put_private``, as any node that missed it).
+
+**Acknowledgements** (Fabric's ``requiredPeerCount``). A node that stored a pushed value
+(its synced batch written) answers with a
+:class:`~citychain.types.private_data.PrivateAck` ``stored`` naming (collection, key,
+hash); one that refuses it (an organisation not listed, a wrong hash, its unanchored values
+full) answers with the refusal; a malformed push, or one held back for a collection not
+defined there yet, is answered with nothing (yet). The ack is signed by the connection (the
+mutual-TLS link of the peer the certificate names). When the collection's
+``required_peers`` is not 0, :meth:`PrivateData.take` waits, at most :data:`ACK_TIMEOUT_S`
+(:attr:`PrivateData.ack_timeout`), for that many; the counting is the pure state machine
+:class:`~citychain.types.private_data.Dissemination` (its table is there): only an answer
+of a peer the value was pushed to, whose organisation is listed, naming that very value,
+counts, once. Too few connected listed peers fails at once (and pushes to none), and so do
+refusals that leave too few to reach the count. If the count is not reached, the API
+answers ``503 dissemination_failed`` saying how many of how many acknowledged; the value
+stays here (and on the peers that took it) unanchored only, swept like any other, and the
+client must not anchor it (the SDK's ``put_private`` sends no transaction then).
 
 **Receiving a push** (:meth:`PrivateData.on_push`): decoded within
 :data:`~citychain.types.private_data.MAX_PUSH_BYTES`; refused (counted and logged,
@@ -111,7 +132,17 @@ RECEIVED_RESULTS = (
     "full",
     "pull_answered",
     "pull_refused",
+    "ack",
+    "ack_refusal",
+    "ack_unmatched",
 )
+#: How long a take waits for the collection's ``required_peers`` acknowledgements (seconds;
+#: off chain, so wall-clock time is fine here). Each ack is one small frame after a synced
+#: write on the peer, so a reachable peer answers well within it.
+ACK_TIMEOUT_S = 5.0
+#: Takes waiting for acknowledgements at once; past this the API answers ``unavailable``.
+MAX_WAITING = 1024
+_RNG = secrets.SystemRandom()
 
 Query = Callable[[str, str, dict[str, Any]], Any]
 
@@ -124,6 +155,16 @@ class _Want:
     purge_height: int
     due: int  # the height from which to ask (again)
     tries: int = 0
+
+
+@dataclass(slots=True)
+class _Waiter:
+    """A take waiting for acknowledgements: the pure state machine, the organisations whose
+    peers' acks count, and the event the take awaits."""
+
+    wait: pv.Dissemination
+    orgs: frozenset[str]
+    settled: asyncio.Event
 
 
 def value_key(collection: str, key: str, digest: bytes) -> bytes:
@@ -261,8 +302,12 @@ class PrivateData:
         query: Query,
         height: Callable[[], int],
         registry: CollectorRegistry,
+        ack_timeout: float = ACK_TIMEOUT_S,
     ) -> None:
         self.org_id = org_id
+        self.ack_timeout = ack_timeout
+        #: Takes waiting for acks, by the value's hash (unique: a fresh salt each).
+        self._waiting: dict[bytes, _Waiter] = {}
         self._hash_new = hash_new
         self._query = query
         self._height = height
@@ -285,6 +330,7 @@ class PrivateData:
             self.m_pushes.labels("received", result)
         self.m_pushes.labels("sent", "queued")
         self.m_pushes.labels("sent", "pull")
+        self.m_pushes.labels("sent", "ack")
         self.m_purged = Counter(
             "citychain_private_purged",
             "Private values purged at their purge height",
@@ -324,11 +370,20 @@ class PrivateData:
 
     # -- taking a value (the API) ---------------------------------------------------------------
     async def take(
-        self, collection: str, orgs: Sequence[str], key: str, value: bytes
-    ) -> tuple[bytes, bytes, int]:
+        self,
+        collection: str,
+        orgs: Sequence[str],
+        key: str,
+        value: bytes,
+        *,
+        required_peers: int = 0,
+        max_peers: int = 0,
+    ) -> pv.Taken:
         """Store ``value`` of ``key`` in ``collection`` (listing ``orgs``, this node's among
-        them: the router checked) and push it to the listed organisations' peers:
-        ``(hash, salt, peers pushed to)``."""
+        them: the router checked), push it to at most ``max_peers`` (0: all) peers of the
+        listed organisations, and wait (at most :attr:`ack_timeout`) until ``required_peers``
+        of them acknowledge it. ``dissemination_failed`` if they do not: the value then stays
+        here unanchored only, and is swept like any value no ``put_private`` anchors."""
         if len(value) > pv.MAX_ITEM_BYTES:
             raise InvalidInput(
                 f"a private value is at most {pv.MAX_ITEM_BYTES} bytes", ErrorCode.TOO_LARGE
@@ -339,25 +394,87 @@ class PrivateData:
                 "committed yet: send those transactions (or wait) and try again",
                 ErrorCode.STORE_FULL,
             )
+        if required_peers and len(self._waiting) >= MAX_WAITING:
+            raise Unavailable(
+                f"this node is already waiting for the acknowledgements of {MAX_WAITING} "
+                "private values: try again shortly",
+                ErrorCode.UNAVAILABLE,
+            )
         salt = secrets.token_bytes(pv.SALT_SIZE)
         push = pv.PrivatePush(
             collection, key, pv.item_hash(self._hash_new, value, salt), salt, value
         )
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.store.put, push, self._height())
-        sent = self._push(push, orgs)
-        return push.hash, salt, sent
+        targets = pv.choose_targets(self._peer_orgs(), orgs, self.org_id, max_peers, _RNG.shuffle)
+        wait = pv.Dissemination(collection, key, push.hash, targets, required_peers)
+        if wait.state == pv.FAILED:  # too few listed peers connected: push to none of them
+            raise self._not_disseminated(wait, 0, orgs)
+        waiter = _Waiter(wait, frozenset(orgs), asyncio.Event())
+        if wait.state == pv.WAITING:
+            self._waiting[push.hash] = waiter
+        sent = 0
+        try:
+            sent = self._push(push, targets, wait)
+            if wait.state == pv.WAITING:
+                await asyncio.wait_for(waiter.settled.wait(), self.ack_timeout)
+        except TimeoutError:
+            wait.timeout()
+        finally:
+            self._waiting.pop(push.hash, None)
+        if wait.state != pv.DONE:
+            raise self._not_disseminated(wait, sent, orgs)
+        return pv.Taken(push.hash, salt, sent, wait.acks)
 
-    def _push(self, push: pv.PrivatePush, orgs: Sequence[str]) -> int:
+    def _not_disseminated(
+        self, wait: pv.Dissemination, sent: int, orgs: Sequence[str]
+    ) -> Unavailable:
+        log.warning(
+            "private value %s/%s: %d of %d peer(s) acknowledged, %d required",
+            wait.collection,
+            wait.key,
+            wait.acks,
+            sent,
+            wait.required,
+        )
+        if sent:
+            reached = (
+                f"{wait.acks} of the {sent} peer(s) it was pushed to acknowledged it within "
+                f"{self.ack_timeout:g} s"
+            )
+        elif len(wait.targets) < wait.required:
+            reached = f"only {len(wait.targets)} peer(s) of those organisations are connected"
+        else:
+            reached = f"none of the {len(wait.targets)} connected peer(s) could be sent it"
+        return Unavailable(
+            f"collection {wait.collection!r} requires {wait.required} peer(s) of "
+            f"{', '.join(orgs)} to acknowledge a value before this node answers; {reached}. "
+            "The value is kept on this node only, unanchored (dropped after "
+            f"{UNANCHORED_TTL_BLOCKS} blocks): do not send put_private for it; try again "
+            "when more of the listed nodes are up",
+            ErrorCode.DISSEMINATION_FAILED,
+        )
+
+    def _push(
+        self, push: pv.PrivatePush, targets: Sequence[str], wait: pv.Dissemination | None = None
+    ) -> int:
+        """Queue ``push`` for ``targets``; how many took it (a peer that did not is
+        :meth:`~citychain.types.private_data.Dissemination.unreachable`)."""
         if self._switch is None:
+            for peer in targets:
+                if wait is not None:
+                    wait.unreachable(peer)
             return 0
         payload = push.encode()
         sent = 0
-        for peer in pv.recipients(self._peer_orgs(), orgs, self.org_id):
+        for i, peer in enumerate(targets):
             try:
                 ok = self._switch.send(peer, pv.CH_PRIVATE, payload)
             except CitychainError as exc:  # larger than this network's p2p message limit
                 log.warning("cannot push private value %s/%s: %s", push.collection, push.key, exc)
+                for rest in targets[i:]:
+                    if wait is not None:
+                        wait.unreachable(rest)
                 return sent
             if ok:
                 sent += 1
@@ -369,6 +486,8 @@ class PrivateData:
                     push.hash.hex()[:16],
                     peer,
                 )
+            elif wait is not None:
+                wait.unreachable(peer)
         return sent
 
     async def size_of(self, collection: str, key: str, digest: bytes) -> int | None:
@@ -402,8 +521,34 @@ class PrivateData:
         sender_org = self._peer_orgs().get(peer)
         if isinstance(msg, pv.PrivatePull):
             self._answer_pull(peer, sender_org, msg)
+        elif isinstance(msg, pv.PrivateAck):
+            self._on_ack(peer, sender_org, msg)
         else:
             self._consider(peer, sender_org, msg)
+
+    def _on_ack(self, peer: str, org: str | None, ack: pv.PrivateAck) -> None:
+        """Count ``peer``'s answer for the take waiting on it, if any: only a peer the value
+        was pushed to, of a listed organisation, naming that very value counts."""
+        waiter = self._waiting.get(ack.hash)
+        counted = (
+            waiter is not None and pv.may_hold(waiter.orgs, org) and waiter.wait.ack(peer, ack)
+        )
+        if waiter is None or not counted:
+            self.m_pushes.labels("received", "ack_unmatched").inc()
+            log.debug("ignored ack of %s/%s from peer %s", ack.collection, ack.key, peer)
+            return
+        self.m_pushes.labels("received", "ack" if ack.stored else "ack_refusal").inc()
+        if waiter.wait.state != pv.WAITING:
+            waiter.settled.set()
+
+    def _answer(self, peer: str, push: pv.PrivatePush, result: str) -> None:
+        """Tell the pusher what became of its push (:class:`~citychain.types.private_data.
+        PrivateAck`): ``stored`` only once the value is written and synced here."""
+        if self._switch is None:
+            return
+        ack = pv.PrivateAck(push.collection, push.key, push.hash, result)
+        if self._switch.send(peer, pv.CH_PRIVATE, ack.encode()):
+            self.m_pushes.labels("sent", "ack").inc()
 
     def _answer_pull(self, peer: str, org: str | None, pull: pv.PrivatePull) -> None:
         """Send ``peer`` the value it missed, if its organisation and ours are listed."""
@@ -440,6 +585,7 @@ class PrivateData:
             self._received(
                 "sender_not_listed", peer, push, f"refused: sender org {sender_org!r} is not listed"
             )
+            self._answer(peer, push, "not_listed")
             return
         if not pv.may_hold(orgs, self.org_id):
             self._received(
@@ -448,17 +594,21 @@ class PrivateData:
                 push,
                 f"refused: this node's org {self.org_id!r} is not listed",
             )
+            self._answer(peer, push, "not_listed")
             return
         if pv.item_hash(self._hash_new, push.value, push.salt) != push.hash:
             self._received(
                 "hash_mismatch", peer, push, "refused: the value does not hash to its hash"
             )
+            self._answer(peer, push, "hash_mismatch")
             return
         if self.store.has(push.collection, push.key, push.hash):
             self._received("duplicate", peer, push, "already held")
+            self._answer(peer, push, pv.ACK_STORED)
             return
         if self.store.unanchored >= MAX_UNANCHORED:
             self._received("full", peer, push, f"dropped: {MAX_UNANCHORED} unanchored values held")
+            self._answer(peer, push, "full")
             return
         asyncio.get_running_loop().create_task(self._store(peer, push))
 
@@ -472,6 +622,7 @@ class PrivateData:
         self._received(
             "stored" if new else "duplicate", peer, push, f"stored ({len(push.value)} bytes)"
         )
+        self._answer(peer, push, pv.ACK_STORED)  # after the synced write: durably held
 
     def _hold(self, peer: str, sender_org: str | None, push: pv.PrivatePush) -> None:
         self._pending.append((peer, sender_org or "", push))

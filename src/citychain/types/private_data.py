@@ -1,5 +1,6 @@
 """Private data collections: their names and limits, the contract's state layout, the hash a
-value is anchored by, who may be sent an item, and the p2p message that carries it. Pure: no
+value is anchored by, who may be sent an item, the p2p messages that carry it and answer it
+(push, pull, ack), and the counting of acknowledgements (:class:`Dissemination`). Pure: no
 I/O; the ``data`` contract, the node, the API and the SDK share these definitions (here, not in
 the data service's shapes, because the node, which keeps and pushes the values, finds no
 service by import: see ``tests/arch/test_layers.py``).

@@ -1,6 +1,6 @@
 """Private data collections: the contract part (definitions, hashes only, purge index, every
 refusal with its code, at admission and in a block alike) and the pure dissemination logic
-(who is sent an item; the p2p message and its limits)."""
+(who is sent an item; the p2p messages and their limits; the counting of acknowledgements)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 from data_net import CITIZEN, DEPT, PROV, Net, ok  # type: ignore[import-not-found]
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from citychain import codec
 from citychain.errors import DecodeError, ErrorCode, InvalidInput, NotFound
@@ -161,6 +163,106 @@ def test_a_pull_names_one_value_and_is_told_from_a_push() -> None:
     ):
         with pytest.raises(DecodeError):
             pv.decode_message(bad)
+
+
+def test_an_ack_round_trips_and_refuses_what_is_malformed() -> None:
+    ack = pv.PrivateAck("tax", "case-1", H)
+    assert ack.stored and pv.decode_message(ack.encode()) == ack
+    refusal = pv.PrivateAck("tax", "case-1", H, "hash_mismatch")
+    assert not refusal.stored and pv.decode_message(refusal.encode()) == refusal
+    for bad in (
+        codec.encode(["pvt-ack", "tax", "case-1", H, "maybe"]),  # no such result
+        codec.encode(["pvt-ack", "tax", "case-1", H[:31], "stored"]),
+        codec.encode(["pvt-ack", "Tax!", "case-1", H, "stored"]),
+        codec.encode(["pvt-ack", "tax", "case-1", H]),
+        codec.encode(["pvt-ack", "tax", "k" * 129, H, "stored"]),
+    ):
+        with pytest.raises(DecodeError):
+            pv.decode_message(bad)
+
+
+_NAMES = st.from_regex(r"[a-z0-9][a-z0-9._-]{0,63}", fullmatch=True)
+_KEYS = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}", fullmatch=True)
+
+
+@given(_NAMES, _KEYS, st.binary(min_size=32, max_size=32), st.sampled_from(pv.ACK_RESULTS))
+@settings(max_examples=25, deadline=None)
+def test_every_ack_round_trips_within_its_bound(name: str, key: str, digest: bytes,
+                                               result: str) -> None:  # fmt: skip
+    ack = pv.PrivateAck(name, key, digest, result)
+    raw = ack.encode()
+    assert len(raw) <= pv.MAX_ACK_BYTES and pv.decode_message(raw) == ack
+
+
+@given(st.binary(max_size=600))
+@settings(max_examples=200, deadline=None)
+def test_bytes_decode_as_a_checked_message_or_are_refused(raw: bytes) -> None:
+    try:
+        msg = pv.decode_message(raw)
+    except DecodeError:
+        return
+    assert msg.encode() == raw  # canonical CBOR: only the one encoding of a message decodes
+
+
+@given(_KEYS, st.binary(min_size=32, max_size=32), st.sampled_from(pv.ACK_RESULTS),
+       st.integers(0, 40), st.integers(0, 31), st.integers(0, 255))  # fmt: skip
+@settings(max_examples=200, deadline=None)
+def test_a_changed_ack_is_refused_or_another_valid_ack(
+    key: str, digest: bytes, result: str, where: int, cut: int, byte: int
+) -> None:
+    raw = bytearray(pv.PrivateAck("tax", key, digest, result).encode())
+    raw[where % len(raw)] = byte
+    for changed in (bytes(raw), bytes(raw[: len(raw) - 1 - cut % len(raw)])):
+        try:
+            msg = pv.decode_message(changed)
+        except DecodeError:
+            continue
+        assert msg.encode() == changed
+
+
+def test_required_acks_count_once_per_target_and_value() -> None:
+    ack = pv.PrivateAck("tax", "k", H)
+    assert pv.Dissemination("tax", "k", H, [], 0).state == pv.DONE  # none required
+    assert pv.Dissemination("tax", "k", H, ["a"], 2).state == pv.FAILED  # cannot reach 2
+    d = pv.Dissemination("tax", "k", H, ["a", "b", "c"], 2)
+    assert d.state == pv.WAITING
+    assert not d.ack("x", ack)  # not pushed to
+    assert not d.ack("a", pv.PrivateAck("tax", "k2", H))  # another key
+    assert not d.ack("a", pv.PrivateAck("tax", "k", bytes(32)))  # another value
+    assert d.ack("a", ack) and not d.ack("a", ack) and d.acks == 1  # once
+    assert d.ack("b", pv.PrivateAck("tax", "k", H, "full")) and d.state == pv.WAITING  # c left
+    d.unreachable("a")  # already acknowledged: stays counted
+    assert d.ack("c", ack) and (d.state, d.acks) == (pv.DONE, 2)
+    d.timeout()
+    assert d.state == pv.DONE  # settled states never change
+    lost = pv.Dissemination("tax", "k", H, ["a", "b"], 2)
+    lost.unreachable("b")
+    assert lost.state == pv.FAILED and not lost.ack("a", ack)
+    late = pv.Dissemination("tax", "k", H, ["a"], 1)
+    late.timeout()
+    assert late.state == pv.FAILED and not late.ack("a", ack)
+
+
+def test_targets_prefer_other_organisations_round_robin_then_the_own() -> None:
+    peers = {"a1": "org1", "a2": "org1", "b1": "org2", "b2": "org2", "c1": "org3", "d": None}
+    orgs = ["org1", "org2", "org3"]
+    assert pv.choose_targets(peers, orgs, "org1", 0) == ["b1", "c1", "b2", "a1", "a2"]
+    assert pv.choose_targets(peers, orgs, "org1", 2) == ["b1", "c1"]
+    assert pv.choose_targets(peers, orgs, "org3", 3) == ["a1", "b1", "a2"]
+    assert pv.choose_targets(peers, ["org1"], "org1", 0) == ["a1", "a2"]
+    assert pv.choose_targets(peers, orgs, "org9", 0) == []  # this node is not listed
+    shuffled = pv.choose_targets(peers, orgs, "org1", 3, lambda xs: xs.reverse())
+    assert sorted(shuffled) == ["b1", "b2", "c1"]
+
+
+def test_peer_counts_are_checked_alike_everywhere() -> None:
+    assert pv.check_peer_counts(0, 0) == (0, 0) and pv.check_peer_counts(5, 0) == (5, 0)
+    assert pv.check_peer_counts(2, 2) == (2, 2)
+    for required, most in ((3, 2), (-1, 0), (0, pv.MAX_PEER_COUNT + 1), (False, 0), (1.0, 0)):
+        with pytest.raises(InvalidInput):
+            pv.check_peer_counts(required, most)
+    assert pv.peer_counts({"orgs": ["org1"]}) == (0, 0)
+    assert pv.peer_counts({"required_peers": 1, "max_peers": 3}) == (1, 3)
 
 
 def test_purge_heights_and_key_layout() -> None:

@@ -14,8 +14,12 @@ state, as every route reads them.
 * ``PUT /v1/data/collections/{name}/items/{key}`` (RFC 9421 signed; body: the value, at most
   :data:`~citychain.types.private_data.MAX_ITEM_BYTES`): the signer a member in
   good standing of a listed organisation, and this node's organisation listed
-  (``not_in_collection`` otherwise). The node stores the value, pushes it to the listed
-  organisations' peers and answers ``{hash, salt, size, pushed_to}``: the client then sends
+  (``not_in_collection`` otherwise). The node stores the value, pushes it to at most the
+  collection's ``max_peers`` peers of the listed organisations (0: all), waits until
+  ``required_peers`` of them acknowledge storing it and answers ``{hash, salt, size,
+  pushed_to, acks}`` (or ``503 dissemination_failed``, saying how many of how many
+  acknowledged: then the value is not to be anchored, and the node keeps it only until its
+  unanchored values are swept). On success the client then sends
   ``data.put_private`` with that hash and size to the same node (the SDK's ``put_private``
   does both): its admission gate (:func:`put_gate`) refuses it (``private_missing``) unless
   this node holds that value;
@@ -36,6 +40,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
+from citychain.api import models as m
 from citychain.api._httpsig import SignedBy, SignedDep
 from citychain.api.openapi import error_responses
 from citychain.api.routes._common import ServiceDep, json
@@ -56,8 +61,15 @@ class PrivateValues(Protocol):
     org_id: str
 
     async def take(
-        self, collection: str, orgs: Sequence[str], key: str, value: bytes
-    ) -> tuple[bytes, bytes, int]: ...
+        self,
+        collection: str,
+        orgs: Sequence[str],
+        key: str,
+        value: bytes,
+        *,
+        required_peers: int = 0,
+        max_peers: int = 0,
+    ) -> pv.Taken: ...
 
     async def value(self, collection: str, key: str, digest: bytes) -> bytes | None: ...
 
@@ -169,9 +181,48 @@ async def item_meta(
     return json({"result": codec_to_json(await service.query(NAME, "private_item", args))})
 
 
+_TAKEN = {
+    "description": "Stored here and pushed; acknowledged by the collection's required_peers",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["collection", "key", "hash", "salt", "size", "pushed_to", "acks"],
+                "properties": {
+                    "collection": {"type": "string"},
+                    "key": {"type": "string"},
+                    "hash": {"type": "string", "description": "H(value ‖ salt), hex"},
+                    "salt": {"type": "string", "description": "32 bytes, hex"},
+                    "size": {"type": "integer"},
+                    "pushed_to": {
+                        "type": "integer",
+                        "description": "peers of listed organisations it was pushed to "
+                        "(at most the collection's max_peers)",
+                    },
+                    "acks": {
+                        "type": "integer",
+                        "description": "peers that acknowledged storing it before this answer "
+                        "(at least required_peers; 0 when the collection requires none)",
+                    },
+                },
+            }
+        }
+    },
+}
+
+
 @router.put(
     "/v1/data/collections/{name}/items/{key}",
-    responses=error_responses(401, 403, 413, 503),
+    status_code=201,
+    responses={
+        **error_responses(401, 403, 413),
+        201: _TAKEN,
+        503: {
+            "model": m.ErrorBody,
+            "description": "store_full; or dissemination_failed: fewer than the collection's "
+            "required_peers acknowledged the value in time (do not anchor it)",
+        },
+    },
     summary="Hand a private value to this node (signed member of a listed organisation)",
 )
 async def put_item(
@@ -189,15 +240,19 @@ async def put_item(
         raise _not_listed(c, signed, org, "put items into it")
     if not pv.may_hold(c["orgs"], values.org_id):
         raise _node_not_listed(c, values.org_id)
-    digest, salt, sent = await values.take(name, c["orgs"], key, signed.body)
+    required, most = pv.peer_counts(c)
+    taken = await values.take(
+        name, c["orgs"], key, signed.body, required_peers=required, max_peers=most
+    )
     return json(
         {
             "collection": name,
             "key": key,
-            "hash": digest.hex(),
-            "salt": salt.hex(),
+            "hash": taken.hash.hex(),
+            "salt": taken.salt.hex(),
             "size": len(signed.body),
-            "pushed_to": sent,
+            "pushed_to": taken.pushed_to,
+            "acks": taken.acks,
         },
         201,
     )
