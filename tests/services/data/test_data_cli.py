@@ -385,6 +385,22 @@ def test_private_collection_define_put_get_meta(net: Env, tmp_path: Path) -> Non
         r = run(net, *args)
         assert r.exit_code == 1 and "error [collection_not_found]" in r.output, (args, r.output)
 
+    # required_peers: this lone node has no peer to acknowledge a value, so a put is refused
+    # and nothing is anchored; counts the contract would refuse are refused before sending.
+    safe = ok_json(net, "collection", "define", "safe", "--org", "org1", "--org", "org2",
+                   "--required-peers", "1", "--max-peers", "2", "--key", "alice")  # fmt: skip
+    assert (safe["required_peers"], safe["max_peers"]) == (1, 2)
+    r = run(net, "collection", "show", "safe")
+    assert "at most 2 peer(s), 1 must acknowledge" in r.output, r.output
+    r = run(net, "private", "put", "safe", "k", str(src), "--key", "alice")
+    assert r.exit_code == 1 and "error [dissemination_failed]" in r.output, r.output
+    assert "requires 1 peer(s)" in r.output, r.output
+    r = run(net, "private", "meta", "safe", "k")
+    assert r.exit_code == 1 and "error [resource_not_found]" in r.output, r.output
+    r = run(net, "collection", "define", "x", "--org", "org1", "--required-peers", "3",
+            "--max-peers", "2", "--key", "alice")  # fmt: skip
+    assert r.exit_code == 1 and "error [bad_arguments]" in r.output, r.output
+
     # Over 1 MiB: refused before the key is opened or the node asked (it is unreachable here).
     big = tmp_path / "big.bin"
     big.write_bytes(bytes(1024 * 1024 + 1))

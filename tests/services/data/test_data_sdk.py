@@ -147,3 +147,47 @@ def test_catalogue_exports_what_the_node_lists() -> None:
     (back,) = sdk.import_catalogue(doc)
     assert back == {**rec, "issued": 5, "modified": 6}
     assert [q[1] for q in fake.queries] == ["search", "versions"]
+
+
+def test_collection_args_carry_the_peer_counts_only_when_set() -> None:
+    plain = sdk.collection_args("c", ["org1"])
+    assert "required_peers" not in plain and "max_peers" not in plain
+    both = sdk.collection_args("c", ["org1"], required_peers=1, max_peers=2)
+    assert (both["required_peers"], both["max_peers"]) == (1, 2)
+    with pytest.raises(InvalidInput, match="exceeds 'max_peers'"):
+        sdk.collection_args("c", ["org1"], required_peers=3, max_peers=2)
+
+
+def test_put_private_sends_no_transaction_when_the_value_was_not_disseminated() -> None:
+    """The node answers ``dissemination_failed``: the helpers raise it, and the value's hash
+    is never sent in a ``put_private`` (neither by the blocking client nor the async one)."""
+    import httpx
+
+    from citychain.errors import Unavailable
+    from citychain.sdk import AsyncClient
+
+    seen: list[str] = []
+    refusal = {"code": "dissemination_failed", "message": "1 of the 2 peer(s) acknowledged it"}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{request.method} {request.url.path}")
+        if request.method == "PUT":
+            return httpx.Response(503, json=refusal)
+        raise AssertionError(f"nothing else may be sent: {request.method} {request.url}")
+
+    transport = httpx.MockTransport(handler)
+    with (
+        Client("http://node.test", transport=transport) as node,
+        pytest.raises(Unavailable) as failed,
+    ):
+        node.data.put_private(SIGNER, "c", "k", b"v")
+    assert failed.value.code == ErrorCode.DISSEMINATION_FAILED
+
+    async def run() -> None:
+        async with AsyncClient("http://node.test", transport=httpx.MockTransport(handler)) as node:
+            with pytest.raises(Unavailable) as failed:
+                await node.data.put_private(SIGNER, "c", "k", b"v")
+            assert failed.value.code == ErrorCode.DISSEMINATION_FAILED
+
+    asyncio.run(run())
+    assert seen == ["PUT /v1/data/collections/c/items/k"] * 2

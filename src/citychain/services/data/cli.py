@@ -26,9 +26,11 @@ Three commands do more than one call, and say how:
   store of another.
 * ``data private put`` hands the value to the node (a node of a listed organisation), which
   pushes it to the listed organisations' nodes, then anchors its salted hash on chain: the
-  SDK's ``put_private`` does both. A value over 1 MiB is refused (``too_large``) before the
-  key is opened or the node asked: a file by its size, stdin by reading one byte past the
-  limit. ``data private get`` writes the bytes as they are (stdout or ``-o``).
+  SDK's ``put_private`` does both (not the second when too few peers acknowledged the value:
+  ``dissemination_failed``, see ``collection define --required-peers``). A value over 1 MiB
+  is refused (``too_large``) before the key is opened or the node asked: a file by its size,
+  stdin by reading one byte past the limit. ``data private get`` writes the bytes as they
+  are (stdout or ``-o``).
 """
 
 from __future__ import annotations
@@ -1167,6 +1169,26 @@ def collection_define(
             help="Members of any organisation may read the values (default: only the listed).",
         ),
     ] = False,
+    required_peers: Annotated[
+        int,
+        typer.Option(
+            "--required-peers",
+            min=0,
+            max=64,
+            help="Peers that must acknowledge storing a value before the node that takes it "
+            "answers (Fabric's requiredPeerCount; else dissemination_failed, not anchored).",
+        ),
+    ] = 0,
+    max_peers: Annotated[
+        int,
+        typer.Option(
+            "--max-peers",
+            min=0,
+            max=64,
+            help="Most peers a value is pushed to, other organisations' first (0: all "
+            "listed; the rest pull it later). Fabric's maxPeerCount.",
+        ),
+    ] = 0,
     node: NodeOpt = DEFAULT_NODE,
     home: HomeOpt = None,
     passphrase_file: PassFileOpt = None,
@@ -1178,7 +1200,13 @@ def collection_define(
     signer = _signer(key, home, passphrase_file)
     with _data(node) as data:
         defined = data.define_collection(
-            signer, name, org, block_to_live=block_to_live, member_only_read=not public_read
+            signer,
+            name,
+            org,
+            block_to_live=block_to_live,
+            member_only_read=not public_read,
+            required_peers=required_peers,
+            max_peers=max_peers,
         )
         c = data.collection(defined)
     if as_json:
@@ -1197,6 +1225,12 @@ def _print_collection(c: Mapping[str, Any]) -> None:
     )
     readers = "members of the listed organisations" if c["member_only_read"] else "any member"
     console.print(f"  {'readers':<14} {readers}")
+    required, most = int(c.get("required_peers", 0)), int(c.get("max_peers", 0))
+    console.print(
+        f"  {'pushed to':<14} "
+        + (f"at most {most} peer(s)" if most else "every listed peer")
+        + (f", {required} must acknowledge" if required else ", none must acknowledge")
+    )
     console.print(f"  {'defined at':<14} height {c['height']} by {_hex(c['by'])}")
 
 
@@ -1245,7 +1279,9 @@ def private_put(
     )
     console.print(f"  hash          {result['hash'].hex()}")
     console.print(f"  purge height  {purge if purge else 'never'}")
-    console.print(f"  pushed to     {result['pushed_to']} node(s)")
+    console.print(
+        f"  pushed to     {result['pushed_to']} node(s), {result.get('acks', 0)} acknowledged"
+    )
 
 
 @private_app.command("get")

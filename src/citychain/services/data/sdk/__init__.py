@@ -222,17 +222,36 @@ def _search_args(
 
 
 def collection_args(
-    name: str, orgs: Sequence[str], *, block_to_live: int = 0, member_only_read: bool = True
+    name: str,
+    orgs: Sequence[str],
+    *,
+    block_to_live: int = 0,
+    member_only_read: bool = True,
+    required_peers: int = 0,
+    max_peers: int = 0,
 ) -> dict[str, Any]:
-    """The args of ``define_collection``: ``orgs`` must list the signer's organisation."""
+    """The args of ``define_collection``: ``orgs`` must list the signer's organisation;
+    ``required_peers`` and ``max_peers`` (0: no limit) are sent only when not 0."""
     if type(member_only_read) is not bool:
         raise bad("argument 'member_only_read' must be true or false")
-    return {
+    required, most = pv.check_peer_counts(required_peers, max_peers)
+    args: dict[str, Any] = {
         "name": pv.check_collection_name(name, "name"),
         "orgs": pv.check_orgs(list(orgs)),
         "block_to_live": _nat(block_to_live, "block_to_live", pv.MAX_BLOCK_TO_LIVE),
         "member_only_read": member_only_read,
     }
+    if required:
+        args["required_peers"] = required
+    if most:
+        args["max_peers"] = most
+    return args
+
+
+def _taken(taken: Mapping[str, Any], digest: bytes) -> dict[str, Any]:
+    """What ``put_private`` adds to the contract's answer from the node's (a node older than
+    the acknowledgements answers no ``acks``: 0)."""
+    return {"hash": digest, "pushed_to": int(taken["pushed_to"]), "acks": int(taken.get("acks", 0))}
 
 
 def _item_path(collection: str, key: str) -> str:
@@ -444,13 +463,22 @@ class Data:
         *,
         block_to_live: int = 0,
         member_only_read: bool = True,
+        required_peers: int = 0,
+        max_peers: int = 0,
         gas_limit: int = DATA_GAS_LIMIT,
     ) -> str:
         """Define a private data collection (a member of one of ``orgs`` signs); its name.
         Its values are purged ``block_to_live`` blocks after their ``put_private`` (0:
-        kept)."""
+        kept). The node that takes a value pushes it to at most ``max_peers`` peers of the
+        listed organisations (0: all) and answers only once ``required_peers`` of them
+        acknowledged storing it (Fabric's ``maxPeerCount`` and ``requiredPeerCount``)."""
         args = collection_args(
-            name, orgs, block_to_live=block_to_live, member_only_read=member_only_read
+            name,
+            orgs,
+            block_to_live=block_to_live,
+            member_only_read=member_only_read,
+            required_peers=required_peers,
+            max_peers=max_peers,
         )
         return str(self._send(signer, "define_collection", args, gas_limit))
 
@@ -466,7 +494,11 @@ class Data:
         """Hand ``value`` to the client's node (a node of a listed organisation; signed
         request), which stores it and pushes it to the listed organisations' nodes only; then
         anchor its hash on chain (``put_private``). Returns ``{"version", "purge_height",
-        "hash", "pushed_to"}``. The value itself never enters a transaction."""
+        "hash", "pushed_to", "acks"}``. The value itself never enters a transaction.
+
+        If fewer than the collection's ``required_peers`` acknowledged the value, the node
+        answers ``dissemination_failed`` (:class:`~citychain.errors.Unavailable`): this
+        raises it and sends no transaction (the value is not anchored; try again later)."""
         if type(value) is not bytes or len(value) > pv.MAX_ITEM_BYTES:
             raise bad(f"a private value is bytes, at most {pv.MAX_ITEM_BYTES}")
         r = self._client._signed(
@@ -476,7 +508,7 @@ class Data:
         digest = bytes.fromhex(taken["hash"])
         args = {"collection": collection, "key": key, "hash": digest, "size": len(value)}
         result: dict[str, Any] = self._send(signer, "put_private", args, gas_limit)
-        return {**result, "hash": digest, "pushed_to": int(taken["pushed_to"])}
+        return {**result, **_taken(taken, digest)}
 
     def get_private(
         self, signer: Signer, collection: str, key: str, *, version: int | None = None
@@ -722,10 +754,17 @@ class AsyncData:
         *,
         block_to_live: int = 0,
         member_only_read: bool = True,
+        required_peers: int = 0,
+        max_peers: int = 0,
         gas_limit: int = DATA_GAS_LIMIT,
     ) -> str:
         args = collection_args(
-            name, orgs, block_to_live=block_to_live, member_only_read=member_only_read
+            name,
+            orgs,
+            block_to_live=block_to_live,
+            member_only_read=member_only_read,
+            required_peers=required_peers,
+            max_peers=max_peers,
         )
         return str(await self._send(signer, "define_collection", args, gas_limit))
 
@@ -747,7 +786,7 @@ class AsyncData:
         digest = bytes.fromhex(taken["hash"])
         args = {"collection": collection, "key": key, "hash": digest, "size": len(value)}
         result: dict[str, Any] = await self._send(signer, "put_private", args, gas_limit)
-        return {**result, "hash": digest, "pushed_to": int(taken["pushed_to"])}
+        return {**result, **_taken(taken, digest)}
 
     async def get_private(
         self, signer: Signer, collection: str, key: str, *, version: int | None = None
