@@ -4,7 +4,9 @@ organisations, and never org3's node (nothing in its private store, nothing on i
 channel); org1's other node, down at the push, pulls it from a listed peer once it has
 caught up; only a listed organisation's member reads it (signed); a hash with no value held
 is not admitted; after ``block_to_live`` blocks every member node has purged it, while its
-hash stays on chain."""
+hash stays on chain. Peer counts (Fabric's requiredPeerCount): a collection requiring one
+acknowledgement takes a value once org2's node has stored it; one requiring more than the
+listed nodes that are up is refused (``dissemination_failed``) and nothing is anchored."""
 
 from __future__ import annotations
 
@@ -74,7 +76,23 @@ def test_a_private_value_reaches_only_its_organisations_nodes_and_is_purged(
         org1, org2, org3 = (net.signer(f"org{k}-admin") for k in (1, 2, 3))
         value = b"tax case 2027-0042: assessment 18,250.00 CNY \x00\xff" * 40
 
+        (org2_node,) = [i for i in members if orgs[i] == "org2"]
         with Client(net.api(entry)) as c:
+            # -- peer counts first (before `tax`'s put, so its purge timing is untouched) -----
+            assert c.data.define_collection(org1, "safe", ["org1", "org2"], required_peers=1)
+            safe = c.data.put_private(org1, "safe", "s-1", b"kept twice")
+            assert safe["acks"] == safe["pushed_to"] == 1  # org2's node stored it, then said so
+            # Three listed peers required; the other listed nodes are two, and one of them is
+            # down: refused at once, and the SDK sent no put_private for the value.
+            c.data.define_collection(org1, "strict", ["org1", "org2"], required_peers=3)
+            with pytest.raises(CitychainError) as strict:
+                c.data.put_private(org1, "strict", "s-1", b"on one disk only")
+            assert strict.value.code == ErrorCode.DISSEMINATION_FAILED, strict.value
+            assert "requires 3 peer(s)" in strict.value.message
+            with pytest.raises(CitychainError) as unanchored:
+                c.data.private_item("strict", "s-1")
+            assert unanchored.value.code == ErrorCode.RESOURCE_NOT_FOUND
+
             assert c.data.define_collection(org1, "tax", ["org1", "org2"], block_to_live=BTL)
             assert c.data.collection("tax")["orgs"] == ["org1", "org2"]
             put = c.data.put_private(org1, "tax", "case-42", value)
@@ -127,8 +145,11 @@ def test_a_private_value_reaches_only_its_organisations_nodes_and_is_purged(
         assert "stored" in received and sum(received.values()) == 0, received
         assert "private value tax/" not in net.log(outsider)
         assert _pushes(net, outsider, "sent").get("queued", 0) == 0
-        for i in members:
-            assert _pushes(net, i, "received").get("stored", 0) == (0 if i == entry else 1)
+        assert _pushes(net, entry, "received").get("stored", 0) == 0
+        assert _pushes(net, org2_node, "received")["stored"] == 2  # safe's value and tax's
+        assert _pushes(net, late, "received")["stored"] >= 1  # it may pull safe's too
+        assert _pushes(net, org2_node, "sent")["ack"] >= 2
+        assert _pushes(net, entry, "received")["ack"] >= 1
         assert _pushes(net, late, "sent")["pull"] >= 1
         answered = [_pushes(net, i, "received")["pull_answered"] for i in members if i != late]
         assert sum(answered) >= 1
@@ -151,8 +172,12 @@ def test_a_private_value_reaches_only_its_organisations_nodes_and_is_purged(
             net.stop(i)
             store = PrivateStore(net.layout.nodes[i].home / "data" / "private")
             try:
-                assert store.count() == 0, f"node {i} still holds private values"
+                assert store.count("tax") == 0, f"node {i} still holds private values"
                 assert store.purged_through() >= put["purge_height"]
+                # the refused value: on the node that took it only, unanchored (swept later)
+                assert store.count("strict") == (1 if i == entry else 0)
+                if i != late:  # block_to_live 0: kept (`late` may or may not have pulled it)
+                    assert store.count("safe") == (0 if i == outsider else 1)
             finally:
                 store.close()
         outsider_files = (net.layout.nodes[outsider].home / "data").rglob("*")
