@@ -319,6 +319,10 @@ def test_openapi_lists_every_route_and_no_422(client: TestClient) -> None:
     ok = doc["paths"]["/v1/state/{key_hex}"]["get"]["responses"]["200"]
     assert ok["content"]["application/json"]["schema"]["$ref"].endswith("/StateResponse")
     assert "ErrorBody" in str(doc["paths"]["/v1/tx"]["post"]["responses"]["429"])
+    taken = doc["paths"]["/v1/data/collections/{name}/items/{key}"]["put"]["responses"]
+    assert {"pushed_to", "acks"} <= set(taken["201"]["content"]["application/json"]["schema"]
+                                        ["properties"])  # fmt: skip
+    assert "dissemination_failed" in taken["503"]["description"] and "200" not in taken
     assert client.get("/docs").status_code == 200
 
 
