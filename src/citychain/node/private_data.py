@@ -120,7 +120,9 @@ MAX_PENDING_ITEMS = pv.MAX_PENDING_ITEMS
 MAX_PENDING_BYTES = pv.MAX_PENDING_BYTES
 MAX_UNANCHORED = pv.MAX_UNANCHORED
 UNANCHORED_TTL_BLOCKS = pv.UNANCHORED_TTL_BLOCKS
-#: Results a received push is counted under (``citychain_private_pushes_total``).
+#: Results a received push is counted under (``citychain_private_pushes_total``), and the
+#: acks received: counted for a take waiting on them (``ack``, ``ack_refusal``) or matching
+#: none (``ack_unmatched``: late, from a peer not pushed to, or answering a pull's answer).
 RECEIVED_RESULTS = (
     "stored",
     "duplicate",
