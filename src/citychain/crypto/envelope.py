@@ -101,8 +101,9 @@ _SUITE_CIPHER: Final[dict[str, Cipher]] = {"ed25519": "aes-256-gcm", "sm2-sm3": 
 
 FORMAT_VERSION: Final = 1
 #: 4 MiB: every chunk is one signed HTTP request and one fsync'd file on the node, and those
-#: fixed costs held a 1 MiB-chunk upload to ~115 MiB/s where 4 MiB chunks made ~165-180 on
-#: the same machine (bench_data's client and node on two cores). Larger gained no more.
+#: fixed costs held 1 MiB-chunk uploads to 115-126 MiB/s where 4 MiB chunks made 148-159
+#: through the same SDK and node (client and node on two cores; bench/RESULTS.md). 8 MiB
+#: gained no more.
 DEFAULT_CHUNK_SIZE: Final = 1 << 22
 MIN_CHUNK_SIZE: Final = 1 << 10
 MAX_CHUNK_SIZE: Final = 1 << 26
