@@ -52,7 +52,7 @@ from citychain.errors import (
 )
 from citychain.execution.gas import GasSchedule
 from citychain.execution.keys import MAX_CONTRACT_KEY
-from citychain.state.interface import StateReader
+from citychain.state.interface import StateReader, key_after
 from citychain.types import Event
 
 log = logging.getLogger(__name__)
@@ -112,11 +112,6 @@ def _copy(value: Any) -> Any:
 
 def _first(item: tuple[bytes, bytes | None]) -> bytes:
     return item[0]
-
-
-def _key_after(key: bytes) -> bytes:
-    """The least key greater than ``key``: ``key`` and a zero byte."""
-    return key + b"\x00"
 
 
 class _Pending:
@@ -189,7 +184,7 @@ class _Pending:
             self._new.clear()
         writes = self.writes
         out: list[tuple[bytes, bytes | None]] = []
-        start = prefix if after is None else _key_after(prefix + after)
+        start = prefix if after is None else key_after(prefix + after)
         i, n = bisect_left(keys, start), len(keys)
         while i < n and keys[i].startswith(prefix):
             out.append((keys[i], writes[keys[i]]))
@@ -476,7 +471,7 @@ class Context:
                 )
             self._check_key(prefix + after, "start key")
             pending = f.pending.with_prefix(full, after)
-            start = _key_after(full + after)
+            start = key_after(full + after)
             mine = [(k, v) for k, v in f.writes.items() if k.startswith(full) and k >= start]
         if mine:
             merged = dict(pending)

@@ -10,6 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Protocol, TypeAlias
 
+# Where a page that starts ``after`` a key begins, for readers of the state that merge their
+# own pending writes with it (the executor's context): the store's definition, not a copy.
+from citychain.store.kv import key_after as key_after
+
 #: Writes produced by executing a block: key -> new value, or None to delete the key.
 WriteSet: TypeAlias = Mapping[bytes, bytes | None]
 
