@@ -99,7 +99,9 @@ def test_a_gib_streams_in_and_out_in_bounded_memory(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    assert result["chunks"] == GIB // DEFAULT_CHUNK_SIZE and result["plain_size"] == GIB
+    # 4 MiB chunks by default, as the README says: 256 for a GiB.
+    assert DEFAULT_CHUNK_SIZE == 4 << 20 and result["chunks"] == 256
+    assert result["plain_size"] == GIB
     assert result["seen"] == GIB and result["same"], result
     assert result["stored"] > GIB  # every chunk's ciphertext and tag, and the manifest
     assert result["maxrss_mib"] < LIMIT_MIB, result
