@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from citychain.api import node_service
 from citychain.api.node_service import NodeServiceAdapter
 from citychain.crypto import ED25519, Signer
-from citychain.errors import ErrorCode, NotFound
+from citychain.errors import ErrorCode, ExecutionFailure, InvalidInput, NotFound
 from citychain.node import Node, NodeConfig
 from citychain.node.config import StateSettings
 from citychain.services.token.shapes import balance_key
 from citychain.types import Commit, Validator
-from citychain.types.genesis import Genesis
+from citychain.types.genesis import ChainParams, Genesis
 
 
 def test_state_proofs_at_pruned_and_future_heights(tmp_path: Path) -> None:
@@ -87,5 +89,65 @@ def test_the_state_page_cache_is_sized_by_node_toml_and_disk_reads_are_a_metric(
         again = prove_all()
         assert 0 < _metric(node, "citychain_state_page_cache_pages") <= cache_pages
         assert (again > 0) is reads_from_disk, again
+    finally:
+        node.close()
+
+
+def _token_node(tmp_path: Path, max_gas_per_tx: int = 50_000_000) -> tuple[Node, bytes]:
+    val, alice = Signer(ED25519, b"\x01" * 32), Signer(ED25519, b"\x02" * 32)
+    (tmp_path / "config").mkdir()
+    Genesis(
+        "svc",
+        1,
+        "ed25519",
+        (Validator(val.public_key, 1, "v"),),
+        contracts={"token": {"balances": {alice.address.hex(): 100}}},
+        params=ChainParams(max_gas_per_tx=max_gas_per_tx),
+    ).save(tmp_path / "config" / "genesis.json")
+    node = Node(NodeConfig(home=tmp_path), signer=val)
+    pending = node.chain.build_block([], 10, val.public_key)
+    node.chain.commit(pending, Commit.sign_single(val, "svc", pending.header))
+    return node, alice.address
+
+
+def test_a_cheap_query_answers_on_the_event_loop_and_a_costly_one_in_a_worker_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A query within INLINE_QUERY_GAS never waits for a worker thread (a hand-off costs
+    more than a few point reads); one that runs out of that budget is run again in a thread
+    with the chain's whole gas limit and gives the same answer."""
+    node, alice = _token_node(tmp_path)
+    service = NodeServiceAdapter(node)
+    threads: list[object] = []
+    real = asyncio.to_thread
+
+    async def counted(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        threads.append(fn)
+        return await real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(node_service.asyncio, "to_thread", counted)
+    try:
+        assert asyncio.run(service.query("token", "balance", {"owner": alice})) == 100
+        assert threads == []
+        monkeypatch.setattr(node_service, "INLINE_QUERY_GAS", 1)
+        assert asyncio.run(service.query("token", "balance", {"owner": alice})) == 100
+        assert len(threads) == 1
+        # Any other refusal is the query's own answer, given once, on the loop.
+        with pytest.raises(InvalidInput) as bad:
+            asyncio.run(service.query("token", "balance", {"owner": b"short"}))
+        assert bad.value.code == ErrorCode.BAD_ARGUMENTS and len(threads) == 1
+    finally:
+        node.close()
+
+
+def test_a_query_beyond_the_chains_gas_limit_is_still_refused_out_of_gas(
+    tmp_path: Path,
+) -> None:
+    node, alice = _token_node(tmp_path, max_gas_per_tx=100)
+    try:
+        with pytest.raises(ExecutionFailure) as exc:
+            asyncio.run(NodeServiceAdapter(node).query("token", "balance", {"owner": alice}))
+        assert exc.value.code == ErrorCode.OUT_OF_GAS
+        assert "limit of 100 " in exc.value.message
     finally:
         node.close()

@@ -497,11 +497,13 @@ class Executor:
         caller: bytes | None = None,
         *,
         private: bool = False,
+        gas_limit: int | None = None,
     ) -> Any:
         """Run the read-only entry point ``contract.method`` on ``state``; returns its result.
 
         Only ``@query`` methods are callable; writes and events are refused. ``caller`` (and
-        ``origin``) is 20 zero bytes when not given. Gas is limited to ``max_gas_per_tx``.
+        ``origin``) is 20 zero bytes when not given. Gas is limited to ``max_gas_per_tx``, or
+        to ``gas_limit`` when that is lower (``out_of_gas`` beyond it).
         A private query (``@query(private=True)``) runs only when ``private`` is True: the caller
         says it has authorised the reader (a service route that checked a signed request);
         otherwise it is refused with ``not_authorized``.
@@ -537,7 +539,10 @@ class Executor:
             raise InvalidInput(
                 f"query arguments are not canonical data: {exc.message}", ErrorCode.BAD_ARGUMENTS
             ) from None
-        frame = _TxFrame(pending, ctx, rt.gas.max_gas_per_tx, 0, caller, b"", b"")
+        limit = (
+            rt.gas.max_gas_per_tx if gas_limit is None else min(gas_limit, rt.gas.max_gas_per_tx)
+        )
+        frame = _TxFrame(pending, ctx, limit, 0, caller, b"", b"")
         try:
             result, encoded = rt.run(frame, target, spec, caller, True, 1, call_args)
             _raise_fault(pending, frame.failure)

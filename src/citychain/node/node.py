@@ -493,9 +493,11 @@ class Node:
         *,
         private: bool = False,
         caller: bytes | None = None,
+        gas_limit: int | None = None,
     ) -> Any:
         """A read-only query on the latest committed state (see ``Executor.query``: a private
-        query needs ``private=True``; ``caller`` is who the contract sees as ``ctx.caller``)."""
+        query needs ``private=True``; ``caller`` is who the contract sees as ``ctx.caller``;
+        ``gas_limit`` lowers the chain's ``max_gas_per_tx`` for this query)."""
         header = self.chain.last_header()
         ctx = BlockContext(
             self.chain_id,
@@ -504,7 +506,14 @@ class Node:
             header.proposer if header else b"",
         )
         return self.chain.executor.query(
-            self.chain.state, ctx, contract, method, args, caller, private=private
+            self.chain.state,
+            ctx,
+            contract,
+            method,
+            args,
+            caller,
+            private=private,
+            gas_limit=gas_limit,
         )
 
     # -- submission ----------------------------------------------------------------------------
