@@ -71,6 +71,7 @@ from citychain.api._errors import (
     on_http_exception,
     on_validation_error,
 )
+from citychain.api._hot import HotRoute, HotRoutes
 from citychain.api._json import JSONResponse
 from citychain.api.openapi import DESCRIPTION, install_openapi
 from citychain.api.routes import LAST_ROUTERS, ROUTERS
@@ -119,11 +120,15 @@ def create_app(
     app.add_exception_handler(CitychainError, on_citychain_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_exception)
-    app.add_middleware(CatchAll)
+    hot: list[HotRoute] = []
     for router in ROUTERS:
         app.include_router(router)
     for _service, module in registry.parts("router"):  # /v1/gov/..., each service's own
         app.include_router(module.router)
+        hot.extend(getattr(module, "hot_routes", ()))
+    # Inside CatchAll (the last added is outermost): a hot route's crash is a logged 500 too.
+    app.add_middleware(HotRoutes, routes=hot)
+    app.add_middleware(CatchAll)
     for router in LAST_ROUTERS:
         app.include_router(router)
     install_openapi(app)

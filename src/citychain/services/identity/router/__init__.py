@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Path
 from starlette.requests import Request
 from starlette.responses import Response
 
+from citychain.api._hot import HotRoute
 from citychain.api._json import JSONResponse
 from citychain.api.routes._common import ServiceDep
 from citychain.errors import ErrorCode, InvalidInput
@@ -62,13 +63,23 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 )
 async def resolve_did(
     request: Request,
-    resolver: ResolverDep,
     did: Annotated[
         str, Path(description="the DID, e.g. did:citychain:4Kb... (may be URL-encoded)")
     ],
 ) -> Response:
+    # Answered by the hot route below before FastAPI routes it (citychain.api._hot); this
+    # declaration documents it in /openapi.json and answers the same way.
+    return await _resolve(request, did)
+
+
+async def _resolve(request: Request, did: str) -> Response:
+    resolver = Resolver(request.app.state.service)
     answer = await resolver.resolve(did, dict(request.query_params), request.headers.get("accept"))
     return JSONResponse(answer.body, answer.status, media_type=answer.content_type)
+
+
+#: Every verifier resolves issuers' DIDs: resolution skips FastAPI's routing.
+hot_routes = (HotRoute("/1.0/identifiers/", _resolve),)
 
 
 @router.get("/1.0/identifiers/", include_in_schema=False)

@@ -1,0 +1,141 @@
+"""DID resolution is a hot route (``citychain.api._hot``): answered before FastAPI routes the
+request. It must answer exactly as the declared FastAPI route does, for every status, and
+leave what it does not match (other methods, deeper paths) to the app."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from citychain.api import create_app
+from citychain.api.node_service import NodeServiceAdapter
+from citychain.crypto import ED25519, Signer
+from citychain.node import Node, NodeConfig
+from citychain.services.identity import router as identity_router
+from citychain.services.identity.sdk._dids import DID_GAS_LIMIT
+from citychain.services.identity.shapes import citychain_did, did_key, multikey_encode
+from citychain.types import Commit, Transaction, Validator
+from citychain.types.genesis import Genesis
+
+RESOLUTION = "application/did-resolution"
+
+
+class World:
+    def __init__(self, tmp_path: Path) -> None:
+        val, alice = Signer(ED25519, b"\x01" * 32), Signer(ED25519, b"\x02" * 32)
+        (tmp_path / "config").mkdir()
+        Genesis("svc", 1, "ed25519", (Validator(val.public_key, 1, "v"),)).save(
+            tmp_path / "config" / "genesis.json"
+        )
+        self.node = Node(NodeConfig(home=tmp_path), signer=val)
+        mk = multikey_encode(alice.public_key)
+        doc = {
+            "@context": ["https://www.w3.org/ns/did/v1", "https://w3id.org/security/multikey/v1"],
+            "verificationMethod": [{"id": "#key-1", "type": "Multikey", "publicKeyMultibase": mk}],
+            "authentication": ["#key-1"],
+            "capabilityInvocation": ["#key-1"],
+        }
+
+        def tx(nonce: int, method: str, args: dict[str, object]) -> Transaction:
+            return Transaction.create(
+                alice,
+                chain_id="svc",
+                nonce=nonce,
+                contract="identity",
+                method=method,
+                args=args,
+                gas_limit=DID_GAS_LIMIT,
+            )
+
+        made = [tx(0, "create_did", {"document": doc}), tx(1, "create_did", {"document": doc})]
+        self.did, self.gone = (citychain_did(t.hash[:16]) for t in made)
+        self._commit(made, 10_000)
+        self._commit([tx(2, "deactivate_did", {"did": self.gone})], 20_000)
+        self.key = did_key(alice.public_key)
+
+    def _commit(self, txs: list[Transaction], time_ms: int) -> None:
+        chain, val = self.node.chain, self.node.signer
+        pending = chain.build_block(txs, time_ms, val.public_key)
+        assert all(r.ok for r in pending.receipts), [r.error for r in pending.receipts]
+        chain.commit(pending, Commit.sign_single(val, "svc", pending.header))
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    w = World(tmp_path)
+    try:
+        yield w
+    finally:
+        w.node.close()
+
+
+def _answers(world: World, requests: list[tuple[str, str, dict[str, str]]]) -> list[object]:
+    async def run() -> list[object]:
+        app = create_app(NodeServiceAdapter(world.node))
+        out: list[object] = []
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://node"
+        ) as client:
+            for method, path, headers in requests:
+                r = await client.request(method, path, headers=headers)
+                out.append((r.status_code, r.headers.get("content-type"), r.content))
+        return out
+
+    return asyncio.run(run())
+
+
+def test_the_hot_route_answers_every_request_as_the_fastapi_route_does(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d, gone, unknown = world.did, world.gone, citychain_did(bytes(range(16)))
+    requests: list[tuple[str, str, dict[str, str]]] = [
+        ("GET", f"/1.0/identifiers/{d}", {}),
+        ("GET", f"/1.0/identifiers/{d.replace(':', '%3A')}", {}),
+        ("GET", f"/1.0/identifiers/{d}", {"accept": "application/did+json"}),
+        ("GET", f"/1.0/identifiers/{d}", {"accept": "text/html, application/did+ld+json"}),
+        ("GET", f"/1.0/identifiers/{d}", {"accept": "text/html"}),
+        ("GET", f"/1.0/identifiers/{d}?versionId=1", {}),
+        ("GET", f"/1.0/identifiers/{d}?versionId=9", {}),
+        ("GET", f"/1.0/identifiers/{d}?versionId=1&versionId=x", {}),
+        ("GET", f"/1.0/identifiers/{d}?versionTime=2026-12-03", {}),
+        ("GET", f"/1.0/identifiers/{d}?versionTime=1970-01-01T00:00:10Z", {}),
+        ("GET", f"/1.0/identifiers/{d}?service=files", {}),
+        ("GET", f"/1.0/identifiers/{gone}", {}),
+        ("GET", f"/1.0/identifiers/{gone}?versionId=1", {}),
+        ("GET", f"/1.0/identifiers/{unknown}", {}),
+        ("GET", "/1.0/identifiers/did:citychain:1111111111111111111111", {}),
+        ("GET", "/1.0/identifiers/did:web:example.org", {}),
+        ("GET", "/1.0/identifiers/not-a-did", {}),
+        ("GET", f"/1.0/identifiers/{world.key}", {}),
+        ("GET", "/1.0/identifiers/", {}),
+        # Not the hot route's: the app answers them (405, 404) as it always did.
+        ("POST", f"/1.0/identifiers/{d}", {}),
+        ("HEAD", f"/1.0/identifiers/{d}", {}),
+        ("GET", f"/1.0/identifiers/{d}/extra", {}),
+    ]
+    hot = _answers(world, requests)
+    monkeypatch.setattr(identity_router, "hot_routes", ())
+    routed = _answers(world, requests)
+    assert hot == routed
+    statuses = [a[0] for a in hot]  # type: ignore[index]
+    assert statuses == [
+        200, 200, 200, 200, 406, 200, 404, 400, 400, 200, 501, 410, 200, 404, 400, 501, 400, 200,
+        400, 405, 405, 404,
+    ]  # fmt: skip
+
+
+def test_a_crash_in_a_hot_route_is_a_logged_500_with_no_trace_in_the_body(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def boom(*_: object, **__: object) -> object:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(world.node, "query", boom)
+    (status, ctype, body), *_ = _answers(world, [("GET", f"/1.0/identifiers/{world.did}", {})])
+    assert status == 500 and ctype == "application/json"
+    assert b"disk on fire" not in body and b"Traceback" not in body
+    assert "disk on fire" in caplog.text
