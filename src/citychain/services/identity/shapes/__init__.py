@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -303,7 +304,9 @@ _XSD_RE = re.compile(
 
 def xsd_datetime(ms: int) -> str:
     """A block time (ms since the epoch) as DID metadata writes it: ``2026-12-03T09:14:17Z``."""
-    return (_EPOCH + timedelta(milliseconds=ms)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # time.gmtime is a pure function of its argument (UTC, no zone database, no clock), and
+    # ~4x faster than datetime arithmetic: a resolution renders one or two of these.
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms // 1000))
 
 
 def parse_xsd_datetime(text: str) -> int:
