@@ -127,6 +127,10 @@ class StateSettings:
     cache_pages: int = DEFAULT_CACHE_PAGES
 
 
+#: The longest a private-collection write may wait for acknowledgements (one minute).
+MAX_PRIVATE_ACK_TIMEOUT_MS = 60_000
+
+
 @dataclass(frozen=True, slots=True)
 class P2PSettings:
     """Node-to-node transport. Empty ``persistent_peers`` and no organisations in genesis
@@ -155,6 +159,18 @@ class P2PSettings:
     send_queue: int = 4096
     recv_bytes_per_s: int = 64 * 1024 * 1024
     recv_msgs_per_s: int = 50_000
+    #: How long a private-collection write waits for the ``required_peers`` acknowledgements
+    #: of its collection before answering ``dissemination_failed`` (citychain.node.private_data).
+    #: Peers in other cities answer a push after a round trip and a synced write.
+    private_ack_timeout_ms: int = 5_000
+
+    def problem(self) -> str | None:
+        if not 1 <= self.private_ack_timeout_ms <= MAX_PRIVATE_ACK_TIMEOUT_MS:
+            return (
+                f"private_ack_timeout_ms must be 1 to {MAX_PRIVATE_ACK_TIMEOUT_MS:,} (a write "
+                "waits this long for acknowledgements, holding its API request open)"
+            )
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -211,6 +211,7 @@ class Node:
             query=self.query,
             height=lambda: self.chain.height,
             registry=self.metrics_registry,
+            ack_timeout=config.p2p.private_ack_timeout_ms / 1000,
         )
         self._attach_private()
         self.private.on_commit(self.chain.height)  # purges due while the node was down

@@ -34,8 +34,9 @@ hash); one that refuses it (an organisation not listed, a wrong hash, its unanch
 full) answers with the refusal; a malformed push, or one held back for a collection not
 defined there yet, is answered with nothing (yet). The ack is signed by the connection (the
 mutual-TLS link of the peer the certificate names). When the collection's
-``required_peers`` is not 0, :meth:`PrivateData.take` waits, at most :data:`ACK_TIMEOUT_S`
-(:attr:`PrivateData.ack_timeout`), for that many; the counting is the pure state machine
+``required_peers`` is not 0, :meth:`PrivateData.take` waits, at most
+:attr:`PrivateData.ack_timeout` (``[p2p] private_ack_timeout_ms``, 5 s by default), for that
+many; the counting is the pure state machine
 :class:`~citychain.types.private_data.Dissemination` (its table is there): only an answer
 of a peer the value was pushed to, whose organisation is listed, naming that very value,
 counts, once. Too few connected listed peers fails at once (and pushes to none), and so do
@@ -138,9 +139,10 @@ RECEIVED_RESULTS = (
     "ack_refusal",
     "ack_unmatched",
 )
-#: How long a take waits for the collection's ``required_peers`` acknowledgements (seconds;
-#: off chain, so wall-clock time is fine here). Each ack is one small frame after a synced
-#: write on the peer, so a reachable peer answers well within it.
+#: How long a take waits for the collection's ``required_peers`` acknowledgements by default
+#: (seconds; off chain, so wall-clock time is fine here; a node sets it with ``[p2p]
+#: private_ack_timeout_ms``). Each ack is one small frame after a synced write on the peer,
+#: so a reachable peer answers well within it.
 ACK_TIMEOUT_S = 5.0
 #: Takes waiting for acknowledgements at once; past this the API answers ``unavailable``.
 MAX_WAITING = 1024
@@ -442,7 +444,7 @@ class PrivateData:
         if sent:
             reached = (
                 f"{wait.acks} of the {sent} peer(s) it was pushed to acknowledged it within "
-                f"{self.ack_timeout:g} s"
+                f"{self.ack_timeout:g} s ([p2p] private_ack_timeout_ms)"
             )
         elif len(wait.targets) < wait.required:
             reached = f"only {len(wait.targets)} peer(s) of those organisations are connected"
