@@ -209,6 +209,29 @@ def test_bad_issuer_signature_and_wrong_keys() -> None:
     assert _code(lambda: _verify(auth_only)) is ErrorCode.KEY_NOT_AUTHORIZED
 
 
+@pytest.mark.parametrize("junk", ["!", " ", "\n", "+", "/", "=", "é"])
+def test_a_segment_that_is_not_strict_base64url_is_refused(junk: str) -> None:
+    """A lenient decoder skips characters outside the alphabet, so a signature with junk in
+    it would still verify: two texts for one credential. Only base64url without padding is
+    taken (RFC 7515 §2), in the signature, the payload and a disclosure alike."""
+    presented = _present(_issue(), [("age_over_18",)], holder=None)
+    assert _verify(presented, require_key_binding=False, nonce=None, aud=None).claims
+    jwt, disclosure, end = presented.split("~")
+    head, body, sig = jwt.split(".")
+    for bad in (
+        f"{head}.{body}.{sig[:10]}{junk}{sig[10:]}~{disclosure}~{end}",
+        f"{head}.{body[:10]}{junk}{body[10:]}.{sig}~{disclosure}~{end}",
+    ):
+        assert (
+            _code(lambda bad=bad: _verify(bad, require_key_binding=False, nonce=None, aud=None))
+            is ErrorCode.INVALID_CREDENTIAL
+        )
+    bad_disclosure = f"{jwt}~{disclosure[:5]}{junk}{disclosure[5:]}~{end}"
+    assert _code(
+        lambda: _verify(bad_disclosure, require_key_binding=False, nonce=None, aud=None)
+    ) is (ErrorCode.DISCLOSURE_INVALID if junk.isascii() else ErrorCode.INVALID_CREDENTIAL)
+
+
 def test_validity_window() -> None:
     presented = _present(_issue(nbf=NOW + 10), [("age_over_18",)])
     assert _code(lambda: _verify(presented)) is ErrorCode.NOT_YET_VALID

@@ -26,6 +26,7 @@ against ``now``). Salts come from ``secrets`` unless a ``salt`` function is give
 from __future__ import annotations
 
 import base64
+import binascii
 import copy
 import hashlib
 import json
@@ -48,10 +49,27 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+
+
 def _unb64(text: str) -> bytes:
-    if not isinstance(text, str) or "=" in text:
+    """base64url without padding (RFC 7515 §2), strictly: any other character (``+``, ``/``,
+    whitespace, padding) is refused, where ``base64.urlsafe_b64decode`` would skip it and let
+    two different texts stand for the same bytes. Raises ValueError."""
+    if not isinstance(text, str) or "=" in text or "+" in text or "/" in text:
         raise ValueError("not base64url without padding")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    try:
+        # bytes.translate: ~5x faster than str.translate on a credential's payload
+        raw = (text + "=" * (-len(text) % 4)).encode("ascii").translate(_TO_STANDARD)
+        return binascii.a2b_base64(raw, strict_mode=True)
+    except binascii.Error as exc:
+        raise ValueError(f"not base64url: {exc}") from None
+
+
+def _json_of(text: str) -> Any:
+    """The JSON value of a base64url segment, read as UTF-8 (RFC 7519 §7.2: JSON in JWTs is
+    UTF-8, so the encodings ``json.loads`` would sniff from bytes are not tried)."""
+    return json.loads(_unb64(text).decode("utf-8"))
 
 
 def _json(value: Any) -> bytes:
@@ -73,8 +91,8 @@ def _parse_jwt(
 ) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
     try:
         head, body, sig = jwt.split(".")
-        header = json.loads(_unb64(head))
-        payload = json.loads(_unb64(body))
+        header = _json_of(head)
+        payload = _json_of(body)
         signature = _unb64(sig)
         if not isinstance(header, dict) or not isinstance(payload, dict):
             raise ValueError("not JSON objects")
@@ -224,6 +242,12 @@ def _split(sd_jwt: str) -> tuple[str, list[str], str | None]:
         raise InvalidInput(
             "not an SD-JWT (<jwt>~<disclosures>~[kb-jwt])", ErrorCode.INVALID_CREDENTIAL
         )
+    if not sd_jwt.isascii():
+        raise InvalidInput(
+            "not an SD-JWT: it holds a character that is not ASCII (its parts are base64url, "
+            "'.' and '~')",
+            ErrorCode.INVALID_CREDENTIAL,
+        )
     parts = sd_jwt.split("~")
     kb = parts[-1] or None
     return parts[0], parts[1:-1], kb
@@ -231,7 +255,7 @@ def _split(sd_jwt: str) -> tuple[str, list[str], str | None]:
 
 def _decode_disclosure(encoded: str) -> tuple[str, str | None, Any]:
     try:
-        parts = json.loads(_unb64(encoded))
+        parts = _json_of(encoded)
     except (ValueError, UnicodeDecodeError):
         parts = None
     if not isinstance(parts, list) or len(parts) not in (2, 3) or not isinstance(parts[0], str):
@@ -271,8 +295,10 @@ def _process(
             return by_digest[d]
         return None
 
+    # Parsed JSON: dicts and lists (an isinstance of an ABC such as Mapping costs ~10x more,
+    # and this runs for every node of the credential).
     def walk(node: Any, path: Path) -> Any:
-        if isinstance(node, Mapping):
+        if isinstance(node, dict):
             out: dict[str, Any] = {}
             for key, value in node.items():
                 if (key in ("_sd", "_sd_alg") and path == ()) or key == "_sd":
@@ -301,7 +327,7 @@ def _process(
         if isinstance(node, list):
             items: list[Any] = []
             for i, value in enumerate(node):
-                if isinstance(value, Mapping) and set(value) == {"..."}:
+                if isinstance(value, dict) and len(value) == 1 and "..." in value:
                     hit = claim(value["..."])
                     if hit is None:
                         continue
