@@ -18,7 +18,12 @@ from citychain.api._body import (
     read_body,
     unsupported_media,
 )
-from citychain.api._errors import bad_arguments, citychain_error_response
+from citychain.api._errors import (
+    bad_arguments,
+    citychain_error_response,
+    error_response,
+    http_status,
+)
 from citychain.api.openapi import cbor_or_json_body, error_responses
 from citychain.api.routes._common import HashParam, Limits, LimitsDep, ServiceDep, json
 from citychain.api.service import NodeService, SubmitResult, TxStatus
@@ -118,6 +123,11 @@ async def submit_one(request: Request, service: ServiceDep, limits: LimitsDep) -
     (result,) = await _submit(request, service, [raw])
     if not result.ok:
         refused = TxRejected(result.message or result.code.value, result.code)
+        if http_status(refused) == 404:
+            # /v1/tx exists: a transaction naming a contract, method or record that does not
+            # is a bad request (its code says which), not a missing resource; a client that
+            # sees 404 looks for a wrong URL.
+            return error_response(400, refused.code, refused.message)
         return citychain_error_response(refused, "POST /v1/tx")
     if result.tx_hash is None:
         raise InternalError("node admitted a transaction without reporting its hash")
