@@ -226,6 +226,18 @@ def test_a_segment_that_is_not_strict_base64url_is_refused(junk: str) -> None:
             _code(lambda bad=bad: _verify(bad, require_key_binding=False, nonce=None, aud=None))
             is ErrorCode.INVALID_CREDENTIAL
         )
+    if junk == "!":  # the signature's last character with an unused bit set: same bytes
+        alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+        last = alphabet.index(sig[-1])
+        assert last & 0b1111 == 0  # 512 bits in 86 characters: 4 unused
+        twin = f"{head}.{body}.{sig[:-1]}{alphabet[last | 1]}~{disclosure}~{end}"
+        assert base64.urlsafe_b64decode(sig[:-1] + alphabet[last | 1] + "==") == (
+            base64.urlsafe_b64decode(sig + "==")
+        )
+        assert (
+            _code(lambda: _verify(twin, require_key_binding=False, nonce=None, aud=None))
+            is ErrorCode.INVALID_CREDENTIAL
+        )
     bad_disclosure = f"{jwt}~{disclosure[:5]}{junk}{disclosure[5:]}~{end}"
     assert _code(
         lambda: _verify(bad_disclosure, require_key_binding=False, nonce=None, aud=None)
