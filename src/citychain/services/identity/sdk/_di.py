@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
-import base58
 from nacl import bindings
 from nacl.exceptions import BadSignatureError, CryptoError
 
@@ -27,6 +26,7 @@ from citychain.errors import CitychainError, ErrorCode, InvalidInput
 from citychain.services.identity.sdk._contexts import check_contexts
 from citychain.services.identity.sdk._contexts import document_loader as _loader
 from citychain.services.identity.sdk._methods import Resolver, VerificationMethod, dereference
+from citychain.services.identity.shapes._base58 import b58decode, b58encode
 
 EDDSA_RDFC_2022 = "eddsa-rdfc-2022"
 EDDSA_JCS_2022 = "eddsa-jcs-2022"
@@ -253,7 +253,7 @@ def add_proof(
     if cryptosuite == EDDSA_JCS_2022:
         proof["@context"] = copy.deepcopy(unsecured["@context"])
     signature = signer.sign(_hash_data(cryptosuite, unsecured, config))
-    proof["proofValue"] = "z" + base58.b58encode(signature).decode()
+    proof["proofValue"] = "z" + b58encode(signature)
     unsecured["proof"] = proof
     return unsecured
 
@@ -296,7 +296,7 @@ def verify_proof(
     try:
         if not isinstance(value, str) or not value.startswith("z"):
             raise ValueError
-        signature = base58.b58decode(value[1:])
+        signature = b58decode(value[1:])
     except ValueError:
         raise _invalid("proofValue must be base58btc multibase ('z...')") from None
     if challenge is not None and proof.get("challenge") != challenge:

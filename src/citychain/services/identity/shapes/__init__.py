@@ -21,9 +21,8 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-import base58
-
 from citychain.errors import DecodeError, ErrorCode, InvalidInput
+from citychain.services.identity.shapes._base58 import b58decode, b58encode
 from citychain.types.state_keys import contract_key
 
 NAME = "identity"
@@ -46,7 +45,7 @@ def multikey_encode(public_key: bytes) -> str:
     """The ``publicKeyMultibase`` of an Ed25519 public key."""
     if len(public_key) != ED25519_KEY_SIZE:
         raise _bad(f"an Ed25519 public key is {ED25519_KEY_SIZE} bytes, got {len(public_key)}")
-    return "z" + base58.b58encode(ED25519_PUB + public_key).decode()
+    return "z" + b58encode(ED25519_PUB + public_key)
 
 
 def _multibase_bytes(value: str) -> bytes:
@@ -54,7 +53,7 @@ def _multibase_bytes(value: str) -> bytes:
     if not isinstance(value, str) or not value.startswith("z"):
         raise _bad(f"publicKeyMultibase must start with 'z' (base58btc), got {str(value)[:20]!r}")
     try:
-        return bytes(base58.b58decode(value[1:]))
+        return b58decode(value[1:])
     except ValueError:
         raise _bad("publicKeyMultibase is not valid base58btc") from None
 
@@ -86,7 +85,7 @@ def sm2_multikey_encode(public_key: bytes) -> str:
     if len(public_key) != SM2_KEY_SIZE or public_key[0] != 4:
         raise _bad(f"an SM2 public key is {SM2_KEY_SIZE} bytes 04 || x || y")
     compressed = bytes([2 | public_key[-1] & 1]) + public_key[1:33]
-    return "z" + base58.b58encode(SM2_PUB + compressed).decode()
+    return "z" + b58encode(SM2_PUB + compressed)
 
 
 def sm2_multikey_decode(value: str) -> bytes:
@@ -128,7 +127,7 @@ def method_key_decode(value: str, *, sm2: bool = False) -> bytes:
     :func:`multikey_decode`, refusals included."""
     if sm2 and isinstance(value, str) and value.startswith("z"):
         try:
-            raw = base58.b58decode(value[1:])
+            raw = b58decode(value[1:])
         except ValueError:
             raw = b""
         if raw.startswith(SM2_PUB):
@@ -175,7 +174,7 @@ def _citychain_id(did: str) -> bytes:
     # (argument check, head, version), and base58 decoding (~6 µs) was a tenth of a resolution.
     # A pure function of its argument, so the cache changes no result.
     m = _CITYCHAIN_RE.fullmatch(did)
-    return base58.b58decode(m.group(1)) if m else b""
+    return b58decode(m.group(1)) if m else b""
 
 
 #: DIDs made by :func:`citychain_did` lately, with their bytes: a create transaction makes its
@@ -194,7 +193,7 @@ def citychain_did(identifier: bytes) -> str:
     # base58 encoding is pure Python (~10 µs).
     if len(identifier) != ID_BYTES:
         raise _bad(f"a did:{METHOD} identifier is {ID_BYTES} bytes, got {len(identifier)}")
-    did = f"did:{METHOD}:" + base58.b58encode(identifier).decode()
+    did = f"did:{METHOD}:" + b58encode(identifier)
     if len(_made) >= _MADE_MAX:
         _made.clear()  # cheaper than an LRU and as correct: a miss decodes
     _made[did] = bytes(identifier)
