@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import statistics
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -362,19 +363,22 @@ def test_the_block_interval_counts_from_a_heights_start_so_a_slow_height_waits_n
         n.chain.check_block = check  # type: ignore[method-assign]
 
     async def body() -> None:
-        await until("block 4", lambda: nodes[0].chain.height >= 4)
-        fast = gaps_ms(nodes[0].chain, 2, 4)
-        # Fast heights still keep the interval. It separates the heights' starts; a block's
-        # time is taken when its proposer has reaped and built it, a few ms later, so two
-        # blocks' times may be a little closer (CI saw 399 ms).
-        assert min(fast) >= interval_ms - 50, fast
+        await until("block 5", lambda: nodes[0].chain.height >= 5)
+        fast = gaps_ms(nodes[0].chain, 2, 5)
+        # Fast heights still keep the interval. It separates the heights' starts, and a
+        # block's time is taken when its proposer has built it: a height whose proposal came
+        # late (CI, with both cores busy, saw one 1,143 ms) is followed by a block soon after
+        # its own, so the heights are held to the interval together, not one gap at a time
+        # (a single gap has been seen at 399 and at 32 ms).
+        assert sum(fast) >= len(fast) * interval_ms - 50, fast
         slow[0] = slow_s
         first = nodes[0].chain.height + 2  # the first height wholly checked slowly
-        await until("four slow blocks", lambda: nodes[0].chain.height >= first + 3)
-        gaps = gaps_ms(nodes[0].chain, first, first + 3)
+        await until("six slow blocks", lambda: nodes[0].chain.height >= first + 5)
+        gaps = gaps_ms(nodes[0].chain, first, first + 5)
         assert min(gaps) >= slow_s * 1000 - 50, gaps  # each height waited for its checks ...
-        # ... and nothing more: with the interval after the commit each gap would be >= 1,000.
-        assert max(gaps) < slow_s * 1000 + interval_ms - 50, gaps
+        # ... and nothing more: with the interval after the commit every gap would be
+        # >= 1,000; the median, so one height stalled by a busy machine does not decide.
+        assert statistics.median(gaps) < slow_s * 1000 + interval_ms - 50, gaps
 
     run(tmp_path, nodes, body)
 
