@@ -391,6 +391,27 @@ def test_block_decode_reuses_the_transactions_it_is_told_of(
             assert got is not original and got == original  # decoded afresh
 
 
+@settings(max_examples=30, deadline=None)
+@given(headers(), st.lists(transactions(), max_size=5), st.integers(-2, 7))
+def test_one_transaction_of_a_block_decodes_alone(
+    h: Header, txs: list[Transaction], index: int
+) -> None:
+    """A committed transaction's lookup reads the one it names: the same transaction (same
+    hash) as a whole decode gives at that index, None past either end."""
+    data = Block(dataclasses.replace(h, tx_root=tx_root(txs)), tuple(txs)).encode()
+    got = Block.decode_tx(data, index)
+    if 0 <= index < len(txs):
+        assert got == Block.decode(data).txs[index] and got is not None
+        assert got.hash == txs[index].hash
+    else:
+        assert got is None
+    header = h.to_list()
+    with pytest.raises(DecodeError, match="embedded as byte strings"):
+        Block.decode_tx(codec.encode([header, [5], []]), 0)
+    with pytest.raises(DecodeError, match=r"\[header, \[tx bytes"):
+        Block.decode_tx(codec.encode([header, b"", []]), 0)
+
+
 def test_block_decode_refusals() -> None:
     header = Header("c", 1, 0, b"", tx_root([]), b"r", b"s", b"v", b"p")
     data = Block(header, ()).encode()

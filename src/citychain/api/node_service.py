@@ -91,11 +91,11 @@ class NodeServiceAdapter:
         if loc is None or loc[0] > self.node.height:
             return TxInfo(TxStatus.UNKNOWN)
         height, index = loc
-        block = blocks.block(height)
+        tx = blocks.tx(height, index)
         receipt = blocks.receipt(height, index)
-        if block is None or receipt is None:
+        if tx is None or receipt is None:
             return TxInfo(TxStatus.UNKNOWN)
-        return TxInfo(TxStatus.COMMITTED, block.txs[index], height, index, receipt)
+        return TxInfo(TxStatus.COMMITTED, tx, height, index, receipt)
 
     def latest_height(self) -> int:
         return self.node.height

@@ -36,6 +36,7 @@ from citychain.types import (
     DuplicateVoteEvidence,
     Header,
     Receipt,
+    Transaction,
     Validator,
     ValidatorSet,
 )
@@ -109,6 +110,11 @@ class BlockStore:
     def block(self, height: int) -> Block | None:
         raw = self._kv.get("blocks", b"b" + _h(height))
         return Block.decode(raw, hash_new=self._new) if raw is not None else None
+
+    def tx(self, height: int, index: int) -> Transaction | None:
+        """Transaction ``index`` of block ``height``, decoded alone."""
+        raw = self._kv.get("blocks", b"b" + _h(height))
+        return Block.decode_tx(raw, index, hash_new=self._new) if raw is not None else None
 
     def header(self, height: int) -> Header | None:
         if self._last is not None and self._last.height == height:
