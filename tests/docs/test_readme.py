@@ -473,7 +473,8 @@ def test_readme_blocks_run(family: Family, runner_for: Callable[[Family], Runner
     transcript = runner.work.parent / "transcript.txt"  # every block's output, for debugging
     with transcript.open("w") as log:
         for block in family.blocks:
+            started = time.monotonic()
             output = runner.run_block(block)
-            log.write(f"==== {block}\n{output}\n")
+            log.write(f"==== {block} ({time.monotonic() - started:.1f}s)\n{output}\n")
             log.flush()
             _check(block, output)
