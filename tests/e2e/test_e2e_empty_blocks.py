@@ -187,8 +187,8 @@ def test_four_validators_idle_blocks_transactions_interval_0_and_restart(tmp_pat
 
         # Interval 0 with create_empty_blocks = true: blocks without waiting, as before the
         # setting: more blocks in a few seconds than one per SHORT_MS could make.
+        net.stop_many(range(net.size))
         for i in range(net.size):
-            net.stop(i)
             net.configure(i, "consensus", create_empty_blocks=True, empty_blocks_interval_ms=0)
         net.start_all()
         net.wait_height(1, timeout=60)
@@ -201,10 +201,10 @@ def test_four_validators_idle_blocks_transactions_interval_0_and_restart(tmp_pat
         # A long interval, every node killed (kill -9) while idle and restarted: the same
         # height, idle, no block by itself; a transaction sent to any one node commits on all
         # of them at once (its gossip wakes the others), not at the next empty block.
+        net.stop_many(range(net.size))
         for i in range(net.size):
             net.configure(i, "consensus", empty_blocks_interval_ms=LONG_MS)
-        for i in range(net.size):
-            net.restart(i)
+        net.start_all()
         wait_until(
             "every node idle",
             lambda: all(is_idle(u) for u in urls),

@@ -168,8 +168,8 @@ def test_a_private_value_reaches_only_its_organisations_nodes_and_is_purged(
         assert r.json()["result"]["purged"] is True
 
         # -- the stores themselves: empty on the members now, never written on org3's -----
+        net.stop_many((*members, outsider))
         for i in (*members, outsider):
-            net.stop(i)
             store = PrivateStore(net.layout.nodes[i].home / "data" / "private")
             try:
                 assert store.count("tax") == 0, f"node {i} still holds private values"
