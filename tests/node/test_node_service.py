@@ -139,13 +139,23 @@ def test_a_cheap_query_answers_on_the_event_loop_and_a_costly_one_in_a_worker_th
 
 
 def test_a_query_beyond_the_chains_gas_limit_is_still_refused_out_of_gas(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """... at once: with the chain's limit below the inline budget, the run on the loop was
+    already the whole limit, so it is not run a second time in a thread."""
     node, alice = _token_node(tmp_path, max_gas_per_tx=100)
+    threads: list[object] = []
+
+    async def counted(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        threads.append(fn)
+        return fn(*args, **kwargs)
+
+    monkeypatch.setattr(node_service.asyncio, "to_thread", counted)
     try:
         with pytest.raises(ExecutionFailure) as exc:
             asyncio.run(NodeServiceAdapter(node).query("token", "balance", {"owner": alice}))
         assert exc.value.code == ErrorCode.OUT_OF_GAS
         assert "limit of 100 " in exc.value.message
+        assert threads == []
     finally:
         node.close()
