@@ -526,6 +526,18 @@ def test_id_pages_start_at_their_after(net: Net) -> None:
     assert pages("audit", "seq") == list(range(1, 15))
     assert pages("grants", "id", grantee=DEPT.address) == [1, 3, 4, 6, 7]
     assert pages("grants", "id", grantee=AUDITOR.address) == [2, 5]
+    assert pages("grants", "id") == list(range(1, 8))  # every grantee's, by id
+
+    def reads(after: int) -> int:
+        state = CountingState(net.chain.state)
+        args = {"code": CODE, "after": after, "limit": 2}
+        page = net.chain.executor.query(state, _ctx(net), "data", "grants", args, private=True)
+        assert [g["id"] for g in page] == [after + 1, after + 2]
+        return state.reads
+
+    # A page of all grantees' grants reads its own (the resource's head, then an index key
+    # and a grant per item), not every grant the resource has, wherever the page starts.
+    assert reads(0) == reads(4) == 1 + 2 * 2
 
 
 def test_a_department_grant_ends_with_its_holder_s_membership(net: Net) -> None:

@@ -130,8 +130,8 @@ class Data(PrivateCollections, Contract):
     #: State under these prefixes is not public: the node serves no raw read or proof of it
     #: (grants, requests, audit trails, wrapped keys, which resources list which subject).
     private_prefixes = (
-        sh.REQUEST, sh.GRANT, sh.RESOURCE_REQUESTS, sh.RESOURCE_GRANTS, sh.AUDIT,
-        sh.RESOURCE_AUDIT, sh.SUBJECT_AUDIT, sh.WRAP, sh.SUBJECT_RESOURCES,
+        sh.REQUEST, sh.GRANT, sh.RESOURCE_REQUESTS, sh.RESOURCE_GRANTS,
+        sh.RESOURCE_GRANT_IDS, sh.AUDIT, sh.RESOURCE_AUDIT, sh.SUBJECT_AUDIT, sh.WRAP, sh.SUBJECT_RESOURCES,
         sh.VERSION_SUBJECTS,
     )  # fmt: skip
 
@@ -495,6 +495,7 @@ class Data(PrivateCollections, Contract):
             sh.RESOURCE_GRANTS + req["code"].encode() + b"\0" + req["requester"] + sh.u64(gid),
             b"\x01",
         )
+        ctx.set(sh.RESOURCE_GRANT_IDS + req["code"].encode() + b"\0" + sh.u64(gid), b"\x01")
         return gid
 
     def _decide(
@@ -903,23 +904,18 @@ class Data(PrivateCollections, Contract):
         code = _code(args)
         st.require_head(ctx, code)
         after, limit = _page(args)
-        prefix = sh.RESOURCE_GRANTS + code.encode() + b"\0"
+        # Either index is keyed by id under its prefix: a page starts with a seek to ``after``
+        # and reads its own grants only, however many the resource has.
         if args.get("grantee") is not None:
-            # One grantee's grants are keyed by id: the page starts with a seek.
-            prefix += sh.check_address(args["grantee"], "grantee")
-            ids = st.ids_under(ctx, prefix, after, limit)
+            grantee = sh.check_address(args["grantee"], "grantee")
+            prefix = sh.RESOURCE_GRANTS + code.encode() + b"\0" + grantee
         else:
-            # Keyed by grantee, then id: all of the resource's grants are read and sorted.
-            ids = sorted(int.from_bytes(k[-8:], "big") for k, _ in ctx.iter_prefix(prefix))
+            prefix = sh.RESOURCE_GRANT_IDS + code.encode() + b"\0"
         out = []
-        for gid in ids:
-            if gid <= after:
-                continue
+        for gid in st.ids_under(ctx, prefix, after, limit):
             g = st.grant(ctx, gid)
             assert g is not None
             out.append({**g, "state": st.grant_state(g, ctx.time)})
-            if len(out) >= limit:
-                break
         return out
 
     @query(private=True)

@@ -323,6 +323,7 @@ def check_cipher(value: Any) -> str:
 #:     gr/<id, 8 B BE>                         a grant
 #:     rq/<code>\0<id, 8 B BE>                 the requests of a resource
 #:     rg/<code>\0<grantee><id, 8 B BE>        the grants of a resource, by grantee
+#:     rgi/<code>\0<id, 8 B BE>                the grants of a resource, by id
 #:     au/<seq, 8 B BE>                        an audit entry
 #:     ar/<code>\0<seq, 8 B BE>                the audit entries of a resource
 #:     as/<subject tag><seq, 8 B BE>           the audit entries about a subject
@@ -338,6 +339,7 @@ REQUEST = b"req/"
 GRANT = b"gr/"
 RESOURCE_REQUESTS = b"rq/"
 RESOURCE_GRANTS = b"rg/"
+RESOURCE_GRANT_IDS = b"rgi/"
 AUDIT = b"au/"
 RESOURCE_AUDIT = b"ar/"
 SUBJECT_AUDIT = b"as/"
