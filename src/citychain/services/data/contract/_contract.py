@@ -131,8 +131,8 @@ class Data(PrivateCollections, Contract):
     #: (grants, requests, audit trails, wrapped keys, which resources list which subject).
     private_prefixes = (
         sh.REQUEST, sh.GRANT, sh.RESOURCE_REQUESTS, sh.RESOURCE_GRANTS,
-        sh.RESOURCE_GRANT_IDS, sh.AUDIT, sh.RESOURCE_AUDIT, sh.SUBJECT_AUDIT, sh.WRAP, sh.SUBJECT_RESOURCES,
-        sh.VERSION_SUBJECTS,
+        sh.RESOURCE_GRANT_IDS, sh.AUDIT, sh.RESOURCE_AUDIT, sh.SUBJECT_AUDIT, sh.WRAP,
+        sh.SUBJECT_RESOURCES, sh.VERSION_SUBJECTS,
     )  # fmt: skip
 
     # -- the catalogue ---------------------------------------------------------------------
