@@ -11,8 +11,10 @@ where they are created, and every connection must make progress or go:
 
 * **At start** (:func:`descriptor_budget`): the soft ``RLIMIT_NOFILE`` is raised to the hard
   one if it is lower, the descriptors already open are counted, ``[api] fd_reserve`` more are
-  kept for consensus, storage and p2p, and ``[api] max_connections`` is lowered to what is
-  left. A limit that leaves almost nothing for the API refuses the start, in words.
+  kept for consensus, storage and p2p, and as many as the databases may keep table files
+  open (``[state] max_open_files``: RocksDB's own default keeps every one, without bound),
+  and ``[api] max_connections`` is lowered to what is left. A limit that leaves almost
+  nothing for the API refuses the start, in words.
 
 * **At accept** (:class:`GuardedListener`): the listening socket's ``accept()`` is where a
   descriptor is born, so the count is kept there, not in uvicorn or ASGI, which see a
@@ -178,10 +180,12 @@ def _open_descriptors() -> int:
         return count
 
 
-def descriptor_budget(api: ApiConfig) -> tuple[int, str]:
-    """The connection cap that keeps ``api.fd_reserve`` descriptors for the rest of the node,
-    and a sentence for the log. Raises the soft open-files limit to the hard one first.
-    Call it once the node's database and files are open (they are counted as in use)."""
+def descriptor_budget(api: ApiConfig, *, db_files: int = 0) -> tuple[int, str]:
+    """The connection cap that keeps ``api.fd_reserve`` descriptors for the rest of the node
+    and ``db_files`` for its databases' table files (the most they may keep open), and a
+    sentence for the log. Raises the soft open-files limit to the hard one first. Call it
+    once the node's database and files are open (they are counted as in use, so the
+    databases' files already open are kept twice: a margin, never a shortfall)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = _UNLIMITED_FILES if hard == resource.RLIM_INFINITY else hard
     if soft == resource.RLIM_INFINITY:
@@ -193,17 +197,24 @@ def descriptor_budget(api: ApiConfig) -> tuple[int, str]:
         except (ValueError, OSError):
             pass  # keep the soft limit: the budget below still holds within it
     in_use = _open_descriptors()
-    left = soft - in_use - api.fd_reserve
+    left = soft - in_use - api.fd_reserve - db_files
+    kept = f"[api] fd_reserve {api.fd_reserve} kept for consensus, storage and p2p"
+    if db_files:
+        kept += f" and {db_files} for the databases' files ([state] max_open_files)"
     if left < MIN_API_CONNECTIONS:
         raise ConfigError(
-            f"the open-files limit is {soft} and {in_use} are in use: with [api] fd_reserve "
-            f"{api.fd_reserve} kept for consensus, storage and p2p, only {max(left, 0)} are "
-            f"left for API clients (at least {MIN_API_CONNECTIONS} needed); raise the limit "
-            "(ulimit -n, or LimitNOFILE= in a systemd unit) or lower [api] fd_reserve"
+            f"the open-files limit is {soft} and {in_use} are in use: with {kept}, only "
+            f"{max(left, 0)} are left for API clients (at least {MIN_API_CONNECTIONS} needed); "
+            "raise the limit (ulimit -n, or LimitNOFILE= in a systemd unit) or lower "
+            + ("[state] max_open_files or " if db_files else "")
+            + "[api] fd_reserve"
         )
     cap = min(api.max_connections, left)
+    reserved = f"{api.fd_reserve} reserved for the node"
+    if db_files:
+        reserved += f" and {db_files} for its databases' files"
     words = (
-        f"open-files limit {soft}, {in_use} in use, {api.fd_reserve} reserved for the node: "
+        f"open-files limit {soft}, {in_use} in use, {reserved}: "
         f"the API takes at most {cap} connections ({api.max_connections_per_address} per address)"
     )
     return cap, words

@@ -173,7 +173,7 @@ async def serve(
     over (``sock`` is left detached) and closed when the API stops."""
     api = api if api is not None else node.config.api
     refusals = _refusals(node.metrics_registry)
-    cap, words = descriptor_budget(api)
+    cap, words = descriptor_budget(api, db_files=node.database_files)
     log.info("%s", words)
     listener = GuardedListener.adopt(
         sock, ConnectionSlots(cap, api.max_connections_per_address), refusals

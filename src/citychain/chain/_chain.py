@@ -44,7 +44,7 @@ from citychain.proof import merkle
 from citychain.stages import CLOCK
 from citychain.state import DEFAULT_CACHE_PAGES, PreparedState, StateDB
 from citychain.store.blocks import BlockStore
-from citychain.store.kv import KVStore
+from citychain.store.kv import DEFAULT_MAX_OPEN_FILES, KVStore
 from citychain.types import (
     Block,
     Commit,
@@ -368,9 +368,10 @@ class Chain:
         *,
         retain_versions: int | None = None,
         cache_pages: int = DEFAULT_CACHE_PAGES,
+        max_open_files: int = DEFAULT_MAX_OPEN_FILES,
     ) -> Chain:
         return cls(
-            KVStore(data_dir),
+            KVStore(data_dir, max_open_files=max_open_files),
             genesis,
             registry,
             retain_versions=retain_versions,

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from citychain.crypto.passphrase import TEST_NETWORK_PHRASE
 from citychain.errors import ConfigError
 from citychain.state import DEFAULT_CACHE_PAGES
+from citychain.store.kv import DEFAULT_MAX_OPEN_FILES, MIN_DB_OPEN_FILES
 
 if TYPE_CHECKING:
     from citychain.blobs import BlobStore
@@ -43,7 +44,8 @@ class ApiConfig:
     max_connections: int = 1024
     #: Open connections from one client address.
     max_connections_per_address: int = 128
-    #: Descriptors never given to API clients: the WAL, RocksDB, the mempool journal, p2p.
+    #: Descriptors never given to API clients: the WAL, the mempool journal, p2p (and, on
+    #: top, the databases' table files: ``[state] max_open_files``).
     fd_reserve: int = 128
     #: A request's line and headers must arrive within this (slow senders are dropped).
     header_timeout_ms: int = 5_000
@@ -125,6 +127,18 @@ class StateSettings:
     #: so 10 million accounts want ~1.25 million pages (~3 GiB). The node's metric
     #: ``citychain_state_page_reads_total`` rising under load says the cache is too small.
     cache_pages: int = DEFAULT_CACHE_PAGES
+    #: RocksDB table files the node's database keeps open (RocksDB would keep every one).
+    #: They are kept from API clients with ``[api] fd_reserve``: see ``descriptor_budget``.
+    max_open_files: int = DEFAULT_MAX_OPEN_FILES
+
+    def problem(self) -> str | None:
+        """Why these settings cannot work (None when they can)."""
+        if self.max_open_files < MIN_DB_OPEN_FILES:
+            return (
+                f"max_open_files must be {MIN_DB_OPEN_FILES} or more (RocksDB's own files: "
+                "its log, manifest and a compaction's inputs and outputs)"
+            )
+        return None
 
 
 #: The longest a private-collection write may wait for acknowledgements (one minute).

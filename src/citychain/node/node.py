@@ -43,7 +43,7 @@ from citychain.node.config import NodeConfig
 from citychain.node.home import home_in_use, is_lock_error, running_pid
 from citychain.node.keys import load_validator_key as load_validator_key
 from citychain.node.keys import read_passphrase
-from citychain.node.private_data import PrivateData
+from citychain.node.private_data import PRIVATE_MAX_OPEN_FILES, PrivateData
 from citychain.p2p import Limits, Switch, parse_peer_list
 from citychain.stages import CLOCK
 from citychain.state import StateDB
@@ -146,6 +146,7 @@ class Node:
             default_registry(),
             retain_versions=retain,
             cache_pages=config.state.cache_pages,
+            max_open_files=config.state.max_open_files,
         )
         self.chain_id = self.chain.chain_id
         self.suite = self.chain.suite
@@ -485,6 +486,12 @@ class Node:
     @property
     def height(self) -> int:
         return self.chain.height
+
+    @property
+    def database_files(self) -> int:
+        """The most table files the node's databases keep open (``[state] max_open_files``
+        for the chain's, a fixed bound for the private values')."""
+        return self.config.state.max_open_files + PRIVATE_MAX_OPEN_FILES
 
     def query(
         self,

@@ -175,12 +175,19 @@ def value_key(collection: str, key: str, digest: bytes) -> bytes:
     return collection.encode() + b"\0" + key.encode() + b"\0" + digest
 
 
+#: Table files the private values' store keeps open (a small database beside the chain's).
+PRIVATE_MAX_OPEN_FILES = 64
+
+
 class PrivateStore:
     """The RocksDB of private values (see the module)."""
 
     def __init__(self, path: Path) -> None:
         self.kv = KVStore(
-            path, column_families=(VALUES, UNANCHORED, META, WANTED), cache_bytes=8 << 20
+            path,
+            column_families=(VALUES, UNANCHORED, META, WANTED),
+            cache_bytes=8 << 20,
+            max_open_files=PRIVATE_MAX_OPEN_FILES,
         )
         self.unanchored = sum(1 for _ in self.kv.iterate(UNANCHORED))
 

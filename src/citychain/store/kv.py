@@ -41,8 +41,23 @@ COLUMN_FAMILIES: tuple[str, ...] = (
 )
 
 
-def _options(cache: Cache) -> Options:
+#: Table files a store keeps open unless told otherwise. RocksDB's own default keeps every
+#: file open, so a growing database would take descriptors without bound (and the next one
+#: consensus or p2p needs fails with EMFILE); past the bound the least recently used file is
+#: closed and opened again when read. 512 files of 64 MiB cover ~32 GiB of tables.
+DEFAULT_MAX_OPEN_FILES = 512
+#: Fewest table files a store may be limited to: RocksDB needs some for its log, manifest
+#: and a compaction's inputs and outputs.
+MIN_DB_OPEN_FILES = 16
+
+
+def _options(cache: Cache, max_open_files: int) -> Options:
     opts = Options(raw_mode=True)
+    opts.set_max_open_files(max_open_files)
+    # The table cache is split into shards, each with its own share of the bound (64 by
+    # default, each holding at least one file); at least 16 files a shard keep the bound
+    # what it says.
+    opts.set_table_cache_num_shard_bits(max(0, min(6, (max_open_files // 16).bit_length() - 1)))
     opts.create_if_missing(True)
     opts.create_missing_column_families(True)
     opts.increase_parallelism(max(2, os.cpu_count() or 2))
@@ -82,12 +97,17 @@ class KVStore:
         column_families: Sequence[str] = COLUMN_FAMILIES,
         cache_bytes: int = 256 * 1024 * 1024,
         read_only: bool = False,
+        max_open_files: int = DEFAULT_MAX_OPEN_FILES,
     ) -> None:
+        if max_open_files < MIN_DB_OPEN_FILES:
+            raise InternalError(
+                f"max_open_files must be {MIN_DB_OPEN_FILES} or more, got {max_open_files}"
+            )
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         cache = Cache(cache_bytes)
-        opts = _options(cache)
-        cfs = {name: _options(cache) for name in column_families}
+        opts = _options(cache, max_open_files)
+        cfs = {name: _options(cache, max_open_files) for name in column_families}
         try:
             self._db = Rdict(
                 str(self.path),
@@ -185,6 +205,12 @@ class KVStore:
                 v = col.property_int_value(prop)
                 total += int(v or 0)
         return total
+
+    def flush(self) -> None:
+        """Write every column family's memtable out to a table file (the WAL already holds
+        what was written: this only moves it)."""
+        for col in self._cfs.values():
+            col.flush()
 
     def compact(self) -> None:
         for col in self._cfs.values():
