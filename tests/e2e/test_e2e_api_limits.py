@@ -1,7 +1,8 @@
 """Holding API connections open must not stop a validator (issue 15, part 1).
 
 A real demo node runs with an open-files limit of 256 (soft and hard, so it cannot raise
-it) while the test holds more half-sent requests than that (``GET / HTTP/1.1\\r\\nHost: x\\r\\n``,
+it; its database told to keep at most 16 table files open, as such a node must be) while
+the test holds more half-sent requests than that (``GET / HTTP/1.1\\r\\nHost: x\\r\\n``,
 never finished) from several loopback addresses, after a few WebSocket upgrades with a
 20 KB URL. Before the limits, the flood used up the node's descriptors and the next WAL
 segment failed with ``[Errno 24] Too many open files``, stopping consensus; the huge-URL
@@ -30,6 +31,7 @@ from nodeproc import CLI, NodeProcess  # type: ignore[import-not-found]
 
 from citychain.node.config import NodeConfig
 from citychain.node.home import init_home
+from citychain.store.kv import MIN_DB_OPEN_FILES
 
 pytestmark = pytest.mark.slow
 
@@ -107,6 +109,8 @@ def test_flood_of_half_sent_requests_keeps_consensus_running(tmp_path: Path) -> 
     config = dataclasses.replace(
         config,
         consensus=dataclasses.replace(config.consensus, empty_blocks_interval_ms=0),
+        # What a node under so low a limit must say: its database keeps few table files open.
+        state=dataclasses.replace(config.state, max_open_files=MIN_DB_OPEN_FILES),
         api=dataclasses.replace(
             config.api,
             header_timeout_ms=HEADER_TIMEOUT_MS,

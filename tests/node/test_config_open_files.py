@@ -46,11 +46,11 @@ def test_the_node_keeps_its_databases_files_from_api_clients(
         cap, words = limits.descriptor_budget(
             ApiConfig(max_connections=10_000, fd_reserve=128), db_files=node.database_files
         )
-        assert cap == 4096 - 50 - 128 - 164
-        assert "128 reserved for the node and 164 for its databases' files" in words
+        assert cap == 4096 - 50 - 128 - 116
+        assert "128 reserved for the node and 116 for its databases' files" in words
         with pytest.raises(ConfigError) as refused:
-            limits.descriptor_budget(ApiConfig(fd_reserve=3_900), db_files=node.database_files)
-        assert "and 164 for the databases' files ([state] max_open_files)" in refused.value.message
+            limits.descriptor_budget(ApiConfig(fd_reserve=3_950), db_files=node.database_files)
+        assert "and 116 for the databases' files ([state] max_open_files)" in refused.value.message
         assert "lower [state] max_open_files or [api] fd_reserve" in refused.value.message
     finally:
         node.close()

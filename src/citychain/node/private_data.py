@@ -104,7 +104,7 @@ from citychain.errors import (
     Unavailable,
 )
 from citychain.p2p import Switch
-from citychain.store.kv import KVStore, prefix_end
+from citychain.store.kv import MIN_DB_OPEN_FILES, KVStore, prefix_end
 from citychain.types import Receipt
 from citychain.types import private_data as pv
 
@@ -175,8 +175,9 @@ def value_key(collection: str, key: str, digest: bytes) -> bytes:
     return collection.encode() + b"\0" + key.encode() + b"\0" + digest
 
 
-#: Table files the private values' store keeps open (a small database beside the chain's).
-PRIVATE_MAX_OPEN_FILES = 64
+#: Table files the private values' store keeps open: the least RocksDB takes, for a small
+#: database (values are purged after their collection's blocks to live).
+PRIVATE_MAX_OPEN_FILES = MIN_DB_OPEN_FILES
 
 
 class PrivateStore:
