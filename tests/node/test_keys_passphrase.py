@@ -7,10 +7,12 @@ write a note beside the file); a real deployment's passphrase comes from a descr
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
+from nacl.pwhash import argon2id
 
 from citychain.crypto import passphrase as sources
 from citychain.errors import ConfigError, KeystoreError
@@ -98,6 +100,28 @@ def test_demo_init_and_net_up_say_where_they_write_it(tmp_path: Path) -> None:
         assert "$CITYCHAIN_PASSPHRASE" in note and "--passphrase-fd" in note
     for n in layout.nodes:
         assert NodeConfig.load(n.home).keys.test_network
+
+
+def test_a_generated_passphrase_gets_a_fast_kdf_and_a_persons_words_a_slow_one(
+    tmp_path: Path,
+) -> None:
+    """argon2id's cost protects a person's words; 192 random bits, written beside the keys
+    anyway, need none of it (it was ~0.7 s of CPU and 256 MiB per key, at init and start)."""
+
+    def costs(home: Path) -> set[tuple[int, int]]:
+        files = [home / "config" / "node_key.json", *sorted((home / "keys").glob("*.json"))]
+        assert len(files) >= 3
+        return {
+            (doc["kdf"]["opslimit"], doc["kdf"]["memlimit"])
+            for doc in (json.loads(f.read_text()) for f in files)
+        }
+
+    init_home(tmp_path / "demo")
+    assert costs(tmp_path / "demo") == {
+        (argon2id.OPSLIMIT_INTERACTIVE, argon2id.MEMLIMIT_INTERACTIVE)
+    }
+    init_home(tmp_path / "real", passphrase="operator words")
+    assert costs(tmp_path / "real") == {(argon2id.OPSLIMIT_MODERATE, argon2id.MEMLIMIT_MODERATE)}
 
 
 def test_a_real_home_starts_from_the_environment_or_a_credential(

@@ -75,7 +75,7 @@ def init_home(
     accounts: tuple[str, ...] = ("alice", "bob"),
     params: ChainParams | None = None,
     api_port: int = 26657,
-    kdf_level: str = "moderate",
+    kdf_level: str | None = None,
     genesis_time: int | None = None,
     validator: Signer | None = None,
     keys: KeysSettings | None = None,
@@ -95,6 +95,12 @@ def init_home(
     Pkcs11Signer`): genesis names it and no key file is written; ``keys`` is then the
     ``[keys]`` section that finds it again.
 
+    ``kdf_level`` is argon2id's cost for the key files: by default ``moderate`` under a given
+    passphrase (a person's words, which the cost protects) and ``interactive`` under a
+    generated one: 192 random bits need no slow derivation, and the file holding them lies
+    beside the keys anyway (the moderate cost took ~0.7 s of CPU and 256 MiB per key, at
+    ``init`` and at every start).
+
     ``suite`` is the chain's crypto suite, written in genesis: every key made here is of it,
     and it decides every hash of the chain (``sm2-sm3``: SM2 signatures, SM3 hashes).
     """
@@ -113,6 +119,8 @@ def init_home(
         _write_secret(pass_file, passphrase)
         write_note(pass_file)
         keys = replace(keys or KeysSettings(), allow_plaintext_passphrase=TEST_NETWORK_PHRASE)
+    if kdf_level is None:
+        kdf_level = "interactive" if pass_file is not None else "moderate"
 
     key_path = config_dir / "node_key.json"
     if validator is None:
