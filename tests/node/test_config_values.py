@@ -1,0 +1,93 @@
+"""node.toml settings the node takes, and bad values refused by name:
+
+* ``[p2p] private_ack_timeout_ms``: how long a private-collection write waits for its
+  ``required_peers`` acknowledgements;
+* ``[state] max_open_files``: the table files the node's database keeps open; the node opens
+  its database with it and keeps that many descriptors (and its private store's) from API
+  clients."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from citychain.api import limits
+from citychain.crypto import ED25519, Signer
+from citychain.errors import ConfigError
+from citychain.node import Node, NodeConfig
+from citychain.node.config import ApiConfig
+from citychain.node.private_data import PRIVATE_MAX_OPEN_FILES
+from citychain.store.kv import DEFAULT_MAX_OPEN_FILES
+from citychain.types import Validator
+from citychain.types.genesis import Genesis
+
+
+def write(home: Path, text: str) -> None:
+    (home / "config").mkdir(parents=True, exist_ok=True)
+    (home / "config" / "node.toml").write_text(text)
+
+
+def node_of(home: Path, toml: str) -> Node:
+    """A single-validator node of a home whose node.toml is ``toml``."""
+    write(home, toml)
+    val = Signer(ED25519, b"\x01" * 32)
+    Genesis("svc", 1, "ed25519", (Validator(val.public_key, 1, "v"),)).save(
+        home / "config" / "genesis.json"
+    )
+    return Node(NodeConfig.load(home), signer=val)
+
+
+def test_the_default_is_5_s_and_the_node_waits_what_the_file_says(tmp_path: Path) -> None:
+    write(tmp_path / "a", "[p2p]\n")
+    assert NodeConfig.load(tmp_path / "a").p2p.private_ack_timeout_ms == 5_000
+    node = node_of(tmp_path / "b", "[p2p]\nprivate_ack_timeout_ms = 12500\n")
+    try:
+        assert node.private.ack_timeout == 12.5
+    finally:
+        node.close()
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("0", "[p2p] private_ack_timeout_ms must be 1 to 60,000"),
+        ("60001", "[p2p] private_ack_timeout_ms must be 1 to 60,000"),
+        ("-5", "[p2p] private_ack_timeout_ms must be a whole number, 0 or more"),
+        ('"5s"', "[p2p] private_ack_timeout_ms must be a whole number, 0 or more"),
+        ("15", "[state] max_open_files must be 16 or more"),
+        ("-1", "[state] max_open_files must be a whole number, 0 or more"),
+    ],
+)
+def test_bad_values_are_refused_by_name(tmp_path: Path, value: str, words: str) -> None:
+    section, key = words.split()[:2]
+    write(tmp_path, f"{section}\n{key} = {value}\n")
+    with pytest.raises(ConfigError) as refused:
+        NodeConfig.load(tmp_path)
+    assert words in refused.value.message and "node.toml" in refused.value.message
+
+
+def test_the_node_keeps_its_databases_files_from_api_clients(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path / "a", "[state]\n")
+    assert NodeConfig.load(tmp_path / "a").state.max_open_files == DEFAULT_MAX_OPEN_FILES == 512
+    node = node_of(tmp_path / "b", "[state]\nmax_open_files = 100\n")
+    try:
+        # The database was opened with the bound: RocksDB wrote it into its OPTIONS file.
+        options = sorted(node.config.data_dir.glob("OPTIONS-*"))[-1].read_text()
+        assert "max_open_files=100\n" in options
+        assert node.database_files == 100 + PRIVATE_MAX_OPEN_FILES
+        monkeypatch.setattr(limits.resource, "getrlimit", lambda _which: (4096, 4096))
+        monkeypatch.setattr(limits, "_open_descriptors", lambda: 50)
+        cap, words = limits.descriptor_budget(
+            ApiConfig(max_connections=10_000, fd_reserve=128), db_files=node.database_files
+        )
+        assert cap == 4096 - 50 - 128 - 116
+        assert "128 reserved for the node and 116 for its databases' files" in words
+        with pytest.raises(ConfigError) as refused:
+            limits.descriptor_budget(ApiConfig(fd_reserve=3_950), db_files=node.database_files)
+        assert "and 116 for the databases' files" in refused.value.message
+        assert "lower [state] max_open_files or [api] fd_reserve" in refused.value.message
+    finally:
+        node.close()
