@@ -63,6 +63,12 @@ class BlockStore:
         self._pending_last: Header | None = None
         if self._height:
             self._last = self.header(self._height)
+        # Every validator set recorded, by the height it is in force from, read on first use:
+        # the set is asked for by every status call and several times per block, and reading
+        # it from the store (a reverse seek, a decode, the set's hash) took ~110 µs. Sets are
+        # few (one per governance change) and never change once written.
+        self._sets: list[tuple[int, ValidatorSet]] | None = None
+        self._sets_written = False
 
     @property
     def height(self) -> int:
@@ -98,13 +104,20 @@ class BlockStore:
             self._last = self.header(height)
         self._pending_last = None
         self._height = height
+        if self._sets_written:  # read again what the batch added (a read in between cached
+            self._sets = None  # the store as it was before the write)
+            self._sets_written = False
 
     def save_validators(self, batch: Batch, from_height: int, validators: ValidatorSet) -> None:
+        """Record ``validators`` in ``batch``, in force from ``from_height``; the set is read
+        from the store once ``batch`` is written (genesis) or :meth:`committed` (a block)."""
         batch.put(
             "meta",
             b"validators" + _h(from_height),
             codec.encode([[v.public_key, v.power, v.name] for v in validators]),
         )
+        self._sets = None
+        self._sets_written = True
 
     # -- reads ------------------------------------------------------------------------------
     def block(self, height: int) -> Block | None:
@@ -165,13 +178,22 @@ class BlockStore:
         return [Receipt.decode(v) for _, v in self._kv.iter_prefix("receipts", start)]
 
     def validators_at(self, height: int) -> ValidatorSet:
-        """The validator set in force at ``height``."""
-        for _, raw in self._kv.iterate(
-            "meta", b"validators", b"validators" + _h(height + 1), reverse=True
-        ):
-            return ValidatorSet(
-                (Validator(bytes(k), p, n) for k, p, n in codec.decode(raw)), hash_new=self._new
-            )
+        """The validator set in force at ``height``: the last recorded from it or below."""
+        sets = self._sets
+        if sets is None:
+            sets = self._sets = [
+                (
+                    _H.unpack(key[len(b"validators") :])[0],
+                    ValidatorSet(
+                        (Validator(bytes(k), p, n) for k, p, n in codec.decode(raw)),
+                        hash_new=self._new,
+                    ),
+                )
+                for key, raw in self._kv.iter_prefix("meta", b"validators")
+            ]
+        for from_height, validators in reversed(sets):
+            if from_height <= height:
+                return validators
         raise InternalError(f"no validator set recorded for height {height}")
 
     def iter_blocks(self, start: int = 1) -> Iterator[tuple[Block, Commit]]:
