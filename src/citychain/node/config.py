@@ -128,7 +128,7 @@ class StateSettings:
     #: ``citychain_state_page_reads_total`` rising under load says the cache is too small.
     cache_pages: int = DEFAULT_CACHE_PAGES
     #: RocksDB table files the node's database keeps open (RocksDB would keep every one).
-    #: They are kept from API clients with ``[api] fd_reserve``: see ``descriptor_budget``.
+    #: They are kept from API clients besides ``[api] fd_reserve``: see ``descriptor_budget``.
     max_open_files: int = DEFAULT_MAX_OPEN_FILES
 
     def problem(self) -> str | None:
