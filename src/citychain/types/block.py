@@ -262,6 +262,20 @@ def evidence_root(
     return merkle.root([e.encode() for e in evidence], hash_new)
 
 
+def _parts(raw: Any) -> list[Any]:
+    """A decoded block's three parts, its shape checked: [header, [tx bytes...], [evidence...]]."""
+    if (
+        not isinstance(raw, list)
+        or len(raw) != 3
+        or not isinstance(raw[1], list)
+        or not isinstance(raw[2], list)
+    ):
+        raise DecodeError("a block is a CBOR array [header, [tx bytes...], [evidence...]]")
+    if not all(isinstance(t, bytes) for t in raw[1]):
+        raise DecodeError("a block's transactions are embedded as byte strings")
+    return raw
+
+
 @dataclass(frozen=True, slots=True)
 class Block:
     header: Header
@@ -300,17 +314,8 @@ class Block:
         decoded and checked, e.g. its mempool's, for those a proposal names, instead of decoding
         them again: a transaction's hash is the chain's hash of its wire bytes, so a hit is the
         very same bytes."""
-        raw = codec.decode(data, max_size=max_size)
-        if (
-            not isinstance(raw, list)
-            or len(raw) != 3
-            or not isinstance(raw[1], list)
-            or not isinstance(raw[2], list)
-        ):
-            raise DecodeError("a block is a CBOR array [header, [tx bytes...], [evidence...]]")
+        raw = _parts(codec.decode(data, max_size=max_size))
         header = Header.from_list(raw[0], hash_new=hash_new)
-        if not all(isinstance(t, bytes) for t in raw[1]):
-            raise DecodeError("a block's transactions are embedded as byte strings")
         if known is None:
             txs = tuple(Transaction.decode(t, max_size=len(t), hash_new=hash_new) for t in raw[1])
         else:
@@ -322,17 +327,15 @@ class Block:
     def decode_tx(
         data: bytes, index: int, *, hash_new: HashNew = hashlib.sha256
     ) -> Transaction | None:
-        """Transaction ``index`` of the block in ``data`` (None past its last), decoding that
-        one alone: a committed transaction's lookup must not cost a decode of each of the
-        hundreds of transactions beside it (~50 µs each)."""
-        raw = codec.decode(data)
-        if not isinstance(raw, list) or len(raw) != 3 or not isinstance(raw[1], list):
-            raise DecodeError("a block is a CBOR array [header, [tx bytes...], [evidence...]]")
-        if not 0 <= index < len(raw[1]):
+        """Transaction ``index`` of the block a node stored as ``data`` (None past its last),
+        decoding that one alone: a committed transaction's lookup must not cost a decode of
+        each of the hundreds of transactions beside it (~50 µs each), nor the canonical
+        re-encoding of bytes this node wrote itself (the transaction is still decoded and
+        checked whole)."""
+        txs = _parts(codec.decode_trusted(data))[1]
+        if not 0 <= index < len(txs):
             return None
-        t = raw[1][index]
-        if not isinstance(t, bytes):
-            raise DecodeError("a block's transactions are embedded as byte strings")
+        t = txs[index]
         return Transaction.decode(t, max_size=len(t), hash_new=hash_new)
 
     def check_tx_root(self) -> None:
