@@ -241,8 +241,12 @@ class LocalNet:
     def stop(self, i: int, timeout: float = 20) -> int | None:
         """SIGTERM node ``i`` and wait up to ``timeout`` s for a clean exit (then SIGKILL and
         fail: a node must stop cleanly). Its exit status."""
+        self.procs[i].signal(signal.SIGTERM)
+        return self._exited(i, timeout)
+
+    def _exited(self, i: int, timeout: float) -> int | None:
+        """Wait for node ``i``, signalled to stop, to exit (SIGKILL and fail after ``timeout``)."""
         p = self.procs[i]
-        p.signal(signal.SIGTERM)
         if not p.wait(timeout):
             self.kill(i)
             raise AssertionError(
@@ -257,7 +261,7 @@ class LocalNet:
         for i in nodes:
             self.procs[i].signal(signal.SIGTERM)
         for i in nodes:
-            self.stop(i, timeout)
+            self._exited(i, timeout)
 
     def restart(self, i: int, *, timeout: float = 60) -> None:
         if self.running(i):
