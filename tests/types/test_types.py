@@ -330,8 +330,13 @@ def test_receipt_round_trip(
     h: bytes, code: str, message: str, gas: int, result: Any, events: list[tuple[str, str, Any]]
 ) -> None:
     r = Receipt(h, code, message, gas, result, tuple(Event(*e) for e in events))
-    back = Receipt.decode(r.encode())
+    first = r.encode()
+    back = Receipt.decode(first)
     assert back == r and back.ok == (code == "ok")
+    # Encoded once: a block's results root and its stored receipts share the bytes, which are
+    # what a fresh encoding gives, and a changed copy does not inherit them.
+    assert r.encode() is first and back.encode() == first
+    assert dataclasses.replace(r, gas_used=gas + 1).encode() != first
 
 
 @pytest.mark.parametrize(
