@@ -26,7 +26,9 @@ def decode_nonce(raw: bytes | None) -> int:
     """The nonce stored as ``raw`` (None: the account has never sent a transaction)."""
     if raw is None:
         return 0
-    value = codec.decode(raw)
+    # The executor's own record, written canonical by encode_nonce: the canonical re-check
+    # of codec.decode would find nothing (read at every admission and every execution).
+    value = codec.decode_trusted(raw)
     if type(value) is not int or value < 0:
         raise DecodeError(
             f"account nonce is not an unsigned integer: {raw.hex()}", ErrorCode.MALFORMED
