@@ -534,7 +534,9 @@ class Executor:
         if not isinstance(args, Mapping):
             raise InvalidInput("query arguments must be a map", ErrorCode.BAD_ARGUMENTS)
         try:
-            call_args = codec.decode(codec.encode(dict(args)))
+            # A copy as canonical data: encode() checks every type and writes canonical
+            # bytes, so reading them back needs no canonical re-check (as _plain).
+            call_args = codec.decode_trusted(codec.encode(dict(args)))
         except DecodeError as exc:
             raise InvalidInput(
                 f"query arguments are not canonical data: {exc.message}", ErrorCode.BAD_ARGUMENTS
