@@ -36,7 +36,10 @@ from citychain.store.kv import MIN_DB_OPEN_FILES
 pytestmark = pytest.mark.slow
 
 NOFILE = 256
-HEADER_TIMEOUT_MS = 1_500
+#: Longer than the flood can take: a connect whose SYN met a full accept queue is sent again
+#: after 1 s (then 2 s), and a kept connection dropped before the refusals are counted would
+#: be taken for a refused one (seen once on a loaded machine with 1.5 s).
+HEADER_TIMEOUT_MS = 6_000
 PER_ADDRESS = 40
 #: Source addresses of the flood (all loopback on Linux) and connections from each.
 FLOOD_FROM = [f"127.0.0.{i}" for i in range(2, 9)]
@@ -137,6 +140,7 @@ def test_flood_of_half_sent_requests_keeps_consensus_running(tmp_path: Path) -> 
                 assert b'"code":"too_large"' in got, got
 
         # More half-sent requests than the node has descriptors.
+        flood_started = time.monotonic()
         for source in FLOOD_FROM:
             for _ in range(FLOOD_EACH):
                 socks.append(_connect(node, source, HALF_SENT))
@@ -149,7 +153,10 @@ def test_flood_of_half_sent_requests_keeps_consensus_running(tmp_path: Path) -> 
         assert any(b'"code":"unavailable"' in a for a in answers), answers
         assert all(a == b"" or a.startswith(b"HTTP/1.1 503 ") for a in answers), answers
         kept = [s for s in socks if s not in set(refused)]
-        assert kept, "every connection was refused"
+        assert kept, (
+            f"every connection was refused (the flood and the pause took "
+            f"{time.monotonic() - flood_started:.1f} s)"
+        )
 
         # The ones let in are dropped after the header timeout (with a 503 saying why).
         started = time.monotonic()
