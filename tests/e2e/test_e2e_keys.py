@@ -29,8 +29,10 @@ from nodeproc import cli, free_port  # type: ignore[import-not-found]
 from citychain.consensus.privval import PrivValidator, SignStep
 from citychain.crypto import ED25519
 from citychain.crypto.pkcs11 import Pkcs11Signer, generate_key, open_signer
-from citychain.errors import ConfigError, DoubleSignRefused, KeystoreError
+from citychain.errors import CitychainError, ConfigError, DoubleSignRefused, KeystoreError
+from citychain.node.config import KeysSettings, NodeConfig
 from citychain.node.home import init_home
+from citychain.node.node import Node
 from citychain.types.genesis import Genesis
 from citychain.types.vote import VoteType, vote_signing_bytes
 
@@ -115,6 +117,48 @@ def test_the_module_refuses_in_words(token: str) -> None:
     with pytest.raises(ConfigError) as twice:
         generate_key(module, "validators", "val-2", PIN)
     assert "already holds a key labelled 'val-2'" in twice.value.message
+
+
+def test_a_node_closes_the_session_of_the_key_it_opened(
+    token: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node that stops, or fails to start, logs out of the token session its validator key
+    holds: the token can be opened again in the same process (PKCS#11 keeps one login per
+    process: a second one is refused while the first stands). A key the node was given stays
+    its caller's."""
+    module = token
+    generate_key(module, "validators", "val-node", PIN)
+    keys = KeysSettings(
+        signer="pkcs11",
+        pkcs11_module=module,
+        pkcs11_token_label="validators",
+        pkcs11_key_label="val-node",
+    )
+    given = open_signer(module, "validators", "val-node", PIN)
+    home = tmp_path / "node"
+    init_home(home, kdf_level="interactive", validator=given, keys=keys)
+    # Given a key, the node leaves it open.
+    lent = Node(NodeConfig.load(home), signer=given)
+    lent.close()
+    assert ED25519.verify(given.public_key, b"still mine", given.sign(b"still mine"))
+    with pytest.raises(ConfigError, match="UserAlreadyLoggedIn"):
+        open_signer(module, "validators", "val-node", PIN)
+    given.close()
+
+    monkeypatch.setenv(keys.pkcs11_pin_env, PIN)
+    node = Node(NodeConfig.load(home))
+    assert isinstance(node.signer, Pkcs11Signer)
+    node.signer.sign(b"while it runs")
+    node.close()
+    with pytest.raises(KeystoreError, match="refused to sign"):
+        node.signer.sign(b"after it stopped")
+    open_signer(module, "validators", "val-node", PIN).close()  # the login is free again
+
+    # A start that fails after the key is open (here: its database cannot be opened).
+    (NodeConfig.load(home).data_dir / "CURRENT").write_bytes(b"not a manifest name\n")
+    with pytest.raises(CitychainError, match="cannot open database"):
+        Node(NodeConfig.load(home))
+    open_signer(module, "validators", "val-node", PIN).close()
 
 
 # -- real node processes ---------------------------------------------------------------------

@@ -168,6 +168,10 @@ class Signer:
     def generate(cls, suite: CryptoSuite) -> Signer:
         return cls(suite, suite.generate_secret())
 
+    def close(self) -> None:
+        """Release what holds the key: nothing for a key in memory; a key in a PKCS#11 token
+        logs out and closes its session (:class:`citychain.crypto.pkcs11.Pkcs11Signer`)."""
+
     def under(self, suite: CryptoSuite) -> Signer:
         """This key signing under ``suite``, the chain's instance of the same scheme (an SM2
         key loaded from a keystore carries the default distinguishing ID; a chain whose genesis

@@ -134,10 +134,15 @@ class Node:
             private.close()
         if chain is not None:
             chain.close()
+        if self.__dict__.get("_own_signer") and (key := self.__dict__.get("signer")) is not None:
+            key.close()
 
     def _wire(self, config: NodeConfig, signer: Signer | None) -> None:
         self.config = config
         self.genesis = Genesis.load(config.genesis_file)
+        # A key the node loaded is the node's to release (a PKCS#11 session); one it was
+        # given stays its caller's.
+        self._own_signer = signer is None
         self.signer = signer if signer is not None else load_validator_key(config)
         retain = config.state.retain_versions or None
         self.chain = Chain.open(
@@ -634,6 +639,8 @@ class Node:
             self._journal.close()
         self.private.close()
         self.chain.close()
+        if self._own_signer:
+            self.signer.close()
 
     def peers(self) -> list[dict[str, Any]]:
         if self.switch is None:
