@@ -104,7 +104,10 @@ class KVStore:
                 f"max_open_files must be {MIN_DB_OPEN_FILES} or more, got {max_open_files}"
             )
         self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file in its place, a read-only disk: said as RocksDB's are
+            raise InternalError(f"cannot open database at {self.path}: {exc}") from None
         cache = Cache(cache_bytes)
         opts = _options(cache, max_open_files)
         cfs = {name: _options(cache, max_open_files) for name in column_families}
