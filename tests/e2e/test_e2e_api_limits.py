@@ -36,9 +36,10 @@ from citychain.store.kv import MIN_DB_OPEN_FILES
 pytestmark = pytest.mark.slow
 
 NOFILE = 256
-#: Longer than the flood can take: a connect whose SYN met a full accept queue is sent again
-#: after 1 s (then 2 s), and a kept connection dropped before the refusals are counted would
-#: be taken for a refused one (seen once on a loaded machine with 1.5 s).
+#: Longer than the flood can take: a connect whose SYN met a full accept queue (the API's
+#: backlog, 256, while its loop is busy) is sent again after 1 s (then 2 s), and a kept
+#: connection dropped before the refusals are counted would be taken for a refused one
+#: (seen once on a loaded machine with 1.5 s).
 HEADER_TIMEOUT_MS = 6_000
 PER_ADDRESS = 40
 #: Source addresses of the flood (all loopback on Linux) and connections from each.

@@ -18,8 +18,9 @@ where they are created, and every connection must make progress or go:
 
 * **At accept** (:class:`GuardedListener`): the listening socket's ``accept()`` is where a
   descriptor is born, so the count is kept there, not in uvicorn or ASGI, which see a
-  connection only after asyncio has accepted it (asyncio accepts up to its backlog, 2048 in
-  uvicorn, in one go; a guard further in would act only once the descriptors are gone).
+  connection only after asyncio has accepted it (asyncio accepts up to its backlog,
+  ``API_BACKLOG`` in ``server.py``, in one go; a guard further in would act only once the
+  descriptors are gone).
   uvicorn's own ``limit_concurrency`` is no bound here: it answers 503 only once a request's
   headers are parsed (a half-sent request is never counted against it) and keeps the
   connection open meanwhile; it has no per-address limit and no header-read timeout.

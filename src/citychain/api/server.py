@@ -61,6 +61,11 @@ log = logging.getLogger(__name__)
 #: Where each port is chosen, for the refusal's words.
 API_PORT_HINT = "--port or [api] port in node.toml"
 P2P_PORT_HINT = "[p2p] listen_port in node.toml"
+#: The API socket's accept queue, and the connections asyncio accepts per turn of the loop
+#: (one number: asyncio listens again with the backlog uvicorn passes it when serving
+#: starts). Kept short so a turn stays short; a burst past it while the loop is busy waits
+#: for TCP to send its SYN again (1 s).
+API_BACKLOG = 256
 
 
 class _Server(uvicorn.Server):
@@ -127,7 +132,7 @@ def bind_port(host: str, port: int, what: str, hint: str) -> socket.socket:
 def bind_api(host: str, port: int) -> socket.socket:
     """The API's listening socket (listening at once: the port is this node's from now)."""
     sock = bind_port(host, port, "API", API_PORT_HINT)
-    sock.listen(2048)
+    sock.listen(API_BACKLOG)
     return sock
 
 
@@ -147,8 +152,7 @@ def uvicorn_config(app: Any, api: ApiConfig, http: Any = "auto") -> uvicorn.Conf
         ws_max_size=1024 * 1024,
         # Seconds; uvicorn hands it to call_later, which takes fractions too.
         timeout_keep_alive=api.keepalive_timeout_ms / 1000,  # type: ignore[arg-type]
-        # asyncio accepts up to this many connections per turn of the loop: keep turns short.
-        backlog=256,
+        backlog=API_BACKLOG,
         proxy_headers=bool(trusted),
         forwarded_allow_ips=list(trusted) or None,
     )
