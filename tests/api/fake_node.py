@@ -237,6 +237,10 @@ class FakeNode:
     max_subscribers: int = 100
     healthy: bool = True
     genesis_balances: dict[bytes, int] = field(default_factory=dict)
+    #: (contract, method) pairs whose calls are private (a contract's ``private_methods``).
+    private_calls: set[tuple[str, str]] = field(default_factory=set)
+    #: Addresses ``gov.member`` answers as members in good standing.
+    members: set[bytes] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.validator_keys = [seeded_signer(i) for i in range(3)]
@@ -322,6 +326,9 @@ class FakeNode:
     def latest_height(self) -> int:
         return len(self.blocks)
 
+    def private_call(self, tx: Transaction) -> bool:
+        return (tx.contract, tx.method) in self.private_calls
+
     def block(self, height: int) -> BlockInfo | None:
         if 1 <= height <= len(self.blocks):
             s = self.blocks[height - 1]
@@ -370,6 +377,9 @@ class FakeNode:
         )
 
     async def query(self, contract: str, method: str, args: Mapping[str, Any]) -> Any:
+        if (contract, method) == ("gov", "member"):
+            address = args["address"]
+            return {"address": address, "standing": "ok"} if address in self.members else None
         if contract != "token":
             raise InvalidInput(f"no contract {contract!r}", ErrorCode.UNKNOWN_CONTRACT)
         if method == "balance":

@@ -30,6 +30,7 @@ SHAPES = {
     "SubmitResult",
     "TxInfo",
     "TxStatus",
+    "WithheldTx",
 }
 
 

@@ -14,11 +14,15 @@ What the departments and the citizen rely on:
   reads every audit trail;
 * the citizen, signed in with their did:key, asks for records about themselves and sees
   exactly which department accessed them, when and for what stated purpose;
-* anyone checks a file against the catalogue, with a proof verified against the validators.
+* anyone checks a file against the catalogue, with a proof verified against the validators;
+* the blocks say no more than the signed reads: a request, a decision, a download or a
+  version's subjects are withheld from anyone but the call's signer and members, and the
+  event stream carries none of them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -32,14 +36,17 @@ from typing import BinaryIO
 import httpx
 import pytest
 from netproc import FAST_PARAMS, LocalNet  # type: ignore[import-not-found]
+from websockets.sync.client import connect
 
 from citychain.crypto import ED25519, Signer
 from citychain.errors import CitychainError, ErrorCode, ExecutionFailure, NotFound
 from citychain.sdk import Client
+from citychain.sdk._events import events_url
 from citychain.services.data.sdk import DATA_GAS_LIMIT, _transfer
 from citychain.services.data.shapes import (
     grant_key,
     state_key,
+    subject_tag,
     version_key,
     version_subjects_key,
 )
@@ -89,7 +96,8 @@ def test_three_departments_and_a_citizen_share_data_through_the_chain(
     did = did_key(citizen.public_key)
     auditor = Signer.generate(ED25519)
     url = net.api(0)
-    with Client(url) as c:
+    stream = connect(events_url(url, "data", None), open_timeout=30, proxy=None)
+    with stream, Client(url) as c:
         # An auditor of the civil-affairs office (the governance role).
         tx = Transaction.create(
             civil,
@@ -220,6 +228,26 @@ def test_three_departments_and_a_citizen_share_data_through_the_chain(
         assert tags.status_code == 403
         public = c.get_state(state_key(version_key(SHARED, 1)), verify=False).decode()
         assert public["subjects"] == 1 and did.encode() not in repr(public).encode()
+
+        # -- nor do the blocks tell it: private calls are withheld, their events not streamed --
+        asked_tx = d.request(citizen, mine["request"])["tx"]
+        anon = httpx.get(f"{url}/v1/txs/{asked_tx.hex()}").json()
+        assert anon["tx"]["withheld"] is True and anon["receipt"] is None
+        assert (anon["tx"]["contract"], anon["tx"]["method"]) == ("data", "request_access")
+        for height in range(1, c.status().height + 1):
+            block = httpx.get(f"{url}/v1/blocks/{height}").text
+            assert "my own records" not in block and "route study" not in block
+            assert subject_tag(did).hex() not in block
+        mine_tx = c.tx(asked_tx, signer=citizen).tx
+        assert mine_tx is not None and mine_tx.args["purpose"] == "my own records"
+        assert c.tx(asked_tx, signer=auditor).tx == mine_tx  # a member in good standing
+        assert c.tx(asked_tx, signer=Signer.generate(ED25519)).withheld is not None
+        streamed = []
+        with contextlib.suppress(TimeoutError):
+            while True:
+                streamed.append(json.loads(stream.recv(timeout=1))["event"]["type"])
+        assert streamed[:3] == ["register"] * 3, streamed  # the catalogue is public
+        assert set(streamed) <= {"register", "update", "retire"}, streamed
 
         # -- anyone verifies a file against the chain, with a proof ------------------------
         (check := tmp_path / "received.csv").write_bytes(data)

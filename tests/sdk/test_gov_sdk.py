@@ -115,6 +115,9 @@ class ChainService:
             self.produce(txs)
         return results
 
+    def private_call(self, tx: Transaction) -> bool:
+        return (tx.contract, tx.method) in self.chain.executor.registry.private_calls()
+
     def produce(self, txs: Sequence[Transaction] = ()) -> Block:
         height = self.chain.height + 1
         vs = self.chain.validators(height)

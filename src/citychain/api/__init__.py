@@ -15,6 +15,7 @@ from citychain.api.service import (
     SubmitResult,
     TxInfo,
     TxStatus,
+    WithheldTx,
 )
 
 __all__ = [
@@ -30,5 +31,6 @@ __all__ = [
     "SubmitResult",
     "TxInfo",
     "TxStatus",
+    "WithheldTx",
     "create_app",
 ]

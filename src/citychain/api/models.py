@@ -97,6 +97,20 @@ class TransactionModel(_Model):
     )
 
 
+class WithheldTxModel(_Model):
+    """A private call (its contract's ``private_methods``) as the node shows it to a reader
+    who is not its sender, an endorser or a member in good standing (RFC 9421 signed read)."""
+
+    hash: Hash
+    contract: str
+    method: str
+    leaf: Hash = Field(
+        description="the Merkle leaf hash of its encoding in the block's tx_root, so the "
+        "header's commitment to the block's transactions still checks"
+    )
+    withheld: Literal[True]
+
+
 class EventModel(_Model):
     contract: str
     type: str
@@ -115,10 +129,12 @@ class ReceiptModel(_Model):
 class TxResponse(_Model):
     hash: Hash
     status: Literal["pending", "committed"]
-    tx: TransactionModel
+    tx: TransactionModel | WithheldTxModel
     height: int | None = Field(description="the block's height once committed")
     index: int | None = Field(description="position in the block once committed")
-    receipt: ReceiptModel | None
+    receipt: ReceiptModel | None = Field(
+        description="null until committed, and for a withheld call"
+    )
 
 
 class HeaderModel(_Model):
@@ -174,7 +190,7 @@ class BlockResponse(_Model):
     hash: Hash
     height: int
     header: HeaderModel
-    txs: list[TransactionModel]
+    txs: list[TransactionModel | WithheldTxModel]
     evidence: list[EvidenceModel]
     commit: CommitModel
 

@@ -34,7 +34,7 @@ from citychain.crypto import CryptoSuite
 from citychain.errors import ErrorCode, ExecutionFailure, InvalidInput, NotFound
 from citychain.node import Node, Subscription
 from citychain.proof.ics23 import encode_commitment_proof
-from citychain.types import DuplicateVoteEvidence, ValidatorSet
+from citychain.types import DuplicateVoteEvidence, Transaction, ValidatorSet
 from citychain.types.state_keys import CONTRACT_PREFIX
 
 
@@ -66,6 +66,7 @@ class NodeServiceAdapter:
         self.node = node
         #: State the API serves no raw read or proof of (Contract.private_prefixes).
         self._private = node.chain.executor.registry.private_prefixes()
+        self._private_calls = node.chain.executor.registry.private_calls()
 
     @property
     def chain_id(self) -> str:
@@ -99,6 +100,9 @@ class NodeServiceAdapter:
 
     def latest_height(self) -> int:
         return self.node.height
+
+    def private_call(self, tx: Transaction) -> bool:
+        return (tx.contract, tx.method) in self._private_calls
 
     def block(self, height: int) -> BlockInfo | None:
         if not 1 <= height <= self.node.height:

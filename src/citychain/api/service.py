@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from citychain.crypto import CryptoSuite
-from citychain.types import CommittedEvent, DuplicateVoteEvidence, ValidatorSet
+from citychain.types import CommittedEvent, DuplicateVoteEvidence, Transaction, ValidatorSet
 
 # The answers' shapes are defined once, in citychain.types.answers (the SDK returns them too).
 from citychain.types.answers import (
@@ -40,6 +40,7 @@ from citychain.types.answers import (
     SubmitResult,
     TxInfo,
     TxStatus,
+    WithheldTx,
 )
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ __all__ = [
     "SubmitResult",
     "TxInfo",
     "TxStatus",
+    "WithheldTx",
 ]
 
 
@@ -107,6 +109,12 @@ class NodeService(Protocol):
 
     def latest_height(self) -> int:
         """The last committed height (0 before the first block)."""
+        ...
+
+    def private_call(self, tx: Transaction) -> bool:
+        """Whether ``tx`` calls a method whose calls are not public (its contract's
+        ``private_methods``): the API shows it whole only to its signers and to members in
+        good standing (:mod:`citychain.api._withhold`), and streams none of its events."""
         ...
 
     def block(self, height: int) -> BlockInfo | None:

@@ -138,8 +138,9 @@ def send_tx(
                 with console.status(
                     "waiting for the transaction to be committed...", spinner="dots"
                 ):
-                    receipt = client.wait_for_commit(tx_hash, timeout)
-                info = client.tx(tx_hash)
+                    receipt = client.wait_for_commit(tx_hash, timeout, signer=signer)
+                # Signed: a private call is shown whole to its sender (a public one either way).
+                info = client.tx(tx_hash, signer=signer)
             except CitychainError as exc:  # a timeout, or the node gone while waiting
                 raise _while_waiting(exc, tx_hash, node) from None
         except KeyboardInterrupt:

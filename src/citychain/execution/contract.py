@@ -134,6 +134,11 @@ class Contract:
     #: Keys (relative to the contract's namespace) whose values are not public: the node's
     #: API serves no raw read or proof of them; the service answers them by signed routes.
     private_prefixes: ClassVar[tuple[bytes, ...]] = ()
+    #: Methods whose calls are not public (their arguments, result and events say who asked
+    #: what of whom): the node's API shows such a transaction whole only to its signers and
+    #: to members in good standing, withholds it from anyone else, and streams none of its
+    #: events (:mod:`citychain.api._withhold`).
+    private_methods: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -157,6 +162,9 @@ class Contract:
                     bool(getattr(value, _PRIVATE_ATTR, False)),
                 )
         cls.entries = MappingProxyType(dict(sorted(table.items())))
+        wrong = sorted(n for n in cls.private_methods if n not in table or table[n].read_only)
+        if wrong:
+            raise TypeError(f"{cls.__name__}.private_methods names no method: {', '.join(wrong)}")
 
     def genesis(self, ctx: Context, params: dict[str, Any]) -> None:
         """Initialise this contract's state from its genesis parameters (default: none)."""
@@ -242,6 +250,16 @@ class ContractRegistry:
             for name in self.names()
             for version in self._contracts[name].values()
             for prefix in type(version).private_prefixes
+        )
+
+    def private_calls(self) -> frozenset[tuple[str, str]]:
+        """The ``(contract, method)`` pairs whose calls are not public, in any registered
+        version (:attr:`Contract.private_methods`)."""
+        return frozenset(
+            (name, method)
+            for name in self.names()
+            for version in self._contracts[name].values()
+            for method in type(version).private_methods
         )
 
 

@@ -202,6 +202,9 @@ class Node:
         # "Transactions available" (a client's or a peer's): an idle height starts its block.
         self.mempool.on_txs_available = self.engine.notify_txs
         self._subscriptions: set[Subscription] = set()
+        #: Calls whose events no subscriber gets (contracts' private_methods): the stream is
+        #: unsigned, and these events say who asked what of whom.
+        self._private_calls = self.chain.executor.registry.private_calls()
         self._commit_waiters: dict[bytes, list[asyncio.Future[None]]] = {}
         self._setup_metrics()
         # Private collections' values: a store of their own, pushed to listed orgs' peers only.
@@ -598,6 +601,8 @@ class Node:
         self.private.on_commit(block.height, pending.receipts)
         if self._subscriptions:
             for i, (tx, receipt) in enumerate(zip(block.txs, pending.receipts, strict=True)):
+                if (tx.contract, tx.method) in self._private_calls:
+                    continue
                 for ev in receipt.events:
                     item = CommittedEvent(block.height, tx.hash, i, ev)
                     for sub in list(self._subscriptions):

@@ -60,6 +60,7 @@ from citychain.sdk._types import (
     TxInfo,
     TxStatus,
     VerifiedValue,
+    WithheldTx,
 )
 from citychain.sdk._url import check_node_url
 from citychain.sdk._verify import prove_value, verify_state
@@ -100,6 +101,7 @@ __all__ = [
     "TxInfo",
     "TxStatus",
     "VerifiedValue",
+    "WithheldTx",
     "check_node_url",
     "error_from",
     "probe_node",

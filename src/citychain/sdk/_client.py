@@ -375,6 +375,22 @@ class _Base:
         return results
 
     @staticmethod
+    def _withheld_error(info: TxInfo, signer: Signer | None) -> InvalidInput:
+        w = info.withheld
+        assert w is not None
+        who = (
+            f"{signer.address.hex()} is not its sender, an endorser or a member in good standing"
+            if signer is not None
+            else "wait with signer= (the sender's key) to read it"
+        )
+        return InvalidInput(
+            f"transaction {w.hash.hex()} is a private call ({w.contract}.{w.method}): the node "
+            f"shows it and its receipt only to a signed read by its sender, an endorser or a "
+            f"member in good standing; {who}",
+            ErrorCode.NOT_AUTHORIZED,
+        )
+
+    @staticmethod
     def _timeout_error(tx_hash: bytes, timeout: float, last: str) -> Unavailable:
         return Unavailable(
             f"transaction {tx_hash.hex()} was not committed within {timeout:g}s "
@@ -587,10 +603,17 @@ class Client(_Base):
         self._suite_hash()
         return self._validators_at(height)[1]
 
-    def block(self, height: int | None = None) -> BlockInfo:
-        """The block at ``height`` (the latest if None) with its commit."""
+    def block(self, height: int | None = None, *, signer: Signer | None = None) -> BlockInfo:
+        """The block at ``height`` (the latest if None) with its commit. Private calls in it
+        come in ``info.withheld`` unless the read is signed by ``signer`` (or the client's own
+        signer) and that account may read them (a member in good standing sees them all;
+        an account, the calls it signed)."""
         new = self._suite_hash()
-        raw = self._call(self._block_call(height))
+        call = self._block_call(height)
+        if signer is None:
+            raw = self._call(call)
+        else:
+            raw = _parse.parsed("block", self._signed(signer, "GET", call.path).json)
         return _parse.parsed("block", lambda: _parse.block_info(raw, new))
 
     def block_by_hash(self, block_hash: bytes | str) -> BlockInfo:
@@ -612,10 +635,19 @@ class Client(_Base):
         Refused transactions do not raise: check each result's ``ok`` and ``code``."""
         return self._batch_results(self._call(self._submit_many(txs)), len(txs))
 
-    def tx(self, tx_hash: bytes | str) -> TxInfo:
-        """A pending or committed transaction; :class:`NotFound` if the node does not know it."""
+    def tx(self, tx_hash: bytes | str, *, signer: Signer | None = None) -> TxInfo:
+        """A pending or committed transaction; :class:`NotFound` if the node does not know it.
+
+        A private call (its contract's ``private_methods``) comes as ``info.withheld``, with
+        no transaction and no receipt, unless the read is signed (RFC 9421) by ``signer``
+        (or by the client's own signer) and that account is its sender, an endorser or a
+        member in good standing."""
         new = self._suite_hash()
-        raw = self._call(_Call("GET", f"/v1/txs/{_hex_arg(tx_hash, 'tx hash', 32)}"))
+        path = f"/v1/txs/{_hex_arg(tx_hash, 'tx hash', 32)}"
+        if signer is None:
+            raw = self._call(_Call("GET", path))
+        else:
+            raw = _parse.parsed("transaction", self._signed(signer, "GET", path).json)
         return _parse.parsed("transaction", lambda: _parse.tx_info(raw, new))
 
     def account(self, address: bytes | str) -> AccountInfo:
@@ -651,10 +683,16 @@ class Client(_Base):
         return self._build(signer, contract, method, args, nonce, expiry, gas_limit, endorsers)
 
     def wait_for_commit(
-        self, tx_hash: bytes | str, timeout: float = DEFAULT_COMMIT_TIMEOUT
+        self,
+        tx_hash: bytes | str,
+        timeout: float = DEFAULT_COMMIT_TIMEOUT,
+        *,
+        signer: Signer | None = None,
     ) -> Receipt:
         """Wait until the transaction is committed and return its receipt (which may record a
-        failure: check ``receipt.ok``). Raises :class:`Unavailable` after ``timeout`` s."""
+        failure: check ``receipt.ok``). Raises :class:`Unavailable` after ``timeout`` s.
+        The receipt of a private call is read with a request signed by ``signer`` (its
+        sender's key; :meth:`send` passes it), once it is committed."""
         h = bytes.fromhex(_hex_arg(tx_hash, "tx hash", 32))
         deadline = time.monotonic() + timeout
         delay, last = 0.05, "unknown"
@@ -664,6 +702,11 @@ class Client(_Base):
             except NotFound:
                 info, last = None, "unknown to the node"
             if info is not None:
+                if info.committed and info.withheld is not None:
+                    if signer is not None:
+                        info = self.tx(h, signer=signer)
+                    if info.receipt is None:
+                        raise self._withheld_error(info, signer)
                 if info.receipt is not None:
                     return info.receipt
                 last = info.status
@@ -733,7 +776,7 @@ class Client(_Base):
             endorsers=endorsers,
         )
         tx_hash = self.submit(tx)
-        return self.wait_for_commit(tx_hash, timeout) if wait else tx_hash
+        return self.wait_for_commit(tx_hash, timeout, signer=signer) if wait else tx_hash
 
     # -- state -------------------------------------------------------------------------------
     def _send_committed(
@@ -977,9 +1020,13 @@ class AsyncClient(_Base):
         await self._suite_hash()
         return (await self._validators_at(height))[1]
 
-    async def block(self, height: int | None = None) -> BlockInfo:
+    async def block(self, height: int | None = None, *, signer: Signer | None = None) -> BlockInfo:
         new = await self._suite_hash()
-        raw = await self._call(self._block_call(height))
+        call = self._block_call(height)
+        if signer is None:
+            raw = await self._call(call)
+        else:
+            raw = _parse.parsed("block", (await self._signed(signer, "GET", call.path)).json)
         return _parse.parsed("block", lambda: _parse.block_info(raw, new))
 
     async def block_by_hash(self, block_hash: bytes | str) -> BlockInfo:
@@ -995,9 +1042,13 @@ class AsyncClient(_Base):
     async def submit_batch(self, txs: Sequence[Transaction | bytes]) -> list[SubmitResult]:
         return self._batch_results(await self._call(self._submit_many(txs)), len(txs))
 
-    async def tx(self, tx_hash: bytes | str) -> TxInfo:
+    async def tx(self, tx_hash: bytes | str, *, signer: Signer | None = None) -> TxInfo:
         new = await self._suite_hash()
-        raw = await self._call(_Call("GET", f"/v1/txs/{_hex_arg(tx_hash, 'tx hash', 32)}"))
+        path = f"/v1/txs/{_hex_arg(tx_hash, 'tx hash', 32)}"
+        if signer is None:
+            raw = await self._call(_Call("GET", path))
+        else:
+            raw = _parse.parsed("transaction", (await self._signed(signer, "GET", path)).json)
         return _parse.parsed("transaction", lambda: _parse.tx_info(raw, new))
 
     async def account(self, address: bytes | str) -> AccountInfo:
@@ -1023,8 +1074,13 @@ class AsyncClient(_Base):
         return self._build(signer, contract, method, args, nonce, expiry, gas_limit, endorsers)
 
     async def wait_for_commit(
-        self, tx_hash: bytes | str, timeout: float = DEFAULT_COMMIT_TIMEOUT
+        self,
+        tx_hash: bytes | str,
+        timeout: float = DEFAULT_COMMIT_TIMEOUT,
+        *,
+        signer: Signer | None = None,
     ) -> Receipt:
+        """As :meth:`Client.wait_for_commit`, awaited."""
         h = bytes.fromhex(_hex_arg(tx_hash, "tx hash", 32))
         deadline = time.monotonic() + timeout
         delay, last = 0.05, "unknown"
@@ -1034,6 +1090,11 @@ class AsyncClient(_Base):
             except NotFound:
                 info, last = None, "unknown to the node"
             if info is not None:
+                if info.committed and info.withheld is not None:
+                    if signer is not None:
+                        info = await self.tx(h, signer=signer)
+                    if info.receipt is None:
+                        raise self._withheld_error(info, signer)
                 if info.receipt is not None:
                     return info.receipt
                 last = info.status
@@ -1068,7 +1129,7 @@ class AsyncClient(_Base):
             gas_limit=gas_limit,
             endorsers=endorsers,
         )
-        return await self.wait_for_commit(await self.submit(tx), timeout)
+        return await self.wait_for_commit(await self.submit(tx), timeout, signer=signer)
 
     async def _send_committed(
         self,

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from citychain.crypto import HashNew, suite_for
 from citychain.errors import CitychainError, DecodeError, ErrorCode
+from citychain.proof import merkle
 from citychain.sdk._types import (
     AccountInfo,
     BlockInfo,
@@ -27,6 +28,7 @@ from citychain.sdk._types import (
     SubmitResult,
     TxInfo,
     TxStatus,
+    WithheldTx,
 )
 from citychain.types import (
     Block,
@@ -153,6 +155,20 @@ def transaction(raw: Any, hash_new: HashNew = _SHA256) -> Transaction:
     return tx
 
 
+def withheld_tx(raw: Any) -> WithheldTx:
+    """A transaction the node withheld from this reader (``"withheld": true``)."""
+    d = obj(raw)
+    if d.get("withheld") is not True:
+        raise ValueError("a withheld transaction must say so ('withheld': true)")
+    return WithheldTx(
+        hexb(d["hash"], 32), text(d["contract"]), text(d["method"]), hexb(d["leaf"], 32)
+    )
+
+
+def _is_withheld(raw: Any) -> bool:
+    return isinstance(raw, dict) and "withheld" in raw
+
+
 def event(raw: Any) -> Event:
     d = obj(raw)
     return Event(text(d["contract"]), text(d["type"]), json_to_codec(obj(d["attributes"])))
@@ -213,24 +229,48 @@ def evidence(raw: Any, hash_new: HashNew = _SHA256) -> DuplicateVoteEvidence:
 
 def block_info(raw: Any, hash_new: HashNew = _SHA256) -> BlockInfo:
     d = obj(raw)
+    items = d["txs"]
+    if not isinstance(items, list):
+        raise ValueError("'txs' must be a list")
+    withheld = tuple((i, withheld_tx(t)) for i, t in enumerate(items) if _is_withheld(t))
+    hidden = {i for i, _ in withheld}
     b = Block(
         header(d["header"], hash_new),
-        tuple(transaction(t, hash_new) for t in d["txs"]),
+        tuple(transaction(t, hash_new) for i, t in enumerate(items) if i not in hidden),
         tuple(evidence(e, hash_new) for e in d.get("evidence", [])),
     )
-    b.check_tx_root()
+    if withheld:
+        # The header commits to every transaction: the shown ones by their bytes, the
+        # withheld ones by the leaf the node gave, which must sit where the root says.
+        shown, by_index = iter(b.txs), dict(withheld)
+        leaves = [
+            by_index[i].leaf if i in by_index else merkle.leaf_hash(next(shown).encode(), hash_new)
+            for i in range(len(items))
+        ]
+        if merkle.root_of_leaves(leaves, hash_new) != b.header.tx_root:
+            raise ValueError("transactions do not match the header's tx_root")
+    else:
+        b.check_tx_root()
     c = commit(d["commit"])
     if c.block_hash != b.hash or c.height != b.height:
         raise ValueError("the commit is for another block")
-    return BlockInfo(b, c)
+    return BlockInfo(b, c, withheld)
 
 
 def tx_info(raw: Any, hash_new: HashNew = _SHA256) -> TxInfo:
     d = obj(raw)
-    tx = transaction(d["tx"], hash_new)
     status = text(d["status"])
     if status not in (TxStatus.PENDING, TxStatus.COMMITTED):
         raise ValueError(f"unknown transaction status {status!r}")
+    if _is_withheld(d["tx"]):
+        w = withheld_tx(d["tx"])
+        if "hash" in d and hexb(d["hash"], 32) != w.hash:
+            raise ValueError("the transaction is not the one asked for")
+        if d.get("receipt") is not None:
+            raise ValueError("a withheld transaction comes without its receipt")
+        height, index = opt_int(d.get("height")), opt_int(d.get("index"))
+        return TxInfo(TxStatus(status), None, height, index, None, w)
+    tx = transaction(d["tx"], hash_new)
     if "hash" in d and hexb(d["hash"], 32) != tx.hash:
         raise ValueError("the transaction does not hash to its reported hash")
     r = receipt(d["receipt"]) if d.get("receipt") is not None else None

@@ -21,6 +21,7 @@ from citychain.types.answers import StateProof as StateProof
 from citychain.types.answers import SubmitResult as SubmitResult
 from citychain.types.answers import TxInfo as TxInfo
 from citychain.types.answers import TxStatus as TxStatus
+from citychain.types.answers import WithheldTx as WithheldTx
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from citychain.types.answers import StateProof as StateProof
 from citychain.types.answers import SubmitResult as SubmitResult
 from citychain.types.answers import TxInfo as TxInfo
 from citychain.types.answers import TxStatus as TxStatus
+from citychain.types.answers import WithheldTx as WithheldTx
 from citychain.types.block import Block as Block
 from citychain.types.block import Commit as Commit
 from citychain.types.block import CommitSig as CommitSig
@@ -49,6 +50,7 @@ __all__ = [
     "ValidatorSet",
     "Vote",
     "VoteType",
+    "WithheldTx",
     "evidence_root",
     "tx_root",
     "vote_signing_bytes",

@@ -12,11 +12,13 @@ epoch; contract values are canonical values with byte strings as ``{"hex": "..."
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from citychain.errors import ErrorCode
+from citychain.proof import merkle
 from citychain.types.block import Block, Commit, Header
 from citychain.types.evidence import DuplicateVoteEvidence
 from citychain.types.receipt import CommittedEvent, Receipt
@@ -32,6 +34,7 @@ __all__ = [
     "SubmitResult",
     "TxInfo",
     "TxStatus",
+    "WithheldTx",
     "closed_message_json",
     "event_message_json",
     "query_json",
@@ -75,6 +78,41 @@ class SubmitResult:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class WithheldTx:
+    """A transaction whose content the node did not show this reader.
+
+    A call of a method whose calls are not public (a contract's ``private_methods``: a data
+    request's purpose, the people a dataset version is about...) is shown whole only to its
+    sender, its endorsers and members in good standing of an organisation, by a signed read
+    (RFC 9421); anyone else is told only what is here: its hash, the contract and method it
+    called, and its ``leaf`` in the block's ``tx_root`` (the Merkle leaf hash of its
+    encoding), so the header's commitment to the block's transactions still checks.
+    """
+
+    hash: bytes
+    contract: str
+    method: str
+    leaf: bytes
+
+    @classmethod
+    def of(cls, tx: Transaction) -> WithheldTx:
+        return cls(tx.hash, tx.contract, tx.method, merkle.leaf_hash(tx.encode(), tx.hash_new))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "hash": self.hash.hex(),
+            "contract": self.contract,
+            "method": self.method,
+            "leaf": self.leaf.hex(),
+            "withheld": True,
+        }
+
+
+#: Which transactions an answer withholds from its reader (see :class:`WithheldTx`).
+Withhold = Callable[[Transaction], bool]
+
+
 class TxStatus(StrEnum):
     PENDING = "pending"  # in the node's mempool
     COMMITTED = "committed"  # in a committed block, with a receipt
@@ -84,37 +122,51 @@ class TxStatus(StrEnum):
 @dataclass(frozen=True, slots=True)
 class TxInfo:
     """Where a transaction is. ``tx`` is set unless the status is ``UNKNOWN`` (the API answers
-    404 then, so the SDK only ever returns ``pending`` or ``committed``); ``height``, ``index``
-    (its position in the block) and ``receipt`` are set only when ``COMMITTED``."""
+    404 then, so the SDK only ever returns ``pending`` or ``committed``) or the node withheld
+    it from this reader (``withheld`` is set instead, and ``receipt`` stays None);
+    ``height``, ``index`` (its position in the block) and ``receipt`` are set only when
+    ``COMMITTED``."""
 
     status: TxStatus
     tx: Transaction | None = None
     height: int | None = None
     index: int | None = None
     receipt: Receipt | None = None
+    withheld: WithheldTx | None = None
 
     @property
     def tx_hash(self) -> bytes:
         """The transaction's hash (an unknown transaction has none here: ``ValueError``)."""
-        if self.tx is None:
-            raise ValueError("an unknown transaction carries no hash")
-        return self.tx.hash
+        if self.tx is not None:
+            return self.tx.hash
+        if self.withheld is not None:
+            return self.withheld.hash
+        raise ValueError("an unknown transaction carries no hash")
 
     @property
     def committed(self) -> bool:
         return self.status == TxStatus.COMMITTED
 
-    def to_json(self) -> dict[str, Any]:
-        """``GET /v1/txs/{hash}``: the transaction, and once committed its place and receipt."""
-        if self.tx is None:
+    def to_json(self, withhold: Withhold | None = None) -> dict[str, Any]:
+        """``GET /v1/txs/{hash}``: the transaction, and once committed its place and receipt;
+        only its :class:`WithheldTx` form, and no receipt, if ``withhold`` says so."""
+        withheld = self.withheld
+        if self.tx is not None and withhold is not None and withhold(self.tx):
+            withheld = WithheldTx.of(self.tx)
+        if withheld is not None:
+            tx, receipt = withheld.to_json(), None
+        elif self.tx is not None:
+            tx = self.tx.to_json()
+            receipt = self.receipt.to_json() if self.receipt is not None else None
+        else:
             raise ValueError("an unknown transaction has no JSON answer (the API answers 404)")
         return {
-            "hash": self.tx.hash.hex(),
+            "hash": self.tx_hash.hex(),
             "status": self.status.value,
-            "tx": self.tx.to_json(),
+            "tx": tx,
             "height": self.height,
             "index": self.index,
-            "receipt": self.receipt.to_json() if self.receipt is not None else None,
+            "receipt": receipt,
         }
 
 
@@ -125,10 +177,25 @@ class BlockInfo:
     The SDK checks that the header hashes to the block hash the node reported, that every
     transaction hashes to its reported hash, and that the transactions match the header's
     ``tx_root``. It does not check the commit's signatures here (``get_state`` does).
+
+    ``withheld`` lists, by their index in the block, the transactions the node did not show
+    this reader (:class:`WithheldTx`); when it is not empty, ``block.txs`` holds only the
+    others, in block order, and the block cannot be encoded or executed again from this
+    answer (:meth:`entries` gives all of them in order). The ``tx_root`` check covers both.
     """
 
     block: Block
     commit: Commit
+    withheld: tuple[tuple[int, WithheldTx], ...] = ()
+
+    def entries(self) -> list[Transaction | WithheldTx]:
+        """The block's transactions in order, each as this reader was shown it."""
+        if not self.withheld:
+            return list(self.block.txs)
+        hidden = dict(self.withheld)
+        shown = iter(self.block.txs)
+        total = len(self.block.txs) + len(hidden)
+        return [hidden[i] if i in hidden else next(shown) for i in range(total)]
 
     @property
     def header(self) -> Header:
@@ -142,13 +209,21 @@ class BlockInfo:
     def hash(self) -> bytes:
         return self.block.hash
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, withhold: Withhold | None = None) -> dict[str, Any]:
+        """The JSON of ``GET /v1/blocks/...``; a transaction ``withhold`` picks appears only
+        in its :class:`WithheldTx` form."""
         header = self.block.header.to_json()
+        txs = [
+            tx.to_json()
+            if isinstance(tx, WithheldTx) or withhold is None or not withhold(tx)
+            else WithheldTx.of(tx).to_json()
+            for tx in self.entries()
+        ]
         return {
             "hash": header["hash"],
             "height": self.block.height,
             "header": header,
-            "txs": [tx.to_json() for tx in self.block.txs],
+            "txs": txs,
             "evidence": [e.to_json() for e in self.block.evidence],
             "commit": self.commit.to_json(),
         }

@@ -44,7 +44,9 @@ router = APIRouter(tags=["events"])
 async def events_http() -> Response:
     """A WebSocket endpoint: connect to ``ws://HOST/v1/events?contract=&type=`` (both
     filters optional). Each text message is an ``EventMessage``; the server sends a
-    ``ClosedMessage`` before it closes the stream. A plain HTTP GET answers 426."""
+    ``ClosedMessage`` before it closes the stream. The events of private calls (a contract's
+    ``private_methods``, e.g. a data request or download) are not streamed: the stream is
+    unsigned, and they say who asked what of whom. A plain HTTP GET answers 426."""
     return error_response(
         426,
         ErrorCode.UNSUPPORTED,

@@ -24,6 +24,7 @@ from citychain.api._errors import (
     error_response,
     http_status,
 )
+from citychain.api._withhold import withholding
 from citychain.api.openapi import cbor_or_json_body, error_responses
 from citychain.api.routes._common import HashParam, Limits, LimitsDep, ServiceDep, json
 from citychain.api.service import NodeService, SubmitResult, TxStatus
@@ -140,7 +141,10 @@ async def submit_one(request: Request, service: ServiceDep, limits: LimitsDep) -
     responses=error_responses(),
     summary="A transaction and, once committed, its receipt",
 )
-async def get_tx(tx_hash: HashParam, service: ServiceDep) -> Response:
+async def get_tx(tx_hash: HashParam, request: Request, service: ServiceDep) -> Response:
+    """A private call (a contract's ``private_methods``) is shown whole, with its receipt,
+    only to a signed read (RFC 9421) by its sender, an endorser or a member in good standing;
+    to anyone else as ``{hash, contract, method, leaf, withheld: true}`` with no receipt."""
     h = parse_hex(tx_hash, "transaction hash", size=32)
     info = service.tx(h)
     if info.status == TxStatus.UNKNOWN or info.tx is None:
@@ -148,4 +152,4 @@ async def get_tx(tx_hash: HashParam, service: ServiceDep) -> Response:
             f"transaction {h.hex()} is unknown to this node (never received, or dropped "
             "from the mempool before it was committed)"
         )
-    return json(info.to_json())
+    return json(info.to_json(await withholding(request, service, [info.tx])))

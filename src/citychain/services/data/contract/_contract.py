@@ -134,6 +134,13 @@ class Data(PrivateCollections, Contract):
         sh.RESOURCE_GRANT_IDS, sh.AUDIT, sh.RESOURCE_AUDIT, sh.SUBJECT_AUDIT, sh.WRAP,
         sh.SUBJECT_RESOURCES, sh.VERSION_SUBJECTS,
     )  # fmt: skip
+    #: Calls whose transactions the API withholds from anyone but their signers and members
+    #: in good standing: the same facts as the private state above, as the blocks carry them
+    #: (who asked for which resource, about whom and why; the subjects of a version; keys
+    #: wrapped for whom; who downloaded what).
+    private_methods = frozenset(
+        {"request_access", "decide", "revoke", "record_access", "add_version", "wrap_key"}
+    )
 
     # -- the catalogue ---------------------------------------------------------------------
     def _approvers_are_staff(self, ctx: Context, rec: dict[str, Any]) -> None:
