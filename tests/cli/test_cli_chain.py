@@ -202,6 +202,32 @@ def test_query_tx_block_contract_account(
     assert (doc["nonce"], doc["pending_nonce"]) == (1, 1)
 
 
+def test_a_private_call_is_shown_whole_only_to_a_signed_read_that_may_see_it(
+    served: str, alice_key: Path, node: FakeNode, bob: Signer
+) -> None:
+    """The fake node plays token transfers as a private call (a contract's private_methods):
+    the sender's own ``tx`` command still shows its receipt, ``query`` shows the call only by
+    contract and method, and whole with ``--key`` of its sender."""
+    node.private_calls.add(("token", "transfer"))
+    r = tx("transfer", "--to", bob.address.hex(), "--amount", "3", "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["receipt"]["code"] == "ok"
+    h = doc["hash"]["hex"]
+    r = run("query", "tx", h)
+    assert r.exit_code == 0 and "token.transfer" in r.stdout and "withheld" in r.stdout
+    assert bob.address.hex() not in r.stdout
+    anon = json.loads(run("query", "tx", h, "--json").stdout)
+    assert anon["tx"]["withheld"] is True and anon["receipt"] is None
+    r = run("query", "block", "1")
+    assert r.exit_code == 0 and "withheld" in r.stdout and h in r.stdout
+    signed = run("query", "tx", h, "--json", "--key", "alice", env=ENV)
+    assert signed.exit_code == 0, signed.output
+    assert json.loads(signed.stdout)["tx"]["args"]["amount"] == 3
+    whole = json.loads(run("query", "block", "1", "--json", "--key", "alice", env=ENV).stdout)
+    assert whole["txs"][0]["args"]["to"] == {"hex": bob.address.hex()}
+
+
 def test_no_node_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CITYCHAIN_NODE", "http://127.0.0.1:9")
     for args in (["status"], ["query", "block"], ["query", "balance", "00" * 20]):

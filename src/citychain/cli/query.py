@@ -12,11 +12,13 @@ from rich.table import Table
 
 from citychain import codec
 from citychain.cli._client import Trust, make_client, trust_from
+from citychain.cli._keys_access import load_signer
 from citychain.cli._output import (
     DEFAULT_NODE,
     HomeOpt,
     JsonOpt,
     NodeOpt,
+    PassFileOpt,
     console,
     handles_errors,
     parse_address,
@@ -25,9 +27,10 @@ from citychain.cli._output import (
     print_json,
     show_value,
 )
+from citychain.crypto import Signer
 from citychain.errors import DecodeError
 from citychain.sdk import VerifiedValue
-from citychain.types import Transaction
+from citychain.types import Transaction, WithheldTx
 
 query_app = typer.Typer(help="Read chain state, transactions and blocks.", no_args_is_help=True)
 
@@ -152,35 +155,52 @@ def _tx_table(tx: Transaction) -> Table:
     return t
 
 
+ReaderOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--key",
+        help="Sign the read with this key (a name in <home>/keys or a key file): a private "
+        "call is shown whole to its sender or endorser and to members in good standing.",
+    ),
+]
+
+
+def _reader(key: str | None, home: Path | None, passphrase_file: Path | None) -> Signer | None:
+    return None if key is None else load_signer(key, home, passphrase_file=passphrase_file)
+
+
+def _withheld_line(w: WithheldTx) -> str:
+    return f"{w.contract}.{w.method} [dim](withheld: a private call; read it with --key)[/]"
+
+
 @query_app.command("tx")
 @handles_errors
 def tx(
     tx_hash: Annotated[str, typer.Argument(metavar="HASH", help="Transaction hash (64 hex).")],
     node: NodeOpt = DEFAULT_NODE,
     as_json: JsonOpt = False,
+    key: ReaderOpt = None,
+    home: HomeOpt = None,
+    passphrase_file: PassFileOpt = None,
 ) -> None:
-    """A transaction: pending, or committed with its receipt."""
+    """A transaction: pending, or committed with its receipt (a private call: only its
+    contract and method, unless --key signs the read for its sender or a member)."""
     h = parse_hex(tx_hash, "transaction hash", 32)
+    reader = _reader(key, home, passphrase_file)
     with make_client(node) as client:
-        info = client.tx(h)
-    tx = info.tx
-    if tx is None:  # the SDK answers NotFound for an unknown transaction: never here
-        raise DecodeError(f"the node answered no transaction for {h.hex()}")
+        info = client.tx(h, signer=reader)
     if as_json:
-        print_json(
-            {
-                "hash": info.tx_hash,
-                "status": info.status,
-                "height": info.height,
-                "index": info.index,
-                "tx": tx.to_json(),
-                "receipt": info.receipt.to_json() if info.receipt else None,
-            }
-        )
+        print_json(info.to_json())
         return
     console.print(f"transaction [bold]{info.tx_hash.hex()}[/]: {info.status}")
     if info.committed:
         console.print(f"  in block {info.height} at index {info.index}")
+    tx = info.tx
+    if tx is None:
+        if info.withheld is None:  # the SDK answers NotFound for an unknown one: never here
+            raise DecodeError(f"the node answered no transaction for {h.hex()}")
+        console.print(f"  call {_withheld_line(info.withheld)}")
+        return
     console.print(_tx_table(tx))
     r = info.receipt
     if r is not None:
@@ -199,21 +219,18 @@ def block(
     ] = None,
     node: NodeOpt = DEFAULT_NODE,
     as_json: JsonOpt = False,
+    key: ReaderOpt = None,
+    home: HomeOpt = None,
+    passphrase_file: PassFileOpt = None,
 ) -> None:
-    """A committed block: header, transactions and the commit that finalised it."""
+    """A committed block: header, transactions and the commit that finalised it (private
+    calls only by contract and method, unless --key signs the read for a member)."""
+    reader = _reader(key, home, passphrase_file)
     with make_client(node) as client:
-        info = client.block(height)
+        info = client.block(height, signer=reader)
     h = info.header
     if as_json:
-        print_json(
-            {
-                "hash": info.hash,
-                "height": info.height,
-                "header": h.to_json(),
-                "txs": [t.to_json() for t in info.block.txs],
-                "commit": info.commit.to_json(),
-            }
-        )
+        print_json(info.to_json())
         return
     t = Table(box=None, show_header=False, pad_edge=False)
     t.add_row("block", f"[bold]{h.height}[/]  {info.hash.hex()}")
@@ -222,10 +239,12 @@ def block(
     t.add_row("state root", h.state_root.hex())
     t.add_row("proposer", h.proposer.hex())
     t.add_row("signatures", str(len(info.commit.signatures)))
-    t.add_row("transactions", str(len(info.block.txs)))
+    entries = info.entries()
+    t.add_row("transactions", str(len(entries)))
     console.print(t)
-    for i, x in enumerate(info.block.txs):
-        console.print(f"  {i:>4}  {x.hash.hex()}  {x.contract}.{x.method}")
+    for i, x in enumerate(entries):
+        call = _withheld_line(x) if isinstance(x, WithheldTx) else f"{x.contract}.{x.method}"
+        console.print(f"  {i:>4}  {x.hash.hex()}  {call}")
 
 
 @query_app.command("account")
