@@ -17,7 +17,7 @@ import hashlib
 import threading
 import time
 import warnings
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -168,10 +168,17 @@ class SparseMerkleTree:
 
 
 class FakeStream:
-    def __init__(self, node: FakeNode, contract: str | None, event_type: str | None) -> None:
+    def __init__(
+        self,
+        node: FakeNode,
+        contract: str | None,
+        event_type: str | None,
+        shows_private: Callable[[Transaction], bool] | None = None,
+    ) -> None:
         self.node = node
         self.contract = contract
         self.event_type = event_type
+        self.shows_private = shows_private
         self.loop = asyncio.get_running_loop()
         self.queue: asyncio.Queue[CommittedEvent | None] = asyncio.Queue(node.queue_size)
         self.closed_reason: str | None = None
@@ -412,10 +419,15 @@ class FakeNode:
             )
         return self.validator_set
 
-    def subscribe(self, contract: str | None, event_type: str | None) -> FakeStream:
+    def subscribe(
+        self,
+        contract: str | None,
+        event_type: str | None,
+        shows_private: Callable[[Transaction], bool] | None = None,
+    ) -> FakeStream:
         if len(self.streams) >= self.max_subscribers:
             raise Unavailable("too many subscribers")
-        stream = FakeStream(self, contract, event_type)
+        stream = FakeStream(self, contract, event_type, shows_private)
         self.streams.add(stream)
         return stream
 
@@ -550,10 +562,12 @@ class FakeNode:
         self.state = state
         self.height_gauge.set(height)
         for i, (tx, receipt) in enumerate(zip(txs, receipts, strict=True)):
+            private = self.private_call(tx)  # as the node: only to those who may read it
             for ev in receipt.events:
                 item = CommittedEvent(height, tx.hash, i, ev)
                 for stream in list(self.streams):
-                    if stream.matches(ev):
+                    shows = stream.shows_private
+                    if stream.matches(ev) and (not private or (shows is not None and shows(tx))):
                         stream.offer(item)
         return block
 

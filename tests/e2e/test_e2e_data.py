@@ -17,7 +17,7 @@ What the departments and the citizen rely on:
 * anyone checks a file against the catalogue, with a proof verified against the validators;
 * the blocks say no more than the signed reads: a request, a decision, a download or a
   version's subjects are withheld from anyone but the call's signer and members, and the
-  event stream carries none of them.
+  event stream carries them only to a subscriber that signed in as one of those.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def test_three_departments_and_a_citizen_share_data_through_the_chain(
     auditor = Signer.generate(ED25519)
     url = net.api(0)
     stream = connect(events_url(url, "data", None), open_timeout=30, proxy=None)
-    with stream, Client(url) as c:
+    with stream, Client(url) as c, c.subscribe("data", "pending", signer=health) as pending:
         # An auditor of the civil-affairs office (the governance role).
         tx = Transaction.create(
             civil,
@@ -248,6 +248,9 @@ def test_three_departments_and_a_citizen_share_data_through_the_chain(
                 streamed.append(json.loads(stream.recv(timeout=1))["event"]["type"])
         assert streamed[:3] == ["register"] * 3, streamed  # the catalogue is public
         assert set(streamed) <= {"register", "update", "retire"}, streamed
+        # The approver, a member, subscribed with a signature: it sees requests wait for it.
+        waiting = next(pending)
+        assert waiting.event.attributes["request"] == asked["request"]
 
         # -- anyone verifies a file against the chain, with a proof ------------------------
         (check := tmp_path / "received.csv").write_bytes(data)

@@ -201,7 +201,7 @@ class ChainService:
             )
         return self.chain.validators(height)
 
-    def subscribe(self, contract: str | None, event_type: str | None) -> Any:
+    def subscribe(self, contract: str | None, event_type: str | None, shows: Any = None) -> Any:
         raise Unavailable("no subscriptions in this test service")
 
     def health(self) -> tuple[bool, dict[str, Any]]:

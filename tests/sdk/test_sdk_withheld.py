@@ -12,6 +12,7 @@ node's table of private calls and its event stream are tested in tests/e2e/test_
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 
 import httpx
@@ -22,7 +23,16 @@ from citychain.api import create_app
 from citychain.crypto import Signer
 from citychain.errors import CitychainError, ErrorCode, InvalidInput
 from citychain.proof import merkle
-from citychain.sdk import AsyncClient, Client, SignedRequests, WithheldTx, _parse, sign_request
+from citychain.sdk import (
+    AsyncClient,
+    Client,
+    SignedRequests,
+    WithheldTx,
+    _events,
+    _parse,
+    sign_request,
+)
+from citychain.sdk._events import signed_headers
 from citychain.types import Transaction
 
 CAROL = seeded_signer(102)  # a member in good standing
@@ -170,3 +180,36 @@ def test_the_async_client_reads_private_calls_as_the_blocking_one(
                 await c.wait_for_commit(receipt.tx_hash, 5)
 
     asyncio.run(run())
+
+
+def test_events_of_a_private_call_go_only_to_subscribers_that_may_read_it(
+    url: str, node: FakeNode, alice: Signer, bob: Signer
+) -> None:
+    with Client(url) as c, contextlib.ExitStack() as stack:
+        anon, member, sender, other = (
+            stack.enter_context(c.subscribe("token", signer=s)) for s in (None, CAROL, alice, bob)
+        )
+        private = node.make_tx(alice, "transfer", {"to": bob.address, "amount": 5})
+        c.submit(private)
+        node.private_calls.clear()
+        public = node.make_tx(alice, "transfer", {"to": bob.address, "amount": 6})
+        c.submit(public)
+        assert next(member).tx_hash == private.hash and next(member).tx_hash == public.hash
+        assert next(sender).tx_hash == private.hash
+        assert next(anon).tx_hash == public.hash  # the private call's event never came
+        assert next(other).tx_hash == public.hash
+
+
+def test_a_subscription_whose_signature_does_not_verify_is_refused_with_the_reason(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def tampered(u: str, signer: Signer | None) -> dict[str, str]:
+        headers = signed_headers(u, signer)
+        headers["signature"] = headers["signature"].replace(":", ":AAAA", 1)
+        return headers
+
+    monkeypatch.setattr(_events, "signed_headers", tampered)
+    with Client(url) as c, pytest.raises(CitychainError) as refused:
+        c.subscribe("token", signer=CAROL)
+    assert refused.value.code == ErrorCode.SIGNATURE_INVALID
+    assert "cannot open event stream" in refused.value.message

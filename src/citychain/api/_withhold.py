@@ -23,23 +23,50 @@ a signature that does not verify              401, as on every signed route
 
 The membership is read from the latest state (``gov.member``), as the services' signed
 routes read it. Public calls are always shown whole, signed or not.
+
+The event stream (``/v1/events``, a WebSocket) follows the same table with the handshake's
+signature: an unsigned subscriber gets no event of a private call, a member every one, another
+signer those of the calls it signed. The handshake signs its ``http(s)://`` form (what RFC 6455
+sends is that GET), and who the subscriber is is decided once, when it subscribes: a member
+removed later keeps an open stream until it reconnects.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 
-from citychain.api._httpsig import signed_request
+from citychain.api._httpsig import SignedBy, signed_request, verifier_of
 from citychain.api.service import NodeService
 from citychain.types import Transaction
 from citychain.types.answers import Withhold
 
-__all__ = ["withholding"]
+__all__ = ["subscriber_sees", "withholding"]
 
 _GOV = "gov"
+_HTTP = {"ws": "http", "wss": "https"}
+#: Which private calls a reader sees.
+Sees = Callable[[Transaction], bool]
+
+
+def _everything(tx: Transaction) -> bool:
+    return True
+
+
+async def _sees(signed: SignedBy, service: NodeService) -> Sees:
+    """The private calls ``signed``'s account may read: all for a member in good standing,
+    else those it signed (as sender or endorser)."""
+    m = await service.query(_GOV, "member", {"address": signed.address})
+    if isinstance(m, dict) and m.get("standing") == "ok":
+        return _everything
+    address, reader = service.suite.address, signed.address
+
+    def own(tx: Transaction) -> bool:
+        return any(address(pk) == reader for pk in tx.signers())
+
+    return own
 
 
 async def withholding(
@@ -52,13 +79,25 @@ async def withholding(
         return None
     if "signature-input" not in request.headers:
         return private
-    signed = await signed_request(request)
-    m = await service.query(_GOV, "member", {"address": signed.address})
-    if isinstance(m, dict) and m.get("standing") == "ok":
+    sees = await _sees(await signed_request(request), service)
+    if sees is _everything:
         return None
-    address, reader = service.suite.address, signed.address
 
     def withhold(tx: Transaction) -> bool:
-        return private(tx) and all(address(pk) != reader for pk in tx.signers())
+        return private(tx) and not sees(tx)
 
     return withhold
+
+
+async def subscriber_sees(conn: HTTPConnection, service: NodeService) -> Sees | None:
+    """Which private calls' events a ``/v1/events`` subscriber gets, from its handshake's
+    signature (None: unsigned, none of them). Raises the 401 of a signature that does not
+    verify."""
+    if "signature-input" not in conn.headers:
+        return None
+    verifier = verifier_of(conn.app)
+    scope = dict(conn.scope)
+    scope["scheme"] = _HTTP.get(scope.get("scheme", "ws"), scope.get("scheme", "http"))
+    url = verifier.target_uri(scope, conn.headers.get("host"))
+    signed = verifier.verify("GET", url, list(conn.headers.items()), b"", body_bound=False)
+    return await _sees(signed, service)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -208,8 +208,13 @@ class NodeServiceAdapter:
             )
         return self.node.chain.validators(height)
 
-    def subscribe(self, contract: str | None, event_type: str | None) -> _Stream:
-        return _Stream(self.node.subscribe(contract, event_type))
+    def subscribe(
+        self,
+        contract: str | None,
+        event_type: str | None,
+        shows_private: Callable[[Transaction], bool] | None = None,
+    ) -> _Stream:
+        return _Stream(self.node.subscribe(contract, event_type, shows_private))
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         return self.node.health()

@@ -25,7 +25,7 @@ Contract for implementers
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from citychain.crypto import CryptoSuite
@@ -114,7 +114,8 @@ class NodeService(Protocol):
     def private_call(self, tx: Transaction) -> bool:
         """Whether ``tx`` calls a method whose calls are not public (its contract's
         ``private_methods``): the API shows it whole only to its signers and to members in
-        good standing (:mod:`citychain.api._withhold`), and streams none of its events."""
+        good standing, and streams its events only to subscriptions signed by those
+        (:mod:`citychain.api._withhold`)."""
         ...
 
     def block(self, height: int) -> BlockInfo | None:
@@ -162,9 +163,15 @@ class NodeService(Protocol):
         Raises ``NotFound`` (``HEIGHT_NOT_COMMITTED``) for a height beyond the next block."""
         ...
 
-    def subscribe(self, contract: str | None, event_type: str | None) -> EventStream:
-        """A new subscription to committed events; None matches anything. May raise
-        ``Unavailable`` when the node has too many subscribers."""
+    def subscribe(
+        self,
+        contract: str | None,
+        event_type: str | None,
+        shows_private: Callable[[Transaction], bool] | None = None,
+    ) -> EventStream:
+        """A new subscription to committed events; None matches anything. The events of a
+        private call (:meth:`private_call`) go to it only if ``shows_private`` picks the call
+        (never when None). May raise ``Unavailable`` when the node has too many subscribers."""
         ...
 
     def health(self) -> tuple[bool, dict[str, Any]]:

@@ -136,8 +136,8 @@ class Contract:
     private_prefixes: ClassVar[tuple[bytes, ...]] = ()
     #: Methods whose calls are not public (their arguments, result and events say who asked
     #: what of whom): the node's API shows such a transaction whole only to its signers and
-    #: to members in good standing, withholds it from anyone else, and streams none of its
-    #: events (:mod:`citychain.api._withhold`).
+    #: to members in good standing, withholds it from anyone else, and streams its events
+    #: only to subscriptions signed by those (:mod:`citychain.api._withhold`).
     private_methods: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -60,10 +60,18 @@ SUBSCRIBER_QUEUE = 10_000
 class Subscription:
     """A bounded stream of committed events matching a filter."""
 
-    def __init__(self, node: Node, contract: str | None, event_type: str | None) -> None:
+    def __init__(
+        self,
+        node: Node,
+        contract: str | None,
+        event_type: str | None,
+        shows_private: Callable[[Transaction], bool] | None = None,
+    ) -> None:
         self._node = node
         self.contract = contract
         self.event_type = event_type
+        #: Which private calls' events this subscriber gets (None: none of them).
+        self.shows_private = shows_private
         self.queue: asyncio.Queue[CommittedEvent | None] = asyncio.Queue(SUBSCRIBER_QUEUE)
         self.closed_reason: str | None = None
 
@@ -202,8 +210,8 @@ class Node:
         # "Transactions available" (a client's or a peer's): an idle height starts its block.
         self.mempool.on_txs_available = self.engine.notify_txs
         self._subscriptions: set[Subscription] = set()
-        #: Calls whose events no subscriber gets (contracts' private_methods): the stream is
-        #: unsigned, and these events say who asked what of whom.
+        #: Calls whose events go only to subscribers that may read them (contracts'
+        #: private_methods): they say who asked what of whom.
         self._private_calls = self.chain.executor.registry.private_calls()
         self._commit_waiters: dict[bytes, list[asyncio.Future[None]]] = {}
         self._setup_metrics()
@@ -601,17 +609,25 @@ class Node:
         self.private.on_commit(block.height, pending.receipts)
         if self._subscriptions:
             for i, (tx, receipt) in enumerate(zip(block.txs, pending.receipts, strict=True)):
-                if (tx.contract, tx.method) in self._private_calls:
-                    continue
+                private = (tx.contract, tx.method) in self._private_calls
                 for ev in receipt.events:
                     item = CommittedEvent(block.height, tx.hash, i, ev)
                     for sub in list(self._subscriptions):
-                        if sub.matches(ev):
+                        if sub.matches(ev) and (
+                            not private or (sub.shows_private is not None and sub.shows_private(tx))
+                        ):
                             sub.offer(item)
         self.m_subs.set(len(self._subscriptions))
 
-    def subscribe(self, contract: str | None = None, event_type: str | None = None) -> Subscription:
-        sub = Subscription(self, contract, event_type)
+    def subscribe(
+        self,
+        contract: str | None = None,
+        event_type: str | None = None,
+        shows_private: Callable[[Transaction], bool] | None = None,
+    ) -> Subscription:
+        """Committed events matching the filter; of a private call only those
+        ``shows_private`` picks (none when None)."""
+        sub = Subscription(self, contract, event_type, shows_private)
         self._subscriptions.add(sub)
         self.m_subs.set(len(self._subscriptions))
         return sub

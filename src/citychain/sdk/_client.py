@@ -851,11 +851,21 @@ class Client(_Base):
         return LightBlock(b.header, b.commit, vs)
 
     # -- events --------------------------------------------------------------------------------
-    def subscribe(self, contract: str | None = None, type: str | None = None) -> EventSubscription:
+    def subscribe(
+        self,
+        contract: str | None = None,
+        type: str | None = None,
+        *,
+        signer: Signer | None = None,
+    ) -> EventSubscription:
         """Committed events as they happen (a WebSocket): iterate the result, close it when
         done (or use ``with``). If the node ends the stream (e.g. this client fell too far
-        behind), iteration raises the node's error (:class:`Unavailable` with the reason)."""
-        return EventSubscription(events_url(self.url, contract, type), self.timeout)
+        behind), iteration raises the node's error (:class:`Unavailable` with the reason).
+        The events of private calls come only to a subscription signed by ``signer`` (or the
+        client's own signer): all of them for a member in good standing, else those of the
+        calls it signed."""
+        url = events_url(self.url, contract, type)
+        return EventSubscription(url, self.timeout, signer or self.signer)
 
 
 class AsyncClient(_Base):
@@ -1182,7 +1192,10 @@ class AsyncClient(_Base):
         self,
         contract: str | None = None,
         type: str | None = None,
+        *,
+        signer: Signer | None = None,
     ) -> AsyncEventSubscription:
         """Committed events: ``async with client.subscribe() as events: async for e in
-        events: ...``."""
-        return AsyncEventSubscription(events_url(self.url, contract, type), self.timeout)
+        events: ...`` (private calls' events as :meth:`Client.subscribe` says)."""
+        url = events_url(self.url, contract, type)
+        return AsyncEventSubscription(url, self.timeout, signer or self.signer)

@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from citychain.crypto import Signer
 from citychain.errors import CitychainError, Unavailable
 from citychain.sdk import _parse
 from citychain.sdk._errors import error_from
@@ -39,24 +40,58 @@ def _message(text: str | bytes) -> CommittedEvent:
     return _parse.parsed("event message", lambda: _parse.committed_event(raw))
 
 
+def _not_opened(url: str, exc: Exception) -> CitychainError:
+    """Why the handshake failed: the node's coded refusal when it answered one (a 401 for a
+    signature that does not verify, a 503 when it has too many subscribers), else
+    :class:`Unavailable` naming the cause."""
+    body = getattr(getattr(exc, "response", None), "body", None)
+    if body:
+        try:
+            d = json.loads(body)
+            return error_from(str(d["code"]), f"cannot open event stream {url}: {d['message']}")
+        except (ValueError, KeyError, TypeError):
+            pass
+    return Unavailable(f"cannot open event stream {url}: {exc}")
+
+
 def _lost(url: str, exc: Exception) -> Unavailable:
     return Unavailable(f"event stream {url} was cut: {exc}")
+
+
+def signed_headers(url: str, signer: Signer | None) -> dict[str, str]:
+    """The RFC 9421 signature fields of a subscription's handshake for ``signer`` (none for
+    None). What is signed is the handshake's ``http(s)://`` URI: RFC 6455 sends that GET, and
+    the node (or the proxy in front of it) sees it so."""
+    if signer is None:
+        return {}
+    import httpx
+
+    from citychain.sdk._httpsig import sign_request
+
+    parts = urlsplit(url)
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+    request = httpx.Request("GET", urlunsplit((scheme, *parts[1:])))
+    sign_request(request, signer)
+    return {k: request.headers[k] for k in ("signature-input", "signature")}
 
 
 class EventSubscription:
     """A blocking iterator of :class:`CommittedEvent`; close it (or use ``with``) when done."""
 
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(self, url: str, timeout: float, signer: Signer | None = None) -> None:
         from websockets.sync.client import connect
 
         self.url = url
         self._closed_by_us = False
         self._stack = ExitStack()
+        headers = signed_headers(url, signer)
         try:
             # Entered as a context manager: websockets >= 17.1 deprecates using it bare.
-            self._ws = self._stack.enter_context(connect(url, open_timeout=timeout, proxy=None))
+            self._ws = self._stack.enter_context(
+                connect(url, open_timeout=timeout, proxy=None, additional_headers=headers)
+            )
         except Exception as exc:  # OSError, TimeoutError, websockets' handshake errors
-            raise Unavailable(f"cannot open event stream {url}: {exc}") from None
+            raise _not_opened(url, exc) from None
 
     def __iter__(self) -> Iterator[CommittedEvent]:
         return self
@@ -91,9 +126,10 @@ class EventSubscription:
 class AsyncEventSubscription:
     """``async with client.subscribe(...) as events: async for event in events: ...``"""
 
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(self, url: str, timeout: float, signer: Signer | None = None) -> None:
         self.url = url
         self.timeout = timeout
+        self._signer = signer
         self._ws: Any = None
         self._closed_by_us = False
 
@@ -101,11 +137,16 @@ class AsyncEventSubscription:
         from websockets.asyncio.client import connect
 
         try:
-            self._ws = await connect(self.url, open_timeout=self.timeout, proxy=None)
+            self._ws = await connect(
+                self.url,
+                open_timeout=self.timeout,
+                proxy=None,
+                additional_headers=signed_headers(self.url, self._signer),
+            )
         except CitychainError:
             raise
         except Exception as exc:
-            raise Unavailable(f"cannot open event stream {self.url}: {exc}") from None
+            raise _not_opened(self.url, exc) from None
         return self
 
     async def __aexit__(self, *exc: object) -> None:

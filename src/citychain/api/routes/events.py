@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 from fastapi import APIRouter, WebSocket
 from starlette.responses import Response
@@ -26,10 +27,12 @@ from citychain.api import models as m
 from citychain.api._body import check_name
 from citychain.api._errors import INTERNAL_MESSAGE, bad_arguments, error_response, http_status, log
 from citychain.api._json import dumps
+from citychain.api._withhold import subscriber_sees
 from citychain.api.limits import SubscriberSlots
 from citychain.api.routes._common import ServiceDep
 from citychain.api.service import EventStream, NodeService
 from citychain.errors import CitychainError, ErrorCode
+from citychain.types import Transaction
 from citychain.types.answers import closed_message_json, event_message_json
 
 router = APIRouter(tags=["events"])
@@ -44,9 +47,10 @@ router = APIRouter(tags=["events"])
 async def events_http() -> Response:
     """A WebSocket endpoint: connect to ``ws://HOST/v1/events?contract=&type=`` (both
     filters optional). Each text message is an ``EventMessage``; the server sends a
-    ``ClosedMessage`` before it closes the stream. The events of private calls (a contract's
-    ``private_methods``, e.g. a data request or download) are not streamed: the stream is
-    unsigned, and they say who asked what of whom. A plain HTTP GET answers 426."""
+    ``ClosedMessage`` before it closes the stream. The events of a private call (a contract's
+    ``private_methods``, e.g. a data request or download) go only to a subscriber whose
+    handshake is signed (RFC 9421, over its ``http(s)://`` URI) by a member in good standing
+    or by the call's sender or endorser. A plain HTTP GET answers 426."""
     return error_response(
         426,
         ErrorCode.UNSUPPORTED,
@@ -64,9 +68,14 @@ async def events(ws: WebSocket, service: ServiceDep) -> None:
         await _deny(ws, refused)
         return
     try:
+        try:
+            shows_private = await subscriber_sees(ws, service)
+        except CitychainError as exc:  # a signature that does not verify: 401, as on GETs
+            await _deny(ws, exc.message, http_status(exc), exc.code)
+            return
         await ws.accept()
         try:
-            stream = _subscribe(ws, service)
+            stream = _subscribe(ws, service, shows_private)
         except CitychainError as exc:
             await _close_ws(ws, exc.code, exc.message)
             return
@@ -87,22 +96,26 @@ def _slots(ws: WebSocket) -> SubscriberSlots:
     return slots
 
 
-async def _deny(ws: WebSocket, message: str) -> None:
-    """Refuse the handshake with a 503 ``{"code", "message"}`` (or, where the server cannot
-    answer a handshake in HTTP, accept it and close with a ClosedMessage saying why)."""
+async def _deny(
+    ws: WebSocket, message: str, status: int = 503, code: ErrorCode = ErrorCode.UNAVAILABLE
+) -> None:
+    """Refuse the handshake with ``status`` and ``{"code", "message"}`` (or, where the server
+    cannot answer a handshake in HTTP, accept it and close with a ClosedMessage saying why)."""
     if "websocket.http.response" in ws.scope.get("extensions", {}):
+        headers = {"Retry-After": "1"} if status == 503 else None
         with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
-            await ws.send_denial_response(
-                error_response(503, ErrorCode.UNAVAILABLE, message, headers={"Retry-After": "1"})
-            )
+            await ws.send_denial_response(error_response(status, code, message, headers=headers))
         return
     with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
         await ws.accept()
-    await _close_ws(ws, ErrorCode.UNAVAILABLE, message)
+    await _close_ws(ws, code, message)
 
 
-def _subscribe(ws: WebSocket, service: NodeService) -> EventStream:
-    """The subscription the query parameters ask for (``contract``, ``type``, both optional)."""
+def _subscribe(
+    ws: WebSocket, service: NodeService, shows_private: Callable[[Transaction], bool] | None
+) -> EventStream:
+    """The subscription the query parameters ask for (``contract``, ``type``, both optional),
+    with the private calls its handshake's signer may read (:mod:`citychain.api._withhold`)."""
     params = ws.query_params
     unknown = sorted(set(params) - {"contract", "type"})
     if unknown:
@@ -112,7 +125,7 @@ def _subscribe(ws: WebSocket, service: NodeService) -> EventStream:
         check_name(contract, "contract")
     if event_type is not None:
         check_name(event_type, "type")
-    return service.subscribe(contract, event_type)
+    return service.subscribe(contract, event_type, shows_private)
 
 
 async def _pump(ws: WebSocket, stream: EventStream) -> None:

@@ -12,8 +12,9 @@ reader (ciphertext), and the *subject tags* of the people its records are about
 Purposes, reasons and legal bases are texts the departments write; no personal data.
 The transactions that carry them, and the versions' subject tags, are *private calls*
 (``Data.private_methods``): the node's API shows them whole only to their signers and to
-members in good standing, withholds them from anyone else, and streams none of their events
-(:mod:`citychain.api._withhold`), so the blocks say no more than the signed reads below.
+members in good standing, withholds them from anyone else, and streams their events only to
+subscriptions signed by those (:mod:`citychain.api._withhold`), so the blocks say no more
+than the signed reads below.
 
 **Who is who.** The contract asks ``gov.member`` about the sender. A *department* is a member
 in good standing of an organisation; *provider actions* (register, update, retire, add a
