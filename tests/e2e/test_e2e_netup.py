@@ -205,8 +205,11 @@ def test_net_up_starts_four_validators_of_two_organisations(net: Net) -> None:
         "citychain_state_page_cache_pages",
         "citychain_state_page_cache_capacity",
         "citychain_state_page_reads_total",
+        "citychain_gc_frozen_objects",
     ):
         assert f"\n{name}" in metrics, name
+    frozen = re.search(r"\ncitychain_gc_frozen_objects (\S+)", metrics)
+    assert frozen and float(frozen.group(1)) > 10_000  # the node froze what it built to start
 
 
 def test_net_up_hints_run_as_printed_from_the_same_directory(net: Net) -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import gc
 import logging
 import signal
 import socket
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 
 from citychain.api._httpsig import SignatureVerifier
 from citychain.api._httpsig import install as install_verifier
@@ -158,6 +159,29 @@ def uvicorn_config(app: Any, api: ApiConfig, http: Any = "auto") -> uvicorn.Conf
     )
 
 
+def freeze_startup_heap(registry: CollectorRegistry) -> int:
+    """Tell the garbage collector that what the node built to start stays for good (its
+    stores, the state's page cache, the app's routes): ``gc.collect()`` then ``gc.freeze()``;
+    the number of objects frozen, also the gauge ``citychain_gc_frozen_objects``.
+
+    Why: a full collection walks every container it tracks, and the state's page cache is one
+    container of ``[state] cache_pages`` entries. With ten million accounts (a million pages
+    cached) each full collection took 150-180 ms against 25-30 ms with a million, about one
+    a block (``bench_scale.py``, timed with ``gc.callbacks``); with the cache frozen, 9-15 ms
+    at both sizes. Objects made later are collected as before; a cycle that becomes garbage
+    among the frozen ones is never freed, which is why this runs once, after startup, in the
+    node's own process (``citychain start``), never in a library call."""
+    gc.collect()
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    Gauge(
+        "citychain_gc_frozen_objects",
+        "Objects the node built at startup, frozen out of the garbage collector's scans",
+        registry=registry,
+    ).set(frozen)
+    return frozen
+
+
 async def serve(
     node: Node,
     *,
@@ -208,6 +232,7 @@ async def serve(
             f"citychain node {node.config.node.name} on chain {node.chain_id}, height {node.height}"
         )
         announce(f"API: {url}  (docs: {url}/docs)")
+        freeze_startup_heap(node.metrics_registry)
     done, _ = await asyncio.wait({node_task, serve_task}, return_when=asyncio.FIRST_COMPLETED)
     if node_task in done and node_task.exception() is not None:
         log.error("consensus stopped: %s", node_task.exception())
