@@ -34,7 +34,6 @@ removed later keeps an open stream until it reconnects.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from starlette.requests import HTTPConnection, Request
 
@@ -70,12 +69,13 @@ async def _sees(signed: SignedBy, service: NodeService) -> Sees:
 
 
 async def withholding(
-    request: Request, service: NodeService, txs: Iterable[Transaction | Any]
+    request: Request, service: NodeService, txs: Iterable[Transaction | None]
 ) -> Withhold | None:
-    """What an answer holding ``txs`` withholds from this request's reader (None: nothing).
-    Raises the 401 of a signature that is present but does not verify."""
+    """What an answer holding ``txs`` (None: no transaction) withholds from this request's
+    reader (None: nothing). Raises the 401 of a signature that is present but does not
+    verify."""
     private = service.private_call
-    if not any(isinstance(tx, Transaction) and private(tx) for tx in txs):
+    if not any(tx is not None and private(tx) for tx in txs):
         return None
     if "signature-input" not in request.headers:
         return private
