@@ -93,6 +93,8 @@ EXPECT = [
     ("print(node.gov.proposal(pid).needs)", "approved by org1, org2"),
     ('data.verify("received.csv")', "proof verified: True"),
     ('data.verify("received.csv")', "citizen's view: [('download', 'org2')]"),
+    ("node.tx(request_tx).withheld", "anyone sees: WithheldTx(hash="),
+    ("node.tx(request_tx).withheld", "the requester sees: bus stops near clinics"),
     ("/v1/data/resources/301001/000001/audit", "signature_missing"),
     ("citychain data verify got.csv", "proof verified against header"),
     ("citychain data audit 301002/000001", "download"),
