@@ -74,4 +74,8 @@ async def block_by_hash(block_hash: HashParam, request: Request, service: Servic
     summary="A block by height, with the commit that finalised it",
 )
 async def block_at(height: HeightPath, request: Request, service: ServiceDep) -> Response:
+    """A private call (a contract's ``private_methods``) is shown whole only to a signed read
+    (RFC 9421) by its sender, an endorser or a member in good standing; to anyone else as
+    ``{hash, contract, method, leaf, withheld: true}``, ``leaf`` keeping ``tx_root`` checkable.
+    The same holds for ``/v1/blocks/latest`` and ``/v1/blocks/hash/{hash}``."""
     return await _block_or_404(request, service, height)
