@@ -33,28 +33,26 @@ removed later keeps an open stream until it reconnects.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from starlette.requests import HTTPConnection, Request
 
 from citychain.api._httpsig import SignedBy, signed_request, verifier_of
 from citychain.api.service import NodeService
 from citychain.types import Transaction
-from citychain.types.answers import Withhold
+from citychain.types.answers import TxFilter
 
 __all__ = ["subscriber_sees", "withholding"]
 
 _GOV = "gov"
 _HTTP = {"ws": "http", "wss": "https"}
-#: Which private calls a reader sees.
-Sees = Callable[[Transaction], bool]
 
 
 def _everything(tx: Transaction) -> bool:
     return True
 
 
-async def _sees(signed: SignedBy, service: NodeService) -> Sees:
+async def _sees(signed: SignedBy, service: NodeService) -> TxFilter:
     """The private calls ``signed``'s account may read: all for a member in good standing,
     else those it signed (as sender or endorser)."""
     m = await service.query(_GOV, "member", {"address": signed.address})
@@ -70,7 +68,7 @@ async def _sees(signed: SignedBy, service: NodeService) -> Sees:
 
 async def withholding(
     request: Request, service: NodeService, txs: Iterable[Transaction | None]
-) -> Withhold | None:
+) -> TxFilter | None:
     """What an answer holding ``txs`` (None: no transaction) withholds from this request's
     reader (None: nothing). Raises the 401 of a signature that is present but does not
     verify."""
@@ -89,7 +87,7 @@ async def withholding(
     return withhold
 
 
-async def subscriber_sees(conn: HTTPConnection, service: NodeService) -> Sees | None:
+async def subscriber_sees(conn: HTTPConnection, service: NodeService) -> TxFilter | None:
     """Which private calls' events a ``/v1/events`` subscriber gets, from its handshake's
     signature (None: unsigned, none of them). Raises the 401 of a signature that does not
     verify."""

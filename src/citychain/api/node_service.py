@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -35,6 +35,7 @@ from citychain.errors import ErrorCode, ExecutionFailure, InvalidInput, NotFound
 from citychain.node import Node, Subscription
 from citychain.proof.ics23 import encode_commitment_proof
 from citychain.types import DuplicateVoteEvidence, Transaction, ValidatorSet
+from citychain.types.answers import TxFilter
 from citychain.types.state_keys import CONTRACT_PREFIX
 
 
@@ -66,7 +67,6 @@ class NodeServiceAdapter:
         self.node = node
         #: State the API serves no raw read or proof of (Contract.private_prefixes).
         self._private = node.chain.executor.registry.private_prefixes()
-        self._private_calls = node.chain.executor.registry.private_calls()
 
     @property
     def chain_id(self) -> str:
@@ -102,7 +102,7 @@ class NodeServiceAdapter:
         return self.node.height
 
     def private_call(self, tx: Transaction) -> bool:
-        return (tx.contract, tx.method) in self._private_calls
+        return self.node.private_call(tx)
 
     def block(self, height: int) -> BlockInfo | None:
         if not 1 <= height <= self.node.height:
@@ -212,7 +212,7 @@ class NodeServiceAdapter:
         self,
         contract: str | None,
         event_type: str | None,
-        shows_private: Callable[[Transaction], bool] | None = None,
+        shows_private: TxFilter | None = None,
     ) -> _Stream:
         return _Stream(self.node.subscribe(contract, event_type, shows_private))
 

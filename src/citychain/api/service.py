@@ -25,7 +25,7 @@ Contract for implementers
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from citychain.crypto import CryptoSuite
@@ -38,6 +38,7 @@ from citychain.types.answers import (
     NodeStatus,
     StateProof,
     SubmitResult,
+    TxFilter,
     TxInfo,
     TxStatus,
     WithheldTx,
@@ -167,7 +168,7 @@ class NodeService(Protocol):
         self,
         contract: str | None,
         event_type: str | None,
-        shows_private: Callable[[Transaction], bool] | None = None,
+        shows_private: TxFilter | None = None,
     ) -> EventStream:
         """A new subscription to committed events; None matches anything. The events of a
         private call (:meth:`private_call`) go to it only if ``shows_private`` picks the call

@@ -48,7 +48,7 @@ from citychain.p2p import Limits, Switch, parse_peer_list
 from citychain.stages import CLOCK
 from citychain.state import StateDB
 from citychain.types import Commit, CommittedEvent, DuplicateVoteEvidence, Event, Transaction
-from citychain.types.answers import SubmitResult
+from citychain.types.answers import SubmitResult, TxFilter
 from citychain.types.genesis import Genesis
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class Subscription:
         node: Node,
         contract: str | None,
         event_type: str | None,
-        shows_private: Callable[[Transaction], bool] | None = None,
+        shows_private: TxFilter | None = None,
     ) -> None:
         self._node = node
         self.contract = contract
@@ -210,8 +210,8 @@ class Node:
         # "Transactions available" (a client's or a peer's): an idle height starts its block.
         self.mempool.on_txs_available = self.engine.notify_txs
         self._subscriptions: set[Subscription] = set()
-        #: Calls whose events go only to subscribers that may read them (contracts'
-        #: private_methods): they say who asked what of whom.
+        #: Calls whose events go only to subscribers that may read them, and which the API
+        #: withholds from other readers (contracts' private_methods): :meth:`private_call`.
         self._private_calls = self.chain.executor.registry.private_calls()
         self._commit_waiters: dict[bytes, list[asyncio.Future[None]]] = {}
         self._setup_metrics()
@@ -609,7 +609,7 @@ class Node:
         self.private.on_commit(block.height, pending.receipts)
         if self._subscriptions:
             for i, (tx, receipt) in enumerate(zip(block.txs, pending.receipts, strict=True)):
-                private = (tx.contract, tx.method) in self._private_calls
+                private = self.private_call(tx)
                 for ev in receipt.events:
                     item = CommittedEvent(block.height, tx.hash, i, ev)
                     for sub in list(self._subscriptions):
@@ -619,11 +619,15 @@ class Node:
                             sub.offer(item)
         self.m_subs.set(len(self._subscriptions))
 
+    def private_call(self, tx: Transaction) -> bool:
+        """Whether ``tx`` calls a method its contract declares private (``private_methods``)."""
+        return (tx.contract, tx.method) in self._private_calls
+
     def subscribe(
         self,
         contract: str | None = None,
         event_type: str | None = None,
-        shows_private: Callable[[Transaction], bool] | None = None,
+        shows_private: TxFilter | None = None,
     ) -> Subscription:
         """Committed events matching the filter; of a private call only those
         ``shows_private`` picks (none when None)."""

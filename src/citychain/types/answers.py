@@ -109,8 +109,9 @@ class WithheldTx:
         }
 
 
-#: Which transactions an answer withholds from its reader (see :class:`WithheldTx`).
-Withhold = Callable[[Transaction], bool]
+#: Picks transactions: which ones an answer withholds from its reader (see
+#: :class:`WithheldTx`), or which private calls a reader or subscriber may see.
+TxFilter = Callable[[Transaction], bool]
 
 
 class TxStatus(StrEnum):
@@ -147,7 +148,7 @@ class TxInfo:
     def committed(self) -> bool:
         return self.status == TxStatus.COMMITTED
 
-    def to_json(self, withhold: Withhold | None = None) -> dict[str, Any]:
+    def to_json(self, withhold: TxFilter | None = None) -> dict[str, Any]:
         """``GET /v1/txs/{hash}``: the transaction, and once committed its place and receipt;
         only its :class:`WithheldTx` form, and no receipt, if ``withhold`` says so."""
         withheld = self.withheld
@@ -209,7 +210,7 @@ class BlockInfo:
     def hash(self) -> bytes:
         return self.block.hash
 
-    def to_json(self, withhold: Withhold | None = None) -> dict[str, Any]:
+    def to_json(self, withhold: TxFilter | None = None) -> dict[str, Any]:
         """The JSON of ``GET /v1/blocks/...``; a transaction ``withhold`` picks appears only
         in its :class:`WithheldTx` form."""
         header = self.block.header.to_json()

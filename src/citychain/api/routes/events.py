@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 
 from fastapi import APIRouter, WebSocket
 from starlette.responses import Response
@@ -32,8 +31,7 @@ from citychain.api.limits import SubscriberSlots
 from citychain.api.routes._common import ServiceDep
 from citychain.api.service import EventStream, NodeService
 from citychain.errors import CitychainError, ErrorCode
-from citychain.types import Transaction
-from citychain.types.answers import closed_message_json, event_message_json
+from citychain.types.answers import TxFilter, closed_message_json, event_message_json
 
 router = APIRouter(tags=["events"])
 
@@ -111,9 +109,7 @@ async def _deny(
     await _close_ws(ws, code, message)
 
 
-def _subscribe(
-    ws: WebSocket, service: NodeService, shows_private: Callable[[Transaction], bool] | None
-) -> EventStream:
+def _subscribe(ws: WebSocket, service: NodeService, shows_private: TxFilter | None) -> EventStream:
     """The subscription the query parameters ask for (``contract``, ``type``, both optional),
     with the private calls its handshake's signer may read (:mod:`citychain.api._withhold`)."""
     params = ws.query_params
