@@ -233,24 +233,21 @@ def block_info(raw: Any, hash_new: HashNew = _SHA256) -> BlockInfo:
     if not isinstance(items, list):
         raise ValueError("'txs' must be a list")
     withheld = tuple((i, withheld_tx(t)) for i, t in enumerate(items) if _is_withheld(t))
-    hidden = {i for i, _ in withheld}
+    by_index = dict(withheld)
     b = Block(
         header(d["header"], hash_new),
-        tuple(transaction(t, hash_new) for i, t in enumerate(items) if i not in hidden),
+        tuple(transaction(t, hash_new) for i, t in enumerate(items) if i not in by_index),
         tuple(evidence(e, hash_new) for e in d.get("evidence", [])),
     )
-    if withheld:
-        # The header commits to every transaction: the shown ones by their bytes, the
-        # withheld ones by the leaf the node gave, which must sit where the root says.
-        shown, by_index = iter(b.txs), dict(withheld)
-        leaves = [
-            by_index[i].leaf if i in by_index else merkle.leaf_hash(next(shown).encode(), hash_new)
-            for i in range(len(items))
-        ]
-        if merkle.root_of_leaves(leaves, hash_new) != b.header.tx_root:
-            raise ValueError("transactions do not match the header's tx_root")
-    else:
-        b.check_tx_root()
+    # The header commits to every transaction: the shown ones by their bytes, the withheld
+    # ones by the leaf the node gave, which must sit where the root says.
+    shown = iter(b.txs)
+    leaves = [
+        by_index[i].leaf if i in by_index else merkle.leaf_hash(next(shown).encode(), hash_new)
+        for i in range(len(items))
+    ]
+    if merkle.root_of_leaves(leaves, hash_new) != b.header.tx_root:
+        raise ValueError("transactions do not match the header's tx_root")
     c = commit(d["commit"])
     if c.block_hash != b.hash or c.height != b.height:
         raise ValueError("the commit is for another block")
