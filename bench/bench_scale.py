@@ -29,7 +29,8 @@ before on a node.
 1M-account tree fits in memory and a 10M one does not, so run both sizes with the cache a
 10M node would be given (``--cache-pages 1500000``, ~3 GiB) as well as with the default;
 the commit line says how many tree pages each block read from disk, and how much CPU
-RocksDB's own threads (flushes, compactions) took meanwhile on the same cores.
+RocksDB's own threads (flushes, compactions) took meanwhile on the same cores, and how long
+the garbage collector's full collections held the block path.
 
 At each size: ``--blocks`` blocks of ``--block`` transfers, each from a distinct funded sender
 to a random existing account (so the receivers' keys are spread over the whole tree), then
@@ -47,6 +48,7 @@ Then the loss from the smallest to the largest size, against the issue's bound (
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import os
 import random
@@ -125,6 +127,23 @@ def _rocksdb_cpu_s() -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+class _Collections:
+    """Seconds the garbage collector spends in full collections (``gc.callbacks``)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._started = 0.0
+        gc.callbacks.append(self._on)
+
+    def _on(self, phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._started
+
+
 def _balance_key_layout(ex: Executor) -> tuple[bytes, bytes]:
     """(prefix, value) of a balance as the token contract writes it: read off init_genesis."""
     probe = bytes([0xAB]) * 20
@@ -171,6 +190,7 @@ def main() -> None:
         # As a node does once it serves: what it built to start (the page cache's table among
         # it) is frozen out of the collector's full scans.
         freeze_startup_heap(CollectorRegistry())
+        collections = _Collections()
         genesis = ex.init_genesis(
             _Empty(),  # type: ignore[arg-type]
             BlockContext(CHAIN, 0, 0, b""),
@@ -199,6 +219,7 @@ def main() -> None:
             rates, commits = [], []
             reads = 0
             background = 0.0
+            full_gc = 0.0
             for b in range(WARMUP + args.blocks):
                 if b == WARMUP:
                     # The warm-up pruned the fill's versions (each had replaced most of the
@@ -223,6 +244,7 @@ def main() -> None:
                 t1 = time.perf_counter()
                 reads_before = db.page_reads
                 cpu_before = _rocksdb_cpu_s()
+                gc_before = collections.seconds
                 result = ex.execute_block(db, ctx, txs)
                 bad = [r for r in result.receipts if not r.ok]
                 if bad:
@@ -234,6 +256,7 @@ def main() -> None:
                     commits.append(commit_s * 1000)
                     reads += db.page_reads - reads_before
                     background += _rocksdb_cpu_s() - cpu_before
+                    full_gc += collections.seconds - gc_before
             lat = []
             version = db.version
             root = db.root
@@ -262,7 +285,8 @@ def main() -> None:
                 f"transfers with {n_label} (prepare + commit + synced write; "
                 f"{reads / args.blocks:,.0f} tree pages read from disk per block, "
                 f"cache {args.cache_pages:,} pages; RocksDB's own threads "
-                f"{background / args.blocks * 1000:,.0f} ms of CPU per block)",
+                f"{background / args.blocks * 1000:,.0f} ms of CPU per block; full garbage "
+                f"collections {full_gc / args.blocks * 1000:,.0f} ms per block)",
                 flush=True,
             )
             print(
