@@ -97,13 +97,13 @@ def _decoders(tmp: Path) -> dict[str, Any]:
     }
 
 
-def _child(name: str, seconds: float, out: Path, corpus: Path) -> None:
+def _child(name: str, seconds: float, out: Path, corpus: Path, scratch: Path) -> None:
     import atheris
 
     with atheris.instrument_imports(include=["citychain"]):
         from citychain.errors import CitychainError
 
-        decoder = _decoders(Path(tempfile.mkdtemp(prefix="citychain-fuzz-")))[name]
+        decoder = _decoders(scratch)[name]
     stats = {"name": name, "execs": 0, "crashes": 0, "over": 0, "slowest": 0.0, "slow_len": 0}
     began = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
@@ -141,9 +141,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("fuzz-findings"))
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--scratch", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _child(args.child, args.seconds, args.out, args.corpus)
+        _child(args.child, args.seconds, args.out, args.corpus, args.scratch)
         return
     names = args.decoders or NAMES
     unknown = sorted(set(names) - set(NAMES))
@@ -151,13 +152,18 @@ def main() -> None:
         parser.error(f"unknown decoder {unknown[0]!r}; known: {', '.join(NAMES)}")
     total = {"execs": 0, "crashes": 0, "over": 0}
     for name in names:
-        with tempfile.TemporaryDirectory(prefix="citychain-corpus-") as corpus:
+        # The child leaves with os._exit (libFuzzer's loop does not return), so what it needs on
+        # disk is made and removed here.
+        with (
+            tempfile.TemporaryDirectory(prefix="citychain-corpus-") as corpus,
+            tempfile.TemporaryDirectory(prefix="citychain-fuzz-") as scratch,
+        ):
             for i, f in enumerate(sorted(VECTORS.glob("*.json"))):
                 for j, case in enumerate(json.loads(f.read_text())["cases"]):
                     if "encoding" in case:
                         Path(corpus, f"{i}-{j}").write_bytes(bytes.fromhex(case["encoding"]))
             cmd = [sys.executable, __file__, "--child", name, "--seconds", str(args.seconds)]
-            cmd += ["--out", str(args.out), "--corpus", corpus]
+            cmd += ["--out", str(args.out), "--corpus", corpus, "--scratch", scratch]
             run = subprocess.run(cmd, capture_output=True, text=True, check=False)
         line = next((x for x in run.stdout.splitlines() if x.startswith("STATS ")), None)
         if line is None:

@@ -8,8 +8,10 @@ reference bombs and deep nesting. The longer run is ``bench/fuzz_decoders.py`` (
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -46,7 +48,11 @@ SEEDS = [
     for case in json.loads(f.read_text())["cases"]
     if "encoding" in case
 ]
+# One scratch directory for the module's decoders that read files (a genesis, a config), removed
+# when the run ends: hypothesis calls the tests many times, which function fixtures would not
+# follow.
 _TMP = Path(tempfile.mkdtemp(prefix="citychain-fuzz-"))
+atexit.register(shutil.rmtree, _TMP, True)
 
 
 def _genesis(data: bytes) -> Any:
