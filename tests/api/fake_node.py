@@ -336,6 +336,9 @@ class FakeNode:
     def private_call(self, tx: Transaction) -> bool:
         return (tx.contract, tx.method) in self.private_calls
 
+    def in_good_standing(self, address: bytes) -> bool:
+        return address in self.members
+
     def block(self, height: int) -> BlockInfo | None:
         if 1 <= height <= len(self.blocks):
             s = self.blocks[height - 1]

@@ -200,6 +200,28 @@ def test_events_of_a_private_call_go_only_to_subscribers_that_may_read_it(
         assert next(other).tx_hash == public.hash
 
 
+def test_a_subscribers_membership_is_asked_at_each_private_call_not_once(
+    url: str, node: FakeNode, alice: Signer, bob: Signer
+) -> None:
+    """Governance removes Carol while her stream is open: the next private call between
+    others does not reach her; Bob, admitted meanwhile, gets it without reconnecting."""
+    with Client(url) as c, contextlib.ExitStack() as stack:
+        carol, bobs = (stack.enter_context(c.subscribe("token", signer=s)) for s in (CAROL, bob))
+        first = node.make_tx(alice, "transfer", {"to": CAROL.address, "amount": 1})
+        c.submit(first)
+        assert next(carol).tx_hash == first.hash
+        node.members.discard(CAROL.address)
+        node.members.add(bob.address)
+        second = node.make_tx(alice, "transfer", {"to": CAROL.address, "amount": 2})
+        c.submit(second)
+        assert next(bobs).tx_hash == second.hash
+        node.private_calls.clear()
+        public = node.make_tx(alice, "transfer", {"to": CAROL.address, "amount": 3})
+        c.submit(public)
+        assert next(carol).tx_hash == public.hash  # the second private call never came
+        assert next(bobs).tx_hash == public.hash
+
+
 def test_a_subscription_whose_signature_does_not_verify_is_refused_with_the_reason(
     url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -86,3 +86,33 @@ def test_a_remembered_answer_ends_when_the_certificate_expires(cnet: Net) -> Non
     ok(cnet.send(DAVE, "probe", "note"))  # remembered, valid until the certificate's end
     (late,) = cnet.block(cnet.tx(DAVE, "probe", "note"), at=ms(end) + 1000)
     refused(late, ErrorCode.REVOKED, "has expired")
+
+
+def test_good_standing_follows_governance_without_being_forgotten_by_hand(net: Net) -> None:
+    """What the API asks before it shows a subscriber another account's private call: the
+    memoised answer goes with the block that changed the records, both ways."""
+    assert net.chain.in_good_standing(BOB.address)
+    assert net.chain.in_good_standing(BOB.address)  # the memo
+    assert not net.chain.in_good_standing(DAVE.address)
+    net.enact("freeze", {"address": BOB.address})
+    assert not net.chain.in_good_standing(BOB.address)
+    ok(
+        net.gov(
+            ADMIN["org1"],
+            "register_member",
+            public_key=DAVE.public_key,
+            org="org1",
+            roles=["member"],
+        )
+    )
+    assert net.chain.in_good_standing(DAVE.address)
+
+
+def test_good_standing_ends_with_the_certificate_though_no_record_changed(cnet: Net) -> None:
+    end = START + timedelta(days=30)
+    ok(cnet.gov(DAVE, "enroll", cert=cert(DAVE, not_after=end)))
+    assert cnet.chain.in_good_standing(DAVE.address)  # memoised until the certificate's end
+    cnet.block(at=ms(end))
+    assert cnet.chain.in_good_standing(DAVE.address)
+    cnet.block(at=ms(end) + 1000)
+    assert not cnet.chain.in_good_standing(DAVE.address)

@@ -21,14 +21,17 @@ anyone else                                   withheld
 a signature that does not verify              401, as on every signed route
 ============================================  ============================================
 
-The membership is read from the latest state (``gov.member``), as the services' signed
-routes read it. Public calls are always shown whole, signed or not.
+The membership is read from the latest state (``gov.member``, through
+``NodeService.in_good_standing``), as the services' signed routes read it. Public calls are
+always shown whole, signed or not.
 
 The event stream (``/v1/events``, a WebSocket) follows the same table with the handshake's
 signature: an unsigned subscriber gets no event of a private call, a member every one, another
 signer those of the calls it signed. The handshake signs its ``http(s)://`` form (what RFC 6455
-sends is that GET), and who the subscriber is is decided once, when it subscribes: a member
-removed later keeps an open stream until it reconnects.
+sends is that GET). Who signed is settled at the handshake; whether that account is a member
+is asked again for each private call the stream would send (the node memoises the answer until
+governance changes), so a member removed, revoked or frozen stops receiving other accounts'
+private calls with the block that did it, and an account admitted later starts.
 """
 
 from __future__ import annotations
@@ -44,7 +47,6 @@ from citychain.types.answers import TxFilter
 
 __all__ = ["subscriber_sees", "withholding"]
 
-_GOV = "gov"
 _HTTP = {"ws": "http", "wss": "https"}
 
 
@@ -52,18 +54,22 @@ def _everything(tx: Transaction) -> bool:
     return True
 
 
-async def _sees(signed: SignedBy, service: NodeService) -> TxFilter:
-    """The private calls ``signed``'s account may read: all for a member in good standing,
-    else those it signed (as sender or endorser)."""
-    m = await service.query(_GOV, "member", {"address": signed.address})
-    if isinstance(m, dict) and m.get("standing") == "ok":
-        return _everything
+def _own(signed: SignedBy, service: NodeService) -> TxFilter:
+    """The calls ``signed``'s account signed (as sender or endorser)."""
     address, reader = service.suite.address, signed.address
 
     def own(tx: Transaction) -> bool:
         return any(address(pk) == reader for pk in tx.signers())
 
     return own
+
+
+def _sees(signed: SignedBy, service: NodeService) -> TxFilter:
+    """The private calls ``signed``'s account may read now: all for a member in good
+    standing, else those it signed."""
+    if service.in_good_standing(signed.address):
+        return _everything
+    return _own(signed, service)
 
 
 async def withholding(
@@ -77,7 +83,7 @@ async def withholding(
         return None
     if "signature-input" not in request.headers:
         return private
-    sees = await _sees(await signed_request(request), service)
+    sees = _sees(await signed_request(request), service)
     if sees is _everything:
         return None
 
@@ -87,9 +93,10 @@ async def withholding(
     return withhold
 
 
-async def subscriber_sees(conn: HTTPConnection, service: NodeService) -> TxFilter | None:
+def subscriber_sees(conn: HTTPConnection, service: NodeService) -> TxFilter | None:
     """Which private calls' events a ``/v1/events`` subscriber gets, from its handshake's
-    signature (None: unsigned, none of them). Raises the 401 of a signature that does not
+    signature (None: unsigned, none of them): its own, and every one while its account is a
+    member in good standing, asked at each call. Raises the 401 of a signature that does not
     verify."""
     if "signature-input" not in conn.headers:
         return None
@@ -98,4 +105,9 @@ async def subscriber_sees(conn: HTTPConnection, service: NodeService) -> TxFilte
     scope["scheme"] = _HTTP.get(scope.get("scheme", "ws"), scope.get("scheme", "http"))
     url = verifier.target_uri(scope, conn.headers.get("host"))
     signed = verifier.verify("GET", url, list(conn.headers.items()), b"", body_bound=False)
-    return await _sees(signed, service)
+    own, reader, member = _own(signed, service), signed.address, service.in_good_standing
+
+    def sees(tx: Transaction) -> bool:
+        return own(tx) or member(reader)
+
+    return sees

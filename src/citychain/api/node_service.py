@@ -104,6 +104,9 @@ class NodeServiceAdapter:
     def private_call(self, tx: Transaction) -> bool:
         return self.node.private_call(tx)
 
+    def in_good_standing(self, address: bytes) -> bool:
+        return self.node.chain.in_good_standing(address)
+
     def block(self, height: int) -> BlockInfo | None:
         if not 1 <= height <= self.node.height:
             return None

@@ -119,6 +119,12 @@ class NodeService(Protocol):
         (:mod:`citychain.api._withhold`)."""
         ...
 
+    def in_good_standing(self, address: bytes) -> bool:
+        """Whether ``address`` is a member in good standing of an organisation at the latest
+        committed state (``gov.member``); cheap to ask again (the event stream asks it for
+        every private call it would send a subscriber)."""
+        ...
+
     def block(self, height: int) -> BlockInfo | None:
         """The committed block at ``height`` (>= 1), or None if there is none."""
         ...

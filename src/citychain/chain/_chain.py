@@ -356,6 +356,32 @@ class Chain:
         )
         self.executor.check_admission(self.state, ctx, tx, self.gov_cache)
 
+    def in_good_standing(self, address: bytes) -> bool:
+        """Whether ``address`` is a member in good standing of an organisation at the latest
+        committed state (``gov.member``). The API asks it of a signed read that meets a
+        private call, and of an event subscriber for each private call it would be sent, so
+        an account removed, revoked or frozen stops receiving them with the block that did
+        it. Memoised in :attr:`gov_cache` (emptied after every block that writes governance
+        records) until the block time passes the member's certificate's end."""
+        prev = self.last_header()
+        ctx = BlockContext(
+            self.chain_id,
+            self.height,
+            prev.time if prev else self.genesis.genesis_time,
+            prev.proposer if prev else b"",
+        )
+        key = (b"standing", address)
+        memo: tuple[bool, int] | None = self.gov_cache.recall(key)
+        if memo is not None and ctx.time <= memo[1]:
+            return memo[0]
+        generation = self.gov_cache.generation
+        found = self.executor.query(self.state, ctx, access.GOV, "member", {"address": address})
+        ok = isinstance(found, dict) and found.get("standing") == "ok"
+        # A certificate's end takes good standing away without a governance write.
+        until = int(found.get("not_after") or access.FOREVER) if ok else access.FOREVER
+        self.gov_cache.remember(key, (ok, until), generation)
+        return ok
+
     def close(self) -> None:
         self.kv.close()
 

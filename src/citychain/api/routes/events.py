@@ -67,7 +67,7 @@ async def events(ws: WebSocket, service: ServiceDep) -> None:
         return
     try:
         try:
-            shows_private = await subscriber_sees(ws, service)
+            shows_private = subscriber_sees(ws, service)
         except CitychainError as exc:  # a signature that does not verify: 401, as on GETs
             await _deny(ws, exc.message, http_status(exc), exc.code)
             return
