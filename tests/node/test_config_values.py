@@ -4,7 +4,9 @@
   ``required_peers`` acknowledgements;
 * ``[state] max_open_files``: the table files the node's database keeps open; the node opens
   its database with it and keeps that many descriptors (and its private store's) from API
-  clients."""
+  clients;
+* ``[state] tree_blob_files``: the tree's pages in RocksDB's blob files (its column family
+  only)."""
 
 from __future__ import annotations
 
@@ -57,6 +59,7 @@ def test_the_default_is_5_s_and_the_node_waits_what_the_file_says(tmp_path: Path
         ('"5s"', "[p2p] private_ack_timeout_ms must be a whole number, 0 or more"),
         ("15", "[state] max_open_files must be 16 or more"),
         ("-1", "[state] max_open_files must be a whole number, 0 or more"),
+        ('"yes"', "[state] tree_blob_files must be true or false"),
     ],
 )
 def test_bad_values_are_refused_by_name(tmp_path: Path, value: str, words: str) -> None:
@@ -91,3 +94,26 @@ def test_the_node_keeps_its_databases_files_from_api_clients(
         assert "lower [state] max_open_files or [api] fd_reserve" in refused.value.message
     finally:
         node.close()
+
+
+def _cf_options(options: str) -> dict[str, str]:
+    """The ``[CFOptions "name"]`` sections of a RocksDB OPTIONS file, by column family."""
+    return {part.split('"', 1)[0]: part for part in options.split('[CFOptions "')[1:]}
+
+
+def test_tree_blob_files_reach_the_trees_column_family_only(tmp_path: Path) -> None:
+    write(tmp_path / "a", "[state]\n")
+    assert NodeConfig.load(tmp_path / "a").state.tree_blob_files is False
+    for home, toml, on in (
+        (tmp_path / "b", "[state]\ntree_blob_files = true\n", True),
+        (tmp_path / "c", "[state]\n", False),
+    ):
+        node = node_of(home, toml)
+        try:
+            options = sorted(node.config.data_dir.glob("OPTIONS-*"))[-1].read_text()
+            cfs = _cf_options(options)
+            assert f"enable_blob_files={str(on).lower()}\n" in cfs["state_nodes"]
+            assert "enable_blob_files=false\n" in cfs["state_latest"]
+            assert "enable_blob_files=false\n" in cfs["blocks"]
+        finally:
+            node.close()

@@ -42,7 +42,7 @@ from citychain.execution import (
 )
 from citychain.proof import merkle
 from citychain.stages import CLOCK
-from citychain.state import DEFAULT_CACHE_PAGES, PreparedState, StateDB
+from citychain.state import DEFAULT_CACHE_PAGES, TREE_COLUMN_FAMILY, PreparedState, StateDB
 from citychain.store.blocks import BlockStore
 from citychain.store.kv import DEFAULT_MAX_OPEN_FILES, KVStore
 from citychain.types import (
@@ -395,9 +395,11 @@ class Chain:
         retain_versions: int | None = None,
         cache_pages: int = DEFAULT_CACHE_PAGES,
         max_open_files: int = DEFAULT_MAX_OPEN_FILES,
+        tree_blob_files: bool = False,
     ) -> Chain:
+        blobs = (TREE_COLUMN_FAMILY,) if tree_blob_files else ()
         return cls(
-            KVStore(data_dir, max_open_files=max_open_files),
+            KVStore(data_dir, max_open_files=max_open_files, blob_column_families=blobs),
             genesis,
             registry,
             retain_versions=retain_versions,

@@ -160,6 +160,7 @@ class Node:
             retain_versions=retain,
             cache_pages=config.state.cache_pages,
             max_open_files=config.state.max_open_files,
+            tree_blob_files=config.state.tree_blob_files,
         )
         self.chain_id = self.chain.chain_id
         self.suite = self.chain.suite

@@ -6,7 +6,13 @@ for the storage layout, versioning, pruning and crash safety). Proofs verify und
 ``citychain.proof.ics23.SMT_SPEC``.
 """
 
-from citychain.state._db import DEFAULT_CACHE_PAGES, MAX_VERSION, PreparedState, StateDB
+from citychain.state._db import (
+    DEFAULT_CACHE_PAGES,
+    MAX_VERSION,
+    TREE_COLUMN_FAMILY,
+    PreparedState,
+    StateDB,
+)
 from citychain.state._nodes import MAX_KEY_LEN
 from citychain.state.interface import StateReader, WriteSet
 
@@ -18,6 +24,7 @@ __all__ = [
     "EMPTY_ROOT",
     "MAX_KEY_LEN",
     "MAX_VERSION",
+    "TREE_COLUMN_FAMILY",
     "PreparedState",
     "StateDB",
     "StateReader",

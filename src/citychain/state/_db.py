@@ -88,6 +88,8 @@ from citychain.store.kv import Batch, KVStore, key_after, prefix_end
 _LATEST = "state_latest"
 _HISTORY = "state_history"
 _NODES = "state_nodes"
+#: The column family of the tree's pages (what ``[state] tree_blob_files`` moves to blob files).
+TREE_COLUMN_FAMILY = _NODES
 _STALE = "state_stale"
 
 _META_KEY = b"\xffm"

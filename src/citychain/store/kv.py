@@ -51,7 +51,18 @@ DEFAULT_MAX_OPEN_FILES = 512
 MIN_DB_OPEN_FILES = 16
 
 
-def _options(cache: Cache, max_open_files: int) -> Options:
+#: In a column family opened with blob files (``KVStore(blob_column_families=...)``), values of
+#: at least this many bytes are kept in RocksDB's blob files (its integrated BlobDB) and the
+#: LSM tree holds a pointer: its compactions then move a key and a pointer instead of the value.
+#: Garbage (values deleted or overwritten) stays in the blob files until their garbage
+#: collection relocates what is live in the oldest quarter of them, so the column family takes
+#: more disk for less compaction (measured on the state tree in ``bench/RESULTS.md``).
+MIN_BLOB_BYTES = 512
+#: Size a blob file is cut at.
+BLOB_FILE_BYTES = 256 * 1024 * 1024
+
+
+def _options(cache: Cache, max_open_files: int, *, blob_files: bool = False) -> Options:
     opts = Options(raw_mode=True)
     opts.set_max_open_files(max_open_files)
     # The table cache is split into shards, each with its own share of the bound (64 by
@@ -65,6 +76,11 @@ def _options(cache: Cache, max_open_files: int) -> Options:
     table.set_bloom_filter(10, False)  # measured: point reads 152k/s -> 230k/s
     table.set_block_cache(cache)
     opts.set_block_based_table_factory(table)
+    if blob_files:
+        opts.set_enable_blob_files(True)
+        opts.set_min_blob_size(MIN_BLOB_BYTES)
+        opts.set_blob_file_size(BLOB_FILE_BYTES)
+        opts.set_enable_blob_gc(True)  # RocksDB's default age cutoff: the oldest 25 %
     return opts
 
 
@@ -98,11 +114,15 @@ class KVStore:
         cache_bytes: int = 256 * 1024 * 1024,
         read_only: bool = False,
         max_open_files: int = DEFAULT_MAX_OPEN_FILES,
+        blob_column_families: Sequence[str] = (),
     ) -> None:
         if max_open_files < MIN_DB_OPEN_FILES:
             raise InternalError(
                 f"max_open_files must be {MIN_DB_OPEN_FILES} or more, got {max_open_files}"
             )
+        unknown = sorted(set(blob_column_families) - set(column_families))
+        if unknown:
+            raise InternalError(f"blob files asked for {unknown[0]!r}, no column family here")
         self.path = Path(path)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
@@ -110,7 +130,10 @@ class KVStore:
             raise InternalError(f"cannot open database at {self.path}: {exc}") from None
         cache = Cache(cache_bytes)
         opts = _options(cache, max_open_files)
-        cfs = {name: _options(cache, max_open_files) for name in column_families}
+        cfs = {
+            name: _options(cache, max_open_files, blob_files=name in blob_column_families)
+            for name in column_families
+        }
         try:
             self._db = Rdict(
                 str(self.path),
