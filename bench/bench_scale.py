@@ -2,7 +2,7 @@
 10M accounts in state (issue 14.4).
 
     .venv/bin/python bench/bench_scale.py [--accounts 1000000 10000000] [--block 5000]
-        [--blocks 20] [--proofs 2000] [--cache-pages P] [--keep-dir DIR]
+        [--blocks 20] [--proofs 2000] [--cache-pages P] [--keep-dir DIR] [--tree-blob-files]
 
 What runs is a node's block path in this process, on a real RocksDB state (``StateDB`` over
 ``KVStore``): for each block, ``Executor.execute_block`` (signature checks on the thread pool,
@@ -33,7 +33,9 @@ RocksDB to flush and compact what they wrote, on the same cores, as it keeps doi
 10M node would be given (``--cache-pages 1500000``, ~3 GiB) as well as with the default;
 the commit line says how many tree pages each block read from disk, and how much CPU
 RocksDB's own threads (flushes, compactions) took meanwhile on the same cores, and how long
-the garbage collector's full collections held the block path.
+the garbage collector's full collections held the block path. ``--tree-blob-files`` keeps the
+tree's pages in RocksDB's blob files, as node.toml ``[state] tree_blob_files`` does (compare the
+state on disk each run ends with).
 
 At each size: ``--blocks`` blocks of ``--block`` transfers, each from a distinct funded sender
 to a random existing account (so the receivers' keys are spread over the whole tree), then
@@ -72,7 +74,7 @@ from citychain.bench.ceiling import ed25519_verifications_per_second
 from citychain.crypto import ED25519, Signer
 from citychain.execution import BlockContext, Executor, access, default_registry
 from citychain.proof.ics23 import SMT_SPEC, verify_membership
-from citychain.state import DEFAULT_CACHE_PAGES
+from citychain.state import DEFAULT_CACHE_PAGES, TREE_COLUMN_FAMILY
 from citychain.state._db import StateDB
 from citychain.store.kv import KVStore
 from citychain.types import Transaction
@@ -185,6 +187,11 @@ def main() -> None:
         help="tree pages kept in memory (node.toml [state] cache_pages; default the node's)",
     )
     ap.add_argument("--keep-dir", type=Path, default=None, help="where the state lives (kept)")
+    ap.add_argument(
+        "--tree-blob-files",
+        action="store_true",
+        help="the tree's pages in RocksDB's blob files (node.toml [state] tree_blob_files)",
+    )
     args = ap.parse_args()
     sizes = sorted(args.accounts)
     work = args.keep_dir or Path(tempfile.mkdtemp(prefix="citychain-bench-scale-"))
@@ -193,7 +200,9 @@ def main() -> None:
     ex = Executor(default_registry(), ED25519)
     prefix, balance = _balance_key_layout(ex)
     senders = [Signer(ED25519, (i + 1).to_bytes(32, "big")) for i in range(args.block)]
-    kv = KVStore(work / "state")
+    kv = KVStore(
+        work / "state", blob_column_families=(TREE_COLUMN_FAMILY,) if args.tree_blob_files else ()
+    )
     t_start = time.monotonic()
     try:
         db = StateDB(kv, retain_versions=RETAIN, cache_nodes=args.cache_pages)
