@@ -131,8 +131,8 @@ class StateSettings:
     #: They are kept from API clients besides ``[api] fd_reserve``: see ``descriptor_budget``.
     max_open_files: int = DEFAULT_MAX_OPEN_FILES
     #: Keep the tree's pages in RocksDB's blob files: its compactions then move pointers, not
-    #: pages (at 10 million accounts about 0.4 s of CPU a block instead of 1.1 s), and the
-    #: tree takes more disk (the pruned pages' garbage stays longer: +40-90 % measured).
+    #: pages (at 10 million accounts RocksDB's CPU a block 0.58 -> 0.35 s in bench_scale.py),
+    #: and the tree takes more disk (the pruned pages' garbage stays longer: ~40 % measured).
     #: Can be turned on or off on an existing database (what is written next follows it).
     tree_blob_files: bool = False
 
