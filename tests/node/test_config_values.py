@@ -6,13 +6,16 @@
   its database with it and keeps that many descriptors (and its private store's) from API
   clients;
 * ``[state] tree_blob_files``: the tree's pages in RocksDB's blob files (its column family
-  only)."""
+  only);
+* ``[state] query_cache_mib``: the memory for answers of queries given again until the next
+  block (0: none), and the node's metrics of it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from prometheus_client import generate_latest
 
 from citychain.api import limits
 from citychain.crypto import ED25519, Signer
@@ -60,6 +63,8 @@ def test_the_default_is_5_s_and_the_node_waits_what_the_file_says(tmp_path: Path
         ("15", "[state] max_open_files must be 16 or more"),
         ("-1", "[state] max_open_files must be a whole number, 0 or more"),
         ('"yes"', "[state] tree_blob_files must be true or false"),
+        ('"lots"', "[state] query_cache_mib must be a whole number, 0 or more"),
+        ("-64", "[state] query_cache_mib must be a whole number, 0 or more"),
     ],
 )
 def test_bad_values_are_refused_by_name(tmp_path: Path, value: str, words: str) -> None:
@@ -117,3 +122,26 @@ def test_tree_blob_files_reach_the_trees_column_family_only(tmp_path: Path) -> N
             assert "enable_blob_files=false\n" in cfs["blocks"]
         finally:
             node.close()
+
+
+def test_query_answers_are_kept_in_the_memory_the_file_gives(tmp_path: Path) -> None:
+    write(tmp_path / "a", "[state]\n")
+    assert NodeConfig.load(tmp_path / "a").state.query_cache_mib == 64
+    node = node_of(tmp_path / "b", "[state]\nquery_cache_mib = 2\n")
+    try:
+        assert node.chain.queries.max_bytes == 2 * 1024 * 1024
+        for _ in range(3):
+            assert node.query("gov", "config", {}) == node.query("gov", "config", {})
+        metrics = generate_latest(node.metrics_registry).decode()
+        assert 'citychain_query_answers_total{cache="hit"} 5.0' in metrics
+        assert 'citychain_query_answers_total{cache="miss"} 1.0' in metrics
+        assert "citychain_query_cache_bytes " in metrics
+    finally:
+        node.close()
+    node = node_of(tmp_path / "c", "[state]\nquery_cache_mib = 0\n")
+    try:
+        node.query("gov", "config", {})
+        node.query("gov", "config", {})
+        assert len(node.chain.queries) == 0 and node.chain.queries.hits == 0
+    finally:
+        node.close()

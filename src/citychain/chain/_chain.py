@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from citychain import codec
+from citychain.chain._queries import DEFAULT_QUERY_CACHE_BYTES, QueryCache
 from citychain.crypto import CryptoSuite, HashNew
 from citychain.errors import ConfigError, ErrorCode, InternalError, ProofError
 from citychain.execution import (
@@ -96,6 +97,7 @@ class Chain:
         *,
         retain_versions: int | None = None,
         cache_pages: int = DEFAULT_CACHE_PAGES,
+        query_cache_bytes: int = DEFAULT_QUERY_CACHE_BYTES,
     ) -> None:
         self.kv = kv
         self.genesis = genesis
@@ -116,6 +118,8 @@ class Chain:
         self._commit_lock = threading.Lock()
         #: Governance records of the committed state, for every transaction's access checks.
         self.gov_cache = access.GovCache()
+        #: Answers of queries on the committed state, until the next commit (see _queries).
+        self.queries = QueryCache(query_cache_bytes)
         #: Transactions whose signatures this node verified at admission (the mempool adds
         #: them), so execution does not verify them again; see execution.verified.
         self.verified = VerifiedTxs()
@@ -326,6 +330,7 @@ class Chain:
             self.kv.write(batch, sync=True)
             self.state.committed(pending.prepared)
             self.blocks.committed(block.height)
+            self.queries.invalidate()  # after the write is visible: see _queries
             self.verified.drop(tx.hash for tx in block.txs)  # their nonces are spent
             if pending.result.governance_changed:
                 self.gov_cache.invalidate()  # after the write is visible: see GovCache
@@ -356,6 +361,54 @@ class Chain:
         )
         self.executor.check_admission(self.state, ctx, tx, self.gov_cache)
 
+    def context(self) -> BlockContext:
+        """The block context of a query on the latest committed state: its height, and the
+        time and proposer of its last block (genesis time before the first)."""
+        prev = self.last_header()
+        return BlockContext(
+            self.chain_id,
+            self.height,
+            prev.time if prev else self.genesis.genesis_time,
+            prev.proposer if prev else b"",
+        )
+
+    def query(
+        self,
+        contract: str,
+        method: str,
+        args: dict[str, Any],
+        caller: bytes | None = None,
+        *,
+        private: bool = False,
+        gas_limit: int | None = None,
+    ) -> Any:
+        """A read-only query on the latest committed state (``Executor.query``), answered from
+        :attr:`queries` when the same query was answered since the last commit."""
+        cache = self.queries
+        generation = cache.generation
+        key = (
+            QueryCache.key(contract, method, args, caller, private, gas_limit)
+            if cache.max_bytes
+            else None
+        )
+        if key is not None:
+            kept = cache.get(key)
+            if kept is not None:
+                return codec.decode_trusted(kept)
+        result, encoded = self.executor.query_canonical(
+            self.state,
+            self.context(),
+            contract,
+            method,
+            args,
+            caller,
+            private=private,
+            gas_limit=gas_limit,
+        )
+        if key is not None:
+            cache.put(key, encoded, generation)
+        return result
+
     def in_good_standing(self, address: bytes) -> bool:
         """Whether ``address`` is a member in good standing of an organisation at the latest
         committed state (``gov.member``). The API asks it of a signed read that meets a
@@ -363,13 +416,7 @@ class Chain:
         an account removed, revoked or frozen stops receiving them with the block that did
         it. Memoised in :attr:`gov_cache` (emptied after every block that writes governance
         records) until the block time passes the member's certificate's end."""
-        prev = self.last_header()
-        ctx = BlockContext(
-            self.chain_id,
-            self.height,
-            prev.time if prev else self.genesis.genesis_time,
-            prev.proposer if prev else b"",
-        )
+        ctx = self.context()
         key = (b"standing", address)
         memo: tuple[bool, int] | None = self.gov_cache.recall(key)
         if memo is not None and ctx.time <= memo[1]:
@@ -396,6 +443,7 @@ class Chain:
         cache_pages: int = DEFAULT_CACHE_PAGES,
         max_open_files: int = DEFAULT_MAX_OPEN_FILES,
         tree_blob_files: bool = False,
+        query_cache_bytes: int = DEFAULT_QUERY_CACHE_BYTES,
     ) -> Chain:
         blobs = (TREE_COLUMN_FAMILY,) if tree_blob_files else ()
         return cls(
@@ -404,4 +452,5 @@ class Chain:
             registry,
             retain_versions=retain_versions,
             cache_pages=cache_pages,
+            query_cache_bytes=query_cache_bytes,
         )

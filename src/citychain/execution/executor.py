@@ -509,6 +509,24 @@ class Executor:
         otherwise it is refused with ``not_authorized``.
         Raises ExecutionFailure / InvalidInput with the contract's code.
         """
+        return self.query_canonical(
+            state, ctx, contract, method, args, caller, private=private, gas_limit=gas_limit
+        )[0]
+
+    def query_canonical(
+        self,
+        state: StateReader,
+        ctx: BlockContext,
+        contract: str,
+        method: str,
+        args: Mapping[str, Any],
+        caller: bytes | None = None,
+        *,
+        private: bool = False,
+        gas_limit: int | None = None,
+    ) -> tuple[Any, bytes]:
+        """:meth:`query`, and its result's canonical encoding (which the run makes anyway):
+        what a cache of answers keeps, to hand out a fresh copy each time."""
         rt = self._rt
         pending = _Pending(state)
         target = rt.resolve(contract, pending.get)
@@ -564,4 +582,4 @@ class Executor:
                 f"contract {contract}.{method} failed with an internal error",
                 ErrorCode.CONTRACT_ERROR,
             ) from None
-        return _plain(result, encoded)
+        return _plain(result, encoded), encoded

@@ -135,6 +135,9 @@ class StateSettings:
     #: and the tree takes more disk (the pruned pages' garbage stays longer: ~40 % measured).
     #: Can be turned on or off on an existing database (what is written next follows it).
     tree_blob_files: bool = False
+    #: Memory for answers of queries (DID resolutions, status lists, registry reads) given
+    #: again to the same question until the next block; 0 turns the cache off.
+    query_cache_mib: int = 64
 
     def problem(self) -> str | None:
         """Why these settings cannot work (None when they can)."""

@@ -19,7 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from citychain import __version__
-from citychain.chain import Chain, PendingBlock
+from citychain.chain import Chain, PendingBlock, QueryCache
 from citychain.consensus import ConsensusEngine, SoloEngine
 from citychain.consensus.interface import EmptyBlocks
 from citychain.consensus.messages import CH_MEMPOOL, MAX_TX_BATCH, TxBatch
@@ -35,7 +35,7 @@ from citychain.errors import (
     ExecutionFailure,
     InternalError,
 )
-from citychain.execution import BlockContext, default_registry
+from citychain.execution import default_registry
 from citychain.execution.keys import account_nonce
 from citychain.mempool import Mempool, MempoolConfig
 from citychain.mempool.journal import GroupCommit, Journal
@@ -161,6 +161,7 @@ class Node:
             cache_pages=config.state.cache_pages,
             max_open_files=config.state.max_open_files,
             tree_blob_files=config.state.tree_blob_files,
+            query_cache_bytes=config.state.query_cache_mib * 1024 * 1024,
         )
         self.chain_id = self.chain.chain_id
         self.suite = self.chain.suite
@@ -494,6 +495,7 @@ class Node:
         )
         r.register(_StageCollector())
         r.register(_StateCacheCollector(self.chain.state))
+        r.register(_QueryCacheCollector(self.chain.queries))
         self.m_height.set(self.chain.height)
 
     # -- reads used by the mempool and API --------------------------------------------------
@@ -522,23 +524,10 @@ class Node:
     ) -> Any:
         """A read-only query on the latest committed state (see ``Executor.query``: a private
         query needs ``private=True``; ``caller`` is who the contract sees as ``ctx.caller``;
-        ``gas_limit`` lowers the chain's ``max_gas_per_tx`` for this query)."""
-        header = self.chain.last_header()
-        ctx = BlockContext(
-            self.chain_id,
-            self.chain.height,
-            header.time if header else self.genesis.genesis_time,
-            header.proposer if header else b"",
-        )
-        return self.chain.executor.query(
-            self.chain.state,
-            ctx,
-            contract,
-            method,
-            args,
-            caller,
-            private=private,
-            gas_limit=gas_limit,
+        ``gas_limit`` lowers the chain's ``max_gas_per_tx`` for this query). An answer given
+        since the last commit is given again from the chain's cache (``Chain.query``)."""
+        return self.chain.query(
+            contract, method, args, caller, private=private, gas_limit=gas_limit
         )
 
     # -- submission ----------------------------------------------------------------------------
@@ -732,6 +721,30 @@ class _StateCacheCollector(Collector):
             "citychain_state_page_reads",
             "State tree pages read from disk because the cache did not hold them",
             value=st.page_reads,
+        )
+
+
+class _QueryCacheCollector(Collector):
+    """The chain's cache of query answers (:mod:`citychain.chain._queries`), read at each
+    scrape: answers given from it and computed, and what it holds against its budget."""
+
+    def __init__(self, cache: QueryCache) -> None:
+        self._cache = cache
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        c = self._cache
+        answers = CounterMetricFamily(
+            "citychain_query_answers",
+            "Query answers given from the cache of the current block (hit) or computed (miss)",
+            labels=["cache"],
+        )
+        answers.add_metric(["hit"], c.hits)
+        answers.add_metric(["miss"], c.misses)
+        yield answers
+        yield GaugeMetricFamily(
+            "citychain_query_cache_bytes",
+            "Bytes the cached query answers take against node.toml [state] query_cache_mib",
+            value=c.kept_bytes,
         )
 
 
