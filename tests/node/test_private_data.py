@@ -275,6 +275,12 @@ def test_a_listed_node_that_missed_a_value_pulls_it_from_a_listed_peer(
         msw.handlers[pv.CH_PRIVATE]("n3", answer)  # the answer, from org1's node
         await _until(lambda: _count(missed, "stored") == 1)
         assert await missed.value("tax", "m", p.hash) == b"missed"
+        msw.handlers[pv.CH_PRIVATE]("n1", answer)  # a second asked peer answers too
+        await _until(lambda: _count(missed, "duplicate") == 1)
+        # Answers are not acknowledged: no take waits on them, and the answering nodes would
+        # count the acks as matching none (their ack_unmatched would look like a fault).
+        sent = [pv.decode_message(payload) for _, _, payload in msw.sent]
+        assert all(isinstance(m, pv.PrivatePull) for m in sent), sent
         missed.on_commit(11 + pv.PULL_DELAY_BLOCKS + pv.PULL_RETRY_BLOCKS)
         assert not missed._wanted
         holder.close()

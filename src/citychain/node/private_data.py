@@ -77,7 +77,7 @@ organisation and the store lacks it, the node asks the listed peers for it
 are kept in the store (not synced), so a node that restarts goes on asking; one lost in a
 crash is asked for again when its block is replayed or synced. A peer answers with a push
 only if the asker's organisation (its certificate) and its own are listed; the asker checks
-the push as any other.
+the push as any other, and does not acknowledge it (no take waits on an answer to a pull).
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ MAX_UNANCHORED = pv.MAX_UNANCHORED
 UNANCHORED_TTL_BLOCKS = pv.UNANCHORED_TTL_BLOCKS
 #: Results a received push is counted under (``citychain_private_pushes_total``), and the
 #: acks received: counted for a take waiting on them (``ack``, ``ack_refusal``) or matching
-#: none (``ack_unmatched``: late, from a peer not pushed to, or answering a pull's answer).
+#: none (``ack_unmatched``: late, or from a peer not pushed to; a pull's answer is not acked).
 RECEIVED_RESULTS = (
     "stored",
     "duplicate",
@@ -553,10 +553,12 @@ class PrivateData:
         if waiter.wait.state != pv.WAITING:
             waiter.settled.set()
 
-    def _answer(self, peer: str, push: pv.PrivatePush, result: str) -> None:
+    def _answer(self, peer: str, push: pv.PrivatePush, result: str, *, pulled: bool) -> None:
         """Tell the pusher what became of its push (:class:`~citychain.types.private_data.
-        PrivateAck`): ``stored`` only once the value is written and synced here."""
-        if self._switch is None:
+        PrivateAck`): ``stored`` only once the value is written and synced here. Not when the
+        push answered this node's pull (``pulled``: the value was wanted when it came): no
+        take waits for that, and the peer would count the ack as matching none."""
+        if self._switch is None or pulled:
             return
         ack = pv.PrivateAck(push.collection, push.key, push.hash, result)
         if self._switch.send(peer, pv.CH_PRIVATE, ack.encode()):
@@ -593,11 +595,13 @@ class PrivateData:
             self._hold(peer, sender_org, push)
             return
         orgs = c["orgs"]
+        # Decided as it comes: a commit may stop wanting it (it is stored) before the ack.
+        pulled = value_key(push.collection, push.key, push.hash) in self._wanted
         if not pv.may_hold(orgs, sender_org):
             self._received(
                 "sender_not_listed", peer, push, f"refused: sender org {sender_org!r} is not listed"
             )
-            self._answer(peer, push, "not_listed")
+            self._answer(peer, push, "not_listed", pulled=pulled)
             return
         if not pv.may_hold(orgs, self.org_id):
             self._received(
@@ -606,25 +610,25 @@ class PrivateData:
                 push,
                 f"refused: this node's org {self.org_id!r} is not listed",
             )
-            self._answer(peer, push, "not_listed")
+            self._answer(peer, push, "not_listed", pulled=pulled)
             return
         if pv.item_hash(self._hash_new, push.value, push.salt) != push.hash:
             self._received(
                 "hash_mismatch", peer, push, "refused: the value does not hash to its hash"
             )
-            self._answer(peer, push, "hash_mismatch")
+            self._answer(peer, push, "hash_mismatch", pulled=pulled)
             return
         if self.store.has(push.collection, push.key, push.hash):
             self._received("duplicate", peer, push, "already held")
-            self._answer(peer, push, pv.ACK_STORED)
+            self._answer(peer, push, pv.ACK_STORED, pulled=pulled)
             return
         if self.store.unanchored >= MAX_UNANCHORED:
             self._received("full", peer, push, f"dropped: {MAX_UNANCHORED} unanchored values held")
-            self._answer(peer, push, "full")
+            self._answer(peer, push, "full", pulled=pulled)
             return
-        asyncio.get_running_loop().create_task(self._store(peer, push))
+        asyncio.get_running_loop().create_task(self._store(peer, push, pulled))
 
-    async def _store(self, peer: str, push: pv.PrivatePush) -> None:
+    async def _store(self, peer: str, push: pv.PrivatePush, pulled: bool) -> None:
         loop = asyncio.get_running_loop()
         try:
             new = await loop.run_in_executor(None, self.store.put, push, self._height())
@@ -634,7 +638,7 @@ class PrivateData:
         self._received(
             "stored" if new else "duplicate", peer, push, f"stored ({len(push.value)} bytes)"
         )
-        self._answer(peer, push, pv.ACK_STORED)  # after the synced write: durably held
+        self._answer(peer, push, pv.ACK_STORED, pulled=pulled)  # after the synced write
 
     def _hold(self, peer: str, sender_org: str | None, push: pv.PrivatePush) -> None:
         self._pending.append((peer, sender_org or "", push))
