@@ -181,6 +181,10 @@ def test_refusals_are_not_kept_and_bad_arguments_are_refused_as_before(net: Net)
     assert refused.value.code == ErrorCode.BAD_ARGUMENTS
     assert "not canonical data" in refused.value.message
     assert len(net.chain.queries) == 0
+    with pytest.raises(InvalidInput) as refused:
+        net.chain.query("memo", "whoami", {}, bytearray(20))  # type: ignore[arg-type]
+    assert refused.value.code == ErrorCode.BAD_ARGUMENTS
+    assert "20-byte address" in refused.value.message
 
 
 def test_the_cache_keeps_to_its_budget(tmp_path: Path) -> None:

@@ -77,7 +77,10 @@ class QueryCache:
         gas_limit: int | None,
     ) -> QueryKey | None:
         """The key of a query, or None when it cannot be kept (arguments that are not
-        canonical data: the executor refuses them with its own message)."""
+        canonical data, a caller that is not bytes: the executor refuses them with its own
+        message)."""
+        if caller is not None and type(caller) is not bytes:
+            return None
         try:
             encoded = codec.encode(args)
         except DecodeError:
