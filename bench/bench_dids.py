@@ -36,6 +36,12 @@ hurts both alike:
   with a small ``N`` (whose answers all fit in the cache) it is not, and the figure flatters.
 * ``did-resolve-p99``: the 99th percentile latency of those resolutions, in ms, beside the
   p99 of ``GET /v1/status``. Here the ratio is resolve p99 / status p99 (lower is better).
+* ``did-resolve-node-cpu`` (and ``-quickack-``, ``-hot-``): the node process's CPU time
+  (``/proc``, all its threads) over the resolutions of those rounds, µs per resolution,
+  beside the same per ``GET /v1/status``. The client shares the two cores and is itself
+  written in Python, so the rate says what this client drew; this line says what a
+  resolution costs the node (one core's worth is ~1,000,000 / it a second), which is what a
+  change of the node moves. In the hot rounds it includes the trickle's blocks.
 * ``did-resolve-hot`` and ``did-resolve-hot-p99``: the same, the DIDs drawn from ``K`` of
   them (``--hot``, 100 by default): a verifier's load, which resolves the issuers of the
   credentials it checks, a few DIDs again and again, while the chain keeps committing blocks
@@ -63,6 +69,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import random
 import re
 import shutil
@@ -338,6 +345,12 @@ async def _http_round(
     return len(lat) / (time.perf_counter() - t0), lat
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU seconds the process ``pid`` has used, all its threads (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _p99(lat: list[float]) -> float:
     return statistics.quantiles(lat, n=100)[98] * 1000
 
@@ -359,7 +372,13 @@ async def _height(client: httpx.AsyncClient) -> int:
 
 
 async def _resolve_rounds(
-    load: Load, port: int, rounds: int, seconds: float, conns: int, quickack: bool, hot: int = 0
+    load: Load,
+    node: NodeProcess,
+    rounds: int,
+    seconds: float,
+    conns: int,
+    quickack: bool,
+    hot: int = 0,
 ) -> None:
     rng = random.Random(11)
     dids = rng.sample(load.dids, hot) if hot else load.dids
@@ -370,21 +389,27 @@ async def _resolve_rounds(
     def status() -> str:
         return "/v1/status"
 
+    port, pid = node.port, node.proc.pid
     await _http_round(port, did, 1.0, conns, quickack)  # warm up
-    ours, ceil, ours_p99, ceil_p99 = [], [], [], []
+    ours, ceil, ours_p99, ceil_p99, ours_cpu, ceil_cpu = [], [], [], [], [], []
     stop = asyncio.Event()
     blocks = asyncio.create_task(_trickle(load, stop)) if hot else None
     for r in range(rounds):
+        cpu = _cpu_seconds(pid)
         rate, lat = await _http_round(port, did, seconds, conns, quickack)
+        ours_cpu.append((_cpu_seconds(pid) - cpu) / len(lat) * 1e6)
         ours.append(rate)
         ours_p99.append(_p99(lat))
+        cpu = _cpu_seconds(pid)
         rate, lat = await _http_round(port, status, seconds, conns, quickack)
+        ceil_cpu.append((_cpu_seconds(pid) - cpu) / len(lat) * 1e6)
         ceil.append(rate)
         ceil_p99.append(_p99(lat))
         say(
             f"round {r + 1}{' (quick ack)' if quickack else ''}{f' ({hot} DIDs)' if hot else ''}"
             f": resolve {ours[-1]:,.0f}/s p99 {ours_p99[-1]:.2f} ms, status {ceil[-1]:,.0f}/s "
-            f"p99 {ceil_p99[-1]:.2f} ms"
+            f"p99 {ceil_p99[-1]:.2f} ms; node CPU {ours_cpu[-1]:.0f} and {ceil_cpu[-1]:.0f} µs a "
+            "request"
         )
     if blocks is not None:
         stop.set()
@@ -399,6 +424,11 @@ async def _resolve_rounds(
     print(
         f"bench {name}-p99: {v:.2f} ms with {n:,} DIDs, {conns} connections "
         f"(ceiling {c:.2f} ms GET /v1/status p99, ratio {v / c:.3f})"
+    )
+    v, c = statistics.median(ours_cpu), statistics.median(ceil_cpu)
+    print(
+        f"bench {name}-node-cpu: {v:.1f} µs of the node's CPU a resolution "
+        f"(ceiling {c:.1f} µs a GET /v1/status, ratio {v / c:.3f})"
     )
 
 
@@ -456,12 +486,10 @@ async def _run(node: NodeProcess, args: argparse.Namespace) -> Load:
         print(f"fill: {len(load.dids):,} DIDs on chain, the fill at {rate:,.0f} DIDs/s")
     await _create_rounds(load, args.rounds, args.per_round, args.profile)
     for quickack in (False, True):
-        await _resolve_rounds(
-            load, node.port, args.rounds, args.seconds, args.concurrency, quickack
-        )
+        await _resolve_rounds(load, node, args.rounds, args.seconds, args.concurrency, quickack)
     if args.hot:
         await _resolve_rounds(
-            load, node.port, args.rounds, args.seconds, args.concurrency, False, args.hot
+            load, node, args.rounds, args.seconds, args.concurrency, False, args.hot
         )
     return load
 
