@@ -21,7 +21,7 @@ from netproc import FAST_PARAMS, IDLE_BLOCK_MS, LocalNet  # type: ignore[import-
 
 from citychain.crypto import SM2_SM3, Signer
 from citychain.sdk import Client
-from citychain.services.gov.cli import GOV_GAS_LIMIT
+from citychain.services.gov.sdk import GOV_GAS_LIMIT
 from citychain.types import Receipt
 
 pytestmark = pytest.mark.slow

@@ -63,7 +63,7 @@ from citychain.cli.tx import (
 )
 from citychain.errors import CitychainError, NotFound
 from citychain.sdk import DEFAULT_COMMIT_TIMEOUT, DEFAULT_TIMEOUT
-from citychain.services.gov.sdk import Gov, build_params, parse_param_value
+from citychain.services.gov.sdk import GOV_GAS_LIMIT, Gov, build_params, parse_param_value
 from citychain.services.gov.sdk._params import check_flags, read_text
 from citychain.services.gov.shapes import (
     FLAGS,
@@ -82,8 +82,6 @@ gov_app = typer.Typer(
     no_args_is_help=True,
 )
 
-#: Gas for a governance call: proposals carry certificates and executions rewrite records.
-GOV_GAS_LIMIT = 1_000_000
 GasOpt = Annotated[int, typer.Option("--gas-limit", help="Most gas the call may use.")]
 IdArg = Annotated[int, typer.Argument(min=1, metavar="ID", help="Proposal number.")]
 

@@ -6,6 +6,7 @@ the same shapes. Needs nothing of the ``[node]`` extra."""
 from typing import Any
 
 from citychain.services.gov.sdk import _rest as rest
+from citychain.services.gov.sdk._helpers import GOV_GAS_LIMIT as GOV_GAS_LIMIT
 from citychain.services.gov.sdk._helpers import AsyncGov as AsyncGov
 from citychain.services.gov.sdk._helpers import Gov as Gov
 from citychain.services.gov.sdk._params import build_params as build_params
@@ -31,6 +32,7 @@ def bind_async(client: Any) -> AsyncGov:
 
 
 __all__ = [
+    "GOV_GAS_LIMIT",
     "AsyncGov",
     "Gov",
     "GovValidator",
