@@ -45,9 +45,14 @@ def test_hostile_transaction_is_refused_in_milliseconds(
     wire = tx_with_args(args)
     path, body = ("/v1/txs", codec.encode([wire])) if batch else ("/v1/tx", wire)
     client.post(path, content=codec.encode([]) if batch else b"", headers=CBOR)  # warm up
-    start = time.process_time()
-    r = client.post(path, content=body, headers=CBOR)
-    spent = time.process_time() - start
+    # The app answers on the client's portal thread, so this is the process's CPU, which also
+    # counts whatever other threads of the test worker do: the least of three requests.
+    tries = []
+    for _ in range(3):
+        start = time.process_time()
+        r = client.post(path, content=body, headers=CBOR)
+        tries.append(time.process_time() - start)
+    spent = min(tries)
     assert "Traceback" not in r.text
     # A batch answers per transaction, in the same {code, message} form.
     answer = r.json()["results"][0] if batch else r.json()
