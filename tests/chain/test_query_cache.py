@@ -17,8 +17,16 @@ from citychain import codec
 from citychain.chain import Chain, QueryCache
 from citychain.chain._queries import MAX_ANSWER_BYTES
 from citychain.crypto import ED25519, Signer
-from citychain.errors import ErrorCode, InvalidInput
-from citychain.execution import Context, Contract, Executor, default_registry, method, query
+from citychain.errors import ErrorCode, ExecutionFailure, InvalidInput
+from citychain.execution import (
+    Context,
+    Contract,
+    Executor,
+    QueryAnswer,
+    default_registry,
+    method,
+    query,
+)
 from citychain.store.kv import KVStore
 from citychain.types import Commit, Transaction, Validator
 from citychain.types.genesis import ChainParams, Genesis
@@ -145,7 +153,7 @@ def test_the_block_context_is_part_of_what_changes(net: Net) -> None:
     assert net.chain.query("memo", "clock", {}) == [1, T0 + 1000]
 
 
-def test_the_caller_the_privacy_and_the_gas_limit_are_part_of_the_question(net: Net) -> None:
+def test_the_caller_and_the_privacy_are_part_of_the_question(net: Net) -> None:
     chain = net.chain
     assert chain.query("memo", "whoami", {}, ALICE.address) == ALICE.address
     assert chain.query("memo", "whoami", {}, BOB.address) == BOB.address
@@ -155,8 +163,30 @@ def test_the_caller_the_privacy_and_the_gas_limit_are_part_of_the_question(net: 
     with pytest.raises(InvalidInput) as refused:
         chain.query("memo", "secret", {})
     assert refused.value.code == ErrorCode.NOT_AUTHORIZED
-    assert chain.query("memo", "read", {"of": ALICE.address}, gas_limit=100_000)["text"] is None
     assert chain.queries.hits == 0
+
+
+def test_a_kept_answer_serves_every_gas_limit_it_fits_and_refuses_the_others(
+    net: Net, tmp_path: Path
+) -> None:
+    chain = net.chain
+    answer = chain.executor.query_canonical(
+        chain.state, chain.context(), "memo", "big", {"size": 300}
+    )
+    used = answer.gas_used
+    assert used > 1_000
+    assert chain.query("memo", "big", {"size": 300}) == bytes(300)  # computed, kept
+    assert chain.query("memo", "big", {"size": 300}, gas_limit=used) == bytes(300)
+    with pytest.raises(ExecutionFailure) as told:
+        chain.query("memo", "big", {"size": 300}, gas_limit=used - 1)
+    assert chain.queries.hits == 2 and chain.queries.misses == 1  # neither was run again
+    # What the run itself says under that limit, word for word.
+    with pytest.raises(ExecutionFailure) as ran:
+        chain.executor.query(
+            chain.state, chain.context(), "memo", "big", {"size": 300}, gas_limit=used - 1
+        )
+    assert (told.value.code, told.value.message) == (ran.value.code, ran.value.message)
+    assert told.value.code == ErrorCode.OUT_OF_GAS
 
 
 def test_an_answer_computed_while_a_block_commits_is_not_kept(
@@ -164,7 +194,7 @@ def test_an_answer_computed_while_a_block_commits_is_not_kept(
 ) -> None:
     run = Executor.query_canonical
 
-    def racing(self: Executor, *args: Any, **kwargs: Any) -> tuple[Any, bytes]:
+    def racing(self: Executor, *args: Any, **kwargs: Any) -> QueryAnswer:
         answer = run(self, *args, **kwargs)  # read the state before the block ...
         monkeypatch.setattr(Executor, "query_canonical", run)
         net.note(ALICE, "committed meanwhile")  # ... which commits before it is kept
@@ -210,12 +240,12 @@ def test_the_cache_keeps_to_its_budget(tmp_path: Path) -> None:
 
 def test_an_answer_over_the_largest_is_computed_each_time() -> None:
     cache = QueryCache(64 << 20)
-    key = QueryCache.key("memo", "big", {}, None, False, None)
+    key = QueryCache.key("memo", "big", {}, None, False)
     assert key is not None
-    cache.put(key, bytes(MAX_ANSWER_BYTES + 1), cache.generation)
+    cache.put(key, bytes(MAX_ANSWER_BYTES + 1), 1, cache.generation)
     assert cache.get(key) is None
-    cache.put(key, bytes(MAX_ANSWER_BYTES), cache.generation)
-    assert cache.get(key) == bytes(MAX_ANSWER_BYTES)
+    cache.put(key, bytes(MAX_ANSWER_BYTES), 1, cache.generation)
+    assert cache.get(key) == (bytes(MAX_ANSWER_BYTES), 1)
 
 
 class Interleavings(RuleBasedStateMachine):
@@ -238,9 +268,9 @@ class Interleavings(RuleBasedStateMachine):
     @rule(data=st.data())
     def finish(self, data: st.DataObject) -> None:
         arg, version, gen = self.running.pop(data.draw(st.integers(0, len(self.running) - 1)))
-        key = QueryCache.key("c", "m", {"arg": arg}, None, False, None)
+        key = QueryCache.key("c", "m", {"arg": arg}, None, False)
         assert key is not None
-        self.cache.put(key, codec.encode(version), gen)
+        self.cache.put(key, codec.encode(version), 1, gen)
 
     @precondition(lambda self: self.visible == self.finished)
     @rule()
@@ -256,11 +286,11 @@ class Interleavings(RuleBasedStateMachine):
     @invariant()
     def no_answer_older_than_the_last_finished_commit(self) -> None:
         for arg in (b"a", b"b"):
-            key = QueryCache.key("c", "m", {"arg": arg}, None, False, None)
+            key = QueryCache.key("c", "m", {"arg": arg}, None, False)
             assert key is not None
             kept = self.cache._values.get(key)
             if kept is not None:
-                assert codec.decode(kept) >= self.finished
+                assert codec.decode(kept[0]) >= self.finished
 
 
 TestInterleavings = Interleavings.TestCase

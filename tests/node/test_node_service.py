@@ -128,8 +128,12 @@ def test_a_cheap_query_answers_on_the_event_loop_and_a_costly_one_in_a_worker_th
         assert asyncio.run(service.query("token", "balance", {"owner": alice})) == 100
         assert threads == []
         monkeypatch.setattr(node_service, "INLINE_QUERY_GAS", 1)
+        runs = node.chain.queries.misses
         assert asyncio.run(service.query("token", "balance", {"owner": alice})) == 100
         assert len(threads) == 1
+        # Both tries were answered by the chain's query cache, not run: the one on the loop
+        # was told out_of_gas from the gas the kept answer used.
+        assert node.chain.queries.misses == runs
         # Any other refusal is the query's own answer, given once, on the loop.
         with pytest.raises(InvalidInput) as bad:
             asyncio.run(service.query("token", "balance", {"owner": b"short"}))

@@ -31,7 +31,7 @@ from typing import Any
 from citychain import codec
 from citychain.chain._queries import DEFAULT_QUERY_CACHE_BYTES, QueryCache
 from citychain.crypto import CryptoSuite, HashNew
-from citychain.errors import ConfigError, ErrorCode, InternalError, ProofError
+from citychain.errors import ConfigError, ErrorCode, ExecutionFailure, InternalError, ProofError
 from citychain.execution import (
     BlockContext,
     BlockResult,
@@ -386,16 +386,20 @@ class Chain:
         :attr:`queries` when the same query was answered since the last commit."""
         cache = self.queries
         generation = cache.generation
-        key = (
-            QueryCache.key(contract, method, args, caller, private, gas_limit)
-            if cache.max_bytes
-            else None
-        )
+        key = QueryCache.key(contract, method, args, caller, private) if cache.max_bytes else None
         if key is not None:
             kept = cache.get(key)
             if kept is not None:
-                return codec.decode_trusted(kept)
-        result, encoded = self.executor.query_canonical(
+                encoded, gas_used = kept
+                limit = self.executor.gas.max_gas_per_tx
+                if gas_limit is not None:
+                    limit = min(limit, gas_limit)
+                if gas_used > limit:  # what the run would stop with: see _queries
+                    raise ExecutionFailure(
+                        f"out of gas: the gas limit of {limit} was reached", ErrorCode.OUT_OF_GAS
+                    )
+                return codec.decode_trusted(encoded)
+        answer = self.executor.query_canonical(
             self.state,
             self.context(),
             contract,
@@ -406,8 +410,8 @@ class Chain:
             gas_limit=gas_limit,
         )
         if key is not None:
-            cache.put(key, encoded, generation)
-        return result
+            cache.put(key, answer.encoded, answer.gas_used, generation)
+        return answer.value
 
     def in_good_standing(self, address: bytes) -> bool:
         """Whether ``address`` is a member in good standing of an organisation at the latest

@@ -4,8 +4,8 @@ Theory of operation
 -------------------
 A query (``Executor.query``) is a pure function of the committed state, the block context
 (height, time, proposer of the last block), the contract, the method, the caller, whether it
-was authorised as private, the gas limit and the arguments: the same inputs give the same
-answer, by the rule every contract obeys (no clock, no randomness, no I/O). Between two
+was authorised as private and the arguments: the same inputs give the same answer, using the
+same gas, by the rule every contract obeys (no clock, no randomness, no I/O). Between two
 blocks only the arguments vary, and readers ask the same few things again and again (every
 verifier resolves the same issuers' DIDs and reads the same status lists), so the chain keeps
 each answer's canonical bytes under those inputs until its next commit, and a repeated query
@@ -20,10 +20,13 @@ and its answer is kept only if no commit emptied the cache meanwhile (as
 state is never kept, and one kept is of the state every later reader sees until the next
 commit.
 
-Only answers are kept, not refusals (a refusal of bad arguments is cheap, and an
-``out_of_gas`` at a low limit must not stand for the same query at a higher one: the limit is
-part of the key anyway). Each answer is handed out as a fresh decode of its bytes, so a
-caller that edits what it got cannot change what the next one gets.
+Only answers are kept, with the gas they used, not refusals. The gas limit is not part of the
+key: an answer kept serves any limit at least the gas it used, and under a lower one the run
+would stop with ``out_of_gas`` at that limit, which is what the chain then answers without
+running it (the API tries a query on its event loop under a small limit and moves a heavier
+one to a worker thread: a heavy query asked again is told at once to move). Each answer is
+handed out as a fresh decode of its bytes, so a caller that edits what it got cannot change
+what the next one gets.
 
 Bounded: an answer over :data:`MAX_ANSWER_BYTES` is not kept, and when the kept bytes would
 pass the budget the cache starts over (between blocks the hot answers come back at once).
@@ -45,7 +48,7 @@ MAX_ANSWER_BYTES = 256 * 1024
 #: What a kept entry costs beyond its bytes (the key's tuple, the dict slot), for the budget.
 _ENTRY_OVERHEAD = 200
 
-QueryKey = tuple[str, str, bool, bytes, int, bytes]
+QueryKey = tuple[str, str, bool, bytes, bytes]
 
 
 class QueryCache:
@@ -61,7 +64,7 @@ class QueryCache:
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._gen = 0
-        self._values: dict[QueryKey, bytes] = {}
+        self._values: dict[QueryKey, tuple[bytes, int]] = {}
         self._bytes = 0
         #: Answers served from the cache / computed (a node's metric).
         self.hits = 0
@@ -69,12 +72,7 @@ class QueryCache:
 
     @staticmethod
     def key(
-        contract: str,
-        method: str,
-        args: dict[str, Any],
-        caller: bytes | None,
-        private: bool,
-        gas_limit: int | None,
+        contract: str, method: str, args: dict[str, Any], caller: bytes | None, private: bool
     ) -> QueryKey | None:
         """The key of a query, or None when it cannot be kept (arguments that are not
         canonical data, a caller that is not bytes: the executor refuses them with its own
@@ -85,14 +83,15 @@ class QueryCache:
             encoded = codec.encode(args)
         except DecodeError:
             return None
-        return (contract, method, private, caller or b"", gas_limit or 0, encoded)
+        return (contract, method, private, caller or b"", encoded)
 
     @property
     def generation(self) -> int:
         """Changes at every commit; take it before running a query, give it to :meth:`put`."""
         return self._gen
 
-    def get(self, key: QueryKey) -> bytes | None:
+    def get(self, key: QueryKey) -> tuple[bytes, int] | None:
+        """The answer's canonical bytes and the gas it used, if kept."""
         found = self._values.get(key)
         if found is None:
             self.misses += 1
@@ -100,11 +99,12 @@ class QueryCache:
             self.hits += 1
         return found
 
-    def put(self, key: QueryKey, answer: bytes, generation: int) -> None:
-        """Keep ``answer`` unless a commit happened since ``generation`` (or it is too big)."""
+    def put(self, key: QueryKey, answer: bytes, gas_used: int, generation: int) -> None:
+        """Keep ``answer`` (which used ``gas_used``) unless a commit happened since
+        ``generation`` (or it is too big)."""
         if len(answer) > MAX_ANSWER_BYTES:
             return
-        cost = len(answer) + len(key[5]) + len(key[0]) + len(key[1]) + _ENTRY_OVERHEAD
+        cost = len(answer) + len(key[4]) + len(key[0]) + len(key[1]) + _ENTRY_OVERHEAD
         with self._lock:
             if self._gen != generation or cost > self.max_bytes:
                 return
@@ -112,7 +112,7 @@ class QueryCache:
                 self._values = {}
                 self._bytes = 0
             if key not in self._values:
-                self._values[key] = answer
+                self._values[key] = (answer, gas_used)
                 self._bytes += cost
 
     def invalidate(self) -> None:

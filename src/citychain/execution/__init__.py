@@ -30,6 +30,7 @@ from citychain.execution.contract import method as method
 from citychain.execution.contract import query as query
 from citychain.execution.executor import BlockResult as BlockResult
 from citychain.execution.executor import Executor as Executor
+from citychain.execution.executor import QueryAnswer as QueryAnswer
 from citychain.execution.gas import GasSchedule as GasSchedule
 from citychain.execution.verified import VerifiedTxs as VerifiedTxs
 
@@ -43,6 +44,7 @@ __all__ = [
     "Executor",
     "GasSchedule",
     "MethodSpec",
+    "QueryAnswer",
     "arg_address",
     "arg_bytes",
     "arg_int",

@@ -73,7 +73,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from citychain import codec
 from citychain.crypto import CryptoSuite
@@ -115,6 +115,17 @@ _MISSING: Any = object()
 #: The caller and origin of queries without a caller, and of genesis hooks.
 NO_ADDRESS = bytes(ADDRESS_SIZE)
 _UNLIMITED = 2**63 - 1
+
+
+class QueryAnswer(NamedTuple):
+    """A query's result (:meth:`Executor.query_canonical`)."""
+
+    value: Any
+    #: The result's canonical bytes.
+    encoded: bytes
+    #: Gas the run used: the same query on the same state fails ``out_of_gas`` under any
+    #: lower limit, and answers the same under any limit at least this.
+    gas_used: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -511,7 +522,7 @@ class Executor:
         """
         return self.query_canonical(
             state, ctx, contract, method, args, caller, private=private, gas_limit=gas_limit
-        )[0]
+        ).value
 
     def query_canonical(
         self,
@@ -524,9 +535,10 @@ class Executor:
         *,
         private: bool = False,
         gas_limit: int | None = None,
-    ) -> tuple[Any, bytes]:
-        """:meth:`query`, and its result's canonical encoding (which the run makes anyway):
-        what a cache of answers keeps, to hand out a fresh copy each time."""
+    ) -> QueryAnswer:
+        """:meth:`query`, with its result's canonical encoding (which the run makes anyway)
+        and the gas it used: what a cache of answers keeps, to hand out a fresh copy each
+        time and to know which gas limits the same query would run out of."""
         rt = self._rt
         pending = _Pending(state)
         target = rt.resolve(contract, pending.get)
@@ -582,4 +594,4 @@ class Executor:
                 f"contract {contract}.{method} failed with an internal error",
                 ErrorCode.CONTRACT_ERROR,
             ) from None
-        return _plain(result, encoded), encoded
+        return QueryAnswer(_plain(result, encoded), encoded, frame.gas_used)
