@@ -69,15 +69,20 @@ def _wait(predicate: Any, timeout: float, what: str) -> None:
     raise AssertionError(f"{what} within {timeout} s")
 
 
-@pytest.fixture
-def net(tmp_path: Path) -> Iterator[LocalNet]:
-    # Validator changes take effect two heights after execution, and the test then watches
-    # several more blocks with no transaction sent: one empty block per IDLE_BLOCK_MS.
+def _started(tmp_path: Path, **options: Any) -> Iterator[LocalNet]:
+    """A running network. Its tests watch heights pass with nothing sent (validator changes
+    take effect two heights after execution, a proposal's deadline passes by heights): one
+    empty block per IDLE_BLOCK_MS."""
     with LocalNet(
-        tmp_path, params=FAST_PARAMS, spare_nodes=1, empty_blocks_interval_ms=IDLE_BLOCK_MS
+        tmp_path, params=FAST_PARAMS, empty_blocks_interval_ms=IDLE_BLOCK_MS, **options
     ) as n:
         n.start_all()
         yield n
+
+
+@pytest.fixture
+def net(tmp_path: Path) -> Iterator[LocalNet]:
+    yield from _started(tmp_path, spare_nodes=1)
 
 
 def test_a_vote_admits_an_organisation_whose_validator_signs_then_a_vote_removes_one(
@@ -169,16 +174,7 @@ def test_a_vote_admits_an_organisation_whose_validator_signs_then_a_vote_removes
 
 @pytest.fixture
 def cert_net(tmp_path: Path) -> Iterator[LocalNet]:
-    # A proposal's deadline passes by heights with nothing sent: one empty block per
-    # IDLE_BLOCK_MS.
-    with LocalNet(
-        tmp_path,
-        params=FAST_PARAMS,
-        identity_mode="certificate",
-        empty_blocks_interval_ms=IDLE_BLOCK_MS,
-    ) as n:
-        n.start_all()
-        yield n
+    yield from _started(tmp_path, identity_mode="certificate")
 
 
 def test_revoked_certificate_frozen_account_expired_proposal(cert_net: LocalNet) -> None:
@@ -249,15 +245,7 @@ def test_revoked_certificate_frozen_account_expired_proposal(cert_net: LocalNet)
 
 @pytest.fixture
 def gm_net(tmp_path: Path) -> Iterator[LocalNet]:
-    with LocalNet(
-        tmp_path,
-        params=FAST_PARAMS,
-        spare_nodes=1,
-        suite=SM2_SM3,
-        empty_blocks_interval_ms=IDLE_BLOCK_MS,
-    ) as n:
-        n.start_all()
-        yield n
+    yield from _started(tmp_path, spare_nodes=1, suite=SM2_SM3)
 
 
 def test_a_gm_network_trusts_both_cas_of_an_organisation_it_admits(gm_net: LocalNet) -> None:
