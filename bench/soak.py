@@ -16,7 +16,7 @@ that cuts one validator off from the others (healed after a moment), or SIGSTOP 
 At the end every fault is healed, every node started, the load stopped, and once all nodes
 stand at the same height the checks run on every node: each block's hash, header (so state,
 results and tx roots) and transaction list at every height are equal (else a *fork*); the full
-receipts of a sample of transactions and the nonce of every sender are equal; every
+receipts of a sample of transactions and the nonce of every sender at that height are equal; every
 transaction seen committed (on any node, at any time) is in every node's chain (else *lost*).
 Accepted transactions that were never committed are counted apart: a mempool that does not
 survive ``kill -9`` may drop them (issue 15 part 4), which is not a loss of a committed one.
@@ -50,6 +50,7 @@ from netproc import FAST_PARAMS, LocalNet  # type: ignore[import-not-found,unuse
 from citychain.crypto import ED25519, Signer  # noqa: E402
 from citychain.sdk import Client  # noqa: E402
 from citychain.types import Transaction  # noqa: E402
+from citychain.types.state_keys import account_nonce_key  # noqa: E402
 
 SENDERS = 24
 PER_SENDER = 4  # transfers per sender per loader round
@@ -344,11 +345,15 @@ class Soak:
                     answers = {repr(i["receipt"]) for i in infos}
                     if len(answers) != 1:
                         self.tally.failures.append(f"receipt of {tx} differs: {answers}")
+                # Read at ``height``, not the latest: transactions still pooled when the load
+                # stopped keep being committed, so the nodes' latest heights may differ again.
                 for s in self.senders:
-                    nonces = [a["nonce"] for a in on_all(f"/v1/accounts/{s.address.hex()}")]
+                    key = account_nonce_key(s.address).hex()
+                    nonces = [a["value"] for a in on_all(f"/v1/state/{key}?height={height}")]
                     if len(set(nonces)) != 1:
                         self.tally.failures.append(
-                            f"nonce of {s.address.hex()} differs between nodes: {nonces}"
+                            f"nonce of {s.address.hex()} at height {height} differs between "
+                            f"nodes: {nonces}"
                         )
             return forks, len(lost_set), height, len(anywhere)
         finally:
