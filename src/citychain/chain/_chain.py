@@ -31,7 +31,7 @@ from typing import Any
 from citychain import codec
 from citychain.chain._queries import DEFAULT_QUERY_CACHE_BYTES, QueryCache
 from citychain.crypto import CryptoSuite, HashNew
-from citychain.errors import ConfigError, ErrorCode, ExecutionFailure, InternalError, ProofError
+from citychain.errors import ConfigError, ErrorCode, InternalError, ProofError
 from citychain.execution import (
     BlockContext,
     BlockResult,
@@ -40,6 +40,7 @@ from citychain.execution import (
     GasSchedule,
     VerifiedTxs,
     access,
+    out_of_gas,
 )
 from citychain.proof import merkle
 from citychain.stages import CLOCK
@@ -391,13 +392,9 @@ class Chain:
             kept = cache.get(key)
             if kept is not None:
                 encoded, gas_used = kept
-                limit = self.executor.gas.max_gas_per_tx
-                if gas_limit is not None:
-                    limit = min(limit, gas_limit)
+                limit = self.executor.query_gas_limit(gas_limit)
                 if gas_used > limit:  # what the run would stop with: see _queries
-                    raise ExecutionFailure(
-                        f"out of gas: the gas limit of {limit} was reached", ErrorCode.OUT_OF_GAS
-                    )
+                    raise out_of_gas(limit)
                 return codec.decode_trusted(encoded)
         answer = self.executor.query_canonical(
             self.state,

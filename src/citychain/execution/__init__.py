@@ -22,6 +22,7 @@ from citychain.execution.args import only_args as only_args
 from citychain.execution.context import MAX_CALL_DEPTH as MAX_CALL_DEPTH
 from citychain.execution.context import BlockContext as BlockContext
 from citychain.execution.context import Context as Context
+from citychain.execution.context import out_of_gas as out_of_gas
 from citychain.execution.contract import Contract as Contract
 from citychain.execution.contract import ContractRegistry as ContractRegistry
 from citychain.execution.contract import MethodSpec as MethodSpec
@@ -53,5 +54,6 @@ __all__ = [
     "keys",
     "method",
     "only_args",
+    "out_of_gas",
     "query",
 ]

@@ -77,6 +77,14 @@ class BlockContext:
     time_exact: bool = True
 
 
+def out_of_gas(limit: int) -> ExecutionFailure:
+    """The failure of a run that reached its gas limit: one wording for a transaction, a
+    query, and a kept query answer refused under a lower limit without running again."""
+    return ExecutionFailure(
+        f"out of gas: the gas limit of {limit} was reached", ErrorCode.OUT_OF_GAS
+    )
+
+
 def _plain(value: Any, encoded: bytes) -> Any:
     """``value`` as it decodes from ``encoded``: lists for tuples, canonical map order, and no
     reference shared with the code that produced it.
@@ -387,9 +395,7 @@ class Context:
         used = f.gas_used + amount
         if used > f.gas_limit:
             f.gas_used = f.gas_limit
-            err = ExecutionFailure(
-                f"out of gas: the gas limit of {f.gas_limit} was reached", ErrorCode.OUT_OF_GAS
-            )
+            err = out_of_gas(f.gas_limit)
             f.fail(err)
             raise err
         f.gas_used = used

@@ -524,6 +524,12 @@ class Executor:
             state, ctx, contract, method, args, caller, private=private, gas_limit=gas_limit
         ).value
 
+    def query_gas_limit(self, gas_limit: int | None) -> int:
+        """The gas a query may use: the chain's ``max_gas_per_tx``, or ``gas_limit`` when
+        that is lower."""
+        most = self._rt.gas.max_gas_per_tx
+        return most if gas_limit is None else min(gas_limit, most)
+
     def query_canonical(
         self,
         state: StateReader,
@@ -571,10 +577,7 @@ class Executor:
             raise InvalidInput(
                 f"query arguments are not canonical data: {exc.message}", ErrorCode.BAD_ARGUMENTS
             ) from None
-        limit = (
-            rt.gas.max_gas_per_tx if gas_limit is None else min(gas_limit, rt.gas.max_gas_per_tx)
-        )
-        frame = _TxFrame(pending, ctx, limit, 0, caller, b"", b"")
+        frame = _TxFrame(pending, ctx, self.query_gas_limit(gas_limit), 0, caller, b"", b"")
         try:
             result, encoded = rt.run(frame, target, spec, caller, True, 1, call_args)
             _raise_fault(pending, frame.failure)
