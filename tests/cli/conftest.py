@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
+# tests/e2e/ports.py: port blocks claimed across test workers
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 
 from cli_helpers import PASSPHRASE
 from fake_node import FakeNode, seeded_signer, serving

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import socket
 import ssl
 import stat
@@ -16,6 +15,7 @@ import pytest
 from cli_helpers import run
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from ports import free_base_port  # type: ignore[import-not-found]
 
 from citychain.crypto.keystore import load_key
 from citychain.errors import ConfigError
@@ -30,20 +30,9 @@ PASSPHRASE = "local net words"
 
 
 def free_base(validators: int) -> int:
-    """A base port whose node ports are free now (nothing listens: nodes show as down)."""
-    for _ in range(200):
-        base = random.randrange(20000, 32000 - 10 * validators, 10)
-        ok = True
-        for port in (base + 10 * i + k for i in range(validators) for k in (0, 1)):
-            with socket.socket() as s:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError:
-                    ok = False
-        if ok:
-            return base
-    raise RuntimeError("no free port block")
+    """A base port whose node ports are claimed for this test run (tests/e2e/ports.py) and
+    free now (nothing listens: nodes show as down)."""
+    return int(free_base_port(validators))
 
 
 def mode(p: Path) -> int:

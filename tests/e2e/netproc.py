@@ -6,9 +6,10 @@ temporary directory and runs each node exactly as ``citychain net up`` does
 ``<home>/node.log``). With ``proxy=True`` every link between two nodes runs through a
 :class:`~faultproxy.FaultProxy`, so a test can partition the network (``net.proxy``).
 
-Ports: each network takes a block of ports below the kernel's ephemeral range (where the
-proxy's own ports come from), picked at random and checked free, so parallel test workers
-rarely collide. It writes ``pids.json`` like ``net up``, so ``citychain net status --dir
+Ports: each network claims a block of ports below the kernel's ephemeral range (where the
+proxy's own ports come from) for its life, spare nodes' included (:mod:`ports`: a claim holds
+across parallel test workers, so no other network is given them before its nodes bind them).
+It writes ``pids.json`` like ``net up``, so ``citychain net status --dir
 <net.layout.root>`` shows a running test network while debugging.
 
 Use it as a context manager (every process is stopped, SIGTERM then SIGKILL, and the proxy
@@ -22,9 +23,7 @@ closed on exit), or in a fixture::
 from __future__ import annotations
 
 import dataclasses
-import random
 import signal
-import socket
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Any
 
 import httpx
 from faultproxy import FaultProxy  # type: ignore[import-not-found]
+from ports import PortBlocks  # type: ignore[import-not-found]
 
 from citychain.crypto import ED25519, CryptoSuite, Signer
 from citychain.crypto.keystore import load_key
@@ -69,28 +69,6 @@ FAST_PARAMS = ChainParams(
 #: catching up N blocks) pass this, so such a wait takes seconds, not minutes; 0 makes a
 #: block every block interval, without waiting for transactions at all.
 IDLE_BLOCK_MS = 200
-#: Port blocks are picked between these (below Linux's ephemeral range, 32768 and up).
-_PORT_LOW, _PORT_HIGH = 20000, 32000
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_base_port(validators: int, tries: int = 200) -> int:
-    """A base port whose p2p and API ports for ``validators`` nodes are all free now."""
-    span = PORT_STRIDE * validators
-    for _ in range(tries):
-        base = random.randrange(_PORT_LOW, _PORT_HIGH - span, PORT_STRIDE)
-        if all(_free(base + PORT_STRIDE * i + k) for i in range(validators) for k in (0, 1)):
-            return base
-    raise RuntimeError(f"no free block of {span} ports between {_PORT_LOW} and {_PORT_HIGH}")
 
 
 class LocalNet:
@@ -121,13 +99,14 @@ class LocalNet:
         if delay and not proxy:
             raise ValueError("a link delay needs proxy=True")
         # Spare port blocks for nodes that join later (prepare_joining_org).
-        base = free_base_port(validators + spare_nodes)
+        self._ports = PortBlocks(validators + spare_nodes)
+        base = self._ports.base
         self.proxy: FaultProxy | None = None
-        if proxy:
-            self.proxy = FaultProxy(
-                {i: base + PORT_STRIDE * i for i in range(validators)}, delay=delay
-            ).start()
         try:
+            if proxy:
+                self.proxy = FaultProxy(
+                    {i: base + PORT_STRIDE * i for i in range(validators)}, delay=delay
+                ).start()
             self.layout: NetworkLayout = generate_network(
                 tmp / "net",
                 validators=validators,
@@ -151,6 +130,7 @@ class LocalNet:
         except BaseException:
             if self.proxy is not None:
                 self.proxy.stop()
+            self._ports.release()
             raise
         self.procs: dict[int, ProcessRef] = {}
 
@@ -278,12 +258,16 @@ class LocalNet:
         NodeConfig.load(home)  # what we wrote is what the node accepts
 
     def close(self) -> None:
-        """Stop every process (SIGTERM, SIGKILL after 5 s) and the proxy."""
+        """Stop every process (SIGTERM, SIGKILL after 5 s) and the proxy; give the ports
+        back."""
         try:
             stop_processes(self.procs.values(), grace=5.0)
         finally:
-            if self.proxy is not None:
-                self.proxy.stop()
+            try:
+                if self.proxy is not None:
+                    self.proxy.stop()
+            finally:
+                self._ports.release()
 
     def __enter__(self) -> LocalNet:
         return self

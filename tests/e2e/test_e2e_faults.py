@@ -40,9 +40,9 @@ from netproc import (  # type: ignore[import-not-found]
     FAST_PARAMS,
     IDLE_BLOCK_MS,
     LocalNet,
-    free_base_port,
 )
 from nodeproc import cli  # type: ignore[import-not-found]
+from ports import free_base_port  # type: ignore[import-not-found]
 
 from citychain.crypto import ED25519, Signer
 from citychain.crypto.keystore import save_key

@@ -44,8 +44,8 @@ from netproc import (  # type: ignore[import-not-found]
     FAST_PARAMS,
     IDLE_BLOCK_MS,
     LocalNet,
-    free_base_port,
 )
+from ports import free_base_port  # type: ignore[import-not-found]
 from test_e2e_bft import (  # type: ignore[import-not-found]
     WINDOW,
     Load,

@@ -18,8 +18,8 @@ from typing import Any
 import cbor2
 import httpx
 import pytest
-from netproc import free_base_port  # type: ignore[import-not-found]
 from nodeproc import cli  # type: ignore[import-not-found]
+from ports import free_base_port  # type: ignore[import-not-found]
 
 from citychain.crypto.keystore import load_key
 from citychain.crypto.sm2 import sm3

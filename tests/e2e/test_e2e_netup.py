@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 import pytest
-from netproc import free_base_port  # type: ignore[import-not-found]
+from ports import free_base_port  # type: ignore[import-not-found]
 
 from citychain.crypto.keystore import load_key
 from citychain.sdk import Client

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from netproc import free_base_port  # type: ignore[import-not-found]
 from nodeproc import NodeProcess, cli, free_port  # type: ignore[import-not-found]
+from ports import free_base_port  # type: ignore[import-not-found]
 
 from citychain.node.home import init_home
 from citychain.node.testnet import generate_network
