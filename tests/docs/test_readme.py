@@ -43,7 +43,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -53,6 +52,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
+from ports import PortBlocks  # type: ignore[import-not-found]
 
 from citychain.crypto import get_suite
 from citychain.services.token.shapes import balance_key
@@ -260,27 +262,6 @@ def test_the_parser_sees_markers_and_plain_command_blocks() -> None:
 
 
 # -- running a family ------------------------------------------------------------------------------
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_block(span: int) -> int:
-    """A base port with ``span`` free ports after it (below the ephemeral range)."""
-    import random
-
-    for _ in range(500):
-        base = random.randrange(20000, 32000 - span, 100)
-        if all(_free(base + k) for k in range(span)):
-            return base
-    raise RuntimeError(f"no {span} free ports in a row between 20000 and 32000")
-
-
 def _path_without_citychain() -> str:
     venv_bin = (Path(sys.prefix) / "bin").resolve()
     keep = []
@@ -300,8 +281,11 @@ class Runner:
         if not (Path(sys.prefix) / "bin" / "citychain").exists():
             pytest.fail(f"{sys.prefix}/bin/citychain is missing: run the tests from the venv")
         (work / ".venv").symlink_to(sys.prefix, target_is_directory=True)
-        self.api_port = _free_block(1)
-        self.net_base = _free_block(60)  # room for 6 nodes
+        # Claimed across the test workers until stop() (tests/e2e/ports.py): the nodes bind
+        # them only when a block runs.
+        self._ports = (PortBlocks(1), PortBlocks(6))  # the demo's API; 6 nodes of a network
+        self.api_port = self._ports[0].base
+        self.net_base = self._ports[1].base
         self.generated = False  # whether this directory's network was made (--base-port)
         env = {k: v for k, v in os.environ.items() if not k.startswith("CITYCHAIN_")}
         env.pop("VIRTUAL_ENV", None)
@@ -441,6 +425,8 @@ class Runner:
             else:
                 if code != 0:  # the README: "it finishes the block in flight ... exits 0"
                     problems.append(f"the background node exited {code} on SIGTERM")
+        for ports in self._ports:
+            ports.release()
         return problems
 
 
