@@ -17,12 +17,14 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from test_chain import CHAIN, make_genesis, transfer  # type: ignore[import-not-found]
 
-from citychain.chain import Chain
+from citychain.chain import Chain, PendingBlock
 from citychain.crypto import ED25519, CryptoSuite, Signer
-from citychain.errors import ErrorCode
+from citychain.errors import ErrorCode, ProofError
 from citychain.execution import VerifiedTxs, default_registry
 from citychain.execution import executor as executor_module
 from citychain.mempool import Mempool, MempoolConfig
+from citychain.node.home import init_home
+from citychain.node.replay import replay
 from citychain.store.kv import KVStore
 from citychain.types import Commit, Transaction
 
@@ -120,6 +122,66 @@ def test_a_forged_signature_is_caught_whether_or_not_the_genuine_one_was_admitte
     assert b.header == a.header  # both nodes agree on results and state
     admitted.close()
     stranger.close()
+
+
+def lying_block(chain: Chain, fake: Transaction, t: int, proposer: Signer) -> PendingBlock:
+    """A block whose header records ``fake``'s forged signature as valid: what a node that
+    skipped verifying it (a bug, or a proposer that lies) would propose and sign."""
+    chain.verified.add([fake.hash])  # as if verified: execution then takes it as signed
+    pending = chain.build_block([fake], t, proposer.public_key)
+    (receipt,) = pending.receipts
+    assert receipt.ok, receipt  # the lie: a forged transfer executed
+    return pending
+
+
+def test_a_proposal_recording_a_forged_signature_as_valid_is_refused(
+    tmp_path: Path, keys: dict[str, Signer]
+) -> None:
+    """Issue 14: a block holding a bad signature is refused by every honest node, whether or
+    not it ever admitted that transaction's genuine twin. (An honest proposer's block with a
+    forged transaction is valid: its header records the ``bad_signature`` receipt, above.)"""
+    alice, bob, val = keys["alice"], keys["bob"], keys["val"]
+    genuine = transfer(alice, 0, bob.address, 7)
+    fake = forged(genuine)
+    liar, _ = node(tmp_path / "liar", keys)
+    proposal = lying_block(liar, fake, 10, val).block
+
+    admitted, pool = node(tmp_path / "admitted", keys)
+    admit(pool, [genuine])
+    stranger, _ = node(tmp_path / "stranger", keys)
+    for honest in (admitted, stranger):
+        with pytest.raises(ProofError, match="execution results differ from the header"):
+            honest.check_block(proposal)
+        assert honest.height == 0 and honest.verified.known([fake.hash]) == [False]
+    for c in (liar, admitted, stranger):
+        c.close()
+
+
+def test_replay_refuses_a_stored_block_recording_a_forged_signature_as_valid(
+    tmp_path: Path,
+) -> None:
+    """``citychain node replay`` re-executes every stored block, verifying each signature
+    itself: a block committed by a node that skipped a verification does not replay."""
+    made = init_home(tmp_path / "home", kdf_level="interactive")
+    genesis, val = made.genesis, made.validator
+    alice, bob = made.accounts["alice"], made.accounts["bob"]
+    chain = Chain(KVStore(made.config.data_dir), genesis, default_registry())
+    genuine = Transaction.create(
+        alice,
+        chain_id=genesis.chain_id,
+        nonce=0,
+        contract="token",
+        method="transfer",
+        args={"to": bob.address, "amount": 7},
+    )
+    pending = lying_block(chain, forged(genuine), genesis.genesis_time + 1_000, val)
+    chain.commit(pending, Commit.sign_single(val, genesis.chain_id, pending.header))
+    chain.close()
+    with pytest.raises(
+        ProofError,
+        match="replay diverged: block 1 refused: execution results differ from the header",
+    ):
+        replay(tmp_path / "home")
 
 
 class VerifiedTxsModel(RuleBasedStateMachine):

@@ -10,12 +10,12 @@ import pytest
 
 from citychain.chain import Chain
 from citychain.crypto import ED25519, Signer
-from citychain.errors import ProofError
+from citychain.errors import CitychainError, ProofError
 from citychain.execution import default_registry
 from citychain.store.kv import KVStore
 from citychain.sync import BlockSync
 from citychain.sync import messages as sm
-from citychain.types import Commit, CommitSig, Validator
+from citychain.types import Commit, CommitSig, Transaction, Validator
 from citychain.types.genesis import Genesis
 
 CHAIN = "sync-chain"
@@ -80,12 +80,13 @@ def apply_ready(chain: Chain, sync: BlockSync) -> int:
     applied = 0
     while (got := sync.take(chain.height + 1)) is not None:
         block, commit, peer = got
-        try:
+        try:  # as the engine applies a synced block (ConsensusEngine._apply_synced)
             sync.verify(block, commit)
-        except ProofError as exc:
+            pending = chain.check_block(block)
+        except CitychainError as exc:
             sync.refused(block.height, peer, exc.message)
             continue
-        chain.commit(chain.check_block(block), commit)
+        chain.commit(pending, commit)
         sync.applied(block.height)
         applied += 1
     return applied
@@ -124,6 +125,50 @@ def test_a_forged_commit_is_refused_and_the_peer_is_struck(tmp_path: Path) -> No
     wire.syncs["a"] = BlockSync(ahead, wire.sender("a"))  # type: ignore[arg-type]
     sb = wire.syncs["b"] = BlockSync(behind, wire.sender("b"))  # type: ignore[arg-type]
     sb.set_peer_height("a", 3)
+    for _ in range(3):
+        sb.tick(0)
+        wire.pump()
+        assert apply_ready(behind, sb) == 0
+        sb.tick(10_000)  # time out the requests, ask again
+    assert behind.height == 0
+    assert sb._strikes["a"] >= 3  # no longer asked
+
+
+def test_a_block_recording_a_forged_signature_as_valid_is_refused_and_the_peer_is_struck(
+    tmp_path: Path,
+) -> None:
+    """Issue 14: a synced block is executed with every signature verified by the node that
+    applies it; one whose header records a forged signature as valid (proposed by a node
+    that skipped the check, and signed by a faulty supermajority: its commit verifies) is
+    refused and its peer struck, and the node stays where it was."""
+    alice, bob = Signer(ED25519, b"\xa1" * 32), Signer(ED25519, b"\xb0" * 32)
+    funded = dataclasses.replace(
+        genesis(), contracts={"token": {"balances": {alice.address.hex(): 1000}}}
+    )
+    ahead = Chain(KVStore(tmp_path / "a"), funded, default_registry())
+    behind = Chain(KVStore(tmp_path / "b"), funded, default_registry())
+    genuine = Transaction.create(
+        alice,
+        chain_id=CHAIN,
+        nonce=0,
+        contract="token",
+        method="transfer",
+        args={"to": bob.address, "amount": 7},
+    )
+    sig = bytearray(genuine.signature)
+    sig[5] ^= 0x40
+    fake = genuine.with_signature(bytes(sig))
+    ahead.verified.add([fake.hash])  # a node that never verified it
+    pending = ahead.build_block([fake], 1_700_000_001_000, VALS[0].public_key)
+    assert pending.receipts[0].ok  # the lie: a forged transfer executed
+    header = pending.header
+    sigs = tuple(Commit.sign_single(s, CHAIN, header).signatures[0] for s in VALS[:3])
+    ahead.commit(pending, Commit(header.height, 0, header.hash, sigs))
+
+    wire = Wire()
+    wire.syncs["a"] = BlockSync(ahead, wire.sender("a"))  # type: ignore[arg-type]
+    sb = wire.syncs["b"] = BlockSync(behind, wire.sender("b"))  # type: ignore[arg-type]
+    sb.set_peer_height("a", 1)
     for _ in range(3):
         sb.tick(0)
         wire.pump()
