@@ -464,6 +464,9 @@ def test_the_issuer_service_issues_one_or_a_batch_of_10000_that_any_node_verifie
         assert r.status_code == 403 and r.json()["code"] == "issuer_not_trusted"
         r = agent.post("/credentials/issue", {"credential": unsigned(4), "options": {"x": 1}})
         assert r.status_code == 400 and r.json()["code"] == "bad_arguments"
+        r = agent.post("/credentials/issue", {"credential": {**unsigned(5), "type": 5}})
+        assert r.status_code == 400 and r.json()["code"] == "invalid_credential", r.text
+        assert "type must be a string or a list of strings" in r.json()["message"]
     finally:
         agent.stop()
 

@@ -169,6 +169,11 @@ def test_wallet_keeps_keys_and_credentials_encrypted_and_presents_them(tmp_path:
     with pytest.raises(InvalidInput) as e:
         w.present_sd_jwt(sd_id, ["address"], nonce="n", audience="a", now=1, key="me")
     assert e.value.code == ErrorCode.BAD_ARGUMENTS and "age_over_18" in e.value.message
+    # paths from JSON that are not names and positions: refused by name, not a crash
+    for bad in ([{}], [], [1.5], [None]):
+        with pytest.raises(InvalidInput) as e:
+            w.present_sd_jwt(sd_id, [bad], nonce="n", audience="a", now=1, key="me")  # type: ignore[list-item]
+        assert e.value.code == ErrorCode.BAD_ARGUMENTS and "a claim to disclose" in e.value.message
 
     w.remove(vc_id)
     assert [c.id for c in sdk.Wallet.open(path, PASS).credentials()] == [sd_id]

@@ -233,9 +233,9 @@ def _holder_routes(app: FastAPI, wallet: Wallet, lock: threading.Lock) -> None:
         cid, disclose = body.get("credentialId"), body.get("disclose")
         if not isinstance(cid, str) or not isinstance(disclose, list):
             raise _bad("the body needs credentialId and disclose (the claims to show)")
-        paths = [
-            d if isinstance(d, str) else tuple(d) for d in disclose if isinstance(d, str | list)
-        ]
+        if not all(isinstance(d, str | list) for d in disclose):
+            raise _bad("each claim in disclose is a name or a path (a list of names)")
+        paths = [d if isinstance(d, str) else tuple(d) for d in disclose]
         # the agent is an edge, not state: it may read the clock for the binding's iat
         now = options.get("now", int(time.time()))
         if type(now) is not int:

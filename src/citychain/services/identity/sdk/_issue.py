@@ -208,10 +208,12 @@ class Issuer:
                 raise BatchRefused(item, i, len(credentials))
             vc.setdefault("issuer", self.did)
         if self.trusted is not None:
+            # A ``type`` that is neither a string nor a list is left to issue_batch's shape
+            # check, which refuses it by name (walked here, it was a TypeError: a 500).
             wanted = {
                 t
                 for vc in credentials
-                for t in ([vc["type"]] if isinstance(vc.get("type"), str) else vc.get("type", []))
+                for t in _types(vc.get("type"))
                 if isinstance(t, str) and t != "VerifiableCredential"
             }
             for ctype in sorted(wanted):
@@ -235,3 +237,10 @@ class Issuer:
             status_list=self.status_list,
             status_indexes=indexes,
         )
+
+
+def _types(value: Any) -> list[Any]:
+    """A credential's ``type`` as a list, or nothing when it is neither a string nor a list."""
+    if isinstance(value, str):
+        return [value]
+    return value if isinstance(value, list) else []

@@ -330,6 +330,14 @@ class Wallet:
         if not isinstance(value, str):
             raise _bad(f"{cid} is a VC 2.0 credential: present it with present")
         paths = [(p,) if isinstance(p, str) else tuple(p) for p in disclose]
+        for p in paths:
+            # a path's steps are claim names and array positions (it comes from JSON: an
+            # object or a list in it would be unhashable below, a crash instead of a refusal)
+            if not p or not all(type(step) in (str, int) for step in p):
+                raise _bad(
+                    "a claim to disclose is a name, or a path of names and array positions, "
+                    f"not {list(p)!r}"
+                )
         known = {d.path for d in disclosures(value)}
         for p in paths:
             if p not in known:
