@@ -22,7 +22,14 @@ from vc_fixtures import (
     signer,
 )
 
-from citychain.errors import BatchRefused, ErrorCode, InvalidInput, KeystoreError, NotFound
+from citychain.errors import (
+    BatchRefused,
+    CitychainError,
+    ErrorCode,
+    InvalidInput,
+    KeystoreError,
+    NotFound,
+)
 from citychain.services.identity import sdk
 
 BUREAU_KEY = signer(21)
@@ -243,3 +250,33 @@ def test_wallet_contents_follow_adds_and_removes(
                 w.remove(cid)
     again = sdk.Wallet.open(path, PASS)
     assert {c.id: again.get(c.id) for c in again.credentials()} == model
+
+
+def test_status_indexes_stay_distinct_across_an_issuer_key_rotation(tmp_path: Path) -> None:
+    """The list's index permutation is kept in its counter file: an issuer that rotates its
+    signing key goes on allocating from the same permutation, so no new credential shares a
+    status entry (and its revocation) with one issued before."""
+    Issuer = sdk.Issuer
+    counter = tmp_path / "licences.counter"
+    vm = BUREAU_VM
+    before = Issuer(BUREAU_KEY, vm, status_list=LIST, counter_file=counter)._reserve(5_000)
+    rotated = Issuer(signer(22), vm, status_list=LIST, counter_file=counter)._reserve(5_000)
+    assert len(set(before) | set(rotated)) == 10_000
+    assert json.loads(counter.read_text())["next"] == 10_000
+
+    # A counter written before the key was kept in it: permuted as it was (by the signing
+    # key), then pinned, so a rotation after the upgrade changes nothing either.
+    old = tmp_path / "old.counter"
+    old.write_text(json.dumps({"next": 3}))
+    first = Issuer(BUREAU_KEY, vm, status_list=LIST, counter_file=old)._reserve(2)
+    pinned = json.loads(old.read_text())
+    assert pinned["next"] == 5
+    assert bytes.fromhex(pinned["key"]) == Issuer(BUREAU_KEY, vm)._signer_key()
+    fresh = tmp_path / "fresh.counter"
+    fresh.write_text(json.dumps({"next": 0, "key": pinned["key"]}))
+    assert Issuer(signer(22), vm, status_list=LIST, counter_file=fresh)._reserve(5)[3:] == first
+    for broken in ("{}", '{"next": 1, "key": "00"}', '{"next": -1}', "[1]"):
+        old.write_text(broken)
+        with pytest.raises(CitychainError) as e:
+            Issuer(BUREAU_KEY, vm, status_list=LIST, counter_file=old)._reserve(1)
+        assert e.value.code == ErrorCode.INTERNAL and "unreadable" in e.value.message

@@ -396,8 +396,8 @@ CounterOpt = Annotated[
     Path | None,
     typer.Option(
         "--counter",
-        help="The status list's allocation counter (a file; default: <status list>.counter "
-        "beside the output).",
+        help="The status list's allocation counter and its index permutation key (a file, "
+        "kept for the list's life; default: <status list id>.counter in the current directory).",
     ),
 ]
 TokenFileOpt = Annotated[

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import secrets
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -170,22 +171,33 @@ class Issuer:
     def did(self) -> str:
         return self.verification_method.partition("#")[0]
 
-    def _allocator(self) -> IndexAllocator:
-        key = hmac.new(self.signer.secret, b"citychain/status-index/v1", hashlib.sha256).digest()
-        return IndexAllocator(key, self.status_size)
+    def _signer_key(self) -> bytes:
+        # What counter files written before the key was kept in them were permuted with.
+        return hmac.new(self.signer.secret, b"citychain/status-index/v1", hashlib.sha256).digest()
 
     def _reserve(self, count: int) -> list[int]:
-        """``count`` fresh status indexes; the counter is on disk before they are used."""
+        """``count`` fresh status indexes; the counter is on disk before they are used.
+
+        The counter file keeps the list's allocation key beside the next allocation number
+        (``{"next": n, "key": hex}``), made once when the file is. The permutation must stay
+        the same for the list's whole life: keyed by the issuer's signing key, as it was, a
+        key rotation changed it while the count went on, and new credentials were given
+        indexes already held by others (revoking one revoked another). A file without a key
+        (written before) gets the one it was permuted with, derived from the signing key."""
         if self.counter_file is None:
             raise InvalidInput(
                 "this issuer has a status list but no counter file", ErrorCode.BAD_ARGUMENTS
             )
         with self._lock:
             try:
-                start = int(json.loads(self.counter_file.read_text())["next"])
+                kept = json.loads(self.counter_file.read_text())
+                start = int(kept["next"])
+                key = bytes.fromhex(kept["key"]) if "key" in kept else self._signer_key()
+                if start < 0 or len(key) != 32:
+                    raise ValueError("a negative count or a key that is not 32 bytes")
             except FileNotFoundError:
-                start = 0
-            except (OSError, ValueError, KeyError, TypeError) as exc:
+                start, key = 0, secrets.token_bytes(32)  # a new list: its own permutation
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise CitychainError(
                     f"the status counter {self.counter_file} is unreadable: {exc}",
                     ErrorCode.INTERNAL,
@@ -196,8 +208,10 @@ class Issuer:
                     f"not {count:,}: register a new list",
                     ErrorCode.TOO_LARGE,
                 )
-            write_private(self.counter_file, json.dumps({"next": start + count}) + "\n")
-        allocator = self._allocator()
+            write_private(
+                self.counter_file, json.dumps({"next": start + count, "key": key.hex()}) + "\n"
+            )
+        allocator = IndexAllocator(key, self.status_size)
         return [allocator.index(n) for n in range(start, start + count)]
 
     def issue(self, credentials: list[Any], cryptosuite: str) -> list[dict[str, Any]]:
