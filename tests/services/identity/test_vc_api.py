@@ -75,12 +75,14 @@ class World:
         did: str | None = None,
         valid_until: datetime | None = None,
         suite: str = EDDSA_JCS_2022,
+        purpose: str | None = None,
     ) -> dict[str, Any]:
         did = did or self.did
         status = None
         if index is not None:
             lst = self.suspension if suspension else self.revocation
-            status = status_entry(lst, index, "suspension" if suspension else "revocation")
+            purpose = purpose or ("suspension" if suspension else "revocation")
+            status = status_entry(lst, index, purpose)
         vc = credential_from_template(
             "business-licence",
             issuer=did,
@@ -159,6 +161,8 @@ def test_each_refusal_has_its_code_and_never_a_200(world: World) -> None:
         # the issuer's DID names the key, but bob signed
         (world.licence(signer=world.stranger), 400, "tampered"),
         ({"not": "a credential"}, 400, "invalid_credential"),
+        # an entry of the revocation list that says it is for suspension
+        (world.licence(index=1, purpose="suspension"), 400, "invalid_credential"),
     ]
     for vc, status, code in cases:
         r = verify(world, vc)

@@ -280,3 +280,18 @@ def test_status_indexes_stay_distinct_across_an_issuer_key_rotation(tmp_path: Pa
         with pytest.raises(CitychainError) as e:
             Issuer(BUREAU_KEY, vm, status_list=LIST, counter_file=old)._reserve(1)
         assert e.value.code == ErrorCode.INTERNAL and "unreadable" in e.value.message
+
+
+def test_an_issuer_on_a_suspension_list_writes_entries_for_suspension(tmp_path: Path) -> None:
+    """Each entry says its list's purpose (Bitstring Status List 1.0): a verifier that reads
+    a suspension list's bit as a revocation would refuse a held licence for good."""
+    issuer = sdk.Issuer(
+        BUREAU_KEY,
+        BUREAU_VM,
+        status_list=LIST,
+        counter_file=tmp_path / "holds.counter",
+        status_purpose="suspension",
+    )
+    (vc,) = issuer.issue([licence(1)], sdk.EDDSA_JCS_2022)
+    assert vc["credentialStatus"]["statusPurpose"] == "suspension"
+    sdk.verify_credential(vc, now=NOW)

@@ -424,10 +424,10 @@ def _issuer(
     accreditation check, and the status list with its counter file."""
     signer = load_signer(key, home, passphrase_file=passphrase_file)
     client = make_client(node)
-    size = 131_072
+    size, purpose = 131_072, "revocation"
     if status_list is not None:
         head = client.query(NAME, "status_list", list_id=status_list)
-        size = int(head["size"])
+        size, purpose = int(head["size"]), str(head["purpose"])
         counter = counter or Path(f"{status_list.rsplit('/', 1)[-1]}.counter")
 
     def trusted(issuer: str, ctype: str) -> bool:
@@ -440,6 +440,7 @@ def _issuer(
         status_list=status_list,
         status_size=size,
         counter_file=counter,
+        status_purpose=purpose,
     )
 
 

@@ -295,6 +295,13 @@ class Verifier:
                 f"statusListIndex {str(raw)[:20]!r} is not an index", ErrorCode.INVALID_CREDENTIAL
             )
         answer = await self._service.query(NAME, "status", {"list_id": url, "index": int(raw)})
+        # Bitstring Status List 1.0, validate: the entry's purpose must be its list's.
+        if entry.get("statusPurpose") != answer.get("purpose"):
+            raise InvalidInput(
+                f"the credential's status entry says {str(entry.get('statusPurpose'))[:40]!r} "
+                f"but its list is for {answer.get('purpose')!r}",
+                ErrorCode.INVALID_CREDENTIAL,
+            )
         if answer.get("set"):
             if answer.get("purpose") == "suspension":
                 raise InvalidInput(

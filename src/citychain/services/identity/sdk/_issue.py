@@ -157,7 +157,8 @@ def issue_batch(
 class Issuer:
     """What ``citychain vc serve`` issues with: the key, its DID and verification method, the
     node that says whether the DID is trusted (``trusted(issuer, type) -> bool``; None to not
-    ask), and optionally a status list with the file that keeps its allocation counter."""
+    ask), and optionally a status list (with its size and purpose, as registered on chain) with
+    the file that keeps its allocation counter."""
 
     signer: Any
     verification_method: str
@@ -165,6 +166,8 @@ class Issuer:
     status_list: str | None = None
     status_size: int = 131_072
     counter_file: Path | None = None
+    #: The status list's purpose (as registered on chain): what each entry says it is for.
+    status_purpose: str = "revocation"
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -250,6 +253,7 @@ class Issuer:
             cryptosuite=cryptosuite,
             status_list=self.status_list,
             status_indexes=indexes,
+            status_purpose=self.status_purpose,
         )
 
 
