@@ -254,6 +254,67 @@ def test_a_presentation_with_challenge_and_domain(world: World) -> None:
     assert (wrong.status_code, wrong.json()["code"]) == (400, "wrong_challenge")
 
 
+def test_an_sd_jwt_is_a_credential_and_with_its_key_binding_a_presentation(
+    world: World,
+) -> None:
+    """An SD-JWT VC of a trusted issuer verifies at /credentials/verify (the credential: no
+    key binding asked), and at /presentations/verify only with a Key Binding JWT made by the
+    holder's key for this verifier's challenge and domain: a bare copy of someone's SD-JWT,
+    or one bound for another verifier, is refused."""
+    from citychain.services.identity.sdk import issue_sd_jwt, present_sd_jwt
+
+    holder = Signer(ED25519, b"\x5c" * 32)
+    now = int(time.time())
+    sd_jwt = issue_sd_jwt(
+        {"legalName": "Example Trading Ltd.", "registeredCapital": 1_000_000},
+        world.issuer,
+        issuer=world.did,
+        vct=TYPE,
+        disclosable=[("legalName",), ("registeredCapital",)],
+        holder_key=holder.public_key,
+        kid=f"{world.did}#key-1",
+        iat=now - 60,
+        exp=now + 86_400,
+    )
+    r = verify(world, sd_jwt)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["issuerName"] == BUREAU and body["credentialType"] == TYPE
+    assert "status" not in body["checks"] and "keyBinding" not in body["checks"]
+
+    url = world.node.url + "/presentations/verify"
+    options = {"challenge": "c-77", "domain": "https://bank.example"}
+    shown = present_sd_jwt(
+        sd_jwt, [("legalName",)], holder=holder, nonce="c-77", aud=options["domain"], iat=now
+    )
+    ok = httpx.post(url, json={"verifiablePresentation": shown, "options": options}, timeout=30)
+    assert ok.status_code == 200, ok.text
+    assert "keyBinding" in ok.json()["checks"] and ok.json()["issuerName"] == BUREAU
+
+    elsewhere = present_sd_jwt(
+        sd_jwt, [("legalName",)], holder=holder, nonce="c-77", aud="https://other.example", iat=now
+    )
+    stolen = present_sd_jwt(
+        sd_jwt,
+        [("legalName",)],
+        holder=world.stranger,
+        nonce="c-77",
+        aud=options["domain"],
+        iat=now,
+    )
+    cases: list[tuple[Any, dict[str, str], str]] = [
+        (sd_jwt, options, "key_binding_invalid"),  # a bare copy: no key binding at all
+        (shown, {**options, "challenge": "c-78"}, "wrong_challenge"),  # replayed
+        (elsewhere, options, "wrong_domain"),
+        (stolen, options, "key_binding_invalid"),  # bound by a key that is not the holder's
+        (shown, {"challenge": "c-77"}, "bad_arguments"),  # no domain to check it against
+    ]
+    for vp, opts, code in cases:
+        r = httpx.post(url, json={"verifiablePresentation": vp, "options": opts}, timeout=30)
+        assert (r.status_code, r.json().get("code")) == (400, code), r.text
+        assert r.json()["verified"] is False
+
+
 # -- the offline proof bundle ----------------------------------------------------------------
 
 

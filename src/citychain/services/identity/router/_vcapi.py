@@ -4,7 +4,12 @@ Theory of operation
 -------------------
 ``POST /credentials/verify`` takes ``{"verifiableCredential": <a VC 2.0 credential with a Data
 Integrity proof, or an SD-JWT VC as a string>, "options": {}}``; ``POST /presentations/verify``
-takes ``{"verifiablePresentation": <a presentation>, "options": {"challenge", "domain"}}``.
+takes ``{"verifiablePresentation": <a presentation>, "options": {"challenge", "domain"}}``,
+where the presentation is a VC 2.0 presentation with its Data Integrity proof or an SD-JWT
+with its Key Binding JWT, whose ``nonce`` must be the challenge and ``aud`` the domain (an
+SD-JWT given to ``/credentials/verify`` is checked without a key binding: a credential, not
+a holder's presentation of it). An SD-JWT VC has no JSON Schema or status entry here: its
+``checks`` do not list them.
 :class:`Verifier` answers each with an :class:`Answer` (status and body); the routes only
 render it. A credential is valid here when, in this order (the first failure decides):
 
@@ -176,9 +181,21 @@ class Verifier:
                 raise _bad('the body is {"verifiablePresentation": ..., "options": {...}}')
             options = _options(body, ("challenge", "domain"))
             vp = body["verifiablePresentation"]
+            if isinstance(vp, str):
+                # An SD-JWT presentation: its Key Binding JWT must answer this verifier's
+                # challenge (the KB-JWT's nonce) for this domain (its aud).
+                challenge, domain = options.get("challenge"), options.get("domain")
+                if not isinstance(challenge, str) or not isinstance(domain, str):
+                    raise _bad(
+                        "an SD-JWT presentation is verified against options.challenge (its "
+                        "key binding's nonce) and options.domain (its aud)"
+                    )
+                return await self._sd_jwt(vp, facts, nonce=challenge, aud=domain)
             if not isinstance(vp, Mapping):
                 raise InvalidInput(
-                    "verifiablePresentation is a JSON object", ErrorCode.INVALID_CREDENTIAL
+                    "verifiablePresentation is a JSON object (a VC 2.0 presentation) or a "
+                    "string (an SD-JWT with its key binding)",
+                    ErrorCode.INVALID_CREDENTIAL,
                 )
             creds = vp.get("verifiableCredential", [])
             creds = creds if isinstance(creds, list) else [creds]
@@ -227,7 +244,16 @@ class Verifier:
         )
         await self._registry_and_status(vc, facts)
 
-    async def _sd_jwt(self, sd_jwt: str, facts: dict[str, Any]) -> Answer:
+    async def _sd_jwt(
+        self,
+        sd_jwt: str,
+        facts: dict[str, Any],
+        *,
+        nonce: str | None = None,
+        aud: str | None = None,
+    ) -> Answer:
+        """An SD-JWT VC: as a credential (no ``nonce``: a key binding is not asked for), or
+        as a presentation whose key binding must answer ``nonce`` and ``aud``."""
         if len(sd_jwt) > 64 * 1024:
             raise _bad("an SD-JWT over 64 KiB is not a credential")
         dids = _sd_jwt_dids(sd_jwt)
@@ -237,10 +263,10 @@ class Verifier:
             lambda: verify_sd_jwt(
                 sd_jwt,
                 now=now,
-                nonce=None,
-                aud=None,
+                nonce=nonce,
+                aud=aud,
                 resolver=_resolver(documents),
-                require_key_binding=False,
+                require_key_binding=nonce is not None,
             )
         )
         issuer = result.claims.get("iss")
@@ -252,7 +278,9 @@ class Verifier:
         if not isinstance(issuer, str) or not isinstance(vct, str):
             raise InvalidInput("an SD-JWT VC names its iss and vct", ErrorCode.INVALID_CREDENTIAL)
         facts["issuerName"] = await self._trusted_name(issuer, [vct])
-        return Answer(200, _verified(facts))
+        # What was checked, and only that: an SD-JWT VC carries no JSON Schema or status entry.
+        checks = ["proof", "issuer", "validity", "trustedIssuer"]
+        return Answer(200, _verified(facts, [*checks, "keyBinding"] if nonce else checks))
 
     async def _registry_and_status(self, vc: Any, facts: dict[str, Any]) -> None:
         if not isinstance(vc, Mapping):
@@ -351,10 +379,13 @@ def _resolver(documents: Mapping[str, Mapping[str, Any]]) -> Any:
     return resolve
 
 
-def _verified(facts: Mapping[str, Any]) -> dict[str, Any]:
+_CHECKS = ["proof", "issuer", "validity", "schema", "trustedIssuer", "status"]
+
+
+def _verified(facts: Mapping[str, Any], checks: list[str] | None = None) -> dict[str, Any]:
     return {
         "verified": True,
-        "checks": ["proof", "issuer", "validity", "schema", "trustedIssuer", "status"],
+        "checks": _CHECKS if checks is None else checks,
         "warnings": [],
         "errors": [],
         **facts,
