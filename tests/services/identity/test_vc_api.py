@@ -93,6 +93,23 @@ class World:
         )
         return issue_credential(vc, signer or self.issuer, f"{did}#key-1", cryptosuite=suite)
 
+    def sd_jwt(self, holder: Signer) -> str:
+        """An SD-JWT VC of the bureau's licence type, bound to ``holder``'s key."""
+        from citychain.services.identity.sdk import issue_sd_jwt
+
+        now = int(time.time())
+        return issue_sd_jwt(
+            {"legalName": "Example Trading Ltd.", "registeredCapital": 1_000_000},
+            self.issuer,
+            issuer=self.did,
+            vct=TYPE,
+            disclosable=[("legalName",), ("registeredCapital",)],
+            holder_key=holder.public_key,
+            kid=f"{self.did}#key-1",
+            iat=now - 60,
+            exp=now + 86_400,
+        )
+
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
@@ -186,6 +203,14 @@ def test_the_page_says_it_in_words_for_pasted_uploaded_and_scanned(
         page.click("#check")
         assert verdict(page) == "Valid"
         assert BUREAU in page.locator("#facts").inner_text()
+        assert "not revoked or suspended" in page.locator("#explain").inner_text()
+        # a pasted SD-JWT: valid, and the page does not claim a status it has none of
+        forget(page)
+        page.fill("#credential", world.sd_jwt(world.stranger))
+        page.click("#check")
+        assert verdict(page) == "Valid"
+        assert BUREAU in page.locator("#facts").inner_text()
+        assert "revoked" not in page.locator("#explain").inner_text()
         # an uploaded file
         path = tmp_path / "licence.json"
         path.write_text(json.dumps(revoked))
@@ -261,21 +286,11 @@ def test_an_sd_jwt_is_a_credential_and_with_its_key_binding_a_presentation(
     key binding asked), and at /presentations/verify only with a Key Binding JWT made by the
     holder's key for this verifier's challenge and domain: a bare copy of someone's SD-JWT,
     or one bound for another verifier, is refused."""
-    from citychain.services.identity.sdk import issue_sd_jwt, present_sd_jwt
+    from citychain.services.identity.sdk import present_sd_jwt
 
     holder = Signer(ED25519, b"\x5c" * 32)
     now = int(time.time())
-    sd_jwt = issue_sd_jwt(
-        {"legalName": "Example Trading Ltd.", "registeredCapital": 1_000_000},
-        world.issuer,
-        issuer=world.did,
-        vct=TYPE,
-        disclosable=[("legalName",), ("registeredCapital",)],
-        holder_key=holder.public_key,
-        kid=f"{world.did}#key-1",
-        iat=now - 60,
-        exp=now + 86_400,
-    )
+    sd_jwt = world.sd_jwt(holder)
     r = verify(world, sd_jwt)
     assert r.status_code == 200, r.text
     body = r.json()

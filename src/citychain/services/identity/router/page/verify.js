@@ -115,8 +115,10 @@ async function check(credential) {
     ["Valid until", body.validUntil || (credential && credential.validUntil) || ""],
   ];
   if (answer.ok && body.verified === true) {
-    show("good", "Valid", "Genuine, not revoked or suspended, and issued by an office the city " +
-      "trusts for this kind of certificate.", facts);
+    // Say only what was checked: an SD-JWT carries no status entry.
+    const checked = Array.isArray(body.checks) && body.checks.includes("status");
+    show("good", "Valid", "Genuine, " + (checked ? "not revoked or suspended, " : "") +
+      "and issued by an office the city trusts for this kind of certificate.", facts);
     return;
   }
   const [kind, verdict, explain] = WORDS[body.code] || FALLBACK;
