@@ -98,6 +98,7 @@ EXPECT = [
     ("node.tx(request_tx).withheld", "anyone sees: WithheldTx(hash="),
     ("node.tx(request_tx).withheld", "the requester sees: bus stops near clinics"),
     ("/v1/data/resources/301001/000001/audit", "signature_missing"),
+    ("/v1/data/catalogue", "Catalog of "),
     ("citychain data verify got.csv", "proof verified against header"),
     ("citychain data audit 301002/000001", "download"),
     ("org2_node.data.get_private(", "b'stop 14: 08:05, 08:35'"),

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -207,6 +208,17 @@ def _upload_grant_download_verify_audit(net: Env, tmp_path: Path) -> None:
     assert up["version"] == 1 and up["plain_size"] == 5000
     versions = ok_json(net, "versions", CODE)
     assert versions[0]["manifest_id"] == up["manifest_id"] and versions[0]["subjects"] == 1
+
+    # The node's own DCAT export (GET /v1/data/catalogue), with that version in it: the route
+    # once passed the contract's bookkeeping (revision, retired, latest) to the exporter,
+    # which refused every catalogue that was not empty.
+    r = httpx.get(net.node.url + "/v1/data/catalogue", timeout=30)
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert [x["code"] for x in import_catalogue(doc)] == [CODE, "101001/000010", "101001/000011"]
+    (ds,) = [d for d in doc["dataset"] if d["identifier"] == CODE]
+    assert ds["hasCurrentVersion"].endswith("/v1") and len(ds["hasVersion"]) == 1
+    assert '"byteSize":"5000"' in r.text.replace(" ", "")
 
     # carol, of org2, asks; unconditional sharing grants at once; alice wraps the key.
     got = ok_json(net, "request", CODE, "--key", "carol", "--purpose", "benefits check",

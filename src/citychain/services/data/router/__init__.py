@@ -51,6 +51,7 @@ from citychain.services.data.router._reads import DataReads
 from citychain.services.data.shapes import (
     MAX_PAGE,
     NAME,
+    catalogue_entry,
     check_code,
     export_catalogue,
 )
@@ -166,10 +167,20 @@ async def catalogue(request: Request, reads: ReadsDep) -> Response:
         args: dict[str, Any] = {"limit": MAX_PAGE, **({"after": after} if after else {})}
         page = await reads.public("search", args)
         for found in page["resources"]:
-            code = found["code"]
-            record = await reads.public("resource", {"code": code})
-            record["versions"] = await reads.public("versions", {"code": code, "limit": MAX_PAGE})
-            resources.append(record)
+            versions: list[dict[str, Any]] = []
+            while True:  # every version, page after page (as the SDK's versions_all)
+                more = await reads.public(
+                    "versions",
+                    {
+                        "code": found["code"],
+                        "limit": MAX_PAGE,
+                        "after": int(versions[-1]["version"]) if versions else 0,
+                    },
+                )
+                versions += more
+                if len(more) < MAX_PAGE:
+                    break
+            resources.append(catalogue_entry(found, versions))
         after = page["next"]
         if after is None:
             break

@@ -42,8 +42,8 @@ from citychain.services.data.shapes import (
     MAX_WRAPPED,
     MAX_WRAPS,
     NAME,
-    RESOURCE_FIELDS,
     bad,
+    catalogue_entry,
     check_cipher,
     check_code,
     check_hash,
@@ -590,12 +590,10 @@ class Data:
 
     def catalogue(self, **export: Any) -> dict[str, Any]:
         """The whole live catalogue as DCAT 3 JSON-LD (:func:`export_catalogue`'s options)."""
-        resources = []
-        for view in self.search_all():
-            entry = {k: view[k] for k in RESOURCE_FIELDS}
-            entry["versions"] = list(self.versions_all(view["code"]))
-            entry["issued"], entry["modified"] = view["issued"], view["modified"]
-            resources.append(entry)
+        resources = [
+            catalogue_entry(view, list(self.versions_all(view["code"])))
+            for view in self.search_all()
+        ]
         return export_catalogue(resources, **export)
 
     def can_read(self, reader: bytes, query: str, args: Mapping[str, Any]) -> dict[str, Any]:

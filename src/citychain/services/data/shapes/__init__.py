@@ -409,6 +409,9 @@ from citychain.services.data.shapes._dcat import (  # noqa: E402  (uses the name
     CONTEXT as CONTEXT,
 )
 from citychain.services.data.shapes._dcat import (  # noqa: E402
+    catalogue_entry as catalogue_entry,
+)
+from citychain.services.data.shapes._dcat import (  # noqa: E402
     export_catalogue as export_catalogue,
 )
 from citychain.services.data.shapes._dcat import (  # noqa: E402

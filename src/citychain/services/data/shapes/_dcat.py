@@ -38,6 +38,7 @@ property (``invalid_catalogue``). ``export(import(export(x))) == export(x)``.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -159,6 +160,19 @@ def _iri(compact: str) -> str:
 # -- export ----------------------------------------------------------------------------------
 def _dataset_iri(base: str, code: str) -> str:
     return f"{base}/datasets/{code}"
+
+
+def catalogue_entry(view: Mapping[str, Any], versions: list[dict[str, Any]]) -> dict[str, Any]:
+    """What :func:`export_catalogue` takes of one resource: the record's fields of its
+    ``search`` (or ``resource``) view, which also carries the contract's own bookkeeping
+    (``revision``, ``retired``, ``latest``: not fields of a record), with every one of its
+    ``versions`` and its ``issued`` and ``modified`` times."""
+    from citychain.services.data.shapes import RESOURCE_FIELDS
+
+    entry = {k: view[k] for k in RESOURCE_FIELDS}
+    entry["versions"] = versions
+    entry["issued"], entry["modified"] = view["issued"], view["modified"]
+    return entry
 
 
 def export_catalogue(
