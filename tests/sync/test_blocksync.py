@@ -92,6 +92,20 @@ def apply_ready(chain: Chain, sync: BlockSync) -> int:
     return applied
 
 
+def assert_refused_and_struck(wire: Wire, ahead: Chain, behind: Chain, height: int) -> None:
+    """``behind`` asks ``ahead`` (at ``height``) three times, applies nothing, and stops asking."""
+    wire.syncs["a"] = BlockSync(ahead, wire.sender("a"))  # type: ignore[arg-type]
+    sb = wire.syncs["b"] = BlockSync(behind, wire.sender("b"))  # type: ignore[arg-type]
+    sb.set_peer_height("a", height)
+    for _ in range(3):
+        sb.tick(0)
+        wire.pump()
+        assert apply_ready(behind, sb) == 0
+        sb.tick(10_000)  # time out the requests, ask again
+    assert behind.height == 0
+    assert sb._strikes["a"] >= 3  # no longer asked
+
+
 def test_a_node_behind_catches_up_block_by_block(tmp_path: Path) -> None:
     ahead = Chain(KVStore(tmp_path / "a"), genesis(), default_registry())
     behind = Chain(KVStore(tmp_path / "b"), genesis(), default_registry())
@@ -122,16 +136,7 @@ def test_a_forged_commit_is_refused_and_the_peer_is_struck(tmp_path: Path) -> No
     grow(ahead, 3)
     wire = Wire()
     wire.tamper = True
-    wire.syncs["a"] = BlockSync(ahead, wire.sender("a"))  # type: ignore[arg-type]
-    sb = wire.syncs["b"] = BlockSync(behind, wire.sender("b"))  # type: ignore[arg-type]
-    sb.set_peer_height("a", 3)
-    for _ in range(3):
-        sb.tick(0)
-        wire.pump()
-        assert apply_ready(behind, sb) == 0
-        sb.tick(10_000)  # time out the requests, ask again
-    assert behind.height == 0
-    assert sb._strikes["a"] >= 3  # no longer asked
+    assert_refused_and_struck(wire, ahead, behind, 3)
 
 
 def test_a_block_recording_a_forged_signature_as_valid_is_refused_and_the_peer_is_struck(
@@ -165,17 +170,7 @@ def test_a_block_recording_a_forged_signature_as_valid_is_refused_and_the_peer_i
     sigs = tuple(Commit.sign_single(s, CHAIN, header).signatures[0] for s in VALS[:3])
     ahead.commit(pending, Commit(header.height, 0, header.hash, sigs))
 
-    wire = Wire()
-    wire.syncs["a"] = BlockSync(ahead, wire.sender("a"))  # type: ignore[arg-type]
-    sb = wire.syncs["b"] = BlockSync(behind, wire.sender("b"))  # type: ignore[arg-type]
-    sb.set_peer_height("a", 1)
-    for _ in range(3):
-        sb.tick(0)
-        wire.pump()
-        assert apply_ready(behind, sb) == 0
-        sb.tick(10_000)  # time out the requests, ask again
-    assert behind.height == 0
-    assert sb._strikes["a"] >= 3  # no longer asked
+    assert_refused_and_struck(Wire(), ahead, behind, 1)
 
 
 def test_too_few_signatures_are_not_enough(tmp_path: Path) -> None:
