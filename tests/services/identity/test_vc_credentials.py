@@ -128,10 +128,10 @@ def test_a_key_the_issuer_does_not_control_is_the_wrong_key() -> None:
     assert _code(lambda: sdk.verify_credential(unknown, now=NOW, resolver=RESOLVER)) is (
         ErrorCode.WRONG_KEY
     )
-    # a DID the resolver does not know
+    # a DID the resolver does not know: said as the node's verifier says it
     stranger = sdk.issue_credential(vc, ISSUER_KEY, "did:citychain:Ld8b3WRB6ERGXFNbdX4PmU#key-1")
     assert _code(lambda: sdk.verify_credential(stranger, now=NOW, resolver=RESOLVER)) is (
-        ErrorCode.WRONG_KEY
+        ErrorCode.DID_NOT_FOUND
     )
 
 

@@ -107,7 +107,8 @@ def test_the_helper_resolver_verifies_with_the_clients_dids() -> None:
     metadata["deactivated"] = True
     with pytest.raises(InvalidInput) as e:
         helper.verify_credential(vc, now=now, resolver=helper.resolver())
-    assert e.value.code is ErrorCode.WRONG_KEY and "deactivated" in e.value.message
+    # said as the node's verifier says it, not as a wrong key
+    assert e.value.code is ErrorCode.DID_DEACTIVATED and "deactivated" in e.value.message
 
 
 _json_leaf = (

@@ -86,7 +86,8 @@ def _absolute(ref: str, did: str) -> str:
 
 def resolve_document(did: str, resolver: Resolver | None) -> Mapping[str, Any]:
     """The DID document of ``did``: did:key locally, anything else through ``resolver``.
-    ``wrong_key`` when it cannot be had (no resolver, or the resolver refused)."""
+    ``did_not_found`` or ``did_deactivated`` as the resolver says so, else ``wrong_key`` when
+    it cannot be had (no resolver, or the resolver refused)."""
     try:
         method, _ = split_did(did)
     except CitychainError:
@@ -104,6 +105,9 @@ def resolve_document(did: str, resolver: Resolver | None) -> Mapping[str, Any]:
             isinstance(e, InvalidInput | NotFound) or e.code in _DID_REFUSALS
         ):
             raise
+        if e.code in (ErrorCode.DID_NOT_FOUND, ErrorCode.DID_DEACTIVATED):
+            # said as the node says it: a verifier shows "deactivated", not "wrong key"
+            raise InvalidInput(f"cannot resolve {did[:80]!r}: {e.message}", e.code) from None
         raise _wrong_key(f"cannot resolve {did[:80]!r}: {e.message}") from None
     if not isinstance(doc, Mapping) or doc.get("id") != did:
         raise _wrong_key(f"the resolver gave no DID document for {did[:80]!r}")
