@@ -219,6 +219,13 @@ def _upload_grant_download_verify_audit(net: Env, tmp_path: Path) -> None:
     (ds,) = [d for d in doc["dataset"] if d["identifier"] == CODE]
     assert ds["hasCurrentVersion"].endswith("/v1") and len(ds["hasVersion"]) == 1
     assert '"byteSize":"5000"' in r.text.replace(" ", "")
+    # its accessURL is the node's download route: it asks an unsigned caller to sign
+    (version,) = ds["hasVersion"]
+    (dist,) = version["distribution"]
+    assert dist["accessURL"].startswith(net.node.url + "/v1/data/resources/")
+    unsigned = httpx.get(dist["accessURL"], params={"access": 1}, timeout=30)
+    assert unsigned.status_code == 401, unsigned.text
+    assert unsigned.json()["code"] == "signature_missing"
 
     # carol, of org2, asks; unconditional sharing grants at once; alice wraps the key.
     got = ok_json(net, "request", CODE, "--key", "carol", "--purpose", "benefits check",

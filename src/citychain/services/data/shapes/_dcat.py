@@ -300,7 +300,8 @@ def _version_node(
         "cipherHash": bytes(v["cipher_hash"]).hex(),
         "cipherSize": str(_nat(v["cipher_size"], "cipher_size")),
         "accessService": service,
-        "accessURL": f"{service}/resources/{code}/versions/{n}",
+        # the route that serves this version's ciphertext (to a signed, granted request)
+        "accessURL": f"{service}/resources/{code}/versions/{n}/content",
     }
     if rec["media_type"]:
         dist["mediaType"] = IANA_MEDIA + rec["media_type"]
