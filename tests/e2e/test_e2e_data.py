@@ -164,6 +164,13 @@ def test_three_departments_and_a_citizen_share_data_through_the_chain(
         manifest = d.download(transport, SHARED, 1, out, grant=t_grant,
                               purpose="route study 2027")  # fmt: skip
         assert out.read_bytes() == data and manifest.id == up.manifest_id
+        # Another node's store lacks the chunks (each node keeps its own disk): it says so
+        # before any access is recorded, so the audit trail below has no phantom download.
+        with Client(net.api(1)) as other, pytest.raises(NotFound) as elsewhere:
+            other.data.download(transport, SHARED, 1, tmp_path / "elsewhere", grant=t_grant)
+        assert elsewhere.value.code == ErrorCode.CHUNK_MISSING
+        assert "not copied between nodes" in elsewhere.value.message
+        assert not (tmp_path / "elsewhere").exists()
 
         # -- refusals: not shared, refused by the approver, a stranger's download ------------
         closed = d.request_access(civil, CLOSED, "census", period=3_600_000)

@@ -173,7 +173,22 @@ class CatchAll:
             await self.app(scope, receive, guarded_send)
         except ClientDisconnect:
             return  # the client went (or a read timeout dropped it): nobody to answer
-        except Exception:
+        except Exception as exc:
+            # Starlette's handlers wrap an error raised after the start in a RuntimeError.
+            cut = exc.__cause__ if isinstance(exc, RuntimeError) else exc
+            if started and isinstance(cut, CitychainError):
+                # A streamed answer (a download) stopped by a refusal after its status went
+                # out, such as a chunk found corrupt in the store: the log says which and why
+                # in one line (no traceback: the code is ours and says it), and the connection
+                # is dropped short of its Content-Length, so the client sees the transfer cut.
+                log.warning(
+                    "answer to %s %s cut short: [%s] %s",
+                    scope.get("method"),
+                    scope.get("path"),
+                    cut.code.value,
+                    cut.message,
+                )
+                return
             log.exception("unhandled error answering %s %s", scope.get("method"), scope.get("path"))
             if started:
                 raise  # half a response is out: let the server drop the connection

@@ -29,13 +29,17 @@ from typer.testing import CliRunner
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "e2e"))
 from nodeproc import NodeProcess, free_port  # type: ignore[import-not-found]
 
+from citychain.blobs import read_manifest
 from citychain.cli.main import app
 from citychain.crypto import ED25519, Signer
+from citychain.crypto.envelope import wrap_key
 from citychain.crypto.keystore import save_key
 from citychain.node.config import NodeConfig, P2PSettings
 from citychain.node.home import InitResult, init_home
 from citychain.node.testnet import node_key_of
 from citychain.p2p.certs import decrypt_key_pem, encrypt_key_pem, generate_org_ca, issue_node_cert
+from citychain.sdk import Client
+from citychain.services.data.sdk import _transfer
 from citychain.services.data.shapes import export_catalogue, import_catalogue
 from citychain.services.identity.shapes import did_key
 from citychain.types.genesis import Member, Organisation
@@ -259,6 +263,7 @@ def _upload_grant_download_verify_audit(net: Env, tmp_path: Path) -> None:
 
     assert [g["id"] for g in ok_json(net, "grants", CODE, "--key", "alice")] == [grant]
     assert ok_json(net, "grant", str(grant), "--key", "carol")["state"] == "active"
+    _a_damaged_copy_or_a_wrong_key(net, tmp_path, grant, payload)
     r = run(net, "accesses", "--key", "bob")
     assert r.exit_code == 0, r.output
     assert "org2" in r.output and "download" in r.output and "benefits check" in r.output
@@ -267,6 +272,78 @@ def _upload_grant_download_verify_audit(net: Env, tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     r = run(net, "download", CODE, "1", "--key", "carol", "--grant", str(grant), "-o", "x")
     assert r.exit_code == 1 and "error [grant_revoked]" in r.output
+
+
+def _a_damaged_copy_or_a_wrong_key(net: Env, tmp_path: Path, grant: int, payload: bytes) -> None:
+    """What the grantee is told when the node's copy of the version is damaged, or the key
+    wrapped for it is not the version's, and what the audit trail keeps of each attempt."""
+    store = NodeConfig.load(net.node.home).open_blob_store("sha256")
+    (version,) = ok_json(net, "versions", CODE)
+    chunks = read_manifest(store, bytes.fromhex(version["manifest_id"]["hex"])).chunks
+    assert len(chunks) == 5
+    good = store.get(chunks[2])
+    trail = len(ok_json(net, "audit", CODE, "--key", "alice"))
+    dest = tmp_path / "again.csv"
+
+    def download() -> Any:
+        return run(net, "download", CODE, "1", "--key", "carol", "--grant", str(grant),
+                   "-o", str(dest))  # fmt: skip
+
+    # A chunk missing from the store: refused before any access is recorded.
+    assert store.delete(chunks[2])
+    r = download()
+    assert r.exit_code == 1 and "error [chunk_missing]" in r.output, r.output
+    assert "(the first is chunk 2)" in r.output and "not copied between nodes" in r.output
+    assert not dest.exists()
+    assert len(ok_json(net, "audit", CODE, "--key", "alice")) == trail  # no phantom download
+
+    # A chunk the disk altered: found as it is read, after the 200. The transfer is cut short
+    # of its Content-Length, nothing is written, the node's log says which chunk in one line
+    # (no traceback), and the chunk is set aside, so asking again says it is missing.
+    store.put(chunks[2], good)
+    (path,) = (net.node.home / "data" / "blobs").rglob(chunks[2].hex())
+    path.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+    tracebacks = net.node.log.read_text().count("Traceback")
+    r = download()
+    assert r.exit_code == 1 and "error [unavailable]" in r.output, r.output
+    assert "the node cut the download after" in r.output and "its log says" in r.output
+    assert not dest.exists()
+    log = net.node.log.read_text()
+    assert f"cut short: [chunk_corrupt] the stored chunk {chunks[2].hex()}" in log
+    assert log.count("Traceback") == tracebacks
+    assert len(ok_json(net, "audit", CODE, "--key", "alice")) == trail + 1  # it did ask
+    r = download()
+    assert r.exit_code == 1 and "error [chunk_missing]" in r.output, r.output
+
+    # Restored (as from a replica), the download goes through again.
+    store.put(chunks[2], good)
+    assert ok_json(net, "download", CODE, "1", "--key", "carol", "--grant", str(grant),
+                   "-o", str(dest))["plain_size"] == len(payload)  # fmt: skip
+    assert dest.read_bytes() == payload
+    dest.unlink()
+
+    # The wrong key: a data key wrapped for someone else, then a wrong data key wrapped for
+    # carol. Neither opens; the first is refused before any access is recorded.
+    alice = net.node.signer("alice")
+    with Client(net.node.url) as c:
+        context = _transfer.context_of(c.status().chain_id, CODE)
+        stranger = _transfer.encryption_keypair(Signer.generate(ED25519))[1]
+        c.data.wrap_key(alice, CODE, 1, net.carol.address,
+                        wrap_key(os.urandom(32), stranger, "aes-256-gcm", context))  # fmt: skip
+        trail = len(ok_json(net, "audit", CODE, "--key", "alice"))
+        r = download()
+        assert r.exit_code == 1 and "error [key_unwrap_failed]" in r.output, r.output
+        assert "wrapped for another key" in r.output
+        assert len(ok_json(net, "audit", CODE, "--key", "alice")) == trail
+        carol_x = _transfer.encryption_keypair(net.carol)[1]
+        c.data.wrap_key(alice, CODE, 1, net.carol.address,
+                        wrap_key(os.urandom(32), carol_x, "aes-256-gcm", context))  # fmt: skip
+        r = download()
+        assert r.exit_code == 1 and "error [chunk_tampered]" in r.output, r.output
+        assert "chunk 0" in r.output and "not the one it was sealed with" in r.output
+        assert not dest.exists()
+    # The provider wraps the right key again.
+    assert ok_json(net, "grant-keys", CODE, "--key", "alice")["grants"] == [grant]
 
 
 def _gc_keeps_referenced_and_retired_versions(net: Env, tmp_path: Path) -> None:

@@ -191,3 +191,24 @@ def test_put_private_sends_no_transaction_when_the_value_was_not_disseminated() 
 
     asyncio.run(run())
     assert seen == ["PUT /v1/data/collections/c/items/k"] * 2
+
+
+def test_grant_keys_reads_every_page_of_grants() -> None:
+    """A resource with more grants than one page (200): the provider's ``grant_keys`` once
+    read only the first page, so the 201st grantee never got a key."""
+    from citychain.services.data.sdk._transfer import Transfers
+
+    grants = [{"id": i, "state": "active"} for i in range(1, 451)]
+    asked: list[dict[str, str] | None] = []
+
+    class Pager:
+        def _signed(self, signer: Signer, method: str, path: str, **kw: Any) -> Any:
+            asked.append(kw.get("params"))
+            after, limit = int(kw["params"]["after"]), int(kw["params"]["limit"])
+            page = [g for g in grants if g["id"] > after][:limit]
+            return type("R", (), {"json": lambda self: {"result": page}})()
+
+    io = Transfers(Pager(), lambda *a: None)  # type: ignore[arg-type]
+    got = list(io._all_grants(Signer.generate(ED25519), "101001/000001"))
+    assert got == grants
+    assert [p["after"] if p else None for p in asked] == ["0", "200", "400"]

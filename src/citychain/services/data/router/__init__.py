@@ -10,7 +10,9 @@ Public (anyone):
 * ``GET /v1/data/resources/{cls}/{seq}``, ``.../history``, ``.../versions``: a resource's
   record, every revision, its data versions (hashes, sizes, anchoring block);
 * ``GET /v1/data/catalogue``: the whole catalogue as one DCAT 3 JSON-LD document;
-* ``GET /v1/data/hashes/{plain_hash}``: the versions anchoring a plaintext (to verify a file).
+* ``GET /v1/data/hashes/{plain_hash}``: the versions anchoring a plaintext (to verify a file);
+* ``GET .../{cls}/{seq}/versions/{n}/stored``: whether this node holds every chunk of that
+  version (a downloader asks first, so no access is recorded for a download it cannot make).
 
 Signed (RFC 9421; who may read what is the contract's ``can_read``):
 
@@ -282,9 +284,33 @@ async def _opened(
     signed: SignedBy, reads: DataReads, store: BlobStore, code: str, n: int, access: int
 ) -> Manifest:
     """The manifest of version ``n`` of ``code``, once the chain's recorded access allows
-    ``signed`` to download it (see :meth:`DataReads.download`)."""
+    ``signed`` to download it (see :meth:`DataReads.download`) and this node holds the
+    manifest and every chunk it names (else ``chunk_missing``, before any byte is sent)."""
     allowed = await reads.download(signed, code, n, access)
-    return await _blobs.manifest_of(store, allowed.version["manifest_id"])
+    return await _blobs.complete(store, allowed.version["manifest_id"], _blobs.ELSEWHERE)
+
+
+@router.get(
+    "/v1/data/resources/{cls}/{seq}/versions/{n}/stored",
+    responses=error_responses(404, 503),
+    summary="Whether this node holds every chunk of the version (ask before recording an access)",
+)
+async def stored(
+    cls: ClassPath, seq: SeqPath, n: VersionPath, reads: ReadsDep, store: StoreDep
+) -> Response:
+    """Public: that a version exists, and its manifest id, are in the catalogue already."""
+    code = _code(cls, seq)
+    version = await reads.version(code, n)
+    found = await _blobs.complete(store, version["manifest_id"], _blobs.ELSEWHERE)
+    return json(
+        {
+            "code": code,
+            "version": n,
+            "manifest_id": found.id.hex(),
+            "chunks": len(found.chunks),
+            "cipher_size": found.cipher_size,
+        }
+    )
 
 
 @router.get(

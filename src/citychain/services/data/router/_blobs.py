@@ -64,6 +64,33 @@ def chunks(store: BlobStore, manifest: Manifest) -> Iterator[bytes]:
         yield store.get(chunk_id)
 
 
+#: What to do about a version whose chunks this node lacks, said to a downloader.
+ELSEWHERE = (
+    "blobs are not copied between nodes: download from the node the version was uploaded "
+    "to, or give the nodes one shared S3 store ([blobs] in node.toml)"
+)
+
+
+async def complete(store: BlobStore, manifest_id: bytes, then: str) -> Manifest:
+    """The manifest ``manifest_id`` once the store holds it and every chunk it names, else
+    ``chunk_missing`` saying which is absent and ``then`` (what to do about it)."""
+    try:
+        manifest = await manifest_of(store, manifest_id)
+    except NotFound:
+        raise NotFound(
+            f"manifest {manifest_id.hex()} is not in this node's blob store: {then}",
+            ErrorCode.CHUNK_MISSING,
+        ) from None
+    absent = await run_in_threadpool(missing_chunks, store, manifest)
+    if absent:
+        raise NotFound(
+            f"{len(absent)} of manifest {manifest_id.hex()}'s {len(manifest.chunks)} chunks "
+            f"are not stored (the first is chunk {absent[0]}): {then}",
+            ErrorCode.CHUNK_MISSING,
+        )
+    return manifest
+
+
 async def version_gate(app: Any, tx: Transaction) -> None:
     """The admission gate of ``data.add_version`` (:mod:`citychain.api._gates`): the manifest
     it names is stored, every chunk of it is stored, and the hashes and sizes it declares are
@@ -79,22 +106,12 @@ async def version_gate(app: Any, tx: Transaction) -> None:
     manifest_id = args.get("manifest_id")
     if type(manifest_id) is not bytes:
         return  # malformed: the contract's own check refuses it with its code
-    try:
-        manifest = await manifest_of(store, manifest_id)
-    except NotFound:
-        raise NotFound(
-            f"manifest {manifest_id.hex()} is not in this node's blob store: upload the "
-            "version's chunks and manifest first (PUT /v1/data/blobs/..., "
-            "/v1/data/manifests/...)",
-            ErrorCode.CHUNK_MISSING,
-        ) from None
-    absent = await run_in_threadpool(missing_chunks, store, manifest)
-    if absent:
-        raise NotFound(
-            f"{len(absent)} of manifest {manifest_id.hex()}'s {len(manifest.chunks)} chunks "
-            f"are not stored (the first is chunk {absent[0]}): the version is not complete",
-            ErrorCode.CHUNK_MISSING,
-        )
+    manifest = await complete(
+        store,
+        manifest_id,
+        "upload the version's chunks and manifest first (PUT /v1/data/blobs/..., "
+        "/v1/data/manifests/...); the version is not complete",
+    )
     declared = {
         "plain_hash": manifest.plain_hash,
         "cipher_hash": manifest.cipher_hash,

@@ -20,7 +20,9 @@ Plaintext never leaves the client. :meth:`Transfers.upload`:
    its chunks are stored (:mod:`citychain.api._gates`).
 
 :meth:`Transfers.download` reads the data key wrapped for the signer (none: ``no_grant``,
-and nothing is recorded), records the access on chain (``record_access``: the chain checks the
+and nothing is recorded), asks the node whether it holds every chunk of the version (blobs
+are not copied between nodes: ``chunk_missing``, and nothing is recorded), records the access
+on chain (``record_access``: the chain checks the
 grant, and the download enters the audit trail before a byte is sent), reads the manifest,
 then streams the ciphertext and opens it chunk by chunk: each chunk must authenticate under
 the key at its place (the node checks its id as it reads it), and at the end the plaintext
@@ -30,7 +32,9 @@ failed download leaves nothing under its name.
 
 :meth:`Transfers.grant_keys` is the provider's half of a grant: for each active grant on a
 resource it unwraps the version's key (wrapped for the provider at upload) and wraps it for
-the grantee's key (which the request recorded). A revoked grantee gets no key to a later
+the grantee's key (which the request recorded). It reads every page of grants, and wraps
+again for a grantee that has a key already (a wrap it cannot read may be wrong: sending it
+again costs one transaction and repairs it). A revoked grantee gets no key to a later
 version: the contract refuses that wrap.
 
 The data key's AEAD context binds the ciphertext to its chain and resource:
@@ -52,9 +56,10 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from citychain.crypto import Signer
-from citychain.errors import CitychainError, ErrorCode, InvalidInput, NotFound
+from citychain.errors import CitychainError, ErrorCode, InvalidInput, NotFound, Unavailable
 from citychain.sdk._services import ServiceClient
 from citychain.services.data.shapes import (
+    MAX_PAGE,
     NAME,
     check_code,
     check_tag,
@@ -504,7 +509,7 @@ class Transfers:
         cipher = self._version(code, version)["cipher"]
         context = context_of(self._chain_of()[0], code)
         done = []
-        for g in self.read(signer, f"{resource_path(code)}/grants", limit=200):
+        for g in self._all_grants(signer, code):
             if g["state"] != "active" or g["grantee"] == signer.address:
                 continue
             wrapped = wrap_key(key, _grantee_key(g), cipher, context)
@@ -512,6 +517,16 @@ class Transfers:
             self._send(signer, "wrap_key", args, gas_limit)
             done.append(int(g["id"]))
         return done
+
+    def _all_grants(self, signer: Signer, code: str) -> Iterator[dict[str, Any]]:
+        """Every grant on ``code``, a page (:data:`MAX_PAGE`) at a time, by id."""
+        after = 0
+        while True:
+            page = self.read(signer, f"{resource_path(code)}/grants", after=after, limit=MAX_PAGE)
+            yield from page
+            if len(page) < MAX_PAGE:
+                return
+            after = int(page[-1]["id"])
 
     # -- download -------------------------------------------------------------------------
     def _version(self, code: str, version: int) -> dict[str, Any]:
@@ -538,9 +553,12 @@ class Transfers:
         from citychain.crypto.envelope import Manifest, open_stream
 
         code = check_code(code)
-        # The key first: an account with no key for this version records no access it
-        # cannot use (``no_grant``), and the audit trail lists only real downloads.
+        base = f"{resource_path(code)}/versions/{version}"
+        # The key first, and that this node holds every chunk: an account with no key for
+        # this version (``no_grant``), or a node that lacks its chunks (``chunk_missing``),
+        # records no access it cannot use, and the audit trail lists only real downloads.
         key = self.data_key(signer, code, version)
+        self._client._signed(signer, "GET", f"{base}/stored")
         access = int(
             self._send(
                 signer,
@@ -549,16 +567,30 @@ class Transfers:
                 gas_limit,
             )
         )
-        base = f"{resource_path(code)}/versions/{version}"
         params = {"access": str(access)}
         raw = self._client._signed(signer, "GET", f"{base}/manifest", params=params).content
         manifest = Manifest.decode(raw)
         context = context_of(self._chain_of()[0], code)
         total = manifest.cipher_size
 
+        got, opened = 0, False
+
         def run(out: IO[bytes]) -> None:
+            try:
+                fetch(out)
+            except Unavailable as exc:
+                if not opened:
+                    raise
+                raise Unavailable(
+                    f"the node cut the download after {got} of {total} bytes ({exc}): a chunk "
+                    "it could not read (its log says which and why) or a dropped connection; "
+                    "download again"
+                ) from None
+
+        def fetch(out: IO[bytes]) -> None:
+            nonlocal opened
             with self._client._signed_stream(signer, f"{base}/content", params=params) as r:
-                got = 0
+                opened = True
 
                 def counted() -> Iterator[bytes]:
                     nonlocal got
