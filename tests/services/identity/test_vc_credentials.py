@@ -25,6 +25,7 @@ from vc_fixtures import (
 
 from citychain.errors import ErrorCode, InvalidInput
 from citychain.services.identity import sdk
+from citychain.services.identity.sdk._di import format_datetime
 
 ISSUER_KEY = signer(1)
 AUTH_ONLY_KEY = signer(2)
@@ -320,6 +321,46 @@ def test_presentation_of_an_expired_credential_is_refused() -> None:
     with pytest.raises(InvalidInput) as e:
         sdk.verify_presentation(vp, challenge="c", domain="d", now=NOW, resolver=RESOLVER)
     assert e.value.code is ErrorCode.CREDENTIAL_EXPIRED
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_a_proof_past_its_own_expires_is_refused(suite: str) -> None:
+    """Data Integrity's ``expires``: the signer's end for the proof, apart from the
+    credential's ``validUntil`` (a presentation good for minutes, a key being retired)."""
+    later = sdk.issue_credential(
+        _licence(), ISSUER_KEY, ISSUER_VM, cryptosuite=suite, expires=NOW + timedelta(hours=1)
+    )
+    assert later["proof"]["expires"] == format_datetime(NOW + timedelta(hours=1))
+    sdk.verify_credential(later, now=NOW, resolver=RESOLVER)
+    with pytest.raises(InvalidInput) as e:
+        sdk.verify_credential(later, now=NOW + timedelta(hours=2), resolver=RESOLVER)
+    assert e.value.code is ErrorCode.CREDENTIAL_EXPIRED and "the proof expired" in e.value.message
+    # The date is signed: moving it later breaks the proof.
+    moved = copy.deepcopy(later)
+    moved["proof"]["expires"] = format_datetime(NOW + timedelta(days=9))
+    assert _code(lambda: sdk.verify_credential(moved, now=NOW, resolver=RESOLVER)) is (
+        ErrorCode.TAMPERED
+    )
+    moved["proof"]["expires"] = "soon"
+    assert _code(lambda: sdk.verify_credential(moved, now=NOW, resolver=RESOLVER)) is (
+        ErrorCode.INVALID_CREDENTIAL
+    )
+
+    vp = sdk.sign_presentation(
+        sdk.create_presentation([_issued(suite)], holder=HOLDER),
+        HOLDER_KEY,
+        HOLDER_VM,
+        challenge="c",
+        domain="d",
+        cryptosuite=suite,
+        expires=NOW + timedelta(minutes=5),
+    )
+    sdk.verify_presentation(vp, challenge="c", domain="d", now=NOW, resolver=RESOLVER)
+    with pytest.raises(InvalidInput) as e:
+        sdk.verify_presentation(
+            vp, challenge="c", domain="d", now=NOW + timedelta(minutes=6), resolver=RESOLVER
+        )
+    assert e.value.code is ErrorCode.CREDENTIAL_EXPIRED and "the proof expired" in e.value.message
 
 
 _SIGNED = {suite: _issued(suite) for suite in SUITES}

@@ -219,12 +219,14 @@ def add_proof(
     cryptosuite: str = EDDSA_RDFC_2022,
     proof_purpose: str = "assertionMethod",
     created: datetime | None = None,
+    expires: datetime | None = None,
     challenge: str | None = None,
     domain: str | None = None,
 ) -> dict[str, Any]:
     """``document`` with a Data Integrity proof added (a new dict; the input is untouched).
 
-    ``created`` is given by the caller (this code never reads the clock); omitted if None.
+    ``created`` and ``expires`` (after which verifiers refuse the proof) are given by the
+    caller (this code never reads the clock); each omitted if None.
     A presentation's proof carries ``challenge`` and ``domain`` (proof purpose
     ``authentication``).
     """
@@ -242,6 +244,8 @@ def add_proof(
     }
     if created is not None:
         proof["created"] = format_datetime(created)
+    if expires is not None:
+        proof["expires"] = format_datetime(expires)
     proof["verificationMethod"] = verification_method
     proof["proofPurpose"] = proof_purpose
     if challenge is not None:
@@ -285,8 +289,9 @@ def verify_proof(
     if not isinstance(proof, Mapping):
         raise _invalid("the document has no proof")
     suite = _suite(proof)
-    if "created" in proof:
-        xsd_datetime(proof["created"], "proof.created")
+    for when in ("created", "expires"):
+        if when in proof:
+            xsd_datetime(proof[when], f"proof.{when}")
     if proof.get("proofPurpose") != purpose:
         raise InvalidInput(
             f"proofPurpose must be {purpose!r}, got {str(proof.get('proofPurpose'))[:40]!r}",

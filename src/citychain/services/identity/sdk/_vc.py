@@ -160,16 +160,23 @@ def issue_credential(
     *,
     cryptosuite: str = EDDSA_RDFC_2022,
     created: datetime | None = None,
+    expires: datetime | None = None,
 ) -> dict[str, Any]:
     """Sign ``credential`` (``assertionMethod``): its shape, contexts, terms (each defined by a
-    context) and bundled schema are checked first, so nothing malformed is ever signed."""
+    context) and bundled schema are checked first, so nothing malformed is ever signed.
+    ``expires``: the proof's own end (verifiers refuse it after), if given."""
     check_credential_shape(credential)
     check_contexts(credential)
     if cryptosuite != EDDSA_RDFC_2022:
         check_terms(credential)  # RDFC canonicalisation checks them on its way
     validate_schema(credential)
     return add_proof(
-        credential, signer, verification_method, cryptosuite=cryptosuite, created=created
+        credential,
+        signer,
+        verification_method,
+        cryptosuite=cryptosuite,
+        created=created,
+        expires=expires,
     )
 
 
@@ -190,6 +197,17 @@ def _window(credential: Mapping[str, Any], now: datetime) -> None:
         raise InvalidInput(f"not valid before {credential['validFrom']}", ErrorCode.NOT_YET_VALID)
     if "validUntil" in credential and now > xsd_datetime(credential["validUntil"], "validUntil"):
         raise InvalidInput(f"expired at {credential['validUntil']}", ErrorCode.CREDENTIAL_EXPIRED)
+
+
+def _proof_window(document: Mapping[str, Any], now: datetime) -> None:
+    """A Data Integrity proof's own ``expires`` (after which its signature is not to be
+    relied on, whatever the credential's ``validUntil``): ``credential_expired`` past it."""
+    proof = document.get("proof")
+    proof = proof[0] if isinstance(proof, list) and proof else proof
+    if not isinstance(proof, Mapping) or "expires" not in proof:
+        return
+    if now > xsd_datetime(proof["expires"], "proof.expires"):
+        raise InvalidInput(f"the proof expired at {proof['expires']}", ErrorCode.CREDENTIAL_EXPIRED)
 
 
 def verify_credential(
@@ -220,6 +238,7 @@ def verify_credential(
             ErrorCode.WRONG_KEY,
         )
     _window(credential, now)
+    _proof_window(credential, now)
     validate_schema(credential)
     return VerifiedDocument(credential, issuer, method)
 
@@ -258,9 +277,11 @@ def sign_presentation(
     domain: str,
     cryptosuite: str = EDDSA_RDFC_2022,
     created: datetime | None = None,
+    expires: datetime | None = None,
 ) -> dict[str, Any]:
     """The holder's proof (``authentication``) over ``presentation``, bound to the verifier's
-    ``challenge`` (one use) and ``domain`` (who it is for)."""
+    ``challenge`` (one use) and ``domain`` (who it is for), and refused after ``expires`` if
+    given (a presentation that is good for minutes)."""
     _check_presentation_shape(presentation)
     return add_proof(
         presentation,
@@ -269,6 +290,7 @@ def sign_presentation(
         cryptosuite=cryptosuite,
         proof_purpose="authentication",
         created=created,
+        expires=expires,
         challenge=challenge,
         domain=domain,
     )
@@ -317,6 +339,7 @@ def verify_presentation(
             f"{str(holder_id)[:80]!r}",
             ErrorCode.WRONG_KEY,
         )
+    _proof_window(presentation, now)
     creds = presentation.get("verifiableCredential", [])
     creds = creds if isinstance(creds, list) else [creds]
     verified = tuple(verify_credential(c, now=now, resolver=resolver) for c in creds)
