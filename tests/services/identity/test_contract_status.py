@@ -3,7 +3,11 @@ transaction; the chain keeps the bitstring's SHA-256 and every change; each refu
 
 from __future__ import annotations
 
+import base64
+import gzip
 import hashlib
+import json
+from typing import Any
 
 import pytest
 from test_contract_genesis import (  # type: ignore[import-not-found]
@@ -15,9 +19,12 @@ from test_contract_genesis import (  # type: ignore[import-not-found]
     mk,
     net,
     ok,
+    refused,
 )
 
 from citychain.errors import ErrorCode, NotFound
+from citychain.services.identity.sdk._di import EDDSA_JCS_2022
+from citychain.services.identity.sdk._lists import _signed_list
 from citychain.services.identity.shapes import (
     status_bit,
     status_chunk_key,
@@ -176,3 +183,107 @@ def test_status_list_refusals(net: Net) -> None:
     with pytest.raises(NotFound) as info:
         net.query("status", list_id=missing, index=0)
     assert info.value.code == ErrorCode.STATUS_LIST_NOT_FOUND
+
+
+def _slc(list_id: str, net: Net, *, to_set: tuple[int, ...] = (), **over: Any) -> bytes:
+    """The list's status list credential, signed by ALICE, with ``to_set`` set on top of the
+    chain's bits, and any top-level field replaced by ``over``."""
+    head = net.query("status_list", list_id=list_id)
+    bits = net.query("status_bitstring", list_id=list_id)
+    raw = _signed_list(list_id, head, bits, ALICE, f"{head['issuer']}#key-1", EDDSA_JCS_2022,
+                       to_set)  # fmt: skip
+    vc = {**json.loads(raw), **over}
+    return json.dumps({k: v for k, v in vc.items() if v is not None}).encode()
+
+
+def test_an_issuer_publishes_its_status_list_credential_with_a_change(net: Net) -> None:
+    """Verifiers outside the chain read a list as the issuer's signed credential: the chain
+    keeps it only when its bits are the list's, and says when the list has moved on."""
+    issuer = net.create(ALICE, document(ALICE))
+    rev = register(net, issuer, "rev", "revocation")
+    with pytest.raises(NotFound) as none:
+        net.query("status_credential", list_id=rev)
+    assert "has published no status list credential" in none.value.message
+
+    first = _slc(rev, net)
+    r = ok(net.send(ALICE, "publish_status_credential", {"list_id": rev, "credential": first}))
+    assert r.result == 0
+    assert [(e.type, e.attributes) for e in r.events] == [
+        ("status_credential_published", {"id": rev, "changes": 0})
+    ]
+    got = net.query("status_credential", list_id=rev)
+    assert (got["credential"], got["changes"], got["current"]) == (first, 0, True)
+
+    # A change with the credential after it: one transaction, kept together.
+    after = _slc(rev, net, to_set=(7, 94567))
+    r = ok(net.send(ALICE, "set_status", {"list_id": rev, "set": [7, 94567], "credential": after}))
+    got = net.query("status_credential", list_id=rev)
+    assert (got["credential"], got["changes"], got["current"]) == (after, 1, True)
+    encoded = json.loads(after)["credentialSubject"]["encodedList"]
+    bits = gzip.decompress(base64.urlsafe_b64decode(encoded[1:] + "=" * (-len(encoded[1:]) % 4)))
+    assert hashlib.sha256(bits).digest() == net.query("status_list", list_id=rev)["hash"]
+
+    # A change without one leaves the published credential behind: no longer current.
+    ok(net.send(ALICE, "set_status", {"list_id": rev, "set": [8]}))
+    got = net.query("status_credential", list_id=rev)
+    assert (got["changes"], got["current"]) == (1, False)
+
+    # A credential whose bits are not the list's after the change: nothing of it is applied.
+    stale = _slc(rev, net)  # the bits now, without entry 9
+    r = net.send(ALICE, "set_status", {"list_id": rev, "set": [9], "credential": stale})
+    refused(r, ErrorCode.INVALID_CREDENTIAL, "is not the list's bits after this change")
+    assert not net.query("status", list_id=rev, index=9)["set"]
+    assert net.query("status_list", list_id=rev)["changes"] == 2
+    assert net.query("status_credential", list_id=rev)["credential"] == after
+
+
+def test_a_published_status_list_credential_is_refused_by_name(net: Net) -> None:
+    issuer = net.create(ALICE, document(ALICE))
+    rev = register(net, issuer, "rev", "revocation")
+    sus = register(net, issuer, "sus", "suspension")
+    ok(net.send(ALICE, "set_status", {"list_id": rev, "set": [3]}))
+    other = net.create(BOB, document(BOB))
+    good = json.loads(_slc(rev, net))
+    subject = good["credentialSubject"]
+    bad_list = {**subject, "encodedList": "u" + base64.urlsafe_b64encode(b"junk").decode()}
+    short = gzip.compress(bytes(SIZE // 8 - 1), mtime=0)
+    cases: list[tuple[Any, str]] = [
+        (b"{", "not JSON text"),
+        (b"[]", "not a JSON object"),
+        (json.dumps({**good, "n": 1.5}).encode(), "a status list credential holds none"),
+        (_slc(rev, net, id=sus), f"its id is {sus!r}, not {rev!r}"),
+        (_slc(rev, net, type=["VerifiableCredential"]), "BitstringStatusListCredential"),
+        (_slc(rev, net, issuer=other), f"its issuer is {other!r}"),
+        (_slc(rev, net, proof=None), "it has no proof"),
+        (
+            _slc(rev, net, credentialSubject={**subject, "statusPurpose": "suspension"}),
+            "its statusPurpose is 'suspension', the list's is 'revocation'",
+        ),
+        (_slc(rev, net, credentialSubject=bad_list), "is not base64url of GZIP data"),
+        (
+            _slc(
+                rev,
+                net,
+                credentialSubject={
+                    **subject,
+                    "encodedList": "u" + base64.urlsafe_b64encode(short).decode(),
+                },
+            ),
+            "does not hold exactly the list's 131072 entries",
+        ),
+        (_slc(rev, net, to_set=(4,)), "is not the bits"),  # ahead of the chain
+        (b"x" * (48 * 1024 + 1), "1 to 49152 bytes"),
+        ("{}", "is its JSON text"),
+    ]
+    for raw, words in cases:
+        args = {"list_id": rev, "credential": raw}
+        net.refused_twice(
+            ALICE, "publish_status_credential", args, ErrorCode.INVALID_CREDENTIAL, words
+        )
+    net.refused_twice(
+        BOB,
+        "publish_status_credential",
+        {"list_id": rev, "credential": _slc(rev, net)},
+        ErrorCode.NOT_CONTROLLER,
+        mk(BOB),
+    )

@@ -112,10 +112,12 @@ def test_the_hot_route_answers_every_request_as_the_fastapi_route_does(
         ("GET", "/1.0/identifiers/not-a-did", {}),
         ("GET", f"/1.0/identifiers/{world.key}", {}),
         ("GET", "/1.0/identifiers/", {}),
-        # Not the hot route's: the app answers them (405, 404) as it always did.
+        # Not the hot route's: the app answers them (405, and a DID URL's dereferencing: a
+        # path that is no status list is INVALID_DID_URL, a list never published NOT_FOUND).
         ("POST", f"/1.0/identifiers/{d}", {}),
         ("HEAD", f"/1.0/identifiers/{d}", {}),
         ("GET", f"/1.0/identifiers/{d}/extra", {}),
+        ("GET", f"/1.0/identifiers/{d}/status/none", {}),
     ]
     hot = _answers(world, requests)
     monkeypatch.setattr(identity_router, "hot_routes", ())
@@ -124,7 +126,7 @@ def test_the_hot_route_answers_every_request_as_the_fastapi_route_does(
     statuses = [a[0] for a in hot]  # type: ignore[index]
     assert statuses == [
         200, 200, 200, 200, 406, 200, 404, 400, 400, 200, 501, 410, 200, 404, 400, 501, 400, 200,
-        400, 405, 405, 404,
+        400, 405, 405, 400, 404,
     ]  # fmt: skip
 
 

@@ -4,6 +4,9 @@ credentials, each answered with its code (never 200 with verified: false) and in
 
 from __future__ import annotations
 
+import base64
+import gzip
+import hashlib
 import io
 import json
 import os
@@ -247,6 +250,101 @@ def verdict(page: Page) -> str:
     expect(page.locator("#result")).to_be_visible()
     expect(page.locator("#verdict")).not_to_have_text(re.compile(r"^(Checking…)?$"))
     return page.locator("#verdict").inner_text()
+
+
+def _jcs(value: Any) -> bytes:
+    """RFC 8785 for documents of strings, lists and objects with ASCII keys (no numbers):
+    sorted keys, no spaces, JSON's own escapes. Written here so that the check below shares no
+    code with citychain's (nor its rfc8785 library)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _verify_eddsa_jcs_2022(vc: dict[str, Any], public_key: bytes) -> None:
+    """Data Integrity EdDSA's eddsa-jcs-2022 verification, from the spec (§3.3), with the
+    ``cryptography`` package's Ed25519: raises if the proof does not hold."""
+    import base58
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    proof = dict(vc["proof"])
+    assert (proof["type"], proof["cryptosuite"]) == ("DataIntegrityProof", "eddsa-jcs-2022")
+    signature = base58.b58decode(proof.pop("proofValue")[1:])
+    unsecured = {k: v for k, v in vc.items() if k != "proof"}
+    proof.setdefault("@context", unsecured["@context"])
+    data = hashlib.sha256(_jcs(proof)).digest() + hashlib.sha256(_jcs(unsecured)).digest()
+    Ed25519PublicKey.from_public_bytes(public_key).verify(signature, data)
+
+
+def _entries(vc: dict[str, Any]) -> bytes:
+    encoded = vc["credentialSubject"]["encodedList"]
+    assert encoded[0] == "u"
+    return gzip.decompress(base64.urlsafe_b64decode(encoded[1:] + "=" * (-len(encoded[1:]) % 4)))
+
+
+def test_a_status_list_is_published_for_verifiers_outside_the_chain(world: World) -> None:
+    """A verifier that knows nothing of citychain dereferences a credential's
+    ``statusListCredential`` (a DID URL) at any node's resolver, checks the issuer's proof
+    with its own code and reads the entry's bit; a list changed since it was last published
+    is not served (a stale list would hide a revocation)."""
+    import base58
+    from cryptography.exceptions import InvalidSignature
+
+    url = world.node.url + "/1.0/identifiers/"
+    with Client(world.node.url) as c:
+        lists = c.identity.status_lists
+        list_id = lists.register(world.issuer, world.did, "published")
+        assert list_id == f"{world.did}/status/published"
+        entry = status_entry(list_id, 5)  # what a credential of this list carries
+
+        r = httpx.get(url + list_id, timeout=30)
+        assert r.status_code == 404, r.text
+        assert "has published no status list credential" in r.json()["message"]
+        assert lists.publish(world.issuer, list_id, f"{world.did}#key-1") == 0
+
+        doc = httpx.get(url + world.did, timeout=30).json()["didDocument"]
+        (method,) = [m for m in doc["verificationMethod"] if m["id"] == f"{world.did}#key-1"]
+        key = base58.b58decode(method["publicKeyMultibase"][1:])
+        assert key[:2] == b"\xed\x01"
+
+        def fetch() -> dict[str, Any]:
+            r = httpx.get(url + list_id, timeout=30)
+            assert r.status_code == 200, r.text
+            assert r.headers["content-type"].startswith("application/vc")
+            found: dict[str, Any] = r.json()
+            _verify_eddsa_jcs_2022(found, key[2:])
+            assert found["id"] == entry["statusListCredential"] and found["issuer"] == world.did
+            assert found["credentialSubject"]["statusPurpose"] == entry["statusPurpose"]
+            return found
+
+        bits = _entries(fetch())
+        assert len(bits) * 8 == 131_072 and not any(bits)
+
+        # The issuer revokes entry 5 and publishes in the same transaction.
+        assert lists.change(world.issuer, list_id, set=[5], publish=f"{world.did}#key-1") == 1
+        published = fetch()
+        bits = _entries(published)
+        index = int(entry["statusListIndex"])
+        assert bits[index // 8] & (0x80 >> (index % 8))
+        assert sum(bin(b).count("1") for b in bits) == 1
+        assert lists.published(list_id)["credential"] == published
+        # A tampered copy fails the same independent check.
+        published["credentialSubject"]["encodedList"] = "u" + base64.urlsafe_b64encode(
+            gzip.compress(bytes(131_072 // 8), mtime=0)
+        ).decode().rstrip("=")
+        with pytest.raises(InvalidSignature):
+            _verify_eddsa_jcs_2022(published, key[2:])
+
+        # A change without publishing: the node no longer serves the old list.
+        assert lists.change(world.issuer, list_id, set=[6]) == 2
+        r = httpx.get(url + list_id, timeout=30)
+        assert r.status_code == 404 and r.json()["code"] == "status_list_not_found"
+        assert "has changed since" in r.json()["message"]
+        assert lists.published(list_id)["current"] is False
+        assert lists.publish(world.issuer, list_id, f"{world.did}#key-1") == 2
+        assert _entries(fetch()).count(0) == 131_072 // 8 - 1  # 5 and 6: one byte
+
+    r = httpx.get(url + f"{world.did}/services/x", timeout=30)
+    assert r.status_code == 400, r.text
+    assert r.json()["didResolutionMetadata"]["error"]["type"].endswith("INVALID_DID_URL")
 
 
 def test_a_presentation_with_challenge_and_domain(world: World) -> None:

@@ -69,7 +69,11 @@ by a controller of the issuer's DID; ``set_status(list_id, set, clear)`` changes
 transaction. State holds the bitstring in 1 KiB chunks (absent = zeros), the SHA-256 of the
 uncompressed bitstring, and each change's set and cleared indexes (with the hash after it),
 so ``status(..., at=...)`` reads an entry as it was at a past time. A revocation, once set,
-is never cleared (``revocation_final``).
+is never cleared (``revocation_final``). ``publish_status_credential(list_id, credential)``
+(or ``set_status``'s ``credential``) keeps the list's ``BitstringStatusListCredential`` as the
+issuer signed it, once its bits are checked to be the list's, for verifiers outside the chain
+(the node serves it as the DID URL ``<issuer>/status/<name>``); the ``status_credential``
+query says whether it is still current.
 
 **Admission.** Every method's refusals are its admission check (``@method(check=...)``), so
 the mempool refuses at once with the code the receipt would carry.

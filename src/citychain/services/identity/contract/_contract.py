@@ -95,6 +95,9 @@ class _Change:
     head: dict[str, Any]
     to_set: list[int]
     to_clear: list[int]
+    #: The status list credential published with the change (and its bits' hash), if any.
+    credential: bytes | None = None
+    credential_hash: bytes = b""
 
 
 class Identity(Contract):
@@ -326,7 +329,7 @@ class Identity(Contract):
         return str(list_id), head
 
     def _check_set_status(self, ctx: Context, args: dict[str, Any]) -> _Change:
-        only_args(args, "list_id", "set", "clear")
+        only_args(args, "list_id", "set", "clear", "credential")
         list_id, head = self._list(ctx, args)
         size = head["size"]
         to_set, to_clear = _indexes(args, "set", size), _indexes(args, "clear", size)
@@ -351,16 +354,30 @@ class Identity(Contract):
                 chunks[n] = st.chunk(ctx, list_id, n)
             if st.bit(chunks[n], index % STATUS_CHUNK_BITS) == want:
                 raise bad(f"entry {index} of {list_id} is already {'set' if want else 'clear'}")
-        return _Change(list_id, head, to_set, to_clear)
+        if args.get("credential") is None:
+            return _Change(list_id, head, to_set, to_clear)
+        raw = args["credential"]
+        return _Change(list_id, head, to_set, to_clear, raw, st.published_bits_hash(raw, head))
 
     @method(check=_check_set_status)
     def set_status(self, ctx: Context, args: dict[str, Any], change: _Change) -> int:
-        """``list_id``, ``set`` and/or ``clear`` (entry indexes): one change of a status
-        list, signed by a controller key of its issuer. A revocation list's entries are
-        never cleared. Returns the change's number."""
+        """``list_id``, ``set`` and/or ``clear`` (entry indexes), optional ``credential``
+        (the status list credential after this change, signed by the issuer: published with
+        it, see :meth:`publish_status_credential`): one change of a status list, signed by a
+        controller key of its issuer. A revocation list's entries are never cleared. Returns
+        the change's number."""
         head = change.head
         new_hash = st.apply(ctx, change.list_id, head["size"], change.to_set, change.to_clear)
         seq = int(head["changes"]) + 1
+        if change.credential is not None:
+            if change.credential_hash != new_hash:
+                raise refuse(
+                    ErrorCode.INVALID_CREDENTIAL,
+                    "argument 'credential': its encodedList is not the list's bits after this "
+                    "change (build it from the bits before it, with these entries set and "
+                    "cleared)",
+                )
+            self._keep_published(ctx, change.list_id, change.credential, seq)
         ctx.set(
             st.change_key(change.list_id, seq),
             codec.encode(
@@ -388,6 +405,42 @@ class Identity(Contract):
             clear=len(change.to_clear),
         )
         return seq
+
+    def _keep_published(self, ctx: Context, list_id: str, raw: bytes, changes: int) -> None:
+        record = {
+            "credential": raw,
+            "changes": changes,
+            "time": ctx.time,
+            "height": ctx.height,
+            "tx": ctx.tx_hash,
+        }
+        ctx.set(st.credential_key(list_id), codec.encode(record))
+        ctx.emit("status_credential_published", id=list_id, changes=changes)
+
+    def _check_publish(self, ctx: Context, args: dict[str, Any]) -> tuple[str, bytes, int]:
+        only_args(args, "list_id", "credential")
+        list_id, head = self._list(ctx, args)
+        if st.published_bits_hash(args.get("credential"), head) != head["hash"]:
+            raise refuse(
+                ErrorCode.INVALID_CREDENTIAL,
+                f"argument 'credential': its encodedList is not the bits {list_id} has now "
+                f"(after change {head['changes']})",
+            )
+        self._controlled_issuer(ctx, head["issuer"])
+        return list_id, args["credential"], int(head["changes"])
+
+    @method(check=_check_publish)
+    def publish_status_credential(
+        self, ctx: Context, args: dict[str, Any], checked: tuple[str, bytes, int]
+    ) -> int:
+        """``list_id``, ``credential``: publish the list's ``BitstringStatusListCredential``
+        as its issuer signed it (JSON bytes), so that verifiers outside the chain can read
+        the list (``GET /1.0/identifiers/<list id>``). Its bits must be the list's now; it
+        replaces the one published before. Signed by a controller key of the issuer. Returns
+        the change number it shows."""
+        list_id, raw, changes = checked
+        self._keep_published(ctx, list_id, raw, changes)
+        return changes
 
     # -- queries: DIDs ---------------------------------------------------------------------
     @query
@@ -542,6 +595,24 @@ class Identity(Contract):
         only_args(args, "list_id")
         list_id, head = self._list(ctx, args)
         return st.bitstring(ctx, list_id, head["size"])
+
+    @query
+    def status_credential(self, ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
+        """``list_id``: the list's published status list credential (``credential``: its
+        JSON bytes, as the issuer signed them), the change it shows, when it was published,
+        and ``current``: whether the list has changed since (a verifier must not rely on a
+        credential that is not current). ``status_list_not_found`` if none was published."""
+        only_args(args, "list_id")
+        list_id, head = self._list(ctx, args)
+        raw = ctx.get(st.credential_key(list_id))
+        if raw is None:
+            raise NotFound(
+                f"the issuer of {list_id} has published no status list credential for it "
+                "(identity.publish_status_credential)",
+                ErrorCode.STATUS_LIST_NOT_FOUND,
+            )
+        record: dict[str, Any] = codec.decode_trusted(raw)
+        return {**record, "list_id": list_id, "current": record["changes"] == head["changes"]}
 
     @query
     def status_history(self, ctx: Context, args: dict[str, Any]) -> list[dict[str, Any]]:

@@ -11,21 +11,41 @@ guaranteed identical across zlib versions, so a compressed list in state could s
 chain; one key per set bit makes the hash a walk over every set bit. A chunk is read and
 written whole, a status query reads one chunk, and an offline proof of one entry carries
 1 KiB. The hash is recomputed at each change from the chunks (16 reads for 131,072 entries).
+
+Published status list credentials. A verifier outside the chain reads a list as a
+``BitstringStatusListCredential`` signed by its issuer, which the chain cannot make (it holds
+no issuer's key). So the issuer signs it and publishes it in a transaction (with a change, or
+alone), and the chain keeps the latest one under ``ss/<issuer id>/<name>``, with the change
+number it shows. What the chain checks, deterministically, before keeping it: it is a JSON
+object naming this list as its ``id`` and the list's issuer as its issuer, of type
+``BitstringStatusListCredential``, whose subject has the list's purpose and an
+``encodedList`` that inflates to exactly the list's bits (the SHA-256 the head keeps), and
+that has a ``proof``. The proof itself is checked by whoever relies on it, as Bitstring
+Status List's validation asks (canonicalising JSON-LD inside a block would put a JSON-LD
+processor in consensus; the transaction is already signed by a controller of the issuer).
+The bytes are kept as the issuer wrote them: the gzip inside is the issuer's output, never
+computed by a node. Inflating is deterministic, and bounded by the list's size.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import json
+import zlib
 from typing import Any
 
 from citychain import codec
-from citychain.errors import InternalError
+from citychain.errors import ErrorCode, InternalError, InvalidInput
 from citychain.execution import Context
 from citychain.services.identity.shapes import (
+    MAX_STATUS_CREDENTIAL_BYTES,
     MAX_STATUS_LIST_BITS,
     MIN_STATUS_LIST_BITS,
     STATUS_CHUNK,
     STATUS_CHUNK_BITS,
+    STATUS_CREDENTIAL,
     STATUS_HISTORY,
     STATUS_LIST,
     citychain_id,
@@ -53,6 +73,69 @@ def chunk_key(list_id: str, chunk: int) -> bytes:
 
 def change_key(list_id: str, seq: int) -> bytes:
     return STATUS_HISTORY + _base(list_id) + b"/" + seq.to_bytes(4, "big")
+
+
+def credential_key(list_id: str) -> bytes:
+    return STATUS_CREDENTIAL + _base(list_id)
+
+
+def _not_json_number(text: str) -> Any:
+    raise ValueError(f"a number {text[:20]!r}: a status list credential holds none")
+
+
+def _refused(why: str) -> InvalidInput:
+    return InvalidInput(f"argument 'credential': {why}", ErrorCode.INVALID_CREDENTIAL)
+
+
+def published_bits_hash(raw: Any, head: dict[str, Any]) -> bytes:
+    """Check ``raw`` as the published credential of the list ``head`` (see the module): the
+    SHA-256 of the bits its ``encodedList`` holds, for the caller to compare with the list's;
+    ``invalid_credential`` naming what is wrong."""
+    if type(raw) is not bytes or not 0 < len(raw) <= MAX_STATUS_CREDENTIAL_BYTES:
+        raise _refused(
+            f"a status list credential is its JSON text, 1 to {MAX_STATUS_CREDENTIAL_BYTES} "
+            "bytes (a list too dense to publish in one transaction is verified through the "
+            "node's VC-API instead)"
+        )
+    try:
+        vc = json.loads(raw.decode(), parse_float=_not_json_number, parse_constant=_not_json_number)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise _refused(f"not JSON text ({str(exc)[:80]})") from None
+    if not isinstance(vc, dict):
+        raise _refused("not a JSON object")
+    if vc.get("id") != head["id"]:
+        raise _refused(f"its id is {str(vc.get('id'))[:120]!r}, not {head['id']!r}")
+    types = vc.get("type")
+    if not isinstance(types, list) or "BitstringStatusListCredential" not in types:
+        raise _refused("its type does not include BitstringStatusListCredential")
+    issuer = vc.get("issuer")
+    issuer = issuer.get("id") if isinstance(issuer, dict) else issuer
+    if issuer != head["issuer"]:
+        raise _refused(f"its issuer is {str(issuer)[:120]!r}, not {head['issuer']!r}")
+    subject = vc.get("credentialSubject")
+    if not isinstance(subject, dict) or subject.get("type") != "BitstringStatusList":
+        raise _refused("its credentialSubject is not a BitstringStatusList")
+    if subject.get("statusPurpose") != head["purpose"]:
+        raise _refused(
+            f"its statusPurpose is {str(subject.get('statusPurpose'))[:40]!r}, the list's is "
+            f"{head['purpose']!r}"
+        )
+    if not isinstance(vc.get("proof"), (dict, list)):
+        raise _refused("it has no proof: sign it with the issuer's key first")
+    encoded = subject.get("encodedList")
+    if not isinstance(encoded, str) or not encoded.startswith("u"):
+        raise _refused("encodedList is not multibase base64url ('u...')")
+    want = head["size"] // 8
+    try:
+        packed = base64.urlsafe_b64decode(encoded[1:] + "=" * (-len(encoded[1:]) % 4))
+        inflate = zlib.decompressobj(wbits=31)  # gzip
+        bits = inflate.decompress(packed, want + 1)
+        whole = inflate.eof and not inflate.unused_data
+    except (binascii.Error, ValueError, zlib.error):
+        raise _refused("encodedList is not base64url of GZIP data") from None
+    if len(bits) != want or not whole:
+        raise _refused(f"encodedList does not hold exactly the list's {head['size']} entries")
+    return hashlib.sha256(bits).digest()
 
 
 def get_head(ctx: Context, list_id: str) -> dict[str, Any] | None:

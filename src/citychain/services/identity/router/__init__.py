@@ -21,6 +21,7 @@ from citychain.services.identity.router._resolution import (
     DID_JSON,
     DID_LD_JSON,
     RESOLUTION,
+    VC_MEDIA,
     Resolver,
 )
 from citychain.services.identity.router._vcapi import Verifier
@@ -79,6 +80,26 @@ async def _resolve(request: Request, did: str) -> Response:
     options = dict(request.query_params) if request.scope.get("query_string") else {}
     answer = await resolver.resolve(did, options, request.headers.get("accept"))
     return JSONResponse(answer.body, answer.status, media_type=answer.content_type)
+
+
+@router.get(
+    "/1.0/identifiers/{did}/{path:path}",
+    summary="Dereference a DID URL: a status list's published credential",
+    description=(
+        "DID URL dereferencing: <did:citychain>/status/<name> (a credential's "
+        "statusListCredential) answers the list's BitstringStatusListCredential as its issuer "
+        "signed and published it (application/vc); 404 if none was published or the list has "
+        "changed since; 400 INVALID_DID_URL for any other path."
+    ),
+    responses={
+        200: {"description": "the status list credential", "content": {VC_MEDIA: {}}},
+        400: {**_FAILURE, "content": {RESOLUTION: {}}},
+        404: {**_FAILURE, "content": {RESOLUTION: {}}},
+    },
+    response_class=Response,
+)
+async def dereference_did_url(request: Request, did: str, path: str) -> Response:
+    return await _resolve(request, f"{did}/{path}")
 
 
 #: Every verifier resolves issuers' DIDs: resolution skips FastAPI's routing.

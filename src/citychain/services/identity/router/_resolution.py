@@ -29,6 +29,14 @@ the DID is deactivated                              (no error; metadata         
 ``did:key`` (Ed25519) is resolved here with no chain at all; ``did:citychain`` through the
 ``identity`` contract's ``resolve`` query on the latest committed state.
 
+DID URL dereferencing: ``<did:citychain>/status/<name>`` (a status list's id, what a
+credential's ``statusListCredential`` names) dereferences to the list's
+``BitstringStatusListCredential`` as its issuer signed and published it (``200``,
+``application/vc``), so a verifier outside the chain reads revocations and suspensions from
+any node. Not published yet, or published before the list's latest change: ``404
+NOT_FOUND`` saying which (a verifier must not rely on a stale list). Any other path:
+``400 INVALID_DID_URL``.
+
 Representations: ``application/did-resolution`` (the whole result; also for ``*/*``,
 ``application/json`` and no ``Accept``), ``application/did+ld+json`` (the document with its
 ``@context``) and ``application/did+json`` (the document without it). On success the
@@ -40,15 +48,24 @@ rest of the API reads it the same way.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from citychain.api.service import NodeService
 from citychain.errors import CitychainError, ErrorCode
-from citychain.services.identity.shapes import METHOD, NAME, did_key_document, split_did
+from citychain.services.identity.shapes import (
+    METHOD,
+    NAME,
+    did_key_document,
+    split_did,
+    split_status_list_id,
+)
 
 RESOLUTION = "application/did-resolution"
+#: The media type of a VC 2.0 credential (what a status list's DID URL dereferences to).
+VC_MEDIA = "application/vc"
 DID_LD_JSON = "application/did+ld+json"
 DID_JSON = "application/did+json"
 CONTEXT = "https://w3id.org/did-resolution/v1"
@@ -184,6 +201,8 @@ class Resolver:
         self._service = service
 
     async def resolve(self, did: str, options: dict[str, str], accept: str | None) -> Answer:
+        if "/" in did:
+            return await self._dereference(did)
         try:
             content_type = representation(accept)
             try:
@@ -215,6 +234,38 @@ class Resolver:
             "didResolutionMetadata": {"contentType": DID_LD_JSON},
         }
         return Answer(status, RESOLUTION, body)
+
+    async def _dereference(self, did_url: str) -> Answer:
+        """A status list's DID URL: its published credential (see the module)."""
+        try:
+            try:
+                split_status_list_id(did_url)
+            except CitychainError:
+                raise _Refusal(
+                    400,
+                    "INVALID_DID_URL",
+                    f"{did_url[:160]!r}: the only DID URLs dereferenced here are status lists, "
+                    "<did:citychain:...>/status/<name>",
+                    ErrorCode.BAD_ARGUMENTS,
+                ) from None
+            try:
+                found = await self._service.query(NAME, "status_credential", {"list_id": did_url})
+            except CitychainError as exc:
+                if exc.code not in (ErrorCode.STATUS_LIST_NOT_FOUND, ErrorCode.DID_NOT_FOUND):
+                    raise
+                raise _Refusal(404, "NOT_FOUND", exc.message, exc.code) from None
+            if not found["current"]:
+                raise _Refusal(
+                    404,
+                    "NOT_FOUND",
+                    f"the status list credential of {did_url} published by its issuer shows "
+                    f"change {found['changes']}, and the list has changed since: the issuer "
+                    "must publish it again (a stale list is never served)",
+                    ErrorCode.STATUS_LIST_NOT_FOUND,
+                )
+        except _Refusal as r:
+            return _error_answer(r)
+        return Answer(200, VC_MEDIA, json.loads(bytes(found["credential"])))
 
     @staticmethod
     def _did_key(did: str, args: dict[str, Any]) -> dict[str, Any]:

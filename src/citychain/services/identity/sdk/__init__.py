@@ -71,6 +71,7 @@ from citychain.services.identity.sdk._di import (
 )
 from citychain.services.identity.sdk._dids import AsyncDids, Dids, ProvenDid
 from citychain.services.identity.sdk._issue import MAX_BATCH, Issuer, check_for_issue, issue_batch
+from citychain.services.identity.sdk._lists import AsyncStatusLists, StatusLists
 from citychain.services.identity.sdk._methods import (
     Resolver,
     VerificationMethod,
@@ -139,12 +140,13 @@ class Identity:
     """``client.identity`` on a blocking :class:`~citychain.sdk.Client`: the pure credential
     functions as methods (``client.identity.verify_credential(vc, now=...)``), and
     ``dids`` (:class:`Dids`: create, update, deactivate and resolve ``did:citychain``, proven
-    or not). The other node-backed parts (the trusted-issuer registry, anchored status lists)
-    come with the contract's routes."""
+    or not), and ``status_lists`` (:class:`StatusLists`: an issuer's lists on chain, and the
+    status list credentials it publishes for verifiers outside the chain)."""
 
     def __init__(self, client: Any) -> None:
         self._client = client
         self.dids = Dids(client)
+        self.status_lists = StatusLists(client)
 
     def resolver(self, *, proven: bool = True) -> Resolver:
         """A :data:`Resolver` for the verify functions: ``did:citychain`` through this client
@@ -223,6 +225,7 @@ class AsyncIdentity(Identity):
     def __init__(self, client: Any) -> None:
         self._client = client
         self.dids = AsyncDids(client)  # type: ignore[assignment]
+        self.status_lists = AsyncStatusLists(client)  # type: ignore[assignment]
 
     async def verify_online(self, credential: Any) -> dict[str, Any]:  # type: ignore[override]
         answer: dict[str, Any] = await self._client._post_json(
@@ -260,6 +263,7 @@ __all__ = [
     "TEMPLATES",
     "AsyncDids",
     "AsyncIdentity",
+    "AsyncStatusLists",
     "BundleVerdict",
     "Dids",
     "Disclosure",
@@ -269,6 +273,7 @@ __all__ = [
     "ProvenDid",
     "Resolver",
     "StatusList",
+    "StatusLists",
     "StoredCredential",
     "Template",
     "VerificationMethod",

@@ -193,6 +193,8 @@ def citychain_did(identifier: bytes) -> str:
 #:     sl/<16 id bytes>/<name>                  a status list's head (purpose, size, hash, ...)
 #:     sc/<16 id bytes>/<name>/<chunk, 4 B BE>  1 KiB of its bitstring (absent: all zeros)
 #:     sh/<16 id bytes>/<name>/<seq, 4 B BE>    one change of its bits
+#:     ss/<16 id bytes>/<name>                  its latest status list credential, as the
+#:                                              issuer signed and published it
 DID_HEAD = b"did/"
 DID_VERSION = b"dv/"
 ISSUER = b"ti/"
@@ -201,6 +203,9 @@ ISSUER_PERIODS = b"tip/"
 STATUS_LIST = b"sl/"
 STATUS_CHUNK = b"sc/"
 STATUS_HISTORY = b"sh/"
+STATUS_CREDENTIAL = b"ss/"
+#: Largest published status list credential (JSON bytes): it travels in one transaction.
+MAX_STATUS_CREDENTIAL_BYTES = 48 * 1024
 #: Status lists: at least 131,072 entries (Bitstring Status List v1.0 §2.1), at most 2**20,
 #: a whole number of 8,192-entry (1 KiB) chunks.
 STATUS_CHUNK_BITS = 8192
