@@ -44,6 +44,29 @@ def test_a_store_at_its_capacity_refuses_and_keeps_nothing_partial(tmp_path: Pat
     assert store.put(small, data)
 
 
+def test_room_freed_by_another_process_is_found_before_refusing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node's store counts its bytes once and keeps the count; ``citychain data gc`` runs
+    in another process on the same directory. A put that would pass the capacity counts
+    again (at most every RECOUNT_SECONDS) rather than refusing on a stale count."""
+    from citychain.blobs import local
+
+    node = LocalStore(tmp_path / "b", capacity_bytes=2000)
+    a, b, c = (blob(bytes([n]) * 900) for n in (1, 2, 3))
+    assert node.put(*a) and node.put(*b)
+    clock = [1000.0]
+    monkeypatch.setattr(local.time, "monotonic", lambda: clock[0])
+    node._counted_at = clock[0]  # just counted
+    assert LocalStore(tmp_path / "b").delete(a[0])  # the gc, elsewhere
+    with pytest.raises(Unavailable) as full:  # counted a moment ago: not again yet
+        node.put(*c)
+    assert full.value.code is ErrorCode.STORE_FULL
+    clock[0] += local.RECOUNT_SECONDS
+    assert node.put(*c)  # counted again: a's room is free
+    assert node.usage().bytes == 1800
+
+
 def test_a_full_disk_is_store_full_and_leaves_no_temporary_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

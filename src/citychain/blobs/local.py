@@ -44,6 +44,9 @@ __all__ = ["LocalStore"]
 
 #: A temporary file older than this when the store opens is a crash's leftover.
 STALE_TMP_SECONDS = 3600
+#: A full store counts its files again (another process may have deleted some) at most this
+#: often.
+RECOUNT_SECONDS = 10.0
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
@@ -91,6 +94,7 @@ class LocalStore:
             ) from None
         self._lock = threading.Lock()
         self._count: tuple[int, int] | None = None  # (blobs, bytes), once counted
+        self._counted_at = 0.0  # time.monotonic() of that count
         self._reserved = 0  # bytes of puts under way (capacity only)
         self._dirty: set[Path] = set()  # directories with entries not yet synced
         self._clean_tmp()
@@ -120,6 +124,7 @@ class LocalStore:
                 blobs += 1
                 size += info.size
             self._count = (blobs, size)
+            self._counted_at = time.monotonic()
         return self._count
 
     # -- the BlobStore interface -------------------------------------------------------------
@@ -138,6 +143,11 @@ class LocalStore:
         if self.capacity_bytes is not None:
             with self._lock:  # reserve the room, so concurrent puts cannot pass the quota
                 used = self._counted()[1] + self._reserved
+                if used + size > self.capacity_bytes and self._recount_due():
+                    # Another process may have freed room since the count (`citychain data
+                    # gc` on the node's home while it runs): count again before refusing.
+                    self._count = None
+                    used = self._counted()[1] + self._reserved
                 if used + size > self.capacity_bytes:
                     raise self._full(f"{used} of {self.capacity_bytes} bytes used")
                 self._reserved += size
@@ -171,6 +181,11 @@ class LocalStore:
                 with self._lock:
                     self._reserved -= size
         return not existed
+
+    def _recount_due(self) -> bool:
+        # At most one recount per RECOUNT_SECONDS: a full store refusing many puts would
+        # otherwise walk every file for each.
+        return time.monotonic() - self._counted_at >= RECOUNT_SECONDS
 
     def sync(self) -> None:
         """fsync every directory a put has changed since the last sync (deepest first), so
