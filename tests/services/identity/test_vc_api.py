@@ -96,7 +96,7 @@ class World:
         )
         return issue_credential(vc, signer or self.issuer, f"{did}#key-1", cryptosuite=suite)
 
-    def sd_jwt(self, holder: Signer) -> str:
+    def sd_jwt(self, holder: Signer, status: dict[str, Any] | None = None) -> str:
         """An SD-JWT VC of the bureau's licence type, bound to ``holder``'s key."""
         from citychain.services.identity.sdk import issue_sd_jwt
 
@@ -111,6 +111,7 @@ class World:
             kid=f"{self.did}#key-1",
             iat=now - 60,
             exp=now + 86_400,
+            status=status,
         )
 
 
@@ -238,6 +239,40 @@ def test_the_page_says_it_in_words_for_pasted_uploaded_and_scanned(
         )
         page.reload()
         assert verdict(page) == "Not issued by a trusted issuer"
+
+
+def test_the_page_and_the_api_name_suspended_expired_revoked_sd_jwt_and_a_closed_issuer(
+    world: World,
+) -> None:
+    """The other verdicts a person meets, in Chromium, each after the API's own code: a
+    suspended licence, an expired one, a revoked SD-JWT (its status claim), and a licence
+    whose issuer has since deactivated its DID."""
+    from citychain.services.identity.sdk import sd_jwt_status
+
+    with Client(world.node.url) as c:
+        closing = c.identity.dids.create(world.stranger, own_document(world.stranger.public_key))
+        closed = world.licence(signer=world.stranger, did=closing)
+        c.identity.dids.deactivate(world.stranger, closing)
+    expired = world.licence(valid_until=datetime.now(UTC) - timedelta(days=1))
+    cases = [
+        (json.dumps(world.licence(index=3, suspension=True)), "credential_suspended",
+         "Suspended", "suspended"),
+        (json.dumps(expired), "credential_expired", "Expired", "past its validity date"),
+        (world.sd_jwt(world.stranger, sd_jwt_status(world.revocation, 7)),
+         "credential_revoked", "Revoked", "revoked"),
+        (json.dumps(closed), "did_deactivated", "Issuer closed", "has been closed"),
+    ]  # fmt: skip
+    for text, code, _, _ in cases:
+        r = verify(world, json.loads(text) if text.startswith("{") else text)
+        assert (r.status_code, r.json()["code"]) == (400, code), r.text
+    with browser.page() as page:
+        page.goto(world.node.url + "/verify")
+        for text, _, words, explain in cases:
+            forget(page)
+            page.fill("#credential", text)
+            page.click("#check")
+            assert verdict(page) == words
+            assert explain in page.locator("#explain").inner_text()
 
 
 def forget(page: Page) -> None:
@@ -426,6 +461,40 @@ def test_an_sd_jwt_is_a_credential_and_with_its_key_binding_a_presentation(
         r = httpx.post(url, json={"verifiablePresentation": vp, "options": opts}, timeout=30)
         assert (r.status_code, r.json().get("code")) == (400, code), r.text
         assert r.json()["verified"] is False
+
+
+def test_an_sd_jwt_with_a_status_is_refused_once_revoked_or_suspended(world: World) -> None:
+    """A citizen-held SD-JWT VC can be revoked or suspended like a VC 2.0 one: its ``status``
+    claim names an entry of the issuer's list on chain, shown in every presentation."""
+    from citychain.services.identity.sdk import present_sd_jwt, sd_jwt_status
+
+    holder = Signer(ED25519, b"\x5d" * 32)
+    good = world.sd_jwt(holder, sd_jwt_status(world.revocation, 11))
+    r = verify(world, good)
+    assert r.status_code == 200, r.text
+    assert "status" in r.json()["checks"]
+    cases = [
+        (sd_jwt_status(world.revocation, 7), 400, "credential_revoked"),
+        (sd_jwt_status(world.suspension, 3), 400, "credential_suspended"),
+        (sd_jwt_status(f"{world.did}/status/none", 1), 400, "status_list_not_found"),
+        (sd_jwt_status("https://elsewhere.example/lists/1", 1), 400, "status_list_not_found"),
+    ]
+    for status, code, name in cases:
+        r = verify(world, world.sd_jwt(holder, status))
+        assert (r.status_code, r.json()["code"]) == (code, name), r.text
+        assert r.json()["verified"] is False
+    # The status is in the signed JWT, so a presentation disclosing nothing still carries it.
+    revoked = world.sd_jwt(holder, sd_jwt_status(world.revocation, 7))
+    options = {"challenge": "c-9", "domain": "https://bank.example"}
+    shown = present_sd_jwt(
+        revoked, [], holder=holder, nonce="c-9", aud=options["domain"], iat=int(time.time())
+    )
+    r = httpx.post(
+        world.node.url + "/presentations/verify",
+        json={"verifiablePresentation": shown, "options": options},
+        timeout=30,
+    )
+    assert (r.status_code, r.json()["code"]) == (400, "credential_revoked"), r.text
 
 
 # -- the offline proof bundle ----------------------------------------------------------------

@@ -244,6 +244,43 @@ def test_a_segment_that_is_not_strict_base64url_is_refused(junk: str) -> None:
     ) is (ErrorCode.DISCLOSURE_INVALID if junk.isascii() else ErrorCode.INVALID_CREDENTIAL)
 
 
+def test_a_status_claim_is_signed_shown_always_and_checked_for_shape() -> None:
+    """The SD-JWT VC ``status`` claim (its Token Status List reference shape) is in the
+    issuer-signed JWT, never a disclosure: a presentation disclosing nothing still shows it,
+    and changing it breaks the issuer's signature."""
+    status = sdk.sd_jwt_status(f"{ISSUER}/status/licences", 42)
+    assert status == {"status_list": {"idx": 42, "uri": f"{ISSUER}/status/licences"}}
+    issued = _issue(status=status)
+    seen = _verify(_present(issued, []))
+    assert seen.claims["status"] == status
+    assert sdk.check_sd_jwt_status(seen.claims["status"]) == (f"{ISSUER}/status/licences", 42)
+
+    head, payload, sig = issued.split("~", 1)[0].split(".")
+    body = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    body["status"]["status_list"]["idx"] = 43
+    moved = base64.urlsafe_b64encode(json.dumps(body).encode()).rstrip(b"=").decode()
+    forged = ".".join([head, moved, sig]) + "~" + issued.split("~", 1)[1]
+    assert _code(lambda: _verify(_present(forged, []))) is ErrorCode.TAMPERED
+
+    for bad in (
+        {"status_list": {"idx": -1, "uri": "x"}},
+        {"status_list": {"idx": "1", "uri": "x"}},
+        {"status_list": {"idx": 1}},
+        {"status_list": {"idx": 1, "uri": ""}},
+        {"idx": 1, "uri": "x"},
+    ):
+        with pytest.raises(InvalidInput) as e:
+            _issue(status=bad)
+        assert e.value.code is ErrorCode.BAD_ARGUMENTS and "status claim" in e.value.message
+        with pytest.raises(InvalidInput) as e:
+            sdk.check_sd_jwt_status(bad)
+        assert e.value.code is ErrorCode.INVALID_CREDENTIAL
+    with pytest.raises(InvalidInput) as e:
+        sdk.issue_sd_jwt({**CLAIMS, "status": status}, ISSUER_KEY, issuer=ISSUER, vct=VCT,
+                         disclosable=[], holder_key=None)  # fmt: skip
+    assert "'status' is set by the issuer" in e.value.message
+
+
 def test_validity_window() -> None:
     presented = _present(_issue(nbf=NOW + 10), [("age_over_18",)])
     assert _code(lambda: _verify(presented)) is ErrorCode.NOT_YET_VALID

@@ -8,8 +8,10 @@ takes ``{"verifiablePresentation": <a presentation>, "options": {"challenge", "d
 where the presentation is a VC 2.0 presentation with its Data Integrity proof or an SD-JWT
 with its Key Binding JWT, whose ``nonce`` must be the challenge and ``aud`` the domain (an
 SD-JWT given to ``/credentials/verify`` is checked without a key binding: a credential, not
-a holder's presentation of it). An SD-JWT VC has no JSON Schema or status entry here: its
-``checks`` do not list them.
+a holder's presentation of it). An SD-JWT VC has no JSON Schema here; its ``status`` claim,
+when it has one (``{"status_list": {"idx", "uri"}}`` naming a status list of this chain), is
+checked as a VC's status entry is, against the list's own purpose. Its ``checks`` list only
+what was checked.
 :class:`Verifier` answers each with an :class:`Answer` (status and body); the routes only
 render it. A credential is valid here when, in this order (the first failure decides):
 
@@ -66,6 +68,7 @@ from starlette.concurrency import run_in_threadpool
 from citychain.api.service import NodeService
 from citychain.errors import CitychainError, ErrorCode, InvalidInput, NotFound
 from citychain.services.identity.sdk import (
+    check_sd_jwt_status,
     did_key_document,
     verify_credential,
     verify_presentation,
@@ -278,8 +281,14 @@ class Verifier:
         if not isinstance(issuer, str) or not isinstance(vct, str):
             raise InvalidInput("an SD-JWT VC names its iss and vct", ErrorCode.INVALID_CREDENTIAL)
         facts["issuerName"] = await self._trusted_name(issuer, [vct])
-        # What was checked, and only that: an SD-JWT VC carries no JSON Schema or status entry.
+        # What was checked, and only that: an SD-JWT VC carries no JSON Schema, and a status
+        # only when the issuer gave it one.
         checks = ["proof", "issuer", "validity", "trustedIssuer"]
+        if "status" in result.claims:
+            list_id, index = check_sd_jwt_status(result.claims["status"])
+            entry = {"statusListCredential": list_id, "statusListIndex": str(index)}
+            await self._status(entry, purpose_named=False)
+            checks.append("status")
         return Answer(200, _verified(facts, [*checks, "keyBinding"] if nonce else checks))
 
     async def _registry_and_status(self, vc: Any, facts: dict[str, Any]) -> None:
@@ -308,7 +317,9 @@ class Verifier:
             ErrorCode.ISSUER_NOT_TRUSTED,
         )
 
-    async def _status(self, entry: Mapping[str, Any]) -> None:
+    async def _status(self, entry: Mapping[str, Any], *, purpose_named: bool = True) -> None:
+        """A status entry's bit on chain; ``purpose_named=False`` for an SD-JWT's ``status``
+        claim, which names no purpose (the list's own decides)."""
         url, raw = entry.get("statusListCredential"), entry.get("statusListIndex")
         try:
             split_status_list_id(url)  # type: ignore[arg-type]
@@ -324,7 +335,7 @@ class Verifier:
             )
         answer = await self._service.query(NAME, "status", {"list_id": url, "index": int(raw)})
         # Bitstring Status List 1.0, validate: the entry's purpose must be its list's.
-        if entry.get("statusPurpose") != answer.get("purpose"):
+        if purpose_named and entry.get("statusPurpose") != answer.get("purpose"):
             raise InvalidInput(
                 f"the credential's status entry says {str(entry.get('statusPurpose'))[:40]!r} "
                 f"but its list is for {answer.get('purpose')!r}",

@@ -82,10 +82,12 @@ from citychain.services.identity.sdk._qr import credential_from_link, qr_png, qr
 from citychain.services.identity.sdk._sdjwt import (
     Disclosure,
     VerifiedSdJwt,
+    check_sd_jwt_status,
     disclosures,
     issue_sd_jwt,
     present_sd_jwt,
     public_jwk,
+    sd_jwt_status,
     sdjwt_digest,
     verify_sd_jwt,
 )
@@ -206,6 +208,7 @@ class Identity:
     present_sd_jwt = staticmethod(present_sd_jwt)
     verify_sd_jwt = staticmethod(verify_sd_jwt)
     disclosures = staticmethod(disclosures)
+    sd_jwt_status = staticmethod(sd_jwt_status)
     status_entry = staticmethod(status_entry)
     status_list_credential = staticmethod(status_list_credential)
     check_status = staticmethod(check_status)
@@ -289,6 +292,7 @@ __all__ = [
     "canonicalize_rdfc",
     "check_contexts",
     "check_for_issue",
+    "check_sd_jwt_status",
     "check_status",
     "check_terms",
     "context_document",
@@ -310,6 +314,7 @@ __all__ = [
     "public_jwk",
     "qr_png",
     "qr_svg",
+    "sd_jwt_status",
     "sdjwt_digest",
     "sign_presentation",
     "status_entry",

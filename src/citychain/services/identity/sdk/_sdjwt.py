@@ -10,6 +10,14 @@ issuer-signed JWT carries ``iss``, ``vct``, ``iat``/``nbf``/``exp`` as given, ``
 holder's key) and ``_sd_alg: sha-256``; its header is ``{"alg": "EdDSA", "typ": "dc+sd-jwt",
 "kid": <verification method>}``.
 
+Status: an SD-JWT VC may carry the SD-JWT VC ``status`` claim (never disclosable, so every
+presentation shows it): ``{"status_list": {"idx": <entry>, "uri": <status list>}}``
+(:func:`sd_jwt_status`), where the list is a citychain status list's id
+(``<issuer DID>/status/<name>``). A citychain verifier reads that entry's bit on chain and
+refuses a revoked or suspended credential as it does a VC 2.0 one. (The list is a Bitstring
+Status List anchored on chain, not a Token Status List JWT; the reference has the IETF
+Token Status List's shape.)
+
 Presentation: the holder keeps the disclosures of the chosen claims (a nested claim brings
 its parents) and appends a Key Binding JWT (``typ: kb+jwt``) signed by the ``cnf`` key over
 ``iat``, ``aud`` (the verifier), ``nonce`` (the verifier's challenge) and ``sd_hash``, the
@@ -150,6 +158,27 @@ def _new_salt() -> str:
     return _b64(secrets.token_bytes(16))
 
 
+def sd_jwt_status(list_id: str, index: int) -> dict[str, Any]:
+    """The ``status`` claim pointing at entry ``index`` of the status list ``list_id``."""
+    status = {"status_list": {"idx": index, "uri": list_id}}
+    check_sd_jwt_status(status)
+    return status
+
+
+def check_sd_jwt_status(status: Any) -> tuple[str, int]:
+    """``(list id, index)`` of a ``status`` claim; ``invalid_credential`` if malformed."""
+    ref = status.get("status_list") if isinstance(status, Mapping) else None
+    idx = ref.get("idx") if isinstance(ref, Mapping) else None
+    uri = ref.get("uri") if isinstance(ref, Mapping) else None
+    if type(idx) is not int or not 0 <= idx < 2**32 or not isinstance(uri, str) or not uri:
+        raise InvalidInput(
+            'the status claim must be {"status_list": {"idx": <entry, 0 or more>, "uri": '
+            "<status list>}}",
+            ErrorCode.INVALID_CREDENTIAL,
+        )
+    return uri, idx
+
+
 def issue_sd_jwt(
     claims: Mapping[str, Any],
     signer: Signer,
@@ -162,6 +191,7 @@ def issue_sd_jwt(
     iat: int | None = None,
     nbf: int | None = None,
     exp: int | None = None,
+    status: Mapping[str, Any] | None = None,
     salt: Callable[[], str] = _new_salt,
     decoys: int = 0,
 ) -> str:
@@ -172,7 +202,8 @@ def issue_sd_jwt(
     NumericDates given by the caller (never read from the clock). ``holder_key`` (Ed25519)
     goes into ``cnf`` so that presentations need the holder's key binding. ``decoys`` adds
     that many digests of nothing to the top-level ``_sd`` (RFC 9901 §4.2.5), so the number of
-    disclosable claims is hidden too.
+    disclosable claims is hidden too. ``status``: the ``status`` claim
+    (:func:`sd_jwt_status`), so the issuer can revoke or suspend the credential.
     """
     wanted = {tuple(p) for p in disclosable}
     disclosures: list[str] = []
@@ -224,7 +255,7 @@ def issue_sd_jwt(
             f"no such claims to make disclosable: {sorted(map(str, missing))}",
             ErrorCode.BAD_ARGUMENTS,
         )
-    for key in ("iss", "vct", "cnf", "iat", "nbf", "exp"):
+    for key in ("iss", "vct", "cnf", "iat", "nbf", "exp", "status"):
         if key in body:
             raise InvalidInput(
                 f"{key!r} is set by the issuer, not a claim", ErrorCode.BAD_ARGUMENTS
@@ -235,6 +266,12 @@ def issue_sd_jwt(
             payload[key] = value
     if holder_key is not None:
         payload["cnf"] = {"jwk": public_jwk(holder_key)}
+    if status is not None:
+        try:
+            check_sd_jwt_status(status)
+        except InvalidInput as exc:
+            raise InvalidInput(exc.message, ErrorCode.BAD_ARGUMENTS) from None
+        payload["status"] = copy.deepcopy(dict(status))
     payload.update(body)
     payload["_sd_alg"] = "sha-256"
     header: dict[str, Any] = {"alg": "EdDSA", "typ": TYP}
@@ -458,6 +495,8 @@ def verify_sd_jwt(
             )
     if exp is not None and now >= exp:
         raise InvalidInput(f"expired: exp is {exp}, now is {now}", ErrorCode.CREDENTIAL_EXPIRED)
+    if "status" in payload:
+        check_sd_jwt_status(payload["status"])
     if nbf is not None and now < nbf:
         raise InvalidInput(f"not valid before nbf {nbf}, now is {now}", ErrorCode.NOT_YET_VALID)
     if kb is None:
