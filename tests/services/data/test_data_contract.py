@@ -67,6 +67,17 @@ def test_register_update_retire_keep_every_revision_and_move_the_indexes(net: Ne
     r = ok(net.send(PROV, "retire_resource", {"code": CODE, "reason": "replaced"}))
     assert r.result == 3
     assert net.query("search", provider="org1")["resources"] == []
+    assert net.query("search")["resources"] == []
+    # Listed with retired: true (what the operator's gc needs: its versions stay referenced).
+    (listed,) = net.query("search", retired=True)["resources"]
+    assert listed["code"] == CODE and listed["retired"] is True
+    for bad, words in (
+        ({"retired": 1}, "true or false"),
+        ({"retired": True, "provider": "org1"}, "a retired one is in no search index"),
+    ):
+        with pytest.raises(InvalidInput) as refused_query:
+            net.query("search", **bad)
+        assert words in refused_query.value.message
     assert net.query("resource", code=CODE)["retired"] is True
     history = net.query("history", code=CODE)
     assert [(h["revision"], h["op"]) for h in history] == [

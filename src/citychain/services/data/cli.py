@@ -15,11 +15,9 @@ Three commands do more than one call, and say how:
   names the resources already registered and the one refused.
 * ``data gc`` (an operator's command, on the machine of a node) collects the node's blob
   store. The referenced set is every version's manifest the chain anchors: all versions of
-  every live resource (the catalogue's search, page by page), and, because a retired
-  resource leaves the search but keeps its versions (and grants still allow their
-  downloads), every manifest stored in the blob store whose plaintext hash the chain's
-  ``by_hash`` index lists under that very manifest id. A stored manifest that the index
-  cannot rule out (a page of the index full of other versions) is kept. Blobs are not
+  every resource, retired ones included (a retired resource keeps its versions, and grants
+  still allow their downloads), listed page by page from the chain (``search`` with
+  ``retired``), never by reading the store's blobs. Blobs are not
   replicated between nodes, so only the referenced manifests this store holds are handed to
   :func:`~citychain.blobs.collect_garbage` (which stops at a referenced manifest it cannot
   read). The node's chain id must be the home's, so the set of one chain never collects the
@@ -72,7 +70,6 @@ from citychain.services.data.sdk import Data, register_args
 from citychain.services.data.shapes import (
     MAX_GRANT_MS,
     MAX_PAGE,
-    NAME,
     RESOURCE_FIELDS,
     SHARING,
     import_catalogue,
@@ -1353,32 +1350,15 @@ def private_meta(
 
 
 # -- the operator's garbage collection ---------------------------------------------------------
-def referenced_manifests(client: Client, store: Any) -> set[bytes]:
-    """Every manifest id the chain anchors that matters to ``store``: all versions of every
-    live resource, and each manifest stored in ``store`` that the chain's ``by_hash`` index
-    lists (retired resources' versions), or that it cannot rule out (see the module)."""
-    from citychain.crypto.envelope import MAX_CHUNKS, Manifest
-
+def referenced_manifests(client: Client) -> set[bytes]:
+    """Every manifest id the chain anchors: all versions of every resource, retired ones
+    included (their grants still allow downloads)."""
     data = Data(client)
-    live: set[bytes] = set()
-    for r in data.search_all():
-        for v in data.versions_all(r["code"]):
-            live.add(v["manifest_id"])
-    # A manifest's canonical CBOR: a few fields and 34 bytes per chunk id.
-    biggest = 256 + 34 * MAX_CHUNKS
-    for info in store.ids():
-        if info.chunk_id in live or info.size > biggest:
-            continue
-        try:
-            manifest = Manifest.decode(store.get(info.chunk_id))
-        except CitychainError:
-            continue  # a chunk of ciphertext, not a manifest
-        if manifest.id != info.chunk_id:
-            continue
-        anchored = client.query(NAME, "by_hash", plain_hash=manifest.plain_hash)
-        if any(v["manifest_id"] == info.chunk_id for v in anchored) or len(anchored) >= MAX_PAGE:
-            live.add(info.chunk_id)
-    return live
+    return {
+        v["manifest_id"]
+        for r in data.search_all(retired=True)
+        for v in data.versions_all(r["code"])
+    }
 
 
 @data_app.command("gc")
@@ -1421,7 +1401,7 @@ def gc(
                 f"{genesis.chain_id!r}: its references would not be this store's",
                 ErrorCode.WRONG_CHAIN,
             )
-        live = referenced_manifests(client, store)
+        live = referenced_manifests(client)
     # Blobs are not replicated: a version uploaded through another node has its manifest in
     # that node's store, not this one (its chunks here, if any, are of an upload cut short).
     here = sorted(m for m in live if store.has(m))

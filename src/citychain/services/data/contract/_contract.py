@@ -763,8 +763,13 @@ class Data(PrivateCollections, Contract):
     def search(self, ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
         """Optional ``provider``, ``theme``, ``keyword``, ``sharing`` (all given must match),
         ``after`` (a code: the page starts after it), ``limit``: live resources in code
-        order, ``{"resources": [...], "next": <code to pass as after> or None}``."""
-        only_args(args, "provider", "theme", "keyword", "sharing", "after", "limit")
+        order, ``{"resources": [...], "next": <code to pass as after> or None}``.
+        ``retired: true`` (with no filter: a retired resource is in no index) lists the
+        retired ones too, each with ``retired: true`` (their versions stay referenced)."""
+        only_args(args, "provider", "theme", "keyword", "sharing", "after", "limit", "retired")
+        retired = args.get("retired", False)
+        if type(retired) is not bool:
+            raise bad("argument 'retired' must be true or false")
         filters: dict[str, str] = {}
         for kind in ("provider", "theme", "keyword", "sharing"):
             if args.get(kind) is not None:
@@ -776,6 +781,11 @@ class Data(PrivateCollections, Contract):
         limit = (
             arg_int(args, "limit", min_value=1, max_value=sh.MAX_PAGE) if "limit" in args else 50
         )
+        if retired and filters:
+            raise bad(
+                "'retired' lists every resource: a retired one is in no search index, so "
+                "it takes no provider, theme, keyword or sharing filter"
+            )
         if filters:
             first = next(iter(filters))
             prefix = sh.index_prefix(first, filters[first])
@@ -788,7 +798,7 @@ class Data(PrivateCollections, Contract):
         for k, _ in ctx.iter_prefix(prefix, after=after.encode() if after else None):
             code = k[len(prefix) :].decode()
             h = st.head(ctx, code)
-            if h is None or h["retired"]:
+            if h is None or (h["retired"] and not retired):
                 continue
             view = _view(ctx, h)
             if not all(_matches(view, kind, value) for kind, value in filters.items()):

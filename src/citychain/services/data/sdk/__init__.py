@@ -206,8 +206,11 @@ def _search_args(
     sharing: str | None,
     after: str | None,
     limit: int,
+    retired: bool = False,
 ) -> dict[str, Any]:
     args: dict[str, Any] = {"limit": _nat(limit, "limit", MAX_PAGE, 1)}
+    if retired:
+        args["retired"] = True
     for name, value in (
         ("provider", provider),
         ("theme", theme),
@@ -572,9 +575,11 @@ class Data:
         sharing: str | None = None,
         after: str | None = None,
         limit: int = 50,
+        retired: bool = False,
     ) -> dict[str, Any]:
-        """One page: ``{"resources": [...], "next": code or None}``."""
-        args = _search_args(provider, theme, keyword, sharing, after, limit)
+        """One page: ``{"resources": [...], "next": code or None}`` (``retired``: with no
+        filter, retired resources too)."""
+        args = _search_args(provider, theme, keyword, sharing, after, limit, retired)
         result: dict[str, Any] = self._client.query(NAME, "search", **args)
         return result
 
@@ -833,8 +838,9 @@ class AsyncData:
         sharing: str | None = None,
         after: str | None = None,
         limit: int = 50,
+        retired: bool = False,
     ) -> dict[str, Any]:
-        args = _search_args(provider, theme, keyword, sharing, after, limit)
+        args = _search_args(provider, theme, keyword, sharing, after, limit, retired)
         result: dict[str, Any] = await self._client.query(NAME, "search", **args)
         return result
 
