@@ -617,3 +617,12 @@ def test_retiring_a_resource_refuses_its_pending_requests(net: Net) -> None:
     assert private(net, "request", id=1)["state"] == "granted"  # type: ignore[index]
     actions = [e["action"] for e in private(net, "audit", code=COND)]  # type: ignore[attr-defined]
     assert actions == ["request", "request", "granted", "refused"]
+    # The grant given before the retirement still opens the data: the provider may still wrap
+    # the key for its holder (and only for it), and the holder may download.
+    wrap = {"code": COND, "version": 1, "grantee": DEPT.address, "wrapped": b"k"}
+    ok(net.send(PROV, "wrap_key", wrap))
+    assert private(net, "wrapped_key", code=COND, version=1, grantee=DEPT.address) == b"k"
+    ok(net.send(DEPT, "record_access", {"grant": 1, "version": 1}))
+    net.refused_twice(
+        PROV, "wrap_key", {**wrap, "grantee": CITIZEN.address}, ErrorCode.NO_GRANT, "no live grant"
+    )

@@ -75,7 +75,8 @@ revoked       ``revoke``                   refused: ``grant_revoked``           
 later by ``wrap_key``. A wrap is accepted for an address that holds an active grant on the
 resource, or that is a member of the provider; for one whose grant was revoked (and that holds
 no other active grant) it is refused with ``grant_revoked``, so a revoked reader gets no key to
-later versions; for anyone else ``no_grant``.
+later versions; for anyone else ``no_grant``. ``wrap_key`` is taken for a retired resource
+too: a grant given before the retirement still opens its versions.
 
 **Audit.** Each request, grant, refusal, revocation and download appends an entry to one
 sequence (``au/``), indexed by resource and by every subject tag concerned: the version's

@@ -384,7 +384,9 @@ class Data(PrivateCollections, Contract):
     def _check_wrap_key(self, ctx: Context, args: dict[str, Any]) -> tuple[str, int, bytes, bytes]:
         only_args(args, "code", "version", "grantee", "wrapped")
         code = _code(args)
-        h = _live(ctx, code, "no new keys are wrapped")
+        # A retired resource too: its grants still allow downloads (retire_resource), so the
+        # holder of one given before the retirement still needs its key.
+        h = st.require_head(ctx, code)
         _provider_member(ctx, h["provider"], code)
         n = arg_int(args, "version", min_value=1, max_value=2**32 - 1)
         if n > h["versions"]:
@@ -404,8 +406,9 @@ class Data(PrivateCollections, Contract):
         self, ctx: Context, args: dict[str, Any], checked: tuple[str, int, bytes, bytes]
     ) -> None:
         """``code``, ``version``, ``grantee``, ``wrapped``: the version's data key wrapped for
-        one more reader (after a grant), by a member of the provider. Refused for a grantee
-        whose grant was revoked (``grant_revoked``) or who has none (``no_grant``)."""
+        one more reader (after a grant), by a member of the provider, also once the resource
+        is retired (a grant given before still opens it). Refused for a grantee whose grant
+        was revoked (``grant_revoked``) or who has none (``no_grant``)."""
         code, n, grantee, wrapped = checked
         ctx.set(sh.wrap_key(code, n, grantee), wrapped)
         ctx.emit("wrap", code=code, version=n, grantee=grantee)
