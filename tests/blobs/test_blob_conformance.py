@@ -175,6 +175,25 @@ def test_an_uploaded_manifest_waits_for_its_chunks(store: BlobStore) -> None:
     raises(ErrorCode.MALFORMED, put_manifest, store, b"\xa0")
 
 
+def test_absent_chunks_are_found_in_order_across_batches(
+    store: BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the version gate and a download's check ask: which of many chunks the store
+    lacks, asked several at a time and a batch at a time, in the manifest's order."""
+    from citychain.blobs import stream
+
+    monkeypatch.setattr(stream, "_ASK_BATCH", 7)
+    ids = []
+    for n in range(40):
+        data = b"chunk %d" % n
+        chunk_id = hashlib.sha256(data).digest()
+        ids.append(chunk_id)
+        if n % 3:
+            store.put(chunk_id, data)
+    assert stream.absent(store, ids) == [n for n in range(40) if n % 3 == 0]
+    assert stream.absent(store, ids[1:3]) == []
+
+
 def test_garbage_collection_keeps_referenced_and_young_blobs(store: BlobStore) -> None:
     key = new_data_key("aes-256-gcm")
     kept = upload(io.BytesIO(b"k" * (2 * CHUNK + 1)), store, key, CTX, chunk_size=CHUNK)

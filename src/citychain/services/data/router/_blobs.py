@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
 from citychain.blobs import BlobStore, missing_chunks, put_manifest, read_manifest
+from citychain.blobs.stream import absent
 from citychain.crypto.envelope import Manifest
 from citychain.errors import ErrorCode, InvalidInput, NotFound, Unavailable
 from citychain.types import Transaction
@@ -43,7 +44,7 @@ async def put(store: BlobStore, chunk_id: bytes, data: bytes) -> bool:
 
 async def missing(store: BlobStore, ids: list[bytes]) -> list[bytes]:
     def ask() -> list[bytes]:
-        return [i for i in ids if not store.has(i)]
+        return [ids[i] for i in absent(store, ids)]
 
     return await run_in_threadpool(ask)
 
