@@ -194,3 +194,28 @@ def test_unknown_heights_get_no_block(tmp_path: Path) -> None:
     assert isinstance(sm.decode(got[0], 1 << 20), sm.NoBlock)
     answer = sm.decode(got[1], 1 << 26)
     assert isinstance(answer, sm.BlockResponse) and answer.block.height == 2
+
+
+def test_a_synced_block_reuses_the_transactions_the_mempool_holds(tmp_path: Path) -> None:
+    """Issue 14: a node a few heights behind already holds most of a served block's
+    transactions in its mempool; they are reused, not decoded again (the same objects), and
+    the rest decoded as ever."""
+    chain = Chain(KVStore(tmp_path / "a"), genesis(), default_registry())
+    sender = VALS[1]
+    txs = [
+        Transaction.create(sender, chain_id=CHAIN, nonce=n, contract="token", method="transfer",
+                           args={"to": VALS[2].address, "amount": 1})
+        for n in range(4)
+    ]  # fmt: skip
+    pending = chain.build_block(txs, 1_700_000_001_000, VALS[0].public_key)
+    header = pending.header
+    sigs = tuple(Commit.sign_single(s, CHAIN, header).signatures[0] for s in VALS[:3])
+    chain.commit(pending, Commit(header.height, 0, header.hash, sigs))
+    block, commit = chain.blocks.block(1), chain.blocks.commit(1)
+    assert block is not None and commit is not None
+    data = sm.encode(sm.BlockResponse(block, commit))
+    held = {t.hash: t for t in txs[:3]}  # the mempool's, txs[3] never seen
+    got = sm.decode(data, 1 << 26, known=held.get)
+    assert isinstance(got, sm.BlockResponse) and got.block.hash == block.hash
+    assert [t is held.get(t.hash) for t in got.block.txs] == [True, True, True, False]
+    assert got.block.txs[3] == txs[3]

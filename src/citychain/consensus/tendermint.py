@@ -300,7 +300,9 @@ class TendermintEngine(_Replay, _Proposals, _Gossip):
 
     def _on_sync_bytes(self, peer: str, data: bytes) -> None:
         try:
-            msg = sm.decode(data, MAX_SYNC_MSG, self._chain.hash_new)
+            # A block a peer serves holds transactions our mempool may hold already (a node
+            # catching up a few heights): those are reused, as for a proposal.
+            msg = sm.decode(data, MAX_SYNC_MSG, self._chain.hash_new, self._mempool.get)
         except CitychainError as exc:
             self.bad_msgs += 1
             log.info("dropped a malformed sync message from %s: %s", peer, exc.message)

@@ -8,13 +8,14 @@ commit stored with it) or ``no_block``.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from citychain import codec
 from citychain.crypto import HashNew
 from citychain.errors import DecodeError
-from citychain.types import Block, Commit
+from citychain.types import Block, Commit, Transaction
 from citychain.types.tx import check_fields
 
 CH_SYNC = 0x40
@@ -73,8 +74,14 @@ def encode(msg: SyncMessage) -> bytes:
     return codec.encode_trusted(msg.to_list())
 
 
-def decode(data: bytes, max_size: int, hash_new: HashNew = hashlib.sha256) -> SyncMessage:
-    """Decode one sync message; a block in it gets the chain's hash ``hash_new``."""
+def decode(
+    data: bytes,
+    max_size: int,
+    hash_new: HashNew = hashlib.sha256,
+    known: Callable[[bytes], Transaction | None] | None = None,
+) -> SyncMessage:
+    """Decode one sync message; a block in it gets the chain's hash ``hash_new``, and its
+    transactions that ``known`` returns by hash (the mempool's) are reused, not decoded."""
     raw = codec.decode(data, max_size=max_size)
     if not isinstance(raw, list) or not raw or not isinstance(raw[0], str):
         raise DecodeError("a sync message is a CBOR array starting with its kind")
@@ -82,11 +89,16 @@ def decode(data: bytes, max_size: int, hash_new: HashNew = hashlib.sha256) -> Sy
     if kind == "status?":
         return StatusRequest()
     if kind in ("status", "block?", "no_block", "block"):
-        return _decode_sync(kind, raw, hash_new)
+        return _decode_sync(kind, raw, hash_new, known)
     raise DecodeError(f"unknown sync message kind {kind!r}")
 
 
-def _decode_sync(kind: str, raw: list[Any], hash_new: HashNew) -> SyncMessage:
+def _decode_sync(
+    kind: str,
+    raw: list[Any],
+    hash_new: HashNew,
+    known: Callable[[bytes], Transaction | None] | None = None,
+) -> SyncMessage:
     if kind == "status":
         if len(raw) != 3:
             raise DecodeError("a status message has 3 items")
@@ -102,5 +114,6 @@ def _decode_sync(kind: str, raw: list[Any], hash_new: HashNew) -> SyncMessage:
     if len(raw) != 3 or not isinstance(raw[1], bytes) or not isinstance(raw[2], bytes):
         raise DecodeError('a block response is ["block", block bytes, commit bytes]')
     return BlockResponse(
-        Block.decode(raw[1], max_size=len(raw[1]), hash_new=hash_new), Commit.decode(raw[2])
+        Block.decode(raw[1], max_size=len(raw[1]), known=known, hash_new=hash_new),
+        Commit.decode(raw[2]),
     )
