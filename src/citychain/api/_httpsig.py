@@ -384,6 +384,14 @@ def install(app: FastAPI, verifier: SignatureVerifier) -> None:
     app.state.signature_verifier = verifier
 
 
+def public_base(request: Any) -> str:
+    """The URL clients address this node's API by: ``[api] public_origin`` when set (the
+    city's gateway in front of every node, so what a node writes in a document, such as the
+    IRIs of the data catalogue, is the same whichever node wrote it), else the request's."""
+    origin = verifier_of(request.app).origin
+    return origin if origin is not None else str(request.base_url).rstrip("/")
+
+
 def verifier_of(app: Any) -> SignatureVerifier:
     found = getattr(app.state, "signature_verifier", None)
     if found is None:

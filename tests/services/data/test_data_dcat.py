@@ -241,3 +241,45 @@ def test_export_import_export_is_the_identity(resources: list[dict[str, Any]]) -
     doc = export_catalogue(resources, base=BASE, endpoint=ENDPOINT, hash_name="sm3")
     again = export_catalogue(import_catalogue(doc), base=BASE, endpoint=ENDPOINT, hash_name="sm3")
     assert again == doc
+
+
+def test_the_node_s_catalogue_names_datasets_under_its_public_origin() -> None:
+    """``GET /v1/data/catalogue``: with ``[api] public_origin`` (the gateway in front of every
+    node), the datasets' IRIs and access URLs are the same whichever node wrote them; without
+    it, the address the request came to."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "api"))
+    from fake_node import FakeNode, TestClient  # type: ignore[import-not-found]
+
+    from citychain.api._httpsig import SignatureVerifier, install
+    from citychain.api.app import create_app
+
+    view = {**resource_record(RESOURCES[1]), "issued": 1, "modified": 2, "revision": 1}
+
+    class CatalogueNode(FakeNode):  # type: ignore[misc]
+        async def query(self, contract: str, method: str, args: Any, **kw: Any) -> Any:
+            if (contract, method) == ("data", "search"):
+                return {"resources": [view], "next": None}
+            if (contract, method) == ("data", "versions"):
+                return [version(1)] if args["after"] == 0 else []
+            return await super().query(contract, method, args)
+
+    def dataset(app: Any, base_url: str) -> dict[str, Any]:
+        with TestClient(app, base_url=base_url) as c:
+            r = c.get("/v1/data/catalogue")
+        assert r.status_code == 200, r.text
+        (ds,) = r.json()["dataset"]
+        return dict(ds)
+
+    plain = create_app(CatalogueNode())
+    ds = dataset(plain, "http://10.0.0.7:26657")
+    assert ds["id"].startswith("http://10.0.0.7:26657/")
+    gateway = create_app(CatalogueNode())
+    install(gateway, SignatureVerifier(origin="https://chain.city.example"))
+    for node in ("http://10.0.0.7:26657", "http://10.0.0.8:26657"):
+        ds = dataset(gateway, node)
+        assert ds["id"].startswith("https://chain.city.example/"), ds["id"]
+        (dist,) = ds["hasVersion"][0]["distribution"]
+        assert dist["accessURL"].startswith("https://chain.city.example/v1/data/resources/")

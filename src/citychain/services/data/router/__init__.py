@@ -39,7 +39,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import Response, StreamingResponse
 
 from citychain.api._body import parse_json_object
-from citychain.api._httpsig import ContentAddressedDep, SignedBy, SignedDep
+from citychain.api._httpsig import ContentAddressedDep, SignedBy, SignedDep, public_base
 from citychain.api._json import dumps
 from citychain.api.openapi import error_responses
 from citychain.api.routes._common import ServiceDep, json
@@ -186,7 +186,7 @@ async def catalogue(request: Request, reads: ReadsDep) -> Response:
         after = page["next"]
         if after is None:
             break
-    base = str(request.base_url).rstrip("/")
+    base = public_base(request)
     doc = export_catalogue(
         resources,
         base=base,
