@@ -32,7 +32,7 @@ from citychain.cli._output import (
 )
 from citychain.cli.query import GenesisOpt, VerifyOpt
 from citychain.cli.tx import KeyOpt, NoWaitOpt, TimeoutOpt, report, send_tx
-from citychain.errors import BatchRefused, CitychainError
+from citychain.errors import BatchRefused, CitychainError, ErrorCode
 from citychain.sdk import DEFAULT_COMMIT_TIMEOUT
 from citychain.services.identity.sdk import (
     EDDSA_JCS_2022,
@@ -44,11 +44,13 @@ from citychain.services.identity.sdk import (
 from citychain.services.identity.sdk._bundle import bundle_bytes, make_bundle, verify_bundle
 from citychain.services.identity.sdk._di import xsd_datetime as xsd_datetime_parse
 from citychain.services.identity.sdk._dids import DID_GAS_LIMIT, Dids
+from citychain.services.identity.sdk._lists import status_entries
 from citychain.services.identity.shapes import (
     DID_CONTEXT,
     NAME,
     did_key,
     method_key_encode,
+    split_status_list_id,
     xsd_datetime,
 )
 
@@ -254,7 +256,8 @@ def key_did(key: KeyOpt, home: HomeOpt = None, passphrase_file: PassFileOpt = No
 
 vc_app = typer.Typer(
     help="Verifiable credentials: issue (one or a batch of 10,000), serve the VC-API issuer, "
-    "offline proof bundles (verify online with POST /credentials/verify or the page /verify).",
+    "revoke, suspend and reinstate, status lists, offline proof bundles (verify online with "
+    "POST /credentials/verify or the page /verify).",
     no_args_is_help=True,
 )
 
@@ -554,6 +557,201 @@ def vc_serve(
 
     issuer = _issuer(key, did, key_id, node, home, passphrase_file, status_list, counter)
     _serve(agent_app(token=_token(token_file), issuer=issuer), host, port, f"issuer {did}")
+
+
+# -- status lists: register, show, publish; revoke, suspend, reinstate a credential --------
+status_app = typer.Typer(
+    help="An issuer's status lists on chain: register one, show it, and publish the list "
+    "signed by the issuer for verifiers outside the chain (GET /1.0/identifiers/<list id>).",
+    no_args_is_help=True,
+)
+vc_app.add_typer(status_app, name="status")
+ListArg = Annotated[str, typer.Argument(help="The status list's id, <issuer DID>/status/<name>.")]
+NoPublishOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-publish",
+        help="Change the chain's bits only; do not publish the list signed by the issuer "
+        "(verifiers outside the chain are then told the list changed since).",
+    ),
+]
+
+
+@status_app.command("register")
+@handles_errors
+def status_register(
+    name: Annotated[str, typer.Argument(help="The list's name (letters, digits, . _ -).")],
+    key: KeyOpt,
+    did: DidOpt,
+    purpose: Annotated[
+        str,
+        typer.Option("--purpose", help="revocation (final) or suspension (can be lifted)."),
+    ] = "revocation",
+    size: Annotated[int, typer.Option("--size", help="Entries, from 131072.")] = 131_072,
+    key_id: KeyIdOpt = "key-1",
+    no_publish: NoPublishOpt = False,
+    node: NodeOpt = DEFAULT_NODE,
+    home: HomeOpt = None,
+    passphrase_file: PassFileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register status list NAME of DID (whose key KEY controls), and publish it empty."""
+    signer = load_signer(key, home, passphrase_file=passphrase_file)
+    with make_client(node) as client:
+        lists = Identity(client).status_lists
+        list_id = lists.register(signer, did, name, purpose, size=size)
+        if not no_publish:
+            lists.publish(signer, list_id, f"{did}#{key_id}")
+    if as_json:
+        print_json({"list_id": list_id, "published": not no_publish})
+        return
+    console.print(f"registered {list_id} ({purpose}, {size:,} entries)")
+
+
+@status_app.command("show")
+@handles_errors
+def status_show(list_id: ListArg, node: NodeOpt = DEFAULT_NODE, as_json: JsonOpt = False) -> None:
+    """The list's purpose, size, changes and hash on chain, and its published credential."""
+    with make_client(node) as client:
+        head = client.query(NAME, "status_list", list_id=list_id)
+        try:
+            published: dict[str, Any] | None = Identity(client).status_lists.published(list_id)
+        except CitychainError as exc:
+            if exc.code != ErrorCode.STATUS_LIST_NOT_FOUND:
+                raise
+            published = None
+    shown = {
+        "list_id": list_id,
+        "issuer": head["issuer"],
+        "purpose": head["purpose"],
+        "size": head["size"],
+        "changes": head["changes"],
+        "hash": bytes(head["hash"]).hex(),
+        "published_changes": None if published is None else published["changes"],
+        "published_current": None if published is None else published["current"],
+    }
+    if as_json:
+        print_json(shown)
+        return
+    state = (
+        "never published"
+        if published is None
+        else f"published at change {published['changes']}"
+        + ("" if published["current"] else " (stale: publish it again)")
+    )
+    console.print(
+        f"{list_id}: {head['purpose']}, {head['size']:,} entries, {head['changes']} change(s); "
+        f"{state}"
+    )
+
+
+@status_app.command("publish")
+@handles_errors
+def status_publish(
+    list_id: ListArg,
+    key: KeyOpt,
+    key_id: KeyIdOpt = "key-1",
+    node: NodeOpt = DEFAULT_NODE,
+    home: HomeOpt = None,
+    passphrase_file: PassFileOpt = None,
+) -> None:
+    """Publish the list as its bits are now, signed by its issuer's key KEY."""
+    signer = load_signer(key, home, passphrase_file=passphrase_file)
+    issuer, _ = split_status_list_id(list_id)
+    with make_client(node) as client:
+        changes = Identity(client).status_lists.publish(signer, list_id, f"{issuer}#{key_id}")
+    console.print(f"published {list_id} at change {changes}")
+
+
+def _change_status(
+    credential: Path,
+    want: str,
+    clear: bool,
+    key: str,
+    key_id: str,
+    no_publish: bool,
+    node: str,
+    home: Path | None,
+    passphrase_file: Path | None,
+) -> None:
+    """Set (or clear) the entry of ``credential`` in its ``want`` list (revocation or
+    suspension), publishing the list after the change unless ``no_publish``."""
+    try:
+        text = credential.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise bad(f"cannot read {credential}: {exc}") from None
+    vc: Any = _read_json(credential, "credential") if text.startswith("{") else text
+    signer = load_signer(key, home, passphrase_file=passphrase_file)
+    with make_client(node) as client:
+        for list_id, index, purpose in status_entries(vc):
+            if purpose is None:  # an SD-JWT's status claim: its list's purpose
+                purpose = client.query(NAME, "status_list", list_id=list_id)["purpose"]
+            if purpose != want:
+                continue
+            issuer, _ = split_status_list_id(list_id)
+            seq = Identity(client).status_lists.change(
+                signer,
+                list_id,
+                set=[] if clear else [index],
+                clear=[index] if clear else [],
+                publish=None if no_publish else f"{issuer}#{key_id}",
+            )
+            done = "cleared" if clear else "set"
+            console.print(
+                f"{done} entry {index} of {list_id} (change {seq})"
+                + ("" if no_publish else "; published the list")
+            )
+            return
+    raise bad(f"{credential} names no {want} status entry: nothing to change")
+
+
+@vc_app.command("revoke")
+@handles_errors
+def vc_revoke(
+    credential: Annotated[Path, typer.Argument(help="The credential (VC JSON or SD-JWT).")],
+    key: KeyOpt,
+    key_id: KeyIdOpt = "key-1",
+    no_publish: NoPublishOpt = False,
+    node: NodeOpt = DEFAULT_NODE,
+    home: HomeOpt = None,
+    passphrase_file: PassFileOpt = None,
+) -> None:
+    """Revoke CREDENTIAL for good: set its entry in its revocation list (signed by KEY, a
+    controller of the issuer), and publish the list."""
+    _change_status(credential, "revocation", False, key, key_id, no_publish, node, home,
+                   passphrase_file)  # fmt: skip
+
+
+@vc_app.command("suspend")
+@handles_errors
+def vc_suspend(
+    credential: Annotated[Path, typer.Argument(help="The credential (VC JSON or SD-JWT).")],
+    key: KeyOpt,
+    key_id: KeyIdOpt = "key-1",
+    no_publish: NoPublishOpt = False,
+    node: NodeOpt = DEFAULT_NODE,
+    home: HomeOpt = None,
+    passphrase_file: PassFileOpt = None,
+) -> None:
+    """Suspend CREDENTIAL: set its entry in its suspension list (``vc reinstate`` lifts it)."""
+    _change_status(credential, "suspension", False, key, key_id, no_publish, node, home,
+                   passphrase_file)  # fmt: skip
+
+
+@vc_app.command("reinstate")
+@handles_errors
+def vc_reinstate(
+    credential: Annotated[Path, typer.Argument(help="The credential (VC JSON or SD-JWT).")],
+    key: KeyOpt,
+    key_id: KeyIdOpt = "key-1",
+    no_publish: NoPublishOpt = False,
+    node: NodeOpt = DEFAULT_NODE,
+    home: HomeOpt = None,
+    passphrase_file: PassFileOpt = None,
+) -> None:
+    """Lift CREDENTIAL's suspension: clear its entry in its suspension list."""
+    _change_status(credential, "suspension", True, key, key_id, no_publish, node, home,
+                   passphrase_file)  # fmt: skip
 
 
 def _token(path: Path) -> str:
