@@ -45,7 +45,9 @@ class BlobStore(Protocol):
     an id it does not hash to. Errors: ``chunk_id_mismatch`` (put: the bytes do not hash to
     the id), ``chunk_missing`` (get: not stored), ``chunk_corrupt`` (get: stored bytes altered
     by the disk or backend), ``store_full``, ``backend_down``; a malformed id is
-    ``bad_arguments``.
+    ``bad_arguments``. A backend whose every call is a network round trip says so with a
+    class attribute ``remote = True`` (S3): asked about many chunks, callers then ask several
+    at once (:func:`citychain.blobs.stream.absent`).
     """
 
     #: The hash chunk ids are made with: ``"sha256"`` or ``"sm3"``.

@@ -70,6 +70,9 @@ def _fsync_dir(path: Path) -> None:
 class LocalStore:
     """Blobs as files under ``root`` (created if missing); see the module's docstring."""
 
+    #: A stat answers ``has``: asked in turn (see :func:`citychain.blobs.stream.absent`).
+    remote = False
+
     def __init__(
         self, root: Path | str, capacity_bytes: int | None = None, hash_name: str = "sha256"
     ) -> None:

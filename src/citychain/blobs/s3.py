@@ -60,6 +60,9 @@ class S3Store:
     credential chain (environment, profile, instance role).
     """
 
+    #: Each call is a round trip: callers asking about many chunks ask several at once.
+    remote = True
+
     def __init__(
         self,
         bucket: str,

@@ -157,8 +157,10 @@ _ASK_BATCH = 1024
 
 def absent(store: BlobStore, ids: Sequence[bytes]) -> list[int]:
     """The indexes in ``ids`` of the chunks ``store`` lacks, asked :data:`ASK_IN_FLIGHT` at a
-    time; the first error of the store (``backend_down``...) is raised."""
-    if len(ids) <= ASK_IN_FLIGHT:
+    time of a remote store (one whose ``remote`` is true: S3); the first error of the store
+    (``backend_down``...) is raised. A local disk answers each in microseconds: asked in
+    turn, with no threads to start."""
+    if len(ids) <= ASK_IN_FLIGHT or not getattr(store, "remote", False):
         return [i for i, chunk_id in enumerate(ids) if not store.has(chunk_id)]
     out: list[int] = []
     with ThreadPoolExecutor(ASK_IN_FLIGHT, thread_name_prefix="blob-has") as pool:
