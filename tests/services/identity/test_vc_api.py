@@ -382,6 +382,29 @@ def test_a_status_list_is_published_for_verifiers_outside_the_chain(world: World
     assert r.json()["didResolutionMetadata"]["error"]["type"].endswith("INVALID_DID_URL")
 
 
+def test_the_async_client_registers_changes_and_publishes_a_list(world: World) -> None:
+    """``AsyncClient.identity.status_lists``: the same calls, awaited."""
+    import asyncio
+
+    from citychain.sdk import AsyncClient
+
+    async def go() -> dict[str, Any]:
+        async with AsyncClient(world.node.url) as c:
+            lists = c.identity.status_lists
+            list_id = await lists.register(world.issuer, world.did, "async", "suspension")
+            assert await lists.publish(world.issuer, list_id, f"{world.did}#key-1") == 0
+            seq = await lists.change(world.issuer, list_id, set=[3], publish=f"{world.did}#key-1")
+            assert seq == 1
+            assert await lists.change(world.issuer, list_id, clear=[3]) == 2
+            published: dict[str, Any] = await lists.published(list_id)
+            return published
+
+    published = asyncio.run(go())
+    assert (published["changes"], published["current"]) == (1, False)
+    bits = _entries(published["credential"])
+    assert bits[0] == 0x80 >> 3
+
+
 def test_a_presentation_with_challenge_and_domain(world: World) -> None:
     from citychain.services.identity.sdk import create_presentation, sign_presentation
 
