@@ -1,9 +1,10 @@
-"""A node whose ``[blobs]`` backend is S3, against a real S3-compatible server started here
-(moto's standalone server): a version goes up through the node into the bucket and nothing
-onto the node's disk, and comes back verified; when the S3 server goes down, the node refuses
-uploads and downloads with ``backend_down`` in words, registers nothing, records no access,
-and stays healthy. (The blob-store suite runs the S3 backend itself against the same server;
-this is the node wired to it.)"""
+"""A node's blob store as the API meets it when storage fails. A node whose ``[blobs]``
+backend is S3, against a real S3-compatible server started here (moto's standalone server):
+a version goes up through the node into the bucket and nothing onto the node's disk, and
+comes back verified; when the S3 server goes down, the node refuses uploads and downloads
+with ``backend_down`` in words, registers nothing, records no access, and stays healthy. A
+node whose local store reaches its capacity refuses the upload with ``store_full``. (The
+blob-store suite runs both backends themselves; this is the node wired to them.)"""
 
 from __future__ import annotations
 
@@ -96,3 +97,32 @@ def test_a_node_on_s3_serves_data_and_refuses_in_words_when_s3_is_down(
         if node is not None:
             node.stop()
         server.stop()
+
+
+def test_a_node_whose_store_is_full_refuses_an_upload_and_registers_nothing(
+    tmp_path: Path,
+) -> None:
+    """``[blobs] capacity`` reached halfway through an upload: the node answers
+    ``store_full`` (503) saying what to do, no version is registered, and it stays healthy."""
+    home = tmp_path / "node"
+    made = init_home(home, kdf_level="interactive", chain_id="data-full")
+    dataclasses.replace(made.config, blobs=BlobsSettings(capacity=3000)).save()
+    node = NodeProcess(home)
+    node.start(demo=False)
+    try:
+        alice = node.signer("alice")
+        src = tmp_path / "big.csv"
+        src.write_bytes(os.urandom(5000))
+        with Client(node.url) as c:
+            d = c.data
+            d.register_resource(alice, code=CODE, title="Registered residents",
+                                provider="org1", sharing="unconditional")  # fmt: skip
+            with pytest.raises(CitychainError) as full:
+                d.upload(alice, CODE, src, chunk_size=1024)
+            assert full.value.code == ErrorCode.STORE_FULL, full.value
+            assert "is full" in full.value.message and "collect garbage" in full.value.message
+            assert d.resource(CODE)["versions"] == 0
+            assert httpx.get(f"{node.url}/v1/status").status_code == 200
+        assert "Traceback" not in node.log.read_text()
+    finally:
+        node.stop()
