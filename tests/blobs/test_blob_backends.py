@@ -67,6 +67,34 @@ def test_room_freed_by_another_process_is_found_before_refusing(
     assert node.usage().bytes == 1800
 
 
+def test_an_upload_resumed_after_the_grace_keeps_the_chunks_it_skips(tmp_path: Path) -> None:
+    """A resumed upload asks which chunks the node lacks and skips the rest, so no put renews
+    their age: on a local disk the answer itself does (and the manifest's check), so GC,
+    whose grace counts from a blob's age, keeps them until the version is anchored."""
+    from citychain.blobs import collect_garbage, put_manifest
+    from citychain.blobs.stream import absent
+    from citychain.crypto.envelope import seal_stream
+
+    store = LocalStore(tmp_path / "b")
+    key = new_data_key("aes-256-gcm")
+    sealed = seal_stream(
+        io.BytesIO(b"r" * (3 * MIN_CHUNK_SIZE)), key, b"c", "aes-256-gcm", MIN_CHUNK_SIZE
+    )
+    chunks = list(sealed)
+    for chunk_id, data in chunks[:2]:  # the first run, cut after two chunks, a day ago
+        store.put(chunk_id, data)
+        path = next((tmp_path / "b").rglob(chunk_id.hex()))
+        os.utime(path, (time.time() - 86_400, time.time() - 86_400))
+    ids = [chunk_id for chunk_id, _ in chunks]
+    assert absent(store, ids) == [2]  # asked without touching: still a day old
+    assert collect_garbage(store, [], 3600, dry_run=True).deleted == 2
+    assert absent(store, ids, touch=True) == [2]  # the resumed upload's ask
+    assert collect_garbage(store, [], 3600).deleted == 0
+    store.put(*chunks[2])
+    assert put_manifest(store, sealed.manifest.encode()) == sealed.manifest
+    assert collect_garbage(store, [], 3600).kept_young == 4  # three chunks and the manifest
+
+
 def test_a_full_disk_is_store_full_and_leaves_no_temporary_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

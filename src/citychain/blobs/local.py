@@ -265,6 +265,18 @@ class LocalStore:
         check_id(chunk_id)
         return self._path(chunk_id).is_file()
 
+    def touch(self, chunk_id: bytes) -> bool:
+        """:meth:`has`, renewing the blob's age (GC's grace) when it is there: an upload that
+        resumes, or a manifest that names it, is about to reference it."""
+        check_id(chunk_id)
+        try:
+            os.utime(self._path(chunk_id))
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise InternalError(f"cannot touch {self._path(chunk_id)}: {exc.strerror}") from None
+        return True
+
     def delete(self, chunk_id: bytes) -> bool:
         check_id(chunk_id)
         path = self._path(chunk_id)

@@ -155,25 +155,29 @@ ASK_IN_FLIGHT = 8
 _ASK_BATCH = 1024
 
 
-def absent(store: BlobStore, ids: Sequence[bytes]) -> list[int]:
+def absent(store: BlobStore, ids: Sequence[bytes], *, touch: bool = False) -> list[int]:
     """The indexes in ``ids`` of the chunks ``store`` lacks, asked :data:`ASK_IN_FLIGHT` at a
     time of a remote store (one whose ``remote`` is true: S3); the first error of the store
     (``backend_down``...) is raised. A local disk answers each in microseconds: asked in
-    turn, with no threads to start."""
+    turn, with no threads to start. ``touch``: a store that can (``touch``, a local disk)
+    renews the age of those it has, which an upload is about to reference (see
+    :mod:`citychain.blobs.gc`)."""
+    ask = getattr(store, "touch", store.has) if touch else store.has
     if len(ids) <= ASK_IN_FLIGHT or not getattr(store, "remote", False):
-        return [i for i, chunk_id in enumerate(ids) if not store.has(chunk_id)]
+        return [i for i, chunk_id in enumerate(ids) if not ask(chunk_id)]
     out: list[int] = []
     with ThreadPoolExecutor(ASK_IN_FLIGHT, thread_name_prefix="blob-has") as pool:
         for start in range(0, len(ids), _ASK_BATCH):
             batch = ids[start : start + _ASK_BATCH]
-            have = pool.map(store.has, batch)
+            have = pool.map(ask, batch)
             out.extend(start + i for i, found in enumerate(have) if not found)
     return out
 
 
-def missing_chunks(store: BlobStore, manifest: Manifest) -> list[int]:
-    """The indexes of ``manifest``'s chunks that ``store`` lacks (empty: it is complete)."""
-    return absent(store, manifest.chunks)
+def missing_chunks(store: BlobStore, manifest: Manifest, *, touch: bool = False) -> list[int]:
+    """The indexes of ``manifest``'s chunks that ``store`` lacks (empty: it is complete);
+    ``touch`` as for :func:`absent`."""
+    return absent(store, manifest.chunks, touch=touch)
 
 
 def put_manifest(store: BlobStore, data: bytes) -> Manifest:
@@ -181,7 +185,9 @@ def put_manifest(store: BlobStore, data: bytes) -> Manifest:
     chunk it names is stored: else ``chunk_missing`` naming the first absent chunk and
     nothing is stored. A manifest that is not canonical is refused as ``malformed``."""
     manifest = Manifest.decode(data)
-    missing = missing_chunks(store, manifest)
+    # Touched: the chunks of an upload resumed after GC's grace are old, and about to be
+    # referenced by this manifest and then by the chain.
+    missing = missing_chunks(store, manifest, touch=True)
     if missing:
         first = missing[0]
         raise NotFound(

@@ -44,7 +44,9 @@ async def put(store: BlobStore, chunk_id: bytes, data: bytes) -> bool:
 
 async def missing(store: BlobStore, ids: list[bytes]) -> list[bytes]:
     def ask() -> list[bytes]:
-        return [ids[i] for i in absent(store, ids)]
+        # Touched: an upload that resumes skips the chunks stored already, so their age
+        # would not be renewed by a put, and GC's grace must count from now.
+        return [ids[i] for i in absent(store, ids, touch=True)]
 
     return await run_in_threadpool(ask)
 
