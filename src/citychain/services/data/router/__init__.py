@@ -45,7 +45,7 @@ from citychain.api.openapi import error_responses
 from citychain.api.routes._common import ServiceDep, json
 from citychain.blobs import BlobStore
 from citychain.crypto.envelope import Manifest, parse_id
-from citychain.errors import CitychainError, ErrorCode, InvalidInput
+from citychain.errors import CitychainError, ErrorCode, InvalidInput, NotFound
 from citychain.services.data.router import _blobs
 from citychain.services.data.router import _private as _private_routes
 from citychain.services.data.router._blobs import MAX_ASK, StoreDep
@@ -281,13 +281,30 @@ async def wrapped_key(
 
 
 async def _opened(
-    signed: SignedBy, reads: DataReads, store: BlobStore, code: str, n: int, access: int
+    signed: SignedBy,
+    reads: DataReads,
+    store: BlobStore,
+    code: str,
+    n: int,
+    access: int,
+    *,
+    whole: bool,
 ) -> Manifest:
     """The manifest of version ``n`` of ``code``, once the chain's recorded access allows
     ``signed`` to download it (see :meth:`DataReads.download`) and this node holds the
-    manifest and every chunk it names (else ``chunk_missing``, before any byte is sent)."""
+    manifest and, if ``whole``, every chunk it names (else ``chunk_missing``, before any
+    byte is sent)."""
     allowed = await reads.download(signed, code, n, access)
-    return await _blobs.complete(store, allowed.version["manifest_id"], _blobs.ELSEWHERE)
+    manifest_id = allowed.version["manifest_id"]
+    if whole:
+        return await _blobs.complete(store, manifest_id, _blobs.ELSEWHERE)
+    try:
+        return await _blobs.manifest_of(store, manifest_id)
+    except NotFound:
+        raise NotFound(
+            f"manifest {manifest_id.hex()} is not in this node's blob store: {_blobs.ELSEWHERE}",
+            ErrorCode.CHUNK_MISSING,
+        ) from None
 
 
 @router.get(
@@ -327,7 +344,7 @@ async def manifest(
     reads: ReadsDep,
     store: StoreDep,
 ) -> Response:
-    found = await _opened(signed, reads, store, _code(cls, seq), n, access)
+    found = await _opened(signed, reads, store, _code(cls, seq), n, access, whole=False)
     return Response(found.encode(), media_type=CBOR)
 
 
@@ -345,7 +362,7 @@ async def content(
     reads: ReadsDep,
     store: StoreDep,
 ) -> Response:
-    found = await _opened(signed, reads, store, _code(cls, seq), n, access)
+    found = await _opened(signed, reads, store, _code(cls, seq), n, access, whole=True)
     return StreamingResponse(
         _blobs.chunks(store, found),
         media_type=OCTETS,
