@@ -6,6 +6,7 @@ The flood of half-sent requests against a real node is in tests/e2e/test_e2e_api
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import resource
 import socket
@@ -139,6 +140,8 @@ async def _exchange(port: int, payload: bytes, wait: float = 3.0) -> tuple[float
     started = time.monotonic()
     got = await asyncio.wait_for(reader.read(), wait)
     writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()  # not left to be collected after its loop has ended
     return time.monotonic() - started, got
 
 

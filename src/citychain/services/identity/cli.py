@@ -705,53 +705,45 @@ def _change_status(
     raise bad(f"{credential} names no {want} status entry: nothing to change")
 
 
-@vc_app.command("revoke")
-@handles_errors
-def vc_revoke(
-    credential: Annotated[Path, typer.Argument(help="The credential (VC JSON or SD-JWT).")],
-    key: KeyOpt,
-    key_id: KeyIdOpt = "key-1",
-    no_publish: NoPublishOpt = False,
-    node: NodeOpt = DEFAULT_NODE,
-    home: HomeOpt = None,
-    passphrase_file: PassFileOpt = None,
-) -> None:
-    """Revoke CREDENTIAL for good: set its entry in its revocation list (signed by KEY, a
-    controller of the issuer), and publish the list."""
-    _change_status(credential, "revocation", False, key, key_id, no_publish, node, home,
-                   passphrase_file)  # fmt: skip
+def _status_command(name: str, want: str, clear: bool, summary: str) -> None:
+    """``citychain vc <name> CREDENTIAL``: set (or clear) its entry in its ``want`` list."""
+
+    @vc_app.command(name, help=summary)
+    @handles_errors
+    def change(
+        credential: Annotated[Path, typer.Argument(help="The credential (VC JSON or SD-JWT).")],
+        key: KeyOpt,
+        key_id: KeyIdOpt = "key-1",
+        no_publish: NoPublishOpt = False,
+        node: NodeOpt = DEFAULT_NODE,
+        home: HomeOpt = None,
+        passphrase_file: PassFileOpt = None,
+    ) -> None:
+        _change_status(credential, want, clear, key, key_id, no_publish, node, home,
+                       passphrase_file)  # fmt: skip
+
+    change.__name__ = f"vc_{name}"
 
 
-@vc_app.command("suspend")
-@handles_errors
-def vc_suspend(
-    credential: Annotated[Path, typer.Argument(help="The credential (VC JSON or SD-JWT).")],
-    key: KeyOpt,
-    key_id: KeyIdOpt = "key-1",
-    no_publish: NoPublishOpt = False,
-    node: NodeOpt = DEFAULT_NODE,
-    home: HomeOpt = None,
-    passphrase_file: PassFileOpt = None,
-) -> None:
-    """Suspend CREDENTIAL: set its entry in its suspension list (``vc reinstate`` lifts it)."""
-    _change_status(credential, "suspension", False, key, key_id, no_publish, node, home,
-                   passphrase_file)  # fmt: skip
-
-
-@vc_app.command("reinstate")
-@handles_errors
-def vc_reinstate(
-    credential: Annotated[Path, typer.Argument(help="The credential (VC JSON or SD-JWT).")],
-    key: KeyOpt,
-    key_id: KeyIdOpt = "key-1",
-    no_publish: NoPublishOpt = False,
-    node: NodeOpt = DEFAULT_NODE,
-    home: HomeOpt = None,
-    passphrase_file: PassFileOpt = None,
-) -> None:
-    """Lift CREDENTIAL's suspension: clear its entry in its suspension list."""
-    _change_status(credential, "suspension", True, key, key_id, no_publish, node, home,
-                   passphrase_file)  # fmt: skip
+_status_command(
+    "revoke",
+    "revocation",
+    False,
+    "Revoke CREDENTIAL for good: set its entry in its revocation list (signed by KEY, a "
+    "controller of the issuer), and publish the list.",
+)
+_status_command(
+    "suspend",
+    "suspension",
+    False,
+    "Suspend CREDENTIAL: set its entry in its suspension list (vc reinstate lifts it).",
+)
+_status_command(
+    "reinstate",
+    "suspension",
+    True,
+    "Lift CREDENTIAL's suspension: clear its entry in its suspension list.",
+)
 
 
 def _token(path: Path) -> str:
