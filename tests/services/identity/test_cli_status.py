@@ -9,6 +9,7 @@ import base64
 import gzip
 import json
 import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,14 +23,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from nodeproc import NodeProcess, cli  # type: ignore[import-not-found]
 from vc_fixtures import licence_subject  # type: ignore[import-not-found]
 
+from citychain.crypto import ED25519, Signer
 from citychain.sdk import Client
 from citychain.services.identity.sdk import (
     credential_from_template,
     issue_credential,
     issue_sd_jwt,
+    present_sd_jwt,
     sd_jwt_status,
     status_entry,
 )
+from citychain.services.identity.sdk._lists import status_entries
+from citychain.services.identity.shapes import did_key
 
 pytestmark = pytest.mark.slow
 TYPE = "BusinessLicenceCredential"
@@ -128,6 +133,38 @@ def test_a_clerk_suspends_reinstates_and_revokes_from_the_command_line(
     assert verdict(node, sd_jwt) == "valid"
     ok(node, "vc", "revoke", str(tmp_path / "licence.sd-jwt"), "--key", "alice")
     assert verdict(node, sd_jwt) == "credential_revoked" and bit(node, rev, 6)
+
+    # SD-JWTs issued from the command line: two citizens' licences, all or nothing, each
+    # bound to its holder's did:key and given its own entry of the revocation list.
+    holders = [Signer.generate(ED25519) for _ in range(2)]
+    subjects = tmp_path / "citizens.jsonl"
+    subjects.write_text(
+        "\n".join(
+            json.dumps({"id": did_key(h.public_key), "legalName": f"Shop {i}", "district": "Gulou"})
+            for i, h in enumerate(holders)
+        )
+    )
+    counter = tmp_path / "licences.counter"
+    issue = ("vc", "issue", str(subjects), "--format", "sd-jwt", "--template",
+             "business-licence", "--disclose", "legalName", "--key", "alice", "--did", did,
+             "--status-list", rev, "--counter", str(counter))  # fmt: skip
+    ok(node, *issue, "-o", str(tmp_path / "citizens.json"))
+    tokens = json.loads((tmp_path / "citizens.json").read_text())
+    assert len(tokens) == 2 and all(verdict(node, t) == "valid" for t in tokens)
+    entries = [status_entries(t)[0] for t in tokens]
+    assert {e[0] for e in entries} == {rev} and entries[0][1] != entries[1][1]
+    shown = present_sd_jwt(tokens[1], [("legalName",)], holder=holders[1], nonce="n-1",
+                           aud="https://bank.example", iat=int(time.time()))  # fmt: skip
+    r = httpx.post(f"{node.url}/presentations/verify", timeout=30, json={
+        "verifiablePresentation": shown,
+        "options": {"challenge": "n-1", "domain": "https://bank.example"}})  # fmt: skip
+    assert r.status_code == 200 and "keyBinding" in r.json()["checks"], r.text
+    (tmp_path / "one.sd-jwt").write_text(tokens[1])
+    ok(node, "vc", "revoke", str(tmp_path / "one.sd-jwt"), "--key", "alice")
+    assert [verdict(node, t) for t in tokens] == ["valid", "credential_revoked"]
+    subjects.write_text(json.dumps({"id": did, "legalName": "Not a citizen's key"}))
+    code, _, err = run(node, *issue, "-o", str(tmp_path / "none.json"))
+    assert code == 1 and "is the holder's did:key" in err and not (tmp_path / "none.json").exists()
 
     # Refusals, in words.
     code, _, err = run(node, "vc", "revoke", str(path), "--key", "alice")

@@ -36,6 +36,7 @@ from citychain.errors import BatchRefused, CitychainError, ErrorCode
 from citychain.sdk import DEFAULT_COMMIT_TIMEOUT
 from citychain.services.identity.sdk import (
     EDDSA_JCS_2022,
+    TEMPLATES,
     Identity,
     Issuer,
     Wallet,
@@ -524,13 +525,56 @@ def vc_issue(
     node: NodeOpt = DEFAULT_NODE,
     home: HomeOpt = None,
     passphrase_file: PassFileOpt = None,
+    form: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="vc (VC 2.0 with a Data Integrity proof) or sd-jwt (SD-JWT VC for a citizen "
+            "to hold: CREDENTIALS are then subjects, each claim disclosable, id the holder's "
+            "did:key).",
+        ),
+    ] = "vc",
+    vct: Annotated[
+        str | None,
+        typer.Option("--vct", help="sd-jwt: the credential type (default: the template's)."),
+    ] = None,
+    disclose: Annotated[
+        str | None,
+        typer.Option(
+            "--disclose", help="sd-jwt: the claims made disclosable, comma-separated (all)."
+        ),
+    ] = None,
 ) -> None:
     """Sign CREDENTIALS (up to 10,000) as DID, every one or none: the chain's register must
     trust DID for each type; one refused item refuses them all and names it."""
     items, single = _read_batch(credentials)
+    if form not in ("vc", "sd-jwt"):
+        raise bad(f"--format is vc or sd-jwt, not {form!r}")
+    issuer = _issuer(key, did, key_id, node, home, passphrase_file, status_list, counter)
+    if form == "sd-jwt":
+        known = TEMPLATES.get(template) if template is not None else None
+        if template is not None and known is None:
+            raise bad(f"--template {template!r} is none of {', '.join(sorted(TEMPLATES))}")
+        ctype = vct or (known.credential_type if known is not None else None)
+        if ctype is None:
+            raise bad("--format sd-jwt needs --vct (the credential type) or --template")
+        now = datetime.now(UTC)
+        start = xsd_datetime_parse(valid_from, "--valid-from") if valid_from else now
+        end = xsd_datetime_parse(valid_until, "--valid-until") if valid_until else None
+        names = [n.strip() for n in disclose.split(",") if n.strip()] if disclose else None
+        tokens = issuer.issue_sd_jwt(
+            items,
+            ctype,
+            iat=int(start.timestamp()),
+            exp=int(end.timestamp()) if end is not None else None,
+            disclose=names,
+        )
+        text = tokens[0] + "\n" if single else json.dumps(tokens, indent=1) + "\n"
+        _write(out, text.encode())
+        console.print(f"issued {len(tokens):,} SD-JWT VC(s) of {ctype} as {did}; wrote {out}")
+        return
     if template is not None:
         items = _from_template(items, template, did, valid_from, valid_until)
-    issuer = _issuer(key, did, key_id, node, home, passphrase_file, status_list, counter)
     issued = issuer.issue(items, cryptosuite)
     _write(out, (json.dumps(issued[0] if single else issued, indent=1) + "\n").encode())
     console.print(f"issued {len(issued):,} credential(s) as {did}; wrote {out}")

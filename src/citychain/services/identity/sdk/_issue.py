@@ -256,6 +256,87 @@ class Issuer:
             status_purpose=self.status_purpose,
         )
 
+    def issue_sd_jwt(
+        self,
+        subjects: list[Any],
+        vct: str,
+        *,
+        iat: int,
+        exp: int | None = None,
+        disclose: Sequence[str] | None = None,
+    ) -> list[str]:
+        """Each subject as an SD-JWT VC of type ``vct``, every one or none (a citizen-held
+        credential: :func:`~citychain.services.identity.sdk.issue_sd_jwt`). A subject is the
+        claims, with ``id`` the holder's Ed25519 ``did:key`` (its key then binds every
+        presentation; without ``id``, none does). Each claim is disclosable one by one
+        (``disclose``: only those named, which every subject must have). With a status list,
+        each gets a ``status`` claim of its own index, so the issuer can revoke it. ``iat``
+        and ``exp`` are NumericDates given by the caller."""
+        from citychain.services.identity.sdk._sdjwt import issue_sd_jwt, sd_jwt_status
+        from citychain.services.identity.shapes import multikey_decode, split_did
+
+        total = len(subjects)
+        if not 0 < total <= MAX_BATCH:
+            raise InvalidInput(
+                f"a batch holds 1 to {MAX_BATCH:,} credentials, not {total:,}",
+                ErrorCode.BAD_ARGUMENTS,
+            )
+        if self.trusted is not None and not self.trusted(self.did, vct):
+            raise CitychainError(
+                f"{self.did} is not in the register of trusted issuers for {vct}",
+                ErrorCode.ISSUER_NOT_TRUSTED,
+            )
+        prepared: list[tuple[dict[str, Any], bytes | None, list[tuple[str | int, ...]]]] = []
+        for i, subject in enumerate(subjects):
+            try:
+                if not isinstance(subject, dict):
+                    raise InvalidInput("a subject is a JSON object", ErrorCode.INVALID_CREDENTIAL)
+                claims = {k: v for k, v in subject.items() if k != "id"}
+                holder = None
+                if "id" in subject:
+                    method, rest = split_did(subject["id"])
+                    if method != "key":
+                        raise InvalidInput(
+                            "a subject's id is the holder's did:key (its key binds the "
+                            f"holder's presentations), not {str(subject['id'])[:80]!r}",
+                            ErrorCode.BAD_ARGUMENTS,
+                        )
+                    holder = multikey_decode(rest)
+                names = list(claims) if disclose is None else list(disclose)
+                absent = [n for n in names if n not in claims]
+                if absent:
+                    raise InvalidInput(
+                        f"the subject has no claim {absent[0]!r} to make disclosable",
+                        ErrorCode.BAD_ARGUMENTS,
+                    )
+                prepared.append((claims, holder, [(n,) for n in names]))
+            except CitychainError as exc:
+                raise BatchRefused(exc, i, total) from None
+        indexes = self._reserve(total) if self.status_list is not None else None
+        issued = []
+        for i, (claims, holder, paths) in enumerate(prepared):
+            status = None
+            if indexes is not None and self.status_list is not None:
+                status = sd_jwt_status(self.status_list, indexes[i])
+            try:
+                issued.append(
+                    issue_sd_jwt(
+                        claims,
+                        self.signer,
+                        issuer=self.did,
+                        vct=vct,
+                        disclosable=paths,
+                        holder_key=holder,
+                        kid=self.verification_method,
+                        iat=iat,
+                        exp=exp,
+                        status=status,
+                    )
+                )
+            except CitychainError as exc:
+                raise BatchRefused(exc, i, total) from None
+        return issued
+
 
 def _types(value: Any) -> list[Any]:
     """A credential's ``type`` as a list, or nothing when it is neither a string nor a list."""
