@@ -31,9 +31,9 @@ from citychain.services.identity.sdk import (
     issue_sd_jwt,
     present_sd_jwt,
     sd_jwt_status,
+    status_entries,
     status_entry,
 )
-from citychain.services.identity.sdk._lists import status_entries
 from citychain.services.identity.shapes import did_key
 
 pytestmark = pytest.mark.slow

@@ -189,6 +189,23 @@ def test_each_refusal_has_its_code_and_never_a_200(world: World) -> None:
         r = verify(world, vc)
         assert (r.status_code, r.json().get("code")) == (status, code), r.text
         assert r.json()["verified"] is False and r.json()["errors"][0]["code"] == code
+    # A status index that is not ASCII decimal: once int("²") raised past the checks (a 500)
+    # and "٣" was read as 3; both are refused by the one reader of status entries.
+    for odd in ("²", "٣", "9" * 13):
+        vc = issue_credential(
+            credential_from_template(
+                "business-licence",
+                issuer=world.did,
+                subject=licence_subject(),
+                valid_from=datetime(2026, 1, 1, tzinfo=UTC),
+                credential_status={**status_entry(world.revocation, 2), "statusListIndex": odd},
+            ),
+            world.issuer,
+            f"{world.did}#key-1",
+            cryptosuite=EDDSA_JCS_2022,
+        )
+        r = verify(world, vc)
+        assert (r.status_code, r.json()["code"]) == (400, "invalid_credential"), r.text
     r = httpx.post(world.node.url + "/credentials/verify", content=b"{nope")
     assert r.status_code == 400 and r.json()["code"] == "malformed"
     r = httpx.post(world.node.url + "/credentials/verify", json={"credential": {}})

@@ -139,3 +139,28 @@ def test_allocator_stays_in_range_and_never_collides(
     out = [allocator.index(n) for n in ns]
     assert all(0 <= i < size for i in out)
     assert len(set(out)) == len(out)
+
+
+def test_status_entries_read_a_vc_and_an_sd_jwt_alike_and_refuse_odd_indexes() -> None:
+    """The one reader of status entries (the VC-API, the offline bundle, check_status and
+    the CLI's revoke use it): list, index and purpose, or invalid_credential."""
+    from citychain.crypto import ED25519, Signer
+
+    lst = "did:citychain:3nWDRRHmxJM8xLi6hv7wJr/status/licences"
+    vc = {"credentialStatus": [sdk.status_entry(lst, 42), {"type": "Other"}]}
+    assert sdk.status_entries(vc) == [(lst, 42, "revocation")]
+    assert sdk.status_entries({}) == []
+    token = sdk.issue_sd_jwt({"a": 1}, Signer(ED25519, bytes(32)), issuer="did:example:1",
+                             vct="T", disclosable=[], holder_key=None,
+                             status=sdk.sd_jwt_status(lst, 7))  # fmt: skip
+    assert sdk.status_entries(token) == [(lst, 7, None)]
+    for odd in ("²", "٣", "-1", "9" * 13, 5):
+        bad = {"credentialStatus": {**sdk.status_entry(lst, 1), "statusListIndex": odd}}
+        with pytest.raises(InvalidInput) as e:
+            sdk.status_entries(bad)
+        assert e.value.code is ErrorCode.INVALID_CREDENTIAL
+    no_purpose = {k: v for k, v in sdk.status_entry(lst, 1).items() if k != "statusPurpose"}
+    with pytest.raises(InvalidInput, match="statusPurpose"):
+        sdk.status_entries({"credentialStatus": no_purpose})
+    with pytest.raises(InvalidInput, match="not an SD-JWT"):
+        sdk.status_entries("no-dots-here")

@@ -41,11 +41,11 @@ from citychain.services.identity.sdk import (
     Issuer,
     Wallet,
     credential_from_template,
+    status_entries,
 )
 from citychain.services.identity.sdk._bundle import bundle_bytes, make_bundle, verify_bundle
 from citychain.services.identity.sdk._di import xsd_datetime as xsd_datetime_parse
 from citychain.services.identity.sdk._dids import DID_GAS_LIMIT, Dids
-from citychain.services.identity.sdk._lists import status_entries
 from citychain.services.identity.shapes import (
     DID_CONTEXT,
     NAME,

@@ -29,11 +29,8 @@ computed by a node. Inflating is deterministic, and bounded by the list's size.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
-import zlib
 from typing import Any
 
 from citychain import codec
@@ -49,7 +46,9 @@ from citychain.services.identity.shapes import (
     STATUS_HISTORY,
     STATUS_LIST,
     citychain_id,
+    encoded_list_bits,
     split_status_list_id,
+    status_list_digest,
 )
 
 CHUNK_BYTES = STATUS_CHUNK_BITS // 8
@@ -122,20 +121,14 @@ def published_bits_hash(raw: Any, head: dict[str, Any]) -> bytes:
         )
     if not isinstance(vc.get("proof"), (dict, list)):
         raise _refused("it has no proof: sign it with the issuer's key first")
-    encoded = subject.get("encodedList")
-    if not isinstance(encoded, str) or not encoded.startswith("u"):
-        raise _refused("encodedList is not multibase base64url ('u...')")
     want = head["size"] // 8
     try:
-        packed = base64.urlsafe_b64decode(encoded[1:] + "=" * (-len(encoded[1:]) % 4))
-        inflate = zlib.decompressobj(wbits=31)  # gzip
-        bits = inflate.decompress(packed, want + 1)
-        whole = inflate.eof and not inflate.unused_data
-    except (binascii.Error, ValueError, zlib.error):
-        raise _refused("encodedList is not base64url of GZIP data") from None
-    if len(bits) != want or not whole:
+        bits = encoded_list_bits(subject.get("encodedList"), want)
+    except ValueError as exc:
+        raise _refused(f"encodedList is {exc}") from None
+    if len(bits) != want:
         raise _refused(f"encodedList does not hold exactly the list's {head['size']} entries")
-    return hashlib.sha256(bits).digest()
+    return status_list_digest(bits)
 
 
 def get_head(ctx: Context, list_id: str) -> dict[str, Any] | None:

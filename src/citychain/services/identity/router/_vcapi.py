@@ -70,6 +70,7 @@ from citychain.errors import CitychainError, ErrorCode, InvalidInput, NotFound
 from citychain.services.identity.sdk import (
     check_sd_jwt_status,
     did_key_document,
+    status_entries,
     verify_credential,
     verify_presentation,
     verify_sd_jwt,
@@ -285,9 +286,7 @@ class Verifier:
         # only when the issuer gave it one.
         checks = ["proof", "issuer", "validity", "trustedIssuer"]
         if "status" in result.claims:
-            list_id, index = check_sd_jwt_status(result.claims["status"])
-            entry = {"statusListCredential": list_id, "statusListIndex": str(index)}
-            await self._status(entry, purpose_named=False)
+            await self._status(*check_sd_jwt_status(result.claims["status"]), None)
             checks.append("status")
         return Answer(200, _verified(facts, [*checks, "keyBinding"] if nonce else checks))
 
@@ -297,10 +296,8 @@ class Verifier:
         issuer = _did_of(vc.get("issuer")) or ""
         facts.setdefault("issuer", issuer)
         facts["issuerName"] = await self._trusted_name(issuer, _types(vc))
-        entries = vc.get("credentialStatus")
-        for entry in entries if isinstance(entries, list) else [entries]:
-            if isinstance(entry, Mapping) and entry.get("type") == "BitstringStatusListEntry":
-                await self._status(entry)
+        for list_id, index, purpose in status_entries(vc):
+            await self._status(list_id, index, purpose)
 
     async def _trusted_name(self, issuer: str, types: list[str]) -> str:
         for ctype in types:
@@ -317,28 +314,24 @@ class Verifier:
             ErrorCode.ISSUER_NOT_TRUSTED,
         )
 
-    async def _status(self, entry: Mapping[str, Any], *, purpose_named: bool = True) -> None:
-        """A status entry's bit on chain; ``purpose_named=False`` for an SD-JWT's ``status``
-        claim, which names no purpose (the list's own decides)."""
-        url, raw = entry.get("statusListCredential"), entry.get("statusListIndex")
+    async def _status(self, list_id: str, index: int, purpose: str | None) -> None:
+        """Entry ``index`` of ``list_id`` on chain (as :func:`status_entries` reads it);
+        ``purpose`` None for an SD-JWT's ``status`` claim, which names none (the list's own
+        decides)."""
         try:
-            split_status_list_id(url)  # type: ignore[arg-type]
+            split_status_list_id(list_id)
         except InvalidInput:
             raise NotFound(
-                f"the status list {str(url)[:120]!r} is not a list of this chain, so the "
+                f"the status list {list_id[:120]!r} is not a list of this chain, so the "
                 "credential's status cannot be checked here",
                 ErrorCode.STATUS_LIST_NOT_FOUND,
             ) from None
-        if not isinstance(raw, str) or not raw.isdigit() or len(raw) > 12:
-            raise InvalidInput(
-                f"statusListIndex {str(raw)[:20]!r} is not an index", ErrorCode.INVALID_CREDENTIAL
-            )
-        answer = await self._service.query(NAME, "status", {"list_id": url, "index": int(raw)})
+        answer = await self._service.query(NAME, "status", {"list_id": list_id, "index": index})
         # Bitstring Status List 1.0, validate: the entry's purpose must be its list's.
-        if purpose_named and entry.get("statusPurpose") != answer.get("purpose"):
+        if purpose is not None and purpose != answer.get("purpose"):
             raise InvalidInput(
-                f"the credential's status entry says {str(entry.get('statusPurpose'))[:40]!r} "
-                f"but its list is for {answer.get('purpose')!r}",
+                f"the credential's status entry says {purpose[:40]!r} but its list is for "
+                f"{answer.get('purpose')!r}",
                 ErrorCode.INVALID_CREDENTIAL,
             )
         if answer.get("set"):

@@ -95,6 +95,7 @@ from citychain.services.identity.sdk._status import (
     IndexAllocator,
     StatusList,
     check_status,
+    status_entries,
     status_entry,
     status_list_credential,
 )
@@ -317,6 +318,7 @@ __all__ = [
     "sd_jwt_status",
     "sdjwt_digest",
     "sign_presentation",
+    "status_entries",
     "status_entry",
     "status_list_credential",
     "validate_schema",

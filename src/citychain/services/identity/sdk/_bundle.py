@@ -71,6 +71,7 @@ from citychain.sdk import _parse
 from citychain.sdk._light import Answer, Fetch, LightBlock, LightClient, drive
 from citychain.sdk._verify import verify_state
 from citychain.services.identity.sdk._di import canonicalize_jcs
+from citychain.services.identity.sdk._status import status_entries
 from citychain.services.identity.sdk._vc import verify_credential
 from citychain.services.identity.shapes import (
     STATUS_CHUNK_BITS,
@@ -147,18 +148,10 @@ def _types(credential: Mapping[str, Any]) -> list[str]:
 
 
 def _status_entries(credential: Mapping[str, Any]) -> list[tuple[str, int]]:
-    entries = credential.get("credentialStatus")
     out = []
-    for entry in entries if isinstance(entries, list) else [entries]:
-        if isinstance(entry, Mapping) and entry.get("type") == "BitstringStatusListEntry":
-            list_id, raw = entry.get("statusListCredential"), entry.get("statusListIndex")
-            split_status_list_id(list_id)  # type: ignore[arg-type]
-            if not isinstance(raw, str) or not raw.isdigit() or len(raw) > 12:
-                raise InvalidInput(
-                    f"statusListIndex {str(raw)[:20]!r} is not an index",
-                    ErrorCode.INVALID_CREDENTIAL,
-                )
-            out.append((str(list_id), int(raw)))
+    for list_id, index, _ in status_entries(credential):
+        split_status_list_id(list_id)  # a list of this chain, or bad_arguments
+        out.append((list_id, index))
     return out
 
 

@@ -18,13 +18,11 @@ it, so what a verifier fetches is what the issuer signed.
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from citychain.crypto import Signer
-from citychain.errors import ErrorCode, InvalidInput
 from citychain.sdk._services import AsyncServiceClient, ServiceClient, committed
 from citychain.services.identity.sdk._di import EDDSA_JCS_2022
 from citychain.services.identity.sdk._status import StatusList, status_list_credential
@@ -55,47 +53,6 @@ def _signed_list(
     unsigned = status_list_credential(list_id, issuer, status, str(head["purpose"]))
     signed = issue_credential(unsigned, key, verification_method, cryptosuite=cryptosuite)
     return json.dumps(signed, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def status_entries(credential: Any) -> list[tuple[str, int, str | None]]:
-    """``(list id, index, purpose)`` of each status a credential names: a VC 2.0 credential's
-    ``BitstringStatusListEntry`` items (purpose as written), or an SD-JWT VC's ``status``
-    claim (purpose None: its list's own). What an issuer revokes or suspends by."""
-    from citychain.services.identity.sdk._sdjwt import check_sd_jwt_status
-
-    if isinstance(credential, str):
-        try:
-            body = credential.split("~", 1)[0].split(".")[1]
-            payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-        except (IndexError, ValueError) as exc:
-            raise InvalidInput(
-                f"not an SD-JWT (its issuer-signed JWT does not decode: {exc})",
-                ErrorCode.INVALID_CREDENTIAL,
-            ) from None
-        if not isinstance(payload, dict) or "status" not in payload:
-            return []
-        list_id, index = check_sd_jwt_status(payload["status"])
-        return [(list_id, index, None)]
-    if not isinstance(credential, Mapping):
-        raise InvalidInput(
-            "a credential is a JSON object or an SD-JWT", ErrorCode.INVALID_CREDENTIAL
-        )
-    raw = credential.get("credentialStatus")
-    found: list[tuple[str, int, str | None]] = []
-    for entry in raw if isinstance(raw, list) else [raw] if raw is not None else []:
-        if not isinstance(entry, Mapping) or entry.get("type") != "BitstringStatusListEntry":
-            continue
-        position: Any = entry.get("statusListIndex")
-        named: Any = entry.get("statusListCredential")
-        if not isinstance(position, str) or not position.isdigit() or not isinstance(named, str):
-            raise InvalidInput(
-                "a BitstringStatusListEntry names its statusListCredential and a decimal "
-                "statusListIndex",
-                ErrorCode.INVALID_CREDENTIAL,
-            )
-        purpose = entry.get("statusPurpose")
-        found.append((named, int(position), purpose if isinstance(purpose, str) else None))
-    return found
 
 
 def _published(answer: Mapping[str, Any]) -> dict[str, Any]:

@@ -24,13 +24,12 @@ import base64
 import gzip
 import hashlib
 import hmac
-import io
 from collections.abc import Mapping
 from typing import Any
 
 from citychain.errors import ErrorCode, InvalidInput
 from citychain.services.identity.sdk._vc import build_credential
-from citychain.services.identity.shapes import MIN_STATUS_LIST_BITS
+from citychain.services.identity.shapes import MIN_STATUS_LIST_BITS, encoded_list_bits
 
 PURPOSES = ("revocation", "suspension")
 
@@ -84,14 +83,8 @@ class StatusList:
         """The list an ``encodedList`` holds; ``invalid_credential`` for a malformed one or one
         shorter than 131,072 entries (the spec's STATUS_LIST_LENGTH_ERROR)."""
         try:
-            if not isinstance(encoded, str) or not encoded.startswith("u"):
-                raise ValueError("not multibase base64url ('u...')")
-            raw = base64.urlsafe_b64decode(encoded[1:] + "=" * (-len(encoded[1:]) % 4))
-            with gzip.GzipFile(fileobj=io.BytesIO(raw)) as f:
-                bits = f.read(max_size // 8 + 1)
-            if len(bits) * 8 > max_size:
-                raise ValueError("longer than this verifier takes")
-        except (ValueError, OSError, EOFError) as e:
+            bits = encoded_list_bits(encoded, max_size // 8)  # the chain's own decoder
+        except ValueError as e:
             raise InvalidInput(
                 f"encodedList is malformed: {e}", ErrorCode.INVALID_CREDENTIAL
             ) from None
@@ -148,34 +141,89 @@ def status_list_credential(
     )
 
 
+#: Most digits of a ``statusListIndex`` (lists hold at most 2**20 entries).
+_INDEX_DIGITS = 12
+
+
+def status_entries(credential: Any) -> list[tuple[str, int, str | None]]:
+    """``(list id, index, purpose)`` of each status a credential names: a VC 2.0 credential's
+    ``BitstringStatusListEntry`` items (purpose as written), or an SD-JWT VC's ``status``
+    claim (purpose None: its list's own). ``invalid_credential`` for an entry that names no
+    list or no purpose, or whose index is not a decimal number of at most 12 ASCII digits.
+    What verifiers check and issuers revoke by: the one reading of status entries."""
+    from citychain.services.identity.sdk._sdjwt import _json_of, check_sd_jwt_status
+
+    if isinstance(credential, str):
+        try:
+            payload = _json_of(credential.split("~", 1)[0].split(".")[1])
+        except (IndexError, ValueError) as exc:
+            raise InvalidInput(
+                f"not an SD-JWT (its issuer-signed JWT does not decode: {exc})",
+                ErrorCode.INVALID_CREDENTIAL,
+            ) from None
+        if not isinstance(payload, dict) or "status" not in payload:
+            return []
+        list_id, index = check_sd_jwt_status(payload["status"])
+        return [(list_id, index, None)]
+    if not isinstance(credential, Mapping):
+        raise InvalidInput(
+            "a credential is a JSON object or an SD-JWT", ErrorCode.INVALID_CREDENTIAL
+        )
+    raw = credential.get("credentialStatus")
+    found: list[tuple[str, int, str | None]] = []
+    for entry in raw if isinstance(raw, list) else [raw]:
+        if not isinstance(entry, Mapping) or entry.get("type") != "BitstringStatusListEntry":
+            continue
+        position: Any = entry.get("statusListIndex")
+        named: Any = entry.get("statusListCredential")
+        if not isinstance(named, str):
+            raise InvalidInput(
+                "a BitstringStatusListEntry names its statusListCredential",
+                ErrorCode.INVALID_CREDENTIAL,
+            )
+        if not (
+            isinstance(position, str)
+            and position.isascii()
+            and position.isdigit()
+            and len(position) <= _INDEX_DIGITS
+        ):
+            raise InvalidInput(
+                f"statusListIndex {str(position)[:20]!r} is not an index",
+                ErrorCode.INVALID_CREDENTIAL,
+            )
+        purpose = entry.get("statusPurpose")
+        if not isinstance(purpose, str):
+            raise InvalidInput(
+                "a BitstringStatusListEntry names its statusPurpose",
+                ErrorCode.INVALID_CREDENTIAL,
+            )
+        found.append((named, int(position), purpose))
+    return found
+
+
 def check_status(credential: Mapping[str, Any], list_credential: Mapping[str, Any]) -> None:
     """Refuse ``credential`` if its bit is set in ``list_credential`` (already verified by the
     caller): ``credential_revoked`` or ``credential_suspended``; ``invalid_credential`` if the
     entry and the list do not match (wrong list, wrong purpose, index out of range)."""
-    entries = credential.get("credentialStatus")
     url = list_credential.get("id")
     subject = list_credential.get("credentialSubject")
     if not isinstance(subject, Mapping):
         raise InvalidInput("not a status list credential", ErrorCode.INVALID_CREDENTIAL)
     status_list = StatusList.decode(subject.get("encodedList"))  # type: ignore[arg-type]
     matched = False
-    for entry in entries if isinstance(entries, list) else [entries]:
-        if not isinstance(entry, Mapping) or entry.get("type") != "BitstringStatusListEntry":
+    for list_id, index, purpose in status_entries(credential):
+        if list_id != url:
             continue
-        if entry.get("statusListCredential") != url:
-            continue
-        purpose = entry.get("statusPurpose")
         if purpose != subject.get("statusPurpose"):
             raise InvalidInput(
                 f"the entry's purpose {purpose!r} is not the list's", ErrorCode.INVALID_CREDENTIAL
             )
-        raw = entry.get("statusListIndex")
-        if not isinstance(raw, str) or not raw.isdigit() or int(raw) >= status_list.size:
+        if index >= status_list.size:
             raise InvalidInput(
-                f"statusListIndex {str(raw)[:20]!r} is out of range", ErrorCode.INVALID_CREDENTIAL
+                f"statusListIndex {index} is out of range", ErrorCode.INVALID_CREDENTIAL
             )
         matched = True
-        if status_list.get(int(raw)):
+        if status_list.get(index):
             if purpose == "revocation":
                 raise InvalidInput("the credential is revoked", ErrorCode.CREDENTIAL_REVOKED)
             raise InvalidInput("the credential is suspended", ErrorCode.CREDENTIAL_SUSPENDED)

@@ -275,6 +275,30 @@ def status_bit(bitstring: bytes, index: int) -> bool:
     return bool(bitstring[index >> 3] & (0x80 >> (index & 7)))
 
 
+def encoded_list_bits(encoded: object, max_bytes: int) -> bytes:
+    """The uncompressed bitstring a status list credential's ``encodedList`` holds: ``u`` +
+    base64url of one GZIP member, inflated to at most ``max_bytes`` (a longer one is refused
+    before it is inflated further). ``ValueError`` saying what is wrong. Deterministic (the
+    chain checks published lists with it), and the SDK's verifier decodes with it too."""
+    import base64
+    import binascii
+    import zlib
+
+    if not isinstance(encoded, str) or not encoded.startswith("u"):
+        raise ValueError("not multibase base64url ('u...')")
+    try:
+        packed = base64.urlsafe_b64decode(encoded[1:] + "=" * (-len(encoded[1:]) % 4))
+        inflate = zlib.decompressobj(wbits=31)  # one GZIP member
+        bits = inflate.decompress(packed, max_bytes + 1)
+    except (binascii.Error, ValueError, zlib.error) as exc:
+        raise ValueError(f"not base64url of GZIP data ({exc})") from None
+    if len(bits) > max_bytes:
+        raise ValueError(f"longer than {max_bytes * 8} entries")
+    if not inflate.eof or inflate.unused_data:
+        raise ValueError("not one whole GZIP member")
+    return bits
+
+
 def status_list_digest(bitstring: bytes) -> bytes:
     """The hash the chain keeps of a status list: SHA-256 of the *uncompressed* bitstring (so
     it does not depend on how a gzip implementation compresses it)."""
