@@ -45,7 +45,7 @@ from citychain.api.openapi import error_responses
 from citychain.api.routes._common import ServiceDep, json
 from citychain.blobs import BlobStore
 from citychain.crypto.envelope import Manifest, parse_id
-from citychain.errors import CitychainError, ErrorCode, InvalidInput, NotFound
+from citychain.errors import CitychainError, ErrorCode, InvalidInput
 from citychain.services.data.router import _blobs
 from citychain.services.data.router import _private as _private_routes
 from citychain.services.data.router._blobs import MAX_ASK, StoreDep
@@ -296,15 +296,7 @@ async def _opened(
     byte is sent)."""
     allowed = await reads.download(signed, code, n, access)
     manifest_id = allowed.version["manifest_id"]
-    if whole:
-        return await _blobs.complete(store, manifest_id, _blobs.ELSEWHERE)
-    try:
-        return await _blobs.manifest_of(store, manifest_id)
-    except NotFound:
-        raise NotFound(
-            f"manifest {manifest_id.hex()} is not in this node's blob store: {_blobs.ELSEWHERE}",
-            ErrorCode.CHUNK_MISSING,
-        ) from None
+    return await _blobs.complete(store, manifest_id, _blobs.ELSEWHERE, chunks=whole)
 
 
 @router.get(

@@ -74,9 +74,11 @@ ELSEWHERE = (
 )
 
 
-async def complete(store: BlobStore, manifest_id: bytes, then: str) -> Manifest:
-    """The manifest ``manifest_id`` once the store holds it and every chunk it names, else
-    ``chunk_missing`` saying which is absent and ``then`` (what to do about it)."""
+async def complete(
+    store: BlobStore, manifest_id: bytes, then: str, *, chunks: bool = True
+) -> Manifest:
+    """The manifest ``manifest_id`` once the store holds it and (``chunks``) every chunk it
+    names, else ``chunk_missing`` saying which is absent and ``then`` (what to do about it)."""
     try:
         manifest = await manifest_of(store, manifest_id)
     except NotFound:
@@ -84,7 +86,7 @@ async def complete(store: BlobStore, manifest_id: bytes, then: str) -> Manifest:
             f"manifest {manifest_id.hex()} is not in this node's blob store: {then}",
             ErrorCode.CHUNK_MISSING,
         ) from None
-    absent = await run_in_threadpool(missing_chunks, store, manifest)
+    absent = await run_in_threadpool(missing_chunks, store, manifest) if chunks else []
     if absent:
         raise NotFound(
             f"{len(absent)} of manifest {manifest_id.hex()}'s {len(manifest.chunks)} chunks "
