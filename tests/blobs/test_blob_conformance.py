@@ -60,6 +60,14 @@ def test_put_get_has_delete(store: BlobStore) -> None:
     assert not store.has(cid) and store.delete(cid) is False
 
 
+def test_touch_answers_as_has_does(store: BlobStore) -> None:
+    """``touch`` (what an upload's ask uses, renewing age where it can) answers as ``has``."""
+    cid, data = blob(b"touched")
+    assert store.touch(cid) is False
+    store.put(cid, data)
+    assert store.touch(cid) is True and store.get(cid) == data
+
+
 def test_a_blob_offered_under_another_id_is_refused(store: BlobStore) -> None:
     cid, _ = blob(b"what the id names")
     message = raises(ErrorCode.CHUNK_ID_MISMATCH, store.put, cid, b"something else")

@@ -45,13 +45,14 @@ class BlobStore(Protocol):
     an id it does not hash to. Errors: ``chunk_id_mismatch`` (put: the bytes do not hash to
     the id), ``chunk_missing`` (get: not stored), ``chunk_corrupt`` (get: stored bytes altered
     by the disk or backend), ``store_full``, ``backend_down``; a malformed id is
-    ``bad_arguments``. A backend whose every call is a network round trip says so with a
-    class attribute ``remote = True`` (S3): asked about many chunks, callers then ask several
-    at once (:func:`citychain.blobs.stream.absent`).
+    ``bad_arguments``.
     """
 
     #: The hash chunk ids are made with: ``"sha256"`` or ``"sm3"``.
     hash_name: str
+    #: Whether every call is a network round trip (S3): asked about many chunks, callers
+    #: then ask several at once (:func:`citychain.blobs.stream.absent`).
+    remote: bool
 
     def put(self, chunk_id: bytes, data: bytes) -> bool:
         """Store ``data`` under ``chunk_id`` (its hash); True if it was new. Putting a blob
@@ -71,6 +72,11 @@ class BlobStore(Protocol):
 
     def has(self, chunk_id: bytes) -> bool:
         """Whether the blob is stored (not read, not verified)."""
+        ...
+
+    def touch(self, chunk_id: bytes) -> bool:
+        """:meth:`has`, also renewing the blob's age (GC's grace) where the backend can do
+        that cheaply (a local disk); elsewhere the same as :meth:`has`."""
         ...
 
     def delete(self, chunk_id: bytes) -> bool:

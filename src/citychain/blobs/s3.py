@@ -195,6 +195,11 @@ class S3Store:
             raise self._error(exc, f"looking for chunk {chunk_id.hex()}") from None
         return True
 
+    def touch(self, chunk_id: bytes) -> bool:
+        """:meth:`has`: a HEAD does not renew an object's age, and a copy onto itself (which
+        would) costs a write of the chunk (see :mod:`citychain.blobs.gc`)."""
+        return self.has(chunk_id)
+
     def sync(self) -> None:
         """Nothing to do: an S3 PUT is durable and listed when it is answered."""
 

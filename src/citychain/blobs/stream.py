@@ -157,13 +157,13 @@ _ASK_BATCH = 1024
 
 def absent(store: BlobStore, ids: Sequence[bytes], *, touch: bool = False) -> list[int]:
     """The indexes in ``ids`` of the chunks ``store`` lacks, asked :data:`ASK_IN_FLIGHT` at a
-    time of a remote store (one whose ``remote`` is true: S3); the first error of the store
+    time of a remote store (``store.remote``: S3); the first error of the store
     (``backend_down``...) is raised. A local disk answers each in microseconds: asked in
-    turn, with no threads to start. ``touch``: a store that can (``touch``, a local disk)
-    renews the age of those it has, which an upload is about to reference (see
+    turn, with no threads to start. ``touch``: asked with ``store.touch``, renewing the age
+    of those it has where the store can, which an upload is about to reference (see
     :mod:`citychain.blobs.gc`)."""
-    ask = getattr(store, "touch", store.has) if touch else store.has
-    if len(ids) <= ASK_IN_FLIGHT or not getattr(store, "remote", False):
+    ask = store.touch if touch else store.has
+    if len(ids) <= ASK_IN_FLIGHT or not store.remote:
         return [i for i, chunk_id in enumerate(ids) if not ask(chunk_id)]
     out: list[int] = []
     with ThreadPoolExecutor(ASK_IN_FLIGHT, thread_name_prefix="blob-has") as pool:
