@@ -113,14 +113,24 @@ def test_a_clerk_suspends_reinstates_and_revokes_from_the_command_line(
         2,
         True,
     )
+    # Both forms are published with each change: the SD-JWT verifiers' token too.
+    assert (shown["token_changes"], shown["token_current"]) == (2, True)
 
     # Revoked without publishing: the chain says so at once; outside, the list is not served
     # stale; the clerk publishes it.
     ok(node, "vc", "revoke", str(path), "--key", "alice", "--no-publish")
     assert verdict(node, licence) == "credential_revoked"
     assert httpx.get(f"{node.url}/1.0/identifiers/{rev}", timeout=30).status_code == 404
-    assert "stale" in ok(node, "vc", "status", "show", rev)
+    stale = ok(node, "vc", "status", "show", rev)
+    assert "credential published at change 0 (stale" in stale
+    assert "token published at change 0 (stale" in stale
     assert "published" in ok(node, "vc", "status", "publish", rev, "--key", "alice")
+    token = httpx.get(
+        f"{node.url}/1.0/identifiers/{rev}",
+        headers={"Accept": "application/statuslist+jwt"},
+        timeout=30,
+    )
+    assert token.status_code == 200 and token.text.count(".") == 2
     assert bit(node, rev, 5)
 
     # A citizen-held SD-JWT, revoked from its text.

@@ -7,6 +7,7 @@ import base64
 import gzip
 import hashlib
 import json
+import zlib
 from typing import Any
 
 import pytest
@@ -21,8 +22,10 @@ from test_contract_genesis import (  # type: ignore[import-not-found]
     ok,
     refused,
 )
+from test_token_status import resigned  # type: ignore[import-not-found]
 
 from citychain.errors import ErrorCode, NotFound
+from citychain.services.identity.sdk import StatusList, status_list_token
 from citychain.services.identity.sdk._di import EDDSA_JCS_2022
 from citychain.services.identity.sdk._lists import _signed_list
 from citychain.services.identity.shapes import (
@@ -32,6 +35,7 @@ from citychain.services.identity.shapes import (
     status_list_key,
     xsd_datetime,
 )
+from citychain.services.identity.shapes._jose import b64url as sdk_b64
 
 __all__ = ["net"]
 SIZE = 131_072
@@ -284,6 +288,126 @@ def test_a_published_status_list_credential_is_refused_by_name(net: Net) -> None
         BOB,
         "publish_status_credential",
         {"list_id": rev, "credential": _slc(rev, net)},
+        ErrorCode.NOT_CONTROLLER,
+        mk(BOB),
+    )
+
+
+def _token(list_id: str, net: Net, *, to_set: tuple[int, ...] = (), **over: Any) -> str:
+    """The list's Status List Token signed by ALICE, with ``to_set`` set on top of the chain's
+    bits; ``over`` replaces claims (``h_<name>``: header fields), re-signed."""
+    head = net.query("status_list", list_id=list_id)
+    status = StatusList(head["size"], net.query("status_bitstring", list_id=list_id))
+    for i in to_set:
+        status.set(i)
+    kid = f"{head['issuer']}#key-1"
+    token = status_list_token(list_id, status, head["purpose"], ALICE, kid, iat=1_780_000_000)
+    if not over:
+        return token
+    header = {k[2:]: v for k, v in over.items() if k.startswith("h_")}
+    claims = {k: v for k, v in over.items() if not k.startswith("h_")}
+    return resigned(token, header, claims, ALICE)
+
+
+def test_an_issuer_publishes_its_status_list_token_for_sd_jwt_verifiers(net: Net) -> None:
+    """The IETF Status List Token is kept beside the credential, under the same rule: its
+    bits are the list's, now or after the change it comes with."""
+    issuer = net.create(ALICE, document(ALICE))
+    sus = register(net, issuer, "sus", "suspension")
+    with pytest.raises(NotFound) as none:
+        net.query("status_token", list_id=sus)
+    assert "has published no Status List Token" in none.value.message
+
+    first = _token(sus, net)
+    r = ok(net.send(ALICE, "publish_status_credential", {"list_id": sus, "token": first}))
+    assert [(e.type, e.attributes) for e in r.events] == [
+        ("status_token_published", {"id": sus, "changes": 0})
+    ]
+    got = net.query("status_token", list_id=sus)
+    assert (got["token"], got["changes"], got["current"]) == (first, 0, True)
+    with pytest.raises(NotFound):
+        net.query("status_credential", list_id=sus)  # published alone
+
+    # Both forms with a change, in one transaction.
+    token, credential = _token(sus, net, to_set=(9,)), _slc(sus, net, to_set=(9,))
+    args = {"list_id": sus, "set": [9], "token": token, "credential": credential}
+    r = ok(net.send(ALICE, "set_status", args))
+    assert sorted(e.type for e in r.events) == [
+        "status_changed",
+        "status_credential_published",
+        "status_token_published",
+    ]
+    assert net.query("status_token", list_id=sus)["token"] == token
+    assert net.query("status_credential", list_id=sus)["credential"] == credential
+
+    # One of the two not the list's after the change: the whole change is refused.
+    args = {"list_id": sus, "set": [10], "token": _token(sus, net), "credential": _slc(
+        sus, net, to_set=(10,))}  # fmt: skip
+    refused(net.send(ALICE, "set_status", args), ErrorCode.INVALID_CREDENTIAL, "argument 'token'")
+    assert not net.query("status", list_id=sus, index=10)["set"]
+    assert net.query("status_token", list_id=sus)["token"] == token
+
+    ok(net.send(ALICE, "set_status", {"list_id": sus, "clear": [9]}))
+    assert net.query("status_token", list_id=sus)["current"] is False
+
+
+def test_a_published_status_list_token_is_refused_by_name(net: Net) -> None:
+    issuer = net.create(ALICE, document(ALICE))
+    rev = register(net, issuer, "rev", "revocation")
+    sus = register(net, issuer, "sus", "suspension")
+    other = net.create(BOB, document(BOB))
+    good = _token(rev, net)
+    head, body, _ = good.split(".")
+    two_bits = bytes(SIZE // 4)
+    invalid_in_suspension = bytearray(two_bits)
+    invalid_in_suspension[1] = 0b0100  # entry 5: 0x01 INVALID
+    lst = sdk_b64(zlib.compress(bytes(invalid_in_suspension)))
+    cases: list[tuple[str, Any, str]] = [
+        (rev, "x", "not a compact JWS"),
+        (rev, f"{head}.{body}.", "it is not signed"),
+        (rev, b"a.b.c", "compact JWS text"),
+        (rev, "x" * (48 * 1024 + 1), "1 to 49152 characters"),
+        (rev, _token(rev, net, h_typ="JWT"), "typ is 'JWT'"),
+        (rev, _token(rev, net, h_alg="none"), "names no signature algorithm"),
+        (rev, _token(rev, net, h_kid=f"{other}#key-1"), "is not a verification method of"),
+        (rev, _token(rev, net, sub=sus), f"its sub is {sus!r}"),
+        (rev, _token(rev, net, iss=other), f"its iss is {other!r}"),
+        (rev, _token(rev, net, iat="now"), "its iat is not a NumericDate"),
+        (rev, _token(rev, net, iat=1.5), "a number with a fraction"),
+        (rev, _token(rev, net, exp=1_780_000_000), "exp is not a NumericDate after its iat"),
+        (rev, _token(rev, net, ttl=0), "its ttl is not"),
+        (rev, _token(rev, net, status_list=[]), "has no status_list object"),
+        (rev, _token(rev, net, status_list={"bits": 2, "lst": "eA"}), "published with 1 bit"),
+        (sus, _token(sus, net, status_list={"bits": 1, "lst": "eA"}), "published with 2 bit"),
+        (rev, _token(rev, net, status_list={"bits": 1, "lst": "eA=="}), "base64url"),
+        (
+            rev,
+            _token(rev, net, status_list={"bits": 1, "lst": sdk_b64(zlib.compress(bytes(9)))}),
+            "short of the list's 131072 entries",
+        ),
+        (
+            sus,
+            _token(sus, net, status_list={"bits": 2, "lst": lst}),
+            "entry 5 holds status 0x01 (INVALID)",
+        ),
+        (rev, _token(rev, net, to_set=(4,)), "is not the bits"),  # ahead of the chain
+    ]
+    for list_id, raw, words in cases:
+        args = {"list_id": list_id, "token": raw}
+        net.refused_twice(
+            ALICE, "publish_status_credential", args, ErrorCode.INVALID_CREDENTIAL, words
+        )
+    net.refused_twice(
+        ALICE,
+        "publish_status_credential",
+        {"list_id": rev},
+        ErrorCode.BAD_ARGUMENTS,
+        "give the list's signed 'credential', its 'token', or both",
+    )
+    net.refused_twice(
+        BOB,
+        "publish_status_credential",
+        {"list_id": rev, "token": good},
         ErrorCode.NOT_CONTROLLER,
         mk(BOB),
     )

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -397,6 +398,92 @@ def test_a_status_list_is_published_for_verifiers_outside_the_chain(world: World
     r = httpx.get(url + f"{world.did}/services/x", timeout=30)
     assert r.status_code == 400, r.text
     assert r.json()["didResolutionMetadata"]["error"]["type"].endswith("INVALID_DID_URL")
+
+
+def test_an_sd_jwt_verifier_outside_the_chain_reads_the_status_list_token(world: World) -> None:
+    """An SD-JWT VC verifier that knows nothing of citychain follows a credential's
+    ``status.status_list.uri`` to any node's resolver, asks for the IETF Status List Token,
+    checks its signature with jwcrypto and reads the entry as the draft says (in code written
+    here); citychain's own reader agrees; a stale token is not served."""
+    import base58
+    from jwcrypto.jwk import JWK
+    from jwcrypto.jws import JWS
+
+    from citychain.services.identity.sdk import (
+        public_jwk,
+        sd_jwt_status,
+        verify_status_list_token,
+    )
+
+    url = world.node.url + "/1.0/identifiers/"
+    jwt = {"Accept": "application/statuslist+jwt"}
+    vm = f"{world.did}#key-1"
+    doc = httpx.get(url + world.did, timeout=30).json()["didDocument"]
+    (method,) = [m for m in doc["verificationMethod"] if m["id"] == vm]
+    issuer_jwk = JWK.from_json(
+        json.dumps(public_jwk(base58.b58decode(method["publicKeyMultibase"][1:])[2:]))
+    )
+    holder = Signer(ED25519, b"\x5e" * 32)
+    with Client(world.node.url) as c:
+        lists = c.identity.status_lists
+        list_id = lists.register(world.issuer, world.did, "wallet-holds", "suspension")
+        r = httpx.get(url + list_id, headers=jwt, timeout=30)
+        assert r.status_code == 404 and "has published no Status List Token" in r.text
+        assert lists.publish(world.issuer, list_id, vm) == 0  # both forms, by default
+        held = world.sd_jwt(holder, sd_jwt_status(list_id, 12))
+
+        # What the verifier reads from the credential: the signed JWT's status claim.
+        body = held.split("~")[0].split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        uri, idx = claims["status"]["status_list"]["uri"], claims["status"]["status_list"]["idx"]
+        assert (uri, idx) == (list_id, 12)
+
+        def fetch() -> tuple[int, str]:
+            r = httpx.get(url + uri, headers=jwt, timeout=30)
+            assert r.status_code == 200, r.text
+            assert r.headers["content-type"].startswith("application/statuslist+jwt")
+            jws = JWS()
+            jws.deserialize(r.text)
+            jws.verify(issuer_jwk, "EdDSA")
+            assert jws.jose_header["typ"] == "statuslist+jwt"
+            token = json.loads(jws.payload)
+            assert token["sub"] == uri and token["iss"] == world.did
+            assert token["iat"] <= time.time() + 5 and token["ttl"] > 0
+            bits, lst = token["status_list"]["bits"], token["status_list"]["lst"]
+            raw = zlib.decompress(base64.urlsafe_b64decode(lst + "=" * (-len(lst) % 4)))
+            per = 8 // bits
+            return (raw[idx // per] >> (idx % per) * bits) & ((1 << bits) - 1), r.text
+
+        assert fetch()[0] == 0x00  # VALID
+        assert verify(world, held).status_code == 200
+
+        assert lists.change(world.issuer, list_id, set=[12], publish=vm) == 1
+        value, token = fetch()
+        assert value == 0x02  # SUSPENDED
+        assert lists.published_token(list_id)["token"] == token
+        r = verify(world, held)
+        assert (r.status_code, r.json()["code"]) == (400, "credential_suspended"), r.text
+        read = verify_status_list_token(
+            token, uri=uri, now=int(time.time()), resolver=c.identity.resolver()
+        )
+        assert read.status_name(12) == "SUSPENDED" and read.status_name(13) == "VALID"
+
+        # The VC form is still the default, and a form not offered is refused by name.
+        r = httpx.get(url + uri, timeout=30)
+        assert r.headers["content-type"].startswith("application/vc"), r.text
+        assert r.json()["credentialSubject"]["statusPurpose"] == "suspension"
+        r = httpx.get(url + uri, headers={"Accept": "text/html"}, timeout=30)
+        assert r.status_code == 406 and "application/statuslist+jwt" in r.json()["message"]
+
+        # Lifted without publishing: neither form is served stale.
+        assert lists.change(world.issuer, list_id, clear=[12]) == 2
+        r = httpx.get(url + uri, headers=jwt, timeout=30)
+        assert r.status_code == 404 and "Status List Token" in r.json()["message"]
+        assert "has changed since" in r.json()["message"]
+        assert lists.published_token(list_id)["current"] is False
+        assert lists.publish(world.issuer, list_id, vm, formats=["token"]) == 2
+        assert fetch()[0] == 0x00
+        assert httpx.get(url + uri, timeout=30).status_code == 404  # the credential: stale
 
 
 def test_the_async_client_registers_changes_and_publishes_a_list(world: World) -> None:

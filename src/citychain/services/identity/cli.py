@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -655,15 +655,13 @@ def status_register(
 @status_app.command("show")
 @handles_errors
 def status_show(list_id: ListArg, node: NodeOpt = DEFAULT_NODE, as_json: JsonOpt = False) -> None:
-    """The list's purpose, size, changes and hash on chain, and its published credential."""
+    """The list's purpose, size, changes and hash on chain, and its published credential and
+    Status List Token."""
     with make_client(node) as client:
         head = client.query(NAME, "status_list", list_id=list_id)
-        try:
-            published: dict[str, Any] | None = Identity(client).status_lists.published(list_id)
-        except CitychainError as exc:
-            if exc.code != ErrorCode.STATUS_LIST_NOT_FOUND:
-                raise
-            published = None
+        lists = Identity(client).status_lists
+        credential = _if_published(lists.published, list_id)
+        token = _if_published(lists.published_token, list_id)
     shown = {
         "list_id": list_id,
         "issuer": head["issuer"],
@@ -671,22 +669,34 @@ def status_show(list_id: ListArg, node: NodeOpt = DEFAULT_NODE, as_json: JsonOpt
         "size": head["size"],
         "changes": head["changes"],
         "hash": bytes(head["hash"]).hex(),
-        "published_changes": None if published is None else published["changes"],
-        "published_current": None if published is None else published["current"],
+        "published_changes": None if credential is None else credential["changes"],
+        "published_current": None if credential is None else credential["current"],
+        "token_changes": None if token is None else token["changes"],
+        "token_current": None if token is None else token["current"],
     }
     if as_json:
         print_json(shown)
         return
-    state = (
-        "never published"
-        if published is None
-        else f"published at change {published['changes']}"
-        + ("" if published["current"] else " (stale: publish it again)")
-    )
+
+    def state(what: str, published: dict[str, Any] | None) -> str:
+        if published is None:
+            return f"{what} never published"
+        stale = "" if published["current"] else " (stale: publish it again)"
+        return f"{what} published at change {published['changes']}{stale}"
+
     console.print(
         f"{list_id}: {head['purpose']}, {head['size']:,} entries, {head['changes']} change(s); "
-        f"{state}"
+        f"{state('credential', credential)}; {state('token', token)}"
     )
+
+
+def _if_published(read: Callable[[str], dict[str, Any]], list_id: str) -> dict[str, Any] | None:
+    try:
+        return read(list_id)
+    except CitychainError as exc:
+        if exc.code != ErrorCode.STATUS_LIST_NOT_FOUND:
+            raise
+        return None
 
 
 @status_app.command("publish")

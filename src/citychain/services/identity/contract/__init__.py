@@ -73,7 +73,9 @@ is never cleared (``revocation_final``). ``publish_status_credential(list_id, cr
 (or ``set_status``'s ``credential``) keeps the list's ``BitstringStatusListCredential`` as the
 issuer signed it, once its bits are checked to be the list's, for verifiers outside the chain
 (the node serves it as the DID URL ``<issuer>/status/<name>``); the ``status_credential``
-query says whether it is still current.
+query says whether it is still current. The same calls take ``token``: the list's IETF Status
+List Token (JWT) for SD-JWT VC verifiers, checked the same way (its ``lst`` is the list's
+bits in the token layout) and kept beside it (``status_token``).
 
 **Admission.** Every method's refusals are its admission check (``@method(check=...)``), so
 the mempool refuses at once with the code the receipt would carry.

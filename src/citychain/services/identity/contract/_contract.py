@@ -3,6 +3,7 @@ docstring, :mod:`citychain.services.identity.contract`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,9 +96,37 @@ class _Change:
     head: dict[str, Any]
     to_set: list[int]
     to_clear: list[int]
-    #: The status list credential published with the change (and its bits' hash), if any.
-    credential: bytes | None = None
-    credential_hash: bytes = b""
+    #: What is published with the change, if anything.
+    published: _Publication | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Publication:
+    """A list's signed forms that one transaction publishes (a status list credential, a
+    Status List Token, or both), each with the SHA-256 of the chain bits it shows, by its
+    argument's name: the method compares those with the list's."""
+
+    credential: bytes | None
+    token: str | None
+    hashes: tuple[tuple[str, bytes], ...]
+
+    @staticmethod
+    def of(args: dict[str, Any], head: dict[str, Any]) -> _Publication | None:
+        credential, token = args.get("credential"), args.get("token")
+        hashes: list[tuple[str, bytes]] = []
+        if credential is not None:
+            hashes.append(("credential", st.published_bits_hash(credential, head)))
+        if token is not None:
+            hashes.append(("token", st.published_token_bits_hash(token, head)))
+        return _Publication(credential, token, tuple(hashes)) if hashes else None
+
+    def mismatch(self, bits_hash: bytes) -> str | None:
+        """The first argument whose bits are not those of ``bits_hash``, if any."""
+        return next((name for name, h in self.hashes if h != bits_hash), None)
+
+
+#: The field of each published form that holds the list's entries, for refusals.
+_LIST_FIELD = {"credential": "encodedList", "token": "status_list.lst"}
 
 
 class Identity(Contract):
@@ -329,7 +358,7 @@ class Identity(Contract):
         return str(list_id), head
 
     def _check_set_status(self, ctx: Context, args: dict[str, Any]) -> _Change:
-        only_args(args, "list_id", "set", "clear", "credential")
+        only_args(args, "list_id", "set", "clear", "credential", "token")
         list_id, head = self._list(ctx, args)
         size = head["size"]
         to_set, to_clear = _indexes(args, "set", size), _indexes(args, "clear", size)
@@ -354,30 +383,29 @@ class Identity(Contract):
                 chunks[n] = st.chunk(ctx, list_id, n)
             if st.bit(chunks[n], index % STATUS_CHUNK_BITS) == want:
                 raise bad(f"entry {index} of {list_id} is already {'set' if want else 'clear'}")
-        if args.get("credential") is None:
-            return _Change(list_id, head, to_set, to_clear)
-        raw = args["credential"]
-        return _Change(list_id, head, to_set, to_clear, raw, st.published_bits_hash(raw, head))
+        return _Change(list_id, head, to_set, to_clear, _Publication.of(args, head))
 
     @method(check=_check_set_status)
     def set_status(self, ctx: Context, args: dict[str, Any], change: _Change) -> int:
         """``list_id``, ``set`` and/or ``clear`` (entry indexes), optional ``credential``
-        (the status list credential after this change, signed by the issuer: published with
-        it, see :meth:`publish_status_credential`): one change of a status list, signed by a
+        and ``token`` (the status list credential and the Status List Token after this
+        change, signed by the issuer: published with it, see
+        :meth:`publish_status_credential`): one change of a status list, signed by a
         controller key of its issuer. A revocation list's entries are never cleared. Returns
         the change's number."""
         head = change.head
         new_hash = st.apply(ctx, change.list_id, head["size"], change.to_set, change.to_clear)
         seq = int(head["changes"]) + 1
-        if change.credential is not None:
-            if change.credential_hash != new_hash:
+        if change.published is not None:
+            wrong = change.published.mismatch(new_hash)
+            if wrong is not None:
                 raise refuse(
                     ErrorCode.INVALID_CREDENTIAL,
-                    "argument 'credential': its encodedList is not the list's bits after this "
-                    "change (build it from the bits before it, with these entries set and "
+                    f"argument '{wrong}': its {_LIST_FIELD[wrong]} is not the list's bits after "
+                    "this change (build it from the bits before it, with these entries set and "
                     "cleared)",
                 )
-            self._keep_published(ctx, change.list_id, change.credential, seq)
+            self._keep_published(ctx, change.list_id, change.published, seq)
         ctx.set(
             st.change_key(change.list_id, seq),
             codec.encode(
@@ -406,40 +434,46 @@ class Identity(Contract):
         )
         return seq
 
-    def _keep_published(self, ctx: Context, list_id: str, raw: bytes, changes: int) -> None:
-        record = {
-            "credential": raw,
-            "changes": changes,
-            "time": ctx.time,
-            "height": ctx.height,
-            "tx": ctx.tx_hash,
-        }
-        ctx.set(st.credential_key(list_id), codec.encode(record))
-        ctx.emit("status_credential_published", id=list_id, changes=changes)
+    def _keep_published(
+        self, ctx: Context, list_id: str, published: _Publication, changes: int
+    ) -> None:
+        when = {"changes": changes, "time": ctx.time, "height": ctx.height, "tx": ctx.tx_hash}
+        if published.credential is not None:
+            record = {"credential": published.credential, **when}
+            ctx.set(st.credential_key(list_id), codec.encode(record))
+            ctx.emit("status_credential_published", id=list_id, changes=changes)
+        if published.token is not None:
+            ctx.set(st.token_key(list_id), codec.encode({"token": published.token, **when}))
+            ctx.emit("status_token_published", id=list_id, changes=changes)
 
-    def _check_publish(self, ctx: Context, args: dict[str, Any]) -> tuple[str, bytes, int]:
-        only_args(args, "list_id", "credential")
+    def _check_publish(self, ctx: Context, args: dict[str, Any]) -> tuple[str, _Publication, int]:
+        only_args(args, "list_id", "credential", "token")
         list_id, head = self._list(ctx, args)
-        if st.published_bits_hash(args.get("credential"), head) != head["hash"]:
+        published = _Publication.of(args, head)
+        if published is None:
+            raise bad("give the list's signed 'credential', its 'token', or both")
+        wrong = published.mismatch(head["hash"])
+        if wrong is not None:
             raise refuse(
                 ErrorCode.INVALID_CREDENTIAL,
-                f"argument 'credential': its encodedList is not the bits {list_id} has now "
-                f"(after change {head['changes']})",
+                f"argument '{wrong}': its {_LIST_FIELD[wrong]} is not the bits {list_id} has "
+                f"now (after change {head['changes']})",
             )
         self._controlled_issuer(ctx, head["issuer"])
-        return list_id, args["credential"], int(head["changes"])
+        return list_id, published, int(head["changes"])
 
     @method(check=_check_publish)
     def publish_status_credential(
-        self, ctx: Context, args: dict[str, Any], checked: tuple[str, bytes, int]
+        self, ctx: Context, args: dict[str, Any], checked: tuple[str, _Publication, int]
     ) -> int:
-        """``list_id``, ``credential``: publish the list's ``BitstringStatusListCredential``
-        as its issuer signed it (JSON bytes), so that verifiers outside the chain can read
-        the list (``GET /1.0/identifiers/<list id>``). Its bits must be the list's now; it
-        replaces the one published before. Signed by a controller key of the issuer. Returns
-        the change number it shows."""
-        list_id, raw, changes = checked
-        self._keep_published(ctx, list_id, raw, changes)
+        """``list_id``, ``credential`` and/or ``token``: publish the list's
+        ``BitstringStatusListCredential`` (JSON bytes) and/or its Status List Token (a
+        compact JWS, for SD-JWT VC verifiers) as its issuer signed them, so that verifiers
+        outside the chain can read the list (``GET /1.0/identifiers/<list id>``). Their bits
+        must be the list's now; each replaces the one of its kind published before. Signed
+        by a controller key of the issuer. Returns the change number they show."""
+        list_id, published, changes = checked
+        self._keep_published(ctx, list_id, published, changes)
         return changes
 
     # -- queries: DIDs ---------------------------------------------------------------------
@@ -602,12 +636,24 @@ class Identity(Contract):
         JSON bytes, as the issuer signed them), the change it shows, when it was published,
         and ``current``: whether the list has changed since (a verifier must not rely on a
         credential that is not current). ``status_list_not_found`` if none was published."""
+        return self._published(ctx, args, st.credential_key, "status list credential")
+
+    @query
+    def status_token(self, ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
+        """``list_id``: the list's published Status List Token (``token``: the compact JWS as
+        the issuer signed it), with the same ``changes``, time and ``current`` as
+        :meth:`status_credential`. ``status_list_not_found`` if none was published."""
+        return self._published(ctx, args, st.token_key, "Status List Token")
+
+    def _published(
+        self, ctx: Context, args: dict[str, Any], key: Callable[[str], bytes], what: str
+    ) -> dict[str, Any]:
         only_args(args, "list_id")
         list_id, head = self._list(ctx, args)
-        raw = ctx.get(st.credential_key(list_id))
+        raw = ctx.get(key(list_id))
         if raw is None:
             raise NotFound(
-                f"the issuer of {list_id} has published no status list credential for it "
+                f"the issuer of {list_id} has published no {what} for it "
                 "(identity.publish_status_credential)",
                 ErrorCode.STATUS_LIST_NOT_FOUND,
             )

@@ -25,6 +25,20 @@ Status List's validation asks (canonicalising JSON-LD inside a block would put a
 processor in consensus; the transaction is already signed by a controller of the issuer).
 The bytes are kept as the issuer wrote them: the gzip inside is the issuer's output, never
 computed by a node. Inflating is deterministic, and bounded by the list's size.
+
+Published Status List Tokens. An SD-JWT VC verifier reads a list as an IETF Token Status
+List: a JWT (``typ: statuslist+jwt``) whose ``status_list.lst`` packs each entry's status
+from the low bits up (:mod:`..shapes._token_status`: a revocation list in 1 bit an entry, a
+suspension list in 2, SUSPENDED being 0x02). The issuer signs it; the chain keeps the latest
+under ``sj/<issuer id>/<name>`` once it has checked, as for the credential: a compact JWS
+whose header says ``statuslist+jwt``, names an algorithm and a ``kid`` of the list's issuer
+(``<issuer DID>#...``: how a verifier finds the key); whose ``sub`` is the list's id (what
+each SD-JWT VC's ``status.status_list.uri`` names), whose ``iss``, if any, is the issuer,
+with an integer ``iat`` (and ``exp`` after it, a positive ``ttl``, if given); whose ``bits``
+is the purpose's and whose ``lst`` inflates to exactly the list's entries, every one VALID
+or the purpose's status, the same bits the head's SHA-256 covers. The signature is checked
+by the verifier (it needs the issuer's DID document as of now, which is not a block's
+input); no fractional number is read.
 """
 
 from __future__ import annotations
@@ -45,10 +59,18 @@ from citychain.services.identity.shapes import (
     STATUS_CREDENTIAL,
     STATUS_HISTORY,
     STATUS_LIST,
+    STATUS_TOKEN,
     citychain_id,
     encoded_list_bits,
     split_status_list_id,
     status_list_digest,
+)
+from citychain.services.identity.shapes._jose import jws_parts
+from citychain.services.identity.shapes._token_status import (
+    STATUS_LIST_JWT,
+    TOKEN_STATUS_BITS,
+    token_list_bytes,
+    token_status_bitstring,
 )
 
 CHUNK_BYTES = STATUS_CHUNK_BITS // 8
@@ -76,6 +98,10 @@ def change_key(list_id: str, seq: int) -> bytes:
 
 def credential_key(list_id: str) -> bytes:
     return STATUS_CREDENTIAL + _base(list_id)
+
+
+def token_key(list_id: str) -> bytes:
+    return STATUS_TOKEN + _base(list_id)
 
 
 def _not_json_number(text: str) -> Any:
@@ -129,6 +155,70 @@ def published_bits_hash(raw: Any, head: dict[str, Any]) -> bytes:
     if len(bits) != want:
         raise _refused(f"encodedList does not hold exactly the list's {head['size']} entries")
     return status_list_digest(bits)
+
+
+def _no_fraction(text: str) -> Any:
+    raise ValueError(f"a number with a fraction or exponent ({text[:20]!r}): times are integers")
+
+
+def _token_refused(why: str) -> InvalidInput:
+    return InvalidInput(f"argument 'token': {why}", ErrorCode.INVALID_CREDENTIAL)
+
+
+def published_token_bits_hash(raw: Any, head: dict[str, Any]) -> bytes:
+    """Check ``raw`` as the published Status List Token of the list ``head`` (see the
+    module): the SHA-256 of the chain bits its ``lst`` holds, for the caller to compare with
+    the list's; ``invalid_credential`` naming what is wrong."""
+    if not isinstance(raw, str) or not 0 < len(raw) <= MAX_STATUS_CREDENTIAL_BYTES:
+        raise _token_refused(
+            f"a Status List Token is its compact JWS text, 1 to {MAX_STATUS_CREDENTIAL_BYTES} "
+            "characters"
+        )
+    try:
+        header, claims, _, signature = jws_parts(raw, parse_float=_no_fraction)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise _token_refused(f"not a compact JWS ({str(exc)[:80]})") from None
+    issuer, list_id, purpose = head["issuer"], head["id"], head["purpose"]
+    if header.get("typ") != STATUS_LIST_JWT:
+        raise _token_refused(f"its header's typ is {header.get('typ')!r}, not {STATUS_LIST_JWT!r}")
+    alg = header.get("alg")
+    if not isinstance(alg, str) or not alg or alg.lower() == "none":
+        raise _token_refused("its header names no signature algorithm")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid.startswith(issuer + "#"):
+        raise _token_refused(
+            f"its header's kid {str(kid)[:120]!r} is not a verification method of {issuer}"
+        )
+    if not signature:
+        raise _token_refused("it is not signed: sign it with the issuer's key first")
+    if claims.get("sub") != list_id:
+        raise _token_refused(f"its sub is {str(claims.get('sub'))[:120]!r}, not {list_id!r}")
+    if claims.get("iss", issuer) != issuer:
+        raise _token_refused(f"its iss is {str(claims.get('iss'))[:120]!r}, not {issuer!r}")
+    iat, exp, ttl = claims.get("iat"), claims.get("exp"), claims.get("ttl")
+    if type(iat) is not int or iat < 0:
+        raise _token_refused("its iat is not a NumericDate (whole seconds since 1970)")
+    if exp is not None and (type(exp) is not int or exp <= iat):
+        raise _token_refused("its exp is not a NumericDate after its iat")
+    if ttl is not None and (type(ttl) is not int or ttl <= 0):
+        raise _token_refused("its ttl is not a whole number of seconds above 0")
+    status_list = claims.get("status_list")
+    if not isinstance(status_list, dict):
+        raise _token_refused("it has no status_list object")
+    bits = status_list.get("bits")
+    if bits != TOKEN_STATUS_BITS[purpose] or type(bits) is not int:
+        raise _token_refused(
+            f"its status_list.bits is {str(bits)[:20]}: a {purpose} list is published with "
+            f"{TOKEN_STATUS_BITS[purpose]} bit(s) an entry"
+        )
+    want = head["size"] * bits // 8
+    try:
+        array = token_list_bytes(status_list.get("lst"), want)
+        if len(array) != want:
+            raise ValueError(f"short of the list's {head['size']} entries")
+        return status_list_digest(token_status_bitstring(array, purpose))
+    except ValueError as exc:
+        raise _token_refused(f"its status_list.lst is {exc}") from None
 
 
 def get_head(ctx: Context, list_id: str) -> dict[str, Any] | None:

@@ -25,6 +25,7 @@ from citychain.services.identity.router._resolution import (
     Resolver,
 )
 from citychain.services.identity.router._vcapi import Verifier
+from citychain.services.identity.shapes._token_status import STATUS_LIST_JWT_MEDIA
 
 router = APIRouter(tags=["identity"])
 
@@ -79,6 +80,8 @@ async def _resolve(request: Request, did: str) -> Response:
     # QueryParams was ~9 % of the node's time for a resolution answered from its cache.
     options = dict(request.query_params) if request.scope.get("query_string") else {}
     answer = await resolver.resolve(did, options, request.headers.get("accept"))
+    if isinstance(answer.body, bytes):
+        return Response(answer.body, answer.status, media_type=answer.content_type)
     return JSONResponse(answer.body, answer.status, media_type=answer.content_type)
 
 
@@ -87,14 +90,20 @@ async def _resolve(request: Request, did: str) -> Response:
     summary="Dereference a DID URL: a status list's published credential",
     description=(
         "DID URL dereferencing: <did:citychain>/status/<name> (a credential's "
-        "statusListCredential) answers the list's BitstringStatusListCredential as its issuer "
-        "signed and published it (application/vc); 404 if none was published or the list has "
-        "changed since; 400 INVALID_DID_URL for any other path."
+        "statusListCredential, an SD-JWT VC's status_list.uri) answers the list as its issuer "
+        "signed and published it: the BitstringStatusListCredential (application/vc, the "
+        "default) or, for Accept: application/statuslist+jwt, the IETF Status List Token; "
+        "404 if none was published in that form or the list has changed since; 406 for "
+        "another Accept; 400 INVALID_DID_URL for any other path."
     ),
     responses={
-        200: {"description": "the status list credential", "content": {VC_MEDIA: {}}},
+        200: {
+            "description": "the status list credential, or its Status List Token",
+            "content": {VC_MEDIA: {}, STATUS_LIST_JWT_MEDIA: {}},
+        },
         400: {**_FAILURE, "content": {RESOLUTION: {}}},
         404: {**_FAILURE, "content": {RESOLUTION: {}}},
+        406: {**_FAILURE, "content": {RESOLUTION: {}}},
     },
     response_class=Response,
 )

@@ -30,10 +30,13 @@ the DID is deactivated                              (no error; metadata         
 ``identity`` contract's ``resolve`` query on the latest committed state.
 
 DID URL dereferencing: ``<did:citychain>/status/<name>`` (a status list's id, what a
-credential's ``statusListCredential`` names) dereferences to the list's
-``BitstringStatusListCredential`` as its issuer signed and published it (``200``,
-``application/vc``), so a verifier outside the chain reads revocations and suspensions from
-any node. Not published yet, or published before the list's latest change: ``404
+credential's ``statusListCredential`` and an SD-JWT VC's ``status.status_list.uri`` name)
+dereferences to the list as its issuer signed and published it, byte for byte, so a verifier
+outside the chain reads revocations and suspensions from any node. ``Accept`` chooses the
+form (its first range offered, in the header's order): ``application/vc`` (also ``*/*``,
+JSON, or no ``Accept``) for the ``BitstringStatusListCredential``,
+``application/statuslist+jwt`` for the IETF Status List Token; anything else ``406``. Not
+published yet in that form, or published before the list's latest change: ``404
 NOT_FOUND`` saying which (a verifier must not rely on a stale list). Any other path:
 ``400 INVALID_DID_URL``.
 
@@ -48,7 +51,6 @@ rest of the API reads it the same way.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -62,6 +64,7 @@ from citychain.services.identity.shapes import (
     split_did,
     split_status_list_id,
 )
+from citychain.services.identity.shapes._token_status import STATUS_LIST_JWT_MEDIA
 
 RESOLUTION = "application/did-resolution"
 #: The media type of a VC 2.0 credential (what a status list's DID URL dereferences to).
@@ -78,11 +81,11 @@ _VERSION_ID_RE = re.compile(r"[1-9][0-9]{0,9}")
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """What the route sends: status, content type and JSON body."""
+    """What the route sends: status, content type and body (JSON, or bytes sent as they are)."""
 
     status: int
     content_type: str
-    body: dict[str, Any]
+    body: dict[str, Any] | bytes
 
 
 class _Refusal(Exception):
@@ -130,6 +133,31 @@ def representation(accept: str | None) -> str:
         "REPRESENTATION_NOT_SUPPORTED",
         f"cannot answer {accept!r}: this resolver offers {RESOLUTION}, {DID_LD_JSON} "
         f"and {DID_JSON}",
+        ErrorCode.BAD_ARGUMENTS,
+    )
+
+
+#: A status list's published forms, by media type.
+_FORMS = {VC_MEDIA: "status list credential", STATUS_LIST_JWT_MEDIA: "Status List Token"}
+_VC_RANGES = (VC_MEDIA, "application/vc+ld+json", "application/ld+json", "application/json")
+
+
+def _list_representation(accept: str | None) -> str:
+    """The form of a status list to answer for an ``Accept`` header (its first range offered
+    here, in the header's order); ``REPRESENTATION_NOT_SUPPORTED`` when none."""
+    if not accept:
+        return VC_MEDIA
+    for part in accept.split(","):
+        media = part.split(";")[0].strip().lower()
+        if media == STATUS_LIST_JWT_MEDIA:
+            return STATUS_LIST_JWT_MEDIA
+        if media in _VC_RANGES or media in ("*/*", "application/*"):
+            return VC_MEDIA
+    raise _Refusal(
+        406,
+        "REPRESENTATION_NOT_SUPPORTED",
+        f"cannot answer {accept[:120]!r}: a status list is offered as {VC_MEDIA} and "
+        f"{STATUS_LIST_JWT_MEDIA}",
         ErrorCode.BAD_ARGUMENTS,
     )
 
@@ -202,7 +230,7 @@ class Resolver:
 
     async def resolve(self, did: str, options: dict[str, str], accept: str | None) -> Answer:
         if "/" in did:
-            return await self._dereference(did)
+            return await self._dereference(did, accept)
         try:
             content_type = representation(accept)
             try:
@@ -235,9 +263,10 @@ class Resolver:
         }
         return Answer(status, RESOLUTION, body)
 
-    async def _dereference(self, did_url: str) -> Answer:
-        """A status list's DID URL: its published credential (see the module)."""
+    async def _dereference(self, did_url: str, accept: str | None) -> Answer:
+        """A status list's DID URL: its published credential or token (see the module)."""
         try:
+            media = _list_representation(accept)
             try:
                 split_status_list_id(did_url)
             except CitychainError:
@@ -249,7 +278,8 @@ class Resolver:
                     ErrorCode.BAD_ARGUMENTS,
                 ) from None
             try:
-                found = await self._service.query(NAME, "status_credential", {"list_id": did_url})
+                query = "status_token" if media == STATUS_LIST_JWT_MEDIA else "status_credential"
+                found = await self._service.query(NAME, query, {"list_id": did_url})
             except CitychainError as exc:
                 if exc.code not in (ErrorCode.STATUS_LIST_NOT_FOUND, ErrorCode.DID_NOT_FOUND):
                     raise
@@ -258,14 +288,16 @@ class Resolver:
                 raise _Refusal(
                     404,
                     "NOT_FOUND",
-                    f"the status list credential of {did_url} published by its issuer shows "
-                    f"change {found['changes']}, and the list has changed since: the issuer "
-                    "must publish it again (a stale list is never served)",
+                    f"the {_FORMS[media]} of {did_url} published by its issuer shows change "
+                    f"{found['changes']}, and the list has changed since: the issuer must "
+                    "publish it again (a stale list is never served)",
                     ErrorCode.STATUS_LIST_NOT_FOUND,
                 )
         except _Refusal as r:
             return _error_answer(r)
-        return Answer(200, VC_MEDIA, json.loads(bytes(found["credential"])))
+        if media == STATUS_LIST_JWT_MEDIA:
+            return Answer(200, media, str(found["token"]).encode("ascii"))
+        return Answer(200, media, bytes(found["credential"]))
 
     @staticmethod
     def _did_key(did: str, args: dict[str, Any]) -> dict[str, Any]:

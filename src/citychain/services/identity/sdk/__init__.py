@@ -15,6 +15,8 @@ the node's ``[node]`` extra.
 * **SD-JWT VC** (:func:`issue_sd_jwt`, :func:`present_sd_jwt`, :func:`verify_sd_jwt`).
 * **Bitstring Status List** (:class:`StatusList`, :func:`status_entry`,
   :func:`status_list_credential`, :func:`check_status`, :class:`IndexAllocator`).
+* **Token Status List** (:func:`status_list_token`, :func:`verify_status_list_token`): the
+  IETF form of a list, which SD-JWT VC verifiers fetch from a credential's ``status``.
 * **Templates** (:data:`TEMPLATES`, :func:`credential_from_template`,
   :func:`validate_schema`): business licence, professional qualification, residence permit,
   property certificate, each with a bundled JSON Schema 2020-12.
@@ -104,6 +106,11 @@ from citychain.services.identity.sdk._templates import (
     Template,
     credential_schema,
     validate_schema,
+)
+from citychain.services.identity.sdk._tokens import (
+    TokenStatusList,
+    status_list_token,
+    verify_status_list_token,
 )
 from citychain.services.identity.sdk._vc import (
     VerifiedDocument,
@@ -212,6 +219,8 @@ class Identity:
     sd_jwt_status = staticmethod(sd_jwt_status)
     status_entry = staticmethod(status_entry)
     status_list_credential = staticmethod(status_list_credential)
+    status_list_token = staticmethod(status_list_token)
+    verify_status_list_token = staticmethod(verify_status_list_token)
     check_status = staticmethod(check_status)
     credential_from_template = staticmethod(credential_from_template)
     validate_schema = staticmethod(validate_schema)
@@ -280,6 +289,7 @@ __all__ = [
     "StatusLists",
     "StoredCredential",
     "Template",
+    "TokenStatusList",
     "VerificationMethod",
     "VerifiedDocument",
     "VerifiedSdJwt",
@@ -321,6 +331,7 @@ __all__ = [
     "status_entries",
     "status_entry",
     "status_list_credential",
+    "status_list_token",
     "validate_schema",
     "verify_bundle",
     "verify_credential",
@@ -328,4 +339,5 @@ __all__ = [
     "verify_presentation",
     "verify_proof",
     "verify_sd_jwt",
+    "verify_status_list_token",
 ]

@@ -1,36 +1,48 @@
 """Status lists on chain, from the issuer's side: register a list, change its entries, and
-publish the ``BitstringStatusListCredential`` that verifiers outside the chain read.
+publish the signed forms that verifiers outside the chain read: the
+``BitstringStatusListCredential`` (VC 2.0 verifiers) and the Status List Token (SD-JWT VC
+verifiers, IETF Token Status List).
 
-The chain keeps the bits; only the issuer can sign the credential that carries them. So a
-change that should be visible outside the chain goes as one transaction holding both: the
-entries to set and clear and the credential after the change, built here from the bits the
+The chain keeps the bits; only the issuer can sign what carries them. So a change that should
+be visible outside the chain goes as one transaction holding all of it: the entries to set
+and clear, and the credential and the token after the change, built here from the bits the
 chain has now with the change applied, and signed with the issuer's key
-(:meth:`StatusLists.change` with ``publish=``). The contract keeps the credential only if its
-bits are the list's after the change, so a published credential is never ahead of or behind
-the chain; one published without a change (:meth:`StatusLists.publish`) must show the bits
-the list has now. Any node then serves it as the DID URL ``<issuer DID>/status/<name>``
-(``GET /1.0/identifiers/<list id>``), and says so when the list has changed since (404: a
-verifier must not rely on a stale list).
+(:meth:`StatusLists.change` with ``publish=``). The contract keeps them only if their bits
+are the list's after the change, so a published list is never ahead of or behind the chain;
+one published without a change (:meth:`StatusLists.publish`) must show the bits the list has
+now. Any node then serves them as the DID URL ``<issuer DID>/status/<name>`` (``GET
+/1.0/identifiers/<list id>``; ``Accept: application/statuslist+jwt`` for the token), and says
+so when the list has changed since (404: a verifier must not rely on a stale list).
 
-The credential is JSON text in the transaction (compact, UTF-8): the chain never re-encodes
-it, so what a verifier fetches is what the issuer signed.
+The credential is JSON text in the transaction (compact, UTF-8) and the token its compact
+JWS: the chain never re-encodes either, so what a verifier fetches is what the issuer signed.
+The token's ``iat`` is the issuer's clock (this side is no state machine), or ``iat=``.
+
+The blocking and the async classes share everything but their I/O: :func:`_publication`
+builds what a transaction publishes from the list's head and bits.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from citychain.crypto import Signer
+from citychain.errors import ErrorCode, InvalidInput
 from citychain.sdk._services import AsyncServiceClient, ServiceClient, committed
 from citychain.services.identity.sdk._di import EDDSA_JCS_2022
 from citychain.services.identity.sdk._status import StatusList, status_list_credential
+from citychain.services.identity.sdk._tokens import DEFAULT_TOKEN_TTL, status_list_token
 from citychain.services.identity.sdk._vc import issue_credential
 from citychain.services.identity.shapes import MIN_STATUS_LIST_BITS, NAME, split_status_list_id
 
 #: Gas for a status-list transaction (one with a published credential writes its bytes).
 STATUS_GAS_LIMIT = 5_000_000
+#: What :meth:`StatusLists.change` and :meth:`StatusLists.publish` publish by default: the
+#: list's status list credential and its Status List Token (the contract's argument names).
+FORMATS = ("credential", "token")
 
 
 def _signed_list(
@@ -44,15 +56,58 @@ def _signed_list(
     to_clear: Iterable[int] = (),
 ) -> bytes:
     """The list's status list credential with ``bits`` changed as given, signed: JSON bytes."""
+    status = _changed(head, bits, to_set, to_clear)
+    issuer, _ = split_status_list_id(list_id)
+    unsigned = status_list_credential(list_id, issuer, status, str(head["purpose"]))
+    signed = issue_credential(unsigned, key, verification_method, cryptosuite=cryptosuite)
+    return json.dumps(signed, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _changed(
+    head: Mapping[str, Any], bits: bytes, to_set: Iterable[int], to_clear: Iterable[int]
+) -> StatusList:
     status = StatusList(int(head["size"]), bits)
     for index in to_set:
         status.set(index, True)
     for index in to_clear:
         status.set(index, False)
-    issuer, _ = split_status_list_id(list_id)
-    unsigned = status_list_credential(list_id, issuer, status, str(head["purpose"]))
-    signed = issue_credential(unsigned, key, verification_method, cryptosuite=cryptosuite)
-    return json.dumps(signed, separators=(",", ":"), ensure_ascii=False).encode()
+    return status
+
+
+def _publication(
+    list_id: str,
+    head: Mapping[str, Any],
+    bits: bytes,
+    key: Signer,
+    verification_method: str,
+    *,
+    formats: Collection[str],
+    cryptosuite: str,
+    iat: int | None,
+    ttl: int | None,
+    to_set: Iterable[int] = (),
+    to_clear: Iterable[int] = (),
+) -> dict[str, Any]:
+    """The ``credential`` and/or ``token`` arguments publishing the list after the change."""
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown or not formats:
+        raise InvalidInput(
+            f"publish as {', '.join(FORMATS)} or both, not {unknown or 'nothing'}",
+            ErrorCode.BAD_ARGUMENTS,
+        )
+    to_set, to_clear = list(to_set), list(to_clear)
+    args: dict[str, Any] = {}
+    if "credential" in formats:
+        args["credential"] = _signed_list(
+            list_id, head, bits, key, verification_method, cryptosuite, to_set, to_clear
+        )
+    if "token" in formats:
+        status = _changed(head, bits, to_set, to_clear)
+        args["token"] = status_list_token(
+            list_id, status, str(head["purpose"]), key, verification_method,
+            iat=int(time.time()) if iat is None else iat, ttl=ttl,
+        )  # fmt: skip
+    return args
 
 
 def _published(answer: Mapping[str, Any]) -> dict[str, Any]:
@@ -70,6 +125,10 @@ class StatusLists:
             signer, NAME, method, args, endorsers=(), timeout=None, gas_limit=gas_limit
         )
         return committed(NAME, method, receipt).result
+
+    def _list(self, list_id: str) -> tuple[dict[str, Any], bytes]:
+        head = self._client.query(NAME, "status_list", list_id=list_id)
+        return head, bytes(self._client.query(NAME, "status_bitstring", list_id=list_id))
 
     def register(
         self,
@@ -94,19 +153,23 @@ class StatusLists:
         clear: Iterable[int] = (),
         publish: str | None = None,
         key: Signer | None = None,
+        formats: Collection[str] = FORMATS,
         cryptosuite: str = EDDSA_JCS_2022,
+        iat: int | None = None,
+        ttl: int | None = DEFAULT_TOKEN_TTL,
         gas_limit: int = STATUS_GAS_LIMIT,
     ) -> int:
         """Set and clear entries of ``list_id``; the change's number. With ``publish`` (the
         issuer's verification method, whose private key is ``key``, ``signer`` by default),
-        the same transaction publishes the list's credential after the change."""
+        the same transaction publishes the list after the change in ``formats``: its status
+        list credential (``cryptosuite``) and its Status List Token (``iat``, ``ttl``)."""
         args: dict[str, Any] = {"list_id": list_id, "set": list(set), "clear": list(clear)}
         if publish is not None:
-            head = self._client.query(NAME, "status_list", list_id=list_id)
-            bits = self._client.query(NAME, "status_bitstring", list_id=list_id)
-            args["credential"] = _signed_list(
-                list_id, head, bytes(bits), key or signer, publish, cryptosuite,
-                args["set"], args["clear"],
+            head, bits = self._list(list_id)
+            args |= _publication(
+                list_id, head, bits, key or signer, publish, formats=formats,
+                cryptosuite=cryptosuite, iat=iat, ttl=ttl, to_set=args["set"],
+                to_clear=args["clear"],
             )  # fmt: skip
         return int(self._send(signer, "set_status", args, gas_limit))
 
@@ -117,22 +180,31 @@ class StatusLists:
         verification_method: str,
         *,
         key: Signer | None = None,
+        formats: Collection[str] = FORMATS,
         cryptosuite: str = EDDSA_JCS_2022,
+        iat: int | None = None,
+        ttl: int | None = DEFAULT_TOKEN_TTL,
         gas_limit: int = STATUS_GAS_LIMIT,
     ) -> int:
-        """Publish the list's credential as its bits are now; the change number it shows."""
-        head = self._client.query(NAME, "status_list", list_id=list_id)
-        bits = self._client.query(NAME, "status_bitstring", list_id=list_id)
-        raw = _signed_list(
-            list_id, head, bytes(bits), key or signer, verification_method, cryptosuite
-        )
-        args = {"list_id": list_id, "credential": raw}
+        """Publish the list as its bits are now, in ``formats``; the change number shown."""
+        head, bits = self._list(list_id)
+        args = {"list_id": list_id}
+        args |= _publication(
+            list_id, head, bits, key or signer, verification_method, formats=formats,
+            cryptosuite=cryptosuite, iat=iat, ttl=ttl,
+        )  # fmt: skip
         return int(self._send(signer, "publish_status_credential", args, gas_limit))
 
     def published(self, list_id: str) -> dict[str, Any]:
         """The list's published credential (``credential``, a dict), the change it shows,
         and ``current`` (false once the list has changed since)."""
         return _published(self._client.query(NAME, "status_credential", list_id=list_id))
+
+    def published_token(self, list_id: str) -> dict[str, Any]:
+        """The list's published Status List Token (``token``), the change it shows, and
+        ``current``."""
+        answer: dict[str, Any] = self._client.query(NAME, "status_token", list_id=list_id)
+        return answer
 
 
 class AsyncStatusLists:
@@ -148,6 +220,10 @@ class AsyncStatusLists:
             signer, NAME, method, args, endorsers=(), timeout=None, gas_limit=gas_limit
         )
         return committed(NAME, method, receipt).result
+
+    async def _list(self, list_id: str) -> tuple[dict[str, Any], bytes]:
+        head = await self._client.query(NAME, "status_list", list_id=list_id)
+        return head, bytes(await self._client.query(NAME, "status_bitstring", list_id=list_id))
 
     async def register(
         self,
@@ -171,16 +247,19 @@ class AsyncStatusLists:
         clear: Iterable[int] = (),
         publish: str | None = None,
         key: Signer | None = None,
+        formats: Collection[str] = FORMATS,
         cryptosuite: str = EDDSA_JCS_2022,
+        iat: int | None = None,
+        ttl: int | None = DEFAULT_TOKEN_TTL,
         gas_limit: int = STATUS_GAS_LIMIT,
     ) -> int:
         args: dict[str, Any] = {"list_id": list_id, "set": list(set), "clear": list(clear)}
         if publish is not None:
-            head = await self._client.query(NAME, "status_list", list_id=list_id)
-            bits = await self._client.query(NAME, "status_bitstring", list_id=list_id)
-            args["credential"] = _signed_list(
-                list_id, head, bytes(bits), key or signer, publish, cryptosuite,
-                args["set"], args["clear"],
+            head, bits = await self._list(list_id)
+            args |= _publication(
+                list_id, head, bits, key or signer, publish, formats=formats,
+                cryptosuite=cryptosuite, iat=iat, ttl=ttl, to_set=args["set"],
+                to_clear=args["clear"],
             )  # fmt: skip
         return int(await self._send(signer, "set_status", args, gas_limit))
 
@@ -191,17 +270,24 @@ class AsyncStatusLists:
         verification_method: str,
         *,
         key: Signer | None = None,
+        formats: Collection[str] = FORMATS,
         cryptosuite: str = EDDSA_JCS_2022,
+        iat: int | None = None,
+        ttl: int | None = DEFAULT_TOKEN_TTL,
         gas_limit: int = STATUS_GAS_LIMIT,
     ) -> int:
-        head = await self._client.query(NAME, "status_list", list_id=list_id)
-        bits = await self._client.query(NAME, "status_bitstring", list_id=list_id)
-        raw = _signed_list(
-            list_id, head, bytes(bits), key or signer, verification_method, cryptosuite
-        )
-        args = {"list_id": list_id, "credential": raw}
+        head, bits = await self._list(list_id)
+        args = {"list_id": list_id}
+        args |= _publication(
+            list_id, head, bits, key or signer, verification_method, formats=formats,
+            cryptosuite=cryptosuite, iat=iat, ttl=ttl,
+        )  # fmt: skip
         return int(await self._send(signer, "publish_status_credential", args, gas_limit))
 
     async def published(self, list_id: str) -> dict[str, Any]:
         answer = await self._client.query(NAME, "status_credential", list_id=list_id)
         return _published(answer)
+
+    async def published_token(self, list_id: str) -> dict[str, Any]:
+        answer: dict[str, Any] = await self._client.query(NAME, "status_token", list_id=list_id)
+        return answer

@@ -14,9 +14,9 @@ Status: an SD-JWT VC may carry the SD-JWT VC ``status`` claim (never disclosable
 presentation shows it): ``{"status_list": {"idx": <entry>, "uri": <status list>}}``
 (:func:`sd_jwt_status`), where the list is a citychain status list's id
 (``<issuer DID>/status/<name>``). A citychain verifier reads that entry's bit on chain and
-refuses a revoked or suspended credential as it does a VC 2.0 one. (The list is a Bitstring
-Status List anchored on chain, not a Token Status List JWT; the reference has the IETF
-Token Status List's shape.)
+refuses a revoked or suspended credential as it does a VC 2.0 one. A verifier outside the
+chain fetches the list's IETF Status List Token from that URI (the issuer publishes it with
+each change; see :mod:`._tokens`) and reads the entry there.
 
 Presentation: the holder keeps the disclosures of the chosen claims (a nested claim brings
 its parents) and appends a Key Binding JWT (``typ: kb+jwt``) signed by the ``cnf`` key over
@@ -33,8 +33,6 @@ against ``now``). Salts come from ``secrets`` unless a ``salt`` function is give
 
 from __future__ import annotations
 
-import base64
-import binascii
 import copy
 import hashlib
 import json
@@ -46,6 +44,7 @@ from typing import Any
 from citychain.errors import ErrorCode, InvalidInput
 from citychain.services.identity.sdk._di import Signer, _ed25519_ok
 from citychain.services.identity.sdk._methods import Resolver, dereference
+from citychain.services.identity.shapes._jose import b64url, json_segment, jws_parts, unb64url
 
 Path = tuple[str | int, ...]
 TYP = "dc+sd-jwt"
@@ -53,38 +52,9 @@ KB_TYP = "kb+jwt"
 _RESERVED = {"_sd", "...", "_sd_alg"}
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
-
-
-def _unb64(text: str) -> bytes:
-    """base64url without padding (RFC 7515 §2), strictly: any other character (``+``, ``/``,
-    whitespace, padding) or a set unused bit is refused, where ``base64.urlsafe_b64decode``
-    would skip or ignore it and let two different texts stand for the same bytes. Raises
-    ValueError."""
-    if not isinstance(text, str):
-        raise ValueError("not base64url without padding")
-    try:
-        # bytes.translate: ~5x faster than str.translate on a credential's payload
-        padded = (text + "=" * (-len(text) % 4)).encode("ascii")
-        data = binascii.a2b_base64(padded.translate(_TO_STANDARD), strict_mode=True)
-    except binascii.Error as exc:
-        raise ValueError(f"not base64url: {exc}") from None
-    # Only the one text that encodes these bytes is taken: this refuses padding, '+' and '/'
-    # (which the strict decoder reads as standard base64), and a last character carrying bits
-    # no byte uses (4 of them in a signature's 86 characters; RFC 4648 §3.5).
-    if _b64(data) != text:
-        raise ValueError("not the base64url without padding of its bytes")
-    return data
-
-
-def _json_of(text: str) -> Any:
-    """The JSON value of a base64url segment, read as UTF-8 (RFC 7519 §7.2: JSON in JWTs is
-    UTF-8, so the encodings ``json.loads`` would sniff from bytes are not tried)."""
-    return json.loads(_unb64(text).decode("utf-8"))
+_b64 = b64url
+_unb64 = unb64url
+_json_of = json_segment
 
 
 def _json(value: Any) -> bytes:
@@ -105,15 +75,9 @@ def _parse_jwt(
     jwt: str, what: str, code: ErrorCode
 ) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
     try:
-        head, body, sig = jwt.split(".")
-        header = _json_of(head)
-        payload = _json_of(body)
-        signature = _unb64(sig)
-        if not isinstance(header, dict) or not isinstance(payload, dict):
-            raise ValueError("not JSON objects")
+        return jws_parts(jwt)
     except (ValueError, UnicodeDecodeError) as e:
         raise InvalidInput(f"{what} is not a compact JWS: {e}", code) from None
-    return header, payload, f"{head}.{body}".encode("ascii"), signature
 
 
 def public_jwk(public_key: bytes) -> dict[str, str]:

@@ -195,6 +195,7 @@ def citychain_did(identifier: bytes) -> str:
 #:     sh/<16 id bytes>/<name>/<seq, 4 B BE>    one change of its bits
 #:     ss/<16 id bytes>/<name>                  its latest status list credential, as the
 #:                                              issuer signed and published it
+#:     sj/<16 id bytes>/<name>                  its latest Status List Token (JWT), likewise
 DID_HEAD = b"did/"
 DID_VERSION = b"dv/"
 ISSUER = b"ti/"
@@ -204,7 +205,9 @@ STATUS_LIST = b"sl/"
 STATUS_CHUNK = b"sc/"
 STATUS_HISTORY = b"sh/"
 STATUS_CREDENTIAL = b"ss/"
-#: Largest published status list credential (JSON bytes): it travels in one transaction.
+STATUS_TOKEN = b"sj/"
+#: Largest published status list credential (JSON bytes) or Status List Token (a compact
+#: JWS): it travels in one transaction.
 MAX_STATUS_CREDENTIAL_BYTES = 48 * 1024
 #: Status lists: at least 131,072 entries (Bitstring Status List v1.0 §2.1), at most 2**20,
 #: a whole number of 8,192-entry (1 KiB) chunks.
