@@ -263,7 +263,7 @@ def test_a_published_status_list_credential_is_refused_by_name(net: Net) -> None
             _slc(rev, net, credentialSubject={**subject, "statusPurpose": "suspension"}),
             "its statusPurpose is 'suspension', the list's is 'revocation'",
         ),
-        (_slc(rev, net, credentialSubject=bad_list), "is not base64url of GZIP data"),
+        (_slc(rev, net, credentialSubject=bad_list), "encodedList is not GZIP data"),
         (
             _slc(
                 rev,

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from vc_fixtures import DictResolver, did_document, signer
+from test_vc_sd_jwt import ISSUER, ISSUER_KEY, KID, NOW, OTHER_KEY, RESOLVER  # type: ignore[import-not-found]
 
 from citychain.errors import ErrorCode, InvalidInput
 from citychain.services.identity import sdk
@@ -35,18 +35,7 @@ FILES = (
     "status_list_encoding1_long_json.md",
     "status_list_encoding2_long_json.md",
 )
-ISSUER_KEY, OTHER_KEY = signer(21), signer(22)
-ISSUER = "did:citychain:Q4mX7TQfmBuGdF5Aaq9cF3"
-KID = f"{ISSUER}#key-1"
 LIST = f"{ISSUER}/status/licences"
-RESOLVER = DictResolver(
-    did_document(
-        ISSUER,
-        {"key-1": ISSUER_KEY, "key-2": OTHER_KEY},
-        {"assertionMethod": ["key-1"], "authentication": ["key-2"]},
-    )
-)
-NOW = 1_780_000_000
 SIZE = 131_072
 
 

@@ -115,51 +115,51 @@ def _error_answer(r: _Refusal) -> Answer:
     )
 
 
-def representation(accept: str | None) -> str:
-    """The content type to answer for an ``Accept`` header (its first range this resolver
-    offers, in the header's order); ``REPRESENTATION_NOT_SUPPORTED`` when none."""
+def _negotiate(accept: str | None, offers: dict[str, str], default: str, offered: str) -> str:
+    """What to answer for an ``Accept`` header: the representation ``offers`` gives its first
+    range found there, in the header's order (q-values are not weighed); ``default`` when
+    there is no header; ``REPRESENTATION_NOT_SUPPORTED`` saying what is ``offered`` when no
+    range is."""
     if not accept:
-        return RESOLUTION
+        return default
     for part in accept.split(","):
         media = part.split(";")[0].strip().lower()
-        if media in ("*/*", "application/*", "application/json", RESOLUTION):
-            return RESOLUTION
-        if media in (DID_LD_JSON, "application/ld+json"):
-            return DID_LD_JSON
-        if media == DID_JSON:
-            return DID_JSON
+        if media in offers:
+            return offers[media]
     raise _Refusal(
         406,
         "REPRESENTATION_NOT_SUPPORTED",
-        f"cannot answer {accept!r}: this resolver offers {RESOLUTION}, {DID_LD_JSON} "
-        f"and {DID_JSON}",
+        f"cannot answer {accept[:120]!r}: {offered}",
         ErrorCode.BAD_ARGUMENTS,
     )
+
+
+_ANY = ("*/*", "application/*", "application/json")
+_DID_OFFERS = {
+    **dict.fromkeys((*_ANY, RESOLUTION), RESOLUTION),
+    **dict.fromkeys((DID_LD_JSON, "application/ld+json"), DID_LD_JSON),
+    DID_JSON: DID_JSON,
+}
+
+
+def representation(accept: str | None) -> str:
+    """The content type to answer a DID's resolution with, for an ``Accept`` header."""
+    offered = f"this resolver offers {RESOLUTION}, {DID_LD_JSON} and {DID_JSON}"
+    return _negotiate(accept, _DID_OFFERS, RESOLUTION, offered)
 
 
 #: A status list's published forms, by media type.
 _FORMS = {VC_MEDIA: "status list credential", STATUS_LIST_JWT_MEDIA: "Status List Token"}
-_VC_RANGES = (VC_MEDIA, "application/vc+ld+json", "application/ld+json", "application/json")
+_LIST_OFFERS = {
+    **dict.fromkeys((*_ANY, VC_MEDIA, "application/vc+ld+json", "application/ld+json"), VC_MEDIA),
+    STATUS_LIST_JWT_MEDIA: STATUS_LIST_JWT_MEDIA,
+}
 
 
 def _list_representation(accept: str | None) -> str:
-    """The form of a status list to answer for an ``Accept`` header (its first range offered
-    here, in the header's order); ``REPRESENTATION_NOT_SUPPORTED`` when none."""
-    if not accept:
-        return VC_MEDIA
-    for part in accept.split(","):
-        media = part.split(";")[0].strip().lower()
-        if media == STATUS_LIST_JWT_MEDIA:
-            return STATUS_LIST_JWT_MEDIA
-        if media in _VC_RANGES or media in ("*/*", "application/*"):
-            return VC_MEDIA
-    raise _Refusal(
-        406,
-        "REPRESENTATION_NOT_SUPPORTED",
-        f"cannot answer {accept[:120]!r}: a status list is offered as {VC_MEDIA} and "
-        f"{STATUS_LIST_JWT_MEDIA}",
-        ErrorCode.BAD_ARGUMENTS,
-    )
+    """The form of a status list to answer with, for an ``Accept`` header."""
+    offered = f"a status list is offered as {VC_MEDIA} and {STATUS_LIST_JWT_MEDIA}"
+    return _negotiate(accept, _LIST_OFFERS, VC_MEDIA, offered)
 
 
 def _options(options: dict[str, str]) -> dict[str, Any]:

@@ -80,6 +80,20 @@ def _parse_jwt(
         raise InvalidInput(f"{what} is not a compact JWS: {e}", code) from None
 
 
+def assertion_key(
+    header: Mapping[str, Any], payload: Mapping[str, Any], resolver: Resolver | None
+) -> bytes:
+    """The public key of a JWT's ``kid``, dereferenced through ``resolver``: a verification
+    method in the ``assertionMethod`` of the DID in ``iss`` (``wrong_key`` if another DID's)."""
+    method = dereference(header.get("kid"), resolver, "assertionMethod")
+    if method.controller != payload.get("iss"):
+        raise InvalidInput(
+            f"kid {method.id[:120]!r} is not a key of the issuer {str(payload.get('iss'))[:80]!r}",
+            ErrorCode.WRONG_KEY,
+        )
+    return method.public_key
+
+
 def public_jwk(public_key: bytes) -> dict[str, str]:
     """The JWK (RFC 8037 ``OKP``) of an Ed25519 public key: what ``cnf.jwk`` holds."""
     return {"kty": "OKP", "crv": "Ed25519", "x": _b64(public_key)}
@@ -434,14 +448,7 @@ def verify_sd_jwt(
             f"alg must be EdDSA (Ed25519), got {header.get('alg')!r}", ErrorCode.INVALID_CREDENTIAL
         )
     if issuer_key is None:
-        method = dereference(header.get("kid"), resolver, "assertionMethod")
-        if method.controller != payload.get("iss"):
-            raise InvalidInput(
-                f"kid {method.id[:120]!r} is not a key of the issuer "
-                f"{str(payload.get('iss'))[:80]!r}",
-                ErrorCode.WRONG_KEY,
-            )
-        issuer_key = method.public_key
+        issuer_key = assertion_key(header, payload, resolver)
     if not _ed25519_ok(issuer_key, signing_input, signature):
         raise InvalidInput(
             "the issuer's signature does not verify: the SD-JWT was changed or "

@@ -13,6 +13,8 @@ the contract derives when the DID is created (see ``docs/did-method.md``).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import re
 import time
@@ -23,6 +25,7 @@ from typing import Any
 
 from citychain.errors import DecodeError, ErrorCode, InvalidInput
 from citychain.services.identity.shapes._base58 import b58decode, b58encode
+from citychain.services.identity.shapes._token_status import inflate_bounded
 from citychain.types.state_keys import contract_key
 
 NAME = "identity"
@@ -283,23 +286,13 @@ def encoded_list_bits(encoded: object, max_bytes: int) -> bytes:
     base64url of one GZIP member, inflated to at most ``max_bytes`` (a longer one is refused
     before it is inflated further). ``ValueError`` saying what is wrong. Deterministic (the
     chain checks published lists with it), and the SDK's verifier decodes with it too."""
-    import base64
-    import binascii
-    import zlib
-
     if not isinstance(encoded, str) or not encoded.startswith("u"):
         raise ValueError("not multibase base64url ('u...')")
     try:
         packed = base64.urlsafe_b64decode(encoded[1:] + "=" * (-len(encoded[1:]) % 4))
-        inflate = zlib.decompressobj(wbits=31)  # one GZIP member
-        bits = inflate.decompress(packed, max_bytes + 1)
-    except (binascii.Error, ValueError, zlib.error) as exc:
-        raise ValueError(f"not base64url of GZIP data ({exc})") from None
-    if len(bits) > max_bytes:
-        raise ValueError(f"longer than {max_bytes * 8} entries")
-    if not inflate.eof or inflate.unused_data:
-        raise ValueError("not one whole GZIP member")
-    return bits
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"not base64url ({exc})") from None
+    return inflate_bounded(packed, "GZIP", max_bytes)
 
 
 def status_list_digest(bitstring: bytes) -> bytes:

@@ -116,17 +116,27 @@ def token_list_bytes(lst: object, max_bytes: int) -> bytes:
     stream, inflated to at most ``max_bytes`` (a longer one is refused before it is inflated
     further). ``ValueError`` saying what is wrong. Deterministic: the chain checks published
     tokens with it."""
-    packed = unb64url(lst)
+    return inflate_bounded(unb64url(lst), "ZLIB", max_bytes)
+
+
+#: zlib's ``wbits`` for each container of DEFLATE data.
+_WBITS = {"ZLIB": 15, "GZIP": 31}
+
+
+def inflate_bounded(packed: bytes, container: str, max_bytes: int) -> bytes:
+    """One whole ``container`` ("ZLIB", RFC 1950, or "GZIP", one member) of ``packed``,
+    inflated to at most ``max_bytes``: a longer one is refused before it is inflated further
+    (a few KiB can inflate to gigabytes). ``ValueError`` saying what is wrong."""
     try:
-        inflate = zlib.decompressobj(wbits=15)  # the ZLIB format (RFC 1950)
-        array = inflate.decompress(packed, max_bytes + 1)
+        inflate = zlib.decompressobj(wbits=_WBITS[container])
+        data = inflate.decompress(packed, max_bytes + 1)
     except zlib.error as exc:
-        raise ValueError(f"not ZLIB data ({exc})") from None
-    if len(array) > max_bytes:
+        raise ValueError(f"not {container} data ({exc})") from None
+    if len(data) > max_bytes:
         raise ValueError(f"longer than {max_bytes} bytes")
     if not inflate.eof or inflate.unused_data:
-        raise ValueError("not one whole ZLIB stream")
-    return array
+        raise ValueError(f"not one whole {container} stream")
+    return data
 
 
 def token_list_lst(array: bytes) -> str:
