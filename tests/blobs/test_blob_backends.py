@@ -95,6 +95,42 @@ def test_an_upload_resumed_after_the_grace_keeps_the_chunks_it_skips(tmp_path: P
     assert collect_garbage(store, [], 3600).kept_young == 4  # three chunks and the manifest
 
 
+def test_s3_touch_renews_an_old_blobs_age_and_only_looks_at_a_fresh_one(
+    s3_endpoint: str,
+) -> None:
+    """On S3 a HEAD does not renew an object's age: ``touch`` copies a blob older than
+    ``renew_after`` onto itself, so the chunks a resumed upload skips outlive GC's grace,
+    and leaves a younger one alone, so a fresh upload's chunks are not written twice."""
+    from s3server import BUCKET, CREDENTIALS  # type: ignore[import-not-found]
+
+    def open_s3(renew_after: float) -> S3Store:
+        return S3Store(
+            BUCKET, s3_endpoint, CREDENTIALS["access_key"], CREDENTIALS["secret_key"],
+            prefix="renew/", renew_after=renew_after,
+        )  # fmt: skip
+
+    def modified(store: S3Store, chunk_id: bytes) -> float:
+        (info,) = [i for i in store.ids() if i.chunk_id == chunk_id]
+        return info.modified
+
+    cid, data = blob(b"resumed")
+    fresh, old = open_s3(3600), open_s3(0)
+    assert fresh.touch(cid) is False and old.touch(cid) is False  # absent: nothing made
+    assert fresh.put(cid, data)
+    first = modified(fresh, cid)
+    time.sleep(1.1)  # LastModified counts whole seconds
+    assert fresh.touch(cid) is True
+    assert modified(fresh, cid) == first  # younger than renew_after: only looked at
+    assert old.touch(cid) is True
+    renewed = modified(old, cid)
+    assert renewed > first  # older: copied onto itself, its age restarts
+    assert old.get(cid) == data
+    from citychain.blobs import collect_garbage
+
+    assert collect_garbage(fresh, [], 3600, now=renewed + 3599).deleted == 0
+    assert collect_garbage(fresh, [], 3600, now=renewed + 3601).deleted == 1
+
+
 def test_a_full_disk_is_store_full_and_leaves_no_temporary_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

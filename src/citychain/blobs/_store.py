@@ -75,8 +75,8 @@ class BlobStore(Protocol):
         ...
 
     def touch(self, chunk_id: bytes) -> bool:
-        """:meth:`has`, also renewing the blob's age (GC's grace) where the backend can do
-        that cheaply (a local disk); elsewhere the same as :meth:`has`."""
+        """:meth:`has`, also renewing the blob's age (GC's grace): a local disk always (a
+        utime), S3 once the blob is older than its ``renew_after`` (a server-side copy)."""
         ...
 
     def delete(self, chunk_id: bytes) -> bool:

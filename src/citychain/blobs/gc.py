@@ -4,17 +4,16 @@ Theory of operation: the caller (the data service, from the chain's state) names
 manifest still referenced. Those manifests and all their chunks are kept; every other blob is
 deleted once it is older than ``grace_seconds``, so an upload in progress (whose manifest is
 not yet written, or not yet registered on chain) keeps its chunks: each put, even of a chunk
-already stored, renews the chunk's age, and so does, on a local disk, the node's answer to an
-upload asking which chunks it lacks (a resumed upload skips those) and its check of a
-manifest's chunks (``touch``). A referenced manifest that cannot be read stops the
-collection before anything is deleted (``chunk_missing``, ``chunk_corrupt``,
-``backend_down``): without it, its chunks cannot be told from garbage.
+already stored, renews the chunk's age, and so do the node's answer to an upload asking which
+chunks it lacks (a resumed upload skips those) and its check of a manifest's chunks
+(``touch``: on a local disk always, on S3 for a chunk older than the store's
+``renew_after``, 10 minutes, which a grace period must exceed). A referenced manifest that
+cannot be read stops the collection before anything is deleted (``chunk_missing``,
+``chunk_corrupt``, ``backend_down``): without it, its chunks cannot be told from garbage.
 
-The windows left: a chunk listed as old garbage and reused by an upload in the instant
-between the listing and its deletion; and, on S3 (whose objects' age a HEAD does not renew),
-an upload resumed after more than the grace period whose old chunks the node had. Keep the
-grace period longer than an upload takes and run the collection when uploads are rare, or
-re-upload (which stores a missing chunk again: the node refuses the manifest until then).
+The window left: a chunk listed as old garbage and reused by an upload in the instant between
+the listing and its deletion. Run the collection when uploads are rare, or re-upload (which
+stores a missing chunk again: the node refuses the manifest until then).
 """
 
 from __future__ import annotations

@@ -16,13 +16,19 @@ halfway leaves no half chunk. Blobs are verified on read like the local store's.
 
 Putting a blob that is already there copies it onto itself (a server-side copy, no data sent)
 to refresh its age, so a garbage collection's grace protects a chunk that a running upload
-reuses. :meth:`S3Store.usage` lists the bucket (one request per 1,000 blobs): an operator's
-question, not a hot path.
+reuses. :meth:`S3Store.touch` (a resumed upload's "which chunks do you lack", a manifest's
+check) does the same for a blob older than ``renew_after`` (10 minutes), so the chunks a
+resumed upload skips are renewed too; a younger one is only looked at, so a fresh upload's
+chunks are not written twice. (Ages compare the node's clock with the server's
+``LastModified``: keep them within minutes, and GC's grace above ``renew_after``.)
+:meth:`S3Store.usage` lists the bucket (one request per 1,000 blobs): an operator's question,
+not a hot path.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -41,6 +47,8 @@ __all__ = ["S3Store"]
 
 _FULL_CODES = frozenset({"QuotaExceeded", "InsufficientStorage", "XMinioStorageFull"})
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+#: A blob older than this (seconds) is renewed by :meth:`S3Store.touch`.
+RENEW_AFTER_SECONDS = 600.0
 _SESSION_LOCK = threading.Lock()
 _SESSIONS: list[Any] = []
 
@@ -75,6 +83,7 @@ class S3Store:
         hash_name: str = "sha256",
         connect_timeout: float = 2.0,
         read_timeout: float = 10.0,
+        renew_after: float = RENEW_AFTER_SECONDS,
     ) -> None:
         import boto3  # type: ignore[import-untyped]  # no stubs; the client is typed Any
         from botocore.config import Config  # type: ignore[import-untyped]
@@ -84,6 +93,7 @@ class S3Store:
         self.bucket = bucket
         self.endpoint_url = endpoint_url
         self.prefix = prefix
+        self.renew_after = renew_after
         with _SESSION_LOCK:  # botocore sessions are not thread-safe; clients are
             self._client: Any = _session(boto3).client(
                 "s3",
@@ -148,23 +158,10 @@ class S3Store:
 
     def put(self, chunk_id: bytes, data: bytes) -> bool:
         check_put(self._hash, self.hash_name, chunk_id, data)
-        key = self._key(chunk_id)
-        if self.has(chunk_id):
-            try:  # refresh its age: a server-side copy onto itself
-                self._client.copy_object(
-                    Bucket=self.bucket,
-                    Key=key,
-                    CopySource={"Bucket": self.bucket, "Key": key},
-                    MetadataDirective="REPLACE",
-                    Metadata={"citychain-blob": "1"},
-                )
-            except Exception as exc:  # every boto3 failure is translated
-                if not self._missing(exc):
-                    raise self._error(exc, f"refreshing chunk {chunk_id.hex()}") from None
-            else:
-                return False
+        if self.has(chunk_id) and self._renew(chunk_id):
+            return False
         try:
-            self._client.put_object(Bucket=self.bucket, Key=key, Body=bytes(data))
+            self._client.put_object(Bucket=self.bucket, Key=self._key(chunk_id), Body=bytes(data))
         except Exception as exc:
             raise self._error(exc, f"storing chunk {chunk_id.hex()}") from None
         return True
@@ -186,19 +183,48 @@ class S3Store:
         return data
 
     def has(self, chunk_id: bytes) -> bool:
+        return self._head(chunk_id) is not None
+
+    def _head(self, chunk_id: bytes) -> dict[str, Any] | None:
         check_id(chunk_id)
         try:
-            self._client.head_object(Bucket=self.bucket, Key=self._key(chunk_id))
+            head: dict[str, Any] = self._client.head_object(
+                Bucket=self.bucket, Key=self._key(chunk_id)
+            )
         except Exception as exc:
             if self._missing(exc):
-                return False
+                return None
             raise self._error(exc, f"looking for chunk {chunk_id.hex()}") from None
-        return True
+        return head
 
     def touch(self, chunk_id: bytes) -> bool:
-        """:meth:`has`: a HEAD does not renew an object's age, and a copy onto itself (which
-        would) costs a write of the chunk (see :mod:`citychain.blobs.gc`)."""
-        return self.has(chunk_id)
+        """:meth:`has`, renewing the age of a blob older than ``renew_after`` (see the
+        module's docstring and :mod:`citychain.blobs.gc`)."""
+        head = self._head(chunk_id)
+        if head is None:
+            return False
+        modified = head.get("LastModified")
+        if modified is not None and time.time() - modified.timestamp() < self.renew_after:
+            return True
+        return self._renew(chunk_id)
+
+    def _renew(self, chunk_id: bytes) -> bool:
+        """Copy the blob onto itself (server-side: no data sent) so that its age restarts;
+        False if it is gone."""
+        key = self._key(chunk_id)
+        try:
+            self._client.copy_object(
+                Bucket=self.bucket,
+                Key=key,
+                CopySource={"Bucket": self.bucket, "Key": key},
+                MetadataDirective="REPLACE",
+                Metadata={"citychain-blob": "1"},
+            )
+        except Exception as exc:  # every boto3 failure is translated
+            if self._missing(exc):
+                return False
+            raise self._error(exc, f"refreshing chunk {chunk_id.hex()}") from None
+        return True
 
     def sync(self) -> None:
         """Nothing to do: an S3 PUT is durable and listed when it is answered."""
