@@ -486,6 +486,34 @@ def test_an_sd_jwt_verifier_outside_the_chain_reads_the_status_list_token(world:
         assert httpx.get(url + uri, timeout=30).status_code == 404  # the credential: stale
 
 
+def test_a_dense_lists_two_forms_follow_its_change_in_two_transactions(world: World) -> None:
+    """A list dense enough that its credential and token together would not fit one
+    transaction: the change carries the credential, the token follows in a second; both are
+    then current, and the token reads the entries."""
+    from citychain.services.identity.sdk import verify_status_list_token
+
+    vm = f"{world.did}#key-1"
+    entries = random.Random(7).sample(range(1_048_576), 21_000)
+    with Client(world.node.url) as c:
+        lists = c.identity.status_lists
+        list_id = lists.register(world.issuer, world.did, "dense", size=1_048_576)
+        for part in (entries[:7_000], entries[7_000:14_000], entries[14_000:-1]):
+            lists.change(world.issuer, list_id, set=part)  # no publication: small and quick
+        seq = lists.change(world.issuer, list_id, set=entries[-1:], publish=vm)
+        credential, token = lists.published(list_id), lists.published_token(list_id)
+        assert credential["changes"] == token["changes"] == seq and seq == 4
+        assert credential["current"] and token["current"]
+        assert credential["tx"] != token["tx"]  # two transactions
+        size = len(json.dumps(credential["credential"], separators=(",", ":")))
+        assert size < 48 * 1024 and size + len(token["token"]) > 64 * 1024  # one transaction
+        read = verify_status_list_token(
+            token["token"], uri=list_id, now=int(time.time()), resolver=c.identity.resolver()
+        )
+        assert all(read.status(i) == 1 for i in entries[::500])
+        sampled = sum(read.status(i) for i in range(0, 1_048_576, 97))
+        assert sampled == sum(i % 97 == 0 for i in entries)  # and nothing else is set
+
+
 def test_the_async_client_registers_changes_and_publishes_a_list(world: World) -> None:
     """``AsyncClient.identity.status_lists``: the same calls, awaited."""
     import asyncio

@@ -36,7 +36,12 @@ from citychain.services.identity.sdk._di import EDDSA_JCS_2022
 from citychain.services.identity.sdk._status import StatusList, status_list_credential
 from citychain.services.identity.sdk._tokens import DEFAULT_TOKEN_TTL, status_list_token
 from citychain.services.identity.sdk._vc import issue_credential
-from citychain.services.identity.shapes import MIN_STATUS_LIST_BITS, NAME, split_status_list_id
+from citychain.services.identity.shapes import (
+    MAX_STATUS_CREDENTIAL_BYTES,
+    MIN_STATUS_LIST_BITS,
+    NAME,
+    split_status_list_id,
+)
 
 #: Gas for a status-list transaction (one with a published credential writes its bytes).
 STATUS_GAS_LIMIT = 5_000_000
@@ -110,6 +115,16 @@ def _publication(
     return args
 
 
+def _one_transaction(published: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What of ``published`` goes in the first transaction, and what follows in a second:
+    both forms together past ``MAX_STATUS_CREDENTIAL_BYTES`` (a dense list) would not fit
+    one transaction, so the token follows. Until it does, the node answers that the token is
+    stale, never a stale list."""
+    if len(published) < 2 or sum(map(len, published.values())) <= MAX_STATUS_CREDENTIAL_BYTES:
+        return published, {}
+    return {"credential": published["credential"]}, {"token": published["token"]}
+
+
 def _published(answer: Mapping[str, Any]) -> dict[str, Any]:
     return {**answer, "credential": json.loads(bytes(answer["credential"]))}
 
@@ -162,16 +177,23 @@ class StatusLists:
         """Set and clear entries of ``list_id``; the change's number. With ``publish`` (the
         issuer's verification method, whose private key is ``key``, ``signer`` by default),
         the same transaction publishes the list after the change in ``formats``: its status
-        list credential (``cryptosuite``) and its Status List Token (``iat``, ``ttl``)."""
+        list credential (``cryptosuite``) and its Status List Token (``iat``, ``ttl``); a
+        dense list's token too large to share that transaction follows in a second one."""
         args: dict[str, Any] = {"list_id": list_id, "set": list(set), "clear": list(clear)}
+        later: dict[str, Any] = {}
         if publish is not None:
             head, bits = self._list(list_id)
-            args |= _publication(
+            now, later = _one_transaction(_publication(
                 list_id, head, bits, key or signer, publish, formats=formats,
                 cryptosuite=cryptosuite, iat=iat, ttl=ttl, to_set=args["set"],
                 to_clear=args["clear"],
-            )  # fmt: skip
-        return int(self._send(signer, "set_status", args, gas_limit))
+            ))  # fmt: skip
+            args |= now
+        seq = int(self._send(signer, "set_status", args, gas_limit))
+        if publish is not None and later:
+            self.publish(signer, list_id, publish, key=key, formats=list(later), iat=iat,
+                         ttl=ttl, gas_limit=gas_limit)  # fmt: skip
+        return seq
 
     def publish(
         self,
@@ -186,14 +208,18 @@ class StatusLists:
         ttl: int | None = DEFAULT_TOKEN_TTL,
         gas_limit: int = STATUS_GAS_LIMIT,
     ) -> int:
-        """Publish the list as its bits are now, in ``formats``; the change number shown."""
+        """Publish the list as its bits are now, in ``formats`` (a dense list's two forms in
+        two transactions); the change number shown."""
         head, bits = self._list(list_id)
-        args = {"list_id": list_id}
-        args |= _publication(
+        changes = 0
+        for part in _one_transaction(_publication(
             list_id, head, bits, key or signer, verification_method, formats=formats,
             cryptosuite=cryptosuite, iat=iat, ttl=ttl,
-        )  # fmt: skip
-        return int(self._send(signer, "publish_status_credential", args, gas_limit))
+        )):  # fmt: skip
+            if part:
+                args = {"list_id": list_id, **part}
+                changes = int(self._send(signer, "publish_status_credential", args, gas_limit))
+        return changes
 
     def published(self, list_id: str) -> dict[str, Any]:
         """The list's published credential (``credential``, a dict), the change it shows,
@@ -254,14 +280,20 @@ class AsyncStatusLists:
         gas_limit: int = STATUS_GAS_LIMIT,
     ) -> int:
         args: dict[str, Any] = {"list_id": list_id, "set": list(set), "clear": list(clear)}
+        later: dict[str, Any] = {}
         if publish is not None:
             head, bits = await self._list(list_id)
-            args |= _publication(
+            now, later = _one_transaction(_publication(
                 list_id, head, bits, key or signer, publish, formats=formats,
                 cryptosuite=cryptosuite, iat=iat, ttl=ttl, to_set=args["set"],
                 to_clear=args["clear"],
-            )  # fmt: skip
-        return int(await self._send(signer, "set_status", args, gas_limit))
+            ))  # fmt: skip
+            args |= now
+        seq = int(await self._send(signer, "set_status", args, gas_limit))
+        if publish is not None and later:
+            await self.publish(signer, list_id, publish, key=key, formats=list(later),
+                               iat=iat, ttl=ttl, gas_limit=gas_limit)  # fmt: skip
+        return seq
 
     async def publish(
         self,
@@ -277,12 +309,16 @@ class AsyncStatusLists:
         gas_limit: int = STATUS_GAS_LIMIT,
     ) -> int:
         head, bits = await self._list(list_id)
-        args = {"list_id": list_id}
-        args |= _publication(
+        changes = 0
+        for part in _one_transaction(_publication(
             list_id, head, bits, key or signer, verification_method, formats=formats,
             cryptosuite=cryptosuite, iat=iat, ttl=ttl,
-        )  # fmt: skip
-        return int(await self._send(signer, "publish_status_credential", args, gas_limit))
+        )):  # fmt: skip
+            if part:
+                args = {"list_id": list_id, **part}
+                sent = await self._send(signer, "publish_status_credential", args, gas_limit)
+                changes = int(sent)
+        return changes
 
     async def published(self, list_id: str) -> dict[str, Any]:
         answer = await self._client.query(NAME, "status_credential", list_id=list_id)
