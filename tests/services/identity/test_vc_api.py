@@ -514,6 +514,34 @@ def test_a_dense_lists_two_forms_follow_its_change_in_two_transactions(world: Wo
         assert sampled == sum(i % 97 == 0 for i in entries)  # and nothing else is set
 
 
+def test_a_web_app_of_another_origin_reads_a_did_and_a_status_list(world: World) -> None:
+    """A wallet or verifier web app served from its own origin fetches an issuer's DID and a
+    list's Status List Token from a node, in a real Chromium: the node's answers allow any
+    origin (without that header the browser hides them from the page). The app's origin here
+    is the node under another host name (localhost against 127.0.0.1): another origin,
+    which Chromium's local-network rules do not mix in."""
+    with Client(world.node.url) as c:
+        list_id = c.identity.status_lists.register(world.issuer, world.did, "cors")
+        c.identity.status_lists.publish(world.issuer, list_id, f"{world.did}#key-1")
+    base = world.node.url + "/1.0/identifiers/"
+    app = world.node.url.replace("127.0.0.1", "localhost") + "/v1/status"
+    script = """async ([did, list]) => {
+        const doc = await (await fetch(did)).json();
+        const accept = {headers: {Accept: 'application/statuslist+jwt'}};
+        const token = await (await fetch(list, accept)).text();
+        let refused = 'no';
+        try { await fetch(did.replace('/1.0/identifiers/', '/v1/status')); }
+        catch (e) { refused = e.name; }
+        return [location.origin, doc.didDocument.id, token.split('.').length, refused];
+    }"""
+    with browser.page() as page:
+        page.goto(app)
+        got = page.evaluate(script, [base + world.did, base + list_id])
+    origin, did, parts, refused = got
+    assert origin.startswith("http://localhost:") and (did, parts) == (world.did, 3), got
+    assert refused == "TypeError", got  # a route that allows no other origin stays closed
+
+
 def test_the_async_client_registers_changes_and_publishes_a_list(world: World) -> None:
     """``AsyncClient.identity.status_lists``: the same calls, awaited."""
     import asyncio

@@ -22,6 +22,7 @@ from citychain.services.identity.router._resolution import (
     DID_LD_JSON,
     RESOLUTION,
     VC_MEDIA,
+    Answer,
     Resolver,
 )
 from citychain.services.identity.router._vcapi import Verifier
@@ -79,10 +80,20 @@ async def _resolve(request: Request, did: str) -> Response:
     # Most resolutions carry no options: parsing an empty query string into Starlette's
     # QueryParams was ~9 % of the node's time for a resolution answered from its cache.
     options = dict(request.query_params) if request.scope.get("query_string") else {}
-    answer = await resolver.resolve(did, options, request.headers.get("accept"))
+    return _render(await resolver.resolve(did, options, request.headers.get("accept")))
+
+
+#: Resolutions and status lists are public and read-only: any web page may read them (a
+#: wallet or verifier app served from its own origin; the Token Status List draft §8.1 asks
+#: for CORS). A GET with these requests' headers needs no preflight, and no credentials are
+#: sent or honoured, so allowing every origin exposes nothing a plain GET does not.
+_ANY_ORIGIN = {"Access-Control-Allow-Origin": "*"}
+
+
+def _render(answer: Answer) -> Response:
     if isinstance(answer.body, bytes):
-        return Response(answer.body, answer.status, media_type=answer.content_type)
-    return JSONResponse(answer.body, answer.status, media_type=answer.content_type)
+        return Response(answer.body, answer.status, _ANY_ORIGIN, answer.content_type)
+    return JSONResponse(answer.body, answer.status, _ANY_ORIGIN, answer.content_type)
 
 
 @router.get(
@@ -117,8 +128,7 @@ hot_routes = (HotRoute("/1.0/identifiers/", _resolve),)
 
 @router.get("/1.0/identifiers/", include_in_schema=False)
 async def resolve_nothing(request: Request, resolver: ResolverDep) -> Response:
-    answer = await resolver.resolve("", {}, request.headers.get("accept"))
-    return JSONResponse(answer.body, answer.status, media_type=answer.content_type)
+    return _render(await resolver.resolve("", {}, request.headers.get("accept")))
 
 
 # -- the W3C VC-API verifier endpoints (see ._vcapi for the checks and their statuses) -------
