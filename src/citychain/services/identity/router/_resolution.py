@@ -142,10 +142,12 @@ _DID_OFFERS = {
 }
 
 
+_DID_OFFERED = f"this resolver offers {RESOLUTION}, {DID_LD_JSON} and {DID_JSON}"
+
+
 def representation(accept: str | None) -> str:
     """The content type to answer a DID's resolution with, for an ``Accept`` header."""
-    offered = f"this resolver offers {RESOLUTION}, {DID_LD_JSON} and {DID_JSON}"
-    return _negotiate(accept, _DID_OFFERS, RESOLUTION, offered)
+    return _negotiate(accept, _DID_OFFERS, RESOLUTION, _DID_OFFERED)
 
 
 #: A status list's published forms, by media type.
@@ -156,10 +158,12 @@ _LIST_OFFERS = {
 }
 
 
+_LIST_OFFERED = f"a status list is offered as {VC_MEDIA} and {STATUS_LIST_JWT_MEDIA}"
+
+
 def _list_representation(accept: str | None) -> str:
     """The form of a status list to answer with, for an ``Accept`` header."""
-    offered = f"a status list is offered as {VC_MEDIA} and {STATUS_LIST_JWT_MEDIA}"
-    return _negotiate(accept, _LIST_OFFERS, VC_MEDIA, offered)
+    return _negotiate(accept, _LIST_OFFERS, VC_MEDIA, _LIST_OFFERED)
 
 
 def _options(options: dict[str, str]) -> dict[str, Any]:
