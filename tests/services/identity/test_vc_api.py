@@ -740,6 +740,56 @@ def test_no_single_byte_of_a_bundle_changes_unnoticed(
         assert err.value.code in REFUSALS, (pos, err.value)
 
 
+@pytest.fixture(scope="module")
+def sd_jwt_bundled(world: World) -> tuple[bytes, bytes, str]:
+    """(a citizen's SD-JWT VC's bundle file, a revoked one's, the SD-JWT showing one claim)."""
+    from citychain.services.identity.sdk import disclosures, sd_jwt_status
+
+    holder = Signer(ED25519, b"\x5f" * 32)
+    good = world.sd_jwt(holder, sd_jwt_status(world.revocation, 23))
+    revoked = world.sd_jwt(holder, sd_jwt_status(world.revocation, 7))
+    # The citizen keeps only the disclosure of legalName: the capital stays hidden.
+    jwt = good.split("~")[0]
+    kept = [d.encoded for d in disclosures(good) if d.name == "legalName"]
+    shown = "~".join([jwt, *kept]) + "~"
+    with Client(world.node.url) as c:
+        files = [bundle_bytes(make_bundle(c, vc)) for vc in (shown, revoked)]
+    return files[0], files[1], shown
+
+
+def test_an_sd_jwt_vc_bundle_verifies_with_no_network(
+    world: World, sd_jwt_bundled: tuple[bytes, bytes, str], no_network: None
+) -> None:
+    """A citizen's SD-JWT VC, bundled with only the disclosure they will show, is checked
+    offline years later like a licence: issuer, trust, status at the bundle's height; a
+    revoked one is refused; the hidden claim is nowhere in the file; a presentation (with a
+    key binding) is not bundled."""
+    from citychain.services.identity.sdk import present_sd_jwt
+
+    data, revoked, shown = sd_jwt_bundled
+    genesis = Genesis.load(world.node.home / "config" / "genesis.json")
+    verdict = offline(data, genesis)
+    assert (verdict.issuer_name, verdict.credential_type) == (BUREAU, TYPE)
+    assert b"registeredCapital" not in data and b"legalName" not in data  # a digest, a b64 text
+    assert json.loads(data)["credential"] == shown
+    with pytest.raises(InvalidInput) as err:
+        offline(revoked, genesis)
+    assert err.value.code == ErrorCode.CREDENTIAL_REVOKED
+    rng = random.Random(20261205)
+    step = -(-len(data) // 1500)
+    for pos in range(rng.randrange(step), len(data), step):
+        changed = bytearray(data)
+        changed[pos] = rng.choice([b for b in range(32, 127) if b != data[pos]])
+        with pytest.raises(CitychainError) as bent:
+            offline(bytes(changed), genesis)
+        assert bent.value.code in {*REFUSALS, ErrorCode.DISCLOSURE_INVALID}, (pos, bent.value)
+    holder = Signer(ED25519, b"\x5f" * 32)
+    presented = present_sd_jwt(shown, [], holder=holder, nonce="n", aud="a", iat=1_780_000_000)
+    with pytest.raises(InvalidInput, match="without a Key Binding JWT") as kb:
+        make_bundle(None, presented, suite=ED25519)  # type: ignore[arg-type]  # no call made
+    assert kb.value.code == ErrorCode.INVALID_CREDENTIAL
+
+
 def test_vc_bundle_and_vc_verify_offline_from_the_command_line(
     world: World, tmp_path: Path
 ) -> None:
@@ -759,7 +809,17 @@ def test_vc_bundle_and_vc_verify_offline_from_the_command_line(
     r = cli("vc", "verify", "--offline", str(tmp_path / "bent.b"), "--genesis", genesis)
     assert r.returncode != 0 and "tampered" in r.stderr
     r = cli("vc", "verify", str(tmp_path / "good.b"), "--node", world.node.url)
-    assert r.returncode != 0 and "offline proof bundle: add --offline" in r.stderr
+    assert r.returncode != 0 and "offline proof bundle, not a credential: add --offline" in r.stderr
+    # A citizen's SD-JWT VC (its text), bundled and checked the same way.
+    from citychain.services.identity.sdk import sd_jwt_status
+
+    sd_jwt = world.sd_jwt(Signer(ED25519, b"\x60" * 32), sd_jwt_status(world.revocation, 33))
+    (tmp_path / "citizen.sd-jwt").write_text(sd_jwt + "\n")
+    r = cli("vc", "bundle", str(tmp_path / "citizen.sd-jwt"), "-o", str(tmp_path / "sd.b"),
+            "--node", world.node.url)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    r = cli("vc", "verify", "--offline", str(tmp_path / "sd.b"), "--genesis", genesis)
+    assert r.returncode == 0 and f"issued by {BUREAU}" in r.stdout, r.stderr
 
 
 # -- the issuer's and the holder's own services (citychain vc serve, citychain wallet ...) -----

@@ -279,17 +279,22 @@ def _read_json(path: Path, what: str) -> Any:
         raise bad(f"{what} {path} is not JSON: {exc}") from None
 
 
-def _verify_online(path: Path, node: str, as_json: bool) -> None:
+def _read_credential(path: Path) -> Any:
+    """A credential file: a VC's JSON, or an SD-JWT's text."""
     try:
         text = path.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
         raise bad(f"cannot read {path}: {exc}") from None
-    if text.startswith("{"):
-        credential: Any = _read_json(path, "credential")
-        if isinstance(credential, dict) and "proofs" in credential and "light" in credential:
-            raise bad(f"{path} is an offline proof bundle: add --offline")
-    else:
-        credential = text
+    if not text.startswith("{"):
+        return text
+    credential = _read_json(path, "credential")
+    if isinstance(credential, dict) and "proofs" in credential and "light" in credential:
+        raise bad(f"{path} is an offline proof bundle, not a credential: add --offline to check it")
+    return credential
+
+
+def _verify_online(path: Path, node: str, as_json: bool) -> None:
+    credential = _read_credential(path)
     with make_client(node) as client:
         answer = Identity(client).verify_online(credential)
     if as_json:
@@ -304,7 +309,13 @@ def _verify_online(path: Path, node: str, as_json: bool) -> None:
 @vc_app.command("bundle")
 @handles_errors
 def vc_bundle(
-    credential: Annotated[Path, typer.Argument(help="The credential (JSON), as issued.")],
+    credential: Annotated[
+        Path,
+        typer.Argument(
+            help="The credential as issued: a VC (JSON) or an SD-JWT VC (its text, with the "
+            "disclosures to keep, no key binding)."
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the bundle.")],
     node: NodeOpt = DEFAULT_NODE,
     genesis: GenesisOpt = None,
@@ -313,9 +324,9 @@ def vc_bundle(
     """Write the offline proof bundle of CREDENTIAL: it with the chain's proven records that
     vouch for it, the signed header and what a light client anchored at genesis needs to
     reach it, checkable later with no network."""
-    vc = _read_json(credential, "credential")
-    if not isinstance(vc, dict):
-        raise bad(f"credential {credential} is not a JSON object")
+    vc = _read_credential(credential)
+    if not isinstance(vc, (dict, str)):
+        raise bad(f"credential {credential} is not a JSON object or an SD-JWT")
     trust = trust_from(genesis, home)
     with make_client(node, trust) as client:
         # the genesis's suite (an SM2 chain's ID with it), else the one the node's status names

@@ -10,7 +10,8 @@ credential and the validator set that signed that height::
     {"version": "citychain-offline-proof-bundle/1", "chainId", "height",
      "cryptoSuite": "sm2-sm3",             the chain's crypto suite; absent on an ed25519
                                            chain (so such a bundle is the bytes it always was)
-     "credential": {...},                  the credential as issued
+     "credential": {...} | "<SD-JWT>",     the credential as issued: a VC 2.0 credential, or
+                                           an SD-JWT VC with the disclosures its holder keeps
      "validators": [...],                  the set that signed the header (its hash is in it)
      "light": [...],                       what a light client needs to reach that set from
                                            the trusted one: sets and signed headers
@@ -18,9 +19,16 @@ credential and the validator set that signed that height::
 
 The proofs are, in order: the issuer's DID head and the document's latest version (the
 document is rebuilt from the record with the contract's own codec), the trusted-issuer entry
-for the credential's type (with the issuer's name), and for each Bitstring Status List entry
-of the credential the list's head (its purpose) and the 1 KiB chunk holding its bit (proven
-absent when no bit of it is set).
+for the credential's type (an SD-JWT VC's ``vct``; with the issuer's name), and for each
+status entry of the credential (a ``BitstringStatusListEntry``, or an SD-JWT VC's ``status``
+claim) the list's head (its purpose) and the 1 KiB chunk holding its bit (proven absent when
+no bit of it is set).
+
+An SD-JWT VC is bundled without a Key Binding JWT: the bundle proves the credential (its
+issuer's signature, the disclosures it holds, trust and status at the bundle's height), not
+a presentation, whose freshness (nonce, audience) is a live verifier's question. A citizen
+bundles the credential with every disclosure, or only those they will show: the undisclosed
+claims stay hidden in the file too.
 
 :func:`verify_bundle` needs, besides the file, only what a light client needs: the chain id,
 the validator set the verifier trusts (from genesis, or a later set checked out of band) and
@@ -71,6 +79,7 @@ from citychain.sdk import _parse
 from citychain.sdk._light import Answer, Fetch, LightBlock, LightClient, drive
 from citychain.sdk._verify import verify_state
 from citychain.services.identity.sdk._di import canonicalize_jcs
+from citychain.services.identity.sdk._sdjwt import _json_of, verify_sd_jwt
 from citychain.services.identity.sdk._status import status_entries
 from citychain.services.identity.sdk._vc import verify_credential
 from citychain.services.identity.shapes import (
@@ -130,9 +139,40 @@ def _bad_proof(message: str) -> ProofError:
     return ProofError(message, ErrorCode.BAD_PROOF)
 
 
-def _issuer(credential: Mapping[str, Any]) -> str:
-    issuer = credential.get("issuer")
-    did = issuer.get("id") if isinstance(issuer, Mapping) else issuer
+Credential = Mapping[str, Any] | str
+
+
+def _sd_jwt_claims(sd_jwt: str) -> dict[str, Any]:
+    """The issuer-signed claims of an SD-JWT in a bundle (not verified: :func:`_judge` does)."""
+    if "~" not in sd_jwt:
+        raise InvalidInput(
+            "a credential is a JSON object or an SD-JWT (<jwt>~<disclosure>~...~)",
+            ErrorCode.INVALID_CREDENTIAL,
+        )
+    if not sd_jwt.endswith("~"):
+        raise InvalidInput(
+            "an SD-JWT is bundled as issued (with the disclosures its holder keeps), without a "
+            "Key Binding JWT: a bundle proves the credential, not a presentation",
+            ErrorCode.INVALID_CREDENTIAL,
+        )
+    try:
+        claims = _json_of(sd_jwt.split("~", 1)[0].split(".")[1])
+    except (IndexError, ValueError) as exc:
+        raise InvalidInput(
+            f"not an SD-JWT (its issuer-signed JWT does not decode: {exc})",
+            ErrorCode.INVALID_CREDENTIAL,
+        ) from None
+    if not isinstance(claims, dict):
+        raise InvalidInput("not an SD-JWT: its claims are no object", ErrorCode.INVALID_CREDENTIAL)
+    return claims
+
+
+def _issuer(credential: Credential) -> str:
+    if isinstance(credential, str):
+        did: Any = _sd_jwt_claims(credential).get("iss")
+    else:
+        issuer = credential.get("issuer")
+        did = issuer.get("id") if isinstance(issuer, Mapping) else issuer
     if not isinstance(did, str) or not did.startswith("did:citychain:"):
         raise InvalidInput(
             "an offline bundle proves credentials whose issuer is a did:citychain",
@@ -141,13 +181,16 @@ def _issuer(credential: Mapping[str, Any]) -> str:
     return did
 
 
-def _types(credential: Mapping[str, Any]) -> list[str]:
+def _types(credential: Credential) -> list[str]:
+    if isinstance(credential, str):
+        vct = _sd_jwt_claims(credential).get("vct")
+        return [vct] if isinstance(vct, str) else []
     raw = credential.get("type")
     types = raw if isinstance(raw, list) else [raw]
     return [t for t in types if isinstance(t, str) and t != "VerifiableCredential"]
 
 
-def _status_entries(credential: Mapping[str, Any]) -> list[tuple[str, int]]:
+def _status_entries(credential: Credential) -> list[tuple[str, int]]:
     out = []
     for list_id, index, _ in status_entries(credential):
         split_status_list_id(list_id)  # a list of this chain, or bad_arguments
@@ -164,7 +207,7 @@ def _status_keys(entries: Sequence[tuple[str, int]]) -> list[bytes]:
 
 def make_bundle(
     node: _Node,
-    credential: Mapping[str, Any],
+    credential: Credential,
     *,
     trust: ValidatorSet | None = None,
     suite: CryptoSuite | None = None,
@@ -217,7 +260,7 @@ def make_bundle(
         "chainId": chain_id,
         "height": height,
         **({} if suite.name == ED25519.name else {"cryptoSuite": suite.name}),
-        "credential": dict(credential),
+        "credential": credential if isinstance(credential, str) else dict(credential),
         "validators": signers.to_json(),
         "light": light,
         "proofs": [p.to_json() for p in proofs],
@@ -275,7 +318,7 @@ def verify_bundle(
     if b["chainId"] != chain_id:
         raise _bad_proof(f"the bundle is for chain {str(b['chainId'])[:60]!r}, not {chain_id!r}")
     height, credential, raw_proofs = b["height"], b["credential"], b["proofs"]
-    if type(height) is not int or not isinstance(credential, dict):
+    if type(height) is not int or not isinstance(credential, (dict, str)):
         raise _tampered("the bundle's height or credential is malformed")
     if not isinstance(raw_proofs, list) or not 2 <= len(raw_proofs) <= MAX_PROOFS:
         raise _tampered(f"a bundle carries 2 to {MAX_PROOFS} proofs")
@@ -394,7 +437,7 @@ def _follow(
 
 
 def _judge(
-    credential: dict[str, Any],
+    credential: dict[str, Any] | str,
     proven: dict[bytes, bytes | None],
     height: int,
     time: int,
@@ -421,7 +464,17 @@ def _judge(
             return document
         return did_key_document(did)
 
-    verify_credential(credential, now=now, resolver=resolve)
+    if isinstance(credential, str):
+        verify_sd_jwt(
+            credential,
+            now=int(now.timestamp()),
+            nonce=None,
+            aud=None,
+            resolver=resolve,
+            require_key_binding=False,
+        )
+    else:
+        verify_credential(credential, now=now, resolver=resolve)
 
     trusted = [t for t in _types(credential) if proven.get(issuer_key(issuer, t)) is not None]
     if not trusted:
