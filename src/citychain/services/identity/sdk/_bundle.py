@@ -79,7 +79,7 @@ from citychain.sdk import _parse
 from citychain.sdk._light import Answer, Fetch, LightBlock, LightClient, drive
 from citychain.sdk._verify import verify_state
 from citychain.services.identity.sdk._di import canonicalize_jcs
-from citychain.services.identity.sdk._sdjwt import _json_of, verify_sd_jwt
+from citychain.services.identity.sdk._sdjwt import _parse_jwt, _split, verify_sd_jwt
 from citychain.services.identity.sdk._status import status_entries
 from citychain.services.identity.sdk._vc import verify_credential
 from citychain.services.identity.shapes import (
@@ -144,27 +144,14 @@ Credential = Mapping[str, Any] | str
 
 def _sd_jwt_claims(sd_jwt: str) -> dict[str, Any]:
     """The issuer-signed claims of an SD-JWT in a bundle (not verified: :func:`_judge` does)."""
-    if "~" not in sd_jwt:
-        raise InvalidInput(
-            "a credential is a JSON object or an SD-JWT (<jwt>~<disclosure>~...~)",
-            ErrorCode.INVALID_CREDENTIAL,
-        )
-    if not sd_jwt.endswith("~"):
+    jwt, _, key_binding = _split(sd_jwt)
+    if key_binding is not None:
         raise InvalidInput(
             "an SD-JWT is bundled as issued (with the disclosures its holder keeps), without a "
             "Key Binding JWT: a bundle proves the credential, not a presentation",
             ErrorCode.INVALID_CREDENTIAL,
         )
-    try:
-        claims = _json_of(sd_jwt.split("~", 1)[0].split(".")[1])
-    except (IndexError, ValueError) as exc:
-        raise InvalidInput(
-            f"not an SD-JWT (its issuer-signed JWT does not decode: {exc})",
-            ErrorCode.INVALID_CREDENTIAL,
-        ) from None
-    if not isinstance(claims, dict):
-        raise InvalidInput("not an SD-JWT: its claims are no object", ErrorCode.INVALID_CREDENTIAL)
-    return claims
+    return _parse_jwt(jwt, "the issuer-signed JWT", ErrorCode.INVALID_CREDENTIAL)[1]
 
 
 def _issuer(credential: Credential) -> str:

@@ -151,17 +151,12 @@ def status_entries(credential: Any) -> list[tuple[str, int, str | None]]:
     claim (purpose None: its list's own). ``invalid_credential`` for an entry that names no
     list or no purpose, or whose index is not a decimal number of at most 12 ASCII digits.
     What verifiers check and issuers revoke by: the one reading of status entries."""
-    from citychain.services.identity.sdk._sdjwt import _json_of, check_sd_jwt_status
+    from citychain.services.identity.sdk._sdjwt import _parse_jwt, _split, check_sd_jwt_status
 
     if isinstance(credential, str):
-        try:
-            payload = _json_of(credential.split("~", 1)[0].split(".")[1])
-        except (IndexError, ValueError) as exc:
-            raise InvalidInput(
-                f"not an SD-JWT (its issuer-signed JWT does not decode: {exc})",
-                ErrorCode.INVALID_CREDENTIAL,
-            ) from None
-        if not isinstance(payload, dict) or "status" not in payload:
+        jwt = _split(credential)[0]
+        payload = _parse_jwt(jwt, "the issuer-signed JWT", ErrorCode.INVALID_CREDENTIAL)[1]
+        if "status" not in payload:
             return []
         list_id, index = check_sd_jwt_status(payload["status"])
         return [(list_id, index, None)]
