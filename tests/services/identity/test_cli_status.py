@@ -141,8 +141,20 @@ def test_a_clerk_suspends_reinstates_and_revokes_from_the_command_line(
     )  # fmt: skip
     (tmp_path / "licence.sd-jwt").write_text(sd_jwt)
     assert verdict(node, sd_jwt) == "valid"
-    ok(node, "vc", "revoke", str(tmp_path / "licence.sd-jwt"), "--key", "alice")
-    assert verdict(node, sd_jwt) == "credential_revoked" and bit(node, rev, 6)
+    # Published as the token only, cached for a minute: what SD-JWT verifiers read.
+    ok(node, "vc", "revoke", str(tmp_path / "licence.sd-jwt"), "--key", "alice",
+       "--form", "token", "--ttl", "60")  # fmt: skip
+    assert verdict(node, sd_jwt) == "credential_revoked"
+    r = httpx.get(f"{node.url}/1.0/identifiers/{rev}", timeout=30,
+                  headers={"Accept": "application/statuslist+jwt"})  # fmt: skip
+    claims = json.loads(base64.urlsafe_b64decode(r.text.split(".")[1] + "=="))
+    assert claims["ttl"] == 60
+    shown = json.loads(ok(node, "vc", "status", "show", rev, "--json"))
+    assert (shown["token_current"], shown["published_current"]) == (True, False)
+    code, _, err = run(node, "vc", "status", "publish", rev, "--key", "alice", "--form", "pdf")
+    assert code == 1 and "error [bad_arguments]" in err and "'pdf'" in err
+    ok(node, "vc", "status", "publish", rev, "--key", "alice", "--form", "credential")
+    assert bit(node, rev, 6)
 
     # SD-JWTs issued from the command line: two citizens' licences, all or nothing, each
     # bound to its holder's did:key and given its own entry of the revocation list.

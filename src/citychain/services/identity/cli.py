@@ -46,6 +46,8 @@ from citychain.services.identity.sdk import (
 from citychain.services.identity.sdk._bundle import bundle_bytes, make_bundle, verify_bundle
 from citychain.services.identity.sdk._di import xsd_datetime as xsd_datetime_parse
 from citychain.services.identity.sdk._dids import DID_GAS_LIMIT, Dids
+from citychain.services.identity.sdk._lists import FORMATS
+from citychain.services.identity.sdk._tokens import DEFAULT_TOKEN_TTL
 from citychain.services.identity.shapes import (
     DID_CONTEXT,
     NAME,
@@ -632,6 +634,25 @@ NoPublishOpt = Annotated[
 ]
 
 
+FormOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--form",
+        help="What to publish: 'credential' (the BitstringStatusListCredential, for VC "
+        "verifiers) and/or 'token' (the IETF Status List Token, for SD-JWT VC verifiers); "
+        "repeat for both, the default.",
+    ),
+]
+TtlOpt = Annotated[
+    int,
+    typer.Option("--ttl", help="Seconds a verifier may cache the published token.", min=1),
+]
+
+
+def _forms(form: list[str] | None) -> tuple[str, ...]:
+    return tuple(form) if form else FORMATS
+
+
 @status_app.command("register")
 @handles_errors
 def status_register(
@@ -645,6 +666,8 @@ def status_register(
     size: Annotated[int, typer.Option("--size", help="Entries, from 131072.")] = 131_072,
     key_id: KeyIdOpt = "key-1",
     no_publish: NoPublishOpt = False,
+    form: FormOpt = None,
+    ttl: TtlOpt = DEFAULT_TOKEN_TTL,
     node: NodeOpt = DEFAULT_NODE,
     home: HomeOpt = None,
     passphrase_file: PassFileOpt = None,
@@ -656,7 +679,7 @@ def status_register(
         lists = Identity(client).status_lists
         list_id = lists.register(signer, did, name, purpose, size=size)
         if not no_publish:
-            lists.publish(signer, list_id, f"{did}#{key_id}")
+            lists.publish(signer, list_id, f"{did}#{key_id}", formats=_forms(form), ttl=ttl)
     if as_json:
         print_json({"list_id": list_id, "published": not no_publish})
         return
@@ -716,6 +739,8 @@ def status_publish(
     list_id: ListArg,
     key: KeyOpt,
     key_id: KeyIdOpt = "key-1",
+    form: FormOpt = None,
+    ttl: TtlOpt = DEFAULT_TOKEN_TTL,
     node: NodeOpt = DEFAULT_NODE,
     home: HomeOpt = None,
     passphrase_file: PassFileOpt = None,
@@ -724,7 +749,9 @@ def status_publish(
     signer = load_signer(key, home, passphrase_file=passphrase_file)
     issuer, _ = split_status_list_id(list_id)
     with make_client(node) as client:
-        changes = Identity(client).status_lists.publish(signer, list_id, f"{issuer}#{key_id}")
+        changes = Identity(client).status_lists.publish(
+            signer, list_id, f"{issuer}#{key_id}", formats=_forms(form), ttl=ttl
+        )
     console.print(f"published {list_id} at change {changes}")
 
 
@@ -735,17 +762,15 @@ def _change_status(
     key: str,
     key_id: str,
     no_publish: bool,
+    forms: tuple[str, ...],
+    ttl: int,
     node: str,
     home: Path | None,
     passphrase_file: Path | None,
 ) -> None:
     """Set (or clear) the entry of ``credential`` in its ``want`` list (revocation or
-    suspension), publishing the list after the change unless ``no_publish``."""
-    try:
-        text = credential.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise bad(f"cannot read {credential}: {exc}") from None
-    vc: Any = _read_json(credential, "credential") if text.startswith("{") else text
+    suspension), publishing the list after the change in ``forms`` unless ``no_publish``."""
+    vc = _read_credential(credential)
     signer = load_signer(key, home, passphrase_file=passphrase_file)
     with make_client(node) as client:
         for list_id, index, purpose in status_entries(vc):
@@ -760,6 +785,8 @@ def _change_status(
                 set=[] if clear else [index],
                 clear=[index] if clear else [],
                 publish=None if no_publish else f"{issuer}#{key_id}",
+                formats=forms,
+                ttl=ttl,
             )
             done = "cleared" if clear else "set"
             console.print(
@@ -780,12 +807,14 @@ def _status_command(name: str, want: str, clear: bool, summary: str) -> None:
         key: KeyOpt,
         key_id: KeyIdOpt = "key-1",
         no_publish: NoPublishOpt = False,
+        form: FormOpt = None,
+        ttl: TtlOpt = DEFAULT_TOKEN_TTL,
         node: NodeOpt = DEFAULT_NODE,
         home: HomeOpt = None,
         passphrase_file: PassFileOpt = None,
     ) -> None:
-        _change_status(credential, want, clear, key, key_id, no_publish, node, home,
-                       passphrase_file)  # fmt: skip
+        _change_status(credential, want, clear, key, key_id, no_publish, _forms(form), ttl,
+                       node, home, passphrase_file)  # fmt: skip
 
     change.__name__ = f"vc_{name}"
 
