@@ -411,3 +411,20 @@ def test_a_published_status_list_token_is_refused_by_name(net: Net) -> None:
         ErrorCode.NOT_CONTROLLER,
         mk(BOB),
     )
+
+
+def test_a_default_sized_list_publishes_even_with_half_its_entries_set_at_random(net: Net) -> None:
+    """The refusal of a too-dense list says lists of 131,072 entries always fit: half their
+    entries set at random (gzip cannot shrink them) still publish, in either form, alone."""
+    import random
+
+    issuer = net.create(ALICE, document(ALICE))
+    sus = register(net, issuer, "busy", "suspension")
+    entries = sorted(random.Random(5).sample(range(SIZE), SIZE // 2))
+    for start in range(0, len(entries), 9_000):
+        ok(net.send(ALICE, "set_status", {"list_id": sus, "set": entries[start : start + 9_000]}))
+    credential, token = _slc(sus, net), _token(sus, net)
+    assert len(credential) > 20_000 and len(token) > 20_000  # incompressible
+    for args in ({"credential": credential}, {"token": token}):
+        ok(net.send(ALICE, "publish_status_credential", {"list_id": sus, **args}))
+    assert net.query("status_token", list_id=sus)["current"]

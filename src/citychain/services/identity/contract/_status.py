@@ -108,6 +108,15 @@ def _not_json_number(text: str) -> Any:
     raise ValueError(f"a number {text[:20]!r}: a status list credential holds none")
 
 
+#: Why a published form can be too large, and what to do. A list of 131,072 entries (the
+#: default) always fits: even with random bits its credential is ~22 KB and a suspension
+#: list's token ~26 KB.
+_TOO_DENSE = (
+    " (a list too dense to publish in one transaction is verified through the node's VC-API "
+    "instead; lists of 131,072 entries, the default, always fit)"
+)
+
+
 def _refused(why: str) -> InvalidInput:
     return InvalidInput(f"argument 'credential': {why}", ErrorCode.INVALID_CREDENTIAL)
 
@@ -119,8 +128,7 @@ def published_bits_hash(raw: Any, head: dict[str, Any]) -> bytes:
     if type(raw) is not bytes or not 0 < len(raw) <= MAX_STATUS_CREDENTIAL_BYTES:
         raise _refused(
             f"a status list credential is its JSON text, 1 to {MAX_STATUS_CREDENTIAL_BYTES} "
-            "bytes (a list too dense to publish in one transaction is verified through the "
-            "node's VC-API instead)"
+            f"bytes{_TOO_DENSE}"
         )
     try:
         vc = json.loads(raw.decode(), parse_float=_not_json_number, parse_constant=_not_json_number)
@@ -172,7 +180,7 @@ def published_token_bits_hash(raw: Any, head: dict[str, Any]) -> bytes:
     if not isinstance(raw, str) or not 0 < len(raw) <= MAX_STATUS_CREDENTIAL_BYTES:
         raise _token_refused(
             f"a Status List Token is its compact JWS text, 1 to {MAX_STATUS_CREDENTIAL_BYTES} "
-            "characters"
+            f"characters{_TOO_DENSE}"
         )
     try:
         header, claims, _, signature = jws_parts(raw, parse_float=_no_fraction)
