@@ -239,3 +239,25 @@ def test_a_token_is_refused_with_its_code() -> None:
     read = sdk.verify_status_list_token(token, uri=LIST, now=NOW, resolver=RESOLVER)
     with pytest.raises(InvalidInput, match="outside the status list"):
         read.status(SIZE)
+
+
+def test_a_token_signed_by_anyone_but_the_lists_issuer_speaks_for_nothing() -> None:
+    """A token for the bureau's list, signed by another DID with its own valid key, would
+    say VALID for a revoked credential: refused, whoever serves it."""
+    from vc_fixtures import DictResolver, did_document  # type: ignore[import-not-found]
+
+    other = "did:citychain:8pYzD2kqjT1nRsQ7oWd4Xb"
+    others = did_document(other, {"key-1": OTHER_KEY}, {"assertionMethod": ["key-1"]})
+    both = DictResolver(RESOLVER.docs[ISSUER], others)
+    forged = resigned(_token()[0], {"kid": f"{other}#key-1"}, {"iss": other}, OTHER_KEY)
+    with pytest.raises(InvalidInput, match="the list's issuer is") as err:
+        sdk.verify_status_list_token(forged, uri=LIST, now=NOW, resolver=both)
+    assert err.value.code is ErrorCode.WRONG_KEY
+    # A list at another URI names its issuer; the same rule holds.
+    uri = "https://registry.example/lists/7"
+    token = sdk.status_list_token(LIST, StatusList(SIZE), "revocation", ISSUER_KEY, KID, iat=NOW)
+    token = resigned(token, {}, {"sub": uri}, ISSUER_KEY)
+    read = sdk.verify_status_list_token(token, uri=uri, now=NOW, resolver=both, issuer=ISSUER)
+    assert read.status(3) == 0
+    with pytest.raises(InvalidInput, match="the list's issuer is"):
+        sdk.verify_status_list_token(token, uri=uri, now=NOW, resolver=both, issuer=other)

@@ -10,7 +10,8 @@ suspension list 2). The chain keeps it once its bits are the list's, and every n
 at ``GET /1.0/identifiers/<list id>`` with ``Accept: application/statuslist+jwt``.
 
 A verifier (:func:`verify_status_list_token`) follows the draft's validation rules (§8.3):
-the signature by a key the issuer's DID lists under ``assertionMethod`` (or ``issuer_key``),
+the signature by a key that the list's issuer (the credential's: a token signed by anyone
+else speaks for nothing) lists under ``assertionMethod`` (or ``issuer_key``),
 ``sub`` equal to the credential's ``uri``, ``exp`` not passed at ``now`` (given by the
 caller), a ``bits`` of 1, 2, 4 or 8, and an index inside the list. It refuses with the codes
 of the SDK's other verifiers: ``invalid_credential``, ``tampered``, ``wrong_key``,
@@ -23,10 +24,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from citychain.errors import ErrorCode, InvalidInput
+from citychain.errors import CitychainError, ErrorCode, InvalidInput
 from citychain.services.identity.sdk._di import Signer, _ed25519_ok
-from citychain.services.identity.sdk._methods import Resolver, dereference
-from citychain.services.identity.sdk._sdjwt import _parse_jwt, _sign_jwt
+from citychain.services.identity.sdk._methods import Resolver
+from citychain.services.identity.sdk._sdjwt import _parse_jwt, _sign_jwt, assertion_key
 from citychain.services.identity.sdk._status import StatusList
 from citychain.services.identity.shapes import MAX_STATUS_LIST_BITS, split_status_list_id
 from citychain.services.identity.shapes._token_status import (
@@ -99,6 +100,15 @@ class TokenStatusList:
         return TOKEN_STATUS_NAMES.get(value, f"0x{value:02x}")
 
 
+def _list_issuer(uri: str) -> str | None:
+    """The issuer a citychain status list id names (``<did>/status/<name>``); None for any
+    other URI, whose issuer the caller must name."""
+    try:
+        return split_status_list_id(uri)[0]
+    except CitychainError:
+        return None
+
+
 def _invalid(message: str) -> InvalidInput:
     return InvalidInput(message, ErrorCode.INVALID_CREDENTIAL)
 
@@ -110,9 +120,12 @@ def verify_status_list_token(
     now: int,
     resolver: Resolver | None = None,
     issuer_key: bytes | None = None,
+    issuer: str | None = None,
 ) -> TokenStatusList:
     """Verify a Status List Token fetched for a credential whose status names ``uri``, at
-    ``now`` (NumericDate seconds); see the module for the checks."""
+    ``now`` (NumericDate seconds); see the module for the checks. The token must be signed
+    by ``issuer`` (the credential's issuer; for a citychain list id, by default, the DID the
+    id begins with), with a key of its ``assertionMethod``; or by ``issuer_key``."""
     header, claims, signing_input, signature = _parse_jwt(
         token, "the Status List Token", ErrorCode.INVALID_CREDENTIAL
     )
@@ -121,14 +134,14 @@ def verify_status_list_token(
     if header.get("alg") != "EdDSA":
         raise _invalid(f"alg must be EdDSA (Ed25519), got {header.get('alg')!r}")
     if issuer_key is None:
-        method = dereference(header.get("kid"), resolver, "assertionMethod")
-        issuer = claims.get("iss")
-        if not isinstance(issuer, str) or method.controller != issuer:
+        list_issuer = issuer if issuer is not None else _list_issuer(uri)
+        if list_issuer is not None and claims.get("iss") != list_issuer:
             raise InvalidInput(
-                f"kid {method.id[:120]!r} is not a key of the token's issuer {str(issuer)[:80]!r}",
+                f"the token is issued by {str(claims.get('iss'))[:80]!r}, but the list's "
+                f"issuer is {list_issuer[:80]!r}: only it speaks for its credentials",
                 ErrorCode.WRONG_KEY,
             )
-        issuer_key = method.public_key
+        issuer_key = assertion_key(header, claims, resolver)
     if not _ed25519_ok(issuer_key, signing_input, signature):
         raise InvalidInput(
             "the Status List Token's signature does not verify: it was changed or another "
