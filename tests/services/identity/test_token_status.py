@@ -97,6 +97,10 @@ def test_a_value_a_suspension_list_cannot_hold_is_refused_by_entry() -> None:
         token_status_bitstring(array, "suspension")
     with pytest.raises(ValueError, match="entry 4 holds status 0x03"):
         token_status_bitstring(bytes([0, 0b11]), "suspension")
+    last = bytearray(2**18)
+    last[-1] = 0b0100_0000  # the last of 2^20 entries: found without a walk over the others
+    with pytest.raises(ValueError, match="entry 1048575 holds status 0x01"):
+        token_status_bitstring(bytes(last), "suspension")
 
 
 @settings(max_examples=200, deadline=None)

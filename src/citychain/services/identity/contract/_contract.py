@@ -449,6 +449,9 @@ class Identity(Contract):
     def _check_publish(self, ctx: Context, args: dict[str, Any]) -> tuple[str, _Publication, int]:
         only_args(args, "list_id", "credential", "token")
         list_id, head = self._list(ctx, args)
+        # The signer first: only a controller of the issuer makes the node inflate and
+        # convert what it sends.
+        self._controlled_issuer(ctx, head["issuer"])
         published = _Publication.of(args, head)
         if published is None:
             raise bad("give the list's signed 'credential', its 'token', or both")
@@ -459,7 +462,6 @@ class Identity(Contract):
                 f"argument '{wrong}': its {_LIST_FIELD[wrong]} is not the bits {list_id} has "
                 f"now (after change {head['changes']})",
             )
-        self._controlled_issuer(ctx, head["issuer"])
         return list_id, published, int(head["changes"])
 
     @method(check=_check_publish)

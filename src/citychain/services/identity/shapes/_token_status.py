@@ -90,9 +90,13 @@ def token_status_bitstring(array: bytes, purpose: str) -> bytes:
         return array.translate(_REVERSE)
     if len(array) % 2:
         raise ValueError("not whole bytes of entries (a 2-bit array of 8-entry chain bytes)")
-    if 1 in array.translate(_NOT_SUSPENSION):
-        values = (token_status_value(array, 2, i) for i in range(len(array) * 4))
-        first, value = next((i, v) for i, v in enumerate(values) if v not in (0, 2))
+    bad_byte = array.translate(_NOT_SUSPENSION).find(1)  # C speed: the chain runs this
+    if bad_byte >= 0:
+        first, value = next(
+            (i, v)
+            for i in range(bad_byte * 4, bad_byte * 4 + 4)
+            if (v := token_status_value(array, 2, i)) not in (0, 2)
+        )
         raise ValueError(
             f"not a suspension list's: entry {first} holds status 0x{value:02x} "
             f"({TOKEN_STATUS_NAMES.get(value, 'application-specific')}): a suspension list's "
