@@ -18,8 +18,8 @@ The credential is JSON text in the transaction (compact, UTF-8) and the token it
 JWS: the chain never re-encodes either, so what a verifier fetches is what the issuer signed.
 The token's ``iat`` is the issuer's clock (this side is no state machine), or ``iat=``.
 
-The blocking and the async classes share everything but their I/O: :func:`_publication`
-builds what a transaction publishes from the list's head and bits.
+The blocking and the async classes share everything but their I/O: :func:`_publications`
+builds what each transaction publishes from the list's head and bits.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from citychain.crypto import Signer
@@ -61,11 +62,9 @@ def _signed_list(
     to_clear: Iterable[int] = (),
 ) -> bytes:
     """The list's status list credential with ``bits`` changed as given, signed: JSON bytes."""
-    status = _changed(head, bits, to_set, to_clear)
-    issuer, _ = split_status_list_id(list_id)
-    unsigned = status_list_credential(list_id, issuer, status, str(head["purpose"]))
-    signed = issue_credential(unsigned, key, verification_method, cryptosuite=cryptosuite)
-    return json.dumps(signed, separators=(",", ":"), ensure_ascii=False).encode()
+    how = _Signing(key, verification_method, ("credential",), cryptosuite, None, None)
+    raw: bytes = _publications(list_id, head, bits, how, to_set, to_clear)[0]["credential"]
+    return raw
 
 
 def _changed(
@@ -79,50 +78,55 @@ def _changed(
     return status
 
 
-def _publication(
+@dataclass(frozen=True, slots=True)
+class _Signing:
+    """How the issuer signs what a transaction publishes."""
+
+    key: Signer
+    verification_method: str
+    formats: Collection[str]
+    cryptosuite: str
+    iat: int | None
+    ttl: int | None
+
+
+def _publications(
     list_id: str,
     head: Mapping[str, Any],
     bits: bytes,
-    key: Signer,
-    verification_method: str,
-    *,
-    formats: Collection[str],
-    cryptosuite: str,
-    iat: int | None,
-    ttl: int | None,
+    how: _Signing,
     to_set: Iterable[int] = (),
     to_clear: Iterable[int] = (),
-) -> dict[str, Any]:
-    """The ``credential`` and/or ``token`` arguments publishing the list after the change."""
+) -> list[dict[str, Any]]:
+    """The ``credential`` and/or ``token`` arguments publishing the list after the change,
+    one dict a transaction: both forms together past ``MAX_STATUS_CREDENTIAL_BYTES`` (a dense
+    list) would not fit one transaction, so the token follows in a second. Until it does,
+    the node answers that the token is stale, never a stale list."""
+    formats = how.formats
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown or not formats:
         raise InvalidInput(
             f"publish as {', '.join(FORMATS)} or both, not {unknown or 'nothing'}",
             ErrorCode.BAD_ARGUMENTS,
         )
-    to_set, to_clear = list(to_set), list(to_clear)
-    args: dict[str, Any] = {}
+    status = _changed(head, bits, to_set, to_clear)
+    issuer, _ = split_status_list_id(list_id)
+    purpose = str(head["purpose"])
+    out: dict[str, Any] = {}
     if "credential" in formats:
-        args["credential"] = _signed_list(
-            list_id, head, bits, key, verification_method, cryptosuite, to_set, to_clear
+        unsigned = status_list_credential(list_id, issuer, status, purpose)
+        signed = issue_credential(
+            unsigned, how.key, how.verification_method, cryptosuite=how.cryptosuite
         )
+        out["credential"] = json.dumps(signed, separators=(",", ":"), ensure_ascii=False).encode()
     if "token" in formats:
-        status = _changed(head, bits, to_set, to_clear)
-        args["token"] = status_list_token(
-            list_id, status, str(head["purpose"]), key, verification_method,
-            iat=int(time.time()) if iat is None else iat, ttl=ttl,
-        )  # fmt: skip
-    return args
-
-
-def _one_transaction(published: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """What of ``published`` goes in the first transaction, and what follows in a second:
-    both forms together past ``MAX_STATUS_CREDENTIAL_BYTES`` (a dense list) would not fit
-    one transaction, so the token follows. Until it does, the node answers that the token is
-    stale, never a stale list."""
-    if len(published) < 2 or sum(map(len, published.values())) <= MAX_STATUS_CREDENTIAL_BYTES:
-        return published, {}
-    return {"credential": published["credential"]}, {"token": published["token"]}
+        iat = int(time.time()) if how.iat is None else how.iat
+        out["token"] = status_list_token(
+            list_id, status, purpose, how.key, how.verification_method, iat=iat, ttl=how.ttl
+        )
+    if len(out) < 2 or sum(map(len, out.values())) <= MAX_STATUS_CREDENTIAL_BYTES:
+        return [out]
+    return [{"credential": out["credential"]}, {"token": out["token"]}]
 
 
 def _published(answer: Mapping[str, Any]) -> dict[str, Any]:
@@ -180,19 +184,13 @@ class StatusLists:
         list credential (``cryptosuite``) and its Status List Token (``iat``, ``ttl``); a
         dense list's token too large to share that transaction follows in a second one."""
         args: dict[str, Any] = {"list_id": list_id, "set": list(set), "clear": list(clear)}
-        later: dict[str, Any] = {}
+        parts: list[dict[str, Any]] = [{}]
         if publish is not None:
-            head, bits = self._list(list_id)
-            now, later = _one_transaction(_publication(
-                list_id, head, bits, key or signer, publish, formats=formats,
-                cryptosuite=cryptosuite, iat=iat, ttl=ttl, to_set=args["set"],
-                to_clear=args["clear"],
-            ))  # fmt: skip
-            args |= now
-        seq = int(self._send(signer, "set_status", args, gas_limit))
-        if publish is not None and later:
-            self.publish(signer, list_id, publish, key=key, formats=list(later), iat=iat,
-                         ttl=ttl, gas_limit=gas_limit)  # fmt: skip
+            how = _Signing(key or signer, publish, formats, cryptosuite, iat, ttl)
+            parts = _publications(list_id, *self._list(list_id), how, args["set"], args["clear"])
+        seq = int(self._send(signer, "set_status", args | parts[0], gas_limit))
+        for part in parts[1:]:
+            self._send(signer, "publish_status_credential", {"list_id": list_id, **part}, gas_limit)
         return seq
 
     def publish(
@@ -210,15 +208,11 @@ class StatusLists:
     ) -> int:
         """Publish the list as its bits are now, in ``formats`` (a dense list's two forms in
         two transactions); the change number shown."""
-        head, bits = self._list(list_id)
+        how = _Signing(key or signer, verification_method, formats, cryptosuite, iat, ttl)
         changes = 0
-        for part in _one_transaction(_publication(
-            list_id, head, bits, key or signer, verification_method, formats=formats,
-            cryptosuite=cryptosuite, iat=iat, ttl=ttl,
-        )):  # fmt: skip
-            if part:
-                args = {"list_id": list_id, **part}
-                changes = int(self._send(signer, "publish_status_credential", args, gas_limit))
+        for part in _publications(list_id, *self._list(list_id), how):
+            args = {"list_id": list_id, **part}
+            changes = int(self._send(signer, "publish_status_credential", args, gas_limit))
         return changes
 
     def published(self, list_id: str) -> dict[str, Any]:
@@ -280,19 +274,15 @@ class AsyncStatusLists:
         gas_limit: int = STATUS_GAS_LIMIT,
     ) -> int:
         args: dict[str, Any] = {"list_id": list_id, "set": list(set), "clear": list(clear)}
-        later: dict[str, Any] = {}
+        parts: list[dict[str, Any]] = [{}]
         if publish is not None:
+            how = _Signing(key or signer, publish, formats, cryptosuite, iat, ttl)
             head, bits = await self._list(list_id)
-            now, later = _one_transaction(_publication(
-                list_id, head, bits, key or signer, publish, formats=formats,
-                cryptosuite=cryptosuite, iat=iat, ttl=ttl, to_set=args["set"],
-                to_clear=args["clear"],
-            ))  # fmt: skip
-            args |= now
-        seq = int(await self._send(signer, "set_status", args, gas_limit))
-        if publish is not None and later:
-            await self.publish(signer, list_id, publish, key=key, formats=list(later),
-                               iat=iat, ttl=ttl, gas_limit=gas_limit)  # fmt: skip
+            parts = _publications(list_id, head, bits, how, args["set"], args["clear"])
+        seq = int(await self._send(signer, "set_status", args | parts[0], gas_limit))
+        for part in parts[1:]:
+            args = {"list_id": list_id, **part}
+            await self._send(signer, "publish_status_credential", args, gas_limit)
         return seq
 
     async def publish(
@@ -308,16 +298,11 @@ class AsyncStatusLists:
         ttl: int | None = DEFAULT_TOKEN_TTL,
         gas_limit: int = STATUS_GAS_LIMIT,
     ) -> int:
-        head, bits = await self._list(list_id)
+        how = _Signing(key or signer, verification_method, formats, cryptosuite, iat, ttl)
         changes = 0
-        for part in _one_transaction(_publication(
-            list_id, head, bits, key or signer, verification_method, formats=formats,
-            cryptosuite=cryptosuite, iat=iat, ttl=ttl,
-        )):  # fmt: skip
-            if part:
-                args = {"list_id": list_id, **part}
-                sent = await self._send(signer, "publish_status_credential", args, gas_limit)
-                changes = int(sent)
+        for part in _publications(list_id, *await self._list(list_id), how):
+            args = {"list_id": list_id, **part}
+            changes = int(await self._send(signer, "publish_status_credential", args, gas_limit))
         return changes
 
     async def published(self, list_id: str) -> dict[str, Any]:
