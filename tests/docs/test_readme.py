@@ -85,6 +85,7 @@ EXPECT = [
     ("/credentials/issue -H", "eddsa-jcs-2022"),
     ("citychain did resolve", "proven at height"),
     ("citychain vc verify --offline", "checked offline against genesis"),
+    ("/bundles/verify --data-binary", '{"verified":true,"height":'),
     ("citychain gov propose set_params", "(set_params) is open until height"),
     ("citychain gov show 1", "still open: needs 2 of 3 organisations, approved by org1"),
     ("citychain gov execute 1", "proposal 1 executed: org=org4"),

@@ -822,6 +822,80 @@ def test_vc_bundle_and_vc_verify_offline_from_the_command_line(
     assert r.returncode == 0 and f"issued by {BUREAU}" in r.stdout, r.stderr
 
 
+def test_a_node_checks_a_bundle_as_an_offline_verifier_would(
+    world: World, bundled: tuple[bytes, Genesis, dict[str, Any], bytes]
+) -> None:
+    """``POST /bundles/verify``: the file's exact bytes, checked against this chain's genesis
+    as ``citychain vc verify --offline`` checks them, with the same verdict and the same codes."""
+    data, genesis, _, revoked = bundled
+    url = world.node.url + "/bundles/verify"
+    r = httpx.post(url, content=data, headers={"content-type": "application/json"}, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.json() == offline(data, genesis).to_json()
+    assert r.json()["issuerName"] == BUREAU and r.json()["credentialType"] == TYPE
+    cases = [
+        (revoked, 400, "credential_revoked"),
+        (data.replace(b'"height":', b'"height" :', 1), 400, "tampered"),
+        (b"{nope", 400, "tampered"),
+        (b" " * (5 * 1024 * 1024), 413, "too_large"),  # a bundle is at most 4 MiB
+    ]
+    for body, status, code in cases:
+        r = httpx.post(url, content=body, timeout=30)
+        assert (r.status_code, r.json()["code"]) == (status, code), r.text[:300]
+        assert r.json()["verified"] is False
+    # Past the node's body limit (32 MiB by default) a body is refused as it streams in, here
+    # and on the VC-API's routes: a public route never buffers whatever it is sent.
+    huge = b" " * (33 * 1024 * 1024)
+    for route in ("/bundles/verify", "/credentials/verify", "/presentations/verify"):
+        r = httpx.post(world.node.url + route, content=huge, timeout=30)
+        assert (r.status_code, r.json()["code"]) == (413, "too_large"), (route, r.text[:300])
+        assert "the limit is" in r.json()["message"]
+
+
+def test_the_page_checks_an_uploaded_bundle_then_and_now(
+    world: World, bundled: tuple[bytes, Genesis, dict[str, Any], bytes], tmp_path: Path
+) -> None:
+    """A person uploads the offline proof file they were given: the page says whether the
+    certificate holds today, and what the file itself proves, as of its block. A licence
+    bundled while valid and revoked since reads "Revoked" with the file's proof still
+    holding; a changed file is said not to hold."""
+    data, genesis, _, revoked = bundled
+    later = world.licence(index=43)
+    with Client(world.node.url, chain_id=genesis.chain_id) as c:
+        then = bundle_bytes(make_bundle(c, later))
+        c.send(world.issuer, "identity", "set_status", {"list_id": world.revocation, "set": [43]})
+    files = {
+        "good": data,
+        "revoked-since": then,
+        "revoked": revoked,
+        "changed": data.replace(b'"height":', b'"height" :', 1),
+    }
+    for name, content in files.items():
+        (tmp_path / f"{name}.bundle").write_bytes(content)
+    height = json.loads(data)["height"]
+    with browser.page() as page:
+        page.goto(world.node.url + "/verify")
+        expected = [
+            ("good", "Valid", f"holds: valid as of block {height} ("),
+            ("revoked-since", "Revoked", "holds: valid as of block"),
+            ("revoked", "Revoked", "does not hold: revoked as of block"),
+            ("changed", "Valid", "does not hold: the bundle is not exactly its canonical JSON"),
+        ]
+        for name, words, fact in expected:
+            forget(page)
+            page.set_input_files("#file", str(tmp_path / f"{name}.bundle"))
+            assert verdict(page) == words, name
+            facts = page.locator("#facts").inner_text()
+            assert "Offline proof in this file" in facts and fact in facts, (name, facts)
+            assert BUREAU in facts
+        # pasted, with the newline a terminal's copy adds
+        forget(page)
+        page.fill("#credential", data.decode() + "\n")
+        page.click("#check")
+        assert verdict(page) == "Valid"
+        assert "holds: valid as of block" in page.locator("#facts").inner_text()
+
+
 # -- the issuer's and the holder's own services (citychain vc serve, citychain wallet ...) -----
 TOKEN = "issuer-token-0123456789abcdef"
 

@@ -380,16 +380,7 @@ def vc_verify(
         now=datetime.now(UTC),
     )
     if as_json:
-        print_json(
-            {
-                "verified": True,
-                "issuer": verdict.issuer,
-                "issuerName": verdict.issuer_name,
-                "credentialType": verdict.credential_type,
-                "height": verdict.height,
-                "asOf": xsd_datetime(verdict.time),
-            }
-        )
+        print_json(verdict.to_json())
         return
     console.print(
         f"valid: a {verdict.credential_type} issued by {verdict.issuer_name} "

@@ -1,6 +1,7 @@
 """The identity service's routes: DID resolution (``/1.0/identifiers/{did}``, the Universal
 Resolver driver interface; see :mod:`._resolution` for the algorithm and its statuses), the
-W3C VC-API verifier (``/credentials/verify``, ``/presentations/verify``; :mod:`._vcapi`) and
+W3C VC-API verifier (``/credentials/verify``, ``/presentations/verify``) and the offline
+proof bundle's check (``/bundles/verify``; both :mod:`._vcapi`), and
 the public verification page (``/verify``; :mod:`._page`)."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from fastapi import APIRouter, Depends, Path
 from starlette.requests import Request
 from starlette.responses import Response
 
+from citychain.api._body import read_body
 from citychain.api._hot import HotRoute
 from citychain.api._json import JSONResponse
 from citychain.api.routes._common import ServiceDep
@@ -183,8 +185,36 @@ async def verify_presentation_route(request: Request, verifier: VerifierDep) -> 
     return JSONResponse(answer.body, answer.status)
 
 
+@router.post(
+    "/bundles/verify",
+    summary="Check an offline proof bundle against this chain's genesis",
+    description=(
+        "Body: the bundle file's exact bytes (what `citychain vc bundle` writes). Checked as "
+        "`citychain vc verify --offline` checks it, anchored at this chain's genesis validator "
+        "set, id and crypto suite: 200 with the issuer, its registered name, the type and the "
+        "height and time the bundle proves it valid as of; else a 4xx with the code "
+        "(tampered, bad_proof, credential_revoked as of that height, ...). Whether it is "
+        "still valid now is /credentials/verify's question."
+    ),
+    responses={
+        200: {"description": "the bundle holds: who issued what, valid as of which block"},
+        400: {"description": "the bundle does not hold: code and message say why"},
+        403: {"description": "it proves no trust of the issuer for the credential's type"},
+        413: {"description": "a bundle is at most 4 MiB"},
+    },
+    response_class=Response,
+)
+async def verify_bundle_route(request: Request, verifier: VerifierDep) -> Response:
+    answer = await verifier.bundle(
+        await read_body(request, request.app.state.limits.max_body_bytes)
+    )
+    return JSONResponse(answer.body, answer.status)
+
+
 async def _json_body(request: Request) -> Any:
-    raw = await request.body()
+    # Read against the node's body limit as it streams in: a public route must not buffer
+    # whatever a client sends before looking at it.
+    raw = await read_body(request, request.app.state.limits.max_body_bytes)
     try:
         return json.loads(raw)
     except ValueError:

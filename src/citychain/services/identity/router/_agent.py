@@ -45,6 +45,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from citychain import __version__
+from citychain.api._body import read_body
 from citychain.api._errors import (
     citychain_error_response,
     on_citychain_error,
@@ -64,9 +65,7 @@ def _bad(message: str) -> InvalidInput:
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise InvalidInput(f"the body is over {MAX_BODY_BYTES:,} bytes", ErrorCode.TOO_LARGE)
+    raw = await read_body(request, MAX_BODY_BYTES)  # refused as it streams in, never buffered
     try:
         value = json.loads(raw)
     except ValueError:

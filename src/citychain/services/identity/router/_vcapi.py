@@ -46,6 +46,13 @@ reading the public page learns who was claimed to have issued it. Success is ``2
 ``verified: true``, the ``checks`` made, the issuer and its name from the registry, the
 credential's type and validity dates.
 
+``POST /bundles/verify`` takes an offline proof bundle's exact bytes and checks it as an
+offline verifier would (:func:`~citychain.services.identity.sdk.verify_bundle`, anchored at
+this chain's genesis validator set, id and suite; nothing is read from the node's state):
+``200`` with the verdict *as of the bundle's height*, or the refusal as above. The public page
+asks it beside ``/credentials/verify`` for the credential inside, so a person learns both what
+the file proves and whether it still holds.
+
 The SDK's verify functions are pure and take a *synchronous* resolver; the node's state is
 read asynchronously. So every DID the document names (its issuer or holder, and each proof's
 verification method) is resolved first, through the ``identity`` contract's ``resolve``
@@ -71,6 +78,7 @@ from citychain.services.identity.sdk import (
     check_sd_jwt_status,
     did_key_document,
     status_entries,
+    verify_bundle,
     verify_credential,
     verify_presentation,
     verify_sd_jwt,
@@ -84,6 +92,7 @@ MAX_CREDENTIALS = 16
 
 _STATUS = {
     ErrorCode.ISSUER_NOT_TRUSTED: 403,
+    ErrorCode.TOO_LARGE: 413,
 }
 
 
@@ -229,6 +238,26 @@ class Verifier:
         except CitychainError as exc:
             return _refusal(exc, facts)
         return Answer(200, _verified(facts))
+
+    async def bundle(self, raw: bytes) -> Answer:
+        """Check an offline proof bundle (the file's exact bytes) as ``citychain vc verify
+        --offline`` does, anchored where an offline verifier of this chain is: its genesis
+        validator set, its chain id and its crypto suite. What it answers is the chain's word
+        *as of the bundle's height*, not now: the page asks ``/credentials/verify`` for that."""
+        service = self._service
+        try:
+            verdict = await run_in_threadpool(
+                lambda: verify_bundle(
+                    raw,
+                    chain_id=service.chain_id,
+                    validators=service.validators(1),
+                    suite=service.suite,
+                    now=datetime.now(UTC),
+                )
+            )
+        except CitychainError as exc:
+            return _refusal(exc, {})
+        return Answer(200, verdict.to_json())
 
     # -- the checks --------------------------------------------------------------------------
     async def _credential(self, vc: Mapping[str, Any], facts: dict[str, Any]) -> None:

@@ -94,6 +94,7 @@ from citychain.services.identity.shapes import (
     status_bit,
     status_chunk_key,
     status_list_key,
+    xsd_datetime,
 )
 from citychain.services.identity.shapes._document import to_json
 from citychain.types import StateProof, ValidatorSet
@@ -129,6 +130,18 @@ class BundleVerdict:
     height: int
     #: the block time of that height (ms since the epoch): what the verifier knows is as of it
     time: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The verdict as ``citychain vc verify --offline --json`` prints it and a node's
+        ``POST /bundles/verify`` answers it."""
+        return {
+            "verified": True,
+            "issuer": self.issuer,
+            "issuerName": self.issuer_name,
+            "credentialType": self.credential_type,
+            "height": self.height,
+            "asOf": xsd_datetime(self.time),
+        }
 
 
 def _tampered(message: str) -> InvalidInput:

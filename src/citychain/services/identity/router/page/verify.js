@@ -1,6 +1,9 @@
 // The public verification page (GET /verify): reads a certificate from the link's fragment
 // (#vc=<base64url(zlib(JSON))> or #sd=<SD-JWT>, what a QR code holds), from the text box or
 // from a file, asks this node's POST /credentials/verify, and says the answer in words.
+// An offline proof bundle (what `citychain vc bundle` writes) is checked twice: its proofs
+// as they stand (POST /bundles/verify: valid as of its block?) and the credential inside it
+// against the chain now; the verdict is today's, the bundle's answer one of the facts.
 // No framework and nothing from another host: the page must work on a city network with no
 // internet, on any phone.
 "use strict";
@@ -30,6 +33,7 @@ const WORDS = {
     "It uses a vocabulary this city's verifier does not know."],
 };
 const FALLBACK = ["bad", "Cannot be checked", ""];
+const BUNDLE = "citychain-offline-proof-bundle/1";
 
 function $(id) { return document.getElementById(id); }
 
@@ -93,7 +97,7 @@ function typeOf(credential) {
   return types.join(", ");
 }
 
-async function check(credential) {
+async function check(credential, more = []) {
   show("", "Checking…", "", []);
   let answer, body;
   try {
@@ -113,6 +117,7 @@ async function check(credential) {
     ["Kind", body.credentialType || typeOf(credential)],
     ["Valid from", body.validFrom || (credential && credential.validFrom) || ""],
     ["Valid until", body.validUntil || (credential && credential.validUntil) || ""],
+    ...more,
   ];
   if (answer.ok && body.verified === true) {
     // Say only what was checked: an SD-JWT carries no status entry.
@@ -126,12 +131,39 @@ async function check(credential) {
     [...facts, ["Reason", body.message || ""]]);
 }
 
-async function checkText(text) {
+// An offline proof bundle's own answer, in one line: the node checks the file's exact bytes
+// (a bundle is refused if any byte of it changed).
+async function bundleFact(raw) {
+  let body;
+  try {
+    const answer = await fetch("/bundles/verify", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: raw,
+    });
+    body = await answer.json();
+  } catch (err) {
+    return "cannot be checked: the node did not answer (" + err.message + ")";
+  }
+  if (body.verified === true) {
+    return "holds: valid as of block " + body.height + " (" + body.asOf + ")";
+  }
+  return "does not hold: " + (body.message || body.code || "refused");
+}
+
+async function checkText(text, exact) {
   let credential;
   try {
     credential = await parseCredential(text);
   } catch (err) {
     show("bad", "Not a certificate", "What was given cannot be read: " + err.message, []);
+    return;
+  }
+  if (credential && typeof credential === "object" && credential.version === BUNDLE) {
+    show("", "Checking…", "", []);
+    // A file's bytes as they are; pasted text without the blank lines a paste may add.
+    const fact = await bundleFact(exact ? text : text.trim());
+    await check(credential.credential, [["Offline proof in this file", fact]]);
     return;
   }
   await check(credential);
@@ -144,7 +176,7 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("file").addEventListener("change", async () => {
     const file = $("file").files[0];
-    if (file) await checkText(await file.text());
+    if (file) await checkText(await file.text(), true);
   });
   if (location.hash.length > 1) checkText(location.hash);
 });
