@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any
 
 import cbor2
@@ -202,12 +203,12 @@ def test_bad_content_length_header(client: TestClient) -> None:
 # -- the body limit holds while streaming ----------------------------------------------------
 
 
-def _scope(path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+def _scope(path: str, headers: list[tuple[bytes, bytes]], method: str) -> dict[str, Any]:
     return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
-        "method": "POST",
+        "method": method,
         "scheme": "http",
         "path": path,
         "raw_path": path.encode(),
@@ -220,7 +221,12 @@ def _scope(path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
 
 
 def _post_raw(
-    app: Any, path: str, headers: list[tuple[bytes, bytes]], chunk: bytes, chunks: int | None
+    app: Any,
+    path: str,
+    headers: list[tuple[bytes, bytes]],
+    chunk: bytes,
+    chunks: int | None,
+    method: str = "POST",
 ) -> tuple[int, int, bytes]:
     """POST a body of ``chunks`` chunks (None: endless) straight through ASGI.
     Returns (status, chunks the app pulled, response body)."""
@@ -236,7 +242,7 @@ def _post_raw(
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    asyncio.run(app(_scope(path, headers), receive, send))
+    asyncio.run(app(_scope(path, headers, method), receive, send))
     status = next(m["status"] for m in sent if m["type"] == "http.response.start")
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return status, pulled, body
@@ -260,6 +266,35 @@ def test_streamed_body_stops_being_read_at_the_limit() -> None:
     assert status == 413
     assert pulled == 11  # 1100 bytes: the first chunk past the limit, and not one more
     assert b"the limit is 1000 bytes" in body
+
+
+def _routes_with_bodies(app: Any) -> list[tuple[str, str]]:
+    """(method, path with its parameters filled) of every documented route that takes a body:
+    the core's and every registered service's."""
+    with TestClient(app) as c:
+        doc = c.get("/openapi.json").json()
+    return [
+        (method.upper(), re.sub(r"{[^}]+}", "a", path))
+        for path, ops in doc["paths"].items()
+        for method in ops
+        if method in ("post", "put", "patch")
+    ]
+
+
+def test_every_route_that_takes_a_body_holds_the_limit_while_streaming() -> None:
+    """No route buffers what a client sends before looking at its size: a declared length over
+    the limit is refused before a byte is read, a chunked body at the first chunk past it. (The
+    VC-API's verify routes once read whatever came.)"""
+    app = create_app(FakeNode(), max_body_bytes=1000)
+    routes = _routes_with_bodies(app)
+    assert ("POST", "/credentials/verify") in routes and ("PUT", "/v1/data/blobs/a") in routes
+    declared = [(b"content-type", b"application/json"), (b"content-length", b"10000000000")]
+    for method, path in routes:
+        status, pulled, body = _post_raw(app, path, declared, b" " * 100, 10_000, method)
+        assert (status, pulled) == (413, 0), (method, path, body[:200])
+        status, pulled, body = _post_raw(app, path, declared[:1], b" " * 100, 10_000, method)
+        assert (status, pulled) == (413, 11), (method, path, body[:200])
+        assert b'"code":"too_large"' in body and b"the limit is 1000 bytes" in body
 
 
 # -- the node's faults --------------------------------------------------------------------------

@@ -295,3 +295,44 @@ def test_an_issuer_on_a_suspension_list_writes_entries_for_suspension(tmp_path: 
     (vc,) = issuer.issue([licence(1)], sdk.EDDSA_JCS_2022)
     assert vc["credentialStatus"]["statusPurpose"] == "suspension"
     sdk.verify_credential(vc, now=NOW)
+
+
+def test_the_holder_service_refuses_an_oversized_body_before_reading_it(tmp_path: Path) -> None:
+    """``citychain wallet serve``: a body declared past the service's limit (64 MiB) is
+    refused 413 before a byte of it is read, and a streamed one at the first chunk past it."""
+    import asyncio
+
+    from citychain.services.identity.router._agent import MAX_BODY_BYTES, agent_app
+
+    token = "holder-token-0123456789"
+    app = agent_app(
+        token=token, wallet=sdk.Wallet.create(tmp_path / "w", PASS, kdf_level="interactive")
+    )
+    chunk = b" " * (1024 * 1024)
+
+    def post(headers: list[tuple[bytes, bytes]]) -> tuple[int, int, bytes]:
+        pulled, sent = 0, []
+
+        async def receive() -> dict[str, Any]:
+            nonlocal pulled
+            pulled += 1
+            return {"type": "http.request", "body": chunk, "more_body": pulled < 200}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+            "scheme": "http", "path": "/credentials", "raw_path": b"/credentials",
+            "root_path": "", "query_string": b"", "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 80),
+            "headers": [(b"authorization", f"Bearer {token}".encode()), *headers],
+        }  # fmt: skip
+        asyncio.run(app(scope, receive, send))
+        status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+        return status, pulled, b"".join(m.get("body", b"") for m in sent if "body" in m)
+
+    status, pulled, body = post([(b"content-length", str(MAX_BODY_BYTES + 1).encode())])
+    assert (status, pulled) == (413, 0) and b'"code":"too_large"' in body
+    status, pulled, body = post([])
+    assert (status, pulled) == (413, MAX_BODY_BYTES // len(chunk) + 1), body
