@@ -32,6 +32,7 @@ from citychain.cli._output import (
 )
 from citychain.cli.query import GenesisOpt, VerifyOpt
 from citychain.cli.tx import KeyOpt, NoWaitOpt, TimeoutOpt, report, send_tx
+from citychain.crypto.keystore import write_private
 from citychain.errors import BatchRefused, CitychainError, ErrorCode
 from citychain.sdk import DEFAULT_COMMIT_TIMEOUT
 from citychain.services.identity.sdk import (
@@ -912,6 +913,67 @@ def wallet_key(
         return
     for k, did in keys.items():
         console.print(f"{k}\t{did}", soft_wrap=True)
+
+
+KeyFilePassOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--file-passphrase-file",
+        help="A file holding the key file's own passphrase (else $CITYCHAIN_KEY_FILE_PASSPHRASE, "
+        "else a prompt). Not the wallet's: the phone asks for this one.",
+    ),
+]
+
+
+def _key_file_passphrase(path: Path | None, *, confirm: bool) -> str:
+    if path is not None:
+        return read_passphrase(path, "Key file passphrase")
+    env = os.environ.get("CITYCHAIN_KEY_FILE_PASSPHRASE")
+    if env:
+        return env
+    # Never $CITYCHAIN_PASSPHRASE (read_passphrase's fallback): that is the node's keys'.
+    value: str = typer.prompt("Key file passphrase", hide_input=True, confirmation_prompt=confirm)
+    return value
+
+
+@wallet_app.command("export-key")
+@handles_errors
+def wallet_export_key(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the key file.")],
+    name: Annotated[str, typer.Argument(help="The wallet key to export.")] = "default",
+    wallet: WalletOpt = None,
+    passphrase_file: PassFileOpt = None,
+    file_passphrase_file: KeyFilePassOpt = None,
+) -> None:
+    """Write key NAME as a key file a phone's browser opens (a JWE under its own passphrase):
+    with it a citizen signs in to a node's /my-data page and sees who accessed records about
+    them. Whoever has the file and its passphrase has the key."""
+    w = _open(wallet, passphrase_file)
+    token = w.export_key(_key_file_passphrase(file_passphrase_file, confirm=True), name)
+    try:
+        write_private(out, token + "\n")
+    except OSError as exc:
+        raise bad(f"cannot write {out}: {exc.strerror}") from None
+    console.print(f"wrote {out}: key {name!r} ({w.keys()[name]}), mode 0600", soft_wrap=True)
+
+
+@wallet_app.command("import-key")
+@handles_errors
+def wallet_import_key(
+    name: Annotated[str, typer.Argument(help="The name to give the key in the wallet.")],
+    key_file: Annotated[Path, typer.Argument(help="A key file made by wallet export-key.")],
+    wallet: WalletOpt = None,
+    passphrase_file: PassFileOpt = None,
+    file_passphrase_file: KeyFilePassOpt = None,
+) -> None:
+    """Add the key in KEY_FILE to the wallet as NAME; prints its did:key."""
+    try:
+        text = key_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise bad(f"cannot read {key_file}: {exc}") from None
+    w = _open(wallet, passphrase_file)
+    did = w.import_key(name, text, _key_file_passphrase(file_passphrase_file, confirm=False))
+    console.print(did, soft_wrap=True)
 
 
 @wallet_app.command("add")

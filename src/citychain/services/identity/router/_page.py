@@ -11,39 +11,16 @@ by no one (a page that says "valid" must not be dressed up by another site).
 
 from __future__ import annotations
 
-from functools import cache
-from importlib import resources
-
 from fastapi import APIRouter
 from starlette.responses import Response
 
+from citychain.api._pages import page_asset
+
 router = APIRouter(tags=["identity"])
-
-#: Nothing but this node: no inline script, no other host, no framing, no forms posted away.
-CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-    "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-)
-_HEADERS = {
-    "content-security-policy": CSP,
-    "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
-    "cache-control": "no-cache",
-}
-_TYPES = {
-    "verify.html": "text/html; charset=utf-8",
-    "verify.js": "text/javascript; charset=utf-8",
-    "verify.css": "text/css; charset=utf-8",
-}
-
-
-@cache
-def _asset(name: str) -> bytes:
-    return resources.files(__package__).joinpath("page", name).read_bytes()
 
 
 def _serve(name: str) -> Response:
-    return Response(_asset(name), media_type=_TYPES[name], headers=_HEADERS)
+    return page_asset(__name__.rpartition(".")[0], name)
 
 
 @router.get(

@@ -24,7 +24,9 @@ the node's ``[node]`` extra.
   credentials in one call, every one or none; the client's form first asks the chain whether
   the issuer is trusted for each type.
 * **Holder wallet** (:class:`Wallet`): a citizen's keys (``did:key``) and credentials in one
-  encrypted file; presentations (VC) and chosen disclosures (SD-JWT).
+  encrypted file; presentations (VC) and chosen disclosures (SD-JWT). A key exported as a
+  passphrase-protected JWE (:func:`export_key`, :func:`import_key`, ``Wallet.export_key``)
+  signs a citizen in to a node's pages from a phone's browser.
 * **Offline proof bundle** (:func:`make_bundle`, :func:`bundle_bytes`,
   :func:`verify_bundle`): a credential with the proven state records that vouch for it and the
   signed header, checked later with no network.
@@ -73,6 +75,7 @@ from citychain.services.identity.sdk._di import (
 )
 from citychain.services.identity.sdk._dids import AsyncDids, Dids, ProvenDid
 from citychain.services.identity.sdk._issue import MAX_BATCH, Issuer, check_for_issue, issue_batch
+from citychain.services.identity.sdk._keyfile import export_key, import_key
 from citychain.services.identity.sdk._lists import AsyncStatusLists, StatusLists
 from citychain.services.identity.sdk._methods import (
     Resolver,
@@ -317,6 +320,8 @@ __all__ = [
     "did_key_document",
     "disclosures",
     "document_loader",
+    "export_key",
+    "import_key",
     "issue_batch",
     "issue_credential",
     "issue_sd_jwt",

@@ -46,6 +46,7 @@ from citychain.crypto import ED25519, Signer
 from citychain.crypto.keystore import KDF_LEVELS, derive_key, write_private
 from citychain.errors import ErrorCode, InvalidInput, KeystoreError, NotFound
 from citychain.services.identity.sdk._di import EDDSA_JCS_2022, canonicalize_jcs
+from citychain.services.identity.sdk._keyfile import DEFAULT_ITERATIONS, export_key, import_key
 from citychain.services.identity.sdk._sdjwt import (
     Disclosure,
     _parse_jwt,
@@ -228,6 +229,19 @@ class Wallet:
         if secret is None:
             raise NotFound(f"the wallet has no key named {name!r} (make one with new_key)")
         return Signer(ED25519, bytes.fromhex(secret))
+
+    def export_key(
+        self, passphrase: str, name: str = "default", *, iterations: int = DEFAULT_ITERATIONS
+    ) -> str:
+        """The key ``name`` as a key file for a phone's browser: a JWE under ``passphrase``
+        (its own, not the wallet's), which a node's pages open with WebCrypto alone (see
+        :mod:`._keyfile`). Whoever has the file and its passphrase has the key."""
+        return export_key(self.signer(name), passphrase, iterations=iterations)
+
+    def import_key(self, name: str, key_file: str, passphrase: str) -> str:
+        """Add the key in ``key_file`` (made by :meth:`export_key`) as ``name``; its
+        ``did:key``."""
+        return self.new_key(name, secret=import_key(key_file, passphrase).secret)
 
     def verification_method(self, name: str = "default") -> str:
         """The key's verification method id (``did:key:z...#z...``)."""
