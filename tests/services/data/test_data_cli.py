@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,11 +25,14 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "e2e"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from nodeproc import NodeProcess, free_port  # type: ignore[import-not-found]
 
+import browser  # type: ignore[import-not-found]
 from citychain.blobs import read_manifest
 from citychain.cli.main import app
 from citychain.crypto import ED25519, Signer
@@ -41,6 +45,7 @@ from citychain.p2p.certs import decrypt_key_pem, encrypt_key_pem, generate_org_c
 from citychain.sdk import Client
 from citychain.services.data.sdk import _transfer
 from citychain.services.data.shapes import export_catalogue, import_catalogue
+from citychain.services.identity.sdk import Wallet
 from citychain.services.identity.shapes import did_key
 from citychain.types.genesis import Member, Organisation
 
@@ -391,6 +396,75 @@ def _spec(tmp_path: Path, code: str) -> str:
     path = tmp_path / f"{code.replace('/', '_')}.json"
     path.write_text(json.dumps(resource(code)))
     return str(path)
+
+
+def test_a_citizen_sees_on_a_phone_who_accessed_records_about_them(
+    net: Env, tmp_path: Path
+) -> None:
+    """``GET /my-data`` in a real headless Chromium at a phone's size: the citizen chooses
+    the key file their wallet exported and types its passphrase; the page opens it with
+    WebCrypto, signs its own reads (RFC 9421) and lists exactly the accesses made, with the
+    department's name and the stated purpose. A wrong passphrase, a file that is no key and a
+    person no record is about are each told so in words."""
+    code = "101007/000001"
+    alice = net.node.signer("alice")
+    wallet = Wallet.create(tmp_path / "wallet.json", "wallet pass", kdf_level="interactive")
+    citizen = wallet.new_key("default")
+    (tmp_path / "checkups.csv").write_bytes(b"resident,bmi\nR-1,22.5\n")
+    with Client(net.node.url) as c:
+        c.data.register_resource(alice, **resource(code, title="Health check results"))
+        c.data.upload(alice, code, tmp_path / "checkups.csv", subjects=[citizen])
+        got = c.data.request_access(net.carol, code, "bus stops near clinics", period=86_400_000)
+        c.data.grant_keys(alice, code)
+        c.data.download(net.carol, code, 1, tmp_path / "got.csv", grant=got["grant"],
+                        purpose="route planning 2027")  # fmt: skip
+        expected = [(e["action"], e["org"], e["purpose"]) for e in
+                    c.data.accesses(wallet.signer("default"))]  # fmt: skip
+    # A department's request names the resource, not the person: the download is the access.
+    assert expected == [("download", "org2", "route planning 2027")]
+
+    key_file = tmp_path / "citizen.jwe"
+    key_file.write_text(wallet.export_key("phone passphrase"))
+    nobody = Wallet.create(tmp_path / "nobody.json", "p", kdf_level="interactive")
+    nobody.new_key("default")
+    (tmp_path / "nobody.jwe").write_text(nobody.export_key("p2"))
+    (tmp_path / "notes.txt").write_text("not a key")
+
+    def sign_in(page: Any, path: Path, passphrase: str) -> str:
+        page.locator("#status").evaluate("p => { p.textContent = '' }")
+        page.set_input_files("#keyfile", str(path))
+        page.fill("#passphrase", passphrase)
+        page.click("#show")
+        status = page.locator("#status")
+        expect(status).not_to_have_text(re.compile(r"^$|…$"), timeout=30_000)
+        return str(status.inner_text())
+
+    # The page holds a person's key: locked down like every page of the node.
+    r = httpx.get(net.node.url + "/my-data")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert "default-src 'none'" in r.headers["content-security-policy"]
+    assert "unsafe-inline" not in r.headers["content-security-policy"]
+    dom = browser.dump_dom(net.node.url + "/my-data")
+    assert "Who looked at my records" in dom and browser.foreign_hosts(dom, net.node.url) == set()
+    for asset in browser.loaded_urls(dom, net.node.url):
+        assert httpx.get(asset).status_code == 200, asset
+    with browser.page() as page:
+        page.goto(net.node.url + "/my-data")
+        assert "Wrong passphrase" in sign_in(page, key_file, "not it")
+        assert "not a key file" in sign_in(page, tmp_path / "notes.txt", "x")
+        assert sign_in(page, tmp_path / "nobody.jwe", "p2") == (
+            "No one has accessed records about you."
+        )
+        assert sign_in(page, key_file, "phone passphrase") == (
+            "1 access to records about you, oldest first."
+        )
+        assert page.locator("#who").inner_text() == f"Signed in as {citizen}"
+        rows = page.locator("#accesses tbody tr")
+        assert [r.get_attribute("data-action") for r in rows.all()] == [a for a, _, _ in expected]
+        download = rows.nth(0).inner_text()
+        assert "Organisation 2 (org2)" in download and "downloaded it" in download
+        assert "route planning 2027" in download and f"Health check results ({code})" in download
+        assert page.locator("#records li").all_inner_texts() == [code]
 
 
 def test_durations_and_dates_typed_by_people() -> None:

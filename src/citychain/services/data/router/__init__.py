@@ -27,6 +27,8 @@ Signed (RFC 9421; who may read what is the contract's ``can_read``):
 
 Private data collections (``/v1/data/collections/...``): :mod:`._private`.
 
+The citizen's page (``GET /my-data``: the citizen's view from a phone's browser): :mod:`._page`.
+
 ``data.add_version`` transactions pass :data:`TX_GATES` on ``POST /v1/tx(s)``: refused
 (``chunk_missing``) until the manifest and all its chunks are stored here.
 """
@@ -49,6 +51,7 @@ from citychain.errors import CitychainError, ErrorCode, InvalidInput
 from citychain.services.data.router import _blobs
 from citychain.services.data.router import _private as _private_routes
 from citychain.services.data.router._blobs import MAX_ASK, StoreDep
+from citychain.services.data.router._page import router as _page_router
 from citychain.services.data.router._reads import DataReads
 from citychain.services.data.shapes import (
     MAX_PAGE,
@@ -418,5 +421,7 @@ async def put_manifest(
 
 # Private data collections: /v1/data/collections/... (their own module).
 router.include_router(_private_routes.router)
+# The citizen's page (GET /my-data), for people with a phone.
+router.include_router(_page_router)
 
 __all__ = ["TX_GATES", "router"]

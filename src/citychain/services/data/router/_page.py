@@ -1,0 +1,46 @@
+"""The citizen's page: ``GET /my-data``, who accessed records about me, from a phone.
+
+A citizen with no terminal signs in with the key file their wallet exported (``citychain
+wallet export-key``: a passphrase-protected JWE, :mod:`citychain.services.identity.sdk._keyfile`)
+and sees the same view as ``client.data.accesses``: which department asked for, was given or
+downloaded records about them, when and for what stated purpose, and which resources hold
+records about them. The page is static: its script opens the key file with WebCrypto, keeps
+the key in memory only, and makes the signed reads (RFC 9421) of
+``/v1/data/subjects/{tag}/accesses`` and ``/records`` itself; the node answers them as it
+answers the SDK, to the subject's own did:key or an auditor. Like every page of the node it
+loads and calls nothing else (:mod:`citychain.api._pages`): a page that holds a person's key
+must not run anyone else's script.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from citychain.api._pages import page_asset
+
+router = APIRouter(tags=["data"])
+
+
+def _serve(name: str) -> Response:
+    return page_asset(__name__.rpartition(".")[0], name)
+
+
+@router.get(
+    "/my-data",
+    summary="The citizen's page: who accessed records about me (HTML, for people)",
+    response_class=Response,
+    responses={200: {"content": {"text/html": {}}, "description": "the page"}},
+)
+async def my_data_page() -> Response:
+    return _serve("mine.html")
+
+
+@router.get("/my-data/page.js", include_in_schema=False)
+async def my_data_script() -> Response:
+    return _serve("mine.js")
+
+
+@router.get("/my-data/page.css", include_in_schema=False)
+async def my_data_style() -> Response:
+    return _serve("mine.css")
