@@ -4,14 +4,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from nodeproc import NodeProcess  # type: ignore[import-not-found]
+from nodeproc import NodeProcess, running_demo  # type: ignore[import-not-found]
 
 
 @pytest.fixture
 def node(tmp_path: Path) -> Iterator[NodeProcess]:
-    n = NodeProcess(tmp_path / "node")
-    n.start()
-    try:
+    with running_demo(tmp_path / "node") as n:
         yield n
-    finally:
-        n.stop()

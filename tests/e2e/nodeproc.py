@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -88,3 +90,14 @@ class NodeProcess:
 
     def height(self) -> int:
         return int(httpx.get(f"{self.url}/v1/status", timeout=5).json()["height"])
+
+
+@contextmanager
+def running_demo(home: Path) -> Iterator[NodeProcess]:
+    """A demo node at ``home``, started, and stopped when the block ends: a fixture's body."""
+    node = NodeProcess(home)
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-from nodeproc import NodeProcess  # type: ignore[import-not-found]
+from nodeproc import NodeProcess, running_demo  # type: ignore[import-not-found]
 
 from citychain import codec
 from citychain.errors import DecodeError, ErrorCode, NotFound
@@ -68,12 +68,8 @@ class Replay:
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
     """One demo node for the whole module (the ``node`` fixture of conftest, module-wide)."""
-    n = NodeProcess(tmp_path_factory.mktemp("answers") / "node")
-    n.start()
-    try:
+    with running_demo(tmp_path_factory.mktemp("answers") / "node") as n:
         yield n
-    finally:
-        n.stop()
 
 
 @pytest.fixture(scope="module")

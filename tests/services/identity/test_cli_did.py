@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "e2e"))
-from nodeproc import NodeProcess, cli  # type: ignore[import-not-found]
+from nodeproc import NodeProcess, cli, running_demo  # type: ignore[import-not-found]
 
 from citychain.services.identity.shapes import did_key, multikey_encode
 
@@ -20,12 +20,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
-    n = NodeProcess(tmp_path_factory.mktemp("did-cli") / "node")
-    n.start()
-    try:
+    with running_demo(tmp_path_factory.mktemp("did-cli") / "node") as n:
         yield n
-    finally:
-        n.stop()
 
 
 def run(node: NodeProcess, *args: str) -> tuple[int, str, str]:

@@ -20,7 +20,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "e2e"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from nodeproc import NodeProcess, cli  # type: ignore[import-not-found]
+from nodeproc import NodeProcess, cli, running_demo  # type: ignore[import-not-found]
 from vc_fixtures import licence_subject  # type: ignore[import-not-found]
 
 from citychain.crypto import ED25519, Signer
@@ -42,12 +42,8 @@ TYPE = "BusinessLicenceCredential"
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
-    n = NodeProcess(tmp_path_factory.mktemp("status-cli") / "node")
-    n.start()
-    try:
+    with running_demo(tmp_path_factory.mktemp("status-cli") / "node") as n:
         yield n
-    finally:
-        n.stop()
 
 
 def run(node: NodeProcess, *args: str) -> tuple[int, str, str]:

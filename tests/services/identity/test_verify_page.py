@@ -15,7 +15,7 @@ from playwright.sync_api import Page, expect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "e2e"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from nodeproc import NodeProcess  # type: ignore[import-not-found]
+from nodeproc import NodeProcess, running_demo  # type: ignore[import-not-found]
 
 import browser  # type: ignore[import-not-found]
 
@@ -24,12 +24,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
-    n = NodeProcess(tmp_path_factory.mktemp("verify-page") / "node")
-    n.start()
-    try:
+    with running_demo(tmp_path_factory.mktemp("verify-page") / "node") as n:
         yield n
-    finally:
-        n.stop()
 
 
 def verdict_of(page: Page) -> str:
