@@ -141,3 +141,68 @@ def test_a_crash_in_a_hot_route_is_a_logged_500_with_no_trace_in_the_body(
     assert status == 500 and ctype == "application/json"
     assert b"disk on fire" not in body and b"Traceback" not in body
     assert "disk on fire" in caplog.text
+
+
+def test_a_repeated_resolution_is_answered_as_sent_until_the_next_block(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Verifiers ask the same DIDs again and again between two blocks: the route answers a
+    repeated request with the bytes it sent, without asking the chain again, and never past
+    the height it was computed at (a block that changes the DID is seen at once)."""
+    d, unknown = world.did, citychain_did(bytes(range(16)))
+    asked: list[object] = []
+    real_query = world.node.query
+
+    def counting(*args: object, **kwargs: object) -> object:
+        asked.append(args[:3])
+        return real_query(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(world.node, "query", counting)
+    requests = [
+        f"/1.0/identifiers/{d}",
+        f"/1.0/identifiers/{d}?versionId=1",
+        f"/1.0/identifiers/{world.gone}",  # 410: kept too
+        f"/1.0/identifiers/{unknown}",  # 404: asked each time, never kept
+    ]
+
+    async def run() -> list[list[tuple[int, str, bytes, int]]]:
+        app = create_app(NodeServiceAdapter(world.node))
+        rounds = []
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://node"
+        ) as client:
+            for step in range(3):
+                if step == 2:  # a block rotates nothing but adds a service to the DID
+                    doc = (await client.get(f"/1.0/identifiers/{d}")).json()["didDocument"]
+                    doc["service"] = [{"id": "#files", "type": "LinkedDomains",
+                                       "serviceEndpoint": "https://files.example"}]  # fmt: skip
+                    doc.pop("id")
+                    alice = Signer(ED25519, b"\x02" * 32)
+                    world._commit(
+                        [Transaction.create(
+                            alice, chain_id="svc", nonce=3, contract="identity",
+                            method="update_did", args={"did": d, "document": doc},
+                            gas_limit=DID_GAS_LIMIT,
+                        )],
+                        30_000,
+                    )  # fmt: skip
+                answers = []
+                for path in requests:
+                    before = len(asked)
+                    r = await client.get(path)
+                    answers.append(
+                        (r.status_code, r.headers["content-type"], r.content, len(asked) - before)
+                    )
+                    assert r.headers["access-control-allow-origin"] == "*"
+                rounds.append(answers)
+        return rounds
+
+    first, again, after = asyncio.run(run())
+    assert [a[0] for a in first] == [200, 200, 410, 404]
+    assert [a[:3] for a in again] == [a[:3] for a in first]  # byte for byte, headers too
+    assert [a[3] for a in first] == [1, 1, 1, 1] and [a[3] for a in again] == [0, 0, 0, 1]
+    assert [a[3] for a in after] == [1, 1, 1, 1]  # a new height: each asked anew
+    assert b"files.example" in after[0][2] and b"files.example" not in first[0][2]
+    # version 1 keeps its document, and its metadata now names the version after it
+    assert b"files.example" not in after[1][2] and b"nextVersionId" in after[1][2]
+    assert b"nextVersionId" not in first[1][2]
