@@ -187,6 +187,26 @@ def test_slow_requests_are_dropped_and_large_heads_refused(
                 b'"message":"no complete request line and headers within 0.3 s; connection closed"}'
             )
             assert took < 1.0, took  # the header timeout, not keep-alive's 1 s
+            # A head trickled in a line at a time after a first request: each read leaves it
+            # incomplete, and the timer its first byte started is never pushed back.
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            await reader.readuntil(b"}}")  # the first answer, whole
+            started = time.monotonic()
+            writer.write(b"GET /health HTTP/1.1\r\n")
+            got = b""
+            for i in range(12):  # a line every 0.1 s until the node answers
+                with contextlib.suppress(TimeoutError):
+                    got = await asyncio.wait_for(reader.read(4096), 0.1)
+                if got:
+                    break
+                writer.write(b"X-%d: y\r\n" % i)
+            took = time.monotonic() - started
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            assert b"no complete request line and headers within 0.3 s" in got, got
+            assert 0.25 < took < 0.9, took
             # A request target or headers over the limits.
             _, got = await _exchange(port, b"GET /health?" + b"a" * 400 + b" HTTP/1.1\r\n\r\n")
             assert got.startswith(b"HTTP/1.1 413 ") and b'"code":"too_large"' in got, got
@@ -204,6 +224,7 @@ def test_slow_requests_are_dropped_and_large_heads_refused(
         asyncio.run(run())
     assert "unhandled error" not in caplog.text, caplog.text
     assert "API client 127.0.0.1 dropped: the request body did not arrive" in caplog.text
-    for reason in ("body_timeout", "header_timeout", "url_too_long", "headers_too_large"):
+    expected = {"body_timeout": 1, "header_timeout": 2, "url_too_long": 1, "headers_too_large": 1}
+    for reason, times in expected.items():
         got = registry.get_sample_value("citychain_api_refused_total", {"reason": reason})
-        assert got == 1, reason
+        assert got == times, reason
