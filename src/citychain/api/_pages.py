@@ -11,6 +11,7 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
+from fastapi import APIRouter
 from starlette.responses import Response
 
 #: Nothing but this node: no inline script, no other host, no framing, no forms posted away.
@@ -40,3 +41,30 @@ def page_asset(package: str, name: str) -> Response:
     """The file ``page/<name>`` of ``package`` (a service's router), with the page headers."""
     media_type = _TYPES["." + name.rsplit(".", 1)[-1]]
     return Response(_asset(package, name), media_type=media_type, headers=_HEADERS)
+
+
+def add_page(router: APIRouter, path: str, package: str, stem: str, summary: str) -> None:
+    """Serve ``page/<stem>.html`` of ``package`` at ``GET {path}`` (in the OpenAPI, with
+    ``summary``), and its script and style sheet at ``{path}/page.js`` and ``{path}/page.css``
+    (which the page names so)."""
+
+    async def page() -> Response:
+        return page_asset(package, f"{stem}.html")
+
+    async def script() -> Response:
+        return page_asset(package, f"{stem}.js")
+
+    async def style() -> Response:
+        return page_asset(package, f"{stem}.css")
+
+    page.__name__ = f"{stem}_page"  # the operation's id in /openapi.json
+    router.add_api_route(
+        path,
+        page,
+        methods=["GET"],
+        summary=summary,
+        response_class=Response,
+        responses={200: {"content": {"text/html": {}}, "description": "the page"}},
+    )
+    router.add_api_route(f"{path}/page.js", script, methods=["GET"], include_in_schema=False)
+    router.add_api_route(f"{path}/page.css", style, methods=["GET"], include_in_schema=False)

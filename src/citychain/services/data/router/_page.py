@@ -15,32 +15,14 @@ must not run anyone else's script.
 from __future__ import annotations
 
 from fastapi import APIRouter
-from starlette.responses import Response
 
-from citychain.api._pages import page_asset
+from citychain.api._pages import add_page
 
 router = APIRouter(tags=["data"])
-
-
-def _serve(name: str) -> Response:
-    return page_asset(__name__.rpartition(".")[0], name)
-
-
-@router.get(
+add_page(
+    router,
     "/my-data",
-    summary="The citizen's page: who accessed records about me (HTML, for people)",
-    response_class=Response,
-    responses={200: {"content": {"text/html": {}}, "description": "the page"}},
+    __name__.rpartition(".")[0],
+    "mine",
+    "The citizen's page: who accessed records about me (HTML, for people)",
 )
-async def my_data_page() -> Response:
-    return _serve("mine.html")
-
-
-@router.get("/my-data/page.js", include_in_schema=False)
-async def my_data_script() -> Response:
-    return _serve("mine.js")
-
-
-@router.get("/my-data/page.css", include_in_schema=False)
-async def my_data_style() -> Response:
-    return _serve("mine.css")

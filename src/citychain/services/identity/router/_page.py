@@ -12,32 +12,14 @@ by no one (a page that says "valid" must not be dressed up by another site).
 from __future__ import annotations
 
 from fastapi import APIRouter
-from starlette.responses import Response
 
-from citychain.api._pages import page_asset
+from citychain.api._pages import add_page
 
 router = APIRouter(tags=["identity"])
-
-
-def _serve(name: str) -> Response:
-    return page_asset(__name__.rpartition(".")[0], name)
-
-
-@router.get(
+add_page(
+    router,
     "/verify",
-    summary="The public page that checks a certificate (HTML, for people)",
-    response_class=Response,
-    responses={200: {"content": {"text/html": {}}, "description": "the page"}},
+    __name__.rpartition(".")[0],
+    "verify",
+    "The public page that checks a certificate (HTML, for people)",
 )
-async def verify_page() -> Response:
-    return _serve("verify.html")
-
-
-@router.get("/verify/page.js", include_in_schema=False)
-async def verify_script() -> Response:
-    return _serve("verify.js")
-
-
-@router.get("/verify/page.css", include_in_schema=False)
-async def verify_style() -> Response:
-    return _serve("verify.css")
