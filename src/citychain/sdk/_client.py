@@ -470,6 +470,12 @@ class Client(_Base):
         JSON answer, or the coded error of a 4xx (for the services' SDK helpers)."""
         return self._call(_Call("POST", path, json=body))
 
+    def _post_bytes(self, path: str, content: bytes, content_type: str) -> Any:
+        """POST ``content`` as it is (a file whose exact bytes matter): as :meth:`_post_json`."""
+        return self._call(
+            _Call("POST", path, content=content, headers={"content-type": content_type})
+        )
+
     def _signed(
         self,
         signer: Signer | None,
@@ -917,6 +923,11 @@ class AsyncClient(_Base):
 
     async def _post_json(self, path: str, body: Any) -> Any:
         return await self._call(_Call("POST", path, json=body))
+
+    async def _post_bytes(self, path: str, content: bytes, content_type: str) -> Any:
+        return await self._call(
+            _Call("POST", path, content=content, headers={"content-type": content_type})
+        )
 
     async def _signed(
         self,

@@ -4,6 +4,7 @@ credentials, each answered with its code (never 200 with verified: false) and in
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gzip
 import hashlib
@@ -808,8 +809,17 @@ def test_vc_bundle_and_vc_verify_offline_from_the_command_line(
     (tmp_path / "bent.b").write_bytes(data.replace(b'"height":', b'"height" :', 1))
     r = cli("vc", "verify", "--offline", str(tmp_path / "bent.b"), "--genesis", genesis)
     assert r.returncode != 0 and "tampered" in r.stderr
+    # Online, a node checks the bundle's proofs as of its block, then the credential today.
     r = cli("vc", "verify", str(tmp_path / "good.b"), "--node", world.node.url)
-    assert r.returncode != 0 and "offline proof bundle, not a credential: add --offline" in r.stderr
+    assert r.returncode == 0, r.stderr
+    assert "the bundle holds: valid as of block" in r.stdout and "valid today" in r.stdout
+    r = cli("vc", "verify", str(tmp_path / "revoked.b"), "--node", world.node.url)
+    assert r.returncode != 0 and "credential_revoked" in r.stderr and "Traceback" not in r.stderr
+    r = cli("vc", "verify", str(tmp_path / "good.b"), "--node", world.node.url, "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["bundle"]["issuerName"] == BUREAU
+    r = cli("vc", "bundle", str(tmp_path / "good.b"), "-o", str(tmp_path / "x"),
+            "--node", world.node.url)  # fmt: skip
+    assert r.returncode != 0 and "offline proof bundle, not a credential" in r.stderr
     # A citizen's SD-JWT VC (its text), bundled and checked the same way.
     from citychain.services.identity.sdk import sd_jwt_status
 
@@ -833,6 +843,20 @@ def test_a_node_checks_a_bundle_as_an_offline_verifier_would(
     assert r.status_code == 200, r.text
     assert r.json() == offline(data, genesis).to_json()
     assert r.json()["issuerName"] == BUREAU and r.json()["credentialType"] == TYPE
+    # the SDK's form of the same question, blocking and async
+    from citychain.sdk import AsyncClient
+
+    with Client(world.node.url) as c:
+        assert c.identity.verify_bundle_online(data) == r.json()
+        with pytest.raises(InvalidInput) as err:
+            c.identity.verify_bundle_online(revoked)
+        assert err.value.code == ErrorCode.CREDENTIAL_REVOKED
+
+    async def via_async() -> Any:
+        async with AsyncClient(world.node.url) as ac:
+            return await ac.identity.verify_bundle_online(data)
+
+    assert asyncio.run(via_async()) == r.json()
     cases = [
         (revoked, 400, "credential_revoked"),
         (data.replace(b'"height":', b'"height" :', 1), 400, "tampered"),

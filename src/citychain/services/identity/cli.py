@@ -44,6 +44,7 @@ from citychain.services.identity.sdk import (
     credential_from_template,
     status_entries,
 )
+from citychain.services.identity.sdk._bundle import VERSION as BUNDLE_VERSION
 from citychain.services.identity.sdk._bundle import bundle_bytes, make_bundle, verify_bundle
 from citychain.services.identity.sdk._di import xsd_datetime as xsd_datetime_parse
 from citychain.services.identity.sdk._dids import DID_GAS_LIMIT, Dids
@@ -292,11 +293,33 @@ def _read_credential(path: Path) -> Any:
         return text
     credential = _read_json(path, "credential")
     if isinstance(credential, dict) and "proofs" in credential and "light" in credential:
-        raise bad(f"{path} is an offline proof bundle, not a credential: add --offline to check it")
+        raise bad(
+            f"{path} is an offline proof bundle, not a credential: check it with "
+            "`citychain vc verify` (by a node, or --offline)"
+        )
     return credential
 
 
+def _bundle_file(path: Path) -> bytes | None:
+    """The file's bytes if it is an offline proof bundle, else None."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise bad(f"cannot read {path}: {exc.strerror}") from None
+    if not data.startswith(b'{"'):
+        return None
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return None
+    return data if isinstance(value, dict) and value.get("version") == BUNDLE_VERSION else None
+
+
 def _verify_online(path: Path, node: str, as_json: bool) -> None:
+    bundle = _bundle_file(path)
+    if bundle is not None:
+        _verify_bundle_online(bundle, node, as_json)
+        return
     credential = _read_credential(path)
     with make_client(node) as client:
         answer = Identity(client).verify_online(credential)
@@ -306,6 +329,27 @@ def _verify_online(path: Path, node: str, as_json: bool) -> None:
     console.print(
         f"valid: a {answer.get('credentialType')} issued by {answer.get('issuerName')} "
         f"({answer.get('issuer')}), not revoked or suspended; checked by {node}"
+    )
+
+
+def _verify_bundle_online(bundle: bytes, node: str, as_json: bool) -> None:
+    """A bundle checked by a node: what it proves as of its block, then whether the credential
+    in it holds today (the verdict, and the exit status, are today's)."""
+    with make_client(node) as client:
+        identity = Identity(client)
+        then = identity.verify_bundle_online(bundle)
+        if not as_json:
+            console.print(
+                f"the bundle holds: valid as of block {then['height']} ({then['asOf']}); "
+                f"checked by {node}"
+            )
+        now = identity.verify_online(json.loads(bundle)["credential"])
+    if as_json:
+        print_json({"bundle": then, "now": now})
+        return
+    console.print(
+        f"valid today: a {now.get('credentialType')} issued by {now.get('issuerName')} "
+        f"({now.get('issuer')}), not revoked or suspended; checked by {node}"
     )
 
 
@@ -344,8 +388,8 @@ def vc_verify(
     file: Annotated[
         Path,
         typer.Argument(
-            help="A credential (VC JSON or SD-JWT text), checked by a node; with --offline, "
-            "an offline proof bundle."
+            help="A credential (VC JSON or SD-JWT text) or an offline proof bundle, checked by "
+            "a node; with --offline, a proof bundle with no network."
         ),
     ],
     offline: Annotated[
@@ -357,8 +401,9 @@ def vc_verify(
     as_json: JsonOpt = False,
 ) -> None:
     """Verify a credential: online, by a node (its proof, dates and schema, the register of
-    trusted issuers and the status list on chain); or, with --offline, a proof bundle against
-    the chain's genesis with no network. Exit 0 and who issued it, or the reason in words."""
+    trusted issuers and the status list on chain; a bundle's proofs as of its block, then its
+    credential today); or, with --offline, a proof bundle against the chain's genesis with no
+    network. Exit 0 and who issued it, or the reason in words."""
     if not offline:
         _verify_online(file, node, as_json)
         return

@@ -191,6 +191,17 @@ class Identity:
         )
         return answer
 
+    def verify_bundle_online(self, bundle: bytes) -> dict[str, Any]:
+        """Ask the node to check an offline proof bundle (the file's exact bytes) as
+        :func:`verify_bundle` does with no network, anchored at the node's genesis: the
+        verdict *as of the bundle's height* (``issuer``, ``issuerName``, ``credentialType``,
+        ``height``, ``asOf``), else the coded error. Whether the credential still holds is
+        :meth:`verify_online`'s question."""
+        answer: dict[str, Any] = self._client._post_bytes(
+            "/bundles/verify", bundle, "application/json"
+        )
+        return answer
+
     def issue_batch(
         self, credentials: Any, signer: Any, verification_method: str, **options: Any
     ) -> list[dict[str, Any]]:
@@ -246,6 +257,12 @@ class AsyncIdentity(Identity):
     async def verify_online(self, credential: Any) -> dict[str, Any]:  # type: ignore[override]
         answer: dict[str, Any] = await self._client._post_json(
             "/credentials/verify", {"verifiableCredential": credential}
+        )
+        return answer
+
+    async def verify_bundle_online(self, bundle: bytes) -> dict[str, Any]:  # type: ignore[override]
+        answer: dict[str, Any] = await self._client._post_bytes(
+            "/bundles/verify", bundle, "application/json"
         )
         return answer
 
