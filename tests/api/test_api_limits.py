@@ -17,6 +17,7 @@ import pytest
 import uvicorn
 from fake_node import FakeNode, TestClient
 from prometheus_client import CollectorRegistry
+from starlette.responses import Response
 from starlette.testclient import WebSocketDenialResponse
 
 from citychain.api import create_app, limits
@@ -228,3 +229,146 @@ def test_slow_requests_are_dropped_and_large_heads_refused(
     for reason, times in expected.items():
         got = registry.get_sample_value("citychain_api_refused_total", {"reason": reason})
         assert got == times, reason
+
+
+# -- kept answers given by the HTTP protocol itself (citychain.api._kept) ----------------------
+def test_the_protocol_gives_kept_answers_and_leaves_the_rest_to_the_app(
+    node: FakeNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plain GET of a kept answer is answered by the protocol, with no ASGI task: here at a
+    path no route has (the app would say 404). Anything else goes to the app: HEAD,
+    ``Connection: close``, HTTP/1.0, another ``Accept``, a request pipelined behind one being
+    answered, and every request once the height moved."""
+    height = [5]
+    monkeypatch.setattr(node, "latest_height", lambda: height[0])
+    registry = CollectorRegistry()
+    refusals = Refusals(registry)
+    app = create_app(node)
+    kept = app.state.kept
+    headers = [(b"content-length", b"5"), (b"content-type", b"text/plain"), (b"x-kept", b"1")]
+    kept.put((b"/kept/thing?a=1", None), 5, 200, headers, b"hello")
+
+    async def ask(payload: bytes) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(payload)
+        got = b""
+        with contextlib.suppress(TimeoutError):
+            while True:
+                chunk = await asyncio.wait_for(reader.read(65536), 0.3)
+                if not chunk:
+                    break
+                got += chunk
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return got
+
+    async def run() -> list[bytes]:
+        nonlocal port
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        port = sock.getsockname()[1]
+        listener = GuardedListener.adopt(sock, ConnectionSlots(8, 8), refusals)
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            lifespan="off",
+            http=guarded_protocol(RequestLimits(1.0, 1.0, 300, 2048), refusals, kept),
+        )
+        server = uvicorn.Server(config)
+        serving = asyncio.create_task(server.serve(sockets=[listener]))
+        while not server.started:
+            await asyncio.sleep(0.01)
+        get = b"GET /kept/thing?a=1 HTTP/1.1\r\nHost: x\r\n"
+        try:
+            answers = [
+                await ask(get + b"\r\n" + get + b"\r\n"),  # two, pipelined: both kept
+                await ask(get + b"Accept: */*\r\n\r\n"),
+                await ask(b"HEAD /kept/thing?a=1 HTTP/1.1\r\nHost: x\r\n\r\n"),
+                await ask(get + b"Connection: close\r\n\r\n"),
+                await ask(b"GET /kept/thing?a=1 HTTP/1.0\r\n\r\n"),
+                await ask(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n" + get + b"\r\n"),
+            ]
+            height[0] = 6
+            answers.append(await ask(get + b"\r\n"))
+            await asyncio.sleep(0.05)
+            assert listener.slots.open == 0
+            return answers
+        finally:
+            server.should_exit = True
+            await serving
+
+    port = 0
+    kept_answers, other, head, close, old, behind, later = asyncio.run(run())
+    parts = kept_answers.split(b"HTTP/1.1 ")[1:]
+    assert len(parts) == 2 and parts[0] == parts[1]
+    assert parts[0].startswith(b"200 OK\r\ndate: ") and b"\r\nserver: uvicorn\r\n" in parts[0]
+    assert parts[0].endswith(
+        b"content-length: 5\r\ncontent-type: text/plain\r\nx-kept: 1\r\n\r\nhello"
+    )
+    for answer in (other, head, close, old, later):  # other: another Accept
+        assert answer.split(b"\r\n", 1)[0].split(b" ")[1] == b"404", answer[:200]
+    first, second = behind.split(b"HTTP/1.1 ")[1:]
+    assert first.startswith(b"200 ") and b'"ok"' in first  # /health, answered first
+    assert second.startswith(b"404 ")  # pipelined behind it: the app's way, in order
+
+
+def test_a_client_that_does_not_read_kept_answers_holds_bounded_memory(node: FakeNode) -> None:
+    """200 pipelined GETs of a 200 KiB kept answer, sent at once by a client that reads
+    nothing for a while: the node stops writing answers ahead (its write buffer stays near
+    one answer, not 40 MiB), and once the client reads, every answer arrives whole, in order."""
+    monkey_height = 3
+    node.latest_height = lambda: monkey_height  # type: ignore[method-assign]
+    refusals = Refusals(CollectorRegistry())
+    app = create_app(node)
+    body = bytes(range(256)) * 800  # 204,800 bytes
+    headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"x/y")]
+    app.state.kept.put((b"/big", None), 3, 200, headers, body)
+
+    async def big() -> Response:  # the route's own way, as the identity route does
+        hit = app.state.kept.get((b"/big", None))
+        response = Response(hit.body, hit.status)
+        response.raw_headers = list(hit.headers)
+        return response
+
+    app.add_api_route("/big", big, methods=["GET"])
+
+    async def run() -> tuple[int, int]:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        port = sock.getsockname()[1]
+        listener = GuardedListener.adopt(sock, ConnectionSlots(8, 8), refusals)
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            lifespan="off",
+            http=guarded_protocol(RequestLimits(5.0, 5.0, 300, 2048), refusals, app.state.kept),
+        )
+        server = uvicorn.Server(config)
+        serving = asyncio.create_task(server.serve(sockets=[listener]))
+        while not server.started:
+            await asyncio.sleep(0.01)
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=2**20)
+            writer.transport.pause_reading()  # read nothing until told
+            writer.write(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n" * 200)
+            await asyncio.sleep(0.5)
+            (conn,) = server.server_state.connections
+            held = conn.transport.get_write_buffer_size()  # type: ignore[union-attr]
+            writer.transport.resume_reading()
+            answers = 0
+            while answers < 200:
+                await reader.readuntil(b"\r\n\r\n")
+                assert await reader.readexactly(len(body)) == body
+                answers += 1
+            writer.close()
+            return held, answers
+        finally:
+            server.should_exit = True
+            await serving
+
+    held, answers = asyncio.run(run())
+    assert answers == 200
+    assert held < 2 * len(body) + 65536, held

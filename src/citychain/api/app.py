@@ -73,6 +73,7 @@ from citychain.api._errors import (
 )
 from citychain.api._hot import HotRoute, HotRoutes
 from citychain.api._json import JSONResponse
+from citychain.api._kept import Kept
 from citychain.api.openapi import DESCRIPTION, install_openapi
 from citychain.api.routes import LAST_ROUTERS, ROUTERS
 from citychain.api.routes._common import Limits
@@ -117,6 +118,9 @@ def create_app(
     app.state.blobs = blobs
     # The services' admission gates for submitted transactions (citychain.api._gates).
     app.state.tx_gates = _gates.collect()
+    # Public answers kept until the next block, which the HTTP protocol gives again itself
+    # (citychain.api._kept; the server hands the same object to its protocol).
+    app.state.kept = Kept(service.latest_height)
     app.add_exception_handler(CitychainError, on_citychain_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_exception)

@@ -76,6 +76,7 @@ from prometheus_client import Counter as PromCounter
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from citychain.api._json import dumps
+from citychain.api._kept import Kept
 from citychain.errors import HTTP_STATUS_BY_CODE, ConfigError, ErrorCode
 
 if TYPE_CHECKING:  # citychain.node would load RocksDB into the API (tests/arch)
@@ -349,21 +350,26 @@ class RequestLimits:
     max_header_bytes: int
 
 
-def guarded_protocol(limits: RequestLimits, refusals: Refusals) -> type[asyncio.Protocol]:
+def guarded_protocol(
+    limits: RequestLimits, refusals: Refusals, kept: Kept | None = None
+) -> type[asyncio.Protocol]:
     """uvicorn's httptools HTTP protocol with the request limits of the module docstring
-    (pass it as ``uvicorn.Config(http=...)``)."""
+    (pass it as ``uvicorn.Config(http=...)``), giving ``kept``'s answers itself
+    (:mod:`citychain.api._kept`)."""
 
     class GuardedHttpProtocol(_GuardedHttpProtocol):
         pass
 
     GuardedHttpProtocol.limits = limits
     GuardedHttpProtocol.refusals = refusals
+    GuardedHttpProtocol.kept = kept
     return GuardedHttpProtocol
 
 
 class _GuardedHttpProtocol(HttpToolsProtocol):
     limits: RequestLimits
     refusals: Refusals
+    kept: Kept | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -374,6 +380,8 @@ class _GuardedHttpProtocol(HttpToolsProtocol):
         #: arming and cancelling two timers for each was ~7 % of the node's CPU for a
         #: resolution answered from memory (py-spy).
         self._pending: str | None = None
+        #: The request being read was answered from ``kept`` (no ASGI cycle was made for it).
+        self._answered_kept = False
         self._head_bytes = 0
         self._headers = 0
         self._done = False
@@ -513,6 +521,8 @@ class _GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm()
+        if self.kept is not None and self._answer_kept(self.kept):
+            return
         super().on_headers_complete()
         upgrade = self.parser.should_upgrade() and self._should_upgrade()
         self._pending = None if upgrade else "body_timeout"
@@ -520,7 +530,49 @@ class _GuardedHttpProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         self._disarm()
         self._pending = None
+        if self._answered_kept:  # nothing of uvicorn's to finish: no cycle was made
+            self._answered_kept = False
+            return
         super().on_message_complete()
+
+    def _answer_kept(self, kept: Kept) -> bool:
+        """Answer a plain ``GET`` from ``kept`` before any ASGI task is made, when nothing
+        else is being answered on this connection (see :mod:`citychain.api._kept`)."""
+        if self.pipeline or (self.cycle is not None and not self.cycle.response_complete):
+            return False
+        if self.flow.write_paused:
+            # The client is not reading what it was sent: the app's way waits for it to drain
+            # and stops reading pipelined requests meanwhile; written here, answers to a
+            # stream of pipelined GETs would pile up in memory without bound.
+            return False
+        parser = self.parser
+        if (
+            parser.get_method() != b"GET"
+            or parser.get_http_version() != "1.1"
+            or not parser.should_keep_alive()
+            or parser.should_upgrade()
+        ):
+            return False
+        accept: bytes | None = None
+        for name, value in self.headers:
+            if name == b"accept":
+                if accept is not None:
+                    return False
+                accept = value
+            elif name in (b"content-length", b"transfer-encoding"):
+                return False
+        answer = kept.get((self.url, accept))
+        if answer is None:
+            return False
+        parts = [answer.line]
+        for name, value in self.server_state.default_headers:
+            parts += (name, b": ", value, b"\r\n")
+        parts.append(answer.rest)
+        self.transport.write(b"".join(parts))
+        self._answered_kept = True
+        self._pending = None
+        self.on_response_complete()  # uvicorn's: counts it, arms the keep-alive timer
+        return True
 
 
 # -- subscriptions -----------------------------------------------------------------------------

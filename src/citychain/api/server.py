@@ -221,7 +221,8 @@ async def serve(
         max_url_bytes=api.max_url_bytes,
         max_header_bytes=api.max_header_bytes,
     )
-    server = _Server(uvicorn_config(app, api, guarded_protocol(request_limits, refusals)))
+    protocol = guarded_protocol(request_limits, refusals, app.state.kept)
+    server = _Server(uvicorn_config(app, api, protocol))
     node_task = asyncio.create_task(node.run(), name="consensus")
     serve_task = asyncio.create_task(server.serve(sockets=[listener]), name="api")
     while not server.started and not serve_task.done():

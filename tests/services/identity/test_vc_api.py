@@ -1215,3 +1215,38 @@ def test_cli_issues_a_batch_from_a_template_and_verifies_online(
             c.identity.issue_batch([vc], world.stranger, f"{world.stranger_did}#key-1")
         assert e.value.code == ErrorCode.ISSUER_NOT_TRUSTED
         assert c.identity.verify_online(issued[0])["issuerName"] == BUREAU
+
+
+def test_a_repeated_resolution_answered_by_the_protocol_is_the_routes_answer(
+    world: World,
+) -> None:
+    """On a real node the first resolution goes through the app and is kept; the same request
+    again is given by the HTTP protocol itself (citychain.api._kept). Byte for byte the same
+    answer, the date aside, for each Accept and version asked."""
+    port = int(world.node.url.rsplit(":", 1)[1])
+
+    def twice(target: str, accept: str | None = None) -> list[bytes]:
+        head = f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        head += f"Accept: {accept}\r\n" if accept else ""
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            answers = []
+            for _ in range(2):
+                s.sendall((head + "\r\n").encode())
+                got = b""
+                while b"\r\n\r\n" not in got:
+                    got += s.recv(65536)
+                top, _, body = got.partition(b"\r\n\r\n")
+                length = int(re.search(rb"content-length: (\d+)", top).group(1))  # type: ignore[union-attr]
+                while len(body) < length:
+                    body += s.recv(65536)
+                answers.append(re.sub(rb"date: [^\r]*\r\n", b"", top) + b"\r\n\r\n" + body)
+        return answers
+
+    for target, accept in (
+        (f"/1.0/identifiers/{world.did}", None),
+        (f"/1.0/identifiers/{world.did}", "application/did+json"),
+        (f"/1.0/identifiers/{world.did}?versionId=1", None),
+    ):
+        first, again = twice(target, accept)
+        assert first == again and first.startswith(b"HTTP/1.1 200 OK\r\n"), (target, first[:300])
+        assert b"access-control-allow-origin: *" in first

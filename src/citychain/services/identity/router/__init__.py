@@ -16,6 +16,7 @@ from starlette.responses import Response
 from citychain.api._body import read_body
 from citychain.api._hot import HotRoute
 from citychain.api._json import JSONResponse
+from citychain.api._kept import Kept, request_key
 from citychain.api.routes._common import ServiceDep
 from citychain.errors import ErrorCode, InvalidInput
 from citychain.services.identity.router._page import router as _page_router
@@ -77,74 +78,30 @@ async def resolve_did(
     return await _resolve(request, did)
 
 
-class Answered:
-    """Resolution answers as sent (status, content type, body), kept for the height they were
-    computed at.
-
-    A resolution is a function of the DID URL, its options, the ``Accept`` header and the
-    committed state; verifiers everywhere ask the same issuers' DIDs and status lists again
-    and again between two blocks. The chain's query cache already spares the contract's run,
-    but each answer was still decoded, rebuilt into a resolution result and serialised again:
-    ~45 % of the node's CPU for a repeated resolution (py-spy, bench_dids' hot rounds). So the
-    route keeps what it sent, under the request, for the height it read *before* resolving:
-    an entry is served only while the node's latest height is still that one. (A block that
-    commits during the resolution can only make the kept answer newer than its height, and
-    it stops being served as soon as the height moves: never an answer older than the state.)
-
-    Only answers about DIDs and lists that exist are kept (200, 410): a stranger's made-up
-    DIDs are refused quickly anyway and must not crowd the verifiers' out. Bounded by
-    ``max_bytes`` (bodies and keys); when full, it starts over, as the query cache does.
-    """
-
-    __slots__ = ("_bytes", "_height", "_values", "max_bytes")
-
-    def __init__(self, max_bytes: int = 16 * 1024 * 1024) -> None:
-        self.max_bytes = max_bytes
-        self._height = -1
-        self._values: dict[tuple[str, bytes, str | None], tuple[int, str, bytes]] = {}
-        self._bytes = 0
-
-    def get(self, key: tuple[str, bytes, str | None], height: int) -> tuple[int, str, bytes] | None:
-        if height != self._height:
-            return None
-        return self._values.get(key)
-
-    def put(
-        self, key: tuple[str, bytes, str | None], height: int, answer: tuple[int, str, bytes]
-    ) -> None:
-        cost = len(answer[2]) + len(key[0]) + len(key[1]) + len(key[2] or "") + 200
-        if height != self._height or self._bytes + cost > self.max_bytes:
-            self._values, self._bytes, self._height = {}, 0, height
-        if cost <= self.max_bytes:
-            self._values[key] = answer
-            self._bytes += cost
-
-
-def _answered(request: Request) -> Answered:
-    state = request.app.state
-    kept: Answered | None = getattr(state, "identity_answered", None)
-    if kept is None:
-        kept = state.identity_answered = Answered()
-    return kept
-
-
 async def _resolve(request: Request, did: str) -> Response:
     service = request.app.state.service
-    accept = request.headers.get("accept")
-    query = request.scope.get("query_string", b"")
-    key, height, kept = (did, query, accept), service.latest_height(), _answered(request)
-    hit = kept.get(key, height)
+    kept: Kept = request.app.state.kept
+    scope = request.scope
+    query = scope.get("query_string", b"")
+    accept_raw = next((v for k, v in scope["headers"] if k == b"accept"), None)
+    # Kept answers (citychain.api._kept): a resolution is a function of the request and the
+    # committed state, and verifiers ask the same ones again and again between two blocks.
+    # The HTTP protocol gives most repeats before they reach here; this gives the rest.
+    key = request_key(scope["raw_path"], query, accept_raw)
+    hit = kept.get(key)
     if hit is not None:
-        response = Response(hit[2], hit[0], media_type=hit[1])
-        response.raw_headers.append(_ANY_ORIGIN)
+        response = Response(hit.body, hit.status)
+        response.raw_headers = list(hit.headers)
         return response
+    height = service.latest_height()  # before resolving: see citychain.api._kept
+    accept = accept_raw.decode("latin-1") if accept_raw is not None else None
     # Most resolutions carry no options: parsing an empty query string into Starlette's
     # QueryParams was ~9 % of the node's time for a resolution answered from its cache.
     options = dict(request.query_params) if query else {}
     answer = await Resolver(service).resolve(did, options, accept)
     response = _render(answer)
-    if answer.status in (200, 410):
-        kept.put(key, height, (answer.status, answer.content_type, bytes(response.body)))
+    if answer.status in (200, 410):  # about DIDs and lists that exist: not made-up ones
+        kept.put(key, height, answer.status, response.raw_headers, bytes(response.body))
     return response
 
 
