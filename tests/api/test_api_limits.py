@@ -11,7 +11,9 @@ import logging
 import resource
 import socket
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -21,6 +23,7 @@ from starlette.responses import Response
 from starlette.testclient import WebSocketDenialResponse
 
 from citychain.api import create_app, limits
+from citychain.api._kept import Kept
 from citychain.api.limits import (
     ConnectionSlots,
     GuardedListener,
@@ -146,6 +149,37 @@ async def _exchange(port: int, payload: bytes, wait: float = 3.0) -> tuple[float
     return time.monotonic() - started, got
 
 
+@contextlib.asynccontextmanager
+async def _serving(
+    app: Any,
+    request_limits: RequestLimits,
+    refusals: Refusals,
+    *,
+    per_address: int,
+    kept: Kept | None = None,
+    **config: Any,
+) -> AsyncIterator[tuple[int, GuardedListener, uvicorn.Server]]:
+    """``app`` served by uvicorn with the node's guarded listener and protocol on a free
+    port: (the port, the listener, the server); stopped at the end."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    port = sock.getsockname()[1]
+    listener = GuardedListener.adopt(sock, ConnectionSlots(8, per_address), refusals)
+    protocol = guarded_protocol(request_limits, refusals, kept)
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", lifespan="off", http=protocol, **config)
+    )
+    serving = asyncio.create_task(server.serve(sockets=[listener]))
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        yield port, listener, server
+    finally:
+        server.should_exit = True
+        await serving
+
+
 def test_slow_requests_are_dropped_and_large_heads_refused(
     node: FakeNode, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -153,23 +187,13 @@ def test_slow_requests_are_dropped_and_large_heads_refused(
     refusals = Refusals(registry)
 
     async def run() -> None:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(16)
-        port = sock.getsockname()[1]
-        listener = GuardedListener.adopt(sock, ConnectionSlots(8, 4), refusals)
-        config = uvicorn.Config(
+        async with _serving(
             create_app(node),
-            log_level="warning",
-            lifespan="off",
-            http=guarded_protocol(RequestLimits(0.3, 0.3, 300, 2048), refusals),
+            RequestLimits(0.3, 0.3, 300, 2048),
+            refusals,
+            per_address=4,
             timeout_keep_alive=1,
-        )
-        server = uvicorn.Server(config)
-        serving = asyncio.create_task(server.serve(sockets=[listener]))
-        while not server.started:
-            await asyncio.sleep(0.01)
-        try:
+        ) as (port, listener, _server):
             # A body that never arrives.
             took, got = await _exchange(
                 port,
@@ -217,9 +241,6 @@ def test_slow_requests_are_dropped_and_large_heads_refused(
             # Every socket gave its slot back.
             await asyncio.sleep(0.05)
             assert listener.slots.open == 0
-        finally:
-            server.should_exit = True
-            await serving
 
     with caplog.at_level(logging.WARNING):
         asyncio.run(run())
@@ -265,23 +286,10 @@ def test_the_protocol_gives_kept_answers_and_leaves_the_rest_to_the_app(
 
     async def run() -> list[bytes]:
         nonlocal port
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(16)
-        port = sock.getsockname()[1]
-        listener = GuardedListener.adopt(sock, ConnectionSlots(8, 8), refusals)
-        config = uvicorn.Config(
-            app,
-            log_level="warning",
-            lifespan="off",
-            http=guarded_protocol(RequestLimits(1.0, 1.0, 300, 2048), refusals, kept),
-        )
-        server = uvicorn.Server(config)
-        serving = asyncio.create_task(server.serve(sockets=[listener]))
-        while not server.started:
-            await asyncio.sleep(0.01)
         get = b"GET /kept/thing?a=1 HTTP/1.1\r\nHost: x\r\n"
-        try:
+        async with _serving(
+            app, RequestLimits(1.0, 1.0, 300, 2048), refusals, per_address=8, kept=kept
+        ) as (port, listener, _server):
             answers = [
                 await ask(get + b"\r\n" + get + b"\r\n"),  # two, pipelined: both kept
                 await ask(get + b"Accept: */*\r\n\r\n"),
@@ -295,9 +303,6 @@ def test_the_protocol_gives_kept_answers_and_leaves_the_rest_to_the_app(
             await asyncio.sleep(0.05)
             assert listener.slots.open == 0
             return answers
-        finally:
-            server.should_exit = True
-            await serving
 
     port = 0
     kept_answers, other, head, close, old, behind, later = asyncio.run(run())
@@ -335,22 +340,9 @@ def test_a_client_that_does_not_read_kept_answers_holds_bounded_memory(node: Fak
     app.add_api_route("/big", big, methods=["GET"])
 
     async def run() -> tuple[int, int]:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(16)
-        port = sock.getsockname()[1]
-        listener = GuardedListener.adopt(sock, ConnectionSlots(8, 8), refusals)
-        config = uvicorn.Config(
-            app,
-            log_level="warning",
-            lifespan="off",
-            http=guarded_protocol(RequestLimits(5.0, 5.0, 300, 2048), refusals, app.state.kept),
-        )
-        server = uvicorn.Server(config)
-        serving = asyncio.create_task(server.serve(sockets=[listener]))
-        while not server.started:
-            await asyncio.sleep(0.01)
-        try:
+        async with _serving(
+            app, RequestLimits(5.0, 5.0, 300, 2048), refusals, per_address=8, kept=app.state.kept
+        ) as (port, _listener, server):
             reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=2**20)
             writer.transport.pause_reading()  # read nothing until told
             writer.write(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n" * 200)
@@ -365,9 +357,6 @@ def test_a_client_that_does_not_read_kept_answers_holds_bounded_memory(node: Fak
                 answers += 1
             writer.close()
             return held, answers
-        finally:
-            server.should_exit = True
-            await serving
 
     held, answers = asyncio.run(run())
     assert answers == 200
