@@ -361,3 +361,21 @@ def test_a_client_that_does_not_read_kept_answers_holds_bounded_memory(node: Fak
     held, answers = asyncio.run(run())
     assert answers == 200
     assert held < 2 * len(body) + 65536, held
+
+
+def test_kept_answers_live_for_their_height_and_a_late_older_one_empties_nothing() -> None:
+    from citychain.api._kept import MAX_BODY
+
+    latest = [5]
+    kept = Kept(lambda: latest[0])
+    one = [(b"content-length", b"1")]
+    kept.put((b"/a", None), 5, 200, one, b"x")
+    found = kept.get((b"/a", None))
+    assert found is not None and found.line == b"HTTP/1.1 200 OK\r\n"
+    assert found.head == b"content-length: 1\r\n\r\n" and found.body == b"x"
+    kept.put((b"/b", None), 4, 200, one, b"y")  # computed before the last block: dropped
+    kept.put((b"/c", None), 5, 200, one, b"z" * (MAX_BODY + 1))  # too big to keep
+    assert kept.get((b"/b", None)) is None and kept.get((b"/c", None)) is None
+    assert kept.get((b"/a", None)) is found  # and neither emptied what was kept
+    latest[0] = 6
+    assert kept.get((b"/a", None)) is None  # a new block: nothing old is given

@@ -53,8 +53,8 @@ class KeptAnswer:
     body: bytes
     #: the status line
     line: bytes
-    #: the header lines after the server's own, the blank line and the body
-    rest: bytes
+    #: the header lines that follow the server's own, and the blank line
+    head: bytes
 
 
 def request_key(raw_path: bytes, query_string: bytes, accept: bytes | None) -> Key:
@@ -88,19 +88,17 @@ class Kept:
         headers: list[tuple[bytes, bytes]],
         body: bytes,
     ) -> None:
-        """Keep an answer computed at ``height`` (read before computing it)."""
+        """Keep an answer computed at ``height`` (read before computing it). An answer of an
+        older height than those kept is dropped: a slow request finishing late must not empty
+        the newer answers."""
         cost = len(body) + len(key[0]) + len(key[1] or b"") + 64 * len(headers) + 200
+        if height < self._height or cost > self.max_bytes or len(body) > MAX_BODY:
+            return
         if height != self._height or self._bytes + cost > self.max_bytes:
             self._values, self._bytes, self._height = {}, 0, height
-        if cost > self.max_bytes or len(body) > MAX_BODY:
-            return
         reason = HTTPStatus(status).phrase.encode()
         lines = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
         self._values[key] = KeptAnswer(
-            status,
-            tuple(headers),
-            body,
-            b"HTTP/1.1 %d %s\r\n" % (status, reason),
-            lines + b"\r\n" + body,
+            status, tuple(headers), body, b"HTTP/1.1 %d %s\r\n" % (status, reason), lines + b"\r\n"
         )
         self._bytes += cost

@@ -38,13 +38,13 @@ where they are created, and every connection must make progress or go:
   must arrive within ``header_timeout_ms`` of the connection or of the request's first byte,
   and the body within ``body_timeout_ms`` of the headers (each timer armed only when a read
   ends with the request incomplete, so a request that arrives whole arms none); otherwise
-  the client gets a 503
-  saying so (when no answer of its own has begun) and the connection is closed. A request
-  target over ``max_url_bytes``, a header section over ``max_header_bytes``, more than
-  :data:`MAX_HEADERS` headers or a header line over :data:`MAX_HEADER_LINE` is answered 413
-  ``too_large`` and closed; these are also what a WebSocket handshake may carry (the
-  ``websockets`` parser behind uvicorn's WebSocket protocol stops at 8,192-byte lines and 128
-  headers and then leaves the client waiting forever). An idle keep-alive connection is
+  the client gets a 503 saying so (when no answer of its own has begun) and the connection
+  is closed. A request target over ``max_url_bytes``, a header section over
+  ``max_header_bytes``, more than :data:`MAX_HEADERS` headers or a header line over
+  :data:`MAX_HEADER_LINE` is answered 413 ``too_large`` and closed; these are also what a
+  WebSocket handshake may carry (the ``websockets`` parser behind uvicorn's WebSocket
+  protocol stops at 8,192-byte lines and 128 headers and then leaves the client waiting
+  forever). An idle keep-alive connection is
   closed by uvicorn after ``keepalive_timeout_ms``.
 
 * **Subscriptions** (:class:`SubscriberSlots`, used by ``/v1/events``): at most
@@ -567,7 +567,7 @@ class _GuardedHttpProtocol(HttpToolsProtocol):
         parts = [answer.line]
         for name, value in self.server_state.default_headers:
             parts += (name, b": ", value, b"\r\n")
-        parts.append(answer.rest)
+        parts += (answer.head, answer.body)
         self.transport.write(b"".join(parts))
         self._answered_kept = True
         self._pending = None

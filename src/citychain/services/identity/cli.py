@@ -44,8 +44,12 @@ from citychain.services.identity.sdk import (
     credential_from_template,
     status_entries,
 )
-from citychain.services.identity.sdk._bundle import VERSION as BUNDLE_VERSION
-from citychain.services.identity.sdk._bundle import bundle_bytes, make_bundle, verify_bundle
+from citychain.services.identity.sdk._bundle import (
+    bundle_bytes,
+    is_bundle,
+    make_bundle,
+    verify_bundle,
+)
 from citychain.services.identity.sdk._di import xsd_datetime as xsd_datetime_parse
 from citychain.services.identity.sdk._dids import DID_GAS_LIMIT, Dids
 from citychain.services.identity.sdk._lists import FORMATS
@@ -283,16 +287,27 @@ def _read_json(path: Path, what: str) -> Any:
         raise bad(f"{what} {path} is not JSON: {exc}") from None
 
 
-def _read_credential(path: Path) -> Any:
-    """A credential file: a VC's JSON, or an SD-JWT's text."""
+def _credential_or_bundle(path: Path) -> tuple[Any, bytes | None]:
+    """A credential file's credential (a VC's JSON, or an SD-JWT's text) and None; or, for an
+    offline proof bundle, None and the file's exact bytes (what a bundle's check reads)."""
     try:
-        text = path.read_text(encoding="utf-8").strip()
+        data = path.read_bytes()
+        text = data.decode("utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
         raise bad(f"cannot read {path}: {exc}") from None
     if not text.startswith("{"):
-        return text
-    credential = _read_json(path, "credential")
-    if isinstance(credential, dict) and "proofs" in credential and "light" in credential:
+        return text, None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise bad(f"credential {path} is not JSON: {exc}") from None
+    return (None, data) if is_bundle(value) else (value, None)
+
+
+def _read_credential(path: Path) -> Any:
+    """A credential file: a VC's JSON, or an SD-JWT's text."""
+    credential, bundle = _credential_or_bundle(path)
+    if bundle is not None:
         raise bad(
             f"{path} is an offline proof bundle, not a credential: check it with "
             "`citychain vc verify` (by a node, or --offline)"
@@ -300,27 +315,11 @@ def _read_credential(path: Path) -> Any:
     return credential
 
 
-def _bundle_file(path: Path) -> bytes | None:
-    """The file's bytes if it is an offline proof bundle, else None."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise bad(f"cannot read {path}: {exc.strerror}") from None
-    if not data.startswith(b'{"'):
-        return None
-    try:
-        value = json.loads(data)
-    except ValueError:
-        return None
-    return data if isinstance(value, dict) and value.get("version") == BUNDLE_VERSION else None
-
-
 def _verify_online(path: Path, node: str, as_json: bool) -> None:
-    bundle = _bundle_file(path)
+    credential, bundle = _credential_or_bundle(path)
     if bundle is not None:
         _verify_bundle_online(bundle, node, as_json)
         return
-    credential = _read_credential(path)
     with make_client(node) as client:
         answer = Identity(client).verify_online(credential)
     if as_json:
@@ -1029,12 +1028,7 @@ def wallet_add(
     passphrase_file: PassFileOpt = None,
 ) -> None:
     """Store an issued credential; prints its id in the wallet."""
-    try:
-        text = credential.read_text().strip()
-    except OSError as exc:
-        raise bad(f"cannot read {credential}: {exc.strerror}") from None
-    value: Any = text if not text.startswith("{") else _read_json(credential, "credential")
-    console.print(_open(wallet, passphrase_file).add(value))
+    console.print(_open(wallet, passphrase_file).add(_read_credential(credential)))
 
 
 @wallet_app.command("list")

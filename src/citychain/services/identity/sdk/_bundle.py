@@ -267,6 +267,12 @@ def make_bundle(
     }
 
 
+def is_bundle(value: Any) -> bool:
+    """Whether a parsed JSON file is an offline proof bundle (not whether it holds: that is
+    :func:`verify_bundle`)."""
+    return isinstance(value, Mapping) and value.get("version") == VERSION
+
+
 def bundle_bytes(bundle: Mapping[str, Any]) -> bytes:
     """The bundle's file: its canonical JSON (RFC 8785), the only form :func:`verify_bundle`
     accepts."""
