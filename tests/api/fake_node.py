@@ -387,6 +387,9 @@ class FakeNode:
         )
 
     async def query(self, contract: str, method: str, args: Mapping[str, Any]) -> Any:
+        return self.query_inline(contract, method, args)
+
+    def query_inline(self, contract: str, method: str, args: Mapping[str, Any]) -> Any:
         if (contract, method) == ("gov", "member"):
             address = args["address"]
             return {"address": address, "standing": "ok"} if address in self.members else None

@@ -23,7 +23,7 @@ from starlette.responses import Response
 from starlette.testclient import WebSocketDenialResponse
 
 from citychain.api import create_app, limits
-from citychain.api._kept import Kept
+from citychain.api._kept import Kept, KeptAnswer, answer_of
 from citychain.api.limits import (
     ConnectionSlots,
     GuardedListener,
@@ -317,6 +317,58 @@ def test_the_protocol_gives_kept_answers_and_leaves_the_rest_to_the_app(
     first, second = behind.split(b"HTTP/1.1 ")[1:]
     assert first.startswith(b"200 ") and b'"ok"' in first  # /health, answered first
     assert second.startswith(b"404 ")  # pipelined behind it: the app's way, in order
+
+
+def test_a_producer_makes_answers_the_protocol_writes_and_a_broken_one_falls_to_the_app(
+    node: FakeNode, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A producer (citychain.api._kept) answers the targets under its prefix with no ASGI
+    task; one that declines leaves them to the app, and one that raises is logged and the
+    app answers (here 404: no route has these paths)."""
+    monkeypatch.setattr(node, "latest_height", lambda: 5)
+    app = create_app(node)
+    kept = app.state.kept
+    made: list[bytes] = []
+
+    def produce(key: tuple[bytes, bytes | None]) -> KeptAnswer | None:
+        made.append(key[0])
+        if key[0].endswith(b"/no"):
+            return None
+        if key[0].endswith(b"/boom"):
+            raise RuntimeError("producer on fire")
+        answer = answer_of(200, [(b"content-length", b"4"), (b"content-type", b"x/y")], b"made")
+        kept.keep(key, 5, answer)
+        return answer
+
+    kept.add_producer(b"/made/", produce)
+    reached = [0]
+
+    async def counted(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            reached[0] += 1
+        await app(scope, receive, send)
+
+    async def run() -> list[bytes]:
+        async with _serving(
+            counted, RequestLimits(1.0, 1.0, 300, 2048), Refusals(CollectorRegistry()),
+            per_address=8, kept=kept,
+        ) as (port, _listener, _server):  # fmt: skip
+            out = []
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            for target in (b"/made/a", b"/made/a", b"/made/no", b"/made/boom", b"/other"):
+                writer.write(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                out.append(head + await reader.readexactly(length))
+            writer.close()
+            return out
+
+    a, again, declined, broken, other = asyncio.run(run())
+    assert a.startswith(b"HTTP/1.1 200 OK\r\n") and a.endswith(b"\r\n\r\nmade") and again == a
+    assert made == [b"/made/a", b"/made/no", b"/made/boom"]  # the second /made/a was kept
+    for answer in (declined, broken, other):
+        assert answer.startswith(b"HTTP/1.1 404 "), answer[:100]
+    assert reached[0] == 3 and "producer on fire" in caplog.text
 
 
 def test_a_client_that_does_not_read_kept_answers_holds_bounded_memory(node: FakeNode) -> None:

@@ -20,6 +20,10 @@ The same path is still declared as an ordinary FastAPI route calling the same ``
 that declaration is what ``/openapi.json`` documents. Both must give the same answer for the
 same request; ``tests/services/identity/test_resolver.py`` compares them.
 
+A hot route may also name ``direct``: made once with the node's service and the app's
+:class:`~citychain.api._kept.Kept`, it gives the producer by which the HTTP protocol answers
+the route's requests itself, before any ASGI task (see :mod:`citychain.api._kept`).
+
 A ``CitychainError`` raised by ``answer`` becomes the same ``{"code", "message"}`` response
 the app's exception handler gives; anything else reaches ``CatchAll`` (a logged 500).
 """
@@ -34,6 +38,8 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from citychain.api._errors import on_citychain_error
+from citychain.api._kept import Kept, Produce
+from citychain.api.service import NodeService
 from citychain.errors import CitychainError
 
 __all__ = ["HotRoute", "HotRoutes"]
@@ -45,6 +51,8 @@ class HotRoute:
 
     prefix: str
     answer: Callable[[Request, str], Awaitable[Response]]
+    #: the producer the protocol answers ``GET {prefix}...`` with (see the module doc)
+    direct: Callable[[NodeService, Kept], Produce] | None = None
 
     def __post_init__(self) -> None:
         if not (self.prefix.startswith("/") and self.prefix.endswith("/")):

@@ -26,6 +26,18 @@ Two readers give kept answers:
 Measured: a repeated DID resolution cost the node ~51 µs through uvicorn's cycle and the app,
 ~15 µs given here (one DID asked by 8 connections: 19,100 → 64,800 resolutions/s).
 
+Answers made by the protocol
+----------------------------
+A route whose answer is cheap to compute may also give the protocol a *producer*
+(:meth:`Kept.add_producer`, for a path prefix): on a miss, the protocol calls it with the
+request's key, on the event loop, as the route itself would run. It returns the answer to
+write (keeping it, if it may be kept, as the route does), or ``None`` for the app's way: for
+anything it does not answer itself (an option it does not parse, a query needing more than
+the loop's budget, any error the app renders). Its answer must be byte for byte the route's;
+a producer that raises is a bug, answered the app's way (which logs it). A resolution of a
+DID asked for the first time since the last block then costs the node its query and its JSON,
+not uvicorn's cycle as well (``bench/RESULTS.md``).
+
 Only public, read-only answers may be kept (no signature, no caller-dependent content). Bounded
 by ``max_bytes``; when full it starts over, as the chain's query cache does.
 """
@@ -36,7 +48,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 
-__all__ = ["Kept", "KeptAnswer", "request_key"]
+__all__ = ["Kept", "KeptAnswer", "Key", "Produce", "answer_of", "request_key"]
 
 #: Largest body kept (a status list's credential or token is well under it).
 MAX_BODY = 256 * 1024
@@ -57,6 +69,19 @@ class KeptAnswer:
     head: bytes
 
 
+#: A producer: the answer to a request's key, made now, or None for the app's way.
+Produce = Callable[[Key], "KeptAnswer | None"]
+
+
+def answer_of(status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> KeptAnswer:
+    """An answer as the protocol writes it: status line, the route's headers, body."""
+    reason = HTTPStatus(status).phrase.encode()
+    lines = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+    return KeptAnswer(
+        status, tuple(headers), body, b"HTTP/1.1 %d %s\r\n" % (status, reason), lines + b"\r\n"
+    )
+
+
 def request_key(raw_path: bytes, query_string: bytes, accept: bytes | None) -> Key:
     """The key of a request as a route sees it (ASGI ``raw_path`` and ``query_string``)."""
     return (raw_path + b"?" + query_string if query_string else raw_path, accept)
@@ -65,7 +90,7 @@ def request_key(raw_path: bytes, query_string: bytes, accept: bytes | None) -> K
 class Kept:
     """Kept answers of one node's API (see the module docstring)."""
 
-    __slots__ = ("_bytes", "_height", "_values", "latest_height", "max_bytes")
+    __slots__ = ("_bytes", "_height", "_producers", "_values", "latest_height", "max_bytes")
 
     def __init__(self, latest_height: Callable[[], int], max_bytes: int = 16 * 1024 * 1024):
         self.latest_height = latest_height
@@ -73,6 +98,23 @@ class Kept:
         self._height = -1
         self._values: dict[Key, KeptAnswer] = {}
         self._bytes = 0
+        self._producers: tuple[tuple[bytes, Produce], ...] = ()
+
+    def add_producer(self, prefix: bytes, produce: Produce) -> None:
+        """Let the protocol make answers to targets under ``prefix`` by ``produce``."""
+        self._producers += ((prefix, produce),)
+
+    def answer(self, key: Key) -> KeptAnswer | None:
+        """What the protocol writes for ``key``: the kept answer, else a producer's, else
+        None (the app's way)."""
+        hit = self.get(key)
+        if hit is not None:
+            return hit
+        target = key[0]
+        for prefix, produce in self._producers:
+            if target.startswith(prefix):
+                return produce(key)
+        return None
 
     def get(self, key: Key) -> KeptAnswer | None:
         """The kept answer to ``key``, if it was computed at the latest height."""
@@ -88,17 +130,17 @@ class Kept:
         headers: list[tuple[bytes, bytes]],
         body: bytes,
     ) -> None:
-        """Keep an answer computed at ``height`` (read before computing it). An answer of an
-        older height than those kept is dropped: a slow request finishing late must not empty
-        the newer answers."""
-        cost = len(body) + len(key[0]) + len(key[1] or b"") + 64 * len(headers) + 200
+        """Keep an answer computed at ``height`` (read before computing it)."""
+        self.keep(key, height, answer_of(status, headers, body))
+
+    def keep(self, key: Key, height: int, answer: KeptAnswer) -> None:
+        """:meth:`put` of an answer already made. An answer of an older height than those
+        kept is dropped: a slow request finishing late must not empty the newer answers."""
+        body = answer.body
+        cost = len(body) + len(key[0]) + len(key[1] or b"") + 64 * len(answer.headers) + 200
         if height < self._height or cost > self.max_bytes or len(body) > MAX_BODY:
             return
         if height != self._height or self._bytes + cost > self.max_bytes:
             self._values, self._bytes, self._height = {}, 0, height
-        reason = HTTPStatus(status).phrase.encode()
-        lines = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
-        self._values[key] = KeptAnswer(
-            status, tuple(headers), body, b"HTTP/1.1 %d %s\r\n" % (status, reason), lines + b"\r\n"
-        )
+        self._values[key] = answer
         self._bytes += cost

@@ -130,6 +130,11 @@ def create_app(
     for _service, module in registry.parts("router"):  # /v1/gov/..., each service's own
         app.include_router(module.router)
         hot.extend(getattr(module, "hot_routes", ()))
+    for route in hot:  # answers the protocol makes itself (citychain.api._kept)
+        if route.direct is not None:
+            app.state.kept.add_producer(
+                route.prefix.encode(), route.direct(service, app.state.kept)
+            )
     # Inside CatchAll (the last added is outermost): a hot route's crash is a logged 500 too.
     app.add_middleware(HotRoutes, routes=hot)
     app.add_middleware(CatchAll)

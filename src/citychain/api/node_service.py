@@ -197,6 +197,9 @@ class NodeServiceAdapter:
             plain,
         )
 
+    def query_inline(self, contract: str, method: str, args: Mapping[str, Any]) -> Any:
+        return self.node.query(contract, method, dict(args), gas_limit=INLINE_QUERY_GAS)
+
     def account(self, address: bytes) -> AccountInfo:
         nonce = self.node.account_nonce(address)
         pending = max(nonce, self.node.mempool.pending_nonce(address))

@@ -163,6 +163,13 @@ class NodeService(Protocol):
         the signer's) is what the contract sees as ``ctx.caller``; zero bytes when None."""
         ...
 
+    def query_inline(self, contract: str, method: str, args: Mapping[str, Any]) -> Any:
+        """A public :meth:`query` run here and now, on the event loop, within the small gas
+        budget a query may use there; beyond it, ``ExecutionFailure`` (``OUT_OF_GAS``): ask
+        :meth:`query` then, which may move it to a worker thread. For answers the HTTP
+        protocol makes itself (:mod:`citychain.api._kept`)."""
+        ...
+
     def account(self, address: bytes) -> AccountInfo: ...
 
     def validators(self, height: int | None) -> ValidatorSet:

@@ -5,13 +5,18 @@ leave what it does not match (other methods, deeper paths) to the app."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import uvicorn
+from prometheus_client import CollectorRegistry
 
 from citychain.api import create_app
+from citychain.api.limits import Refusals, RequestLimits, guarded_protocol
 from citychain.api.node_service import NodeServiceAdapter
 from citychain.crypto import ED25519, Signer
 from citychain.node import Node, NodeConfig
@@ -206,3 +211,121 @@ def test_a_repeated_resolution_is_answered_as_sent_until_the_next_block(
     # version 1 keeps its document, and its metadata now names the version after it
     assert b"files.example" not in after[1][2] and b"nextVersionId" in after[1][2]
     assert b"nextVersionId" not in first[1][2]
+
+
+def _over_the_protocol(
+    world: World, targets: list[tuple[str, str | None]]
+) -> tuple[list[tuple[list[bytes], list[bytes]]], int]:
+    """Each target asked twice on one keep-alive connection to uvicorn serving the node's
+    app with the node's own HTTP protocol (as ``citychain start`` does): each answer's
+    header lines (date and server aside) and body, and how many requests reached the app."""
+    app = create_app(NodeServiceAdapter(world.node))
+    reached = [0]
+
+    async def counted(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            reached[0] += 1
+        await app(scope, receive, send)
+
+    async def run() -> list[tuple[list[bytes], list[bytes]]]:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        port = sock.getsockname()[1]
+        protocol = guarded_protocol(
+            RequestLimits(5.0, 5.0, 4096, 8192), Refusals(CollectorRegistry()), app.state.kept
+        )
+        server = uvicorn.Server(
+            uvicorn.Config(counted, log_level="warning", lifespan="off", http=protocol)
+        )
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started:
+            await asyncio.sleep(0.01)
+        out = []
+        try:
+            for target, accept in targets:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                head = f"GET {target} HTTP/1.1\r\nHost: node\r\n"
+                head += f"Accept: {accept}\r\n\r\n" if accept else "\r\n"
+                pair = []
+                for _ in range(2):
+                    writer.write(head.encode())
+                    top = await reader.readuntil(b"\r\n\r\n")
+                    lines = [
+                        line
+                        for line in top.split(b"\r\n")[:-2]
+                        if not line.startswith((b"date: ", b"server: "))
+                    ]
+                    length = int(next(x for x in lines if x.startswith(b"content-length: "))[16:])
+                    pair.append((lines, await reader.readexactly(length)))
+                writer.close()
+                out.append(
+                    ([pair[0][0][0], *sorted(pair[0][0][1:]), pair[0][1]],
+                     [pair[1][0][0], *sorted(pair[1][0][1:]), pair[1][1]])
+                )  # fmt: skip
+        finally:
+            server.should_exit = True
+            await serving
+        return out
+
+    return asyncio.run(run()), reached[0]
+
+
+def test_the_protocol_makes_resolutions_itself_byte_for_byte_the_apps(world: World) -> None:
+    """The node's HTTP protocol resolves a plain GET of a DID (or a status list's DID URL)
+    itself, before any ASGI task (citychain.api._kept's producers): every such answer,
+    made the first time and kept the second, has the app's status line, headers and body.
+    A target with resolution options, or one the app's routing reads otherwise, still goes
+    to the app."""
+    d, gone, unknown = world.did, world.gone, citychain_did(bytes(range(16)))
+    made: list[tuple[str, str | None]] = [
+        (f"/1.0/identifiers/{d}", None),
+        (f"/1.0/identifiers/{d.replace(':', '%3A')}", None),
+        (f"/1.0/identifiers/{d}", "application/did+json"),
+        (f"/1.0/identifiers/{d}", "text/html, application/did+ld+json"),
+        (f"/1.0/identifiers/{d}", "text/html"),
+        (f"/1.0/identifiers/{gone}", None),
+        (f"/1.0/identifiers/{unknown}", None),
+        ("/1.0/identifiers/did:web:example.org", None),
+        ("/1.0/identifiers/not-a-did", None),
+        (f"/1.0/identifiers/{world.key}", None),
+        (f"/1.0/identifiers/{d}/extra", None),
+        (f"/1.0/identifiers/{d}%2Fstatus%2Fnone", None),
+    ]
+    routed: list[tuple[str, str | None]] = [
+        (f"/1.0/identifiers/{d}?versionId=1", None),
+        (f"/1.0/identifiers/{d}?service=files", None),
+        ("/1.0/identifiers/", None),
+        ("/1.0/identifiers//status/x", None),
+    ]
+    answers, reached = _over_the_protocol(world, made + routed)
+    by_app = _answers(world, [("GET", t, {"accept": a} if a else {}) for t, a in made + routed])
+    for (target, _), (first, again), (status, ctype, body) in zip(
+        made + routed, answers, by_app, strict=True
+    ):
+        assert first[0].split(b" ")[1] == str(status).encode(), (target, first[0])
+        assert f"content-type: {ctype}".encode() in first and first[-1] == body, target
+        # the status list dereferenced, not kept: asked again, answered again the same
+        assert again == first, target
+    statuses = [int(first[0].split(b" ")[1]) for first, _ in answers]
+    assert statuses == [
+        200,
+        200,
+        200,
+        200,
+        406,
+        410,
+        404,
+        501,
+        400,
+        200,
+        400,
+        404,
+        200,
+        501,
+        400,
+        404,
+    ]
+    # Only the routed ones reached the app: each twice, but the first's kept answer
+    # (a versioned resolution) was given the second time by the protocol.
+    assert reached == 2 * len(routed) - 1

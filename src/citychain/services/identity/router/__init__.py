@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Any
+from urllib.parse import unquote
 
 from fastapi import APIRouter, Depends, Path
 from starlette.requests import Request
@@ -16,9 +17,10 @@ from starlette.responses import Response
 from citychain.api._body import read_body
 from citychain.api._hot import HotRoute
 from citychain.api._json import JSONResponse
-from citychain.api._kept import Kept, request_key
+from citychain.api._kept import Kept, KeptAnswer, Key, Produce, answer_of, request_key
 from citychain.api.routes._common import ServiceDep
-from citychain.errors import ErrorCode, InvalidInput
+from citychain.api.service import NodeService
+from citychain.errors import CitychainError, ErrorCode, InvalidInput
 from citychain.services.identity.router._page import router as _page_router
 from citychain.services.identity.router._resolution import (
     DID_JSON,
@@ -150,8 +152,47 @@ async def dereference_did_url(request: Request, did: str, path: str) -> Response
     return await _resolve(request, f"{did}/{path}")
 
 
-#: Every verifier resolves issuers' DIDs: resolution skips FastAPI's routing.
-hot_routes = (HotRoute("/1.0/identifiers/", _resolve),)
+_PREFIX = "/1.0/identifiers/"
+
+
+def _direct(service: NodeService, kept: Kept) -> Produce:
+    """Resolutions and status lists answered by the HTTP protocol itself
+    (:mod:`citychain.api._kept`): the same :class:`Resolver`, its query run on the loop as
+    the route runs it, the same rendering, kept the same way. A target with a query string
+    (resolution options) or anything the route's path matching would read otherwise is left
+    to the route, and so is a query past the loop's gas budget."""
+    resolver = Resolver(service)
+    skip = len(_PREFIX)
+
+    def produce(key: Key) -> KeptAnswer | None:
+        target, accept_raw = key
+        if b"?" in target or b"#" in target:
+            return None
+        try:
+            # As uvicorn makes the path the route's parameters are read from.
+            did = unquote(target[skip:].decode("ascii"))
+        except UnicodeDecodeError:
+            return None
+        if not did or did.startswith("/"):  # no route's parameters match: the app's 404
+            return None
+        height = service.latest_height()  # before resolving: see citychain.api._kept
+        accept = accept_raw.decode("latin-1") if accept_raw is not None else None
+        try:
+            answer = resolver.resolve_inline(did, {}, accept)
+        except CitychainError:
+            return None
+        response = _render(answer)
+        made = answer_of(answer.status, response.raw_headers, bytes(response.body))
+        if answer.status in (200, 410):
+            kept.keep(key, height, made)
+        return made
+
+    return produce
+
+
+#: Every verifier resolves issuers' DIDs: resolution skips FastAPI's routing, and most
+#: resolutions skip ASGI too.
+hot_routes = (HotRoute(_PREFIX, _resolve, _direct),)
 
 
 @router.get("/1.0/identifiers/", include_in_schema=False)

@@ -52,6 +52,7 @@ rest of the API reads it the same way.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -226,15 +227,50 @@ def _document_for(result: dict[str, Any], content_type: str) -> dict[str, Any]:
     return doc
 
 
+@dataclass(frozen=True, slots=True)
+class _Ask:
+    """A resolution that waits for one ``identity`` query: the query, what its result makes,
+    and what a refusal of it makes (anything that is not one is raised again)."""
+
+    method: str
+    args: dict[str, Any]
+    finish: Callable[[Any], Answer]
+    fail: Callable[[CitychainError], Answer]
+
+
 class Resolver:
-    """Resolves DIDs for the route, against ``service`` (the node)."""
+    """Resolves DIDs for the route, against ``service`` (the node): :meth:`resolve` on the
+    route's way; :meth:`resolve_inline` for the HTTP protocol's own answers, the same answer
+    with the query run on the loop within its budget (``NodeService.query_inline``)."""
 
     def __init__(self, service: NodeService) -> None:
         self._service = service
 
     async def resolve(self, did: str, options: dict[str, str], accept: str | None) -> Answer:
+        plan = self._plan(did, options, accept)
+        if isinstance(plan, Answer):
+            return plan
+        try:
+            found = await self._service.query(NAME, plan.method, plan.args)
+        except CitychainError as exc:
+            return plan.fail(exc)
+        return plan.finish(found)
+
+    def resolve_inline(self, did: str, options: dict[str, str], accept: str | None) -> Answer:
+        """:meth:`resolve`, now; raises the query's ``CitychainError`` that is not a
+        resolution's answer (``OUT_OF_GAS`` at the loop's budget among them)."""
+        plan = self._plan(did, options, accept)
+        if isinstance(plan, Answer):
+            return plan
+        try:
+            found = self._service.query_inline(NAME, plan.method, plan.args)
+        except CitychainError as exc:
+            return plan.fail(exc)
+        return plan.finish(found)
+
+    def _plan(self, did: str, options: dict[str, str], accept: str | None) -> Answer | _Ask:
         if "/" in did:
-            return await self._dereference(did, accept)
+            return self._dereference(did, accept)
         try:
             content_type = representation(accept)
             try:
@@ -243,10 +279,8 @@ class Resolver:
                 raise _Refusal(400, "INVALID_DID", exc.message, ErrorCode.BAD_ARGUMENTS) from None
             args = _options(options)
             if method == "key":
-                result = self._did_key(did, args)
-            elif method == METHOD:
-                result = await self._citychain(did, args)
-            else:
+                return _did_answer(self._did_key(did, args), content_type)
+            if method != METHOD:
                 raise _Refusal(
                     501,
                     "METHOD_NOT_SUPPORTED",
@@ -255,19 +289,14 @@ class Resolver:
                 )
         except _Refusal as r:
             return _error_answer(r)
-        meta = result["didDocumentMetadata"]
-        status = 410 if meta.get("deactivated") else 200
-        if content_type != RESOLUTION:
-            return Answer(status, content_type, _document_for(result, content_type))
-        body = {
-            "@context": CONTEXT,
-            "didDocument": result["didDocument"],
-            "didDocumentMetadata": meta,
-            "didResolutionMetadata": {"contentType": DID_LD_JSON},
-        }
-        return Answer(status, RESOLUTION, body)
+        return _Ask(
+            "resolve",
+            {"did": did, **args},
+            lambda result: _did_answer(result, content_type),
+            _resolve_failed,
+        )
 
-    async def _dereference(self, did_url: str, accept: str | None) -> Answer:
+    def _dereference(self, did_url: str, accept: str | None) -> Answer | _Ask:
         """A status list's DID URL: its published credential or token (see the module)."""
         try:
             media = _list_representation(accept)
@@ -281,27 +310,15 @@ class Resolver:
                     "<did:citychain:...>/status/<name>",
                     ErrorCode.BAD_ARGUMENTS,
                 ) from None
-            try:
-                query = "status_token" if media == STATUS_LIST_JWT_MEDIA else "status_credential"
-                found = await self._service.query(NAME, query, {"list_id": did_url})
-            except CitychainError as exc:
-                if exc.code not in (ErrorCode.STATUS_LIST_NOT_FOUND, ErrorCode.DID_NOT_FOUND):
-                    raise
-                raise _Refusal(404, "NOT_FOUND", exc.message, exc.code) from None
-            if not found["current"]:
-                raise _Refusal(
-                    404,
-                    "NOT_FOUND",
-                    f"the {_FORMS[media]} of {did_url} published by its issuer shows change "
-                    f"{found['changes']}, and the list has changed since: the issuer must "
-                    "publish it again (a stale list is never served)",
-                    ErrorCode.STATUS_LIST_NOT_FOUND,
-                )
         except _Refusal as r:
             return _error_answer(r)
-        if media == STATUS_LIST_JWT_MEDIA:
-            return Answer(200, media, str(found["token"]).encode("ascii"))
-        return Answer(200, media, bytes(found["credential"]))
+        query = "status_token" if media == STATUS_LIST_JWT_MEDIA else "status_credential"
+        return _Ask(
+            query,
+            {"list_id": did_url},
+            lambda found: _list_answer(found, did_url, media),
+            _dereference_failed,
+        )
 
     @staticmethod
     def _did_key(did: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -318,16 +335,48 @@ class Resolver:
             )
         return {"didDocument": doc, "didDocumentMetadata": {}}
 
-    async def _citychain(self, did: str, args: dict[str, Any]) -> dict[str, Any]:
-        try:
-            result: dict[str, Any] = await self._service.query(
-                NAME, "resolve", {"did": did, **args}
+
+def _did_answer(result: dict[str, Any], content_type: str) -> Answer:
+    meta = result["didDocumentMetadata"]
+    status = 410 if meta.get("deactivated") else 200
+    if content_type != RESOLUTION:
+        return Answer(status, content_type, _document_for(result, content_type))
+    body = {
+        "@context": CONTEXT,
+        "didDocument": result["didDocument"],
+        "didDocumentMetadata": meta,
+        "didResolutionMetadata": {"contentType": DID_LD_JSON},
+    }
+    return Answer(status, RESOLUTION, body)
+
+
+def _resolve_failed(exc: CitychainError) -> Answer:
+    if exc.code in (ErrorCode.DID_NOT_FOUND, ErrorCode.NOT_FOUND):
+        return _error_answer(_Refusal(404, "NOT_FOUND", exc.message, exc.code))
+    if exc.code == ErrorCode.BAD_ARGUMENTS:
+        kind = "INVALID_DID" if "version" not in exc.message else "INVALID_OPTIONS"
+        return _error_answer(_Refusal(400, kind, exc.message, exc.code))
+    raise exc
+
+
+def _list_answer(found: dict[str, Any], did_url: str, media: str) -> Answer:
+    if not found["current"]:
+        return _error_answer(
+            _Refusal(
+                404,
+                "NOT_FOUND",
+                f"the {_FORMS[media]} of {did_url} published by its issuer shows change "
+                f"{found['changes']}, and the list has changed since: the issuer must "
+                "publish it again (a stale list is never served)",
+                ErrorCode.STATUS_LIST_NOT_FOUND,
             )
-        except CitychainError as exc:
-            if exc.code in (ErrorCode.DID_NOT_FOUND, ErrorCode.NOT_FOUND):
-                raise _Refusal(404, "NOT_FOUND", exc.message, exc.code) from None
-            if exc.code == ErrorCode.BAD_ARGUMENTS:
-                kind = "INVALID_DID" if "version" not in exc.message else "INVALID_OPTIONS"
-                raise _Refusal(400, kind, exc.message, exc.code) from None
-            raise
-        return result
+        )
+    if media == STATUS_LIST_JWT_MEDIA:
+        return Answer(200, media, str(found["token"]).encode("ascii"))
+    return Answer(200, media, bytes(found["credential"]))
+
+
+def _dereference_failed(exc: CitychainError) -> Answer:
+    if exc.code not in (ErrorCode.STATUS_LIST_NOT_FOUND, ErrorCode.DID_NOT_FOUND):
+        raise exc
+    return _error_answer(_Refusal(404, "NOT_FOUND", exc.message, exc.code))
