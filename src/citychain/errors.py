@@ -169,6 +169,7 @@ class ErrorCode(StrEnum):
     BAD_DISTID = "bad_distid"  # an SM2 distinguishing ID that is missing or unusable
     BAD_KEYSTORE = "bad_keystore"
     WRONG_PASSPHRASE = "wrong_passphrase"  # noqa: S105 (an error code, not a secret)
+    WEAK_PASSPHRASE = "weak_passphrase"  # noqa: S105 (a key file's: too easy to guess)
     PLAINTEXT_KEY = "plaintext_key"
     # Proofs
     BAD_PROOF = "bad_proof"
@@ -480,6 +481,7 @@ _BY_CODE: Final[dict[ErrorCode, tuple[type[CitychainError], int]]] = {
     ErrorCode.BAD_DISTID: (ConfigError, 400),
     ErrorCode.BAD_KEYSTORE: (KeystoreError, 500),
     ErrorCode.WRONG_PASSPHRASE: (KeystoreError, 500),
+    ErrorCode.WEAK_PASSPHRASE: (InvalidInput, 400),
     ErrorCode.PLAINTEXT_KEY: (KeystoreError, 500),
     ErrorCode.BAD_PROOF: (ProofError, 500),  # a proof the node serves that fails is its fault
     ErrorCode.DOUBLE_SIGN: (DoubleSignRefused, 500),

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
-from citychain.errors import ConfigError, ErrorCode, KeystoreError
+from citychain.errors import ConfigError, ErrorCode, InvalidInput, KeystoreError
 
 #: The words that allow a plaintext passphrase file beside the key (test networks only).
 TEST_NETWORK_PHRASE: Final = "this is a test network"
@@ -152,4 +152,36 @@ def refuse_plaintext_file(path: Path, config_file: Path) -> ConfigError:
         f"${ENV}, --passphrase-fd N, --passphrase-stdin or the systemd credential "
         f"{CREDENTIAL} (README: Keys), or, only if this is a test network, set "
         f'[keys] allow_plaintext_passphrase = "{TEST_NETWORK_PHRASE}" in {config_file}'
+    )
+
+
+#: zxcvbn's score a passphrase must reach to protect a file that leaves its machine: 4, "very
+#: unguessable" (10^10 guesses or more), zxcvbn's mark for a file attacked offline through a
+#: slow hash. Through a key file's 210,000 PBKDF2-SHA-512 iterations one GPU tries some
+#: thousands a second: weeks for 10^10, hours for the 10^8 of a score of 3.
+MIN_SCORE: Final = 4
+
+
+def judge(passphrase: str, what: str) -> None:
+    """Refuse (``weak_passphrase``) a new passphrase for ``what`` that is too easy to guess:
+    zxcvbn's estimate (dictionaries of common passwords, words and names, keyboard patterns,
+    dates, repeats and l33t spellings) below :data:`MIN_SCORE`, with its advice. zxcvbn rather
+    than a rule of lengths and character classes, which passes ``Password1!`` and refuses a
+    long sentence; loaded only here, when a passphrase is chosen."""
+    from zxcvbn import zxcvbn  # ~50 ms to load its dictionaries: not at import
+
+    # zxcvbn scores the first 100 characters (its own cap); a longer one is long enough.
+    found = zxcvbn(passphrase[:100])
+    score = int(found["score"])
+    if score >= MIN_SCORE:
+        return
+    feedback = found.get("feedback") or {}
+    advice = [str(feedback.get("warning") or ""), *map(str, feedback.get("suggestions") or [])]
+    words = " ".join(a.rstrip(".") + "." for a in advice if a) or "Add uncommon words."
+    raise InvalidInput(
+        f"the passphrase for {what} is too easy to guess: about "
+        f"10^{float(found['guesses_log10']):.0f} guesses (zxcvbn score {score} of 4), where "
+        f"10^10 or more are needed (score {MIN_SCORE}). {words} A sentence of four or five "
+        "uncommon words, or a dozen characters of one in Chinese, is enough.",
+        ErrorCode.WEAK_PASSPHRASE,
     )

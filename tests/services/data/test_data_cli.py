@@ -427,7 +427,7 @@ def test_a_citizen_sees_on_a_phone_who_accessed_records_about_them(
     key_file.write_text(wallet.export_key("phone passphrase"))
     nobody = Wallet.create(tmp_path / "nobody.json", "p", kdf_level="interactive")
     nobody.new_key("default")
-    (tmp_path / "nobody.jwe").write_text(nobody.export_key("p2"))
+    (tmp_path / "nobody.jwe").write_text(nobody.export_key("nobody else has this phrase"))
     (tmp_path / "notes.txt").write_text("not a key")
 
     def sign_in(page: Any, path: Path, passphrase: str) -> str:
@@ -452,7 +452,7 @@ def test_a_citizen_sees_on_a_phone_who_accessed_records_about_them(
         page.goto(net.node.url + "/my-data")
         assert "Wrong passphrase" in sign_in(page, key_file, "not it")
         assert "not a key file" in sign_in(page, tmp_path / "notes.txt", "x")
-        assert sign_in(page, tmp_path / "nobody.jwe", "p2") == (
+        assert sign_in(page, tmp_path / "nobody.jwe", "nobody else has this phrase") == (
             "No one has accessed records about you."
         )
         assert sign_in(page, key_file, "phone passphrase") == (

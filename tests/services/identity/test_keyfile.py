@@ -77,12 +77,16 @@ def test_citychain_opens_what_jwcrypto_makes() -> None:
 @given(seed=st.binary(min_size=32, max_size=32), passphrase=st.text(min_size=1, max_size=40))
 def test_export_then_import_is_the_same_key(seed: bytes, passphrase: str) -> None:
     signer = Signer(ED25519, seed)
+    passphrase = "heron quartz lantern maple " + passphrase  # any text after a strong start
     token = export_key(signer, passphrase, iterations=MIN_ITERATIONS)
     assert import_key(token, passphrase).secret == seed
 
 
+RIGHT = "the right passphrase for this file"
+
+
 def test_a_wrong_passphrase_or_a_changed_byte_is_refused() -> None:
-    token = export_key(Signer(ED25519, b"\x07" * 32), "right", iterations=MIN_ITERATIONS)
+    token = export_key(Signer(ED25519, b"\x07" * 32), RIGHT, iterations=MIN_ITERATIONS)
     with pytest.raises(KeystoreError) as wrong:
         import_key(token, "wrong")
     assert wrong.value.code == ErrorCode.WRONG_PASSPHRASE
@@ -92,14 +96,14 @@ def test_a_wrong_passphrase_or_a_changed_byte_is_refused() -> None:
         raw[len(raw) // 2] ^= 0x01
         bent = ".".join([*parts[:i], b64url(bytes(raw)), *parts[i + 1 :]])
         with pytest.raises(KeystoreError) as err:
-            import_key(bent, "right")
+            import_key(bent, RIGHT)
         assert err.value.code in (ErrorCode.WRONG_PASSPHRASE, ErrorCode.BAD_KEYSTORE), i
     # the protected header is the cipher's additional data: a changed p2s fails it too
     header = json.loads(unb64url(parts[0]))
     header["p2s"] = b64url(os.urandom(16))
     bent = ".".join([b64url(json.dumps(header).encode()), *parts[1:]])
     with pytest.raises(KeystoreError) as err:
-        import_key(bent, "right")
+        import_key(bent, RIGHT)
     assert err.value.code == ErrorCode.WRONG_PASSPHRASE
 
 
@@ -130,6 +134,21 @@ def test_only_ed25519_keys_and_a_passphrase() -> None:
         export_key(Signer(ED25519, b"\x01" * 32), "")
 
 
+@pytest.mark.parametrize(
+    "weak", ["p", "password123", "Summer2026!", "qwertyuiop", "phone pass", "城市链的密码很好"]
+)
+def test_a_passphrase_easy_to_guess_is_refused_with_advice(weak: str) -> None:
+    """The file leaves the machine, so its passphrase meets offline guessing: one that
+    zxcvbn finds guessable in under 10^10 tries is refused, saying how guessable and what
+    would do; nothing is written. A sentence of uncommon words passes."""
+    with pytest.raises(InvalidInput) as err:
+        export_key(Signer(ED25519, b"\x01" * 32), weak)
+    assert err.value.code == ErrorCode.WEAK_PASSPHRASE
+    assert "too easy to guess" in err.value.message and "10^10" in err.value.message
+    assert len(weak) < 3 or weak not in err.value.message  # never echoed
+    export_key(Signer(ED25519, b"\x01" * 32), "herons nest under the old stone bridge")
+
+
 def test_the_wallet_and_the_cli_export_and_import_a_key(tmp_path: Path) -> None:
     w = Wallet.create(tmp_path / "w.json", "wallet pass", kdf_level="interactive")
     did = w.new_key("default")
@@ -137,9 +156,17 @@ def test_the_wallet_and_the_cli_export_and_import_a_key(tmp_path: Path) -> None:
         **os.environ,
         "CITYCHAIN_WALLET": str(tmp_path / "w.json"),
         "CITYCHAIN_WALLET_PASSPHRASE": "wallet pass",
-        "CITYCHAIN_KEY_FILE_PASSPHRASE": "phone pass",
+        "CITYCHAIN_KEY_FILE_PASSPHRASE": "a phone passphrase",
         "CITYCHAIN_PASSPHRASE": "the node's: never the key file's",
     }
+    r = subprocess.run(
+        [*CLI, "wallet", "export-key", "-o", str(tmp_path / "me.jwe")],
+        env={**env, "CITYCHAIN_KEY_FILE_PASSPHRASE": "letmein1"},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert r.returncode != 0 and "weak_passphrase" in r.stderr, r.stderr
+    assert "too easy to guess" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "me.jwe").exists()  # nothing written
     r = subprocess.run(
         [*CLI, "wallet", "export-key", "-o", str(tmp_path / "me.jwe")],
         env=env, capture_output=True, text=True, timeout=60, check=False,
@@ -147,7 +174,9 @@ def test_the_wallet_and_the_cli_export_and_import_a_key(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert did in r.stdout and "mode 0600" in r.stdout
     assert (tmp_path / "me.jwe").stat().st_mode & 0o777 == 0o600
-    assert import_key((tmp_path / "me.jwe").read_text(), "phone pass").secret == (w.signer().secret)
+    assert import_key((tmp_path / "me.jwe").read_text(), "a phone passphrase").secret == (
+        w.signer().secret
+    )
     # A second wallet takes the key in under a name of its own.
     Wallet.create(tmp_path / "w2.json", "wallet pass", kdf_level="interactive")
     env2 = {**env, "CITYCHAIN_WALLET": str(tmp_path / "w2.json")}

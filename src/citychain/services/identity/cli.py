@@ -991,7 +991,8 @@ def wallet_export_key(
 ) -> None:
     """Write key NAME as a key file a phone's browser opens (a JWE under its own passphrase):
     with it a citizen signs in to a node's /my-data page and sees who accessed records about
-    them. Whoever has the file and its passphrase has the key."""
+    them. Whoever has the file and its passphrase has the key, so a passphrase easy to guess
+    is refused (weak_passphrase): use a sentence of four or five uncommon words."""
     w = _open(wallet, passphrase_file)
     token = w.export_key(_key_file_passphrase(file_passphrase_file, confirm=True), name)
     try:

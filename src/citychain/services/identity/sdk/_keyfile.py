@@ -37,6 +37,7 @@ import os
 from typing import Any
 
 from citychain.crypto import ED25519, Signer
+from citychain.crypto.passphrase import judge
 from citychain.errors import ErrorCode, InvalidInput, KeystoreError
 from citychain.services.identity.shapes import did_key
 from citychain.services.identity.shapes._jose import b64url, unb64url
@@ -83,6 +84,9 @@ def export_key(signer: Signer, passphrase: str, *, iterations: int = DEFAULT_ITE
         )
     if not isinstance(passphrase, str) or not passphrase:
         raise InvalidInput("a key file needs a passphrase", ErrorCode.BAD_ARGUMENTS)
+    # The file leaves this machine (mail, a chat, a phone): whoever copies it can guess at
+    # its passphrase offline, as fast as they can pay for.
+    judge(passphrase, "a key file")
     if not MIN_ITERATIONS <= iterations <= MAX_ITERATIONS:
         raise InvalidInput(
             f"iterations must be {MIN_ITERATIONS:,} to {MAX_ITERATIONS:,}",
