@@ -1220,9 +1220,10 @@ def test_cli_issues_a_batch_from_a_template_and_verifies_online(
 def test_a_repeated_resolution_answered_by_the_protocol_is_the_routes_answer(
     world: World,
 ) -> None:
-    """On a real node the first resolution goes through the app and is kept; the same request
-    again is given by the HTTP protocol itself (citychain.api._kept). Byte for byte the same
-    answer, the date aside, for each Accept and version asked."""
+    """On a real node the first resolution is made and kept (by the HTTP protocol itself, or by
+    the app for a target with resolution options); the same request again is given by the
+    protocol from what was kept (citychain.api._kept). Byte for byte the same answer, the date
+    aside, for each Accept and version asked."""
     port = int(world.node.url.rsplit(":", 1)[1])
 
     def twice(target: str, accept: str | None = None) -> list[bytes]:
