@@ -61,7 +61,11 @@ hurts both alike:
   least two state records (the DID's head and its latest version).
 
 Each figure names the number of DIDs on chain when it was measured. The temporary home is
-deleted at the end (``--keep`` leaves it and prints where).
+deleted at the end (``--keep`` leaves it, with the list of its DIDs, and prints where).
+``--reuse DIR`` starts the node again on a home so kept and measures only the resolutions
+(new senders are registered for the hot rounds' blocks): a change to the resolution path is
+measured before and after, alternated, on one million-DID state filled once (~17 minutes a
+fill), not one fill a run.
 """
 
 from __future__ import annotations
@@ -102,6 +106,8 @@ from citychain.stages import STAGES  # noqa: E402
 from citychain.types import Transaction  # noqa: E402
 
 BATCH = 1000
+#: The DIDs a kept home holds, one a line, beside its node's home (--keep, --reuse).
+DIDS_FILE = "dids.txt"
 #: Idle connections are dropped after 2 s, before the node's 5 s keep-alive timeout closes
 #: them: reusing one the node is closing fails a POST with ReadError (a fill waiting on the
 #: mempool can leave a connection idle that long).
@@ -248,15 +254,21 @@ async def _setup(node: NodeProcess, senders: int) -> Load:
     admin, alice = node.signer("org1-admin"), node.signer("alice")
     async with httpx.AsyncClient(base_url=node.url, timeout=60, limits=_LIMITS) as client:
         chain_id = (await client.get("/v1/status")).json()["chain_id"]
+        # From the accounts' committed nonces: a home kept by an earlier run (--reuse) has
+        # used some already.
+        first = [
+            int((await client.get(f"/v1/accounts/{k.address.hex()}")).json()["nonce"])
+            for k in (admin, alice)
+        ]
         signers = [Signer.generate(ED25519) for _ in range(senders)]
         setup = []
-        for i, s in enumerate(signers):
+        for n, s in enumerate(signers):
             member = {"public_key": s.public_key, "org": "org1", "roles": ["member"]}
             setup.append(
                 Transaction.create(
                     admin,
                     chain_id=chain_id,
-                    nonce=i,
+                    nonce=first[0] + n,
                     contract="gov",
                     method="register_member",
                     args=member,
@@ -266,7 +278,7 @@ async def _setup(node: NodeProcess, senders: int) -> Load:
                 Transaction.create(
                     alice,
                     chain_id=chain_id,
-                    nonce=i,
+                    nonce=first[1] + n,
                     contract="token",
                     method="mint",
                     args={"to": s.address, "amount": 10**9},
@@ -472,11 +484,15 @@ def _resolve_inproc(home: Path, dids: list[str], seconds: float, rounds: int) ->
         chain.close()
 
 
-async def _run(node: NodeProcess, args: argparse.Namespace) -> Load:
+async def _run(node: NodeProcess, args: argparse.Namespace, kept: list[str]) -> Load:
     t0 = time.monotonic()
     load = await _setup(node, args.senders)
     load.in_flight = args.in_flight
     say(f"{args.senders} senders registered and funded in {time.monotonic() - t0:.0f} s")
+    if kept:  # --reuse: the DIDs are on chain already; measure resolutions only
+        load.dids = kept
+        say(f"{len(kept):,} DIDs on chain from the kept home")
+        return await _resolves(node, load, args)
     await _create_rounds(load, args.rounds, args.per_round, args.profile)
     more = args.dids - len(load.dids) - args.rounds * args.per_round
     if more > 0:
@@ -485,6 +501,10 @@ async def _run(node: NodeProcess, args: argparse.Namespace) -> Load:
         say(f"filled {more:,} DIDs at {rate:,.0f} committed/s in {time.monotonic() - t0:,.0f} s")
         print(f"fill: {len(load.dids):,} DIDs on chain, the fill at {rate:,.0f} DIDs/s")
     await _create_rounds(load, args.rounds, args.per_round, args.profile)
+    return await _resolves(node, load, args)
+
+
+async def _resolves(node: NodeProcess, load: Load, args: argparse.Namespace) -> Load:
     for quickack in (False, True):
         await _resolve_rounds(load, node, args.rounds, args.seconds, args.concurrency, quickack)
     if args.hot:
@@ -506,15 +526,30 @@ def main() -> None:
     ap.add_argument("--in-flight", type=int, default=20_000, help="most DIDs pooled in the fill")
     ap.add_argument("--profile", action="store_true", help="stage table of the DID rounds")
     ap.add_argument("--keep", action="store_true", help="keep the node's home")
+    ap.add_argument(
+        "--reuse",
+        type=Path,
+        help="a directory an earlier --keep run left: measure resolutions on its DIDs (no fill)",
+    )
     args = ap.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="citychain-bench-dids-"))
+    kept: list[str] = []
+    if args.reuse is not None:
+        listed = args.reuse / DIDS_FILE
+        if not listed.is_file():
+            raise SystemExit(f"{args.reuse} holds no {DIDS_FILE}: not a home kept by --keep")
+        kept = listed.read_text().split()
+        tmp = args.reuse
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix="citychain-bench-dids-"))
     node = NodeProcess(tmp / "node")
     t0 = time.monotonic()
     try:
         node.start()
         say(f"node {node.url}, home {node.home}")
-        load = asyncio.run(_run(node, args))
+        load = asyncio.run(_run(node, args, kept))
+        if args.keep and not kept:
+            (tmp / DIDS_FILE).write_text("\n".join(load.dids))
         node.stop()
         _resolve_inproc(node.home, load.dids, args.seconds, args.rounds)
         size = sum(f.stat().st_size for f in (node.home / "data").rglob("*") if f.is_file())
@@ -522,8 +557,8 @@ def main() -> None:
               f"{time.monotonic() - t0:,.0f} s in all")  # fmt: skip
     finally:
         node.stop()
-        if args.keep:
-            say(f"kept {tmp}")
+        if args.keep or args.reuse is not None:
+            say(f"kept {tmp} (measure its DIDs again with --reuse {tmp})")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
 
