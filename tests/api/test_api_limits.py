@@ -267,7 +267,7 @@ def test_the_protocol_gives_kept_answers_and_leaves_the_rest_to_the_app(
     app = create_app(node)
     kept = app.state.kept
     headers = [(b"content-length", b"5"), (b"content-type", b"text/plain"), (b"x-kept", b"1")]
-    kept.put((b"/kept/thing?a=1", None), 5, 200, headers, b"hello")
+    kept.keep((b"/kept/thing?a=1", None), 5, answer_of(200, headers, b"hello"))
 
     async def ask(payload: bytes) -> bytes:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -381,7 +381,7 @@ def test_a_client_that_does_not_read_kept_answers_holds_bounded_memory(node: Fak
     app = create_app(node)
     body = bytes(range(256)) * 800  # 204,800 bytes
     headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"x/y")]
-    app.state.kept.put((b"/big", None), 3, 200, headers, body)
+    app.state.kept.keep((b"/big", None), 3, answer_of(200, headers, body))
 
     async def big() -> Response:  # the route's own way, as the identity route does
         hit = app.state.kept.get((b"/big", None))
@@ -421,12 +421,14 @@ def test_kept_answers_live_for_their_height_and_a_late_older_one_empties_nothing
     latest = [5]
     kept = Kept(lambda: latest[0])
     one = [(b"content-length", b"1")]
-    kept.put((b"/a", None), 5, 200, one, b"x")
+    kept.keep((b"/a", None), 5, answer_of(200, one, b"x"))
     found = kept.get((b"/a", None))
     assert found is not None and found.line == b"HTTP/1.1 200 OK\r\n"
     assert found.head == b"content-length: 1\r\n\r\n" and found.body == b"x"
-    kept.put((b"/b", None), 4, 200, one, b"y")  # computed before the last block: dropped
-    kept.put((b"/c", None), 5, 200, one, b"z" * (MAX_BODY + 1))  # too big to keep
+    kept.keep(
+        (b"/b", None), 4, answer_of(200, one, b"y")
+    )  # computed before the last block: dropped
+    kept.keep((b"/c", None), 5, answer_of(200, one, b"z" * (MAX_BODY + 1)))  # too big to keep
     assert kept.get((b"/b", None)) is None and kept.get((b"/c", None)) is None
     assert kept.get((b"/a", None)) is found  # and neither emptied what was kept
     latest[0] = 6

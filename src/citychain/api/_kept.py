@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 Some answers are a function of the request and the committed state only, and are asked again
 and again between two blocks: every verifier resolves the same issuers' DIDs and reads the
-same status lists. A route that gives such an answer may keep it here (:meth:`Kept.put`),
+same status lists. A route that gives such an answer may keep it here (:meth:`Kept.keep`),
 under the request's target (path and query, as sent) and its ``Accept`` header, for the
 height it read *before* computing the answer. An entry is given only while that height is
 still the node's latest (a block committing during the computation can only make the kept
@@ -122,20 +122,10 @@ class Kept:
             return None
         return self._values.get(key)
 
-    def put(
-        self,
-        key: Key,
-        height: int,
-        status: int,
-        headers: list[tuple[bytes, bytes]],
-        body: bytes,
-    ) -> None:
-        """Keep an answer computed at ``height`` (read before computing it)."""
-        self.keep(key, height, answer_of(status, headers, body))
-
     def keep(self, key: Key, height: int, answer: KeptAnswer) -> None:
-        """:meth:`put` of an answer already made. An answer of an older height than those
-        kept is dropped: a slow request finishing late must not empty the newer answers."""
+        """Keep ``answer`` (:func:`answer_of`), computed at ``height`` (read before computing
+        it). An answer of an older height than those kept is dropped: a slow request finishing
+        late must not empty the newer answers."""
         body = answer.body
         cost = len(body) + len(key[0]) + len(key[1] or b"") + 64 * len(answer.headers) + 200
         if height < self._height or cost > self.max_bytes or len(body) > MAX_BODY:

@@ -101,10 +101,19 @@ async def _resolve(request: Request, did: str) -> Response:
     # QueryParams was ~9 % of the node's time for a resolution answered from its cache.
     options = dict(request.query_params) if query else {}
     answer = await Resolver(service).resolve(did, options, accept)
-    response = _render(answer)
-    if answer.status in (200, 410):  # about DIDs and lists that exist: not made-up ones
-        kept.put(key, height, answer.status, response.raw_headers, bytes(response.body))
+    response, _ = _keep(kept, key, height, answer)
     return response
+
+
+def _keep(kept: Kept, key: Key, height: int, answer: Answer) -> tuple[Response, KeptAnswer]:
+    """``answer`` rendered, as the route sends it and as the protocol writes it, and kept
+    (for ``height``, read before resolving) when it is about a DID or a list that exists
+    (200, 410): a made-up DID is asked each time."""
+    response = _render(answer)
+    made = answer_of(answer.status, response.raw_headers, bytes(response.body))
+    if answer.status in (200, 410):
+        kept.keep(key, height, made)
+    return response, made
 
 
 #: Resolutions and status lists are public and read-only: any web page may read them (a
@@ -181,11 +190,7 @@ def _direct(service: NodeService, kept: Kept) -> Produce:
             answer = resolver.resolve_inline(did, {}, accept)
         except CitychainError:
             return None
-        response = _render(answer)
-        made = answer_of(answer.status, response.raw_headers, bytes(response.body))
-        if answer.status in (200, 410):
-            kept.keep(key, height, made)
-        return made
+        return _keep(kept, key, height, answer)[1]
 
     return produce
 
