@@ -180,6 +180,50 @@ async def _serving(
         await serving
 
 
+def test_a_kept_alive_connection_is_closed_only_after_a_whole_idle_timeout(
+    node: FakeNode,
+) -> None:
+    """One keep-alive timer runs per connection (not one per request): a connection asking
+    again and again, for longer than the timeout in all, is never closed between its
+    requests; one left idle is closed once the timeout has passed since its last answer,
+    whether the app or the protocol itself (a kept answer) gave it."""
+    app = create_app(node)
+    app.state.kept.keep(
+        (b"/v1/kept", None),
+        node.latest_height(),
+        answer_of(200, [(b"content-length", b"2")], b"{}"),
+    )
+
+    async def run() -> None:
+        async with _serving(
+            app,
+            RequestLimits(5.0, 5.0, 300, 2048),
+            Refusals(CollectorRegistry()),
+            per_address=4,
+            kept=app.state.kept,
+            timeout_keep_alive=0.5,
+        ) as (port, _listener, _server):
+            for target in (b"/health", b"/v1/kept"):
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                started = time.monotonic()
+                for _ in range(6):  # 6 x 0.2 s: more than twice the timeout, never idle for it
+                    writer.write(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+                    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2)
+                    assert head.startswith(b"HTTP/1.1 200 "), head
+                    length = int(head.split(b"content-length: ")[1].split(b"\r\n")[0])
+                    await reader.readexactly(length)
+                    await asyncio.sleep(0.2)
+                assert time.monotonic() - started > 1.0
+                idle = time.monotonic() - 0.2  # the last answer's end, about
+                rest = await asyncio.wait_for(reader.read(), 3)
+                assert rest == b""  # closed by the node, with nothing more sent
+                took = time.monotonic() - idle
+                assert 0.45 < took < 1.2, (target, took)
+                writer.close()
+
+    asyncio.run(run())
+
+
 def test_slow_requests_are_dropped_and_large_heads_refused(
     node: FakeNode, caplog: pytest.LogCaptureFixture
 ) -> None:
