@@ -267,6 +267,7 @@ class FakeNode:
         self.pruned_below = 1
         self.submitted: list[list[bytes]] = []
         self.registry = CollectorRegistry()
+        self.indexes: dict[tuple[str, bytes], bytes] = {}
         self.height_gauge = Gauge("fake_height", "height", registry=self.registry)
 
     # -- NodeService ------------------------------------------------------------------------
@@ -388,6 +389,15 @@ class FakeNode:
 
     async def query(self, contract: str, method: str, args: Mapping[str, Any]) -> Any:
         return self.query_inline(contract, method, args)
+
+    def state_value(self, key: bytes) -> bytes | None:
+        return self.state.get(key)
+
+    def index_get(self, space: str, key: bytes) -> bytes | None:
+        return self.indexes.get((space, key))
+
+    def index_put(self, space: str, items: Sequence[tuple[bytes, bytes]]) -> None:
+        self.indexes.update(((space, k), v) for k, v in items)
 
     def query_inline(self, contract: str, method: str, args: Mapping[str, Any]) -> Any:
         if (contract, method) == ("gov", "member"):

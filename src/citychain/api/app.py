@@ -125,11 +125,16 @@ def create_app(
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_exception)
     hot: list[HotRoute] = []
+    # What a service keeps doing while the node serves (a router module's ``background``:
+    # coroutine functions of the service, e.g. keeping an index filled); the server runs
+    # them (citychain.api.server.serve), an app under test without a server does not.
+    app.state.background = []
     for router in ROUTERS:
         app.include_router(router)
     for _service, module in registry.parts("router"):  # /v1/gov/..., each service's own
         app.include_router(module.router)
         hot.extend(getattr(module, "hot_routes", ()))
+        app.state.background.extend(getattr(module, "background", ()))
     for route in hot:  # answers the protocol makes itself (citychain.api._kept)
         if route.direct is not None:
             app.state.kept.add_producer(

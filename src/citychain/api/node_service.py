@@ -140,7 +140,7 @@ class NodeServiceAdapter:
             crypto_params=node.suite.params,
         )
 
-    async def state_proof(self, key: bytes, height: int | None) -> StateProof:
+    def _public(self, key: bytes) -> None:
         if key.startswith(self._private):
             owner = key[len(CONTRACT_PREFIX) :].split(b"/", 1)[0].decode(errors="replace")
             raise InvalidInput(
@@ -149,6 +149,19 @@ class NodeServiceAdapter:
                 "its service answers signed, authorised reads",
                 ErrorCode.NOT_AUTHORIZED,
             )
+
+    def state_value(self, key: bytes) -> bytes | None:
+        self._public(key)
+        return self.node.state_value(key)
+
+    def index_get(self, space: str, key: bytes) -> bytes | None:
+        return self.node.index_get(space, key)
+
+    def index_put(self, space: str, items: Sequence[tuple[bytes, bytes]]) -> None:
+        self.node.index_put(space, items)
+
+    async def state_proof(self, key: bytes, height: int | None) -> StateProof:
+        self._public(key)
         latest = self.node.height
         h = latest if height is None else height
         if latest == 0 or h > latest or h < 1:

@@ -32,7 +32,7 @@ import signal
 import socket
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,7 @@ from citychain.api.limits import (
     guarded_protocol,
 )
 from citychain.api.node_service import NodeServiceAdapter
+from citychain.api.service import NodeService
 from citychain.errors import ConfigError, ErrorCode, Unavailable
 from citychain.node import Node
 from citychain.node.config import ApiConfig, NodeConfig
@@ -234,13 +235,31 @@ async def serve(
         )
         announce(f"API: {url}  (docs: {url}/docs)")
         freeze_startup_heap(node.metrics_registry)
+    jobs = [
+        asyncio.create_task(_background(job, app.state.service), name=job.__qualname__)
+        for job in app.state.background
+    ]
     done, _ = await asyncio.wait({node_task, serve_task}, return_when=asyncio.FIRST_COMPLETED)
     if node_task in done and node_task.exception() is not None:
         log.error("consensus stopped: %s", node_task.exception())
         server.should_exit = True
     await serve_task
+    for task in jobs:
+        task.cancel()
+    await asyncio.gather(*jobs, return_exceptions=True)
     node.stop()
     await node_task  # raises the error that stopped consensus, if one did
+
+
+async def _background(job: Callable[[NodeService], Awaitable[None]], service: NodeService) -> None:
+    """A service's background job, for the server's life: an error is logged, not raised
+    (what the job keeps up is an aid to the routes, which answer without it)."""
+    try:
+        await job(service)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("background job %s stopped", job.__qualname__)
 
 
 def run_node(

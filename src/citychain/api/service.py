@@ -170,6 +170,23 @@ class NodeService(Protocol):
         protocol makes itself (:mod:`citychain.api._kept`)."""
         ...
 
+    def state_value(self, key: bytes) -> bytes | None:
+        """The latest committed value of a full state key (``contract_key``), or None; now,
+        on the event loop (one point read). Raises ``InvalidInput`` (``NOT_AUTHORIZED``) for
+        a contract's private state, of which the API serves no raw read."""
+        ...
+
+    def index_get(self, space: str, key: bytes) -> bytes | None:
+        """An entry of a service's off-chain index (``space``: the service's name), or None.
+        An index is derived from committed state and is no part of it: a service checks what
+        it reads there against the state before using it (see ``Node.index_get``)."""
+        ...
+
+    def index_put(self, space: str, items: Sequence[tuple[bytes, bytes]]) -> None:
+        """Write entries of a service's off-chain index (not synced: a lost entry is made
+        again)."""
+        ...
+
     def account(self, address: bytes) -> AccountInfo: ...
 
     def validators(self, height: int | None) -> ValidatorSet:

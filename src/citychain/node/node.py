@@ -53,6 +53,16 @@ from citychain.types.genesis import Genesis
 
 log = logging.getLogger(__name__)
 
+#: The column family of the services' off-chain indexes (:meth:`Node.index_get`).
+INDEX_CF = "indexes"
+
+
+def _index_key(space: str, key: bytes) -> bytes:
+    if not space or "/" in space:
+        raise ValueError(f"an index space is a non-empty name without '/', not {space!r}")
+    return space.encode() + b"/" + key
+
+
 #: Events buffered per subscriber before it is dropped as too slow.
 SUBSCRIBER_QUEUE = 10_000
 
@@ -530,6 +540,26 @@ class Node:
             contract, method, args, caller, private=private, gas_limit=gas_limit
         )
 
+    def state_value(self, key: bytes) -> bytes | None:
+        """The latest committed value of a full state key (``None`` when absent)."""
+        return self.chain.state.get(key)
+
+    # -- services' off-chain indexes -----------------------------------------------------------
+    # Derived from committed state by a service (for instance the identity service's rendered
+    # resolutions), never part of it: no block writes them, no root covers them, and a service
+    # must be able to do without any entry (it checks an entry against the state it reads).
+    # Written without fsync: an entry lost in a crash is only made again.
+    def index_get(self, space: str, key: bytes) -> bytes | None:
+        """The entry ``key`` of the service index ``space``, or None."""
+        return self.chain.kv.get(INDEX_CF, _index_key(space, key))
+
+    def index_put(self, space: str, items: Sequence[tuple[bytes, bytes]]) -> None:
+        """Write entries of the service index ``space`` (one batch, not synced)."""
+        batch = self.chain.kv.batch()
+        for key, value in items:
+            batch.put(INDEX_CF, _index_key(space, key), value)
+        self.chain.kv.write(batch, sync=False)
+
     # -- submission ----------------------------------------------------------------------------
     async def submit(self, raw_txs: Sequence[bytes]) -> list[SubmitResult]:
         loop = asyncio.get_running_loop()
@@ -598,14 +628,19 @@ class Node:
         self.m_mempool_bytes.set(self.mempool.bytes)
         self.private.on_commit(block.height, pending.receipts)
         if self._subscriptions:
+            subs = list(self._subscriptions)
             for i, (tx, receipt) in enumerate(zip(block.txs, pending.receipts, strict=True)):
+                if not receipt.events:
+                    continue
                 private = self.private_call(tx)
                 for ev in receipt.events:
-                    item = CommittedEvent(block.height, tx.hash, i, ev)
-                    for sub in list(self._subscriptions):
+                    item = None  # made for the first subscriber it goes to
+                    for sub in subs:
                         if sub.matches(ev) and (
                             not private or (sub.shows_private is not None and sub.shows_private(tx))
                         ):
+                            if item is None:
+                                item = CommittedEvent(block.height, tx.hash, i, ev)
                             sub.offer(item)
         self.m_subs.set(len(self._subscriptions))
 

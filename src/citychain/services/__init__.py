@@ -15,6 +15,11 @@ module         what it holds                                              may im
 ``cli``        the CLI commands; exposes ``install(app, groups)``         + the CLI
 =============  ========================================================  ===================
 
+A ``router`` may also list ``hot_routes`` (``GET`` routes answered ahead of FastAPI's routing,
+:mod:`citychain.api._hot`) and ``background`` (coroutine functions of the node's service that
+the node's server runs for its life, e.g. keeping an off-chain index filled: an aid to the
+routes, which must answer without it).
+
 Every part is optional except ``contract``. Inside a service the layers hold as they do
 between the node's parts: the contract never imports the router, the CLI or the SDK part, and
 the SDK part never imports the contract. ``tests/arch/test_layers.py`` enforces both.

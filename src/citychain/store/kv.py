@@ -38,6 +38,7 @@ COLUMN_FAMILIES: tuple[str, ...] = (
     "state_history",  # state key + inverted version -> value or tombstone (state/)
     "state_nodes",  # Merkle tree nodes by (version, path) (state/)
     "state_stale",  # stale-since version + node key, for pruning (state/)
+    "indexes",  # services' off-chain indexes, derived from committed state (node/)
 )
 
 

@@ -6,7 +6,10 @@ the public verification page (``/verify``; :mod:`._page`)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 from typing import Annotated, Any
 from urllib.parse import unquote
 
@@ -16,11 +19,12 @@ from starlette.responses import Response
 
 from citychain.api._body import read_body
 from citychain.api._hot import HotRoute
-from citychain.api._json import JSONResponse
+from citychain.api._json import JSONResponse, dumps
 from citychain.api._kept import Kept, KeptAnswer, Key, Produce, answer_of, request_key
 from citychain.api.routes._common import ServiceDep
 from citychain.api.service import NodeService
 from citychain.errors import CitychainError, ErrorCode, InvalidInput
+from citychain.services.identity.router._index import ResolutionIndex
 from citychain.services.identity.router._page import router as _page_router
 from citychain.services.identity.router._resolution import (
     DID_JSON,
@@ -31,9 +35,11 @@ from citychain.services.identity.router._resolution import (
     Resolver,
 )
 from citychain.services.identity.router._vcapi import Verifier
+from citychain.services.identity.shapes import NAME
 from citychain.services.identity.shapes._token_status import STATUS_LIST_JWT_MEDIA
 
 router = APIRouter(tags=["identity"])
+log = logging.getLogger(__name__)
 
 
 async def _resolver(service: ServiceDep) -> Resolver:
@@ -92,28 +98,24 @@ async def _resolve(request: Request, did: str) -> Response:
     key = request_key(scope["raw_path"], query, accept_raw)
     hit = kept.get(key)
     if hit is not None:
-        response = Response(hit.body, hit.status)
-        response.raw_headers = list(hit.headers)
-        return response
+        return _response(hit)
     height = service.latest_height()  # before resolving: see citychain.api._kept
     accept = accept_raw.decode("latin-1") if accept_raw is not None else None
     # Most resolutions carry no options: parsing an empty query string into Starlette's
     # QueryParams was ~9 % of the node's time for a resolution answered from its cache.
     options = dict(request.query_params) if query else {}
     answer = await Resolver(service).resolve(did, options, accept)
-    response, _ = _keep(kept, key, height, answer)
-    return response
+    return _response(_keep(kept, key, height, answer))
 
 
-def _keep(kept: Kept, key: Key, height: int, answer: Answer) -> tuple[Response, KeptAnswer]:
-    """``answer`` rendered, as the route sends it and as the protocol writes it, and kept
-    (for ``height``, read before resolving) when it is about a DID or a list that exists
-    (200, 410): a made-up DID is asked each time."""
-    response = _render(answer)
-    made = answer_of(answer.status, response.raw_headers, bytes(response.body))
+def _keep(kept: Kept, key: Key, height: int, answer: Answer) -> KeptAnswer:
+    """``answer`` as the route sends it and as the protocol writes it, kept (for
+    ``height``, read before resolving) when it is about a DID or a list that exists (200,
+    410): a made-up DID is asked each time."""
+    made = _made(answer)
     if answer.status in (200, 410):
         kept.keep(key, height, made)
-    return response, made
+    return made
 
 
 #: Resolutions and status lists are public and read-only: any web page may read them (a
@@ -123,16 +125,28 @@ def _keep(kept: Kept, key: Key, height: int, answer: Answer) -> tuple[Response, 
 _ANY_ORIGIN = (b"access-control-allow-origin", b"*")
 
 
-def _render(answer: Answer) -> Response:
-    response: Response
-    if isinstance(answer.body, bytes):
-        response = Response(answer.body, answer.status, media_type=answer.content_type)
-    else:
-        response = JSONResponse(answer.body, answer.status, media_type=answer.content_type)
-    # Appended raw: Starlette's headers= argument re-encodes and re-scans a dict on every
-    # response, measurable on the resolution path (bench_dids' node CPU).
-    response.raw_headers.append(_ANY_ORIGIN)
+def _made(answer: Answer) -> KeptAnswer:
+    """``answer`` as sent: the body (JSON as the API renders it, or bytes as they are) and
+    the headers Starlette's ``Response`` gives it, then CORS's. One rendering for the route
+    and for the protocol's own answers, built directly: a ``Response`` object and its header
+    handling were ~10 % of the node's time for a resolution given from the index."""
+    body = answer.body if isinstance(answer.body, bytes) else dumps(answer.body)
+    headers = [
+        (b"content-length", str(len(body)).encode()),
+        (b"content-type", answer.content_type.encode("latin-1")),
+        _ANY_ORIGIN,
+    ]
+    return answer_of(answer.status, headers, body)
+
+
+def _response(made: KeptAnswer) -> Response:
+    response = Response(made.body, made.status)
+    response.raw_headers = list(made.headers)
     return response
+
+
+def _render(answer: Answer) -> Response:
+    return _response(_made(answer))
 
 
 @router.get(
@@ -190,7 +204,7 @@ def _direct(service: NodeService, kept: Kept) -> Produce:
             answer = resolver.resolve_inline(did, {}, accept)
         except CitychainError:
             return None
-        return _keep(kept, key, height, answer)[1]
+        return _keep(kept, key, height, answer)
 
     return produce
 
@@ -198,6 +212,64 @@ def _direct(service: NodeService, kept: Kept) -> Produce:
 #: Every verifier resolves issuers' DIDs: resolution skips FastAPI's routing, and most
 #: resolutions skip ASGI too.
 hot_routes = (HotRoute(_PREFIX, _resolve, _direct),)
+
+#: The contract's events that write a DID (a new version).
+_DID_EVENTS = frozenset({"did_created", "did_updated", "did_deactivated"})
+#: DIDs resolved in a row before the job lets the event loop serve others.
+_SLICE = 32
+
+
+async def keep_filled(service: NodeService) -> None:
+    """The node server's background job (``background`` below): each DID a block writes is
+    resolved once, right after the block, so that its rendered answer is in the resolution
+    index (:mod:`._index`) before anyone asks. A job that falls behind (its subscription is
+    closed) subscribes again; the DIDs it missed are made at their first resolution."""
+    index = ResolutionIndex(service, batched=True)
+    resolver = Resolver(service, index)
+    loop = asyncio.get_running_loop()
+    flushing = False
+
+    def flush() -> None:  # when the job waits or yields: one write for the entries made
+        nonlocal flushing
+        flushing = False
+        index.flush()
+
+    while True:
+        try:
+            stream = service.subscribe(NAME, None)
+        except CitychainError as exc:  # too many subscribers: try again later
+            log.warning("resolution index: cannot follow DID events (%s)", exc.message)
+            await asyncio.sleep(5)
+            continue
+        made = 0
+        try:
+            async for item in stream:
+                if item.event.type not in _DID_EVENTS:
+                    continue
+                did = item.event.attributes.get("did")
+                if type(did) is not str:
+                    continue
+                # Past the loop's budget (or any refusal): made at its first resolution.
+                with contextlib.suppress(CitychainError):
+                    resolver.resolve_inline(did, {}, None)
+                if index.pending and not flushing:
+                    flushing = True
+                    loop.call_soon(flush)
+                made += 1
+                if made % _SLICE == 0:
+                    await asyncio.sleep(0)
+        finally:
+            index.flush()
+        log.warning(
+            "resolution index: the DID events stream closed (%s); following again, the DIDs "
+            "written meanwhile are made at their first resolution",
+            stream.closed_reason,
+        )
+        await asyncio.sleep(1)
+
+
+#: What the node's server runs beside the routes (citychain.api.app).
+background = (keep_filled,)
 
 
 @router.get("/1.0/identifiers/", include_in_schema=False)

@@ -27,7 +27,10 @@ the DID is deactivated                              (no error; metadata         
 ==================================================  =============================  ======
 
 ``did:key`` (Ed25519) is resolved here with no chain at all; ``did:citychain`` through the
-``identity`` contract's ``resolve`` query on the latest committed state.
+``identity`` contract's ``resolve`` query on the latest committed state. A DID's latest
+resolution in the default representation is also kept rendered, per version, in the
+service's off-chain index, and given from there while the DID is at that version
+(:mod:`._index`).
 
 DID URL dereferencing: ``<did:citychain>/status/<name>`` (a status list's id, what a
 credential's ``statusListCredential`` and an SD-JWT VC's ``status.status_list.uri`` name)
@@ -56,11 +59,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from citychain.api._json import dumps
 from citychain.api.service import NodeService
 from citychain.errors import CitychainError, ErrorCode
+from citychain.services.identity.router._index import ResolutionIndex
 from citychain.services.identity.shapes import (
     METHOD,
     NAME,
+    citychain_id,
     did_key_document,
     split_did,
     split_status_list_id,
@@ -78,6 +84,7 @@ _ERROR_BASE = "https://www.w3.org/ns/did#"
 _UNSUPPORTED = frozenset({"service", "relativeRef", "hl", "transformKeys", "versionHash"})
 _VERSION_TIME_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 _VERSION_ID_RE = re.compile(r"[1-9][0-9]{0,9}")
+_CITYCHAIN = f"did:{METHOD}:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,8 +250,9 @@ class Resolver:
     route's way; :meth:`resolve_inline` for the HTTP protocol's own answers, the same answer
     with the query run on the loop within its budget (``NodeService.query_inline``)."""
 
-    def __init__(self, service: NodeService) -> None:
+    def __init__(self, service: NodeService, index: ResolutionIndex | None = None) -> None:
         self._service = service
+        self._index = index if index is not None else ResolutionIndex(service)
 
     async def resolve(self, did: str, options: dict[str, str], accept: str | None) -> Answer:
         plan = self._plan(did, options, accept)
@@ -273,11 +281,15 @@ class Resolver:
             return self._dereference(did, accept)
         try:
             content_type = representation(accept)
+            if not options and content_type == RESOLUTION and did.startswith(_CITYCHAIN):
+                kept = self._index.get(did)  # made by an earlier resolution: see ._index
+                if kept is not None:
+                    return Answer(kept[0], RESOLUTION, kept[1])
             try:
                 method, _ = split_did(did)
             except CitychainError as exc:
                 raise _Refusal(400, "INVALID_DID", exc.message, ErrorCode.BAD_ARGUMENTS) from None
-            args = _options(options)
+            args = _options(options) if options else {}
             if method == "key":
                 return _did_answer(self._did_key(did, args), content_type)
             if method != METHOD:
@@ -289,12 +301,26 @@ class Resolver:
                 )
         except _Refusal as r:
             return _error_answer(r)
+        ident = _ident(did) if not args and content_type == RESOLUTION else None
+        if ident is not None:  # the latest resolution, in the default form: kept (._index)
+            made = lambda result: self._latest(did, ident, result)  # noqa: E731
+            return _Ask("resolve", {"did": did}, made, _resolve_failed)
         return _Ask(
             "resolve",
             {"did": did, **args},
             lambda result: _did_answer(result, content_type),
             _resolve_failed,
         )
+
+    def _latest(self, did: str, ident: bytes, result: dict[str, Any]) -> Answer:
+        """The latest resolution's answer from the query's ``result``, rendered as the route
+        sends it, and kept in the index for the version it shows."""
+        answer = _did_answer(result, RESOLUTION)
+        assert isinstance(answer.body, dict)
+        body = dumps(answer.body)
+        version = int(result["didDocumentMetadata"]["versionId"])
+        self._index.put(did, ident, version, answer.status, body)
+        return Answer(answer.status, RESOLUTION, body)
 
     def _dereference(self, did_url: str, accept: str | None) -> Answer | _Ask:
         """A status list's DID URL: its published credential or token (see the module)."""
@@ -334,6 +360,15 @@ class Resolver:
                 ErrorCode.DID_NOT_FOUND,
             )
         return {"didDocument": doc, "didDocumentMetadata": {}}
+
+
+def _ident(did: str) -> bytes | None:
+    """The identifier bytes of a ``did:citychain``; None if it is not one (the query says
+    why, in its own words)."""
+    try:
+        return citychain_id(did)
+    except CitychainError:
+        return None
 
 
 def _did_answer(result: dict[str, Any], content_type: str) -> Answer:

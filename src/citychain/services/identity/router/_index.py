@@ -1,0 +1,100 @@
+"""Rendered resolutions kept on disk: a DID's latest resolution given with two point reads.
+
+Theory of operation
+-------------------
+A DID's *latest* resolution (no resolution options, the default representation
+``application/did-resolution``) is a function of the DID and its version count alone. Every
+write of a DID appends a version and nothing is ever overwritten (see
+:mod:`citychain.services.identity.contract`), so version *n*'s document, its ``created``,
+``updated`` and ``deactivated`` never change; and the latest version's metadata names no
+later one. The answer rendered for (DID, *n*) is therefore right for as long as *n* is the
+DID's latest version, that is while version *n* + 1 does not exist (versions are numbered
+1, 2, ... with no gap, and none is ever removed).
+
+This module keeps that answer, status and JSON body as sent, in the identity service's
+off-chain index (``NodeService.index_get``: a column family of the node's RocksDB, not
+state: no block writes it, no root covers it) under the DID as written, with *n*.
+:meth:`ResolutionIndex.get` gives it only while version *n* + 1 is absent from the latest
+committed state (one point read of a key that is not there, which the table files' Bloom
+filters mostly answer). An entry for an older version, an entry lost in a crash (the index is
+written without fsync) or one never made is not used: the resolution runs the ``identity``
+query as before, and :meth:`ResolutionIndex.put` makes the entry from its answer. Nothing
+depends on the index being complete or in step with the blocks; a stale entry is never given.
+(A block committing between the two reads can only make the answer given older than the
+latest by that block, which the answer's height, read before, already allows:
+:mod:`citychain.api._kept`.)
+
+Entries are made
+
+* when a resolution runs the query (the first ask of a DID, or of its new version), and
+* ahead of any ask by the router's background job (``keep_filled`` in the router package),
+  which follows the contract's DID events and resolves each DID written once, right after
+  its block: a resolution drawn from a million DIDs then finds its answer made, and costs
+  the node two point reads and the HTTP exchange instead of the query and the rendering
+  (measured in ``bench/RESULTS.md``).
+
+Cost: one entry of ~1 KiB per DID (RocksDB compresses it), and at write time one query per
+DID written (the events' job, off the block's path, on the event loop).
+
+An entry: the DID's 16 identifier bytes (what its state keys hold: a hit decodes no base58),
+the version number (4 bytes, big-endian), the HTTP status (2 bytes, 200 or 410), the body.
+"""
+
+from __future__ import annotations
+
+from citychain.api.service import NodeService
+from citychain.services.identity.shapes import DID_VERSION, NAME
+from citychain.types.state_keys import contract_key
+
+#: The index's space (``NodeService.index_get``): the service's own name.
+SPACE = NAME
+#: Where the contract keeps DID versions (``dv/<id><n>``), as full state keys.
+_VERSIONS = contract_key(NAME, DID_VERSION)
+
+
+class ResolutionIndex:
+    """Rendered latest resolutions of ``did:citychain`` DIDs (see the module)."""
+
+    __slots__ = ("_pending", "_service")
+
+    def __init__(self, service: NodeService, *, batched: bool = False) -> None:
+        self._service = service
+        #: With ``batched``: entries made and not yet written (:meth:`flush` writes them).
+        self._pending: list[tuple[bytes, bytes]] | None = [] if batched else None
+
+    @property
+    def pending(self) -> int:
+        """Entries made and not yet written (batched only)."""
+        return len(self._pending) if self._pending is not None else 0
+
+    def flush(self) -> None:
+        """Write the entries made since the last flush, in one batch."""
+        if self._pending:
+            items, self._pending = self._pending, []
+            self._service.index_put(SPACE, items)
+
+    def get(self, did: str) -> tuple[int, bytes] | None:
+        """``(status, body)`` of ``did``'s latest resolution, if kept for the version it is
+        at now; None otherwise (no entry, an older one). Only a DID whose resolution was
+        made (so, checked) has an entry: ``did`` needs no check of its own here."""
+        service = self._service
+        entry = service.index_get(SPACE, did.encode())
+        if entry is None:
+            return None
+        # Versions are numbered 1, 2, ... with no gap and never removed, and an entry is made
+        # only for a version that exists: the entry's version is the latest while the next
+        # one is absent. (An absent key is the cheapest read: the table files' Bloom filters
+        # answer it, where reading the head would read and decode a record.)
+        following = int.from_bytes(entry[16:20], "big") + 1
+        if service.state_value(_VERSIONS + entry[:16] + following.to_bytes(4, "big")) is not None:
+            return None
+        return int.from_bytes(entry[20:22], "big"), entry[22:]
+
+    def put(self, did: str, ident: bytes, version: int, status: int, body: bytes) -> None:
+        """Keep ``did``'s latest resolution (``ident``: its 16 identifier bytes) at
+        ``version``, rendered."""
+        item = (did.encode(), ident + version.to_bytes(4, "big") + status.to_bytes(2, "big") + body)
+        if self._pending is not None:
+            self._pending.append(item)
+        else:
+            self._service.index_put(SPACE, [item])

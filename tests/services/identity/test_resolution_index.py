@@ -1,0 +1,206 @@
+"""The resolution index (``citychain.services.identity.router._index``): a DID's latest
+resolution, rendered, kept on disk per version; given while that version is the DID's latest,
+across blocks, and never once a later version exists; made by the first resolution and, ahead
+of any, by the server's background job following the DID events."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from citychain.api import create_app
+from citychain.api.node_service import NodeServiceAdapter
+from citychain.crypto import ED25519, Signer
+from citychain.services.identity import router as identity_router
+from citychain.services.identity.sdk._dids import DID_GAS_LIMIT
+from citychain.services.identity.shapes import citychain_did, citychain_id
+from citychain.types import Commit, Transaction
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from did_world import World
+
+ALICE = Signer(ED25519, b"\x02" * 32)
+RESOLUTION = "application/did-resolution"
+
+
+def _tx(nonce: int, method: str, args: dict[str, Any]) -> Transaction:
+    return Transaction.create(
+        ALICE,
+        chain_id="svc",
+        nonce=nonce,
+        contract="identity",
+        method=method,
+        args=args,
+        gas_limit=DID_GAS_LIMIT,
+    )
+
+
+def _doc(service: str | None = None) -> dict[str, Any]:
+    from citychain.services.identity.shapes import multikey_encode
+
+    doc: dict[str, Any] = {
+        "@context": ["https://www.w3.org/ns/did/v1", "https://w3id.org/security/multikey/v1"],
+        "verificationMethod": [
+            {
+                "id": "#key-1",
+                "type": "Multikey",
+                "publicKeyMultibase": multikey_encode(ALICE.public_key),
+            }
+        ],
+        "authentication": ["#key-1"],
+        "capabilityInvocation": ["#key-1"],
+    }
+    if service:
+        doc["service"] = [{"id": "#files", "type": "LinkedDomains", "serviceEndpoint": service}]
+    return doc
+
+
+def _entry(world: World, did: str) -> tuple[int, int] | None:
+    """(version, status) of ``did``'s entry in the index, if it has one."""
+    raw = world.node.index_get("identity", did.encode())
+    if raw is None:
+        return None
+    assert raw[:16] == citychain_id(did)
+    return int.from_bytes(raw[16:20], "big"), int.from_bytes(raw[20:22], "big")
+
+
+def _counting(world: World, monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    asked: list[object] = []
+    real = world.node.query
+
+    def counting(*args: object, **kwargs: object) -> object:
+        asked.append(args[:3])
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(world.node, "query", counting)
+    return asked
+
+
+def test_a_latest_resolution_is_given_from_the_index_until_the_did_changes(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d, gone = world.did, world.gone
+    asked = _counting(world, monkeypatch)
+    other = citychain_did(_tx(3, "create_did", {"document": _doc()}).hash[:16])
+
+    async def run() -> None:
+        app = create_app(NodeServiceAdapter(world.node))
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://node"
+        ) as client:
+
+            async def get(path: str, **headers: str) -> tuple[int, bytes, int]:
+                before = len(asked)
+                r = await client.get(path, headers=headers)
+                return r.status_code, r.content, len(asked) - before
+
+            assert _entry(world, d) is None and _entry(world, gone) is None
+            first = await get(f"/1.0/identifiers/{d}")
+            first_gone = await get(f"/1.0/identifiers/{gone}")
+            assert (first[0], first[2], first_gone[0], first_gone[2]) == (200, 1, 410, 1)
+            assert _entry(world, d) == (1, 200) and _entry(world, gone) == (2, 410)
+
+            # A block that writes neither: both still given from the index, as sent before
+            # (not from the answers kept for one height: the height moved).
+            world._commit([_tx(3, "create_did", {"document": _doc()})], 30_000)
+            assert await get(f"/1.0/identifiers/{d}") == (200, first[1], 0)
+            assert await get(f"/1.0/identifiers/{gone}") == (410, first_gone[1], 0)
+
+            # Other forms and options are asked each time, and make no entry.
+            for headers, path in (
+                ({"accept": "application/did+json"}, f"/1.0/identifiers/{d}"),
+                ({}, f"/1.0/identifiers/{d}?versionId=1"),
+            ):
+                assert (await get(path, **headers))[2] == 1
+            assert _entry(world, other) is None
+
+            # A new version: the entry of version 1 is never given again.
+            world._commit(
+                [_tx(4, "update_did", {"did": d, "document": _doc("https://files.example")})],
+                40_000,
+            )
+            status, body, queries = await get(f"/1.0/identifiers/{d}")
+            assert (status, queries) == (200, 1)
+            assert b"files.example" in body and b'"versionId":"2"' in body
+            assert _entry(world, d) == (2, 200)
+
+            # An entry lost (the index is written without fsync) is made again.
+            batch = world.node.chain.kv.batch()
+            batch.delete("indexes", b"identity/" + d.encode())
+            world.node.chain.kv.write(batch)
+            world._commit([_tx(5, "create_did", {"document": _doc()})], 50_000)
+            assert await get(f"/1.0/identifiers/{d}") == (200, body, 1)
+            assert _entry(world, d) == (2, 200)
+
+            # Deactivated: the entry of version 3 answers 410 from then on.
+            world._commit([_tx(6, "deactivate_did", {"did": d})], 60_000)
+            status, body, queries = await get(f"/1.0/identifiers/{d}")
+            assert (status, queries) == (410, 1) and _entry(world, d) == (3, 410)
+            world._commit([_tx(7, "create_did", {"document": _doc()})], 70_000)
+            assert await get(f"/1.0/identifiers/{d}") == (410, body, 0)
+
+            # A DID never created, or malformed: never an entry.
+            for made_up in (citychain_did(bytes(range(16))), "did:citychain:0OIl"):
+                assert (await get(f"/1.0/identifiers/{made_up}"))[0] in (400, 404)
+                assert world.node.index_get("identity", made_up.encode()) is None
+
+    asyncio.run(run())
+
+
+def _commit_as_consensus(world: World, txs: list[Transaction], time_ms: int) -> None:
+    """Commit a block as the consensus engine does: the chain's commit, then the node's
+    commit callback (which streams the block's events to subscribers)."""
+    chain, val = world.node.chain, world.node.signer
+    pending = chain.build_block(txs, time_ms, val.public_key)
+    assert all(r.ok for r in pending.receipts), [r.error for r in pending.receipts]
+    commit = Commit.sign_single(val, "svc", pending.header)
+    chain.commit(pending, commit)
+    world.node._on_commit(pending, commit)
+
+
+def test_the_servers_job_makes_the_entries_of_each_block_before_anyone_asks(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(NodeServiceAdapter(world.node))
+    assert identity_router.keep_filled in app.state.background  # run by citychain start
+    made = [_tx(3 + i, "create_did", {"document": _doc()}) for i in range(40)]
+    new = [citychain_did(t.hash[:16]) for t in made]
+    asked = _counting(world, monkeypatch)
+
+    async def until(done: Callable[[], bool]) -> None:
+        for _ in range(300):
+            if done():
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("the index was not filled")
+
+    async def run() -> None:
+        job = asyncio.create_task(identity_router.keep_filled(app.state.service))
+        await asyncio.sleep(0)  # subscribed
+        _commit_as_consensus(world, made, 30_000)
+        await until(lambda: all(_entry(world, d) == (1, 200) for d in new))
+        updated = _tx(43, "update_did", {"did": world.did, "document": _doc("https://x.example")})
+        _commit_as_consensus(world, [updated, _tx(44, "deactivate_did", {"did": new[0]})], 40_000)
+        await until(lambda: _entry(world, world.did) == (2, 200))
+        await until(lambda: _entry(world, new[0]) == (2, 410))
+        job.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await job
+        queried = len(asked)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://node"
+        ) as client:
+            for d in new[1:]:
+                r = await client.get(f"/1.0/identifiers/{d}")
+                assert r.status_code == 200 and d.encode() in r.content
+            r = await client.get(f"/1.0/identifiers/{world.did}")
+            assert b"x.example" in r.content
+        assert len(asked) == queried  # every answer was in the index already
+
+    asyncio.run(run())
