@@ -18,6 +18,18 @@ def dumps(content: Any) -> bytes:
         return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def dumps_sorted(content: Any) -> bytes:
+    """:func:`dumps` with every object's keys in sorted order: the same value always gives
+    the same bytes, however its dicts were built (decoded from canonical CBOR or made in
+    Python)."""
+    try:
+        return orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return json.dumps(
+            content, separators=(",", ":"), ensure_ascii=False, sort_keys=True
+        ).encode()
+
+
 class JSONResponse(ORJSONResponse):
     """orjson-rendered JSON that also carries integers of any size."""
 

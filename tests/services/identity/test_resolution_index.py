@@ -204,3 +204,34 @@ def test_the_servers_job_makes_the_entries_of_each_block_before_anyone_asks(
         assert len(asked) == queried  # every answer was in the index already
 
     asyncio.run(run())
+
+
+def test_an_entry_made_from_the_records_is_byte_for_byte_the_querys(world: World) -> None:
+    """The background job renders from the records read directly (``Resolver.prefill``), the
+    first resolution from the query's answer: the same DID at the same version gives the
+    same bytes either way (sorted JSON keys), live, updated and deactivated."""
+    service = NodeServiceAdapter(world.node)
+    world._commit(
+        [_tx(3, "update_did", {"did": world.did, "document": _doc("https://y.example")})],
+        30_000,
+    )
+
+    async def by_query() -> dict[str, bytes]:
+        app = create_app(service)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://node"
+        ) as client:
+            return {d: (await client.get(f"/1.0/identifiers/{d}")).content for d in dids}
+
+    dids = (world.did, world.gone)
+    asked = asyncio.run(by_query())
+    for d in dids:
+        entry = world.node.index_get("identity", d.encode())
+        assert entry is not None and entry[22:] == asked[d]
+        world.node.index_put("identity", [(d.encode(), b"")])  # gone
+        identity_router.Resolver(service).prefill(d)
+        entry = world.node.index_get("identity", d.encode())
+        assert entry is not None and entry[22:] == asked[d], d
+    assert _entry(world, world.did) == (2, 200) and _entry(world, world.gone) == (2, 410)
+    identity_router.Resolver(service).prefill(citychain_did(bytes(16)))  # not on chain
+    assert world.node.index_get("identity", citychain_did(bytes(16)).encode()) is None

@@ -505,16 +505,8 @@ class Identity(Contract):
                     ErrorCode.DID_NOT_FOUND,
                 )
         v = dids.version(ctx, did, number or h.versions)
-        meta: dict[str, Any] = {"created": xsd_datetime(h.created), "versionId": str(v.number)}
-        if v.number > 1:
-            meta["updated"] = xsd_datetime(v.time)
-        if v.deactivated:
-            meta["deactivated"] = True
-        if v.number < h.versions:
-            following = dids.version(ctx, did, v.number + 1)
-            meta["nextVersionId"] = str(following.number)
-            meta["nextUpdate"] = xsd_datetime(following.time)
-        return {"didDocument": doc.to_json(v.record, did), "didDocumentMetadata": meta}
+        following = dids.version(ctx, did, v.number + 1) if v.number < h.versions else None
+        return doc.resolution(did, h, v, following)
 
     @query
     def history(self, ctx: Context, args: dict[str, Any]) -> list[dict[str, Any]]:

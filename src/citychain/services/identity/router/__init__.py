@@ -7,7 +7,6 @@ the public verification page (``/verify``; :mod:`._page`)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from typing import Annotated, Any
@@ -19,7 +18,7 @@ from starlette.responses import Response
 
 from citychain.api._body import read_body
 from citychain.api._hot import HotRoute
-from citychain.api._json import JSONResponse, dumps
+from citychain.api._json import JSONResponse, dumps_sorted
 from citychain.api._kept import Kept, KeptAnswer, Key, Produce, answer_of, request_key
 from citychain.api.routes._common import ServiceDep
 from citychain.api.service import NodeService
@@ -126,11 +125,12 @@ _ANY_ORIGIN = (b"access-control-allow-origin", b"*")
 
 
 def _made(answer: Answer) -> KeptAnswer:
-    """``answer`` as sent: the body (JSON as the API renders it, or bytes as they are) and
+    """``answer`` as sent: the body (JSON with sorted keys, so that the same resolution has the
+    same bytes whichever way it was made: see ._index; or bytes as they are) and
     the headers Starlette's ``Response`` gives it, then CORS's. One rendering for the route
     and for the protocol's own answers, built directly: a ``Response`` object and its header
     handling were ~10 % of the node's time for a resolution given from the index."""
-    body = answer.body if isinstance(answer.body, bytes) else dumps(answer.body)
+    body = answer.body if isinstance(answer.body, bytes) else dumps_sorted(answer.body)
     headers = [
         (b"content-length", str(len(body)).encode()),
         (b"content-type", answer.content_type.encode("latin-1")),
@@ -249,9 +249,7 @@ async def keep_filled(service: NodeService) -> None:
                 did = item.event.attributes.get("did")
                 if type(did) is not str:
                     continue
-                # Past the loop's budget (or any refusal): made at its first resolution.
-                with contextlib.suppress(CitychainError):
-                    resolver.resolve_inline(did, {}, None)
+                resolver.prefill(did)
                 if index.pending and not flushing:
                     flushing = True
                     loop.call_soon(flush)

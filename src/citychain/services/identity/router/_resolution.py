@@ -59,19 +59,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from citychain.api._json import dumps
+from citychain import codec
+from citychain.api._json import dumps_sorted
 from citychain.api.service import NodeService
 from citychain.errors import CitychainError, ErrorCode
 from citychain.services.identity.router._index import ResolutionIndex
 from citychain.services.identity.shapes import (
+    DID_HEAD,
+    DID_VERSION,
     METHOD,
     NAME,
+    DidHead,
+    DidVersion,
     citychain_id,
     did_key_document,
     split_did,
     split_status_list_id,
 )
+from citychain.services.identity.shapes._document import resolution
 from citychain.services.identity.shapes._token_status import STATUS_LIST_JWT_MEDIA
+from citychain.types.state_keys import contract_key
 
 RESOLUTION = "application/did-resolution"
 #: The media type of a VC 2.0 credential (what a status list's DID URL dereferences to).
@@ -85,6 +92,9 @@ _UNSUPPORTED = frozenset({"service", "relativeRef", "hl", "transformKeys", "vers
 _VERSION_TIME_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 _VERSION_ID_RE = re.compile(r"[1-9][0-9]{0,9}")
 _CITYCHAIN = f"did:{METHOD}:"
+#: Where the contract keeps DIDs' heads and versions, as full state keys.
+_HEADS = contract_key(NAME, DID_HEAD)
+_VERSIONS = contract_key(NAME, DID_VERSION)
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,14 +323,38 @@ class Resolver:
         )
 
     def _latest(self, did: str, ident: bytes, result: dict[str, Any]) -> Answer:
-        """The latest resolution's answer from the query's ``result``, rendered as the route
-        sends it, and kept in the index for the version it shows."""
+        """The latest resolution's answer from ``result`` (``{"didDocument",
+        "didDocumentMetadata"}``), rendered as the route sends it, and kept in the index for
+        the version it shows."""
         answer = _did_answer(result, RESOLUTION)
         assert isinstance(answer.body, dict)
-        body = dumps(answer.body)
+        body = dumps_sorted(answer.body)
         version = int(result["didDocumentMetadata"]["versionId"])
         self._index.put(did, ident, version, answer.status, body)
         return Answer(answer.status, RESOLUTION, body)
+
+    def prefill(self, did: str) -> None:
+        """Make the index's entry of ``did``'s latest resolution from the latest committed
+        state, its records read directly (two point reads) and the result built by the same
+        function the contract's ``resolve`` answers with (``shapes._document.resolution``),
+        without the query's canonical copies of its arguments and result: ~4x cheaper, which
+        is what the background job spends on each DID a block writes. Nothing for a DID not
+        on chain (or a state read refused)."""
+        ident = _ident(did)
+        if ident is None:
+            return
+        try:
+            raw = self._service.state_value(_HEADS + ident)
+            if raw is None:
+                return
+            head = DidHead.from_value(codec.decode_trusted(raw))
+            raw = self._service.state_value(_VERSIONS + ident + head.versions.to_bytes(4, "big"))
+            if raw is None:
+                return
+            version = DidVersion.from_value(head.versions, codec.decode_trusted(raw))
+        except CitychainError:
+            return
+        self._latest(did, ident, resolution(did, head, version))
 
     def _dereference(self, did_url: str, accept: str | None) -> Answer | _Ask:
         """A status list's DID URL: its published credential or token (see the module)."""

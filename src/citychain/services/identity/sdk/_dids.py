@@ -32,9 +32,8 @@ from citychain.services.identity.shapes import (
     DidVersion,
     did_head_key,
     did_version_key,
-    xsd_datetime,
 )
-from citychain.services.identity.shapes._document import to_json
+from citychain.services.identity.shapes._document import resolution
 from citychain.types import Receipt
 
 #: Gas for a DID transaction unless told otherwise (documents are checked key by key).
@@ -82,15 +81,8 @@ def _version_number(head: DidHead, did: str, version_id: int | None) -> int:
 def _proven(
     did: str, head: DidHead, v: DidVersion, nxt: DidVersion | None, h: VerifiedValue, verified: bool
 ) -> ProvenDid:
-    meta: dict[str, Any] = {"created": xsd_datetime(head.created), "versionId": str(v.number)}
-    if v.number > 1:
-        meta["updated"] = xsd_datetime(v.time)
-    if v.deactivated:
-        meta["deactivated"] = True
-    if nxt is not None:
-        meta["nextVersionId"] = str(nxt.number)
-        meta["nextUpdate"] = xsd_datetime(nxt.time)
-    return ProvenDid(did, to_json(v.record, did), meta, h.height, verified)
+    found = resolution(did, head, v, nxt)
+    return ProvenDid(did, found["didDocument"], found["didDocumentMetadata"], h.height, verified)
 
 
 def _head(value: VerifiedValue, did: str) -> DidHead:

@@ -34,7 +34,14 @@ from typing import Any
 
 from citychain import codec
 from citychain.errors import ErrorCode, InvalidInput
-from citychain.services.identity.shapes import method_key_decode, method_key_encode, split_did
+from citychain.services.identity.shapes import (
+    DidHead,
+    DidVersion,
+    method_key_decode,
+    method_key_encode,
+    split_did,
+    xsd_datetime,
+)
 
 #: The ``@context`` every document is written with (JSON-LD representation).
 CONTEXT = ["https://www.w3.org/ns/did/v1", "https://w3id.org/security/multikey/v1"]
@@ -291,6 +298,24 @@ def to_json(rec: dict[str, Any] | None, did: str) -> dict[str, Any]:
             for frag, stype, endpoint in rec["svc"]
         ]
     return doc
+
+
+def resolution(
+    did: str, head: DidHead, version: DidVersion, following: DidVersion | None = None
+) -> dict[str, Any]:
+    """``{"didDocument", "didDocumentMetadata"}`` of ``did`` at ``version``, as DID Resolution
+    writes them, from its records (``following``: the version after it, if any). What the
+    contract's ``resolve`` answers, what the SDK rebuilds from proven state, and what the
+    resolution index renders ahead of any ask: one definition for all three."""
+    meta: dict[str, Any] = {"created": xsd_datetime(head.created), "versionId": str(version.number)}
+    if version.number > 1:
+        meta["updated"] = xsd_datetime(version.time)
+    if version.deactivated:
+        meta["deactivated"] = True
+    if following is not None:
+        meta["nextVersionId"] = str(following.number)
+        meta["nextUpdate"] = xsd_datetime(following.time)
+    return {"didDocument": to_json(version.record, did), "didDocumentMetadata": meta}
 
 
 def invocation_keys(rec: dict[str, Any] | None) -> list[bytes]:
