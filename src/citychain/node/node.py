@@ -548,17 +548,17 @@ class Node:
     # Derived from committed state by a service (for instance the identity service's rendered
     # resolutions), never part of it: no block writes them, no root covers them, and a service
     # must be able to do without any entry (it checks an entry against the state it reads).
-    # Written without fsync: an entry lost in a crash is only made again.
+    # Written without the write-ahead log: an entry lost in a crash is only made again.
     def index_get(self, space: str, key: bytes) -> bytes | None:
         """The entry ``key`` of the service index ``space``, or None."""
         return self.chain.kv.get(INDEX_CF, _index_key(space, key))
 
     def index_put(self, space: str, items: Sequence[tuple[bytes, bytes]]) -> None:
-        """Write entries of the service index ``space`` (one batch, not synced)."""
+        """Write entries of the service index ``space`` (one batch, without the WAL)."""
         batch = self.chain.kv.batch()
         for key, value in items:
             batch.put(INDEX_CF, _index_key(space, key), value)
-        self.chain.kv.write(batch, sync=False)
+        self.chain.kv.write(batch, sync=False, wal=False)
 
     # -- submission ----------------------------------------------------------------------------
     async def submit(self, raw_txs: Sequence[bytes]) -> list[SubmitResult]:

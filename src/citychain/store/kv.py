@@ -148,6 +148,8 @@ class KVStore:
         self._handles = {name: self._db.get_column_family_handle(name) for name in column_families}
         self._sync = WriteOptions()
         self._sync.sync = True
+        self._no_wal = WriteOptions()
+        self._no_wal.disable_wal = True
         self._closed = False
 
     def _handle(self, cf: str) -> ColumnFamily:
@@ -216,12 +218,19 @@ class KVStore:
     def batch(self) -> Batch:
         return Batch(self)
 
-    def write(self, batch: Batch, *, sync: bool = True) -> None:
-        """Apply ``batch`` atomically; with ``sync`` the WAL is fsynced before returning."""
+    def write(self, batch: Batch, *, sync: bool = True, wal: bool = True) -> None:
+        """Apply ``batch`` atomically; with ``sync`` the WAL is fsynced before returning.
+        Without ``wal`` (and so unsynced) the batch skips the write-ahead log: it is durable
+        once its memtable is flushed (at the latest when the store is closed), and a crash
+        before that loses it: only for what can be made again (``Node.index_put``)."""
         if sync:
+            if not wal:
+                raise InternalError("a synced write goes through the write-ahead log")
             self._db.write(batch._batch, self._sync)
-        else:
+        elif wal:
             self._db.write(batch._batch)
+        else:
+            self._db.write(batch._batch, self._no_wal)
 
     # -- maintenance --------------------------------------------------------------------------
     def approximate_size(self) -> int:
