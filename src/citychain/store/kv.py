@@ -149,7 +149,8 @@ class KVStore:
         self._sync = WriteOptions()
         self._sync.sync = True
         self._no_wal = WriteOptions()
-        self._no_wal.disable_wal = True
+        # A property at run time (as ``sync``); rocksdict's stub declares it a method.
+        self._no_wal.disable_wal = True  # type: ignore[method-assign,assignment]
         self._closed = False
 
     def _handle(self, cf: str) -> ColumnFamily:

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from citychain.crypto import ED25519, Signer
 from citychain.node import Node, NodeConfig
@@ -12,10 +15,40 @@ from citychain.services.identity.shapes import citychain_did, did_key, multikey_
 from citychain.types import Commit, Transaction, Validator
 from citychain.types.genesis import Genesis
 
+#: The signer of every transaction of the world.
+ALICE = Signer(ED25519, b"\x02" * 32)
+
+
+def tx(nonce: int, method: str, args: dict[str, Any]) -> Transaction:
+    """An ``identity`` call signed by :data:`ALICE`."""
+    return Transaction.create(
+        ALICE,
+        chain_id="svc",
+        nonce=nonce,
+        contract="identity",
+        method=method,
+        args=args,
+        gas_limit=DID_GAS_LIMIT,
+    )
+
+
+def counting_queries(world: World, monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The queries the node is asked from now on (contract, method, arguments), as a list
+    that grows."""
+    asked: list[object] = []
+    real = world.node.query
+
+    def counting(*args: object, **kwargs: object) -> object:
+        asked.append(args[:3])
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(world.node, "query", counting)
+    return asked
+
 
 class World:
     def __init__(self, tmp_path: Path) -> None:
-        val, alice = Signer(ED25519, b"\x01" * 32), Signer(ED25519, b"\x02" * 32)
+        val, alice = Signer(ED25519, b"\x01" * 32), ALICE
         (tmp_path / "config").mkdir()
         Genesis("svc", 1, "ed25519", (Validator(val.public_key, 1, "v"),)).save(
             tmp_path / "config" / "genesis.json"
@@ -28,17 +61,6 @@ class World:
             "authentication": ["#key-1"],
             "capabilityInvocation": ["#key-1"],
         }
-
-        def tx(nonce: int, method: str, args: dict[str, object]) -> Transaction:
-            return Transaction.create(
-                alice,
-                chain_id="svc",
-                nonce=nonce,
-                contract="identity",
-                method=method,
-                args=args,
-                gas_limit=DID_GAS_LIMIT,
-            )
 
         made = [tx(0, "create_did", {"document": doc}), tx(1, "create_did", {"document": doc})]
         self.did, self.gone = (citychain_did(t.hash[:16]) for t in made)

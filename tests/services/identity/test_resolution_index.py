@@ -16,29 +16,12 @@ import pytest
 
 from citychain.api import create_app
 from citychain.api.node_service import NodeServiceAdapter
-from citychain.crypto import ED25519, Signer
 from citychain.services.identity import router as identity_router
-from citychain.services.identity.sdk._dids import DID_GAS_LIMIT
 from citychain.services.identity.shapes import citychain_did, citychain_id
 from citychain.types import Commit, Transaction
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from did_world import World
-
-ALICE = Signer(ED25519, b"\x02" * 32)
-RESOLUTION = "application/did-resolution"
-
-
-def _tx(nonce: int, method: str, args: dict[str, Any]) -> Transaction:
-    return Transaction.create(
-        ALICE,
-        chain_id="svc",
-        nonce=nonce,
-        contract="identity",
-        method=method,
-        args=args,
-        gas_limit=DID_GAS_LIMIT,
-    )
+from did_world import ALICE, World, counting_queries, tx
 
 
 def _doc(service: str | None = None) -> dict[str, Any]:
@@ -70,24 +53,12 @@ def _entry(world: World, did: str) -> tuple[int, int] | None:
     return int.from_bytes(raw[16:20], "big"), int.from_bytes(raw[20:22], "big")
 
 
-def _counting(world: World, monkeypatch: pytest.MonkeyPatch) -> list[object]:
-    asked: list[object] = []
-    real = world.node.query
-
-    def counting(*args: object, **kwargs: object) -> object:
-        asked.append(args[:3])
-        return real(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(world.node, "query", counting)
-    return asked
-
-
 def test_a_latest_resolution_is_given_from_the_index_until_the_did_changes(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     d, gone = world.did, world.gone
-    asked = _counting(world, monkeypatch)
-    other = citychain_did(_tx(3, "create_did", {"document": _doc()}).hash[:16])
+    asked = counting_queries(world, monkeypatch)
+    other = citychain_did(tx(3, "create_did", {"document": _doc()}).hash[:16])
 
     async def run() -> None:
         app = create_app(NodeServiceAdapter(world.node))
@@ -108,7 +79,7 @@ def test_a_latest_resolution_is_given_from_the_index_until_the_did_changes(
 
             # A block that writes neither: both still given from the index, as sent before
             # (not from the answers kept for one height: the height moved).
-            world._commit([_tx(3, "create_did", {"document": _doc()})], 30_000)
+            world._commit([tx(3, "create_did", {"document": _doc()})], 30_000)
             assert await get(f"/1.0/identifiers/{d}") == (200, first[1], 0)
             assert await get(f"/1.0/identifiers/{gone}") == (410, first_gone[1], 0)
 
@@ -122,7 +93,7 @@ def test_a_latest_resolution_is_given_from_the_index_until_the_did_changes(
 
             # A new version: the entry of version 1 is never given again.
             world._commit(
-                [_tx(4, "update_did", {"did": d, "document": _doc("https://files.example")})],
+                [tx(4, "update_did", {"did": d, "document": _doc("https://files.example")})],
                 40_000,
             )
             status, body, queries = await get(f"/1.0/identifiers/{d}")
@@ -134,15 +105,15 @@ def test_a_latest_resolution_is_given_from_the_index_until_the_did_changes(
             batch = world.node.chain.kv.batch()
             batch.delete("indexes", b"identity/" + d.encode())
             world.node.chain.kv.write(batch)
-            world._commit([_tx(5, "create_did", {"document": _doc()})], 50_000)
+            world._commit([tx(5, "create_did", {"document": _doc()})], 50_000)
             assert await get(f"/1.0/identifiers/{d}") == (200, body, 1)
             assert _entry(world, d) == (2, 200)
 
             # Deactivated: the entry of version 3 answers 410 from then on.
-            world._commit([_tx(6, "deactivate_did", {"did": d})], 60_000)
+            world._commit([tx(6, "deactivate_did", {"did": d})], 60_000)
             status, body, queries = await get(f"/1.0/identifiers/{d}")
             assert (status, queries) == (410, 1) and _entry(world, d) == (3, 410)
-            world._commit([_tx(7, "create_did", {"document": _doc()})], 70_000)
+            world._commit([tx(7, "create_did", {"document": _doc()})], 70_000)
             assert await get(f"/1.0/identifiers/{d}") == (410, body, 0)
 
             # A DID never created, or malformed: never an entry.
@@ -169,9 +140,9 @@ def test_the_servers_job_makes_the_entries_of_each_block_before_anyone_asks(
 ) -> None:
     app = create_app(NodeServiceAdapter(world.node))
     assert identity_router.keep_filled in app.state.background  # run by citychain start
-    made = [_tx(3 + i, "create_did", {"document": _doc()}) for i in range(40)]
+    made = [tx(3 + i, "create_did", {"document": _doc()}) for i in range(40)]
     new = [citychain_did(t.hash[:16]) for t in made]
-    asked = _counting(world, monkeypatch)
+    asked = counting_queries(world, monkeypatch)
 
     async def until(done: Callable[[], bool]) -> None:
         for _ in range(300):
@@ -185,8 +156,8 @@ def test_the_servers_job_makes_the_entries_of_each_block_before_anyone_asks(
         await asyncio.sleep(0)  # subscribed
         _commit_as_consensus(world, made, 30_000)
         await until(lambda: all(_entry(world, d) == (1, 200) for d in new))
-        updated = _tx(43, "update_did", {"did": world.did, "document": _doc("https://x.example")})
-        _commit_as_consensus(world, [updated, _tx(44, "deactivate_did", {"did": new[0]})], 40_000)
+        updated = tx(43, "update_did", {"did": world.did, "document": _doc("https://x.example")})
+        _commit_as_consensus(world, [updated, tx(44, "deactivate_did", {"did": new[0]})], 40_000)
         await until(lambda: _entry(world, world.did) == (2, 200))
         await until(lambda: _entry(world, new[0]) == (2, 410))
         job.cancel()
@@ -212,7 +183,7 @@ def test_an_entry_made_from_the_records_is_byte_for_byte_the_querys(world: World
     same bytes either way (sorted JSON keys), live, updated and deactivated."""
     service = NodeServiceAdapter(world.node)
     world._commit(
-        [_tx(3, "update_did", {"did": world.did, "document": _doc("https://y.example")})],
+        [tx(3, "update_did", {"did": world.did, "document": _doc("https://y.example")})],
         30_000,
     )
 

@@ -25,7 +25,7 @@ from citychain.services.identity.shapes import citychain_did
 from citychain.types import Transaction
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from did_world import World
+from did_world import World, counting_queries
 
 RESOLUTION = "application/did-resolution"
 
@@ -107,14 +107,7 @@ def test_a_repeated_resolution_is_answered_as_sent_until_the_next_block(
     repeated request with the bytes it sent, without asking the chain again, and never past
     the height it was computed at (a block that changes the DID is seen at once)."""
     d, unknown = world.did, citychain_did(bytes(range(16)))
-    asked: list[object] = []
-    real_query = world.node.query
-
-    def counting(*args: object, **kwargs: object) -> object:
-        asked.append(args[:3])
-        return real_query(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(world.node, "query", counting)
+    asked = counting_queries(world, monkeypatch)
     requests = [
         f"/1.0/identifiers/{d}",
         f"/1.0/identifiers/{d}?versionId=1",
