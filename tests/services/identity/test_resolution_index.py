@@ -122,6 +122,13 @@ def test_a_latest_resolution_is_given_from_the_index_until_the_did_changes(
                 assert world.node.index_get("identity", made_up.encode()) is None
 
     asyncio.run(run())
+    seen = {
+        e: world.node.metrics_registry.get_sample_value(
+            "citychain_identity_index_total", {"event": e}
+        )
+        for e in ("hit", "miss", "made_on_ask")
+    }
+    assert seen == {"hit": 3, "miss": 7, "made_on_ask": 5}
 
 
 def _commit_as_consensus(world: World, txs: list[Transaction], time_ms: int) -> None:
@@ -173,6 +180,16 @@ def test_the_servers_job_makes_the_entries_of_each_block_before_anyone_asks(
             r = await client.get(f"/1.0/identifiers/{world.did}")
             assert b"x.example" in r.content
         assert len(asked) == queried  # every answer was in the index already
+        # What an operator reads on /metrics: 42 entries made ahead, 40 answers given.
+        seen = {
+            e: world.node.metrics_registry.get_sample_value(
+                "citychain_identity_index_total", {"event": e}
+            )
+            for e in ("made_ahead", "hit", "miss", "made_on_ask", "job_behind")
+        }
+        assert seen == {
+            "made_ahead": 42, "hit": 40, "miss": 0, "made_on_ask": 0, "job_behind": 0
+        }  # fmt: skip
 
     asyncio.run(run())
 

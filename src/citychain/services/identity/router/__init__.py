@@ -24,6 +24,7 @@ from citychain.api.routes._common import ServiceDep
 from citychain.api.service import NodeService
 from citychain.errors import CitychainError, ErrorCode, InvalidInput
 from citychain.services.identity.router._index import ResolutionIndex
+from citychain.services.identity.router._index import counter as index_counter
 from citychain.services.identity.router._page import router as _page_router
 from citychain.services.identity.router._resolution import (
     DID_JSON,
@@ -226,6 +227,7 @@ async def keep_filled(service: NodeService) -> None:
     closed) subscribes again; the DIDs it missed are made at their first resolution."""
     index = ResolutionIndex(service, batched=True)
     resolver = Resolver(service, index)
+    behind = index_counter(service.metrics_registry).labels("job_behind")
     loop = asyncio.get_running_loop()
     flushing = False
 
@@ -258,6 +260,7 @@ async def keep_filled(service: NodeService) -> None:
                     await asyncio.sleep(0)
         finally:
             index.flush()
+        behind.inc()
         log.warning(
             "resolution index: the DID events stream closed (%s); following again, the DIDs "
             "written meanwhile are made at their first resolution",

@@ -43,6 +43,10 @@ the version number (4 bytes, big-endian), the HTTP status (2 bytes, 200 or 410),
 
 from __future__ import annotations
 
+import weakref
+
+from prometheus_client import CollectorRegistry, Counter
+
 from citychain.api.service import NodeService
 from citychain.services.identity.shapes import DID_VERSION, NAME
 from citychain.types.state_keys import contract_key
@@ -53,15 +57,43 @@ SPACE = NAME
 _VERSIONS = contract_key(NAME, DID_VERSION)
 
 
+#: What the index did, by event, one counter per metrics registry (a registry takes each
+#: metric name once; a node's app may be made more than once in one process).
+_COUNTERS: weakref.WeakKeyDictionary[CollectorRegistry, Counter] = weakref.WeakKeyDictionary()
+#: ``hit``: given from the index; ``miss``: no entry for the latest version (the query ran);
+#: ``made_ahead``: made by the background job; ``made_on_ask``: made by a resolution;
+#: ``job_behind``: the job's event stream was closed (it fell behind) and followed again.
+EVENTS = ("hit", "miss", "made_ahead", "made_on_ask", "job_behind")
+
+
+def counter(registry: CollectorRegistry) -> Counter:
+    """``citychain_identity_index_total{event}`` of ``registry`` (see :data:`EVENTS`)."""
+    found = _COUNTERS.get(registry)
+    if found is None:
+        found = _COUNTERS[registry] = Counter(
+            "citychain_identity_index",
+            "DID resolution index (rendered latest resolutions): hits, misses, entries made "
+            "ahead by the background job or on a resolution, and the job falling behind",
+            ["event"],
+            registry=registry,
+        )
+        for event in EVENTS:
+            found.labels(event)
+    return found
+
+
 class ResolutionIndex:
     """Rendered latest resolutions of ``did:citychain`` DIDs (see the module)."""
 
-    __slots__ = ("_pending", "_service")
+    __slots__ = ("_hit", "_made", "_miss", "_pending", "_service")
 
     def __init__(self, service: NodeService, *, batched: bool = False) -> None:
         self._service = service
         #: With ``batched``: entries made and not yet written (:meth:`flush` writes them).
         self._pending: list[tuple[bytes, bytes]] | None = [] if batched else None
+        counts = counter(service.metrics_registry)
+        self._hit, self._miss = counts.labels("hit"), counts.labels("miss")
+        self._made = counts.labels("made_ahead" if batched else "made_on_ask")
 
     @property
     def pending(self) -> int:
@@ -81,6 +113,7 @@ class ResolutionIndex:
         service = self._service
         entry = service.index_get(SPACE, did.encode())
         if entry is None:
+            self._miss.inc()
             return None
         # Versions are numbered 1, 2, ... with no gap and never removed, and an entry is made
         # only for a version that exists: the entry's version is the latest while the next
@@ -88,13 +121,16 @@ class ResolutionIndex:
         # answer it, where reading the head would read and decode a record.)
         following = int.from_bytes(entry[16:20], "big") + 1
         if service.state_value(_VERSIONS + entry[:16] + following.to_bytes(4, "big")) is not None:
+            self._miss.inc()
             return None
+        self._hit.inc()
         return int.from_bytes(entry[20:22], "big"), entry[22:]
 
     def put(self, did: str, ident: bytes, version: int, status: int, body: bytes) -> None:
         """Keep ``did``'s latest resolution (``ident``: its 16 identifier bytes) at
         ``version``, rendered."""
         item = (did.encode(), ident + version.to_bytes(4, "big") + status.to_bytes(2, "big") + body)
+        self._made.inc()
         if self._pending is not None:
             self._pending.append(item)
         else:
