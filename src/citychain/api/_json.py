@@ -10,23 +10,16 @@ import orjson
 from fastapi.responses import ORJSONResponse
 
 
-def dumps(content: Any) -> bytes:
+def dumps(content: Any, *, sort_keys: bool = False) -> bytes:
+    """Compact JSON. With ``sort_keys`` every object's keys are in sorted order: the same
+    value always gives the same bytes, however its dicts were built (decoded from canonical
+    CBOR or made in Python)."""
     try:
-        return orjson.dumps(content)
+        return orjson.dumps(content, option=orjson.OPT_SORT_KEYS if sort_keys else None)
     except TypeError:
         # orjson refuses ints outside 64 bits; json writes them exactly.
-        return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def dumps_sorted(content: Any) -> bytes:
-    """:func:`dumps` with every object's keys in sorted order: the same value always gives
-    the same bytes, however its dicts were built (decoded from canonical CBOR or made in
-    Python)."""
-    try:
-        return orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
-    except TypeError:
         return json.dumps(
-            content, separators=(",", ":"), ensure_ascii=False, sort_keys=True
+            content, separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys
         ).encode()
 
 

@@ -183,8 +183,8 @@ class NodeService(Protocol):
         ...
 
     def index_put(self, space: str, items: Sequence[tuple[bytes, bytes]]) -> None:
-        """Write entries of a service's off-chain index (not synced: a lost entry is made
-        again)."""
+        """Write entries of a service's off-chain index (without the write-ahead log: an entry
+        a crash loses is made again)."""
         ...
 
     def account(self, address: bytes) -> AccountInfo: ...

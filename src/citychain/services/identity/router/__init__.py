@@ -18,13 +18,13 @@ from starlette.responses import Response
 
 from citychain.api._body import read_body
 from citychain.api._hot import HotRoute
-from citychain.api._json import JSONResponse, dumps_sorted
+from citychain.api._json import JSONResponse, dumps
 from citychain.api._kept import Kept, KeptAnswer, Key, Produce, answer_of, request_key
 from citychain.api.routes._common import ServiceDep
 from citychain.api.service import NodeService
 from citychain.errors import CitychainError, ErrorCode, InvalidInput
 from citychain.services.identity.router._index import ResolutionIndex
-from citychain.services.identity.router._index import counter as index_counter
+from citychain.services.identity.router._index import counters as index_counters
 from citychain.services.identity.router._page import router as _page_router
 from citychain.services.identity.router._resolution import (
     DID_JSON,
@@ -131,7 +131,7 @@ def _made(answer: Answer) -> KeptAnswer:
     the headers Starlette's ``Response`` gives it, then CORS's. One rendering for the route
     and for the protocol's own answers, built directly: a ``Response`` object and its header
     handling were ~10 % of the node's time for a resolution given from the index."""
-    body = answer.body if isinstance(answer.body, bytes) else dumps_sorted(answer.body)
+    body = answer.body if isinstance(answer.body, bytes) else dumps(answer.body, sort_keys=True)
     headers = [
         (b"content-length", str(len(body)).encode()),
         (b"content-type", answer.content_type.encode("latin-1")),
@@ -227,7 +227,7 @@ async def keep_filled(service: NodeService) -> None:
     closed) subscribes again; the DIDs it missed are made at their first resolution."""
     index = ResolutionIndex(service, batched=True)
     resolver = Resolver(service, index)
-    behind = index_counter(service.metrics_registry).labels("job_behind")
+    behind = index_counters(service.metrics_registry)["job_behind"]
     loop = asyncio.get_running_loop()
     flushing = False
 

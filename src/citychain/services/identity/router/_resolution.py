@@ -60,25 +60,24 @@ from dataclasses import dataclass
 from typing import Any
 
 from citychain import codec
-from citychain.api._json import dumps_sorted
+from citychain.api._json import dumps
 from citychain.api.service import NodeService
 from citychain.errors import CitychainError, ErrorCode
 from citychain.services.identity.router._index import ResolutionIndex
 from citychain.services.identity.shapes import (
-    DID_HEAD,
-    DID_VERSION,
     METHOD,
     NAME,
     DidHead,
     DidVersion,
     citychain_id,
+    did_head_key,
     did_key_document,
+    did_version_key,
     split_did,
     split_status_list_id,
 )
 from citychain.services.identity.shapes._document import resolution
 from citychain.services.identity.shapes._token_status import STATUS_LIST_JWT_MEDIA
-from citychain.types.state_keys import contract_key
 
 RESOLUTION = "application/did-resolution"
 #: The media type of a VC 2.0 credential (what a status list's DID URL dereferences to).
@@ -92,9 +91,6 @@ _UNSUPPORTED = frozenset({"service", "relativeRef", "hl", "transformKeys", "vers
 _VERSION_TIME_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 _VERSION_ID_RE = re.compile(r"[1-9][0-9]{0,9}")
 _CITYCHAIN = f"did:{METHOD}:"
-#: Where the contract keeps DIDs' heads and versions, as full state keys.
-_HEADS = contract_key(NAME, DID_HEAD)
-_VERSIONS = contract_key(NAME, DID_VERSION)
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,7 +324,7 @@ class Resolver:
         the version it shows."""
         answer = _did_answer(result, RESOLUTION)
         assert isinstance(answer.body, dict)
-        body = dumps_sorted(answer.body)
+        body = dumps(answer.body, sort_keys=True)
         version = int(result["didDocumentMetadata"]["versionId"])
         self._index.put(did, ident, version, answer.status, body)
         return Answer(answer.status, RESOLUTION, body)
@@ -344,11 +340,11 @@ class Resolver:
         if ident is None:
             return
         try:
-            raw = self._service.state_value(_HEADS + ident)
+            raw = self._service.state_value(did_head_key(did))
             if raw is None:
                 return
             head = DidHead.from_value(codec.decode_trusted(raw))
-            raw = self._service.state_value(_VERSIONS + ident + head.versions.to_bytes(4, "big"))
+            raw = self._service.state_value(did_version_key(did, head.versions))
             if raw is None:
                 return
             version = DidVersion.from_value(head.versions, codec.decode_trusted(raw))
