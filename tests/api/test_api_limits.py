@@ -220,6 +220,8 @@ def test_a_kept_alive_connection_is_closed_only_after_a_whole_idle_timeout(
                 took = time.monotonic() - idle
                 assert 0.45 < took < 1.2, (target, took)
                 writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()  # not left to be collected after the loop ends
 
     asyncio.run(run())
 
