@@ -174,6 +174,7 @@ class FakeStream:
         contract: str | None,
         event_type: str | None,
         shows_private: Callable[[Transaction], bool] | None = None,
+        backlog: list[CommittedEvent] | None = None,
     ) -> None:
         self.node = node
         self.contract = contract
@@ -182,6 +183,8 @@ class FakeStream:
         self.loop = asyncio.get_running_loop()
         self.queue: asyncio.Queue[CommittedEvent | None] = asyncio.Queue(node.queue_size)
         self.closed_reason: str | None = None
+        #: The past blocks' events of a subscription from a height, given before the queue.
+        self.backlog = backlog or []
 
     def matches(self, e: Event) -> bool:
         return (self.contract in (None, e.contract)) and (self.event_type in (None, e.type))
@@ -208,13 +211,16 @@ class FakeStream:
         if self.closed_reason is None:
             self.closed_reason = reason
             self.node.streams.discard(self)
-            while self.queue.full():
-                self.queue.get_nowait()
-            self.queue.put_nowait(None)
+            if not self.queue.full():  # as the node: a full queue is read to its end
+                self.queue.put_nowait(None)
 
     async def __aiter__(self) -> AsyncIterator[CommittedEvent]:
         try:
+            for item in self.backlog:
+                yield item
             while True:
+                if self.closed_reason is not None and self.queue.empty():
+                    return
                 item = await self.queue.get()
                 if item is None:
                     return
@@ -440,10 +446,30 @@ class FakeNode:
         contract: str | None,
         event_type: str | None,
         shows_private: Callable[[Transaction], bool] | None = None,
+        from_height: int | None = None,
     ) -> FakeStream:
         if len(self.streams) >= self.max_subscribers:
             raise Unavailable("too many subscribers")
-        stream = FakeStream(self, contract, event_type, shows_private)
+        backlog: list[CommittedEvent] = []
+        if from_height is not None:
+            if not 1 <= from_height <= len(self.blocks) + 1:
+                raise NotFound(
+                    f"from_height {from_height} is not a committed height or the next one",
+                    ErrorCode.HEIGHT_NOT_COMMITTED,
+                )
+            for stored in self.blocks[from_height - 1 :]:
+                block = stored.block
+                for i, (tx, receipt) in enumerate(zip(block.txs, stored.receipts, strict=True)):
+                    private = self.private_call(tx)
+                    for ev in receipt.events:
+                        shows = shows_private
+                        if (
+                            contract in (None, ev.contract)
+                            and event_type in (None, ev.type)
+                            and (not private or (shows is not None and shows(tx)))
+                        ):
+                            backlog.append(CommittedEvent(block.height, tx.hash, i, ev))
+        stream = FakeStream(self, contract, event_type, shows_private, backlog)
         self.streams.add(stream)
         return stream
 

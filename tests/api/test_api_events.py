@@ -72,7 +72,13 @@ def test_a_stream_closed_by_the_node_ends_with_its_reason(
 
 @pytest.mark.parametrize(
     ("query", "fragment"),
-    [("?bogus=1", "unknown query parameter 'bogus'"), ("?contract=" + "c" * 65, "contract")],
+    [
+        ("?bogus=1", "unknown query parameter 'bogus'"),
+        ("?contract=" + "c" * 65, "contract"),
+        ("?from_height=0", "from_height must be a block height (1, 2, ...), got '0'"),
+        ("?from_height=-1", "got '-1'"),
+        ("?from_height=1e3", "got '1e3'"),
+    ],
 )
 def test_bad_filters_are_refused_with_a_closed_message(
     client: TestClient, node: FakeNode, query: str, fragment: str
@@ -103,3 +109,29 @@ def test_disconnecting_releases_the_subscription(client: TestClient, node: FakeN
         (stream,) = node.streams
     _wait_for(lambda: not node.streams)
     assert stream.closed_reason is not None
+
+
+def test_a_stream_from_a_past_height_reads_back_then_goes_on_live(
+    client: TestClient, node: FakeNode, alice: Signer
+) -> None:
+    _send(client, node, alice, "transfer", 1)  # each send commits a block here
+    first = _send(client, node, alice, "transfer", 2)
+    second = _send(client, node, alice, "mint", 3)
+    h = len(node.blocks) - 1  # first's block
+    with client.websocket_connect(f"/v1/events?contract=token&from_height={h}") as ws:
+        got = [ws.receive_json() for _ in range(2)]
+        third = _send(client, node, alice, "transfer", 4)
+        got.append(ws.receive_json())
+    assert [(g["height"], g["tx_hash"]) for g in got] == [
+        (h, first), (h + 1, second), (h + 2, third)
+    ]  # fmt: skip
+
+
+def test_a_stream_from_beyond_the_next_block_is_refused_with_its_code(
+    client: TestClient, node: FakeNode
+) -> None:
+    beyond = len(node.blocks) + 2
+    with client.websocket_connect(f"/v1/events?from_height={beyond}") as ws:
+        closed = ws.receive_json()
+    assert closed["type"] == "closed" and closed["code"] == "height_not_committed"
+    assert f"from_height {beyond} is not a committed height" in closed["reason"]

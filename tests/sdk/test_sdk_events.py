@@ -36,6 +36,25 @@ def test_subscribe_receives_filtered_events(
     _wait_for(lambda: not node.streams)  # closing the subscription released it on the node
 
 
+def test_subscribe_from_a_height_resumes_without_a_gap(
+    served: str, node: FakeNode, alice: Signer, bob: Signer
+) -> None:
+    """An indexer that stopped at a height subscribes again from it: the past blocks'
+    events first, then the live ones, none missed and none twice."""
+    with Client(served) as c:
+        sent = [
+            c.send(alice, "token", "transfer", {"to": bob.address, "amount": a}) for a in (1, 2)
+        ]
+        start = c.tx(sent[0].tx_hash).height
+        assert start is not None
+        with c.subscribe("token", "transfer", from_height=start) as events:
+            past = [next(events), next(events)]
+            sent.append(c.send(alice, "token", "transfer", {"to": bob.address, "amount": 3}))
+            live = next(events)
+    assert [e.tx_hash for e in [*past, live]] == [r.tx_hash for r in sent]
+    assert [e.event.attributes["amount"] for e in [*past, live]] == [1, 2, 3]
+
+
 def test_a_stream_the_node_ends_raises_its_reason(served: str, node: FakeNode) -> None:
     with Client(served) as c, c.subscribe() as events:
         _wait_for(lambda: len(node.streams) == 1)

@@ -232,8 +232,9 @@ class NodeServiceAdapter:
         contract: str | None,
         event_type: str | None,
         shows_private: TxFilter | None = None,
+        from_height: int | None = None,
     ) -> _Stream:
-        return _Stream(self.node.subscribe(contract, event_type, shows_private))
+        return _Stream(self.node.subscribe(contract, event_type, shows_private, from_height))
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         return self.node.health()

@@ -66,8 +66,10 @@ class EventStream(Protocol):
     """A subscription: committed events matching a filter, in commit order.
 
     The node buffers a bounded number of events per subscriber. A subscriber that falls
-    further behind is closed (``closed_reason`` says why) rather than growing memory;
-    iteration then ends. Iteration also ends after :meth:`close` or when the node stops.
+    further behind is closed (``closed_reason`` says why, with the height to subscribe again
+    from) rather than growing memory; iteration then ends after the events buffered until
+    then, so what a stream delivered has no gap. Iteration also ends after :meth:`close` or
+    when the node stops.
     """
 
     @property
@@ -199,10 +201,14 @@ class NodeService(Protocol):
         contract: str | None,
         event_type: str | None,
         shows_private: TxFilter | None = None,
+        from_height: int | None = None,
     ) -> EventStream:
         """A new subscription to committed events; None matches anything. The events of a
         private call (:meth:`private_call`) go to it only if ``shows_private`` picks the call
-        (never when None). May raise ``Unavailable`` when the node has too many subscribers."""
+        (never when None). From the next block, or with ``from_height`` from that committed
+        block on: each event exactly once, in commit order, the past blocks' read back first.
+        May raise ``Unavailable`` when the node has too many subscribers, and ``NotFound``
+        (``height_not_committed``) for a ``from_height`` beyond the next block."""
         ...
 
     def health(self) -> tuple[bool, dict[str, Any]]:

@@ -32,8 +32,10 @@ from citychain.crypto import Signer
 from citychain.errors import (
     CitychainError,
     ConfigError,
+    ErrorCode,
     ExecutionFailure,
     InternalError,
+    NotFound,
 )
 from citychain.execution import default_registry
 from citychain.execution.keys import account_nonce
@@ -68,7 +70,21 @@ SUBSCRIBER_QUEUE = 10_000
 
 
 class Subscription:
-    """A bounded stream of committed events matching a filter."""
+    """A bounded stream of committed events matching a filter, optionally replayed from a
+    past height first.
+
+    Theory of operation: the subscription takes the node's live events (:meth:`offer`, called
+    by the node's commit callback on the loop) into a bounded queue from the moment it is
+    made. Blocks up to :attr:`Node.streamed_height` at that moment have had their events
+    offered already; with ``replay`` (heights ``from_height..streamed_height``) the reader
+    first gets their events read back from the block store's receipts, a block at a time,
+    then the queue. So a reader sees each event of ``from_height`` onwards exactly once, in
+    commit order. A reader that falls more than :data:`SUBSCRIBER_QUEUE` events behind (the
+    queue is full when a live event comes) is closed, but still reads everything the queue
+    held when it was closed: what a closed stream delivered is always a gap-free prefix, so a
+    client resumes from the height of the last event it got (``from_height``) and loses
+    nothing.
+    """
 
     def __init__(
         self,
@@ -76,6 +92,7 @@ class Subscription:
         contract: str | None,
         event_type: str | None,
         shows_private: TxFilter | None = None,
+        replay: range | None = None,
     ) -> None:
         self._node = node
         self.contract = contract
@@ -84,6 +101,10 @@ class Subscription:
         self.shows_private = shows_private
         self.queue: asyncio.Queue[CommittedEvent | None] = asyncio.Queue(SUBSCRIBER_QUEUE)
         self.closed_reason: str | None = None
+        #: Heights whose events are read from the block store before the queue.
+        self.replay = replay
+        #: Closed because it fell behind: the reader still gets the replay and the queue.
+        self._behind = False
 
     def matches(self, event: Event) -> bool:
         return (self.contract is None or event.contract == self.contract) and (
@@ -96,21 +117,34 @@ class Subscription:
         try:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
-            self.close(f"subscriber fell more than {SUBSCRIBER_QUEUE} events behind")
+            self._behind = True
+            self.close(
+                f"subscriber fell more than {SUBSCRIBER_QUEUE} events behind; subscribe again "
+                f"from height {item.height} to resume without a gap"
+            )
 
     def close(self, reason: str) -> None:
         if self.closed_reason is None:
             self.closed_reason = reason
             self._node._subscriptions.discard(self)
-            # Make room for the end marker so the reader wakes up.
-            while self.queue.full():
-                self.queue.get_nowait()
-            self.queue.put_nowait(None)
+            if not self.queue.full():
+                # Wakes a reader waiting on the empty queue. A full queue keeps every event
+                # (none is dropped for the marker): its reader is not waiting, and ends when it
+                # finds the queue empty and the stream closed.
+                self.queue.put_nowait(None)
 
     async def __aiter__(self) -> AsyncIterator[CommittedEvent]:
         try:
+            if self.replay is not None:
+                async for past in self._node._replayed(self, self.replay):
+                    if self.closed_reason is not None and not self._behind:
+                        return  # closed by its reader or the node: nothing more
+                    yield past
+            queue = self.queue
             while True:
-                item = await self.queue.get()
+                if self.closed_reason is not None and queue.empty():
+                    return
+                item = await queue.get()
                 if item is None:
                     return
                 yield item
@@ -222,6 +256,7 @@ class Node:
         # "Transactions available" (a client's or a peer's): an idle height starts its block.
         self.mempool.on_txs_available = self.engine.notify_txs
         self._subscriptions: set[Subscription] = set()
+        self._streamed_height = self.chain.height
         #: Calls whose events go only to subscribers that may read them, and which the API
         #: withholds from other readers (contracts' private_methods): :meth:`private_call`.
         self._private_calls = self.chain.executor.registry.private_calls()
@@ -627,6 +662,7 @@ class Node:
         self.m_mempool.set(self.mempool.size)
         self.m_mempool_bytes.set(self.mempool.bytes)
         self.private.on_commit(block.height, pending.receipts)
+        self._streamed_height = block.height
         if self._subscriptions:
             subs = list(self._subscriptions)
             for i, (tx, receipt) in enumerate(zip(block.txs, pending.receipts, strict=True)):
@@ -653,13 +689,57 @@ class Node:
         contract: str | None = None,
         event_type: str | None = None,
         shows_private: TxFilter | None = None,
+        from_height: int | None = None,
     ) -> Subscription:
         """Committed events matching the filter; of a private call only those
-        ``shows_private`` picks (none when None)."""
-        sub = Subscription(self, contract, event_type, shows_private)
+        ``shows_private`` picks (none when None). From the next block, or with
+        ``from_height`` from that block on (the blocks already committed read back from the
+        store first; see :class:`Subscription`). Raises NotFound (``height_not_committed``)
+        for a ``from_height`` beyond the next block."""
+        replay = None
+        if from_height is not None:
+            last = self.streamed_height
+            if not 1 <= from_height <= last + 1:
+                raise NotFound(
+                    f"from_height {from_height} is not a committed height or the next one: "
+                    f"this node's last block is {last}",
+                    ErrorCode.HEIGHT_NOT_COMMITTED,
+                )
+            if from_height <= last:
+                replay = range(from_height, last + 1)
+        sub = Subscription(self, contract, event_type, shows_private, replay)
         self._subscriptions.add(sub)
         self.m_subs.set(len(self._subscriptions))
         return sub
+
+    @property
+    def streamed_height(self) -> int:
+        """The last block whose events went to the subscribers (its commit callback ran)."""
+        return self._streamed_height
+
+    async def _replayed(self, sub: Subscription, heights: range) -> AsyncIterator[CommittedEvent]:
+        """The committed events of ``heights`` that ``sub`` takes, read back from the block
+        store: a block's receipts at a time, decoded in a worker thread (a block of thousands
+        of transactions would hold the loop), filtered on the loop as :meth:`_on_commit`
+        filters live ones (a private call's events only if ``sub.shows_private`` picks it)."""
+        blocks = self.chain.blocks
+        private = {contract for contract, _ in self._private_calls}
+        for height in heights:
+            receipts = await asyncio.to_thread(blocks.receipts, height)
+            for i, receipt in enumerate(receipts):
+                tx: Transaction | None = None
+                for ev in receipt.events:
+                    if not sub.matches(ev):
+                        continue
+                    if ev.contract in private:
+                        if tx is None:
+                            tx = blocks.tx(height, i)
+                        if tx is None or (
+                            self.private_call(tx)
+                            and (sub.shows_private is None or not sub.shows_private(tx))
+                        ):
+                            continue
+                    yield CommittedEvent(height, receipt.tx_hash, i, ev)
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def run(self) -> None:

@@ -862,15 +862,20 @@ class Client(_Base):
         contract: str | None = None,
         type: str | None = None,
         *,
+        from_height: int | None = None,
         signer: Signer | None = None,
     ) -> EventSubscription:
         """Committed events as they happen (a WebSocket): iterate the result, close it when
-        done (or use ``with``). If the node ends the stream (e.g. this client fell too far
-        behind), iteration raises the node's error (:class:`Unavailable` with the reason).
+        done (or use ``with``). With ``from_height``, from that committed block on: the past
+        blocks' events first, then the live ones, each once, in commit order. If the node
+        ends the stream (e.g. this client fell too far behind), iteration raises the node's
+        error (:class:`Unavailable` with the reason) after every event before it: subscribe
+        again ``from_height`` the height of the last event received to go on without a gap
+        (events of that block come again; ``(height, tx_index)`` tells them apart).
         The events of private calls come only to a subscription signed by ``signer`` (or the
         client's own signer): all of them for a member in good standing, else those of the
         calls it signed."""
-        url = events_url(self.url, contract, type)
+        url = events_url(self.url, contract, type, from_height)
         return EventSubscription(url, self.timeout, signer or self.signer)
 
 
@@ -1204,9 +1209,11 @@ class AsyncClient(_Base):
         contract: str | None = None,
         type: str | None = None,
         *,
+        from_height: int | None = None,
         signer: Signer | None = None,
     ) -> AsyncEventSubscription:
         """Committed events: ``async with client.subscribe() as events: async for e in
-        events: ...`` (private calls' events as :meth:`Client.subscribe` says)."""
-        url = events_url(self.url, contract, type)
+        events: ...`` (``from_height`` and private calls' events as :meth:`Client.subscribe`
+        says)."""
+        url = events_url(self.url, contract, type, from_height)
         return AsyncEventSubscription(url, self.timeout, signer or self.signer)

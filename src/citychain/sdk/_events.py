@@ -22,10 +22,13 @@ from citychain.sdk._errors import error_from
 from citychain.sdk._types import CommittedEvent
 
 
-def events_url(base: str, contract: str | None, event_type: str | None) -> str:
+def events_url(
+    base: str, contract: str | None, event_type: str | None, from_height: int | None = None
+) -> str:
     parts = urlsplit(base)
     scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
-    query = {k: v for k, v in (("contract", contract), ("type", event_type)) if v is not None}
+    asked = (("contract", contract), ("type", event_type), ("from_height", from_height))
+    query = {k: str(v) for k, v in asked if v is not None}
     path = parts.path.rstrip("/") + "/v1/events"
     return urlunsplit((scheme, parts.netloc, path, urlencode(query), ""))
 

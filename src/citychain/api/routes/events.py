@@ -43,17 +43,21 @@ router = APIRouter(tags=["events"])
     summary="Committed events (WebSocket)",
 )
 async def events_http() -> Response:
-    """A WebSocket endpoint: connect to ``ws://HOST/v1/events?contract=&type=`` (both
-    filters optional). Each text message is an ``EventMessage``; the server sends a
-    ``ClosedMessage`` before it closes the stream. The events of a private call (a contract's
-    ``private_methods``, e.g. a data request or download) go only to a subscriber whose
-    handshake is signed (RFC 9421, over its ``http(s)://`` URI) by a member in good standing
-    or by the call's sender or endorser. A plain HTTP GET answers 426."""
+    """A WebSocket endpoint: connect to ``ws://HOST/v1/events?contract=&type=&from_height=``
+    (all optional). Each text message is an ``EventMessage``; the server sends a
+    ``ClosedMessage`` before it closes the stream. With ``from_height`` the stream starts at
+    that committed block (the past blocks' events read back first, then the live ones: each
+    event once, in commit order); a subscriber closed for falling behind got every event
+    before the one the ``ClosedMessage`` names the height of, and resumes from it. The
+    events of a private call (a contract's ``private_methods``, e.g. a data request or
+    download) go only to a subscriber whose handshake is signed (RFC 9421, over its
+    ``http(s)://`` URI) by a member in good standing or by the call's sender or endorser.
+    A plain HTTP GET answers 426."""
     return error_response(
         426,
         ErrorCode.UNSUPPORTED,
         "/v1/events is a WebSocket endpoint: connect with ws:// (or wss://) "
-        "and optional ?contract=&type= filters",
+        "and optional ?contract=&type=&from_height= parameters",
     )
 
 
@@ -113,7 +117,7 @@ def _subscribe(ws: WebSocket, service: NodeService, shows_private: TxFilter | No
     """The subscription the query parameters ask for (``contract``, ``type``, both optional),
     with the private calls its handshake's signer may read (:mod:`citychain.api._withhold`)."""
     params = ws.query_params
-    unknown = sorted(set(params) - {"contract", "type"})
+    unknown = sorted(set(params) - {"contract", "type", "from_height"})
     if unknown:
         raise bad_arguments(f"unknown query parameter {unknown[0]!r}")
     contract, event_type = params.get("contract"), params.get("type")
@@ -121,7 +125,13 @@ def _subscribe(ws: WebSocket, service: NodeService, shows_private: TxFilter | No
         check_name(contract, "contract")
     if event_type is not None:
         check_name(event_type, "type")
-    return service.subscribe(contract, event_type, shows_private)
+    from_height = None
+    raw = params.get("from_height")
+    if raw is not None:
+        if not (raw.isascii() and raw.isdigit() and 0 < len(raw) <= 19 and int(raw) >= 1):
+            raise bad_arguments(f"from_height must be a block height (1, 2, ...), got {raw[:40]!r}")
+        from_height = int(raw)
+    return service.subscribe(contract, event_type, shows_private, from_height)
 
 
 async def _pump(ws: WebSocket, stream: EventStream) -> None:
