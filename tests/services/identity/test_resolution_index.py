@@ -194,6 +194,58 @@ def test_the_servers_job_makes_the_entries_of_each_block_before_anyone_asks(
     asyncio.run(run())
 
 
+def test_a_job_that_falls_behind_follows_again_from_its_height_and_misses_no_did(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node closes the job's stream when it falls behind (here after 5 events: a block
+    of 40 DIDs overflows it). The job subscribes again from the height of the last event
+    it took; the rest of that block is read back from the store, and every DID is made
+    ahead of any ask."""
+    from citychain.node import node as node_module
+
+    monkeypatch.setattr(node_module, "SUBSCRIBER_QUEUE", 5)
+    monkeypatch.setattr(asyncio, "sleep", _fast_sleep(asyncio.sleep))
+    app = create_app(NodeServiceAdapter(world.node))
+    made = [tx(3 + i, "create_did", {"document": _doc()}) for i in range(40)]
+    new = [citychain_did(t.hash[:16]) for t in made]
+    asked = counting_queries(world, monkeypatch)
+
+    async def run() -> None:
+        job = asyncio.create_task(identity_router.keep_filled(app.state.service))
+        await asyncio.sleep(0)  # subscribed
+        _commit_as_consensus(world, made, 30_000)
+        for _ in range(500):
+            if all(_entry(world, d) == (1, 200) for d in new):
+                break
+            await asyncio.sleep(0.01)
+        job.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await job
+        assert [d for d in new if _entry(world, d) != (1, 200)] == []
+        registry = world.node.metrics_registry
+        assert (
+            registry.get_sample_value("citychain_identity_index_total", {"event": "job_behind"})
+            == 1
+        )
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://node"
+        ) as client:
+            for d in new:
+                assert (await client.get(f"/1.0/identifiers/{d}")).status_code == 200
+        assert asked == []  # every answer was in the index
+
+    asyncio.run(run())
+
+
+def _fast_sleep(sleep: Callable[[float], Any]) -> Callable[[float], Any]:
+    """``asyncio.sleep`` with the job's second of rest after a closed stream cut short."""
+
+    async def fast(delay: float, *args: Any) -> Any:
+        return await sleep(min(delay, 0.01), *args)
+
+    return fast
+
+
 def test_an_entry_made_from_the_records_is_byte_for_byte_the_querys(world: World) -> None:
     """The background job renders from the records read directly (``Resolver.prefill``), the
     first resolution from the query's answer: the same DID at the same version gives the

@@ -223,13 +223,16 @@ _SLICE = 32
 async def keep_filled(service: NodeService) -> None:
     """The node server's background job (``background`` below): each DID a block writes is
     resolved once, right after the block, so that its rendered answer is in the resolution
-    index (:mod:`._index`) before anyone asks. A job that falls behind (its subscription is
-    closed) subscribes again; the DIDs it missed are made at their first resolution."""
+    index (:mod:`._index`) before anyone asks. It follows the DID events from the next block
+    on. If it falls behind (the node closes its stream), it subscribes again from the height
+    of the last event it took: the events since are read back from the blocks, none is
+    missed."""
     index = ResolutionIndex(service, batched=True)
     resolver = Resolver(service, index)
     behind = index_counters(service.metrics_registry)["job_behind"]
     loop = asyncio.get_running_loop()
     flushing = False
+    resume: int | None = None  # the height to follow again from, after falling behind
 
     def flush() -> None:  # when the job waits or yields: one write for the entries made
         nonlocal flushing
@@ -238,7 +241,7 @@ async def keep_filled(service: NodeService) -> None:
 
     while True:
         try:
-            stream = service.subscribe(NAME, None)
+            stream = service.subscribe(NAME, None, None, resume)
         except CitychainError as exc:  # too many subscribers: try again later
             log.warning("resolution index: cannot follow DID events (%s)", exc.message)
             await asyncio.sleep(5)
@@ -246,6 +249,7 @@ async def keep_filled(service: NodeService) -> None:
         made = 0
         try:
             async for item in stream:
+                resume = item.height
                 if item.event.type not in _DID_EVENTS:
                     continue
                 did = item.event.attributes.get("did")
@@ -262,9 +266,9 @@ async def keep_filled(service: NodeService) -> None:
             index.flush()
         behind.inc()
         log.warning(
-            "resolution index: the DID events stream closed (%s); following again, the DIDs "
-            "written meanwhile are made at their first resolution",
+            "resolution index: the DID events stream closed (%s); following again from height %s",
             stream.closed_reason,
+            resume if resume is not None else "the next block",
         )
         await asyncio.sleep(1)
 

@@ -29,7 +29,8 @@ Entries are made
 
 * when a resolution runs the query (the first ask of a DID, or of its new version), and
 * ahead of any ask by the router's background job (``keep_filled`` in the router package),
-  which follows the contract's DID events and renders each DID written right after its block
+  which follows the contract's DID events (again from its last height if it falls behind:
+  none is missed) and renders each DID written right after its block
   (``Resolver.prefill``: its two records read directly, the result built by the function the
   contract's query answers with, the same sorted JSON): a resolution drawn from a million
   DIDs then finds its answer made, and costs the node two point reads and the HTTP exchange
@@ -67,7 +68,8 @@ _COUNTERS: weakref.WeakKeyDictionary[CollectorRegistry, dict[str, Counter]] = (
 )
 #: ``hit``: given from the index; ``miss``: no entry for the latest version (the query ran);
 #: ``made_ahead``: made by the background job; ``made_on_ask``: made by a resolution;
-#: ``job_behind``: the job's event stream was closed (it fell behind) and followed again.
+#: ``job_behind``: the job's event stream was closed (it fell behind) and followed again
+#: from the height of its last event (the events since read back from the blocks).
 EVENTS = ("hit", "miss", "made_ahead", "made_on_ask", "job_behind")
 
 
