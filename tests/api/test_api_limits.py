@@ -407,6 +407,8 @@ def test_a_producer_makes_answers_the_protocol_writes_and_a_broken_one_falls_to_
                 length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
                 out.append(head + await reader.readexactly(length))
             writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()  # not left to be collected after the loop ends
             return out
 
     a, again, declined, broken, other = asyncio.run(run())
@@ -454,6 +456,8 @@ def test_a_client_that_does_not_read_kept_answers_holds_bounded_memory(node: Fak
                 assert await reader.readexactly(len(body)) == body
                 answers += 1
             writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()  # not left to be collected after the loop ends
             return held, answers
 
     held, answers = asyncio.run(run())

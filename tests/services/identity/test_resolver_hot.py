@@ -5,6 +5,7 @@ leave what it does not match (other methods, deeper paths) to the app."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import sys
 from pathlib import Path
@@ -207,6 +208,8 @@ def _over_the_protocol(
                     length = int(next(x for x in lines if x.startswith(b"content-length: "))[16:])
                     pair.append((lines, await reader.readexactly(length)))
                 writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()  # not left to be collected after the loop ends
                 out.append(
                     ([pair[0][0][0], *sorted(pair[0][0][1:]), pair[0][1]],
                      [pair[1][0][0], *sorted(pair[1][0][1:]), pair[1][1]])
