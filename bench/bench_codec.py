@@ -28,12 +28,12 @@ import cbor2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from citychain import codec  # noqa: E402
-from citychain.bench import result_line  # noqa: E402
-from citychain.crypto import ED25519, Signer  # noqa: E402
-from citychain.services.identity.cli import own_document  # noqa: E402
-from citychain.services.identity.sdk._dids import DID_GAS_LIMIT  # noqa: E402
-from citychain.types import Transaction  # noqa: E402
+from citychain import codec
+from citychain.bench import result_line
+from citychain.crypto import ED25519, Signer
+from citychain.services.identity.cli import own_document
+from citychain.services.identity.sdk._dids import DID_GAS_LIMIT
+from citychain.types import Transaction
 
 
 def _rate(fn: Callable[[], object], seconds: float) -> float:
