@@ -277,3 +277,33 @@ def test_evidence_lists_double_signing(served: str, node: FakeNode) -> None:
     assert "pending" in r.stdout and v.public_key.hex()[:16] in r.stdout and "precommit" in r.stdout
     doc = json.loads(run("evidence", "--json").stdout)
     assert doc["pending"][0]["hash"] == ev.hash.hex()
+
+
+def test_query_events_from_a_height_as_lines_and_json(
+    served: str, alice_key: Path, alice: Signer, bob: Signer
+) -> None:
+    """An operator reads what the chain did from a block on: the past events read back, one
+    a line (or a JSON object a line), stopping after --count; a bad height is refused with
+    its code."""
+    hashes = [
+        json.loads(tx("transfer", "--to", bob.address.hex(), "--amount", a, "--json").stdout)[
+            "hash"
+        ]["hex"]
+        for a in ("2", "3")
+    ]
+    first = json.loads(run("query", "tx", hashes[0], "--json").stdout)["height"]
+    r = run("query", "events", "--contract", "token", "--from-height", str(first), "--count", "2")
+    assert r.exit_code == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 2 and all("token.transfer" in x for x in lines)
+    assert lines[0].startswith(f"block {first} tx 0 {hashes[0][:16]}") and "amount=2" in lines[0]
+    r = run(
+        "query", "events", "--type", "transfer", "--from-height", str(first), "--count", "2",
+        "--json",
+    )  # fmt: skip
+    got = [json.loads(x) for x in r.stdout.strip().splitlines()]
+    assert [g["tx_hash"] for g in got] == hashes
+    assert [g["event"]["attributes"]["amount"] for g in got] == [2, 3]
+    r = run("query", "events", "--from-height", "99")
+    assert r.exit_code == 1 and r.stderr.startswith("error [height_not_committed]")
+    assert "from_height 99" in r.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -31,6 +32,7 @@ from citychain.crypto import Signer
 from citychain.errors import DecodeError
 from citychain.sdk import VerifiedValue
 from citychain.types import Transaction, WithheldTx
+from citychain.types.answers import event_message_json
 
 query_app = typer.Typer(help="Read chain state, transactions and blocks.", no_args_is_help=True)
 
@@ -245,6 +247,61 @@ def block(
     for i, x in enumerate(entries):
         call = _withheld_line(x) if isinstance(x, WithheldTx) else f"{x.contract}.{x.method}"
         console.print(f"  {i:>4}  {x.hash.hex()}  {call}")
+
+
+@query_app.command("events")
+@handles_errors
+def events(
+    contract: Annotated[
+        str | None, typer.Option("--contract", help="Only this contract's events.")
+    ] = None,
+    event_type: Annotated[
+        str | None, typer.Option("--type", help="Only events of this type.")
+    ] = None,
+    from_height: Annotated[
+        int | None,
+        typer.Option(
+            "--from-height",
+            min=1,
+            help="Start at this committed block (its events and the later ones, read back, "
+            "then the live ones) \\[default: the next block].",
+            show_default=False,
+        ),
+    ] = None,
+    count: Annotated[
+        int | None,
+        typer.Option("--count", min=1, help="Stop after this many events [default: follow]."),
+    ] = None,
+    node: NodeOpt = DEFAULT_NODE,
+    as_json: JsonOpt = False,
+    key: ReaderOpt = None,
+    home: HomeOpt = None,
+    passphrase_file: PassFileOpt = None,
+) -> None:
+    """Committed events as they happen, one a line (--json: one JSON object a line), until
+    --count or Ctrl-C. A stream the node ends (this reader fell too far behind) ends with
+    the node's error, which names the height to go on from with --from-height. Private
+    calls' events only with --key (their sender, endorser, or a member)."""
+    reader = _reader(key, home, passphrase_file)
+    seen = 0
+    with (
+        make_client(node) as client,
+        client.subscribe(contract, event_type, from_height=from_height, signer=reader) as stream,
+    ):
+        for item in stream:
+            if as_json:
+                typer.echo(json.dumps(event_message_json(item), ensure_ascii=False))
+            else:
+                e = item.event
+                attrs = ", ".join(f"{k}={show_value(v)}" for k, v in e.attributes.items())
+                console.print(
+                    f"block {item.height} tx {item.tx_index} {item.tx_hash.hex()[:16]}… "
+                    f"{e.contract}.{e.type} {escape(attrs)}",
+                    soft_wrap=True,
+                )
+            seen += 1
+            if count is not None and seen >= count:
+                return
 
 
 @query_app.command("account")
