@@ -2,8 +2,9 @@
 
 Theory of operation
 -------------------
-A DID's *latest* resolution (no resolution options, the default representation
-``application/did-resolution``) is a function of the DID and its version count alone. Every
+A DID's *latest* resolution (no resolution options; the default representation
+``application/did-resolution``, or the document alone as ``application/did+ld+json`` or
+``application/did+json``) is a function of the DID and its version count alone. Every
 write of a DID appends a version and nothing is ever overwritten (see
 :mod:`citychain.services.identity.contract`), so version *n*'s document, its ``created``,
 ``updated`` and ``deactivated`` never change; and the latest version's metadata names no
@@ -13,7 +14,8 @@ DID's latest version, that is while version *n* + 1 does not exist (versions are
 
 This module keeps that answer, status and JSON body as sent, in the identity service's
 off-chain index (``NodeService.index_get``: a column family of the node's RocksDB, not
-state: no block writes it, no root covers it) under the DID as written, with *n*.
+state: no block writes it, no root covers it) under the DID as written (and the media type,
+for the document-only forms: :func:`key`), with *n*.
 :meth:`ResolutionIndex.get` gives it only while version *n* + 1 is absent from the latest
 committed state (one point read of a key that is not there, which the table files' Bloom
 filters mostly answer). An entry for an older version, an entry lost in a crash (the index
@@ -27,7 +29,8 @@ latest by that block, which the answer's height, read before, already allows:
 
 Entries are made
 
-* when a resolution runs the query (the first ask of a DID, or of its new version), and
+* when a resolution runs the query (the first ask of a DID, or of its new version, in
+  each of the three forms), and
 * ahead of any ask by the router's background job (``keep_filled`` in the router package),
   which follows the contract's DID events (again from its last height if it falls behind:
   none is missed) and renders each DID written right after its block
@@ -88,6 +91,12 @@ def counters(registry: CollectorRegistry) -> dict[str, Counter]:
     return found
 
 
+def key(did: str, form: str = "") -> bytes:
+    """An entry's key: the DID as written for the default representation, else the DID, a
+    space (never in a DID) and the representation's media type."""
+    return did.encode() if not form else f"{did} {form}".encode()
+
+
 class ResolutionIndex:
     """Rendered latest resolutions of ``did:citychain`` DIDs (see the module)."""
 
@@ -112,12 +121,13 @@ class ResolutionIndex:
             items, self._pending = self._pending, []
             self._service.index_put(SPACE, items)
 
-    def get(self, did: str) -> tuple[int, bytes] | None:
-        """``(status, body)`` of ``did``'s latest resolution, if kept for the version it is
-        at now; None otherwise (no entry, an older one). Only a DID whose resolution was
-        made (so, checked) has an entry: ``did`` needs no check of its own here."""
+    def get(self, did: str, form: str = "") -> tuple[int, bytes] | None:
+        """``(status, body)`` of ``did``'s latest resolution (in ``form``, a representation
+        other than the default: see :func:`key`), if kept for the version it is at now; None
+        otherwise (no entry, an older one). Only a DID whose resolution was made (so,
+        checked) has an entry: ``did`` needs no check of its own here."""
         service = self._service
-        entry = service.index_get(SPACE, did.encode())
+        entry = service.index_get(SPACE, key(did, form))
         if entry is None:
             self._miss.inc()
             return None
@@ -132,10 +142,15 @@ class ResolutionIndex:
         self._hit.inc()
         return int.from_bytes(entry[20:22], "big"), entry[22:]
 
-    def put(self, did: str, ident: bytes, version: int, status: int, body: bytes) -> None:
+    def put(
+        self, did: str, ident: bytes, version: int, status: int, body: bytes, form: str = ""
+    ) -> None:
         """Keep ``did``'s latest resolution (``ident``: its 16 identifier bytes) at
-        ``version``, rendered."""
-        item = (did.encode(), ident + version.to_bytes(4, "big") + status.to_bytes(2, "big") + body)
+        ``version``, rendered (in ``form``, as :meth:`get`)."""
+        item = (
+            key(did, form),
+            ident + version.to_bytes(4, "big") + status.to_bytes(2, "big") + body,
+        )
         self._made.inc()
         if self._pending is not None:
             self._pending.append(item)

@@ -85,6 +85,9 @@ VC_MEDIA = "application/vc"
 DID_LD_JSON = "application/did+ld+json"
 DID_JSON = "application/did+json"
 CONTEXT = "https://w3id.org/did-resolution/v1"
+#: The representations of a DID's latest resolution the index keeps, with their part of the
+#: entry's key (``._index.key``): the resolution result, and the document alone in each form.
+_KEPT_FORMS = {RESOLUTION: "", DID_LD_JSON: DID_LD_JSON, DID_JSON: DID_JSON}
 _ERROR_BASE = "https://www.w3.org/ns/did#"
 #: DID parameters of DID URLs that this resolver does not implement.
 _UNSUPPORTED = frozenset({"service", "relativeRef", "hl", "transformKeys", "versionHash"})
@@ -287,10 +290,11 @@ class Resolver:
             return self._dereference(did, accept)
         try:
             content_type = representation(accept)
-            if not options and content_type == RESOLUTION and did.startswith(_CITYCHAIN):
-                kept = self._index.get(did)  # made by an earlier resolution: see ._index
+            if not options and did.startswith(_CITYCHAIN):
+                # Made by an earlier resolution or the server's job: see ._index.
+                kept = self._index.get(did, _KEPT_FORMS[content_type])
                 if kept is not None:
-                    return Answer(kept[0], RESOLUTION, kept[1])
+                    return Answer(kept[0], content_type, kept[1])
             try:
                 method, _ = split_did(did)
             except CitychainError as exc:
@@ -307,9 +311,9 @@ class Resolver:
                 )
         except _Refusal as r:
             return _error_answer(r)
-        ident = _ident(did) if not args and content_type == RESOLUTION else None
-        if ident is not None:  # the latest resolution, in the default form: kept (._index)
-            made = lambda result: self._latest(did, ident, result)  # noqa: E731
+        ident = _ident(did) if not args else None
+        if ident is not None:  # the latest resolution: kept (._index)
+            made = lambda result: self._latest(did, ident, result, content_type)  # noqa: E731
             return _Ask("resolve", {"did": did}, made, _resolve_failed)
         return _Ask(
             "resolve",
@@ -318,16 +322,18 @@ class Resolver:
             _resolve_failed,
         )
 
-    def _latest(self, did: str, ident: bytes, result: dict[str, Any]) -> Answer:
-        """The latest resolution's answer from ``result`` (``{"didDocument",
-        "didDocumentMetadata"}``), rendered as the route sends it, and kept in the index for
-        the version it shows."""
-        answer = _did_answer(result, RESOLUTION)
+    def _latest(
+        self, did: str, ident: bytes, result: dict[str, Any], content_type: str = RESOLUTION
+    ) -> Answer:
+        """The latest resolution's answer in ``content_type`` from ``result``
+        (``{"didDocument", "didDocumentMetadata"}``), rendered as the route sends it, and
+        kept in the index for the version it shows."""
+        answer = _did_answer(result, content_type)
         assert isinstance(answer.body, dict)
         body = dumps(answer.body, sort_keys=True)
         version = int(result["didDocumentMetadata"]["versionId"])
-        self._index.put(did, ident, version, answer.status, body)
-        return Answer(answer.status, RESOLUTION, body)
+        self._index.put(did, ident, version, answer.status, body, _KEPT_FORMS[content_type])
+        return Answer(answer.status, content_type, body)
 
     def prefill(self, did: str) -> None:
         """Make the index's entry of ``did``'s latest resolution from the latest committed
