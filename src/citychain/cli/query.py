@@ -270,7 +270,7 @@ def events(
     ] = None,
     count: Annotated[
         int | None,
-        typer.Option("--count", min=1, help="Stop after this many events [default: follow]."),
+        typer.Option("--count", min=1, help="Stop after this many events \\[default: follow]."),
     ] = None,
     node: NodeOpt = DEFAULT_NODE,
     as_json: JsonOpt = False,
