@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -307,3 +309,32 @@ def test_query_events_from_a_height_as_lines_and_json(
     r = run("query", "events", "--from-height", "99")
     assert r.exit_code == 1 and r.stderr.startswith("error [height_not_committed]")
     assert "from_height 99" in r.stderr
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_query_events_into_a_reader_that_stops_ends_quietly(
+    served: str, alice_key: Path, bob: Signer, as_json: bool
+) -> None:
+    """`citychain query events | head -1`: when the reader goes, the command stops with
+    status 1 and says nothing (no error, no traceback), lines or JSON lines alike."""
+    tx("transfer", "--to", bob.address.hex(), "--amount", "1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "citychain.cli.main", "query", "events", "--from-height", "1"]
+        + (["--json"] if as_json else []),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={"CITYCHAIN_NODE": served, "PATH": "/usr/bin:/bin", "HOME": str(alice_key.parent)},
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        assert "transfer" in proc.stdout.readline().decode()
+        proc.stdout.close()  # the reader goes, as `head -1` does after its line
+        for amount in ("2", "3"):  # more events: the command writes into the closed pipe
+            tx("transfer", "--to", bob.address.hex(), "--amount", amount)
+        rc = proc.wait(timeout=60)
+        err = proc.stderr.read()
+        assert (rc, err) == (1, b"")
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stderr.close()

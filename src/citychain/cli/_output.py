@@ -16,6 +16,7 @@ the least important columns are left out (the caller says which), and what is le
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -165,6 +166,14 @@ def handles_errors(fn: Callable[P, R]) -> Callable[P, R]:
             raise  # usage errors and exits: click prints and exits as usual
         except KeyboardInterrupt:
             raise
+        except BrokenPipeError:
+            # Whoever read the output went away (`citychain query events --json | head`):
+            # stop quietly with status 1, as rich's console does for what it prints (and as
+            # Python's documentation advises), pointing stdout at /dev/null so that the
+            # interpreter's last flush cannot fail too.
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(1) from None
         except Exception as exc:
             if os.environ.get("CITYCHAIN_DEBUG"):
                 raise
