@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from node_world import token_genesis
 
 from citychain.api import node_service
 from citychain.api.node_service import NodeServiceAdapter
@@ -19,23 +20,8 @@ from citychain.types import Commit, Validator
 from citychain.types.genesis import ChainParams, Genesis
 
 
-def _token_genesis(home: Path, params: ChainParams | None = None) -> tuple[Signer, Signer]:
-    """A one-validator genesis in ``home`` where alice holds 100 tokens: (validator, alice)."""
-    val, alice = Signer(ED25519, b"\x01" * 32), Signer(ED25519, b"\x02" * 32)
-    (home / "config").mkdir()
-    Genesis(
-        "svc",
-        1,
-        "ed25519",
-        (Validator(val.public_key, 1, "v"),),
-        contracts={"token": {"balances": {alice.address.hex(): 100}}},
-        params=params or ChainParams(),
-    ).save(home / "config" / "genesis.json")
-    return val, alice
-
-
 def test_state_proofs_at_pruned_and_future_heights(tmp_path: Path) -> None:
-    val, alice = _token_genesis(tmp_path)
+    val, alice = token_genesis(tmp_path)
     node = Node(NodeConfig(home=tmp_path, state=StateSettings(retain_versions=2)), signer=val)
     try:
         for t in range(4):
@@ -101,7 +87,7 @@ def test_the_state_page_cache_is_sized_by_node_toml_and_disk_reads_are_a_metric(
 
 
 def _token_node(tmp_path: Path, max_gas_per_tx: int = 50_000_000) -> tuple[Node, bytes]:
-    val, alice = _token_genesis(tmp_path, ChainParams(max_gas_per_tx=max_gas_per_tx))
+    val, alice = token_genesis(tmp_path, ChainParams(max_gas_per_tx=max_gas_per_tx))
     node = Node(NodeConfig(home=tmp_path), signer=val)
     pending = node.chain.build_block([], 10, val.public_key)
     node.chain.commit(pending, Commit.sign_single(val, "svc", pending.header))

@@ -31,7 +31,7 @@ from citychain.cli._output import (
 from citychain.crypto import Signer
 from citychain.errors import DecodeError
 from citychain.sdk import VerifiedValue
-from citychain.types import Transaction, WithheldTx
+from citychain.types import Event, Transaction, WithheldTx
 from citychain.types.answers import event_message_json
 
 query_app = typer.Typer(help="Read chain state, transactions and blocks.", no_args_is_help=True)
@@ -171,6 +171,12 @@ def _reader(key: str | None, home: Path | None, passphrase_file: Path | None) ->
     return None if key is None else load_signer(key, home, passphrase_file=passphrase_file)
 
 
+def _event_text(e: Event) -> str:
+    """``contract.type k=v, ...`` of an event, escaped for rich."""
+    attrs = ", ".join(f"{k}={show_value(v)}" for k, v in e.attributes.items())
+    return f"{e.contract}.{e.type} {escape(attrs)}"
+
+
 def _withheld_line(w: WithheldTx) -> str:
     return f"{w.contract}.{w.method} [dim](withheld: a private call; read it with --key)[/]"
 
@@ -209,8 +215,7 @@ def tx(
         mark = "[green]ok[/]" if r.ok else f"[red]failed[/] \\[{r.code}] {escape(r.message)}"
         console.print(f"receipt {mark}, gas used {r.gas_used}")
         for e in r.events:
-            attrs = ", ".join(f"{k}={show_value(v)}" for k, v in e.attributes.items())
-            console.print(f"  event {e.contract}.{e.type} {escape(attrs)}")
+            console.print(f"  event {_event_text(e)}")
 
 
 @query_app.command("block")
@@ -292,11 +297,9 @@ def events(
             if as_json:
                 typer.echo(json.dumps(event_message_json(item), ensure_ascii=False))
             else:
-                e = item.event
-                attrs = ", ".join(f"{k}={show_value(v)}" for k, v in e.attributes.items())
                 console.print(
                     f"block {item.height} tx {item.tx_index} {item.tx_hash.hex()[:16]}… "
-                    f"{e.contract}.{e.type} {escape(attrs)}",
+                    f"{_event_text(item.event)}",
                     soft_wrap=True,
                 )
             seen += 1
