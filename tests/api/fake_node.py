@@ -185,6 +185,15 @@ class FakeStream:
         self.closed_reason: str | None = None
         #: The past blocks' events of a subscription from a height, given before the queue.
         self.backlog = backlog or []
+        self._upto = len(node.blocks)  # the blocks the backlog covers
+        self._given = self._upto if not self.backlog else self.backlog[0].height - 1
+        self._replaying = bool(self.backlog)
+
+    @property
+    def position(self) -> int:
+        if not self._replaying and self.queue.empty():
+            return max(self._given, len(self.node.blocks))
+        return self._given
 
     def matches(self, e: Event) -> bool:
         return (self.contract in (None, e.contract)) and (self.event_type in (None, e.type))
@@ -217,13 +226,18 @@ class FakeStream:
     async def __aiter__(self) -> AsyncIterator[CommittedEvent]:
         try:
             for item in self.backlog:
+                self._given = max(self._given, item.height - 1)
                 yield item
+            if self._replaying:
+                self._given = max(self._given, self._upto)
+                self._replaying = False
             while True:
                 if self.closed_reason is not None and self.queue.empty():
                     return
                 item = await self.queue.get()
                 if item is None:
                     return
+                self._given = max(self._given, item.height - 1)
                 yield item
         finally:
             self.close("subscriber left")

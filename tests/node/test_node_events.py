@@ -135,3 +135,31 @@ def test_events_read_back_follow_the_private_call_rule(
         assert got == []
 
     asyncio.run(run())
+
+
+def test_a_streams_position_moves_with_every_block_matching_or_not(node: Node) -> None:
+    """A reader of rare events notes how far it got: ``position`` is the height up to which
+    every matching event was given, blocks without one included; while blocks are read back,
+    the last one read back whole."""
+
+    async def run() -> None:
+        _commit(node, [1])
+        rare = node.subscribe("identity", None)  # no block here has an identity event
+        assert rare.position == 1
+        _commit(node, [2])
+        _commit(node, [3])
+        assert rare.position == 3
+        back = node.subscribe("token", None, from_height=1)
+        assert back.position == 0
+        events = back.__aiter__()  # one reader, event by event
+        seen = [await anext(events) for _ in range(2)]  # blocks 1 and 2, read back
+        assert _seen(seen) == [(1, 1), (2, 2)] and back.position == 1
+        seen = [await anext(events)]
+        assert _seen(seen) == [(3, 3)] and back.position == 2  # block 3 is still being read
+        _commit(node, [4])  # comes live, after the read-back
+        seen = [await anext(events)]
+        assert _seen(seen) == [(4, 4)] and back.position == 4  # all given, the queue empty
+        rare.close("done")
+        back.close("done")
+
+    asyncio.run(run())

@@ -49,6 +49,10 @@ class _Stream:
     def closed_reason(self) -> str | None:
         return self._sub.closed_reason
 
+    @property
+    def position(self) -> int:
+        return self._sub.position
+
     def __aiter__(self) -> AsyncIterator[CommittedEvent]:
         return self._sub.__aiter__()
 

@@ -77,6 +77,14 @@ class EventStream(Protocol):
         """Why the stream ended, once it has (None while it is open)."""
         ...
 
+    @property
+    def position(self) -> int:
+        """The height up to which every matching event has been given to the reader: read
+        between two events (or while the stream waits), a reader that handled each one may
+        go on later from ``position + 1`` and miss nothing. It moves with every committed
+        block, matching events or not, so a reader of rare events can note how far it got."""
+        ...
+
     def __aiter__(self) -> AsyncIterator[CommittedEvent]: ...
 
     def close(self, reason: str) -> None:

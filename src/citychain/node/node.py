@@ -105,6 +105,18 @@ class Subscription:
         self.replay = replay
         #: Closed because it fell behind: the reader still gets the replay and the queue.
         self._behind = False
+        #: Every event of the blocks up to this height has been given to the reader.
+        self._given = replay.start - 1 if replay is not None else node.streamed_height
+        self._replaying = replay is not None
+
+    @property
+    def position(self) -> int:
+        """The height up to which every matching event has been given to the reader (see
+        ``EventStream.position``): once the read-back is done and the queue is empty, every
+        block the node has streamed, since a block's events are all offered at once."""
+        if not self._replaying and self.queue.empty():
+            return max(self._given, self._node.streamed_height)
+        return self._given
 
     def matches(self, event: Event) -> bool:
         return (self.contract is None or event.contract == self.contract) and (
@@ -139,7 +151,10 @@ class Subscription:
                 async for past in self._node._replayed(self, self.replay):
                     if self.closed_reason is not None and not self._behind:
                         return  # closed by its reader or the node: nothing more
+                    self._given = max(self._given, past.height - 1)
                     yield past
+                self._given = self.replay.stop - 1
+                self._replaying = False
             queue = self.queue
             while True:
                 if self.closed_reason is not None and queue.empty():
@@ -147,6 +162,7 @@ class Subscription:
                 item = await queue.get()
                 if item is None:
                     return
+                self._given = max(self._given, item.height - 1)
                 yield item
         finally:
             self.close("subscriber left")

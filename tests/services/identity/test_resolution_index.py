@@ -245,6 +245,61 @@ def test_a_job_that_falls_behind_follows_again_from_its_height_and_misses_no_did
     asyncio.run(run())
 
 
+def test_a_restarted_job_goes_on_from_where_it_got_and_misses_no_did(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job notes how far it got (every few seconds, and when it stops), blocks without a
+    DID included; started again, it reads back the blocks committed meanwhile and makes
+    their DIDs ahead of any ask."""
+    monkeypatch.setattr(identity_router, "_SAVE_EVERY", 0.01)
+    app = create_app(NodeServiceAdapter(world.node))
+    service = app.state.service
+    first = [tx(3 + i, "create_did", {"document": _doc()}) for i in range(5)]
+    later = [tx(8 + i, "create_did", {"document": _doc()}) for i in range(5)]
+    asked = counting_queries(world, monkeypatch)
+    position = b"\x00job-position"
+
+    def noted() -> int | None:
+        raw = world.node.index_get("identity", position)
+        return None if raw is None else int.from_bytes(raw, "big")
+
+    async def until(done: Callable[[], bool]) -> None:
+        for _ in range(500):
+            if done():
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("not reached")
+
+    async def run() -> None:
+        job = asyncio.create_task(identity_router.keep_filled(service))
+        await asyncio.sleep(0)  # subscribed
+        _commit_as_consensus(world, first, 30_000)
+        _commit_as_consensus(world, [], 31_000)  # no DID: the noted height moves anyway
+        height = world.node.chain.height
+        await until(lambda: noted() == height)
+        job.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await job
+        _commit_as_consensus(world, later, 40_000)  # while the job is stopped
+        new = [citychain_did(t.hash[:16]) for t in later]
+        assert [_entry(world, d) for d in new] == [None] * 5
+        job = asyncio.create_task(identity_router.keep_filled(service))
+        await until(lambda: all(_entry(world, d) == (1, 200) for d in new))
+        await until(lambda: noted() == world.node.chain.height)
+        job.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await job
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://node"
+        ) as client:
+            for t in first + later:
+                did = citychain_did(t.hash[:16])
+                assert (await client.get(f"/1.0/identifiers/{did}")).status_code == 200
+        assert asked == []  # every answer was made ahead
+
+    asyncio.run(run())
+
+
 def _fast_sleep(sleep: Callable[[float], Any]) -> Callable[[float], Any]:
     """``asyncio.sleep`` with the job's second of rest after a closed stream cut short."""
 

@@ -21,7 +21,7 @@ from citychain.api._hot import HotRoute
 from citychain.api._json import JSONResponse, dumps
 from citychain.api._kept import Kept, KeptAnswer, Key, Produce, answer_of, request_key
 from citychain.api.routes._common import ServiceDep
-from citychain.api.service import NodeService
+from citychain.api.service import EventStream, NodeService
 from citychain.errors import CitychainError, ErrorCode, InvalidInput
 from citychain.services.identity.router._index import ResolutionIndex
 from citychain.services.identity.router._index import counters as index_counters
@@ -218,34 +218,54 @@ hot_routes = (HotRoute(_PREFIX, _resolve, _direct),)
 _DID_EVENTS = frozenset({"did_created", "did_updated", "did_deactivated"})
 #: DIDs resolved in a row before the job lets the event loop serve others.
 _SLICE = 32
+#: Seconds between two notes of how far the job got (``ResolutionIndex.keep_position``).
+_SAVE_EVERY = 5.0
 
 
 async def keep_filled(service: NodeService) -> None:
     """The node server's background job (``background`` below): each DID a block writes is
     resolved once, right after the block, so that its rendered answer is in the resolution
-    index (:mod:`._index`) before anyone asks. It follows the DID events from the next block
-    on. If it falls behind (the node closes its stream), it subscribes again from the height
-    of the last event it took: the events since are read back from the blocks, none is
-    missed."""
+    index (:mod:`._index`) before anyone asks.
+
+    It follows the DID events from the height after the one it had reached when the node
+    last stopped (its stream's ``position``, kept in the index beside the entries, written
+    after them), or from the next block when it never ran: the blocks committed since, by
+    block sync or while it was stopped, are read back and none of their DIDs is missed. If
+    it falls behind (the node closes its stream), it subscribes again from the height of the
+    last event it took."""
     index = ResolutionIndex(service, batched=True)
     resolver = Resolver(service, index)
     behind = index_counters(service.metrics_registry)["job_behind"]
     loop = asyncio.get_running_loop()
     flushing = False
-    resume: int | None = None  # the height to follow again from, after falling behind
+    saved = index.position()
+    resume = saved + 1 if saved is not None else None  # the height to follow from
+    keeping: asyncio.TimerHandle | None = None  # the next note of how far the job got
 
     def flush() -> None:  # when the job waits or yields: one write for the entries made
         nonlocal flushing
         flushing = False
         index.flush()
 
+    def save(stream: EventStream) -> None:
+        """Every few seconds: how far the job got, after the entries it made (the job is
+        between two events whenever a callback runs)."""
+        nonlocal saved, keeping
+        index.flush()
+        if stream.position != saved:
+            saved = stream.position
+            index.keep_position(saved)
+        keeping = loop.call_later(_SAVE_EVERY, save, stream)
+
     while True:
         try:
             stream = service.subscribe(NAME, None, None, resume)
-        except CitychainError as exc:  # too many subscribers: try again later
+        except CitychainError as exc:  # too many subscribers, or a height not there
             log.warning("resolution index: cannot follow DID events (%s)", exc.message)
+            resume = None
             await asyncio.sleep(5)
             continue
+        keeping = loop.call_later(_SAVE_EVERY, save, stream)
         made = 0
         try:
             async for item in stream:
@@ -263,7 +283,12 @@ async def keep_filled(service: NodeService) -> None:
                 if made % _SLICE == 0:
                     await asyncio.sleep(0)
         finally:
+            keeping.cancel()
+            save_now = stream.position  # the stream is done: what it gave was handled
             index.flush()
+            if save_now != saved:
+                saved = save_now
+                index.keep_position(saved)
         behind.inc()
         log.warning(
             "resolution index: the DID events stream closed (%s); following again from height %s",

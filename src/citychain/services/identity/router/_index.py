@@ -32,8 +32,9 @@ Entries are made
 * when a resolution runs the query (the first ask of a DID, or of its new version, in
   each of the three forms), and
 * ahead of any ask by the router's background job (``keep_filled`` in the router package),
-  which follows the contract's DID events (again from its last height if it falls behind:
-  none is missed) and renders each DID written right after its block
+  which follows the contract's DID events (from the height it had noted when the node last
+  stopped, and again from its last height if it falls behind: none is missed) and renders
+  each DID written right after its block
   (``Resolver.prefill``: its two records read directly, the result built by the function the
   contract's query answers with, the same sorted JSON): a resolution drawn from a million
   DIDs then finds its answer made, and costs the node two point reads and the HTTP exchange
@@ -91,6 +92,10 @@ def counters(registry: CollectorRegistry) -> dict[str, Counter]:
     return found
 
 
+#: Where the background job notes how far it got: not a DID (a DID starts with ``did:``).
+_POSITION = b"\x00job-position"
+
+
 def key(did: str, form: str = "") -> bytes:
     """An entry's key: the DID as written for the default representation, else the DID, a
     space (never in a DID) and the representation's media type."""
@@ -120,6 +125,17 @@ class ResolutionIndex:
         if self._pending:
             items, self._pending = self._pending, []
             self._service.index_put(SPACE, items)
+
+    def position(self) -> int | None:
+        """The height up to which the background job had made the entries of every DID
+        written, when it last noted it (None if it never did)."""
+        raw = self._service.index_get(SPACE, _POSITION)
+        return int.from_bytes(raw, "big") if raw is not None and len(raw) == 8 else None
+
+    def keep_position(self, height: int) -> None:
+        """Note that the entries of every DID written up to ``height`` are made (after
+        writing them: see :meth:`flush`)."""
+        self._service.index_put(SPACE, [(_POSITION, height.to_bytes(8, "big"))])
 
     def get(self, did: str, form: str = "") -> tuple[int, bytes] | None:
         """``(status, body)`` of ``did``'s latest resolution (in ``form``, a representation
