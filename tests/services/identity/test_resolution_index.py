@@ -54,6 +54,15 @@ def _entry(world: World, did: str, form: str = "") -> tuple[int, int] | None:
     return int.from_bytes(raw[16:20], "big"), int.from_bytes(raw[20:22], "big")
 
 
+async def _until(done: Callable[[], bool]) -> None:
+    """Wait (up to 5 s) until ``done()``: the job works on the same loop, between events."""
+    for _ in range(500):
+        if done():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("not reached in 5 s")
+
+
 def test_a_latest_resolution_is_given_from_the_index_until_the_did_changes(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -159,22 +168,15 @@ def test_the_servers_job_makes_the_entries_of_each_block_before_anyone_asks(
     new = [citychain_did(t.hash[:16]) for t in made]
     asked = counting_queries(world, monkeypatch)
 
-    async def until(done: Callable[[], bool]) -> None:
-        for _ in range(300):
-            if done():
-                return
-            await asyncio.sleep(0.01)
-        raise AssertionError("the index was not filled")
-
     async def run() -> None:
         job = asyncio.create_task(identity_router.keep_filled(app.state.service))
         await asyncio.sleep(0)  # subscribed
         _commit_as_consensus(world, made, 30_000)
-        await until(lambda: all(_entry(world, d) == (1, 200) for d in new))
+        await _until(lambda: all(_entry(world, d) == (1, 200) for d in new))
         updated = tx(43, "update_did", {"did": world.did, "document": _doc("https://x.example")})
         _commit_as_consensus(world, [updated, tx(44, "deactivate_did", {"did": new[0]})], 40_000)
-        await until(lambda: _entry(world, world.did) == (2, 200))
-        await until(lambda: _entry(world, new[0]) == (2, 410))
+        await _until(lambda: _entry(world, world.did) == (2, 200))
+        await _until(lambda: _entry(world, new[0]) == (2, 410))
         job.cancel()
         with pytest.raises(asyncio.CancelledError):
             await job
@@ -263,20 +265,13 @@ def test_a_restarted_job_goes_on_from_where_it_got_and_misses_no_did(
         raw = world.node.index_get("identity", position)
         return None if raw is None else int.from_bytes(raw, "big")
 
-    async def until(done: Callable[[], bool]) -> None:
-        for _ in range(500):
-            if done():
-                return
-            await asyncio.sleep(0.01)
-        raise AssertionError("not reached")
-
     async def run() -> None:
         job = asyncio.create_task(identity_router.keep_filled(service))
         await asyncio.sleep(0)  # subscribed
         _commit_as_consensus(world, first, 30_000)
         _commit_as_consensus(world, [], 31_000)  # no DID: the noted height moves anyway
         height = world.node.chain.height
-        await until(lambda: noted() == height)
+        await _until(lambda: noted() == height)
         job.cancel()
         with pytest.raises(asyncio.CancelledError):
             await job
@@ -284,8 +279,8 @@ def test_a_restarted_job_goes_on_from_where_it_got_and_misses_no_did(
         new = [citychain_did(t.hash[:16]) for t in later]
         assert [_entry(world, d) for d in new] == [None] * 5
         job = asyncio.create_task(identity_router.keep_filled(service))
-        await until(lambda: all(_entry(world, d) == (1, 200) for d in new))
-        await until(lambda: noted() == world.node.chain.height)
+        await _until(lambda: all(_entry(world, d) == (1, 200) for d in new))
+        await _until(lambda: noted() == world.node.chain.height)
         job.cancel()
         with pytest.raises(asyncio.CancelledError):
             await job
