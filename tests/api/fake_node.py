@@ -191,7 +191,7 @@ class FakeStream:
 
     @property
     def position(self) -> int:
-        if not self._replaying and self.queue.empty():
+        if self.closed_reason is None and not self._replaying and self.queue.empty():
             return max(self._given, len(self.node.blocks))
         return self._given
 

@@ -103,6 +103,7 @@ def test_a_subscriber_that_falls_behind_keeps_every_event_before_and_resumes(
         assert "subscribe again from height 2" in stream.closed_reason
         got = [item async for item in stream]
         assert _seen(got) == [(2, 2), (2, 3), (2, 4)]  # none dropped to close it
+        assert stream.position == 1  # block 2 was not given whole
         again = node.subscribe("token", "transfer", from_height=2)
         _commit(node, [7])
         rest = await _take(again, 6)

@@ -113,8 +113,9 @@ class Subscription:
     def position(self) -> int:
         """The height up to which every matching event has been given to the reader (see
         ``EventStream.position``): once the read-back is done and the queue is empty, every
-        block the node has streamed, since a block's events are all offered at once."""
-        if not self._replaying and self.queue.empty():
+        block the node has streamed, since a block's events are all offered at once (not
+        after the stream closed: what came after was never offered to it)."""
+        if self.closed_reason is None and not self._replaying and self.queue.empty():
             return max(self._given, self._node.streamed_height)
         return self._given
 

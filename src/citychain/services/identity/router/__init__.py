@@ -262,7 +262,8 @@ async def keep_filled(service: NodeService) -> None:
             stream = service.subscribe(NAME, None, None, resume)
         except CitychainError as exc:  # too many subscribers, or a height not there
             log.warning("resolution index: cannot follow DID events (%s)", exc.message)
-            resume = None
+            if exc.code == ErrorCode.HEIGHT_NOT_COMMITTED:
+                resume = None  # a noted height beyond this chain's: follow from now on
             await asyncio.sleep(5)
             continue
         keeping = loop.call_later(_SAVE_EVERY, save, stream)
