@@ -170,10 +170,10 @@ def scan(data: bytes, *, max_items: int = MAX_ITEMS) -> None:
         last = keys[-1]
         if last is not None and stack[-1] & 1:  # a map key: its count left is odd
             if 0x60 <= initial < 0x78:  # a short text string, as nearly every key is
-                pos += initial & 0x1F
-                if pos > n:
+                if pos + (initial & 0x1F) > n:
                     raise _refuse(f"the string at byte {start} claims {initial & 0x1F} bytes; "
-                                  f"{n - pos + (initial & 0x1F)} remain")  # fmt: skip
+                                  f"{n - pos} remain")  # fmt: skip
+                pos += initial & 0x1F
             else:
                 pos = _key_end(data, start)
             key = data[start:pos]

@@ -101,13 +101,13 @@ class Subscription:
         self.shows_private = shows_private
         self.queue: asyncio.Queue[CommittedEvent | None] = asyncio.Queue(SUBSCRIBER_QUEUE)
         self.closed_reason: str | None = None
-        #: Heights whose events are read from the block store before the queue.
+        #: Heights whose events are read from the block store before the queue (None once
+        #: they have been).
         self.replay = replay
         #: Closed because it fell behind: the reader still gets the replay and the queue.
         self._behind = False
         #: Every event of the blocks up to this height has been given to the reader.
         self._given = replay.start - 1 if replay is not None else node.streamed_height
-        self._replaying = replay is not None
 
     @property
     def position(self) -> int:
@@ -115,7 +115,7 @@ class Subscription:
         ``EventStream.position``): once the read-back is done and the queue is empty, every
         block the node has streamed, since a block's events are all offered at once (not
         after the stream closed: what came after was never offered to it)."""
-        if self.closed_reason is None and not self._replaying and self.queue.empty():
+        if self.closed_reason is None and self.replay is None and self.queue.empty():
             return max(self._given, self._node.streamed_height)
         return self._given
 
@@ -155,7 +155,7 @@ class Subscription:
                     self._given = max(self._given, past.height - 1)
                     yield past
                 self._given = self.replay.stop - 1
-                self._replaying = False
+                self.replay = None
             queue = self.queue
             while True:
                 if self.closed_reason is not None and queue.empty():

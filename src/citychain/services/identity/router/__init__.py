@@ -231,15 +231,14 @@ async def keep_filled(service: NodeService) -> None:
     last stopped (its stream's ``position``, kept in the index beside the entries, written
     after them), or from the next block when it never ran: the blocks committed since, by
     block sync or while it was stopped, are read back and none of their DIDs is missed. If
-    it falls behind (the node closes its stream), it subscribes again from the height of the
-    last event it took."""
+    it falls behind (the node closes its stream), it subscribes again from the same
+    position."""
     index = ResolutionIndex(service, batched=True)
     resolver = Resolver(service, index)
     behind = index_counters(service.metrics_registry)["job_behind"]
     loop = asyncio.get_running_loop()
     flushing = False
-    saved = index.position()
-    resume = saved + 1 if saved is not None else None  # the height to follow from
+    noted = index.position()
     keeping: asyncio.TimerHandle | None = None  # the next note of how far the job got
 
     def flush() -> None:  # when the job waits or yields: one write for the entries made
@@ -247,30 +246,34 @@ async def keep_filled(service: NodeService) -> None:
         flushing = False
         index.flush()
 
-    def save(stream: EventStream) -> None:
-        """Every few seconds: how far the job got, after the entries it made (the job is
-        between two events whenever a callback runs)."""
-        nonlocal saved, keeping
+    def note(stream: EventStream) -> None:
+        """Write the entries made, then how far the job got: called only between two events
+        (from a callback, or once the stream is done), when what it gave was handled."""
+        nonlocal noted
         index.flush()
-        if stream.position != saved:
-            saved = stream.position
-            index.keep_position(saved)
-        keeping = loop.call_later(_SAVE_EVERY, save, stream)
+        if stream.position != noted:
+            noted = stream.position
+            index.keep_position(noted)
+
+    def keep(stream: EventStream) -> None:  # every few seconds
+        nonlocal keeping
+        note(stream)
+        keeping = loop.call_later(_SAVE_EVERY, keep, stream)
 
     while True:
+        resume = noted + 1 if noted is not None else None  # None: from the next block
         try:
             stream = service.subscribe(NAME, None, None, resume)
         except CitychainError as exc:  # too many subscribers, or a height not there
             log.warning("resolution index: cannot follow DID events (%s)", exc.message)
             if exc.code == ErrorCode.HEIGHT_NOT_COMMITTED:
-                resume = None  # a noted height beyond this chain's: follow from now on
+                noted = None  # a noted height beyond this chain's: follow from now on
             await asyncio.sleep(5)
             continue
-        keeping = loop.call_later(_SAVE_EVERY, save, stream)
+        keeping = loop.call_later(_SAVE_EVERY, keep, stream)
         made = 0
         try:
             async for item in stream:
-                resume = item.height
                 if item.event.type not in _DID_EVENTS:
                     continue
                 did = item.event.attributes.get("did")
@@ -285,16 +288,12 @@ async def keep_filled(service: NodeService) -> None:
                     await asyncio.sleep(0)
         finally:
             keeping.cancel()
-            save_now = stream.position  # the stream is done: what it gave was handled
-            index.flush()
-            if save_now != saved:
-                saved = save_now
-                index.keep_position(saved)
+            note(stream)
         behind.inc()
         log.warning(
             "resolution index: the DID events stream closed (%s); following again from height %s",
             stream.closed_reason,
-            resume if resume is not None else "the next block",
+            stream.position + 1,
         )
         await asyncio.sleep(1)
 

@@ -85,9 +85,6 @@ VC_MEDIA = "application/vc"
 DID_LD_JSON = "application/did+ld+json"
 DID_JSON = "application/did+json"
 CONTEXT = "https://w3id.org/did-resolution/v1"
-#: The representations of a DID's latest resolution the index keeps, with their part of the
-#: entry's key (``._index.key``): the resolution result, and the document alone in each form.
-_KEPT_FORMS = {RESOLUTION: "", DID_LD_JSON: DID_LD_JSON, DID_JSON: DID_JSON}
 _ERROR_BASE = "https://www.w3.org/ns/did#"
 #: DID parameters of DID URLs that this resolver does not implement.
 _UNSUPPORTED = frozenset({"service", "relativeRef", "hl", "transformKeys", "versionHash"})
@@ -243,6 +240,12 @@ def _document_for(result: dict[str, Any], content_type: str) -> dict[str, Any]:
     return doc
 
 
+def _form(content_type: str) -> str:
+    """A representation's part of its index entry's key (``._index.key``): none for the
+    resolution result, the media type for the document alone (either form)."""
+    return "" if content_type == RESOLUTION else content_type
+
+
 @dataclass(frozen=True, slots=True)
 class _Ask:
     """A resolution that waits for one ``identity`` query: the query, what its result makes,
@@ -292,7 +295,7 @@ class Resolver:
             content_type = representation(accept)
             if not options and did.startswith(_CITYCHAIN):
                 # Made by an earlier resolution or the server's job: see ._index.
-                kept = self._index.get(did, _KEPT_FORMS[content_type])
+                kept = self._index.get(did, _form(content_type))
                 if kept is not None:
                     return Answer(kept[0], content_type, kept[1])
             try:
@@ -332,7 +335,7 @@ class Resolver:
         assert isinstance(answer.body, dict)
         body = dumps(answer.body, sort_keys=True)
         version = int(result["didDocumentMetadata"]["versionId"])
-        self._index.put(did, ident, version, answer.status, body, _KEPT_FORMS[content_type])
+        self._index.put(did, ident, version, answer.status, body, _form(content_type))
         return Answer(answer.status, content_type, body)
 
     def prefill(self, did: str) -> None:
