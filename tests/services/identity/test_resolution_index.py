@@ -295,6 +295,34 @@ def test_a_restarted_job_goes_on_from_where_it_got_and_misses_no_did(
     asyncio.run(run())
 
 
+def test_a_job_that_never_ran_makes_the_dids_already_on_chain(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node upgraded on a running chain (or whose index was removed) has DIDs on chain and
+    no noted height: the job reads the chain back from its first block, so those DIDs are
+    answered from the index too, not each made at its first ask."""
+    app = create_app(NodeServiceAdapter(world.node))
+    before = [tx(3 + i, "create_did", {"document": _doc()}) for i in range(5)]
+    _commit_as_consensus(world, before, 30_000)  # before the job ever ran
+    old = [citychain_did(t.hash[:16]) for t in before]
+    asked = counting_queries(world, monkeypatch)
+
+    async def run() -> None:
+        job = asyncio.create_task(identity_router.keep_filled(app.state.service))
+        await _until(lambda: all(_entry(world, d) == (1, 200) for d in old))
+        job.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await job
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://node"
+        ) as client:
+            for d in old:
+                assert (await client.get(f"/1.0/identifiers/{d}")).status_code == 200
+        assert asked == []  # every answer was made ahead
+
+    asyncio.run(run())
+
+
 def _fast_sleep(sleep: Callable[[float], Any]) -> Callable[[float], Any]:
     """``asyncio.sleep`` with the job's second of rest after a closed stream cut short."""
 

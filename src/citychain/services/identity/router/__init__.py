@@ -229,10 +229,10 @@ async def keep_filled(service: NodeService) -> None:
 
     It follows the DID events from the height after the one it had reached when the node
     last stopped (its stream's ``position``, kept in the index beside the entries, written
-    after them), or from the next block when it never ran: the blocks committed since, by
-    block sync or while it was stopped, are read back and none of their DIDs is missed. If
-    it falls behind (the node closes its stream), it subscribes again from the same
-    position."""
+    after them), or from the first block when it never ran on this node (a node upgraded on
+    a running chain, an index removed): the blocks committed since, by block sync or while
+    it was stopped, are read back and none of their DIDs is missed. If it falls behind (the
+    node closes its stream), it subscribes again from the same position."""
     index = ResolutionIndex(service, batched=True)
     resolver = Resolver(service, index)
     behind = index_counters(service.metrics_registry)["job_behind"]
@@ -261,13 +261,13 @@ async def keep_filled(service: NodeService) -> None:
         keeping = loop.call_later(_SAVE_EVERY, keep, stream)
 
     while True:
-        resume = noted + 1 if noted is not None else None  # None: from the next block
+        resume = noted + 1 if noted is not None else 1
         try:
             stream = service.subscribe(NAME, None, None, resume)
         except CitychainError as exc:  # too many subscribers, or a height not there
             log.warning("resolution index: cannot follow DID events (%s)", exc.message)
             if exc.code == ErrorCode.HEIGHT_NOT_COMMITTED:
-                noted = None  # a noted height beyond this chain's: follow from now on
+                noted = None  # a noted height beyond this chain's: read it all again
             await asyncio.sleep(5)
             continue
         keeping = loop.call_later(_SAVE_EVERY, keep, stream)
