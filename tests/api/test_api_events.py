@@ -78,6 +78,7 @@ def test_a_stream_closed_by_the_node_ends_with_its_reason(
         ("?from_height=0", "from_height must be a block height (1, 2, ...), got '0'"),
         ("?from_height=-1", "got '-1'"),
         ("?from_height=1e3", "got '1e3'"),
+        ("?progress=yes", "progress must be true or false, got 'yes'"),
     ],
 )
 def test_bad_filters_are_refused_with_a_closed_message(
@@ -135,3 +136,36 @@ def test_a_stream_from_beyond_the_next_block_is_refused_with_its_code(
         closed = ws.receive_json()
     assert closed["type"] == "closed" and closed["code"] == "height_not_committed"
     assert f"from_height {beyond} is not a committed height" in closed["reason"]
+
+
+def test_a_progress_stream_says_how_far_it_got_between_rare_events(
+    client: TestClient, node: FakeNode, alice: Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader of rare events (here mints) learns that the blocks of other events were
+    passed, so after a restart it subscribes again from there, not from its last mint."""
+    from citychain.api.routes import events as events_route
+
+    monkeypatch.setattr(events_route, "PROGRESS_EVERY", 0.05)
+    with client.websocket_connect("/v1/events?contract=token&type=mint&progress=true") as ws:
+        _send(client, node, alice, "transfer", 1)  # no mint in this block
+        passed = len(node.blocks)
+        said = m.PositionMessage.model_validate(ws.receive_json())
+        assert said.height == passed
+        minted = _send(client, node, alice, "mint", 2)
+        event = m.EventMessage.model_validate(ws.receive_json())
+        assert (event.height, event.tx_hash) == (passed + 1, minted)
+        _send(client, node, alice, "transfer", 3)
+        assert ws.receive_json() == {"type": "position", "height": passed + 2}
+
+
+def test_a_stream_says_nothing_of_its_position_unless_asked(
+    client: TestClient, node: FakeNode, alice: Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from citychain.api.routes import events as events_route
+
+    monkeypatch.setattr(events_route, "PROGRESS_EVERY", 0.01)
+    with client.websocket_connect("/v1/events?contract=token&type=mint") as ws:
+        _send(client, node, alice, "transfer", 1)
+        time.sleep(0.2)  # five times the wait after which a progress stream speaks
+        minted = _send(client, node, alice, "mint", 2)
+        assert ws.receive_json()["tx_hash"] == minted  # the first message is the event

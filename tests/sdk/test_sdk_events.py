@@ -103,3 +103,29 @@ def test_async_subscribe(served: str, node: FakeNode, alice: Signer) -> None:
 
     event = asyncio.run(main())
     assert event.event.type == "mint" and event.event.attributes["amount"] == 4
+
+
+def test_a_subscription_knows_how_far_it_got_without_a_matching_event(
+    served: str, node: FakeNode, alice: Signer, bob: Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader of rare events notes ``position`` (here from another thread, while the
+    iteration waits) and would go on from ``position + 1``: the blocks between its events
+    are not read back again."""
+    from citychain.api.routes import events as events_route
+
+    monkeypatch.setattr(events_route, "PROGRESS_EVERY", 0.05)
+    with Client(served) as c:
+        start = c.status().height + 1
+        with c.subscribe("token", "mint", from_height=start) as events:
+            assert events.position == start - 1  # nothing received yet
+            got: list[CommittedEvent] = []
+            reader = threading.Thread(target=lambda: got.append(next(events)))
+            reader.start()
+            sent = c.send(alice, "token", "transfer", {"to": bob.address, "amount": 1})
+            passed = c.tx(sent.tx_hash).height
+            assert passed is not None and passed >= start
+            _wait_for(lambda: events.position == passed)
+            minted = c.send(alice, "token", "mint", {"to": alice.address, "amount": 2})
+            reader.join(5)
+            assert [e.tx_hash for e in got] == [minted.tx_hash]
+            assert events.position == got[0].height - 1 == passed  # its block's others may follow

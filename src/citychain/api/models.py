@@ -309,6 +309,15 @@ class EventMessage(_Model):
     event: EventModel
 
 
+class PositionMessage(_Model):
+    """Sent (on a stream asked with ``progress=true``) when the stream has waited a second
+    and the chain moved on: every matching event of the blocks up to ``height`` was sent, so
+    a reader that handled them may subscribe again later from ``height + 1``."""
+
+    type: Literal["position"]
+    height: int
+
+
 class ClosedMessage(_Model):
     """The last WebSocket message before the server closes the stream, saying why."""
 

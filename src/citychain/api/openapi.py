@@ -33,9 +33,10 @@ REST and WebSocket API of a citychain node.
   503 unavailable).
 * State answers carry an ICS-23 proof, the header it checks against and the commit that signs
   that header, so a client can verify them (the Python SDK does).
-* `WS /v1/events?contract=&type=` streams committed events: one `EventMessage` per text
-  message; the server ends the stream with a `ClosedMessage` saying why (for example, a
-  subscriber too slow to keep up).
+* `WS /v1/events?contract=&type=&from_height=&progress=` streams committed events: one
+  `EventMessage` per text message (with `progress=true`, a `PositionMessage` too when the
+  chain moved on without a matching event); the server ends the stream with a
+  `ClosedMessage` saying why (for example, a subscriber too slow to keep up).
 """
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -93,7 +94,11 @@ def install_openapi(app: FastAPI) -> None:
             comps = schema.setdefault("components", {}).setdefault("schemas", {})
             # The WebSocket messages of /v1/events, which no HTTP route declares.
             _, defs = models_json_schema(
-                [(m.EventMessage, "serialization"), (m.ClosedMessage, "serialization")],
+                [
+                    (m.EventMessage, "serialization"),
+                    (m.PositionMessage, "serialization"),
+                    (m.ClosedMessage, "serialization"),
+                ],
                 ref_template="#/components/schemas/{model}",
             )
             comps.update(defs.get("$defs", {}))

@@ -869,14 +869,15 @@ class Client(_Base):
         done (or use ``with``). With ``from_height``, from that committed block on: the past
         blocks' events first, then the live ones, each once, in commit order. If the node
         ends the stream (e.g. this client fell too far behind), iteration raises the node's
-        error (:class:`Unavailable` with the reason) after every event before it: subscribe
-        again ``from_height`` the height of the last event received to go on without a gap
-        (events of that block come again; ``(height, tx_index)`` tells them apart).
+        error (:class:`Unavailable` with the reason) after every event before it. The
+        subscription's ``position`` is the height up to which every event of it was received
+        (it moves with the chain, each second it waits, even when no event matches):
+        subscribe again ``from_height=position + 1`` to go on without a gap or a repeat.
         The events of private calls come only to a subscription signed by ``signer`` (or the
         client's own signer): all of them for a member in good standing, else those of the
         calls it signed."""
-        url = events_url(self.url, contract, type, from_height)
-        return EventSubscription(url, self.timeout, signer or self.signer)
+        url = events_url(self.url, contract, type, from_height, progress=True)
+        return EventSubscription(url, self.timeout, signer or self.signer, from_height)
 
 
 class AsyncClient(_Base):
@@ -1215,5 +1216,5 @@ class AsyncClient(_Base):
         """Committed events: ``async with client.subscribe() as events: async for e in
         events: ...`` (``from_height`` and private calls' events as :meth:`Client.subscribe`
         says)."""
-        url = events_url(self.url, contract, type, from_height)
-        return AsyncEventSubscription(url, self.timeout, signer or self.signer)
+        url = events_url(self.url, contract, type, from_height, progress=True)
+        return AsyncEventSubscription(url, self.timeout, signer or self.signer, from_height)

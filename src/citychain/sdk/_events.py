@@ -1,9 +1,12 @@
 """Event subscriptions over the node's WebSocket ``/v1/events``.
 
 The server sends one JSON text message per committed event and, before it ends a stream,
-a ``{"type": "closed", "code", "reason"}`` message. An ended stream means events may have
-been missed (the subscriber fell too far behind, or the node stopped), so iteration raises
-that error instead of ending quietly; a stream the client closes itself just ends.
+a ``{"type": "closed", "code", "reason"}`` message. The SDK asks for ``progress=true``, so
+the server also says ``{"type": "position", "height"}`` when the chain moved on without an
+event for this subscription: iteration skips those and keeps the height in ``position``.
+An ended stream means events may have been missed (the subscriber fell too far behind, or
+the node stopped), so iteration raises that error instead of ending quietly; a stream the
+client closes itself just ends.
 """
 
 from __future__ import annotations
@@ -23,24 +26,55 @@ from citychain.sdk._types import CommittedEvent
 
 
 def events_url(
-    base: str, contract: str | None, event_type: str | None, from_height: int | None = None
+    base: str,
+    contract: str | None,
+    event_type: str | None,
+    from_height: int | None = None,
+    *,
+    progress: bool = False,
 ) -> str:
     parts = urlsplit(base)
     scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
     asked = (("contract", contract), ("type", event_type), ("from_height", from_height))
     query = {k: str(v) for k, v in asked if v is not None}
+    if progress:
+        query["progress"] = "true"
     path = parts.path.rstrip("/") + "/v1/events"
     return urlunsplit((scheme, parts.netloc, path, urlencode(query), ""))
 
 
-def _message(text: str | bytes) -> CommittedEvent:
-    """The event in a message; raises the node's error for a ``closed`` message."""
+def _message(text: str | bytes) -> CommittedEvent | int:
+    """The event in a message, or the height of a ``position`` message; raises the node's
+    error for a ``closed`` message."""
     raw: Any = _parse.parsed("event message", lambda: json.loads(text))
     kind = _parse.parsed("event message", lambda: _parse.obj(raw).get("type"))
     if kind == "closed":
         d = _parse.obj(raw)
         raise error_from(str(d.get("code", "unavailable")), str(d.get("reason", "stream closed")))
+    if kind == "position":
+        return _parse.parsed("event message", lambda: _parse.integer(_parse.obj(raw)["height"]))
     return _parse.parsed("event message", lambda: _parse.committed_event(raw))
+
+
+class _Position:
+    """How far a subscription got: ``position`` is the height up to which every event of it
+    was received (None until the stream said or an event showed), so subscribing again
+    ``from_height=position + 1`` goes on with no gap and nothing twice."""
+
+    position: int | None
+
+    def _start(self, from_height: int | None) -> None:
+        self.position = None if from_height is None else from_height - 1
+
+    def _took(self, message: CommittedEvent | int) -> CommittedEvent | None:
+        """The event of ``message``, or None for a position (noted)."""
+        if isinstance(message, int):
+            height, event = message, None
+        else:
+            height, event = message.height - 1, message  # that block's others may follow
+        if self.position is None or height > self.position:
+            self.position = height
+        return event
 
 
 def _not_opened(url: str, exc: Exception) -> CitychainError:
@@ -78,13 +112,20 @@ def signed_headers(url: str, signer: Signer | None) -> dict[str, str]:
     return {k: request.headers[k] for k in ("signature-input", "signature")}
 
 
-class EventSubscription:
+class EventSubscription(_Position):
     """A blocking iterator of :class:`CommittedEvent`; close it (or use ``with``) when done."""
 
-    def __init__(self, url: str, timeout: float, signer: Signer | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout: float,
+        signer: Signer | None = None,
+        from_height: int | None = None,
+    ) -> None:
         from websockets.sync.client import connect
 
         self.url = url
+        self._start(from_height)
         self._closed_by_us = False
         self._stack = ExitStack()
         headers = signed_headers(url, signer)
@@ -102,13 +143,16 @@ class EventSubscription:
     def __next__(self) -> CommittedEvent:
         from websockets.exceptions import ConnectionClosed
 
-        try:
-            text = self._ws.recv()
-        except ConnectionClosed as exc:
-            if self._closed_by_us:
-                raise StopIteration from None
-            raise _lost(self.url, exc) from None
-        return _message(text)
+        while True:
+            try:
+                text = self._ws.recv()
+            except ConnectionClosed as exc:
+                if self._closed_by_us:
+                    raise StopIteration from None
+                raise _lost(self.url, exc) from None
+            event = self._took(_message(text))
+            if event is not None:
+                return event
 
     def close(self) -> None:
         self._closed_by_us = True
@@ -126,11 +170,18 @@ class EventSubscription:
         self.close()
 
 
-class AsyncEventSubscription:
+class AsyncEventSubscription(_Position):
     """``async with client.subscribe(...) as events: async for event in events: ...``"""
 
-    def __init__(self, url: str, timeout: float, signer: Signer | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout: float,
+        signer: Signer | None = None,
+        from_height: int | None = None,
+    ) -> None:
         self.url = url
+        self._start(from_height)
         self.timeout = timeout
         self._signer = signer
         self._ws: Any = None
@@ -168,10 +219,13 @@ class AsyncEventSubscription:
 
         if self._ws is None:
             raise RuntimeError("use 'async with client.subscribe(...) as events'")
-        try:
-            text = await self._ws.recv()
-        except ConnectionClosed as exc:
-            if self._closed_by_us:
-                raise StopAsyncIteration from None
-            raise _lost(self.url, exc) from None
-        return _message(text)
+        while True:
+            try:
+                text = await self._ws.recv()
+            except ConnectionClosed as exc:
+                if self._closed_by_us:
+                    raise StopAsyncIteration from None
+                raise _lost(self.url, exc) from None
+            event = self._took(_message(text))
+            if event is not None:
+                return event

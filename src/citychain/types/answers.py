@@ -387,6 +387,12 @@ def event_message_json(e: CommittedEvent) -> dict[str, Any]:
     }
 
 
+def position_message_json(height: int) -> dict[str, Any]:
+    """A ``/v1/events`` WebSocket message (asked with ``progress=true``): every matching
+    event of blocks up to ``height`` has been sent."""
+    return {"type": "position", "height": height}
+
+
 def closed_message_json(code: ErrorCode, reason: str) -> dict[str, Any]:
     """The last ``/v1/events`` message before the server closes the stream, saying why."""
     return {"type": "closed", "code": code.value, "reason": reason}

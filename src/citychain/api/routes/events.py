@@ -2,7 +2,12 @@
 
 Theory of operation: after the filters are checked and the subscription made, two tasks run
 side by side: ``forward`` sends each event of the node's stream as a text message, and
-``until_disconnect`` reads the socket until the client goes. Whichever ends first ends the
+``until_disconnect`` reads the socket until the client goes. With ``progress=true``,
+``forward`` also sends a ``PositionMessage`` when it has waited :data:`PROGRESS_EVERY` for
+the next event and the stream's position moved since it last said (blocks without a matching
+event). It is the one task that sends, and it waits on the same pending ``__anext__`` across
+those seconds (never cancelling it, which would end the node's stream), so a position is
+sent only after every event up to it. Whichever ends first ends the
 connection. If the stream ended (the node closed a subscriber too slow to keep up, or is
 stopping) or failed, the client gets a ``ClosedMessage`` saying why, then a close frame with
 a matching code (1013 "try again later" for unavailable, 1008 otherwise). In every case both
@@ -31,9 +36,17 @@ from citychain.api.limits import SubscriberSlots
 from citychain.api.routes._common import ServiceDep
 from citychain.api.service import EventStream, NodeService
 from citychain.errors import CitychainError, ErrorCode
-from citychain.types.answers import TxFilter, closed_message_json, event_message_json
+from citychain.types.answers import (
+    TxFilter,
+    closed_message_json,
+    event_message_json,
+    position_message_json,
+)
 
 router = APIRouter(tags=["events"])
+
+#: Seconds a ``progress=true`` stream waits for an event before it says how far it got.
+PROGRESS_EVERY = 1.0
 
 
 @router.get(
@@ -43,21 +56,24 @@ router = APIRouter(tags=["events"])
     summary="Committed events (WebSocket)",
 )
 async def events_http() -> Response:
-    """A WebSocket endpoint: connect to ``ws://HOST/v1/events?contract=&type=&from_height=``
-    (all optional). Each text message is an ``EventMessage``; the server sends a
-    ``ClosedMessage`` before it closes the stream. With ``from_height`` the stream starts at
-    that committed block (the past blocks' events read back first, then the live ones: each
-    event once, in commit order); a subscriber closed for falling behind got every event
-    before the one the ``ClosedMessage`` names the height of, and resumes from it. The
-    events of a private call (a contract's ``private_methods``, e.g. a data request or
-    download) go only to a subscriber whose handshake is signed (RFC 9421, over its
-    ``http(s)://`` URI) by a member in good standing or by the call's sender or endorser.
-    A plain HTTP GET answers 426."""
+    """A WebSocket endpoint: connect to
+    ``ws://HOST/v1/events?contract=&type=&from_height=&progress=`` (all optional). Each text
+    message is an ``EventMessage``; the server sends a ``ClosedMessage`` before it closes the
+    stream. With ``from_height`` the stream starts at that committed block (the past blocks'
+    events read back first, then the live ones: each event once, in commit order); a
+    subscriber closed for falling behind got every event before the one the
+    ``ClosedMessage`` names the height of, and resumes from it. With ``progress=true`` the
+    server also sends a ``PositionMessage`` (every matching event up to its height was sent)
+    when the chain moved on and no event came for a second: a reader of rare events notes
+    how far it got. The events of a private call (a contract's ``private_methods``, e.g. a
+    data request or download) go only to a subscriber whose handshake is signed (RFC 9421,
+    over its ``http(s)://`` URI) by a member in good standing or by the call's sender or
+    endorser. A plain HTTP GET answers 426."""
     return error_response(
         426,
         ErrorCode.UNSUPPORTED,
         "/v1/events is a WebSocket endpoint: connect with ws:// (or wss://) "
-        "and optional ?contract=&type=&from_height= parameters",
+        "and optional ?contract=&type=&from_height=&progress= parameters",
     )
 
 
@@ -77,11 +93,12 @@ async def events(ws: WebSocket, service: ServiceDep) -> None:
             return
         await ws.accept()
         try:
+            progress = _progress(ws)
             stream = _subscribe(ws, service, shows_private)
         except CitychainError as exc:
             await _close_ws(ws, exc.code, exc.message)
             return
-        await _pump(ws, stream)
+        await _pump(ws, stream, progress)
     finally:
         slots.give_back(address)
 
@@ -117,7 +134,7 @@ def _subscribe(ws: WebSocket, service: NodeService, shows_private: TxFilter | No
     """The subscription the query parameters ask for (``contract``, ``type``, both optional),
     with the private calls its handshake's signer may read (:mod:`citychain.api._withhold`)."""
     params = ws.query_params
-    unknown = sorted(set(params) - {"contract", "type", "from_height"})
+    unknown = sorted(set(params) - {"contract", "type", "from_height", "progress"})
     if unknown:
         raise bad_arguments(f"unknown query parameter {unknown[0]!r}")
     contract, event_type = params.get("contract"), params.get("type")
@@ -134,11 +151,37 @@ def _subscribe(ws: WebSocket, service: NodeService, shows_private: TxFilter | No
     return service.subscribe(contract, event_type, shows_private, from_height)
 
 
-async def _pump(ws: WebSocket, stream: EventStream) -> None:
+def _progress(ws: WebSocket) -> bool:
+    """The ``progress`` parameter: ``true`` or ``false`` (the default)."""
+    raw = ws.query_params.get("progress", "false")
+    if raw not in ("true", "false"):
+        raise bad_arguments(f"progress must be true or false, got {raw[:40]!r}")
+    return raw == "true"
+
+
+async def _pump(ws: WebSocket, stream: EventStream, progress: bool = False) -> None:
     """Forward ``stream`` to ``ws`` until either ends (see the module docstring)."""
 
     async def forward() -> None:
-        async for item in stream:
+        if not progress:
+            async for item in stream:
+                await ws.send_text(dumps(event_message_json(item)).decode())
+            return
+        said = stream.position
+        events = aiter(stream)
+        while True:
+            taking = asyncio.ensure_future(anext(events))
+            try:
+                while not (await asyncio.wait({taking}, timeout=PROGRESS_EVERY))[0]:
+                    if stream.position > said:
+                        said = stream.position
+                        await ws.send_text(dumps(position_message_json(said)).decode())
+            finally:
+                taking.cancel()  # only when this task itself is cancelled or fails
+            try:
+                item = taking.result()
+            except StopAsyncIteration:
+                return
             await ws.send_text(dumps(event_message_json(item)).decode())
 
     async def until_disconnect() -> None:
