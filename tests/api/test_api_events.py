@@ -53,10 +53,11 @@ def _wait_for(condition, timeout: float = 5.0) -> None:
         time.sleep(0.01)
 
 
+@pytest.mark.parametrize("query", ["", "?progress=true"])
 def test_a_stream_closed_by_the_node_ends_with_its_reason(
-    client: TestClient, node: FakeNode
+    client: TestClient, node: FakeNode, query: str
 ) -> None:
-    with client.websocket_connect("/v1/events") as ws:
+    with client.websocket_connect("/v1/events" + query) as ws:
         _wait_for(lambda: len(node.streams) == 1)
         (stream,) = node.streams
         stream.loop.call_soon_threadsafe(
