@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections import Counter
 from pathlib import Path
 
@@ -269,5 +270,32 @@ def test_stop_lets_queued_frames_leave_first(pki: Pki) -> None:
             await eventually(lambda: len(inbox.got) == sent, what="all queued frames arrive")
         finally:
             await stop_all(a, b)
+
+    run(main())
+
+
+def test_a_connection_arriving_as_the_node_stops_is_closed(pki: Pki) -> None:
+    """An inbound connection whose handshake had not begun when stop() came is closed too.
+
+    stop() cancels the handshake task before its first step, when none of the handshake's
+    ``finally`` clauses can run: the socket used to stay open until garbage collection (a
+    ResourceWarning, and a peer left waiting).
+    """
+
+    async def main() -> None:
+        node = make_switch(pki, "alpha", "water")
+        await node.start()
+        try:
+            client, accepted = socket.socketpair()
+            reader, writer = await asyncio.open_connection(sock=accepted)
+            node._on_inbound(reader, writer)  # what the listener does for a new connection
+        finally:
+            await node.stop()  # before the handshake task has run a step
+        assert writer.transport.is_closing()
+        client.setblocking(False)
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(5):
+            assert await loop.sock_recv(client, 1) == b""  # the peer sees the close
+        client.close()
 
     run(main())

@@ -160,6 +160,14 @@ class Connection:
     async def wait_closed(self) -> None:
         await self._closed.wait()
 
+    def abort(self) -> None:
+        """Drop the connection at once, without a word to the peer (the task that was to
+        close it in order was cancelled: the switch is stopping)."""
+        for task in self._tasks:
+            task.cancel()
+        if not self._writer.transport.is_closing():
+            self._writer.transport.abort()
+
     async def close(self, reason: str, refusal: PeerRefused | None = None) -> None:
         """End the connection (once). ``refusal`` (ours) is sent to the peer first."""
         if self._closing:

@@ -53,6 +53,7 @@ import random
 import socket
 import ssl
 import time
+import weakref
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -335,6 +336,8 @@ class Switch:
         self.on_peer_disconnected: Callable[[str, str], None] | None = None
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: The TCP transport under every connection made or accepted (see stop()).
+        self._sockets: weakref.WeakSet[asyncio.WriteTransport] = weakref.WeakSet()
         self._running = False
         self._stopped = False
         self._pending_inbound = 0
@@ -543,6 +546,12 @@ class Switch:
             await asyncio.gather(*tasks, return_exceptions=True)
             self._tasks.difference_update(tasks)
             await asyncio.gather(*(c.close("node stopping") for c in conns))
+        # A TLS close that began in a task now gone may still wait for the peer's
+        # close_notify (up to its shutdown timeout), its socket open under it: drop every
+        # socket now, and let the loop run their connection_lost.
+        for transport in list(self._sockets):
+            transport.abort()
+        await asyncio.sleep(0)
         if self._server is not None:
             await self._server.wait_closed()
         self._log.info("node %s stopped its transport", self._local.node_name)
@@ -586,13 +595,29 @@ class Switch:
         refusal.peer_name = state.name
         state.untrusted = True  # its frames are dropped from now on
         self._spawn(
-            conn.close(f"{refusal.words}: {refusal.message}", refusal), f"p2p-close-{state.name}"
+            conn.close(f"{refusal.words}: {refusal.message}", refusal),
+            f"p2p-close-{state.name}",
+            on_cancel=conn.abort,
         )
 
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+    def _spawn(
+        self,
+        coro: Coroutine[Any, Any, None],
+        name: str,
+        *,
+        on_cancel: Callable[[], None] | None = None,
+    ) -> None:
+        """Run ``coro`` as a task of ours (stop() cancels it).
+
+        ``on_cancel`` drops the connection the task was to handshake or close: stop() may
+        cancel a task before its first step, when none of its ``finally`` clauses can run, and
+        nothing else would ever close that socket.
+        """
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        if on_cancel is not None:
+            task.add_done_callback(lambda t: on_cancel() if t.cancelled() else None)
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
@@ -677,6 +702,7 @@ class Switch:
     def _on_inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         # A plain callback that hands over to a task of ours: asyncio 3.11 logs an error when
         # the task it created for a coroutine callback is cancelled (as stop() must do).
+        self._sockets.add(writer.transport)
         peername = writer.get_extra_info("peername")
         address = format_address(peername)
         host = str(peername[0]) if isinstance(peername, tuple) else address
@@ -689,7 +715,11 @@ class Switch:
             writer.transport.abort()
             return
         self._pending_inbound += 1
-        self._spawn(self._accept(reader, writer, address, host), f"p2p-accept-{address}")
+        self._spawn(
+            self._accept(reader, writer, address, host),
+            f"p2p-accept-{address}",
+            on_cancel=writer.transport.abort,
+        )
 
     async def _accept(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, address: str, host: str
@@ -754,6 +784,7 @@ class Switch:
                     context=self._client_ctx,
                     local=local,
                     timeout_s=self._limits.handshake_timeout_ms / 1000,
+                    opened=self._sockets.add,
                 )
             except PeerRefused as exc:
                 state.last_error = exc.short()
@@ -792,7 +823,9 @@ class Switch:
         """
         name, org = est.cert.node_name, est.cert.org_id
         if not self._running:
-            self._spawn(_close_est(est, None), f"p2p-close-{name}")
+            self._spawn(
+                _close_est(est, None), f"p2p-close-{name}", on_cancel=est.writer.transport.abort
+            )
             return False
         cert = _peer_x509(est)
         if local is not self._local:
@@ -803,7 +836,11 @@ class Switch:
                 known = self._peers.get(name)
                 if known is not None and known.conn is None:
                     known.last_error = refusal.short()
-                self._spawn(_close_est(est, refusal), f"p2p-close-{name}")
+                self._spawn(
+                    _close_est(est, refusal),
+                    f"p2p-close-{name}",
+                    on_cancel=est.writer.transport.abort,
+                )
                 return False
         state = self._peers.get(name)
         if state is None:
@@ -824,7 +861,9 @@ class Switch:
             )
             self._log_refusal(refusal, f"{name} at {est.address}", name, org)
             state.last_error = refusal.short()
-            self._spawn(_close_est(est, refusal), f"p2p-close-{name}")
+            self._spawn(
+                _close_est(est, refusal), f"p2p-close-{name}", on_cancel=est.writer.transport.abort
+            )
             return False
         conn = Connection(
             est,
@@ -847,13 +886,21 @@ class Switch:
             )
             self._log.debug("closing %s: %s", loser.describe(), refusal.message)
             if not keep_new:
-                self._spawn(_close_est(est, refusal), f"p2p-close-{name}")
+                self._spawn(
+                    _close_est(est, refusal),
+                    f"p2p-close-{name}",
+                    on_cancel=est.writer.transport.abort,
+                )
                 return False
             state.conn = conn  # before closing the old one, so its on_closed is ignored
             state.cert, state.untrusted, state.gm_cert = cert, False, est.gm_cert
             state.direction, state.address = conn.direction, self._address_of(state, conn)
             conn.start()
-            self._spawn(old.close("duplicate connection", refusal), f"p2p-close-{name}")
+            self._spawn(
+                old.close("duplicate connection", refusal),
+                f"p2p-close-{name}",
+                on_cancel=old.abort,
+            )
             return True
         state.conn = conn
         state.cert, state.untrusted, state.gm_cert = cert, False, est.gm_cert
