@@ -56,15 +56,23 @@ def _message(text: str | bytes) -> CommittedEvent | int:
     return _parse.parsed("event message", lambda: _parse.committed_event(raw))
 
 
-class _Position:
-    """How far a subscription got: ``position`` is the height up to which every event of it
-    was received (None until the stream said or an event showed), so subscribing again
-    ``from_height=position + 1`` goes on with no gap and nothing twice."""
+class _Stream:
+    """What both subscriptions keep. ``position`` is the height up to which every event of
+    the subscription was received (None until the stream said or an event showed), so
+    subscribing again ``from_height=position + 1`` goes on with no gap and nothing twice."""
 
-    position: int | None
-
-    def _start(self, from_height: int | None) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout: float,
+        signer: Signer | None = None,
+        from_height: int | None = None,
+    ) -> None:
+        self.url = url
+        self.timeout = timeout
+        self._signer = signer
         self.position = None if from_height is None else from_height - 1
+        self._closed_by_us = False
 
     def _took(self, message: CommittedEvent | int) -> CommittedEvent | None:
         """The event of ``message``, or None for a position (noted)."""
@@ -112,7 +120,7 @@ def signed_headers(url: str, signer: Signer | None) -> dict[str, str]:
     return {k: request.headers[k] for k in ("signature-input", "signature")}
 
 
-class EventSubscription(_Position):
+class EventSubscription(_Stream):
     """A blocking iterator of :class:`CommittedEvent`; close it (or use ``with``) when done."""
 
     def __init__(
@@ -121,21 +129,19 @@ class EventSubscription(_Position):
         timeout: float,
         signer: Signer | None = None,
         from_height: int | None = None,
-    ) -> None:
+    ) -> None:  # opens the stream at once
         from websockets.sync.client import connect
 
-        self.url = url
-        self._start(from_height)
-        self._closed_by_us = False
+        super().__init__(url, timeout, signer, from_height)
         self._stack = ExitStack()
-        headers = signed_headers(url, signer)
+        headers = signed_headers(self.url, self._signer)
         try:
             # Entered as a context manager: websockets >= 17.1 deprecates using it bare.
             self._ws = self._stack.enter_context(
-                connect(url, open_timeout=timeout, proxy=None, additional_headers=headers)
+                connect(self.url, open_timeout=self.timeout, proxy=None, additional_headers=headers)
             )
         except Exception as exc:  # OSError, TimeoutError, websockets' handshake errors
-            raise _not_opened(url, exc) from None
+            raise _not_opened(self.url, exc) from None
 
     def __iter__(self) -> Iterator[CommittedEvent]:
         return self
@@ -170,22 +176,10 @@ class EventSubscription(_Position):
         self.close()
 
 
-class AsyncEventSubscription(_Position):
+class AsyncEventSubscription(_Stream):
     """``async with client.subscribe(...) as events: async for event in events: ...``"""
 
-    def __init__(
-        self,
-        url: str,
-        timeout: float,
-        signer: Signer | None = None,
-        from_height: int | None = None,
-    ) -> None:
-        self.url = url
-        self._start(from_height)
-        self.timeout = timeout
-        self._signer = signer
-        self._ws: Any = None
-        self._closed_by_us = False
+    _ws: Any = None  # opened by ``async with``
 
     async def __aenter__(self) -> AsyncEventSubscription:
         from websockets.asyncio.client import connect

@@ -63,6 +63,21 @@ async def _until(done: Callable[[], bool]) -> None:
     raise AssertionError("not reached in 5 s")
 
 
+async def _stop(job: asyncio.Task[None]) -> None:
+    job.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await job
+
+
+async def _answered(app: Any, dids: list[str]) -> None:
+    """Each of ``dids`` resolves (200) through the app's routes."""
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://node"
+    ) as client:
+        for d in dids:
+            assert (await client.get(f"/1.0/identifiers/{d}")).status_code == 200
+
+
 def test_a_latest_resolution_is_given_from_the_index_until_the_did_changes(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -177,9 +192,7 @@ def test_the_servers_job_makes_the_entries_of_each_block_before_anyone_asks(
         _commit_as_consensus(world, [updated, tx(44, "deactivate_did", {"did": new[0]})], 40_000)
         await _until(lambda: _entry(world, world.did) == (2, 200))
         await _until(lambda: _entry(world, new[0]) == (2, 410))
-        job.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await job
+        await _stop(job)
         queried = len(asked)
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://node"
@@ -228,20 +241,14 @@ def test_a_job_that_falls_behind_follows_again_from_its_height_and_misses_no_did
             if all(_entry(world, d) == (1, 200) for d in new):
                 break
             await asyncio.sleep(0.01)
-        job.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await job
+        await _stop(job)
         assert [d for d in new if _entry(world, d) != (1, 200)] == []
         registry = world.node.metrics_registry
         assert (
             registry.get_sample_value("citychain_identity_index_total", {"event": "job_behind"})
             == 1
         )
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://node"
-        ) as client:
-            for d in new:
-                assert (await client.get(f"/1.0/identifiers/{d}")).status_code == 200
+        await _answered(app, new)
         assert asked == []  # every answer was in the index
 
     asyncio.run(run())
@@ -272,24 +279,15 @@ def test_a_restarted_job_goes_on_from_where_it_got_and_misses_no_did(
         _commit_as_consensus(world, [], 31_000)  # no DID: the noted height moves anyway
         height = world.node.chain.height
         await _until(lambda: noted() == height)
-        job.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await job
+        await _stop(job)
         _commit_as_consensus(world, later, 40_000)  # while the job is stopped
         new = [citychain_did(t.hash[:16]) for t in later]
         assert [_entry(world, d) for d in new] == [None] * 5
         job = asyncio.create_task(identity_router.keep_filled(service))
         await _until(lambda: all(_entry(world, d) == (1, 200) for d in new))
         await _until(lambda: noted() == world.node.chain.height)
-        job.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await job
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://node"
-        ) as client:
-            for t in first + later:
-                did = citychain_did(t.hash[:16])
-                assert (await client.get(f"/1.0/identifiers/{did}")).status_code == 200
+        await _stop(job)
+        await _answered(app, [citychain_did(t.hash[:16]) for t in first + later])
         assert asked == []  # every answer was made ahead
 
     asyncio.run(run())
@@ -310,14 +308,8 @@ def test_a_job_that_never_ran_makes_the_dids_already_on_chain(
     async def run() -> None:
         job = asyncio.create_task(identity_router.keep_filled(app.state.service))
         await _until(lambda: all(_entry(world, d) == (1, 200) for d in old))
-        job.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await job
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://node"
-        ) as client:
-            for d in old:
-                assert (await client.get(f"/1.0/identifiers/{d}")).status_code == 200
+        await _stop(job)
+        await _answered(app, old)
         assert asked == []  # every answer was made ahead
 
     asyncio.run(run())
