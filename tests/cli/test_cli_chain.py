@@ -338,3 +338,41 @@ def test_query_events_into_a_reader_that_stops_ends_quietly(
         proc.kill()
         proc.wait()
         proc.stderr.close()
+
+
+def test_query_events_stopped_with_ctrl_c_says_where_to_go_on(
+    served: str, node: FakeNode, alice_key: Path, bob: Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An operator following a rare event (mints) stops with Ctrl-C: stderr names the height
+    to go on from, past the blocks that had no mint, and nothing else is said."""
+    import signal
+    import time
+
+    from citychain.api.routes import events as events_route
+
+    monkeypatch.setattr(events_route, "PROGRESS_EVERY", 0.05)
+    streams = len(node.streams)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "citychain.cli.main", "query", "events", "--type", "mint"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={"CITYCHAIN_NODE": served, "PATH": "/usr/bin:/bin", "HOME": str(alice_key.parent)},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while len(node.streams) == streams:  # subscribed
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        sent = json.loads(
+            tx("transfer", "--to", bob.address.hex(), "--amount", "1", "--json").stdout
+        )
+        height = json.loads(run("query", "tx", sent["hash"]["hex"], "--json").stdout)["height"]
+        time.sleep(1)  # the node says how far the stream got
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+    text = err.decode()
+    assert f"up to block {height} was printed; go on with --from-height {height + 1}" in text
+    assert "Traceback" not in text

@@ -21,6 +21,7 @@ from citychain.cli._output import (
     NodeOpt,
     PassFileOpt,
     console,
+    err_console,
     handles_errors,
     parse_address,
     parse_args_json,
@@ -286,25 +287,35 @@ def events(
     """Committed events as they happen, one a line (--json: one JSON object a line), until
     --count or Ctrl-C. A stream the node ends (this reader fell too far behind) ends with
     the node's error, which names the height to go on from with --from-height. Private
-    calls' events only with --key (their sender, endorser, or a member)."""
+    calls' events only with --key (their sender, endorser, or a member). Stopped with
+    Ctrl-C, it says on stderr the height to go on from: the chain's, when no event matched
+    for a while."""
     reader = _reader(key, home, passphrase_file)
     seen = 0
     with (
         make_client(node) as client,
         client.subscribe(contract, event_type, from_height=from_height, signer=reader) as stream,
     ):
-        for item in stream:
-            if as_json:
-                typer.echo(json.dumps(event_message_json(item), ensure_ascii=False))
-            else:
-                console.print(
-                    f"block {item.height} tx {item.tx_index} {item.tx_hash.hex()[:16]}… "
-                    f"{_event_text(item.event)}",
-                    soft_wrap=True,
+        try:
+            for item in stream:
+                if as_json:
+                    typer.echo(json.dumps(event_message_json(item), ensure_ascii=False))
+                else:
+                    console.print(
+                        f"block {item.height} tx {item.tx_index} {item.tx_hash.hex()[:16]}… "
+                        f"{_event_text(item.event)}",
+                        soft_wrap=True,
+                    )
+                seen += 1
+                if count is not None and seen >= count:
+                    return
+        except KeyboardInterrupt:
+            if stream.position is not None:
+                err_console.print(
+                    f"stopped: every matching event up to block {stream.position} was "
+                    f"printed; go on with --from-height {stream.position + 1}"
                 )
-            seen += 1
-            if count is not None and seen >= count:
-                return
+            raise
 
 
 @query_app.command("account")
