@@ -352,8 +352,15 @@ def test_query_events_stopped_with_ctrl_c_says_where_to_go_on(
 
     monkeypatch.setattr(events_route, "PROGRESS_EVERY", 0.05)
     streams = len(node.streams)
+    # Ctrl-C as a terminal sends it: a suite run in the background (CI) starts its processes
+    # with SIGINT ignored, which Python then leaves ignored, so the child restores it first.
+    main = (
+        "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "sys.argv = ['citychain', 'query', 'events', '--type', 'mint']; "
+        "runpy.run_module('citychain.cli.main', run_name='__main__')"
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "citychain.cli.main", "query", "events", "--type", "mint"],
+        [sys.executable, "-c", main],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={"CITYCHAIN_NODE": served, "PATH": "/usr/bin:/bin", "HOME": str(alice_key.parent)},
@@ -371,8 +378,9 @@ def test_query_events_stopped_with_ctrl_c_says_where_to_go_on(
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
     finally:
-        proc.kill()
-        proc.wait()
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()  # and close its pipes
     text = err.decode()
     assert f"up to block {height} was printed; go on with --from-height {height + 1}" in text
     assert "Traceback" not in text
