@@ -299,3 +299,32 @@ def test_a_connection_arriving_as_the_node_stops_is_closed(pki: Pki) -> None:
         client.close()
 
     run(main())
+
+
+def test_a_connection_accepted_just_before_the_node_stops_is_closed(pki: Pki) -> None:
+    """The listener accepted a connection in the loop's last turn before stop(): asyncio
+    3.11 then makes its transport only after the server closed, fails to attach it, and the
+    socket is never closed. stop() now stops accepting, lets what was accepted reach the
+    switch (which drops it), and only then closes the server."""
+
+    async def main() -> None:
+        node = make_switch(pki, "alpha", "water")
+        await node.start()
+        loop = asyncio.get_running_loop()
+        client = socket.socket()
+        try:
+            client.connect(("127.0.0.1", node.listen_port))  # blocking: the loop stands still
+            client.setblocking(False)
+            await asyncio.sleep(0)  # this turn: this task, then the listener accepts
+            await asyncio.sleep(0)  # the next: this task, then the accepted connection's
+        finally:
+            await node.stop()  # between the two
+        try:
+            async with asyncio.timeout(5):
+                assert await loop.sock_recv(client, 1) == b""  # closed, not left open
+        except ConnectionResetError:
+            pass  # closed at once (an abort): as good
+        finally:
+            client.close()
+
+    run(main())

@@ -62,7 +62,7 @@ import contextlib
 import secrets
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
@@ -454,28 +454,25 @@ async def dial(
     context: ssl.SSLContext,
     local: Local,
     timeout_s: float,
-    opened: Callable[[asyncio.WriteTransport], None] | None = None,
 ) -> Established:
-    """Run the dialler's side of the handshake to the node ``name`` at ``host:port``.
-
-    TCP first, then TLS over it (as the acceptor does), so that ``opened`` gets the socket's
-    own transport: a TLS close still waiting for the peer's close_notify keeps that socket
-    open after its task is gone, and the switch drops it when it stops."""
+    """Run the dialler's side of the handshake to the node ``name`` at ``host:port``."""
     address = format_address((host, port))
     deadline = asyncio.get_running_loop().time() + timeout_s
     async with asyncio.timeout_at(deadline):
-        reader, writer = await asyncio.open_connection(host, port, limit=READ_LIMIT)
-    if opened is not None:
-        opened(writer.transport)
+        try:
+            reader, writer = await asyncio.open_connection(
+                host,
+                port,
+                ssl=context,
+                ssl_handshake_timeout=timeout_s,
+                ssl_shutdown_timeout=CLOSE_TIMEOUT_S,
+                limit=READ_LIMIT,
+            )
+        except ssl.SSLError as exc:
+            raise explain_tls_error(exc) from None
     done = False
     try:
         async with asyncio.timeout_at(deadline):
-            try:
-                await writer.start_tls(
-                    context, server_hostname=host, ssl_handshake_timeout=timeout_s
-                )
-            except ssl.SSLError as exc:
-                raise explain_tls_error(exc) from None
             cert = await _checked(reader, writer, local, name, address)  # 4
             hello = await _hello_from(reader, writer, cert, local, dialler=True)  # 5
             nonce = secrets.token_bytes(NONCE_BYTES)

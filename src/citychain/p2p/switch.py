@@ -53,7 +53,6 @@ import random
 import socket
 import ssl
 import time
-import weakref
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -336,8 +335,6 @@ class Switch:
         self.on_peer_disconnected: Callable[[str, str], None] | None = None
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        #: The TCP transport under every connection made or accepted (see stop()).
-        self._sockets: weakref.WeakSet[asyncio.WriteTransport] = weakref.WeakSet()
         self._running = False
         self._stopped = False
         self._pending_inbound = 0
@@ -528,9 +525,18 @@ class Switch:
             return
         self._stopped = True
         self._running = False
-        if self._server is not None:
-            self._server.close()
         loop = asyncio.get_running_loop()
+        if self._server is not None:
+            # Stop accepting first, and let what the listener accepted in the last turns reach
+            # _on_inbound (which drops it, the switch no longer running) before the server
+            # closes: asyncio 3.11 makes the transport of a connection accepted in the turn
+            # before Server.close() only after it, fails to attach it to the closed server,
+            # and leaves its socket open for good.
+            for sock in self._server.sockets:
+                loop.remove_reader(sock.fileno())
+            for _ in range(3):  # accepted -> its task's first step -> connection_made
+                await asyncio.sleep(0)
+            self._server.close()
         deadline = loop.time() + drain_s
         while loop.time() < deadline and any(
             p.conn is not None and len(p.queue) for p in self._peers.values()
@@ -546,12 +552,6 @@ class Switch:
             await asyncio.gather(*tasks, return_exceptions=True)
             self._tasks.difference_update(tasks)
             await asyncio.gather(*(c.close("node stopping") for c in conns))
-        # A TLS close that began in a task now gone may still wait for the peer's
-        # close_notify (up to its shutdown timeout), its socket open under it: drop every
-        # socket now, and let the loop run their connection_lost.
-        for transport in list(self._sockets):
-            transport.abort()
-        await asyncio.sleep(0)
         if self._server is not None:
             await self._server.wait_closed()
         self._log.info("node %s stopped its transport", self._local.node_name)
@@ -702,7 +702,6 @@ class Switch:
     def _on_inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         # A plain callback that hands over to a task of ours: asyncio 3.11 logs an error when
         # the task it created for a coroutine callback is cancelled (as stop() must do).
-        self._sockets.add(writer.transport)
         peername = writer.get_extra_info("peername")
         address = format_address(peername)
         host = str(peername[0]) if isinstance(peername, tuple) else address
@@ -718,7 +717,7 @@ class Switch:
         self._spawn(
             self._accept(reader, writer, address, host),
             f"p2p-accept-{address}",
-            on_cancel=writer.transport.abort,
+            on_cancel=_dropper(writer),
         )
 
     async def _accept(
@@ -784,7 +783,6 @@ class Switch:
                     context=self._client_ctx,
                     local=local,
                     timeout_s=self._limits.handshake_timeout_ms / 1000,
-                    opened=self._sockets.add,
                 )
             except PeerRefused as exc:
                 state.last_error = exc.short()
@@ -823,9 +821,7 @@ class Switch:
         """
         name, org = est.cert.node_name, est.cert.org_id
         if not self._running:
-            self._spawn(
-                _close_est(est, None), f"p2p-close-{name}", on_cancel=est.writer.transport.abort
-            )
+            self._spawn(_close_est(est, None), f"p2p-close-{name}", on_cancel=_dropper(est.writer))
             return False
         cert = _peer_x509(est)
         if local is not self._local:
@@ -839,7 +835,7 @@ class Switch:
                 self._spawn(
                     _close_est(est, refusal),
                     f"p2p-close-{name}",
-                    on_cancel=est.writer.transport.abort,
+                    on_cancel=_dropper(est.writer),
                 )
                 return False
         state = self._peers.get(name)
@@ -862,7 +858,7 @@ class Switch:
             self._log_refusal(refusal, f"{name} at {est.address}", name, org)
             state.last_error = refusal.short()
             self._spawn(
-                _close_est(est, refusal), f"p2p-close-{name}", on_cancel=est.writer.transport.abort
+                _close_est(est, refusal), f"p2p-close-{name}", on_cancel=_dropper(est.writer)
             )
             return False
         conn = Connection(
@@ -889,7 +885,7 @@ class Switch:
                 self._spawn(
                     _close_est(est, refusal),
                     f"p2p-close-{name}",
-                    on_cancel=est.writer.transport.abort,
+                    on_cancel=_dropper(est.writer),
                 )
                 return False
             state.conn = conn  # before closing the old one, so its on_closed is ignored
@@ -953,6 +949,17 @@ def _check_channel(channel: int) -> None:
         raise InvalidInput(
             f"channel {channel} is not in {MIN_CHANNEL}..{MAX_CHANNEL} (0 is the transport's own)"
         )
+
+
+def _dropper(writer: asyncio.StreamWriter) -> Callable[[], None]:
+    """What drops ``writer``'s connection if the task that owned it was cancelled before it
+    could: nothing if its transport is closing already (a ``finally`` of the task did it)."""
+
+    def drop() -> None:
+        if not writer.transport.is_closing():
+            writer.transport.abort()
+
+    return drop
 
 
 async def _close_est(est: Established, refusal: PeerRefused | None) -> None:
