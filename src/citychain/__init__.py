@@ -27,4 +27,55 @@ one module per role: shapes, contract, sdk, router, cli; listed in
     errors  registry  stages           | exceptions tree; services' registry; stage clock
 """
 
+from __future__ import annotations
+
+import os as _os
+import sys as _sys
+from collections.abc import Sequence as _Sequence
+from importlib.machinery import ModuleSpec as _ModuleSpec
+from importlib.util import spec_from_file_location as _spec_from_file_location
+from types import ModuleType as _ModuleType
+
 __version__ = "0.1.0"
+
+#: Modules an install may have compiled with mypyc (``setup.py``): the same sources, run as C
+#: extensions that Python imports before them. ``CITYCHAIN_PURE=1`` runs the sources instead.
+COMPILED = ("citychain.codec", "citychain.state._nodes", "citychain.state._smt")
+
+
+class _Sources:
+    """Finds the source of a module of :data:`COMPILED` ahead of its extension."""
+
+    @staticmethod
+    def find_spec(
+        name: str, path: _Sequence[str] | None = None, target: _ModuleType | None = None
+    ) -> _ModuleSpec | None:
+        if name not in COMPILED or path is None:
+            return None
+        for folder in path:
+            source = _os.path.join(folder, name.rpartition(".")[2] + ".py")
+            if _os.path.isfile(source):
+                return _spec_from_file_location(name, source)
+        return None
+
+
+if _os.environ.get("CITYCHAIN_PURE") == "1":
+    _sys.meta_path.insert(0, _Sources())
+
+
+def compiled() -> dict[str, str]:
+    """Each module of :data:`COMPILED`: ``"compiled"``, ``"source"``, or ``"stale"`` (an
+    extension older than its source, which was edited after the install built it: install
+    again, ``pip install -e .``)."""
+    from importlib import import_module
+
+    states: dict[str, str] = {}
+    for name in COMPILED:
+        file = import_module(name).__file__ or ""
+        if file.endswith(".py"):
+            states[name] = "source"
+            continue
+        source = _os.path.join(_os.path.dirname(file), name.rpartition(".")[2] + ".py")
+        fresh = not _os.path.exists(source) or _os.path.getmtime(source) <= _os.path.getmtime(file)
+        states[name] = "compiled" if fresh else "stale"
+    return states

@@ -39,6 +39,7 @@ from typing import Any
 import uvicorn
 from prometheus_client import CollectorRegistry, Gauge
 
+import citychain
 from citychain.api._httpsig import SignatureVerifier
 from citychain.api._httpsig import install as install_verifier
 from citychain.api.app import create_app
@@ -183,6 +184,30 @@ def freeze_startup_heap(registry: CollectorRegistry) -> int:
     return frozen
 
 
+def _log_compiled() -> None:
+    """Say which of the modules an install compiles (:data:`citychain.COMPILED`) this node
+    runs compiled, and warn of one older than its source: that code is not what the source
+    says, and a node should not compute state with it."""
+    states = citychain.compiled()
+    short = {name: name.removeprefix("citychain.") for name in states}
+    stale = [short[n] for n, s in states.items() if s == "stale"]
+    source = [short[n] for n, s in states.items() if s == "source"]
+    if stale:
+        log.warning(
+            "compiled modules older than their sources (edited after the install): %s; this "
+            "node runs the old code: install again (pip install -e .)",
+            ", ".join(stale),
+        )
+    if source:
+        log.info(
+            "running the Python sources of %s (no C compiler at install, or CITYCHAIN_PURE=1): "
+            "correct, and slower (README, Compiled modules)",
+            ", ".join(source),
+        )
+    elif not stale:
+        log.info("compiled modules (mypyc): %s", ", ".join(short.values()))
+
+
 async def serve(
     node: Node,
     *,
@@ -204,6 +229,7 @@ async def serve(
     refusals = _refusals(node.metrics_registry)
     cap, words = descriptor_budget(api, db_files=node.database_files)
     log.info("%s", words)
+    _log_compiled()
     listener = GuardedListener.adopt(
         sock, ConnectionSlots(cap, api.max_connections_per_address), refusals
     )

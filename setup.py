@@ -1,0 +1,58 @@
+"""The build: the package as ``pyproject.toml`` describes it, and a few hot modules compiled.
+
+The modules in :data:`COMPILED` are plain, fully typed Python (``mypy --strict``) that every
+transaction and every block runs through many times: the canonical CBOR scan, and the state
+tree's pages and updates. Where a C compiler and Python's headers are present, the install
+compiles them with mypyc (the compiler the mypy project builds mypy and black with; no other
+code of ours is involved) into C extensions beside their sources. Python imports an
+extension before the source of the same name. Measured in ``bench/RESULTS.md``: the decode
+~3x, the state tree's updates ~1.2-1.4x.
+
+Everything works without them: where there is no compiler, a build failure, or
+``CITYCHAIN_PURE=1`` at install time, no extension is built and the sources run as they are.
+``CITYCHAIN_PURE=1`` at run time runs the sources even where extensions exist
+(:mod:`citychain._compiled`): to profile with py-spy, or to compare the two.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from setuptools import Extension, setup
+
+#: The modules compiled with mypyc, as paths (``citychain._compiled.COMPILED`` names the same).
+COMPILED = [
+    "src/citychain/codec.py",
+    "src/citychain/state/_nodes.py",
+    "src/citychain/state/_smt.py",
+]
+
+
+def _compiled() -> list[Extension]:
+    if os.environ.get("CITYCHAIN_PURE") == "1":
+        return []
+    try:
+        from mypyc.build import mypycify
+
+        extensions = mypycify(
+            [
+                # The build environment holds only the build's requirements: the modules'
+                # other imports (cbor2, nacl, ...) are typed as Any there, as mypyc allows.
+                "--ignore-missing-imports",
+                "--follow-imports=silent",
+                *COMPILED,
+            ],
+            opt_level="3",
+            group_name="citychain",
+        )
+    except (Exception, SystemExit) as exc:  # mypyc refused: the sources run as they are
+        print(f"citychain: not compiling {COMPILED} ({exc!r}); pure Python", file=sys.stderr)
+        return []
+    for extension in extensions:
+        # No compiler or no Python headers: setuptools warns and builds the rest.
+        extension.optional = True
+    return list(extensions)
+
+
+setup(ext_modules=_compiled())

@@ -1,0 +1,80 @@
+"""The modules an install compiles with mypyc (``setup.py``, :data:`citychain.COMPILED`).
+
+The suite runs whatever the install built: the extensions where a C compiler was present (as
+on CI), so every test of the codec and the state tree holds them to the same behaviour the
+sources have. These tests make sure that really happened, that the sources, which run where
+there is no compiler, still pass the codec's and the tree's tests, and that the switch to the
+sources and the staleness check do what the README says.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+import citychain
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _states(**env: str) -> dict[str, str]:
+    out = subprocess.run(
+        [sys.executable, "-c", "import citychain, json; print(json.dumps(citychain.compiled()))"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
+def test_no_compiled_module_is_older_than_its_source() -> None:
+    stale = [name for name, state in citychain.compiled().items() if state == "stale"]
+    assert not stale, (
+        f"{stale} were compiled before their sources last changed: the tests would run the "
+        "old code; install again (pip install -e '.[dev]')"
+    )
+
+
+@pytest.mark.skipif(
+    os.environ.get("CITYCHAIN_PURE") == "1"
+    or shutil.which(sysconfig.get_config_var("CC").split()[0]) is None
+    or not Path(sysconfig.get_paths()["include"], "Python.h").exists(),
+    reason="no C compiler or Python headers here, or CITYCHAIN_PURE=1: the sources run",
+)
+def test_the_install_compiled_every_module_where_a_compiler_is() -> None:
+    assert set(citychain.compiled().values()) == {"compiled"}
+
+
+def test_citychain_pure_runs_the_sources() -> None:
+    assert _states(CITYCHAIN_PURE="1") == dict.fromkeys(citychain.COMPILED, "source")
+
+
+@pytest.mark.slow
+def test_the_sources_pass_the_codec_and_tree_tests() -> None:
+    """Where an install compiled nothing, the sources run: they must pass what the
+    extensions pass (the rest of the suite runs the extensions)."""
+    files = [
+        "tests/codec/test_codec.py",
+        "tests/codec/test_hostile_cbor.py",
+        "tests/state/test_state_tree.py",
+        "tests/state/test_state_model.py",
+    ]
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *files],
+        cwd=ROOT,
+        env={**os.environ, "CITYCHAIN_PURE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert " passed" in run.stdout and " failed" not in run.stdout
