@@ -5,8 +5,8 @@ transaction and every block runs through many times: the canonical CBOR scan, an
 tree's pages and updates. Where a C compiler and Python's headers are present, the install
 compiles them with mypyc (the compiler the mypy project builds mypy and black with; no other
 code of ours is involved) into C extensions beside their sources. Python imports an
-extension before the source of the same name. Measured in ``bench/RESULTS.md``: the decode
-~3x, the state tree's updates ~1.2-1.4x.
+extension before the source of the same name. Measured in ``bench/RESULTS.md``: a
+transaction's decode ~2x, the state tree's block updates ~1.2-1.5x.
 
 Everything works without them: where there is no compiler, a build failure, or
 ``CITYCHAIN_PURE=1`` at install time, no extension is built and the sources run as they are.

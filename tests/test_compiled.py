@@ -46,7 +46,7 @@ def test_no_compiled_module_is_older_than_its_source() -> None:
 
 @pytest.mark.skipif(
     os.environ.get("CITYCHAIN_PURE") == "1"
-    or shutil.which(sysconfig.get_config_var("CC").split()[0]) is None
+    or shutil.which((sysconfig.get_config_var("CC") or "cc").split()[0]) is None
     or not Path(sysconfig.get_paths()["include"], "Python.h").exists(),
     reason="no C compiler or Python headers here, or CITYCHAIN_PURE=1: the sources run",
 )
