@@ -37,10 +37,17 @@ def _compiled() -> list[Extension]:
 
         extensions = mypycify(
             [
-                # The build environment holds only the build's requirements: the modules'
-                # other imports (cbor2, nacl, ...) are typed as Any there, as mypyc allows.
+                # A first install builds before it installs the dependencies: the modules'
+                # other imports (cbor2, nacl, ...) may be missing and are typed as Any, as
+                # mypyc allows. The strict lints on Any are for the tests' mypy run, which
+                # sees them all (tests/arch/test_quality.py), not for the build.
                 "--ignore-missing-imports",
                 "--follow-imports=silent",
+                "--no-warn-return-any",
+                "--no-warn-unused-ignores",
+                "--no-warn-unreachable",
+                "--allow-untyped-calls",
+                "--allow-subclassing-any",
                 *COMPILED,
             ],
             opt_level="3",
