@@ -11,7 +11,7 @@ transaction's decode ~2x, the state tree's block updates ~1.2-1.5x.
 Everything works without them: where there is no compiler, a build failure, or
 ``CITYCHAIN_PURE=1`` at install time, no extension is built and the sources run as they are.
 ``CITYCHAIN_PURE=1`` at run time runs the sources even where extensions exist
-(:mod:`citychain._compiled`): to profile with py-spy, or to compare the two.
+(``citychain/__init__.py``): to profile with py-spy, or to compare the two.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import sys
 
 from setuptools import Extension, setup
 
-#: The modules compiled with mypyc, as paths (``citychain._compiled.COMPILED`` names the same).
+#: The modules compiled with mypyc, as paths; ``citychain.COMPILED`` names the same modules
+#: (tests/test_compiled.py holds the two lists equal).
 COMPILED = [
     "src/citychain/codec.py",
     "src/citychain/state/_nodes.py",

@@ -9,6 +9,7 @@ sources and the staleness check do what the README says.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
@@ -34,6 +35,20 @@ def _states(**env: str) -> dict[str, str]:
         timeout=60,
     )
     return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
+def test_the_build_compiles_the_modules_the_package_names() -> None:
+    """``setup.py`` lists paths, ``citychain.COMPILED`` module names: a module added to one
+    only would be compiled but never checked, or checked but never compiled."""
+    tree = ast.parse((ROOT / "setup.py").read_text(encoding="utf-8"))
+    paths = next(
+        ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "COMPILED" for t in node.targets)
+    )
+    names = tuple(".".join(Path(p).relative_to("src").with_suffix("").parts) for p in paths)
+    assert names == citychain.COMPILED
 
 
 def test_no_compiled_module_is_older_than_its_source() -> None:
