@@ -337,6 +337,16 @@ def test_receipt_round_trip(
     # what a fresh encoding gives, and a changed copy does not inherit them.
     assert r.encode() is first and back.encode() == first
     assert dataclasses.replace(r, gas_used=gas + 1).encode() != first
+    # Execution's receipts (checked=True) skip the type walk, not the canonical form.
+    checked = Receipt(h, code, message, gas, result, r.events, checked=True)
+    assert checked == r and checked.encode() == first
+    assert first == codec.encode([h, code, message, gas, result, [list(e) for e in events]])
+
+
+def test_an_unchecked_receipt_with_a_float_is_refused() -> None:
+    # A receipt made outside execution (a client's own) is checked as it is encoded.
+    with pytest.raises(DecodeError, match="floats"):
+        Receipt(bytes(32), "ok", "", 1, 1.5, ()).encode()
 
 
 @pytest.mark.parametrize(

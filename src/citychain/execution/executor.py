@@ -149,7 +149,7 @@ def _raise_fault(pending: _Pending, exc: BaseException | None) -> None:
 
 
 def _refused(tx_hash: bytes, code: ErrorCode, message: str) -> Receipt:
-    return Receipt(tx_hash, code.value, message, 0, None, ())
+    return Receipt(tx_hash, code.value, message, 0, None, (), checked=True)
 
 
 def _call_failure(
@@ -303,7 +303,7 @@ class Executor:
             self._check_access(pending, ctx, tx, sender, gov_cache)
         except ExecutionFailure as exc:
             _raise_fault(pending, None)
-            return Receipt(tx_hash, exc.code.value, exc.message, intrinsic, None, ())
+            return Receipt(tx_hash, exc.code.value, exc.message, intrinsic, None, (), checked=True)
         frame = _TxFrame(pending, ctx, tx.gas_limit, intrinsic, sender, tx.sender, tx_hash)
         try:
             result, encoded = rt.run(frame, contract, spec, sender, False, 1, private_args(tx.args))
@@ -311,7 +311,9 @@ class Executor:
                 raise frame.failure  # a nested failure the contract caught: still fatal
         except Exception as exc:
             err = _call_failure(pending, frame, exc, tx)
-            return Receipt(tx_hash, err.code.value, err.message, frame.gas_used, None, ())
+            return Receipt(
+                tx_hash, err.code.value, err.message, frame.gas_used, None, (), checked=True
+            )
         _raise_fault(pending, None)  # the contract may have caught it
         pending.merge(frame.writes)
         gov_prefix = rt.prefix_of(access.GOV)
@@ -319,7 +321,13 @@ class Executor:
             pending.gov_dirty = True
             pending.derived.clear()
         return Receipt(
-            tx_hash, _OK, "", frame.gas_used, _plain(result, encoded), tuple(frame.events)
+            tx_hash,
+            _OK,
+            "",
+            frame.gas_used,
+            _plain(result, encoded),
+            tuple(frame.events),
+            checked=True,
         )
 
     def _call_target(self, pending: _Pending, tx: Transaction) -> tuple[Contract, MethodSpec, int]:
