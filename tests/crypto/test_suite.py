@@ -128,6 +128,26 @@ def test_address_is_20_bytes_stable_and_bound_to_the_key_and_suite() -> None:
     assert Signer(ED25519, RFC_SECRET).address == addr
 
 
+def test_remembered_addresses_are_the_derived_ones_and_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Addresses are remembered per suite (hot path); a remembered one is the derived one,
+    # for every suite, and the memory stays under its bound however many keys pass.
+    monkeypatch.setattr("citychain.crypto._suite._ADDRESSES_KEPT", 8)
+    sm2 = get_suite("sm2-sm3")
+    for i in range(30):
+        key = i.to_bytes(32, "big")
+        for _ in range(2):
+            assert (
+                ED25519.address(key)
+                == hashlib.sha256(b"citychain/address/ed25519/" + key).digest()[:20]
+            )
+        sm2_key = b"\x04" + key + key
+        assert sm2.address(sm2_key) == sm2.hash(b"citychain/address/sm2-sm3/" + sm2_key)[:20]
+        assert len(ED25519.__dict__["_addresses"]) <= 8
+    assert ED25519.address(bytearray(32)) == ED25519.address(bytes(32))
+
+
 def test_signer_repr_hides_the_secret() -> None:
     signer = Signer(ED25519, RFC_SECRET)
     assert RFC_SECRET.hex() not in repr(signer)

@@ -16,7 +16,7 @@ from citychain.errors import ErrorCode, ExecutionFailure, InvalidInput, NotFound
 from citychain.node import Node, NodeConfig
 from citychain.node.config import StateSettings
 from citychain.services.token.shapes import balance_key
-from citychain.types import Commit, Validator
+from citychain.types import Commit, Transaction, Validator
 from citychain.types.genesis import ChainParams, Genesis
 
 
@@ -147,5 +147,40 @@ def test_a_query_beyond_the_chains_gas_limit_is_still_refused_out_of_gas(
         assert exc.value.code == ErrorCode.OUT_OF_GAS
         assert "limit of 100 " in exc.value.message
         assert threads == []
+    finally:
+        node.close()
+
+
+def test_submissions_are_counted_by_admission_code(tmp_path: Path) -> None:
+    """``citychain_txs_submitted_total{code}``: an operator's count of what the node admitted
+    and refused, one per transaction of a batch, by code."""
+    val, alice = token_genesis(tmp_path)
+    node = Node(NodeConfig(home=tmp_path), signer=val)
+    try:
+
+        def transfer(nonce: int) -> bytes:
+            return Transaction.create(
+                alice,
+                chain_id="svc",
+                nonce=nonce,
+                contract="token",
+                method="transfer",
+                args={"to": bytes(20), "amount": 1},
+            ).encode()
+
+        good = [transfer(n) for n in range(3)]
+        results = asyncio.run(node.submit([*good, good[0], b"\x00junk", transfer(10**6)]))
+        codes = [r.code for r in results]
+        assert codes == ["ok"] * 3 + ["duplicate", "non_canonical", "nonce_gap"]
+
+        def count(code: str) -> float | None:
+            return node.metrics_registry.get_sample_value(
+                "citychain_txs_submitted_total", {"code": code}
+            )
+
+        assert count("ok") == 3
+        assert count("duplicate") == count("non_canonical") == count("nonce_gap") == 1
+        asyncio.run(node.submit([transfer(3)]))
+        assert count("ok") == 4
     finally:
         node.close()

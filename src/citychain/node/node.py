@@ -9,6 +9,7 @@ loop keeps answering the API. Mempool mutations happen only on the loop.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
@@ -618,8 +619,11 @@ class Node:
         checked = await loop.run_in_executor(None, self.mempool.check, list(raw_txs))
         results = self.mempool.insert(checked)
         accepted = []
+        # One counter update per admission code, not per transaction (``labels`` looks the
+        # child up under a lock: ~1.5 % of a node's time under load, py-spy).
+        for code, n in collections.Counter(r.code for r in results).items():
+            self.m_admitted.labels(code).inc(n)
         for raw, r in zip(raw_txs, results, strict=True):
-            self.m_admitted.labels(r.code).inc()
             if r.ok:
                 accepted.append(raw)
                 if self._journal is not None and r.tx_hash is not None:
