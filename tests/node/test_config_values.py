@@ -8,7 +8,8 @@
 * ``[state] tree_blob_files``: the tree's pages in RocksDB's blob files (its column family
   only);
 * ``[state] query_cache_mib``: the memory for answers of queries given again until the next
-  block (0: none), and the node's metrics of it."""
+  block (0: none), and the node's metrics of it;
+* ``[state] value_cache_mib``: the memory for latest state values kept from the database."""
 
 from __future__ import annotations
 
@@ -65,6 +66,8 @@ def test_the_default_is_5_s_and_the_node_waits_what_the_file_says(tmp_path: Path
         ('"yes"', "[state] tree_blob_files must be true or false"),
         ('"lots"', "[state] query_cache_mib must be a whole number, 0 or more"),
         ("-64", "[state] query_cache_mib must be a whole number, 0 or more"),
+        ('"big"', "[state] value_cache_mib must be a whole number, 0 or more"),
+        ("-1", "[state] value_cache_mib must be a whole number, 0 or more"),
     ],
 )
 def test_bad_values_are_refused_by_name(tmp_path: Path, value: str, words: str) -> None:
@@ -145,3 +148,20 @@ def test_query_answers_are_kept_in_the_memory_the_file_gives(tmp_path: Path) -> 
         assert len(node.chain.queries) == 0 and node.chain.queries.hits == 0
     finally:
         node.close()
+
+
+def test_latest_values_are_kept_in_the_memory_the_file_gives(tmp_path: Path) -> None:
+    write(tmp_path / "a", "[state]\n")
+    assert NodeConfig.load(tmp_path / "a").state.value_cache_mib == 64
+    for home, toml, kept in (
+        (tmp_path / "b", "[state]\nvalue_cache_mib = 0\n", False),
+        (tmp_path / "c", "[state]\nvalue_cache_mib = 1\n", True),
+    ):
+        node = node_of(home, toml)
+        try:
+            values = node.chain.state._values
+            assert values._max == (1024 * 1024 if kept else 0)
+            assert node.chain.state.get(b"some key") is None
+            assert (b"some key" in values._values) is kept
+        finally:
+            node.close()

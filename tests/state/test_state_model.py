@@ -45,14 +45,17 @@ writes_st = st.dictionaries(
     genesis=writes_st,
     blocks=st.lists(writes_st, min_size=1, max_size=7),
     retain=st.sampled_from([None, 1, 2, 3]),
+    # The latest values kept in memory: none, a few (evicted as blocks go), all.
+    value_cache=st.sampled_from([0, 900, 1 << 20]),
 )
 def test_blocks_match_a_dict_model(
     genesis: dict[bytes, bytes | None],
     blocks: list[dict[bytes, bytes | None]],
     retain: int | None,
+    value_cache: int,
 ) -> None:
     with open_store() as kv:
-        db = StateDB(kv, retain_versions=retain, cache_nodes=64)
+        db = StateDB(kv, retain_versions=retain, cache_nodes=64, value_cache_bytes=value_cache)
         model: dict[bytes, bytes] = {}
         batch = kv.batch()
         db.init_genesis(genesis, batch)

@@ -44,7 +44,13 @@ from citychain.execution import (
 )
 from citychain.proof import merkle
 from citychain.stages import CLOCK
-from citychain.state import DEFAULT_CACHE_PAGES, TREE_COLUMN_FAMILY, PreparedState, StateDB
+from citychain.state import (
+    DEFAULT_CACHE_PAGES,
+    DEFAULT_VALUE_CACHE_BYTES,
+    TREE_COLUMN_FAMILY,
+    PreparedState,
+    StateDB,
+)
 from citychain.store.blocks import BlockStore
 from citychain.store.kv import DEFAULT_MAX_OPEN_FILES, KVStore
 from citychain.types import (
@@ -99,6 +105,7 @@ class Chain:
         retain_versions: int | None = None,
         cache_pages: int = DEFAULT_CACHE_PAGES,
         query_cache_bytes: int = DEFAULT_QUERY_CACHE_BYTES,
+        value_cache_bytes: int = DEFAULT_VALUE_CACHE_BYTES,
     ) -> None:
         self.kv = kv
         self.genesis = genesis
@@ -114,7 +121,11 @@ class Chain:
         )
         self.blocks = BlockStore(kv, hash_new=self.hash_new)
         self.state = StateDB(
-            kv, retain_versions=retain_versions, cache_nodes=cache_pages, suite=self.suite
+            kv,
+            retain_versions=retain_versions,
+            cache_nodes=cache_pages,
+            suite=self.suite,
+            value_cache_bytes=value_cache_bytes,
         )
         self._commit_lock = threading.Lock()
         #: Governance records of the committed state, for every transaction's access checks.
@@ -450,6 +461,7 @@ class Chain:
         max_open_files: int = DEFAULT_MAX_OPEN_FILES,
         tree_blob_files: bool = False,
         query_cache_bytes: int = DEFAULT_QUERY_CACHE_BYTES,
+        value_cache_bytes: int = DEFAULT_VALUE_CACHE_BYTES,
     ) -> Chain:
         blobs = (TREE_COLUMN_FAMILY,) if tree_blob_files else ()
         return cls(
@@ -459,4 +471,5 @@ class Chain:
             retain_versions=retain_versions,
             cache_pages=cache_pages,
             query_cache_bytes=query_cache_bytes,
+            value_cache_bytes=value_cache_bytes,
         )

@@ -138,6 +138,9 @@ class StateSettings:
     #: Memory for answers of queries (DID resolutions, status lists, registry reads) given
     #: again to the same question until the next block; 0 turns the cache off.
     query_cache_mib: int = 64
+    #: Memory for the latest values of state keys read by transactions (nonces, balances),
+    #: kept so that admission and execution seldom read the database; 0 turns it off.
+    value_cache_mib: int = 64
 
     def problem(self) -> str | None:
         """Why these settings cannot work (None when they can)."""

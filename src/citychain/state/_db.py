@@ -82,6 +82,7 @@ from citychain.state._nodes import (
     slot_entry,
 )
 from citychain.state._smt import Updater, Walker, existence_proof, neighbours
+from citychain.state._values import DEFAULT_VALUE_CACHE_BYTES, ValueCache
 from citychain.state.interface import StateReader, WriteSet
 from citychain.store.kv import Batch, KVStore, key_after, prefix_end
 
@@ -203,7 +204,8 @@ class StateDB:
     for ``get_at``, ``prove`` and ``reader_at``; None keeps every version. ``cache_nodes``: how
     many tree pages to keep in memory (about 1.2 to 2 KB each; the upper levels are always
     hot, and a cache holding every page down to 16 leaves a page, 1/16 of the keys, spares
-    most disk reads).
+    most disk reads). ``value_cache_bytes``: memory for latest values :meth:`get` answers
+    without reading the store (``state/_values.py``; 0 reads the store each time).
 
     Writing a block: ``prepared = db.prepare(writes, db.version + 1)`` (pure; its ``root``
     goes into the header), ``db.commit(prepared, batch)`` (adds to the block's batch),
@@ -221,11 +223,14 @@ class StateDB:
         retain_versions: int | None = None,
         cache_nodes: int = DEFAULT_CACHE_PAGES,
         suite: CryptoSuite = ED25519,
+        value_cache_bytes: int = DEFAULT_VALUE_CACHE_BYTES,
     ) -> None:
         if retain_versions is not None and retain_versions < 1:
             raise _bad(f"retain_versions must be at least 1 (or None), not {retain_versions}")
         if cache_nodes < 0:
             raise _bad(f"cache_nodes must not be negative, not {cache_nodes}")
+        if value_cache_bytes < 0:
+            raise _bad(f"value_cache_bytes must not be negative, not {value_cache_bytes}")
         self._kv = kv
         self._sha: HashNew = suite.hash_new
         self._op = hash_op_named(suite.hash_name)
@@ -233,6 +238,7 @@ class StateDB:
         self.spec: ProofSpec = smt_spec(self._op)
         self._retain = retain_versions
         self._cache = NodeCache(cache_nodes)
+        self._values = ValueCache(value_cache_bytes)
         #: Pages read from the store because the cache did not hold them (a node's metric:
         #: a count that keeps rising under load says ``cache_nodes`` is smaller than the tree).
         self.page_reads = 0
@@ -267,6 +273,11 @@ class StateDB:
         return self._oldest
 
     def get(self, key: bytes) -> bytes | None:
+        if type(key) is not bytes:
+            return self._read_latest(bytes(key))
+        return self._values.get(key, self._read_latest)
+
+    def _read_latest(self, key: bytes) -> bytes | None:
         return self._kv.get(_LATEST, key)
 
     def iter_prefix(
@@ -529,6 +540,7 @@ class StateDB:
             cache.discard(nkey)
         for nkey, page in prepared.pages.items():
             cache.put(nkey, page)
+        self._values.committed((key, value) for key, (value, _) in prepared.changes.items())
 
     def init_genesis(self, writes: WriteSet, batch: Batch) -> bytes:
         """Write the genesis state (version 0) of an empty store into ``batch``; its root.
