@@ -19,6 +19,7 @@ contain it is decoded, so transfers pay one substring search each.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -43,10 +44,12 @@ async def refusals(app: Any, gates: Gates, raw: Sequence[bytes]) -> dict[int, Su
     """The transactions of ``raw`` a gate refuses, by index, with the refusal as a result."""
     if not gates:
         return {}
-    needles = {method.encode() for _contract, method in gates}
+    # One C scan a transaction for any gated method's name (a generator over the names was
+    # ~1.5 % of a node's time under a transfer load, py-spy).
+    needles = re.compile(b"|".join(re.escape(m.encode()) for m in sorted({m for _, m in gates})))
     refused: dict[int, SubmitResult] = {}
     for i, data in enumerate(raw):
-        if not any(n in data for n in needles):
+        if needles.search(data) is None:
             continue
         try:
             tx = Transaction.decode(data)
