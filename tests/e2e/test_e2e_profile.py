@@ -18,7 +18,7 @@ def test_bench_profile_prints_every_stage_of_the_path(node: NodeProcess) -> None
     env = {"CITYCHAIN_HOME": str(node.home), "CITYCHAIN_PASSPHRASE": node.passphrase}
     r = cli(
         "bench", "profile", "--key", "alice", "--node", node.url,
-        "--senders", "200", "--duration", "1", "--batch", "200",
+        "--senders", "200", "--duration", "1", "--batch", "200", "--in-flight", "3",
         env=env, timeout=240,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr + r.stdout
@@ -38,3 +38,12 @@ def test_bench_profile_prints_every_stage_of_the_path(node: NodeProcess) -> None
         assert re.search(rf'citychain_stage_seconds_total{{stage="{stage}"}} [\d.e+-]+', metrics)
         m = re.search(rf'citychain_stage_txs_total{{stage="{stage}"}} ([\d.e+]+)', metrics)
         assert m and float(m.group(1)) >= 1000, stage
+
+
+def test_bench_refuses_no_requests_in_flight(node: NodeProcess) -> None:
+    env = {"CITYCHAIN_HOME": str(node.home), "CITYCHAIN_PASSPHRASE": node.passphrase}
+    r = cli("bench", "transfers", "--key", "alice", "--node", node.url, "--in-flight", "0", env=env)
+    assert r.returncode == 1 and "Traceback" not in r.stderr + r.stdout
+    out = r.stderr + r.stdout
+    assert "error [bad_arguments]: Invalid value for '--in-flight'" in out
+    assert "greater than or equal to 1" in out

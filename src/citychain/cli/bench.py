@@ -99,6 +99,9 @@ def transfers(
         int, typer.Option(help="Seconds of load to prepare (at ~5,000 tx/s).")
     ] = 20,
     batch: Annotated[int, typer.Option(help="Transactions per API request.")] = 1000,
+    in_flight: Annotated[
+        int, typer.Option(min=1, help="API requests the client keeps in flight at once.")
+    ] = 8,
     home: HomeOpt = None,
     also: NodesOpt = None,
     admin_key: AdminOpt = "org1-admin",
@@ -120,6 +123,7 @@ def transfers(
             senders=senders,
             per_sender=max(1, duration * 5000 // senders),
             batch=batch,
+            concurrency=in_flight,
             log=_log,
         ),
     )
@@ -139,6 +143,9 @@ def profile(
         int, typer.Option(help="Seconds of load to prepare (at ~5,000 tx/s).")
     ] = 10,
     batch: Annotated[int, typer.Option(help="Transactions per API request.")] = 1000,
+    in_flight: Annotated[
+        int, typer.Option(min=1, help="API requests the client keeps in flight at once.")
+    ] = 8,
     home: HomeOpt = None,
     also: NodesOpt = None,
     admin_key: AdminOpt = "org1-admin",
@@ -168,6 +175,7 @@ def profile(
             senders=senders,
             per_sender=max(1, duration * 5000 // senders),
             batch=batch,
+            concurrency=in_flight,
             log=_log,
             before_load=snapshot,
         ),
