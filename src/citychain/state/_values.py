@@ -23,13 +23,14 @@ version's value, exactly as if it had read just before the write. The block path
 reads only after ``committed`` returns, so execution always sees the latest version: this
 cache cannot change a state root.
 
-Bounded by bytes (keys, values and a per-entry overhead); the oldest entries go first (dict
-order: insertion, and a commit re-inserts what it changes). Nothing depends on what it holds.
+Bounded by bytes (keys, values and a per-entry overhead); the oldest entries go first
+(insertion order, and a commit re-inserts what it changes). Nothing depends on what it holds.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 #: An entry's cost besides its key and value: the dict slot and two object headers.
@@ -53,7 +54,9 @@ class ValueCache:
     """The latest values of some state keys (see the module's theory of operation)."""
 
     def __init__(self, max_bytes: int = DEFAULT_VALUE_CACHE_BYTES) -> None:
-        self._values: dict[bytes, bytes | None] = {}
+        # Ordered: the oldest entry leaves in O(1). (A plain dict's first entry is found by
+        # scanning past every slot deleted before it: 36 µs an eviction at 100,000 entries.)
+        self._values: OrderedDict[bytes, bytes | None] = OrderedDict()
         self._bytes = 0
         self._max = max_bytes
         self._generation = 0
@@ -106,5 +109,5 @@ class ValueCache:
         values[key] = value
         self._bytes += cost
         while self._bytes > self._max:
-            oldest = next(iter(values))
-            self._bytes -= _cost(oldest, values.pop(oldest))
+            oldest, gone = values.popitem(last=False)
+            self._bytes -= _cost(oldest, gone)
