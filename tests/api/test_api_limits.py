@@ -299,6 +299,64 @@ def test_slow_requests_are_dropped_and_large_heads_refused(
 
 
 # -- kept answers given by the HTTP protocol itself (citychain.api._kept) ----------------------
+def test_a_request_the_protocol_leaves_to_the_app_reaches_it_whole() -> None:
+    """The protocol begins a request's ASGI scope only once it knows the app answers it (a
+    kept answer needs none): the app still gets every part of it, headers in order (a
+    repeated one twice, names lowercased), method, path (percent-decoded) and raw path, query
+    string, HTTP version, client, the app's state, an ``Expect: 100-continue`` body; and
+    requests pipelined behind a kept answer or one another are each their own (one behind a
+    request the app is answering is the app's too)."""
+    seen: list[dict[str, Any]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        seen.append({**scope, "body": body})
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    kept = Kept(lambda: 1)
+    kept.keep((b"/kept", None), 1, answer_of(200, [(b"content-length", b"1")], b"k"))
+
+    async def run() -> list[bytes]:
+        async with _serving(
+            app, RequestLimits(2.0, 2.0, 300, 2048), Refusals(CollectorRegistry()),
+            per_address=4, kept=kept,
+        ) as (port, _listener, _server):  # fmt: skip
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(
+                b"GET /kept HTTP/1.1\r\nHost: x\r\n\r\n"
+                b"GET /a%20b/c?x=1&y=%20 HTTP/1.1\r\nHost: x\r\nX-Two: 1\r\nx-two: 2\r\n\r\n"
+                b"GET /kept HTTP/1.1\r\nHost: x\r\n\r\n"
+                b"POST /p HTTP/1.1\r\nHost: y\r\nExpect: 100-continue\r\n"
+                b"Content-Length: 3\r\n\r\nabc"
+            )
+            got = b""
+            while got.count(b"HTTP/1.1 200") < 4:
+                got += await asyncio.wait_for(reader.read(65536), 3)
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            return got.split(b"HTTP/1.1 200")[1:]
+
+    answers = asyncio.run(run())
+    # the second /kept arrives while the app answers the request before it: the app's too
+    assert [a.endswith(b"k") for a in answers] == [True, False, False, False]
+    get, behind, post = seen
+    assert (behind["path"], behind["headers"]) == ("/kept", [(b"host", b"x")])
+    assert (get["method"], get["path"], get["raw_path"]) == ("GET", "/a b/c", b"/a%20b/c")
+    assert get["query_string"] == b"x=1&y=%20" and get["http_version"] == "1.1"
+    assert get["headers"] == [(b"host", b"x"), (b"x-two", b"1"), (b"x-two", b"2")]
+    assert get["client"][0] == "127.0.0.1" and get["type"] == "http" and get["body"] == b""
+    assert isinstance(get["state"], dict) and get["scheme"] == "http"
+    assert (post["method"], post["path"], post["body"]) == ("POST", "/p", b"abc")
+    assert (b"expect", b"100-continue") in post["headers"]
+
+
 def test_the_protocol_gives_kept_answers_and_leaves_the_rest_to_the_app(
     node: FakeNode, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -370,6 +370,9 @@ class _GuardedHttpProtocol(HttpToolsProtocol):
     limits: RequestLimits
     refusals: Refusals
     kept: Kept | None = None
+    #: The server's header lines joined (:meth:`_server_lines`), and the list they come from.
+    _lines: bytes = b""
+    _lines_of: object = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -532,7 +535,13 @@ class _GuardedHttpProtocol(HttpToolsProtocol):
 
     # -- parser callbacks ----------------------------------------------------------------------
     def on_message_begin(self) -> None:
-        super().on_message_begin()
+        # uvicorn's begins the ASGI scope here (a dict of ten entries, a copy of the app's
+        # state: ~1 µs), which an answer given from ``kept`` never reads: it is begun in
+        # on_headers_complete instead, for a request that goes the app's way. Only what
+        # uvicorn's parser callbacks fill in before then is reset here.
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
         self._head_bytes = 0
         self._headers = 0
         self._pending = "header_timeout"  # armed if this read ends before the head does
@@ -567,6 +576,11 @@ class _GuardedHttpProtocol(HttpToolsProtocol):
         self._disarm()
         if self.kept is not None and self._answer_kept(self.kept):
             return
+        # The scope uvicorn's on_message_begin makes (see ours), around what the parser read.
+        url, headers, expect = self.url, self.headers, self.expect_100_continue
+        super().on_message_begin()
+        self.headers.extend(headers)  # the scope holds this very list
+        self.url, self.expect_100_continue = url, expect
         super().on_headers_complete()
         upgrade = self.parser.should_upgrade() and self._should_upgrade()
         self._pending = None if upgrade else "body_timeout"
@@ -578,6 +592,16 @@ class _GuardedHttpProtocol(HttpToolsProtocol):
             self._answered_kept = False
             return
         super().on_message_complete()
+
+    def _server_lines(self) -> bytes:
+        """The server's own header lines (``date``, ``server``) as uvicorn would write them:
+        joined once for each list uvicorn makes (its ``date`` changes once a second)."""
+        headers = self.server_state.default_headers
+        cls = type(self)
+        if headers is not cls._lines_of:
+            cls._lines = b"".join([name + b": " + value + b"\r\n" for name, value in headers])
+            cls._lines_of = headers
+        return cls._lines
 
     def _answer_kept(self, kept: Kept) -> bool:
         """Answer a plain ``GET`` from ``kept`` before any ASGI task is made, when nothing
@@ -612,11 +636,9 @@ class _GuardedHttpProtocol(HttpToolsProtocol):
             return False
         if answer is None:
             return False
-        parts = [answer.line]
-        for name, value in self.server_state.default_headers:
-            parts += (name, b": ", value, b"\r\n")
-        parts += (answer.head, answer.body)
-        self.transport.write(b"".join(parts))
+        self.transport.write(
+            b"".join((answer.line, self._server_lines(), answer.head, answer.body))
+        )
         self._answered_kept = True
         self._pending = None
         self.on_response_complete()  # uvicorn's: counts it, arms the keep-alive timer
