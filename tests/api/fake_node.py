@@ -416,6 +416,9 @@ class FakeNode:
     def index_get(self, space: str, key: bytes) -> bytes | None:
         return self.indexes.get((space, key))
 
+    def index_reader(self, space: str) -> Callable[[bytes], bytes | None]:
+        return lambda key: self.indexes.get((space, key))
+
     def index_put(self, space: str, items: Sequence[tuple[bytes, bytes]]) -> None:
         self.indexes.update(((space, k), v) for k, v in items)
 

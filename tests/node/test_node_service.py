@@ -184,3 +184,24 @@ def test_submissions_are_counted_by_admission_code(tmp_path: Path) -> None:
         assert count("ok") == 4
     finally:
         node.close()
+
+
+def test_an_index_reader_reads_what_index_get_reads_in_its_own_space(tmp_path: Path) -> None:
+    """``index_reader(space)`` (bound once, for reads on every request) answers exactly as
+    ``index_get(space, ...)``: entries of its space only, absent ones as None, and entries
+    written after it was made."""
+    node, _ = _token_node(tmp_path)
+    service = NodeServiceAdapter(node)
+    try:
+        read = service.index_reader("identity")
+        service.index_put("identity", [(b"did:a", b"1"), (b"", b"empty key")])
+        service.index_put("other", [(b"did:b", b"2")])
+        for key in (b"did:a", b"", b"did:b", b"did:none"):
+            assert read(key) == service.index_get("identity", key)
+        assert read(b"did:a") == b"1" and read(b"did:b") is None
+        service.index_put("identity", [(b"did:b", b"3")])
+        assert read(b"did:b") == b"3"
+        with pytest.raises(ValueError):
+            service.index_reader("a/b")
+    finally:
+        node.close()

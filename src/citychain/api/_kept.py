@@ -45,8 +45,8 @@ by ``max_bytes``; when full it starts over, as the chain's query cache does.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from http import HTTPStatus
+from typing import NamedTuple
 
 __all__ = ["Kept", "KeptAnswer", "Key", "Produce", "answer_of", "request_key"]
 
@@ -57,8 +57,12 @@ MAX_BODY = 256 * 1024
 Key = tuple[bytes, bytes | None]
 
 
-@dataclass(frozen=True, slots=True)
-class KeptAnswer:
+class KeptAnswer(NamedTuple):
+    """An answer as the protocol writes it (immutable: one is given to many requests). A
+    named tuple, not a frozen dataclass: one is made for every resolution not kept yet, and
+    a frozen dataclass's ``__init__`` (``object.__setattr__`` for each field) cost twice
+    as much."""
+
     status: int
     #: the answer's own headers (``content-length`` and ``content-type`` first), raw
     headers: tuple[tuple[bytes, bytes], ...]

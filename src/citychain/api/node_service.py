@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -160,6 +160,9 @@ class NodeServiceAdapter:
 
     def index_get(self, space: str, key: bytes) -> bytes | None:
         return self.node.index_get(space, key)
+
+    def index_reader(self, space: str) -> Callable[[bytes], bytes | None]:
+        return self.node.index_reader(space)
 
     def index_put(self, space: str, items: Sequence[tuple[bytes, bytes]]) -> None:
         self.node.index_put(space, items)

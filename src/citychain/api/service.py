@@ -25,7 +25,7 @@ Contract for implementers
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from citychain.crypto import CryptoSuite
@@ -190,6 +190,11 @@ class NodeService(Protocol):
         """An entry of a service's off-chain index (``space``: the service's name), or None.
         An index is derived from committed state and is no part of it: a service checks what
         it reads there against the state before using it (see ``Node.index_get``)."""
+        ...
+
+    def index_reader(self, space: str) -> Callable[[bytes], bytes | None]:
+        """:meth:`index_get` of ``space`` as one function, bound once: for a service that
+        reads its index on every request (a DID resolution given from it)."""
         ...
 
     def index_put(self, space: str, items: Sequence[tuple[bytes, bytes]]) -> None:

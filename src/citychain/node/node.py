@@ -607,6 +607,14 @@ class Node:
         """The entry ``key`` of the service index ``space``, or None."""
         return self.chain.kv.get(INDEX_CF, _index_key(space, key))
 
+    def index_reader(self, space: str) -> Callable[[bytes], bytes | None]:
+        """:meth:`index_get` of ``space``, bound once: the column family's own read, the
+        space's prefix made once, instead of the general path's four calls and checks for
+        every read (a DID resolution given from the identity index reads one entry)."""
+        prefix = _index_key(space, b"")
+        read = self.chain.kv.reader(INDEX_CF)
+        return lambda key: read(prefix + key)
+
     def index_put(self, space: str, items: Sequence[tuple[bytes, bytes]]) -> None:
         """Write entries of the service index ``space`` (one batch, without the WAL)."""
         batch = self.chain.kv.batch()

@@ -12,7 +12,7 @@ names the ones it owns (see :data:`COLUMN_FAMILIES`).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from rocksdict import (
@@ -163,6 +163,12 @@ class KVStore:
     def get(self, cf: str, key: bytes) -> bytes | None:
         value = self._cfs[cf].get(key)
         return None if value is None else bytes(value)
+
+    def reader(self, cf: str) -> Callable[[bytes], bytes | None]:
+        """:meth:`get` of ``cf`` as the column family's own bound read (raw mode: its
+        values are ``bytes`` already), for a caller that reads one key per request."""
+        read: Callable[[bytes], bytes | None] = self._cfs[cf].get
+        return read
 
     def multi_get(self, cf: str, keys: Sequence[bytes]) -> list[bytes | None]:
         if not keys:

@@ -105,10 +105,11 @@ def key(did: str, form: str = "") -> bytes:
 class ResolutionIndex:
     """Rendered latest resolutions of ``did:citychain`` DIDs (see the module)."""
 
-    __slots__ = ("_hit", "_made", "_miss", "_pending", "_service")
+    __slots__ = ("_hit", "_made", "_miss", "_pending", "_read", "_service")
 
     def __init__(self, service: NodeService, *, batched: bool = False) -> None:
         self._service = service
+        self._read = service.index_reader(SPACE)
         #: With ``batched``: entries made and not yet written (:meth:`flush` writes them).
         self._pending: list[tuple[bytes, bytes]] | None = [] if batched else None
         counts = counters(service.metrics_registry)
@@ -142,8 +143,7 @@ class ResolutionIndex:
         other than the default: see :func:`key`), if kept for the version it is at now; None
         otherwise (no entry, an older one). Only a DID whose resolution was made (so,
         checked) has an entry: ``did`` needs no check of its own here."""
-        service = self._service
-        entry = service.index_get(SPACE, key(did, form))
+        entry = self._read(did.encode() if not form else key(did, form))
         if entry is None:
             self._miss.inc()
             return None
@@ -152,7 +152,10 @@ class ResolutionIndex:
         # one is absent. (An absent key is the cheapest read: the table files' Bloom filters
         # answer it, where reading the head would read and decode a record.)
         following = int.from_bytes(entry[16:20], "big") + 1
-        if service.state_value(_VERSIONS + entry[:16] + following.to_bytes(4, "big")) is not None:
+        if (
+            self._service.state_value(_VERSIONS + entry[:16] + following.to_bytes(4, "big"))
+            is not None
+        ):
             self._miss.inc()
             return None
         self._hit.inc()
