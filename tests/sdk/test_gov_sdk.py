@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +114,9 @@ class ChainService:
         if txs:
             self.produce(txs)
         return results
+
+    def index_reader(self, space: str) -> Callable[[bytes], bytes | None]:
+        return lambda key: None  # no service index here: every read misses
 
     def private_call(self, tx: Transaction) -> bool:
         return (tx.contract, tx.method) in self.chain.executor.registry.private_calls()
