@@ -85,16 +85,12 @@ class ValueCache:
 
     def committed(self, changes: Iterable[tuple[bytes, bytes | None]]) -> None:
         """A version is on disk: ``changes`` are its new values (None: deleted)."""
+        if not self._max:  # off: nothing is kept, so nothing can be older than the store
+            return
         with self._lock:
             self._generation += 1
             for key, value in changes:
                 self._put(key, value)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._generation += 1
-            self._values.clear()
-            self._bytes = 0
 
     def _put(self, key: bytes, value: bytes | None) -> None:
         values = self._values

@@ -143,7 +143,7 @@ class ResolutionIndex:
         other than the default: see :func:`key`), if kept for the version it is at now; None
         otherwise (no entry, an older one). Only a DID whose resolution was made (so,
         checked) has an entry: ``did`` needs no check of its own here."""
-        entry = self._read(did.encode() if not form else key(did, form))
+        entry = self._read(key(did, form))
         if entry is None:
             self._miss.inc()
             return None
