@@ -10,6 +10,7 @@ import contextlib
 import logging
 import resource
 import socket
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from starlette.testclient import WebSocketDenialResponse
 from citychain.api import create_app, limits
 from citychain.api._kept import Kept, KeptAnswer, answer_of
 from citychain.api.limits import (
+    Acceptor,
     ConnectionSlots,
     GuardedListener,
     Refusals,
@@ -33,6 +35,7 @@ from citychain.api.limits import (
     guarded_protocol,
     refusal_bytes,
 )
+from citychain.api.server import _Server, event_loop
 from citychain.errors import ConfigError, ErrorCode
 from citychain.node.config import ApiConfig, NodeConfig
 
@@ -110,6 +113,28 @@ def test_api_limits_round_trip_through_node_toml(tmp_path: Path) -> None:
     assert NodeConfig.load(tmp_path).api == config.api
 
 
+def test_the_event_loop_is_chosen_in_node_toml_and_a_wrong_one_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "config").mkdir()
+    toml = tmp_path / "config" / "node.toml"
+    toml.write_text('[node]\nevent_loop = "asyncio"\n')
+    assert NodeConfig.load(tmp_path).node.event_loop == "asyncio"
+    assert event_loop("asyncio")[0] == "asyncio"
+    toml.write_text('[node]\nevent_loop = "trio"\n')
+    with pytest.raises(ConfigError) as refused:
+        NodeConfig.load(tmp_path)
+    assert "node.toml: [node] event_loop must be auto, uvloop or asyncio, got 'trio'" in (
+        refused.value.message
+    )
+    # Where uvloop is missing, "auto" falls back to asyncio and "uvloop" refuses in words.
+    monkeypatch.setitem(sys.modules, "uvloop", None)
+    assert event_loop("auto")[0] == "asyncio"
+    with pytest.raises(ConfigError) as missing:
+        event_loop("uvloop")
+    assert "uvloop is not installed" in missing.value.message
+
+
 def test_descriptor_budget_keeps_the_reserve(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[int, int]] = []
     limit = [256, 4096]
@@ -167,7 +192,8 @@ async def _serving(
     port = sock.getsockname()[1]
     listener = GuardedListener.adopt(sock, ConnectionSlots(8, per_address), refusals)
     protocol = guarded_protocol(request_limits, refusals, kept)
-    server = uvicorn.Server(
+    # The node's own server: it serves the guarded listener through an Acceptor.
+    server = _Server(
         uvicorn.Config(app, log_level="warning", lifespan="off", http=protocol, **config)
     )
     serving = asyncio.create_task(server.serve(sockets=[listener]))
@@ -178,6 +204,56 @@ async def _serving(
     finally:
         server.should_exit = True
         await serving
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_the_connection_cap_holds_on_either_event_loop(node: FakeNode, loop: str) -> None:
+    """uvloop's own server would accept in C, past the cap; the node's server accepts through
+    the guarded listener on either loop: connections over an address's share are answered
+    503 and closed at once, and each one let in gives its slot back when it ends (asyncio
+    closes the socket, uvloop detaches it), so the address may connect again."""
+    name, new_loop = event_loop(loop)
+    assert name.split()[0] == loop
+    app = create_app(node)
+
+    async def run() -> None:
+        async with _serving(
+            app, RequestLimits(5.0, 5.0, 300, 2048), Refusals(CollectorRegistry()), per_address=3
+        ) as (port, listener, server):
+            assert isinstance(server.servers[0], Acceptor)
+            assert type(asyncio.get_running_loop()).__module__.split(".")[0] == loop
+            conns = [await asyncio.open_connection("127.0.0.1", port) for _ in range(5)]
+            answers = []
+            for reader, _writer in conns:
+                try:
+                    answers.append(await asyncio.wait_for(reader.read(), 0.5))
+                except TimeoutError:
+                    answers.append(None)  # still open: let in
+            assert answers[:3] == [None, None, None], answers
+            for got in answers[3:]:
+                assert got is not None and got.startswith(b"HTTP/1.1 503 "), got
+                assert b'"code":"unavailable"' in got and b"already holds 3" in got, got
+            assert listener.slots.of("127.0.0.1") == 3
+            for _reader, writer in conns:
+                writer.close()
+            deadline = time.monotonic() + 3
+            while listener.slots.open:
+                assert time.monotonic() < deadline, "slots not given back"
+                await asyncio.sleep(0.02)
+            # The address may hold its three again, and they serve.
+            again = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
+            for reader, writer in again:
+                writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                got = await asyncio.wait_for(reader.read(), 3)
+                assert got.startswith(b"HTTP/1.1 200 "), got
+                writer.close()
+            deadline = time.monotonic() + 3
+            while listener.slots.open:
+                assert time.monotonic() < deadline, "slots not given back"
+                await asyncio.sleep(0.02)
+
+    with asyncio.Runner(loop_factory=new_loop) as runner:
+        runner.run(run())
 
 
 def test_a_kept_alive_connection_is_closed_only_after_a_whole_idle_timeout(

@@ -32,6 +32,8 @@ where they are created, and every connection must make progress or go:
   closed (:class:`_ClientSocket`), whoever closes it: the HTTP protocol, the WebSocket
   protocol it hands over to, or asyncio on an error. The count is therefore exact, and the
   descriptors the API holds never exceed ``max_connections`` plus the listening socket.
+  The listener is served by :class:`Acceptor`, which calls that ``accept()`` on asyncio's
+  loop and on uvloop's alike (uvloop's own server would accept in C and bypass it).
 
 * **While reading a request** (:func:`guarded_protocol`, over uvicorn's httptools protocol,
   which has no timeout for a request that is being received): the request line and headers
@@ -60,6 +62,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import functools
 import logging
 import os
 import resource
@@ -67,6 +71,7 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -88,6 +93,7 @@ __all__ = [
     "MAX_HEADER_LINE",
     "MIN_API_CONNECTIONS",
     "REFUSE_PER_CALL",
+    "Acceptor",
     "ConnectionSlots",
     "GuardedListener",
     "Refusals",
@@ -258,18 +264,33 @@ class ConnectionSlots:
 
 
 class _ClientSocket(socket.socket):
-    """An accepted client socket that gives its slot back once, when it is closed."""
+    """An accepted client socket that gives its slot back once, when it is closed.
+
+    Closed means either of two calls: ``close()`` (asyncio's own transports, and any code of
+    ours) or ``detach()``: uvloop's transport owns the descriptor once it has the socket,
+    closes it in libuv and then detaches the Python object so the descriptor is not closed
+    twice (``uvloop/handles/handle.pyx``, ``UVSocketHandle._close``). Nothing else detaches an
+    accepted client socket."""
 
     _slots: ConnectionSlots | None
     _address: str
 
-    def close(self) -> None:
+    def _give_back(self) -> None:
         slots, self._slots = getattr(self, "_slots", None), None
+        if slots is not None:
+            slots.give_back(self._address)
+
+    def close(self) -> None:
         try:
             super().close()
         finally:
-            if slots is not None:
-                slots.give_back(self._address)
+            self._give_back()
+
+    def detach(self) -> int:
+        try:
+            return super().detach()
+        finally:
+            self._give_back()
 
 
 def _peer_host(addr: Any) -> str:
@@ -333,6 +354,101 @@ class GuardedListener(socket.socket):
                 conn.send(refusal_bytes(ErrorCode.UNAVAILABLE, message))
         finally:
             conn.close()
+
+
+class Acceptor:
+    """Serves a :class:`GuardedListener` on the running event loop: accepts through its
+    ``accept()`` (the cap) and gives each connection to a new protocol made by
+    ``create_protocol``, by ``loop.connect_accepted_socket``.
+
+    Why not ``loop.create_server(sock=listener)``: asyncio's loop accepts by calling the
+    socket object's ``accept()``, so the guard works there, but uvloop's loop takes the
+    descriptor and accepts in libuv (C), never calling it: a flood would be accepted without
+    bound. This acceptor works the same on either loop, so the node may run on uvloop
+    (``[node] event_loop``), whose C loop cut the node's CPU a DID resolution by about a
+    third (``bench/RESULTS.md``, 2026-12-06).
+
+    Like asyncio's own server it accepts at most ``backlog`` connections a turn of the loop,
+    and when the process is out of descriptors (``EMFILE`` and kin: another part of the
+    process took what the budget left) it stops reading the listener for a second rather
+    than spin. It has the two methods uvicorn calls on a server, ``close`` and
+    ``wait_closed``; the listening socket stays its owner's to close."""
+
+    #: Seconds the listener rests when the process is out of descriptors (asyncio's figure).
+    RETRY_S: Final = 1.0
+
+    def __init__(
+        self,
+        listener: GuardedListener,
+        create_protocol: Callable[[], asyncio.Protocol],
+        *,
+        backlog: int,
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._listener = listener
+        self._create_protocol = create_protocol
+        self._backlog = max(1, backlog)
+        self._fd = listener.fileno()
+        self._retry: asyncio.TimerHandle | None = None
+        self._connecting: set[asyncio.Task[Any]] = set()
+        self._serving = True
+        listener.setblocking(False)
+        self._loop.add_reader(self._fd, self._accept)
+
+    def _accept(self) -> None:
+        for _ in range(self._backlog):
+            try:
+                conn, _ = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return  # none left, or enough refused for one turn (GuardedListener.accept)
+            except ConnectionAbortedError:
+                continue  # the client gave up while it waited in the backlog
+            except OSError as exc:
+                if exc.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    raise
+                log.warning(
+                    "API: cannot accept a connection (%s); the listener rests %g s",
+                    exc.strerror,
+                    self.RETRY_S,
+                )
+                self._loop.remove_reader(self._fd)
+                self._retry = self._loop.call_later(self.RETRY_S, self._resume)
+                return
+            conn.setblocking(False)
+            task = self._loop.create_task(
+                self._loop.connect_accepted_socket(self._create_protocol, sock=conn)
+            )
+            self._connecting.add(task)
+            task.add_done_callback(functools.partial(self._connected, conn))
+
+    def _connected(self, conn: socket.socket, task: asyncio.Task[Any]) -> None:
+        self._connecting.discard(task)
+        if task.cancelled() or task.exception() is not None:
+            if not task.cancelled():
+                log.warning("API: a connection could not be set up: %s", task.exception())
+            conn.close()  # gives its slot back, if the transport did not
+
+    def _resume(self) -> None:
+        self._retry = None
+        if self._serving:
+            self._loop.add_reader(self._fd, self._accept)
+
+    def close(self) -> None:
+        if not self._serving:
+            return
+        self._serving = False
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        else:
+            self._loop.remove_reader(self._fd)
+
+    async def wait_closed(self) -> None:
+        if self._connecting:
+            await asyncio.gather(*self._connecting, return_exceptions=True)
+
+    def is_serving(self) -> bool:
+        return self._serving
 
 
 # -- requests ----------------------------------------------------------------------------------

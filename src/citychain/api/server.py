@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import errno
 import gc
+import importlib.metadata
 import logging
 import signal
 import socket
@@ -34,7 +35,7 @@ import threading
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import uvicorn
 from prometheus_client import CollectorRegistry, Gauge
@@ -44,6 +45,7 @@ from citychain.api._httpsig import SignatureVerifier
 from citychain.api._httpsig import install as install_verifier
 from citychain.api.app import create_app
 from citychain.api.limits import (
+    Acceptor,
     ConnectionSlots,
     GuardedListener,
     Refusals,
@@ -73,7 +75,33 @@ API_BACKLOG = 256
 
 class _Server(uvicorn.Server):
     """uvicorn's server, minus re-raising SIGTERM/SIGINT after a graceful shutdown: a node
-    stopped by a signal has closed its database cleanly and exits with status 0."""
+    stopped by a signal has closed its database cleanly and exits with status 0; and serving
+    a :class:`GuardedListener` through an :class:`Acceptor`, so the connection cap holds on
+    uvloop too (see :mod:`citychain.api.limits`)."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        if not sockets or not all(isinstance(s, GuardedListener) for s in sockets):
+            await super().startup(sockets)
+            return
+        # What uvicorn's own startup does for sockets it is given, with the Acceptor in place
+        # of loop.create_server (lifespan is "off" here, but kept as uvicorn keeps it).
+        await self.lifespan.startup()
+        if self.lifespan.should_exit:
+            raise Unavailable("the API's lifespan startup failed")
+        config = self.config
+
+        def create_protocol() -> asyncio.Protocol:
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config, server_state=self.server_state, app_state=self.lifespan.state
+            )
+
+        acceptors = [
+            Acceptor(cast(GuardedListener, s), create_protocol, backlog=config.backlog)
+            for s in sockets
+        ]
+        # uvicorn calls only close() and wait_closed() on what it keeps here.
+        self.servers = cast("list[asyncio.base_events.Server]", acceptors)
+        self.started = True
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -288,6 +316,25 @@ async def _background(job: Callable[[NodeService], Awaitable[None]], service: No
         log.exception("background job %s stopped", job.__qualname__)
 
 
+def event_loop(choice: str) -> tuple[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """The name and factory of the event loop ``[node] event_loop`` asks for: uvloop for
+    ``"uvloop"``, and for ``"auto"`` where it is installed; else asyncio's own. uvloop asked
+    for by name and missing refuses the start (``bad_config``)."""
+    if choice != "asyncio":
+        try:
+            # optional: uvicorn[standard] brings it, except on Windows
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                raise ConfigError(
+                    '[node] event_loop = "uvloop", but uvloop is not installed '
+                    '(pip install uvloop, or choose "auto" or "asyncio")'
+                ) from None
+        else:
+            return f"uvloop {importlib.metadata.version('uvloop')}", uvloop.new_event_loop
+    return "asyncio", asyncio.new_event_loop
+
+
 def run_node(
     home: Path,
     *,
@@ -320,16 +367,19 @@ def run_node(
         node = Node(config)
         try:
             write_pid_file(home)
+            name, new_loop = event_loop(config.node.event_loop)
+            log.info("event loop: %s", name)
             try:
-                asyncio.run(
-                    serve(
-                        node,
-                        sock=sock,
-                        max_body_bytes=config.api.max_body_bytes,
-                        announce=announce,
-                        api=config.api,
+                with asyncio.Runner(loop_factory=new_loop) as runner:
+                    runner.run(
+                        serve(
+                            node,
+                            sock=sock,
+                            max_body_bytes=config.api.max_body_bytes,
+                            announce=announce,
+                            api=config.api,
+                        )
                     )
-                )
             finally:
                 remove_pid_file(home)
         finally:

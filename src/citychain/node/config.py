@@ -221,6 +221,17 @@ class NodeSettings:
     #: Dev only: accept a plaintext validator key (a warning is logged at every start).
     allow_plaintext_key: bool = False
     log_level: str = "info"
+    #: The event loop the node runs on: ``"uvloop"`` (libuv's, in C: about a third less CPU
+    #: for an API request answered from memory), ``"asyncio"`` (the standard library's) or
+    #: ``"auto"`` (uvloop where it is installed, which ``citychain[node]`` does on Linux
+    #: and macOS). See :func:`citychain.api.server.event_loop`.
+    event_loop: str = "auto"
+
+    def problem(self) -> str | None:
+        """Why these settings cannot work (None when they can)."""
+        if self.event_loop not in ("auto", "uvloop", "asyncio"):
+            return f"event_loop must be auto, uvloop or asyncio, got {self.event_loop!r}"
+        return None
 
 
 @dataclass(frozen=True, slots=True)
