@@ -46,11 +46,12 @@ organisation (``gm_cert``, ``expired``, ``not_yet_valid``; see :mod:`citychain.p
 
 The acceptor speaks first. Under TLS 1.3 the dialler's handshake completes *before* the
 acceptor has checked the dialler's certificate; if the acceptor's OpenSSL then refuses it,
-asyncio closes the connection without sending the alert. Because the dialler waits for the
-acceptor's Hello, it has nothing in flight (unread data at a closing socket turns into a TCP
-reset that could hide what happened), and a close at that moment can only mean that refusal
-(or a peer going down at that instant): it is reported as ``wrong_ca`` with words that say
-"most likely". Every other refusal, on either side, travels as a Refuse frame.
+the event loop (asyncio's and uvloop's alike) closes the connection without sending the
+alert. Because the dialler waits for the acceptor's Hello, it has nothing in flight (unread
+data at a closing socket turns into a TCP reset that could hide what happened), and a close
+at that moment can only mean that refusal (or a peer going down at that instant): it is
+reported as ``wrong_ca`` with words that say "most likely". Every other refusal, on either
+side, travels as a Refuse frame.
 
 On every failure path the writer is closed before the exception leaves this module.
 """
@@ -60,6 +61,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import socket
 import ssl
 import time
 from collections.abc import Mapping
@@ -412,22 +414,36 @@ async def _own_proof(
 
 
 async def accept(
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
+    sock: socket.socket,
     *,
     context: ssl.SSLContext,
     local: Local,
     timeout_s: float,
 ) -> Established:
-    """Run the acceptor's side of the handshake on a fresh inbound TCP connection."""
-    address = format_address(writer.get_extra_info("peername"))
+    """Run the acceptor's side of the handshake on a freshly accepted TCP socket, unread.
+
+    TLS begins with the connection (``connect_accepted_socket(ssl=...)``), not by upgrading a
+    plain stream (``StreamWriter.start_tls``): bytes a stream has read before its upgrade stay
+    in its buffer and never reach TLS, so a ClientHello read early hangs the handshake (uvloop
+    reads a connection in the turn it accepts it). Closes ``sock`` on every failure."""
+    loop = asyncio.get_running_loop()
+    try:
+        address = format_address(sock.getpeername())
+    except OSError:
+        address = "an unknown address"  # the dialler is gone already; the read below says so
+    writer: asyncio.StreamWriter | None = None
     done = False
     try:
         async with asyncio.timeout(timeout_s):
+            reader = asyncio.StreamReader(limit=READ_LIMIT, loop=loop)
+            protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
             try:
-                await writer.start_tls(context, ssl_handshake_timeout=timeout_s)
+                transport, _ = await loop.connect_accepted_socket(
+                    lambda: protocol, sock, ssl=context, ssl_handshake_timeout=timeout_s
+                )
             except ssl.SSLError as exc:  # 1
                 raise explain_tls_error(exc) from None
+            writer = asyncio.StreamWriter(transport, protocol, reader, loop)
             cert = await _checked(reader, writer, local, None, address)  # 2
             nonce = secrets.token_bytes(NONCE_BYTES)
             writer.write(control_frame(local.hello(nonce)))  # 3
@@ -443,7 +459,10 @@ async def accept(
         return Established(reader, writer, cert, "in", address, gm_cert)
     finally:
         if not done:
-            await _close_quietly(writer)
+            if writer is not None:
+                await _close_quietly(writer)
+            else:
+                sock.close()  # a no-op where a transport took it (and closed it on its failure)
 
 
 async def dial(

@@ -34,9 +34,10 @@ when governance admits an organisation, replaces its CA or removes it, the node 
 :class:`~citychain.p2p.handshake.Local`, which every handshake that starts afterwards uses,
 and closes each established connection whose peer certificate no longer chains to a trusted
 CA of its organisation, with a Refuse that says why. The listener needs no restart: it accepts
-plain TCP and every accepted connection starts TLS (``start_tls``) with the server context
-current at that moment, so replacing the context is enough. A handshake that was already under
-way when the CAs changed is checked again against the new ones before its connection is used.
+plain TCP sockets and each accepted connection begins TLS with the server context current at
+that moment (:func:`~citychain.p2p.handshake.accept`), so replacing the context is enough. A
+handshake that was already under way when the CAs changed is checked again against the new
+ones before its connection is used.
 
 **Threading.** Everything runs on one asyncio event loop. ``send``, ``broadcast`` and the
 other methods must be called on that loop's thread; channel handlers and the
@@ -75,7 +76,6 @@ from citychain.p2p.config import Limits, PeerAddress, parse_peer_list
 from citychain.p2p.connection import Connection, PeerStats, ReadLimits, SendQueue
 from citychain.p2p.exporter import unavailable_reason as exporter_unavailable
 from citychain.p2p.handshake import (
-    READ_LIMIT,
     Direction,
     Established,
     Local,
@@ -101,6 +101,11 @@ log = logging.getLogger("citychain.p2p")
 
 #: Inbound connections still in their handshake; more are closed at once.
 MAX_PENDING_HANDSHAKES: Final = 64
+#: The listener's accept queue (asyncio's default for a server), the connections accepted in
+#: one turn of the loop, and how long the listener rests when the process has no descriptor.
+LISTEN_BACKLOG: Final = 100
+ACCEPT_PER_TURN: Final = 16
+ACCEPT_RETRY_S: Final = 1.0
 #: A log line that repeats within this window is logged at debug level.
 REPEAT_WINDOW_S: Final = 60.0
 #: A configured peer unreachable for this long is logged as a warning (before: info).
@@ -333,7 +338,9 @@ class Switch:
         self._handlers: dict[int, Callable[[str, bytes], None]] = {}
         self.on_peer_connected: Callable[[str], None] | None = None
         self.on_peer_disconnected: Callable[[str, str], None] | None = None
-        self._server: asyncio.Server | None = None
+        #: The listening socket, read by :meth:`_on_acceptable` (our own accept: see there).
+        self._listener: socket.socket | None = None
+        self._accept_retry: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._running = False
         self._stopped = False
@@ -352,8 +359,8 @@ class Switch:
     @property
     def listen_port(self) -> int:
         """The port actually listened on (the configured one until :meth:`start`)."""
-        if self._server is not None and self._server.sockets:
-            port: int = self._server.sockets[0].getsockname()[1]
+        if self._listener is not None:
+            port: int = self._listener.getsockname()[1]
             return port
         return self._listen_port
 
@@ -494,14 +501,17 @@ class Switch:
         if self._running or self._stopped:
             raise InvalidInput("a Switch is started once")
         self._check_own_dates()
+        family = socket.AF_INET6 if ":" in self._listen_host else socket.AF_INET
         try:
-            self._server = await asyncio.start_server(
-                self._on_inbound, self._listen_host, self._listen_port, limit=READ_LIMIT
+            self._listener = socket.create_server(
+                (self._listen_host, self._listen_port), family=family, backlog=LISTEN_BACKLOG
             )
         except OSError as exc:
             raise ConfigError(
                 f"cannot listen on {self._listen_host}:{self._listen_port}: {exc.strerror or exc}"
             ) from None
+        self._listener.setblocking(False)
+        asyncio.get_running_loop().add_reader(self._listener.fileno(), self._on_acceptable)
         self._running = True
         for state in self._peers.values():
             self._spawn(self._dial_loop(state), f"p2p-dial-{state.name}")
@@ -526,17 +536,13 @@ class Switch:
         self._stopped = True
         self._running = False
         loop = asyncio.get_running_loop()
-        if self._server is not None:
-            # Stop accepting first, and let what the listener accepted in the last turns reach
-            # _on_inbound (which drops it, the switch no longer running) before the server
-            # closes: asyncio 3.11 makes the transport of a connection accepted in the turn
-            # before Server.close() only after it, fails to attach it to the closed server,
-            # and leaves its socket open for good.
-            for sock in self._server.sockets:
-                loop.remove_reader(sock.fileno())
-            for _ in range(3):  # accepted -> its task's first step -> connection_made
-                await asyncio.sleep(0)
-            self._server.close()
+        if self._listener is not None:  # stop accepting first
+            if self._accept_retry is not None:
+                self._accept_retry.cancel()
+                self._accept_retry = None
+            else:
+                loop.remove_reader(self._listener.fileno())
+            self._listener.close()
         deadline = loop.time() + drain_s
         while loop.time() < deadline and any(
             p.conn is not None and len(p.queue) for p in self._peers.values()
@@ -552,8 +558,6 @@ class Switch:
             await asyncio.gather(*tasks, return_exceptions=True)
             self._tasks.difference_update(tasks)
             await asyncio.gather(*(c.close("node stopping") for c in conns))
-        if self._server is not None:
-            await self._server.wait_closed()
         self._log.info("node %s stopped its transport", self._local.node_name)
 
     # -- internals ----------------------------------------------------------------------
@@ -699,35 +703,62 @@ class Switch:
             level = logging.DEBUG
         self._log.log(level, "%s", refusal.log_line(peer))
 
-    def _on_inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        # A plain callback that hands over to a task of ours: asyncio 3.11 logs an error when
-        # the task it created for a coroutine callback is cancelled (as stop() must do).
-        peername = writer.get_extra_info("peername")
-        address = format_address(peername)
-        host = str(peername[0]) if isinstance(peername, tuple) else address
+    def _on_acceptable(self) -> None:
+        """Accept what waits on the listener, up to :data:`ACCEPT_PER_TURN` a turn.
+
+        Our own accept, not ``asyncio.start_server``: a server's stream reads a connection
+        before our code has it, and bytes read before TLS begins never reach TLS. uvloop reads
+        a connection in the turn it accepts it, so on a busy machine the dialler's ClientHello
+        was read early and the handshake hung until its timeout (found by
+        tests/e2e/test_e2e_faults.py under load). Here the socket goes to
+        :func:`~citychain.p2p.handshake.accept` unread, which begins TLS with it."""
+        assert self._listener is not None
+        for _ in range(ACCEPT_PER_TURN):
+            try:
+                conn, peer = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue  # the dialler gave up while it waited in the backlog
+            except OSError as exc:  # out of descriptors (EMFILE, ENFILE, ...): rest, not spin
+                self._log.warning(
+                    "cannot accept a p2p connection (%s); the listener rests %g s",
+                    exc.strerror or exc,
+                    ACCEPT_RETRY_S,
+                )
+                loop = asyncio.get_running_loop()
+                loop.remove_reader(self._listener.fileno())
+                self._accept_retry = loop.call_later(ACCEPT_RETRY_S, self._resume_accepting)
+                return
+            self._on_inbound(conn, peer)
+
+    def _resume_accepting(self) -> None:
+        self._accept_retry = None
+        if self._running and self._listener is not None:
+            asyncio.get_running_loop().add_reader(self._listener.fileno(), self._on_acceptable)
+
+    def _on_inbound(self, conn: socket.socket, peer: Any) -> None:
+        address = format_address(peer)
+        host = str(peer[0]) if isinstance(peer, tuple) else address
         if not self._running or self._pending_inbound >= MAX_PENDING_HANDSHAKES:
             self._log.log(
                 self._repeats.level("busy", host),
                 "closed a connection from %s at once: too many handshakes in progress",
                 address,
             )
-            writer.transport.abort()
+            conn.close()
             return
+        conn.setblocking(False)
         self._pending_inbound += 1
         self._spawn(
-            self._accept(reader, writer, address, host),
-            f"p2p-accept-{address}",
-            on_cancel=_dropper(writer),
+            self._accept(conn, address, host), f"p2p-accept-{address}", on_cancel=conn.close
         )
 
-    async def _accept(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, address: str, host: str
-    ) -> None:
+    async def _accept(self, conn: socket.socket, address: str, host: str) -> None:
         local = self._local
         try:
             est = await accept(
-                reader,
-                writer,
+                conn,
                 context=self._server_ctx,
                 local=local,
                 timeout_s=self._limits.handshake_timeout_ms / 1000,
