@@ -301,10 +301,10 @@ def test_a_connection_arriving_as_the_node_stops_is_closed(pki: Pki) -> None:
 
 
 def test_a_connection_accepted_just_before_the_node_stops_is_closed(pki: Pki) -> None:
-    """The listener accepted a connection in the loop's last turn before stop(): asyncio
-    3.11 then makes its transport only after the server closed, fails to attach it, and the
-    socket is never closed. stop() now stops accepting, lets what was accepted reach the
-    switch (which drops it), and only then closes the server."""
+    """A connection that reached the listener in the loop's last turn before stop() is
+    closed, not left open (asyncio 3.11's own server once made its transport only after it
+    closed and never closed the socket; the switch now accepts on its own listener, and
+    stop() stops accepting before it closes it)."""
 
     async def main() -> None:
         node = make_switch(pki, "alpha", "water")
