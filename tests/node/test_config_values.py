@@ -9,7 +9,8 @@
   only);
 * ``[state] query_cache_mib``: the memory for answers of queries given again until the next
   block (0: none), and the node's metrics of it;
-* ``[state] value_cache_mib``: the memory for latest state values kept from the database."""
+* ``[state] value_cache_mib``: the memory for latest state values kept from the database;
+* ``[state] block_cache_mib``: RocksDB's block cache, which the node opens its database with."""
 
 from __future__ import annotations
 
@@ -68,6 +69,8 @@ def test_the_default_is_5_s_and_the_node_waits_what_the_file_says(tmp_path: Path
         ("-64", "[state] query_cache_mib must be a whole number, 0 or more"),
         ('"big"', "[state] value_cache_mib must be a whole number, 0 or more"),
         ("-1", "[state] value_cache_mib must be a whole number, 0 or more"),
+        ("4", "[state] block_cache_mib must be 8 or more"),
+        ('"1G"', "[state] block_cache_mib must be a whole number, 0 or more"),
     ],
 )
 def test_bad_values_are_refused_by_name(tmp_path: Path, value: str, words: str) -> None:
@@ -76,6 +79,16 @@ def test_bad_values_are_refused_by_name(tmp_path: Path, value: str, words: str) 
     with pytest.raises(ConfigError) as refused:
         NodeConfig.load(tmp_path)
     assert words in refused.value.message and "node.toml" in refused.value.message
+
+
+def test_the_node_opens_its_database_with_the_block_cache_asked_for(tmp_path: Path) -> None:
+    write(tmp_path / "a", "[state]\n")
+    assert NodeConfig.load(tmp_path / "a").state.block_cache_mib == 256
+    node = node_of(tmp_path / "b", "[state]\nblock_cache_mib = 1024\n")
+    try:
+        assert node.chain.kv.block_cache_bytes == 1024 * 1024 * 1024
+    finally:
+        node.close()
 
 
 def test_the_node_keeps_its_databases_files_from_api_clients(

@@ -52,7 +52,7 @@ from citychain.state import (
     StateDB,
 )
 from citychain.store.blocks import BlockStore
-from citychain.store.kv import DEFAULT_MAX_OPEN_FILES, KVStore
+from citychain.store.kv import DEFAULT_BLOCK_CACHE_BYTES, DEFAULT_MAX_OPEN_FILES, KVStore
 from citychain.types import (
     Block,
     Commit,
@@ -462,10 +462,16 @@ class Chain:
         tree_blob_files: bool = False,
         query_cache_bytes: int = DEFAULT_QUERY_CACHE_BYTES,
         value_cache_bytes: int = DEFAULT_VALUE_CACHE_BYTES,
+        block_cache_bytes: int = DEFAULT_BLOCK_CACHE_BYTES,
     ) -> Chain:
         blobs = (TREE_COLUMN_FAMILY,) if tree_blob_files else ()
         return cls(
-            KVStore(data_dir, max_open_files=max_open_files, blob_column_families=blobs),
+            KVStore(
+                data_dir,
+                cache_bytes=block_cache_bytes,
+                max_open_files=max_open_files,
+                blob_column_families=blobs,
+            ),
             genesis,
             registry,
             retain_versions=retain_versions,

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from citychain.crypto.passphrase import TEST_NETWORK_PHRASE
 from citychain.errors import ConfigError
 from citychain.state import DEFAULT_CACHE_PAGES
-from citychain.store.kv import DEFAULT_MAX_OPEN_FILES, MIN_DB_OPEN_FILES
+from citychain.store.kv import DEFAULT_BLOCK_CACHE_MIB, DEFAULT_MAX_OPEN_FILES, MIN_DB_OPEN_FILES
 
 if TYPE_CHECKING:
     from citychain.blobs import BlobStore
@@ -141,9 +141,15 @@ class StateSettings:
     #: Memory for the latest values of state keys read by transactions (nonces, balances),
     #: kept so that admission and execution seldom read the database; 0 turns it off.
     value_cache_mib: int = 64
+    #: RocksDB's block cache: the database's blocks (its index, the latest values, the tree's
+    #: pages beyond ``cache_pages``) kept in memory, uncompressed. A read that misses it reads
+    #: the block from the file (the OS page cache at best), checks and decompresses it.
+    block_cache_mib: int = DEFAULT_BLOCK_CACHE_MIB
 
     def problem(self) -> str | None:
         """Why these settings cannot work (None when they can)."""
+        if self.block_cache_mib < 8:
+            return "block_cache_mib must be 8 or more"
         if self.max_open_files < MIN_DB_OPEN_FILES:
             return (
                 f"max_open_files must be {MIN_DB_OPEN_FILES} or more (RocksDB's own files: "

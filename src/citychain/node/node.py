@@ -225,6 +225,7 @@ class Node:
             tree_blob_files=config.state.tree_blob_files,
             query_cache_bytes=config.state.query_cache_mib * 1024 * 1024,
             value_cache_bytes=config.state.value_cache_mib * 1024 * 1024,
+            block_cache_bytes=config.state.block_cache_mib * 1024 * 1024,
         )
         self.chain_id = self.chain.chain_id
         self.suite = self.chain.suite

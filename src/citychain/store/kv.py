@@ -47,6 +47,10 @@ COLUMN_FAMILIES: tuple[str, ...] = (
 #: consensus or p2p needs fails with EMFILE); past the bound the least recently used file is
 #: closed and opened again when read. 512 files of 64 MiB cover ~32 GiB of tables.
 DEFAULT_MAX_OPEN_FILES = 512
+#: RocksDB's block cache, shared by every column family of a database (``[state]
+#: block_cache_mib`` for the node's).
+DEFAULT_BLOCK_CACHE_MIB = 256
+DEFAULT_BLOCK_CACHE_BYTES = DEFAULT_BLOCK_CACHE_MIB * 1024 * 1024
 #: Fewest table files a store may be limited to: RocksDB needs some for its log, manifest
 #: and a compaction's inputs and outputs.
 MIN_DB_OPEN_FILES = 16
@@ -112,7 +116,7 @@ class KVStore:
         path: str | Path,
         *,
         column_families: Sequence[str] = COLUMN_FAMILIES,
-        cache_bytes: int = 256 * 1024 * 1024,
+        cache_bytes: int = DEFAULT_BLOCK_CACHE_BYTES,
         read_only: bool = False,
         max_open_files: int = DEFAULT_MAX_OPEN_FILES,
         blob_column_families: Sequence[str] = (),
@@ -130,6 +134,8 @@ class KVStore:
         except OSError as exc:  # a file in its place, a read-only disk: said as RocksDB's are
             raise InternalError(f"cannot open database at {self.path}: {exc}") from None
         cache = Cache(cache_bytes)
+        #: The block cache's capacity, shared by the column families.
+        self.block_cache_bytes = cache_bytes
         opts = _options(cache, max_open_files)
         cfs = {
             name: _options(cache, max_open_files, blob_files=name in blob_column_families)
