@@ -81,10 +81,16 @@ def test_bad_values_are_refused_by_name(tmp_path: Path, value: str, words: str) 
     assert words in refused.value.message and "node.toml" in refused.value.message
 
 
-def test_the_node_opens_its_database_with_the_block_cache_asked_for(tmp_path: Path) -> None:
+def state_node(tmp_path: Path, key: str, default: int, value: int) -> Node:
+    """A node whose node.toml sets ``[state] key = value``, once a file without it was seen
+    to give ``default``."""
     write(tmp_path / "a", "[state]\n")
-    assert NodeConfig.load(tmp_path / "a").state.block_cache_mib == 256
-    node = node_of(tmp_path / "b", "[state]\nblock_cache_mib = 1024\n")
+    assert getattr(NodeConfig.load(tmp_path / "a").state, key) == default
+    return node_of(tmp_path / "b", f"[state]\n{key} = {value}\n")
+
+
+def test_the_node_opens_its_database_with_the_block_cache_asked_for(tmp_path: Path) -> None:
+    node = state_node(tmp_path, "block_cache_mib", 256, 1024)
     try:
         assert node.chain.kv.block_cache_bytes == 1024 * 1024 * 1024
     finally:
@@ -141,9 +147,7 @@ def test_tree_blob_files_reach_the_trees_column_family_only(tmp_path: Path) -> N
 
 
 def test_query_answers_are_kept_in_the_memory_the_file_gives(tmp_path: Path) -> None:
-    write(tmp_path / "a", "[state]\n")
-    assert NodeConfig.load(tmp_path / "a").state.query_cache_mib == 64
-    node = node_of(tmp_path / "b", "[state]\nquery_cache_mib = 2\n")
+    node = state_node(tmp_path, "query_cache_mib", 64, 2)
     try:
         assert node.chain.queries.max_bytes == 2 * 1024 * 1024
         for _ in range(3):
