@@ -365,8 +365,9 @@ class Acceptor:
     socket object's ``accept()``, so the guard works there, but uvloop's loop takes the
     descriptor and accepts in libuv (C), never calling it: a flood would be accepted without
     bound. This acceptor works the same on either loop, so the node may run on uvloop
-    (``[node] event_loop``), whose C loop cut the node's CPU a DID resolution by about a
-    third (``bench/RESULTS.md``, 2026-12-06).
+    (``[node] event_loop``), whose C loop takes less of the node's CPU a request: a third
+    less for a DID resolution at 100,000 DIDs, a tenth to a fifth for an answer from memory,
+    nothing measurable where RocksDB reads dominate (``bench/RESULTS.md``, 2026-12-06).
 
     Like asyncio's own server it accepts at most ``backlog`` connections a turn of the loop,
     and when the process is out of descriptors (``EMFILE`` and kin: another part of the
