@@ -92,7 +92,7 @@ def state_node(tmp_path: Path, key: str, default: int, value: int) -> Node:
 def test_the_node_opens_its_database_with_the_block_cache_asked_for(tmp_path: Path) -> None:
     node = state_node(tmp_path, "block_cache_mib", 256, 1024)
     try:
-        assert node.chain.kv.block_cache_bytes == 1024 * 1024 * 1024
+        assert node.chain.kv.block_cache_capacity() == 1024 * 1024 * 1024
     finally:
         node.close()
 

@@ -448,9 +448,6 @@ class Acceptor:
         if self._connecting:
             await asyncio.gather(*self._connecting, return_exceptions=True)
 
-    def is_serving(self) -> bool:
-        return self._serving
-
 
 # -- requests ----------------------------------------------------------------------------------
 class _Refuse(Exception):

@@ -56,7 +56,7 @@ from citychain.api.limits import (
 )
 from citychain.api.node_service import NodeServiceAdapter
 from citychain.api.service import NodeService
-from citychain.errors import ConfigError, ErrorCode, Unavailable
+from citychain.errors import ConfigError, ErrorCode, InternalError, Unavailable
 from citychain.node import Node
 from citychain.node.config import ApiConfig, NodeConfig
 from citychain.node.home import check_home_free, remove_pid_file, write_pid_file
@@ -80,9 +80,9 @@ class _Server(uvicorn.Server):
     uvloop too (see :mod:`citychain.api.limits`)."""
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        if not sockets or not all(isinstance(s, GuardedListener) for s in sockets):
-            await super().startup(sockets)
-            return
+        listeners = [s for s in sockets or () if isinstance(s, GuardedListener)]
+        if not listeners or len(listeners) != len(sockets or ()):
+            raise InternalError("the node's API is served from guarded listeners only")
         # What uvicorn's own startup does for sockets it is given, with the Acceptor in place
         # of loop.create_server (lifespan is "off" here, but kept as uvicorn keeps it).
         await self.lifespan.startup()
@@ -95,10 +95,7 @@ class _Server(uvicorn.Server):
                 config=config, server_state=self.server_state, app_state=self.lifespan.state
             )
 
-        acceptors = [
-            Acceptor(cast(GuardedListener, s), create_protocol, backlog=config.backlog)
-            for s in sockets
-        ]
+        acceptors = [Acceptor(s, create_protocol, backlog=config.backlog) for s in listeners]
         # uvicorn calls only close() and wait_closed() on what it keeps here.
         self.servers = cast("list[asyncio.base_events.Server]", acceptors)
         self.started = True

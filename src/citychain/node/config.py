@@ -227,8 +227,8 @@ class NodeSettings:
     #: Dev only: accept a plaintext validator key (a warning is logged at every start).
     allow_plaintext_key: bool = False
     log_level: str = "info"
-    #: The event loop the node runs on: ``"uvloop"`` (libuv's, in C: less CPU an API request,
-    #: a tenth to a third by bench/RESULTS.md), ``"asyncio"`` (the standard library's) or
+    #: The event loop the node runs on: ``"uvloop"`` (libuv's, in C: up to a third less CPU an
+    #: API request, none where RocksDB reads dominate; bench/RESULTS.md), ``"asyncio"`` or
     #: ``"auto"`` (uvloop where it is installed, which ``citychain[node]`` does on Linux
     #: and macOS). See :func:`citychain.api.server.event_loop`.
     event_loop: str = "auto"

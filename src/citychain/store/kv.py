@@ -134,8 +134,6 @@ class KVStore:
         except OSError as exc:  # a file in its place, a read-only disk: said as RocksDB's are
             raise InternalError(f"cannot open database at {self.path}: {exc}") from None
         cache = Cache(cache_bytes)
-        #: The block cache's capacity, shared by the column families.
-        self.block_cache_bytes = cache_bytes
         opts = _options(cache, max_open_files)
         cfs = {
             name: _options(cache, max_open_files, blob_files=name in blob_column_families)
@@ -254,6 +252,10 @@ class KVStore:
                 v = col.property_int_value(prop)
                 total += int(v or 0)
         return total
+
+    def block_cache_capacity(self) -> int:
+        """Bytes of the block cache the column families share, as RocksDB reports it."""
+        return int(self._db.property_int_value("rocksdb.block-cache-capacity") or 0)
 
     def flush(self) -> None:
         """Write every column family's memtable out to a table file (the WAL already holds
