@@ -34,12 +34,18 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise bad_arguments(f"Content-Length {declared[:40]!r} is not a number of bytes")
         if int(declared) > limit:
             raise too_large(int(declared), limit)
-    body = bytearray()
+    # Pieces joined once at the end: growing a bytearray by the server's 64 KiB pieces copied
+    # a 4 MiB body ~8 times over (glibc's realloc moves large blocks), 3.4 ms against 0.2 ms
+    # for the join, on the event loop, for every chunk a data upload sends (bench/RESULTS.md).
+    parts: list[bytes] = []
+    size = 0
     async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
+        size += len(chunk)
+        if size > limit:
             raise too_large(None, limit)
-    return bytes(body)
+        if chunk:
+            parts.append(chunk)
+    return b"".join(parts)  # one piece: CPython's join gives it back as it is, uncopied
 
 
 def too_large(size: int | None, limit: int) -> InvalidInput:
