@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,6 +32,7 @@ from citychain.p2p.frames import (
     header,
     read_frame,
 )
+from citychain.p2p.handshake import CLOSE_TIMEOUT_S, close_writer
 from citychain.p2p.ratelimit import TokenBucket
 from citychain.p2p.refusals import ALERTS, explain_tls_error, translate_alert
 from citychain.p2p.tls import TrustStore, check_peer_certificate
@@ -443,3 +446,60 @@ def test_switch_key_passphrase(tmp_path: Path) -> None:
         switch(None)  # never an OpenSSL prompt on the terminal
     with pytest.raises(ConfigError, match="cannot read"):
         switch(PASSPHRASE, tmp_path / "missing.key")
+
+
+# -- closing ------------------------------------------------------------------------------
+
+
+def test_a_writer_closed_twice_is_still_aborted_when_its_tls_shutdown_hangs(
+    tmp_path: Path,
+) -> None:
+    """A peer that never answers our close_notify must not keep the connection open: once
+    ``close_writer``'s wait runs out, the TCP socket is closed, even where the writer had been
+    closed once already (asyncio's TLS transport forgets its protocol on a second ``close()``,
+    after which ``abort()`` does nothing)."""
+    cert_pem, key_pem = generate_org_ca("t", "T")
+    (tmp_path / "c.pem").write_bytes(cert_pem)
+    (tmp_path / "k.pem").write_bytes(key_pem)
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(tmp_path / "c.pem", tmp_path / "k.pem")
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.check_hostname = False
+    client.verify_mode = ssl.CERT_NONE
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    held: list[ssl.SSLSocket] = []
+    done = threading.Event()
+
+    def silent_peer() -> None:  # the handshake, then it never reads again
+        conn, _ = listener.accept()
+        held.append(server.wrap_socket(conn, server_side=True))
+        done.wait(10)
+
+    peer = threading.Thread(target=silent_peer, daemon=True)
+    peer.start()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        _, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=client, ssl_shutdown_timeout=30
+        )
+        raw = writer.transport.get_extra_info("socket")
+        writer.close()  # the TLS shutdown starts and waits for the peer's close_notify
+        t0 = loop.time()
+        await close_writer(writer)
+        assert loop.time() - t0 < CLOSE_TIMEOUT_S + 1
+        for _ in range(100):  # the abort closes the socket within a few turns
+            if raw.fileno() == -1:
+                break
+            await asyncio.sleep(0.01)
+        assert raw.fileno() == -1, "the TCP socket is still open after close_writer"
+
+    try:
+        asyncio.run(main())
+    finally:
+        done.set()
+        peer.join(5)
+        for s in held:
+            s.close()
+        listener.close()

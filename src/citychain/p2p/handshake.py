@@ -59,7 +59,6 @@ On every failure path the writer is closed before the exception leaves this modu
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 import socket
 import ssl
@@ -184,8 +183,14 @@ def format_address(peername: object) -> str:
 
 
 async def close_writer(writer: asyncio.StreamWriter) -> None:
-    """Close ``writer`` (TLS close_notify included), aborting it if that takes too long."""
-    writer.close()
+    """Close ``writer`` (TLS close_notify included), aborting it if that takes too long or
+    the wait is cancelled; safe to call on a writer closing or closed already.
+
+    ``close()`` is called only once: asyncio's TLS transport (3.11) drops its protocol on a
+    second ``close()``, after which ``abort()`` does nothing and a TLS shutdown that never
+    completes leaves the TCP transport open until the garbage collector finds it."""
+    if not writer.transport.is_closing():
+        writer.close()
     try:
         async with asyncio.timeout(CLOSE_TIMEOUT_S):
             await writer.wait_closed()
@@ -460,7 +465,7 @@ async def accept(
     finally:
         if not done:
             if writer is not None:
-                await _close_quietly(writer)
+                await close_writer(writer)
             else:
                 sock.close()  # a no-op where a transport took it (and closed it on its failure)
 
@@ -507,14 +512,4 @@ async def dial(
         return Established(reader, writer, cert, "out", address, gm_cert)
     finally:
         if not done:
-            await _close_quietly(writer)
-
-
-async def _close_quietly(writer: asyncio.StreamWriter) -> None:
-    if writer.transport.is_closing():
-        # Already closed (e.g. by refuse_and_close); make sure nothing lingers.
-        with contextlib.suppress(OSError, TimeoutError):
-            async with asyncio.timeout(CLOSE_TIMEOUT_S):
-                await writer.wait_closed()
-        return
-    await close_writer(writer)
+            await close_writer(writer)
