@@ -26,7 +26,6 @@ from typing import Annotated, Any, cast
 
 import typer
 from rich.markup import escape
-from typer import rich_utils
 
 from citychain import __version__, registry
 from citychain.cli import bench, node
@@ -121,6 +120,10 @@ def main() -> None:
         status = app(standalone_mode=False, prog_name="citychain")
     except _UsageError as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # `citychain tx`: the group's help
+            # Imported here: it loads rich's Markdown and traceback renderers (~50 ms), which
+            # no command that runs needs.
+            from typer import rich_utils
+
             rich_utils.rich_format_error(cast(Any, exc))
             sys.exit(2)
         _error(ErrorCode.BAD_ARGUMENTS, _usage(exc))

@@ -30,13 +30,15 @@ import io
 import json
 import zlib
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import rfc8785
-import segno
 
 from citychain.errors import ErrorCode, InvalidInput
+
+if TYPE_CHECKING:
+    import segno
 
 #: The largest credential a link carries (compressed bytes); beyond it a QR code is unreadable.
 MAX_LINK_BYTES = 2_000
@@ -97,6 +99,8 @@ def credential_from_link(link: str) -> dict[str, Any] | str:
 
 def qr_code(link: str) -> segno.QRCode:
     """The QR code of ``link`` (error correction M at least; segno raises it when it fits)."""
+    import segno  # here: every CLI command imports this module, few draw a QR code (~15 ms)
+
     return segno.make_qr(link, error="m", boost_error=True)
 
 
