@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 import ssl
 import threading
@@ -14,6 +15,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from p2p_net import CHAIN, PASSPHRASE, Pki, make_switch
 
 from citychain import codec
@@ -22,6 +25,7 @@ from citychain.p2p.certs import generate_org_ca, issue_node_cert, node_uri
 from citychain.p2p.config import Limits, PeerAddress, parse_peer_list
 from citychain.p2p.connection import SendQueue
 from citychain.p2p.frames import (
+    GATHER_BYTES,
     HEADER,
     MAX_CONTROL_BYTES,
     FrameDecoder,
@@ -197,6 +201,41 @@ def test_frame_decoder_splits_a_stream() -> None:
     one_by_one = FrameDecoder(10)
     got = [f for i in range(len(stream)) for f in one_by_one.feed(stream[i : i + 1])]
     assert got == [(1, b"abc"), (2, b""), (255, b"wxyz")]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    sizes=st.lists(
+        st.one_of(st.integers(0, 300), st.integers(GATHER_BYTES - 8, 3 * GATHER_BYTES)),
+        min_size=1,
+        max_size=6,
+    ),
+    cuts=st.lists(st.integers(0, 1 << 20), max_size=12),
+)
+def test_frame_decoder_gives_every_frame_whole_however_the_stream_is_cut(
+    sizes: list[int], cuts: list[int]
+) -> None:
+    """Small frames and large ones (gathered piece by piece) alike: the frames come out
+    whole and in order wherever the reads begin and end."""
+    sent = [(1 + i % 255, bytes([i % 251]) * n + n.to_bytes(4, "big")) for i, n in enumerate(sizes)]
+    stream = b"".join(header(c, len(p)) + p for c, p in sent)
+    bounds = sorted({min(c, len(stream)) for c in cuts} | {0, len(stream)})
+    decoder = FrameDecoder(4 * GATHER_BYTES)
+    got = [f for a, b in itertools.pairwise(bounds) for f in decoder.feed(stream[a:b])]
+    assert got == sent
+    assert decoder.refusal is None
+
+
+def test_a_large_frame_is_gathered_without_growing_one_buffer() -> None:
+    """A 4 MiB frame in 64 KiB reads comes out whole, so does the frame after it in its last
+    read, and the decoder keeps nothing of either (the speed is in ``bench/RESULTS.md``)."""
+    body = bytes(range(256)) * (4 * 4096)
+    stream = header(7, len(body)) + body + header(8, 2) + b"ok"
+    decoder = FrameDecoder(8 << 20)
+    reads = [stream[i : i + 65536] for i in range(0, len(stream), 65536)]
+    got = [f for r in reads for f in decoder.feed(r)]
+    assert got == [(7, body), (8, b"ok")]
+    assert decoder._parts == [] and decoder._want == 0 and not decoder._buf
 
 
 def test_frame_decoder_refuses_oversize_from_the_header_alone() -> None:

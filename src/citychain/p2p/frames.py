@@ -73,25 +73,51 @@ async def read_frame(reader: asyncio.StreamReader, max_payload: int) -> tuple[in
     return channel, payload
 
 
+#: A frame whose body still lacks more than this many bytes is gathered as a list of the reads
+#: that bring it and joined once when complete (:class:`FrameDecoder`).
+GATHER_BYTES: Final = 64 * 1024
+
+
 class FrameDecoder:
     """Splits a byte stream into frames, many per read (the connection's hot path).
 
     :meth:`feed` returns the complete frames so far. An oversize length stops decoding at that
     frame, before its body arrives: :attr:`refusal` is then set, and the caller delivers the
     frames before it and closes the connection.
+
+    Small frames are cut from one growing buffer. A large one (a block of up to 16 MiB, in
+    reads of 64-256 KiB) is not: growing a ``bytearray`` that far copies it over and over
+    (glibc's ``realloc`` moves large blocks; ~10 ms for 4 MiB), so once a header announces
+    more than :data:`GATHER_BYTES` still to come, the reads of its body are kept as they come
+    and joined once (~1 ms for 4 MiB).
     """
 
     def __init__(self, max_payload: int) -> None:
         self._max = max_payload
         self._buf = bytearray()
         self.refusal: PeerRefused | None = None
+        # The large frame being gathered: its channel, the pieces so far, the bytes it lacks.
+        self._channel = 0
+        self._parts: list[bytes] = []
+        self._want = 0
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
         if self.refusal is not None:
             return []
+        frames: list[tuple[int, bytes]] = []
+        if self._want:
+            piece = data[: self._want]  # all of ``data`` (no copy) unless the frame ends in it
+            self._parts.append(piece)
+            self._want -= len(piece)
+            if self._want:
+                return frames
+            frames.append((self._channel, b"".join(self._parts)))
+            self._parts = []
+            data = data[len(piece) :]
+            if not data:
+                return frames
         buf = self._buf
         buf += data
-        frames: list[tuple[int, bytes]] = []
         pos, size, unpack = 0, len(buf), HEADER.unpack_from
         while size - pos >= HEADER.size:
             length, channel = unpack(buf, pos)
@@ -103,6 +129,11 @@ class FrameDecoder:
                 break
             end = pos + HEADER.size + length
             if end > size:
+                if end - size > GATHER_BYTES:
+                    self._channel = channel
+                    self._parts = [bytes(buf[pos + HEADER.size : size])]
+                    self._want = end - size
+                    pos = size
                 break
             frames.append((channel, bytes(buf[pos + HEADER.size : end])))
             pos = end
