@@ -76,7 +76,9 @@ def test_citychain_pure_runs_the_sources() -> None:
 @pytest.mark.slow
 def test_the_sources_pass_the_codec_and_tree_tests() -> None:
     """Where an install compiled nothing, the sources run: they must pass what the
-    extensions pass (the rest of the suite runs the extensions)."""
+    extensions pass (the rest of the suite runs the extensions). The codec's properties get
+    a tenth of their examples here (``CITYCHAIN_PURE=1``, tests/codec/test_codec.py): most of
+    their time is Hypothesis drawing values, the same for either build."""
     files = [
         "tests/codec/test_codec.py",
         "tests/codec/test_hostile_cbor.py",

@@ -7,6 +7,7 @@ do not depend on what cbor2 happens to emit in non-canonical mode.
 from __future__ import annotations
 
 import enum
+import os
 import struct
 from typing import Any
 
@@ -40,7 +41,17 @@ values = st.recursive(
     ),
     max_leaves=25,
 )
-small = settings(max_examples=300, deadline=None)
+#: The run on the sources (tests/test_compiled.py, ``CITYCHAIN_PURE=1``) checks the same
+#: properties with a tenth of the examples, most of whose time is Hypothesis drawing them:
+#: the compiled codec, which an install runs, gets every example.
+_SHARE = 10 if os.environ.get("CITYCHAIN_PURE") == "1" else 1
+
+
+def examples(n: int) -> settings:
+    return settings(max_examples=max(20, n // _SHARE), deadline=None)
+
+
+small = examples(300)
 
 
 def norm(v: Any) -> Any:
@@ -103,7 +114,7 @@ class _Map(dict[str, Any]):
     pass
 
 
-@settings(max_examples=600, deadline=None)
+@examples(600)
 @given(values)
 def test_encoder_writes_what_cbor2_writes(v: Any) -> None:
     # codec.encode_trusted walks values itself (cheaper than cbor2's encoder, see its
@@ -324,13 +335,13 @@ def _decodes_only_canonically(data: bytes) -> None:
     assert codec.encode(value) == data
 
 
-@settings(max_examples=1500, deadline=None)
+@examples(1500)
 @given(st.binary(max_size=64))
 def test_garbage_raises_only_decode_error(data: bytes) -> None:
     _decodes_only_canonically(data)
 
 
-@settings(max_examples=500, deadline=None)
+@examples(500)
 @given(values, st.data())
 def test_corrupted_encodings_raise_only_decode_error(v: Any, data: st.DataObject) -> None:
     raw = bytearray(codec.encode(v))
@@ -422,7 +433,7 @@ def _hand_made(draw: st.DrawFn) -> bytes:
     return tag + head(2, len(raw)) + raw
 
 
-@settings(max_examples=1500, deadline=None)
+@examples(1500)
 @given(st.one_of(_mutated(), _hand_made(), st.binary(max_size=48)))
 def test_decode_accepts_exactly_what_re_encodes_to_itself(data: bytes) -> None:
     assert _accepted(data) == _by_reencoding(data), data.hex()
