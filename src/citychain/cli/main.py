@@ -120,8 +120,8 @@ def main() -> None:
         status = app(standalone_mode=False, prog_name="citychain")
     except _UsageError as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # `citychain tx`: the group's help
-            # Imported here: it loads rich's Markdown and traceback renderers (~50 ms), which
-            # no command that runs needs.
+            # Imported here: it loads rich's Markdown and traceback renderers (~0.1 s of every
+            # command's start), which no command that runs needs.
             from typer import rich_utils
 
             rich_utils.rich_format_error(cast(Any, exc))

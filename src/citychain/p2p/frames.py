@@ -87,9 +87,9 @@ class FrameDecoder:
 
     Small frames are cut from one growing buffer. A large one (a block of up to 16 MiB, in
     reads of 64-256 KiB) is not: growing a ``bytearray`` that far copies it over and over
-    (glibc's ``realloc`` moves large blocks; ~10 ms for 4 MiB), so once a header announces
-    more than :data:`GATHER_BYTES` still to come, the reads of its body are kept as they come
-    and joined once (~1 ms for 4 MiB).
+    (glibc's ``realloc`` moves large blocks: ~8 ms for 4 MiB, ~31 ms for 16 MiB), so once a
+    header announces more than :data:`GATHER_BYTES` still to come, the reads of its body are
+    kept as they come and joined once (~0.5 ms and ~2.5 ms; bench/RESULTS.md).
     """
 
     def __init__(self, max_payload: int) -> None:
