@@ -226,7 +226,7 @@ def test_frame_decoder_gives_every_frame_whole_however_the_stream_is_cut(
     assert decoder.refusal is None
 
 
-def test_a_large_frame_is_gathered_without_growing_one_buffer() -> None:
+def test_a_large_frame_and_the_small_one_after_it_come_out_whole() -> None:
     """A 4 MiB frame in 64 KiB reads comes out whole, so does the frame after it in its last
     read, and the decoder keeps nothing of either (the speed is in ``bench/RESULTS.md``)."""
     body = bytes(range(256)) * (4 * 4096)
