@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import socket
 import ssl
 import threading
+import warnings
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -36,7 +40,7 @@ from citychain.p2p.frames import (
     header,
     read_frame,
 )
-from citychain.p2p.handshake import CLOSE_TIMEOUT_S, close_writer
+from citychain.p2p.handshake import CLOSE_TIMEOUT_S, accept, close_writer, dial
 from citychain.p2p.ratelimit import TokenBucket
 from citychain.p2p.refusals import ALERTS, explain_tls_error, translate_alert
 from citychain.p2p.tls import TrustStore, check_peer_certificate
@@ -542,3 +546,97 @@ def test_a_writer_closed_twice_is_still_aborted_when_its_tls_shutdown_hangs(
         for s in held:
             s.close()
         listener.close()
+
+
+def _tls_pair(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server and a client TLS context for the closing tests (no node checks)."""
+    cert_pem, key_pem = generate_org_ca("t", "T")
+    (tmp_path / "c.pem").write_bytes(cert_pem)
+    (tmp_path / "k.pem").write_bytes(key_pem)
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(tmp_path / "c.pem", tmp_path / "k.pem")
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.check_hostname = False
+    client.verify_mode = ssl.CERT_NONE
+    return server, client
+
+
+def _cancel_when_tls_is_up(monkeypatch: pytest.MonkeyPatch) -> list[asyncio.Task[Any]]:
+    """Cancel the task put in the returned list at the instant its TLS handshake completes,
+    before it has resumed: the window in which ``stop()`` can cancel a handshake whose
+    connection asyncio then closes gracefully (close_notify, then a wait for the peer's)."""
+    tasks: list[asyncio.Task[Any]] = []
+    made = asyncio.StreamReaderProtocol.connection_made
+
+    def connection_made(self: asyncio.StreamReaderProtocol, transport: Any) -> None:
+        made(self, transport)
+        tasks[0].cancel()
+
+    monkeypatch.setattr(asyncio.StreamReaderProtocol, "connection_made", connection_made)
+    return tasks
+
+
+def _resource_warnings_after(run: Callable[[], None]) -> list[str]:
+    """``run()`` (which runs and closes its own loop), then collect: the ResourceWarnings of
+    what it left open ("unclosed transport ...")."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run()
+        gc.collect()
+    return [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+@pytest.mark.parametrize("side", ["accept", "dial"])
+def test_a_handshake_cancelled_as_its_tls_comes_up_leaves_no_socket_open(
+    side: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The switch stops (cancelling every handshake) just as one's TLS handshake completes,
+    with a peer that never answers close_notify: that connection must be dropped at once, not
+    left in a TLS shutdown that outlives the loop (found as "unclosed transport" in CI)."""
+    server, client = _tls_pair(tmp_path)
+    tasks = _cancel_when_tls_is_up(monkeypatch)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    held: list[socket.socket] = []
+    done = threading.Event()
+
+    def silent_peer() -> None:  # the TLS handshake, then it never reads again
+        if side == "accept":
+            raw = socket.create_connection(("127.0.0.1", port))
+            held.append(client.wrap_socket(raw))
+        else:
+            conn, _ = listener.accept()
+            held.append(server.wrap_socket(conn, server_side=True))
+        done.wait(10)
+
+    peer = threading.Thread(target=silent_peer, daemon=True)
+    local: Any = None  # never reached: the handshake is cancelled before its first frame
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        peer.start()
+        if side == "accept":
+            listener.setblocking(False)
+            sock, _ = await loop.sock_accept(listener)
+            tasks.append(
+                asyncio.create_task(accept(sock, context=server, local=local, timeout_s=5))
+            )
+        else:
+            tasks.append(
+                asyncio.create_task(
+                    dial("t", "127.0.0.1", port, context=client, local=local, timeout_s=5)
+                )
+            )
+        with pytest.raises(asyncio.CancelledError):
+            await tasks[0]
+        await asyncio.sleep(0.05)  # a few turns: an abort closes the socket in the next one
+
+    try:
+        leaks = _resource_warnings_after(lambda: asyncio.run(main()))
+    finally:
+        done.set()
+        peer.join(5)
+        for s in held:
+            s.close()
+        listener.close()
+    assert not leaks, leaks

@@ -165,8 +165,7 @@ class Connection:
         close it in order was cancelled: the switch is stopping)."""
         for task in self._tasks:
             task.cancel()
-        if not self._writer.transport.is_closing():
-            self._writer.transport.abort()
+        self._writer.transport.abort()  # even if closing: see close()
 
     async def close(self, reason: str, refusal: PeerRefused | None = None) -> None:
         """End the connection (once). ``refusal`` (ours) is sent to the peer first."""
@@ -187,8 +186,11 @@ class Connection:
             else:
                 await close_writer(self._writer)
         finally:
-            if not self._writer.transport.is_closing():
-                self._writer.transport.abort()
+            # Unconditionally: a TLS transport "is closing" as soon as a shutdown starts (ours,
+            # or one the peer began with its close_notify), yet its socket stays open until
+            # that shutdown ends, which a cut-short close no longer waits for. Once the
+            # connection is lost, abort() does nothing.
+            self._writer.transport.abort()
             self._closed.set()
             self._on_closed(self, reason, refusal)
 

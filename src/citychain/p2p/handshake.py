@@ -53,7 +53,11 @@ at that moment can only mean that refusal (or a peer going down at that instant)
 reported as ``wrong_ca`` with words that say "most likely". Every other refusal, on either
 side, travels as a Refuse frame.
 
-On every failure path the writer is closed before the exception leaves this module.
+On every failure path the writer is closed before the exception leaves this module. That
+includes a cancellation (the switch stopping) that lands just as TLS comes up, before our code
+has the connection: asyncio then closes it gracefully, with a close_notify and a wait for the
+peer's that nothing would ever end, so the TCP socket would outlive the loop. The stream
+protocol (:class:`_Stream`) keeps the transport TLS handed it, and that transport is aborted.
 """
 
 from __future__ import annotations
@@ -172,6 +176,22 @@ class Established:
     address: str  # the remote "host:port"
     #: The peer's SM2 node certificate (DER) on an ``sm2-sm3`` chain, as checked; else empty.
     gm_cert: bytes = b""
+
+
+class _Stream(asyncio.StreamReaderProtocol):
+    """A stream protocol that keeps the transport it was given when TLS came up, so that a
+    handshake cancelled before it could make its writer can still drop the connection."""
+
+    transport: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        super().connection_made(transport)
+
+    def drop(self) -> None:
+        """Abort the connection at once, if TLS came up (else asyncio dropped it already)."""
+        if isinstance(self.transport, asyncio.Transport):
+            self.transport.abort()
 
 
 def format_address(peername: object) -> str:
@@ -437,14 +457,19 @@ async def accept(
     except OSError:
         address = "an unknown address"  # the dialler is gone already; the read below says so
     writer: asyncio.StreamWriter | None = None
+    protocol: _Stream | None = None
     done = False
     try:
         async with asyncio.timeout(timeout_s):
             reader = asyncio.StreamReader(limit=READ_LIMIT, loop=loop)
-            protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+            protocol = _Stream(reader, loop=loop)
             try:
                 transport, _ = await loop.connect_accepted_socket(
-                    lambda: protocol, sock, ssl=context, ssl_handshake_timeout=timeout_s
+                    lambda: protocol,
+                    sock,
+                    ssl=context,
+                    ssl_handshake_timeout=timeout_s,
+                    ssl_shutdown_timeout=CLOSE_TIMEOUT_S,
                 )
             except ssl.SSLError as exc:  # 1
                 raise explain_tls_error(exc) from None
@@ -467,7 +492,9 @@ async def accept(
             if writer is not None:
                 await close_writer(writer)
             else:
-                sock.close()  # a no-op where a transport took it (and closed it on its failure)
+                if protocol is not None:
+                    protocol.drop()
+                sock.close()  # where a transport took it, it closes the socket again: harmless
 
 
 async def dial(
@@ -481,19 +508,26 @@ async def dial(
 ) -> Established:
     """Run the dialler's side of the handshake to the node ``name`` at ``host:port``."""
     address = format_address((host, port))
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    async with asyncio.timeout_at(deadline):
-        try:
-            reader, writer = await asyncio.open_connection(
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    reader = asyncio.StreamReader(limit=READ_LIMIT, loop=loop)
+    protocol = _Stream(reader, loop=loop)
+    try:
+        async with asyncio.timeout_at(deadline):
+            transport, _ = await loop.create_connection(
+                lambda: protocol,
                 host,
                 port,
                 ssl=context,
                 ssl_handshake_timeout=timeout_s,
                 ssl_shutdown_timeout=CLOSE_TIMEOUT_S,
-                limit=READ_LIMIT,
             )
-        except ssl.SSLError as exc:
-            raise explain_tls_error(exc) from None
+    except ssl.SSLError as exc:
+        raise explain_tls_error(exc) from None
+    except BaseException:
+        protocol.drop()  # cancelled as TLS came up: see the module docstring
+        raise
+    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
     done = False
     try:
         async with asyncio.timeout_at(deadline):

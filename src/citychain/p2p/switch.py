@@ -984,11 +984,11 @@ def _check_channel(channel: int) -> None:
 
 def _dropper(writer: asyncio.StreamWriter) -> Callable[[], None]:
     """What drops ``writer``'s connection if the task that owned it was cancelled before it
-    could: nothing if its transport is closing already (a ``finally`` of the task did it)."""
+    could. Even a transport that is closing already: a TLS shutdown the peer began keeps the
+    socket open until it ends (see ``Connection.close``); a lost connection ignores it."""
 
     def drop() -> None:
-        if not writer.transport.is_closing():
-            writer.transport.abort()
+        writer.transport.abort()
 
     return drop
 
