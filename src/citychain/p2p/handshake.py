@@ -70,7 +70,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 from citychain.crypto import Signer
 from citychain.errors import PeerRefused, Unavailable
@@ -182,15 +182,17 @@ class _Stream(asyncio.StreamReaderProtocol):
     """A stream protocol that keeps the transport it was given when TLS came up, so that a
     handshake cancelled before it could make its writer can still drop the connection."""
 
-    transport: asyncio.BaseTransport | None = None
+    transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
+        # A cast, not an isinstance check: uvloop's TLS transport is not registered as an
+        # asyncio.Transport, though it is one in all but name.
+        self.transport = cast(asyncio.Transport, transport)
         super().connection_made(transport)
 
     def drop(self) -> None:
-        """Abort the connection at once, if TLS came up (else asyncio dropped it already)."""
-        if isinstance(self.transport, asyncio.Transport):
+        """Abort the connection at once, if TLS came up (else the loop dropped it already)."""
+        if self.transport is not None:
             self.transport.abort()
 
 
