@@ -130,6 +130,13 @@ def net(tmp_path: Path, isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> 
     node = Node(NodeConfig(home=node_home), signer=VALIDATOR)
     try:
         with _serve(node) as url:
+            # A chain's first block is made at once, transactions or not: wait for it, so
+            # that from here on heights move only with the tests' own transactions (a test
+            # that set a deadline at "the next height" lost the race to it under load).
+            deadline = time.monotonic() + 10
+            while node.height < 1:
+                assert time.monotonic() < deadline, "the test node made no first block"
+                time.sleep(0.01)
             monkeypatch.setenv("CITYCHAIN_NODE", url)
             yield GovNet(url, node, isolated_env)
     finally:
