@@ -92,11 +92,16 @@ def test_a_refusal_is_a_whole_http_answer_with_code_and_message() -> None:
 @pytest.mark.parametrize(
     ("line", "words"),
     [
-        ("header_timeout_ms = 0", "header_timeout_ms must be 1 or more"),
-        ("max_connections_per_address = 0", "max_connections_per_address must be 1 or more"),
-        ("max_url_bytes = 20000", "max_url_bytes must be 256 to 8000"),
-        ("max_header_bytes = 10", "max_header_bytes must be 1024 or more"),
-        ("max_subscribers = 0", "max_subscribers must be 1 or more"),
+        ("header_timeout_ms = 0", "header_timeout_ms must be a whole number, 1 or more"),
+        (
+            "max_connections_per_address = 0",
+            "max_connections_per_address must be a whole number, 1 or more",
+        ),
+        ("max_url_bytes = 20000", "max_url_bytes must be a whole number, 256 to 8,000 (a Web"),
+        ('max_url_bytes = "8k"', "max_url_bytes must be a whole number, 256 to 8,000 (a Web"),
+        ("max_header_bytes = 10", "max_header_bytes must be a whole number, 1,024 or more"),
+        ("max_subscribers = 0", "max_subscribers must be a whole number, 1 or more"),
+        ("port = 70000", "port must be a whole number, 0 to 65,535, got 70000"),
     ],
 )
 def test_unworkable_api_limits_are_refused_in_words(tmp_path: Path, line: str, words: str) -> None:

@@ -55,22 +55,27 @@ def test_the_default_is_5_s_and_the_node_waits_what_the_file_says(tmp_path: Path
         node.close()
 
 
+#: A number's range is said whatever was wrong with it: its type, its sign or its size.
 @pytest.mark.parametrize(
     ("value", "words"),
     [
-        ("0", "[p2p] private_ack_timeout_ms must be 1 to 60,000"),
-        ("60001", "[p2p] private_ack_timeout_ms must be 1 to 60,000"),
-        ("-5", "[p2p] private_ack_timeout_ms must be a whole number, 0 or more"),
-        ('"5s"', "[p2p] private_ack_timeout_ms must be a whole number, 0 or more"),
-        ("15", "[state] max_open_files must be 16 or more"),
-        ("-1", "[state] max_open_files must be a whole number, 0 or more"),
+        ("0", "[p2p] private_ack_timeout_ms must be a whole number, 1 to 60,000 (a write waits"),
+        (
+            "60001",
+            "[p2p] private_ack_timeout_ms must be a whole number, 1 to 60,000 (a write waits",
+        ),
+        ("-5", "[p2p] private_ack_timeout_ms must be a whole number, 1 to 60,000 (a write waits"),
+        ('"5s"', "[p2p] private_ack_timeout_ms must be a whole number, 1 to 60,000 (a write waits"),
+        ("15", "[state] max_open_files must be a whole number, 16 or more (RocksDB's own files"),
+        ("-1", "[state] max_open_files must be a whole number, 16 or more (RocksDB's own files"),
         ('"yes"', "[state] tree_blob_files must be true or false"),
         ('"lots"', "[state] query_cache_mib must be a whole number, 0 or more"),
         ("-64", "[state] query_cache_mib must be a whole number, 0 or more"),
         ('"big"', "[state] value_cache_mib must be a whole number, 0 or more"),
         ("-1", "[state] value_cache_mib must be a whole number, 0 or more"),
-        ("4", "[state] block_cache_mib must be 8 or more"),
-        ('"1G"', "[state] block_cache_mib must be a whole number, 0 or more"),
+        ("4", "[state] block_cache_mib must be a whole number, 8 or more, got 4"),
+        ('"1G"', "[state] block_cache_mib must be a whole number, 8 or more, got '1G'"),
+        ("4.5", "[state] block_cache_mib must be a whole number, 8 or more, got 4.5"),
     ],
 )
 def test_bad_values_are_refused_by_name(tmp_path: Path, value: str, words: str) -> None:

@@ -32,33 +32,52 @@ if TYPE_CHECKING:
     from citychain.blobs import BlobStore
 
 
+def _whole(default: int, low: int = 0, high: int | None = None, why: str = "") -> int:
+    """A whole-number setting from ``low`` to ``high`` (None: no upper bound). The bounds are
+    declared here, once, and checked with the type when node.toml is read (:func:`_section`),
+    so a value of the wrong type is told the same range as one out of it; ``why`` follows
+    the range in that message."""
+    bounds = {"low": low, "high": high, "why": why}
+    got: int = field(default=default, metadata=bounds)
+    return got
+
+
+def _whole_words(f: Any) -> str:
+    """``a whole number, 8 or more``: what an int field takes, in words."""
+    low = f.metadata.get("low", 0)
+    high = f.metadata.get("high")
+    why = f.metadata.get("why", "")
+    span = f"{low:,} or more" if high is None else f"{low:,} to {high:,}"
+    return f"a whole number, {span}" + (f" ({why})" if why else "")
+
+
 @dataclass(frozen=True, slots=True)
 class ApiConfig:
     """Where the API listens and what any client may hold (see :mod:`citychain.api.limits`)."""
 
     host: str = "127.0.0.1"
-    port: int = 26657
-    max_body_bytes: int = 32 * 1024 * 1024
+    port: int = _whole(26657, 0, 65535)
+    max_body_bytes: int = _whole(32 * 1024 * 1024, 1)
     #: Open client connections in all (WebSockets included); lowered at start so that the
     #: open-files limit keeps ``fd_reserve`` descriptors for consensus, storage and p2p.
-    max_connections: int = 1024
+    max_connections: int = _whole(1024, 1)
     #: Open connections from one client address.
-    max_connections_per_address: int = 128
+    max_connections_per_address: int = _whole(128, 1)
     #: Descriptors never given to API clients: the WAL, the mempool journal, p2p (and, on
     #: top, the databases' table files: ``[state] max_open_files``).
     fd_reserve: int = 128
     #: A request's line and headers must arrive within this (slow senders are dropped).
-    header_timeout_ms: int = 5_000
+    header_timeout_ms: int = _whole(5_000, 1)
     #: A request's body must arrive within this once its headers did.
-    body_timeout_ms: int = 60_000
+    body_timeout_ms: int = _whole(60_000, 1)
     #: An idle keep-alive connection is closed after this.
-    keepalive_timeout_ms: int = 5_000
+    keepalive_timeout_ms: int = _whole(5_000, 1)
     #: Longest request target (path and query) and most header bytes in one request.
-    max_url_bytes: int = 8_000
-    max_header_bytes: int = 32 * 1024
+    max_url_bytes: int = _whole(8_000, 256, 8_000, "a WebSocket handshake takes no longer line")
+    max_header_bytes: int = _whole(32 * 1024, 1024)
     #: Open ``/v1/events`` subscriptions, in all and from one client address.
-    max_subscribers: int = 1_000
-    max_subscribers_per_address: int = 100
+    max_subscribers: int = _whole(1_000, 1)
+    max_subscribers_per_address: int = _whole(100, 1)
     #: The public ``scheme://host[:port]`` clients address when a reverse proxy sits in front:
     #: signed reads check a request's signed URI against it (empty: the connection's scheme
     #: and the ``Host`` header as received). See :mod:`citychain.api._httpsig`.
@@ -73,25 +92,8 @@ class ApiConfig:
         return tuple(p.strip() for p in self.trusted_proxies.split(",") if p.strip())
 
     def problem(self) -> str | None:
-        """Why these settings cannot work (None when they can)."""
-        for name in (
-            "max_body_bytes",
-            "max_connections",
-            "max_connections_per_address",
-            "header_timeout_ms",
-            "body_timeout_ms",
-            "keepalive_timeout_ms",
-            "max_subscribers",
-            "max_subscribers_per_address",
-        ):
-            if getattr(self, name) < 1:
-                return f"{name} must be 1 or more"
-        if not 256 <= self.max_url_bytes <= 8_000:
-            return "max_url_bytes must be 256 to 8000 (a WebSocket handshake takes no longer line)"
-        if self.max_header_bytes < 1024:
-            return "max_header_bytes must be 1024 or more"
-        if self.port > 65535:
-            return "port must be 0 to 65535"
+        """Why these settings cannot work (None when they can), beyond each number's range
+        (declared with the field, checked as node.toml is read)."""
         scheme, sep, authority = self.public_origin.partition("://")
         if self.public_origin and (
             scheme not in ("http", "https") or not sep or not authority or "/" in authority
@@ -129,7 +131,11 @@ class StateSettings:
     cache_pages: int = DEFAULT_CACHE_PAGES
     #: RocksDB table files the node's database keeps open (RocksDB would keep every one).
     #: They are kept from API clients besides ``[api] fd_reserve``: see ``descriptor_budget``.
-    max_open_files: int = DEFAULT_MAX_OPEN_FILES
+    max_open_files: int = _whole(
+        DEFAULT_MAX_OPEN_FILES,
+        MIN_DB_OPEN_FILES,
+        why="RocksDB's own files: its log, manifest and a compaction's inputs and outputs",
+    )
     #: Keep the tree's pages in RocksDB's blob files: its compactions then move pointers, not
     #: pages (at 10 million accounts RocksDB's CPU a block 0.58 -> 0.35 s in bench_scale.py),
     #: and the tree takes more disk (the pruned pages' garbage stays longer: ~40 % measured).
@@ -144,18 +150,7 @@ class StateSettings:
     #: RocksDB's block cache: the database's blocks (its index, the latest values, the tree's
     #: pages beyond ``cache_pages``) kept in memory, uncompressed. A read that misses it reads
     #: the block from the file (the OS page cache at best), checks and decompresses it.
-    block_cache_mib: int = DEFAULT_BLOCK_CACHE_MIB
-
-    def problem(self) -> str | None:
-        """Why these settings cannot work (None when they can)."""
-        if self.block_cache_mib < 8:
-            return "block_cache_mib must be 8 or more"
-        if self.max_open_files < MIN_DB_OPEN_FILES:
-            return (
-                f"max_open_files must be {MIN_DB_OPEN_FILES} or more (RocksDB's own files: "
-                "its log, manifest and a compaction's inputs and outputs)"
-            )
-        return None
+    block_cache_mib: int = _whole(DEFAULT_BLOCK_CACHE_MIB, 8)
 
 
 #: The longest a private-collection write may wait for acknowledgements (one minute).
@@ -193,15 +188,12 @@ class P2PSettings:
     #: How long a private-collection write waits for the ``required_peers`` acknowledgements
     #: of its collection before answering ``dissemination_failed`` (citychain.node.private_data).
     #: Peers in other cities answer a push after a round trip and a synced write.
-    private_ack_timeout_ms: int = 5_000
-
-    def problem(self) -> str | None:
-        if not 1 <= self.private_ack_timeout_ms <= MAX_PRIVATE_ACK_TIMEOUT_MS:
-            return (
-                f"private_ack_timeout_ms must be 1 to {MAX_PRIVATE_ACK_TIMEOUT_MS:,} (a write "
-                "waits this long for acknowledgements, holding its API request open)"
-            )
-        return None
+    private_ack_timeout_ms: int = _whole(
+        5_000,
+        1,
+        MAX_PRIVATE_ACK_TIMEOUT_MS,
+        "a write waits this long for acknowledgements, holding its API request open",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,20 +401,25 @@ def _toml_value(v: Any) -> str:
 
 
 def _section(path: Path, name: str, cls: type[Any], value: dict[str, Any]) -> Any:
-    types = {f.name: f.type for f in fields(cls)}
+    known = {f.name: f for f in fields(cls)}
     for key, v in value.items():
-        if key not in types:
-            raise ConfigError(f"{path}: unknown key {key!r} in [{name}] (known: {sorted(types)})")
-        want = types[key]
-        ok = (
-            (want == "bool" and isinstance(v, bool))
-            or (want == "int" and isinstance(v, int) and not isinstance(v, bool) and v >= 0)
-            or (want == "str" and isinstance(v, str))
-        )
-        if not ok:
-            kind = {"bool": "true or false", "int": "a whole number, 0 or more"}.get(
-                str(want), "a text in quotes"
+        if key not in known:
+            raise ConfigError(f"{path}: unknown key {key!r} in [{name}] (known: {sorted(known)})")
+        f = known[key]
+        want = str(f.type)
+        if want == "int":
+            low, high = f.metadata.get("low", 0), f.metadata.get("high")
+            ok = (
+                isinstance(v, int)
+                and not isinstance(v, bool)
+                and low <= v
+                and (high is None or v <= high)
             )
+            kind = _whole_words(f)
+        else:
+            ok = isinstance(v, bool) if want == "bool" else want == "str" and isinstance(v, str)
+            kind = "true or false" if want == "bool" else "a text in quotes"
+        if not ok:
             raise ConfigError(f"{path}: [{name}] {key} must be {kind}, got {v!r}")
     built = cls(**value)
     problem = getattr(built, "problem", None)
