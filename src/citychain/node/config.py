@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,12 +37,11 @@ def _whole(default: int, low: int = 0, high: int | None = None, why: str = "") -
     declared here, once, and checked with the type when node.toml is read (:func:`_section`),
     so a value of the wrong type is told the same range as one out of it; ``why`` follows
     the range in that message."""
-    bounds = {"low": low, "high": high, "why": why}
-    got: int = field(default=default, metadata=bounds)
-    return got
+    setting: int = field(default=default, metadata={"low": low, "high": high, "why": why})
+    return setting
 
 
-def _whole_words(f: Any) -> str:
+def _whole_words(f: Field[Any]) -> str:
     """``a whole number, 8 or more``: what an int field takes, in words."""
     low = f.metadata.get("low", 0)
     high = f.metadata.get("high")

@@ -615,7 +615,9 @@ class Switch:
 
         ``on_cancel`` drops the connection the task was to handshake or close: stop() may
         cancel a task before its first step, when none of its ``finally`` clauses can run, and
-        nothing else would ever close that socket.
+        nothing else would ever close that socket. A transport's ``abort`` is called even if
+        it is closing already: a TLS shutdown the peer began keeps the socket open until it
+        ends (see ``Connection.close``); a lost connection ignores it.
         """
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
@@ -852,7 +854,9 @@ class Switch:
         """
         name, org = est.cert.node_name, est.cert.org_id
         if not self._running:
-            self._spawn(_close_est(est, None), f"p2p-close-{name}", on_cancel=_dropper(est.writer))
+            self._spawn(
+                _close_est(est, None), f"p2p-close-{name}", on_cancel=est.writer.transport.abort
+            )
             return False
         cert = _peer_x509(est)
         if local is not self._local:
@@ -866,7 +870,7 @@ class Switch:
                 self._spawn(
                     _close_est(est, refusal),
                     f"p2p-close-{name}",
-                    on_cancel=_dropper(est.writer),
+                    on_cancel=est.writer.transport.abort,
                 )
                 return False
         state = self._peers.get(name)
@@ -889,7 +893,7 @@ class Switch:
             self._log_refusal(refusal, f"{name} at {est.address}", name, org)
             state.last_error = refusal.short()
             self._spawn(
-                _close_est(est, refusal), f"p2p-close-{name}", on_cancel=_dropper(est.writer)
+                _close_est(est, refusal), f"p2p-close-{name}", on_cancel=est.writer.transport.abort
             )
             return False
         conn = Connection(
@@ -916,7 +920,7 @@ class Switch:
                 self._spawn(
                     _close_est(est, refusal),
                     f"p2p-close-{name}",
-                    on_cancel=_dropper(est.writer),
+                    on_cancel=est.writer.transport.abort,
                 )
                 return False
             state.conn = conn  # before closing the old one, so its on_closed is ignored
@@ -980,17 +984,6 @@ def _check_channel(channel: int) -> None:
         raise InvalidInput(
             f"channel {channel} is not in {MIN_CHANNEL}..{MAX_CHANNEL} (0 is the transport's own)"
         )
-
-
-def _dropper(writer: asyncio.StreamWriter) -> Callable[[], None]:
-    """What drops ``writer``'s connection if the task that owned it was cancelled before it
-    could. Even a transport that is closing already: a TLS shutdown the peer began keeps the
-    socket open until it ends (see ``Connection.close``); a lost connection ignores it."""
-
-    def drop() -> None:
-        writer.transport.abort()
-
-    return drop
 
 
 async def _close_est(est: Established, refusal: PeerRefused | None) -> None:
