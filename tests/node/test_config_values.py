@@ -76,6 +76,8 @@ def test_the_default_is_5_s_and_the_node_waits_what_the_file_says(tmp_path: Path
         ("4", "[state] block_cache_mib must be a whole number, 8 or more, got 4"),
         ('"1G"', "[state] block_cache_mib must be a whole number, 8 or more, got '1G'"),
         ("4.5", "[state] block_cache_mib must be a whole number, 8 or more, got 4.5"),
+        ("0", "[mempool] max_txs must be a whole number, 1 or more, got 0"),
+        ("0", "[mempool] nonce_window must be a whole number, 1 or more, got 0"),
     ],
 )
 def test_bad_values_are_refused_by_name(tmp_path: Path, value: str, words: str) -> None:

@@ -111,9 +111,9 @@ class ApiConfig:
 
 @dataclass(frozen=True, slots=True)
 class MempoolSettings:
-    max_txs: int = 200_000
-    max_bytes: int = 256 * 1024 * 1024
-    nonce_window: int = 1024
+    max_txs: int = _whole(200_000, 1)
+    max_bytes: int = _whole(256 * 1024 * 1024, 1)
+    nonce_window: int = _whole(1024, 1)
     #: Journal accepted transactions (fsynced before the 202), so they survive a crash.
     persist: bool = True
 
