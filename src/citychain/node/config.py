@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import tomllib
-from dataclasses import Field, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,22 +32,39 @@ if TYPE_CHECKING:
     from citychain.blobs import BlobStore
 
 
+@dataclass(frozen=True, slots=True)
+class _Whole:
+    """The whole numbers from ``low`` to ``high`` (None: no upper bound) a setting takes, and
+    ``why`` the bounds are what they are (said after them when a value is refused)."""
+
+    low: int = 0
+    high: int | None = None
+    why: str = ""
+
+    def holds(self, v: object) -> bool:
+        return (
+            isinstance(v, int)
+            and not isinstance(v, bool)
+            and self.low <= v
+            and (self.high is None or v <= self.high)
+        )
+
+    def words(self) -> str:
+        """``a whole number, 8 or more``."""
+        span = f"{self.low:,} or more" if self.high is None else f"{self.low:,} to {self.high:,}"
+        return f"a whole number, {span}" + (f" ({self.why})" if self.why else "")
+
+
+#: What an int setting that declares no range takes.
+_ANY_WHOLE = _Whole()
+
+
 def _whole(default: int, low: int = 0, high: int | None = None, why: str = "") -> int:
-    """A whole-number setting from ``low`` to ``high`` (None: no upper bound). The bounds are
-    declared here, once, and checked with the type when node.toml is read (:func:`_section`),
-    so a value of the wrong type is told the same range as one out of it; ``why`` follows
-    the range in that message."""
-    setting: int = field(default=default, metadata={"low": low, "high": high, "why": why})
+    """A whole-number setting from ``low`` to ``high``. The range is declared here, once,
+    and checked with the type when node.toml is read (:func:`_section`), so a value of the
+    wrong type is told the same range as one out of it."""
+    setting: int = field(default=default, metadata={"range": _Whole(low, high, why)})
     return setting
-
-
-def _whole_words(f: Field[Any]) -> str:
-    """``a whole number, 8 or more``: what an int field takes, in words."""
-    low = f.metadata.get("low", 0)
-    high = f.metadata.get("high")
-    why = f.metadata.get("why", "")
-    span = f"{low:,} or more" if high is None else f"{low:,} to {high:,}"
-    return f"a whole number, {span}" + (f" ({why})" if why else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -405,19 +422,13 @@ def _section(path: Path, name: str, cls: type[Any], value: dict[str, Any]) -> An
         if key not in known:
             raise ConfigError(f"{path}: unknown key {key!r} in [{name}] (known: {sorted(known)})")
         f = known[key]
-        want = str(f.type)
-        if want == "int":
-            low, high = f.metadata.get("low", 0), f.metadata.get("high")
-            ok = (
-                isinstance(v, int)
-                and not isinstance(v, bool)
-                and low <= v
-                and (high is None or v <= high)
-            )
-            kind = _whole_words(f)
+        if f.type == "int":
+            whole: _Whole = f.metadata.get("range", _ANY_WHOLE)
+            ok, kind = whole.holds(v), whole.words()
+        elif f.type == "bool":
+            ok, kind = isinstance(v, bool), "true or false"
         else:
-            ok = isinstance(v, bool) if want == "bool" else want == "str" and isinstance(v, str)
-            kind = "true or false" if want == "bool" else "a text in quotes"
+            ok, kind = f.type == "str" and isinstance(v, str), "a text in quotes"
         if not ok:
             raise ConfigError(f"{path}: [{name}] {key} must be {kind}, got {v!r}")
     built = cls(**value)

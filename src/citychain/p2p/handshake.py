@@ -458,13 +458,12 @@ async def accept(
         address = format_address(sock.getpeername())
     except OSError:
         address = "an unknown address"  # the dialler is gone already; the read below says so
+    reader = asyncio.StreamReader(limit=READ_LIMIT, loop=loop)
+    protocol = _Stream(reader, loop=loop)
     writer: asyncio.StreamWriter | None = None
-    protocol: _Stream | None = None
     done = False
     try:
         async with asyncio.timeout(timeout_s):
-            reader = asyncio.StreamReader(limit=READ_LIMIT, loop=loop)
-            protocol = _Stream(reader, loop=loop)
             try:
                 transport, _ = await loop.connect_accepted_socket(
                     lambda: protocol,
@@ -494,8 +493,7 @@ async def accept(
             if writer is not None:
                 await close_writer(writer)
             else:
-                if protocol is not None:
-                    protocol.drop()
+                protocol.drop()
                 sock.close()  # where a transport took it, it closes the socket again: harmless
 
 
