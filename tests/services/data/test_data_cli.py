@@ -43,8 +43,8 @@ from citychain.node.home import InitResult, init_home
 from citychain.node.testnet import node_key_of
 from citychain.p2p.certs import decrypt_key_pem, encrypt_key_pem, generate_org_ca, issue_node_cert
 from citychain.sdk import Client
-from citychain.services.data.sdk import _transfer
-from citychain.services.data.shapes import export_catalogue, import_catalogue
+from citychain.services.data.sdk import DATA_GAS_LIMIT, _transfer, request_args
+from citychain.services.data.shapes import export_catalogue, import_catalogue, subject_tag
 from citychain.services.identity.sdk import Wallet
 from citychain.services.identity.shapes import did_key
 from citychain.types.genesis import Member, Organisation
@@ -464,7 +464,103 @@ def test_a_citizen_sees_on_a_phone_who_accessed_records_about_them(
         download = rows.nth(0).inner_text()
         assert "Organisation 2 (org2)" in download and "downloaded it" in download
         assert "route planning 2027" in download and f"Health check results ({code})" in download
-        assert page.locator("#records li").all_inner_texts() == [code]
+        assert page.locator("#records li span").all_inner_texts() == [
+            f"Health check results ({code})"
+        ]
+
+
+def test_a_citizen_asks_on_a_phone_for_a_copy_of_records_about_them(
+    net: Env, tmp_path: Path
+) -> None:
+    """From ``/my-data`` the citizen asks for a copy of what a resource holds about them: the
+    page builds the ``request_access`` transaction the SDK would build (the same bytes, so the
+    same hash), signs it in the browser and reads its receipt. A conditional resource leaves it
+    pending for the provider's approver, an unconditional one grants it at once; both show in
+    the citizen's list, and the approver's decision shows there after. A request with no
+    purpose is told so before anything is sent."""
+    housing, vaccines = "101008/000001", "101009/000001"
+    alice = net.node.signer("alice")
+    wallet = Wallet.create(tmp_path / "wallet.json", "wallet pass", kdf_level="interactive")
+    citizen = wallet.new_key("default")
+    me = wallet.signer("default")
+    (tmp_path / "rows.csv").write_bytes(b"resident,item\nR-2,x\n")
+    with Client(net.node.url) as c:
+        c.data.register_resource(
+            alice, **resource(housing, title="Housing subsidy files", sharing="conditional",
+                              sharing_condition="the person's own file", approvers=[alice.address])
+        )  # fmt: skip
+        c.data.register_resource(alice, **resource(vaccines, title="Vaccination records"))
+        for code in (housing, vaccines):
+            c.data.upload(alice, code, tmp_path / "rows.csv", subjects=[citizen])
+    (tmp_path / "citizen.jwe").write_text(wallet.export_key("phone passphrase"))
+
+    def sign_in(page: Any) -> None:
+        page.set_input_files("#keyfile", str(tmp_path / "citizen.jwe"))
+        page.fill("#passphrase", "phone passphrase")
+        page.click("#show")
+        expect(page.locator("#status")).to_have_text(re.compile(r"oldest first|No one"))
+
+    def ask(page: Any, code: str, purpose: str, days: str = "30") -> str:
+        page.locator(f"#records li[data-code='{code}'] button.ask").click()
+        page.fill("#purpose", purpose)
+        page.select_option("#period", days)
+        page.click("#send")
+        asked = page.locator("#asked")
+        expect(asked).not_to_have_text(re.compile(r"^$|…$"), timeout=60_000)
+        return str(asked.inner_text())
+
+    with browser.page() as page:
+        page.goto(net.node.url + "/my-data")
+        sign_in(page)
+        assert page.locator("#records li span").all_inner_texts() == [
+            f"Housing subsidy files ({housing})",
+            f"Vaccination records ({vaccines})",
+        ]
+        # The form's own check: nothing is signed or sent without a purpose.
+        assert ask(page, housing, "   ") == "Say what you need the records for."
+        pending = ask(page, housing, "my housing file, for a court case", days="7")
+        m = re.fullmatch(
+            rf"Sent: request (\d+) for Housing subsidy files \({housing}\) waits for the "
+            r"decision of Organisation 1\. It shows in the list above once decided\.",
+            pending,
+        )
+        assert m, pending
+        rid = int(m.group(1))
+        granted = ask(page, vaccines, "travel abroad")
+        m = re.fullmatch(
+            rf"Granted: request (\d+) for Vaccination records \({vaccines}\) gave you access "
+            r"\(grant (\d+)\)\. Download the copy with the citychain app\.",
+            granted,
+        )
+        assert m, granted
+        grant = int(m.group(2))
+        rows = page.locator("#accesses tbody tr")
+        assert [r.get_attribute("data-action") for r in rows.all()] == [
+            "request", "request", "granted",
+        ]  # fmt: skip
+        assert "you" in rows.nth(0).inner_text() and "for a court case" in rows.nth(0).inner_text()
+
+    with Client(net.node.url) as c:
+        req = c.data.request(alice, rid)
+        assert req["state"] == "pending" and req["purpose"] == "my housing file, for a court case"
+        assert req["subject"] == subject_tag(citizen) and req["requester"] == me.address
+        # The page's bytes are the SDK's: the transaction the SDK builds for the same call
+        # (its first nonce) has the hash the node committed.
+        built = c.build_tx(
+            me, "data", "request_access",
+            request_args(housing, "my housing file, for a court case", period=7 * 86_400_000,
+                         subject=citizen),
+            nonce=0, gas_limit=DATA_GAS_LIMIT,
+        )  # fmt: skip
+        assert c.tx(built.hash, signer=me).status == "committed"
+        assert c.data.grant(me, grant)["code"] == vaccines
+        assert c.data.decide(alice, rid, True)["state"] == "granted"
+
+    with browser.page() as page:
+        page.goto(net.node.url + "/my-data")
+        sign_in(page)
+        actions = [r.get_attribute("data-action") for r in page.locator("#accesses tbody tr").all()]
+        assert actions == ["request", "request", "granted", "granted"]
 
 
 def test_durations_and_dates_typed_by_people() -> None:

@@ -7,9 +7,12 @@ downloaded records about them, when and for what stated purpose, and which resou
 records about them. The page is static: its script opens the key file with WebCrypto, keeps
 the key in memory only, and makes the signed reads (RFC 9421) of
 ``/v1/data/subjects/{tag}/accesses`` and ``/records`` itself; the node answers them as it
-answers the SDK, to the subject's own did:key or an auditor. Like every page of the node it
-loads and calls nothing else (:mod:`citychain.api._pages`): a page that holds a person's key
-must not run anyone else's script.
+answers the SDK, to the subject's own did:key or an auditor. Beside each resource that holds
+records about them the citizen may ask for a copy: the script builds the SDK's
+``request_access`` transaction in canonical CBOR (held to ``tests/vectors/canonical/`` in
+Chromium), signs it, submits it to ``POST /v1/tx`` and reads its receipt signed. Like every
+page of the node it loads and calls nothing else (:mod:`citychain.api._pages`): a page that
+holds a person's key must not run anyone else's script.
 """
 
 from __future__ import annotations

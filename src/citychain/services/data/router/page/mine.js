@@ -8,7 +8,13 @@
 //   GET /v1/data/subjects/{tag}/accesses   (page by page)  and   .../records
 // with requests it signs itself: RFC 9421, covering "@method" and "@target-uri", with created,
 // expires, nonce, keyid "ed25519:<hex>", alg "ed25519" and tag "citychain", as the SDK signs
-// them. Departments are named from GET /v1/gov/orgs. No framework, nothing from another host.
+// them. Departments are named from GET /v1/gov/orgs, resources from the public catalogue.
+//
+// The citizen may also ask for a copy of the records a resource holds about them: the page
+// builds the `data.request_access` transaction the SDK builds (`client.data.request_access`
+// with `subject` = their did:key), in citychain's canonical CBOR (below), signs it with the
+// key, submits it (POST /v1/tx) and reads its receipt with a signed read (the call is private).
+// No framework, nothing from another host.
 "use strict";
 
 const ALG = "PBES2-HS512+A256KW";
@@ -22,6 +28,11 @@ const WHAT = {
   download: "downloaded it",
   revoked: "lost its access (revoked)",
 };
+// What the request asks for, as the SDK's `request_args` and `DATA_GAS_LIMIT` make it.
+const DATA_GAS_LIMIT = 5000000;
+const MAX_PURPOSE = 1024; // characters (the contract's MAX_TEXT)
+const DAY_MS = 86400000;
+const ANSWER_WAIT_MS = 60000; // how long the page waits for the block that takes a request
 const utf8 = new TextEncoder();
 
 class Refusal extends Error {}
@@ -115,11 +126,108 @@ async function openKeyFile(text, passphrase) {
     "jwk", { kty: "OKP", crv: "Ed25519", x: jwk.x, d: jwk.d }, { name: "Ed25519" }, false,
     ["sign"]);
   const pub = fromB64url(jwk.x);
-  return { key, pub, did: "did:key:z" + base58btc(concat([0xed, 0x01], pub)) };
+  const did = "did:key:z" + base58btc(concat([0xed, 0x01], pub));
+  // The subject tag the chain lists records under: SHA-256("citychain/data/subject\0" + did).
+  const subject = await sha256(concat(utf8.encode("citychain/data/subject\0"),
+    utf8.encode(did)));
+  return { key, pub, did, tag: subject };
 }
 
-// GET path, signed with the citizen's key (RFC 9421, see the top of this file).
-async function signedGet(me, path) {
+// -- canonical CBOR and transactions -------------------------------------------------------
+// Written here because a page loads nothing from elsewhere (see citychain.api._pages) and a
+// browser has no CBOR: the rules of tests/vectors/canonical/README.md (RFC 8949 §4.2.1 core
+// deterministic encoding; null, booleans, integers, byte strings, text, arrays and maps with
+// text keys; no floats; tags 2 and 3 only for integers beyond 64 bits). The tests run these
+// functions in Chromium on every transaction vector of that folder, byte for byte.
+
+const TWO64 = 1n << 64n;
+
+function head(major, n) {
+  const m = major << 5;
+  if (n < 24n) return Uint8Array.of(m | Number(n));
+  const [info, size] = n < 0x100n ? [24, 1] : n < 0x10000n ? [25, 2]
+    : n < 0x100000000n ? [26, 4] : [27, 8];
+  const out = new Uint8Array(1 + size);
+  out[0] = m | info;
+  for (let i = size; i > 0; i--) { out[i] = Number(n & 0xffn); n >>= 8n; }
+  return out;
+}
+
+function magnitude(n) {
+  let text = n.toString(16);
+  if (text.length % 2) text = "0" + text;
+  return Uint8Array.from(text.match(/../g), (b) => parseInt(b, 16));
+}
+
+function compareBytes(a, b) {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    if (a[i] !== b[i]) return a[i] - b[i];
+  }
+  return a.length - b.length;
+}
+
+// The canonical CBOR bytes of value: numbers must be safe integers (or BigInt), byte strings
+// Uint8Array, maps plain objects.
+function cbor(value) {
+  if (value === null) return Uint8Array.of(0xf6);
+  if (value === false) return Uint8Array.of(0xf4);
+  if (value === true) return Uint8Array.of(0xf5);
+  if (typeof value === "number" && !Number.isSafeInteger(value)) {
+    throw new Refusal("canonical data holds integers only, not " + value);
+  }
+  if (typeof value === "number" || typeof value === "bigint") {
+    const n = BigInt(value);
+    const [major, arg] = n >= 0n ? [0, n] : [1, -1n - n];
+    if (arg < TWO64) return head(major, arg);
+    const bytes = magnitude(arg);
+    return concat(Uint8Array.of(0xc2 + major), head(2, BigInt(bytes.length)), bytes);
+  }
+  if (value instanceof Uint8Array) return concat(head(2, BigInt(value.length)), value);
+  if (typeof value === "string") {
+    if (!value.isWellFormed()) throw new Refusal("a text holds a lone surrogate");
+    const bytes = utf8.encode(value);
+    return concat(head(3, BigInt(bytes.length)), bytes);
+  }
+  if (Array.isArray(value)) {
+    return concat(head(4, BigInt(value.length)), ...value.map(cbor));
+  }
+  if (typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype) {
+    const entries = Object.keys(value).map((k) => [cbor(k), cbor(value[k])]);
+    entries.sort((x, y) => compareBytes(x[0], y[0]));
+    return concat(head(5, BigInt(entries.length)), ...entries.flat());
+  }
+  throw new Refusal("canonical data cannot hold " + typeof value);
+}
+
+// A transaction's signing bytes and wire bytes (citychain.types.tx): tx holds chain_id,
+// sender, nonce, expiry, contract, method, args, gas_limit and endorsements (a list of
+// {public_key, signature}, empty for a citizen's request).
+function txItems(tx) {
+  return [tx.chain_id, tx.sender, tx.nonce, tx.expiry, tx.contract, tx.method, tx.args,
+    tx.gas_limit];
+}
+
+function signingBytes(tx) {
+  const items = ["citychain/tx/v1", ...txItems(tx)];
+  if (tx.endorsements.length) items.push(tx.endorsements.map((e) => e.public_key));
+  return cbor(items);
+}
+
+function wireBytes(tx, signature) {
+  const items = [1, ...txItems(tx), signature];
+  if (tx.endorsements.length) items.push(tx.endorsements.map((e) => [e.public_key, e.signature]));
+  return cbor(items);
+}
+
+async function sha256(bytes) {
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+}
+
+// -- signed reads ------------------------------------------------------------------------------
+
+// GET path, signed with the citizen's key (RFC 9421, see the top of this file): the answer's
+// JSON body.
+async function signedFetch(me, path) {
   const created = Math.floor(Date.now() / 1000);
   const nonce = b64url(crypto.getRandomValues(new Uint8Array(16)));
   const params = '("@method" "@target-uri");created=' + created + ";expires=" + (created + 60) +
@@ -135,7 +243,18 @@ async function signedGet(me, path) {
   if (!answer.ok) {
     throw new Refusal("The node refused: " + (body.message || body.code || answer.status));
   }
-  return body.result;
+  return body;
+}
+
+async function signedGet(me, path) { return (await signedFetch(me, path)).result; }
+
+async function getJson(path) {
+  const answer = await fetch(path);
+  const body = await answer.json();
+  if (!answer.ok) {
+    throw new Refusal("The node refused: " + (body.message || body.code || answer.status));
+  }
+  return body;
 }
 
 async function orgNames() {
@@ -165,9 +284,7 @@ function say(text, bad) {
 }
 
 async function show(me) {
-  const tag = hex(new Uint8Array(await crypto.subtle.digest(
-    "SHA-256", concat(utf8.encode("citychain/data/subject\0"), utf8.encode(me.did)))));
-  const base = "/v1/data/subjects/" + tag;
+  const base = "/v1/data/subjects/" + hex(me.tag);
   const accesses = [];
   let after = 0;
   for (let page = 0; page < MAX_PAGES; page++) {
@@ -178,6 +295,7 @@ async function show(me) {
   }
   const records = await signedGet(me, base + "/records");
   const names = await orgNames();
+  const catalogue = await Promise.all(records.map(resourceRecord));
   const body = $("accesses").tBodies[0];
   body.replaceChildren();
   for (const e of accesses) {
@@ -191,9 +309,18 @@ async function show(me) {
     body.append(row);
   }
   const list = $("records");
-  list.replaceChildren(...records.map((code) => {
+  list.replaceChildren(...records.map((code, i) => {
     const li = document.createElement("li");
-    li.textContent = code;
+    li.dataset.code = code;
+    const name = document.createElement("span");
+    const title = catalogue[i] && catalogue[i].title;
+    name.textContent = title ? title + " (" + code + ")" : code;
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "ask";
+    button.textContent = "Ask for a copy";
+    button.addEventListener("click", () => openAsk(code, name.textContent, catalogue[i]));
+    li.append(name, " ", button);
     return li;
   }));
   $("who").textContent = "Signed in as " + me.did;
@@ -204,16 +331,135 @@ async function show(me) {
       " to records about you, oldest first.", false);
 }
 
+// A resource's record in the public catalogue (null if it cannot be read: the code stands).
+async function resourceRecord(code) {
+  try {
+    return (await getJson("/v1/data/resources/" + code)).result;
+  } catch {
+    return null;
+  }
+}
+
+// -- asking for a copy ------------------------------------------------------------------------
+
+let signedIn = null; // the key while the page is open (never stored)
+let asking = null; // the resource the form asks for: {code, title, provider}
+
+function openAsk(code, title, record) {
+  asking = { code, title, provider: record ? record.provider : "" };
+  $("ask-what").textContent = title;
+  $("asked").textContent = "";
+  $("asked").className = "status";
+  $("ask").hidden = false;
+  $("purpose").focus();
+}
+
+// The request as the SDK's request_access builds it: subject = the tag of the signer's did:key.
+async function requestTx(me, code, purpose, periodMs) {
+  const status = await getJson("/v1/status");
+  if (status.crypto_suite !== "ed25519") {
+    throw new Refusal("This city's chain signs with " + status.crypto_suite + ", which a " +
+      "browser cannot: ask with the citychain app (citychain data request).");
+  }
+  const address = (await sha256(concat(utf8.encode("citychain/address/ed25519/"), me.pub)))
+    .slice(0, 20);
+  const account = await getJson("/v1/accounts/" + hex(address));
+  return {
+    chain_id: status.chain_id,
+    sender: me.pub,
+    nonce: account.pending_nonce,
+    expiry: (1n << 63n) - 1n,
+    contract: "data",
+    method: "request_access",
+    args: { code, purpose, period: periodMs, subject: me.tag },
+    gas_limit: DATA_GAS_LIMIT,
+    endorsements: [],
+  };
+}
+
+// Sign and submit tx, then wait for its receipt (read signed: the call is private).
+async function submit(me, tx) {
+  const signature = new Uint8Array(await crypto.subtle.sign("Ed25519", me.key, signingBytes(tx)));
+  const sent = await fetch("/v1/tx", {
+    method: "POST", headers: { "Content-Type": "application/cbor" },
+    body: wireBytes(tx, signature),
+  });
+  const body = await sent.json();
+  if (!sent.ok) {
+    throw new Refusal("The node refused the request: " + (body.message || body.code));
+  }
+  const deadline = Date.now() + ANSWER_WAIT_MS;
+  while (Date.now() < deadline) {
+    await new Promise((done) => setTimeout(done, 500));
+    const got = await signedFetch(me, "/v1/txs/" + body.hash);
+    if (got.status === "committed") return got.receipt;
+  }
+  throw new Refusal("The request was sent, but no block took it within a minute: look " +
+    "again later (sign in again) before asking anew.");
+}
+
+function outcome(result, title, provider) {
+  if (result.state === "granted") {
+    return "Granted: request " + result.request + " for " + title + " gave you access " +
+      "(grant " + result.grant + "). Download the copy with the citychain app.";
+  }
+  if (result.state === "refused") {
+    return "Refused: request " + result.request + " for " + title + ". The refusal and its " +
+      "reason are in the list above.";
+  }
+  return "Sent: request " + result.request + " for " + title + " waits for the decision of " +
+    (provider || "the department that holds it") + ". It shows in the list above once decided.";
+}
+
+async function ask(me) {
+  const purpose = $("purpose").value.trim();
+  if (!purpose) throw new Refusal("Say what you need the records for.");
+  if (purpose.length > MAX_PURPOSE) {
+    throw new Refusal("Say it in at most " + MAX_PURPOSE + " characters.");
+  }
+  const { code, title, provider } = asking;
+  const tx = await requestTx(me, code, purpose, Number($("period").value) * DAY_MS);
+  const receipt = await submit(me, tx);
+  if (receipt.code !== "ok") {
+    throw new Refusal("The chain refused the request: " + receipt.message);
+  }
+  $("ask").hidden = true;
+  $("purpose").value = "";
+  await show(me);
+  const names = await orgNames();
+  return outcome(receipt.result, title, provider && (names.get(provider) || provider));
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  $("ask").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    $("send").disabled = true;
+    $("asked").className = "status";
+    $("asked").textContent = "Sending your request…";
+    try {
+      $("asked").textContent = await ask(signedIn);
+    } catch (err) {
+      $("asked").className = "status bad";
+      $("asked").textContent = err instanceof Refusal ? err.message
+        : "Something went wrong: " + err.message;
+    } finally {
+      $("send").disabled = false;
+    }
+  });
+  $("cancel").addEventListener("click", () => { $("ask").hidden = true; });
   $("signin").addEventListener("submit", async (event) => {
     event.preventDefault();
     const file = $("keyfile").files[0];
     if (!file) { say("Choose your key file first.", true); return; }
     say("Opening your key…", false);
     try {
+      signedIn = null;
+      $("ask").hidden = true;
+      $("asked").textContent = "";
       const me = await openKeyFile(await file.text(), $("passphrase").value);
       say("Reading the chain…", false);
       await show(me);
+      signedIn = me;
     } catch (err) {
       $("accesses").hidden = $("accesses-title").hidden = $("records-title").hidden = true;
       $("records").replaceChildren();
