@@ -477,7 +477,10 @@ def test_a_citizen_asks_on_a_phone_for_a_copy_of_records_about_them(
     same hash), signs it in the browser and reads its receipt. A conditional resource leaves it
     pending for the provider's approver, an unconditional one grants it at once; both show in
     the citizen's list, and the approver's decision shows there after. A request with no
-    purpose is told so before anything is sent."""
+    purpose is told so before anything is sent. Then the citizen downloads a granted copy on
+    the phone: refused in words while no key is wrapped for them (and no access recorded),
+    then opened in the page once the provider wraps it, saved with the bytes uploaded, and
+    listed as their download."""
     housing, vaccines = "101008/000001", "101009/000001"
     alice = net.node.signer("alice")
     wallet = Wallet.create(tmp_path / "wallet.json", "wallet pass", kdf_level="interactive")
@@ -498,7 +501,9 @@ def test_a_citizen_asks_on_a_phone_for_a_copy_of_records_about_them(
         page.set_input_files("#keyfile", str(tmp_path / "citizen.jwe"))
         page.fill("#passphrase", "phone passphrase")
         page.click("#show")
-        expect(page.locator("#status")).to_have_text(re.compile(r"oldest first|No one"))
+        expect(page.locator("#status")).to_have_text(
+            re.compile(r"oldest first|No one"), timeout=30_000
+        )
 
     def ask(page: Any, code: str, purpose: str, days: str = "30") -> str:
         page.locator(f"#records li[data-code='{code}'] button.ask").click()
@@ -554,13 +559,53 @@ def test_a_citizen_asks_on_a_phone_for_a_copy_of_records_about_them(
         )  # fmt: skip
         assert c.tx(built.hash, signer=me).status == "committed"
         assert c.data.grant(me, grant)["code"] == vaccines
-        assert c.data.decide(alice, rid, True)["state"] == "granted"
+        h_grant = c.data.decide(alice, rid, True)["grant"]
+
+    def fetch_copy(page: Any, grant: int) -> str:
+        page.locator(f"#copies li[data-grant='{grant}'] button").click()
+        asked = page.locator("#asked")
+        expect(asked).not_to_have_text(re.compile(r"^$|…$"), timeout=60_000)
+        return str(asked.inner_text())
+
+    def actions(page: Any) -> list[str | None]:
+        return [r.get_attribute("data-action") for r in page.locator("#accesses tbody tr").all()]
 
     with browser.page() as page:
         page.goto(net.node.url + "/my-data")
         sign_in(page)
-        actions = [r.get_attribute("data-action") for r in page.locator("#accesses tbody tr").all()]
-        assert actions == ["request", "request", "granted", "granted"]
+        assert actions(page) == ["request", "request", "granted", "granted"]
+        assert page.locator("#copies li span").all_inner_texts() == [
+            f"Vaccination records ({vaccines}), grant {grant}",
+            f"Housing subsidy files ({housing}), grant {h_grant}",
+        ]
+        # No key is wrapped for the citizen yet: said so, and nothing recorded on chain.
+        refused = fetch_copy(page, grant)
+        assert refused.startswith("The node refused: ") and "key" in refused, refused
+        assert not page.locator("#save").is_visible()
+        # The refusal names an address (40 hex digits): it wraps instead of widening the page
+        # past the phone's screen, which would move every button under the citizen's thumb.
+        assert page.evaluate("document.documentElement.scrollWidth <= 390")
+        with Client(net.node.url) as c:
+            assert c.data.grant_keys(alice, vaccines) == [grant]
+        ready = fetch_copy(page, grant)
+        assert ready == (
+            f"Your copy of Vaccination records ({vaccines}) (version 1, "
+            f"{(tmp_path / 'rows.csv').stat().st_size} bytes) is ready, checked against the hash "
+            "the chain anchored."
+        )
+        with page.expect_download() as saved:
+            page.click("#save")
+        assert saved.value.suggested_filename == "records-101009-000001-v1"
+        assert Path(saved.value.path()).read_bytes() == (tmp_path / "rows.csv").read_bytes()
+        assert actions(page) == ["request", "request", "granted", "granted", "download"]
+        with Client(net.node.url) as c:
+            c.data.revoke(alice, grant, "issued in error")
+        revoked = fetch_copy(page, grant)
+        assert revoked == f"The node refused: grant {grant} was revoked: issued in error"
+        assert page.evaluate("document.documentElement.scrollWidth <= 390")
+    with Client(net.node.url) as c:
+        (mine,) = [e for e in c.data.accesses(me) if e["action"] == "download"]
+        assert mine["code"] == vaccines and mine["org"] == "" and mine["grant"] == grant
 
 
 def test_durations_and_dates_typed_by_people() -> None:

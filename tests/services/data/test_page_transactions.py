@@ -1,15 +1,21 @@
-"""The citizen's page (``/my-data``) builds and signs a transaction in the browser: its canonical
-CBOR encoder and transaction functions, run in a real headless Chromium, give exactly the
-bytes of citychain's canonical-bytes vectors (``tests/vectors/canonical/transaction.json``:
-signing bytes, wire bytes, hash and the Ed25519 signature of each test key), and the bytes
-``citychain.codec`` gives for any canonical value (hypothesis). Anything canonical data cannot
-hold (a float, a lone surrogate, ``undefined``) is refused, not encoded some other way.
+"""The citizen's page (``/my-data``) builds and signs a transaction, and opens a copy of their
+records, in the browser. Run in a real headless Chromium:
+
+* its canonical CBOR encoder and transaction functions give exactly the bytes of citychain's
+  canonical-bytes vectors (``tests/vectors/canonical/transaction.json``: signing bytes, wire
+  bytes, hash and the Ed25519 signature of each test key), and the bytes ``citychain.codec``
+  gives for any canonical value, which its decoder reads back (hypothesis); anything canonical
+  data cannot hold (a float, a lone surrogate, ``undefined``) is refused;
+* its envelope opens what ``citychain.crypto.envelope`` seals: a data key wrapped for the
+  X25519 twin of an Ed25519 key, then the version's chunks; a byte changed anywhere, another
+  context or another key is refused in words, and nothing is returned.
 
 The page's files are served from the package at a ``localhost`` origin (a secure context,
 which WebCrypto needs) by the test itself: no node is needed to check an encoder."""
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from collections.abc import Iterator
@@ -24,6 +30,14 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import browser  # type: ignore[import-not-found]
 from citychain import codec
+from citychain.crypto import ED25519, Signer
+from citychain.crypto.envelope import (
+    MIN_CHUNK_SIZE,
+    new_data_key,
+    seal_stream,
+    wrap_key,
+    x25519_public_from_ed25519,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -164,6 +178,77 @@ def test_the_page_encodes_any_canonical_value_as_the_codec_does(page: Any, value
     assert page.evaluate(_RUN, ["cbor", _tagged(value, json_view=False), ""]) == (
         codec.encode(value).hex()
     )
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(value=_canonical)
+def test_the_page_decodes_what_the_codec_encodes(page: Any, value: Any) -> None:
+    encoded = codec.encode(value).hex()
+    assert page.evaluate("(h) => hex(cbor(decodeCbor(fromHex(h))))", encoded) == encoded
+
+
+#: Opens a sealed version in the page: the wrapped key with the twin of ``seed``, then the
+#: chunks (hex in, hex out; a refusal's words instead when it refuses).
+_OPEN = """async ([seed, wrapped, context, manifest, sealed]) => {
+  try {
+    const me = { box: await x25519Twin(fromHex(seed)) };
+    const key = await unwrap(me, fromHex(wrapped), fromHex(context));
+    return hex(await openChunks(fromHex(sealed), decodeCbor(fromHex(manifest)), key,
+      fromHex(context)));
+  } catch (e) {
+    return (e instanceof Refusal ? "refused: " : "not a Refusal: ") + e.message;
+  }
+}"""
+
+
+def _sealed(plain: bytes, seed: bytes, context: bytes) -> list[str]:
+    """What a node would hand the page for ``plain``: a data key wrapped for the X25519 twin of
+    ``seed``'s Ed25519 key, the manifest's canonical bytes and the ciphertext (1 KiB chunks)."""
+    key = new_data_key("aes-256-gcm")
+    stream = seal_stream(io.BytesIO(plain), key, context, chunk_size=MIN_CHUNK_SIZE)
+    sealed = b"".join(c for _, c in stream)
+    public = x25519_public_from_ed25519(Signer(ED25519, seed).public_key)
+    wrapped = wrap_key(key, public, "aes-256-gcm", context)
+    return [seed.hex(), wrapped.hex(), context.hex(), stream.manifest.encode().hex(), sealed.hex()]
+
+
+_CONTEXT = b"citychain/data\0city-test-1\0101009/000001"
+
+
+@pytest.mark.parametrize("size", [0, 1, MIN_CHUNK_SIZE, 3 * MIN_CHUNK_SIZE + 17])
+def test_the_page_opens_what_the_envelope_seals(page: Any, size: int) -> None:
+    plain = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    assert page.evaluate(_OPEN, _sealed(plain, bytes(range(32)), _CONTEXT)) == plain.hex()
+
+
+def _flip(text: str, byte: int) -> str:
+    raw = bytearray.fromhex(text)
+    raw[byte] ^= 1
+    return raw.hex()
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (lambda a: [a[0], _flip(a[1], 40), *a[2:]], "cannot open this copy's key"),
+        (lambda a: [a[0], _flip(a[1], 5), *a[2:]], "cannot open this copy's key"),
+        (lambda a: [bytes(32).hex(), *a[1:]], "cannot open this copy's key"),
+        (lambda a: [a[0], a[1], _flip(a[2], 0), *a[3:]], "cannot open this copy's key"),
+        (lambda a: [a[0], a[1][:-2], *a[2:]], "not one this page can open"),
+        (lambda a: [*a[:4], _flip(a[4], 10)], "Chunk 0 of the copy does not open"),
+        (lambda a: [*a[:4], _flip(a[4], 1100)], "Chunk 1 of the copy does not open"),
+        (lambda a: [*a[:4], a[4][:-2]], "bytes of ciphertext, not the"),
+        (lambda a: [*a[:3], a[3][:-2], a[4]], "manifest is cut short"),
+    ],
+    ids=["wrapped-sealed", "wrapped-ephemeral", "other-key", "other-context", "wrapped-short",
+         "chunk-0", "chunk-1", "cut-short", "manifest-cut"],
+)  # fmt: skip
+def test_the_page_refuses_a_copy_changed_anywhere(page: Any, change: Any, words: str) -> None:
+    args = _sealed(bytes(range(256)) * 6, bytes(range(32)), _CONTEXT)
+    got = page.evaluate(_OPEN, change(args))
+    assert got.startswith("refused: ") and words in got, got
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,12 @@ the key in memory only, and makes the signed reads (RFC 9421) of
 answers the SDK, to the subject's own did:key or an auditor. Beside each resource that holds
 records about them the citizen may ask for a copy: the script builds the SDK's
 ``request_access`` transaction in canonical CBOR (held to ``tests/vectors/canonical/`` in
-Chromium), signs it, submits it to ``POST /v1/tx`` and reads its receipt signed. Like every
-page of the node it loads and calls nothing else (:mod:`citychain.api._pages`): a page that
-holds a person's key must not run anyone else's script.
+Chromium), signs it, submits it to ``POST /v1/tx`` and reads its receipt signed. A granted
+copy is downloaded and opened there too, as ``client.data.download`` does (the data key
+unwrapped with the X25519 twin of the citizen's key, ``record_access``, the manifest and
+ciphertext read signed, each chunk opened with AES-256-GCM, the plaintext hash checked). Like
+every page of the node it loads and calls nothing else (:mod:`citychain.api._pages`): a page
+that holds a person's key must not run anyone else's script.
 """
 
 from __future__ import annotations

@@ -14,7 +14,11 @@
 // builds the `data.request_access` transaction the SDK builds (`client.data.request_access`
 // with `subject` = their did:key), in citychain's canonical CBOR (below), signs it with the
 // key, submits it (POST /v1/tx) and reads its receipt with a signed read (the call is private).
-// No framework, nothing from another host.
+// Once granted (and the key wrapped for them), the page downloads the copy as the SDK's
+// `client.data.download` does: the data key unwrapped with the X25519 twin of the citizen's
+// key, `data.record_access` sent, the manifest and ciphertext read signed, every chunk opened
+// with AES-256-GCM and the whole checked against the plaintext hash the chain anchored. Only
+// then is the file offered to save. No framework, nothing from another host.
 "use strict";
 
 const ALG = "PBES2-HS512+A256KW";
@@ -33,6 +37,16 @@ const DATA_GAS_LIMIT = 5000000;
 const MAX_PURPOSE = 1024; // characters (the contract's MAX_TEXT)
 const DAY_MS = 86400000;
 const ANSWER_WAIT_MS = 60000; // how long the page waits for the block that takes a request
+// The data directory's envelope (citychain.crypto.envelope), aes-256-gcm (an Ed25519 chain's).
+const WRAP_TAG = "citychain/data-key-wrap/v1/aes-256-gcm/";
+const CHUNK_TAG = "citychain/blob-chunk/v1";
+const GCM_TAG = 16;
+const WRAPPED_SIZE = 1 + 32 + 32 + GCM_TAG; // version, ephemeral X25519 key, sealed key, tag
+// The largest copy the page opens in memory (a phone's); a larger file is the app's to fetch.
+const MAX_PAGE_FILE = 256 * 1024 * 1024;
+// PKCS #8 of an X25519 private key, before its 32 bytes (RFC 8410).
+const X25519_PKCS8 = Uint8Array.of(0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b,
+  0x65, 0x6e, 0x04, 0x22, 0x04, 0x20);
 const utf8 = new TextEncoder();
 
 class Refusal extends Error {}
@@ -126,11 +140,29 @@ async function openKeyFile(text, passphrase) {
     "jwk", { kty: "OKP", crv: "Ed25519", x: jwk.x, d: jwk.d }, { name: "Ed25519" }, false,
     ["sign"]);
   const pub = fromB64url(jwk.x);
+  const box = await x25519Twin(fromB64url(jwk.d));
   const did = "did:key:z" + base58btc(concat([0xed, 0x01], pub));
   // The subject tag the chain lists records under: SHA-256("citychain/data/subject\0" + did).
   const subject = await sha256(concat(utf8.encode("citychain/data/subject\0"),
     utf8.encode(did)));
-  return { key, pub, did, tag: subject };
+  return { key, pub, did, tag: subject, box };
+}
+
+// The X25519 twin of an Ed25519 seed, as libsodium's crypto_sign_ed25519_sk_to_curve25519
+// (what citychain.crypto.envelope wraps data keys for): the clamped first half of
+// SHA-512(seed). Kept as a key that only agrees secrets, with its public half.
+async function x25519Twin(seed) {
+  const scalar = new Uint8Array(await crypto.subtle.digest("SHA-512", seed)).slice(0, 32);
+  scalar[0] &= 248;
+  scalar[31] &= 127;
+  scalar[31] |= 64;
+  const pkcs8 = concat(X25519_PKCS8, scalar);
+  const open = await crypto.subtle.importKey("pkcs8", pkcs8, { name: "X25519" }, true,
+    ["deriveBits"]);
+  const pub = fromB64url((await crypto.subtle.exportKey("jwk", open)).x);
+  const key = await crypto.subtle.importKey("pkcs8", pkcs8, { name: "X25519" }, false,
+    ["deriveBits"]);
+  return { key, pub };
 }
 
 // -- canonical CBOR and transactions -------------------------------------------------------
@@ -219,15 +251,74 @@ function wireBytes(tx, signature) {
   return cbor(items);
 }
 
+// The value of canonical CBOR bytes (what cbor() encodes: integers as BigInt, byte strings as
+// Uint8Array, maps as plain objects), for the manifest the node sends. Canonical form is not
+// re-checked here: the page compares the bytes' hash with the manifest id the chain records.
+function decodeCbor(bytes) {
+  let at = 0;
+  const need = (n) => {
+    if (n > bytes.length - at) throw new Refusal("The node's manifest is cut short.");
+  };
+  const arg = (info) => {
+    if (info < 24) return BigInt(info);
+    const size = { 24: 1, 25: 2, 26: 4, 27: 8 }[info];
+    if (!size) throw new Refusal("The node's manifest is not canonical CBOR.");
+    need(size);
+    let n = 0n;
+    for (let i = 0; i < size; i++) n = (n << 8n) | BigInt(bytes[at++]);
+    return n;
+  };
+  const item = (depth) => {
+    if (depth > 32) throw new Refusal("The node's manifest nests too deep.");
+    need(1);
+    const major = bytes[at] >> 5;
+    const info = bytes[at++] & 31;
+    if (major === 7) {
+      const simple = { 20: false, 21: true, 22: null }[info];
+      if (simple === undefined) throw new Refusal("The node's manifest holds a float.");
+      return simple;
+    }
+    if (major === 6) {
+      const tag = arg(info);
+      if (tag !== 2n && tag !== 3n) throw new Refusal("The node's manifest holds a tag.");
+      const magnitude = item(depth + 1);
+      if (!(magnitude instanceof Uint8Array)) throw new Refusal("A bignum holds no bytes.");
+      const n = magnitude.reduce((acc, b) => (acc << 8n) | BigInt(b), 0n);
+      return tag === 2n ? n : -1n - n;
+    }
+    const n = arg(info);
+    if (major === 0) return n;
+    if (major === 1) return -1n - n;
+    if (major === 2 || major === 3) {
+      need(Number(n));
+      const raw = bytes.slice(at, at + Number(n));
+      at += Number(n);
+      return major === 2 ? raw : new TextDecoder("utf-8", { fatal: true }).decode(raw);
+    }
+    need(Number(n)); // every item takes a byte at least: a length cannot outrun the bytes
+    if (major === 4) return Array.from({ length: Number(n) }, () => item(depth + 1));
+    const entries = [];
+    for (let i = 0; i < Number(n); i++) {
+      const key = item(depth + 1);
+      if (typeof key !== "string") throw new Refusal("A map key is not a text.");
+      entries.push([key, item(depth + 1)]);
+    }
+    return Object.fromEntries(entries);
+  };
+  const value = item(0);
+  if (at !== bytes.length) throw new Refusal("The node's manifest has bytes after its end.");
+  return value;
+}
+
 async function sha256(bytes) {
   return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
 }
 
 // -- signed reads ------------------------------------------------------------------------------
 
-// GET path, signed with the citizen's key (RFC 9421, see the top of this file): the answer's
-// JSON body.
-async function signedFetch(me, path) {
+// GET path, signed with the citizen's key (RFC 9421, see the top of this file): the answer,
+// once it is a success (a refusal is thrown in the node's words).
+async function signedRaw(me, path) {
   const created = Math.floor(Date.now() / 1000);
   const nonce = b64url(crypto.getRandomValues(new Uint8Array(16)));
   const params = '("@method" "@target-uri");created=' + created + ";expires=" + (created + 60) +
@@ -239,12 +330,15 @@ async function signedFetch(me, path) {
     headers: { "Signature-Input": "citychain=" + params,
                "Signature": "citychain=:" + b64(signature) + ":" },
   });
-  const body = await answer.json();
   if (!answer.ok) {
+    const body = await answer.json().catch(() => ({}));
     throw new Refusal("The node refused: " + (body.message || body.code || answer.status));
   }
-  return body;
+  return answer;
 }
+
+// The JSON body of a signed GET.
+async function signedFetch(me, path) { return (await signedRaw(me, path)).json(); }
 
 async function signedGet(me, path) { return (await signedFetch(me, path)).result; }
 
@@ -323,6 +417,7 @@ async function show(me) {
     li.append(name, " ", button);
     return li;
   }));
+  showCopies(ownGrants(accesses));
   $("who").textContent = "Signed in as " + me.did;
   $("accesses").hidden = $("accesses-title").hidden = accesses.length === 0;
   $("records-title").hidden = records.length === 0;
@@ -354,27 +449,38 @@ function openAsk(code, title, record) {
   $("purpose").focus();
 }
 
-// The request as the SDK's request_access builds it: subject = the tag of the signer's did:key.
-async function requestTx(me, code, purpose, periodMs) {
+// This node's chain, if the page can sign for it (Ed25519; WebCrypto has no SM2).
+async function chain() {
   const status = await getJson("/v1/status");
   if (status.crypto_suite !== "ed25519") {
     throw new Refusal("This city's chain signs with " + status.crypto_suite + ", which a " +
       "browser cannot: ask with the citychain app (citychain data request).");
   }
+  return status.chain_id;
+}
+
+// A call of the data contract signed by me, as the SDK's client.send builds it.
+async function dataTx(me, method, args) {
+  const chainId = await chain();
   const address = (await sha256(concat(utf8.encode("citychain/address/ed25519/"), me.pub)))
     .slice(0, 20);
   const account = await getJson("/v1/accounts/" + hex(address));
   return {
-    chain_id: status.chain_id,
+    chain_id: chainId,
     sender: me.pub,
     nonce: account.pending_nonce,
     expiry: (1n << 63n) - 1n,
     contract: "data",
-    method: "request_access",
-    args: { code, purpose, period: periodMs, subject: me.tag },
+    method,
+    args,
     gas_limit: DATA_GAS_LIMIT,
     endorsements: [],
   };
+}
+
+// The request as the SDK's request_access builds it: subject = the tag of the signer's did:key.
+function requestTx(me, code, purpose, periodMs) {
+  return dataTx(me, "request_access", { code, purpose, period: periodMs, subject: me.tag });
 }
 
 // Sign and submit tx, then wait for its receipt (read signed: the call is private).
@@ -386,7 +492,7 @@ async function submit(me, tx) {
   });
   const body = await sent.json();
   if (!sent.ok) {
-    throw new Refusal("The node refused the request: " + (body.message || body.code));
+    throw new Refusal("The node refused: " + (body.message || body.code));
   }
   const deadline = Date.now() + ANSWER_WAIT_MS;
   while (Date.now() < deadline) {
@@ -430,21 +536,187 @@ async function ask(me) {
   return outcome(receipt.result, title, provider && (names.get(provider) || provider));
 }
 
+// -- downloading a granted copy ------------------------------------------------------------------
+
+function fromHex(text) {
+  if (typeof text !== "string" || !/^([0-9a-f]{2})*$/.test(text)) {
+    throw new Refusal("The node answered no bytes where it should have.");
+  }
+  return Uint8Array.from(text.match(/../g) || [], (b) => parseInt(b, 16));
+}
+
+// A byte string of the API's JSON view ({"hex": "..."}).
+function bytesOf(value) { return fromHex(value && value.hex); }
+
+function u64(n) {
+  const out = new Uint8Array(8);
+  new DataView(out.buffer).setBigUint64(0, BigInt(n));
+  return out;
+}
+
+// The data key wrapped for me (citychain.crypto.envelope.unwrap_key): X25519 with the
+// ephemeral key, HKDF-SHA-256 salted with both public keys and bound to the cipher and the
+// context, then AES-256-GCM with a zero nonce.
+async function unwrap(me, wrapped, context) {
+  if (wrapped.length !== WRAPPED_SIZE || wrapped[0] !== 1) {
+    throw new Refusal("The node's wrapped key is not one this page can open.");
+  }
+  const cannot = new Refusal("Your key cannot open this copy's key: it was wrapped for " +
+    "another key, or altered.");
+  const eph = wrapped.slice(1, 33);
+  let shared;
+  try {
+    const theirs = await crypto.subtle.importKey("raw", eph, { name: "X25519" }, false, []);
+    shared = await crypto.subtle.deriveBits({ name: "X25519", public: theirs }, me.box.key, 256);
+  } catch {
+    throw cannot;
+  }
+  const ikm = await crypto.subtle.importKey("raw", shared, "HKDF", false, ["deriveKey"]);
+  const kek = await crypto.subtle.deriveKey(
+    { name: "HKDF", hash: "SHA-256", salt: concat(eph, me.box.pub),
+      info: concat(utf8.encode(WRAP_TAG), context) },
+    ikm, { name: "AES-GCM", length: 256 }, false, ["decrypt"]);
+  let raw;
+  try {
+    raw = await crypto.subtle.decrypt(
+      { name: "AES-GCM", iv: new Uint8Array(12), additionalData: context, tagLength: 128 },
+      kek, wrapped.slice(33));
+  } catch {
+    throw cannot;
+  }
+  return crypto.subtle.importKey("raw", raw, "AES-GCM", false, ["decrypt"]);
+}
+
+// The plaintext of a version's ciphertext (citychain.crypto.envelope.open_stream): chunk i
+// sealed with nonce 000000 || u64 i || final and AAD naming the chunk tag, the context, i and
+// final, so a chunk moved, dropped or altered does not open.
+async function openChunks(sealed, manifest, key, context) {
+  const count = manifest.chunks.length;
+  const chunkSize = Number(manifest.chunk_size);
+  const plainSize = Number(manifest.plain_size);
+  if (sealed.length !== plainSize + GCM_TAG * count) {
+    throw new Refusal("The node sent " + sealed.length + " bytes of ciphertext, not the " +
+      (plainSize + GCM_TAG * count) + " the manifest lists: download again.");
+  }
+  const parts = [];
+  let at = 0;
+  for (let i = 0; i < count; i++) {
+    const final = i === count - 1 ? 1 : 0;
+    const size = (final ? plainSize - chunkSize * (count - 1) : chunkSize) + GCM_TAG;
+    const iv = concat(new Uint8Array(3), u64(i), [final]);
+    const aad = concat(utf8.encode(CHUNK_TAG), u64(context.length), context, u64(i), [final]);
+    try {
+      parts.push(new Uint8Array(await crypto.subtle.decrypt(
+        { name: "AES-GCM", iv, additionalData: aad, tagLength: 128 }, key,
+        sealed.subarray(at, at + size))));
+    } catch {
+      throw new Refusal("Chunk " + i + " of the copy does not open: it was altered on its " +
+        "way or in the node's store. Nothing was saved.");
+    }
+    at += size;
+  }
+  return concat(...parts);
+}
+
+// My copy of the latest version of code under grant, as client.data.download makes it: the
+// key first and that the node holds every chunk (so no access is recorded that cannot be
+// used), then record_access, then the manifest (its hash: the id the chain records) and
+// the ciphertext, opened and checked against the plaintext hash the chain anchored.
+async function fetchCopy(me, grant, code) {
+  const chainId = await chain();
+  const resource = "/v1/data/resources/" + code;
+  const n = (await getJson(resource)).result.versions;
+  if (!n) throw new Refusal("No version of " + code + " is stored yet.");
+  const [version] = (await getJson(resource + "/versions?after=" + (n - 1) + "&limit=1")).result;
+  if (version.cipher !== "aes-256-gcm") {
+    throw new Refusal("This copy is sealed with " + version.cipher + ", which a browser " +
+      "cannot open: download it with the citychain app.");
+  }
+  if (version.plain_size > MAX_PAGE_FILE) {
+    throw new Refusal("This copy is too large for a phone's page (" + version.plain_size +
+      " bytes): download it with the citychain app.");
+  }
+  const base = resource + "/versions/" + n;
+  const context = utf8.encode("citychain/data\0" + chainId + "\0" + code);
+  const key = await unwrap(me, bytesOf(await signedGet(me, base + "/key")), context);
+  await getJson(base + "/stored");
+  const receipt = await submit(me, await dataTx(me, "record_access", { grant, version: n }));
+  if (receipt.code !== "ok") throw new Refusal("The chain refused the download: " + receipt.message);
+  const access = receipt.result;
+  const raw = new Uint8Array(await (await signedRaw(me, base + "/manifest?access=" + access))
+    .arrayBuffer());
+  if (hex(await sha256(raw)) !== hex(bytesOf(version.manifest_id))) {
+    throw new Refusal("The node's manifest is not the one the chain records.");
+  }
+  const manifest = decodeCbor(raw);
+  const sealed = new Uint8Array(await (await signedRaw(me, base + "/content?access=" + access))
+    .arrayBuffer());
+  const plain = await openChunks(sealed, manifest, key, context);
+  if (hex(await sha256(plain)) !== hex(bytesOf(version.plain_hash))) {
+    throw new Refusal("The copy does not match the hash the chain anchored. Nothing was saved.");
+  }
+  return { plain, version: n };
+}
+
+let saved = null; // the object URL of the last copy offered, revoked when another is
+
+async function download(me, grant, code, title) {
+  const { plain, version } = await fetchCopy(me, grant, code);
+  if (saved) URL.revokeObjectURL(saved);
+  saved = URL.createObjectURL(new Blob([plain], { type: "application/octet-stream" }));
+  const link = $("save");
+  link.href = saved;
+  link.download = "records-" + code.replace("/", "-") + "-v" + version;
+  link.textContent = "Save " + link.download;
+  link.hidden = false;
+  await show(me);
+  return "Your copy of " + title + " (version " + version + ", " + plain.length + " bytes) is " +
+    "ready, checked against the hash the chain anchored.";
+}
+
+// The grants the list shows me: my own requests granted (a citizen's: no department's org).
+function ownGrants(accesses) {
+  return accesses.filter((e) => e.action === "granted" && !e.org).map((e) => ({
+    grant: e.grant, code: e.code, title: (e.title ? e.title + " " : "") + "(" + e.code + ")",
+  }));
+}
+
+function showCopies(grants) {
+  $("copies").replaceChildren(...grants.map((g) => {
+    const li = document.createElement("li");
+    li.dataset.grant = g.grant;
+    const name = document.createElement("span");
+    name.textContent = g.title + ", grant " + g.grant;
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "ask";
+    button.textContent = "Download my copy";
+    button.addEventListener("click", () => act(() => download(signedIn, g.grant, g.code, g.title)));
+    li.append(name, " ", button);
+    return li;
+  }));
+  $("copies-title").hidden = grants.length === 0;
+}
+
+// Run one of the page's actions, saying in #asked how it went.
+async function act(work) {
+  $("asked").className = "status";
+  $("asked").textContent = "Working…";
+  try {
+    $("asked").textContent = await work();
+  } catch (err) {
+    $("asked").className = "status bad";
+    $("asked").textContent = err instanceof Refusal ? err.message
+      : "Something went wrong: " + err.message;
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   $("ask").addEventListener("submit", async (event) => {
     event.preventDefault();
     $("send").disabled = true;
-    $("asked").className = "status";
-    $("asked").textContent = "Sending your request…";
-    try {
-      $("asked").textContent = await ask(signedIn);
-    } catch (err) {
-      $("asked").className = "status bad";
-      $("asked").textContent = err instanceof Refusal ? err.message
-        : "Something went wrong: " + err.message;
-    } finally {
-      $("send").disabled = false;
-    }
+    await act(() => ask(signedIn));
+    $("send").disabled = false;
   });
   $("cancel").addEventListener("click", () => { $("ask").hidden = true; });
   $("signin").addEventListener("submit", async (event) => {
@@ -454,7 +726,7 @@ document.addEventListener("DOMContentLoaded", () => {
     say("Opening your key…", false);
     try {
       signedIn = null;
-      $("ask").hidden = true;
+      $("ask").hidden = $("save").hidden = true;
       $("asked").textContent = "";
       const me = await openKeyFile(await file.text(), $("passphrase").value);
       say("Reading the chain…", false);
