@@ -505,6 +505,12 @@ def test_a_citizen_asks_on_a_phone_for_a_copy_of_records_about_them(
             re.compile(r"oldest first|No one"), timeout=30_000
         )
 
+    def said(text: str, pattern: str) -> int:
+        """The number in ``text``, which must say ``pattern`` (one group) and nothing else."""
+        m = re.fullmatch(pattern, text)
+        assert m, text
+        return int(m.group(1))
+
     def ask(page: Any, code: str, purpose: str, days: str = "30") -> str:
         page.locator(f"#records li[data-code='{code}'] button.ask").click()
         page.fill("#purpose", purpose)
@@ -524,21 +530,18 @@ def test_a_citizen_asks_on_a_phone_for_a_copy_of_records_about_them(
         # The form's own check: nothing is signed or sent without a purpose.
         assert ask(page, housing, "   ") == "Say what you need the records for."
         pending = ask(page, housing, "my housing file, for a court case", days="7")
-        m = re.fullmatch(
+        rid = said(
+            pending,
             rf"Sent: request (\d+) for Housing subsidy files \({housing}\) waits for the "
             r"decision of Organisation 1\. It shows in the list above once decided\.",
-            pending,
         )
-        assert m, pending
-        rid = int(m.group(1))
         granted = ask(page, vaccines, "travel abroad")
-        m = re.fullmatch(
-            rf"Granted: request (\d+) for Vaccination records \({vaccines}\) gave you access "
-            r"\(grant (\d+)\)\. Download the copy with the citychain app\.",
+        grant = said(
             granted,
+            rf"Granted: request \d+ for Vaccination records \({vaccines}\) gave you access "
+            r"\(grant (\d+)\)\. Download your copy below once the department has wrapped its "
+            r"key for you\.",
         )
-        assert m, granted
-        grant = int(m.group(2))
         rows = page.locator("#accesses tbody tr")
         assert [r.get_attribute("data-action") for r in rows.all()] == [
             "request", "request", "granted",

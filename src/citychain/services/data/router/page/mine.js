@@ -507,7 +507,8 @@ async function submit(me, tx) {
 function outcome(result, title, provider) {
   if (result.state === "granted") {
     return "Granted: request " + result.request + " for " + title + " gave you access " +
-      "(grant " + result.grant + "). Download the copy with the citychain app.";
+      "(grant " + result.grant + "). Download your copy below once the department has " +
+      "wrapped its key for you.";
   }
   if (result.state === "refused") {
     return "Refused: request " + result.request + " for " + title + ". The refusal and its " +
