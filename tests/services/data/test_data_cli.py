@@ -463,6 +463,12 @@ def test_a_citizen_sees_on_a_phone_who_accessed_records_about_them(
         assert [r.get_attribute("data-action") for r in rows.all()] == [a for a, _, _ in expected]
         download = rows.nth(0).inner_text()
         assert "Organisation 2 (org2)" in download and "downloaded it" in download
+        # On a phone each access is a card of labelled lines, not five narrow columns.
+        assert not page.locator("#accesses thead").is_visible()
+        assert [td.get_attribute("data-label") for td in rows.nth(0).locator("td").all()] == [
+            "When", "Department", "What", "Data", "Stated purpose",
+        ]  # fmt: skip
+        assert page.evaluate("document.documentElement.scrollWidth <= 390")
         assert "route planning 2027" in download and f"Health check results ({code})" in download
         assert page.locator("#records li span").all_inner_texts() == [
             f"Health check results ({code})"

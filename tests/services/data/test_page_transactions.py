@@ -279,6 +279,6 @@ def test_a_chain_that_signs_with_sm2_is_told_the_browser_cannot(page: Any) -> No
         " catch (e) { return (e instanceof Refusal ? '' : 'not a Refusal: ') + e.message; } }"
     )
     assert message == (
-        "This city's chain signs with sm2-sm3, which a browser cannot: ask with the citychain "
-        "app (citychain data request)."
+        "This city's chain signs with sm2-sm3, which a browser cannot: use the citychain app "
+        "(citychain data request, citychain data download)."
     )

@@ -365,9 +365,12 @@ function when(ms) {
   return new Date(ms).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
 }
 
-function cell(row, text) {
+// A cell, labelled with its column's heading for the narrow layout (mine.css: a phone shows
+// each access as a card of labelled lines, not five columns of broken words).
+function cell(row, text, label) {
   const td = document.createElement("td");
   td.textContent = text;
+  td.dataset.label = label;
   row.append(td);
 }
 
@@ -395,11 +398,11 @@ async function show(me) {
   for (const e of accesses) {
     const row = document.createElement("tr");
     row.dataset.action = e.action;
-    cell(row, when(e.time));
-    cell(row, e.org ? (names.get(e.org) || e.org) + " (" + e.org + ")" : "you");
-    cell(row, WHAT[e.action] || e.action);
-    cell(row, (e.title ? e.title + " " : "") + "(" + e.code + ")");
-    cell(row, e.purpose || "");
+    cell(row, when(e.time), "When");
+    cell(row, e.org ? (names.get(e.org) || e.org) + " (" + e.org + ")" : "you", "Department");
+    cell(row, WHAT[e.action] || e.action, "What");
+    cell(row, (e.title ? e.title + " " : "") + "(" + e.code + ")", "Data");
+    cell(row, e.purpose || "", "Stated purpose");
     body.append(row);
   }
   const list = $("records");
@@ -454,7 +457,7 @@ async function chain() {
   const status = await getJson("/v1/status");
   if (status.crypto_suite !== "ed25519") {
     throw new Refusal("This city's chain signs with " + status.crypto_suite + ", which a " +
-      "browser cannot: ask with the citychain app (citychain data request).");
+      "browser cannot: use the citychain app (citychain data request, citychain data download).");
   }
   return status.chain_id;
 }
@@ -500,8 +503,8 @@ async function submit(me, tx) {
     const got = await signedFetch(me, "/v1/txs/" + body.hash);
     if (got.status === "committed") return got.receipt;
   }
-  throw new Refusal("The request was sent, but no block took it within a minute: look " +
-    "again later (sign in again) before asking anew.");
+  throw new Refusal("Sent, but no block took it within a minute: look again later (sign in " +
+    "again) before trying anew.");
 }
 
 function outcome(result, title, provider) {
@@ -537,7 +540,7 @@ async function ask(me) {
   return outcome(receipt.result, title, provider && (names.get(provider) || provider));
 }
 
-// -- downloading a granted copy ------------------------------------------------------------------
+// -- downloading a granted copy ---------------------------------------------------------------
 
 function fromHex(text) {
   if (typeof text !== "string" || !/^([0-9a-f]{2})*$/.test(text)) {
@@ -642,7 +645,9 @@ async function fetchCopy(me, grant, code) {
   const key = await unwrap(me, bytesOf(await signedGet(me, base + "/key")), context);
   await getJson(base + "/stored");
   const receipt = await submit(me, await dataTx(me, "record_access", { grant, version: n }));
-  if (receipt.code !== "ok") throw new Refusal("The chain refused the download: " + receipt.message);
+  if (receipt.code !== "ok") {
+    throw new Refusal("The chain refused the download: " + receipt.message);
+  }
   const access = receipt.result;
   const raw = new Uint8Array(await (await signedRaw(me, base + "/manifest?access=" + access))
     .arrayBuffer());
