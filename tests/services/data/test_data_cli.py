@@ -607,6 +607,13 @@ def test_a_citizen_asks_on_a_phone_for_a_copy_of_records_about_them(
         assert saved.value.suggested_filename == "records-101009-000001-v1"
         assert Path(saved.value.path()).read_bytes() == (tmp_path / "rows.csv").read_bytes()
         assert actions(page) == ["request", "request", "granted", "granted", "download"]
+        # A phone passed on: the next sign-in (here a failed one) leaves nothing of the last.
+        page.fill("#passphrase", "someone else's try")
+        page.click("#show")
+        expect(page.locator("#status")).to_have_text(re.compile("Wrong passphrase"), timeout=30_000)
+        assert page.locator("#copies li").count() == 0 and not page.locator("#save").is_visible()
+        assert page.locator("#save").get_attribute("href") is None
+        sign_in(page)
         with Client(net.node.url) as c:
             c.data.revoke(alice, grant, "issued in error")
         revoked = fetch_copy(page, grant)

@@ -666,9 +666,17 @@ async function fetchCopy(me, grant, code) {
 
 let saved = null; // the object URL of the last copy offered, revoked when another is
 
-async function download(me, grant, code, title) {
-  const { plain, version } = await fetchCopy(me, grant, code);
+// Drop the copy last offered (its link and the memory behind it).
+function forgetCopy() {
   if (saved) URL.revokeObjectURL(saved);
+  saved = null;
+  $("save").hidden = true;
+  $("save").removeAttribute("href");
+}
+
+async function download(me, grant, code, title) {
+  forgetCopy();
+  const { plain, version } = await fetchCopy(me, grant, code);
   saved = URL.createObjectURL(new Blob([plain], { type: "application/octet-stream" }));
   const link = $("save");
   link.href = saved;
@@ -731,8 +739,10 @@ document.addEventListener("DOMContentLoaded", () => {
     if (!file) { say("Choose your key file first.", true); return; }
     say("Opening your key…", false);
     try {
+      // Whoever signs in next sees nothing of the last person: their key, list and copy go.
       signedIn = null;
-      $("ask").hidden = $("save").hidden = true;
+      forgetCopy();
+      $("ask").hidden = true;
       $("asked").textContent = "";
       const me = await openKeyFile(await file.text(), $("passphrase").value);
       say("Reading the chain…", false);
@@ -740,7 +750,9 @@ document.addEventListener("DOMContentLoaded", () => {
       signedIn = me;
     } catch (err) {
       $("accesses").hidden = $("accesses-title").hidden = $("records-title").hidden = true;
+      $("copies-title").hidden = true;
       $("records").replaceChildren();
+      $("copies").replaceChildren();
       $("who").textContent = "";
       say(err instanceof Refusal ? err.message : "Something went wrong: " + err.message, true);
     }
