@@ -50,19 +50,18 @@ _PKCS8_ED25519 = "302e020100300506032b657004220420"
 #: values the page's encoder takes (BigInt, Uint8Array, plain objects), then runs one of its
 #: functions ("cbor" on a value; "tx" on a transaction's fields, each a tagged value).
 _RUN = """async ([what, tagged, pkcs8]) => {
-  const bytesOf = (h) => Uint8Array.from(h.match(/../g) || [], (b) => parseInt(b, 16));
   const entries = (o) => Object.fromEntries(Object.entries(o).map(([k, x]) => [k, unpack(x)]));
   const unpack = (v) => v === null || typeof v !== "object" ? v
     : Array.isArray(v) ? v.map(unpack)
     : "$int" in v ? BigInt(v.$int)
-    : "$hex" in v ? bytesOf(v.$hex)
+    : "$hex" in v ? fromHex(v.$hex)
     : entries(v.$map);
   if (what === "cbor") return hex(cbor(unpack(tagged)));
   const value = entries(tagged);
   const signing = signingBytes(value);
   const wire = wireBytes(value, value.signature);
   const key = await crypto.subtle.importKey(
-    "pkcs8", bytesOf(pkcs8), "Ed25519", false, ["sign"]);
+    "pkcs8", fromHex(pkcs8), "Ed25519", false, ["sign"]);
   return {
     signing: hex(signing),
     wire: hex(wire),
@@ -78,10 +77,11 @@ def _page_files(route: Any) -> None:
         route.fulfill(json={"chain_id": "gm-city", "crypto_suite": "sm2-sm3"})
         return
     package = resources.files("citychain.services.data.router").joinpath("page")
-    if name == "page.js":
-        route.fulfill(body=package.joinpath("mine.js").read_bytes(), content_type="text/javascript")
-    else:
-        route.fulfill(body=package.joinpath("mine.html").read_bytes(), content_type="text/html")
+    stem, kind = {
+        "page.js": ("mine.js", "text/javascript"),
+        "page.css": ("mine.css", "text/css"),
+    }.get(name, ("mine.html", "text/html"))
+    route.fulfill(body=package.joinpath(stem).read_bytes(), content_type=kind)
 
 
 @pytest.fixture(scope="module")

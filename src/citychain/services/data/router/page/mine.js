@@ -353,9 +353,7 @@ async function getJson(path) {
 
 async function orgNames() {
   try {
-    const answer = await fetch("/v1/gov/orgs");
-    const body = await answer.json();
-    return new Map(body.orgs.map((o) => [o.id, o.name]));
+    return new Map((await getJson("/v1/gov/orgs")).orgs.map((o) => [o.id, o.name]));
   } catch {
     return new Map();
   }
@@ -380,6 +378,7 @@ function say(text, bad) {
   $("answer").hidden = false;
 }
 
+// Fill the view for me; the departments' names by id (for the caller's own words).
 async function show(me) {
   const base = "/v1/data/subjects/" + hex(me.tag);
   const accesses = [];
@@ -427,6 +426,7 @@ async function show(me) {
   say(accesses.length === 0 ? "No one has accessed records about you."
     : accesses.length + (accesses.length === 1 ? " access" : " accesses") +
       " to records about you, oldest first.", false);
+  return names;
 }
 
 // A resource's record in the public catalogue (null if it cannot be read: the code stands).
@@ -462,9 +462,9 @@ async function chain() {
   return status.chain_id;
 }
 
-// A call of the data contract signed by me, as the SDK's client.send builds it.
-async function dataTx(me, method, args) {
-  const chainId = await chain();
+// A call of the data contract signed by me on chainId (chain()), as the SDK's client.send
+// builds it.
+async function dataTx(me, chainId, method, args) {
   const address = (await sha256(concat(utf8.encode("citychain/address/ed25519/"), me.pub)))
     .slice(0, 20);
   const account = await getJson("/v1/accounts/" + hex(address));
@@ -482,8 +482,9 @@ async function dataTx(me, method, args) {
 }
 
 // The request as the SDK's request_access builds it: subject = the tag of the signer's did:key.
-function requestTx(me, code, purpose, periodMs) {
-  return dataTx(me, "request_access", { code, purpose, period: periodMs, subject: me.tag });
+async function requestTx(me, code, purpose, periodMs) {
+  return dataTx(me, await chain(), "request_access",
+    { code, purpose, period: periodMs, subject: me.tag });
 }
 
 // Sign and submit tx, then wait for its receipt (read signed: the call is private).
@@ -535,8 +536,7 @@ async function ask(me) {
   }
   $("ask").hidden = true;
   $("purpose").value = "";
-  await show(me);
-  const names = await orgNames();
+  const names = await show(me);
   return outcome(receipt.result, title, provider && (names.get(provider) || provider));
 }
 
@@ -644,7 +644,8 @@ async function fetchCopy(me, grant, code) {
   const context = utf8.encode("citychain/data\0" + chainId + "\0" + code);
   const key = await unwrap(me, bytesOf(await signedGet(me, base + "/key")), context);
   await getJson(base + "/stored");
-  const receipt = await submit(me, await dataTx(me, "record_access", { grant, version: n }));
+  const receipt = await submit(me,
+    await dataTx(me, chainId, "record_access", { grant, version: n }));
   if (receipt.code !== "ok") {
     throw new Refusal("The chain refused the download: " + receipt.message);
   }
