@@ -8,13 +8,18 @@ records, in the browser. Run in a real headless Chromium:
   data cannot hold (a float, a lone surrogate, ``undefined``) is refused;
 * its envelope opens what ``citychain.crypto.envelope`` seals: a data key wrapped for the
   X25519 twin of an Ed25519 key, then the version's chunks; a byte changed anywhere, another
-  context or another key is refused in words, and nothing is returned.
+  context or another key is refused in words, and nothing is returned;
+* its download (``fetchCopy``), against the data routes' answers served by the test, asks what
+  the SDK's ``client.data.download`` asks, in the same order; it leaves a copy over 256 MiB to
+  the app before reading a key or recording an access, and refuses a manifest whose hash is not
+  the id the chain records before reading any ciphertext.
 
 The page's files are served from the package at a ``localhost`` origin (a secure context,
 which WebCrypto needs) by the test itself: no node is needed to check an encoder."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import sys
@@ -38,6 +43,7 @@ from citychain.crypto.envelope import (
     wrap_key,
     x25519_public_from_ed25519,
 )
+from citychain.services.data.sdk._transfer import context_of
 
 pytestmark = pytest.mark.slow
 
@@ -214,7 +220,8 @@ def _sealed(plain: bytes, seed: bytes, context: bytes) -> list[str]:
     return [seed.hex(), wrapped.hex(), context.hex(), stream.manifest.encode().hex(), sealed.hex()]
 
 
-_CONTEXT = b"citychain/data\0city-test-1\0101009/000001"
+#: The context of resource 101009/000001 on chain city-test-1 (``context_of``).
+_CONTEXT = context_of("city-test-1", "101009/000001")
 
 
 @pytest.mark.parametrize("size", [0, 1, MIN_CHUNK_SIZE, 3 * MIN_CHUNK_SIZE + 17])
@@ -282,3 +289,112 @@ def test_a_chain_that_signs_with_sm2_is_told_the_browser_cannot(page: Any) -> No
         "This city's chain signs with sm2-sm3, which a browser cannot: use the citychain app "
         "(citychain data request, citychain data download)."
     )
+
+
+#: ``fetchCopy`` for grant 3 on resource 101009/000001, signed in with the key of ``seed``: the
+#: copy's bytes (hex), or a refusal's words.
+_FETCH = """async ([seed, pkcs8]) => {
+  const me = {
+    key: await crypto.subtle.importKey("pkcs8", fromHex(pkcs8), "Ed25519", false, ["sign"]),
+    pub: fromHex(seed.slice(64)),
+    box: await x25519Twin(fromHex(seed.slice(0, 64))),
+  };
+  try {
+    return hex((await fetchCopy(me, 3, "101009/000001")).plain);
+  } catch (e) {
+    return (e instanceof Refusal ? "refused: " : "not a Refusal: ") + e.message;
+  }
+}"""
+
+
+class _Node:
+    """The node's answers to the page's download of version 1 of 101009/000001 (everything
+    ``fetchCopy`` asks, as the data routes answer it), and the paths it was asked for."""
+
+    def __init__(self, plain: bytes, seed: bytes, *, plain_size: int | None = None) -> None:
+        _, self.wrapped, _, self.manifest, self.sealed = (
+            bytes.fromhex(x) for x in _sealed(plain, seed, _CONTEXT)
+        )
+        self.manifest_id = hashlib.sha256(self.manifest).digest()
+        self.version = {
+            "version": 1,
+            "cipher": "aes-256-gcm",
+            "plain_size": len(plain) if plain_size is None else plain_size,
+            "plain_hash": {"hex": hashlib.sha256(plain).hexdigest()},
+            "manifest_id": {"hex": self.manifest_id.hex()},
+        }
+        self.asked: list[str] = []
+
+    def __call__(self, route: Any) -> None:
+        path = route.request.url.removeprefix(ORIGIN)
+        self.asked.append(f"{route.request.method} {path.split('?')[0]}")
+        base = "/v1/data/resources/101009/000001"
+        answers: dict[str, Any] = {
+            "/v1/status": {"chain_id": "city-test-1", "crypto_suite": "ed25519"},
+            base: {"result": {"versions": 1}},
+            f"{base}/versions?after=0&limit=1": {"result": [self.version]},
+            f"{base}/versions/1/key": {"result": {"hex": self.wrapped.hex()}},
+            f"{base}/versions/1/stored": {"result": {"stored": True}},
+            "/v1/tx": {"hash": "ab" * 32},
+            f"/v1/txs/{'ab' * 32}": {"status": "committed", "receipt": {"code": "ok", "result": 7}},
+        }
+        raw = {f"{base}/versions/1/manifest?access=7": self.manifest,
+               f"{base}/versions/1/content?access=7": self.sealed}  # fmt: skip
+        if path.startswith("/v1/accounts/"):
+            route.fulfill(json={"pending_nonce": 0})
+        elif path in answers:
+            route.fulfill(json=answers[path])
+        elif path in raw:
+            route.fulfill(body=raw[path], content_type="application/octet-stream")
+        else:
+            route.fulfill(status=404, json={"code": "not_found", "message": path})
+
+
+def _fetch(page: Any, node: _Node, seed: bytes) -> str:
+    signer = Signer(ED25519, seed)
+    page.route(f"{ORIGIN}/v1/**", node)
+    try:
+        args = [seed.hex() + signer.public_key.hex(), _PKCS8_ED25519 + seed.hex()]
+        return str(page.evaluate(_FETCH, args))
+    finally:
+        page.unroute(f"{ORIGIN}/v1/**", node)
+
+
+def test_the_page_downloads_a_copy_as_the_sdk_does(page: Any) -> None:
+    """Against the data routes' answers: the key, stored, one recorded access, the manifest,
+    the content, in that order, and the copy's bytes."""
+    plain = bytes(range(256)) * 9
+    node = _Node(plain, bytes(range(32)), plain_size=len(plain))
+    assert _fetch(page, node, bytes(range(32))) == plain.hex()
+    signed = [a for a in node.asked if not a.startswith("GET /v1/accounts/")]
+    base = "GET /v1/data/resources/101009/000001"
+    assert signed == [
+        "GET /v1/status", base, f"{base}/versions", f"{base}/versions/1/key",
+        f"{base}/versions/1/stored", "POST /v1/tx", f"GET /v1/txs/{'ab' * 32}",
+        f"{base}/versions/1/manifest", f"{base}/versions/1/content",
+    ]  # fmt: skip
+
+
+def test_the_page_leaves_a_copy_over_256_mib_to_the_app(page: Any) -> None:
+    """A version larger than the page holds in memory is refused before any key is read or
+    any access recorded: the audit trail lists no download that did not happen."""
+    node = _Node(b"small", bytes(range(32)), plain_size=256 * 1024 * 1024 + 1)
+    got = _fetch(page, node, bytes(range(32)))
+    assert got == (
+        "refused: This copy is too large for a phone's page (268435457 bytes): download it "
+        "with the citychain app."
+    )
+    assert not [a for a in node.asked if a.endswith("/key") or a.startswith("POST")]
+    # The cap itself: exactly 256 MiB still opens in the page (its size only is checked here).
+    node = _Node(b"small", bytes(range(32)), plain_size=256 * 1024 * 1024)
+    assert "too large" not in _fetch(page, node, bytes(range(32)))
+
+
+def test_the_page_refuses_a_manifest_the_chain_does_not_record(page: Any) -> None:
+    """A node that hands out another manifest than the one whose hash the chain records (its
+    chunks, sizes or hashes changed) is refused before any ciphertext is read."""
+    node = _Node(bytes(range(256)) * 9, bytes(range(32)))
+    node.manifest = _Node(bytes(range(256)) * 8, bytes(range(32))).manifest
+    got = _fetch(page, node, bytes(range(32)))
+    assert got == "refused: The node's manifest is not the one the chain records."
+    assert not [a for a in node.asked if a.endswith("/content")]
