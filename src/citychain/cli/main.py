@@ -18,6 +18,7 @@ that it, not click, prints those, and exits with the status a command asked for.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 import sys
@@ -27,25 +28,9 @@ from typing import Annotated, Any, cast
 import typer
 from rich.markup import escape
 
-from citychain import __version__, registry
-from citychain.cli import bench, node
+from citychain import __version__
 from citychain.cli._output import command_name, err_console
-from citychain.cli.consensus import consensus, evidence
-from citychain.cli.keys import keys_app
-from citychain.cli.net import net_app
-from citychain.cli.query import query_app
-from citychain.cli.status import status
-from citychain.cli.tx import tx_app
 from citychain.errors import ErrorCode
-
-app = typer.Typer(
-    name="citychain",
-    help="citychain: a permissioned, BFT-final ledger for city public services.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-    rich_markup_mode="rich",
-)
 
 
 def _version(value: bool) -> None:
@@ -54,7 +39,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _root(
     version: Annotated[
         bool,
@@ -64,18 +48,98 @@ def _root(
     """citychain: a permissioned, BFT-final ledger for city public services."""
 
 
-app.add_typer(keys_app, name="keys")
-app.add_typer(tx_app, name="tx")
-app.add_typer(query_app, name="query")
-app.add_typer(net_app, name="net")
-# Each platform service's commands (``gov ...``; ``tx transfer``, ``query balance``...).
-for _service, _module in registry.parts("cli"):
-    _module.install(app, {"tx": tx_app, "query": query_app})
-app.command("status")(status)
-app.command("consensus")(consensus)
-app.command("evidence")(evidence)
-node.register(app)
-bench.register(app)
+#: The core's top-level commands (not a service's), each with the part of :func:`build` that
+#: adds it: a command line that names one of them builds that part alone.
+_CORE = {
+    "keys": "keys",
+    "net": "net",
+    "status": "status",
+    "consensus": "consensus",
+    "evidence": "consensus",
+    "init": "node",
+    "start": "node",
+    "node": "node",
+    "bench": "bench",
+}
+
+
+def _add(app: typer.Typer, part: str) -> None:
+    """Add one part of the command line to ``app``, importing its module only now."""
+    if part == "keys":
+        from citychain.cli.keys import keys_app
+
+        app.add_typer(keys_app, name="keys")
+    elif part == "net":
+        from citychain.cli.net import net_app
+
+        app.add_typer(net_app, name="net")
+    elif part == "status":
+        from citychain.cli.status import status
+
+        app.command("status")(status)
+    elif part == "consensus":
+        from citychain.cli.consensus import consensus, evidence
+
+        app.command("consensus")(consensus)
+        app.command("evidence")(evidence)
+    elif part == "node":
+        from citychain.cli import node
+
+        node.register(app)
+    elif part == "bench":
+        from citychain.cli import bench
+
+        bench.register(app)
+    else:
+        raise ValueError(part)
+
+
+@functools.cache
+def build(only: str | None = None) -> typer.Typer:
+    """The ``citychain`` application: every command, or (``only``, a key of :data:`_CORE`)
+    the root with that one command or group.
+
+    Why not always the whole: typer turns every command's signature into click parameters
+    before it runs one (~0.2 s for the ~100 commands), and the modules of all of them take
+    as long again to import. A node's ``start``, a ``net status`` pay that at every start
+    (the test suite starts hundreds). What runs is the same function either way; the whole
+    application answers ``citychain --help``, a service's commands and any unknown name
+    (whose error lists the commands). Cached: services add their commands to the shared
+    ``tx`` and ``query`` groups, which must happen once.
+    """
+    app = typer.Typer(
+        name="citychain",
+        help="citychain: a permissioned, BFT-final ledger for city public services.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+        rich_markup_mode="rich",
+    )
+    app.callback()(_root)
+    if only is not None:
+        _add(app, _CORE[only])
+        return app
+    from citychain import registry
+    from citychain.cli.query import query_app
+    from citychain.cli.tx import tx_app
+
+    _add(app, "keys")
+    app.add_typer(tx_app, name="tx")
+    app.add_typer(query_app, name="query")
+    _add(app, "net")
+    # Each platform service's commands (``gov ...``; ``tx transfer``, ``query balance``...).
+    for _service, module in registry.parts("cli"):
+        module.install(app, {"tx": tx_app, "query": query_app})
+    for part in ("status", "consensus", "node", "bench"):
+        _add(app, part)
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    """``app``: the whole application (tests run commands in it in process)."""
+    if name == "app":
+        return build()
+    raise AttributeError(name)
 
 
 def _click_class(name: str) -> type[Exception]:
@@ -117,6 +181,8 @@ def main() -> None:
         # the command's return value (None from every command), and leaves usage errors
         # and aborted prompts to this function.
         # (``prog_name``: usage lines say `citychain ...` also under `python -m`.)
+        first = sys.argv[1] if len(sys.argv) > 1 else None
+        app = build(first if first in _CORE else None)
         status = app(standalone_mode=False, prog_name="citychain")
     except _UsageError as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # `citychain tx`: the group's help
