@@ -1,5 +1,6 @@
-"""The command line a core command runs in is built from that command alone (see
-``citychain.cli.main.build``): the same help, the same commands, and nothing else imported."""
+"""A command line runs in an application of its command alone (see ``citychain.cli.main``'s
+``build`` and ``alone``): the same help, the same commands; for the core's commands, no
+service's command line imported."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from citychain.cli.main import _CORE, build
+from citychain.cli.main import _CORE, _for, build
 
 _runner = CliRunner()
 
@@ -21,9 +22,20 @@ def _help(app: object, *args: str) -> str:
     return result.output
 
 
-@pytest.mark.parametrize("name", sorted(_CORE))
-def test_a_core_command_alone_has_the_whole_applications_help(name: str) -> None:
-    assert _help(build(name), name) == _help(build(), name)
+_NAMES = sorted(get_command(build()).list_commands(None))  # type: ignore[attr-defined, arg-type]
+
+
+@pytest.mark.parametrize("name", _NAMES)
+def test_a_command_alone_has_the_whole_applications_help(name: str) -> None:
+    """Each top-level command or group (the core's and every service's) runs in an
+    application of itself alone, with the same help as in the whole."""
+    app = _for([name, "--help"])
+    assert app is not build() and _help(app, name) == _help(build(), name)
+
+
+@pytest.mark.parametrize("args", [[], ["--help"], ["--version"], ["no-such-command"]])
+def test_no_command_or_an_unknown_one_runs_in_the_whole_application(args: list[str]) -> None:
+    assert _for(args) is build()
 
 
 def test_each_part_holds_its_commands_and_the_whole_holds_every_part() -> None:

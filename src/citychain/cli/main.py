@@ -102,20 +102,11 @@ def build(only: str | None = None) -> typer.Typer:
     Why not always the whole: typer turns every command's signature into click parameters
     before it runs one (~0.2 s for the ~100 commands), and the modules of all of them take
     as long again to import. A node's ``start``, a ``net status`` pay that at every start
-    (the test suite starts hundreds). What runs is the same function either way; the whole
-    application answers ``citychain --help``, a service's commands and any unknown name
-    (whose error lists the commands). Cached: services add their commands to the shared
-    ``tx`` and ``query`` groups, which must happen once.
+    (the test suite starts hundreds). What runs is the same function either way. Cached:
+    services add their commands to the shared ``tx`` and ``query`` groups, which must
+    happen once.
     """
-    app = typer.Typer(
-        name="citychain",
-        help="citychain: a permissioned, BFT-final ledger for city public services.",
-        no_args_is_help=True,
-        pretty_exceptions_enable=False,
-        add_completion=False,
-        rich_markup_mode="rich",
-    )
-    app.callback()(_root)
+    app = _new()
     if only is not None:
         _add(app, _CORE[only])
         return app
@@ -133,6 +124,41 @@ def build(only: str | None = None) -> typer.Typer:
     for part in ("status", "consensus", "node", "bench"):
         _add(app, part)
     return app
+
+
+def _new() -> typer.Typer:
+    """The root of the application, with no command yet."""
+    app = typer.Typer(
+        name="citychain",
+        help="citychain: a permissioned, BFT-final ledger for city public services.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+        rich_markup_mode="rich",
+    )
+    app.callback()(_root)
+    return app
+
+
+def alone(whole: typer.Typer, name: str) -> typer.Typer:
+    """``whole`` with only its top-level command or group ``name`` (a service's ``gov``,
+    ``data``, ``tx`` ...), so that typer converts that one alone; ``whole`` itself when it
+    has no such command (its error then lists every command)."""
+    app = _new()
+    app.registered_groups = [g for g in whole.registered_groups if g.name == name]
+    app.registered_commands = [c for c in whole.registered_commands if c.name == name]
+    return app if app.registered_groups or app.registered_commands else whole
+
+
+def _for(args: list[str]) -> typer.Typer:
+    """The application a command line runs in: see :func:`build` and :func:`alone`. Options
+    before a command (``--version``, ``--help``) and no command at all take the whole."""
+    first = args[0] if args else ""
+    if first in _CORE:
+        return build(first)
+    if first and not first.startswith("-"):
+        return alone(build(), first)
+    return build()
 
 
 def __getattr__(name: str) -> Any:
@@ -181,9 +207,7 @@ def main() -> None:
         # the command's return value (None from every command), and leaves usage errors
         # and aborted prompts to this function.
         # (``prog_name``: usage lines say `citychain ...` also under `python -m`.)
-        first = sys.argv[1] if len(sys.argv) > 1 else None
-        app = build(first if first in _CORE else None)
-        status = app(standalone_mode=False, prog_name="citychain")
+        status = _for(sys.argv[1:])(standalone_mode=False, prog_name="citychain")
     except _UsageError as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # `citychain tx`: the group's help
             # Imported here: it loads rich's Markdown and traceback renderers (~0.1 s of every
