@@ -447,10 +447,13 @@ class Client(_Base):
         attach_services(self, asynchronous=False)
         import httpx  # see _http_error
 
+        from citychain.sdk._transport import growing_transport
+
         self._http = httpx.Client(
             base_url=self.url,
             timeout=timeout,
-            transport=transport,
+            # Reads that grow while a long body (a data download) streams in: see _transport.
+            transport=transport if transport is not None else growing_transport(_limits()),
             headers=headers,
             limits=_limits(),
             auth=SignedRequests(signer) if signer is not None else None,

@@ -5,7 +5,7 @@ anything is signed, and the helpers send the builders' args and read the public 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -212,3 +212,35 @@ def test_grant_keys_reads_every_page_of_grants() -> None:
     got = list(io._all_grants(Signer.generate(ED25519), "101001/000001"))
     assert got == grants
     assert [p["after"] if p else None for p in asked] == ["0", "200", "400"]
+
+
+def test_a_download_reads_ahead_a_bounded_number_of_bytes_in_order() -> None:
+    """The network runs at most ``READ_AHEAD`` bytes (or one piece) ahead of the decryption,
+    whatever the pieces' sizes (16 KiB TLS records to 1 MiB grown reads); a failed read is
+    raised to the reader after the pieces before it."""
+    import threading
+    import time
+
+    from citychain.services.data.sdk._transfer import READ_AHEAD, _read_ahead
+
+    sizes = [1 << 20] * 12 + [16 << 10] * 300 + [3 << 20, 1 << 20]
+    read = 0
+    lock = threading.Lock()
+
+    def network() -> Iterator[bytes]:
+        nonlocal read
+        for i, n in enumerate(sizes):
+            with lock:
+                read += n
+            yield bytes([i % 256]) * n
+        raise ConnectionResetError("cut")
+
+    taken = 0
+    with pytest.raises(ConnectionResetError, match="cut"):
+        for i, piece in enumerate(_read_ahead(network())):
+            assert piece == bytes([i % 256]) * sizes[i]
+            taken += len(piece)
+            time.sleep(0.0005)  # a slow reader: the network would run ahead without a bound
+            with lock:
+                assert read - taken <= READ_AHEAD + max(sizes), (read, taken)
+    assert taken == sum(sizes)

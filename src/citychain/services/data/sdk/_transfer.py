@@ -273,23 +273,32 @@ class _Resume:
         self.path.unlink(missing_ok=True)
 
 
-def _read_ahead(pieces: Iterator[bytes], depth: int = 64) -> Iterator[bytes]:
-    """``pieces`` read by a thread, at most ``depth`` ahead: the network read overlaps the
-    caller's hashing, decryption and writing (which release the GIL)."""
-    q: queue.Queue[bytes | BaseException | None] = queue.Queue(depth)
+#: How far (bytes) a download's network reads run ahead of its decryption: 64 of httpcore's
+#: 64 KiB reads, as before the transport's reads grew to 1 MiB (``citychain.sdk._transport``).
+READ_AHEAD = 4 << 20
+
+
+def _read_ahead(pieces: Iterator[bytes], budget: int = READ_AHEAD) -> Iterator[bytes]:
+    """``pieces`` read by a thread, at most ``budget`` bytes ahead (and one piece, however
+    large): the network read overlaps the caller's hashing, decryption and writing (which
+    release the GIL). Counted in bytes, not pieces, since a piece is 16 KiB (a TLS record) to
+    1 MiB (a read grown on a full socket) and the download's memory must stay bounded."""
+    q: queue.SimpleQueue[bytes | BaseException | None] = queue.SimpleQueue()
+    room = threading.Condition()
+    held = 0  # bytes put and not yet taken
     stop = threading.Event()
 
     def pump() -> None:
+        nonlocal held
         try:
             for piece in pieces:
-                while not stop.is_set():
-                    try:
-                        q.put(piece, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
+                with room:
+                    while held and held + len(piece) > budget and not stop.is_set():
+                        room.wait(0.1)
+                    if stop.is_set():
+                        return
+                    held += len(piece)
+                q.put(piece)
             q.put(None)
         except BaseException as exc:  # handed to the reader, raised there
             q.put(exc)
@@ -300,6 +309,9 @@ def _read_ahead(pieces: Iterator[bytes], depth: int = 64) -> Iterator[bytes]:
         while (item := q.get()) is not None:
             if isinstance(item, BaseException):
                 raise item
+            with room:
+                held -= len(item)
+                room.notify()
             yield item
     finally:
         stop.set()

@@ -1,0 +1,115 @@
+"""The blocking client's transport reads a long body in growing pieces (``citychain.sdk.
+_transport``): the sizes it asks its socket for, a real body over a real socket, and the two
+private names of httpx and httpcore it relies on."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpcore
+import httpx
+import pytest
+
+from citychain.sdk import Client
+from citychain.sdk._transport import MAX_READ, _GrowingBackend, _GrowingStream, growing_transport
+
+KIB = 1024
+HTTPCORE_READ = 64 * KIB  # what httpcore asks for (HTTP11Connection.READ_NUM_BYTES)
+
+
+class _Socket(httpcore.NetworkStream):
+    """A socket with ``ready`` bytes waiting at each read (one entry a read)."""
+
+    def __init__(self, ready: list[int]) -> None:
+        self.ready, self.asked = ready, []  # type: list[int]
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        self.asked.append(max_bytes)
+        return bytes(min(max_bytes, self.ready.pop(0)))
+
+
+def test_reads_double_while_full_and_fall_back_at_a_short_read() -> None:
+    full = 1 << 30
+    sock = _Socket([full] * 7 + [100, 10, full, full])
+    stream = _GrowingStream(sock)
+    got = [len(stream.read(HTTPCORE_READ)) for _ in range(11)]
+    k = HTTPCORE_READ
+    assert sock.asked == [
+        k,
+        2 * k,
+        4 * k,
+        8 * k,
+        MAX_READ,
+        MAX_READ,
+        MAX_READ,
+        MAX_READ,
+        k,
+        k,
+        2 * k,
+    ]
+    assert got == [*sock.asked[:7], 100, 10, k, 2 * k]
+    assert 16 * k == MAX_READ
+
+
+def test_a_read_larger_than_asked_is_never_smaller_than_httpcores() -> None:
+    sock = _Socket([1 << 30, 1 << 30])
+    stream = _GrowingStream(sock)
+    stream.read(HTTPCORE_READ)
+    stream.read(4 * MAX_READ)  # a caller asking for more than the grown size gets its own
+    assert sock.asked == [HTTPCORE_READ, 4 * MAX_READ]
+
+
+BODY = bytes(range(256)) * (32 * KIB)  # 8 MiB
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: the next answer comes on the same connection
+
+    def do_GET(self) -> None:
+        body = BODY if self.path == "/big" else b"small answer"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_a_long_body_arrives_whole_in_growing_pieces_then_a_small_one(server: str) -> None:
+    with httpx.Client(base_url=server, transport=growing_transport(httpx.Limits())) as http:
+        with http.stream("GET", "/big") as r:
+            time.sleep(0.3)  # the sender fills the socket's buffer: reads come back full
+            pieces = list(r.iter_raw())
+        assert b"".join(pieces) == BODY
+        assert HTTPCORE_READ < max(map(len, pieces)) <= MAX_READ
+        # The same connection: the next answer is read whole, nothing of the last one in it.
+        assert http.get("/small").content == b"small answer"
+        assert http.get("/big").content == BODY
+
+
+def test_the_sdk_client_uses_it_and_a_given_transport_is_kept() -> None:
+    """Pins httpx's ``HTTPTransport._pool`` and httpcore's ``_network_backend``, the two
+    private names ``growing_transport`` sets (a new httpx or httpcore that renames them
+    fails here, not in a user's download)."""
+    client = Client("http://127.0.0.1:9")
+    transport = client._http._transport
+    assert isinstance(transport, httpx.HTTPTransport)
+    assert isinstance(transport._pool._network_backend, _GrowingBackend)
+    client.close()
+    mock = httpx.MockTransport(lambda request: httpx.Response(200))
+    assert Client("http://127.0.0.1:9", transport=mock)._http._transport is mock
