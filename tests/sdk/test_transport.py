@@ -90,13 +90,15 @@ def server() -> Iterator[str]:
     srv.server_close()
 
 
-def test_a_long_body_arrives_whole_in_growing_pieces_then_a_small_one(server: str) -> None:
+def test_a_long_body_arrives_whole_then_a_small_one_on_the_same_connection(server: str) -> None:
+    """Over a real socket, through the growing stream. (How large the reads grow depends on
+    the kernel's receive window at that instant, so the sizes are the table test's above.)"""
     with httpx.Client(base_url=server, transport=growing_transport(httpx.Limits())) as http:
         with http.stream("GET", "/big") as r:
-            time.sleep(0.3)  # the sender fills the socket's buffer: reads come back full
+            assert isinstance(r.extensions["network_stream"], _GrowingStream)
+            time.sleep(0.1)
             pieces = list(r.iter_raw())
-        assert b"".join(pieces) == BODY
-        assert HTTPCORE_READ < max(map(len, pieces)) <= MAX_READ
+        assert b"".join(pieces) == BODY and max(map(len, pieces)) <= MAX_READ
         # The same connection: the next answer is read whole, nothing of the last one in it.
         assert http.get("/small").content == b"small answer"
         assert http.get("/big").content == BODY
