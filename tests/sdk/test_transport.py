@@ -115,3 +115,76 @@ def test_the_sdk_client_uses_it_and_a_given_transport_is_kept() -> None:
     client.close()
     mock = httpx.MockTransport(lambda request: httpx.Response(200))
     assert Client("http://127.0.0.1:9", transport=mock)._http._transport is mock
+
+
+def _self_signed(tmp: Any) -> tuple[str, str]:
+    """A certificate for ``localhost`` and its key, as PEM files under ``tmp``."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_path), str(key_path)
+
+
+def test_a_tls_connection_is_a_growing_stream_too(tmp_path: Any) -> None:
+    """Behind a TLS proxy (``https://``), httpcore upgrades the connection with
+    ``start_tls``: the stream it gets back still grows its reads (a TLS record is at most
+    16 KiB, so a read comes back short and the size stays httpcore's), and reads it whole."""
+    import socket
+    import ssl
+
+    cert, key = _self_signed(tmp_path)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with server_ctx.wrap_socket(conn, server_side=True) as tls:
+            tls.recv(1024)
+            tls.sendall(BODY[: 1 << 20])
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    client_ctx = ssl.create_default_context(cafile=cert)
+    plain = _GrowingBackend(httpcore.SyncBackend()).connect_tcp("127.0.0.1", port, timeout=10)
+    stream = plain.start_tls(client_ctx, server_hostname="localhost", timeout=10)
+    assert isinstance(stream, _GrowingStream)
+    assert stream.get_extra_info("ssl_object") is not None
+    stream.write(b"hello", timeout=10)
+    got = b""
+    while len(got) < 1 << 20:
+        piece = stream.read(HTTPCORE_READ, timeout=10)
+        assert 0 < len(piece) <= HTTPCORE_READ
+        got += piece
+    assert got == BODY[: 1 << 20]
+    stream.close()
+    t.join(timeout=10)
+    listener.close()
