@@ -449,13 +449,14 @@ class Client(_Base):
 
         from citychain.sdk._transport import growing_transport
 
+        limits = _limits()  # the transport's, and httpx's for any proxy it mounts from the env
         self._http = httpx.Client(
             base_url=self.url,
             timeout=timeout,
             # Reads that grow while a long body (a data download) streams in: see _transport.
-            transport=transport if transport is not None else growing_transport(_limits()),
+            transport=transport if transport is not None else growing_transport(limits),
             headers=headers,
-            limits=_limits(),
+            limits=limits,
             auth=SignedRequests(signer) if signer is not None else None,
         )
 

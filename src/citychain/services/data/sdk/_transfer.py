@@ -315,6 +315,8 @@ def _read_ahead(pieces: Iterator[bytes], budget: int = READ_AHEAD) -> Iterator[b
             yield item
     finally:
         stop.set()
+        with room:  # a pump waiting for room stops now, not at its next poll
+            room.notify()
         t.join(timeout=5)
 
 
