@@ -9,6 +9,16 @@ directory is fsynced: a crash at any instant leaves either no file under the id 
 verified blob, never half of one. A leftover temporary file (a crash mid-write) is removed
 when the store is next opened, once it is an hour old.
 
+A blob's pages leave the page cache once it is fsynced (``POSIX_FADV_DONTNEED``): an upload
+streams gigabytes of ciphertext that nobody reads back soon, and through the cache it would
+push out the pages the node does read (RocksDB's files: the state, the blocks), and take
+fresh memory for every chunk. Dropped, the next chunk's write reuses the pages the last one
+freed. ``perf`` of a node during 256 MiB uploads on a VM: half its CPU was the kernel copying
+the bytes into new page-cache pages (~1.1 s of system time an upload); with the pages dropped,
+0.4-0.55 s (0.25-0.4 s once the node's allocator keeps freed memory too:
+``citychain.api.server.keep_freed_memory``). Reads go through the cache as usual: a popular
+dataset is read many times.
+
 ``capacity_bytes`` is a quota on the blobs' bytes. It is counted once at the first write (a
 walk of the tree) and kept up to date by this process; a blob that would pass it, or a disk
 that runs out (``ENOSPC``/``EDQUOT``), is refused as ``store_full`` and its temporary file
@@ -48,6 +58,8 @@ STALE_TMP_SECONDS = 3600
 #: often.
 RECOUNT_SECONDS = 10.0
 _FULL = (errno.ENOSPC, errno.EDQUOT)
+#: Whether this platform can drop a file's pages from the cache (not macOS or Windows).
+_DROP_CACHE = hasattr(os, "posix_fadvise")
 
 
 def _dirs(path: Path | str) -> list[str]:
@@ -221,6 +233,8 @@ class LocalStore:
                 n = os.write(fd, view)
                 view = view[n:]
             os.fsync(fd)
+            if _DROP_CACHE:  # see the module: the written pages are clean now
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         finally:
             os.close(fd)
 
