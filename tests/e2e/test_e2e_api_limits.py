@@ -183,7 +183,7 @@ def test_flood_of_half_sent_requests_keeps_consensus_running(tmp_path: Path) -> 
         assert "consensus stopped" not in log and "Too many open files" not in log, log
         assert "API client 127.0.0.2 refused" in log, log
         assert "event loop: uvloop" in log, log
-        assert "allocator: blocks up to 16 MiB reused once freed" in log, log
+        assert "allocator: freed blocks kept for the next request" in log, log
     finally:
         for s in socks:
             s.close()

@@ -60,6 +60,7 @@ from citychain.errors import ConfigError, ErrorCode, InternalError, Unavailable
 from citychain.node import Node
 from citychain.node.config import ApiConfig, NodeConfig
 from citychain.node.home import check_home_free, remove_pid_file, write_pid_file
+from citychain.sdk import keep_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -209,45 +210,6 @@ def freeze_startup_heap(registry: CollectorRegistry) -> int:
     return frozen
 
 
-#: glibc's ``mallopt`` parameters (``<malloc.h>``).
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-#: Blocks up to this size come from the heap, where a freed one is used again, instead of a
-#: fresh mapping each (glibc starts at 128 KiB and moves the line only as mappings are freed).
-MMAP_THRESHOLD = 16 << 20
-#: The heap gives memory back to the system only when this much is free at its top.
-TRIM_THRESHOLD = 64 << 20
-
-
-def keep_freed_memory() -> bool:
-    """Have glibc's allocator keep the memory a request freed for the next one; True if it
-    took the settings (glibc on Linux), False elsewhere, where nothing changes.
-
-    Why: a node handles blocks of megabytes again and again (a data chunk's body is 4 MiB,
-    joined from the socket's pieces, hashed and written; a download's chunk read and sent).
-    By default glibc maps each block afresh and unmaps it when freed, so each costs a page
-    fault for every 4 KiB touched. On a VM that is dear: 50,000-90,000 faults and ~0.3 s of
-    system time per 256 MiB uploaded (``/proc/<pid>/stat`` of a node, ``bench_data.py``'s
-    uploads), next to none with these settings. The heap keeps at most ``TRIM_THRESHOLD``
-    free per arena; blocks above ``MMAP_THRESHOLD`` are still mapped. Process-wide, so it
-    runs in the node's own process (``citychain start``), never in a library call."""
-    import ctypes
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None)
-        libc.gnu_get_libc_version  # glibc only: musl's mallopt is a stub  # noqa: B018
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
-        mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
-    )
-
-
 def _log_compiled() -> None:
     """Say which of the modules an install compiles (:data:`citychain.COMPILED`) this node
     runs compiled, and warn of one older than its source: that code is not what the source
@@ -386,7 +348,7 @@ def run_node(
     config = None if fresh else NodeConfig.load(home)
     check_home_free(home)
     if keep_freed_memory():
-        log.info("allocator: blocks up to %d MiB reused once freed", MMAP_THRESHOLD >> 20)
+        log.info("allocator: freed blocks kept for the next request (keep_freed_memory)")
     api = config.api if config is not None else ApiConfig()
     sock = bind_api(host or api.host, port if port is not None else api.port)
     try:

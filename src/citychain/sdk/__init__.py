@@ -47,6 +47,7 @@ from citychain.sdk._light import (
     TrustedSet,
     verify_skipping,
 )
+from citychain.sdk._memory import keep_freed_memory
 from citychain.sdk._probe import PROBE_TIMEOUT, NodeProbe, ProbeFailure, probe_node
 from citychain.sdk._services import exported
 from citychain.sdk._types import (
@@ -104,6 +105,7 @@ __all__ = [
     "WithheldTx",
     "check_node_url",
     "error_from",
+    "keep_freed_memory",
     "probe_node",
     "prove_value",
     "sign_request",

@@ -22,6 +22,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import httpx
 import pytest
@@ -42,7 +43,8 @@ from citychain.node.config import NodeConfig, P2PSettings
 from citychain.node.home import InitResult, init_home
 from citychain.node.testnet import node_key_of
 from citychain.p2p.certs import decrypt_key_pem, encrypt_key_pem, generate_org_ca, issue_node_cert
-from citychain.sdk import Client
+from citychain.sdk import Client, keep_freed_memory
+from citychain.services.data import cli as data_cli
 from citychain.services.data.sdk import DATA_GAS_LIMIT, _transfer, request_args
 from citychain.services.data.shapes import export_catalogue, import_catalogue, subject_tag
 from citychain.services.identity.sdk import Wallet
@@ -210,10 +212,12 @@ def _upload_grant_download_verify_audit(net: Env, tmp_path: Path) -> None:
     payload = os.urandom(5000)
     src = tmp_path / "population.csv"
     src.write_bytes(payload)
-    up = ok_json(
-        net, "upload", CODE, str(src), "--key", "alice", "--chunk-size", "1024",
-        "--subject", citizen,
-    )  # fmt: skip
+    with mock.patch.object(data_cli, "keep_freed_memory", wraps=keep_freed_memory) as kept:
+        up = ok_json(
+            net, "upload", CODE, str(src), "--key", "alice", "--chunk-size", "1024",
+            "--subject", citizen,
+        )  # fmt: skip
+    assert kept.call_count == 1  # the CLI's transfers reuse their 4 MiB blocks
     assert up["version"] == 1 and up["plain_size"] == 5000
     versions = ok_json(net, "versions", CODE)
     assert versions[0]["manifest_id"] == up["manifest_id"] and versions[0]["subjects"] == 1
@@ -245,8 +249,10 @@ def _upload_grant_download_verify_audit(net: Env, tmp_path: Path) -> None:
     assert r.exit_code == 1 and "error [no_grant]" in r.output  # no key wrapped for her yet
     assert ok_json(net, "grant-keys", CODE, "--key", "alice")["grants"] == [grant]
     dest = tmp_path / "copy.csv"
-    down = ok_json(net, "download", CODE, "1", "--key", "carol", "--grant", str(grant),
-                   "-o", str(dest))  # fmt: skip
+    with mock.patch.object(data_cli, "keep_freed_memory", wraps=keep_freed_memory) as kept:
+        down = ok_json(net, "download", CODE, "1", "--key", "carol", "--grant", str(grant),
+                       "-o", str(dest))  # fmt: skip
+    assert kept.call_count == 1
     assert dest.read_bytes() == payload and down["plain_hash"] == up["plain_hash"]
 
     r = run(net, "verify", str(dest))

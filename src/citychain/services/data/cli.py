@@ -65,7 +65,7 @@ from citychain.cli.query import GenesisOpt
 from citychain.cli.tx import KeyOpt
 from citychain.crypto import Signer
 from citychain.errors import CitychainError, ErrorCode, ExecutionFailure, InvalidInput, NotFound
-from citychain.sdk import Client
+from citychain.sdk import Client, keep_freed_memory
 from citychain.services.data.sdk import Data, register_args
 from citychain.services.data.shapes import (
     MAX_GRANT_MS,
@@ -657,6 +657,7 @@ def upload(
         raise bad(f"no file at {file}")
     readers = [parse_hex(r, "--reader", 32) for r in reader or []]
     signer = _signer(key, home, passphrase_file)
+    keep_freed_memory()  # this process moves the file in 4 MiB blocks (see the function)
     with _data(node) as data, _Bar(f"uploading {file.name}", not as_json) as bar:
         up = data.upload(
             signer,
@@ -707,6 +708,7 @@ def download(
     The access is recorded on chain first (which checks the grant); the file is written only
     once whole and verified."""
     signer = _signer(key, home, passphrase_file)
+    keep_freed_memory()  # as for an upload
     with _data(node) as data, _Bar(f"downloading {code} v{version}", not as_json) as bar:
         manifest = data.download(
             signer, code, version, out, grant=grant, purpose=purpose, progress=bar

@@ -1,7 +1,7 @@
-"""The node's process keeps the memory a request freed for the next one
-(``keep_freed_memory``): a data chunk's 4 MiB body, joined and freed again and again, must not
-cost a page fault for every 4 KiB each time (on a VM, ~0.3 s of system time per 256 MiB
-uploaded before)."""
+"""A node's process (and the CLI's transfers) keeps the memory a block freed for the next
+one (``citychain.sdk.keep_freed_memory``): a data chunk's 4 MiB body, joined and freed again
+and again, must not cost a page fault for every 4 KiB each time (on a VM, ~0.3 s of a node's
+system time per 256 MiB uploaded before)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ ROUNDS = 20
 
 SCRIPT = f"""
 import resource, sys
-from citychain.api.server import keep_freed_memory
+from citychain.sdk import keep_freed_memory
 
 kept = keep_freed_memory() if sys.argv[1] == "kept" else False
 
@@ -58,7 +58,7 @@ def test_the_node_reuses_freed_blocks_instead_of_faulting_them_in_again() -> Non
 
 
 def test_elsewhere_nothing_changes(monkeypatch: pytest.MonkeyPatch) -> None:
-    from citychain.api import server
+    from citychain.sdk import keep_freed_memory
 
     monkeypatch.setattr(sys, "platform", "darwin")
-    assert server.keep_freed_memory() is False
+    assert keep_freed_memory() is False
