@@ -18,6 +18,7 @@ from citychain.blobs import LocalStore, open_store, upload
 from citychain.blobs.s3 import S3Store
 from citychain.crypto.envelope import MIN_CHUNK_SIZE, new_data_key
 from citychain.errors import CitychainError, ConfigError, ErrorCode, Unavailable
+from pagecache import cached_pages, pages_can_be_dropped  # type: ignore[import-not-found]
 
 
 def blob(text: bytes) -> tuple[bytes, bytes]:
@@ -171,51 +172,18 @@ def test_a_crash_leftover_is_removed_and_a_corrupt_file_quarantined(tmp_path: Pa
     assert store.put(cid, data) and store.get(cid) == data  # a re-upload heals it
 
 
-def _cached_pages(path: Path) -> int:
-    """How many of ``path``'s pages the kernel holds in its page cache: mincore(2) over a
-    shared read-only map of the file (mapping it reads nothing)."""
-    import ctypes
-    import mmap
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mmap.restype = ctypes.c_void_p
-    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t] + [ctypes.c_int] * 3 + [ctypes.c_long]
-    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
-    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-    size = path.stat().st_size
-    pages = -(-size // mmap.PAGESIZE)
-    vec = ctypes.create_string_buffer(pages)
-    with path.open("rb") as f:
-        address = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, f.fileno(), 0)
-        assert address not in (None, ctypes.c_void_p(-1).value), os.strerror(ctypes.get_errno())
-        try:
-            assert libc.mincore(address, size, vec) == 0, os.strerror(ctypes.get_errno())
-        finally:
-            libc.munmap(address, size)
-    return sum(b & 1 for b in vec.raw[:pages])
-
-
-@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="no posix_fadvise here")
 def test_a_stored_chunk_leaves_the_page_cache(tmp_path: Path) -> None:
     # An upload's ciphertext must not push the node's state (RocksDB's files) out of memory.
-    probe = tmp_path / "probe"
-    probe.write_bytes(os.urandom(1 << 20))
-    fd = os.open(probe, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
-    if _cached_pages(probe):  # tmpfs, for one: the cache is where the file lives
+    if not pages_can_be_dropped(tmp_path):
         pytest.skip(f"{tmp_path}'s filesystem keeps a file's pages in memory")
     store = LocalStore(tmp_path / "b")
     cid, data = blob(os.urandom(4 << 20))
     assert store.put(cid, data)
     h = cid.hex()
     stored = tmp_path / "b" / "chunks" / h[:2] / h[2:4] / h
-    assert _cached_pages(stored) == 0
+    assert cached_pages(stored) == 0
     assert store.get(cid) == data  # read back from the disk, whole
-    assert _cached_pages(stored) == (4 << 20) // os.sysconf("SC_PAGE_SIZE")  # reads are cached
+    assert cached_pages(stored) == (4 << 20) // os.sysconf("SC_PAGE_SIZE")  # reads are cached
 
 
 def test_an_sm3_store_checks_ids_with_sm3(tmp_path: Path) -> None:

@@ -5,7 +5,10 @@ anything is signed, and the helpers send the builders' args and read the public 
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +20,10 @@ from citychain.services.data import sdk
 from citychain.services.data.shapes import subject_tag
 from citychain.services.identity.shapes import did_key
 from citychain.types import Receipt
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from pagecache import cached_pages, pages_can_be_dropped  # type: ignore[import-not-found]
 
 SIGNER = Signer(ED25519, b"\x05" * 32)
 CODE = "101001/000001"
@@ -244,3 +251,29 @@ def test_a_download_reads_ahead_a_bounded_number_of_bytes_in_order() -> None:
             with lock:
                 assert read - taken <= READ_AHEAD + max(sizes), (read, taken)
     assert taken == sum(sizes)
+
+
+def test_a_download_into_a_file_syncs_and_drops_what_it_wrote_as_it_goes(
+    tmp_path: Path,
+) -> None:
+    """Every ``every`` bytes the file is synced and its pages leave the page cache, so a
+    download of gigabytes neither waits on one closing fsync nor pushes the machine's other
+    files out of memory; what is written is the file, byte for byte."""
+    from citychain.services.data.sdk._transfer import _WriteBehind
+
+    if not pages_can_be_dropped(tmp_path):
+        pytest.skip(f"{tmp_path}'s filesystem keeps a file's pages in memory")
+    pieces = [bytes([i]) * (300 << 10) for i in range(10)]  # 3,000 KiB in 300 KiB writes
+    path = tmp_path / "copy"
+    with path.open("wb") as f:
+        out = _WriteBehind(f, every=1 << 20)
+        for piece in pieces[:4]:
+            assert out.write(piece) == len(piece)
+        # 1,200 KiB written: the first MiB's worth was synced and dropped at the fourth write
+        assert cached_pages(path) == 0
+        for piece in pieces[4:]:
+            out.write(piece)
+        out.flush()
+        # synced again at 2,400 KiB; the last 600 KiB are still in the cache, unsynced
+        assert 0 < cached_pages(path) <= (600 << 10) // os.sysconf("SC_PAGE_SIZE") + 1
+    assert path.read_bytes() == b"".join(pieces)

@@ -28,7 +28,8 @@ then streams the ciphertext and opens it chunk by chunk: each chunk must authent
 the key at its place (the node checks its id as it reads it), and at the end the plaintext
 must hash to the manifest's ``plain_hash``, which the chain anchors. A
 destination path is written beside itself and renamed only when complete and verified: a
-failed download leaves nothing under its name.
+failed download leaves nothing under its name. Its bytes are synced to the disk as they come,
+every :data:`SYNC_EVERY`, and their pages dropped from the page cache (:class:`_WriteBehind`).
 
 :meth:`Transfers.grant_keys` is the provider's half of a grant: for each active grant on a
 resource it unwraps the version's key (wrapped for the provider at upload) and wraps it for
@@ -53,7 +54,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from citychain.crypto import Signer
 from citychain.errors import CitychainError, ErrorCode, InvalidInput, NotFound, Unavailable
@@ -80,6 +81,8 @@ BATCH_BYTES = 16 << 20
 BATCH_CHUNKS = 256
 #: Chunk uploads in flight at once (hashing, AES, fsync and the network overlap).
 IN_FLIGHT = 4
+#: A download into a path syncs what it wrote and drops its pages this often.
+SYNC_EVERY = 32 << 20
 #: ``progress(done_bytes, total_bytes)``, after each batch or chunk (total 0: unknown).
 Progress = Callable[[int, int], None]
 
@@ -318,6 +321,40 @@ def _read_ahead(pieces: Iterator[bytes], budget: int = READ_AHEAD) -> Iterator[b
         with room:  # a pump waiting for room stops now, not at its next poll
             room.notify()
         t.join(timeout=5)
+
+
+#: macOS has no fdatasync.
+_datasync = getattr(os, "fdatasync", os.fsync)
+
+
+class _WriteBehind:
+    """A download's file, synced as it is written: every ``every`` bytes ``fdatasync``, then
+    ``POSIX_FADV_DONTNEED`` over what is synced, so a download of gigabytes neither leaves
+    them all to the final fsync nor pushes the machine's other files out of its page cache,
+    and the next pages written reuse those just freed. Measured on a VM (``bench_data.py``'s
+    harness, 256 MiB into a file): 163-224 MiB/s before, 209-272 after, with less system
+    time; fresh page-cache pages were what the written bytes cost there. A platform without
+    ``posix_fadvise`` (macOS) only syncs."""
+
+    def __init__(self, file: IO[bytes], every: int = SYNC_EVERY) -> None:
+        self._file = file
+        self._every = every
+        self._written = self._synced = 0
+
+    def write(self, data: bytes) -> int:
+        n = self._file.write(data)
+        self._written += n
+        if self._written - self._synced >= self._every:
+            self._file.flush()
+            fd = self._file.fileno()
+            _datasync(fd)
+            if hasattr(os, "posix_fadvise"):
+                os.posix_fadvise(fd, 0, self._written, os.POSIX_FADV_DONTNEED)
+            self._synced = self._written
+        return n
+
+    def flush(self) -> None:
+        self._file.flush()
 
 
 class Transfers:
@@ -637,7 +674,7 @@ class Transfers:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or Path("."))
         try:
             with os.fdopen(fd, "wb") as out:
-                run(out)
+                run(cast("IO[bytes]", _WriteBehind(out)))
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, target)
