@@ -19,7 +19,9 @@ a real ``init_genesis``, not written here a second time). Accounts are ``blake2b
 so nothing of them is held in memory. After each fill the store is compacted and the tree's
 page cache warmed, as ``bench proofs`` does, so the figures are of a node in steady state;
 and, as a node does once it serves, what was built to start (the page cache's table among it)
-is frozen out of the garbage collector's scans (``api.server.freeze_startup_heap``).
+is frozen out of the garbage collector's scans (``api.server.freeze_startup_heap``); and
+the allocator keeps freed memory, as a node's does (``sdk.keep_freed_memory``;
+``--default-allocator`` leaves glibc's defaults).
 The state keeps the last :data:`RETAIN` versions, as a node does, and each block prunes what
 the version ``RETAIN`` before it made stale. So :data:`WARMUP` blocks run unmeasured at each
 size first: a fill's version replaces most of the tree at once; without them the first
@@ -74,6 +76,7 @@ from citychain.bench.ceiling import ed25519_verifications_per_second
 from citychain.crypto import ED25519, Signer
 from citychain.execution import BlockContext, Executor, access, default_registry
 from citychain.proof.ics23 import SMT_SPEC, verify_membership
+from citychain.sdk import keep_freed_memory
 from citychain.state import DEFAULT_CACHE_PAGES, TREE_COLUMN_FAMILY
 from citychain.state._db import StateDB
 from citychain.store.kv import KVStore
@@ -192,7 +195,14 @@ def main() -> None:
         action="store_true",
         help="the tree's pages in RocksDB's blob files (node.toml [state] tree_blob_files)",
     )
+    ap.add_argument(
+        "--default-allocator",
+        action="store_true",
+        help="leave glibc's allocator as it is (a node keeps freed memory: keep_freed_memory)",
+    )
     args = ap.parse_args()
+    if not args.default_allocator:
+        keep_freed_memory()  # as a node's process does at its start, before RocksDB opens
     sizes = sorted(args.accounts)
     work = args.keep_dir or Path(tempfile.mkdtemp(prefix="citychain-bench-scale-"))
     work.mkdir(parents=True, exist_ok=True)
