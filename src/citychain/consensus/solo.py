@@ -5,7 +5,9 @@ reports transactions available (:meth:`SoloEngine.notify_txs`) or the empty bloc
 the Tendermint engine does (:class:`~citychain.consensus.interface.EmptyBlocks`: one empty
 block per ``empty_blocks_interval_ms``, none with ``create_empty_blocks = false``, one every
 block interval with ``true`` and 0; the first block of a chain is made at once). Then keep
-``block_interval_ms`` since the previous block, reap at most the chain's block limits,
+``block_interval_ms`` from the previous height's start (its block's time), or go on at once
+when that height took longer, as the Tendermint engine does: the interval paces blocks, it is
+not added to a slow one. Reap at most the chain's block limits,
 execute in a worker thread (the event loop keeps serving the API), sign the header with the
 validator's precommit, commit in one synced batch, then tell the node.
 
@@ -65,7 +67,8 @@ class SoloEngine:
         #: While idle: when the empty block is due (None: never).
         self._empty_due_ms: int | None = None
         self._idle = False
-        self.last_block_ms = 0
+        #: When the last height started: its block's time (clock ms).
+        self._started_ms = 0
 
     @property
     def stopping(self) -> bool:
@@ -84,7 +87,7 @@ class SoloEngine:
         if self._idle:
             waiting = EmptyBlocks.describe_idle(self._clock(), self._empty_due_ms)
         elif self._step == "waiting for the block interval":
-            waiting = "the block interval since the previous block"
+            waiting = "the block interval since the previous height started"
         else:
             waiting = "execution"
         return ConsensusStatus(
@@ -119,9 +122,9 @@ class SoloEngine:
                 if due_ms is None or self._clock() < due_ms:
                     continue  # woken: check again (a transaction behind a nonce gap waits)
             self._idle = False
-            # Keep the block interval since the previous block.
+            # Keep the block interval from the previous height's start (see the module).
             self._step = "waiting for the block interval"
-            due = self.last_block_ms + params.block_interval_ms - self._clock()
+            due = self._started_ms + params.block_interval_ms - self._clock()
             if due > 0:
                 # Wait on the stop event, not a plain sleep, so SIGTERM never waits out a long
                 # block interval.
@@ -129,16 +132,16 @@ class SoloEngine:
                     await asyncio.wait_for(self._stopped.wait(), due / 1000)
                 if self.stopping:
                     break
+            self._started_ms = started = self._clock()
             txs = self._mempool.reap(
                 params.block_max_txs, params.block_max_bytes, params.block_max_gas
             )
             self._step = f"executing {len(txs)} transactions"
             pending = await loop.run_in_executor(
-                None, self._chain.build_block, txs, self._clock(), self._signer.public_key
+                None, self._chain.build_block, txs, started, self._signer.public_key
             )
             commit = Commit.sign_single(self._signer, self._chain.chain_id, pending.header)
             self._step = "committing"
             await loop.run_in_executor(None, self._chain.commit, pending, commit)
-            self.last_block_ms = self._clock()
             self._on_commit(pending, commit)
         self._step = "stopped"
