@@ -347,8 +347,7 @@ def run_node(
     fresh = create is not None and not (home / "config" / "genesis.json").exists()
     config = None if fresh else NodeConfig.load(home)
     check_home_free(home)
-    if keep_freed_memory():
-        log.info("allocator: freed blocks kept for the next request (keep_freed_memory)")
+    kept = keep_freed_memory()  # before RocksDB opens, so its buffers are kept too
     api = config.api if config is not None else ApiConfig()
     sock = bind_api(host or api.host, port if port is not None else api.port)
     try:
@@ -369,6 +368,8 @@ def run_node(
             write_pid_file(home)
             name, new_loop = event_loop(config.node.event_loop)
             log.info("event loop: %s", name)
+            if kept:  # said once the node is sure to start: a refusal stays one line
+                log.info("allocator: freed blocks kept for the next request (keep_freed_memory)")
             try:
                 with asyncio.Runner(loop_factory=new_loop) as runner:
                     runner.run(
