@@ -48,6 +48,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_dids import Load, _setup, say  # type: ignore[import-not-found]  # noqa: E402
@@ -57,6 +58,7 @@ from citychain.bench import result_line  # noqa: E402
 from citychain.sdk import Client, keep_freed_memory  # noqa: E402
 from citychain.services.data.sdk import DATA_GAS_LIMIT  # noqa: E402
 from citychain.types import Transaction  # noqa: E402
+from pagecache import evict  # type: ignore[import-not-found,unused-ignore]  # noqa: E402
 
 MIB = 1024 * 1024
 
@@ -129,15 +131,6 @@ def _disk_read(path: Path) -> float:
     return size / MIB / (time.perf_counter() - t0)
 
 
-def _evict(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
-
-
 async def _tx_rounds(load: Load, args: argparse.Namespace, codes: _Codes) -> None:
     # One unconditional resource with a small version, and a grant for every sender.
     client = Client(load.url)
@@ -208,7 +201,7 @@ def _io_rounds(load: Load, args: argparse.Namespace, codes: _Codes, where: Path)
         client.data.register_resource(provider, **_record(code))
         grant = client.data.request_access(reader, code, "bench", period=24 * 3600_000)["grant"]
         wr.append(_disk_write(probe, args.mib))
-        _evict(src)
+        evict(src)
         t0 = time.perf_counter()
         client.data.upload(provider, code, src)
         ups.append(args.mib / (time.perf_counter() - t0))

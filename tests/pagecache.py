@@ -1,5 +1,6 @@
 """What the kernel's page cache holds of a file, for tests of code that drops what it wrote
-(the blob store's chunks, a download's file)."""
+(the blob store's chunks, a download's file), and how to drop a file from it (also what
+``bench/bench_data.py`` does before it reads from the disk)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,17 @@ def cached_pages(path: Path) -> int:
     return sum(b & 1 for b in vec.raw[:pages])
 
 
+def evict(path: Path) -> None:
+    """Sync ``path`` and drop its pages from the page cache (where the platform can), so the
+    next read comes from the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
 def pages_can_be_dropped(directory: Path) -> bool:
     """Whether a file's synced pages can leave the page cache on ``directory``'s filesystem
     (not on tmpfs, for one, where the cache is where the file lives)."""
@@ -38,12 +50,7 @@ def pages_can_be_dropped(directory: Path) -> bool:
     probe = directory / ".pagecache-probe"
     probe.write_bytes(os.urandom(1 << 20))
     try:
-        fd = os.open(probe, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
+        evict(probe)
         return cached_pages(probe) == 0
     finally:
         probe.unlink()
