@@ -16,8 +16,9 @@ fresh memory for every chunk. Dropped, the next chunk's write reuses the pages t
 freed. ``perf`` of a node during 256 MiB uploads on a VM: half its CPU was the kernel copying
 the bytes into new page-cache pages (~1.1 s of system time an upload); with the pages dropped,
 0.4-0.55 s (0.25-0.4 s once the node's allocator keeps freed memory too:
-``citychain.api.server.keep_freed_memory``). Reads go through the cache as usual: a popular
-dataset is read many times.
+``citychain.sdk.keep_freed_memory``). Reads go through the cache as usual: a popular
+dataset is read many times. The advice is only advice: a filesystem that refuses it loses
+nothing.
 
 ``capacity_bytes`` is a quota on the blobs' bytes. It is counted once at the first write (a
 walk of the tree) and kept up to date by this process; a blob that would pass it, or a disk
@@ -31,6 +32,7 @@ reported as ``chunk_corrupt``: the next upload of the same bytes stores it afres
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import threading
@@ -234,7 +236,8 @@ class LocalStore:
                 view = view[n:]
             os.fsync(fd)
             if _DROP_CACHE:  # see the module: the written pages are clean now
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                with contextlib.suppress(OSError):
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         finally:
             os.close(fd)
 

@@ -349,7 +349,8 @@ class _WriteBehind:
             fd = self._file.fileno()
             _datasync(fd)
             if hasattr(os, "posix_fadvise"):
-                os.posix_fadvise(fd, 0, self._written, os.POSIX_FADV_DONTNEED)
+                with contextlib.suppress(OSError):  # advice only: the bytes are synced
+                    os.posix_fadvise(fd, 0, self._written, os.POSIX_FADV_DONTNEED)
             self._synced = self._written
         return n
 
