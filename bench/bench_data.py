@@ -118,11 +118,7 @@ def _disk_write(path: Path, mib: int) -> float:
 
 
 def _disk_read(path: Path) -> float:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
+    evict(path)
     size = path.stat().st_size
     t0 = time.perf_counter()
     with open(path, "rb") as f:

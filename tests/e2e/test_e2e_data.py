@@ -38,6 +38,7 @@ import pytest
 from netproc import FAST_PARAMS, LocalNet  # type: ignore[import-not-found]
 from websockets.sync.client import connect
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from citychain.crypto import ED25519, Signer
 from citychain.errors import CitychainError, ErrorCode, ExecutionFailure, NotFound
 from citychain.sdk import Client
@@ -52,6 +53,7 @@ from citychain.services.data.shapes import (
 )
 from citychain.services.identity.shapes import did_key
 from citychain.types import Transaction
+from pagecache import cached_pages, pages_can_be_dropped  # type: ignore[import-not-found]
 
 pytestmark = pytest.mark.slow
 
@@ -435,6 +437,11 @@ def test_a_gib_goes_through_a_node_and_back_in_bounded_memory_on_both_sides(
         zeros.update(block)
     assert result["plain_size"] == GIB and result["plain_hash"] == zeros.hexdigest(), result
     assert dest.stat().st_size == GIB
+    # The download synced and dropped its file as it went (every SYNC_EVERY): at most the
+    # last stretch written since is still in the page cache, not the whole GiB.
+    if pages_can_be_dropped(tmp_path):
+        page = os.sysconf("SC_PAGE_SIZE")
+        assert cached_pages(dest) <= _transfer.SYNC_EVERY // page + 16, cached_pages(dest)
     said = " ".join(f"{k}={v}" for k, v in result.items() if k != "plain_hash")
     assert result["peak_mib"] < MEMORY_LIMIT_MIB, said
     node_growth_mib = (_status_kib(pid, "VmHWM") - node_before) / 1024
