@@ -42,9 +42,11 @@ state on disk each run ends with).
 At each size: ``--blocks`` blocks of ``--block`` transfers, each from a distinct funded sender
 to a random existing account (so the receivers' keys are spread over the whole tree), then
 ``--proofs`` ICS-23 proofs of random accounts' balances (each verified). Lines, in the house
-form, beside a ceiling measured in the same run, at each size just before its measured blocks
-while RocksDB is idle (Ed25519 verifications/s on all cores: the block path verifies every
-transfer once):
+form, beside a ceiling measured in the same run at each size, twice: just before its measured
+blocks and just after them, each time with RocksDB idle (Ed25519 verifications/s on all cores:
+the block path verifies every transfer once). The ceiling of a size is the mean of the two,
+and both are printed: this machine's speed drifts by a fifth between minutes, so one reading
+taken before ~30 s of blocks can be the speed of another minute than theirs.
 
 * ``scale-transfers-<N>``: transfers/s through execute + prepare + commit + write;
 * ``scale-commit-<N>``: ms per block of prepare + commit + write (the part that grows);
@@ -119,6 +121,21 @@ def _commit(kv: KVStore, db: StateDB, writes: dict[bytes, bytes | None]) -> floa
     kv.write(batch)
     db.committed(prepared)
     return time.perf_counter() - t0
+
+
+def _settle_rocksdb(limit_s: float = 180.0) -> float:
+    """Wait until RocksDB's own threads are idle (less than 5 % of a core over a second) or
+    ``limit_s`` passed; return the seconds waited. A ceiling taken while they compact would
+    measure their share of the cores as the machine's."""
+    start = time.monotonic()
+    before = _rocksdb_cpu_s()
+    while time.monotonic() - start < limit_s:
+        time.sleep(1.0)
+        now = _rocksdb_cpu_s()
+        if now - before < 0.05:
+            break
+        before = now
+    return time.monotonic() - start
 
 
 def _rocksdb_cpu_s() -> float:
@@ -260,7 +277,7 @@ def main() -> None:
                     # The ceiling now, with RocksDB idle: taken after the blocks it would share
                     # the cores with the compactions they cause (at 10M it read 29,000 instead
                     # of ~42,000), counting the block path's own cost as the machine's.
-                    ceiling = ed25519_verifications_per_second()
+                    ceiling_before = ed25519_verifications_per_second()
                 txs = [
                     Transaction.create(
                         s,
@@ -291,6 +308,9 @@ def main() -> None:
                     reads += db.page_reads - reads_before
                     background += _rocksdb_cpu_s() - cpu_before
                     full_gc += collections.seconds - gc_before
+            settled = _settle_rocksdb()
+            ceiling_after = ed25519_verifications_per_second()
+            ceiling = (ceiling_before + ceiling_after) / 2
             lat = []
             version = db.version
             root = db.root
@@ -320,6 +340,11 @@ def main() -> None:
                 f"cache {args.cache_pages:,} pages; RocksDB's own threads "
                 f"{background / args.blocks * 1000:,.0f} ms of CPU per block; full garbage "
                 f"collections {full_gc / args.blocks * 1000:,.0f} ms per block)",
+                flush=True,
+            )
+            print(
+                f"  ceiling {ceiling:,.0f} verifications/s: {ceiling_before:,.0f} before the "
+                f"blocks, {ceiling_after:,.0f} after them (RocksDB idle after {settled:.0f} s)",
                 flush=True,
             )
             print(
