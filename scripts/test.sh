@@ -31,4 +31,5 @@ fi
 # Work stealing: xdist's default hands each worker a queue up front and never takes it back,
 # so one worker could sit idle for the last minute and a half while the other worked through
 # its queue (measured: 676 s against 768 s); an idle worker now takes half of the other's.
+# tests/conftest.py hands out the slow tests first, so no network is left for the end.
 exec .venv/bin/pytest -n 2 --dist worksteal "$@"
