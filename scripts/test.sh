@@ -28,8 +28,4 @@ fi
 .venv/bin/python -m compileall -q src
 # Two workers (pytest-xdist), one a core: the suite's networks are real processes that spend
 # much of their time waiting, and the whole run must stay under 15 minutes on 2 cores.
-# Work stealing: xdist's default hands each worker a queue up front and never takes it back,
-# so one worker could sit idle for the last minute and a half while the other worked through
-# its queue (measured: 676 s against 768 s); an idle worker now takes half of the other's.
-# tests/conftest.py hands out the slow tests first, so no network is left for the end.
-exec .venv/bin/pytest -n 2 --dist worksteal "$@"
+exec .venv/bin/pytest -n 2 "$@"
