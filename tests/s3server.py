@@ -1,6 +1,7 @@
-"""A real S3-compatible server for tests: moto's standalone server (``moto[server]``, from
-the package registry) on a free loopback port, with one bucket. Used by the blob-store
-conformance suite and by the tests of nodes whose ``[blobs]`` backend is ``s3``."""
+"""A real S3-compatible server for tests: moto's standalone server (``moto_server``, from
+``moto[s3]`` with Flask, in the ``[dev]`` extra) on a free loopback port, with one bucket. Used
+by the blob-store conformance suite and by the tests of nodes whose ``[blobs]`` backend is
+``s3``."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def _moto_server() -> str:
     beside = Path(sys.executable).parent / "moto_server"
     found = str(beside) if beside.exists() else shutil.which("moto_server")
     if found is None:
-        pytest.fail("moto_server is not installed (pip install 'moto[server]')")
+        pytest.fail("moto_server is not installed (the [dev] extra: moto[s3], flask, flask-cors)")
     return found
 
 

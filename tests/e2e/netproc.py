@@ -32,10 +32,10 @@ from typing import Any
 
 import httpx
 from faultproxy import FaultProxy  # type: ignore[import-not-found]
+from nodeproc import load_key_once  # type: ignore[import-not-found]
 from ports import PortBlocks  # type: ignore[import-not-found]
 
 from citychain.crypto import ED25519, CryptoSuite, Signer
-from citychain.crypto.keystore import load_key
 from citychain.node.config import ConsensusSettings, NodeConfig
 from citychain.node.processes import (
     ProcessRef,
@@ -147,7 +147,7 @@ class LocalNet:
         return self.layout.passphrase
 
     def signer(self, account: str) -> Signer:
-        return load_key(self.layout.keys_dir / f"{account}.json", self.passphrase)
+        return load_key_once(self.layout.keys_dir / f"{account}.json", self.passphrase)
 
     def register(self, accounts: Iterable[Signer], org: str = "org1", node: int = 0) -> None:
         """Register ``accounts`` as members of ``org`` (signed by its admin) and wait until

@@ -3,6 +3,7 @@ subprocesses on a free loopback port, killed with SIGKILL or stopped with SIGTER
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import socket
@@ -36,6 +37,17 @@ def cli(
     )
 
 
+@functools.cache
+def _load_key(path: Path, mtime_ns: int, passphrase: str) -> Signer:
+    return load_key(path, passphrase)
+
+
+def load_key_once(path: Path, passphrase: str) -> Signer:
+    """``load_key``, remembered while the file stays as it is: every load derives the keystore's
+    key with argon2id (~0.1 s of CPU), and the suite's tests ask for the same keys many times."""
+    return _load_key(path, path.stat().st_mtime_ns, passphrase)
+
+
 class NodeProcess:
     def __init__(self, home: Path) -> None:
         self.home = home
@@ -49,7 +61,7 @@ class NodeProcess:
         return (self.home / "config" / "passphrase").read_text().strip()
 
     def signer(self, name: str) -> Signer:
-        return load_key(self.home / "keys" / f"{name}.json", self.passphrase)
+        return load_key_once(self.home / "keys" / f"{name}.json", self.passphrase)
 
     def start(self, *, demo: bool = True, timeout: float = 60) -> None:
         args = [*CLI, "start", "--home", str(self.home), "--port", str(self.port)]
