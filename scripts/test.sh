@@ -28,4 +28,7 @@ fi
 .venv/bin/python -m compileall -q src
 # Two workers (pytest-xdist), one a core: the suite's networks are real processes that spend
 # much of their time waiting, and the whole run must stay under 15 minutes on 2 cores.
+# The run is bound by CPU (1,100-1,450 s of it in 12-15 minutes, ~80 % of both cores): a
+# third worker (-n 3) and whole modules a worker with tests/e2e as one unit (--dist loadfile)
+# were both measured no faster (bench/RESULTS.md, 2026-12-07, "the suite's time").
 exec .venv/bin/pytest -n 2 "$@"
