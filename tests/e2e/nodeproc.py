@@ -38,14 +38,16 @@ def cli(
 
 
 @functools.cache
-def _load_key(path: Path, mtime_ns: int, passphrase: str) -> Signer:
+def _load_key(path: Path, version: tuple[int, int, int], passphrase: str) -> Signer:
     return load_key(path, passphrase)
 
 
 def load_key_once(path: Path, passphrase: str) -> Signer:
-    """``load_key``, remembered while the file stays as it is: every load derives the keystore's
-    key with argon2id (~0.1 s of CPU), and the suite's tests ask for the same keys many times."""
-    return _load_key(path, path.stat().st_mtime_ns, passphrase)
+    """``load_key``, remembered while the file stays as it is (same inode, size and mtime: a
+    key saved again is read again): every load derives the keystore's key with argon2id
+    (~0.1 s of CPU), and the suite's tests ask for the same keys many times."""
+    st = path.stat()
+    return _load_key(path, (st.st_ino, st.st_size, st.st_mtime_ns), passphrase)
 
 
 class NodeProcess:
