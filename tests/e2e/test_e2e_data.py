@@ -117,11 +117,11 @@ def test_three_departments_and_a_citizen_share_data_through_the_chain(
                                                 approvers=[health.address]))  # fmt: skip
         d.register_resource(health, **_resource(OPEN, "org1", "unconditional"))
         d.register_resource(health, **_resource(CLOSED, "org1", "none"))
-        assert [r["code"] for r in d.search(theme="health")["resources"]] == [
-            SHARED,
-            OPEN,
-            CLOSED,
-        ]
+        # The module's other tests share this network and may have registered theirs first.
+        found = d.search(theme="health")["resources"]
+        mine = (SHARED, OPEN, CLOSED)
+        assert [r["code"] for r in found if r["code"] in mine] == [SHARED, OPEN, CLOSED]
+        assert all("health" in r["themes"] for r in found), found
 
         # -- a version enters the catalogue only with its chunks stored ----------------------
         bogus = {

@@ -13,6 +13,7 @@ made org1's (private values are held only by a node of a listed organisation).""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -65,9 +66,9 @@ class Env:
     carol: Signer
 
 
-@pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    home = tmp_path_factory.mktemp("data-cli") / "node"
+@contextlib.contextmanager
+def _node(home: Path) -> Iterator[Env]:
+    """A node of org1 on a chain of two organisations, carol a member of org2."""
     made = init_home(home, kdf_level="interactive", chain_id="data-cli")
     passphrase = (home / "config" / "passphrase").read_text().strip()
     carol = Signer.generate(ED25519)
@@ -100,6 +101,22 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         yield Env(node, env, carol)
     finally:
         node.stop()
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    """The node this module's tests share (each uses resources of its own)."""
+    with _node(tmp_path_factory.mktemp("data-cli") / "node") as env:
+        yield env
+
+
+@pytest.fixture
+def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    """A node of its own, for a story that counts everything in the catalogue and the blob
+    store: the other tests' resources on the shared node would change its counts, or not,
+    depending on the order the tests run in."""
+    with _node(tmp_path_factory.mktemp("data-cli-story") / "node") as env:
+        yield env
 
 
 def _join_org1(made: InitResult, passphrase: str) -> None:
@@ -145,17 +162,18 @@ def resource(code: str, **over: Any) -> dict[str, Any]:
     }
 
 
-def test_catalogue_then_a_version_then_what_gc_keeps(net: Env, tmp_path: Path) -> None:
-    """One story on one node, in order (as separate tests, pytest-xdist's load balancing
-    could run its steps on two workers, each with a node of its own): the catalogue, then a
-    version of one of its resources shared across organisations, then what gc keeps of both."""
+def test_catalogue_then_a_version_then_what_gc_keeps(fresh: Env, tmp_path: Path) -> None:
+    """One story on one node of its own, in order (as separate tests, pytest-xdist's load
+    balancing could run its steps on two workers, each with a node of its own): the
+    catalogue, then a version of one of its resources shared across organisations, then
+    what gc keeps of both."""
     for step in (
         _catalogue_register_import_export,
         _upload_grant_download_verify_audit,
         _gc_keeps_referenced_and_retired_versions,
     ):
         (where := tmp_path / step.__name__.strip("_")).mkdir()
-        step(net, where)
+        step(fresh, where)
 
 
 def _catalogue_register_import_export(net: Env, tmp_path: Path) -> None:
