@@ -513,6 +513,46 @@ def test_solo_keeps_the_interval_from_a_heights_start_and_follows_a_slow_height_
     run_solo(engine, chain, body)
 
 
+def test_a_restarted_solo_keeps_the_interval_from_the_last_blocks_time(tmp_path: Path) -> None:
+    """The README's "least time between the starts of two heights" holds across a restart:
+    the restarted engine counts the interval from the last block's time, not from its own
+    start (which made the next block at once); a clock that went back since makes it wait
+    no more than one interval, never the hour it went back."""
+    interval_ms = 1500
+    params = replace(PARAMS, block_interval_ms=interval_ms)
+    now = [1_800_000_000_000]
+
+    def start() -> tuple[SoloEngine, Chain, Mempool]:
+        return solo(tmp_path, EmptyBlocks(create=False), clock=lambda: now[0], params=params)
+
+    engine, chain, _ = start()
+
+    async def first() -> None:
+        await until("block 1", lambda: chain.height == 1)
+
+    run_solo(engine, chain, first)
+    engine, chain, mempool = start()
+    now[0] = block(chain, 1).header.time + 100  # restarted 100 ms after block 1 started
+
+    async def soon_after() -> None:
+        assert mempool.add([transfer(0).encode()])[0].ok
+        await asyncio.sleep(0.9)
+        assert chain.height == 1  # 1,400 ms of the interval were still to run
+        await until("block 2", lambda: chain.height == 2, 10)
+
+    run_solo(engine, chain, soon_after)
+    engine, chain, mempool = start()
+    now[0] = block(chain, 2).header.time - 3_600_000  # the clock went back an hour
+
+    async def clock_back() -> None:
+        started = time.monotonic()
+        assert mempool.add([transfer(1).encode()])[0].ok
+        await until("block 3", lambda: chain.height == 3, 10)
+        assert time.monotonic() - started < 10
+
+    run_solo(engine, chain, clock_back)
+
+
 def test_solo_without_empty_blocks_waits_for_a_transaction(tmp_path: Path) -> None:
     now = [1_800_000_000_000]
     engine, chain, mempool = solo(tmp_path, EmptyBlocks(create=False), clock=lambda: now[0])

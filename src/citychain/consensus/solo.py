@@ -7,7 +7,9 @@ block per ``empty_blocks_interval_ms``, none with ``create_empty_blocks = false`
 block interval with ``true`` and 0; the first block of a chain is made at once). Then keep
 ``block_interval_ms`` from the previous height's start (its block's time), or go on at once
 when that height took longer, as the Tendermint engine does: the interval paces blocks, it is
-not added to a slow one. Reap at most the chain's block limits,
+not added to a slow one. A restarted engine takes the previous height's start from the last
+committed block's time, so a restart does not shorten the interval; a clock that has gone
+back since makes it wait no longer than one interval. Reap at most the chain's block limits,
 execute in a worker thread (the event loop keeps serving the API), sign the header with the
 validator's precommit, commit in one synced batch, then tell the node.
 
@@ -106,6 +108,9 @@ class SoloEngine:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         params = self._chain.params
+        last = self._chain.last_header()
+        if last is not None:  # a restart: the interval runs from the last block's time
+            self._started_ms = min(last.time, self._clock())
         while not self._stopping:
             if self._holds():
                 if not self._idle:  # the height just became idle: its empty block is due
