@@ -548,7 +548,8 @@ def test_a_restarted_solo_keeps_the_interval_from_the_last_blocks_time(tmp_path:
         started = time.monotonic()
         assert mempool.add([transfer(1).encode()])[0].ok
         await until("block 3", lambda: chain.height == 3, 10)
-        assert time.monotonic() - started < 10
+        # One whole interval, from now (not from a start an hour ahead, nor none at all).
+        assert interval_ms / 1000 - 0.05 <= time.monotonic() - started < 10
 
     run_solo(engine, chain, clock_back)
 

@@ -110,15 +110,6 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         yield env
 
 
-@pytest.fixture
-def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    """A node of its own, for a story that counts everything in the catalogue and the blob
-    store: the other tests' resources on the shared node would change its counts, or not,
-    depending on the order the tests run in."""
-    with _node(tmp_path_factory.mktemp("data-cli-story") / "node") as env:
-        yield env
-
-
 def _join_org1(made: InitResult, passphrase: str) -> None:
     """Make the node org1's (``[p2p] org_id`` and a node certificate from org1's CA): only a
     node of a listed organisation holds private values, and ``init_home``'s solo node has no
@@ -162,18 +153,21 @@ def resource(code: str, **over: Any) -> dict[str, Any]:
     }
 
 
-def test_catalogue_then_a_version_then_what_gc_keeps(fresh: Env, tmp_path: Path) -> None:
-    """One story on one node of its own, in order (as separate tests, pytest-xdist's load
-    balancing could run its steps on two workers, each with a node of its own): the
-    catalogue, then a version of one of its resources shared across organisations, then
-    what gc keeps of both."""
-    for step in (
-        _catalogue_register_import_export,
-        _upload_grant_download_verify_audit,
-        _gc_keeps_referenced_and_retired_versions,
-    ):
-        (where := tmp_path / step.__name__.strip("_")).mkdir()
-        step(fresh, where)
+def test_catalogue_then_a_version_then_what_gc_keeps(tmp_path: Path) -> None:
+    """One story on one node, in order (as separate tests, pytest-xdist's load balancing
+    could run its steps on two workers, each with a node of its own): the catalogue, then a
+    version of one of its resources shared across organisations, then what gc keeps of both.
+    A node of its own, not the module's: the story counts everything in the catalogue and
+    the blob store, which the other tests' resources would change, or not, depending on the
+    order the tests run in."""
+    with _node(tmp_path / "node") as net:
+        for step in (
+            _catalogue_register_import_export,
+            _upload_grant_download_verify_audit,
+            _gc_keeps_referenced_and_retired_versions,
+        ):
+            (where := tmp_path / step.__name__.strip("_")).mkdir()
+            step(net, where)
 
 
 def _catalogue_register_import_export(net: Env, tmp_path: Path) -> None:
