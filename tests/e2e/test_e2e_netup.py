@@ -28,6 +28,7 @@ import httpx
 import pytest
 from ports import free_base_port  # type: ignore[import-not-found]
 
+from citychain.crypto import Signer
 from citychain.crypto.keystore import load_key
 from citychain.sdk import Client
 from citychain.services.identity.contract import to_json
@@ -59,6 +60,7 @@ class Net:
     base: int
     up: subprocess.CompletedProcess[str]
     env: dict[str, str]
+    _alice: Signer | None = None
 
     def run(self, *args: str, columns: int = 200) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -106,16 +108,30 @@ class Net:
         def check() -> bool:
             nonlocal doc
             doc = self.status()
-            return all(
+            if all(
                 n["up"]
                 and (n["height"] or 0) >= 3
                 and n["peers"] == 3
                 and (n["commit_signatures"] or 0) >= 3
                 for n in doc["nodes"]
-            )
+            ):
+                return True
+            if all(n["up"] and n["peers"] == 3 for n in doc["nodes"]):
+                self.nudge()
+            return False
 
         wait_for("the network comes together", check)
         return doc
+
+    def nudge(self, i: int = 0) -> None:
+        """Start a height now: a transfer from alice through node ``i`` (not awaited). An
+        idle network makes one empty block per 10 s; a test that needs commits need not
+        wait for them."""
+        if self._alice is None:
+            passphrase = (self.dir / "passphrase").read_text().strip()
+            self._alice = load_key(self.dir / "keys" / "alice.json", passphrase)
+        with Client(self.api(i)) as c:
+            c.send(self._alice, "token", "transfer", {"to": bytes(20), "amount": 1}, wait=False)
 
     def pids(self) -> dict[str, int]:
         doc = json.loads((self.dir / "pids.json").read_text())
@@ -236,6 +252,7 @@ def test_a_healthy_network_reports_no_validator_offline_over_several_commits(net
     late_seen = 0
     deadline = time.monotonic() + 120
     while len(heights) < 3 and time.monotonic() < deadline:
+        net.nudge(len(heights) % 4)
         for i in range(4):
             c = net.consensus(i)
             d = c["details"]
@@ -258,10 +275,12 @@ def test_a_healthy_network_reports_no_validator_offline_over_several_commits(net
     r = net.run("net", "status", "--dir", NET_DIR)
     assert "validators: all 4 online and keeping up" in r.stdout, r.stdout
     if late_seen:  # a commit cut before the last precommit: that one is said to be late
-        wait_for(
-            "net status names a validator late for a last commit",
-            lambda: "late for the last commit" in net.run("net", "status", "--dir", NET_DIR).stdout,
-        )
+
+        def late_said() -> bool:
+            net.nudge()
+            return "late for the last commit" in net.run("net", "status", "--dir", NET_DIR).stdout
+
+        wait_for("net status names a validator late for a last commit", late_said)
 
 
 def test_tables_at_80_columns_show_full_node_names_and_heights(net: Net) -> None:
@@ -327,6 +346,7 @@ def test_a_stopped_validator_is_offline_by_name_and_a_second_up_starts_only_it(n
     os.kill(before["node3"], signal.SIGTERM)
 
     def seen_offline() -> list[dict[str, Any]] | None:
+        net.nudge()  # a height node3 misses (or 10 s of its silence) makes it offline
         views = []
         for i in range(3):
             vals = {v["name"]: v for v in net.consensus(i)["details"]["validators"]}
@@ -348,6 +368,7 @@ def test_a_stopped_validator_is_offline_by_name_and_a_second_up_starts_only_it(n
 
     # The metric an operator alerts on says the same (set at each commit).
     def offline_metric() -> bool:
+        net.nudge()
         metrics = httpx.get(f"{net.api(0)}/metrics", timeout=10).text
         return 'citychain_consensus_validators{state="offline"} 1.0' in metrics
 
@@ -365,6 +386,7 @@ def test_a_stopped_validator_is_offline_by_name_and_a_second_up_starts_only_it(n
     assert after["node3"] != before["node3"]
 
     def back() -> bool:
+        net.nudge()
         vals = net.consensus(0)["details"]["validators"]
         return all(v["state"] in ("ok", "this node") for v in vals)
 
