@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,13 +20,17 @@ import cbor2
 import httpx
 import pytest
 from nodeproc import NodeProcess, cli  # type: ignore[import-not-found]
+from playwright.sync_api import expect
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import browser  # type: ignore[import-not-found]
 from citychain import codec
 from citychain.crypto import ED25519, SM2_SM3, get_suite
 from citychain.crypto.sm2 import sm3
 from citychain.errors import CitychainError, ErrorCode, ProofError
 from citychain.proof import ics23
 from citychain.sdk import Client, prove_value, verify_state
+from citychain.services.identity.sdk import Wallet
 from citychain.services.token.shapes import balance_key
 from citychain.types import Transaction
 from citychain.types.genesis import Genesis
@@ -284,3 +290,56 @@ def test_data_on_a_gm_chain_is_sealed_with_sm4_and_anchored_by_sm3(
         assert (tmp_path / "got.csv").read_bytes() == body
         (anchor,) = c.data.verify(src)
         assert (anchor.code, anchor.version, anchor.verified) == (code, 1, True)
+
+
+def test_a_citizen_sees_on_a_gm_chain_who_accessed_records_about_them(
+    gm_node: NodeProcess, tmp_path: Path
+) -> None:
+    """``/my-data`` on an ``sm2-sm3`` chain, in a real headless Chromium at a phone's size.
+    The citizen's key is the Ed25519 did:key their wallet exports (WebCrypto has no SM2); a
+    signed read names its algorithm in its keyid, so the node checks it whatever the chain
+    signs blocks with, and the page lists the access a department made. Asking for a copy
+    would need an SM2 transaction, which the page says in words it cannot sign, pointing to
+    the app; nothing is sent."""
+    provider, reader = gm_node.signer("org1-admin"), gm_node.signer("bob")
+    code = "301004/000001"
+    wallet = Wallet.create(tmp_path / "wallet.json", "wallet pass", kdf_level="interactive")
+    citizen = wallet.new_key("default")
+    (src := tmp_path / "checkups.csv").write_bytes(b"resident,bmi\nR-1,22.5\n")
+    with _client(gm_node) as c:
+        c.data.register_resource(
+            provider, code=code, title="Health check results", provider="org1",
+            sharing="unconditional",
+        )  # fmt: skip
+        c.data.upload(provider, code, src, subjects=[citizen])
+        grant = c.data.request_access(reader, code, "clinic planning", period=3_600_000)
+        c.data.grant_keys(provider, code)
+        c.data.download(reader, code, 1, tmp_path / "got.csv", grant=grant["grant"],
+                        purpose="clinic planning 2027")  # fmt: skip
+    (key_file := tmp_path / "citizen.jwe").write_text(wallet.export_key("phone passphrase"))
+
+    with browser.page() as page:
+        page.goto(gm_node.url + "/my-data")
+        page.set_input_files("#keyfile", str(key_file))
+        page.fill("#passphrase", "phone passphrase")
+        page.click("#show")
+        status = page.locator("#status")
+        expect(status).to_have_text("1 access to records about you, oldest first.", timeout=30_000)
+        assert page.locator("#who").inner_text() == f"Signed in as {citizen}"
+        rows = page.locator("#accesses tbody tr")
+        assert [r.get_attribute("data-action") for r in rows.all()] == ["download"]
+        row = rows.nth(0).inner_text()
+        assert "downloaded it" in row and "clinic planning 2027" in row, row
+        assert f"Health check results ({code})" in row, row
+
+        page.locator(f"#records li[data-code='{code}'] button.ask").click()
+        page.fill("#purpose", "my own file")
+        page.click("#send")
+        asked = page.locator("#asked")
+        expect(asked).not_to_have_text(re.compile(r"^$|…$"), timeout=30_000)
+        assert asked.inner_text() == (
+            "This city's chain signs with sm2-sm3, which a browser cannot: use the citychain "
+            "app (citychain data request, citychain data download)."
+        )
+    with _client(gm_node) as c:  # the page sent nothing: only the download's request is there
+        assert [r["purpose"] for r in c.data.requests(provider, code)] == ["clinic planning"]
