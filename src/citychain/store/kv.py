@@ -63,6 +63,8 @@ MIN_DB_OPEN_FILES = 16
 #: collection relocates what is live in the oldest quarter of them, so the column family takes
 #: more disk for less compaction (measured on the state tree in ``bench/RESULTS.md``).
 MIN_BLOB_BYTES = 512
+#: Share of a memtable's size given to its bloom filter of whole keys (see ``_options``).
+MEMTABLE_BLOOM_RATIO = 0.02
 #: Size a blob file is cut at.
 BLOB_FILE_BYTES = 256 * 1024 * 1024
 
@@ -81,6 +83,12 @@ def _options(cache: Cache, max_open_files: int, *, blob_files: bool = False) -> 
     table.set_bloom_filter(10, False)  # measured: point reads 152k/s -> 230k/s
     table.set_block_cache(cache)
     opts.set_block_based_table_factory(table)
+    # A bloom filter of whole keys in each memtable (2 % of its size: ~1.3 MiB of 64 MiB): a
+    # point read of a key the memtable lacks, the usual case for state written blocks ago,
+    # skips the skip list's seek (8 % of a node's CPU resolving DIDs drawn from a million).
+    # Measured: uniform DID resolutions +13-19 %, writes unchanged (bench/RESULTS.md).
+    opts.set_memtable_prefix_bloom_ratio(MEMTABLE_BLOOM_RATIO)
+    opts.set_memtable_whole_key_filtering(True)
     if blob_files:
         opts.set_enable_blob_files(True)
         opts.set_min_blob_size(MIN_BLOB_BYTES)
