@@ -31,9 +31,10 @@ hurts both alike:
   ``application/did-resolution``) of DIDs drawn at random from all ``N``, over ``C``
   keep-alive connections of a minimal HTTP/1.1 client (no httpx on the hot path), ``T``
   seconds per round; every answer must be 200. The resolution rounds begin once the node is
-  idle (at most 3 minutes' wait, printed): after a million creations RocksDB compacts what
-  they wrote for minutes, on the same two cores, and a round beside that measures the
-  compaction as much as the resolutions. Ceiling: ``GET /v1/status`` on the same node with
+  idle (at most 3 minutes' wait, printed), so that no flush or compaction of what the
+  creations wrote shares the two cores with them (in the runs of 2026-12-07 the node was idle
+  within 2-5 s of a million creations: the wait is a guard, not what slowed first rounds;
+  the warm-up below is). Ceiling: ``GET /v1/status`` on the same node with
   the same client. Before the first round, ``--warmup`` seconds (10) of the same draws warm
   the node's caches, and their rate is printed too: the first seconds after a fill or a
   restart read RocksDB's blocks of the DIDs' index from the OS, where a node that has served
@@ -516,8 +517,9 @@ async def _run(node: NodeProcess, args: argparse.Namespace, kept: list[str]) -> 
 
 async def _settle(pid: int, limit_s: float = 180.0) -> tuple[float, float]:
     """Wait until the node is idle (below 5 % of a core for 2 s running), at most ``limit_s``:
-    after a fill, RocksDB compacts what it wrote for minutes, on the cores the resolutions are
-    measured on. Returns the seconds waited and the node's CPU seconds meanwhile."""
+    RocksDB may still be flushing or compacting what the creations wrote, on the cores the
+    resolutions are measured on. Returns the seconds waited and the node's CPU seconds
+    meanwhile."""
     t0, cpu0, quiet = time.monotonic(), _cpu_seconds(pid), 0
     while quiet < 2 and time.monotonic() - t0 < limit_s:
         cpu = _cpu_seconds(pid)
@@ -529,7 +531,8 @@ async def _settle(pid: int, limit_s: float = 180.0) -> tuple[float, float]:
 async def _resolves(node: NodeProcess, load: Load, args: argparse.Namespace) -> Load:
     assert node.proc is not None
     waited, cpu = await _settle(node.proc.pid)
-    say(f"node idle after {waited:.0f} s, {cpu:.1f} s of its CPU meanwhile (RocksDB compacting)")
+    say(f"node idle after {waited:.0f} s, {cpu:.1f} s of its CPU meanwhile")
+    # The long warm-up before the first rounds only: the rounds after them find the caches warm.
     for quickack in (False, True):
         await _resolve_rounds(
             load, node, args.rounds, args.seconds, args.concurrency, quickack,

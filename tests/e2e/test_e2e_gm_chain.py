@@ -319,6 +319,8 @@ def test_a_citizen_sees_on_a_gm_chain_who_accessed_records_about_them(
     (key_file := tmp_path / "citizen.jwe").write_text(wallet.export_key("phone passphrase"))
 
     with browser.page() as page:
+        sent: list[str] = []
+        page.on("request", lambda r: sent.append(f"{r.method} {r.url}"))
         page.goto(gm_node.url + "/my-data")
         page.set_input_files("#keyfile", str(key_file))
         page.fill("#passphrase", "phone passphrase")
@@ -341,5 +343,7 @@ def test_a_citizen_sees_on_a_gm_chain_who_accessed_records_about_them(
             "This city's chain signs with sm2-sm3, which a browser cannot: use the citychain "
             "app (citychain data request, citychain data download)."
         )
+        assert not [r for r in sent if r.startswith("POST ")], sent  # no transaction sent
+        assert any("/v1/data/subjects/" in r for r in sent), sent  # the signed reads were
     with _client(gm_node) as c:  # the page sent nothing: only the download's request is there
         assert [r["purpose"] for r in c.data.requests(provider, code)] == ["clinic planning"]
