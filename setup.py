@@ -8,8 +8,14 @@ code of ours is involved) into C extensions beside their sources. Python imports
 extension before the source of the same name. Measured in ``bench/RESULTS.md``: a
 transaction's decode ~2x, the state tree's block updates ~1.2-1.5x.
 
+One extension is C of our own (:data:`NATIVE`): ``crypto/_ed25519_batch.c``, a loop that
+checks a whole share of a batch of Ed25519 signatures with libsodium while Python's interpreter
+lock is released once (its header says why no library could do it; measured in
+``bench/RESULTS.md``: one validator ~1.5x the transfers).
+
 Everything works without them: where there is no compiler, a build failure, or
-``CITYCHAIN_PURE=1`` at install time, no extension is built and the sources run as they are.
+``CITYCHAIN_PURE=1`` at install time, no extension is built and the sources run as they are
+(for the C loop: one libsodium call a signature, through PyNaCl).
 ``CITYCHAIN_PURE=1`` at run time runs the sources even where extensions exist
 (``citychain/__init__.py``): to profile with py-spy, or to compare the two.
 """
@@ -28,6 +34,26 @@ COMPILED = [
     "src/citychain/state/_nodes.py",
     "src/citychain/state/_smt.py",
 ]
+
+
+#: C extensions of our own, as paths: code that has no Python twin because what it does
+#: cannot be done from Python (``citychain.NATIVE`` names the same modules; each source says
+#: why it exists). Built where a C compiler and Python's headers are, like the modules above;
+#: without one, or with ``CITYCHAIN_PURE=1``, the Python path they stand beside runs.
+NATIVE = ["src/citychain/crypto/_ed25519_batch.c"]
+
+
+def _native() -> list[Extension]:
+    if os.environ.get("CITYCHAIN_PURE") == "1":
+        return []
+    return [
+        Extension(
+            ".".join(path.removeprefix("src/").removesuffix(".c").split("/")),
+            [path],
+            optional=True,  # no compiler or no Python headers: setuptools warns, builds the rest
+        )
+        for path in NATIVE
+    ]
 
 
 def _compiled() -> list[Extension]:
@@ -63,4 +89,4 @@ def _compiled() -> list[Extension]:
     return list(extensions)
 
 
-setup(ext_modules=_compiled())
+setup(ext_modules=_compiled() + _native())

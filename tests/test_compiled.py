@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 import citychain
+from citychain.crypto import ED25519
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,18 +38,21 @@ def _states(**env: str) -> dict[str, str]:
     return json.loads(out.stdout)  # type: ignore[no-any-return]
 
 
-def test_the_build_compiles_the_modules_the_package_names() -> None:
-    """``setup.py`` lists paths, ``citychain.COMPILED`` module names: a module added to one
-    only would be compiled but never checked, or checked but never compiled."""
+@pytest.mark.parametrize("listing", ["COMPILED", "NATIVE"])
+def test_the_build_compiles_the_modules_the_package_names(listing: str) -> None:
+    """``setup.py`` lists paths, ``citychain.COMPILED`` (and ``NATIVE``, the C) module names:
+    a module added to one only would be compiled but never checked, or checked but never
+    compiled."""
     tree = ast.parse((ROOT / "setup.py").read_text(encoding="utf-8"))
     paths = next(
         ast.literal_eval(node.value)
         for node in tree.body
         if isinstance(node, ast.Assign)
-        and any(isinstance(t, ast.Name) and t.id == "COMPILED" for t in node.targets)
+        and any(isinstance(t, ast.Name) and t.id == listing for t in node.targets)
     )
     names = tuple(".".join(Path(p).relative_to("src").with_suffix("").parts) for p in paths)
-    assert names == citychain.COMPILED
+    assert names == getattr(citychain, listing)
+    assert all((ROOT / p).is_file() for p in paths)
 
 
 def test_no_compiled_module_is_older_than_its_source() -> None:
@@ -67,10 +71,24 @@ def test_no_compiled_module_is_older_than_its_source() -> None:
 )
 def test_the_install_compiled_every_module_where_a_compiler_is() -> None:
     assert set(citychain.compiled().values()) == {"compiled"}
+    assert set(citychain.compiled()) == {*citychain.COMPILED, *citychain.NATIVE}
+    # Built is not enough: the Ed25519 suite must really hand its batches to the C loop
+    # (it needs libsodium's function from PyNaCl's library; a changed PyNaCl fails here).
+    assert ED25519.native_batch
 
 
 def test_citychain_pure_runs_the_sources() -> None:
-    assert _states(CITYCHAIN_PURE="1") == dict.fromkeys(citychain.COMPILED, "source")
+    expected = dict.fromkeys((*citychain.COMPILED, *citychain.NATIVE), "source")
+    assert _states(CITYCHAIN_PURE="1") == expected
+    out = subprocess.run(
+        [sys.executable, "-c", "from citychain.crypto import ED25519; print(ED25519.native_batch)"],
+        env={**os.environ, "CITYCHAIN_PURE": "1"},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert out.stdout.strip() == "False"
 
 
 @pytest.mark.slow

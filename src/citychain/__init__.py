@@ -41,6 +41,11 @@ __version__ = "0.1.0"
 #: Modules an install may have compiled with mypyc (``setup.py``): the same sources, run as C
 #: extensions that Python imports before them. ``CITYCHAIN_PURE=1`` runs the sources instead.
 COMPILED = ("citychain.codec", "citychain.state._nodes", "citychain.state._smt")
+#: C extensions of our own (``setup.py``'s ``NATIVE``), each beside the Python path it speeds
+#: up: ``crypto/_ed25519_batch.c``, many Ed25519 checks with the interpreter lock released
+#: once (``citychain.crypto.ed25519``). Built where a compiler is; ``CITYCHAIN_PURE=1`` at run
+#: time takes the Python path instead.
+NATIVE = ("citychain.crypto._ed25519_batch",)
 
 
 class _Sources:
@@ -64,10 +69,12 @@ if _os.environ.get("CITYCHAIN_PURE") == "1":
 
 
 def compiled() -> dict[str, str]:
-    """Each module of :data:`COMPILED`: ``"compiled"``, ``"source"``, or ``"stale"`` (an
+    """Each module of :data:`COMPILED` and :data:`NATIVE`: ``"compiled"``, ``"source"`` (the
+    Python runs: no extension was built, or ``CITYCHAIN_PURE=1``), or ``"stale"`` (an
     extension older than its source, which was edited after the install built it: install
     again, ``pip install -e .``)."""
     from importlib import import_module
+    from importlib.util import find_spec
 
     states: dict[str, str] = {}
     for name in COMPILED:
@@ -77,5 +84,16 @@ def compiled() -> dict[str, str]:
             continue
         source = _os.path.join(_os.path.dirname(file), name.rpartition(".")[2] + ".py")
         fresh = not _os.path.exists(source) or _os.path.getmtime(source) <= _os.path.getmtime(file)
+        states[name] = "compiled" if fresh else "stale"
+    pure = _os.environ.get("CITYCHAIN_PURE") == "1"
+    for name in NATIVE:
+        spec = None if pure else find_spec(name)
+        if spec is None or not spec.origin:
+            states[name] = "source"
+            continue
+        source = _os.path.join(_os.path.dirname(spec.origin), name.rpartition(".")[2] + ".c")
+        fresh = not _os.path.exists(source) or _os.path.getmtime(source) <= _os.path.getmtime(
+            spec.origin
+        )
         states[name] = "compiled" if fresh else "stale"
     return states

@@ -211,9 +211,10 @@ def freeze_startup_heap(registry: CollectorRegistry) -> int:
 
 
 def _log_compiled() -> None:
-    """Say which of the modules an install compiles (:data:`citychain.COMPILED`) this node
-    runs compiled, and warn of one older than its source: that code is not what the source
-    says, and a node should not compute state with it."""
+    """Say which of the modules an install compiles (:data:`citychain.COMPILED`, and the C
+    of :data:`citychain.NATIVE`) this node runs compiled, and warn of one older than its
+    source: that code is not what the source says, and a node should not compute state with
+    it."""
     states = citychain.compiled()
     short = {name: name.removeprefix("citychain.") for name in states}
     stale = [short[n] for n, s in states.items() if s == "stale"]
@@ -231,7 +232,7 @@ def _log_compiled() -> None:
             ", ".join(source),
         )
     elif not stale:
-        log.info("compiled modules (mypyc): %s", ", ".join(short.values()))
+        log.info("compiled modules (mypyc, and C): %s", ", ".join(short.values()))
 
 
 async def serve(

@@ -143,6 +143,13 @@ class CryptoSuite(ABC):
             address = known[public_key] = self._derive_address(public_key)
         return address
 
+    def _verify_many(self, items: Sequence[VerifyItem]) -> list[bool]:
+        """:meth:`verify` of each item, in the calling thread: one share of
+        :meth:`batch_verify`'s work. A suite with a faster way to check many at once (the
+        Ed25519 suite's) overrides it; the answers must be :meth:`verify`'s."""
+        verify = self.verify
+        return [verify(*item) for item in items]
+
     def _derive_address(self, public_key: bytes) -> bytes:
         return self.hash(b"citychain/address/" + self.name.encode() + b"/" + public_key)[:20]
 
@@ -150,16 +157,11 @@ class CryptoSuite(ABC):
         """Check many signatures, spread over a thread pool. Order of results = order of items."""
         n = len(items)
         if n < BATCH_INLINE_BELOW:
-            return [self.verify(*item) for item in items]
+            return self._verify_many(items)
         pool = _pool()
         workers = pool._max_workers
         chunk = (n + workers - 1) // workers
-
-        def run(part: Sequence[VerifyItem]) -> list[bool]:
-            verify = self.verify
-            return [verify(*item) for item in part]
-
-        futures = [pool.submit(run, items[i : i + chunk]) for i in range(0, n, chunk)]
+        futures = [pool.submit(self._verify_many, items[i : i + chunk]) for i in range(0, n, chunk)]
         out: list[bool] = []
         for fut in futures:
             out.extend(fut.result())
