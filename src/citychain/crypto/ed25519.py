@@ -46,13 +46,13 @@ def _native() -> Callable[[bytes, bytes, bytes, array[int]], bytes] | None:
     try:
         import nacl._sodium
 
-        from citychain.crypto import _ed25519_batch
+        from citychain.crypto._ed25519_batch import bind, verify
 
         function = ctypes.CDLL(nacl._sodium.__file__).crypto_sign_verify_detached
-        _ed25519_batch.bind(ctypes.cast(function, ctypes.c_void_p).value or 0)
+        bind(ctypes.cast(function, ctypes.c_void_p).value or 0)
     except (ImportError, OSError, AttributeError, ValueError):
         return None
-    return _ed25519_batch.verify
+    return verify
 
 
 _NATIVE = _native()
