@@ -8,8 +8,8 @@ transaction hash that covers the signature is stable.
 Many signatures at once. One call of PyNaCl checks one signature, releasing the interpreter
 lock for its arithmetic and taking it back after; thousands of those a second in the verify
 threads made the lock change hands around every signature, and the thread that admits
-transactions and builds blocks waited at each hand-off (one validator committed ~1.5x the
-transfers without it: ``bench/RESULTS.md``, "one verification loop in C"). So where the
+transactions and builds blocks waited at each hand-off (with the loop below, one validator
+commits ~1.5x the transfers: ``bench/RESULTS.md``, "one verification loop in C"). So where the
 install built it (``setup.py``: a C compiler was present), :meth:`Ed25519Suite._verify_many`
 hands a whole share of a batch to ``_ed25519_batch``, a loop in C that calls libsodium's own
 ``crypto_sign_verify_detached`` (found in the library PyNaCl loaded) with the lock released
