@@ -76,24 +76,18 @@ def compiled() -> dict[str, str]:
     from importlib import import_module
     from importlib.util import find_spec
 
-    states: dict[str, str] = {}
-    for name in COMPILED:
-        file = import_module(name).__file__ or ""
-        if file.endswith(".py"):
-            states[name] = "source"
-            continue
-        source = _os.path.join(_os.path.dirname(file), name.rpartition(".")[2] + ".py")
-        fresh = not _os.path.exists(source) or _os.path.getmtime(source) <= _os.path.getmtime(file)
-        states[name] = "compiled" if fresh else "stale"
     pure = _os.environ.get("CITYCHAIN_PURE") == "1"
-    for name in NATIVE:
-        spec = None if pure else find_spec(name)
-        if spec is None or not spec.origin:
+    states: dict[str, str] = {}
+    for name in (*COMPILED, *NATIVE):
+        if name in COMPILED:  # the extension, or the source ahead of it when pure
+            file, suffix = import_module(name).__file__ or "", ".py"
+        else:  # nothing but the extension: found, unless pure
+            spec = None if pure else find_spec(name)
+            file, suffix = (spec.origin or "" if spec else ""), ".c"
+        if not file or file.endswith(".py"):
             states[name] = "source"
             continue
-        source = _os.path.join(_os.path.dirname(spec.origin), name.rpartition(".")[2] + ".c")
-        fresh = not _os.path.exists(source) or _os.path.getmtime(source) <= _os.path.getmtime(
-            spec.origin
-        )
+        source = _os.path.join(_os.path.dirname(file), name.rpartition(".")[2] + suffix)
+        fresh = not _os.path.exists(source) or _os.path.getmtime(source) <= _os.path.getmtime(file)
         states[name] = "compiled" if fresh else "stale"
     return states

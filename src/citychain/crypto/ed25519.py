@@ -115,25 +115,19 @@ class Ed25519Suite(CryptoSuite):
             for k, m, s in items
         ]  # fmt: skip
         good = items if all(fast) else [it for it, f in zip(items, fast, strict=True) if f]
-        verdicts = self._native_verify(*zip(*good, strict=True)) if good else b""
+        keys, messages, signatures = zip(*good, strict=True) if good else ((), (), ())
+        verdicts = _NATIVE(
+            b"".join(keys),
+            b"".join(signatures),
+            b"".join(messages),
+            array("Q", accumulate(map(len, messages))),
+        )
         if len(good) == len(items):
             return [v == 1 for v in verdicts]
         ordered = iter(verdicts)
         return [
             next(ordered) == 1 if f else self.verify(*it) for it, f in zip(items, fast, strict=True)
         ]
-
-    @staticmethod
-    def _native_verify(
-        keys: Sequence[bytes], messages: Sequence[bytes], signatures: Sequence[bytes]
-    ) -> bytes:
-        assert _NATIVE is not None
-        return _NATIVE(
-            b"".join(keys),
-            b"".join(signatures),
-            b"".join(messages),
-            array("Q", accumulate(map(len, messages))),
-        )
 
 
 ED25519 = Ed25519Suite()
