@@ -20,6 +20,7 @@ from rocksdict import (
     BlockBasedOptions,
     Cache,
     ColumnFamily,
+    DBCompressionType,
     Options,
     Rdict,
     WriteBatch,
@@ -63,13 +64,21 @@ MIN_DB_OPEN_FILES = 16
 #: collection relocates what is live in the oldest quarter of them, so the column family takes
 #: more disk for less compaction (measured on the state tree in ``bench/RESULTS.md``).
 MIN_BLOB_BYTES = 512
+#: Column families whose tables are written without compression (RocksDB's default for the
+#: others is Snappy). The state tree's pages are mostly hashes: Snappy saved ~10 % of their
+#: bytes on disk and cost ~55-60 % of the CPU RocksDB's own threads spend flushing and
+#: compacting a node's writes, on the cores the block path uses (``bench/RESULTS.md``,
+#: 2026-12-08). Tables written before keep their compression and stay readable.
+UNCOMPRESSED_COLUMN_FAMILIES: tuple[str, ...] = ("state_nodes",)
 #: Share of a memtable's size given to its bloom filter of whole keys (see ``_options``).
 MEMTABLE_BLOOM_RATIO = 0.02
 #: Size a blob file is cut at.
 BLOB_FILE_BYTES = 256 * 1024 * 1024
 
 
-def _options(cache: Cache, max_open_files: int, *, blob_files: bool = False) -> Options:
+def _options(
+    cache: Cache, max_open_files: int, *, blob_files: bool = False, compress: bool = True
+) -> Options:
     opts = Options(raw_mode=True)
     opts.set_max_open_files(max_open_files)
     # The table cache is split into shards, each with its own share of the bound (64 by
@@ -89,6 +98,8 @@ def _options(cache: Cache, max_open_files: int, *, blob_files: bool = False) -> 
     # Measured: uniform DID resolutions +13-19 %, writes unchanged (bench/RESULTS.md).
     opts.set_memtable_prefix_bloom_ratio(MEMTABLE_BLOOM_RATIO)
     opts.set_memtable_whole_key_filtering(True)
+    if not compress:
+        opts.set_compression_type(DBCompressionType.none())
     if blob_files:
         opts.set_enable_blob_files(True)
         opts.set_min_blob_size(MIN_BLOB_BYTES)
@@ -115,6 +126,12 @@ class Batch:
     def __len__(self) -> int:
         return int(self._batch.len())
 
+    def size_in_bytes(self) -> int:
+        """Bytes the batch holds (keys, values and RocksDB's framing): what its write
+        puts in the write-ahead log and the memtables. Ask before :meth:`KVStore.write`,
+        which consumes the batch."""
+        return int(self._batch.size_in_bytes())
+
 
 class KVStore:
     """A RocksDB database opened with the node's column families."""
@@ -128,6 +145,7 @@ class KVStore:
         read_only: bool = False,
         max_open_files: int = DEFAULT_MAX_OPEN_FILES,
         blob_column_families: Sequence[str] = (),
+        uncompressed_column_families: Sequence[str] = UNCOMPRESSED_COLUMN_FAMILIES,
     ) -> None:
         if max_open_files < MIN_DB_OPEN_FILES:
             raise InternalError(
@@ -144,7 +162,12 @@ class KVStore:
         cache = Cache(cache_bytes)
         opts = _options(cache, max_open_files)
         cfs = {
-            name: _options(cache, max_open_files, blob_files=name in blob_column_families)
+            name: _options(
+                cache,
+                max_open_files,
+                blob_files=name in blob_column_families,
+                compress=name not in uncompressed_column_families,
+            )
             for name in column_families
         }
         try:
