@@ -65,8 +65,8 @@ MIN_DB_OPEN_FILES = 16
 #: more disk for less compaction (measured on the state tree in ``bench/RESULTS.md``).
 MIN_BLOB_BYTES = 512
 #: Column families whose tables are written without compression (RocksDB's default for the
-#: others is Snappy). The state tree's pages are mostly hashes: Snappy saved ~10 % of their
-#: bytes on disk and cost ~55-60 % of the CPU RocksDB's own threads spend flushing and
+#: others is Snappy). The state tree's pages are mostly hashes: Snappy saved ~9 % of their
+#: bytes on disk and cost 40-60 % of the CPU RocksDB's own threads spend flushing and
 #: compacting a node's writes, on the cores the block path uses (``bench/RESULTS.md``,
 #: 2026-12-08). Tables written before keep their compression and stay readable.
 UNCOMPRESSED_COLUMN_FAMILIES: tuple[str, ...] = ("state_nodes",)
