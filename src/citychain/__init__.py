@@ -83,7 +83,7 @@ def compiled() -> dict[str, str]:
             file, suffix = import_module(name).__file__ or "", ".py"
         else:  # nothing but the extension: found, unless pure
             spec = None if pure else find_spec(name)
-            file, suffix = (spec.origin or "" if spec else ""), ".c"
+            file, suffix = ((spec.origin or "") if spec else ""), ".c"
         if not file or file.endswith(".py"):
             states[name] = "source"
             continue

@@ -9,13 +9,14 @@ Many signatures at once. One call of PyNaCl checks one signature, releasing the 
 lock for its arithmetic and taking it back after; thousands of those a second in the verify
 threads made the lock change hands around every signature, and the thread that admits
 transactions and builds blocks waited at each hand-off (with the loop below, one validator
-commits ~1.5x the transfers: ``bench/RESULTS.md``, "one verification loop in C"). So where the
-install built it (``setup.py``: a C compiler was present), :meth:`Ed25519Suite._verify_many`
-hands a whole share of a batch to ``_ed25519_batch``, a loop in C that calls libsodium's own
-``crypto_sign_verify_detached`` (found in the library PyNaCl loaded) with the lock released
-once. It accepts exactly what :meth:`Ed25519Suite.verify` accepts (``crypto_sign_open`` makes
-the same check), which ``tests/crypto/test_ed25519_batch.py`` holds for valid, altered,
-non-canonical and small-order cases. Without the extension, or with ``CITYCHAIN_PURE=1``, each
+commits ~1.35-1.7x the transfers: ``bench/RESULTS.md``, "one verification loop in C"). So
+where the install built it (``setup.py``: a C compiler was present),
+:meth:`Ed25519Suite._verify_many` hands a whole share of a batch to ``_ed25519_batch``, a loop
+in C that calls libsodium's own ``crypto_sign_verify_detached`` (found in the library PyNaCl
+loaded) with the lock released once. It accepts exactly what :meth:`Ed25519Suite.verify`
+accepts (``crypto_sign_open`` makes the same check), which
+``tests/crypto/test_ed25519_batch.py`` holds for valid, altered, non-canonical and small-order
+cases. Without the extension, or with ``CITYCHAIN_PURE=1``, each
 item goes through :meth:`Ed25519Suite.verify` as before.
 """
 
