@@ -27,6 +27,12 @@ ceiling measured in the same rounds as its figure:
 * ``data-download-to-memory``: the same download (another recorded access) into a writer that
   keeps nothing: the transfer's own rate, without the local file's writes and fsync, which on
   a VM whose disk is mounted with ``discard`` swing with what the round deleted. Same ceiling.
+* ``data-upload-floor``, ``data-download-floor``: the same file through
+  ``bench/data_floor.py``, the design's irreducible work (the same hashes, AES-GCM, writes,
+  fsyncs and page drops, in two processes over loopback TCP) and nothing else, beside the same
+  disk ceilings: what any implementation of this design reaches on this machine. And
+  ``data-upload-of-floor``, ``data-download-of-floor``: the real transfers beside the floor,
+  i.e. what the SDK's and node's own stack (HTTP, signatures, framework) costs.
 
 This process, the client, keeps freed memory for reuse (``keep_freed_memory``), as the CLI's
 transfers do; ``--default-allocator`` leaves glibc's defaults. The issue's target for the
@@ -51,6 +57,7 @@ sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import data_floor  # noqa: E402
 from bench_dids import Load, _setup, say  # type: ignore[import-not-found]  # noqa: E402
 from nodeproc import NodeProcess  # type: ignore[import-not-found,unused-ignore]  # noqa: E402
 
@@ -192,6 +199,7 @@ def _io_rounds(load: Load, args: argparse.Namespace, codes: _Codes, where: Path)
         for i in range(args.mib):
             f.write(block[i % 7 :] + block[: i % 7])
     ups, downs, mems, wr, rd = [], [], [], [], []
+    up_floor, down_floor, sha = [], [], []
     for r in range(args.rounds):
         code = codes.next()
         client.data.register_resource(provider, **_record(code))
@@ -201,17 +209,27 @@ def _io_rounds(load: Load, args: argparse.Namespace, codes: _Codes, where: Path)
         t0 = time.perf_counter()
         client.data.upload(provider, code, src)
         ups.append(args.mib / (time.perf_counter() - t0))
+        floor_store = where / f"floor{r}"
+        floor_store.mkdir()
+        evict(src)
+        got, floor_ids = data_floor.upload(src, floor_store)
+        up_floor.append(got)
         client.data.grant_keys(provider, code)
         rd.append(_disk_read(probe))
         t0 = time.perf_counter()
         client.data.download(reader, code, 1, out, grant=grant)
         downs.append(args.mib / (time.perf_counter() - t0))
+        out.unlink()
+        down_floor.append(data_floor.download(floor_store, floor_ids, out))
+        shutil.rmtree(floor_store)
+        sha.append(data_floor.sha256_rate())
         t0 = time.perf_counter()
         client.data.download(reader, code, 1, _Discard(), grant=grant)
         mems.append(args.mib / (time.perf_counter() - t0))
-        say(f"round {r + 1}: upload {ups[-1]:,.0f} MiB/s (disk write {wr[-1]:,.0f}), "
-            f"download {downs[-1]:,.0f} MiB/s, to memory {mems[-1]:,.0f} "
-            f"(disk read {rd[-1]:,.0f})")  # fmt: skip
+        say(f"round {r + 1}: upload {ups[-1]:,.0f} MiB/s (floor {up_floor[-1]:,.0f}, disk write "
+            f"{wr[-1]:,.0f}), download {downs[-1]:,.0f} MiB/s (floor {down_floor[-1]:,.0f}), "
+            f"to memory {mems[-1]:,.0f} (disk read {rd[-1]:,.0f}); SHA-256 {sha[-1]:,.0f} "
+            "MiB/s a core")  # fmt: skip
         out.unlink()
         probe.unlink()
     client.close()
@@ -221,6 +239,18 @@ def _io_rounds(load: Load, args: argparse.Namespace, codes: _Codes, where: Path)
                       statistics.median(rd), "MiB/s"))  # fmt: skip
     print(result_line("data-download-to-memory", statistics.median(mems), "MiB/s",
                       statistics.median(rd), "MiB/s"))  # fmt: skip
+    # What any implementation of the design could reach here (bench/data_floor.py), against
+    # the disk, and how near the real transfers come to it.
+    uf, df = statistics.median(up_floor), statistics.median(down_floor)
+    print(result_line("data-upload-floor", uf, "MiB/s", statistics.median(wr), "MiB/s"))
+    print(result_line("data-download-floor", df, "MiB/s", statistics.median(rd), "MiB/s"))
+    print(result_line("data-upload-of-floor", statistics.median(ups), "MiB/s", uf, "MiB/s"))
+    print(result_line("data-download-of-floor", statistics.median(downs), "MiB/s", df, "MiB/s"))
+    rate = statistics.median(sha)
+    up_bound = data_floor.hash_bound(rate, data_floor.UPLOAD_PASSES)
+    down_bound = data_floor.hash_bound(rate, data_floor.DOWNLOAD_PASSES)
+    say(f"SHA-256 {rate:,.0f} MiB/s a core: the hashing alone, spread over every core, bounds "
+        f"an upload at {up_bound:,.0f} MiB/s and a download at {down_bound:,.0f}")  # fmt: skip
 
 
 def main() -> None:
