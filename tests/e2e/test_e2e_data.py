@@ -301,8 +301,12 @@ def test_an_upload_cut_halfway_registers_nothing_and_resumes(
         src = tmp_path / "big.csv"
         src.write_bytes(os.urandom(40 * CHUNK))
         puts: list[str] = []
+        asks: list[str] = []
         c._http.event_hooks["request"].append(
             lambda r: puts.append(r.url.path) if r.method == "PUT" else None
+        )
+        c._http.event_hooks["request"].append(
+            lambda r: asks.append(r.url.path) if r.url.path == "/v1/data/blobs/missing" else None
         )
         real_open = _transfer._open
 
@@ -319,11 +323,13 @@ def test_an_upload_cut_halfway_registers_nothing_and_resumes(
         assert d.resource(CUT)["versions"] == 0
         sent = len(puts)
         assert sent == 16  # the first batch, sealed before the cut; no manifest
+        assert asks == []  # a fresh key's chunks are all new: the node is not asked
         monkeypatch.setattr(_transfer, "_open", real_open)
         up = d.upload(health, CUT, src, chunk_size=CHUNK)
         assert up.version == 1 and up.plain_hash == hashlib.sha256(src.read_bytes()).digest()
         resent = [p for p in puts[sent:] if p.startswith("/v1/data/blobs/")]
         assert len(resent) == 40 - sent  # the chunks stored before the cut were not sent again
+        assert len(asks) == 3  # the resumed upload asked about each of its batches (16, 16, 8)
         assert not any(p.name.endswith(".citychain-upload") for p in tmp_path.iterdir())
 
         # A download that fails halfway leaves nothing under its name, and no temporary file.
