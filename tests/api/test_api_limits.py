@@ -438,6 +438,92 @@ def test_a_request_the_protocol_leaves_to_the_app_reaches_it_whole() -> None:
     assert (b"expect", b"100-continue") in post["headers"]
 
 
+def test_a_body_in_many_reads_reaches_the_app_whole_in_order_and_as_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The protocol keeps a body's pieces as they come (``_BodyPieces``) instead of uvicorn's
+    bytearray: the app still gets bytes, every byte in order, whether it takes each piece as
+    it comes (a 1 MiB body written in 64 KiB pieces, the reads apart), lets small pieces pile
+    up while it sleeps (256 KiB in 4 KiB pieces: joined, reading paused at uvicorn's
+    high-water mark, then resumed) or sleeps through 4 MiB written at once, and the next
+    request on the connection starts with an empty body."""
+    seen: list[tuple[bytes, set[type]]] = []
+    held: list[limits._BodyPieces] = []
+
+    class Counted(limits._BodyPieces):
+        def __init__(self) -> None:
+            super().__init__()
+            held.append(self)
+
+    monkeypatch.setattr(limits, "_BodyPieces", Counted)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        parts, kinds = [], set()
+        if scope["path"] != "/piecewise":
+            await asyncio.sleep(0.3)  # the pieces pile up meanwhile
+        while True:
+            message = await receive()
+            kinds.add(type(message["body"]))
+            parts.append(message["body"])
+            if not message.get("more_body"):
+                break
+        seen.append((b"".join(parts), kinds))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    piecewise = bytes(range(256)) * 4096  # 1 MiB
+    small = bytes(range(1, 256)) * 1028  # 257 KiB
+    at_once = bytes(reversed(range(256))) * 16384  # 4 MiB
+
+    async def trickle(writer: asyncio.StreamWriter, body: bytes, piece: int, pause: float) -> None:
+        for at in range(0, len(body), piece):
+            writer.write(body[at : at + piece])
+            await writer.drain()
+            await asyncio.sleep(pause)
+
+    async def run() -> None:
+        async with _serving(
+            app, RequestLimits(5.0, 5.0, 300, 2048), Refusals(CollectorRegistry()),
+            per_address=4,
+        ) as (port, _listener, _server):  # fmt: skip
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"POST /piecewise HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+                         % len(piecewise))  # fmt: skip
+            await trickle(writer, piecewise, 65536, 0.002)
+            writer.write(b"POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+                         % len(small))  # fmt: skip
+            await trickle(writer, small, 4096, 0.002)
+            writer.write(b"POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+                         % len(at_once) + at_once)  # fmt: skip
+            writer.write(b"POST /empty HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+            got = b""
+            while got.count(b"HTTP/1.1 200") < 4:
+                got += await asyncio.wait_for(reader.read(65536), 5)
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    asyncio.run(run())
+    assert [body for body, _ in seen] == [piecewise, small, at_once, b""]
+    assert all(kinds == {bytes} for _, kinds in seen)
+    # the pieces were held as they came (this uvicorn's bytearray was replaced), and small
+    # ones piled up while the app slept
+    assert held and max(len(h.pieces) for h in held) > 1
+
+
+def test_body_pieces_give_a_lone_piece_uncopied_and_several_joined() -> None:
+    pieces = limits._BodyPieces()
+    assert (len(pieces), bytes(pieces)) == (0, b"")
+    one = b"x" * 70000
+    pieces.pieces.append(one)
+    pieces.size += len(one)
+    assert bytes(pieces) is one  # what uvicorn hands the app: the piece, not a copy
+    pieces.pieces.append(b"yz")
+    pieces.size += 2
+    assert (len(pieces), bytes(pieces)) == (70002, one + b"yz")
+
+
 def test_the_protocol_gives_kept_answers_and_leaves_the_rest_to_the_app(
     node: FakeNode, monkeypatch: pytest.MonkeyPatch
 ) -> None:
