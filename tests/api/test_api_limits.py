@@ -211,6 +211,20 @@ async def _serving(
         await serving
 
 
+async def _answers(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int, wait: float
+) -> bytes:
+    """All the server sent until its ``n``th ``200`` answer (each read within ``wait``
+    seconds); the connection closed then."""
+    got = b""
+    while got.count(b"HTTP/1.1 200") < n:
+        got += await asyncio.wait_for(reader.read(65536), wait)
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return got
+
+
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_the_connection_cap_holds_on_either_event_loop(node: FakeNode, loop: str) -> None:
     """uvloop's own server would accept in C, past the cap; the node's server accepts through
@@ -416,12 +430,7 @@ def test_a_request_the_protocol_leaves_to_the_app_reaches_it_whole() -> None:
                 b"POST /p HTTP/1.1\r\nHost: y\r\nExpect: 100-continue\r\n"
                 b"Content-Length: 3\r\n\r\nabc"
             )
-            got = b""
-            while got.count(b"HTTP/1.1 200") < 4:
-                got += await asyncio.wait_for(reader.read(65536), 3)
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
+            got = await _answers(reader, writer, 4, 3)
             return got.split(b"HTTP/1.1 200")[1:]
 
     answers = asyncio.run(run())
@@ -497,12 +506,7 @@ def test_a_body_in_many_reads_reaches_the_app_whole_in_order_and_as_bytes(
                          % len(at_once) + at_once)  # fmt: skip
             writer.write(b"POST /empty HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
             await writer.drain()
-            got = b""
-            while got.count(b"HTTP/1.1 200") < 4:
-                got += await asyncio.wait_for(reader.read(65536), 5)
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
+            await _answers(reader, writer, 4, 5)
 
     asyncio.run(run())
     assert [body for body, _ in seen] == [piecewise, small, at_once, b""]
