@@ -41,6 +41,7 @@ import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 MIB = 1 << 20
 CHUNK = 4 * MIB  # the SDK's default chunk (crypto/envelope.py DEFAULT_CHUNK_SIZE)
@@ -177,9 +178,10 @@ def _start_node(*args: str) -> tuple[subprocess.Popen[str], socket.socket]:
 # -- the client's halves ----------------------------------------------------------------------
 
 
-def upload(src: Path, store: Path) -> tuple[float, list[bytes]]:
+def upload(src: Path, store: Path) -> tuple[float, list[bytes], Any]:
     """The floor of an upload of ``src`` into ``store`` (an empty directory): MiB/s from the
-    first read to the node's answer that every chunk is synced, and the chunk ids."""
+    first read to the node's answer that every chunk is synced, the chunk ids, and the AEAD
+    they were sealed with (for :func:`download`)."""
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     aead = AESGCM(os.urandom(32))
@@ -229,20 +231,12 @@ def upload(src: Path, store: Path) -> tuple[float, list[bytes]]:
     elapsed = time.perf_counter() - t0
     if proc.wait(30):
         raise RuntimeError("the floor's node failed")
-    _key_for_download[0] = aead
-    return size / MIB / elapsed, ids
+    return size / MIB / elapsed, ids, aead
 
 
-_key_for_download: list[object] = [None]  # the upload's AEAD, so the download can open it
-
-
-def download(store: Path, ids: list[bytes], dest: Path) -> float:
-    """The floor of a download of the chunks ``upload`` stored into ``dest``: MiB/s from the
-    request to the synced file."""
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    aead = _key_for_download[0]
-    assert isinstance(aead, AESGCM)
+def download(store: Path, ids: list[bytes], aead: Any, dest: Path) -> float:
+    """The floor of a download of the chunks :func:`upload` stored (sealed with ``aead``)
+    into ``dest``: MiB/s from the request to the synced file."""
     plain_h = hashlib.sha256()
     proc, sock = _start_node("download", str(store), *(i.hex() for i in ids))
     buffers = [bytearray(CHUNK + TAG) for _ in range(2)]
@@ -310,8 +304,8 @@ def main() -> None:
         for r in range(args.rounds):
             store = work / f"store{r}"
             store.mkdir()
-            up, ids = upload(src, store)
-            down = download(store, ids, work / "out.bin")
+            up, ids, aead = upload(src, store)
+            down = download(store, ids, aead, work / "out.bin")
             rate = sha256_rate()
             print(
                 f"round {r + 1}: upload floor {up:,.0f} MiB/s (hash bound "
