@@ -729,10 +729,9 @@ class _GuardedHttpProtocol(HttpToolsProtocol):
         held: object = cycle.body  # typed bytearray by uvicorn: this holder is ours
         if type(held) is bytearray and not held:
             held = _BodyPieces()
-        elif not isinstance(held, _BodyPieces):
+        if not isinstance(held, _BodyPieces):
             super().on_body(body)
             return
-        assert isinstance(held, _BodyPieces)
         if (self.parser.should_upgrade() and self._should_upgrade()) or cycle.response_complete:
             return
         cycle.body = cast("bytearray", held)  # uvicorn only takes len() and bytes() of it
